@@ -1,0 +1,365 @@
+//! Configuration: `attune.toml`, checked once into a [`ValidConfig`].
+//!
+//! Precedence: defaults < config file < environment (`ATTUNE_ROOT`) < flags.
+//! Secrets never live in the file: the pseudonymization key is read from the
+//! environment variable the file names.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::schema::TABLES;
+use crate::{Error, Result};
+
+/// The key `attune demo` uses: public on purpose, so nobody mistakes demo
+/// pseudonyms for protected ones.
+pub const DEMO_KEY: &str = "attune-DEMO-key-not-secret-do-not-use-in-production";
+
+/// What `attune init` writes: every setting with its default, commented.
+pub const INIT_TEMPLATE: &str = r#"# attune configuration. Every setting is shown with its default.
+# Precedence: defaults < this file < environment (ATTUNE_ROOT) < command-line flags.
+
+# Where attune keeps everything (landing/, lake/, quarantine/, marts/, reports/, runs/).
+# A local folder ("data", "/srv/attune", "file:///srv/attune") or an object store
+# ("s3://bucket/prefix", "gs://bucket/prefix", "az://container/prefix"; credentials
+# from the usual AWS_*, GOOGLE_*, AZURE_* environment variables).
+root = "data"
+
+# Groups smaller than this are suppressed in every output and in the report.
+min_group_size = 10
+
+[pseudonymization]
+# Name of the environment variable that holds the secret key (at least 16 bytes).
+# Customer identifiers become HMAC-SHA256 pseudonyms under this key; the same key
+# gives the same pseudonym every night. The key itself never goes in this file.
+key_env = "ATTUNE_KEY"
+
+[ingest]
+# Tables to ingest each night; each needs landing/<table>/<date>/.
+tables = ["customers", "orders", "feedback", "tickets", "reviews", "web_sessions", "offers", "initiatives", "initiative_assignments"]
+# Field delimiter of CSV exports.
+delimiter = ","
+# Rows per Arrow batch / Parquet row-group chunk: memory grows with this, not with the input.
+batch_rows = 65536
+# Worker threads for ingest (0 = number of cores).
+threads = 0
+
+[privacy]
+# Partitions older than this many days are deleted by `attune retention`.
+retention_days = 730
+"#;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    root: Option<String>,
+    min_group_size: Option<usize>,
+    #[serde(default)]
+    pseudonymization: RawPseudonymization,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    privacy: RawPrivacy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPseudonymization {
+    key_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    tables: Option<Vec<String>>,
+    delimiter: Option<String>,
+    batch_rows: Option<usize>,
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    retention_days: Option<u32>,
+}
+
+/// Ingest settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Tables ingested each night, in ingest order. Default: all nine.
+    pub tables: Vec<String>,
+    /// CSV field delimiter. Default `,`.
+    pub delimiter: u8,
+    /// Rows per batch. Default 65,536.
+    pub batch_rows: usize,
+    /// Worker threads. Default: the number of cores.
+    pub threads: usize,
+}
+
+/// The checked configuration every job accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidConfig {
+    /// Data root URL or path. Default `data`.
+    pub root: String,
+    /// Smallest group shown anywhere. Default 10.
+    pub min_group_size: usize,
+    /// Environment variable holding the pseudonymization key. Default `ATTUNE_KEY`.
+    pub key_env: String,
+    pub ingest: IngestConfig,
+    /// Retention of landing, lake, quarantine and mart partitions. Default 730.
+    pub retention_days: u32,
+}
+
+impl Default for ValidConfig {
+    fn default() -> Self {
+        RawConfig::default().check().expect("defaults are valid")
+    }
+}
+
+impl ValidConfig {
+    /// Reads and checks a config file; `None` means defaults (plus environment).
+    pub fn load(path: Option<&Path>) -> Result<ValidConfig> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read {}: {e} (create one with `attune init`)",
+                        p.display()
+                    ))
+                })?;
+                Self::parse(&text).map_err(|e| match e {
+                    Error::Config(m) => Error::Config(format!("{}: {m}", p.display())),
+                    other => other,
+                })?
+            }
+            None => ValidConfig::default(),
+        };
+        if let Ok(root) = std::env::var("ATTUNE_ROOT")
+            && !root.trim().is_empty()
+        {
+            cfg.root = root;
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> Result<ValidConfig> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| Error::Config(e.message().to_string() + &location(text, e.span())))?;
+        raw.check()
+    }
+
+    /// The pseudonymization key from the environment, or the demo key when
+    /// `demo` is set. Refuses to run without one: a missing key must never
+    /// silently fall back to something guessable.
+    pub fn pseudonymization_key(&self, demo: bool) -> Result<Key> {
+        if demo {
+            return Ok(Key::new(DEMO_KEY.as_bytes().to_vec()));
+        }
+        match std::env::var(&self.key_env) {
+            Ok(k) if k.len() >= 16 => Ok(Key::new(k.into_bytes())),
+            Ok(_) => Err(Error::Policy(format!(
+                "the pseudonymization key in ${} is shorter than 16 bytes; use a long random secret (e.g. `openssl rand -hex 32`)",
+                self.key_env
+            ))),
+            Err(_) => Err(Error::Policy(format!(
+                "no pseudonymization key: set ${} to a long random secret (e.g. `export {}=$(openssl rand -hex 32)`) and keep it safe; the same key must be used every night",
+                self.key_env, self.key_env
+            ))),
+        }
+    }
+}
+
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => {
+            let before = &text[..r.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before
+                .rfind('\n')
+                .map_or(before.len(), |i| before.len() - i - 1)
+                + 1;
+            format!(" (line {line}, column {col})")
+        }
+        None => String::new(),
+    }
+}
+
+impl RawConfig {
+    fn check(self) -> Result<ValidConfig> {
+        let root = self.root.unwrap_or_else(|| "data".to_string());
+        if root.trim().is_empty() {
+            return Err(Error::Config("root is empty".into()));
+        }
+        let min_group_size = self.min_group_size.unwrap_or(10);
+        if min_group_size < 2 {
+            return Err(Error::Config(format!(
+                "min_group_size = {min_group_size} would show single customers; use at least 2 (default 10)"
+            )));
+        }
+        let key_env = self
+            .pseudonymization
+            .key_env
+            .unwrap_or_else(|| "ATTUNE_KEY".into());
+        if key_env.is_empty()
+            || !key_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::Config(format!(
+                "pseudonymization.key_env = {key_env:?} is not an environment variable name"
+            )));
+        }
+        let tables = match self.ingest.tables {
+            Some(t) => {
+                for name in &t {
+                    if !TABLES.contains(&name.as_str()) {
+                        return Err(Error::Config(format!(
+                            "ingest.tables: unknown table `{name}` (known: {})",
+                            TABLES.join(", ")
+                        )));
+                    }
+                }
+                // Keep the canonical order whatever the file says: consent first.
+                TABLES
+                    .iter()
+                    .filter(|x| t.iter().any(|n| n == *x))
+                    .map(|s| s.to_string())
+                    .collect()
+            }
+            None => TABLES.iter().map(|s| s.to_string()).collect(),
+        };
+        let delimiter = match self.ingest.delimiter.as_deref() {
+            None => b',',
+            Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+            Some("\\t") => b'\t',
+            Some(d) => {
+                return Err(Error::Config(format!(
+                    "ingest.delimiter = {d:?}: use one ASCII character such as \",\", \";\" or \"\\t\""
+                )));
+            }
+        };
+        let batch_rows = self.ingest.batch_rows.unwrap_or(65_536);
+        if !(1024..=1_048_576).contains(&batch_rows) {
+            return Err(Error::Config(format!(
+                "ingest.batch_rows = {batch_rows}: use 1024 to 1048576 (default 65536)"
+            )));
+        }
+        let threads = match self.ingest.threads.unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let retention_days = self.privacy.retention_days.unwrap_or(730);
+        if retention_days == 0 {
+            return Err(Error::Config(
+                "privacy.retention_days must be at least 1".into(),
+            ));
+        }
+        Ok(ValidConfig {
+            root,
+            min_group_size,
+            key_env,
+            ingest: IngestConfig {
+                tables,
+                delimiter,
+                batch_rows,
+                threads,
+            },
+            retention_days,
+        })
+    }
+}
+
+/// The secret pseudonymization key. Debug output never shows it.
+#[derive(Clone)]
+pub struct Key(Vec<u8>);
+
+impl Key {
+    /// Wraps key bytes.
+    pub fn new(bytes: Vec<u8>) -> Key {
+        Key(bytes)
+    }
+
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A short public fingerprint for manifests, so a run can say which key it
+    /// used without revealing it.
+    pub fn id(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"attune key id v1\0");
+        h.update(&self.0);
+        hex::encode(&h.finalize()[..6])
+    }
+
+    /// Whether this is the public demo key.
+    pub fn is_demo(&self) -> bool {
+        self.0 == DEMO_KEY.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key(id {})", self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_template_is_the_defaults() {
+        let parsed = ValidConfig::parse(INIT_TEMPLATE).expect("template parses");
+        assert_eq!(parsed, ValidConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let cases = [
+            ("colour = 1", "colour"),
+            ("[ingest]\nthreadz = 2", "threadz"),
+            ("[privacy]\nretention = 3", "retention"),
+        ];
+        for (text, key) in cases {
+            let err = ValidConfig::parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+            assert!(err.contains("line"), "{err} should give the line");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases = [
+            ("min_group_size = 1", "min_group_size"),
+            ("[ingest]\ntables = [\"ordrs\"]", "ordrs"),
+            ("[ingest]\ndelimiter = \";;\"", "delimiter"),
+            ("[ingest]\nbatch_rows = 3", "batch_rows"),
+            ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
+            ("[privacy]\nretention_days = 0", "retention_days"),
+        ];
+        for (text, want) in cases {
+            let err = ValidConfig::parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{err} should mention {want}");
+        }
+    }
+
+    #[test]
+    fn tables_keep_canonical_order() {
+        let c =
+            ValidConfig::parse("[ingest]\ntables = [\"orders\", \"customers\"]").expect("valid");
+        assert_eq!(c.ingest.tables, vec!["customers", "orders"]);
+    }
+
+    #[test]
+    fn key_id_is_stable_and_hides_the_key() {
+        let a = Key::new(b"0123456789abcdef0123".to_vec());
+        let b = Key::new(b"0123456789abcdef0124".to_vec());
+        assert_eq!(a.id(), a.clone().id());
+        assert_ne!(a.id(), b.id());
+        assert!(!format!("{a:?}").contains("0123456789"));
+    }
+}

@@ -1,0 +1,54 @@
+//! `attune demo`: a bakery-café's year of exports, generated and run through
+//! every job, in a local folder, with the public demo key.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ValidConfig;
+use crate::context::JobContext;
+use crate::generate::{GenerateParams, GroundTruth, generate};
+use crate::nightly::{self, NightlyOutcome, NightlyParams};
+use crate::{Error, Result};
+
+/// What the demo produced.
+#[derive(Debug)]
+pub struct DemoOutcome {
+    pub root: PathBuf,
+    pub truth: GroundTruth,
+    pub nightly: NightlyOutcome,
+}
+
+/// Generates the default business into `dir` and runs the nightly jobs over every day.
+pub async fn run(dir: &Path) -> Result<DemoOutcome> {
+    let params = GenerateParams {
+        out: dir.to_path_buf(),
+        ..GenerateParams::default()
+    };
+    let gen_params = params.clone();
+    let truth = tokio::task::spawn_blocking(move || generate(&gen_params))
+        .await
+        .map_err(|e| Error::Internal(format!("generator panicked: {e}")))??;
+    let cfg = ValidConfig {
+        root: dir.to_string_lossy().into_owned(),
+        ..ValidConfig::default()
+    };
+    let ctx = JobContext::open(cfg, true)?;
+    let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
+    let dates = nightly::date_range(params.start, last)?;
+    let outcome = nightly::run(
+        &ctx,
+        &NightlyParams {
+            dates,
+            only: Vec::new(),
+        },
+    )
+    .await?;
+    Ok(DemoOutcome {
+        root: ctx
+            .storage
+            .local_root()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.to_path_buf()),
+        truth,
+        nightly: outcome,
+    })
+}

@@ -1,0 +1,84 @@
+//! The one error type of the library.
+//!
+//! Variants keep bad input, bad configuration and policy decisions apart
+//! from `Internal` (a bug in attune), so `main` can map each to its own exit
+//! code and a scheduler can tell "fix your export" from "file a bug".
+
+use std::path::PathBuf;
+
+/// Result with attune's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop a job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file or a flag is wrong.
+    #[error("config: {0}")]
+    Config(String),
+
+    /// A schema contract under `schemas/` is malformed.
+    #[error("contract {table}: {reason}")]
+    Contract { table: String, reason: String },
+
+    /// A whole input file is unusable (not a single bad row: those are quarantined).
+    #[error("{file}: {reason}")]
+    Input { file: String, reason: String },
+
+    /// Input the run needs does not exist.
+    #[error("missing input: {what}. {hint}")]
+    MissingInput { what: String, hint: String },
+
+    /// A policy refuses to run (no pseudonymization key, …).
+    #[error("policy: {0}")]
+    Policy(String),
+
+    /// Local file I/O, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The object store (local folder, S3, GCS, Azure) failed.
+    #[error("storage: {0}")]
+    Storage(#[from] object_store::Error),
+
+    /// Parquet encoding or decoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// Arrow failed while building a batch.
+    #[error("arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+
+    /// DataFusion failed planning or running SQL.
+    #[error("sql: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// Another run holds the data root's lock.
+    #[error("locked: {0}")]
+    Locked(String),
+
+    /// A bug: an invariant attune relies on did not hold.
+    #[error("internal error (a bug in attune): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A whole-file input problem.
+    pub fn input(file: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Input {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,691 @@
+//! Ingest: landing exports → a clean, minimized, pseudonymous lake.
+//!
+//! Reads `landing/<table>/<date>/` (CSV, CSV.gz, NDJSON), validates each row
+//! against its contract, and writes `lake/<table>/dt=<date>/part-0.parquet`
+//! plus `quarantine/<table>/dt=<date>/part-0.parquet` (rejected rows with
+//! file, line, column, reason and the raw row). Minimization happens here, at
+//! the door: undeclared columns and direct PII are never read into memory
+//! past the parser, identifiers become HMAC pseudonyms, free text is
+//! redacted, quasi-identifiers are generalized, and rows of customers who
+//! declined analytics are excluded.
+//!
+//! Every row is accounted for, per table and date:
+//! read = written + quarantined + consent-excluded + duplicates.
+//!
+//! # Order
+//! Customers of every date go first, in date order, because they carry the
+//! consent decisions the other tables are filtered by; then every other
+//! (table, date) partition runs in parallel on `ingest.threads` workers.
+
+pub mod consent;
+pub mod pseudonym;
+pub mod redact;
+pub mod source;
+pub mod validate;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use object_store::path::Path;
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use self::consent::ConsentList;
+use self::pseudonym::{PassThrough, Pseudonym, Pseudonymizer, fingerprint128};
+use self::redact::Redactor;
+use self::source::{FileReport, Format, RowSink};
+use self::validate::{Fields, Reject, RowValidator};
+use crate::context::JobContext;
+use crate::parquet_io::{ParquetSink, write_batches};
+use crate::schema::Contract;
+use crate::storage::{Storage, landing_dir, partition_file};
+use crate::{Error, Result};
+
+/// Counts of one landing file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileOutcome {
+    #[serde(flatten)]
+    pub report: FileReport,
+    pub rows_written: u64,
+    pub quarantined: u64,
+    pub consent_excluded: u64,
+    pub duplicates: u64,
+    pub quarantine_reasons: BTreeMap<String, u64>,
+}
+
+/// Counts of one (table, date) partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionOutcome {
+    pub table: String,
+    pub date: NaiveDate,
+    pub files: Vec<FileOutcome>,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub quarantined: u64,
+    pub consent_excluded: u64,
+    pub duplicates: u64,
+    pub seconds: f64,
+}
+
+impl PartitionOutcome {
+    /// The accounting invariant: nothing is lost.
+    pub fn balanced(&self) -> bool {
+        self.rows_read
+            == self.rows_written + self.quarantined + self.consent_excluded + self.duplicates
+    }
+}
+
+/// Counts of one table over all dates of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableTotals {
+    pub table: String,
+    pub partitions: u64,
+    pub files: u64,
+    pub empty_files: u64,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub quarantined: u64,
+    pub consent_excluded: u64,
+    pub duplicates: u64,
+    pub quarantine_reasons: BTreeMap<String, u64>,
+    pub undeclared_columns: BTreeSet<String>,
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestOutcome {
+    pub dates: Vec<NaiveDate>,
+    pub tables: Vec<TableTotals>,
+    pub partitions: Vec<PartitionOutcome>,
+    /// Customers on the consent exclusion list after the run.
+    pub opted_out_customers: u64,
+    /// Distinct identifiers pseudonymized (HMACs computed), summed over workers.
+    pub pseudonyms_computed: u64,
+    pub warnings: Vec<String>,
+}
+
+impl IngestOutcome {
+    /// Rows read and written over all tables.
+    pub fn rows(&self) -> (u64, u64) {
+        self.tables
+            .iter()
+            .fold((0, 0), |(r, w), t| (r + t.rows_read, w + t.rows_written))
+    }
+}
+
+/// A landing file to read.
+#[derive(Debug, Clone)]
+struct LandingFile {
+    path: Path,
+    label: String,
+    format: Format,
+    gz: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PartitionJob {
+    contract: Arc<Contract>,
+    date: NaiveDate,
+    files: Vec<LandingFile>,
+}
+
+/// How a partition treats consent.
+enum ConsentState {
+    /// Exclude rows of customers on the list.
+    Check(Arc<HashSet<Pseudonym>>),
+    /// The customers table: read decisions into the list, exclude decliners.
+    Update(HashSet<Pseudonym>),
+}
+
+struct Shared {
+    storage: Storage,
+    handle: tokio::runtime::Handle,
+    redactor: Arc<Redactor>,
+    pool: Mutex<Vec<Pseudonymizer>>,
+    key: crate::config::Key,
+    delimiter: u8,
+    batch_rows: usize,
+}
+
+impl Shared {
+    fn take_pseudonymizer(&self) -> Pseudonymizer {
+        let pooled = self
+            .pool
+            .lock()
+            .expect("pool lock is never poisoned: no panics while held")
+            .pop();
+        pooled.unwrap_or_else(|| Pseudonymizer::new(&self.key))
+    }
+    fn give_back(&self, p: Pseudonymizer) {
+        self.pool
+            .lock()
+            .expect("pool lock is never poisoned: no panics while held")
+            .push(p);
+    }
+}
+
+/// Ingests every configured table for each of `dates`.
+#[instrument(skip_all, fields(job = "ingest", run_id = %ctx.run_id))]
+pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome> {
+    let storage = &ctx.storage;
+    let mut warnings = Vec::new();
+    let mut jobs = Vec::new();
+    let mut missing = Vec::new();
+    for date in dates {
+        for table in &ctx.cfg.ingest.tables {
+            let contract = ctx.contracts.get(table)?;
+            let dir = landing_dir(table, *date);
+            let listed = storage.list(&dir).await?;
+            if listed.is_empty() {
+                missing.push(storage.display(&dir));
+                continue;
+            }
+            let mut files = Vec::new();
+            for meta in listed {
+                let name = meta.location.filename().unwrap_or_default().to_string();
+                match source::detect(&name) {
+                    Some((format, gz)) => files.push(LandingFile {
+                        label: meta.location.to_string(),
+                        path: meta.location,
+                        format,
+                        gz,
+                    }),
+                    None => warnings.push(format!(
+                        "{}: not .csv, .csv.gz or .ndjson; skipped",
+                        meta.location
+                    )),
+                }
+            }
+            jobs.push(PartitionJob {
+                contract,
+                date: *date,
+                files,
+            });
+        }
+    }
+    if !missing.is_empty() {
+        let more = if missing.len() > 1 {
+            format!(" (and {} more)", missing.len() - 1)
+        } else {
+            String::new()
+        };
+        return Err(Error::MissingInput {
+            what: format!("no landing files in {}{more}", missing[0]),
+            hint: "Export the day's data there, or remove the table from [ingest] tables in attune.toml.".into(),
+        });
+    }
+
+    let shared = Arc::new(Shared {
+        storage: storage.clone(),
+        handle: tokio::runtime::Handle::current(),
+        redactor: Arc::new(Redactor::new()),
+        pool: Mutex::new(Vec::new()),
+        key: ctx.key.clone(),
+        delimiter: ctx.cfg.ingest.delimiter,
+        batch_rows: ctx.cfg.ingest.batch_rows,
+    });
+
+    // Phase 1: consent decisions, in date order.
+    let mut list = ConsentList::load(storage).await?;
+    let (customer_jobs, other_jobs): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|j| j.contract.table == "customers");
+    let mut partitions = Vec::new();
+    let before = list.pseudonyms.clone();
+    for job in customer_jobs {
+        let sh = shared.clone();
+        let opted_out = std::mem::take(&mut list.pseudonyms);
+        let (outcome, state) = tokio::task::spawn_blocking(move || {
+            ingest_partition(&sh, &job, ConsentState::Update(opted_out))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
+        if let ConsentState::Update(set) = state {
+            list.pseudonyms = set;
+        }
+        partitions.push(outcome);
+    }
+    if list.pseudonyms != before {
+        list.save(storage).await?;
+    }
+
+    // Phase 2: everything else, in parallel.
+    let opted_out = Arc::new(list.pseudonyms.clone());
+    let mut results = futures::stream::iter(other_jobs.into_iter().map(|job| {
+        let sh = shared.clone();
+        let set = opted_out.clone();
+        tokio::task::spawn_blocking(move || {
+            ingest_partition(&sh, &job, ConsentState::Check(set)).map(|(o, _)| o)
+        })
+    }))
+    .buffer_unordered(ctx.cfg.ingest.threads.max(1));
+    while let Some(r) = results.next().await {
+        partitions.push(r.map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??);
+    }
+    partitions.sort_by_key(|p| (p.date, table_rank(&p.table)));
+
+    for date in dates {
+        let of_date: Vec<&PartitionOutcome> =
+            partitions.iter().filter(|p| p.date == *date).collect();
+        write_audit(storage, ctx, *date, &of_date).await?;
+    }
+
+    let mut tables: Vec<TableTotals> = Vec::new();
+    for p in &partitions {
+        let t = match tables.iter_mut().find(|t| t.table == p.table) {
+            Some(t) => t,
+            None => {
+                tables.push(TableTotals {
+                    table: p.table.clone(),
+                    ..TableTotals::default()
+                });
+                tables.last_mut().expect("just pushed")
+            }
+        };
+        t.partitions += 1;
+        t.rows_read += p.rows_read;
+        t.rows_written += p.rows_written;
+        t.quarantined += p.quarantined;
+        t.consent_excluded += p.consent_excluded;
+        t.duplicates += p.duplicates;
+        for f in &p.files {
+            t.files += 1;
+            t.empty_files += u64::from(f.report.empty);
+            t.undeclared_columns
+                .extend(f.report.undeclared.iter().cloned());
+            for (k, v) in &f.quarantine_reasons {
+                *t.quarantine_reasons.entry(k.clone()).or_default() += v;
+            }
+            if f.report.empty {
+                warnings.push(format!("{}: empty file", f.report.file));
+            }
+        }
+    }
+    tables.sort_by_key(|t| table_rank(&t.table));
+    let pseudonyms_computed = shared
+        .pool
+        .lock()
+        .expect("pool lock is never poisoned: no panics while held")
+        .iter()
+        .map(Pseudonymizer::computed)
+        .sum();
+    let outcome = IngestOutcome {
+        dates: dates.to_vec(),
+        tables,
+        partitions,
+        opted_out_customers: list.pseudonyms.len() as u64,
+        pseudonyms_computed,
+        warnings,
+    };
+    let (read, written) = outcome.rows();
+    info!(
+        dates = dates.len(),
+        rows_read = read,
+        rows_written = written,
+        "ingested"
+    );
+    Ok(outcome)
+}
+
+fn table_rank(table: &str) -> usize {
+    crate::schema::TABLES
+        .iter()
+        .position(|t| *t == table)
+        .unwrap_or(usize::MAX)
+}
+
+/// Test hook: `ATTUNE_FAULT=ingest-abort-after-batches=N` aborts the process
+/// (like `kill -9`) after N lake batches, to prove crashes leave no half state.
+fn fault_after_batches() -> Option<u64> {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("ATTUNE_FAULT")
+            .ok()?
+            .strip_prefix("ingest-abort-after-batches=")?
+            .parse()
+            .ok()
+    })
+}
+static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+fn ingest_partition(
+    sh: &Shared,
+    job: &PartitionJob,
+    consent: ConsentState,
+) -> Result<(PartitionOutcome, ConsentState)> {
+    let started = Instant::now();
+    let contract = &job.contract;
+    let table = &contract.table;
+    let lake_path = partition_file("lake", table, job.date);
+    let quarantine_path = partition_file("quarantine", table, job.date);
+    let validator = RowValidator::new(
+        contract.clone(),
+        sh.take_pseudonymizer(),
+        sh.redactor.clone(),
+        i64::from(job.date.year()),
+    );
+    let lake = ParquetSink::create(sh.storage.store(), lake_path, validator.schema())?;
+    let quarantine = ParquetSink::create(sh.storage.store(), quarantine_path, quarantine_schema())?;
+    let mut sink = PartitionSink {
+        customer_col: contract.customer_column(),
+        consent_col: contract
+            .column_index("consent_analytics")
+            .filter(|_| table == "customers"),
+        pk: contract.primary_key.clone(),
+        validator,
+        lake,
+        quarantine,
+        q: QuarantineBuilder::default(),
+        seen: HashSet::default(),
+        consent,
+        sh,
+        file: FileOutcome::default(),
+    };
+    let mut files = Vec::new();
+    for f in &job.files {
+        sink.file = FileOutcome {
+            report: FileReport {
+                file: f.label.clone(),
+                ..FileReport::default()
+            },
+            ..FileOutcome::default()
+        };
+        let input = sh.storage.open_read(&sh.handle, &f.path)?;
+        let report = source::read(
+            input,
+            f.format,
+            f.gz,
+            &f.label,
+            sh.delimiter,
+            contract,
+            &mut sink,
+        )?;
+        let mut done = std::mem::take(&mut sink.file);
+        done.report = report;
+        files.push(done);
+    }
+    let PartitionSink {
+        mut validator,
+        mut lake,
+        mut quarantine,
+        mut q,
+        consent,
+        ..
+    } = sink;
+    if validator.pending() > 0 {
+        let batch = validator.take_batch()?;
+        sh.handle.block_on(lake.write(&batch))?;
+    }
+    if q.len > 0 {
+        sh.handle.block_on(quarantine.write(&q.take()?))?;
+    }
+    let rows_written = sh.handle.block_on(lake.finish())?;
+    sh.handle.block_on(quarantine.finish())?;
+    sh.give_back(validator.pseudonymizer);
+    let sum = |f: fn(&FileOutcome) -> u64| files.iter().map(f).sum::<u64>();
+    let outcome = PartitionOutcome {
+        table: table.clone(),
+        date: job.date,
+        rows_read: sum(|f| f.report.rows),
+        rows_written,
+        quarantined: sum(|f| f.quarantined),
+        consent_excluded: sum(|f| f.consent_excluded),
+        duplicates: sum(|f| f.duplicates),
+        files,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if !outcome.balanced()
+        || rows_written != outcome.files.iter().map(|f| f.rows_written).sum::<u64>()
+    {
+        return Err(Error::Internal(format!(
+            "row accounting of {table} {} does not balance: {outcome:?}",
+            job.date
+        )));
+    }
+    if outcome.quarantined > 0 {
+        warn!(table = %table, date = %job.date, quarantined = outcome.quarantined, "rows quarantined");
+    }
+    tracing::debug!(table = %table, date = %job.date, rows_in = outcome.rows_read, rows_out = outcome.rows_written, "partition ingested");
+    Ok((outcome, consent))
+}
+
+struct PartitionSink<'a> {
+    validator: RowValidator,
+    lake: ParquetSink,
+    quarantine: ParquetSink,
+    q: QuarantineBuilder,
+    seen: HashSet<u128, BuildHasherDefault<PassThrough>>,
+    consent: ConsentState,
+    customer_col: Option<usize>,
+    consent_col: Option<usize>,
+    pk: Vec<usize>,
+    sh: &'a Shared,
+    file: FileOutcome,
+}
+
+impl PartitionSink<'_> {
+    fn flush_if_full(&mut self) -> Result<()> {
+        if self.validator.pending() >= self.sh.batch_rows {
+            let batch = self.validator.take_batch()?;
+            self.sh.handle.block_on(self.lake.write(&batch))?;
+            let n = BATCHES_WRITTEN.fetch_add(1, Ordering::SeqCst) + 1;
+            if fault_after_batches().is_some_and(|limit| n >= limit) {
+                std::process::abort();
+            }
+        }
+        if self.q.len >= self.sh.batch_rows {
+            let batch = self.q.take()?;
+            self.sh.handle.block_on(self.quarantine.write(&batch))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the row's customer declined analytics (and, for the customers
+    /// table, records the decision the row carries).
+    fn excluded_for_consent(&mut self) -> bool {
+        let Some(cc) = self.customer_col else {
+            return false;
+        };
+        let Some(p) = self.validator.pseudonym_of(cc).copied() else {
+            return false; // anonymous rows (reviews, sessions) have no consent to check
+        };
+        match &mut self.consent {
+            ConsentState::Check(set) => set.contains(&p),
+            ConsentState::Update(set) => {
+                match self.consent_col.and_then(|c| self.validator.bool_of(c)) {
+                    Some(false) => {
+                        set.insert(p);
+                        true
+                    }
+                    Some(true) => {
+                        set.remove(&p);
+                        false
+                    }
+                    None => set.contains(&p),
+                }
+            }
+        }
+    }
+}
+
+impl RowSink for PartitionSink<'_> {
+    fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()> {
+        if let Err(reject) = self.validator.check(fields) {
+            return self.reject(line, reject, raw);
+        }
+        if self.excluded_for_consent() {
+            self.file.consent_excluded += 1;
+            return Ok(());
+        }
+        let mut key = Vec::with_capacity(32);
+        for &i in &self.pk {
+            key.extend_from_slice(fields[i].unwrap_or_default().trim_ascii());
+            key.push(0x1f);
+        }
+        // First occurrence wins: files are read in name order, rows in line
+        // order, so the choice is the same on every run.
+        if !self.seen.insert(fingerprint128(&key)) {
+            self.file.duplicates += 1;
+            return Ok(());
+        }
+        self.validator.append(fields);
+        self.file.rows_written += 1;
+        self.flush_if_full()
+    }
+
+    fn reject(&mut self, line: u64, reject: Reject, raw: &dyn Fn() -> String) -> Result<()> {
+        self.file.quarantined += 1;
+        *self
+            .file
+            .quarantine_reasons
+            .entry(reject.reason.code().to_string())
+            .or_default() += 1;
+        self.q.push(&self.file.report.file, line, &reject, &raw());
+        self.flush_if_full()
+    }
+}
+
+/// Schema of `quarantine/<table>`.
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("column", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, false),
+        Field::new("raw_line", DataType::Utf8, false),
+    ]))
+}
+
+#[derive(Default)]
+struct QuarantineBuilder {
+    source_file: StringBuilder,
+    line: Int64Builder,
+    column: StringBuilder,
+    reason: StringBuilder,
+    detail: StringBuilder,
+    raw_line: StringBuilder,
+    len: usize,
+}
+
+impl QuarantineBuilder {
+    fn push(&mut self, file: &str, line: u64, reject: &Reject, raw: &str) {
+        self.source_file.append_value(file);
+        self.line
+            .append_value(i64::try_from(line).unwrap_or(i64::MAX));
+        self.column.append_option(reject.column.as_deref());
+        self.reason.append_value(reject.reason.code());
+        self.detail.append_value(&reject.detail);
+        self.raw_line.append_value(raw);
+        self.len += 1;
+    }
+
+    fn take(&mut self) -> Result<RecordBatch> {
+        self.len = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.source_file.finish()),
+            Arc::new(self.line.finish()),
+            Arc::new(self.column.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.detail.finish()),
+            Arc::new(self.raw_line.finish()),
+        ];
+        Ok(RecordBatch::try_new(quarantine_schema(), cols)?)
+    }
+}
+
+/// Schema of `lake/ingest_audit`: what arrived and what became of it, per file.
+pub fn audit_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, true),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+    ]))
+}
+
+async fn write_audit(
+    storage: &Storage,
+    ctx: &JobContext,
+    date: NaiveDate,
+    partitions: &[&PartitionOutcome],
+) -> Result<()> {
+    let (mut t, mut f, mut c, mut o, mut n) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+    );
+    let mut push = |table: &str, file: &str, column: Option<&str>, outcome: &str, rows: u64| {
+        t.append_value(table);
+        f.append_value(file);
+        c.append_option(column);
+        o.append_value(outcome);
+        n.append_value(i64::try_from(rows).unwrap_or(i64::MAX));
+    };
+    for p in partitions {
+        let contract = ctx.contracts.get(&p.table)?;
+        for file in &p.files {
+            let name = &file.report.file;
+            push(&p.table, name, None, "rows_read", file.report.rows);
+            push(&p.table, name, None, "rows_written", file.rows_written);
+            push(
+                &p.table,
+                name,
+                None,
+                "consent_excluded",
+                file.consent_excluded,
+            );
+            push(&p.table, name, None, "duplicate", file.duplicates);
+            for (reason, k) in &file.quarantine_reasons {
+                push(&p.table, name, None, &format!("quarantined:{reason}"), *k);
+            }
+            for col in &file.report.columns {
+                let outcome = match contract.column_index(col) {
+                    Some(i) => contract.columns[i].handling.as_str(),
+                    None => "undeclared_dropped",
+                };
+                push(&p.table, name, Some(col), outcome, file.report.rows);
+            }
+            for col in &file.report.undeclared {
+                if !file.report.columns.contains(col) {
+                    push(
+                        &p.table,
+                        name,
+                        Some(col),
+                        "undeclared_dropped",
+                        file.report.rows,
+                    );
+                }
+            }
+        }
+    }
+    let batch = RecordBatch::try_new(
+        audit_schema(),
+        vec![
+            Arc::new(t.finish()) as ArrayRef,
+            Arc::new(f.finish()),
+            Arc::new(c.finish()),
+            Arc::new(o.finish()),
+            Arc::new(n.finish()),
+        ],
+    )?;
+    write_batches(
+        storage,
+        &partition_file("lake", "ingest_audit", date),
+        audit_schema(),
+        &[batch],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! Reading export files: CSV, gzipped CSV and NDJSON, row by row.
+//!
+//! Whole-file problems (no header, a required column missing, the wrong
+//! delimiter, a corrupt gzip stream) stop ingest with an error naming the
+//! file; row problems go to the sink as rejects with their line number.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+
+use super::validate::{Fields, MAX_COLUMNS, Reason, Reject};
+use crate::schema::Contract;
+use crate::{Error, Result};
+
+/// File formats attune reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Ndjson,
+}
+
+/// The format of a landing file from its name, and whether it is gzipped.
+pub fn detect(name: &str) -> Option<(Format, bool)> {
+    let lower = name.to_ascii_lowercase();
+    let (stem, gz) = match lower.strip_suffix(".gz") {
+        Some(s) => (s.to_string(), true),
+        None => (lower, false),
+    };
+    if stem.ends_with(".csv") || stem.ends_with(".tsv") {
+        Some((Format::Csv, gz))
+    } else if stem.ends_with(".ndjson") || stem.ends_with(".jsonl") {
+        Some((Format::Ndjson, gz))
+    } else {
+        None
+    }
+}
+
+/// Receives the rows of a file.
+pub trait RowSink {
+    /// A row whose fields are mapped to contract columns.
+    fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()>;
+    /// A row that could not even be mapped (ragged, malformed, not UTF-8).
+    fn reject(&mut self, line: u64, reject: Reject, raw: &dyn Fn() -> String) -> Result<()>;
+}
+
+/// What one file contained.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub rows: u64,
+    pub empty: bool,
+    /// Columns that arrived, in file order (NDJSON: every key seen).
+    pub columns: Vec<String>,
+    /// Columns that arrived but no contract declares: dropped.
+    pub undeclared: Vec<String>,
+}
+
+/// Reads `input` as `format`, passing rows to `sink`.
+pub fn read(
+    input: Box<dyn Read + Send>,
+    format: Format,
+    gz: bool,
+    label: &str,
+    delimiter: u8,
+    contract: &Contract,
+    sink: &mut dyn RowSink,
+) -> Result<FileReport> {
+    let input: Box<dyn Read + Send> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(input))
+    } else {
+        input
+    };
+    match format {
+        Format::Csv => read_csv(input, label, delimiter, contract, sink),
+        Format::Ndjson => read_ndjson(input, label, contract, sink),
+    }
+}
+
+fn read_error(label: &str, e: std::io::Error) -> Error {
+    let what = if e.kind() == std::io::ErrorKind::InvalidInput
+        || e.to_string().contains("gzip")
+        || e.to_string().contains("deflate")
+    {
+        format!("cannot decompress ({e}); is it really gzip? Re-export the file")
+    } else {
+        format!("cannot read: {e}")
+    };
+    Error::input(label, what)
+}
+
+fn read_csv(
+    input: Box<dyn Read + Send>,
+    label: &str,
+    delimiter: u8,
+    contract: &Contract,
+    sink: &mut dyn RowSink,
+) -> Result<FileReport> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 18)
+        .from_reader(input);
+    let mut report = FileReport {
+        file: label.to_string(),
+        ..FileReport::default()
+    };
+    let mut record = csv::ByteRecord::new();
+    let csv_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(io) => read_error(label, io),
+        other => Error::input(label, format!("cannot parse CSV: {other:?}")),
+    };
+    if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
+        report.empty = true;
+        return Ok(report);
+    }
+    let header: Vec<String> = record
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 {
+                h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+            } else {
+                h
+            };
+            String::from_utf8_lossy(h).trim().to_ascii_lowercase()
+        })
+        .collect();
+    check_delimiter(&header, delimiter, label)?;
+    let mut mapping: Vec<Option<usize>> = Vec::with_capacity(header.len());
+    for (i, name) in header.iter().enumerate() {
+        if name.is_empty() {
+            return Err(Error::input(
+                label,
+                format!("header column {} has no name", i + 1),
+            ));
+        }
+        if header[..i].contains(name) {
+            return Err(Error::input(
+                label,
+                format!("header names column `{name}` twice"),
+            ));
+        }
+        let idx = contract.column_index(name);
+        if idx.is_none() {
+            report.undeclared.push(name.clone());
+        }
+        mapping.push(idx);
+    }
+    for c in contract.columns.iter().filter(|c| c.required) {
+        if !header.contains(&c.name) {
+            return Err(Error::input(
+                label,
+                format!(
+                    "header lacks required column `{}` of table {} (found: {}); add it to the export or map it in schemas/",
+                    c.name,
+                    contract.table,
+                    header.join(", ")
+                ),
+            ));
+        }
+    }
+    report.columns = header.clone();
+    loop {
+        if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        // A blank line is not a row (exports often end with one).
+        if record.len() == 1 && record[0].is_empty() {
+            continue;
+        }
+        report.rows += 1;
+        // Rebuilt from the parsed fields (quoted where needed): only rejected rows pay for it.
+        let raw = || {
+            let mut raw_buf = Vec::new();
+            let mut w = csv::WriterBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(&mut raw_buf);
+            let _ = w.write_byte_record(&record);
+            drop(w);
+            String::from_utf8_lossy(raw_buf.strip_suffix(b"\n").unwrap_or(&raw_buf)).into_owned()
+        };
+        if record.len() != header.len() {
+            let reject = Reject {
+                reason: Reason::RaggedRow,
+                column: None,
+                detail: format!("{} fields, header has {}", record.len(), header.len()),
+            };
+            sink.reject(line, reject, &raw)?;
+            continue;
+        }
+        let mut fields: Fields<'_> = [None; MAX_COLUMNS];
+        for (j, m) in mapping.iter().enumerate() {
+            if let Some(ci) = m {
+                fields[*ci] = Some(&record[j]);
+            }
+        }
+        sink.row(line, &fields, &raw)?;
+    }
+    Ok(report)
+}
+
+/// A header of one column that contains another common delimiter means the
+/// file uses that delimiter: say so instead of rejecting every row.
+fn check_delimiter(header: &[String], delimiter: u8, label: &str) -> Result<()> {
+    if header.len() != 1 {
+        return Ok(());
+    }
+    for d in [',', ';', '\t', '|'] {
+        if d as u8 != delimiter && header[0].contains(d) {
+            let shown = if d == '\t' {
+                "\\t".to_string()
+            } else {
+                d.to_string()
+            };
+            return Err(Error::input(
+                label,
+                format!(
+                    "the header is one column containing '{shown}': the file looks '{shown}'-delimited; set [ingest] delimiter = \"{shown}\" in attune.toml or export with '{}'",
+                    delimiter as char
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_ndjson(
+    input: Box<dyn Read + Send>,
+    label: &str,
+    contract: &Contract,
+    sink: &mut dyn RowSink,
+) -> Result<FileReport> {
+    let mut rdr = BufReader::with_capacity(1 << 18, input);
+    let mut report = FileReport {
+        file: label.to_string(),
+        ..FileReport::default()
+    };
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut buf = Vec::with_capacity(4096);
+    let mut line = 0u64;
+    let mut any_bytes = false;
+    loop {
+        buf.clear();
+        let n = rdr
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| read_error(label, e))?;
+        if n == 0 {
+            break;
+        }
+        any_bytes = true;
+        line += 1;
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.trim_ascii().is_empty() {
+            continue;
+        }
+        report.rows += 1;
+        let raw = || String::from_utf8_lossy(text).into_owned();
+        let Ok(s) = std::str::from_utf8(text) else {
+            let reject = Reject {
+                reason: Reason::InvalidUtf8,
+                column: None,
+                detail: "line is not valid UTF-8".into(),
+            };
+            sink.reject(line, reject, &raw)?;
+            continue;
+        };
+        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(s) {
+            Ok(o) => o,
+            Err(e) => {
+                let reject = Reject {
+                    reason: Reason::MalformedJson,
+                    column: None,
+                    detail: format!("not a JSON object: {}", e.classify_text()),
+                };
+                sink.reject(line, reject, &raw)?;
+                continue;
+            }
+        };
+        // Numbers and booleans are handed to validation as their JSON text,
+        // so one set of type rules serves CSV and NDJSON alike.
+        let mut texts: Vec<(usize, String)> = Vec::new();
+        for (k, v) in &obj {
+            let key = k.to_ascii_lowercase();
+            let Some(ci) = contract.column_index(&key) else {
+                if !seen.contains(&key) {
+                    seen.insert(key.clone());
+                    report.undeclared.push(key);
+                }
+                continue;
+            };
+            if !report.columns.contains(&key) {
+                report.columns.push(key);
+            }
+            match v {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(_) => {}
+                other => texts.push((ci, other.to_string())),
+            }
+        }
+        let mut fields: Fields<'_> = [None; MAX_COLUMNS];
+        for (k, v) in &obj {
+            if let (Some(ci), serde_json::Value::String(s)) =
+                (contract.column_index(&k.to_ascii_lowercase()), v)
+            {
+                fields[ci] = Some(s.as_bytes());
+            }
+        }
+        for (ci, t) in &texts {
+            fields[*ci] = Some(t.as_bytes());
+        }
+        sink.row(line, &fields, &raw)?;
+    }
+    report.empty = !any_bytes;
+    Ok(report)
+}
+
+trait ClassifyText {
+    fn classify_text(&self) -> &'static str;
+}
+
+impl ClassifyText for serde_json::Error {
+    fn classify_text(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Eof => "the line ends early",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "not an object",
+            serde_json::error::Category::Io => "read error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Contracts;
+
+    #[derive(Debug, Default)]
+    struct Collect {
+        rows: Vec<(u64, Vec<Option<String>>)>,
+        rejects: Vec<(u64, Reason, String)>,
+    }
+
+    impl RowSink for Collect {
+        fn row(&mut self, line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
+            let f = fields
+                .iter()
+                .map(|f| f.map(|b| String::from_utf8_lossy(b).into_owned()))
+                .collect();
+            self.rows.push((line, f));
+            Ok(())
+        }
+        fn reject(&mut self, line: u64, reject: Reject, raw: &dyn Fn() -> String) -> Result<()> {
+            self.rejects.push((line, reject.reason, raw()));
+            Ok(())
+        }
+    }
+
+    fn orders() -> std::sync::Arc<Contract> {
+        Contracts::builtin()
+            .expect("valid")
+            .get("orders")
+            .expect("exists")
+    }
+
+    fn run_csv(text: &[u8]) -> Result<(FileReport, Collect)> {
+        let mut sink = Collect::default();
+        let report = read(
+            Box::new(std::io::Cursor::new(text.to_vec())),
+            Format::Csv,
+            false,
+            "orders.csv",
+            b',',
+            &orders(),
+            &mut sink,
+        )?;
+        Ok((report, sink))
+    }
+
+    #[test]
+    fn csv_maps_columns_and_numbers_lines_across_quoted_newlines() {
+        let text =
+            b"\xEF\xBB\xBFOrder_ID,customer_id,ordered_at,total_amount,currency,channel,notes\n\
+            O1,C1,2025-01-01 10:00:00,3.50,EUR,in_store,\"two\nlines\"\n\
+            O2,C2,2025-01-01 11:00:00,4.00,EUR,app,x\n";
+        let (report, sink) = run_csv(text).expect("reads");
+        assert_eq!(report.rows, 2);
+        assert_eq!(report.undeclared, vec!["notes"]);
+        assert_eq!(sink.rows[0].0, 2);
+        assert_eq!(sink.rows[1].0, 4, "line numbers count the embedded newline");
+        assert_eq!(sink.rows[1].1[0].as_deref(), Some("O2"));
+    }
+
+    #[test]
+    fn ragged_rows_are_rejected_with_their_raw_text() {
+        let text = b"order_id,customer_id,ordered_at,total_amount,currency,channel\nO1,C1,2025-01-01,3.5,EUR\nO2,C2,2025-01-01,3.5,EUR,app,extra\n";
+        let (report, sink) = run_csv(text).expect("reads");
+        assert_eq!(report.rows, 2);
+        assert_eq!(sink.rejects.len(), 2);
+        assert_eq!(
+            sink.rejects[0],
+            (2, Reason::RaggedRow, "O1,C1,2025-01-01,3.5,EUR".to_string())
+        );
+    }
+
+    #[test]
+    fn whole_file_problems_name_the_file_and_the_fix() {
+        let cases: [(&[u8], &str); 3] = [
+            (
+                b"order_id,customer_id,total_amount,currency,channel\n",
+                "lacks required column `ordered_at`",
+            ),
+            (
+                b"order_id;customer_id;ordered_at\nO1;C1;x\n",
+                "looks ';'-delimited",
+            ),
+            (b"order_id,order_id\n", "twice"),
+        ];
+        for (text, want) in cases {
+            let err = run_csv(text).expect_err(want).to_string();
+            assert!(err.starts_with("orders.csv"), "{err}");
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+    }
+
+    #[test]
+    fn empty_and_header_only_files_have_no_rows() {
+        let (r, _) = run_csv(b"").expect("empty");
+        assert!(r.empty);
+        let (r, _) = run_csv(b"order_id,customer_id,ordered_at,total_amount,currency,channel\n")
+            .expect("header only");
+        assert!(!r.empty);
+        assert_eq!(r.rows, 0);
+    }
+
+    #[test]
+    fn ndjson_types_become_text_and_bad_lines_are_rejected() {
+        let contract = Contracts::builtin()
+            .expect("valid")
+            .get("tickets")
+            .expect("exists");
+        let text = b"{\"ticket_id\":\"T1\",\"customer_id\":\"C1\",\"satisfaction\":4,\"ip\":\"x\"}\n\n{\"ticket_id\":\"T2\",\n{\"ticket_id\":\"T3\",\"message\":\"caf\xC3\x28\"}\n";
+        let mut sink = Collect::default();
+        let report = read(
+            Box::new(std::io::Cursor::new(text.to_vec())),
+            Format::Ndjson,
+            false,
+            "t.ndjson",
+            b',',
+            &contract,
+            &mut sink,
+        )
+        .expect("reads");
+        assert_eq!(report.rows, 3, "blank line is not a row");
+        assert_eq!(report.undeclared, vec!["ip"]);
+        assert_eq!(sink.rows.len(), 1);
+        assert_eq!(sink.rejects[0].0, 3);
+        assert_eq!(sink.rejects[0].1, Reason::MalformedJson);
+        assert_eq!(sink.rejects[1].1, Reason::InvalidUtf8);
+        let sat = contract.column_index("satisfaction").expect("declared");
+        assert_eq!(
+            sink.rows[0].1[sat].as_deref(),
+            Some("4"),
+            "JSON number handed over as text"
+        );
+    }
+
+    #[test]
+    fn formats_from_names() {
+        assert_eq!(detect("a.csv"), Some((Format::Csv, false)));
+        assert_eq!(detect("a.CSV.GZ"), Some((Format::Csv, true)));
+        assert_eq!(detect("t.ndjson"), Some((Format::Ndjson, false)));
+        assert_eq!(detect("t.jsonl.gz"), Some((Format::Ndjson, true)));
+        assert_eq!(detect("readme.txt"), None);
+    }
+}

@@ -1,0 +1,591 @@
+//! Row validation against a contract, and the Arrow columns it fills.
+//!
+//! A row is checked completely before anything is appended, so a rejected
+//! row leaves no partial trace in the batch. Checks run per column in
+//! contract order: UTF-8, required, type (timestamps and dates separately),
+//! enum and pattern, range; then ranges that depend on another column.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::pseudonym::{Pseudonym, Pseudonymizer};
+use super::redact::Redactor;
+use crate::Result;
+use crate::schema::{ColumnType, Contract, Generalization, Handling, age_band};
+
+/// Most columns any contract may have (fields live in a fixed array per row: no allocation).
+pub const MAX_COLUMNS: usize = 32;
+
+/// Field values of one row, indexed by contract column; `None` = absent.
+pub type Fields<'a> = [Option<&'a [u8]>; MAX_COLUMNS];
+
+/// Why a row was quarantined. The codes are stable: analysts filter on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    InvalidUtf8,
+    RaggedRow,
+    MalformedJson,
+    MissingRequired,
+    WrongType,
+    BadTimestamp,
+    BadEnum,
+    BadPattern,
+    OutOfRange,
+}
+
+impl Reason {
+    /// The reason code written to quarantine and manifests.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::RaggedRow => "ragged_row",
+            Reason::MalformedJson => "malformed_json",
+            Reason::MissingRequired => "missing_required",
+            Reason::WrongType => "wrong_type",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::BadEnum => "bad_enum",
+            Reason::BadPattern => "bad_pattern",
+            Reason::OutOfRange => "out_of_range",
+        }
+    }
+}
+
+/// A rejected row: the reason, the column (if one), and a message that
+/// describes the expectation without repeating the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub reason: Reason,
+    pub column: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+enum Parsed {
+    Null,
+    /// The raw field, valid UTF-8, trimmed unless free text.
+    Field,
+    Owned(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(i32),
+    Ts(i64),
+    Pseudo(Pseudonym),
+    Static(&'static str),
+    Prefix(usize),
+}
+
+/// Validates rows of one table and accumulates the accepted ones as Arrow columns.
+pub struct RowValidator {
+    contract: Arc<Contract>,
+    schema: SchemaRef,
+    pub(crate) pseudonymizer: Pseudonymizer,
+    redactor: Arc<Redactor>,
+    /// Year of the partition date: age bands are ages on that date.
+    year: i64,
+    parsed: Vec<Parsed>,
+    builders: Vec<(usize, Builder)>,
+    rows: usize,
+}
+
+enum Builder {
+    Utf8(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+    Ts(TimestampMicrosecondBuilder),
+}
+
+impl RowValidator {
+    /// A validator for `contract` at a partition in `year`.
+    pub fn new(
+        contract: Arc<Contract>,
+        pseudonymizer: Pseudonymizer,
+        redactor: Arc<Redactor>,
+        year: i64,
+    ) -> Self {
+        assert!(
+            contract.columns.len() <= MAX_COLUMNS,
+            "contract checked at load"
+        );
+        let schema = contract.lake_schema();
+        let mut v = RowValidator {
+            parsed: vec![Parsed::Null; contract.columns.len()],
+            builders: Vec::new(),
+            contract,
+            schema,
+            pseudonymizer,
+            redactor,
+            year,
+            rows: 0,
+        };
+        v.builders = v.fresh_builders();
+        v
+    }
+
+    fn fresh_builders(&self) -> Vec<(usize, Builder)> {
+        self.contract
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_kept())
+            .map(|(i, c)| {
+                let b = if matches!(c.handling, Handling::Pseudonymize | Handling::Generalize) {
+                    Builder::Utf8(StringBuilder::new())
+                } else {
+                    match c.ty {
+                        ColumnType::String => Builder::Utf8(StringBuilder::new()),
+                        ColumnType::Int => Builder::Int(Int64Builder::new()),
+                        ColumnType::Float => Builder::Float(Float64Builder::new()),
+                        ColumnType::Bool => Builder::Bool(BooleanBuilder::new()),
+                        ColumnType::Date => Builder::Date(Date32Builder::new()),
+                        ColumnType::Timestamp => {
+                            Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                        }
+                    }
+                };
+                (i, b)
+            })
+            .collect()
+    }
+
+    /// The lake schema the batches follow.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows accepted since the last [`take_batch`](Self::take_batch).
+    pub fn pending(&self) -> usize {
+        self.rows
+    }
+
+    /// Checks a row; on success its values are ready for [`append`](Self::append).
+    pub fn check(&mut self, fields: &Fields<'_>) -> std::result::Result<(), Reject> {
+        let contract = self.contract.clone();
+        for (i, col) in contract.columns.iter().enumerate() {
+            if !col.is_kept() {
+                continue;
+            }
+            let reject = |reason: Reason, detail: String| Reject {
+                reason,
+                column: Some(col.name.clone()),
+                detail,
+            };
+            let free_text = col.handling == Handling::Redact;
+            let raw = match fields[i] {
+                Some(b)
+                    if !(if free_text {
+                        b.is_empty()
+                    } else {
+                        b.trim_ascii().is_empty()
+                    }) =>
+                {
+                    b
+                }
+                _ => {
+                    if col.required {
+                        return Err(reject(
+                            Reason::MissingRequired,
+                            "required value is empty".into(),
+                        ));
+                    }
+                    self.parsed[i] = Parsed::Null;
+                    continue;
+                }
+            };
+            let Ok(text) = std::str::from_utf8(raw) else {
+                return Err(reject(Reason::InvalidUtf8, "not valid UTF-8".into()));
+            };
+            let text = if free_text { text } else { text.trim() };
+            let value = match col.ty {
+                ColumnType::String => Parsed::Field,
+                ColumnType::Int => match text.parse::<i64>() {
+                    Ok(v) => Parsed::Int(v),
+                    Err(_) => {
+                        return Err(reject(Reason::WrongType, "expected a whole number".into()));
+                    }
+                },
+                ColumnType::Float => match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Parsed::Float(v),
+                    _ => {
+                        return Err(reject(
+                            Reason::WrongType,
+                            "expected a number like 12.50".into(),
+                        ));
+                    }
+                },
+                ColumnType::Bool => match parse_bool(text) {
+                    Some(v) => Parsed::Bool(v),
+                    None => return Err(reject(Reason::WrongType, "expected true or false".into())),
+                },
+                ColumnType::Date => match parse_date(text.as_bytes()) {
+                    Some(d) => Parsed::Date(d),
+                    None => {
+                        return Err(reject(
+                            Reason::BadTimestamp,
+                            "expected a date YYYY-MM-DD".into(),
+                        ));
+                    }
+                },
+                ColumnType::Timestamp => match parse_timestamp_micros(text.as_bytes()) {
+                    Some(t) => Parsed::Ts(t),
+                    None => {
+                        return Err(reject(
+                            Reason::BadTimestamp,
+                            "expected a timestamp YYYY-MM-DD HH:MM:SS or RFC 3339".into(),
+                        ));
+                    }
+                },
+            };
+            if let Some(allowed) = &col.allowed
+                && !allowed.iter().any(|a| a == text)
+            {
+                return Err(reject(
+                    Reason::BadEnum,
+                    format!("expected one of {}", allowed.join(", ")),
+                ));
+            }
+            if let Some(p) = &col.pattern
+                && !p.is_match(text)
+            {
+                return Err(reject(
+                    Reason::BadPattern,
+                    format!("does not match {}", p.as_str()),
+                ));
+            }
+            let number = match value {
+                Parsed::Int(v) => Some(v as f64),
+                Parsed::Float(v) => Some(v),
+                _ => None,
+            };
+            if let Some(n) = number
+                && (col.min.is_some_and(|lo| n < lo) || col.max.is_some_and(|hi| n > hi))
+            {
+                return Err(reject(Reason::OutOfRange, range_text(col.min, col.max)));
+            }
+            self.parsed[i] = match col.handling {
+                Handling::Pseudonymize => {
+                    Parsed::Pseudo(self.pseudonymizer.pseudonym(text.as_bytes()))
+                }
+                Handling::Redact => match self.redactor.redact(text) {
+                    std::borrow::Cow::Borrowed(_) => Parsed::Field,
+                    std::borrow::Cow::Owned(s) => Parsed::Owned(s),
+                },
+                Handling::Generalize => match (&col.generalize, value) {
+                    (Some(Generalization::AgeBand), Parsed::Int(y)) => {
+                        Parsed::Static(age_band(y, self.year))
+                    }
+                    (Some(Generalization::Prefix { length }), _) => Parsed::Prefix(
+                        text.char_indices()
+                            .nth(*length)
+                            .map_or(text.len(), |(b, _)| b),
+                    ),
+                    _ => unreachable!("contract check ties age_band to int columns"),
+                },
+                Handling::Keep => value,
+                Handling::Drop => unreachable!("dropped columns are skipped above"),
+            };
+        }
+        // Ranges that depend on another column (a score's scale on its survey type).
+        for (i, col) in contract.columns.iter().enumerate() {
+            let (Some(rb), Some(n)) = (&col.range_by, number_of(&self.parsed[i])) else {
+                continue;
+            };
+            let Some(key) = fields[rb.column]
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::trim)
+            else {
+                continue;
+            };
+            if let Some((lo, hi)) = rb.ranges.get(key)
+                && (n < *lo || n > *hi)
+            {
+                return Err(Reject {
+                    reason: Reason::OutOfRange,
+                    column: Some(col.name.clone()),
+                    detail: format!("{key} {} must be {lo} to {hi}", col.name),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the row last accepted by [`check`](Self::check).
+    pub fn append(&mut self, fields: &Fields<'_>) {
+        for (i, b) in self.builders.iter_mut() {
+            let i = *i;
+            let p = &self.parsed[i];
+            let field_str = || {
+                let raw = fields[i].expect("checked present");
+                let s = std::str::from_utf8(raw).expect("checked UTF-8");
+                if matches!(p, Parsed::Field)
+                    && self.contract.columns[i].handling != Handling::Redact
+                {
+                    s.trim()
+                } else {
+                    s
+                }
+            };
+            match (b, p) {
+                (Builder::Utf8(b), Parsed::Null) => b.append_null(),
+                (Builder::Utf8(b), Parsed::Field) => b.append_value(field_str()),
+                (Builder::Utf8(b), Parsed::Owned(s)) => b.append_value(s),
+                (Builder::Utf8(b), Parsed::Pseudo(h)) => {
+                    b.append_value(std::str::from_utf8(h).expect("hex is ASCII"))
+                }
+                (Builder::Utf8(b), Parsed::Static(s)) => b.append_value(s),
+                (Builder::Utf8(b), Parsed::Prefix(n)) => b.append_value(&field_str()[..*n]),
+                (Builder::Int(b), Parsed::Int(v)) => b.append_value(*v),
+                (Builder::Int(b), Parsed::Null) => b.append_null(),
+                (Builder::Float(b), Parsed::Float(v)) => b.append_value(*v),
+                (Builder::Float(b), Parsed::Null) => b.append_null(),
+                (Builder::Bool(b), Parsed::Bool(v)) => b.append_value(*v),
+                (Builder::Bool(b), Parsed::Null) => b.append_null(),
+                (Builder::Date(b), Parsed::Date(v)) => b.append_value(*v),
+                (Builder::Date(b), Parsed::Null) => b.append_null(),
+                (Builder::Ts(b), Parsed::Ts(v)) => b.append_value(*v),
+                (Builder::Ts(b), Parsed::Null) => b.append_null(),
+                _ => unreachable!("parsed value matches the column's builder"),
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// The pseudonym computed for column `i` by the last successful check.
+    pub fn pseudonym_of(&self, i: usize) -> Option<&Pseudonym> {
+        match &self.parsed[i] {
+            Parsed::Pseudo(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The boolean parsed for column `i` by the last successful check.
+    pub fn bool_of(&self, i: usize) -> Option<bool> {
+        match self.parsed[i] {
+            Parsed::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Finishes the accepted rows as a batch and starts afresh.
+    pub fn take_batch(&mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(|(_, b)| -> ArrayRef {
+                match b {
+                    Builder::Utf8(b) => Arc::new(b.finish()),
+                    Builder::Int(b) => Arc::new(b.finish()),
+                    Builder::Float(b) => Arc::new(b.finish()),
+                    Builder::Bool(b) => Arc::new(b.finish()),
+                    Builder::Date(b) => Arc::new(b.finish()),
+                    Builder::Ts(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+fn number_of(p: &Parsed) -> Option<f64> {
+    match p {
+        Parsed::Int(v) => Some(*v as f64),
+        Parsed::Float(v) => Some(*v),
+        _ => None,
+    }
+}
+
+fn range_text(min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(lo), Some(hi)) => format!("must be {lo} to {hi}"),
+        (Some(lo), None) => format!("must be at least {lo}"),
+        (None, Some(hi)) => format!("must be at most {hi}"),
+        (None, None) => String::new(),
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    const TRUE: [&str; 5] = ["true", "t", "yes", "y", "1"];
+    const FALSE: [&str; 5] = ["false", "f", "no", "n", "0"];
+    if TRUE.iter().any(|t| s.eq_ignore_ascii_case(t)) {
+        Some(true)
+    } else if FALSE.iter().any(|f| s.eq_ignore_ascii_case(f)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm), or
+/// `None` for dates that do not exist.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i32> {
+    if !(1..=12).contains(&m) || d < 1 || !(1..=9999).contains(&y) {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_len = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if d > month_len[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    i32::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// `YYYY-MM-DD`.
+pub fn parse_date(b: &[u8]) -> Option<i32> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    days_from_civil(digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?)
+}
+
+/// `YYYY-MM-DD[ T]HH:MM[:SS[.f…]][Z|±HH:MM|±HHMM]`, or a bare date (midnight).
+/// Timestamps without an offset are taken as UTC.
+pub fn parse_timestamp_micros(b: &[u8]) -> Option<i64> {
+    if b.len() == 10 {
+        return parse_date(b).map(|d| i64::from(d) * 86_400_000_000);
+    }
+    if b.len() < 16 || !(b[10] == b' ' || b[10] == b'T' || b[10] == b't') || b[13] != b':' {
+        return None;
+    }
+    let days = i64::from(parse_date(&b[..10])?);
+    let hour = digits(&b[11..13])?;
+    let minute = digits(&b[14..16])?;
+    let mut rest = &b[16..];
+    let mut second = 0;
+    let mut micros = 0i64;
+    if rest.first() == Some(&b':') {
+        if rest.len() < 3 {
+            return None;
+        }
+        second = digits(&rest[1..3])?;
+        rest = &rest[3..];
+        if rest.first() == Some(&b'.') {
+            let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return None;
+            }
+            let frac = &rest[1..1 + n];
+            let mut scaled = 0i64;
+            for i in 0..6 {
+                scaled = scaled * 10 + frac.get(i).map_or(0, |d| i64::from(d - b'0'));
+            }
+            micros = scaled;
+            rest = &rest[1 + n..];
+        }
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let offset_s = match rest {
+        [] | [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
+            let h = digits(&[*h1, *h2])?;
+            let m = digits(&[*m1, *m2])?;
+            if h > 18 || m > 59 {
+                return None;
+            }
+            let s = h * 3600 + m * 60;
+            if *sign == b'+' { s } else { -s }
+        }
+        _ => return None,
+    };
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    Some(secs * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_the_formats_exports_use() {
+        let base = 1_741_941_067_000_000; // 2025-03-14T08:31:07Z
+        let cases: [(&str, Option<i64>); 12] = [
+            ("2025-03-14 08:31:07", Some(base)),
+            ("2025-03-14T08:31:07Z", Some(base)),
+            ("2025-03-14T09:31:07+01:00", Some(base)),
+            ("2025-03-14T03:31:07-0500", Some(base)),
+            ("2025-03-14T08:31:07.250Z", Some(base + 250_000)),
+            ("2025-03-14 08:31", Some(base - 7_000_000)),
+            (
+                "2025-03-14",
+                Some(base - (8 * 3600 + 31 * 60 + 7) * 1_000_000),
+            ),
+            ("2025-02-30 10:00:00", None),
+            ("2025-03-14 25:61:00", None),
+            ("yesterday", None),
+            ("2025-03-14T08:31:07+25:00", None),
+            ("2025-03-14T08:31:07 UTC", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_timestamp_micros(text.as_bytes()), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_match_chrono() {
+        use chrono::{Datelike, NaiveDate};
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+        let mut d = NaiveDate::from_ymd_opt(1899, 12, 25).expect("valid");
+        while d.year() < 2101 {
+            let want = (d - epoch).num_days() as i32;
+            assert_eq!(
+                days_from_civil(d.year().into(), d.month().into(), d.day().into()),
+                Some(want),
+                "{d}"
+            );
+            d += chrono::Duration::days(13);
+        }
+        assert_eq!(parse_date(b"2024-02-29"), days_from_civil(2024, 2, 29));
+        assert_eq!(parse_date(b"2023-02-29"), None);
+        assert_eq!(parse_date(b"2100-02-29"), None);
+        assert_eq!(parse_date(b"2000-02-29"), days_from_civil(2000, 2, 29));
+    }
+
+    #[test]
+    fn booleans_accept_common_spellings_only() {
+        for (s, want) in [
+            ("true", Some(true)),
+            ("No", Some(false)),
+            ("1", Some(true)),
+            ("maybe", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_bool(s), want, "{s}");
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The `attune` command: parses arguments, calls the library, maps the result
+//! to an exit code. Nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use attune::config::{INIT_TEMPLATE, ValidConfig};
+use attune::context::JobContext;
+use attune::nightly::{self, NightlyParams};
+use attune::{Error, demo, generate, ingest};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  a job failed (see the error and runs/<run_id>.json)
+  2  usage or configuration error (bad flag, bad attune.toml, no pseudonymization key)
+  4  another attune run holds the data root's lock
+  5  input missing or unusable (no landing folder, unreadable file, bad header)";
+
+/// attune: nightly customer-empathy analytics for small businesses.
+///
+/// Loads the day's exports (orders, surveys, tickets, reviews, web sessions,
+/// offers, initiatives) into a privacy-minimized Parquet lake, and (as the
+/// jobs land) models, audits and reports on them.
+#[derive(Parser, Debug)]
+#[command(version, after_help = EXIT_CODES, after_long_help = format!("Examples:\n  attune demo --dir /tmp/attune-demo\n  attune init && ATTUNE_KEY=$(openssl rand -hex 32) attune nightly --date 2025-03-14\n\n{EXIT_CODES}"))]
+struct Cli {
+    /// Config file (default: ./attune.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Data root, overriding the config and $ATTUNE_ROOT (a folder, file://, s3://, gs://, az://).
+    #[arg(long, global = true, value_name = "URL")]
+    root: Option<String>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+
+    /// More log detail (-v: info, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a commented attune.toml with every setting and its default.
+    ///
+    /// Example: attune init --path /etc/attune/attune.toml
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = "attune.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write demo exports of a bakery-café, with planted ground truth.
+    ///
+    /// Writes DIR/landing/<table>/<YYYY-MM-DD>/ and DIR/ground_truth.json.
+    /// Example: attune generate --out /tmp/cafe --customers 20000 --days 730 --seed 7
+    Generate(GenerateArgs),
+    /// Load landing exports into the lake (validate, minimize, pseudonymize, redact, consent, dedupe).
+    ///
+    /// Needs the pseudonymization key in the environment variable named by
+    /// [pseudonymization] key_env (default ATTUNE_KEY).
+    /// Example: ATTUNE_KEY=... attune ingest --date 2025-03-14
+    Ingest(DatesArgs),
+    /// Run every job in order for a date (default: yesterday) or a range, under one lock.
+    ///
+    /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
+    Nightly {
+        #[command(flatten)]
+        dates: DatesArgs,
+        /// Run only these jobs (repeatable).
+        #[arg(long, value_name = "JOB")]
+        only: Vec<String>,
+    },
+    /// Generate the demo business into a folder and run every job on it.
+    ///
+    /// Uses a public demo key (labelled as such in the run manifest).
+    /// Example: attune demo --dir /tmp/attune-demo
+    Demo {
+        /// Folder for the demo data root.
+        #[arg(long, default_value = "attune-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Data root folder to write landing/ and ground_truth.json into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of customers.
+    #[arg(long, default_value_t = 5000)]
+    customers: u64,
+    /// Days of history.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// First day (YYYY-MM-DD).
+    #[arg(long, default_value = "2025-01-01")]
+    start: NaiveDate,
+}
+
+#[derive(Args, Debug)]
+struct DatesArgs {
+    /// The date to process (YYYY-MM-DD). Default for nightly: yesterday (UTC).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    date: Option<NaiveDate>,
+    /// First date of a range (with --to).
+    #[arg(long, requires = "to")]
+    from: Option<NaiveDate>,
+    /// Last date of a range (with --from).
+    #[arg(long, requires = "from")]
+    to: Option<NaiveDate>,
+}
+
+impl DatesArgs {
+    fn dates(&self, default_yesterday: bool) -> anyhow::Result<Vec<NaiveDate>> {
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            return Ok(nightly::date_range(f, t)?);
+        }
+        match self.date {
+            Some(d) => Ok(vec![d]),
+            None if default_yesterday => {
+                let today = chrono::Utc::now().date_naive();
+                Ok(vec![today.pred_opt().context("no day before today")?])
+            }
+            None => Err(Error::Config("give --date YYYY-MM-DD or --from/--to".into()).into()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<Error>() {
+        Some(Error::Config(_) | Error::Contract { .. } | Error::Policy(_)) => 2,
+        Some(Error::Locked(_)) => 4,
+        Some(Error::MissingInput { .. } | Error::Input { .. }) => 5,
+        _ => 1,
+    }
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "warn,attune=warn",
+        1 => "warn,attune=info",
+        _ => "info,attune=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ATTUNE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<ValidConfig> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("attune.toml")).filter(|p| p.exists()),
+    };
+    let mut cfg = ValidConfig::load(path.as_deref())?;
+    if let Some(root) = &cli.root {
+        cfg.root = root.clone();
+    }
+    Ok(cfg)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Init { path, force } => {
+            if path.exists() && !force {
+                return Err(Error::Config(format!(
+                    "{} exists; use --force to overwrite it",
+                    path.display()
+                ))
+                .into());
+            }
+            std::fs::write(path, INIT_TEMPLATE).map_err(|e| Error::io(path, e))?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Generate(a) => {
+            let params = generate::GenerateParams {
+                out: a.out.clone(),
+                customers: a.customers,
+                days: a.days,
+                seed: a.seed,
+                start: a.start,
+            };
+            let started = std::time::Instant::now();
+            generate::generate(&params)?;
+            println!("{}", a.out.join("landing").display());
+            println!("{}", a.out.join("ground_truth.json").display());
+            eprintln!(
+                "generated {} customers over {} days in {:.1}s",
+                a.customers,
+                a.days,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Ingest(d) => {
+            let dates = d.dates(false)?;
+            let ctx = JobContext::open(load_config(&cli)?, false)?;
+            let outcome = runtime()?.block_on(ingest::run(&ctx, &dates))?;
+            print_ingest(&outcome);
+            Ok(())
+        }
+        Command::Nightly { dates, only } => {
+            let dates = dates.dates(true)?;
+            let ctx = JobContext::open(load_config(&cli)?, false)?;
+            let outcome = runtime()?.block_on(nightly::run(
+                &ctx,
+                &NightlyParams {
+                    dates,
+                    only: only.clone(),
+                },
+            ))?;
+            if let Some(i) = &outcome.ingest {
+                print_ingest(i);
+            }
+            println!("{}", outcome.manifest_path);
+            Ok(())
+        }
+        Command::Demo { dir } => {
+            let started = std::time::Instant::now();
+            let outcome = runtime()?.block_on(demo::run(dir))?;
+            let root = outcome.root.display();
+            if let Some(i) = &outcome.nightly.ingest {
+                print_ingest(i);
+            }
+            println!();
+            println!("demo data root:  {root}");
+            println!("landing exports: {root}/landing/");
+            println!("planted truth:   {root}/ground_truth.json");
+            println!("lake (Parquet):  {root}/lake/");
+            println!("quarantine:      {root}/quarantine/");
+            println!("run manifest:    {}", outcome.nightly.manifest_path);
+            eprintln!(
+                "demo finished in {:.1}s (public demo key: pseudonyms are not protected)",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_ingest(o: &ingest::IngestOutcome) {
+    println!(
+        "{:<24} {:>10} {:>10} {:>11} {:>8} {:>10}",
+        "table", "read", "written", "quarantined", "consent", "duplicates"
+    );
+    for t in &o.tables {
+        println!(
+            "{:<24} {:>10} {:>10} {:>11} {:>8} {:>10}",
+            t.table, t.rows_read, t.rows_written, t.quarantined, t.consent_excluded, t.duplicates
+        );
+    }
+    for w in o.warnings.iter().take(10) {
+        eprintln!("warning: {w}");
+    }
+    if o.warnings.len() > 10 {
+        eprintln!(
+            "warning: … and {} more (see the run manifest)",
+            o.warnings.len() - 10
+        );
+    }
+}

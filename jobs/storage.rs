@@ -1,0 +1,241 @@
+//! The data root: one object store (local folder, S3, GCS, Azure) and the
+//! layout attune keeps in it.
+//!
+//! Every write is atomic per object: a file becomes visible only when it is
+//! complete (object_store stages local writes under a hidden name and renames
+//! them; cloud stores publish an upload only when it completes). attune writes
+//! exactly one data file per partition, so a partition is always either the
+//! old one or the new one, never half-written.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+use crate::{Error, Result};
+
+/// Handle on the data root.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    url: Url,
+    /// Set when the root is a local folder.
+    local: Option<PathBuf>,
+}
+
+impl Storage {
+    /// Opens a data root given as a path (`data`, `/srv/attune`) or a URL
+    /// (`file:///srv/attune`, `s3://bucket/prefix`, `gs://…`, `az://…`).
+    /// A local root is created when missing.
+    pub fn open(root: &str) -> Result<Storage> {
+        let looks_like_url = root.contains("://");
+        if !looks_like_url || root.starts_with("file://") {
+            let path = if looks_like_url {
+                Url::parse(root)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| {
+                        Error::Config(format!("root `{root}` is not a valid file:// URL"))
+                    })?
+            } else {
+                PathBuf::from(root)
+            };
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            let path = path.canonicalize().map_err(|e| Error::io(&path, e))?;
+            let store = LocalFileSystem::new_with_prefix(&path)?;
+            let url = Url::from_directory_path(&path)
+                .map_err(|_| Error::Config(format!("root `{}` cannot be a URL", path.display())))?;
+            return Ok(Storage {
+                store: Arc::new(store),
+                url,
+                local: Some(path),
+            });
+        }
+        let url = Url::parse(root).map_err(|e| Error::Config(format!("root `{root}`: {e}")))?;
+        let options: Vec<(String, String)> = std::env::vars().collect();
+        let (store, prefix) = object_store::parse_url_opts(&url, options).map_err(|e| {
+            Error::Config(format!(
+                "root `{root}`: {e} (s3://, gs:// and az:// need the `cloud` feature and credentials in the environment)"
+            ))
+        })?;
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix));
+        Ok(Storage {
+            store,
+            url,
+            local: None,
+        })
+    }
+
+    /// The object store, rooted at the data root.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The root as a URL (for registering with DataFusion).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The local folder, when the root is one.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
+    }
+
+    /// Human-readable location of an object, for messages.
+    pub fn display(&self, path: &Path) -> String {
+        match &self.local {
+            Some(root) => root.join(path.as_ref()).display().to_string(),
+            None => format!("{}/{}", self.url.as_str().trim_end_matches('/'), path),
+        }
+    }
+
+    /// Every object under `prefix`, sorted by path (listing order is not
+    /// guaranteed by stores, and attune's outputs must be deterministic).
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        let mut all: Vec<ObjectMeta> = self.store.list(Some(prefix)).try_collect().await?;
+        all.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(all)
+    }
+
+    /// The immediate sub-folders of `prefix` (their last path segment), sorted.
+    pub async fn list_dirs(&self, prefix: &Path) -> Result<Vec<String>> {
+        let listed = self.store.list_with_delimiter(Some(prefix)).await?;
+        let mut dirs: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Whether anything exists under `prefix`.
+    pub async fn exists_prefix(&self, prefix: &Path) -> Result<bool> {
+        let listed = self.store.list_with_delimiter(Some(prefix)).await?;
+        Ok(!listed.objects.is_empty() || !listed.common_prefixes.is_empty())
+    }
+
+    /// Writes a whole object atomically.
+    pub async fn put(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        self.store.put(path, PutPayload::from_bytes(bytes)).await?;
+        Ok(())
+    }
+
+    /// Reads a whole object.
+    pub async fn get_bytes(&self, path: &Path) -> Result<Bytes> {
+        Ok(self.store.get(path).await?.bytes().await?)
+    }
+
+    /// Reads an object if it exists.
+    pub async fn get_opt(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens an object for sequential reading from a blocking thread. Local
+    /// files stream from disk; remote objects are fetched whole (one export
+    /// file at a time, so memory follows the largest file, not the input).
+    pub fn open_read(
+        &self,
+        handle: &tokio::runtime::Handle,
+        path: &Path,
+    ) -> Result<Box<dyn Read + Send>> {
+        let got = handle.block_on(self.store.get(path))?;
+        match got.payload {
+            GetResultPayload::File(file, _) => {
+                Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+            }
+            GetResultPayload::Stream(_) => {
+                let bytes = handle.block_on(self.get_bytes(path))?;
+                Ok(Box::new(std::io::Cursor::new(bytes)))
+            }
+        }
+    }
+
+    /// Deletes one object; a missing object is not an error (deletes are retried after crashes).
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `<area>/<table>/dt=<date>/` — the partition folder of a table.
+pub fn partition_dir(area: &str, table: &str, date: chrono::NaiveDate) -> Path {
+    Path::from(format!("{area}/{table}/dt={date}"))
+}
+
+/// The one data file of a partition.
+pub fn partition_file(area: &str, table: &str, date: chrono::NaiveDate) -> Path {
+    Path::from(format!("{area}/{table}/dt={date}/part-0.parquet"))
+}
+
+/// `landing/<table>/<date>/`.
+pub fn landing_dir(table: &str, date: chrono::NaiveDate) -> Path {
+    Path::from(format!("landing/{table}/{date}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_root_roundtrip_and_sorted_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Storage::open(dir.path().to_str().expect("utf8 path")).expect("open");
+        for name in ["b/2.txt", "b/1.txt", "a/x.txt"] {
+            s.put(&Path::from(name), Bytes::from_static(b"hi"))
+                .await
+                .expect("put");
+        }
+        let names: Vec<String> = s
+            .list(&Path::from("b"))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        assert_eq!(names, vec!["b/1.txt", "b/2.txt"]);
+        assert_eq!(
+            s.list_dirs(&Path::from("")).await.expect("dirs"),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            s.get_bytes(&Path::from("a/x.txt")).await.expect("get"),
+            Bytes::from_static(b"hi")
+        );
+        s.delete(&Path::from("a/x.txt")).await.expect("delete");
+        s.delete(&Path::from("a/x.txt"))
+            .await
+            .expect("delete twice is fine");
+        assert!(
+            s.get_opt(&Path::from("a/x.txt"))
+                .await
+                .expect("get_opt")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn file_urls_and_paths_open_the_same_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path())
+            .expect("url")
+            .to_string();
+        let a = Storage::open(&url).expect("url root");
+        let b = Storage::open(dir.path().to_str().expect("utf8")).expect("path root");
+        assert_eq!(a.local_root(), b.local_root());
+        assert!(Storage::open("file://not a url").is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! The `attune` binary: help, exit codes, whole-file errors, the lock, crashes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::{Root, attune, files_under};
+
+fn write_config(root: &Root, extra: &str) -> std::path::PathBuf {
+    let path = root.path().join("attune.toml");
+    let text = format!("root = {:?}\n{extra}", root.path().to_string_lossy());
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+#[test]
+fn help_explains_commands_and_exit_codes() {
+    let out = attune().arg("--help").output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for want in [
+        "ingest",
+        "nightly",
+        "generate",
+        "demo",
+        "init",
+        "Exit codes",
+        "lock",
+    ] {
+        assert!(text.contains(want), "--help lacks {want}");
+    }
+    for sub in ["ingest", "nightly", "generate", "demo", "init"] {
+        let out = attune().args([sub, "--help"]).output().expect("runs");
+        assert!(out.status.success(), "{sub} --help");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{sub} --help has an example"
+        );
+    }
+}
+
+#[test]
+fn init_writes_a_config_that_loads_and_unknown_keys_fail() {
+    let root = Root::new();
+    let path = root.path().join("attune.toml");
+    let out = attune()
+        .args(["init", "--path"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&path).expect("written");
+    assert!(text.contains("retention_days = 730"));
+    let again = attune()
+        .args(["init", "--path"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
+    std::fs::write(&path, format!("{text}\ncolour = \"blue\"\n")).expect("write");
+    let out = attune()
+        .arg("--config")
+        .arg(&path)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("colour") && err.contains("line"), "{err}");
+}
+
+#[test]
+fn exit_codes_for_missing_input_bad_files_and_missing_key() {
+    let root = Root::new();
+    let config = write_config(&root, "[ingest]\ntables = [\"orders\"]\n");
+    let out = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("landing/orders/2025-03-01"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    root.land(
+        "orders",
+        "2025-03-01",
+        "orders.csv",
+        b"order_id;customer_id;ordered_at\nO1;C1;2025-03-01\n",
+    );
+    let out = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("orders.csv") && err.contains("delimiter"),
+        "{err}"
+    );
+
+    let out = attune()
+        .env_remove("ATTUNE_KEY")
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ATTUNE_KEY"));
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_lock_is_held() {
+    let root = Root::new();
+    let config = write_config(&root, "");
+    std::fs::create_dir_all(root.path().join("runs")).expect("mkdir");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.path().join("runs/.lock"))
+        .expect("open");
+    lock.try_lock().expect("test takes the lock");
+    let out = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["nightly", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another attune run"));
+    drop(lock);
+    let out = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["nightly", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "lock released: now it fails only for missing landing data"
+    );
+}
+
+fn big_orders(rows: usize, amount: &str) -> Vec<u8> {
+    let mut s = String::from("order_id,customer_id,ordered_at,total_amount,currency,channel\n");
+    for i in 0..rows {
+        s.push_str(&format!(
+            "O{i},C{},2025-03-01 10:00:00,{amount},EUR,app\n",
+            i % 5000
+        ));
+    }
+    s.into_bytes()
+}
+
+fn visible_parts(root: &Root) -> Vec<String> {
+    files_under(&root.path().join("lake/orders"))
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect()
+}
+
+/// A crash mid-partition (abort, as kill -9) leaves the previous partition
+/// readable and complete; a re-run finishes the job.
+#[test]
+fn a_crash_mid_ingest_leaves_the_previous_state_and_a_rerun_completes() {
+    let root = Root::new();
+    let config = write_config(
+        &root,
+        "[ingest]\ntables = [\"orders\"]\nbatch_rows = 1024\n",
+    );
+    root.land(
+        "orders",
+        "2025-03-01",
+        "orders.csv",
+        &big_orders(20_000, "1.00"),
+    );
+    let ok = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(root.rows("lake", "orders", "2025-03-01"), 20_000);
+
+    // New data for the same day, and a crash after 5 batches.
+    root.land(
+        "orders",
+        "2025-03-01",
+        "orders.csv",
+        &big_orders(30_000, "2.00"),
+    );
+    let crashed = attune()
+        .env("ATTUNE_FAULT", "ingest-abort-after-batches=5")
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert!(!crashed.status.success(), "the fault aborts the process");
+    assert_eq!(
+        root.rows("lake", "orders", "2025-03-01"),
+        20_000,
+        "old partition intact and readable"
+    );
+    assert_eq!(
+        visible_parts(&root),
+        vec!["part-0.parquet"],
+        "no half-written file is visible"
+    );
+
+    let rerun = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--date", "2025-03-01"])
+        .output()
+        .expect("runs");
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert_eq!(root.rows("lake", "orders", "2025-03-01"), 30_000);
+}
+
+/// The same with a real SIGKILL at an arbitrary moment: whatever state is
+/// visible is a complete partition (old or new), and a re-run completes.
+#[test]
+fn a_sigkill_at_any_moment_never_leaves_a_partial_partition() {
+    let root = Root::new();
+    let config = write_config(
+        &root,
+        "[ingest]\ntables = [\"orders\"]\nbatch_rows = 1024\n",
+    );
+    for day in 1..=6 {
+        root.land(
+            "orders",
+            &format!("2025-03-0{day}"),
+            "orders.csv",
+            &big_orders(15_000, "1.00"),
+        );
+    }
+    for delay_ms in [30u64, 120, 300] {
+        let mut child = attune()
+            .arg("--config")
+            .arg(&config)
+            .args(["ingest", "--from", "2025-03-01", "--to", "2025-03-06"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        for day in 1..=6 {
+            let p = root
+                .path()
+                .join(format!("lake/orders/dt=2025-03-0{day}/part-0.parquet"));
+            if p.exists() {
+                assert_eq!(
+                    crate::common::read_parquet(&p)
+                        .iter()
+                        .map(|b| b.num_rows())
+                        .sum::<usize>(),
+                    15_000
+                );
+            }
+        }
+    }
+    let rerun = attune()
+        .arg("--config")
+        .arg(&config)
+        .args(["ingest", "--from", "2025-03-01", "--to", "2025-03-06"])
+        .output()
+        .expect("runs");
+    assert!(rerun.status.success());
+    for day in 1..=6 {
+        assert_eq!(
+            root.rows("lake", "orders", &format!("2025-03-0{day}")),
+            15_000
+        );
+    }
+}

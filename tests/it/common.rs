@@ -1,0 +1,149 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use attune::config::ValidConfig;
+use attune::context::JobContext;
+use attune::ingest::{self, IngestOutcome};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub const KEY: &str = "integration-test-key-0123456789";
+
+/// A data root in a temp dir.
+pub struct Root {
+    pub dir: tempfile::TempDir,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        Root {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a landing file.
+    pub fn land(&self, table: &str, date: &str, name: &str, bytes: &[u8]) {
+        let dir = self.path().join("landing").join(table).join(date);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(name), bytes).expect("write landing file");
+    }
+
+    /// A job context on this root ingesting only `tables`, under `key`.
+    pub fn ctx(&self, tables: &[&str], key: &str) -> JobContext {
+        let cfg = ValidConfig {
+            root: self.path().to_string_lossy().into_owned(),
+            ingest: attune::config::IngestConfig {
+                tables: tables.iter().map(|s| s.to_string()).collect(),
+                ..ValidConfig::default().ingest
+            },
+            ..ValidConfig::default()
+        };
+        let mut ctx = JobContext::open(cfg, true).expect("context");
+        ctx.key = attune::config::Key::new(key.as_bytes().to_vec());
+        ctx
+    }
+
+    pub async fn ingest(&self, tables: &[&str], dates: &[&str]) -> IngestOutcome {
+        self.try_ingest(tables, dates, KEY).await.expect("ingest")
+    }
+
+    pub async fn try_ingest(
+        &self,
+        tables: &[&str],
+        dates: &[&str],
+        key: &str,
+    ) -> attune::Result<IngestOutcome> {
+        let dates: Vec<NaiveDate> = dates.iter().map(|d| d.parse().expect("date")).collect();
+        ingest::run(&self.ctx(tables, key), &dates).await
+    }
+
+    /// Batches of `<area>/<table>/dt=<date>/part-0.parquet`.
+    pub fn read(&self, area: &str, table: &str, date: &str) -> Vec<RecordBatch> {
+        read_parquet(
+            &self
+                .path()
+                .join(area)
+                .join(table)
+                .join(format!("dt={date}"))
+                .join("part-0.parquet"),
+        )
+    }
+
+    /// The values of a string column of a partition.
+    pub fn strings(
+        &self,
+        area: &str,
+        table: &str,
+        date: &str,
+        column: &str,
+    ) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for b in self.read(area, table, date) {
+            let col = b
+                .column_by_name(column)
+                .unwrap_or_else(|| panic!("no column {column}"));
+            let s = col
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("string column");
+            for i in 0..s.len() {
+                out.push(s.is_valid(i).then(|| s.value(i).to_string()));
+            }
+        }
+        out
+    }
+
+    pub fn rows(&self, area: &str, table: &str, date: &str) -> usize {
+        self.read(area, table, date)
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
+}
+
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("batches")
+}
+
+/// Every file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The attune binary with a clean environment and the test key.
+pub fn attune() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_attune"));
+    c.env_remove("ATTUNE_ROOT")
+        .env_remove("ATTUNE_LOG")
+        .env("ATTUNE_KEY", KEY);
+    c
+}

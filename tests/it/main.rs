@@ -1,0 +1,8 @@
+//! The one integration-test binary (every test binary links DataFusion, which
+//! costs a minute each on two cores): modules per area.
+
+mod cli;
+mod common;
+mod contract;
+mod generated;
+mod ingest;
