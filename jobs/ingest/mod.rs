@@ -36,7 +36,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use object_store::path::Path;
 use serde::Serialize;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use self::consent::ConsentList;
 use self::pseudonym::{PassThrough, Pseudonym, Pseudonymizer, fingerprint128};
@@ -450,10 +450,14 @@ fn ingest_partition(
             job.date
         )));
     }
-    if outcome.quarantined > 0 {
-        warn!(table = %table, date = %job.date, quarantined = outcome.quarantined, "rows quarantined");
-    }
-    tracing::debug!(table = %table, date = %job.date, rows_in = outcome.rows_read, rows_out = outcome.rows_written, "partition ingested");
+    debug!(
+        table = %table,
+        date = %job.date,
+        rows_in = outcome.rows_read,
+        rows_out = outcome.rows_written,
+        quarantined = outcome.quarantined,
+        "partition ingested"
+    );
     Ok((outcome, consent))
 }
 
