@@ -48,6 +48,11 @@ threads = 0
 [privacy]
 # Partitions older than this many days are deleted by `attune retention`.
 retention_days = 730
+
+[transform]
+# A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
+# into attune). Unset by default.
+# models_dir = "/etc/attune/sql"
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +66,14 @@ struct RawConfig {
     ingest: RawIngest,
     #[serde(default)]
     privacy: RawPrivacy,
+    #[serde(default)]
+    transform: RawTransform,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransform {
+    models_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +122,8 @@ pub struct ValidConfig {
     pub ingest: IngestConfig,
     /// Retention of landing, lake, quarantine and mart partitions. Default 730.
     pub retention_days: u32,
+    /// Folder of SQL models replacing the built-in `sql/`. Default: none.
+    pub models_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ValidConfig {
@@ -267,6 +282,7 @@ impl RawConfig {
                 threads,
             },
             retention_days,
+            models_dir: self.transform.models_dir,
         })
     }
 }

@@ -14,14 +14,30 @@ pub struct JobContext {
     pub cfg: Arc<ValidConfig>,
     pub storage: Storage,
     pub contracts: Contracts,
-    pub key: Key,
+    /// The pseudonymization key; `None` for jobs that never see raw identifiers.
+    pub key: Option<Key>,
     pub run_id: String,
 }
 
+/// Which pseudonymization key a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// From the environment; refuse to run without it.
+    Required,
+    /// The public demo key (`attune demo`).
+    Demo,
+    /// None: the command reads only pseudonymized data.
+    NotNeeded,
+}
+
 impl JobContext {
-    /// Opens the data root and loads the contracts; `demo` selects the public demo key.
-    pub fn open(cfg: ValidConfig, demo: bool) -> Result<JobContext> {
-        let key = cfg.pseudonymization_key(demo)?;
+    /// Opens the data root and loads the contracts.
+    pub fn open(cfg: ValidConfig, keys: KeyMode) -> Result<JobContext> {
+        let key = match keys {
+            KeyMode::Required => Some(cfg.pseudonymization_key(false)?),
+            KeyMode::Demo => Some(cfg.pseudonymization_key(true)?),
+            KeyMode::NotNeeded => None,
+        };
         let storage = Storage::open(&cfg.root)?;
         let contracts = Contracts::builtin()?;
         Ok(JobContext {
@@ -30,6 +46,15 @@ impl JobContext {
             contracts,
             key,
             run_id: crate::manifest::new_run_id(),
+        })
+    }
+
+    /// The key, for jobs that pseudonymize.
+    pub fn key(&self) -> Result<&Key> {
+        self.key.as_ref().ok_or_else(|| {
+            crate::Error::Internal(
+                "this job needs the pseudonymization key but was opened without it".into(),
+            )
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::ValidConfig;
-use crate::context::JobContext;
+use crate::context::{JobContext, KeyMode};
 use crate::generate::{GenerateParams, GroundTruth, generate};
 use crate::nightly::{self, NightlyOutcome, NightlyParams};
 use crate::{Error, Result};
@@ -31,7 +31,7 @@ pub async fn run(dir: &Path) -> Result<DemoOutcome> {
         root: dir.to_string_lossy().into_owned(),
         ..ValidConfig::default()
     };
-    let ctx = JobContext::open(cfg, true)?;
+    let ctx = JobContext::open(cfg, KeyMode::Demo)?;
     let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
     let dates = nightly::date_range(params.start, last)?;
     let outcome = nightly::run(

@@ -56,6 +56,19 @@ pub enum Error {
     #[error("sql: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 
+    /// A SQL model does not parse, plan or run.
+    #[error("model {model}: {reason}")]
+    Model { model: String, reason: String },
+
+    /// A data test declared on a model failed.
+    #[error("data test failed: {model}.{column} {test}: {rows} offending rows")]
+    DataTest {
+        model: String,
+        column: String,
+        test: String,
+        rows: u64,
+    },
+
     /// Another run holds the data root's lock.
     #[error("locked: {0}")]
     Locked(String),

@@ -5,16 +5,22 @@
 //!    │ ingest: validate, minimize, pseudonymize, redact, consent, dedupe
 //!    ▼
 //! lake/<table>/dt=<date>/part-0.parquet              clean, minimized, pseudonymous
-//!    │ (next: transform → voice → segment → value → empathy → roi → fairness → privacy → report)
+//!    │ transform: sql/*.sql on DataFusion, in dependency order
+//!    ▼
+//! marts/<model>/dt=<date>/part-0.parquet             customer features, NPS/CSAT, service levels, lineage
+//!    │ (next: voice → segment → value → empathy → roi → fairness → privacy → report)
 //!    ▼
 //! marts/… + reports/<date>/ + runs/<run_id>.json
 //! ```
 //!
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
+//! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
+//! - [`query`]: `attune query` and `attune tables`, for analysts
+//! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)
 //! - [`config`]: `attune.toml`, checked once into `ValidConfig`
 //! - [`schema`]: input contracts from `schemas/*.toml`
 //! - [`storage`]: the data root on an object store; atomic partition files
@@ -23,6 +29,7 @@
 //! - [`context`]: what every job receives
 //! - [`error`]: the error type
 
+pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod demo;
@@ -32,7 +39,9 @@ pub mod ingest;
 pub mod manifest;
 pub mod nightly;
 pub mod parquet_io;
+pub mod query;
 pub mod schema;
 pub mod storage;
+pub mod transform;
 
 pub use error::{Error, Result};

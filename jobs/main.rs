@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use attune::config::{INIT_TEMPLATE, ValidConfig};
-use attune::context::JobContext;
+use attune::context::{JobContext, KeyMode};
 use attune::nightly::{self, NightlyParams};
-use attune::{Error, demo, generate, ingest};
+use attune::storage::Storage;
+use attune::{Error, demo, generate, ingest, query};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -78,6 +79,14 @@ enum Command {
     /// [pseudonymization] key_env (default ATTUNE_KEY).
     /// Example: ATTUNE_KEY=... attune ingest --date 2025-03-14
     Ingest(DatesArgs),
+    /// Run the SQL models (sql/*.sql) on DataFusion as of a date and write the marts.
+    ///
+    /// Example: attune transform --date 2025-12-31
+    Transform {
+        /// The run date (YYYY-MM-DD): models see data up to this day.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Run every job in order for a date (default: yesterday) or a range, under one lock.
     ///
     /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
@@ -88,6 +97,28 @@ enum Command {
         #[arg(long, value_name = "JOB")]
         only: Vec<String>,
     },
+    /// Run SQL over every lake and mart table (hive-partitioned Parquet with a `dt` column).
+    ///
+    /// Example: attune query "SELECT channel, COUNT(*) AS orders FROM orders GROUP BY channel"
+    /// Example: attune query --file q.sql --format csv --out result.csv
+    Query {
+        /// The SQL (or use --file).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        sql: Option<String>,
+        /// Read the SQL from a file.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write the result to this file instead of stdout (needed for parquet).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// List every lake and mart table with its partitions, row count and schema.
+    ///
+    /// Example: attune tables
+    Tables,
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -97,6 +128,25 @@ enum Command {
         #[arg(long, default_value = "attune-demo")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+impl From<Format> for query::OutputFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => query::OutputFormat::Table,
+            Format::Csv => query::OutputFormat::Csv,
+            Format::Json => query::OutputFormat::Json,
+            Format::Parquet => query::OutputFormat::Parquet,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -240,14 +290,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ingest(d) => {
             let dates = d.dates(false)?;
-            let ctx = JobContext::open(load_config(&cli)?, false)?;
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
             let outcome = runtime()?.block_on(ingest::run(&ctx, &dates))?;
             print_ingest(&outcome);
             Ok(())
         }
+        Command::Transform { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(attune::transform::run(&ctx, *date))?;
+            for m in &outcome.models {
+                println!(
+                    "{:<24} {:<6} {:>10} rows  {:>2} data tests  {:.2}s",
+                    m.model, m.materialized, m.rows, m.data_tests, m.seconds
+                );
+            }
+            Ok(())
+        }
         Command::Nightly { dates, only } => {
             let dates = dates.dates(true)?;
-            let ctx = JobContext::open(load_config(&cli)?, false)?;
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
             let outcome = runtime()?.block_on(nightly::run(
                 &ctx,
                 &NightlyParams {
@@ -259,6 +320,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_ingest(i);
             }
             println!("{}", outcome.manifest_path);
+            Ok(())
+        }
+        Command::Query {
+            sql,
+            file,
+            format,
+            out,
+        } => {
+            let sql = match (sql, file) {
+                (Some(s), _) => s.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let format = query::OutputFormat::from(*format);
+            let batches =
+                runtime()?.block_on(query::run(&storage, &sql, format, out.as_deref()))?;
+            match out {
+                Some(path) => println!("{}", path.display()),
+                None => println!("{}", query::render(&batches, format)?),
+            }
+            Ok(())
+        }
+        Command::Tables => {
+            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let tables = runtime()?.block_on(query::tables(&storage))?;
+            for t in &tables {
+                let (first, last) = (t.partitions.first(), t.partitions.last());
+                println!(
+                    "{}/{}  {} rows, {} partitions{}",
+                    t.table.area,
+                    t.table.name,
+                    t.rows,
+                    t.partitions.len(),
+                    match (first, last) {
+                        (Some(a), Some(b)) => format!(" (dt {a} … {b})"),
+                        _ => String::new(),
+                    }
+                );
+                for (name, ty, nullable) in &t.columns {
+                    println!(
+                        "    {name:<28} {ty}{}",
+                        if *nullable { "" } else { " not null" }
+                    );
+                }
+            }
             Ok(())
         }
         Command::Demo { dir } => {

@@ -12,10 +12,10 @@ use tracing::{error, info};
 
 use crate::context::JobContext;
 use crate::manifest::{JobTimer, RunManifest};
-use crate::{Error, Result, ingest};
+use crate::{Error, Result, ingest, transform};
 
 /// The jobs of a nightly run, in order.
-pub const JOBS: [&str; 1] = ["ingest"];
+pub const JOBS: [&str; 2] = ["ingest", "transform"];
 
 /// Which dates and jobs to run.
 #[derive(Debug, Clone)]
@@ -31,6 +31,7 @@ pub struct NightlyOutcome {
     pub manifest: RunManifest,
     pub manifest_path: String,
     pub ingest: Option<ingest::IngestOutcome>,
+    pub transform: Option<transform::TransformOutcome>,
 }
 
 /// Runs the nightly sequence. The manifest is written even when a job fails.
@@ -71,6 +72,30 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             }
         }
     }
+    // Models are snapshots as of a date: a range (backfill) ingests every day,
+    // then models once, as of its last day.
+    let last = *params
+        .dates
+        .last()
+        .ok_or_else(|| Error::Config("no dates to run".into()))?;
+    let mut transform_outcome = None;
+    if failure.is_none() && wanted("transform") {
+        let timer = JobTimer::start("transform");
+        match transform::run(ctx, last).await {
+            Ok(o) => {
+                let details = serde_json::to_value(&o).unwrap_or_default();
+                manifest
+                    .jobs
+                    .push(timer.finish(0, o.rows_out(), Vec::new(), details));
+                transform_outcome = Some(o);
+            }
+            Err(e) => {
+                error!(job = "transform", error = %e, "job failed");
+                manifest.jobs.push(timer.fail(&e));
+                failure = Some(e);
+            }
+        }
+    }
     manifest.status = if failure.is_some() { "failed" } else { "ok" }.into();
     manifest.finished_at =
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -83,6 +108,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         manifest_path: ctx.storage.display(&path),
         manifest,
         ingest: ingest_outcome,
+        transform: transform_outcome,
     })
 }
 

@@ -27,6 +27,9 @@ pub struct Storage {
     url: Url,
     /// Set when the root is a local folder.
     local: Option<PathBuf>,
+    /// For remote roots: the unprefixed store and its base URL, which
+    /// DataFusion resolves table URLs against.
+    remote: Option<(Url, Arc<dyn ObjectStore>)>,
 }
 
 impl Storage {
@@ -55,6 +58,7 @@ impl Storage {
                 store: Arc::new(store),
                 url,
                 local: Some(path),
+                remote: None,
             });
         }
         let url = Url::parse(root).map_err(|e| Error::Config(format!("root `{root}`: {e}")))?;
@@ -64,12 +68,26 @@ impl Storage {
                 "root `{root}`: {e} (s3://, gs:// and az:// need the `cloud` feature and credentials in the environment)"
             ))
         })?;
+        let raw: Arc<dyn ObjectStore> = Arc::from(store);
         let store: Arc<dyn ObjectStore> =
-            Arc::new(object_store::prefix::PrefixStore::new(store, prefix));
+            Arc::new(object_store::prefix::PrefixStore::new(raw.clone(), prefix));
+        let base = Url::parse(&format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ))
+        .map_err(|e| Error::Config(format!("root `{root}`: {e}")))?;
+        let url = if url.path().ends_with('/') {
+            url
+        } else {
+            Url::parse(&format!("{url}/"))
+                .map_err(|e| Error::Config(format!("root `{root}`: {e}")))?
+        };
         Ok(Storage {
             store,
             url,
             local: None,
+            remote: Some((base, raw)),
         })
     }
 
@@ -81,6 +99,11 @@ impl Storage {
     /// The root as a URL (for registering with DataFusion).
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// For remote roots, the store DataFusion must know to read table URLs.
+    pub fn datafusion_store(&self) -> Option<(&Url, Arc<dyn ObjectStore>)> {
+        self.remote.as_ref().map(|(u, s)| (u, s.clone()))
     }
 
     /// The local folder, when the root is one.

@@ -228,7 +228,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         handle: tokio::runtime::Handle::current(),
         redactor: Arc::new(Redactor::new()),
         pool: Mutex::new(Vec::new()),
-        key: ctx.key.clone(),
+        key: ctx.key()?.clone(),
         delimiter: ctx.cfg.ingest.delimiter,
         batch_rows: ctx.cfg.ingest.batch_rows,
     });
@@ -326,6 +326,9 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         warnings,
     };
     let (read, written) = outcome.rows();
+    for t in outcome.tables.iter().filter(|t| t.quarantined > 0) {
+        warn!(table = %t.table, quarantined = t.quarantined, "rows quarantined (see quarantine/)");
+    }
     info!(
         dates = dates.len(),
         rows_read = read,

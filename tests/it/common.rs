@@ -45,8 +45,8 @@ impl Root {
             },
             ..ValidConfig::default()
         };
-        let mut ctx = JobContext::open(cfg, true).expect("context");
-        ctx.key = attune::config::Key::new(key.as_bytes().to_vec());
+        let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+        ctx.key = Some(attune::config::Key::new(key.as_bytes().to_vec()));
         ctx
     }
 

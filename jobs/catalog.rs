@@ -1,0 +1,97 @@
+//! The SQL view of a data root: every lake and mart table registered in a
+//! DataFusion session as a hive-partitioned Parquet listing table with a
+//! `dt` DATE column, exactly as DuckDB, pandas or Spark would read it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::path::Path;
+
+use crate::Result;
+use crate::storage::Storage;
+
+/// Areas of the data root that hold tables.
+pub const AREAS: [&str; 2] = ["lake", "marts"];
+
+/// A table found in the data root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    pub area: String,
+    pub name: String,
+}
+
+/// A DataFusion session for attune: deterministic (one target partition per
+/// core, but sorted output wherever order matters is the SQL's job).
+pub fn new_session(storage: &Storage) -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("attune", "public");
+    let ctx = SessionContext::new_with_config(config);
+    if let Some((url, store)) = storage.datafusion_store() {
+        ctx.register_object_store(url, store);
+    }
+    ctx
+}
+
+/// Tables present under `area` (folders with at least one partition),
+/// skipping internal folders that start with `_`.
+pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>> {
+    let mut out = Vec::new();
+    for name in storage.list_dirs(&Path::from(area)).await? {
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        let has_partition = storage
+            .list_dirs(&Path::from(format!("{area}/{name}")))
+            .await?
+            .iter()
+            .any(|d| d.starts_with("dt="));
+        if has_partition {
+            out.push(TableRef {
+                area: area.to_string(),
+                name,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Registers one table of the data root under `name`.
+pub async fn register(
+    ctx: &SessionContext,
+    storage: &Storage,
+    area: &str,
+    table: &str,
+    name: &str,
+) -> Result<()> {
+    let url = ListingTableUrl::parse(format!("{}{area}/{table}/", storage.url()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("dt".to_string(), DataType::Date32)]);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
+        .await?;
+    let provider = ListingTable::try_new(config)?;
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(provider))?;
+    Ok(())
+}
+
+/// A session with every lake and mart table registered under its own name.
+pub async fn session_with_all(storage: &Storage) -> Result<(SessionContext, Vec<TableRef>)> {
+    let ctx = new_session(storage);
+    let mut all = Vec::new();
+    for area in AREAS {
+        for t in list_tables(storage, area).await? {
+            register(&ctx, storage, &t.area, &t.name, &t.name).await?;
+            all.push(t);
+        }
+    }
+    Ok((ctx, all))
+}

@@ -1,0 +1,142 @@
+//! The analyst's surface: `attune query` (SQL over every lake and mart
+//! table) and `attune tables` (what exists, with partitions, rows, schema).
+
+use std::path::Path as FsPath;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::dataframe::DataFrameWriteOptions;
+use object_store::path::Path;
+
+use crate::catalog::{self, TableRef};
+use crate::storage::Storage;
+use crate::{Error, Result};
+
+/// Output formats of `attune query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+/// Runs `sql` over every registered table. With `out`, writes the result
+/// there in `format`; otherwise returns the batches for printing.
+pub async fn run(
+    storage: &Storage,
+    sql: &str,
+    format: OutputFormat,
+    out: Option<&FsPath>,
+) -> Result<Vec<RecordBatch>> {
+    let (ctx, tables) = catalog::session_with_all(storage).await?;
+    let with_tables = |e: datafusion::error::DataFusionError| {
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| format!("{} ({})", t.name, t.area))
+            .collect();
+        let known = if names.is_empty() {
+            "none yet: run `attune nightly` or `attune demo` first".to_string()
+        } else {
+            names.join(", ")
+        };
+        Error::Config(format!("{e}\nknown tables: {known}"))
+    };
+    let df = ctx.sql(sql).await.map_err(with_tables)?;
+    match (out, format) {
+        (None, _) | (Some(_), OutputFormat::Table) => df.collect().await.map_err(with_tables),
+        (Some(path), f) => {
+            let path = path.to_string_lossy().into_owned();
+            let opts = DataFrameWriteOptions::new().with_single_file_output(true);
+            match f {
+                OutputFormat::Csv => df.write_csv(&path, opts, None).await?,
+                OutputFormat::Json => df.write_json(&path, opts, None).await?,
+                OutputFormat::Parquet => df.write_parquet(&path, opts, None).await?,
+                OutputFormat::Table => unreachable!("handled above"),
+            };
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Formats batches for the terminal.
+pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Table => Ok(pretty_format_batches(batches)?.to_string()),
+        OutputFormat::Csv => {
+            let mut buf = Vec::new();
+            {
+                let mut w = datafusion::arrow::csv::Writer::new(&mut buf);
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            String::from_utf8(buf).map_err(|e| Error::Internal(e.to_string()))
+        }
+        OutputFormat::Json => {
+            let mut buf = Vec::new();
+            {
+                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            String::from_utf8(buf).map_err(|e| Error::Internal(e.to_string()))
+        }
+        OutputFormat::Parquet => Err(Error::Config("--format parquet needs --out FILE".into())),
+    }
+}
+
+/// One table for `attune tables`.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub table: TableRef,
+    pub partitions: Vec<String>,
+    pub rows: u64,
+    /// (column, type, nullable)
+    pub columns: Vec<(String, String, bool)>,
+}
+
+/// Every lake and mart table with partitions, row count and schema.
+pub async fn tables(storage: &Storage) -> Result<Vec<TableInfo>> {
+    let (ctx, refs) = catalog::session_with_all(storage).await?;
+    let mut out = Vec::new();
+    for t in refs {
+        let mut partitions: Vec<String> = storage
+            .list_dirs(&Path::from(format!("{}/{}", t.area, t.name)))
+            .await?
+            .into_iter()
+            .filter_map(|d| d.strip_prefix("dt=").map(str::to_string))
+            .collect();
+        partitions.sort();
+        let provider = ctx.table_provider(t.name.as_str()).await?;
+        let columns = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string(), f.is_nullable()))
+            .collect();
+        let counted = ctx
+            .sql(&format!("SELECT COUNT(*) AS n FROM {}", t.name))
+            .await?
+            .collect()
+            .await?;
+        let rows = counted
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0);
+        out.push(TableInfo {
+            table: t,
+            partitions,
+            rows: u64::try_from(rows).unwrap_or(0),
+            columns,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,263 @@
+//! Transform: the SQL models of `sql/` run on DataFusion over the lake.
+//!
+//! Reads every `lake/<table>` (hive `dt` partitions up to the run date are
+//! the model's business: each model cuts at `run_context.run_date`), runs
+//! the models in dependency order, writes each `materialized: table` model
+//! to `marts/<model>/dt=<date>/part-0.parquet` atomically, runs its data
+//! tests, and writes the column lineage of every model to `marts/lineage`.
+
+pub mod checks;
+pub mod lineage;
+pub mod models;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{ArrayRef, Date32Array, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use futures::StreamExt;
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use self::lineage::ModelLineage;
+use self::models::{Materialized, Model};
+use crate::catalog;
+use crate::context::JobContext;
+use crate::parquet_io::{ParquetSink, write_batches};
+use crate::storage::partition_file;
+use crate::{Error, Result};
+
+/// What one model produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelOutcome {
+    pub model: String,
+    pub materialized: String,
+    pub rows: u64,
+    pub data_tests: usize,
+    pub seconds: f64,
+}
+
+/// What the transform produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformOutcome {
+    pub date: NaiveDate,
+    pub models: Vec<ModelOutcome>,
+    pub lineage_rows: u64,
+}
+
+impl TransformOutcome {
+    /// Rows written to marts.
+    pub fn rows_out(&self) -> u64 {
+        self.models
+            .iter()
+            .filter(|m| m.materialized == "table")
+            .map(|m| m.rows)
+            .sum()
+    }
+}
+
+/// Runs every model as of `date`.
+#[instrument(skip_all, fields(job = "transform", run_id = %ctx.run_id))]
+pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> {
+    let storage = &ctx.storage;
+    let session = catalog::new_session(storage);
+    let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for t in &lake {
+        catalog::register(&session, storage, "lake", t, t).await?;
+    }
+    session.register_table("run_context", run_context(date)?)?;
+    let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
+
+    let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    for model in &ordered {
+        let started = Instant::now();
+        let failed = |reason: String| Error::Model {
+            model: model.name.clone(),
+            reason,
+        };
+        let df = session
+            .sql(&model.sql)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        check_documented_columns(model, df.schema().as_arrow())?;
+        known.insert(
+            model.name.clone(),
+            lineage::model_lineage(df.logical_plan(), &known, &lake)?,
+        );
+        let rows = match model.materialized {
+            Materialized::View => {
+                session.register_table(model.name.as_str(), df.into_view())?;
+                0
+            }
+            Materialized::Table => {
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let path = partition_file("marts", &model.name, date);
+                let mut sink = ParquetSink::create(storage.store(), path, schema)?;
+                let mut stream = df
+                    .execute_stream()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                while let Some(batch) = stream.next().await {
+                    sink.write(&batch.map_err(|e| failed(e.to_string()))?)
+                        .await?;
+                }
+                let rows = sink.finish().await?;
+                register_partition(&session, ctx, &model.name, date).await?;
+                rows
+            }
+        };
+        let data_tests = checks::run(&session, model).await?;
+        info!(model = %model.name, rows, data_tests, "model built");
+        outcomes.push(ModelOutcome {
+            model: model.name.clone(),
+            materialized: match model.materialized {
+                Materialized::Table => "table".into(),
+                Materialized::View => "view".into(),
+            },
+            rows,
+            data_tests,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let lineage_rows = write_lineage(ctx, date, &ordered, &known).await?;
+    Ok(TransformOutcome {
+        date,
+        models: outcomes,
+        lineage_rows,
+    })
+}
+
+fn run_context(date: NaiveDate) -> Result<Arc<MemTable>> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "run_date",
+        DataType::Date32,
+        false,
+    )]));
+    let days = date.num_days_from_ce()
+        - NaiveDate::from_ymd_opt(1970, 1, 1)
+            .expect("valid")
+            .num_days_from_ce();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Date32Array::from(vec![days])) as ArrayRef],
+    )?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// The header must document exactly the columns the SELECT returns: the
+/// analyst docs are generated from it, so drift would be a lie in the docs.
+fn check_documented_columns(model: &Model, schema: &Schema) -> Result<()> {
+    let returned: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let documented: Vec<&str> = model.columns.iter().map(|(c, _)| c.as_str()).collect();
+    if returned != documented {
+        return Err(Error::Model {
+            model: model.name.clone(),
+            reason: format!(
+                "the header documents columns [{}] but the SELECT returns [{}]; keep one `-- column` line per output column, in order",
+                documented.join(", "),
+                returned.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Registers the partition just written, so later models and the data tests
+/// read exactly what was published.
+async fn register_partition(
+    session: &datafusion::prelude::SessionContext,
+    ctx: &JobContext,
+    model: &str,
+    date: NaiveDate,
+) -> Result<()> {
+    let url = ListingTableUrl::parse(format!("{}marts/{model}/dt={date}/", ctx.storage.url()))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .infer_schema(&session.state())
+        .await?;
+    session.register_table(model, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// Schema of `marts/lineage`.
+pub fn lineage_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("output_column", DataType::Utf8, true),
+        Field::new("source_table", DataType::Utf8, false),
+        Field::new("source_column", DataType::Utf8, false),
+        Field::new("usage", DataType::Utf8, false),
+    ]))
+}
+
+async fn write_lineage(
+    ctx: &JobContext,
+    date: NaiveDate,
+    models: &[Model],
+    known: &BTreeMap<String, ModelLineage>,
+) -> Result<u64> {
+    let (mut m, mut o, mut t, mut c, mut u) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let mut rows = 0u64;
+    for model in models {
+        let Some(l) = known.get(&model.name) else {
+            continue;
+        };
+        let mut in_outputs = BTreeSet::new();
+        for (col, sources) in &l.outputs {
+            for (table, column) in sources {
+                m.append_value(&model.name);
+                o.append_value(col);
+                t.append_value(table);
+                c.append_value(column);
+                u.append_value("output");
+                in_outputs.insert((table.clone(), column.clone()));
+                rows += 1;
+            }
+        }
+        for (table, column) in l.used.difference(&in_outputs) {
+            m.append_value(&model.name);
+            o.append_null();
+            t.append_value(table);
+            c.append_value(column);
+            u.append_value("logic");
+            rows += 1;
+        }
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(m.finish()),
+        Arc::new(o.finish()),
+        Arc::new(t.finish()),
+        Arc::new(c.finish()),
+        Arc::new(u.finish()),
+    ];
+    let batch = RecordBatch::try_new(lineage_schema(), cols)?;
+    write_batches(
+        &ctx.storage,
+        &partition_file("marts", "lineage", date),
+        lineage_schema(),
+        &[batch],
+    )
+    .await?;
+    Ok(rows)
+}

@@ -1,0 +1,440 @@
+//! SQL models: discovery, the comment header, and the order they run in.
+//!
+//! A model is one `sql/<name>.sql` file: a header of `-- key: value` lines
+//! (model, materialized, purpose, grain, one `column` line per output column,
+//! `test` lines), then one SELECT. The run order comes from the tables each
+//! statement references, as DataFusion's SQL parser sees them — never from
+//! file names.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use crate::{Error, Result};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_models.rs"));
+
+/// Whether a model's result is written to `marts/` or only used inside the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialized {
+    Table,
+    View,
+}
+
+/// A dbt-style data test on one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataTest {
+    NotNull,
+    Unique,
+    Range { min: Option<f64>, max: Option<f64> },
+    AcceptedValues(Vec<String>),
+    Relationships { table: String, column: String },
+}
+
+impl DataTest {
+    /// The test's name as written in headers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DataTest::NotNull => "not_null",
+            DataTest::Unique => "unique",
+            DataTest::Range { .. } => "range",
+            DataTest::AcceptedValues(_) => "accepted_values",
+            DataTest::Relationships { .. } => "relationships",
+        }
+    }
+}
+
+/// One parsed model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub sql: String,
+    pub materialized: Materialized,
+    pub purpose: String,
+    pub grain: String,
+    /// (column, documentation), in header order.
+    pub columns: Vec<(String, String)>,
+    /// (column, test)
+    pub tests: Vec<(String, DataTest)>,
+    /// Tables the SELECT reads (lowercase, unqualified).
+    pub references: BTreeSet<String>,
+}
+
+/// Parses a model file.
+pub fn parse_model(name: &str, text: &str) -> Result<Model> {
+    let bad = |reason: String| Error::Config(format!("sql/{name}.sql: {reason}"));
+    let mut header: BTreeMap<&str, String> = BTreeMap::new();
+    let mut columns = Vec::new();
+    let mut tests = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.trim().strip_prefix("--") else {
+            continue;
+        };
+        let rest = rest.trim();
+        let Some((key, value)) = rest.split_once(':') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if let Some(col) = key.strip_prefix("column ") {
+            columns.push((col.trim().to_string(), value.to_string()));
+        } else if let Some(col) = key.strip_prefix("test ") {
+            for t in value.split(',') {
+                let test = parse_test(t.trim()).map_err(|r| bad(format!("line {}: {r}", i + 1)))?;
+                tests.push((col.trim().to_string(), test));
+            }
+        } else if ["model", "materialized", "purpose", "grain"].contains(&key) {
+            header.insert(
+                match key {
+                    "model" => "model",
+                    "materialized" => "materialized",
+                    "purpose" => "purpose",
+                    _ => "grain",
+                },
+                value.to_string(),
+            );
+        }
+    }
+    if header.get("model").map(String::as_str) != Some(name) {
+        return Err(bad(format!(
+            "the header must start with `-- model: {name}` (the file stem)"
+        )));
+    }
+    let materialized = match header.get("materialized").map(String::as_str) {
+        Some("table") => Materialized::Table,
+        Some("view") => Materialized::View,
+        other => {
+            return Err(bad(format!(
+                "`-- materialized:` must be table or view, not {other:?}"
+            )));
+        }
+    };
+    let purpose = header
+        .get("purpose")
+        .cloned()
+        .ok_or_else(|| bad("missing `-- purpose:`".into()))?;
+    let grain = header
+        .get("grain")
+        .cloned()
+        .ok_or_else(|| bad("missing `-- grain:`".into()))?;
+    let sql = text.trim().trim_end_matches(';').to_string();
+    let references = references(&sql).map_err(bad)?;
+    for (col, test) in &tests {
+        if !columns.iter().any(|(c, _)| c == col) {
+            return Err(bad(format!(
+                "{} test on `{col}`, which has no `-- column {col}:` line",
+                test.name()
+            )));
+        }
+    }
+    Ok(Model {
+        name: name.to_string(),
+        sql,
+        materialized,
+        purpose,
+        grain,
+        columns,
+        tests,
+        references,
+    })
+}
+
+fn parse_test(text: &str) -> std::result::Result<DataTest, String> {
+    let mut words = text.split_whitespace();
+    let kind = words.next().ok_or("empty test")?;
+    let rest: Vec<&str> = words.collect();
+    let bound = |w: &str| -> std::result::Result<Option<f64>, String> {
+        if w == "*" {
+            Ok(None)
+        } else {
+            w.parse()
+                .map(Some)
+                .map_err(|_| format!("range bound `{w}` is not a number or *"))
+        }
+    };
+    match (kind, rest.as_slice()) {
+        ("not_null", []) => Ok(DataTest::NotNull),
+        ("unique", []) => Ok(DataTest::Unique),
+        ("range", [lo, hi]) => Ok(DataTest::Range {
+            min: bound(lo)?,
+            max: bound(hi)?,
+        }),
+        ("accepted_values", values) if !values.is_empty() => Ok(DataTest::AcceptedValues(
+            values.iter().map(|v| v.to_string()).collect(),
+        )),
+        ("relationships", [target]) => {
+            let (table, column) = target
+                .split_once('.')
+                .ok_or("relationships needs table.column")?;
+            Ok(DataTest::Relationships {
+                table: table.to_string(),
+                column: column.to_string(),
+            })
+        }
+        _ => Err(format!(
+            "unknown test `{text}` (not_null, unique, range MIN MAX, accepted_values V…, relationships table.column)"
+        )),
+    }
+}
+
+/// Tables a SELECT reads, from DataFusion's parser (CTE names excluded).
+pub fn references(sql: &str) -> std::result::Result<BTreeSet<String>, String> {
+    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+        .map_err(|e| format!("does not parse: {e}"))?;
+    if statements.len() != 1 {
+        return Err(format!(
+            "holds {} statements; a model is exactly one SELECT",
+            statements.len()
+        ));
+    }
+    let Some(DfStatement::Statement(stmt)) = statements.front() else {
+        return Err("is not a SELECT".into());
+    };
+    let Statement::Query(query) = stmt.as_ref() else {
+        return Err("is not a SELECT".into());
+    };
+    let mut refs = Relations::default();
+    let _ = query.visit(&mut refs);
+    Ok(refs.relations.difference(&refs.ctes).cloned().collect())
+}
+
+/// Collects relation names and CTE names anywhere in a query (a CTE named
+/// like a table shadows it: good enough for ordering models).
+#[derive(Default)]
+struct Relations {
+    relations: BTreeSet<String>,
+    ctes: BTreeSet<String>,
+}
+
+impl Visitor for Relations {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(cte.alias.name.value.to_lowercase());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        if let Some(last) = relation.0.last().and_then(|p| p.as_ident()) {
+            self.relations.insert(last.value.to_lowercase());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Loads the built-in models (or those of `dir` when given).
+pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Model>> {
+    let mut sources: Vec<(String, String)> = match dir {
+        None => BUILTIN_MODELS
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect(),
+        Some(d) => {
+            let mut v = Vec::new();
+            for e in std::fs::read_dir(d).map_err(|e| Error::io(d, e))? {
+                let p = e.map_err(|e| Error::io(d, e))?.path();
+                if p.extension().is_some_and(|x| x == "sql") {
+                    let name = p
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    v.push((
+                        name,
+                        std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
+                    ));
+                }
+            }
+            v
+        }
+    };
+    sources.sort();
+    sources.iter().map(|(n, s)| parse_model(n, s)).collect()
+}
+
+/// Orders models so each runs after the models it reads. Every reference
+/// must be a model, a lake table or `run_context`; a cycle is an error that
+/// names it.
+pub fn order(models: Vec<Model>, lake_tables: &BTreeSet<String>) -> Result<Vec<Model>> {
+    let names: BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
+    for m in &models {
+        if lake_tables.contains(&m.name) {
+            return Err(Error::Config(format!(
+                "model `{}` has the name of a lake table; rename sql/{}.sql",
+                m.name, m.name
+            )));
+        }
+        for r in &m.references {
+            if !names.contains(r) && !lake_tables.contains(r) && r != "run_context" {
+                let mut known: Vec<&str> = names
+                    .iter()
+                    .chain(lake_tables.iter())
+                    .map(String::as_str)
+                    .collect();
+                known.push("run_context");
+                return Err(Error::Config(format!(
+                    "model `{}` reads `{r}`, which is neither a model nor a lake table (known: {})",
+                    m.name,
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    let mut by_name: BTreeMap<String, Model> =
+        models.into_iter().map(|m| (m.name.clone(), m)).collect();
+    let mut done: Vec<Model> = Vec::new();
+    let mut state: BTreeMap<String, u8> = BTreeMap::new(); // 1 = visiting, 2 = done
+    let keys: Vec<String> = by_name.keys().cloned().collect();
+    for k in keys {
+        visit(&k, &mut by_name, &mut state, &mut Vec::new(), &mut done)?;
+    }
+    Ok(done)
+}
+
+fn visit(
+    name: &str,
+    by_name: &mut BTreeMap<String, Model>,
+    state: &mut BTreeMap<String, u8>,
+    path: &mut Vec<String>,
+    done: &mut Vec<Model>,
+) -> Result<()> {
+    match state.get(name) {
+        Some(2) => return Ok(()),
+        Some(1) => {
+            let start = path.iter().position(|p| p == name).unwrap_or(0);
+            let mut cycle = path[start..].to_vec();
+            cycle.push(name.to_string());
+            return Err(Error::Config(format!(
+                "models form a cycle: {}",
+                cycle.join(" → ")
+            )));
+        }
+        _ => {}
+    }
+    let Some(model) = by_name.get(name) else {
+        return Ok(()); // a lake table
+    };
+    let deps: Vec<String> = model.references.iter().cloned().collect();
+    state.insert(name.to_string(), 1);
+    path.push(name.to_string());
+    for d in deps {
+        visit(&d, by_name, state, path, done)?;
+    }
+    path.pop();
+    state.insert(name.to_string(), 2);
+    if let Some(m) = by_name.remove(name) {
+        done.push(m);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(name: &str, select: &str) -> Model {
+        let text = format!(
+            "-- model: {name}\n-- materialized: table\n-- purpose: p\n-- grain: g\n-- column a: doc\n{select}"
+        );
+        parse_model(name, &text).expect("parses")
+    }
+
+    #[test]
+    fn references_skip_ctes_and_find_joins_and_subqueries() {
+        let refs = references(
+            "WITH x AS (SELECT * FROM orders) SELECT * FROM x JOIN Customers c ON true WHERE c.id IN (SELECT id FROM stg_tickets)",
+        )
+        .expect("parses");
+        assert_eq!(
+            refs.into_iter().collect::<Vec<_>>(),
+            vec!["customers", "orders", "stg_tickets"]
+        );
+    }
+
+    #[test]
+    fn order_follows_references_not_names() {
+        let lake: BTreeSet<String> = ["orders".to_string()].into();
+        let ordered = order(
+            vec![
+                model("a_mart", "SELECT * FROM z_stage"),
+                model("z_stage", "SELECT * FROM orders"),
+            ],
+            &lake,
+        )
+        .expect("orders");
+        let names: Vec<&str> = ordered.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["z_stage", "a_mart"]);
+    }
+
+    #[test]
+    fn cycles_and_unknown_tables_are_named() {
+        let lake = BTreeSet::new();
+        let err = order(
+            vec![model("a", "SELECT * FROM b"), model("b", "SELECT * FROM a")],
+            &lake,
+        )
+        .expect_err("cycle")
+        .to_string();
+        assert!(err.contains("a → b → a"), "{err}");
+        let err = order(vec![model("a", "SELECT * FROM ordrs")], &lake)
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("`a` reads `ordrs`"), "{err}");
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let cases = [
+            (
+                "-- model: other\n-- materialized: table\n-- purpose: p\n-- grain: g\nSELECT 1",
+                "`-- model: m`",
+            ),
+            (
+                "-- model: m\n-- materialized: maybe\n-- purpose: p\n-- grain: g\nSELECT 1",
+                "table or view",
+            ),
+            (
+                "-- model: m\n-- materialized: view\n-- grain: g\nSELECT 1",
+                "purpose",
+            ),
+            (
+                "-- model: m\n-- materialized: view\n-- purpose: p\n-- grain: g\n-- test x: not_null\nSELECT 1",
+                "no `-- column x:`",
+            ),
+            (
+                "-- model: m\n-- materialized: view\n-- purpose: p\n-- grain: g\n-- column x: d\n-- test x: sometimes\nSELECT 1",
+                "unknown test",
+            ),
+            (
+                "-- model: m\n-- materialized: view\n-- purpose: p\n-- grain: g\nSELECT 1; SELECT 2",
+                "2 statements",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse_model("m", text).expect_err(want).to_string();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+        let m = parse_model(
+            "m",
+            "-- model: m\n-- materialized: view\n-- purpose: p\n-- grain: g\n-- column x: d\n-- test x: not_null, range 0 *, accepted_values a b\nSELECT 1 AS x",
+        )
+        .expect("parses");
+        assert_eq!(
+            m.tests.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(),
+            vec![
+                DataTest::NotNull,
+                DataTest::Range {
+                    min: Some(0.0),
+                    max: None
+                },
+                DataTest::AcceptedValues(vec!["a".into(), "b".into()])
+            ]
+        );
+    }
+}
