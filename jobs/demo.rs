@@ -17,10 +17,13 @@ pub struct DemoOutcome {
     pub nightly: NightlyOutcome,
 }
 
-/// Generates the default business into `dir` and runs the nightly jobs over every day.
-pub async fn run(dir: &Path) -> Result<DemoOutcome> {
+/// Generates the business (default: 5,000 customers, 365 days) into `dir`
+/// and runs the nightly jobs over every day.
+pub async fn run(dir: &Path, customers: u64, days: u32) -> Result<DemoOutcome> {
     let params = GenerateParams {
         out: dir.to_path_buf(),
+        customers,
+        days,
         ..GenerateParams::default()
     };
     let gen_params = params.clone();

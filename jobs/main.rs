@@ -118,7 +118,12 @@ enum Command {
     /// List every lake and mart table with its partitions, row count and schema.
     ///
     /// Example: attune tables
-    Tables,
+    /// Example: attune tables --docs > TABLES.md
+    Tables {
+        /// Print the column documentation (from the contracts and the SQL model headers) instead.
+        #[arg(long)]
+        docs: bool,
+    },
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -127,6 +132,12 @@ enum Command {
         /// Folder for the demo data root.
         #[arg(long, default_value = "attune-demo")]
         dir: PathBuf,
+        /// Number of customers (a smaller demo runs faster).
+        #[arg(long, default_value_t = 5000)]
+        customers: u64,
+        /// Days of history.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
     },
 }
 
@@ -343,7 +354,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Tables => {
+        Command::Tables { docs: true } => {
+            let cfg = load_config(&cli)?;
+            let contracts = attune::schema::Contracts::builtin()?;
+            let models = attune::transform::models::load(cfg.models_dir.as_deref())?;
+            print!("{}", query::docs(&contracts, &models));
+            Ok(())
+        }
+        Command::Tables { docs: false } => {
             let storage = Storage::open(&load_config(&cli)?.root)?;
             let tables = runtime()?.block_on(query::tables(&storage))?;
             for t in &tables {
@@ -368,9 +386,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { dir } => {
+        Command::Demo {
+            dir,
+            customers,
+            days,
+        } => {
             let started = std::time::Instant::now();
-            let outcome = runtime()?.block_on(demo::run(dir))?;
+            let outcome = runtime()?.block_on(demo::run(dir, *customers, *days))?;
             let root = outcome.root.display();
             if let Some(i) = &outcome.nightly.ingest {
                 print_ingest(i);
@@ -381,6 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("planted truth:   {root}/ground_truth.json");
             println!("lake (Parquet):  {root}/lake/");
             println!("quarantine:      {root}/quarantine/");
+            println!("marts (Parquet): {root}/marts/");
             println!("run manifest:    {}", outcome.nightly.manifest_path);
             eprintln!(
                 "demo finished in {:.1}s (public demo key: pseudonyms are not protected)",

@@ -140,3 +140,42 @@ pub async fn tables(storage: &Storage) -> Result<Vec<TableInfo>> {
     }
     Ok(out)
 }
+
+/// Column documentation of every lake table (from the contracts) and every
+/// model (from its SQL header), as Markdown.
+pub fn docs(
+    contracts: &crate::schema::Contracts,
+    models: &[crate::transform::models::Model],
+) -> String {
+    let mut out = String::from(
+        "# attune tables\n\nEvery table is hive-partitioned Parquet under `<root>/<area>/<table>/dt=<YYYY-MM-DD>/`; `dt` is the export day (lake) or the run date (marts).\n",
+    );
+    out.push_str("\n## Lake (ingested exports)\n");
+    for c in contracts.iter() {
+        out.push_str(&format!("\n### lake/{}\n\n{}\n\n| column | type | privacy | meaning |\n| --- | --- | --- | --- |\n", c.table, c.description));
+        for col in c.columns.iter().filter(|col| col.is_kept()) {
+            out.push_str(&format!(
+                "| {} | {} | {:?} | {} |\n",
+                col.output,
+                col.lake_type(),
+                col.privacy,
+                col.purpose
+            ));
+        }
+    }
+    out.push_str("\n## Marts (SQL models, `sql/<model>.sql`)\n");
+    for m in models
+        .iter()
+        .filter(|m| m.materialized == crate::transform::models::Materialized::Table)
+    {
+        out.push_str(&format!(
+            "\n### marts/{}\n\n{} Grain: {}.\n\n| column | meaning |\n| --- | --- |\n",
+            m.name, m.purpose, m.grain
+        ));
+        for (col, doc) in &m.columns {
+            out.push_str(&format!("| {col} | {doc} |\n"));
+        }
+    }
+    out.push_str("\n### marts/lineage\n\nWhich lake columns each model reads. Grain: one row per model, output column and lake column.\n\n| column | meaning |\n| --- | --- |\n| model | the model (file stem in sql/) |\n| output_column | the model's output column; NULL for columns read only in filters, joins, grouping or ordering |\n| source_table | lake table |\n| source_column | lake column |\n| usage | `output` (the value derives from it) or `logic` (read to filter, join, group or order) |\n");
+    out
+}

@@ -8,14 +8,11 @@ use datafusion::prelude::SessionContext;
 use super::models::{DataTest, Model};
 use crate::{Error, Result};
 
-/// The SQL that counts rows breaking `test` on `column` of `table`.
-/// Short generated statements, not models: the model SQL stays in `sql/`.
-pub fn offending_rows_sql(table: &str, column: &str, test: &DataTest) -> String {
+/// A condition true for rows that break a row-level test, or `None` for
+/// tests that need their own query (unique, relationships).
+fn offending_condition(column: &str, test: &DataTest) -> Option<String> {
     match test {
-        DataTest::NotNull => format!("SELECT COUNT(*) FROM {table} WHERE {column} IS NULL"),
-        DataTest::Unique => format!(
-            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM (SELECT COUNT(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING COUNT(*) > 1) d"
-        ),
+        DataTest::NotNull => Some(format!("{column} IS NULL")),
         DataTest::Range { min, max } => {
             let mut conds = Vec::new();
             if let Some(lo) = min {
@@ -24,35 +21,88 @@ pub fn offending_rows_sql(table: &str, column: &str, test: &DataTest) -> String 
             if let Some(hi) = max {
                 conds.push(format!("{column} > {hi}"));
             }
-            if conds.is_empty() {
-                conds.push("FALSE".into());
-            }
-            format!("SELECT COUNT(*) FROM {table} WHERE {}", conds.join(" OR "))
+            Some(if conds.is_empty() {
+                "FALSE".into()
+            } else {
+                conds.join(" OR ")
+            })
         }
         DataTest::AcceptedValues(values) => {
             let list: Vec<String> = values
                 .iter()
                 .map(|v| format!("'{}'", v.replace('\'', "''")))
                 .collect();
-            format!(
-                "SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL AND {column} NOT IN ({})",
+            Some(format!(
+                "{column} IS NOT NULL AND {column} NOT IN ({})",
                 list.join(", ")
-            )
+            ))
         }
+        DataTest::Unique | DataTest::Relationships { .. } => None,
+    }
+}
+
+/// The SQL that counts rows breaking a set-level test.
+/// Short generated statements, not models: the model SQL stays in `sql/`.
+fn offending_rows_sql(table: &str, column: &str, test: &DataTest) -> String {
+    match test {
+        DataTest::Unique => format!(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM (SELECT COUNT(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING COUNT(*) > 1) d"
+        ),
         DataTest::Relationships {
             table: other,
             column: key,
         } => format!(
             "SELECT COUNT(*) FROM {table} m LEFT JOIN (SELECT DISTINCT {key} AS k FROM {other}) r ON m.{column} = r.k WHERE m.{column} IS NOT NULL AND r.k IS NULL"
         ),
+        other => format!(
+            "SELECT COUNT(*) FROM {table} WHERE {}",
+            offending_condition(column, other).unwrap_or_else(|| "FALSE".into())
+        ),
     }
 }
 
-/// Runs every test of `model` (registered in `ctx` under its name).
+/// Runs every test of `model` (registered in `ctx` under its name). Row-level
+/// tests share one scan: a view is re-computed by every query on it.
 pub async fn run(ctx: &SessionContext, model: &Model) -> Result<usize> {
-    for (column, test) in &model.tests {
-        let sql = offending_rows_sql(&model.name, column, test);
-        let batches = ctx.sql(&sql).await?.collect().await?;
+    let row_level: Vec<(&String, &DataTest, String)> = model
+        .tests
+        .iter()
+        .filter_map(|(c, t)| offending_condition(c, t).map(|cond| (c, t, cond)))
+        .collect();
+    if !row_level.is_empty() {
+        let sums: Vec<String> = row_level
+            .iter()
+            .map(|(_, _, cond)| {
+                format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
+            })
+            .collect();
+        let batches = ctx
+            .sql(&format!("SELECT {} FROM {}", sums.join(", "), model.name))
+            .await?
+            .collect()
+            .await?;
+        let batch = batches.first().ok_or_else(|| {
+            Error::Internal(format!("data tests of {} returned nothing", model.name))
+        })?;
+        for (i, (column, test, _)) in row_level.iter().enumerate() {
+            let n = batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map_or(0, |a| a.value(0));
+            fail_if_any(model, column, test, n)?;
+        }
+    }
+    for (column, test) in model
+        .tests
+        .iter()
+        .filter(|(c, t)| offending_condition(c, t).is_none())
+    {
+        let batches = ctx
+            .sql(&offending_rows_sql(&model.name, column, test))
+            .await?
+            .collect()
+            .await?;
         let n = batches
             .first()
             .and_then(|b| {
@@ -67,14 +117,87 @@ pub async fn run(ctx: &SessionContext, model: &Model) -> Result<usize> {
                     model.name
                 ))
             })?;
-        if n > 0 {
-            return Err(Error::DataTest {
-                model: model.name.clone(),
-                column: column.clone(),
-                test: test.name().to_string(),
-                rows: u64::try_from(n).unwrap_or(0),
-            });
-        }
+        fail_if_any(model, column, test, n)?;
     }
     Ok(model.tests.len())
+}
+
+fn fail_if_any(model: &Model, column: &str, test: &DataTest, n: i64) -> Result<()> {
+    if n > 0 {
+        return Err(Error::DataTest {
+            model: model.name.clone(),
+            column: column.to_string(),
+            test: test.name().to_string(),
+            rows: u64::try_from(n).unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    use super::*;
+    use crate::transform::models::parse_model;
+
+    async fn ctx_with(values: Vec<Option<i64>>, keys: Vec<&str>) -> SessionContext {
+        let ctx = SessionContext::new();
+        let batch = RecordBatch::try_from_iter(vec![
+            ("x", Arc::new(Int64Array::from(values)) as ArrayRef),
+            ("k", Arc::new(StringArray::from(keys)) as ArrayRef),
+        ])
+        .expect("batch");
+        ctx.register_batch("m", batch).expect("register");
+        let parent = RecordBatch::try_from_iter(vec![(
+            "k",
+            Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+        )])
+        .expect("batch");
+        ctx.register_batch("parent", parent).expect("register");
+        ctx
+    }
+
+    fn model(tests: &str) -> Model {
+        parse_model("m", &format!("-- model: m\n-- materialized: table\n-- purpose: p\n-- grain: g\n-- column x: d\n-- column k: d\n{tests}\nSELECT 1 AS x, 'a' AS k")).expect("parses")
+    }
+
+    #[tokio::test]
+    async fn failing_tests_report_counts_not_values() {
+        let ctx = ctx_with(
+            vec![Some(1), None, Some(7), Some(7)],
+            vec!["a", "b", "c", "c"],
+        )
+        .await;
+        let cases = [
+            ("-- test x: not_null", "m.x not_null: 1 offending rows"),
+            ("-- test x: range 0 5", "m.x range: 2 offending rows"),
+            (
+                "-- test k: accepted_values a b",
+                "m.k accepted_values: 2 offending rows",
+            ),
+            ("-- test k: unique", "m.k unique: 2 offending rows"),
+            (
+                "-- test k: relationships parent.k",
+                "m.k relationships: 2 offending rows",
+            ),
+        ];
+        for (test, want) in cases {
+            let err = run(&ctx, &model(test)).await.expect_err(test).to_string();
+            assert!(err.contains(want), "{err} should contain {want}");
+            assert!(
+                !err.contains("'c'") && !err.contains(" 7"),
+                "no values in {err}"
+            );
+        }
+        assert_eq!(
+            run(&ctx, &model("-- test x: range 1 *\n-- test k: not_null"))
+                .await
+                .expect("passes"),
+            2
+        );
+    }
 }

@@ -297,3 +297,70 @@ fn a_sigkill_at_any_moment_never_leaves_a_partial_partition() {
         );
     }
 }
+
+/// The README's first command, smaller: generate + nightly through the real
+/// binary, then the lake agrees with the planted ground truth and the marts exist.
+#[test]
+fn demo_runs_end_to_end() {
+    let root = Root::new();
+    let dir = root.path().join("demo");
+    let out = attune()
+        .env_remove("ATTUNE_KEY")
+        .args(["demo", "--customers", "400", "--days", "60", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "lake (Parquet)",
+        "marts (Parquet)",
+        "run manifest",
+        "ground_truth.json",
+    ] {
+        assert!(stdout.contains(want), "demo output lacks {want}:\n{stdout}");
+    }
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("ground_truth.json")).expect("truth"))
+            .expect("json");
+    let manifest = files_under(&dir.join("runs"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("manifest");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest).expect("read")).expect("json");
+    assert_eq!(manifest["status"], "ok");
+    assert_eq!(
+        manifest["demo_key"], true,
+        "the demo key is labelled as such"
+    );
+    let ingest = &manifest["jobs"][0];
+    let planted: u64 = truth["tables"]
+        .as_object()
+        .expect("tables")
+        .values()
+        .filter_map(|t| t["expected_clean_rows"].as_u64())
+        .sum();
+    assert_eq!(
+        ingest["rows_out"].as_u64(),
+        Some(planted),
+        "lake rows = clean rows planted"
+    );
+    for mart in [
+        "customer_features",
+        "nps_daily",
+        "service_levels",
+        "lineage",
+    ] {
+        let p = dir
+            .join("marts")
+            .join(mart)
+            .join("dt=2025-03-01")
+            .join("part-0.parquet");
+        assert!(p.exists(), "{} missing", p.display());
+    }
+}

@@ -1,0 +1,165 @@
+-- model: customer_features
+-- materialized: table
+-- purpose: Behavioural features of every consenting customer (RFM, channel mix, service, feedback, reviews, web) for segmentation, churn and lifetime value; no sensitive attributes.
+-- grain: one row per customer (pseudonymous customer_id) in stg_customers as of the run date
+-- column customer_id: pseudonymous customer id (HMAC of the export's id)
+-- column tenure_days: days from signup_date to the run date (days)
+-- column first_order_at: first non-refunded order (timestamp, UTC); NULL when none
+-- column last_order_at: latest non-refunded order (timestamp, UTC); NULL when none
+-- column recency_days: run date minus the calendar day of last_order_at (days); NULL when no non-refunded orders
+-- column frequency: non-refunded orders up to the run date (count)
+-- column refunded_orders: refunded orders up to the run date (count)
+-- column monetary_total: sum of total_amount over non-refunded orders (currency units); 0 when none
+-- column avg_order_value: monetary_total / frequency (currency units); NULL when no orders
+-- column orders_30d: non-refunded orders in the 30 days ending on the run date, run date included (count)
+-- column orders_90d: non-refunded orders in the 90 days ending on the run date, run date included (count)
+-- column orders_365d: non-refunded orders in the 365 days ending on the run date, run date included (count)
+-- column avg_days_between_orders: (last_order_at - first_order_at) / (frequency - 1) in days (fractional days); NULL when fewer than 2 orders
+-- column discount_share: sum of discount_amount (missing discounts ignored) / sum of total_amount over non-refunded orders (ratio); NULL when no orders, a zero total or no discount recorded
+-- column in_store_share: share of non-refunded orders placed in store (ratio 0-1); NULL when no orders
+-- column online_share: share of non-refunded orders placed online (ratio 0-1); NULL when no orders
+-- column app_share: share of non-refunded orders placed in the app (ratio 0-1); NULL when no orders
+-- column tickets_total: support tickets opened up to the run date (count)
+-- column tickets_90d: support tickets opened in the 90 days ending on the run date, run date included (count)
+-- column median_first_response_hours: median first-response time over the customer's answered tickets, all time (hours); NULL when none answered
+-- column bot_ticket_share: share of the customer's tickets first routed to the bot (handled_by bot or bot_then_human) (ratio 0-1); NULL when no tickets
+-- column last_nps_score: score of the customer's latest NPS answer (0-10); NULL when none
+-- column last_nps_at: when the latest NPS answer was given (timestamp, UTC); NULL when none
+-- column avg_csat: mean CSAT score over the customer's CSAT answers (1-5); NULL when none
+-- column reviews_total: public reviews the customer posted (count)
+-- column review_reply_share: share of those reviews the business replied to by the run date (ratio 0-1); NULL when no reviews
+-- column web_sessions_total: logged-in web sessions of the customer (count)
+-- column web_conversion_rate: share of those sessions that converted (ratio 0-1); NULL when no sessions
+-- test customer_id: not_null, unique, relationships stg_customers.customer_id
+-- test tenure_days: not_null, range 0 *
+-- test recency_days: range 0 *
+-- test frequency: not_null, range 0 *
+-- test refunded_orders: not_null, range 0 *
+-- test monetary_total: not_null, range 0 *
+-- test avg_order_value: range 0 *
+-- test orders_30d: not_null, range 0 *
+-- test orders_90d: not_null, range 0 *
+-- test orders_365d: not_null, range 0 *
+-- test avg_days_between_orders: range 0 *
+-- test discount_share: range 0 *
+-- test in_store_share: range 0 1
+-- test online_share: range 0 1
+-- test app_share: range 0 1
+-- test tickets_total: not_null, range 0 *
+-- test tickets_90d: not_null, range 0 *
+-- test bot_ticket_share: range 0 1
+-- test last_nps_score: range 0 10
+-- test avg_csat: range 1 5
+-- test reviews_total: not_null, range 0 *
+-- test review_reply_share: range 0 1
+-- test web_sessions_total: not_null, range 0 *
+-- test web_conversion_rate: range 0 1
+WITH order_stats AS (
+    SELECT
+        o.customer_id,
+        min(o.ordered_at) AS first_order_at,
+        max(o.ordered_at) AS last_order_at,
+        count(*) AS frequency,
+        sum(o.total_amount) AS monetary_total,
+        sum(o.discount_amount) AS discount_total,
+        sum(CASE WHEN r.run_date - o.order_date < 30 THEN 1 ELSE 0 END) AS orders_30d,
+        sum(CASE WHEN r.run_date - o.order_date < 90 THEN 1 ELSE 0 END) AS orders_90d,
+        sum(CASE WHEN r.run_date - o.order_date < 365 THEN 1 ELSE 0 END) AS orders_365d,
+        sum(CASE WHEN o.channel = 'in_store' THEN 1 ELSE 0 END) AS in_store_orders,
+        sum(CASE WHEN o.channel = 'online' THEN 1 ELSE 0 END) AS online_orders,
+        sum(CASE WHEN o.channel = 'app' THEN 1 ELSE 0 END) AS app_orders
+    FROM stg_orders AS o
+    CROSS JOIN run_context AS r
+    WHERE NOT o.refunded
+    GROUP BY o.customer_id
+),
+refund_stats AS (
+    SELECT customer_id, count(*) AS refunded_orders
+    FROM stg_orders
+    WHERE refunded
+    GROUP BY customer_id
+),
+ticket_stats AS (
+    SELECT
+        t.customer_id,
+        count(*) AS tickets_total,
+        sum(CASE WHEN r.run_date - t.created_date < 90 THEN 1 ELSE 0 END) AS tickets_90d,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY t.first_response_hours) AS median_first_response_hours,
+        sum(CASE WHEN t.handled_by IN ('bot', 'bot_then_human') THEN 1 ELSE 0 END) AS bot_tickets
+    FROM stg_tickets AS t
+    CROSS JOIN run_context AS r
+    GROUP BY t.customer_id
+),
+nps_ranked AS (
+    SELECT
+        customer_id,
+        score,
+        responded_at,
+        row_number() OVER (PARTITION BY customer_id ORDER BY responded_at DESC, response_id DESC) AS answer_rank
+    FROM stg_feedback
+    WHERE survey_type = 'nps'
+),
+csat_stats AS (
+    SELECT customer_id, avg(CAST(score AS DOUBLE)) AS avg_csat
+    FROM stg_feedback
+    WHERE survey_type = 'csat'
+    GROUP BY customer_id
+),
+review_stats AS (
+    SELECT
+        customer_id,
+        count(*) AS reviews_total,
+        sum(CASE WHEN replied_at IS NOT NULL THEN 1 ELSE 0 END) AS reviews_replied
+    FROM stg_reviews
+    WHERE customer_id IS NOT NULL
+    GROUP BY customer_id
+),
+web_stats AS (
+    SELECT
+        customer_id,
+        count(*) AS web_sessions_total,
+        sum(CASE WHEN converted THEN 1 ELSE 0 END) AS web_conversions
+    FROM stg_web_sessions
+    WHERE customer_id IS NOT NULL
+    GROUP BY customer_id
+)
+SELECT
+    c.customer_id,
+    r.run_date - c.signup_date AS tenure_days,
+    os.first_order_at,
+    os.last_order_at,
+    r.run_date - CAST(os.last_order_at AS DATE) AS recency_days,
+    COALESCE(os.frequency, 0) AS frequency,
+    COALESCE(rs.refunded_orders, 0) AS refunded_orders,
+    COALESCE(os.monetary_total, 0.0) AS monetary_total,
+    os.monetary_total / NULLIF(os.frequency, 0) AS avg_order_value,
+    COALESCE(os.orders_30d, 0) AS orders_30d,
+    COALESCE(os.orders_90d, 0) AS orders_90d,
+    COALESCE(os.orders_365d, 0) AS orders_365d,
+    (extract(epoch FROM os.last_order_at) - extract(epoch FROM os.first_order_at)) / 86400.0
+        / NULLIF(os.frequency - 1, 0) AS avg_days_between_orders,
+    os.discount_total / NULLIF(os.monetary_total, 0) AS discount_share,
+    CAST(os.in_store_orders AS DOUBLE) / NULLIF(os.frequency, 0) AS in_store_share,
+    CAST(os.online_orders AS DOUBLE) / NULLIF(os.frequency, 0) AS online_share,
+    CAST(os.app_orders AS DOUBLE) / NULLIF(os.frequency, 0) AS app_share,
+    COALESCE(ts.tickets_total, 0) AS tickets_total,
+    COALESCE(ts.tickets_90d, 0) AS tickets_90d,
+    ts.median_first_response_hours,
+    CAST(ts.bot_tickets AS DOUBLE) / NULLIF(ts.tickets_total, 0) AS bot_ticket_share,
+    np.score AS last_nps_score,
+    np.responded_at AS last_nps_at,
+    cs.avg_csat,
+    COALESCE(vs.reviews_total, 0) AS reviews_total,
+    CAST(vs.reviews_replied AS DOUBLE) / NULLIF(vs.reviews_total, 0) AS review_reply_share,
+    COALESCE(ws.web_sessions_total, 0) AS web_sessions_total,
+    CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_sessions_total, 0) AS web_conversion_rate
+FROM stg_customers AS c
+CROSS JOIN run_context AS r
+LEFT JOIN order_stats AS os ON os.customer_id = c.customer_id
+LEFT JOIN refund_stats AS rs ON rs.customer_id = c.customer_id
+LEFT JOIN ticket_stats AS ts ON ts.customer_id = c.customer_id
+LEFT JOIN nps_ranked AS np ON np.customer_id = c.customer_id AND np.answer_rank = 1
+LEFT JOIN csat_stats AS cs ON cs.customer_id = c.customer_id
+LEFT JOIN review_stats AS vs ON vs.customer_id = c.customer_id
+LEFT JOIN web_stats AS ws ON ws.customer_id = c.customer_id
+ORDER BY c.customer_id

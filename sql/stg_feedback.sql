@@ -1,0 +1,49 @@
+-- model: stg_feedback
+-- materialized: view
+-- purpose: Every survey answer (NPS, CSAT, CES, empathy items) given up to the end of the run date, de-duplicated across export days, without the free-text comment.
+-- grain: one row per response_id: the record from the latest partition dt <= run date, kept when responded_at < run date + 1 day
+-- column response_id: answer key
+-- column customer_id: pseudonymous customer id of the respondent
+-- column responded_at: when the answer was given (timestamp, UTC)
+-- column response_date: calendar day of responded_at (date, UTC)
+-- column survey_type: scale of the score (nps, csat, ces, empathy)
+-- column score: the answer (NPS 0-10, CSAT 1-5, CES 1-7, empathy items 1-7)
+-- column touchpoint: where the experience happened (in_store, online, delivery, support)
+-- column item: SERVQUAL empathy item number 1-5 (empathy surveys only)
+-- column source_dt: export day (partition dt) of the record kept (date)
+-- test response_id: not_null, unique
+-- test customer_id: not_null
+-- test responded_at: not_null
+-- test survey_type: not_null, accepted_values nps csat ces empathy
+-- test score: not_null, range 0 10
+-- test touchpoint: accepted_values in_store online delivery support
+-- test item: range 1 5
+WITH ranked AS (
+    SELECT
+        f.response_id,
+        f.customer_id,
+        f.responded_at,
+        f.survey_type,
+        f.score,
+        f.touchpoint,
+        f.item,
+        f.dt,
+        row_number() OVER (PARTITION BY f.response_id ORDER BY f.dt DESC) AS record_rank
+    FROM feedback AS f
+    CROSS JOIN run_context AS r
+    WHERE f.dt <= r.run_date
+)
+SELECT
+    k.response_id,
+    k.customer_id,
+    k.responded_at,
+    CAST(k.responded_at AS DATE) AS response_date,
+    k.survey_type,
+    k.score,
+    k.touchpoint,
+    k.item,
+    k.dt AS source_dt
+FROM ranked AS k
+CROSS JOIN run_context AS r
+WHERE k.record_rank = 1
+    AND k.responded_at < r.run_date + INTERVAL '1 day'

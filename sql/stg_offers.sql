@@ -1,0 +1,45 @@
+-- model: stg_offers
+-- materialized: view
+-- purpose: Every offer decision made up to the end of the run date, de-duplicated across export days, for the fairness audit of discounts.
+-- grain: one row per offer_id: the record from the latest partition dt <= run date, kept when decided_at < run date + 1 day
+-- column offer_id: offer key
+-- column customer_id: pseudonymous customer id of the recipient
+-- column decided_at: when the decision was made (timestamp, UTC)
+-- column decided_date: calendar day of decided_at (date, UTC)
+-- column offer_type: what was offered (discount, free_item, bundle)
+-- column discount_pct: size of the discount (percent, 0-100)
+-- column decided_by: who decided (rule, model, human)
+-- column source_dt: export day (partition dt) of the record kept (date)
+-- test offer_id: not_null, unique
+-- test customer_id: not_null
+-- test decided_at: not_null
+-- test offer_type: not_null, accepted_values discount free_item bundle
+-- test discount_pct: range 0 100
+-- test decided_by: not_null, accepted_values rule model human
+WITH ranked AS (
+    SELECT
+        f.offer_id,
+        f.customer_id,
+        f.decided_at,
+        f.offer_type,
+        f.discount_pct,
+        f.decided_by,
+        f.dt,
+        row_number() OVER (PARTITION BY f.offer_id ORDER BY f.dt DESC) AS record_rank
+    FROM offers AS f
+    CROSS JOIN run_context AS r
+    WHERE f.dt <= r.run_date
+)
+SELECT
+    k.offer_id,
+    k.customer_id,
+    k.decided_at,
+    CAST(k.decided_at AS DATE) AS decided_date,
+    k.offer_type,
+    k.discount_pct,
+    k.decided_by,
+    k.dt AS source_dt
+FROM ranked AS k
+CROSS JOIN run_context AS r
+WHERE k.record_rank = 1
+    AND k.decided_at < r.run_date + INTERVAL '1 day'

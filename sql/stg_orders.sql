@@ -1,0 +1,56 @@
+-- model: stg_orders
+-- materialized: view
+-- purpose: Every order placed up to the end of the run date, de-duplicated across export days.
+-- grain: one row per order_id: the record from the latest partition dt <= run date, kept when ordered_at < run date + 1 day
+-- column order_id: order key from the till or web shop
+-- column customer_id: pseudonymous customer id of the buyer
+-- column ordered_at: when the order was placed (timestamp, UTC)
+-- column order_date: calendar day of ordered_at (date, UTC)
+-- column total_amount: order total (currency units)
+-- column discount_amount: discount granted on the order (currency units; NULL when not exported)
+-- column currency: ISO 4217 currency code of the amounts
+-- column channel: where the order was placed (in_store, online, app)
+-- column item_count: number of items in the basket
+-- column refunded: whether the order was refunded (a missing flag counts as false)
+-- column source_dt: export day (partition dt) of the record kept (date)
+-- test order_id: not_null, unique
+-- test customer_id: not_null
+-- test ordered_at: not_null
+-- test order_date: not_null
+-- test total_amount: not_null, range 0 *
+-- test discount_amount: range 0 *
+-- test channel: not_null, accepted_values in_store online app
+-- test refunded: not_null
+WITH ranked AS (
+    SELECT
+        o.order_id,
+        o.customer_id,
+        o.ordered_at,
+        o.total_amount,
+        o.discount_amount,
+        o.currency,
+        o.channel,
+        o.item_count,
+        o.refunded,
+        o.dt,
+        row_number() OVER (PARTITION BY o.order_id ORDER BY o.dt DESC) AS record_rank
+    FROM orders AS o
+    CROSS JOIN run_context AS r
+    WHERE o.dt <= r.run_date
+)
+SELECT
+    k.order_id,
+    k.customer_id,
+    k.ordered_at,
+    CAST(k.ordered_at AS DATE) AS order_date,
+    k.total_amount,
+    k.discount_amount,
+    k.currency,
+    k.channel,
+    k.item_count,
+    COALESCE(k.refunded, FALSE) AS refunded,
+    k.dt AS source_dt
+FROM ranked AS k
+CROSS JOIN run_context AS r
+WHERE k.record_rank = 1
+    AND k.ordered_at < r.run_date + INTERVAL '1 day'

@@ -1,0 +1,56 @@
+-- model: stg_reviews
+-- materialized: view
+-- purpose: Every public review posted up to the end of the run date, de-duplicated across export days, without the review text.
+-- grain: one row per review_id: the record from the latest partition dt <= run date, kept when posted_at < run date + 1 day
+-- column review_id: review key
+-- column posted_at: when the review was posted (timestamp, UTC)
+-- column posted_date: calendar day of posted_at (date, UTC)
+-- column customer_id: pseudonymous customer id of the reviewer; NULL for anonymous reviews
+-- column platform: where the review was posted (google, tripadvisor, website)
+-- column rating: stars (1-5)
+-- column replied_at: when the business replied (timestamp, UTC); NULL when not replied or replied only after the run date
+-- column reply_hours: replied_at minus posted_at (hours); NULL when not replied
+-- column source_dt: export day (partition dt) of the record kept (date)
+-- test review_id: not_null, unique
+-- test posted_at: not_null
+-- test platform: accepted_values google tripadvisor website
+-- test rating: not_null, range 1 5
+WITH ranked AS (
+    SELECT
+        v.review_id,
+        v.posted_at,
+        v.customer_id,
+        v.platform,
+        v.rating,
+        v.replied_at,
+        v.dt,
+        row_number() OVER (PARTITION BY v.review_id ORDER BY v.dt DESC) AS record_rank
+    FROM reviews AS v
+    CROSS JOIN run_context AS r
+    WHERE v.dt <= r.run_date
+),
+as_of AS (
+    SELECT
+        k.review_id,
+        k.posted_at,
+        k.customer_id,
+        k.platform,
+        k.rating,
+        CASE WHEN k.replied_at < r.run_date + INTERVAL '1 day' THEN k.replied_at END AS replied_at,
+        k.dt
+    FROM ranked AS k
+    CROSS JOIN run_context AS r
+    WHERE k.record_rank = 1
+        AND k.posted_at < r.run_date + INTERVAL '1 day'
+)
+SELECT
+    review_id,
+    posted_at,
+    CAST(posted_at AS DATE) AS posted_date,
+    customer_id,
+    platform,
+    rating,
+    replied_at,
+    (extract(epoch FROM replied_at) - extract(epoch FROM posted_at)) / 3600.0 AS reply_hours,
+    dt AS source_dt
+FROM as_of

@@ -1,0 +1,84 @@
+-- model: stg_tickets
+-- materialized: view
+-- purpose: Every support ticket opened up to the end of the run date, de-duplicated across export days, as known at the end of the run date and without the free-text message and reply.
+-- grain: one row per ticket_id: the record from the latest partition dt <= run date, kept when created_at < run date + 1 day
+-- column ticket_id: ticket key from the helpdesk
+-- column customer_id: pseudonymous customer id of the customer who asked
+-- column created_at: when the ticket was opened (timestamp, UTC)
+-- column created_date: calendar day of created_at (date, UTC)
+-- column first_response_at: first answer (timestamp, UTC); NULL when unanswered or answered only after the run date
+-- column resolved_at: resolution (timestamp, UTC); NULL when unresolved or resolved only after the run date
+-- column channel: contact channel (email, chat, phone)
+-- column handled_by: who handled the ticket (human, bot, bot_then_human)
+-- column topic: what the customer needed (order_issue, product_quality, billing, delivery, allergy_info, other)
+-- column satisfaction: the customer's rating of the support (1-5; NULL when not rated)
+-- column follow_up_at: follow-up after a negative rating (timestamp, UTC); NULL when none or only after the run date
+-- column reopened: whether the ticket was reopened (NULL when not exported)
+-- column first_response_hours: first_response_at minus created_at (hours); NULL when unanswered
+-- column resolution_hours: resolved_at minus created_at (hours); NULL when unresolved
+-- column follow_up_hours: follow_up_at minus created_at (hours); NULL when no follow-up
+-- column source_dt: export day (partition dt) of the record kept (date)
+-- test ticket_id: not_null, unique
+-- test customer_id: not_null
+-- test created_at: not_null
+-- test channel: not_null, accepted_values email chat phone
+-- test handled_by: not_null, accepted_values human bot bot_then_human
+-- test topic: accepted_values order_issue product_quality billing delivery allergy_info other
+-- test satisfaction: range 1 5
+WITH ranked AS (
+    SELECT
+        t.ticket_id,
+        t.customer_id,
+        t.created_at,
+        t.first_response_at,
+        t.resolved_at,
+        t.channel,
+        t.handled_by,
+        t.topic,
+        t.satisfaction,
+        t.follow_up_at,
+        t.reopened,
+        t.dt,
+        row_number() OVER (PARTITION BY t.ticket_id ORDER BY t.dt DESC) AS record_rank
+    FROM tickets AS t
+    CROSS JOIN run_context AS r
+    WHERE t.dt <= r.run_date
+),
+as_of AS (
+    -- later events in an export are not yet known at the end of the run date
+    SELECT
+        k.ticket_id,
+        k.customer_id,
+        k.created_at,
+        CASE WHEN k.first_response_at < r.run_date + INTERVAL '1 day' THEN k.first_response_at END AS first_response_at,
+        CASE WHEN k.resolved_at < r.run_date + INTERVAL '1 day' THEN k.resolved_at END AS resolved_at,
+        k.channel,
+        k.handled_by,
+        k.topic,
+        k.satisfaction,
+        CASE WHEN k.follow_up_at < r.run_date + INTERVAL '1 day' THEN k.follow_up_at END AS follow_up_at,
+        k.reopened,
+        k.dt
+    FROM ranked AS k
+    CROSS JOIN run_context AS r
+    WHERE k.record_rank = 1
+        AND k.created_at < r.run_date + INTERVAL '1 day'
+)
+SELECT
+    ticket_id,
+    customer_id,
+    created_at,
+    CAST(created_at AS DATE) AS created_date,
+    first_response_at,
+    resolved_at,
+    channel,
+    handled_by,
+    topic,
+    satisfaction,
+    follow_up_at,
+    reopened,
+    (extract(epoch FROM first_response_at) - extract(epoch FROM created_at)) / 3600.0 AS first_response_hours,
+    (extract(epoch FROM resolved_at) - extract(epoch FROM created_at)) / 3600.0 AS resolution_hours,
+    (extract(epoch FROM follow_up_at) - extract(epoch FROM created_at)) / 3600.0 AS follow_up_hours,
+    dt AS source_dt
+FROM as_of

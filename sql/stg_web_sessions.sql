@@ -1,0 +1,46 @@
+-- model: stg_web_sessions
+-- materialized: view
+-- purpose: Every web shop session started up to the end of the run date, de-duplicated across export days.
+-- grain: one row per session_id: the record from the latest partition dt <= run date, kept when started_at < run date + 1 day
+-- column session_id: session key from the analytics tool
+-- column customer_id: pseudonymous customer id of the logged-in customer; NULL for anonymous sessions
+-- column started_at: when the session started (timestamp, UTC)
+-- column session_date: calendar day of started_at (date, UTC)
+-- column page_views: pages viewed in the session (count)
+-- column duration_s: session length (seconds)
+-- column bounced: whether the session left after a single page
+-- column converted: whether the session ended in an order
+-- column source_dt: export day (partition dt) of the record kept (date)
+-- test session_id: not_null, unique
+-- test started_at: not_null
+-- test page_views: range 0 *
+-- test duration_s: range 0 86400
+WITH ranked AS (
+    SELECT
+        w.session_id,
+        w.customer_id,
+        w.started_at,
+        w.page_views,
+        w.duration_s,
+        w.bounced,
+        w.converted,
+        w.dt,
+        row_number() OVER (PARTITION BY w.session_id ORDER BY w.dt DESC) AS record_rank
+    FROM web_sessions AS w
+    CROSS JOIN run_context AS r
+    WHERE w.dt <= r.run_date
+)
+SELECT
+    k.session_id,
+    k.customer_id,
+    k.started_at,
+    CAST(k.started_at AS DATE) AS session_date,
+    k.page_views,
+    k.duration_s,
+    k.bounced,
+    k.converted,
+    k.dt AS source_dt
+FROM ranked AS k
+CROSS JOIN run_context AS r
+WHERE k.record_rank = 1
+    AND k.started_at < r.run_date + INTERVAL '1 day'
