@@ -26,6 +26,7 @@
 //! - [`storage`]: the data root on an object store; atomic partition files
 //! - [`parquet_io`]: the one Parquet writer configuration
 //! - [`manifest`]: run manifests under `runs/`
+//! - [`mart`]: publishing the marts Rust jobs write, checked against `schemas/marts/`; `model_metrics`
 //! - [`context`]: what every job receives
 //! - [`error`]: the error type
 
@@ -37,6 +38,7 @@ pub mod error;
 pub mod generate;
 pub mod ingest;
 pub mod manifest;
+pub mod mart;
 pub mod nightly;
 pub mod parquet_io;
 pub mod query;

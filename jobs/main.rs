@@ -358,7 +358,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = load_config(&cli)?;
             let contracts = attune::schema::Contracts::builtin()?;
             let models = attune::transform::models::load(cfg.models_dir.as_deref())?;
-            print!("{}", query::docs(&contracts, &models));
+            let mart_docs = attune::mart::docs()?;
+            print!("{}", query::docs(&contracts, &models, &mart_docs));
             Ok(())
         }
         Command::Tables { docs: false } => {

@@ -142,10 +142,12 @@ pub async fn tables(storage: &Storage) -> Result<Vec<TableInfo>> {
 }
 
 /// Column documentation of every lake table (from the contracts) and every
-/// model (from its SQL header), as Markdown.
+/// model (from its SQL header) and every Rust job's mart (from
+/// `schemas/marts/`), as Markdown.
 pub fn docs(
     contracts: &crate::schema::Contracts,
     models: &[crate::transform::models::Model],
+    mart_docs: &[crate::mart::MartDoc],
 ) -> String {
     let mut out = String::from(
         "# attune tables\n\nEvery table is hive-partitioned Parquet under `<root>/<area>/<table>/dt=<YYYY-MM-DD>/`; `dt` is the export day (lake) or the run date (marts).\n",
@@ -173,6 +175,16 @@ pub fn docs(
             m.name, m.purpose, m.grain
         ));
         for (col, doc) in &m.columns {
+            out.push_str(&format!("| {col} | {doc} |\n"));
+        }
+    }
+    out.push_str("\n## Marts written by jobs (documented in `schemas/marts/<table>.toml`)\n");
+    for d in mart_docs {
+        out.push_str(&format!(
+            "\n### marts/{}\n\n{} Written by `attune {}`. Grain: {}.\n\n| column | meaning |\n| --- | --- |\n",
+            d.table, d.purpose, d.job, d.grain
+        ));
+        for (col, doc) in &d.columns {
             out.push_str(&format!("| {col} | {doc} |\n"));
         }
     }

@@ -4,7 +4,9 @@
 //! contract a lake was written with travels with the program). Each column
 //! declares its type, constraints, privacy class, purpose and handling; a
 //! [`Contract`] is checked once at start-up and then drives ingest, the lake
-//! schema and the privacy inventory.
+//! schema and the privacy inventory. Uniqueness is declared once, as the
+//! table's `primary_key`: ingest keeps the first row per key and counts the
+//! rest as duplicates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,8 +133,6 @@ struct RawColumn {
     #[serde(default)]
     pattern: Option<String>,
     #[serde(default)]
-    unique: bool,
-    #[serde(default)]
     range_by: Option<RawRangeBy>,
     #[serde(default)]
     generalize: Option<RawGeneralize>,
@@ -175,7 +175,6 @@ pub struct Column {
     pub max: Option<f64>,
     pub allowed: Option<Vec<String>>,
     pub pattern: Option<Regex>,
-    pub unique: bool,
     pub range_by: Option<RangeBy>,
     pub generalize: Option<Generalization>,
     /// Name in the lake (differs from `name` when generalized).
@@ -420,7 +419,6 @@ fn check_column(rc: &RawColumn) -> std::result::Result<Column, String> {
         max: rc.max,
         allowed: rc.allowed.clone(),
         pattern,
-        unique: rc.unique,
         range_by: None,
         generalize,
         output,
@@ -551,6 +549,8 @@ mod tests {
                 .to_string()
                 .contains("not allowed")
         );
+        let unique_flag = HEAD.to_string() + "unique = true\n";
+        assert!(parse(&unique_flag).expect_err("unique").to_string().contains("unique"), "uniqueness is primary_key's job");
         let unknown_key = HEAD.to_string() + "colour = \"red\"\n";
         assert!(
             parse(&unknown_key)

@@ -6,3 +6,4 @@ mod common;
 mod contract;
 mod generated;
 mod ingest;
+mod sql;

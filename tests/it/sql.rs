@@ -1,6 +1,3 @@
-//! NOT YET COMPILED (see issue 3): needs the datafusion-sqllogictest,
-//! sqllogictest and indicatif dev-dependencies; then add `mod sql;` to main.rs.
-//!
 //! The SQL models on hand-built inputs: one `.slt` file per model under
 //! `tests/sql/`, each run in a fresh DataFusion session through the
 //! datafusion-sqllogictest engine (the one DataFusion's own suite uses).
