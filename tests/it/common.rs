@@ -147,3 +147,61 @@ pub fn attune() -> Command {
         .env("ATTUNE_KEY", KEY);
     c
 }
+
+/// A generated business (seed 42, 1,500 customers, 240 days from
+/// 2025-01-01), ingested and transformed once per test binary with
+/// [`KEY`], shared read-mostly by the job tests. Jobs may write their own
+/// marts into it (each partition file is replaced atomically), never the
+/// lake. Returns (data root, last day).
+pub fn demo_lake() -> (&'static Path, NaiveDate) {
+    static LAKE: std::sync::OnceLock<(tempfile::TempDir, NaiveDate)> = std::sync::OnceLock::new();
+    let (dir, last) = LAKE.get_or_init(|| {
+        // A thread of its own: tests run inside tokio runtimes, which cannot
+        // block on another runtime.
+        std::thread::spawn(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let params = attune::generate::GenerateParams {
+                out: dir.path().to_path_buf(),
+                customers: 1500,
+                days: 240,
+                seed: 42,
+                ..attune::generate::GenerateParams::default()
+            };
+            attune::generate::generate(&params).expect("generate");
+            let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
+            let cfg = ValidConfig {
+                root: dir.path().to_string_lossy().into_owned(),
+                ..ValidConfig::default()
+            };
+            let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+                .expect("context");
+            ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
+            let dates = attune::nightly::date_range(params.start, last).expect("dates");
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(attune::nightly::run(
+                &ctx,
+                &attune::nightly::NightlyParams {
+                    dates,
+                    only: vec!["ingest".into(), "transform".into()],
+                },
+            ))
+            .expect("ingest + transform of the demo lake");
+            (dir, last)
+        })
+        .join()
+        .expect("demo lake thread")
+    });
+    (dir.path(), *last)
+}
+
+/// A job context on the shared [`demo_lake`] (key set, default config).
+pub fn demo_ctx() -> (JobContext, NaiveDate) {
+    let (root, last) = demo_lake();
+    let cfg = ValidConfig {
+        root: root.to_string_lossy().into_owned(),
+        ..ValidConfig::default()
+    };
+    let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+    ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
+    (ctx, last)
+}
