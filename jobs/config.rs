@@ -49,6 +49,11 @@ threads = 0
 # Partitions older than this many days are deleted by `attune retention`.
 retention_days = 730
 
+[nightly]
+# The business's time zone (IANA name): without --date, `attune nightly` runs
+# for yesterday in this zone, and first catches up any nights it missed.
+timezone = "UTC"
+
 [transform]
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
 # into attune). Unset by default.
@@ -68,6 +73,14 @@ struct RawConfig {
     privacy: RawPrivacy,
     #[serde(default)]
     transform: RawTransform,
+    #[serde(default)]
+    nightly: RawNightly,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNightly {
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +137,8 @@ pub struct ValidConfig {
     pub retention_days: u32,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
+    /// The business's time zone, for "yesterday". Default UTC.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Default for ValidConfig {
@@ -271,8 +286,15 @@ impl RawConfig {
                 "privacy.retention_days must be at least 1".into(),
             ));
         }
+        let tz_name = self.nightly.timezone.unwrap_or_else(|| "UTC".into());
+        let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+            Error::Config(format!(
+                "nightly.timezone = {tz_name:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")"
+            ))
+        })?;
         Ok(ValidConfig {
             root,
+            timezone,
             min_group_size,
             key_env,
             ingest: IngestConfig {
@@ -356,6 +378,7 @@ mod tests {
             ("[ingest]\nbatch_rows = 3", "batch_rows"),
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
+            ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

@@ -96,6 +96,12 @@ enum Command {
         /// Run only these jobs (repeatable).
         #[arg(long, value_name = "JOB")]
         only: Vec<String>,
+        /// Start at this job: the ones before it are not run.
+        #[arg(long, value_name = "JOB")]
+        from_job: Option<String>,
+        /// Run every job even when its inputs have not changed since it last completed.
+        #[arg(long)]
+        force: bool,
     },
     /// Run SQL over every lake and mart table (hive-partitioned Parquet with a `dt` column).
     ///
@@ -181,7 +187,8 @@ struct GenerateArgs {
 
 #[derive(Args, Debug)]
 struct DatesArgs {
-    /// The date to process (YYYY-MM-DD). Default for nightly: yesterday (UTC).
+    /// The date to process (YYYY-MM-DD). Default for nightly: yesterday in
+    /// [nightly] timezone, after any nights missed since the last run.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     date: Option<NaiveDate>,
     /// First date of a range (with --to).
@@ -193,18 +200,18 @@ struct DatesArgs {
 }
 
 impl DatesArgs {
-    fn dates(&self, default_yesterday: bool) -> anyhow::Result<Vec<NaiveDate>> {
+    /// The dates given on the command line, if any.
+    fn given(&self) -> anyhow::Result<Option<Vec<NaiveDate>>> {
         if let (Some(f), Some(t)) = (self.from, self.to) {
-            return Ok(nightly::date_range(f, t)?);
+            return Ok(Some(nightly::date_range(f, t)?));
         }
-        match self.date {
-            Some(d) => Ok(vec![d]),
-            None if default_yesterday => {
-                let today = chrono::Utc::now().date_naive();
-                Ok(vec![today.pred_opt().context("no day before today")?])
-            }
-            None => Err(Error::Config("give --date YYYY-MM-DD or --from/--to".into()).into()),
-        }
+        Ok(self.date.map(|d| vec![d]))
+    }
+
+    /// The dates given, which must be given.
+    fn dates(&self) -> anyhow::Result<Vec<NaiveDate>> {
+        self.given()?
+            .ok_or_else(|| Error::Config("give --date YYYY-MM-DD or --from/--to".into()).into())
     }
 }
 
@@ -300,7 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ingest(d) => {
-            let dates = d.dates(false)?;
+            let dates = d.dates()?;
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
             let outcome = runtime()?.block_on(ingest::run(&ctx, &dates))?;
             print_ingest(&outcome);
@@ -317,14 +324,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Nightly { dates, only } => {
-            let dates = dates.dates(true)?;
+        Command::Nightly {
+            dates,
+            only,
+            from_job,
+            force,
+        } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
-            let outcome = runtime()?.block_on(nightly::run(
+            let rt = runtime()?;
+            let dates = match dates.given()? {
+                Some(d) => d,
+                None => rt.block_on(nightly::default_dates(&ctx, chrono::Utc::now()))?,
+            };
+            let outcome = rt.block_on(nightly::run(
                 &ctx,
                 &NightlyParams {
                     dates,
                     only: only.clone(),
+                    from_job: from_job.clone(),
+                    force: *force,
                 },
             ))?;
             if let Some(i) = &outcome.ingest {

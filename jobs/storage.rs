@@ -185,6 +185,15 @@ impl Storage {
         }
     }
 
+    /// The metadata of one object, if it exists.
+    pub async fn head_opt(&self, path: &Path) -> Result<Option<ObjectMeta>> {
+        match self.store.head(path).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Deletes one object; a missing object is not an error (deletes are retried after crashes).
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
