@@ -48,6 +48,13 @@ threads = 0
 [privacy]
 # Partitions older than this many days are deleted by `attune retention`.
 retention_days = 730
+# Whether `attune nightly` runs retention as its last step. Off by default:
+# deleting data should be a decision, not a side effect of upgrading.
+retention_enabled = false
+# Which privacy check status makes `attune privacy` and `attune nightly` exit
+# with code 3 (after every output is written): "fail" (personal data found
+# where it must not be), "warn" (also advice such as unused columns), or "never".
+fail_on = "fail"
 
 [transform]
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
@@ -95,6 +102,20 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawPrivacy {
     retention_days: Option<u32>,
+    retention_enabled: Option<bool>,
+    fail_on: Option<String>,
+}
+
+/// Which privacy check status stops a run with [`Error::AuditGate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    /// Never: findings are reported only.
+    Never,
+    /// Any check at `warn` or `fail`.
+    Warn,
+    /// Any check at `fail`.
+    Fail,
 }
 
 /// Ingest settings, checked.
@@ -122,6 +143,10 @@ pub struct ValidConfig {
     pub ingest: IngestConfig,
     /// Retention of landing, lake, quarantine and mart partitions. Default 730.
     pub retention_days: u32,
+    /// Whether nightly runs retention as its last step. Default false.
+    pub retention_enabled: bool,
+    /// Privacy check status that makes the run exit with code 3. Default `fail`.
+    pub privacy_fail_on: FailOn,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
 }
@@ -271,6 +296,16 @@ impl RawConfig {
                 "privacy.retention_days must be at least 1".into(),
             ));
         }
+        let privacy_fail_on = match self.privacy.fail_on.as_deref() {
+            None | Some("fail") => FailOn::Fail,
+            Some("warn") => FailOn::Warn,
+            Some("never") => FailOn::Never,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "privacy.fail_on = {other:?}: use \"fail\", \"warn\" or \"never\" (default \"fail\")"
+                )));
+            }
+        };
         Ok(ValidConfig {
             root,
             min_group_size,
@@ -282,6 +317,8 @@ impl RawConfig {
                 threads,
             },
             retention_days,
+            retention_enabled: self.privacy.retention_enabled.unwrap_or(false),
+            privacy_fail_on,
             models_dir: self.transform.models_dir,
         })
     }
@@ -356,6 +393,7 @@ mod tests {
             ("[ingest]\nbatch_rows = 3", "batch_rows"),
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
+            ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

@@ -23,6 +23,10 @@ pub struct ModelLineage {
     pub outputs: Vec<(String, BTreeSet<Source>)>,
     /// Every lake column the model reads, for any purpose.
     pub used: BTreeSet<Source>,
+    /// The lake columns that decide which rows there are or how they are
+    /// ordered (filters, joins, grouping, ordering, de-duplication),
+    /// whether or not they are also outputs.
+    pub logic: BTreeSet<Source>,
 }
 
 /// Computes a model's lineage from its (unoptimized) logical plan. `known`
@@ -36,6 +40,7 @@ pub fn model_lineage(
         known,
         lake,
         used: BTreeSet::new(),
+        logic: BTreeSet::new(),
     };
     let per_field = w.node(plan)?;
     let outputs: Vec<(String, BTreeSet<Source>)> = plan
@@ -49,13 +54,18 @@ pub fn model_lineage(
     for (_, s) in &outputs {
         used.extend(s.iter().cloned());
     }
-    Ok(ModelLineage { outputs, used })
+    Ok(ModelLineage {
+        outputs,
+        used,
+        logic: w.logic,
+    })
 }
 
 struct Walker<'a> {
     known: &'a BTreeMap<String, ModelLineage>,
     lake: &'a BTreeSet<String>,
     used: BTreeSet<Source>,
+    logic: BTreeSet<Source>,
 }
 
 type Sets = Vec<BTreeSet<Source>>;
@@ -93,8 +103,24 @@ impl Walker<'_> {
         for i in &inputs {
             lin.push(self.node(i)?);
         }
-        for e in plan.expressions() {
-            let s = self.expr(&e, &inputs, &lin)?;
+        // Projections and window or aggregate functions define values (their
+        // sources are outputs, or logic where a filter later reads them);
+        // every other expression decides which rows there are.
+        let defines_values = match plan {
+            LogicalPlan::Projection(_) | LogicalPlan::Window(_) => plan.expressions().len(),
+            LogicalPlan::Aggregate(a) => a.aggr_expr.len(),
+            _ => 0,
+        };
+        let exprs = plan.expressions();
+        let shaping = match plan {
+            LogicalPlan::Aggregate(a) => a.group_expr.len(),
+            _ => exprs.len() - defines_values,
+        };
+        for (i, e) in exprs.iter().enumerate() {
+            let s = self.expr(e, &inputs, &lin)?;
+            if i < shaping {
+                self.logic.extend(s.iter().cloned());
+            }
             self.used.extend(s);
         }
         let out: Sets = match plan {
@@ -259,6 +285,15 @@ mod tests {
             !l.used.contains(&src("orders", "channel")),
             "an unread column is not used"
         );
+        assert_eq!(
+            l.logic,
+            BTreeSet::from([
+                src("orders", "refunded"),
+                src("orders", "customer_id"),
+                src("tickets", "customer_id")
+            ]),
+            "filter, join and grouping columns shape rows; customer_id is also an output"
+        );
     }
 
     #[tokio::test]
@@ -274,5 +309,13 @@ mod tests {
             BTreeSet::from([src("orders", "channel"), src("orders", "total_amount")])
         );
         assert!(l.used.contains(&src("tickets", "handled_by")));
+        assert!(
+            l.logic.contains(&src("tickets", "handled_by")),
+            "a subquery's filter"
+        );
+        assert!(
+            !l.logic.contains(&src("orders", "total_amount")),
+            "a window's ordering defines a value, not the rows"
+        );
     }
 }
