@@ -162,7 +162,11 @@ enum Command {
     /// Example: attune forget --from-file erasure-requests.txt --dry-run
     Forget {
         /// A customer number as the exports carry it (repeatable).
-        #[arg(long = "customer-id", value_name = "ID", required_unless_present = "from_file")]
+        #[arg(
+            long = "customer-id",
+            value_name = "ID",
+            required_unless_present = "from_file"
+        )]
         customer_id: Vec<String>,
         /// A file of customer numbers, one per line (# comments and blank lines skipped).
         #[arg(long, value_name = "FILE")]
@@ -439,7 +443,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
             let outcome = runtime()?.block_on(privacy::run(&ctx, *date))?;
             for c in &outcome.summary.checks {
-                println!("{:>2}  {:<5} {:<22} {}", c.id, c.status.as_str(), c.name, c.title);
+                println!(
+                    "{:>2}  {:<5} {:<22} {}",
+                    c.id,
+                    c.status.as_str(),
+                    c.name,
+                    c.title
+                );
             }
             println!(
                 "privacy score {}/100 ({} findings to fix, {} warnings); details: attune query \"SELECT * FROM privacy_checks WHERE dt = DATE '{date}' AND status <> 'pass'\"",
@@ -481,7 +491,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 o.retention_days,
                 o.date,
                 o.rows_in,
-                if o.dry_run { " (dry run: nothing deleted)" } else { "" }
+                if o.dry_run {
+                    " (dry run: nothing deleted)"
+                } else {
+                    ""
+                }
             );
             if let Some(m) = &o.manifest_path {
                 println!("{m}");
@@ -509,7 +523,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "{:<32} {:>8} rows {}",
                     table,
                     rows,
-                    if o.dry_run { "would be removed" } else { "removed" }
+                    if o.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
                 );
             }
             for w in &o.warnings {

@@ -269,7 +269,9 @@ mod tests {
             Bytes::from_static(b"hi")
         );
         assert_eq!(
-            s.delete_prefix(&Path::from("b")).await.expect("delete_prefix"),
+            s.delete_prefix(&Path::from("b"))
+                .await
+                .expect("delete_prefix"),
             2
         );
         assert!(!s.exists_prefix(&Path::from("b")).await.expect("exists"));

@@ -99,7 +99,11 @@ pub fn read_id_file(path: &std::path::Path) -> Result<Vec<String>> {
 /// Forgets the customers `raw_ids` (their numbers as the exports carry them).
 /// Takes no lock: `attune forget` holds the run lock.
 #[instrument(skip_all, fields(job = "forget", run_id = %ctx.run_id))]
-pub async fn run(ctx: &JobContext, raw_ids: &[String], opts: &ForgetOptions) -> Result<ForgetOutcome> {
+pub async fn run(
+    ctx: &JobContext,
+    raw_ids: &[String],
+    opts: &ForgetOptions,
+) -> Result<ForgetOutcome> {
     let key = ctx.key()?.clone();
     let pseudonyms = pseudonyms_of(&key, raw_ids)?;
     let storage = &ctx.storage;
@@ -170,7 +174,15 @@ pub async fn run(ctx: &JobContext, raw_ids: &[String], opts: &ForgetOptions) -> 
             // On record before the first row goes: from here on ingest keeps
             // these customers out, and a crash leaves a request to complete.
             request.save(storage).await?;
-            execute(ctx, &mut request, &pseudonyms, found, &mut budget, &mut outcome).await?;
+            execute(
+                ctx,
+                &mut request,
+                &pseudonyms,
+                found,
+                &mut budget,
+                &mut outcome,
+            )
+            .await?;
             request
         }
     };
@@ -230,7 +242,9 @@ async fn execute(
         if got != *n {
             warn!(table = %f.table, planned = n, removed = got, "rows changed between scan and rewrite");
         }
-        *removed.entry(format!("{}/{}", f.area, f.table)).or_default() += got;
+        *removed
+            .entry(format!("{}/{}", f.area, f.table))
+            .or_default() += got;
         request.files_rewritten += 1;
         outcome.files_rewritten += 1;
         if let Some(b) = budget.as_mut() {
@@ -406,12 +420,7 @@ impl<'a> Matcher<'a> {
             .filter_map(|a| StrCol::of(a.as_ref()))
             .collect();
         (0..b.num_rows())
-            .map(|i| {
-                Some(
-                    cols.iter()
-                        .any(|c| c.get(i).is_some_and(|v| self.value(v))),
-                )
-            })
+            .map(|i| Some(cols.iter().any(|c| c.get(i).is_some_and(|v| self.value(v)))))
             .collect()
     }
 
@@ -478,7 +487,10 @@ mod tests {
 
     #[test]
     fn table_of_a_file_path() {
-        assert_eq!(table_of("lake/orders/dt=2025-03-01/part-0.parquet"), "lake/orders");
+        assert_eq!(
+            table_of("lake/orders/dt=2025-03-01/part-0.parquet"),
+            "lake/orders"
+        );
         assert_eq!(
             table_of("marts/model_metrics/dt=2025-03-01/value.parquet"),
             "marts/model_metrics"

@@ -333,7 +333,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         })
         .collect();
     let usage = Usage {
-        sql: lineage.as_ref().map(|l| checks::unused::used_by_sql(&models, &l.lineage)),
+        sql: lineage
+            .as_ref()
+            .map(|l| checks::unused::used_by_sql(&models, &l.lineage)),
         rust: rust_job_reads()
             .into_iter()
             .map(|(j, t, c)| (j.to_string(), t.to_string(), c.to_string()))
@@ -392,8 +394,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         fail_on: cfg.privacy_fail_on,
         seconds_scanning,
     };
-    for c in outcome.summary.checks.iter().filter(|c| c.status != Status::Pass) {
-        warn!(check = %c.name, status = c.status.as_str(), "privacy check needs attention");
+    if outcome.fail_findings > 0 {
+        warn!(
+            failing = ?outcome.summary.failing,
+            findings = outcome.fail_findings,
+            "privacy checks failed: personal data where it must not be (see marts/privacy_checks)"
+        );
     }
     info!(
         score = outcome.summary.score,
@@ -600,7 +606,8 @@ async fn load_lineage(session: &SessionContext, date: NaiveDate) -> Result<Optio
             strings_at(b, 4)?,
         );
         for i in 0..b.num_rows() {
-            let (Some(model), Some(table), Some(column)) = (m[i].clone(), t[i].clone(), c[i].clone())
+            let (Some(model), Some(table), Some(column)) =
+                (m[i].clone(), t[i].clone(), c[i].clone())
             else {
                 continue;
             };
@@ -745,7 +752,9 @@ mod tests {
 
     #[test]
     fn the_score_counts_a_pass_as_one_and_a_warning_as_half() {
-        let mut f: Vec<Finding> = (1..=10).map(|id| Finding::new(id, Status::Pass, 0, "")).collect();
+        let mut f: Vec<Finding> = (1..=10)
+            .map(|id| Finding::new(id, Status::Pass, 0, ""))
+            .collect();
         assert_eq!(PrivacySummary::of(&f).score, 100);
         f.push(Finding::new(2, Status::Warn, 1, ""));
         f.push(Finding::new(3, Status::Fail, 1, ""));
@@ -807,8 +816,10 @@ mod tests {
             .expect("schemas/marts/privacy_checks.toml")
             .check(&checks_schema())
             .expect("documented columns");
-        let b = findings_batch(&[Finding::new(3, Status::Fail, 2, "two").at("marts", "x").column("y")])
-            .expect("batch");
+        let b = findings_batch(&[Finding::new(3, Status::Fail, 2, "two")
+            .at("marts", "x")
+            .column("y")])
+        .expect("batch");
         assert_eq!(b.num_rows(), 1);
     }
 }

@@ -61,7 +61,10 @@ pub async fn list_partitions(storage: &Storage) -> Result<Vec<Partition>> {
             for meta in storage.list(&Path::from(format!("{area}/{table}"))).await? {
                 let parts: Vec<&str> = meta.location.as_ref().split('/').collect();
                 if parts.len() >= 4 {
-                    by_folder.entry(parts[2].to_string()).or_default().push(meta);
+                    by_folder
+                        .entry(parts[2].to_string())
+                        .or_default()
+                        .push(meta);
                 }
             }
             for (folder, files) in by_folder {
@@ -235,8 +238,12 @@ async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<Expired
                 let n = if p.area == "landing" {
                     match &contract {
                         Some(c) => {
-                            let (c, s, h, loc) =
-                                (c.clone(), storage.clone(), handle.clone(), f.location.clone());
+                            let (c, s, h, loc) = (
+                                c.clone(),
+                                storage.clone(),
+                                handle.clone(),
+                                f.location.clone(),
+                            );
                             tokio::task::spawn_blocking(move || {
                                 super::landing::count_rows(&s, &h, &c, &loc, delimiter)
                             })

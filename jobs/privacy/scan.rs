@@ -44,7 +44,11 @@ pub enum Partitions {
 
 /// The Parquet files of every table under `area`, sorted by path. Internal
 /// folders (`_…`, `.…`) are skipped, as the catalog skips them.
-pub async fn table_files(storage: &Storage, area: &str, which: Partitions) -> Result<Vec<TableFile>> {
+pub async fn table_files(
+    storage: &Storage,
+    area: &str,
+    which: Partitions,
+) -> Result<Vec<TableFile>> {
     let mut out = Vec::new();
     for table in storage.list_dirs(&Path::from(area)).await? {
         if table.starts_with('_') || table.starts_with('.') {
@@ -98,7 +102,10 @@ impl<'a> StrCol<'a> {
 
 /// Whether an Arrow type is a string type [`StrCol`] reads.
 pub fn is_string(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// The value as a pseudonym when it has exactly a pseudonym's shape (32
@@ -240,7 +247,12 @@ pub async fn scan_leaks(
     Ok(facts)
 }
 
-fn scan_file(f: &TableFile, bytes: Bytes, needles: &Needles, redactor: &Redactor) -> Result<ScanFacts> {
+fn scan_file(
+    f: &TableFile,
+    bytes: Bytes,
+    needles: &Needles,
+    redactor: &Redactor,
+) -> Result<ScanFacts> {
     let label = |e: Error| Error::input(f.path.to_string(), e.to_string());
     let rows = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
         .map_err(|e| label(e.into()))?
@@ -318,7 +330,8 @@ mod tests {
     #[test]
     fn each_value_is_counted_for_what_it_is() {
         let (n, r) = (needles(), Redactor::new());
-        let cases: &[(&str, fn(&ColumnFacts) -> u64)] = &[
+        type Counter = fn(&ColumnFacts) -> u64;
+        let cases: &[(&str, Counter)] = &[
             ("CUST-0001", |f| f.raw_ids),
             (" C2 ", |f| f.raw_ids),
             ("0123456789abcdef0123456789abcdef", |f| f.opted_out),
@@ -361,10 +374,7 @@ mod tests {
         let mut f = ColumnFacts::default();
         scan_value("a@b.com, c@d.org and 10.0.0.1", &n, &r, &mut f);
         assert_eq!(f.pii_values, 1);
-        assert_eq!(
-            f.pii_items,
-            BTreeMap::from([("email", 2), ("ip", 1)])
-        );
+        assert_eq!(f.pii_items, BTreeMap::from([("email", 2), ("ip", 1)]));
     }
 
     #[test]

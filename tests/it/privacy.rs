@@ -110,13 +110,25 @@ fn worst(rows: &[Row], id: i32) -> String {
 
 async fn sql_ints(root: &Path, sql: &str) -> Vec<Option<i64>> {
     let storage = attune::storage::Storage::open(root.to_str().expect("utf8")).expect("root");
-    let (session, _) = attune::catalog::session_with_all(&storage).await.expect("session");
-    let batches = session.sql(sql).await.expect("plans").collect().await.expect("runs");
+    let (session, _) = attune::catalog::session_with_all(&storage)
+        .await
+        .expect("session");
+    let batches = session
+        .sql(sql)
+        .await
+        .expect("plans")
+        .collect()
+        .await
+        .expect("runs");
     let b = &batches[0];
     (0..b.num_columns())
         .map(|i| {
             let a = datafusion::arrow::compute::cast(b.column(i), &DataType::Int64).expect("int");
-            let a = a.as_any().downcast_ref::<Int64Array>().expect("i64").clone();
+            let a = a
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("i64")
+                .clone();
             a.is_valid(0).then(|| a.value(0))
         })
         .collect()
@@ -170,18 +182,30 @@ async fn on_the_demo_lake_the_planted_facts_are_reported_exactly() {
     let outcome = privacy::run(&ctx, last).await.expect("privacy job");
     let rows = checks_of(&root, last);
     assert_eq!(outcome.rows_out as usize, rows.len());
-    assert!((1..=10).all(|id| !of(&rows, id).is_empty()), "every check reports");
+    assert!(
+        (1..=10).all(|id| !of(&rows, id).is_empty()),
+        "every check reports"
+    );
 
     // 1: the undeclared columns, exactly as planted, with advice; nothing else warns.
     let undeclared: BTreeSet<(String, String)> = of(&rows, 1)
         .iter()
         .filter(|r| r.status == "warn")
-        .map(|r| (r.table.clone().expect("table"), r.column.clone().expect("column")))
+        .map(|r| {
+            (
+                r.table.clone().expect("table"),
+                r.column.clone().expect("column"),
+            )
+        })
         .collect();
     let planted: BTreeSet<(String, String)> = truth
         .tables
         .iter()
-        .flat_map(|(t, tt)| tt.undeclared_columns.iter().map(move |c| (t.clone(), c.clone())))
+        .flat_map(|(t, tt)| {
+            tt.undeclared_columns
+                .iter()
+                .map(move |c| (t.clone(), c.clone()))
+        })
         .collect();
     assert_eq!(undeclared, planted);
     assert_eq!(planted.len(), 3, "notes, card_last4, respondent_email");
@@ -204,7 +228,12 @@ async fn on_the_demo_lake_the_planted_facts_are_reported_exactly() {
     let unused: BTreeSet<(String, String)> = of(&rows, 2)
         .iter()
         .filter(|r| r.status == "warn")
-        .map(|r| (r.table.clone().expect("table"), r.column.clone().expect("column")))
+        .map(|r| {
+            (
+                r.table.clone().expect("table"),
+                r.column.clone().expect("column"),
+            )
+        })
         .collect();
     let declared_reads = privacy::rust_job_reads();
     let want: BTreeSet<(String, String)> = UNUSED_BY_SQL
@@ -227,7 +256,10 @@ async fn on_the_demo_lake_the_planted_facts_are_reported_exactly() {
         .into_iter()
         .find(|r| r.table.is_none())
         .expect("summary row");
-    assert_eq!((summary.status.as_str(), summary.count as u64), ("pass", truth.opted_out_customers));
+    assert_eq!(
+        (summary.status.as_str(), summary.count as u64),
+        ("pass", truth.opted_out_customers)
+    );
     let excluded: BTreeMap<String, u64> = of(&rows, 5)
         .iter()
         .filter(|r| r.table.is_some())
@@ -282,13 +314,23 @@ async fn on_the_demo_lake_the_planted_facts_are_reported_exactly() {
         .into_iter()
         .find(|r| r.table.as_deref() == Some("nps_daily"))
         .expect("nps_daily scanned");
-    assert_eq!(Some(r9.count), if nps[1] == Some(0) { nps[0] } else { nps[1] });
+    assert_eq!(
+        Some(r9.count),
+        if nps[1] == Some(0) { nps[0] } else { nps[1] }
+    );
 
     // 10: nobody asked to be forgotten.
     assert_eq!(worst(&rows, 10), "pass");
 
     // Nothing fails on the demo: the default gate lets the run pass.
-    assert_eq!(outcome.fail_findings, 0, "{:?}", rows.iter().filter(|r| r.status == "fail").collect::<Vec<_>>());
+    assert_eq!(
+        outcome.fail_findings,
+        0,
+        "{:?}",
+        rows.iter()
+            .filter(|r| r.status == "fail")
+            .collect::<Vec<_>>()
+    );
     outcome.gate().expect("no failing check");
     assert!(outcome.summary.score >= 50 && outcome.summary.score < 100);
     let loaded = privacy::load_summary(&ctx.storage, last)
@@ -353,11 +395,13 @@ async fn a_leaked_email_raw_id_or_opted_out_pseudonym_fails_its_check() {
     }
     assert_eq!(clean.fail_findings, 0);
     assert_eq!(
-        of(&rows, 4)[0].count, 3,
+        of(&rows, 4)[0].count,
+        3,
         "the three customer numbers of the export were looked for"
     );
     assert_eq!(
-        of(&rows, 2)[0].status, "warn",
+        of(&rows, 2)[0].status,
+        "warn",
         "no transform ran: unused columns cannot be known, and the check says so"
     );
 
@@ -371,7 +415,10 @@ async fn a_leaked_email_raw_id_or_opted_out_pseudonym_fails_its_check() {
         &[
             ("note", vec!["please mail ana@example.com", "all fine"]),
             ("ref", vec!["C-1002", "O1"]),
-            ("who", vec![opted_out.as_str(), pseudonym("C-1001").as_str()]),
+            (
+                "who",
+                vec![opted_out.as_str(), pseudonym("C-1001").as_str()],
+            ),
         ],
     );
     let leaky = privacy::run(&ctx, date).await.expect("privacy");
@@ -426,9 +473,17 @@ async fn a_leaked_email_raw_id_or_opted_out_pseudonym_fails_its_check() {
         .arg(root.path())
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("fail") && stdout.contains("pii_scan"), "{stdout}");
+    assert!(
+        stdout.contains("fail") && stdout.contains("pii_scan"),
+        "{stdout}"
+    );
     let config = root.path().join("never.toml");
     std::fs::write(&config, "[privacy]\nfail_on = \"never\"\n").expect("config");
     let out = attune()
@@ -511,7 +566,11 @@ fn rows_with(root: &Path, areas: &[&str], needle: &str, substring: bool) -> BTre
     for area in areas {
         for file in parquet_files(&root.join(area)) {
             let rel = file.strip_prefix(root).expect("under root");
-            let table: Vec<&str> = rel.iter().take(2).map(|s| s.to_str().expect("utf8")).collect();
+            let table: Vec<&str> = rel
+                .iter()
+                .take(2)
+                .map(|s| s.to_str().expect("utf8"))
+                .collect();
             let key = table.join("/");
             for b in read_parquet(&file) {
                 // DataFusion writes Utf8View, ingest Utf8: read both as Utf8.
@@ -569,13 +628,17 @@ fn busiest_customers(root: &Path) -> Vec<(String, String)> {
             .expect("csv");
         for rec in rdr.records().flatten() {
             if let Some(id) = rec.get(1).filter(|s| !s.trim().is_empty()) {
-                let e = counts.entry(id.trim().to_string()).or_insert((0, day.clone()));
+                let e = counts
+                    .entry(id.trim().to_string())
+                    .or_insert((0, day.clone()));
                 e.0 += 1;
             }
         }
     }
-    let mut all: Vec<(String, u64, String)> =
-        counts.into_iter().map(|(id, (n, day))| (id, n, day)).collect();
+    let mut all: Vec<(String, u64, String)> = counts
+        .into_iter()
+        .map(|(id, (n, day))| (id, n, day))
+        .collect();
     all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     all.into_iter().map(|(id, _, day)| (id, day)).collect()
 }
@@ -599,17 +662,24 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
     let extra_path = root.join("landing/orders").join(&day).join("zz-extra.csv");
     std::fs::write(&extra_path, &extra).expect("extra landing file");
     let day_date: NaiveDate = day.parse().expect("day");
-    attune::ingest::run(&b.ctx, &[day_date]).await.expect("re-ingest the day");
+    attune::ingest::run(&b.ctx, &[day_date])
+        .await
+        .expect("re-ingest the day");
     attune::transform::run(&b.ctx, *b.dates.last().expect("last"))
         .await
         .expect("transform");
 
     let before = rows_with(&root, &["lake", "marts"], &p, false);
-    assert!(before.contains_key("lake/orders") && before.contains_key("lake/customers"), "{before:?}");
+    assert!(
+        before.contains_key("lake/orders") && before.contains_key("lake/customers"),
+        "{before:?}"
+    );
     assert!(before.contains_key("marts/customer_features"), "{before:?}");
     let quarantined = rows_with(&root, &["quarantine"], &raw, true);
     assert!(
-        quarantined.get("quarantine/orders").is_some_and(|n| *n >= 1),
+        quarantined
+            .get("quarantine/orders")
+            .is_some_and(|n| *n >= 1),
         "{quarantined:?}"
     );
     let mut expected = before.clone();
@@ -657,21 +727,36 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
     for f in parquet_files(&root) {
         read_parquet(&f); // every file is whole: old or new
     }
-    let requests = privacy::erasure::load_requests(&b.ctx.storage).await.expect("requests");
+    let requests = privacy::erasure::load_requests(&b.ctx.storage)
+        .await
+        .expect("requests");
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].status, privacy::erasure::RequestStatus::Pending);
     assert_eq!(requests[0].pseudonyms, vec![p.clone()]);
-    let half: u64 = rows_with(&root, &["lake", "marts"], &p, false).values().sum();
-    assert!(half > 0 && half < before.values().sum::<u64>(), "interrupted midway");
+    let half: u64 = rows_with(&root, &["lake", "marts"], &p, false)
+        .values()
+        .sum();
+    assert!(
+        half > 0 && half < before.values().sum::<u64>(),
+        "interrupted midway"
+    );
 
     // The re-run completes the same request, with exact counts.
     let done = privacy::forget::run(&b.ctx, &ids, &ForgetOptions::default())
         .await
         .expect("forget");
-    assert_eq!(done.request_id.as_deref(), Some(requests[0].request_id.as_str()));
-    assert!(done.resumed.is_empty(), "its own request, not someone else's");
+    assert_eq!(
+        done.request_id.as_deref(),
+        Some(requests[0].request_id.as_str())
+    );
+    assert!(
+        done.resumed.is_empty(),
+        "its own request, not someone else's"
+    );
     assert_eq!(done.rows_removed, expected, "counts survive the crash");
-    let requests = privacy::erasure::load_requests(&b.ctx.storage).await.expect("requests");
+    let requests = privacy::erasure::load_requests(&b.ctx.storage)
+        .await
+        .expect("requests");
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].status, privacy::erasure::RequestStatus::Done);
     assert_eq!(requests[0].rows_removed, expected);
@@ -681,15 +766,27 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
     // raw number anywhere attune writes.
     assert!(rows_with(&root, &["lake", "marts", "quarantine", "control"], &p, true).is_empty());
     assert!(rows_with(&root, &["lake", "marts", "quarantine"], &raw, true).is_empty());
-    for f in files_under(&root.join("control")).into_iter().chain(files_under(&root.join("runs"))) {
+    for f in files_under(&root.join("control"))
+        .into_iter()
+        .chain(files_under(&root.join("runs")))
+    {
         let text = String::from_utf8_lossy(&std::fs::read(&f).expect("read")).into_owned();
         assert!(!text.contains(&raw), "{} holds the raw number", f.display());
     }
 
     // The next ingest of exports that still contain the customer keeps them out.
-    let again = attune::ingest::run(&b.ctx, &[day_date]).await.expect("ingest");
-    let orders = again.tables.iter().find(|t| t.table == "orders").expect("orders");
-    assert!(orders.erased >= 2, "their orders of the day and the malformed row: {orders:?}");
+    let again = attune::ingest::run(&b.ctx, &[day_date])
+        .await
+        .expect("ingest");
+    let orders = again
+        .tables
+        .iter()
+        .find(|t| t.table == "orders")
+        .expect("orders");
+    assert!(
+        orders.erased >= 2,
+        "their orders of the day and the malformed row: {orders:?}"
+    );
     for t in &again.tables {
         assert_eq!(
             t.rows_read,
@@ -817,7 +914,10 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         .filter(|m: &attune::manifest::RunManifest| m.command == "retention")
         .collect();
     assert_eq!(running.len(), 1);
-    assert_eq!(running[0].status, "running", "the plan was on record before deleting");
+    assert_eq!(
+        running[0].status, "running",
+        "the plan was on record before deleting"
+    );
 
     // The re-run completes: exactly the expired partitions are gone.
     let done = privacy::retention::run(&b.ctx, last, &RetentionOptions::default())
@@ -830,7 +930,10 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         .filter(|(k, _)| !expired.contains(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    assert_eq!(after, kept, "everything younger is untouched, byte for byte");
+    assert_eq!(
+        after, kept,
+        "everything younger is untouched, byte for byte"
+    );
     assert_eq!(
         std::fs::read(root.join("control/consent/part-0.parquet")).expect("consent"),
         consent,
@@ -840,7 +943,10 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         let dir = root.join(area).join(table);
         for e in std::fs::read_dir(&dir).expect("table folder").flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            assert!(folder_date(&name) >= cutoff, "{area}/{table}/{name} left behind");
+            assert!(
+                folder_date(&name) >= cutoff,
+                "{area}/{table}/{name} left behind"
+            );
         }
     }
     let manifest = attune::manifest::RunManifest::load(
@@ -853,7 +959,10 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
     )
     .await
     .expect("manifest");
-    assert_eq!((manifest.command.as_str(), manifest.status.as_str()), ("retention", "ok"));
+    assert_eq!(
+        (manifest.command.as_str(), manifest.status.as_str()),
+        ("retention", "ok")
+    );
     assert_eq!(manifest.jobs[0].rows_out, done.rows_out);
     let listed = manifest.jobs[0].details["partitions"]
         .as_array()
@@ -862,14 +971,14 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
     assert_eq!(listed, expired.len() - 5);
 
     // Check 6 agrees.
-    let parts = privacy::retention::list_partitions(&b.ctx.storage).await.expect("list");
-    let f = privacy::checks::retention::check(
-        &privacy::retention::by_table(&parts),
-        last,
-        7,
-        true,
+    let parts = privacy::retention::list_partitions(&b.ctx.storage)
+        .await
+        .expect("list");
+    let f = privacy::checks::retention::check(&privacy::retention::by_table(&parts), last, 7, true);
+    assert!(
+        f.iter().all(|x| x.status == privacy::checks::Status::Pass),
+        "{f:?}"
     );
-    assert!(f.iter().all(|x| x.status == privacy::checks::Status::Pass), "{f:?}");
 }
 
 #[test]
@@ -894,8 +1003,19 @@ fn forget_needs_the_key_and_retention_dry_run_lists() {
         .arg(root.path())
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("would delete landing/orders 2020-01-01  1 files  1 rows"), "{stdout}");
-    assert!(root.path().join("landing/orders/2020-01-01/orders.csv").exists());
+    assert!(
+        stdout.contains("would delete landing/orders 2020-01-01  1 files  1 rows"),
+        "{stdout}"
+    );
+    assert!(
+        root.path()
+            .join("landing/orders/2020-01-01/orders.csv")
+            .exists()
+    );
 }

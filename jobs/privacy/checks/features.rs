@@ -39,7 +39,8 @@ pub fn sensitive_columns(contracts: &Contracts) -> BTreeSet<Source> {
             c.columns
                 .iter()
                 .filter(|x| {
-                    x.is_kept() && matches!(x.privacy, Privacy::Sensitive | Privacy::QuasiIdentifier)
+                    x.is_kept()
+                        && matches!(x.privacy, Privacy::Sensitive | Privacy::QuasiIdentifier)
                 })
                 .map(|x| (c.table.clone(), x.output.clone()))
                 .collect::<Vec<_>>()
@@ -133,7 +134,8 @@ pub fn check(
         }
         let mut clean = true;
         for (column, sources) in &columns {
-            let from: BTreeSet<&Source> = sources.iter().filter(|s| sensitive.contains(*s)).collect();
+            let from: BTreeSet<&Source> =
+                sources.iter().filter(|s| sensitive.contains(*s)).collect();
             if !from.is_empty() {
                 clean = false;
                 out.push(
@@ -258,8 +260,10 @@ mod tests {
         let f = check(&s, &[], &["customer_features"], Some(&l));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].status, Status::Pass);
-        l.logic
-            .insert("customer_features".into(), [src("customers", "region")].into());
+        l.logic.insert(
+            "customer_features".into(),
+            [src("customers", "region")].into(),
+        );
         let f = check(&s, &[], &["customer_features"], Some(&l));
         assert_eq!(f[0].status, Status::Warn);
         assert!(f[0].detail.contains("customers.region"));

@@ -99,12 +99,21 @@ const LADDER: [Step; 5] = [
 pub fn exposure(classes: &[Class], k: u64) -> (u64, u64, u64) {
     let min = classes.iter().map(|c| c.customers).min().unwrap_or(0);
     let small: Vec<&Class> = classes.iter().filter(|c| c.customers < k).collect();
-    (min, small.iter().map(|c| c.customers).sum(), small.len() as u64)
+    (
+        min,
+        small.iter().map(|c| c.customers).sum(),
+        small.len() as u64,
+    )
 }
 
 /// Merges classes that became equal under a generalization.
 fn generalize(classes: &[Class], step: &Step) -> Vec<Class> {
-    type Key = (Option<String>, Option<String>, Option<String>, Option<String>);
+    type Key = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let mut merged: BTreeMap<Key, u64> = BTreeMap::new();
     for c in classes {
         let g = (step.apply)(c);
@@ -114,18 +123,20 @@ fn generalize(classes: &[Class], step: &Step) -> Vec<Class> {
     }
     merged
         .into_iter()
-        .map(|((age_band, gender, region, postal_prefix), customers)| Class {
-            age_band,
-            gender,
-            region,
-            postal_prefix,
-            customers,
-        })
+        .map(
+            |((age_band, gender, region, postal_prefix), customers)| Class {
+                age_band,
+                gender,
+                region,
+                postal_prefix,
+                customers,
+            },
+        )
         .collect()
 }
 
 fn pct(part: u64, whole: u64) -> String {
-    if whole == 0 {
+    if whole == 0 || part == 0 {
         return "0%".into();
     }
     let p = 100.0 * part as f64 / whole as f64;
@@ -147,7 +158,9 @@ pub fn check(classes: Option<&[Class]>, k: usize) -> Vec<Finding> {
             0,
             "Not evaluated: marts/customer_attributes has no rows for this date.",
         )
-        .advice("Run `attune transform` for this date, then the privacy checks."))];
+        .advice(
+            "Run `attune transform` for this date, then the privacy checks.",
+        ))];
     };
     let total: u64 = classes.iter().map(|c| c.customers).sum();
     let (min, exposed, small) = exposure(classes, k);
@@ -174,11 +187,33 @@ pub fn check(classes: Option<&[Class]>, k: usize) -> Vec<Finding> {
             break;
         }
     }
+    // The last step that keeps region and gender, which the fairness audit
+    // compares: blanking the few customers it leaves exposed may cost less
+    // than dropping an attribute for everyone.
+    const KEEPS_AUDIT_ATTRIBUTES: usize = 2;
+    let suppress_instead = |fix_index: usize| -> String {
+        if fix_index <= KEEPS_AUDIT_ATTRIBUTES {
+            return String::new();
+        }
+        let step = &LADDER[KEEPS_AUDIT_ATTRIBUTES];
+        let (_, rest, _) = exposure(&generalize(classes, step), k);
+        format!(
+            " Or, to keep region and gender for the fairness audit: {} and leave the attributes of the {} still in smaller groups ({}) empty.",
+            step.name,
+            plural(rest, "customer", "customers"),
+            pct(rest, total)
+        )
+    };
     let advice = match fix {
-        Some((step, gmin)) => format!(
-            "Generalize further: {} ({}); then the smallest group has {gmin} customers.",
-            step.name, step.how
-        ),
+        Some((step, gmin)) => {
+            let index = LADDER.iter().position(|s| s.name == step.name).unwrap_or(0);
+            format!(
+                "Generalize further: {}. How: {}. Then the smallest group has {gmin} customers.{}",
+                step.name,
+                step.how,
+                suppress_instead(index)
+            )
+        }
         None => {
             let last = &LADDER[LADDER.len() - 1];
             let (_, rest, _) = exposure(&generalize(classes, last), k);
@@ -254,11 +289,44 @@ mod tests {
         assert!(f[0].detail.contains("(57.5%)"), "{}", f[0].detail);
         assert!(f[0].detail.contains("in 4 groups"), "{}", f[0].detail);
         assert!(
-            f[0].advice.contains("postal prefix dropped ("),
+            f[0].advice
+                .starts_with("Generalize further: postal prefix dropped. How:"),
             "{}",
             f[0].advice
         );
         assert!(f[0].advice.contains("smallest group has 17 customers"));
+        assert!(
+            !f[0].advice.contains("Or, to keep"),
+            "region and gender are kept anyway"
+        );
+    }
+
+    /// Hand-computed: two regions of 30 and 12 customers, plus one customer
+    /// alone in a third region. Only dropping region fixes it (smallest group
+    /// 43); keeping region leaves that 1 customer exposed (1 of 43, 2.3%).
+    #[test]
+    fn suppression_is_offered_when_the_fix_drops_an_audit_attribute() {
+        let c = [
+            class("25-34", "female", "north", "28", 30),
+            class("25-34", "female", "south", "28", 12),
+            class("25-34", "female", "east", "28", 1),
+        ];
+        let f = check(Some(&c), 10);
+        assert!(
+            f[0].advice.starts_with(
+                "Generalize further: postal prefix and region dropped, age bands widened."
+            ),
+            "{}",
+            f[0].advice
+        );
+        assert!(f[0].advice.contains("smallest group has 43 customers"));
+        assert!(
+            f[0].advice.contains(
+                "leave the attributes of the 1 customer still in smaller groups (2.3%) empty"
+            ),
+            "{}",
+            f[0].advice
+        );
     }
 
     #[test]
@@ -268,7 +336,12 @@ mod tests {
             class("65+", "male", "east", "10", 2),
         ];
         let f = check(Some(&c), 10);
-        assert!(f[0].advice.starts_with("Even with only widened age bands kept, 2 customers"), "{}", f[0].advice);
+        assert!(
+            f[0].advice
+                .starts_with("Even with only widened age bands kept, 2 customers"),
+            "{}",
+            f[0].advice
+        );
     }
 
     #[test]

@@ -304,10 +304,8 @@ mod tests {
 
     fn facts(column: ColumnFacts) -> LeakFacts {
         let mut scan = ScanFacts::default();
-        scan.columns.insert(
-            ("marts".into(), "leaky".into(), "note".into()),
-            column,
-        );
+        scan.columns
+            .insert(("marts".into(), "leaky".into(), "note".into()), column);
         scan.columns.insert(
             ("lake".into(), "orders".into(), "customer_id".into()),
             ColumnFacts {
@@ -316,10 +314,8 @@ mod tests {
             },
         );
         scan.files = 2;
-        scan.table_rows
-            .insert(("marts".into(), "leaky".into()), 5);
-        scan.table_rows
-            .insert(("lake".into(), "orders".into()), 10);
+        scan.table_rows.insert(("marts".into(), "leaky".into()), 5);
+        scan.table_rows.insert(("lake".into(), "orders".into()), 10);
         LeakFacts {
             scan,
             raw_ids: Some(RawIdSource {
@@ -344,7 +340,13 @@ mod tests {
         let p3 = pii_scan(&f);
         assert_eq!(p3.len(), 1);
         assert_eq!(p3[0].status, Status::Pass);
-        assert!(p3[0].detail.contains("15 values in 2 string columns of 2 tables"), "{}", p3[0].detail);
+        assert!(
+            p3[0]
+                .detail
+                .contains("15 values in 2 string columns of 2 tables"),
+            "{}",
+            p3[0].detail
+        );
         assert_eq!(pseudonymization(&f)[0].status, Status::Pass);
         let c = consent(&f);
         assert!(c.iter().all(|x| x.status == Status::Pass));
@@ -368,7 +370,11 @@ mod tests {
         assert_eq!(p3[0].status, Status::Fail);
         assert_eq!(p3[0].count, 2);
         assert_eq!(
-            (p3[0].area.as_deref(), p3[0].table.as_deref(), p3[0].column.as_deref()),
+            (
+                p3[0].area.as_deref(),
+                p3[0].table.as_deref(),
+                p3[0].column.as_deref()
+            ),
             (Some("marts"), Some("leaky"), Some("note"))
         );
         assert!(p3[0].detail.contains("2 e-mail addresses, 1 phone number"));

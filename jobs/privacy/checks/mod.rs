@@ -164,7 +164,15 @@ impl Finding {
     }
 
     /// Sort key: check, then place, then status (worst last within a place).
-    fn key(&self) -> (u8, &Option<String>, &Option<String>, &Option<String>, Status) {
+    fn key(
+        &self,
+    ) -> (
+        u8,
+        &Option<String>,
+        &Option<String>,
+        &Option<String>,
+        Status,
+    ) {
         (
             self.check_id,
             &self.area,
@@ -201,7 +209,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

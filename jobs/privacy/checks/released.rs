@@ -61,8 +61,15 @@ pub fn check(tables: &[(ReleasedTable, TableCells)], k: usize) -> Vec<Finding> {
                     t.table, t.count_column
                 ),
             )
-            .advice("Fix the entry of this table in privacy::RELEASED_TABLES (jobs/privacy/mod.rs).".to_string()))),
-            TableCells::Scanned { cells, small: 0, min } => out.push(at(Finding::new(
+            .advice(
+                "Fix the entry of this table in privacy::RELEASED_TABLES (jobs/privacy/mod.rs)."
+                    .to_string(),
+            ))),
+            TableCells::Scanned {
+                cells,
+                small: 0,
+                min,
+            } => out.push(at(Finding::new(
                 9,
                 Status::Pass,
                 *cells,
@@ -140,7 +147,10 @@ mod tests {
         let f = check(&[(DAILY, small.clone()), (SHOWN, small)], 10);
         assert_eq!((f[0].status, f[0].count), (Status::Warn, 3));
         assert_eq!((f[1].status, f[1].count), (Status::Fail, 3));
-        assert!(f[1].detail.contains("3 cells of 40 count fewer than 10 (smallest: 2)"));
+        assert!(
+            f[1].detail
+                .contains("3 cells of 40 count fewer than 10 (smallest: 2)")
+        );
         assert_eq!(f[1].column.as_deref(), Some("customers"));
     }
 
@@ -152,7 +162,11 @@ mod tests {
             min: Some(15),
         };
         let f = check(
-            &[(DAILY, TableCells::Absent), (SHOWN, ok), (DAILY, TableCells::NoCountColumn)],
+            &[
+                (DAILY, TableCells::Absent),
+                (SHOWN, ok),
+                (DAILY, TableCells::NoCountColumn),
+            ],
             10,
         );
         assert_eq!(f.len(), 2);

@@ -20,8 +20,8 @@ pub fn check(
     retention_enabled: bool,
 ) -> Vec<Finding> {
     // Expired before tonight: older than the cut-off of the previous night.
-    let overdue_before = crate::privacy::retention::cutoff(date, retention_days)
-        - chrono::Duration::days(1);
+    let overdue_before =
+        crate::privacy::retention::cutoff(date, retention_days) - chrono::Duration::days(1);
     let mut out = Vec::new();
     for ((area, table), dates) in partitions {
         let Some(oldest) = dates.iter().min() else {
@@ -65,12 +65,7 @@ pub fn check(
         out.push(f.at(area, table));
     }
     if out.is_empty() {
-        out.push(Finding::new(
-            6,
-            Status::Pass,
-            0,
-            "No dated partitions yet.",
-        ));
+        out.push(Finding::new(6, Status::Pass, 0, "No dated partitions yet."));
     }
     out
 }
@@ -88,17 +83,35 @@ mod tests {
         // Run date 2025-03-10, 7 days: tonight's retention deletes < 03-03;
         // last night's deleted < 03-02, so 03-02 is not yet overdue.
         let parts = BTreeMap::from([
-            (("lake".to_string(), "orders".to_string()), vec![d("2025-03-02"), d("2025-03-09")]),
-            (("landing".to_string(), "orders".to_string()), vec![d("2025-02-28"), d("2025-03-01"), d("2025-03-05")]),
+            (
+                ("lake".to_string(), "orders".to_string()),
+                vec![d("2025-03-02"), d("2025-03-09")],
+            ),
+            (
+                ("landing".to_string(), "orders".to_string()),
+                vec![d("2025-02-28"), d("2025-03-01"), d("2025-03-05")],
+            ),
         ]);
         let f = check(&parts, d("2025-03-10"), 7, false);
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].table.as_deref(), f[0].status), (Some("orders"), Status::Pass));
+        assert_eq!(
+            (f[0].table.as_deref(), f[0].status),
+            (Some("orders"), Status::Pass)
+        );
         assert_eq!(f[0].area.as_deref(), Some("lake"));
-        assert!(f[0].detail.contains("Oldest partition 2025-03-02 (8 days old)"), "{}", f[0].detail);
+        assert!(
+            f[0].detail
+                .contains("Oldest partition 2025-03-02 (8 days old)"),
+            "{}",
+            f[0].detail
+        );
         assert_eq!((f[1].status, f[1].count), (Status::Warn, 2));
         assert!(f[1].advice.contains("attune retention"));
         let on = check(&parts, d("2025-03-10"), 7, true);
-        assert_eq!(on[1].status, Status::Fail, "enabled but not done: a failure");
+        assert_eq!(
+            on[1].status,
+            Status::Fail,
+            "enabled but not done: a failure"
+        );
     }
 }

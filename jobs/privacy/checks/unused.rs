@@ -72,7 +72,11 @@ pub struct Usage {
 }
 
 /// Findings of check 2. `lake_rows` gives rows per lake table (for counts).
-pub fn check(contracts: &Contracts, usage: &Usage, lake_rows: &BTreeMap<String, u64>) -> Vec<Finding> {
+pub fn check(
+    contracts: &Contracts,
+    usage: &Usage,
+    lake_rows: &BTreeMap<String, u64>,
+) -> Vec<Finding> {
     let Some(sql) = &usage.sql else {
         return vec![
             Finding::new(
@@ -194,19 +198,39 @@ mod tests {
         ];
         let mut l = Lineage::default();
         // The view passes on amount and items, and de-duplicates by id.
-        l.outputs.insert(("stg_orders".into(), "amount".into()), [src("orders", "amount")].into());
-        l.outputs.insert(("stg_orders".into(), "items".into()), [src("orders", "items")].into());
-        l.logic.insert("stg_orders".into(), [src("orders", "order_id")].into());
+        l.outputs.insert(
+            ("stg_orders".into(), "amount".into()),
+            [src("orders", "amount")].into(),
+        );
+        l.outputs.insert(
+            ("stg_orders".into(), "items".into()),
+            [src("orders", "items")].into(),
+        );
+        l.logic
+            .insert("stg_orders".into(), [src("orders", "order_id")].into());
         // The table model takes only the amount, filtered by channel.
-        l.outputs.insert(("daily".into(), "revenue".into()), [src("orders", "amount")].into());
-        l.logic.insert("daily".into(), [src("orders", "channel")].into());
+        l.outputs.insert(
+            ("daily".into(), "revenue".into()),
+            [src("orders", "amount")].into(),
+        );
+        l.logic
+            .insert("daily".into(), [src("orders", "channel")].into());
         // A view no table model reads: its logic reaches nothing.
-        l.outputs.insert(("stg_offers".into(), "offer_type".into()), [src("offers", "offer_type")].into());
-        l.logic.insert("stg_offers".into(), [src("offers", "offer_id")].into());
+        l.outputs.insert(
+            ("stg_offers".into(), "offer_type".into()),
+            [src("offers", "offer_type")].into(),
+        );
+        l.logic
+            .insert("stg_offers".into(), [src("offers", "offer_id")].into());
         let used = used_by_sql(&models, &l);
         assert_eq!(
             used,
-            [src("orders", "amount"), src("orders", "channel"), src("orders", "order_id")].into()
+            [
+                src("orders", "amount"),
+                src("orders", "channel"),
+                src("orders", "order_id")
+            ]
+            .into()
         );
     }
 
