@@ -29,7 +29,7 @@ pub mod landing;
 pub mod retention;
 pub mod scan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -269,7 +269,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
     for r in &requests {
         erased.extend(r.pseudonym_set()?);
     }
+    let record_keys = record_keys(ctx, lineage.as_ref().map(|l| &l.lineage));
     let needles = Arc::new(Needles {
+        record_keys,
         raw_max_len: raw.as_ref().map_or(0, |r| r.max_len),
         raw_ids: raw
             .as_ref()
@@ -703,6 +705,36 @@ async fn released_cells(
             .unwrap_or(0),
         min: ints_at(b, 2)?[0].and_then(|x| u64::try_from(x).ok()),
     })
+}
+
+/// Record-key columns (see [`Needles::record_keys`]): the primary-key columns
+/// of plain class in the lake (`order_id`, `ticket_id`, …, not the
+/// pseudonymized `customer_id`), and mart columns computed only from them.
+fn record_keys(
+    ctx: &JobContext,
+    lineage: Option<&Lineage>,
+) -> std::collections::HashSet<scan::ColumnKey> {
+    let mut lake: BTreeSet<(String, String)> = BTreeSet::new();
+    for c in ctx.contracts.iter() {
+        for &i in &c.primary_key {
+            let col = &c.columns[i];
+            if col.privacy == crate::schema::Privacy::Plain && col.is_kept() {
+                lake.insert((c.table.clone(), col.output.clone()));
+            }
+        }
+    }
+    let mut out: std::collections::HashSet<scan::ColumnKey> = lake
+        .iter()
+        .map(|(t, c)| ("lake".to_string(), t.clone(), c.clone()))
+        .collect();
+    if let Some(l) = lineage {
+        for ((model, column), sources) in &l.outputs {
+            if !sources.is_empty() && sources.iter().all(|s| lake.contains(s)) {
+                out.insert(("marts".to_string(), model.clone(), column.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The raw identifiers check 4 looks for: every customers export present

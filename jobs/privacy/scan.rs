@@ -163,6 +163,11 @@ pub struct Needles {
     pub opted_out: HashSet<Pseudonym>,
     /// Pseudonyms on the erasure list.
     pub erased: HashSet<Pseudonym>,
+    /// Record keys (`order_id`, `ticket_id`, … and mart columns computed
+    /// only from them): numbers a business assigns, which can equal a
+    /// customer number or look like a phone number by coincidence, so they
+    /// are not compared with raw identifiers nor run through the detectors.
+    pub record_keys: HashSet<ColumnKey>,
 }
 
 /// Counts for one column of one table.
@@ -180,6 +185,8 @@ pub struct ColumnFacts {
     pub opted_out: u64,
     /// Values equal to the pseudonym of an erased customer.
     pub erased: u64,
+    /// A record key column (see [`Needles::record_keys`]).
+    pub record_key: bool,
 }
 
 impl ColumnFacts {
@@ -192,6 +199,7 @@ impl ColumnFacts {
         self.raw_ids += o.raw_ids;
         self.opted_out += o.opted_out;
         self.erased += o.erased;
+        self.record_key |= o.record_key;
     }
 }
 
@@ -260,7 +268,15 @@ fn scan_file(
         .file_metadata()
         .num_rows();
     let (names, batches) = read_string_columns(bytes).map_err(label)?;
-    let mut per_column: Vec<ColumnFacts> = vec![ColumnFacts::default(); names.len()];
+    let mut per_column: Vec<ColumnFacts> = names
+        .iter()
+        .map(|n| ColumnFacts {
+            record_key: needles
+                .record_keys
+                .contains(&(f.area.clone(), f.table.clone(), n.clone())),
+            ..ColumnFacts::default()
+        })
+        .collect();
     for batch in &batches {
         for (facts, array) in per_column.iter_mut().zip(batch.columns()) {
             let Some(col) = StrCol::of(array.as_ref()) else {
@@ -291,7 +307,8 @@ fn scan_file(
 pub fn scan_value(v: &str, needles: &Needles, redactor: &Redactor, facts: &mut ColumnFacts) {
     facts.values += 1;
     let t = v.trim();
-    if !t.is_empty()
+    if !facts.record_key
+        && !t.is_empty()
         && t.len() <= needles.raw_max_len
         && needles.raw_ids.contains(&fingerprint128(t.as_bytes()))
     {
@@ -302,6 +319,9 @@ pub fn scan_value(v: &str, needles: &Needles, redactor: &Redactor, facts: &mut C
         // to the detectors, and it cannot be anything else personal.
         facts.opted_out += u64::from(needles.opted_out.contains(&p));
         facts.erased += u64::from(needles.erased.contains(&p));
+        return;
+    }
+    if facts.record_key {
         return;
     }
     let hits = redactor.scan(v);
@@ -324,7 +344,29 @@ mod tests {
             raw_max_len: 9,
             opted_out: [*b"0123456789abcdef0123456789abcdef"].into(),
             erased: [*b"fedcba9876543210fedcba9876543210"].into(),
+            record_keys: HashSet::new(),
         }
+    }
+
+    #[test]
+    fn record_keys_are_only_checked_for_pseudonyms() {
+        let (n, r) = (needles(), Redactor::new());
+        let key = || ColumnFacts {
+            record_key: true,
+            ..ColumnFacts::default()
+        };
+        // An order number equal to a customer number, or shaped like a phone.
+        for v in ["C2", "612345678"] {
+            let mut f = key();
+            scan_value(v, &n, &r, &mut f);
+            assert_eq!((f.values, f.raw_ids, f.pii_values), (1, 0, 0), "{v}");
+        }
+        let mut f = key();
+        scan_value("0123456789abcdef0123456789abcdef", &n, &r, &mut f);
+        assert_eq!(f.opted_out, 1, "a pseudonym in a key column still counts");
+        let mut plain = ColumnFacts::default();
+        scan_value("612345678", &n, &r, &mut plain);
+        assert_eq!(plain.pii_values, 1, "the same value as text is a phone");
     }
 
     #[test]

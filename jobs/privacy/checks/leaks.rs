@@ -45,12 +45,14 @@ pub struct RawIdSource {
 
 fn what_was_scanned(s: &ScanFacts, date: &str) -> String {
     let values: u64 = s.columns.values().map(|c| c.values).sum();
+    let keys = s.columns.values().filter(|c| c.record_key).count() as u64;
     format!(
-        "{} in {} string columns of {} ({}; lake: every partition, marts: dt={date})",
+        "{} in {} string columns of {} ({}; lake: every partition, marts: dt={date}; {} such as order_id only checked for pseudonyms)",
         plural(values, "value", "values"),
         thousands(s.columns.len() as u64),
         plural(s.table_rows.len() as u64, "table", "tables"),
         plural(s.files, "file", "files"),
+        plural(keys, "record-key column", "record-key columns"),
     )
 }
 
@@ -364,6 +366,7 @@ mod tests {
             raw_ids: 1,
             opted_out: 3,
             erased: 4,
+            record_key: false,
         });
         let p3 = pii_scan(&f);
         assert_eq!(p3.len(), 1);
