@@ -48,6 +48,13 @@ threads = 0
 [privacy]
 # Partitions older than this many days are deleted by `attune retention`.
 retention_days = 730
+# Whether `attune nightly` runs retention as its last step. Off by default:
+# deleting data should be a decision, not a side effect of upgrading.
+retention_enabled = false
+# Which privacy check status makes `attune privacy` and `attune nightly` exit
+# with code 3 (after every output is written): "fail" (personal data found
+# where it must not be), "warn" (also advice such as unused columns), or "never".
+fail_on = "fail"
 
 [nightly]
 # The business's time zone (IANA name): without --date, `attune nightly` runs
@@ -108,6 +115,20 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawPrivacy {
     retention_days: Option<u32>,
+    retention_enabled: Option<bool>,
+    fail_on: Option<String>,
+}
+
+/// Which privacy check status stops a run with [`Error::AuditGate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    /// Never: findings are reported only.
+    Never,
+    /// Any check at `warn` or `fail`.
+    Warn,
+    /// Any check at `fail`.
+    Fail,
 }
 
 /// Ingest settings, checked.
@@ -135,6 +156,10 @@ pub struct ValidConfig {
     pub ingest: IngestConfig,
     /// Retention of landing, lake, quarantine and mart partitions. Default 730.
     pub retention_days: u32,
+    /// Whether nightly runs retention as its last step. Default false.
+    pub retention_enabled: bool,
+    /// Privacy check status that makes the run exit with code 3. Default `fail`.
+    pub privacy_fail_on: FailOn,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
     /// The business's time zone, for "yesterday". Default UTC.
@@ -292,6 +317,16 @@ impl RawConfig {
                 "nightly.timezone = {tz_name:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")"
             ))
         })?;
+        let privacy_fail_on = match self.privacy.fail_on.as_deref() {
+            None | Some("fail") => FailOn::Fail,
+            Some("warn") => FailOn::Warn,
+            Some("never") => FailOn::Never,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "privacy.fail_on = {other:?}: use \"fail\", \"warn\" or \"never\" (default \"fail\")"
+                )));
+            }
+        };
         Ok(ValidConfig {
             root,
             timezone,
@@ -304,6 +339,8 @@ impl RawConfig {
                 threads,
             },
             retention_days,
+            retention_enabled: self.privacy.retention_enabled.unwrap_or(false),
+            privacy_fail_on,
             models_dir: self.transform.models_dir,
         })
     }
@@ -379,6 +416,7 @@ mod tests {
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
             ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
+            ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

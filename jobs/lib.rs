@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
+//! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -41,6 +42,7 @@ pub mod manifest;
 pub mod mart;
 pub mod nightly;
 pub mod parquet_io;
+pub mod privacy;
 pub mod query;
 pub mod schema;
 pub mod storage;
