@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
+//! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -43,6 +44,7 @@ pub mod nightly;
 pub mod parquet_io;
 pub mod query;
 pub mod schema;
+pub mod segment;
 pub mod storage;
 pub mod transform;
 

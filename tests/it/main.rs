@@ -6,4 +6,5 @@ mod common;
 mod contract;
 mod generated;
 mod ingest;
+mod segment;
 mod sql;
