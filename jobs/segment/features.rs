@@ -457,11 +457,11 @@ mod tests {
         // A NULL order value (not produced by the SQL; the guard) gets the
         // median of the others (10, 20, 10) = 10.
         assert_eq!(d.imputed[index("avg_order_value").expect("aov")], 1);
-        for j in 0..FEATURES.len() {
+        for (j, name) in FEATURES.iter().enumerate() {
             let col = d.x.column(j);
             assert!(col.sum().abs() < 1e-9, "standardized mean 0");
             let var = col.iter().map(|v| v * v).sum::<f64>() / 4.0;
-            assert!((var - 1.0).abs() < 1e-9, "{}: variance {var}", FEATURES[j]);
+            assert!((var - 1.0).abs() < 1e-9, "{name}: variance {var}");
         }
         let back = d.scaler.to_original(d.x.row(1));
         let gap = index("avg_days_between_orders").expect("gap");

@@ -530,7 +530,9 @@ mod tests {
         ];
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut u = |(a, b): (f64, f64)| if b > a { rng.random_range(a..b) } else { a };
-        let mut rows: Vec<(Vec<Option<f64>>, Option<f64>, &'static str)> = Vec::new();
+        // (features, last NPS, planted group)
+        type Row = (Vec<Option<f64>>, Option<f64>, &'static str);
+        let mut rows: Vec<Row> = Vec::new();
         for g in &groups {
             for _ in 0..g.size {
                 let frequency = u(g.frequency).round();
