@@ -65,6 +65,25 @@ timezone = "UTC"
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
 # into attune). Unset by default.
 # models_dir = "/etc/attune/sql"
+
+[segment]
+# A customer whose last purchase is more than this many days before the run date
+# counts as churned: the churn rate of each segment, and the "Lapsed" name.
+inactive_days = 90
+# Seed of every random choice (samples, k-means++ starts): the same data and seed
+# give the same segments.
+seed = 42
+# Numbers of segments tried; the one with the best silhouette score wins.
+k_min = 2
+k_max = 8
+# k-means is fitted on a random sample of at most this many customers, then
+# applied to everybody.
+fit_sample = 50000
+# The silhouette score of each k is computed exactly on a random sample of at most
+# this many customers (memory grows with its square: 5000 at most).
+silhouette_sample = 3000
+# k-means++ starts per k; the one with the lowest inertia wins.
+restarts = 4
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,12 +101,26 @@ struct RawConfig {
     transform: RawTransform,
     #[serde(default)]
     nightly: RawNightly,
+    #[serde(default)]
+    segment: RawSegment,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNightly {
     timezone: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSegment {
+    inactive_days: Option<u32>,
+    seed: Option<u64>,
+    k_min: Option<usize>,
+    k_max: Option<usize>,
+    fit_sample: Option<usize>,
+    silhouette_sample: Option<usize>,
+    restarts: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +177,25 @@ pub struct IngestConfig {
     pub threads: usize,
 }
 
+/// Segmentation settings (`[segment]`), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// Days without a purchase after which a customer counts as churned. Default 90.
+    pub inactive_days: u32,
+    /// Seed of the samples and k-means++ starts. Default 42.
+    pub seed: u64,
+    /// Smallest number of segments tried. Default 2.
+    pub k_min: usize,
+    /// Largest number of segments tried. Default 8.
+    pub k_max: usize,
+    /// Most customers k-means is fitted on. Default 50,000.
+    pub fit_sample: usize,
+    /// Most customers the silhouette score is computed on. Default 3,000.
+    pub silhouette_sample: usize,
+    /// k-means++ starts per k. Default 4.
+    pub restarts: usize,
+}
+
 /// The checked configuration every job accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidConfig {
@@ -164,6 +216,7 @@ pub struct ValidConfig {
     pub models_dir: Option<std::path::PathBuf>,
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
+    pub segment: SegmentConfig,
 }
 
 impl Default for ValidConfig {
@@ -327,6 +380,7 @@ impl RawConfig {
                 )));
             }
         };
+        let segment = self.segment.check()?;
         Ok(ValidConfig {
             root,
             timezone,
@@ -342,7 +396,54 @@ impl RawConfig {
             retention_enabled: self.privacy.retention_enabled.unwrap_or(false),
             privacy_fail_on,
             models_dir: self.transform.models_dir,
+            segment,
         })
+    }
+}
+
+impl RawSegment {
+    fn check(self) -> Result<SegmentConfig> {
+        let c = SegmentConfig {
+            inactive_days: self.inactive_days.unwrap_or(90),
+            seed: self.seed.unwrap_or(42),
+            k_min: self.k_min.unwrap_or(2),
+            k_max: self.k_max.unwrap_or(8),
+            fit_sample: self.fit_sample.unwrap_or(50_000),
+            silhouette_sample: self.silhouette_sample.unwrap_or(3_000),
+            restarts: self.restarts.unwrap_or(4),
+        };
+        if c.inactive_days == 0 {
+            return Err(Error::Config(
+                "segment.inactive_days must be at least 1 (default 90)".into(),
+            ));
+        }
+        // k = 1 has no silhouette; beyond 20 segments nobody reads the names.
+        if c.k_min < 2 || c.k_max > 20 || c.k_min > c.k_max {
+            return Err(Error::Config(format!(
+                "segment.k_min = {}, segment.k_max = {}: use 2 <= k_min <= k_max <= 20 (default 2 and 8)",
+                c.k_min, c.k_max
+            )));
+        }
+        if c.fit_sample < 1_000 {
+            return Err(Error::Config(format!(
+                "segment.fit_sample = {}: use at least 1000 (default 50000)",
+                c.fit_sample
+            )));
+        }
+        // The silhouette keeps an n x n distance matrix: 5,000 is 200 MB.
+        if !(100..=5_000).contains(&c.silhouette_sample) {
+            return Err(Error::Config(format!(
+                "segment.silhouette_sample = {}: use 100 to 5000 (default 3000)",
+                c.silhouette_sample
+            )));
+        }
+        if !(1..=50).contains(&c.restarts) {
+            return Err(Error::Config(format!(
+                "segment.restarts = {}: use 1 to 50 (default 4)",
+                c.restarts
+            )));
+        }
+        Ok(c)
     }
 }
 
@@ -417,6 +518,12 @@ mod tests {
             ("[privacy]\nretention_days = 0", "retention_days"),
             ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
             ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
+            ("[segment]\ninactive_days = 0", "inactive_days"),
+            ("[segment]\nk_min = 1", "k_min"),
+            ("[segment]\nk_min = 5\nk_max = 4", "k_max"),
+            ("[segment]\nfit_sample = 10", "fit_sample"),
+            ("[segment]\nsilhouette_sample = 100000", "silhouette_sample"),
+            ("[segment]\nrestarts = 0", "restarts"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

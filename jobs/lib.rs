@@ -17,6 +17,7 @@
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
 //! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
+//! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -45,6 +46,7 @@ pub mod parquet_io;
 pub mod privacy;
 pub mod query;
 pub mod schema;
+pub mod segment;
 pub mod storage;
 pub mod transform;
 

@@ -89,6 +89,16 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// Segment customers: k-means on customer_features, k chosen by silhouette, segments named.
+    ///
+    /// Reads marts/customer_features of the date; writes marts/segments (customer → segment),
+    /// marts/segment_profiles and its rows of marts/model_metrics. Settings: [segment] in attune.toml.
+    /// Example: attune segment --date 2025-12-31
+    Segment {
+        /// The run date (YYYY-MM-DD): the customer_features partition to segment.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Run every job in order for a date (default: yesterday) or a range, under one lock.
     ///
     /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
@@ -373,6 +383,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "{:<24} {:<6} {:>10} rows  {:>2} data tests  {:.2}s",
                     m.model, m.materialized, m.rows, m.data_tests, m.seconds
                 );
+            }
+            Ok(())
+        }
+        Command::Segment { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(attune::segment::run(&ctx, *date))?;
+            println!(
+                "{} customers, k = {}, silhouette {}",
+                outcome.rows_in,
+                outcome.chosen_k.map_or("-".into(), |k| k.to_string()),
+                outcome.silhouette.map_or("-".into(), |s| format!("{s:.3}"))
+            );
+            for s in &outcome.segments {
+                println!(
+                    "{:>3}  {:<40} {:>10}",
+                    s.segment_id,
+                    s.segment_name,
+                    s.customers.map_or("suppressed".into(), |c| c.to_string())
+                );
+            }
+            for w in &outcome.warnings {
+                eprintln!("warning: {w}");
             }
             Ok(())
         }

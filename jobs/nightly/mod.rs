@@ -22,14 +22,14 @@ use self::stamps::{Place, Stamp};
 use crate::context::JobContext;
 use crate::manifest::{JobRecord, JobTimer, RunManifest};
 use crate::storage::{landing_dir, partition_dir};
-use crate::{Error, Result, ingest, privacy, transform};
+use crate::{Error, Result, ingest, privacy, segment, transform};
 
 pub use self::lock::RunLock;
 
 /// The jobs of a nightly run, in order. `retention` runs only when
 /// `[privacy] retention_enabled` is set, and always runs then (it is cheap
 /// and idempotent).
-pub const JOBS: [&str; 4] = ["ingest", "transform", "privacy", "retention"];
+pub const JOBS: [&str; 5] = ["ingest", "transform", "segment", "privacy", "retention"];
 
 /// Which dates and jobs to run.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +50,7 @@ pub struct NightlyOutcome {
     pub manifest_path: String,
     pub ingest: Option<ingest::IngestOutcome>,
     pub transform: Option<transform::TransformOutcome>,
+    pub segment: Option<segment::SegmentOutcome>,
     pub privacy: Option<privacy::PrivacyOutcome>,
 }
 
@@ -94,6 +95,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         manifest: manifest.clone(),
         ingest: None,
         transform: None,
+        segment: None,
         privacy: None,
     };
     let mut failure = None;
@@ -337,6 +339,18 @@ async fn run_job(
                 gate_findings: 0,
             };
             outcome.transform = Some(o);
+            Ok(ran)
+        }
+        "segment" => {
+            let o = segment::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                warnings: o.warnings.clone(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: 0,
+            };
+            outcome.segment = Some(o);
             Ok(ran)
         }
         "privacy" => {

@@ -71,7 +71,7 @@ pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
 const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("privacy", LAKE_COLUMNS_READ),
     // ("voice", crate::voice::LAKE_COLUMNS_READ),
-    // ("segment", crate::segment::LAKE_COLUMNS_READ),
+    ("segment", crate::segment::LAKE_COLUMNS_READ),
     // ("value", crate::value::LAKE_COLUMNS_READ),
     // ("fairness", crate::fairness::LAKE_COLUMNS_READ),
 ];
@@ -86,7 +86,7 @@ pub fn rust_job_reads() -> Vec<(&'static str, &'static str, &'static str)> {
 
 /// Feature lists of the models attune fits: one line per model. Add yours here.
 const FEATURE_LISTS: &[(&str, &[&str])] = &[
-    // ("segment", crate::segment::FEATURES),
+    ("segment", crate::segment::features::FEATURES),
     // ("churn", crate::value::churn::FEATURES),
 ];
 

@@ -8,4 +8,5 @@ mod generated;
 mod ingest;
 mod nightly;
 mod privacy;
+mod segment;
 mod sql;

@@ -40,7 +40,12 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let first = nightly::run(&ctx, &all).await.expect("first run");
     assert_eq!(
         statuses(&first),
-        pairs(&[("ingest", "ok"), ("transform", "ok"), ("privacy", "ok")])
+        pairs(&[
+            ("ingest", "ok"),
+            ("transform", "ok"),
+            ("segment", "ok"),
+            ("privacy", "ok")
+        ])
     );
     let features = root
         .path()
@@ -53,6 +58,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         pairs(&[
             ("ingest", "skipped"),
             ("transform", "skipped"),
+            ("segment", "skipped"),
             ("privacy", "skipped")
         ]),
         "nothing changed, nothing runs"
@@ -66,6 +72,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         pairs(&[
             ("ingest", "skipped"),
             ("transform", "ok"),
+            ("segment", "ok"),
             ("privacy", "ok")
         ])
     );
@@ -84,7 +91,12 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let fourth = nightly::run(&ctx, &all).await.expect("fourth run");
     assert_eq!(
         statuses(&fourth),
-        pairs(&[("ingest", "ok"), ("transform", "ok"), ("privacy", "ok")])
+        pairs(&[
+            ("ingest", "ok"),
+            ("transform", "ok"),
+            ("segment", "ok"),
+            ("privacy", "ok")
+        ])
     );
     let ingested = fourth.ingest.as_ref().expect("ingest ran");
     assert_eq!(ingested.dates, vec![params.start], "only the changed day");
