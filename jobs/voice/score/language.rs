@@ -12,14 +12,16 @@
 //! 2. A decisive vote (two or more stop words of one language, none of the
 //!    others, at least a quarter of the words) settles it without `whatlang`:
 //!    the common case, and the fast one.
-//! 3. Otherwise `whatlang` decides when it is reliable (an unsupported language
-//!    then gives `unsupported_language`), unless three or more stop words of one
-//!    supported language, three times more than any other, contradict it
-//!    (`whatlang` is unreliable on short texts).
-//! 4. An unreliable `whatlang` result defers to a vote with a single winner,
-//!    then breaks a tie in the vote, else the language is `undetected_language`.
-//!    Very short texts ("no", "merci") end up here: guessing would either score
-//!    a foreign message as neutral or score it with the wrong lexicon.
+//! 3. Otherwise `whatlang` decides when it is reliable (confidence above 0.9;
+//!    an unsupported language then gives `unsupported_language`), unless three
+//!    or more stop words of one supported language, three times more than any
+//!    other and a third of the words, contradict it.
+//! 4. When `whatlang` is unsure, stop words (two points) and sentiment-lexicon
+//!    words (one point) vote; a single winner is the language. A tie is broken
+//!    by `whatlang`'s guess; with no votes at all, a `whatlang` lean of 0.5 or
+//!    more decides; else the language is `undetected_language`. Very short
+//!    texts ("merci", "Yum!") end up there: guessing would either score a
+//!    foreign message as neutral or score it with the wrong lexicon.
 
 use super::lexicon::FxMap;
 use super::tokenize::Tokens;
@@ -31,7 +33,7 @@ pub const SUPPORTED: [&str; 3] = ["en", "es", "de"];
 /// (and emoji) is scored language-free.
 const UNIVERSAL: &[&str] = &[
     "ok", "okay", "wow", "lol", "xd", "haha", "hahaha", "jaja", "jajaja", "hmm", "mmm", "top",
-    "super", "bravo", "yay",
+    "super", "bravo", "yay", "no",
 ];
 
 /// Bit of the vote map for "universal word".
@@ -75,8 +77,10 @@ impl Votes {
         Votes { map }
     }
 
-    /// Detects the language of a tokenized message.
-    pub fn detect(&self, tokens: &Tokens) -> Detected {
+    /// Detects the language of a tokenized message. `in_lexicon(k, word)`
+    /// tells whether `SUPPORTED[k]`'s sentiment lexicon has the word (a weaker
+    /// vote, used only when the stop words and `whatlang` leave it open).
+    pub fn detect(&self, tokens: &Tokens, in_lexicon: impl Fn(usize, &str) -> bool) -> Detected {
         let mut votes = [0u32; 3];
         let mut words = 0u32;
         for i in 0..tokens.len() {
@@ -115,24 +119,46 @@ impl Votes {
         }
         let info = whatlang::detect(&tokens.lower);
         let supported = |lang: whatlang::Lang| SUPPORTED.iter().position(|c| *c == iso639_1(lang));
-        match info {
-            Some(info) if info.is_reliable() => match supported(info.lang()) {
+        let guess = info.as_ref().map(|i| (supported(i.lang()), i.lang(), i.confidence()));
+        if let Some((k, lang, confidence)) = guess
+            && confidence > 0.9
+        {
+            // whatlang's own "reliable" threshold.
+            return match k {
                 Some(k) => Detected::Supported(k),
-                None if best_votes >= 3 && best_votes >= 3 * second => Detected::Supported(best),
-                None => Detected::Unsupported(iso639_1(info.lang())),
-            },
-            _ => {
-                if best_votes >= 1 && best_votes > second {
-                    return Detected::Supported(best);
+                None if best_votes >= 3 && best_votes >= 3 * second && best_votes * 3 >= words => {
+                    Detected::Supported(best)
                 }
-                if best_votes >= 1
-                    && let Some(k) = info.and_then(|i| supported(i.lang()))
-                    && votes[k] == best_votes
-                {
-                    return Detected::Supported(k);
+                None => Detected::Unsupported(iso639_1(lang)),
+            };
+        }
+        // whatlang is unsure: the stop words (two points each) and the
+        // sentiment words (one point each: "Lovely cake, friendly baristas"
+        // has no stop word) vote. A cognate ("excellent" in French) can win
+        // such a vote; scoring a message with a lexicon whose word means the
+        // same is a smaller harm than leaving a Spanish or German message
+        // unscored because it is short.
+        let mut total = [0u32; 3];
+        for (k, t) in total.iter_mut().enumerate() {
+            *t = 2 * votes[k];
+        }
+        for i in 0..tokens.len() {
+            if tokens.toks[i].alpha && self.map.get(tokens.word(i)).is_none_or(|b| b & UNIVERSAL_BIT == 0) {
+                for (k, t) in total.iter_mut().enumerate() {
+                    *t += u32::from(in_lexicon(k, tokens.word(i)));
                 }
-                Detected::Undetected
             }
+        }
+        let top = (0..3).max_by_key(|&k| (total[k], std::cmp::Reverse(k))).expect("three");
+        let tied: Vec<usize> = (0..3).filter(|&k| total[k] == total[top]).collect();
+        if total[top] >= 1 && tied.len() == 1 {
+            return Detected::Supported(top);
+        }
+        match guess {
+            Some((Some(k), _, _)) if total[top] >= 1 && tied.contains(&k) => Detected::Supported(k),
+            Some((Some(k), _, confidence)) if confidence >= 0.5 => Detected::Supported(k),
+            Some((None, lang, confidence)) if confidence >= 0.5 => Detected::Unsupported(iso639_1(lang)),
+            _ => Detected::Undetected,
         }
     }
 }

