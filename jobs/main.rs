@@ -429,12 +429,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     out,
                 },
         } => {
-            let o = attune::voice::score::score_file(input, text_column, id_column.as_deref(), out)?;
+            let o =
+                attune::voice::score::score_file(input, text_column, id_column.as_deref(), out)?;
             println!("{}", out.display());
             let counts = |m: &std::collections::BTreeMap<String, u64>| {
-                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            eprintln!("scored {} of {} rows; labels: {}", o.scored, o.rows_in, counts(&o.labels));
+            eprintln!(
+                "scored {} of {} rows; labels: {}",
+                o.scored,
+                o.rows_in,
+                counts(&o.labels)
+            );
             eprintln!("languages: {}", counts(&o.languages));
             for w in &o.warnings {
                 eprintln!("warning: {w}");

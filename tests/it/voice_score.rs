@@ -14,14 +14,30 @@ use crate::common::{attune, demo_lake, files_under, read_parquet};
 
 /// Messages with known outcomes: (id, text, expected label or None for unscored).
 const ROWS: &[(&str, &str, Option<&str>)] = &[
-    ("r1", "Lovely staff, the best croissants in town!", Some("positive")),
-    ("r2", "Waited forever and the coffee was cold, never again.", Some("negative")),
+    (
+        "r1",
+        "Lovely staff, the best croissants in town!",
+        Some("positive"),
+    ),
+    (
+        "r2",
+        "Waited forever and the coffee was cold, never again.",
+        Some("negative"),
+    ),
     ("r3", "Do you have oat milk?", Some("neutral")),
     ("r4", "El café estaba buenísimo, gracias", Some("positive")),
-    ("r5", "Der Kuchen war leider trocken und viel zu teuer.", Some("negative")),
+    (
+        "r5",
+        "Der Kuchen war leider trocken und viel zu teuer.",
+        Some("negative"),
+    ),
     ("r6", "Le café était froid et le service très lent.", None),
     ("r7", "", None),
-    ("r8", "Great, another cold coffee. Call me on [PHONE], \"now\".", Some("negative")),
+    (
+        "r8",
+        "Great, another cold coffee. Call me on [PHONE], \"now\".",
+        Some("negative"),
+    ),
 ];
 
 fn write_csv(path: &std::path::Path) {
@@ -40,7 +56,14 @@ fn voice_score_csv_end_to_end() {
     let out = dir.path().join("scored.csv");
     write_csv(&input);
     let run = attune()
-        .args(["voice", "score", "--text-column", "text", "--id-column", "id"])
+        .args([
+            "voice",
+            "score",
+            "--text-column",
+            "text",
+            "--id-column",
+            "id",
+        ])
         .arg("--input")
         .arg(&input)
         .arg("--out")
@@ -49,17 +72,39 @@ fn voice_score_csv_end_to_end() {
         .expect("runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "exit {:?}: {stderr}", run.status);
-    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), out.display().to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        out.display().to_string()
+    );
     assert!(stderr.contains("scored 6 of 8 rows"), "{stderr}");
-    assert!(stderr.contains("unsupported_language: 1") && stderr.contains("no_text: 1"), "{stderr}");
+    assert!(
+        stderr.contains("unsupported_language: 1") && stderr.contains("no_text: 1"),
+        "{stderr}"
+    );
 
     let mut r = csv::Reader::from_path(&out).expect("output csv");
-    let header: Vec<String> = r.headers().expect("header").iter().map(String::from).collect();
+    let header: Vec<String> = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
     assert_eq!(
         header,
         [
-            "row", "id", "language", "scored", "unscored_reason", "sentiment", "label",
-            "frustration", "confusion", "anxiety", "anger", "joy", "gratitude"
+            "row",
+            "id",
+            "language",
+            "scored",
+            "unscored_reason",
+            "sentiment",
+            "label",
+            "frustration",
+            "confusion",
+            "anxiety",
+            "anger",
+            "joy",
+            "gratitude"
         ]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("record")).collect();
@@ -92,7 +137,12 @@ fn voice_score_csv_end_to_end() {
     // No text is copied to the output, and no partial file is left.
     let written = std::fs::read_to_string(&out).expect("read");
     assert!(!written.contains("croissants") && !written.contains("PHONE"));
-    assert_eq!(files_under(dir.path()).len(), 2, "{:?}", files_under(dir.path()));
+    assert_eq!(
+        files_under(dir.path()).len(),
+        2,
+        "{:?}",
+        files_under(dir.path())
+    );
 }
 
 #[test]
@@ -113,7 +163,10 @@ fn voice_score_parquet_end_to_end() {
         .collect();
     let batch = RecordBatch::try_new(
         schema.clone(),
-        vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(texts))],
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(texts)),
+        ],
     )
     .expect("batch");
     let file = std::fs::File::create(&input).expect("create");
@@ -122,23 +175,51 @@ fn voice_score_parquet_end_to_end() {
     w.close().expect("close");
 
     let run = attune()
-        .args(["voice", "score", "--text-column", "body", "--id-column", "review_id"])
+        .args([
+            "voice",
+            "score",
+            "--text-column",
+            "body",
+            "--id-column",
+            "review_id",
+        ])
         .arg("--input")
         .arg(&input)
         .arg("--out")
         .arg(&out)
         .output()
         .expect("runs");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 
     let batches = read_parquet(&out);
-    let b = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
-    let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let b =
+        datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+    let names: Vec<String> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(
         names,
         [
-            "row", "review_id", "language", "scored", "unscored_reason", "sentiment", "label",
-            "frustration", "confusion", "anxiety", "anger", "joy", "gratitude"
+            "row",
+            "review_id",
+            "language",
+            "scored",
+            "unscored_reason",
+            "sentiment",
+            "label",
+            "frustration",
+            "confusion",
+            "anxiety",
+            "anger",
+            "joy",
+            "gratitude"
         ]
     );
     assert_eq!(b.num_rows(), ROWS.len());
@@ -146,13 +227,22 @@ fn voice_score_parquet_end_to_end() {
     let row = col("row");
     let row = row.as_any().downcast_ref::<UInt64Array>().expect("u64");
     let id = col("review_id");
-    let id = id.as_any().downcast_ref::<StringArray>().expect("id as text");
+    let id = id
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("id as text");
     let scored = col("scored");
-    let scored = scored.as_any().downcast_ref::<BooleanArray>().expect("bool");
+    let scored = scored
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .expect("bool");
     let label = col("label");
     let label = label.as_any().downcast_ref::<StringArray>().expect("label");
     let sentiment = col("sentiment");
-    let sentiment = sentiment.as_any().downcast_ref::<Float64Array>().expect("f64");
+    let sentiment = sentiment
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64");
     let joy = col("joy");
     let joy = joy.as_any().downcast_ref::<Float64Array>().expect("f64");
     for (i, (_, text, want)) in ROWS.iter().enumerate() {
@@ -166,7 +256,10 @@ fn voice_score_parquet_end_to_end() {
             }
             None => {
                 assert!(!scored.value(i), "{text:?}");
-                assert!(sentiment.is_null(i) && joy.is_null(i), "unscored is null, not 0");
+                assert!(
+                    sentiment.is_null(i) && joy.is_null(i),
+                    "unscored is null, not 0"
+                );
             }
         }
     }
@@ -187,7 +280,10 @@ fn voice_score_reports_a_missing_column_and_a_bad_format() {
         .expect("runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(5), "{stderr}");
-    assert!(stderr.contains("no column `comment`") && stderr.contains("id, channel, text"), "{stderr}");
+    assert!(
+        stderr.contains("no column `comment`") && stderr.contains("id, channel, text"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("out.csv").exists());
 
     let run = attune()
@@ -236,10 +332,14 @@ fn scorer_agrees_with_the_generators_intended_tone() {
         for b in read_parquet(&path) {
             let kind = b.column_by_name("survey_type").expect("survey_type");
             let kind = kind.as_any().downcast_ref::<StringArray>().expect("string");
-            let score = cast(b.column_by_name("score").expect("score"), &DataType::Int64).expect("cast");
+            let score =
+                cast(b.column_by_name("score").expect("score"), &DataType::Int64).expect("cast");
             let score = score.as_any().downcast_ref::<Int64Array>().expect("i64");
             let comment = b.column_by_name("comment").expect("comment");
-            let comment = comment.as_any().downcast_ref::<StringArray>().expect("string");
+            let comment = comment
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("string");
             for i in 0..b.num_rows() {
                 if comment.is_null(i) || score.is_null(i) {
                     continue;
@@ -255,7 +355,11 @@ fn scorer_agrees_with_the_generators_intended_tone() {
     }
     for path in files_under(&root.join("lake/reviews")) {
         for b in read_parquet(&path) {
-            let rating = cast(b.column_by_name("rating").expect("rating"), &DataType::Int64).expect("cast");
+            let rating = cast(
+                b.column_by_name("rating").expect("rating"),
+                &DataType::Int64,
+            )
+            .expect("cast");
             let rating = rating.as_any().downcast_ref::<Int64Array>().expect("i64");
             let text = b.column_by_name("text").expect("text");
             let text = text.as_any().downcast_ref::<StringArray>().expect("string");
@@ -280,7 +384,10 @@ fn scorer_agrees_with_the_generators_intended_tone() {
         rate(2),
         total[2]
     );
-    assert!(total[0] > 200 && total[2] > 100, "enough generated texts: {total:?}");
+    assert!(
+        total[0] > 200 && total[2] > 100,
+        "enough generated texts: {total:?}"
+    );
     assert!(rate(0) >= 0.0 && rate(2) >= 0.0);
     assert!((unscored as f64) < 0.0 * seen as f64 + 1e9);
 }

@@ -9,10 +9,7 @@ use super::*;
 #[ignore = "benchmark: run explicitly in release mode"]
 fn messages_per_second() {
     let s = Scorer::new();
-    let texts: Vec<&str> = super::eval::load()
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let texts: Vec<&str> = super::eval::load().into_iter().map(|m| m.text).collect();
     let n = 200_000;
     // Warm up the per-thread buffers.
     for t in &texts {

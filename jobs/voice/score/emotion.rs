@@ -63,7 +63,8 @@ pub(crate) fn raw(
             }
         };
         if weights.iter().any(|w| *w != 0.0) {
-            let negated = (1..=3).take_while(|&b| b <= i && !tokens.toks[i + 1 - b].boundary_before)
+            let negated = (1..=3)
+                .take_while(|&b| b <= i && !tokens.toks[i + 1 - b].boundary_before)
                 .any(|b| slots[i - b].negator && !slots[i - b].absorbed);
             let mut factor = 1.0;
             if i > 0 && slots[i - 1].booster > 0.0 && !tok.boundary_before {
@@ -89,7 +90,9 @@ pub(crate) fn raw(
         sum[ANGER] += 0.25 * bangs;
         if cap_diff {
             let shouted = (0..n)
-                .filter(|&i| tokens.toks[i].upper && tokens.toks[i].alpha && words.get(i).len() >= 3)
+                .filter(|&i| {
+                    tokens.toks[i].upper && tokens.toks[i].alpha && words.get(i).len() >= 3
+                })
                 .count()
                 .min(3);
             sum[ANGER] += 0.4 * shouted as f64;

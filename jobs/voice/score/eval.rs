@@ -26,7 +26,10 @@ pub(crate) struct Message {
 /// Parses the evaluation set.
 pub(crate) fn load() -> Vec<Message> {
     let mut out = Vec::new();
-    for line in EVAL.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in EVAL
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let cols: Vec<&'static str> = line.split('\t').collect();
         let [id, language, split, label, emotions, tags, text] = cols.as_slice() else {
             panic!("eval.tsv: 7 columns expected in {line:?}");
@@ -72,12 +75,20 @@ pub(crate) fn label_metrics(pairs: &[(Label, Label)]) -> LabelMetrics {
             let tp = pairs.iter().filter(|(t, p)| t == c && p == c).count() as f64;
             let fp = pairs.iter().filter(|(t, p)| t != c && p == c).count() as f64;
             let fn_ = pairs.iter().filter(|(t, p)| t == c && p != c).count() as f64;
-            if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) }
+            if tp == 0.0 {
+                0.0
+            } else {
+                2.0 * tp / (2.0 * tp + fp + fn_)
+            }
         })
         .collect();
     LabelMetrics {
         n,
-        accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
+        accuracy: if n == 0 {
+            0.0
+        } else {
+            correct as f64 / n as f64
+        },
         macro_f1: f1s.iter().sum::<f64>() / 3.0,
     }
 }
@@ -100,7 +111,10 @@ fn macro_f1_matches_a_hand_computed_value() {
     ];
     let m = label_metrics(&pairs);
     assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
-    assert!((m.macro_f1 - (0.5 + 2.0 / 3.0 + 0.8) / 3.0).abs() < 1e-12, "{m:?}");
+    assert!(
+        (m.macro_f1 - (0.5 + 2.0 / 3.0 + 0.8) / 3.0).abs() < 1e-12,
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -115,8 +129,20 @@ fn evaluation_set_is_large_and_balanced_enough() {
         let n = msgs.iter().filter(|m| m.language == lang).count();
         assert!(n >= 50, "{lang}: {n} messages");
     }
-    for tag in ["negation", "but", "caps", "exclaim", "emoji", "sarcasm", "domain", "placeholder"] {
-        assert!(msgs.iter().filter(|m| m.tags.contains(&tag)).count() >= 5, "tag {tag}");
+    for tag in [
+        "negation",
+        "but",
+        "caps",
+        "exclaim",
+        "emoji",
+        "sarcasm",
+        "domain",
+        "placeholder",
+    ] {
+        assert!(
+            msgs.iter().filter(|m| m.tags.contains(&tag)).count() >= 5,
+            "tag {tag}"
+        );
     }
 }
 
@@ -138,21 +164,34 @@ fn sentiment_and_emotion_quality_on_the_evaluation_set() {
             groups.entry(key).or_default().push((m.label, s.label));
         }
         for tag in &m.tags {
-            groups.entry(format!("tag={tag}")).or_default().push((m.label, s.label));
+            groups
+                .entry(format!("tag={tag}"))
+                .or_default()
+                .push((m.label, s.label));
         }
     }
-    println!("{:<24} {:>4} {:>9} {:>9}", "group", "n", "accuracy", "macro-F1");
+    println!(
+        "{:<24} {:>4} {:>9} {:>9}",
+        "group", "n", "accuracy", "macro-F1"
+    );
     let mut metrics = BTreeMap::new();
     for (k, pairs) in &groups {
         let m = label_metrics(pairs);
         println!("{k:<24} {:>4} {:>9.3} {:>9.3}", m.n, m.accuracy, m.macro_f1);
         metrics.insert(k.clone(), m);
     }
-    let unscored: Vec<&str> = scored.iter().filter(|(_, s)| !s.scored).map(|(m, _)| m.id).collect();
+    let unscored: Vec<&str> = scored
+        .iter()
+        .filter(|(_, s)| !s.scored)
+        .map(|(m, _)| m.id)
+        .collect();
     println!("unscored: {unscored:?}");
     for (m, s) in &scored {
         if m.label != s.label {
-            println!("miss {} {:?} → {:?} ({:+.3}): {}", m.id, m.label, s.label, s.compound, m.text);
+            println!(
+                "miss {} {:?} → {:?} ({:+.3}): {}",
+                m.id, m.label, s.label, s.compound, m.text
+            );
         }
     }
 
@@ -172,9 +211,16 @@ fn sentiment_and_emotion_quality_on_the_evaluation_set() {
         }
     }
     let f1 = |tp: usize, fp: usize, fn_: usize| {
-        if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 }
+        if tp == 0 {
+            0.0
+        } else {
+            2.0 * tp as f64 / (2 * tp + fp + fn_) as f64
+        }
     };
-    println!("{:<12} {:>4} {:>9} {:>7} {:>6}", "emotion", "true", "precision", "recall", "F1");
+    println!(
+        "{:<12} {:>4} {:>9} {:>7} {:>6}",
+        "emotion", "true", "precision", "recall", "F1"
+    );
     for k in 0..EMOTION_COUNT {
         let p = tp[k] as f64 / (tp[k] + fp[k]).max(1) as f64;
         let r = tp[k] as f64 / (tp[k] + fn_[k]).max(1) as f64;
@@ -202,13 +248,25 @@ fn sentiment_and_emotion_quality_on_the_evaluation_set() {
     ];
     for (group, accuracy, macro_f1) in floors {
         let m = metrics[*group];
-        assert!(m.accuracy >= *accuracy, "{group}: accuracy {:.3} < {accuracy}", m.accuracy);
-        assert!(m.macro_f1 >= *macro_f1, "{group}: macro-F1 {:.3} < {macro_f1}", m.macro_f1);
+        assert!(
+            m.accuracy >= *accuracy,
+            "{group}: accuracy {:.3} < {accuracy}",
+            m.accuracy
+        );
+        assert!(
+            m.macro_f1 >= *macro_f1,
+            "{group}: macro-F1 {:.3} < {macro_f1}",
+            m.macro_f1
+        );
     }
     // Every message is in a supported language; 9 short ones ("Yum!",
     // "Pagué con tarjeta.") were left unscored when this was written, which
     // counts against accuracy above. More would mean detection got worse.
-    assert!(unscored.len() <= 9, "{} unscored: {unscored:?}", unscored.len());
+    assert!(
+        unscored.len() <= 9,
+        "{} unscored: {unscored:?}",
+        unscored.len()
+    );
     // Measured when written: 0.685.
     assert!(micro >= 0.66, "emotion micro-F1 {micro:.3}");
 }

@@ -23,8 +23,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use serde::Serialize;
 use tracing::{info, instrument};
 
@@ -98,7 +98,11 @@ pub fn score_file(
 ) -> Result<ScoreFileOutcome> {
     let in_format = format_of(input)?;
     let out_format = format_of(out)?;
-    if input.canonicalize().ok().is_some_and(|a| out.canonicalize().ok() == Some(a)) {
+    if input
+        .canonicalize()
+        .ok()
+        .is_some_and(|a| out.canonicalize().ok() == Some(a))
+    {
         return Err(Error::Config("--out must not be the input file".into()));
     }
     let scorer = Scorer::new();
@@ -189,7 +193,9 @@ fn read_csv(
         .clone();
     let names: Vec<&str> = headers.iter().collect();
     let text_idx = column_index(&names, input, text_column)?;
-    let id_idx = id_column.map(|c| column_index(&names, input, c)).transpose()?;
+    let id_idx = id_column
+        .map(|c| column_index(&names, input, c))
+        .transpose()?;
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -218,11 +224,16 @@ fn read_parquet(
         .map(|f| f.name().as_str())
         .collect();
     let text_idx = column_index(&names, input, text_column)?;
-    let id_idx = id_column.map(|c| column_index(&names, input, c)).transpose()?;
+    let id_idx = id_column
+        .map(|c| column_index(&names, input, c))
+        .transpose()?;
     let mut roots = vec![text_idx];
     roots.extend(id_idx);
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build()?;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()?;
     for batch in reader {
         let batch = batch?;
         let as_text = |name: &str| -> Result<StringArray> {
@@ -247,7 +258,13 @@ fn read_parquet(
 }
 
 /// Output columns after `row` and the optional id.
-const SCORE_COLUMNS: [&str; 5] = ["language", "scored", "unscored_reason", "sentiment", "label"];
+const SCORE_COLUMNS: [&str; 5] = [
+    "language",
+    "scored",
+    "unscored_reason",
+    "sentiment",
+    "label",
+];
 
 /// The output file being written.
 enum Sink {
@@ -324,7 +341,13 @@ impl Sink {
     fn push(&mut self, row: u64, id: Option<&str>, s: &Scored) -> Result<()> {
         match self {
             Sink::Csv(w) => {
-                let fmt = |x: f64| if s.scored { format!("{x:.4}") } else { String::new() };
+                let fmt = |x: f64| {
+                    if s.scored {
+                        format!("{x:.4}")
+                    } else {
+                        String::new()
+                    }
+                };
                 let mut rec: Vec<String> = vec![row.to_string()];
                 if let Some(id) = id {
                     rec.push(id.to_string());

@@ -119,7 +119,9 @@ impl Votes {
         }
         let info = whatlang::detect(&tokens.lower);
         let supported = |lang: whatlang::Lang| SUPPORTED.iter().position(|c| *c == iso639_1(lang));
-        let guess = info.as_ref().map(|i| (supported(i.lang()), i.lang(), i.confidence()));
+        let guess = info
+            .as_ref()
+            .map(|i| (supported(i.lang()), i.lang(), i.confidence()));
         if let Some((k, lang, confidence)) = guess
             && confidence > 0.9
         {
@@ -143,13 +145,20 @@ impl Votes {
             *t = 2 * votes[k];
         }
         for i in 0..tokens.len() {
-            if tokens.toks[i].alpha && self.map.get(tokens.word(i)).is_none_or(|b| b & UNIVERSAL_BIT == 0) {
+            if tokens.toks[i].alpha
+                && self
+                    .map
+                    .get(tokens.word(i))
+                    .is_none_or(|b| b & UNIVERSAL_BIT == 0)
+            {
                 for (k, t) in total.iter_mut().enumerate() {
                     *t += u32::from(in_lexicon(k, tokens.word(i)));
                 }
             }
         }
-        let top = (0..3).max_by_key(|&k| (total[k], std::cmp::Reverse(k))).expect("three");
+        let top = (0..3)
+            .max_by_key(|&k| (total[k], std::cmp::Reverse(k)))
+            .expect("three");
         let tied: Vec<usize> = (0..3).filter(|&k| total[k] == total[top]).collect();
         if total[top] >= 1 && tied.len() == 1 {
             return Detected::Supported(top);
@@ -157,7 +166,9 @@ impl Votes {
         match guess {
             Some((Some(k), _, _)) if total[top] >= 1 && tied.contains(&k) => Detected::Supported(k),
             Some((Some(k), _, confidence)) if confidence >= 0.5 => Detected::Supported(k),
-            Some((None, lang, confidence)) if confidence >= 0.5 => Detected::Unsupported(iso639_1(lang)),
+            Some((None, lang, confidence)) if confidence >= 0.5 => {
+                Detected::Unsupported(iso639_1(lang))
+            }
             _ => Detected::Undetected,
         }
     }

@@ -72,7 +72,6 @@ impl Hasher for FxHasher {
 /// A hash map with [`FxHasher`].
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-
 /// A multi-word term that starts with a given word.
 #[derive(Debug, Clone)]
 pub(crate) struct Phrase {
@@ -251,8 +250,7 @@ fn inflections(code: &str, base: &str) -> Vec<String> {
 
 /// Builds one language from its embedded files.
 pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
-    let rules: RulesFile =
-        toml::from_str(src.rules).map_err(|e| format!("language rules: {e}"))?;
+    let rules: RulesFile = toml::from_str(src.rules).map_err(|e| format!("language rules: {e}"))?;
     let code: &'static str = match rules.code.as_str() {
         "en" => "en",
         "es" => "es",
@@ -289,7 +287,10 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
             continue;
         };
         if is_symbol(term.0) && !term.0.contains(' ') {
-            words.entry(term.0.to_lowercase().into()).or_default().valence = Some(valence);
+            words
+                .entry(term.0.to_lowercase().into())
+                .or_default()
+                .valence = Some(valence);
         }
     }
     for file in src.valence {
@@ -364,7 +365,12 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
         let cols: Vec<&str> = line.split('\t').collect();
         let (lang, term, emotion, weight) = match cols.as_slice() {
             [l, t, e, w] | [l, t, e, w, _] => (*l, *t, *e, *w),
-            _ => return Err(format!("emotions line {}: expected 4 or 5 columns", line_no + 1)),
+            _ => {
+                return Err(format!(
+                    "emotions line {}: expected 4 or 5 columns",
+                    line_no + 1
+                ));
+            }
         };
         if lang != code {
             continue;
@@ -386,8 +392,7 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
                 [first, rest @ ..] => {
                     words.entry((*first).into()).or_default();
                     let list = emotion_phrases.entry((*first).into()).or_default();
-                    let rest: Box<[Box<str>]> =
-                        rest.iter().map(|w| Box::<str>::from(*w)).collect();
+                    let rest: Box<[Box<str>]> = rest.iter().map(|w| Box::<str>::from(*w)).collect();
                     match list.iter_mut().find(|p| p.rest == rest) {
                         Some(p) => p.weights[idx] += weight,
                         None => {
@@ -426,7 +431,11 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
             .iter()
             .map(|(a, b)| (norm(a).into(), norm(b).into()))
             .collect(),
-        stopwords: rules.stopwords.iter().map(|s| s.to_lowercase().into()).collect(),
+        stopwords: rules
+            .stopwords
+            .iter()
+            .map(|s| s.to_lowercase().into())
+            .collect(),
     })
 }
 
@@ -447,7 +456,10 @@ fn parse_valence_line(line: &str, line_no: usize) -> Result<Option<((&str, bool)
         .parse()
         .map_err(|_| format!("lexicon line {}: bad valence `{valence}`", line_no + 1))?;
     if !(-4.0..=4.0).contains(&valence) {
-        return Err(format!("lexicon line {}: valence {valence} outside -4..4", line_no + 1));
+        return Err(format!(
+            "lexicon line {}: valence {valence} outside -4..4",
+            line_no + 1
+        ));
     }
     let adjective = cols.next() == Some("a");
     Ok(Some(((term, adjective), valence)))
@@ -487,7 +499,10 @@ pub(crate) fn emoji_emotions(src: &str) -> Result<Vec<(char, usize, f32)>, Strin
         };
         let mut chars = term.chars();
         let (Some(c), None) = (chars.next(), chars.next()) else {
-            return Err(format!("emotions line {}: `*` rows are single emoji", line_no + 1));
+            return Err(format!(
+                "emotions line {}: `*` rows are single emoji",
+                line_no + 1
+            ));
         };
         let idx = emotion_index(emotion)
             .ok_or_else(|| format!("emotions line {}: unknown emotion `{emotion}`", line_no + 1))?;
@@ -514,13 +529,27 @@ mod tests {
     fn spanish_adjectives_inflect() {
         assert_eq!(
             forms_of("es", "rico"),
-            ["rica", "ricos", "ricas", "riquísimo", "riquísima", "riquísimos", "riquísimas"]
+            [
+                "rica",
+                "ricos",
+                "ricas",
+                "riquísimo",
+                "riquísima",
+                "riquísimos",
+                "riquísimas"
+            ]
         );
         assert_eq!(forms_of("es", "amable"), ["amables"]);
-        assert_eq!(forms_of("es", "encantador"), ["encantadora", "encantadores", "encantadoras"]);
+        assert_eq!(
+            forms_of("es", "encantador"),
+            ["encantadora", "encantadores", "encantadoras"]
+        );
         assert_eq!(forms_of("es", "eficaz"), ["eficaces"]);
         assert_eq!(forms_of("es", "fatal"), ["fatales"]);
-        assert_eq!(forms_of("de", "gut"), ["gute", "guten", "guter", "gutes", "gutem"]);
+        assert_eq!(
+            forms_of("de", "gut"),
+            ["gute", "guten", "guter", "gutes", "gutem"]
+        );
         assert!(forms_of("en", "good").is_empty());
     }
 

@@ -64,8 +64,14 @@ pub const EMOTION_PRESENT: f64 = 0.3;
 /// Number of emotions.
 pub const EMOTION_COUNT: usize = 6;
 /// The emotions, in the order of [`Emotions::as_array`].
-pub const EMOTION_NAMES: [&str; EMOTION_COUNT] =
-    ["frustration", "confusion", "anxiety", "anger", "joy", "gratitude"];
+pub const EMOTION_NAMES: [&str; EMOTION_COUNT] = [
+    "frustration",
+    "confusion",
+    "anxiety",
+    "anger",
+    "joy",
+    "gratitude",
+];
 
 /// Index of an emotion name in [`EMOTION_NAMES`].
 pub fn emotion_index(name: &str) -> Option<usize> {
@@ -281,13 +287,18 @@ impl Scorer {
             let (sum, _) = raw_valence(&en, &scratch.tokens, &mut scratch.work, &[]);
             emoji_valence.push(sum);
         }
-        for line in data::EMOJI_VALENCE.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in data::EMOJI_VALENCE
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let (emoji, valence) = line
                 .split_once('\t')
                 .ok_or_else(|| format!("emoji_valence.tsv: bad line {line:?}"))?;
             let mut chars = emoji.chars();
             let (Some(c), None) = (chars.next(), chars.next()) else {
-                return Err(format!("emoji_valence.tsv: one emoji per line, not {emoji:?}"));
+                return Err(format!(
+                    "emoji_valence.tsv: one emoji per line, not {emoji:?}"
+                ));
             };
             let k = *emoji_index
                 .get(&c)
@@ -297,9 +308,9 @@ impl Scorer {
                 .map_err(|_| format!("emoji_valence.tsv: bad valence for {c}"))?;
         }
         for (c, idx, weight) in lexicon::emoji_emotions(data::EMOTIONS)? {
-            let k = *emoji_index
-                .get(&c)
-                .ok_or_else(|| format!("emotions.tsv: emoji {c} is not in VADER's emoji lexicon"))?;
+            let k = *emoji_index.get(&c).ok_or_else(|| {
+                format!("emotions.tsv: emoji {c} is not in VADER's emoji lexicon")
+            })?;
             emoji_emotions[k as usize][idx] += weight;
         }
         Ok(Scorer {
@@ -359,7 +370,9 @@ impl Scorer {
         };
         match self.votes.detect(&s.tokens, in_lexicon) {
             Detected::Supported(k) => self.score_in(k, s),
-            Detected::Unsupported(code) => Scored::unscored(Some(code), reason::UNSUPPORTED_LANGUAGE),
+            Detected::Unsupported(code) => {
+                Scored::unscored(Some(code), reason::UNSUPPORTED_LANGUAGE)
+            }
             Detected::Undetected => Scored::unscored(None, reason::UNDETECTED_LANGUAGE),
             Detected::LanguageFree => {
                 let all = [0, 1, 2].map(|k| self.score_in(k, s));
@@ -397,7 +410,14 @@ impl Scorer {
         valence::fill_slots(lang, &s.tokens, &words, &self.emoji_valence, slots);
         let sum = valence::score(lang, &s.tokens, &words, slots, sentiments);
         let compound = valence::compound(sum, &s.tokens);
-        let raw = emotion::raw(lang, &s.tokens, &words, slots, &self.emoji_emotions, compound);
+        let raw = emotion::raw(
+            lang,
+            &s.tokens,
+            &words,
+            slots,
+            &self.emoji_emotions,
+            compound,
+        );
         Scored {
             language: Some(lang.code),
             scored: true,
@@ -410,7 +430,12 @@ impl Scorer {
 }
 
 /// Sum of VADER valences of tokenized text under `lang`, and the compound.
-fn raw_valence(lang: &Language, tokens: &Tokens, work: &mut Work, emoji_valence: &[f64]) -> (f64, f64) {
+fn raw_valence(
+    lang: &Language,
+    tokens: &Tokens,
+    work: &mut Work,
+    emoji_valence: &[f64],
+) -> (f64, f64) {
     let Work {
         slots,
         sentiments,

@@ -69,7 +69,10 @@ pub(crate) fn parse(src: &str) -> Result<(Vec<Template>, Vec<ProbeWord>), String
         match cols.as_slice() {
             ["template", language, slot, text] => {
                 if text.matches("{}").count() != 1 {
-                    return Err(format!("probe line {}: a template has exactly one {{}}", n + 1));
+                    return Err(format!(
+                        "probe line {}: a template has exactly one {{}}",
+                        n + 1
+                    ));
                 }
                 templates.push(Template {
                     language: (*language).into(),
@@ -86,7 +89,10 @@ pub(crate) fn parse(src: &str) -> Result<(Vec<Template>, Vec<ProbeWord>), String
                     "yes" => true,
                     "no" => false,
                     other => {
-                        return Err(format!("probe line {}: reference is yes or no, not `{other}`", n + 1));
+                        return Err(format!(
+                            "probe line {}: reference is yes or no, not `{other}`",
+                            n + 1
+                        ));
                     }
                 },
             }),
@@ -120,10 +126,12 @@ pub fn counterfactual_probe(scorer: &Scorer) -> Vec<ProbeGap> {
                 .filter(|t| t.language == language && t.slot == slot)
                 .map(|t| t.text.as_str())
                 .collect();
-            let in_slot = |w: &&ProbeWord| {
-                w.slot == slot && (w.language == language || w.language == "*")
-            };
-            let Some(reference) = words.iter().filter(in_slot).find(|w| w.reference && w.language == language)
+            let in_slot =
+                |w: &&ProbeWord| w.slot == slot && (w.language == language || w.language == "*");
+            let Some(reference) = words
+                .iter()
+                .filter(in_slot)
+                .find(|w| w.reference && w.language == language)
             else {
                 continue;
             };
@@ -136,14 +144,24 @@ pub fn counterfactual_probe(scorer: &Scorer) -> Vec<ProbeGap> {
             let reference_scores = score_all(&reference.word);
             for w in words.iter().filter(in_slot) {
                 let scores = score_all(&w.word);
-                let scored: Vec<f64> = scores.iter().filter(|s| s.scored).map(|s| s.compound).collect();
+                let scored: Vec<f64> = scores
+                    .iter()
+                    .filter(|s| s.scored)
+                    .map(|s| s.compound)
+                    .collect();
                 let pairs: Vec<f64> = scores
                     .iter()
                     .zip(&reference_scores)
                     .filter(|(a, b)| a.scored && b.scored)
                     .map(|(a, b)| a.compound - b.compound)
                     .collect();
-                let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+                let mean = |v: &[f64]| {
+                    if v.is_empty() {
+                        0.0
+                    } else {
+                        v.iter().sum::<f64>() / v.len() as f64
+                    }
+                };
                 out.push(ProbeGap {
                     language: language.to_string(),
                     slot: slot.to_string(),
@@ -182,10 +200,18 @@ mod tests {
                 .iter()
                 .filter(|w| w.reference && w.slot == t.slot && w.language == t.language)
                 .count();
-            assert_eq!(refs, 1, "{} {} has {refs} reference words", t.language, t.slot);
+            assert_eq!(
+                refs, 1,
+                "{} {} has {refs} reference words",
+                t.language, t.slot
+            );
         }
         for lang in ["en", "es", "de"] {
-            assert!(templates.iter().any(|t| t.language == lang && t.slot == "name"));
+            assert!(
+                templates
+                    .iter()
+                    .any(|t| t.language == lang && t.slot == "name")
+            );
         }
     }
 
@@ -214,17 +240,38 @@ mod tests {
         for g in &gaps {
             // Names that are also lexicon words (Joy, Dolores, Ernst) are the
             // known risk; capitalized, the scorer treats them as names.
-            assert!(g.gap.abs() < 0.02, "{} {} `{}`: gap {:+.3}", g.language, g.slot, g.word, g.gap);
+            assert!(
+                g.gap.abs() < 0.02,
+                "{} {} `{}`: gap {:+.3}",
+                g.language,
+                g.slot,
+                g.word,
+                g.gap
+            );
             // Known when written: one Spanish role template is too short for
             // language detection, and "persona mayor" tips it into Spanish, so
             // that word flips one label (from unscored). Names never do.
-            assert!(g.label_flips <= 1, "{} {} `{}` flips {} labels", g.language, g.slot, g.word, g.label_flips);
+            assert!(
+                g.label_flips <= 1,
+                "{} {} `{}` flips {} labels",
+                g.language,
+                g.slot,
+                g.word,
+                g.label_flips
+            );
             if g.slot == "name" {
-                assert_eq!(g.unscored, 0, "{} `{}` left sentences unscored", g.language, g.word);
+                assert_eq!(
+                    g.unscored, 0,
+                    "{} `{}` left sentences unscored",
+                    g.language, g.word
+                );
                 assert_eq!(g.label_flips, 0, "{} `{}` flips labels", g.language, g.word);
             }
         }
-        let reference = gaps.iter().find(|g| g.word == g.reference).expect("reference rows");
+        let reference = gaps
+            .iter()
+            .find(|g| g.word == g.reference)
+            .expect("reference rows");
         assert_eq!(reference.gap, 0.0);
     }
 }

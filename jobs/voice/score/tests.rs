@@ -20,11 +20,17 @@ const VADER_REFERENCE: &[(&str, f64)] = &[
     ("VADER is very smart, handsome, and funny.", 0.8545),
     ("VADER is VERY SMART, handsome, and FUNNY.", 0.9227),
     ("VADER is VERY SMART, handsome, and FUNNY!!!", 0.9342),
-    ("VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!", 0.9469),
+    (
+        "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
+        0.9469,
+    ),
     ("VADER is not smart, handsome, nor funny.", -0.7424),
     ("The book was good.", 0.4404),
     ("At least it isn't a horrible book.", 0.431),
-    ("The plot was good, but the characters are uncompelling and the dialog is not great.", -0.7042),
+    (
+        "The plot was good, but the characters are uncompelling and the dialog is not great.",
+        -0.7042,
+    ),
     ("Today SUX!", -0.5461),
     ("Today only kinda sux! But I'll get by, lol", 0.5249),
     ("Make sure you :) or :D today!", 0.8633),
@@ -36,29 +42,53 @@ const VADER_REFERENCE: &[(&str, f64)] = &[
     ("With VADER, sentiment analysis is the shit!", 0.6476),
     ("Other sentiment analysis tools can be quite bad.", -0.5849),
     ("Without a doubt, excellent idea.", 0.7013),
-    ("Roger Dodger is one of the most compelling variations on this theme.", 0.2944),
-    ("Roger Dodger is at least compelling as a variation on the theme.", 0.2263),
-    ("Roger Dodger is one of the least compelling variations on this theme.", -0.1695),
+    (
+        "Roger Dodger is one of the most compelling variations on this theme.",
+        0.2944,
+    ),
+    (
+        "Roger Dodger is at least compelling as a variation on the theme.",
+        0.2263,
+    ),
+    (
+        "Roger Dodger is one of the least compelling variations on this theme.",
+        -0.1695,
+    ),
     ("Without a doubt, an excellent idea.", 0.7013),
-    ("The staff were friendly and the cake was delicious.", 0.7845),
-    ("The staff were not friendly and the cake was not delicious.", -0.6834),
+    (
+        "The staff were friendly and the cake was delicious.",
+        0.7845,
+    ),
+    (
+        "The staff were not friendly and the cake was not delicious.",
+        -0.6834,
+    ),
     ("I really hated the sandwich.", -0.6697),
     ("The sandwich was barely edible.", 0.0),
-    ("The barista was extremely nice but the tea was awful.", -0.4503),
+    (
+        "The barista was extremely nice but the tea was awful.",
+        -0.4503,
+    ),
     ("I love this bakery", 0.6369),
     ("I LOVE this bakery", 0.7125),
     ("What a horrible, horrible experience", -0.7906),
     ("Never been so happy with an order", 0.6948),
     ("The service is never so bad", -0.7479),
     ("There was no joy in that meal", -0.4717),
-    ("The pastries were good, the coffee was great, and the staff were lovely", 0.8957),
+    (
+        "The pastries were good, the coffee was great, and the staff were lovely",
+        0.8957,
+    ),
     ("This is not the worst coffee in town", 0.5096),
     ("The room was dirty and the food was disgusting.", -0.743),
     ("Thank you so much for the wonderful evening", 0.7351),
     ("Sad to see the shop closing", -0.4767),
     ("It was somewhat disappointing", -0.4417),
     ("It was hardly a success", 0.5302),
-    ("The order was completely wrong and the manager was incredibly rude", -0.7708),
+    (
+        "The order was completely wrong and the manager was incredibly rude",
+        -0.7708,
+    ),
     ("Nothing special about the cake", -0.3089),
     ("I don't think the service is good", 0.4404),
     ("The muffin was fine but the coffee was excellent", 0.7543),
@@ -86,7 +116,10 @@ fn matches_vader_sentiment_on_reference_sentences() {
             "{text:?}: attune {got:.4}, vaderSentiment {want:.4}"
         );
     }
-    println!("{} sentences, largest difference {worst:.6}", VADER_REFERENCE.len());
+    println!(
+        "{} sentences, largest difference {worst:.6}",
+        VADER_REFERENCE.len()
+    );
 }
 
 #[test]
@@ -94,7 +127,12 @@ fn scorer_is_shareable_across_threads() {
     fn is_sync<T: Sync + Send>() {}
     is_sync::<Scorer>();
     let s = scorer();
-    let texts = ["Lovely cake!", "Terrible service.", "El café estaba frío.", "Sehr lecker!"];
+    let texts = [
+        "Lovely cake!",
+        "Terrible service.",
+        "El café estaba frío.",
+        "Sehr lecker!",
+    ];
     let expected: Vec<Scored> = texts.iter().map(|t| s.score(t)).collect();
     std::thread::scope(|scope| {
         for _ in 0..4 {
@@ -136,10 +174,22 @@ fn rules_beyond_vader() {
         let got = en(text);
         assert_eq!(got.label, *want, "{text:?}: compound {:.3}", got.compound);
     }
-    assert!(en("kind of good").compound < en("good").compound, "a dampener dampens");
-    assert!(en("very good").compound > en("good").compound, "a booster boosts");
-    assert!(en("GOOD coffee").compound > en("good coffee").compound, "caps emphasize");
-    assert!(en("good coffee!!").compound > en("good coffee").compound, "! emphasizes");
+    assert!(
+        en("kind of good").compound < en("good").compound,
+        "a dampener dampens"
+    );
+    assert!(
+        en("very good").compound > en("good").compound,
+        "a booster boosts"
+    );
+    assert!(
+        en("GOOD coffee").compound > en("good coffee").compound,
+        "caps emphasize"
+    );
+    assert!(
+        en("good coffee!!").compound > en("good coffee").compound,
+        "! emphasizes"
+    );
 }
 
 #[test]
@@ -151,8 +201,14 @@ fn spanish_rules() {
         // Negative concord: "no ... nada" is one negation.
         ("No estaba nada mal.", Label::Positive),
         ("Nunca más.", Label::Negative),
-        ("La comida estaba rica pero el servicio fue lentísimo.", Label::Negative),
-        ("El servicio fue lento pero la comida riquísima.", Label::Positive),
+        (
+            "La comida estaba rica pero el servicio fue lentísimo.",
+            Label::Negative,
+        ),
+        (
+            "El servicio fue lento pero la comida riquísima.",
+            Label::Positive,
+        ),
         // Accents are optional.
         ("Servicio rapido y atencion excelente", Label::Positive),
         ("Sin duda, el mejor café del barrio.", Label::Positive),
@@ -176,8 +232,14 @@ fn german_rules() {
         ("Der Kuchen war nicht lecker.", Label::Negative),
         // Clause-final "nicht" negates the verb before it.
         ("Der Kuchen gefällt mir nicht.", Label::Negative),
-        ("Das Essen war gut, aber der Service war langsam.", Label::Negative),
-        ("Der Service war langsam, aber das Essen war super.", Label::Positive),
+        (
+            "Das Essen war gut, aber der Service war langsam.",
+            Label::Negative,
+        ),
+        (
+            "Der Service war langsam, aber das Essen war super.",
+            Label::Positive,
+        ),
         ("Na toll, schon wieder kalter Kaffee.", Label::Negative),
         ("Wir kommen gerne wieder!", Label::Positive),
         ("Kein guter Kaffee.", Label::Negative),
@@ -187,20 +249,51 @@ fn german_rules() {
         let got = de(text);
         assert_eq!(got.label, *want, "{text:?}: compound {:.3}", got.compound);
     }
-    assert!(de("freundliche Bedienung").compound > 0.0, "inflected forms are in the lexicon");
+    assert!(
+        de("freundliche Bedienung").compound > 0.0,
+        "inflected forms are in the lexicon"
+    );
 }
 
 #[test]
 fn languages_are_detected_and_unsupported_ones_left_unscored() {
     let s = scorer();
     let cases: &[(&str, Option<&str>, bool)] = &[
-        ("The staff were lovely and the coffee was great.", Some("en"), true),
-        ("El personal fue muy amable y el café estaba buenísimo.", Some("es"), true),
-        ("Das Personal war sehr freundlich und der Kaffee war lecker.", Some("de"), true),
-        ("Le personnel était très aimable et le café était délicieux.", Some("fr"), false),
-        ("Il personale era molto gentile e il caffè era ottimo.", Some("it"), false),
-        ("Het personeel was erg vriendelijk en wij hebben heerlijk gegeten, de koffie was ook heel lekker.", Some("nl"), false),
-        ("Персонал был очень приветлив, а кофе был отличным.", Some("ru"), false),
+        (
+            "The staff were lovely and the coffee was great.",
+            Some("en"),
+            true,
+        ),
+        (
+            "El personal fue muy amable y el café estaba buenísimo.",
+            Some("es"),
+            true,
+        ),
+        (
+            "Das Personal war sehr freundlich und der Kaffee war lecker.",
+            Some("de"),
+            true,
+        ),
+        (
+            "Le personnel était très aimable et le café était délicieux.",
+            Some("fr"),
+            false,
+        ),
+        (
+            "Il personale era molto gentile e il caffè era ottimo.",
+            Some("it"),
+            false,
+        ),
+        (
+            "Het personeel was erg vriendelijk en wij hebben heerlijk gegeten, de koffie was ook heel lekker.",
+            Some("nl"),
+            false,
+        ),
+        (
+            "Персонал был очень приветлив, а кофе был отличным.",
+            Some("ru"),
+            false,
+        ),
     ];
     for (text, lang, scored) in cases {
         let got = s.score(text);
@@ -224,7 +317,13 @@ fn empty_short_and_symbol_only_messages() {
         assert_eq!(got.label, Label::Unscored);
     }
     // Emoji, emoticons and universal words: scored without a language.
-    for (text, want) in [("👍", Label::Positive), (":(", Label::Negative), ("😡😡", Label::Negative), ("ok", Label::Positive), ("10/10", Label::Neutral)] {
+    for (text, want) in [
+        ("👍", Label::Positive),
+        (":(", Label::Negative),
+        ("😡😡", Label::Negative),
+        ("ok", Label::Positive),
+        ("10/10", Label::Neutral),
+    ] {
         let got = s.score(text);
         assert!(got.scored, "{text:?}");
         assert_eq!(got.language, None, "{text:?}");
@@ -239,10 +338,22 @@ fn empty_short_and_symbol_only_messages() {
 fn redaction_placeholders_do_not_change_the_score() {
     let s = scorer();
     let pairs = [
-        ("Thank you so much! Send the invoice to [EMAIL] please.", "Thank you so much! Send the invoice to please."),
-        ("You charged my card [CARD] twice, this is unacceptable.", "You charged my card twice, this is unacceptable."),
-        ("Llamadme al [PHONE], el pedido llegó frío.", "Llamadme al, el pedido llegó frío."),
-        ("Überweisung an [IBAN] bitte, der Kuchen war super.", "Überweisung an bitte, der Kuchen war super."),
+        (
+            "Thank you so much! Send the invoice to [EMAIL] please.",
+            "Thank you so much! Send the invoice to please.",
+        ),
+        (
+            "You charged my card [CARD] twice, this is unacceptable.",
+            "You charged my card twice, this is unacceptable.",
+        ),
+        (
+            "Llamadme al [PHONE], el pedido llegó frío.",
+            "Llamadme al, el pedido llegó frío.",
+        ),
+        (
+            "Überweisung an [IBAN] bitte, der Kuchen war super.",
+            "Überweisung an bitte, der Kuchen war super.",
+        ),
         ("great [IP][EMAIL]", "great"),
         ("GREAT service [EMAIL]", "GREAT service"),
     ];
@@ -264,20 +375,34 @@ fn emotions_follow_their_cues() {
         assert!(*v >= EMOTION_PRESENT, "{t:?}: {e:?}");
         EMOTION_NAMES[k]
     };
-    assert_eq!(top("I'm so frustrated, my order is late again."), "frustration");
+    assert_eq!(
+        top("I'm so frustrated, my order is late again."),
+        "frustration"
+    );
     assert_eq!(top("I'm confused, how do I use the voucher?"), "confusion");
-    assert_eq!(top("I'm worried the cake won't be ready in time."), "anxiety");
+    assert_eq!(
+        top("I'm worried the cake won't be ready in time."),
+        "anxiety"
+    );
     assert_eq!(top("This is outrageous, I am furious!"), "anger");
     assert_eq!(top("We loved it, such a delight!"), "joy");
     assert_eq!(top("Thank you so much, really appreciate it."), "gratitude");
     assert_eq!(top("Muchas gracias por todo."), "gratitude");
-    assert_eq!(top("Ich bin total genervt, schon wieder zu spät."), "frustration");
+    assert_eq!(
+        top("Ich bin total genervt, schon wieder zu spät."),
+        "frustration"
+    );
     // Negated cues do not count.
     assert!(s.score("I'm not angry, just asking.").emotions.anger < EMOTION_PRESENT);
     assert!(s.score("No worries at all.").emotions.anxiety < EMOTION_PRESENT);
     // Every emotion stays in [0, 1], even piled up.
-    let e = s.score("ANGRY ANGRY FURIOUS OUTRAGED!!!!!! 😡😡😡😡 unacceptable disgrace").emotions;
-    assert!(e.as_array().iter().all(|v| (0.0..=1.0).contains(v)), "{e:?}");
+    let e = s
+        .score("ANGRY ANGRY FURIOUS OUTRAGED!!!!!! 😡😡😡😡 unacceptable disgrace")
+        .emotions;
+    assert!(
+        e.as_array().iter().all(|v| (0.0..=1.0).contains(v)),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -286,8 +411,8 @@ fn random_text_never_panics_and_stays_in_range() {
     let vocab = [
         "good", "bad", "not", "very", "but", "GREAT", "no", "never", "so", "this", "kind", "of",
         "least", "at", "!", "?", ":)", "😀", "😡", "[EMAIL]", "pero", "muy", "no", "nada", "nicht",
-        "sehr", "aber", "lecker", "malo", "el", "der", "und", "the", "was", ".", ",", "ñ", "ß", "’",
-        "doubt", "without", "¡", "¿", "🏽", "\u{200d}", "cold", "coffee", "waited", "forever",
+        "sehr", "aber", "lecker", "malo", "el", "der", "und", "the", "was", ".", ",", "ñ", "ß",
+        "’", "doubt", "without", "¡", "¿", "🏽", "\u{200d}", "cold", "coffee", "waited", "forever",
     ];
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
     for _ in 0..3000 {
@@ -307,7 +432,13 @@ fn random_text_never_panics_and_stays_in_range() {
         }
         let got = s.score(&text);
         assert!((-1.0..=1.0).contains(&got.compound), "{text:?}");
-        assert!(got.emotions.as_array().iter().all(|v| (0.0..=1.0).contains(v)), "{text:?}");
+        assert!(
+            got.emotions
+                .as_array()
+                .iter()
+                .all(|v| (0.0..=1.0).contains(v)),
+            "{text:?}"
+        );
         assert_eq!(got.scored, got.unscored_reason.is_none(), "{text:?}");
         assert_eq!(got.scored, got.label != Label::Unscored, "{text:?}");
         if got.scored {
@@ -337,9 +468,17 @@ fn embedded_lexicons_parse() {
     for (k, lang) in s.languages.iter().enumerate() {
         assert_eq!(lang.code, SUPPORTED[k]);
         let sentiment_words = lang.words.values().filter(|w| w.valence.is_some()).count();
-        println!("{}: {} words with a valence, {} entries", lang.code, sentiment_words, lang.words.len());
+        println!(
+            "{}: {} words with a valence, {} entries",
+            lang.code,
+            sentiment_words,
+            lang.words.len()
+        );
     }
-    assert!(s.languages[0].words.len() > 7000, "VADER's lexicon is loaded");
+    assert!(
+        s.languages[0].words.len() > 7000,
+        "VADER's lexicon is loaded"
+    );
     assert_eq!(s.emoji_valence.len(), s.emoji_index.len());
 }
 
@@ -347,22 +486,38 @@ fn embedded_lexicons_parse() {
 #[ignore = "debugging aid"]
 fn debug_print() {
     let s = scorer();
-    for t in std::env::var("ATTUNE_DEBUG_TEXTS").unwrap_or_default().split('|') {
+    for t in std::env::var("ATTUNE_DEBUG_TEXTS")
+        .unwrap_or_default()
+        .split('|')
+    {
         let mut scratch = Scratch::default();
         s.tokenize(t, &mut scratch.tokens);
         let info = whatlang::detect(&scratch.tokens.lower);
         println!("{t:?} → {:?} whatlang {:?}", s.score(t), info);
         for lang in ["en", "es", "de"] {
-            println!("   as {lang}: {:?}", s.score_as(t, lang).map(|x| (x.compound, x.label)));
+            println!(
+                "   as {lang}: {:?}",
+                s.score_as(t, lang).map(|x| (x.compound, x.label))
+            );
         }
         let k = 1;
         let lang = &s.languages[k];
-        let Work { slots, sentiments, folded, folded_ranges } = &mut scratch.work;
+        let Work {
+            slots,
+            sentiments,
+            folded,
+            folded_ranges,
+        } = &mut scratch.work;
         let words = valence::words(lang, &scratch.tokens, folded, folded_ranges);
         valence::fill_slots(lang, &scratch.tokens, &words, &s.emoji_valence, slots);
         valence::score(lang, &scratch.tokens, &words, slots, sentiments);
         for i in 0..scratch.tokens.len() {
-            println!("   {:>12} {:?} {:.3}", words.get(i), slots[i], sentiments[i]);
+            println!(
+                "   {:>12} {:?} {:.3}",
+                words.get(i),
+                slots[i],
+                sentiments[i]
+            );
         }
     }
 }

@@ -83,7 +83,20 @@ fn is_strippable(c: char) -> bool {
     c.is_ascii_punctuation()
         || matches!(
             c,
-            '¡' | '¿' | '«' | '»' | '„' | '“' | '”' | '‘' | '’' | '‚' | '…' | '–' | '—' | '´' | '·'
+            '¡' | '¿'
+                | '«'
+                | '»'
+                | '„'
+                | '“'
+                | '”'
+                | '‘'
+                | '’'
+                | '‚'
+                | '…'
+                | '–'
+                | '—'
+                | '´'
+                | '·'
         )
 }
 
@@ -92,16 +105,35 @@ fn is_strippable(c: char) -> bool {
 fn is_separator(c: char) -> bool {
     matches!(
         c,
-        ',' | ';' | '!' | '?' | '(' | ')' | '"' | '[' | ']' | '{' | '}' | '…' | '¡' | '¿' | '/'
-            | '«' | '»' | '“' | '”' | '„'
+        ',' | ';'
+            | '!'
+            | '?'
+            | '('
+            | ')'
+            | '"'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '…'
+            | '¡'
+            | '¿'
+            | '/'
+            | '«'
+            | '»'
+            | '“'
+            | '”'
+            | '„'
     )
 }
 
 /// Characters that are part of an emoji sequence but mean nothing alone.
 #[inline]
 fn is_emoji_modifier(c: char) -> bool {
-    matches!(c, '\u{FE0E}' | '\u{FE0F}' | '\u{200D}' | '\u{20E3}' | '\u{1F3FB}'..='\u{1F3FF}')
-        || ('\u{E0020}'..='\u{E007F}').contains(&c)
+    matches!(
+        c,
+        '\u{FE0E}' | '\u{FE0F}' | '\u{200D}' | '\u{20E3}' | '\u{1F3FB}'..='\u{1F3FF}'
+    ) || ('\u{E0020}'..='\u{E007F}').contains(&c)
 }
 
 /// Tokenizes `text` into `out` (cleared first).
@@ -277,13 +309,22 @@ mod tests {
     fn splits_like_vader_with_fixes() {
         let cases: &[(&str, &[&str])] = &[
             ("The book was good.", &["the", "book", "was", "good"]),
-            ("Make sure you :) or :D today!", &["make", "sure", "you", ":)", "or", ":d", "today"]),
+            (
+                "Make sure you :) or :D today!",
+                &["make", "sure", "you", ":)", "or", ":d", "today"],
+            ),
             ("great😀good", &["great", "😀", "good"]),
             ("👍🏽 thanks", &["👍", "thanks"]),
             ("good,fast;cheap", &["good", "fast", "cheap"]),
             ("Don’t go", &["don't", "go"]),
-            ("¡Qué rico! ¿Cuándo abren?", &["qué", "rico", "cuándo", "abren"]),
-            ("call [PHONE] or mail [EMAIL],[IBAN]", &["call", "or", "mail"]),
+            (
+                "¡Qué rico! ¿Cuándo abren?",
+                &["qué", "rico", "cuándo", "abren"],
+            ),
+            (
+                "call [PHONE] or mail [EMAIL],[IBAN]",
+                &["call", "or", "mail"],
+            ),
             ("[EMAIL][PHONE][CARD][IBAN][IP]", &[]),
             ("it cost 3.50 euros", &["it", "cost", "3.50", "euros"]),
             ("   ", &[]),

@@ -226,11 +226,9 @@ pub(crate) fn score(
             // "no" before a sentiment word negates it instead of counting itself.
             v = 0.0;
         }
-        let no_at = |back: usize| back <= reach && slots[i - back].is_no && !slots[i - back].absorbed;
-        if no_at(1)
-            || no_at(2)
-            || (no_at(3) && matches!(words.get(i - 1), "or" | "nor"))
-        {
+        let no_at =
+            |back: usize| back <= reach && slots[i - back].is_no && !slots[i - back].absorbed;
+        if no_at(1) || no_at(2) || (no_at(3) && matches!(words.get(i - 1), "or" | "nor")) {
             v = base * N_SCALAR;
         }
         if tokens.toks[i].upper && cap_diff {
@@ -267,9 +265,10 @@ pub(crate) fn score(
                     }
                 }
                 1 => {
-                    let exempt = lang.without_doubt.iter().any(|(a, b)| {
-                        words.get(i - 2) == &**a && words.get(i - 1) == &**b
-                    });
+                    let exempt = lang
+                        .without_doubt
+                        .iter()
+                        .any(|(a, b)| words.get(i - 2) == &**a && words.get(i - 1) == &**b);
                     if in_list(&lang.never, i - 2) && in_list(&lang.so, i - 1) {
                         v *= 1.25;
                     } else if !exempt && neg(i - 2) {
