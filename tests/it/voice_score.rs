@@ -388,6 +388,12 @@ fn scorer_agrees_with_the_generators_intended_tone() {
         total[0] > 200 && total[2] > 100,
         "enough generated texts: {total:?}"
     );
-    assert!(rate(0) >= 0.0 && rate(2) >= 0.0);
-    assert!((unscored as f64) < 0.0 * seen as f64 + 1e9);
+    // Measured when written: positive 0.938 of 322, negative 0.843 of 108,
+    // 3 of 433 unscored (short texts).
+    assert!(rate(0) >= 0.90, "positive agreement {:.3}", rate(0));
+    assert!(rate(2) >= 0.80, "negative agreement {:.3}", rate(2));
+    assert!(
+        (unscored as f64) < 0.02 * seen as f64,
+        "{unscored} of {seen} unscored"
+    );
 }

@@ -268,7 +268,7 @@ const SCORE_COLUMNS: [&str; 5] = [
 
 /// The output file being written.
 enum Sink {
-    Csv(csv::Writer<BufWriter<File>>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
     Parquet(Box<ParquetSink>),
 }
 
@@ -299,7 +299,7 @@ impl Sink {
                 header.extend(EMOTION_NAMES);
                 w.write_record(&header)
                     .map_err(|e| Error::input(path.display().to_string(), e.to_string()))?;
-                Ok(Sink::Csv(w))
+                Ok(Sink::Csv(Box::new(w)))
             }
             Format::Parquet => {
                 let mut fields = vec![Field::new("row", DataType::UInt64, false)];

@@ -408,11 +408,11 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
     }
 
     for (first, mut list) in phrases {
-        list.sort_by(|a, b| b.rest.len().cmp(&a.rest.len()));
+        list.sort_by_key(|p| std::cmp::Reverse(p.rest.len()));
         words.entry(first).or_default().phrases = list.into_boxed_slice();
     }
     for (first, mut list) in emotion_phrases {
-        list.sort_by(|a, b| b.rest.len().cmp(&a.rest.len()));
+        list.sort_by_key(|p| std::cmp::Reverse(p.rest.len()));
         words.entry(first).or_default().emotion_phrases = list.into_boxed_slice();
     }
     let boxed = |v: &[String]| v.iter().map(|s| norm(s).into()).collect::<Vec<Box<str>>>();
@@ -439,9 +439,12 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
     })
 }
 
+/// A parsed lexicon line: ((term, adjective), valence).
+type ValenceLine<'a> = ((&'a str, bool), f64);
+
 /// One `term<TAB>valence[<TAB>a][<TAB>…]` line: ((term, adjective), valence),
 /// or `None` for comments and blank lines.
-fn parse_valence_line(line: &str, line_no: usize) -> Result<Option<((&str, bool), f64)>, String> {
+fn parse_valence_line(line: &str, line_no: usize) -> Result<Option<ValenceLine<'_>>, String> {
     let line = line.trim_end_matches('\r');
     if line.is_empty() || line.starts_with("# ") || line == "#" {
         return Ok(None);

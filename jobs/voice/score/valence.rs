@@ -301,12 +301,12 @@ pub(crate) fn score(
         }
         // German: "Den Kuchen mag ich nicht." A clause-final "nicht" within three
         // words negates this word, unless another sentiment word is nearer.
-        for k in i + 1..n.min(i + 4) {
-            if tokens.toks[k].boundary_before || slots[k].lex {
+        for (k, after) in slots.iter().enumerate().take(n.min(i + 4)).skip(i + 1) {
+            if tokens.toks[k].boundary_before || after.lex {
                 break;
             }
-            if slots[k].post_negator
-                && !slots[k].absorbed
+            if after.post_negator
+                && !after.absorbed
                 && (k + 1 == n || tokens.toks[k + 1].boundary_before)
             {
                 if !negated {
