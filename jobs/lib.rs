@@ -18,6 +18,7 @@
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
 //! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
 //! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
+//! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -49,5 +50,6 @@ pub mod schema;
 pub mod segment;
 pub mod storage;
 pub mod transform;
+pub mod voice;
 
 pub use error::{Error, Result};

@@ -191,6 +191,13 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Voice of the customer: sentiment and emotions of free text.
+    ///
+    /// Example: attune voice score --input reviews.csv --text-column text --id-column review_id --out scored.csv
+    Voice {
+        #[command(subcommand)]
+        command: VoiceCommand,
+    },
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -205,6 +212,32 @@ enum Command {
         /// Days of history.
         #[arg(long, default_value_t = 365)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VoiceCommand {
+    /// Score a text column of any CSV or Parquet file the way the voice job scores comments.
+    ///
+    /// Writes one row per input row: row number, the id column (when given), language, scored,
+    /// unscored_reason, sentiment (-1..1), label and six emotions (0..1). Messages in a language
+    /// without a lexicon (other than English, Spanish, German) are marked unscored, not neutral.
+    /// The output format follows the --out extension (.csv, .parquet).
+    ///
+    /// Example: attune voice score --input comments.parquet --text-column comment --out scored.parquet
+    Score {
+        /// Input file (.csv with a header row, or .parquet).
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Column holding the text to score.
+        #[arg(long, value_name = "COL")]
+        text_column: String,
+        /// Column copied to the output to join the scores back (as text).
+        #[arg(long, value_name = "COL")]
+        id_column: Option<String>,
+        /// Output file (.csv or .parquet); written atomically.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -595,6 +628,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "dry run: {} customer(s), {} rows would be removed; nothing changed",
                     o.customers, o.rows_out
                 ),
+            }
+            Ok(())
+        }
+        Command::Voice {
+            command:
+                VoiceCommand::Score {
+                    input,
+                    text_column,
+                    id_column,
+                    out,
+                },
+        } => {
+            let o =
+                attune::voice::score::score_file(input, text_column, id_column.as_deref(), out)?;
+            println!("{}", out.display());
+            let counts = |m: &std::collections::BTreeMap<String, u64>| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            eprintln!(
+                "scored {} of {} rows; labels: {}",
+                o.scored,
+                o.rows_in,
+                counts(&o.labels)
+            );
+            eprintln!("languages: {}", counts(&o.languages));
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
             }
             Ok(())
         }

@@ -10,3 +10,4 @@ mod nightly;
 mod privacy;
 mod segment;
 mod sql;
+mod voice_score;
