@@ -1,6 +1,8 @@
 //! The SQL models on hand-built inputs: one `.slt` file per model under
-//! `tests/sql/`, each run in a fresh DataFusion session through the
-//! datafusion-sqllogictest engine (the one DataFusion's own suite uses).
+//! `tests/sql/`, each run in a fresh DataFusion session by sqllogictest-rs
+//! (the runner DataFusion's own suite uses), with values printed the way
+//! DataFusion's suite prints them (floats rounded to 12 decimals, `NULL`,
+//! `(empty)` for an empty string), so the files read like DataFusion's own.
 //!
 //! A line `include model NAME` in an .slt file becomes
 //! `statement ok` + `CREATE VIEW NAME AS <sql/NAME.sql>`, so the tests run
@@ -8,9 +10,144 @@
 
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use datafusion_sqllogictest::{DataFusion, df_value_validator, value_normalizer};
-use indicatif::ProgressBar;
+use sqllogictest::{AsyncDB, ColumnType, DBOutput};
+
+/// Column types as DataFusion's .slt files spell them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DfType {
+    Boolean,
+    Date,
+    Integer,
+    Timestamp,
+    Float,
+    Text,
+    Any,
+}
+
+impl ColumnType for DfType {
+    fn from_char(c: char) -> Option<Self> {
+        Some(match c {
+            'B' => DfType::Boolean,
+            'D' => DfType::Date,
+            'I' => DfType::Integer,
+            'P' => DfType::Timestamp,
+            'R' => DfType::Float,
+            'T' => DfType::Text,
+            _ => DfType::Any,
+        })
+    }
+
+    fn to_char(&self) -> char {
+        match self {
+            DfType::Boolean => 'B',
+            DfType::Date => 'D',
+            DfType::Integer => 'I',
+            DfType::Timestamp => 'P',
+            DfType::Float => 'R',
+            DfType::Text => 'T',
+            DfType::Any => '?',
+        }
+    }
+}
+
+fn column_type(t: &DataType) -> DfType {
+    match t {
+        DataType::Boolean => DfType::Boolean,
+        DataType::Date32 | DataType::Date64 => DfType::Date,
+        DataType::Timestamp(_, _) => DfType::Timestamp,
+        t if t.is_integer() => DfType::Integer,
+        t if t.is_floating() || matches!(t, DataType::Decimal128(_, _)) => DfType::Float,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DfType::Text,
+        _ => DfType::Any,
+    }
+}
+
+/// Rounded to 12 decimals, trailing zeros dropped: stable across platforms.
+fn float_text(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let s = format!("{v:.12}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+fn cell_text(col: &ArrayRef, row: usize) -> Result<String, DataFusionError> {
+    if col.is_null(row) {
+        return Ok("NULL".into());
+    }
+    Ok(match col.data_type() {
+        DataType::Float64 => float_text(col.as_primitive::<Float64Type>().value(row)),
+        DataType::Float32 => float_text(f64::from(
+            col.as_primitive::<datafusion::arrow::datatypes::Float32Type>()
+                .value(row),
+        )),
+        _ => {
+            let text = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?
+                .value(row)
+                .to_string();
+            if text.is_empty() { "(empty)".into() } else { text }
+        }
+    })
+}
+
+/// One fresh DataFusion session per .slt file.
+struct DataFusionDb {
+    ctx: SessionContext,
+}
+
+#[async_trait::async_trait]
+impl AsyncDB for DataFusionDb {
+    type Error = DataFusionError;
+    type ColumnType = DfType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DfType>, DataFusionError> {
+        let df = self.ctx.sql(sql).await?;
+        let schema = df.schema().as_arrow().clone();
+        let batches: Vec<RecordBatch> = df.collect().await?;
+        let is_statement = schema.fields().is_empty()
+            || (schema.fields().len() == 1 && schema.field(0).name() == "count" && {
+                let t = sql.trim_start().to_ascii_lowercase();
+                t.starts_with("create") || t.starts_with("insert") || t.starts_with("drop")
+            });
+        if is_statement {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let mut rows = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                rows.push(
+                    b.columns()
+                        .iter()
+                        .map(|c| cell_text(c, r))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+        }
+        Ok(DBOutput::Rows {
+            types: schema
+                .fields()
+                .iter()
+                .map(|f| column_type(f.data_type()))
+                .collect(),
+            rows,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "DataFusion"
+    }
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,7 +157,8 @@ fn repo() -> PathBuf {
 /// would end the slt statement).
 fn model_sql(name: &str) -> String {
     let path = repo().join("sql").join(format!("{name}.sql"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
@@ -36,7 +174,11 @@ fn expand(script: &str) -> String {
         match line.trim().strip_prefix("include model ") {
             Some(name) => {
                 out.push_str("statement ok\n");
-                out.push_str(&format!("CREATE VIEW {} AS {}\n", name.trim(), model_sql(name.trim())));
+                out.push_str(&format!(
+                    "CREATE VIEW {} AS {}\n",
+                    name.trim(),
+                    model_sql(name.trim())
+                ));
             }
             None => {
                 out.push_str(line);
@@ -48,18 +190,25 @@ fn expand(script: &str) -> String {
 }
 
 async fn run_slt(file: &Path) {
-    let name = file.file_name().expect("file name").to_string_lossy().into_owned();
+    let name = file
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
     let script = expand(&std::fs::read_to_string(file).expect("read slt"));
     let mut runner = sqllogictest::Runner::new(|| async {
-        Ok(DataFusion::new(SessionContext::new(), PathBuf::from(file.file_name().expect("name")), ProgressBar::hidden()))
+        Ok(DataFusionDb {
+            ctx: SessionContext::new(),
+        })
     });
-    runner.with_normalizer(value_normalizer);
-    runner.with_validator(df_value_validator);
-    if let Err(e) = runner.run_script_with_name_async(&script, name.as_str()).await {
+    runner.with_column_validator(sqllogictest::strict_column_validator);
+    if let Err(e) = runner
+        .run_script_with_name_async(&script, name.as_str())
+        .await
+    {
         panic!("{name}: {e}");
     }
 }
-
 /// One `#[tokio::test]` per .slt file, so `cargo test` counts each.
 macro_rules! slt_tests {
     ($($model:ident),* $(,)?) => {
