@@ -53,6 +53,13 @@ retention_days = 730
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
 # into attune). Unset by default.
 # models_dir = "/etc/attune/sql"
+
+[voice]
+# A negative ticket counts as followed up when tickets.follow_up_at is at most
+# this many hours after the ticket was opened (the closed-loop metrics).
+followup_hours = 48
+# Phrases listed per touchpoint and direction in marts/voice_themes.
+themes_per_touchpoint = 10
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +75,24 @@ struct RawConfig {
     privacy: RawPrivacy,
     #[serde(default)]
     transform: RawTransform,
+    #[serde(default)]
+    voice: RawVoice,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVoice {
+    followup_hours: Option<u32>,
+    themes_per_touchpoint: Option<usize>,
+}
+
+/// Voice job settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceConfig {
+    /// Follow-up window of the closed-loop metrics, in hours. Default 48.
+    pub followup_hours: u32,
+    /// Phrases per touchpoint and direction in `marts/voice_themes`. Default 10.
+    pub themes_per_touchpoint: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +149,7 @@ pub struct ValidConfig {
     pub retention_days: u32,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
+    pub voice: VoiceConfig,
 }
 
 impl Default for ValidConfig {
@@ -271,6 +297,18 @@ impl RawConfig {
                 "privacy.retention_days must be at least 1".into(),
             ));
         }
+        let followup_hours = self.voice.followup_hours.unwrap_or(48);
+        if !(1..=720).contains(&followup_hours) {
+            return Err(Error::Config(format!(
+                "voice.followup_hours = {followup_hours}: use 1 to 720 (default 48)"
+            )));
+        }
+        let themes_per_touchpoint = self.voice.themes_per_touchpoint.unwrap_or(10);
+        if !(1..=100).contains(&themes_per_touchpoint) {
+            return Err(Error::Config(format!(
+                "voice.themes_per_touchpoint = {themes_per_touchpoint}: use 1 to 100 (default 10)"
+            )));
+        }
         Ok(ValidConfig {
             root,
             min_group_size,
@@ -283,6 +321,10 @@ impl RawConfig {
             },
             retention_days,
             models_dir: self.transform.models_dir,
+            voice: VoiceConfig {
+                followup_hours,
+                themes_per_touchpoint,
+            },
         })
     }
 }
@@ -356,6 +398,8 @@ mod tests {
             ("[ingest]\nbatch_rows = 3", "batch_rows"),
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
+            ("[voice]\nfollowup_hours = 0", "followup_hours"),
+            ("[voice]\nthemes_per_touchpoint = 0", "themes_per_touchpoint"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
+//! - [`voice`]: sentiment and emotions of messages, NPS/CSAT/CES with intervals and trend, closed loop, themes
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -45,5 +46,6 @@ pub mod query;
 pub mod schema;
 pub mod storage;
 pub mod transform;
+pub mod voice;
 
 pub use error::{Error, Result};

@@ -87,6 +87,16 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// Score what customers say (sentiment, emotions) and compute NPS, CSAT and CES
+    /// with 95% intervals and trends, closed-loop follow-ups and themes.
+    ///
+    /// Writes marts/feedback_scored, voice_scores, voice_themes, voice_closed_loop.
+    /// Example: attune voice --date 2025-12-31
+    Voice {
+        /// The run date (YYYY-MM-DD): messages up to the end of this day.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Run every job in order for a date (default: yesterday) or a range, under one lock.
     ///
     /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
@@ -314,6 +324,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "{:<24} {:<6} {:>10} rows  {:>2} data tests  {:.2}s",
                     m.model, m.materialized, m.rows, m.data_tests, m.seconds
                 );
+            }
+            Ok(())
+        }
+        Command::Voice { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let o = runtime()?.block_on(attune::voice::run(&ctx, *date))?;
+            for (source, n) in &o.messages_by_source {
+                println!("{source:<8} {n:>10} messages");
+            }
+            println!(
+                "scored {} messages; voice_scores {} rows ({} suppressed), voice_themes {}, voice_closed_loop {}",
+                o.scored, o.score_rows, o.suppressed_score_rows, o.theme_rows, o.closed_loop_rows
+            );
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
             }
             Ok(())
         }
