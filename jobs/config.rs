@@ -399,7 +399,10 @@ mod tests {
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
             ("[voice]\nfollowup_hours = 0", "followup_hours"),
-            ("[voice]\nthemes_per_touchpoint = 0", "themes_per_touchpoint"),
+            (
+                "[voice]\nthemes_per_touchpoint = 0",
+                "themes_per_touchpoint",
+            ),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

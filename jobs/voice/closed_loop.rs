@@ -28,9 +28,7 @@ use datafusion::prelude::SessionContext;
 
 use super::columns::{self, opt_f64, opt_i64};
 use super::scores::date32;
-use super::stats::{
-    Estimate, difference, median_with_interval, net_promoter_score, share_wilson,
-};
+use super::stats::{Estimate, difference, median_with_interval, net_promoter_score, share_wilson};
 use crate::{Error, Result};
 
 /// The query behind the negative tickets.
@@ -121,7 +119,9 @@ pub fn rows(
     let hours = f64::from(followup_hours);
     let k = min_group_size;
     let mut out = Vec::new();
-    let share_detail = format!("% of negative tickets followed up within {followup_hours} h of being opened (Wilson 95% interval); tickets whose window is still open are left out");
+    let share_detail = format!(
+        "% of negative tickets followed up within {followup_hours} h of being opened (Wilson 95% interval); tickets whose window is still open are left out"
+    );
     let median_detail = "hours from opening to follow-up, over every follow-up known by the run date (order-statistic 95% interval)".to_string();
     let mut months: BTreeMap<NaiveDate, Vec<&NegativeTicket>> = BTreeMap::new();
     for t in tickets {
@@ -349,7 +349,9 @@ mod tests {
     fn find<'a>(rows: &'a [LoopRow], period: Option<&str>, metric: &str) -> &'a LoopRow {
         let p = period.map(|s| s.parse::<NaiveDate>().expect("date"));
         rows.iter()
-            .find(|r| r.period_start == p && r.metric == metric && r.population == "negative_tickets")
+            .find(|r| {
+                r.period_start == p && r.metric == metric && r.population == "negative_tickets"
+            })
             .unwrap_or_else(|| panic!("no row {period:?} {metric}"))
     }
 
@@ -385,7 +387,10 @@ mod tests {
         let share = find(&rows, None, "followed_up_share");
         assert_eq!((share.n, share.value), (Some(6), Some(50.0)));
         let wilson = share_wilson(6, 3).expect("n");
-        assert_eq!((share.ci_low, share.ci_high), (Some(wilson.ci_low), Some(wilson.ci_high)));
+        assert_eq!(
+            (share.ci_low, share.ci_high),
+            (Some(wilson.ci_low), Some(wilson.ci_high))
+        );
         let median = find(&rows, None, "median_hours_to_follow_up");
         assert_eq!((median.n, median.value), (Some(5), Some(30.0)));
         let yes = find(&rows, None, "next_nps_followed_up");
@@ -405,7 +410,10 @@ mod tests {
             .find(|r| r.population == "nps_detractors")
             .expect("detractor row");
         assert_eq!((det.n, det.value), (Some(7), None));
-        assert_eq!(det.detail.as_deref(), Some(DETRACTOR_FOLLOW_UPS_NOT_RECORDED));
+        assert_eq!(
+            det.detail.as_deref(),
+            Some(DETRACTOR_FOLLOW_UPS_NOT_RECORDED)
+        );
     }
 
     #[test]
@@ -417,7 +425,10 @@ mod tests {
         let rows = rows(&tickets, 1, 48, 10);
         for r in &rows {
             assert!(r.suppressed, "{r:?}");
-            assert_eq!((r.n, r.value, r.ci_low, r.ci_high), (None, None, None, None));
+            assert_eq!(
+                (r.n, r.value, r.ci_low, r.ci_high),
+                (None, None, None, None)
+            );
         }
         let batch = to_batch(&rows).expect("batch");
         assert_eq!(batch.num_rows(), rows.len());

@@ -18,19 +18,16 @@ pub fn timestamp_type() -> DataType {
 }
 
 fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
-    let col = batch.column_by_name(name).ok_or_else(|| {
-        Error::Internal(format!("voice: query result has no column `{name}`"))
-    })?;
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("voice: query result has no column `{name}`")))?;
     if col.data_type() == to {
         return Ok(col.clone());
     }
     Ok(cast(col, to)?)
 }
 
-fn downcast<T: 'static>(a: &ArrayRef, name: &str) -> Result<T>
-where
-    T: Clone,
-{
+fn downcast<T: Clone + 'static>(a: &ArrayRef, name: &str) -> Result<T> {
     a.as_any()
         .downcast_ref::<T>()
         .cloned()

@@ -112,14 +112,14 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let k = cfg.min_group_size;
     let mut warnings = Vec::new();
     let (session, tables) = catalog::session_with_all(storage).await?;
-    // One partition per query: the float sums of scores.sql then add up in
-    // the same order every run, so the same input gives the same bytes.
-    session
-        .sql("SET datafusion.execution.target_partitions = 1")
-        .await?;
+    single_partition(&session).await?;
     session.register_table("voice_run", voice_run(date, cfg.voice.followup_hours)?)?;
 
-    let has = |area: &str, name: &str| tables.iter().any(|t: &TableRef| t.area == area && t.name == name);
+    let has = |area: &str, name: &str| {
+        tables
+            .iter()
+            .any(|t: &TableRef| t.area == area && t.name == name)
+    };
     let sources: Vec<messages::Source> = messages::SOURCES
         .into_iter()
         .filter(|s| {
@@ -142,7 +142,14 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
 
     let scoring = messages::write_feedback_scored(&session, storage, date, &sources, k).await?;
     let rows_in: u64 = scoring.by_source.values().sum();
-    catalog::register(&session, storage, "marts", "feedback_scored", "feedback_scored").await?;
+    catalog::register(
+        &session,
+        storage,
+        "marts",
+        "feedback_scored",
+        "feedback_scored",
+    )
+    .await?;
 
     let segments = register_segments(&session, has("marts", "segments"), date).await?;
     if !segments {
@@ -239,6 +246,21 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     })
 }
 
+/// One partition per query: the float sums of `scores.sql` then add up in
+/// the same order every run, so the same input gives the same bytes (with
+/// several partitions, partial sums merge in arrival order).
+async fn single_partition(session: &SessionContext) -> Result<()> {
+    session
+        .sql("SET datafusion.execution.target_partitions = 1")
+        .await?;
+    if session.copied_config().target_partitions() != 1 {
+        return Err(Error::Internal(
+            "voice: could not set target_partitions = 1".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The job's parameters as a one-row table: the run date, the follow-up
 /// window and the end of the run date in epoch seconds.
 fn voice_run(date: NaiveDate, followup_hours: u32) -> Result<Arc<MemTable>> {
@@ -282,7 +304,9 @@ async fn register_segments(
                     return Ok(true);
                 }
             }
-            Err(e) => warn!(error = %e, "marts/segments has no customer_id/segment_name: no segment dimension"),
+            Err(e) => {
+                warn!(error = %e, "marts/segments has no customer_id/segment_name: no segment dimension")
+            }
         }
     }
     let schema = Arc::new(Schema::new(vec![
@@ -315,8 +339,14 @@ mod tests {
 
     #[test]
     fn the_marts_are_documented_as_written() {
-        mart::doc("voice_scores").expect("doc").check(&scores::schema()).expect("voice_scores");
-        mart::doc("voice_themes").expect("doc").check(&themes::schema()).expect("voice_themes");
+        mart::doc("voice_scores")
+            .expect("doc")
+            .check(&scores::schema())
+            .expect("voice_scores");
+        mart::doc("voice_themes")
+            .expect("doc")
+            .check(&themes::schema())
+            .expect("voice_themes");
         mart::doc("voice_closed_loop")
             .expect("doc")
             .check(&closed_loop::schema())

@@ -65,11 +65,22 @@ pub fn agreement_metrics(reviews: &[RatedReview], min_group_size: usize) -> Vec<
         let stars: Vec<f64> = rs.iter().map(|r| r.stars).collect();
         let sentiment: Vec<f64> = rs.iter().map(|r| r.sentiment).collect();
         let (value, detail) = if n < min_group_size {
-            (None, format!("fewer than {min_group_size} reviews with scored words: not computed"))
+            (
+                None,
+                format!("fewer than {min_group_size} reviews with scored words: not computed"),
+            )
         } else {
             match spearman(&stars, &sentiment) {
-                Some(rho) => (Some(rho), format!("Spearman's rank correlation (average ranks for ties) between a review's stars and the sentiment of its words, {n} reviews")),
-                None => (None, "undefined: the stars or the sentiment are constant".to_string()),
+                Some(rho) => (
+                    Some(rho),
+                    format!(
+                        "Spearman's rank correlation (average ranks for ties) between a review's stars and the sentiment of its words, {n} reviews"
+                    ),
+                ),
+                None => (
+                    None,
+                    "undefined: the stars or the sentiment are constant".to_string(),
+                ),
             }
         };
         out.push(Metric {
@@ -208,7 +219,9 @@ mod tests {
                 .find(|x| x.metric == metric && x.key.as_deref() == Some(key))
                 .unwrap_or_else(|| panic!("{metric} {key}"))
         };
-        let en = get("spearman_rating", "language=en").value.expect("computed");
+        let en = get("spearman_rating", "language=en")
+            .value
+            .expect("computed");
         assert!((en - 1.0).abs() < 1e-12, "{en}");
         assert_eq!(get("spearman_rating_n", "language=en").value, Some(12.0));
         assert_eq!(get("spearman_rating", "language=de").value, None);
@@ -241,7 +254,10 @@ mod tests {
             },
         ];
         let m = count_metrics(&counts, 10);
-        assert_eq!(m[0].key.as_deref(), Some("source=survey,status=scored,language=es"));
+        assert_eq!(
+            m[0].key.as_deref(),
+            Some("source=survey,status=scored,language=es")
+        );
         assert_eq!(m[0].value, Some(40.0));
         assert_eq!(
             m[1].key.as_deref(),

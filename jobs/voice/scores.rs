@@ -22,9 +22,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use super::columns::{self, opt_str};
-use super::stats::{
-    Estimate, change_z, mean_t, net_promoter_score, share_wilson, significant,
-};
+use super::stats::{Estimate, change_z, mean_t, net_promoter_score, share_wilson, significant};
 use crate::{Error, Result};
 
 /// The query behind the cells.
@@ -352,10 +350,16 @@ mod tests {
         let next = &rows[1];
         assert!(!next.suppressed);
         assert_eq!(next.n, Some(40));
-        assert_eq!((next.previous_value, next.change, next.change_significant), (None, None, None));
+        assert_eq!(
+            (next.previous_value, next.change, next.change_significant),
+            (None, None, None)
+        );
         let batch = to_batch(&rows).expect("batch");
         let value = columns::floats(&batch, "value").expect("value");
-        assert!(datafusion::arrow::array::Array::is_null(&value, 0), "NULL, not 0");
+        assert!(
+            datafusion::arrow::array::Array::is_null(&value, 0),
+            "NULL, not 0"
+        );
         assert_eq!(value.value(1), 30.0);
         let n = columns::ints(&batch, "n").expect("n");
         assert!(datafusion::arrow::array::Array::is_null(&n, 0));
@@ -391,13 +395,31 @@ mod tests {
     #[test]
     fn periods_end_where_they_should() {
         let run = d("2025-03-14");
-        assert_eq!(period_end("day", Some(d("2025-02-28")), run), d("2025-02-28"));
-        assert_eq!(period_end("week", Some(d("2025-03-10")), run), d("2025-03-16"));
-        assert_eq!(period_end("month", Some(d("2024-02-01")), run), d("2024-02-29"));
-        assert_eq!(period_end("month", Some(d("2025-12-01")), run), d("2025-12-31"));
+        assert_eq!(
+            period_end("day", Some(d("2025-02-28")), run),
+            d("2025-02-28")
+        );
+        assert_eq!(
+            period_end("week", Some(d("2025-03-10")), run),
+            d("2025-03-16")
+        );
+        assert_eq!(
+            period_end("month", Some(d("2024-02-01")), run),
+            d("2024-02-29")
+        );
+        assert_eq!(
+            period_end("month", Some(d("2025-12-01")), run),
+            d("2025-12-31")
+        );
         assert_eq!(period_end("all", None, run), run);
-        assert_eq!(previous_start("month", d("2025-03-01")), Some(d("2025-02-01")));
-        assert_eq!(previous_start("week", d("2025-03-10")), Some(d("2025-03-03")));
+        assert_eq!(
+            previous_start("month", d("2025-03-01")),
+            Some(d("2025-02-01"))
+        );
+        assert_eq!(
+            previous_start("week", d("2025-03-10")),
+            Some(d("2025-03-03"))
+        );
         assert_eq!(previous_start("all", d("2025-03-10")), None);
     }
 

@@ -322,7 +322,11 @@ mod tests {
         assert!(close(e.value, 5.375, 1e-12));
         assert!(close(t_quantile_975(7), 2.364_624_251_6, 1e-6));
         assert!(close(e.ci_low, 5.375 - 1.177_022_112, 1e-6), "{}", e.ci_low);
-        assert!(close(e.ci_high, 5.375 + 1.177_022_112, 1e-6), "{}", e.ci_high);
+        assert!(
+            close(e.ci_high, 5.375 + 1.177_022_112, 1e-6),
+            "{}",
+            e.ci_high
+        );
         let one = mean_t(1, 4.0, 16.0).expect("n = 1");
         assert!(one.se.is_infinite());
     }

@@ -35,18 +35,20 @@ pub const ALL: &str = "all";
 /// fresh" is a theme.
 const STOP_WORDS: &[&str] = &[
     // English
-    "a", "about", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
-    "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "get", "got", "had",
-    "has", "have", "he", "her", "here", "him", "his", "how", "i", "i'm", "if", "in", "is", "it",
-    "it's", "its", "just", "me", "my", "of", "on", "or", "our", "out", "she", "so", "some",
-    "than", "that", "the", "their", "them", "then", "there", "they", "this", "to", "too", "up",
-    "us", "very", "was", "we", "were", "what", "when", "which", "who", "will", "with", "would",
-    "you", "your", "really", "even", "every", "one", "time", "hi", "hello", "thanks",
+    "a", "about", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been",
+    "but", "by", "can", "could", "did", "do", "does", "for", "from", "get", "got", "had", "has",
+    "have", "he", "her", "here", "him", "his", "how", "i", "i'm", "if", "in", "is", "it", "it's",
+    "its", "just", "me", "my", "of", "on", "or", "our", "out", "she", "so", "some", "than", "that",
+    "the", "their", "them", "then", "there", "they", "this", "to", "too", "up", "us", "very",
+    "was", "we", "were", "what", "when", "which", "who", "will", "with", "would", "you", "your",
+    "really", "even", "every", "one", "time",
+    // Greetings and thanks: politeness, not a theme.
+    "hi", "hello", "dear", "morning", "thanks", "thank", "cheers", "please", "many", "lot", "much",
+    "oh", "gracias", "saludo", "buenos", "días", "danke", "viele", "grüße", "guten", "tag",
     // Spanish
-    "al", "con", "de", "del", "el", "en", "es", "esta", "está", "estaba", "este", "fue", "ha",
-    "la", "las", "le", "lo", "los", "me", "mi", "muy", "para", "pero", "por", "que", "se", "su",
-    "un", "una", "y", "ya", "hola",
-    // German
+    "al", "con", "de", "del", "el", "en", "es", "esta", "está", "estaba", "este", "fue", "ha", "la",
+    "las", "le", "lo", "los", "me", "mi", "muy", "para", "pero", "por", "que", "se", "su", "un",
+    "una", "y", "ya", "hola", // German
     "am", "an", "auf", "aus", "bei", "das", "dem", "den", "der", "die", "ein", "eine", "einen",
     "es", "für", "hat", "ich", "im", "in", "ist", "mein", "meine", "mir", "mit", "sehr", "sie",
     "und", "von", "war", "wir", "wurde", "zu", "hallo",
@@ -72,9 +74,8 @@ pub fn phrases(text: &str) -> Vec<String> {
         }
         let w = std::mem::take(word).to_lowercase();
         let w = w.trim_matches('\'').to_string();
-        let keep = w.chars().count() >= 2
-            && !w.chars().any(|c| c.is_ascii_digit())
-            && !is_stop_word(&w);
+        let keep =
+            w.chars().count() >= 2 && !w.chars().any(|c| c.is_ascii_digit()) && !is_stop_word(&w);
         if keep {
             if let Some(p) = prev.as_ref() {
                 out.push(format!("{p} {w}"));
@@ -116,8 +117,9 @@ pub fn phrases(text: &str) -> Vec<String> {
     out
 }
 
-/// A stable fingerprint of a pseudonymous customer id (SipHash with fixed
-/// keys: the same id gives the same fingerprint in every run).
+/// A fingerprint of a pseudonymous customer id, for counting distinct
+/// customers in memory (never written). A collision can only make a phrase
+/// look rarer than it is, which errs on the side of suppression.
 pub fn customer_fingerprint(customer_id: &str) -> u64 {
     let mut h = DefaultHasher::new();
     customer_id.hash(&mut h);
@@ -199,10 +201,7 @@ impl ThemeCounter {
                 Side::Positive => t.positive += 1,
             }
             for p in &phrases {
-                let c = self
-                    .counts
-                    .entry((tp.to_string(), p.clone()))
-                    .or_default();
+                let c = self.counts.entry((tp.to_string(), p.clone())).or_default();
                 match side {
                     Side::Negative => {
                         c.negative += 1;
@@ -271,8 +270,11 @@ impl ThemeCounter {
         let mut out = Vec::new();
         for (_, themes) in by_tp {
             for side in [Side::Negative, Side::Positive] {
-                let mut list: Vec<Theme> =
-                    themes.iter().filter(|t| t.direction == side).cloned().collect();
+                let mut list: Vec<Theme> = themes
+                    .iter()
+                    .filter(|t| t.direction == side)
+                    .cloned()
+                    .collect();
                 // Strongest evidence first; ties by phrase for a stable order.
                 list.sort_by(|a, b| {
                     b.z.abs()
@@ -387,11 +389,24 @@ mod tests {
     #[test]
     fn phrases_skip_stop_words_placeholders_and_numbers() {
         let cases: &[(&str, &[&str])] = &[
-            ("Long wait, cold coffee!", &["coffee", "cold", "cold coffee", "long", "long wait", "wait"]),
+            (
+                "Long wait, cold coffee!",
+                &["coffee", "cold", "cold coffee", "long", "long wait", "wait"],
+            ),
             ("the coffee was cold", &["coffee", "cold"]),
             ("waited 40 minutes", &["minutes", "waited"]),
             ("mail me at [EMAIL] please", &["mail", "please"]),
-            ("not fresh. Checkout broken", &["broken", "checkout", "checkout broken", "fresh", "not", "not fresh"]),
+            (
+                "not fresh. Checkout broken",
+                &[
+                    "broken",
+                    "checkout",
+                    "checkout broken",
+                    "fresh",
+                    "not",
+                    "not fresh",
+                ],
+            ),
             ("el café estaba frío", &["café", "frío"]),
             ("", &[]),
             ("[PHONE]", &[]),
@@ -420,12 +435,22 @@ mod tests {
         let mut c = ThemeCounter::new(k);
         // 12 customers complain about the long wait at delivery.
         for i in 0..12u64 {
-            c.add(Some("delivery"), Some(i), Side::Negative, "Long wait again, not happy");
+            c.add(
+                Some("delivery"),
+                Some(i),
+                Side::Negative,
+                "Long wait again, not happy",
+            );
         }
         // 3 customers complain about burnt toast, 5 times each: 15
         // messages, but only 3 people.
         for i in 0..15u64 {
-            c.add(Some("delivery"), Some(100 + i % 3), Side::Negative, "burnt toast!!");
+            c.add(
+                Some("delivery"),
+                Some(100 + i % 3),
+                Side::Negative,
+                "burnt toast!!",
+            );
         }
         // 20 anonymous negative reviews about a dirty table: no known customer.
         for _ in 0..20 {
@@ -433,7 +458,12 @@ mod tests {
         }
         // 25 customers are happy with the friendly driver.
         for i in 0..25u64 {
-            c.add(Some("delivery"), Some(200 + i), Side::Positive, "friendly driver, thanks");
+            c.add(
+                Some("delivery"),
+                Some(200 + i),
+                Side::Positive,
+                "friendly driver, thanks",
+            );
         }
         c
     }
@@ -445,15 +475,28 @@ mod tests {
             .iter()
             .map(|t| (t.touchpoint.as_str(), t.phrase.as_str(), t.direction))
             .collect();
-        for phrase in ["burnt", "toast", "burnt toast", "dirty", "table", "dirty table"] {
+        for phrase in [
+            "burnt",
+            "toast",
+            "burnt toast",
+            "dirty",
+            "table",
+            "dirty table",
+        ] {
             assert!(
                 !listed.iter().any(|(_, p, _)| *p == phrase),
                 "{phrase} is used by fewer than 10 known customers: {listed:?}"
             );
         }
         for tp in ["delivery", ALL] {
-            assert!(listed.contains(&(tp, "long wait", Side::Negative)), "{listed:?}");
-            assert!(listed.contains(&(tp, "friendly driver", Side::Positive)), "{listed:?}");
+            assert!(
+                listed.contains(&(tp, "long wait", Side::Negative)),
+                "{listed:?}"
+            );
+            assert!(
+                listed.contains(&(tp, "friendly driver", Side::Positive)),
+                "{listed:?}"
+            );
         }
         let lw = themes
             .iter()
@@ -467,7 +510,10 @@ mod tests {
         // With a threshold of 3, burnt toast (3 customers) qualifies.
         let low = fixture(3).rank(10);
         assert!(low.iter().any(|t| t.phrase == "burnt toast"));
-        assert!(!low.iter().any(|t| t.phrase == "dirty table"), "anonymous only");
+        assert!(
+            !low.iter().any(|t| t.phrase == "dirty table"),
+            "anonymous only"
+        );
     }
 
     #[test]
@@ -489,18 +535,33 @@ mod tests {
         let mut b = ThemeCounter::new(10);
         for i in 0..12u64 {
             let c = if i % 2 == 0 { &mut a } else { &mut b };
-            c.add(Some("delivery"), Some(i), Side::Negative, "Long wait again, not happy");
+            c.add(
+                Some("delivery"),
+                Some(i),
+                Side::Negative,
+                "Long wait again, not happy",
+            );
         }
         for i in 0..15u64 {
             let c = if i % 2 == 0 { &mut a } else { &mut b };
-            c.add(Some("delivery"), Some(100 + i % 3), Side::Negative, "burnt toast!!");
+            c.add(
+                Some("delivery"),
+                Some(100 + i % 3),
+                Side::Negative,
+                "burnt toast!!",
+            );
         }
         for _ in 0..20 {
             a.add(Some("delivery"), None, Side::Negative, "dirty table");
         }
         for i in 0..25u64 {
             let c = if i % 3 == 0 { &mut a } else { &mut b };
-            c.add(Some("delivery"), Some(200 + i), Side::Positive, "friendly driver, thanks");
+            c.add(
+                Some("delivery"),
+                Some(200 + i),
+                Side::Positive,
+                "friendly driver, thanks",
+            );
         }
         a.merge(b);
         assert_eq!(a.rank(10), fixture(10).rank(10));

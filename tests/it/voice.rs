@@ -77,8 +77,9 @@ fn run() -> &'static Run {
 async fn query(sql: &str) -> Vec<RecordBatch> {
     let r = run();
     let storage = attune::storage::Storage::open(r.root.to_str().expect("utf8")).expect("storage");
-    let (session, _): (SessionContext, _) =
-        attune::catalog::session_with_all(&storage).await.expect("session");
+    let (session, _): (SessionContext, _) = attune::catalog::session_with_all(&storage)
+        .await
+        .expect("session");
     let sql = sql.replace("{D}", &r.date.to_string());
     session
         .sql(&sql)
@@ -125,7 +126,12 @@ async fn no_message_is_lost_and_none_is_duplicated() {
             ints(b, "ids").expect("ids"),
         );
         for i in 0..b.num_rows() {
-            assert_eq!(n.value(i), ids.value(i), "duplicate message ids in {}", s.value(i));
+            assert_eq!(
+                n.value(i),
+                ids.value(i),
+                "duplicate message ids in {}",
+                s.value(i)
+            );
             got.insert(s.value(i).to_string(), n.value(i) as u64);
         }
     }
@@ -134,7 +140,11 @@ async fn no_message_is_lost_and_none_is_duplicated() {
     assert!(want.values().all(|&n| n > 100), "{want:?}");
     // The generator's own accounting agrees (every record is exported once).
     let t = truth();
-    for (source, table) in [("survey", "feedback"), ("ticket", "tickets"), ("review", "reviews")] {
+    for (source, table) in [
+        ("survey", "feedback"),
+        ("ticket", "tickets"),
+        ("review", "reviews"),
+    ] {
         assert_eq!(want[source], t.tables[table].expected_clean_rows, "{table}");
     }
     assert_eq!(r.outcome.rows_in, want.values().sum::<u64>());
@@ -199,7 +209,10 @@ async fn the_language_mix_is_counted() {
         }
     }
     for l in ["en", "es", "de"] {
-        assert!(by_lang.get(l).copied().unwrap_or(0) >= 10, "{l}: {by_lang:?}");
+        assert!(
+            by_lang.get(l).copied().unwrap_or(0) >= 10,
+            "{l}: {by_lang:?}"
+        );
     }
     // The counts in model_metrics add up to every message: shown counts
     // exactly, suppressed ones each below min_group_size.
@@ -210,7 +223,10 @@ async fn the_language_mix_is_counted() {
     let (mut shown, mut hidden) = (0u64, 0u64);
     let mut keys = Vec::new();
     for b in &m {
-        let (k, v) = (strings(b, "key").expect("k"), floats(b, "value").expect("v"));
+        let (k, v) = (
+            strings(b, "key").expect("k"),
+            floats(b, "value").expect("v"),
+        );
         for i in 0..b.num_rows() {
             keys.push(k.value(i).to_string());
             match opt_f64(&v, i) {
@@ -220,19 +236,33 @@ async fn the_language_mix_is_counted() {
         }
     }
     let total = r.outcome.rows_in;
-    assert!(shown <= total && total < shown + hidden * 10, "{shown} + {hidden} groups vs {total}");
+    assert!(
+        shown <= total && total < shown + hidden * 10,
+        "{shown} + {hidden} groups vs {total}"
+    );
     for l in ["es", "de"] {
         assert!(
-            keys.iter().any(|k| k.starts_with("source=survey") && k.ends_with(&format!("language={l}"))),
+            keys.iter()
+                .any(|k| k.starts_with("source=survey") && k.ends_with(&format!("language={l}"))),
             "no count for {l}: {keys:?}"
         );
     }
     let unscored: u64 = r.outcome.unscored_by_reason.values().sum();
     assert_eq!(r.outcome.scored + unscored, total);
-    assert!(r.outcome.unscored_by_reason.get("no_text").copied().unwrap_or(0) > 0);
+    assert!(
+        r.outcome
+            .unscored_by_reason
+            .get("no_text")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
 }
 
-fn nps_cells(batches: &[RecordBatch]) -> BTreeMap<String, (Option<u64>, Option<f64>, Option<f64>, Option<f64>)> {
+/// (n, value, ci_low, ci_high) of a voice_scores row; `None` when suppressed.
+type Shown = (Option<u64>, Option<f64>, Option<f64>, Option<f64>);
+
+fn nps_cells(batches: &[RecordBatch]) -> BTreeMap<String, Shown> {
     let mut out = BTreeMap::new();
     for b in batches {
         let g = strings(b, "group_value").expect("group");
@@ -245,7 +275,12 @@ fn nps_cells(batches: &[RecordBatch]) -> BTreeMap<String, (Option<u64>, Option<f
         for i in 0..b.num_rows() {
             out.insert(
                 g.value(i).to_string(),
-                (opt_i64(&n, i).map(|x| x as u64), opt_f64(&v, i), opt_f64(&lo, i), opt_f64(&hi, i)),
+                (
+                    opt_i64(&n, i).map(|x| x as u64),
+                    opt_f64(&v, i),
+                    opt_f64(&lo, i),
+                    opt_f64(&hi, i),
+                ),
             );
         }
     }
@@ -254,11 +289,17 @@ fn nps_cells(batches: &[RecordBatch]) -> BTreeMap<String, (Option<u64>, Option<f
 
 /// The planted `language_sentiment_instrument`: es and de customers score
 /// like en customers, so NPS by the language of the comment must agree
-/// within the 95% intervals.
+/// within the 95% intervals, and each language's interval must hold the
+/// NPS the generator realized for customers of that language.
 #[tokio::test]
 async fn nps_is_equal_across_languages_as_planted() {
     let t = truth();
-    assert!(t.biases.iter().any(|b| b.id == "language_sentiment_instrument"));
+    let bias = t
+        .biases
+        .iter()
+        .find(|b| b.id == "language_sentiment_instrument")
+        .expect("planted");
+    assert_eq!(bias.planted["score_shift_es"], 0.0);
     let by_lang = nps_cells(
         &query(
             "SELECT group_value, n, value, ci_low, ci_high FROM voice_scores WHERE dt = DATE '{D}' \
@@ -266,13 +307,24 @@ async fn nps_is_equal_across_languages_as_planted() {
         )
         .await,
     );
-    let (_, en, en_lo, en_hi) = by_lang["en"];
-    let (en, en_lo, en_hi) = (en.expect("en"), en_lo.expect("lo"), en_hi.expect("hi"));
-    for l in ["es", "de"] {
+    let shown = |l: &str| {
         let (n, v, lo, hi) = by_lang[l];
-        assert!(n.expect("shown") >= 30, "{l}: {n:?}");
-        let (v, lo, hi) = (v.expect("v"), lo.expect("lo"), hi.expect("hi"));
-        assert!(lo <= en_hi && en_lo <= hi, "{l} NPS {v:.1} [{lo:.1}, {hi:.1}] vs en {en:.1} [{en_lo:.1}, {en_hi:.1}]");
+        assert!(n.expect("not suppressed") >= 10, "{l}");
+        (v.expect("v"), lo.expect("lo"), hi.expect("hi"))
+    };
+    let (en, en_lo, en_hi) = shown("en");
+    for l in ["en", "es", "de"] {
+        let (v, lo, hi) = shown(l);
+        assert!(
+            lo <= en_hi && en_lo <= hi,
+            "{l} NPS {v:.1} [{lo:.1}, {hi:.1}] vs en {en:.1} [{en_lo:.1}, {en_hi:.1}]"
+        );
+        let m = &bias.realized[l];
+        let planted = 100.0 * (m["promoter_share"] - m["detractor_share"]);
+        assert!(
+            (lo..=hi).contains(&planted),
+            "{l}: realized NPS {planted:.1} outside [{lo:.1}, {hi:.1}]"
+        );
     }
 }
 
@@ -304,7 +356,10 @@ async fn headline_nps_matches_the_lake_and_the_ground_truth() {
     let (got_n, v, lo, hi) = all["all"];
     assert_eq!(got_n, Some(n));
     assert!((v.expect("v") - want.value).abs() < 1e-9);
-    assert!((lo.expect("lo") - want.ci_low).abs() < 1e-9 && (hi.expect("hi") - want.ci_high).abs() < 1e-9);
+    assert!(
+        (lo.expect("lo") - want.ci_low).abs() < 1e-9
+            && (hi.expect("hi") - want.ci_high).abs() < 1e-9
+    );
     // The generator's realized shares per customer language, combined.
     let t = truth();
     let bias = t
@@ -320,7 +375,12 @@ async fn headline_nps_matches_the_lake_and_the_ground_truth() {
     }
     assert_eq!(tn as u64, n);
     // Shares are rounded to 4 decimals in the truth file.
-    assert!((100.0 * (tp - td) / tn - want.value).abs() < 0.05, "{} vs {}", 100.0 * (tp - td) / tn, want.value);
+    assert!(
+        (100.0 * (tp - td) / tn - want.value).abs() < 0.05,
+        "{} vs {}",
+        100.0 * (tp - td) / tn,
+        want.value
+    );
 }
 
 #[tokio::test]
@@ -358,13 +418,19 @@ async fn every_small_cell_is_suppressed_and_never_zero() {
             }
         }
     }
-    assert!(shown > 0 && hidden > 0, "{shown} shown, {hidden} suppressed");
+    assert!(
+        shown > 0 && hidden > 0,
+        "{shown} shown, {hidden} suppressed"
+    );
     for p in ["all", "day", "week", "month"] {
         assert!(periods.get(p).copied().unwrap_or(0) > 0, "{periods:?}");
     }
     assert_eq!(run().outcome.suppressed_score_rows, hidden);
     // The segment job has not run on this lake: no segment rows, and a warning says so.
-    let segs = query("SELECT count(*) AS n FROM voice_scores WHERE dt = DATE '{D}' AND dimension = 'segment'").await;
+    let segs = query(
+        "SELECT count(*) AS n FROM voice_scores WHERE dt = DATE '{D}' AND dimension = 'segment'",
+    )
+    .await;
     assert_eq!(ints(&segs[0], "n").expect("n").value(0), 0);
     assert!(!run().outcome.segments);
     assert!(run().outcome.warnings.iter().any(|w| w.contains("segment")));
@@ -391,20 +457,30 @@ async fn the_closed_loop_matches_an_independent_count() {
     .await;
     let mut found = BTreeMap::new();
     for b in &rows {
-        let (pop, metric) = (strings(b, "population").expect("p"), strings(b, "metric").expect("m"));
+        let (pop, metric) = (
+            strings(b, "population").expect("p"),
+            strings(b, "metric").expect("m"),
+        );
         let (n, v) = (ints(b, "n").expect("n"), floats(b, "value").expect("v"));
         let detail = strings(b, "detail").expect("detail");
         for i in 0..b.num_rows() {
             found.insert(
                 format!("{}/{}", pop.value(i), metric.value(i)),
-                (opt_i64(&n, i), opt_f64(&v, i), opt_str(&detail, i).map(str::to_string)),
+                (
+                    opt_i64(&n, i),
+                    opt_f64(&v, i),
+                    opt_str(&detail, i).map(str::to_string),
+                ),
             );
         }
     }
     let (n, share, _) = &found["negative_tickets/followed_up_share"];
     let n = n.expect("enough negative tickets") as f64;
     let share = share.expect("shown");
-    assert!((share * n / 100.0 - hits).abs() < 1e-6, "{share}% of {n} vs {hits} followed up in the lake");
+    assert!(
+        (share * n / 100.0 - hits).abs() < 1e-6,
+        "{share}% of {n} vs {hits} followed up in the lake"
+    );
     assert!(hits > 10.0);
     let (_, median, _) = &found["negative_tickets/median_hours_to_follow_up"];
     // The generator follows up 20–72 h after the first response or resolution.
@@ -412,7 +488,11 @@ async fn the_closed_loop_matches_an_independent_count() {
     assert!((20.0..200.0).contains(&median), "{median}");
     let (_, value, detail) = &found["nps_detractors/followed_up_share"];
     assert_eq!(*value, None);
-    assert!(detail.as_deref().is_some_and(|d| d.contains("not recorded")));
+    assert!(
+        detail
+            .as_deref()
+            .is_some_and(|d| d.contains("not recorded"))
+    );
     assert!(found.contains_key("negative_tickets/next_nps_difference"));
 }
 
@@ -421,9 +501,18 @@ async fn themes_are_ranked_significant_and_agreement_is_reported() {
     let batches = query("SELECT * FROM voice_themes WHERE dt = DATE '{D}'").await;
     let mut ranks: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
     for b in &batches {
-        let (tp, dir) = (strings(b, "touchpoint").expect("tp"), strings(b, "direction").expect("dir"));
-        let (rank, z) = (ints(b, "rank").expect("rank"), floats(b, "z_score").expect("z"));
-        let (neg, pos) = (ints(b, "negative_messages").expect("neg"), ints(b, "positive_messages").expect("pos"));
+        let (tp, dir) = (
+            strings(b, "touchpoint").expect("tp"),
+            strings(b, "direction").expect("dir"),
+        );
+        let (rank, z) = (
+            ints(b, "rank").expect("rank"),
+            floats(b, "z_score").expect("z"),
+        );
+        let (neg, pos) = (
+            ints(b, "negative_messages").expect("neg"),
+            ints(b, "positive_messages").expect("pos"),
+        );
         for i in 0..b.num_rows() {
             let z = z.value(i);
             match dir.value(i) {
@@ -431,10 +520,16 @@ async fn themes_are_ranked_significant_and_agreement_is_reported() {
                 "positive" => assert!(z < -stats::Z95 && pos.value(i) > 0),
                 other => panic!("direction {other}"),
             }
-            ranks.entry((tp.value(i).to_string(), dir.value(i).to_string())).or_default().push(rank.value(i));
+            ranks
+                .entry((tp.value(i).to_string(), dir.value(i).to_string()))
+                .or_default()
+                .push(rank.value(i));
         }
     }
-    assert!(ranks.contains_key(&("all".to_string(), "negative".to_string())), "{ranks:?}");
+    assert!(
+        ranks.contains_key(&("all".to_string(), "negative".to_string())),
+        "{ranks:?}"
+    );
     for (key, mut r) in ranks {
         r.sort_unstable();
         assert_eq!(r, (1..=r.len() as i64).collect::<Vec<_>>(), "{key:?}");
