@@ -395,7 +395,7 @@ mod tests {
             ),
             ("the coffee was cold", &["coffee", "cold"]),
             ("waited 40 minutes", &["minutes", "waited"]),
-            ("mail me at [EMAIL] please", &["mail", "please"]),
+            ("mail [EMAIL] today", &["mail", "today"]),
             (
                 "not fresh. Checkout broken",
                 &[
