@@ -281,7 +281,12 @@ impl ThemeCounter {
                         .total_cmp(&a.z.abs())
                         .then_with(|| a.phrase.cmp(&b.phrase))
                 });
-                for (i, mut t) in list.into_iter().take(per_touchpoint).enumerate() {
+                let kept: Vec<Theme> = list
+                    .iter()
+                    .filter(|t| !covered_by_a_phrase(t, &list))
+                    .cloned()
+                    .collect();
+                for (i, mut t) in kept.into_iter().take(per_touchpoint).enumerate() {
                     t.rank = i as u32 + 1;
                     out.push(t);
                 }
@@ -289,6 +294,24 @@ impl ThemeCounter {
         }
         out
     }
+}
+
+/// Whether a single word is (almost) only ever used inside one of the
+/// listed two-word phrases: "happy" when it is "not happy" 9 times in 10.
+/// The phrase says more, so the word would only repeat it.
+fn covered_by_a_phrase(t: &Theme, list: &[Theme]) -> bool {
+    if t.phrase.contains(' ') {
+        return false;
+    }
+    let side_count = |x: &Theme| match x.direction {
+        Side::Negative => x.negative_messages,
+        Side::Positive => x.positive_messages,
+    };
+    list.iter().any(|p| {
+        p.phrase.split(' ').count() == 2
+            && p.phrase.split(' ').any(|w| w == t.phrase)
+            && side_count(p) as f64 >= 0.9 * side_count(t) as f64
+    })
 }
 
 fn share(k: u64, n: u64) -> f64 {
