@@ -26,6 +26,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
+use super::RunParams;
 use super::columns::{self, opt_f64, opt_i64};
 use super::scores::date32;
 use super::stats::{Estimate, difference, median_with_interval, net_promoter_score, share_wilson};
@@ -237,19 +238,12 @@ pub fn rows(
     all_time_rows
 }
 
-/// Runs `closed_loop.sql` (needs `feedback_scored` and `voice_run`).
-pub async fn read_negative_tickets(session: &SessionContext) -> Result<Vec<NegativeTicket>> {
-    let failed = |e: datafusion::error::DataFusionError| Error::Model {
-        model: "voice/closed_loop".into(),
-        reason: e.to_string(),
-    };
-    let batches = session
-        .sql(SQL)
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)?;
+/// Runs `closed_loop.sql` (needs `feedback_scored`).
+pub async fn read_negative_tickets(
+    session: &SessionContext,
+    params: &RunParams,
+) -> Result<Vec<NegativeTicket>> {
+    let batches = super::collect(session, SQL, params, "voice/closed_loop").await?;
     let mut out = Vec::new();
     for b in &batches {
         let at = columns::timestamps(b, "at")?;

@@ -7,8 +7,7 @@
 WITH messages AS (
     SELECT f.*
     FROM feedback_scored AS f
-    CROSS JOIN voice_run AS r
-    WHERE f.dt = r.run_date
+    WHERE f.dt = $run_date
 ),
 negative AS (
     SELECT
@@ -17,9 +16,8 @@ negative AS (
         at,
         touchpoint,
         (extract(epoch FROM follow_up_at) - extract(epoch FROM at)) / 3600.0 AS follow_up_hours,
-        extract(epoch FROM at) + 3600.0 * r.followup_hours AS window_end_epoch
+        extract(epoch FROM at) + $followup_seconds AS window_end_epoch
     FROM messages
-    CROSS JOIN voice_run AS r
     WHERE source = 'ticket' AND (rating <= 2 OR label = 'negative')
 ),
 answers AS (
@@ -41,9 +39,8 @@ SELECT
     n.at,
     n.touchpoint,
     n.follow_up_hours,
-    n.window_end_epoch <= r.run_end_epoch AS window_closed,
+    n.window_end_epoch <= $run_end_epoch AS window_closed,
     x.rating AS next_nps
 FROM negative AS n
-CROSS JOIN voice_run AS r
 LEFT JOIN next_answer AS x ON x.message_id = n.message_id AND x.answer_rank = 1
 ORDER BY n.message_id

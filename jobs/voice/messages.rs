@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
@@ -20,6 +19,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use tracing::info;
 
+use super::RunParams;
 use super::columns::{self, opt_str, timestamp_type};
 use super::score::{Emotions, Label, Scored, Scorer};
 use super::themes::{Side, ThemeCounter, customer_fingerprint};
@@ -223,7 +223,7 @@ pub struct Scoring {
 pub async fn write_feedback_scored(
     session: &SessionContext,
     storage: &Storage,
-    date: NaiveDate,
+    params: &RunParams,
     sources: &[Source],
     min_group_size: usize,
 ) -> Result<Scoring> {
@@ -233,20 +233,19 @@ pub async fn write_feedback_scored(
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut sink = ParquetSink::create(
         storage.store(),
-        partition_file("marts", "feedback_scored", date),
+        partition_file("marts", "feedback_scored", params.date),
         schema,
     )?;
     let mut themes = ThemeCounter::new(min_group_size);
     let mut by_source = BTreeMap::new();
     for source in sources {
+        let name = format!("voice/messages_{}", source.name);
         let failed = |e: datafusion::error::DataFusionError| Error::Model {
-            model: format!("voice/messages_{}", source.name),
+            model: name.clone(),
             reason: e.to_string(),
         };
-        let mut stream = session
-            .sql(source.sql)
-            .await
-            .map_err(failed)?
+        let mut stream = super::frame(session, source.sql, params, &name)
+            .await?
             .execute_stream()
             .await
             .map_err(failed)?;

@@ -11,8 +11,7 @@ WITH ranked AS (
         v.rating,
         row_number() OVER (PARTITION BY v.review_id ORDER BY v.dt DESC) AS record_rank
     FROM reviews AS v
-    CROSS JOIN voice_run AS r
-    WHERE v.dt <= r.run_date
+    WHERE v.dt <= $run_date
 )
 SELECT
     k.review_id AS message_id,
@@ -24,7 +23,6 @@ SELECT
     'stars' AS rating_scale,
     CAST(NULL AS TIMESTAMP) AS follow_up_at
 FROM ranked AS k
-CROSS JOIN voice_run AS r
 WHERE k.record_rank = 1
-    AND k.posted_at < r.run_date + INTERVAL '1 day'
+    AND k.posted_at < $run_end
 ORDER BY message_id

@@ -13,8 +13,7 @@ WITH ranked AS (
         f.touchpoint,
         row_number() OVER (PARTITION BY f.response_id ORDER BY f.dt DESC) AS record_rank
     FROM feedback AS f
-    CROSS JOIN voice_run AS r
-    WHERE f.dt <= r.run_date
+    WHERE f.dt <= $run_date
 )
 SELECT
     k.response_id AS message_id,
@@ -26,7 +25,6 @@ SELECT
     k.survey_type AS rating_scale,
     CAST(NULL AS TIMESTAMP) AS follow_up_at
 FROM ranked AS k
-CROSS JOIN voice_run AS r
 WHERE k.record_rank = 1
-    AND k.responded_at < r.run_date + INTERVAL '1 day'
+    AND k.responded_at < $run_end
 ORDER BY message_id

@@ -13,8 +13,7 @@ WITH ranked AS (
         t.follow_up_at,
         row_number() OVER (PARTITION BY t.ticket_id ORDER BY t.dt DESC) AS record_rank
     FROM tickets AS t
-    CROSS JOIN voice_run AS r
-    WHERE t.dt <= r.run_date
+    WHERE t.dt <= $run_date
 )
 SELECT
     k.ticket_id AS message_id,
@@ -24,9 +23,8 @@ SELECT
     k.message AS text,
     CAST(k.satisfaction AS BIGINT) AS rating,
     'ticket_satisfaction' AS rating_scale,
-    CASE WHEN k.follow_up_at < r.run_date + INTERVAL '1 day' THEN k.follow_up_at END AS follow_up_at
+    CASE WHEN k.follow_up_at < $run_end THEN k.follow_up_at END AS follow_up_at
 FROM ranked AS k
-CROSS JOIN voice_run AS r
 WHERE k.record_rank = 1
-    AND k.created_at < r.run_date + INTERVAL '1 day'
+    AND k.created_at < $run_end
 ORDER BY message_id

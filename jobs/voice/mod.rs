@@ -42,16 +42,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveTime};
-use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use serde::Serialize;
 use tracing::{info, instrument, warn};
 
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
 use crate::mart;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// The lake columns this job reads (for the privacy job's inventory).
@@ -111,9 +114,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let cfg = &ctx.cfg;
     let k = cfg.min_group_size;
     let mut warnings = Vec::new();
-    let (session, tables) = catalog::session_with_all(storage).await?;
-    single_partition(&session).await?;
-    session.register_table("voice_run", voice_run(date, cfg.voice.followup_hours)?)?;
+    let (session, tables) = session(storage).await?;
+    let params = RunParams {
+        date,
+        followup_hours: cfg.voice.followup_hours,
+    };
 
     let has = |area: &str, name: &str| {
         tables
@@ -140,7 +145,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         });
     }
 
-    let scoring = messages::write_feedback_scored(&session, storage, date, &sources, k).await?;
+    let scoring = messages::write_feedback_scored(&session, storage, &params, &sources, k).await?;
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(
         &session,
@@ -158,7 +163,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         ));
     }
 
-    let cells = scores::read_cells(&session).await?;
+    let cells = scores::read_cells(&session, &params).await?;
     let score_rows = scores::rows(&cells, date, k);
     let suppressed_score_rows = score_rows.iter().filter(|r| r.suppressed).count() as u64;
     let n_scores = mart::publish(
@@ -180,7 +185,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     )
     .await?;
 
-    let tickets = closed_loop::read_negative_tickets(&session).await?;
+    let tickets = closed_loop::read_negative_tickets(&session, &params).await?;
     let detractors = cells
         .iter()
         .find(|c| c.metric == "nps" && c.period_type == "all" && c.dimension == "all")
@@ -201,7 +206,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         ));
     }
 
-    let (reviews, counts) = quality::read(&session).await?;
+    let (reviews, counts) = quality::read(&session, &params).await?;
     let mut metrics = quality::agreement_metrics(&reviews, k);
     metrics.extend(quality::count_metrics(&counts, k));
     mart::publish_model_metrics(storage, date, "voice", &metrics).await?;
@@ -246,40 +251,108 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     })
 }
 
-/// One partition per query: the float sums of `scores.sql` then add up in
-/// the same order every run, so the same input gives the same bytes (with
-/// several partitions, partial sums merge in arrival order).
-async fn single_partition(session: &SessionContext) -> Result<()> {
-    session
-        .sql("SET datafusion.execution.target_partitions = 1")
-        .await?;
-    if session.copied_config().target_partitions() != 1 {
-        return Err(Error::Internal(
-            "voice: could not set target_partitions = 1".into(),
-        ));
+/// Memory DataFusion may use for the job's queries before it spills sorts
+/// to the temporary folder. The de-duplication of the messages sorts whole
+/// tables with their text; without a limit that is every ticket at once.
+pub const QUERY_MEMORY_BYTES: usize = 512 << 20;
+
+/// Every lake and mart table registered as [`catalog::session_with_all`]
+/// does, in a session that spills to disk beyond [`QUERY_MEMORY_BYTES`] and
+/// runs each query in one partition: the float sums of `scores.sql` then
+/// add up in the same order every run, so the same input gives the same
+/// bytes (with several partitions, partial sums merge in arrival order).
+async fn session(storage: &Storage) -> Result<(SessionContext, Vec<TableRef>)> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(QUERY_MEMORY_BYTES, 1.0)
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("attune", "public")
+        .with_target_partitions(1);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    if let Some((url, store)) = storage.datafusion_store() {
+        ctx.register_object_store(url, store);
     }
-    Ok(())
+    let mut all = Vec::new();
+    for area in catalog::AREAS {
+        for t in catalog::list_tables(storage, area).await? {
+            catalog::register(&ctx, storage, &t.area, &t.name, &t.name).await?;
+            all.push(t);
+        }
+    }
+    Ok((ctx, all))
 }
 
-/// The job's parameters as a one-row table: the run date, the follow-up
-/// window and the end of the run date in epoch seconds.
-fn voice_run(date: NaiveDate, followup_hours: u32) -> Result<Arc<MemTable>> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("run_date", DataType::Date32, false),
-        Field::new("followup_hours", DataType::Float64, false),
-        Field::new("run_end_epoch", DataType::Float64, false),
-    ]));
-    let end = (date + chrono::Days::new(1))
-        .and_time(NaiveTime::MIN)
-        .and_utc()
-        .timestamp();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from(vec![scores::date32(date)])),
-        Arc::new(Float64Array::from(vec![f64::from(followup_hours)])),
-        Arc::new(Float64Array::from(vec![end as f64])),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+/// The values of the named parameters of the job's SQL: `$run_date`
+/// (DATE), `$run_end` (the first instant after the run date, UTC),
+/// `$run_end_epoch` (the same in epoch seconds) and `$followup_seconds`.
+/// Parameters rather than a joined one-row table: a cross join is a nested
+/// loop join, whose spilling path fails in DataFusion 55 under memory
+/// pressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunParams {
+    pub date: NaiveDate,
+    pub followup_hours: u32,
+}
+
+impl RunParams {
+    fn values(&self) -> Vec<(&'static str, ScalarValue)> {
+        let end = (self.date + chrono::Days::new(1))
+            .and_time(NaiveTime::MIN)
+            .and_utc()
+            .timestamp();
+        vec![
+            (
+                "run_date",
+                ScalarValue::Date32(Some(scores::date32(self.date))),
+            ),
+            (
+                "run_end",
+                ScalarValue::TimestampMicrosecond(Some(end * 1_000_000), Some("UTC".into())),
+            ),
+            ("run_end_epoch", ScalarValue::Float64(Some(end as f64))),
+            (
+                "followup_seconds",
+                ScalarValue::Float64(Some(3600.0 * f64::from(self.followup_hours))),
+            ),
+        ]
+    }
+}
+
+/// Plans `sql` with the run's parameters; errors name the query.
+async fn frame(
+    session: &SessionContext,
+    sql: &str,
+    params: &RunParams,
+    name: &str,
+) -> Result<DataFrame> {
+    let failed = |e: datafusion::error::DataFusionError| Error::Model {
+        model: name.to_string(),
+        reason: e.to_string(),
+    };
+    session
+        .sql(sql)
+        .await
+        .map_err(failed)?
+        .with_param_values(params.values())
+        .map_err(failed)
+}
+
+/// Runs `sql` with the run's parameters and collects the result.
+async fn collect(
+    session: &SessionContext,
+    sql: &str,
+    params: &RunParams,
+    name: &str,
+) -> Result<Vec<RecordBatch>> {
+    frame(session, sql, params, name)
+        .await?
+        .collect()
+        .await
+        .map_err(|e| Error::Model {
+            model: name.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Registers `voice_segments(customer_id, segment)`: the segment names of

@@ -11,20 +11,21 @@ use datafusion::prelude::SessionContext;
 
 use super::columns::{self, opt_f64, opt_i64, opt_str};
 use super::stats::spearman;
+use super::{RunParams, collect};
+use crate::Result;
 use crate::mart::Metric;
-use crate::{Error, Result};
 
 const MODEL: &str = "sentiment";
 
 /// Reviews with scored words and a rating: (stars, sentiment, language).
 const REVIEWS_SQL: &str = "SELECT f.rating, f.sentiment, f.language \
-     FROM feedback_scored AS f CROSS JOIN voice_run AS r \
-     WHERE f.dt = r.run_date AND f.source = 'review' AND f.scored AND f.rating IS NOT NULL \
+     FROM feedback_scored AS f \
+     WHERE f.dt = $run_date AND f.source = 'review' AND f.scored AND f.rating IS NOT NULL \
      ORDER BY f.message_id";
 
 /// Messages by source, scored flag, language and reason.
 const COUNTS_SQL: &str = "SELECT f.source, f.scored, f.language, f.unscored_reason, count(*) AS messages \
-     FROM feedback_scored AS f CROSS JOIN voice_run AS r WHERE f.dt = r.run_date \
+     FROM feedback_scored AS f WHERE f.dt = $run_date \
      GROUP BY f.source, f.scored, f.language, f.unscored_reason \
      ORDER BY f.source, f.scored, f.language, f.unscored_reason";
 
@@ -137,27 +138,13 @@ pub fn count_metrics(counts: &[MessageCount], min_group_size: usize) -> Vec<Metr
         .collect()
 }
 
-async fn collect(
-    session: &SessionContext,
-    sql: &str,
-) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    let failed = |e: datafusion::error::DataFusionError| Error::Model {
-        model: "voice/quality".into(),
-        reason: e.to_string(),
-    };
-    session
-        .sql(sql)
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)
-}
-
 /// Reads the rated reviews and the message counts of the run date.
-pub async fn read(session: &SessionContext) -> Result<(Vec<RatedReview>, Vec<MessageCount>)> {
+pub async fn read(
+    session: &SessionContext,
+    params: &RunParams,
+) -> Result<(Vec<RatedReview>, Vec<MessageCount>)> {
     let mut reviews = Vec::new();
-    for b in collect(session, REVIEWS_SQL).await? {
+    for b in collect(session, REVIEWS_SQL, params, "voice/quality").await? {
         let rating = columns::ints(&b, "rating")?;
         let sentiment = columns::floats(&b, "sentiment")?;
         let language = columns::strings(&b, "language")?;
@@ -172,7 +159,7 @@ pub async fn read(session: &SessionContext) -> Result<(Vec<RatedReview>, Vec<Mes
         }
     }
     let mut counts = Vec::new();
-    for b in collect(session, COUNTS_SQL).await? {
+    for b in collect(session, COUNTS_SQL, params, "voice/quality").await? {
         let source = columns::strings(&b, "source")?;
         let scored = columns::bools(&b, "scored")?;
         let language = columns::strings(&b, "language")?;

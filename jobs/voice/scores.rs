@@ -2,7 +2,9 @@
 //! touchpoint, language and segment, each with n, a 95% interval and the
 //! change from the previous period with a significance flag.
 //!
-//! SQL (`scores.sql`) counts; Rust does the statistics ([`super::stats`]):
+//! SQL (`scores.sql`) counts at the finest grain (metric × day ×
+//! touchpoint × language × segment); Rust rolls the counts up to periods
+//! and dimensions and does the statistics ([`super::stats`]):
 //! NPS with the trinomial Wald interval, CSAT with Wilson, CES and
 //! sentiment with a t interval. A cell with fewer than `min_group_size`
 //! observations is written as suppressed, with NULL n, value and interval
@@ -10,7 +12,7 @@
 //! The previous period is the calendar one (the day, ISO week or month
 //! before); when it has no answers the change is NULL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{Datelike, Days, Months, NaiveDate};
@@ -21,6 +23,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
+use super::RunParams;
 use super::columns::{self, opt_str};
 use super::stats::{Estimate, change_z, mean_t, net_promoter_score, share_wilson, significant};
 use crate::{Error, Result};
@@ -28,7 +31,89 @@ use crate::{Error, Result};
 /// The query behind the cells.
 pub const SQL: &str = include_str!("scores.sql");
 
-/// Counts and sums of one cell, as `scores.sql` returns them.
+/// Counts and sums at the finest grain, as `scores.sql` returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FineCell {
+    pub metric: String,
+    pub day: NaiveDate,
+    pub touchpoint: Option<String>,
+    pub language: Option<String>,
+    pub segment: Option<String>,
+    pub n: u64,
+    pub sum_a: f64,
+    pub sum_b: f64,
+}
+
+/// The period types, in output order.
+pub const PERIODS: [&str; 4] = ["all", "day", "week", "month"];
+/// The dimensions.
+pub const DIMENSIONS: [&str; 4] = ["all", "touchpoint", "language", "segment"];
+
+/// The first day of the period of `period_type` holding `day` (ISO weeks
+/// start on Monday); `None` for `all`.
+pub fn period_start(period_type: &str, day: NaiveDate) -> Option<NaiveDate> {
+    match period_type {
+        "day" => Some(day),
+        "week" => day.checked_sub_days(Days::new(u64::from(day.weekday().num_days_from_monday()))),
+        "month" => day.with_day(1),
+        _ => None,
+    }
+}
+
+/// Rolls the fine cells up to every period type and dimension. Sums are
+/// added in the order of `fine`, so a sorted input gives the same floats
+/// every run.
+pub fn rollup(fine: &[FineCell]) -> Vec<Cell> {
+    type Sums = (u64, f64, f64);
+    let mut acc: BTreeMap<(String, String, Option<NaiveDate>, String, String), Sums> =
+        BTreeMap::new();
+    for f in fine {
+        for period in PERIODS {
+            let start = period_start(period, f.day);
+            for dimension in DIMENSIONS {
+                let group = match dimension {
+                    "all" => Some("all"),
+                    "touchpoint" => f.touchpoint.as_deref(),
+                    "language" => f.language.as_deref(),
+                    _ => f.segment.as_deref(),
+                };
+                let Some(group) = group else {
+                    continue;
+                };
+                let e = acc
+                    .entry((
+                        f.metric.clone(),
+                        period.to_string(),
+                        start,
+                        dimension.to_string(),
+                        group.to_string(),
+                    ))
+                    .or_insert((0, 0.0, 0.0));
+                e.0 += f.n;
+                e.1 += f.sum_a;
+                e.2 += f.sum_b;
+            }
+        }
+    }
+    acc.into_iter()
+        .map(
+            |((metric, period_type, period_start, dimension, group_value), (n, sum_a, sum_b))| {
+                Cell {
+                    metric,
+                    period_type,
+                    period_start,
+                    dimension,
+                    group_value,
+                    n,
+                    sum_a,
+                    sum_b,
+                }
+            },
+        )
+        .collect()
+}
+
+/// Counts and sums of one cell of `voice_scores`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     /// `nps`, `csat`, `ces` or `sentiment`.
@@ -185,47 +270,38 @@ pub fn rows(cells: &[Cell], run_date: NaiveDate, min_group_size: usize) -> Vec<S
     out
 }
 
-/// Runs `scores.sql` (needs `feedback_scored`, `voice_run` and
-/// `voice_segments` registered).
-pub async fn read_cells(session: &SessionContext) -> Result<Vec<Cell>> {
-    let failed = |e: datafusion::error::DataFusionError| Error::Model {
-        model: "voice/scores".into(),
-        reason: e.to_string(),
-    };
-    let batches = session
-        .sql(SQL)
-        .await
-        .map_err(failed)?
-        .collect()
-        .await
-        .map_err(failed)?;
-    let mut out = Vec::new();
+/// Runs `scores.sql` and rolls its result up (needs `feedback_scored`
+/// and `voice_segments` registered).
+pub async fn read_cells(session: &SessionContext, params: &RunParams) -> Result<Vec<Cell>> {
+    let batches = super::collect(session, SQL, params, "voice/scores").await?;
+    let mut fine = Vec::new();
     for b in &batches {
         let metric = columns::strings(b, "metric")?;
-        let period_type = columns::strings(b, "period_type")?;
-        let start = columns::dates(b, "period_start")?;
-        let dimension = columns::strings(b, "dimension")?;
-        let group = columns::strings(b, "group_value")?;
+        let day = columns::dates(b, "day")?;
+        let touchpoint = columns::strings(b, "touchpoint")?;
+        let language = columns::strings(b, "language")?;
+        let segment = columns::strings(b, "segment")?;
         let n = columns::ints(b, "n")?;
         let sum_a = columns::floats(b, "sum_a")?;
         let sum_b = columns::floats(b, "sum_b")?;
         for i in 0..b.num_rows() {
-            let text = |a: &StringArray| opt_str(a, i).unwrap_or_default().to_string();
-            out.push(Cell {
-                metric: text(&metric),
-                period_type: text(&period_type),
-                period_start: datafusion::arrow::array::Array::is_valid(&start, i)
-                    .then(|| start.value_as_date(i))
-                    .flatten(),
-                dimension: text(&dimension),
-                group_value: text(&group),
+            let owned = |a: &StringArray| opt_str(a, i).map(str::to_string);
+            let Some(d) = day.value_as_date(i) else {
+                return Err(Error::Internal("voice: a message without a day".into()));
+            };
+            fine.push(FineCell {
+                metric: owned(&metric).unwrap_or_default(),
+                day: d,
+                touchpoint: owned(&touchpoint),
+                language: owned(&language),
+                segment: owned(&segment),
                 n: n.value(i).max(0) as u64,
                 sum_a: columns::opt_f64(&sum_a, i).unwrap_or(0.0),
                 sum_b: columns::opt_f64(&sum_b, i).unwrap_or(0.0),
             });
         }
     }
-    Ok(out)
+    Ok(rollup(&fine))
 }
 
 /// Schema of `marts/voice_scores`.
@@ -390,6 +466,69 @@ mod tests {
         assert_eq!(rows[3].period_end, d("2025-07-31"));
         assert!(!rows[3].complete, "July is not over on the 15th");
         assert!(rows[2].complete);
+    }
+
+    /// Two days of NPS answers at two touchpoints, one with an unknown
+    /// language: 2025-03-09 is a Sunday (week of Monday 03-03), 03-10 a
+    /// Monday (week of 03-10), both in March.
+    #[test]
+    fn rollup_adds_fine_cells_into_periods_and_dimensions() {
+        let fine = |day: &str, tp: &str, lang: Option<&str>, n: u64, a: f64, b: f64| FineCell {
+            metric: "nps".into(),
+            day: d(day),
+            touchpoint: Some(tp.into()),
+            language: lang.map(str::to_string),
+            segment: None,
+            n,
+            sum_a: a,
+            sum_b: b,
+        };
+        let cells = rollup(&[
+            fine("2025-03-09", "in_store", Some("en"), 10, 5.0, 2.0),
+            fine("2025-03-09", "online", None, 4, 1.0, 1.0),
+            fine("2025-03-10", "in_store", Some("en"), 6, 3.0, 0.0),
+        ]);
+        let get = |period: &str, start: Option<&str>, dim: &str, group: &str| {
+            cells
+                .iter()
+                .find(|c| {
+                    c.period_type == period
+                        && c.period_start == start.map(d)
+                        && c.dimension == dim
+                        && c.group_value == group
+                })
+                .map(|c| (c.n, c.sum_a, c.sum_b))
+        };
+        assert_eq!(get("all", None, "all", "all"), Some((20, 9.0, 3.0)));
+        assert_eq!(
+            get("month", Some("2025-03-01"), "all", "all"),
+            Some((20, 9.0, 3.0))
+        );
+        assert_eq!(
+            get("week", Some("2025-03-03"), "all", "all"),
+            Some((14, 6.0, 3.0))
+        );
+        assert_eq!(
+            get("week", Some("2025-03-10"), "all", "all"),
+            Some((6, 3.0, 0.0))
+        );
+        assert_eq!(
+            get("day", Some("2025-03-09"), "touchpoint", "online"),
+            Some((4, 1.0, 1.0))
+        );
+        assert_eq!(get("all", None, "language", "en"), Some((16, 8.0, 2.0)));
+        assert_eq!(get("all", None, "segment", "all"), None, "no segments");
+        // Every period type and dimension adds up to the same total n.
+        for period in ["all", "day", "week", "month"] {
+            let total: u64 = cells
+                .iter()
+                .filter(|c| c.period_type == period && c.dimension == "touchpoint")
+                .map(|c| c.n)
+                .sum();
+            assert_eq!(total, 20, "{period}");
+        }
+        assert_eq!(period_start("week", d("2025-03-03")), Some(d("2025-03-03")));
+        assert_eq!(period_start("week", d("2024-12-31")), Some(d("2024-12-30")));
     }
 
     #[test]
