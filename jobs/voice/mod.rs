@@ -156,10 +156,10 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     )
     .await?;
 
-    let segments = register_segments(&session, has("marts", "segments"), date).await?;
+    let segments = register_segments(&session, has("marts", "segments"), &params).await?;
     if !segments {
         warnings.push(format!(
-            "marts/segments has no partition for {date} (the segment job runs after voice): voice_scores has no segment dimension"
+            "marts/segments has no rows for {date}: voice_scores has no segment dimension (run the segment job for the date, then voice again)"
         ));
     }
 
@@ -362,15 +362,13 @@ async fn collect(
 async fn register_segments(
     session: &SessionContext,
     table_exists: bool,
-    date: NaiveDate,
+    params: &RunParams,
 ) -> Result<bool> {
     if table_exists {
-        let sql = format!(
-            "SELECT customer_id, segment_name AS segment FROM segments WHERE dt = DATE '{date}'"
-        );
+        let sql = "SELECT customer_id, segment_name AS segment FROM segments WHERE dt = $run_date";
         // A segments table of another shape is the segment job's business:
         // voice then goes without the dimension and says so.
-        match session.sql(&sql).await {
+        match frame(session, sql, params, "voice/segments").await {
             Ok(df) => {
                 if df.clone().count().await? > 0 {
                     session.register_table("voice_segments", df.into_view())?;

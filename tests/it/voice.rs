@@ -548,3 +548,122 @@ fn a_rerun_writes_the_same_bytes() {
         assert!(r.first[i] == r.second[i], "{path} differs between two runs");
     }
 }
+
+/// With `marts/segments` for the run date (here written by hand: every
+/// customer who answered a survey, alternately "Regulars" and
+/// "Newcomers"), voice_scores gains the segment dimension, and the
+/// segments' answers add up to all answers.
+#[tokio::test]
+async fn segments_of_the_run_date_become_a_dimension() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    let root = common::Root::new();
+    let params = attune::generate::GenerateParams {
+        out: root.path().to_path_buf(),
+        customers: 400,
+        days: 90,
+        seed: 5,
+        ..attune::generate::GenerateParams::default()
+    };
+    attune::generate::generate(&params).expect("generate");
+    let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
+    let ctx = root.ctx(
+        &["customers", "feedback", "tickets", "reviews"],
+        common::KEY,
+    );
+    attune::nightly::run(
+        &ctx,
+        &attune::nightly::NightlyParams {
+            dates: attune::nightly::date_range(params.start, last).expect("dates"),
+            only: vec!["ingest".into()],
+        },
+    )
+    .await
+    .expect("ingest");
+
+    let (session, _) = attune::catalog::session_with_all(&ctx.storage)
+        .await
+        .expect("session");
+    let ids = session
+        .sql("SELECT DISTINCT customer_id FROM feedback ORDER BY customer_id")
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("ids");
+    let mut customers = Vec::new();
+    for b in &ids {
+        let c = strings(b, "customer_id").expect("ids");
+        customers.extend((0..b.num_rows()).map(|i| c.value(i).to_string()));
+    }
+    let names: Vec<&str> = (0..customers.len())
+        .map(|i| if i % 2 == 0 { "Regulars" } else { "Newcomers" })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("segment_id", DataType::Int64, false),
+        Field::new("segment_name", DataType::Utf8, false),
+        Field::new("distance_to_centroid", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(customers.clone())),
+            Arc::new(Int64Array::from_iter_values(
+                (0..customers.len()).map(|i| (i % 2 + 1) as i64),
+            )),
+            Arc::new(StringArray::from(names)),
+            Arc::new(Float64Array::from(vec![Some(1.0); customers.len()])),
+        ],
+    )
+    .expect("batch");
+    attune::parquet_io::write_batches(
+        &ctx.storage,
+        &attune::storage::partition_file("marts", "segments", last),
+        schema,
+        &[batch],
+    )
+    .await
+    .expect("write segments");
+
+    let outcome = voice::run(&ctx, last).await.expect("voice");
+    assert!(outcome.segments);
+    assert!(
+        !outcome.warnings.iter().any(|w| w.contains("segment")),
+        "{:?}",
+        outcome.warnings
+    );
+
+    let (session, _) = attune::catalog::session_with_all(&ctx.storage)
+        .await
+        .expect("session");
+    let rows = session
+        .sql(&format!(
+            "SELECT dimension, group_value, n FROM voice_scores WHERE dt = DATE '{last}' \
+             AND metric = 'nps' AND period_type = 'all' AND dimension IN ('all', 'segment')"
+        ))
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("rows");
+    let mut n = BTreeMap::new();
+    for b in &rows {
+        let (d, g, count) = (
+            strings(b, "dimension").expect("d"),
+            strings(b, "group_value").expect("g"),
+            ints(b, "n").expect("n"),
+        );
+        for i in 0..b.num_rows() {
+            n.insert(format!("{}/{}", d.value(i), g.value(i)), opt_i64(&count, i));
+        }
+    }
+    let all = n["all/all"].expect("shown");
+    let regulars = n["segment/Regulars"].expect("shown");
+    let newcomers = n["segment/Newcomers"].expect("shown");
+    assert_eq!(regulars + newcomers, all, "{n:?}");
+    assert_eq!(n.len(), 3, "{n:?}");
+}
