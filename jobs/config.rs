@@ -48,6 +48,18 @@ threads = 0
 [privacy]
 # Partitions older than this many days are deleted by `attune retention`.
 retention_days = 730
+# Whether `attune nightly` runs retention as its last step. Off by default:
+# deleting data should be a decision, not a side effect of upgrading.
+retention_enabled = false
+# Which privacy check status makes `attune privacy` and `attune nightly` exit
+# with code 3 (after every output is written): "fail" (personal data found
+# where it must not be), "warn" (also advice such as unused columns), or "never".
+fail_on = "fail"
+
+[nightly]
+# The business's time zone (IANA name): without --date, `attune nightly` runs
+# for yesterday in this zone, and first catches up any nights it missed.
+timezone = "UTC"
 
 [transform]
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
@@ -77,6 +89,8 @@ struct RawConfig {
     transform: RawTransform,
     #[serde(default)]
     voice: RawVoice,
+    #[serde(default)]
+    nightly: RawNightly,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +107,12 @@ pub struct VoiceConfig {
     pub followup_hours: u32,
     /// Phrases per touchpoint and direction in `marts/voice_themes`. Default 10.
     pub themes_per_touchpoint: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNightly {
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +140,20 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawPrivacy {
     retention_days: Option<u32>,
+    retention_enabled: Option<bool>,
+    fail_on: Option<String>,
+}
+
+/// Which privacy check status stops a run with [`Error::AuditGate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    /// Never: findings are reported only.
+    Never,
+    /// Any check at `warn` or `fail`.
+    Warn,
+    /// Any check at `fail`.
+    Fail,
 }
 
 /// Ingest settings, checked.
@@ -147,9 +181,15 @@ pub struct ValidConfig {
     pub ingest: IngestConfig,
     /// Retention of landing, lake, quarantine and mart partitions. Default 730.
     pub retention_days: u32,
+    /// Whether nightly runs retention as its last step. Default false.
+    pub retention_enabled: bool,
+    /// Privacy check status that makes the run exit with code 3. Default `fail`.
+    pub privacy_fail_on: FailOn,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
     pub voice: VoiceConfig,
+    /// The business's time zone, for "yesterday". Default UTC.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Default for ValidConfig {
@@ -309,8 +349,25 @@ impl RawConfig {
                 "voice.themes_per_touchpoint = {themes_per_touchpoint}: use 1 to 100 (default 10)"
             )));
         }
+        let tz_name = self.nightly.timezone.unwrap_or_else(|| "UTC".into());
+        let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+            Error::Config(format!(
+                "nightly.timezone = {tz_name:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")"
+            ))
+        })?;
+        let privacy_fail_on = match self.privacy.fail_on.as_deref() {
+            None | Some("fail") => FailOn::Fail,
+            Some("warn") => FailOn::Warn,
+            Some("never") => FailOn::Never,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "privacy.fail_on = {other:?}: use \"fail\", \"warn\" or \"never\" (default \"fail\")"
+                )));
+            }
+        };
         Ok(ValidConfig {
             root,
+            timezone,
             min_group_size,
             key_env,
             ingest: IngestConfig {
@@ -320,6 +377,8 @@ impl RawConfig {
                 threads,
             },
             retention_days,
+            retention_enabled: self.privacy.retention_enabled.unwrap_or(false),
+            privacy_fail_on,
             models_dir: self.transform.models_dir,
             voice: VoiceConfig {
                 followup_hours,
@@ -403,6 +462,8 @@ mod tests {
                 "[voice]\nthemes_per_touchpoint = 0",
                 "themes_per_touchpoint",
             ),
+            ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
+            ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

@@ -41,7 +41,7 @@ pub async fn run(dir: &Path, customers: u64, days: u32) -> Result<DemoOutcome> {
         &ctx,
         &NightlyParams {
             dates,
-            only: Vec::new(),
+            ..NightlyParams::default()
         },
     )
     .await?;

@@ -17,6 +17,7 @@
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
 //! - [`voice`]: sentiment and emotions of messages, NPS/CSAT/CES with intervals and trend, closed loop, themes
+//! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -42,6 +43,7 @@ pub mod manifest;
 pub mod mart;
 pub mod nightly;
 pub mod parquet_io;
+pub mod privacy;
 pub mod query;
 pub mod schema;
 pub mod storage;

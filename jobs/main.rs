@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use attune::config::{INIT_TEMPLATE, ValidConfig};
 use attune::context::{JobContext, KeyMode};
-use attune::nightly::{self, NightlyParams};
+use attune::nightly::{self, NightlyParams, RunLock};
 use attune::storage::Storage;
-use attune::{Error, demo, generate, ingest, query};
+use attune::{Error, demo, generate, ingest, privacy, query};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -18,6 +18,8 @@ Exit codes:
   0  success
   1  a job failed (see the error and runs/<run_id>.json)
   2  usage or configuration error (bad flag, bad attune.toml, no pseudonymization key)
+  3  an audit gate stopped the run: every output was written, but checks found problems
+     at or above the configured level (privacy.fail_on)
   4  another attune run holds the data root's lock
   5  input missing or unusable (no landing folder, unreadable file, bad header)";
 
@@ -106,6 +108,12 @@ enum Command {
         /// Run only these jobs (repeatable).
         #[arg(long, value_name = "JOB")]
         only: Vec<String>,
+        /// Start at this job: the ones before it are not run.
+        #[arg(long, value_name = "JOB")]
+        from_job: Option<String>,
+        /// Run every job even when its inputs have not changed since it last completed.
+        #[arg(long)]
+        force: bool,
     },
     /// Run SQL over every lake and mart table (hive-partitioned Parquet with a `dt` column).
     ///
@@ -133,6 +141,55 @@ enum Command {
         /// Print the column documentation (from the contracts and the SQL model headers) instead.
         #[arg(long)]
         docs: bool,
+    },
+    /// Check what the data root keeps: inventory, unused columns, PII, pseudonyms, consent,
+    /// retention, k-anonymity, model features, small cells, erasure.
+    ///
+    /// Writes marts/privacy_checks for the date and prints one line per check; exits
+    /// with code 3 when a check is at or above [privacy] fail_on (default "fail").
+    /// Reads the customers exports in landing/ to check that no raw identifier leaked,
+    /// but needs no key.
+    /// Example: attune privacy --date 2025-12-31
+    Privacy {
+        /// The run date (YYYY-MM-DD): marts of this date, lake up to it.
+        #[arg(long)]
+        date: NaiveDate,
+    },
+    /// Delete landing, lake, quarantine and mart partitions older than [privacy] retention_days.
+    ///
+    /// Never touches control/, runs/ or reports/. Records what it deleted (tables,
+    /// partitions, rows) in runs/<run_id>.json. Default date: yesterday (UTC), as nightly.
+    /// Example: attune retention --dry-run
+    Retention {
+        /// The run date (YYYY-MM-DD): partitions dated before it minus retention_days go.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// List what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Erase customers (right to erasure): every row in lake, marts and quarantine,
+    /// and keep them out of every later export.
+    ///
+    /// Needs the pseudonymization key. Records the request (pseudonyms and counts,
+    /// never the customer numbers) under control/erasure/. Completes any earlier
+    /// request that was interrupted.
+    /// Example: attune forget --customer-id C0001234
+    /// Example: attune forget --from-file erasure-requests.txt --dry-run
+    Forget {
+        /// A customer number as the exports carry it (repeatable).
+        #[arg(
+            long = "customer-id",
+            value_name = "ID",
+            required_unless_present = "from_file"
+        )]
+        customer_id: Vec<String>,
+        /// A file of customer numbers, one per line (# comments and blank lines skipped).
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Count the rows that would be removed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Generate the demo business into a folder and run every job on it.
     ///
@@ -191,7 +248,8 @@ struct GenerateArgs {
 
 #[derive(Args, Debug)]
 struct DatesArgs {
-    /// The date to process (YYYY-MM-DD). Default for nightly: yesterday (UTC).
+    /// The date to process (YYYY-MM-DD). Default for nightly: yesterday in
+    /// [nightly] timezone, after any nights missed since the last run.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     date: Option<NaiveDate>,
     /// First date of a range (with --to).
@@ -203,18 +261,18 @@ struct DatesArgs {
 }
 
 impl DatesArgs {
-    fn dates(&self, default_yesterday: bool) -> anyhow::Result<Vec<NaiveDate>> {
+    /// The dates given on the command line, if any.
+    fn given(&self) -> anyhow::Result<Option<Vec<NaiveDate>>> {
         if let (Some(f), Some(t)) = (self.from, self.to) {
-            return Ok(nightly::date_range(f, t)?);
+            return Ok(Some(nightly::date_range(f, t)?));
         }
-        match self.date {
-            Some(d) => Ok(vec![d]),
-            None if default_yesterday => {
-                let today = chrono::Utc::now().date_naive();
-                Ok(vec![today.pred_opt().context("no day before today")?])
-            }
-            None => Err(Error::Config("give --date YYYY-MM-DD or --from/--to".into()).into()),
-        }
+        Ok(self.date.map(|d| vec![d]))
+    }
+
+    /// The dates given, which must be given.
+    fn dates(&self) -> anyhow::Result<Vec<NaiveDate>> {
+        self.given()?
+            .ok_or_else(|| Error::Config("give --date YYYY-MM-DD or --from/--to".into()).into())
     }
 }
 
@@ -233,6 +291,7 @@ fn main() -> ExitCode {
 fn exit_code(err: &anyhow::Error) -> u8 {
     match err.downcast_ref::<Error>() {
         Some(Error::Config(_) | Error::Contract { .. } | Error::Policy(_)) => 2,
+        Some(Error::AuditGate { .. }) => 3,
         Some(Error::Locked(_)) => 4,
         Some(Error::MissingInput { .. } | Error::Input { .. }) => 5,
         _ => 1,
@@ -310,7 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ingest(d) => {
-            let dates = d.dates(false)?;
+            let dates = d.dates()?;
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
             let outcome = runtime()?.block_on(ingest::run(&ctx, &dates))?;
             print_ingest(&outcome);
@@ -342,14 +401,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Nightly { dates, only } => {
-            let dates = dates.dates(true)?;
+        Command::Nightly {
+            dates,
+            only,
+            from_job,
+            force,
+        } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
-            let outcome = runtime()?.block_on(nightly::run(
+            let rt = runtime()?;
+            let dates = match dates.given()? {
+                Some(d) => d,
+                None => rt.block_on(nightly::default_dates(&ctx, chrono::Utc::now()))?,
+            };
+            let outcome = rt.block_on(nightly::run(
                 &ctx,
                 &NightlyParams {
                     dates,
                     only: only.clone(),
+                    from_job: from_job.clone(),
+                    force: *force,
                 },
             ))?;
             if let Some(i) = &outcome.ingest {
@@ -412,6 +482,115 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Privacy { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(privacy::run(&ctx, *date))?;
+            for c in &outcome.summary.checks {
+                println!(
+                    "{:>2}  {:<5} {:<22} {}",
+                    c.id,
+                    c.status.as_str(),
+                    c.name,
+                    c.title
+                );
+            }
+            println!(
+                "privacy score {}/100 ({} findings to fix, {} warnings); details: attune query \"SELECT * FROM privacy_checks WHERE dt = DATE '{date}' AND status <> 'pass'\"",
+                outcome.summary.score, outcome.fail_findings, outcome.warn_findings
+            );
+            outcome.gate()?;
+            Ok(())
+        }
+        Command::Retention { date, dry_run } => {
+            let date = match date {
+                Some(d) => *d,
+                None => chrono::Utc::now()
+                    .date_naive()
+                    .pred_opt()
+                    .context("no day before today")?,
+            };
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = (!dry_run).then(|| RunLock::acquire(&ctx)).transpose()?;
+            let opts = privacy::retention::RetentionOptions {
+                dry_run: *dry_run,
+                ..Default::default()
+            };
+            let o = runtime()?.block_on(privacy::retention::run(&ctx, date, &opts))?;
+            for p in &o.partitions {
+                println!(
+                    "{} {}/{} {}  {} files  {} rows",
+                    if o.dry_run { "would delete" } else { "deleted" },
+                    p.area,
+                    p.table,
+                    p.date,
+                    p.files,
+                    p.rows.map_or("?".to_string(), |r| r.to_string())
+                );
+            }
+            eprintln!(
+                "{} partitions older than {} ({} days before {}); {} rows{}",
+                o.partitions.len(),
+                o.cutoff,
+                o.retention_days,
+                o.date,
+                o.rows_in,
+                if o.dry_run {
+                    " (dry run: nothing deleted)"
+                } else {
+                    ""
+                }
+            );
+            if let Some(m) = &o.manifest_path {
+                println!("{m}");
+            }
+            Ok(())
+        }
+        Command::Forget {
+            customer_id,
+            from_file,
+            dry_run,
+        } => {
+            let mut ids = customer_id.clone();
+            if let Some(f) = from_file {
+                ids.extend(privacy::forget::read_id_file(f)?);
+            }
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
+            let _lock = (!dry_run).then(|| RunLock::acquire(&ctx)).transpose()?;
+            let opts = privacy::forget::ForgetOptions {
+                dry_run: *dry_run,
+                ..Default::default()
+            };
+            let o = runtime()?.block_on(privacy::forget::run(&ctx, &ids, &opts))?;
+            for (table, rows) in &o.rows_removed {
+                println!(
+                    "{:<32} {:>8} rows {}",
+                    table,
+                    rows,
+                    if o.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                );
+            }
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            for r in &o.resumed {
+                eprintln!("completed interrupted erasure request {r}");
+            }
+            match &o.request_id {
+                Some(id) => eprintln!(
+                    "{} customer(s) forgotten: {} rows removed from {} files; request {id} recorded in control/erasure/",
+                    o.customers, o.rows_out, o.files_rewritten
+                ),
+                None => eprintln!(
+                    "dry run: {} customer(s), {} rows would be removed; nothing changed",
+                    o.customers, o.rows_out
+                ),
+            }
+            Ok(())
+        }
         Command::Demo {
             dir,
             customers,
@@ -442,13 +621,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn print_ingest(o: &ingest::IngestOutcome) {
     println!(
-        "{:<24} {:>10} {:>10} {:>11} {:>8} {:>10}",
-        "table", "read", "written", "quarantined", "consent", "duplicates"
+        "{:<24} {:>10} {:>10} {:>11} {:>8} {:>7} {:>10}",
+        "table", "read", "written", "quarantined", "consent", "erased", "duplicates"
     );
     for t in &o.tables {
         println!(
-            "{:<24} {:>10} {:>10} {:>11} {:>8} {:>10}",
-            t.table, t.rows_read, t.rows_written, t.quarantined, t.consent_excluded, t.duplicates
+            "{:<24} {:>10} {:>10} {:>11} {:>8} {:>7} {:>10}",
+            t.table,
+            t.rows_read,
+            t.rows_written,
+            t.quarantined,
+            t.consent_excluded,
+            t.erased,
+            t.duplicates
         );
     }
     for w in o.warnings.iter().take(10) {

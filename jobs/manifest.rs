@@ -159,7 +159,8 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn config_hash(ctx: &JobContext) -> String {
+/// A short hash of the checked config, so a manifest or stamp can say which settings a run used.
+pub fn config_hash(ctx: &JobContext) -> String {
     let mut h = Sha256::new();
     h.update(format!("{:?}", ctx.cfg).as_bytes());
     hex::encode(&h.finalize()[..8])

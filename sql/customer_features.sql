@@ -60,8 +60,10 @@ WITH order_stats AS (
         min(o.ordered_at) AS first_order_at,
         max(o.ordered_at) AS last_order_at,
         count(*) AS frequency,
-        sum(o.total_amount) AS monetary_total,
-        sum(o.discount_amount) AS discount_total,
+        -- money is summed in whole cents: a float sum depends on the order rows
+        -- arrive in, and the same inputs must give byte-identical marts
+        CAST(sum(CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
+        CAST(sum(CAST(round(o.discount_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS discount_total,
         sum(CASE WHEN r.run_date - o.order_date < 30 THEN 1 ELSE 0 END) AS orders_30d,
         sum(CASE WHEN r.run_date - o.order_date < 90 THEN 1 ELSE 0 END) AS orders_90d,
         sum(CASE WHEN r.run_date - o.order_date < 365 THEN 1 ELSE 0 END) AS orders_365d,

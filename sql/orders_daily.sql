@@ -6,7 +6,7 @@
 -- column channel: where the orders were placed (in_store, online, app)
 -- column orders: orders placed, refunded ones included (count)
 -- column customers: distinct customers who ordered, refunded orders included (count)
--- column revenue: sum of total_amount over non-refunded orders (currency units)
+-- column revenue: sum of total_amount over non-refunded orders (currency units; summed in whole cents, so the result never depends on row order)
 -- column avg_order_value: revenue / non-refunded orders (currency units); NULL when every order was refunded
 -- column discount_total: sum of discount_amount over non-refunded orders (currency units)
 -- column refunds: refunded orders (count)
@@ -26,11 +26,11 @@ WITH counts AS (
         channel,
         count(*) AS orders,
         count(DISTINCT customer_id) AS customers,
-        sum(CASE WHEN refunded THEN 0.0 ELSE total_amount END) AS revenue,
+        CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(total_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS revenue,
         sum(CASE WHEN refunded THEN 0 ELSE 1 END) AS kept_orders,
-        sum(CASE WHEN refunded THEN 0.0 ELSE COALESCE(discount_amount, 0.0) END) AS discount_total,
+        CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(COALESCE(discount_amount, 0.0) * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
         sum(CASE WHEN refunded THEN 1 ELSE 0 END) AS refunds,
-        sum(CASE WHEN refunded THEN total_amount ELSE 0.0 END) AS refunded_amount
+        CAST(sum(CASE WHEN refunded THEN CAST(round(total_amount * 100) AS BIGINT) ELSE 0 END) AS DOUBLE) / 100 AS refunded_amount
     FROM stg_orders
     GROUP BY order_date, channel
 )

@@ -1,7 +1,7 @@
 -- model: stg_feedback
 -- materialized: view
 -- purpose: Every survey answer (NPS, CSAT, CES, empathy items) given up to the end of the run date, de-duplicated across export days, without the free-text comment.
--- grain: one row per response_id: the record from the latest partition dt <= run date, kept when responded_at < run date + 1 day
+-- grain: one row per response_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when responded_at < run date + 1 day
 -- column response_id: answer key
 -- column customer_id: pseudonymous customer id of the respondent
 -- column responded_at: when the answer was given (timestamp, UTC)
@@ -18,7 +18,7 @@
 -- test score: not_null, range 0 10
 -- test touchpoint: accepted_values in_store online delivery support
 -- test item: range 1 5
-WITH ranked AS (
+WITH latest AS (
     SELECT
         f.response_id,
         f.customer_id,
@@ -27,11 +27,15 @@ WITH ranked AS (
         f.score,
         f.touchpoint,
         f.item,
-        f.dt,
-        row_number() OVER (PARTITION BY f.response_id ORDER BY f.dt DESC) AS record_rank
+        f.dt
     FROM feedback AS f
     CROSS JOIN run_context AS r
     WHERE f.dt <= r.run_date
+        -- the latest export of a record wins: drop copies a later export replaced
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.table_name = 'feedback' AND s.record_key = f.response_id AND s.dt = f.dt
+        )
 )
 SELECT
     k.response_id,
@@ -43,7 +47,6 @@ SELECT
     k.touchpoint,
     k.item,
     k.dt AS source_dt
-FROM ranked AS k
+FROM latest AS k
 CROSS JOIN run_context AS r
-WHERE k.record_rank = 1
-    AND k.responded_at < r.run_date + INTERVAL '1 day'
+WHERE k.responded_at < r.run_date + INTERVAL '1 day'

@@ -1,7 +1,7 @@
 -- model: stg_offers
 -- materialized: view
 -- purpose: Every offer decision made up to the end of the run date, de-duplicated across export days, for the fairness audit of discounts.
--- grain: one row per offer_id: the record from the latest partition dt <= run date, kept when decided_at < run date + 1 day
+-- grain: one row per offer_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when decided_at < run date + 1 day
 -- column offer_id: offer key
 -- column customer_id: pseudonymous customer id of the recipient
 -- column decided_at: when the decision was made (timestamp, UTC)
@@ -16,7 +16,7 @@
 -- test offer_type: not_null, accepted_values discount free_item bundle
 -- test discount_pct: range 0 100
 -- test decided_by: not_null, accepted_values rule model human
-WITH ranked AS (
+WITH latest AS (
     SELECT
         f.offer_id,
         f.customer_id,
@@ -24,11 +24,15 @@ WITH ranked AS (
         f.offer_type,
         f.discount_pct,
         f.decided_by,
-        f.dt,
-        row_number() OVER (PARTITION BY f.offer_id ORDER BY f.dt DESC) AS record_rank
+        f.dt
     FROM offers AS f
     CROSS JOIN run_context AS r
     WHERE f.dt <= r.run_date
+        -- the latest export of a record wins: drop copies a later export replaced
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.table_name = 'offers' AND s.record_key = f.offer_id AND s.dt = f.dt
+        )
 )
 SELECT
     k.offer_id,
@@ -39,7 +43,6 @@ SELECT
     k.discount_pct,
     k.decided_by,
     k.dt AS source_dt
-FROM ranked AS k
+FROM latest AS k
 CROSS JOIN run_context AS r
-WHERE k.record_rank = 1
-    AND k.decided_at < r.run_date + INTERVAL '1 day'
+WHERE k.decided_at < r.run_date + INTERVAL '1 day'

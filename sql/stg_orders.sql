@@ -1,7 +1,7 @@
 -- model: stg_orders
 -- materialized: view
 -- purpose: Every order placed up to the end of the run date, de-duplicated across export days.
--- grain: one row per order_id: the record from the latest partition dt <= run date, kept when ordered_at < run date + 1 day
+-- grain: one row per order_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when ordered_at < run date + 1 day
 -- column order_id: order key from the till or web shop
 -- column customer_id: pseudonymous customer id of the buyer
 -- column ordered_at: when the order was placed (timestamp, UTC)
@@ -21,7 +21,7 @@
 -- test discount_amount: range 0 *
 -- test channel: not_null, accepted_values in_store online app
 -- test refunded: not_null
-WITH ranked AS (
+WITH latest AS (
     SELECT
         o.order_id,
         o.customer_id,
@@ -32,11 +32,15 @@ WITH ranked AS (
         o.channel,
         o.item_count,
         o.refunded,
-        o.dt,
-        row_number() OVER (PARTITION BY o.order_id ORDER BY o.dt DESC) AS record_rank
+        o.dt
     FROM orders AS o
     CROSS JOIN run_context AS r
     WHERE o.dt <= r.run_date
+        -- the latest export of a record wins: drop copies a later export replaced
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.table_name = 'orders' AND s.record_key = o.order_id AND s.dt = o.dt
+        )
 )
 SELECT
     k.order_id,
@@ -50,7 +54,6 @@ SELECT
     k.item_count,
     COALESCE(k.refunded, FALSE) AS refunded,
     k.dt AS source_dt
-FROM ranked AS k
+FROM latest AS k
 CROSS JOIN run_context AS r
-WHERE k.record_rank = 1
-    AND k.ordered_at < r.run_date + INTERVAL '1 day'
+WHERE k.ordered_at < r.run_date + INTERVAL '1 day'

@@ -1,7 +1,7 @@
 -- model: stg_reviews
 -- materialized: view
 -- purpose: Every public review posted up to the end of the run date, de-duplicated across export days, without the review text.
--- grain: one row per review_id: the record from the latest partition dt <= run date, kept when posted_at < run date + 1 day
+-- grain: one row per review_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when posted_at < run date + 1 day
 -- column review_id: review key
 -- column posted_at: when the review was posted (timestamp, UTC)
 -- column posted_date: calendar day of posted_at (date, UTC)
@@ -15,7 +15,7 @@
 -- test posted_at: not_null
 -- test platform: accepted_values google tripadvisor website
 -- test rating: not_null, range 1 5
-WITH ranked AS (
+WITH latest AS (
     SELECT
         v.review_id,
         v.posted_at,
@@ -23,11 +23,15 @@ WITH ranked AS (
         v.platform,
         v.rating,
         v.replied_at,
-        v.dt,
-        row_number() OVER (PARTITION BY v.review_id ORDER BY v.dt DESC) AS record_rank
+        v.dt
     FROM reviews AS v
     CROSS JOIN run_context AS r
     WHERE v.dt <= r.run_date
+        -- the latest export of a record wins: drop copies a later export replaced
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.table_name = 'reviews' AND s.record_key = v.review_id AND s.dt = v.dt
+        )
 ),
 as_of AS (
     SELECT
@@ -38,10 +42,9 @@ as_of AS (
         k.rating,
         CASE WHEN k.replied_at < r.run_date + INTERVAL '1 day' THEN k.replied_at END AS replied_at,
         k.dt
-    FROM ranked AS k
+    FROM latest AS k
     CROSS JOIN run_context AS r
-    WHERE k.record_rank = 1
-        AND k.posted_at < r.run_date + INTERVAL '1 day'
+    WHERE k.posted_at < r.run_date + INTERVAL '1 day'
 )
 SELECT
     review_id,

@@ -1,7 +1,7 @@
 -- model: stg_tickets
 -- materialized: view
 -- purpose: Every support ticket opened up to the end of the run date, de-duplicated across export days, as known at the end of the run date and without the free-text message and reply.
--- grain: one row per ticket_id: the record from the latest partition dt <= run date, kept when created_at < run date + 1 day
+-- grain: one row per ticket_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when created_at < run date + 1 day
 -- column ticket_id: ticket key from the helpdesk
 -- column customer_id: pseudonymous customer id of the customer who asked
 -- column created_at: when the ticket was opened (timestamp, UTC)
@@ -25,7 +25,7 @@
 -- test handled_by: not_null, accepted_values human bot bot_then_human
 -- test topic: accepted_values order_issue product_quality billing delivery allergy_info other
 -- test satisfaction: range 1 5
-WITH ranked AS (
+WITH latest AS (
     SELECT
         t.ticket_id,
         t.customer_id,
@@ -38,11 +38,15 @@ WITH ranked AS (
         t.satisfaction,
         t.follow_up_at,
         t.reopened,
-        t.dt,
-        row_number() OVER (PARTITION BY t.ticket_id ORDER BY t.dt DESC) AS record_rank
+        t.dt
     FROM tickets AS t
     CROSS JOIN run_context AS r
     WHERE t.dt <= r.run_date
+        -- the latest export of a record wins: drop copies a later export replaced
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.table_name = 'tickets' AND s.record_key = t.ticket_id AND s.dt = t.dt
+        )
 ),
 as_of AS (
     -- later events in an export are not yet known at the end of the run date
@@ -59,10 +63,9 @@ as_of AS (
         CASE WHEN k.follow_up_at < r.run_date + INTERVAL '1 day' THEN k.follow_up_at END AS follow_up_at,
         k.reopened,
         k.dt
-    FROM ranked AS k
+    FROM latest AS k
     CROSS JOIN run_context AS r
-    WHERE k.record_rank = 1
-        AND k.created_at < r.run_date + INTERVAL '1 day'
+    WHERE k.created_at < r.run_date + INTERVAL '1 day'
 )
 SELECT
     ticket_id,

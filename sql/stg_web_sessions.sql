@@ -1,7 +1,7 @@
 -- model: stg_web_sessions
 -- materialized: view
 -- purpose: Every web shop session started up to the end of the run date, de-duplicated across export days.
--- grain: one row per session_id: the record from the latest partition dt <= run date, kept when started_at < run date + 1 day
+-- grain: one row per session_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when started_at < run date + 1 day
 -- column session_id: session key from the analytics tool
 -- column customer_id: pseudonymous customer id of the logged-in customer; NULL for anonymous sessions
 -- column started_at: when the session started (timestamp, UTC)
@@ -15,7 +15,7 @@
 -- test started_at: not_null
 -- test page_views: range 0 *
 -- test duration_s: range 0 86400
-WITH ranked AS (
+WITH latest AS (
     SELECT
         w.session_id,
         w.customer_id,
@@ -24,11 +24,15 @@ WITH ranked AS (
         w.duration_s,
         w.bounced,
         w.converted,
-        w.dt,
-        row_number() OVER (PARTITION BY w.session_id ORDER BY w.dt DESC) AS record_rank
+        w.dt
     FROM web_sessions AS w
     CROSS JOIN run_context AS r
     WHERE w.dt <= r.run_date
+        -- the latest export of a record wins: drop copies a later export replaced
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.table_name = 'web_sessions' AND s.record_key = w.session_id AND s.dt = w.dt
+        )
 )
 SELECT
     k.session_id,
@@ -40,7 +44,6 @@ SELECT
     k.bounced,
     k.converted,
     k.dt AS source_dt
-FROM ranked AS k
+FROM latest AS k
 CROSS JOIN run_context AS r
-WHERE k.record_rank = 1
-    AND k.started_at < r.run_date + INTERVAL '1 day'
+WHERE k.started_at < r.run_date + INTERVAL '1 day'

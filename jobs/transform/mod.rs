@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod lineage;
 pub mod models;
+pub mod superseded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct TransformOutcome {
     pub date: NaiveDate,
     pub models: Vec<ModelOutcome>,
     pub lineage_rows: u64,
+    /// Per lake table: keys exported more than once, and copies replaced.
+    pub superseded: BTreeMap<String, superseded::SupersededCounts>,
 }
 
 impl TransformOutcome {
@@ -78,6 +81,24 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
         catalog::register(&session, storage, "lake", t, t).await?;
     }
     session.register_table("run_context", run_context(date)?)?;
+    let (replaced, superseded_counts) =
+        superseded::find(&session, &ctx.contracts, &lake, date).await?;
+    let replaced = superseded::to_batch(&replaced)?;
+    crate::mart::publish(
+        storage,
+        "superseded",
+        date,
+        superseded::schema(),
+        std::slice::from_ref(&replaced),
+    )
+    .await?;
+    session.register_table(
+        "superseded",
+        Arc::new(MemTable::try_new(
+            superseded::schema(),
+            vec![vec![replaced]],
+        )?),
+    )?;
     let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
@@ -137,6 +158,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
         date,
         models: outcomes,
         lineage_rows,
+        superseded: superseded_counts,
     })
 }
 
@@ -223,7 +245,6 @@ async fn write_lineage(
         let Some(l) = known.get(&model.name) else {
             continue;
         };
-        let mut in_outputs = BTreeSet::new();
         for (col, sources) in &l.outputs {
             for (table, column) in sources {
                 m.append_value(&model.name);
@@ -231,11 +252,13 @@ async fn write_lineage(
                 t.append_value(table);
                 c.append_value(column);
                 u.append_value("output");
-                in_outputs.insert((table.clone(), column.clone()));
                 rows += 1;
             }
         }
-        for (table, column) in l.used.difference(&in_outputs) {
+        // Logic rows: every column that shapes the rows, outputs included
+        // (a de-duplication key is often also selected), so a reader can
+        // tell "passed through" from "decides which rows exist".
+        for (table, column) in &l.logic {
             m.append_value(&model.name);
             o.append_null();
             t.append_value(table);

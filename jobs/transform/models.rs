@@ -258,9 +258,13 @@ pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Model>> {
     sources.iter().map(|(n, s)| parse_model(n, s)).collect()
 }
 
+/// Tables the transform itself provides to every model: the run date, and
+/// the records a later export replaced (see `superseded.rs`).
+pub const CONTEXT_TABLES: [&str; 2] = ["run_context", "superseded"];
+
 /// Orders models so each runs after the models it reads. Every reference
-/// must be a model, a lake table or `run_context`; a cycle is an error that
-/// names it.
+/// must be a model, a lake table or a [`CONTEXT_TABLES`] entry; a cycle is an
+/// error that names it.
 pub fn order(models: Vec<Model>, lake_tables: &BTreeSet<String>) -> Result<Vec<Model>> {
     let names: BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
     for m in &models {
@@ -271,13 +275,16 @@ pub fn order(models: Vec<Model>, lake_tables: &BTreeSet<String>) -> Result<Vec<M
             )));
         }
         for r in &m.references {
-            if !names.contains(r) && !lake_tables.contains(r) && r != "run_context" {
+            if !names.contains(r)
+                && !lake_tables.contains(r)
+                && !CONTEXT_TABLES.contains(&r.as_str())
+            {
                 let mut known: Vec<&str> = names
                     .iter()
                     .chain(lake_tables.iter())
                     .map(String::as_str)
                     .collect();
-                known.push("run_context");
+                known.extend(CONTEXT_TABLES);
                 return Err(Error::Config(format!(
                     "model `{}` reads `{r}`, which is neither a model nor a lake table (known: {})",
                     m.name,

@@ -6,5 +6,7 @@ mod common;
 mod contract;
 mod generated;
 mod ingest;
+mod nightly;
+mod privacy;
 mod sql;
 mod voice;

@@ -94,7 +94,11 @@ fn cell_text(col: &ArrayRef, row: usize) -> Result<String, DataFusionError> {
             let text = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?
                 .value(row)
                 .to_string();
-            if text.is_empty() { "(empty)".into() } else { text }
+            if text.is_empty() {
+                "(empty)".into()
+            } else {
+                text
+            }
         }
     })
 }
@@ -157,8 +161,7 @@ fn repo() -> PathBuf {
 /// would end the slt statement).
 fn model_sql(name: &str) -> String {
     let path = repo().join("sql").join(format!("{name}.sql"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
@@ -168,11 +171,58 @@ fn model_sql(name: &str) -> String {
         .to_string()
 }
 
+/// Lake tables whose latest export wins, with their key column.
+const KEYED: [(&str, &str); 6] = [
+    ("orders", "order_id"),
+    ("feedback", "response_id"),
+    ("tickets", "ticket_id"),
+    ("reviews", "review_id"),
+    ("web_sessions", "session_id"),
+    ("offers", "offer_id"),
+];
+
+/// `superseded` as the transform provides it, computed here by a plain
+/// window-function reference (every copy but the latest, up to the run
+/// date) over the fixture tables the script created: the models see what
+/// the nightly gives them, and the Rust pass is tested against the same rule
+/// in `transform::superseded`.
+fn superseded_sql(created: &[String]) -> String {
+    let parts: Vec<String> = KEYED
+        .iter()
+        .filter(|(t, _)| created.iter().any(|c| c == t))
+        .map(|(t, k)| {
+            format!(
+                "SELECT '{t}' AS table_name, {k} AS record_key, dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY dt DESC) AS copy FROM {t} WHERE dt <= (SELECT max(run_date) FROM run_context)) WHERE copy > 1"
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "CREATE TABLE superseded (table_name VARCHAR, record_key VARCHAR, dt DATE)".into()
+    } else {
+        format!("CREATE TABLE superseded AS {}", parts.join(" UNION ALL "))
+    }
+}
+
 fn expand(script: &str) -> String {
     let mut out = String::new();
+    let mut created: Vec<String> = Vec::new();
+    let mut provided = false;
     for line in script.lines() {
+        if let Some(rest) = line.trim().strip_prefix("CREATE TABLE ")
+            && let Some(name) = rest
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .next()
+        {
+            created.push(name.to_string());
+        }
         match line.trim().strip_prefix("include model ") {
             Some(name) => {
+                if !provided {
+                    out.push_str("statement ok\n");
+                    out.push_str(&superseded_sql(&created));
+                    out.push_str("\n\n");
+                    provided = true;
+                }
                 out.push_str("statement ok\n");
                 out.push_str(&format!(
                     "CREATE VIEW {} AS {}\n",

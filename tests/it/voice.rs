@@ -579,6 +579,7 @@ async fn segments_of_the_run_date_become_a_dimension() {
         &attune::nightly::NightlyParams {
             dates: attune::nightly::date_range(params.start, last).expect("dates"),
             only: vec!["ingest".into()],
+            ..Default::default()
         },
     )
     .await

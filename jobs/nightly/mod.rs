@@ -1,0 +1,455 @@
+//! The nightly run: every job in order for a date or a range, one run per
+//! data root at a time, resumable, with a manifest under `runs/`.
+//!
+//! A range (a backfill, or missed nights) ingests every day in order, then
+//! builds the marts and the report once, as of its last day: marts are
+//! snapshots of all history up to a date, so the intermediate snapshots
+//! would be overwritten by nothing and read by nobody.
+//!
+//! A job whose inputs have not changed since it last completed for the date,
+//! and whose outputs are still as it left them, is skipped (see
+//! [`stamps`]); `--force` runs it anyway. After a crash, the next run
+//! therefore redoes only what did not complete.
+
+pub mod lock;
+pub mod stamps;
+
+use chrono::NaiveDate;
+use object_store::path::Path;
+use tracing::{error, info};
+
+use self::stamps::{Place, Stamp};
+use crate::context::JobContext;
+use crate::manifest::{JobRecord, JobTimer, RunManifest};
+use crate::storage::{landing_dir, partition_dir};
+use crate::{Error, Result, ingest, privacy, transform};
+
+pub use self::lock::RunLock;
+
+/// The jobs of a nightly run, in order. `retention` runs only when
+/// `[privacy] retention_enabled` is set, and always runs then (it is cheap
+/// and idempotent).
+pub const JOBS: [&str; 4] = ["ingest", "transform", "privacy", "retention"];
+
+/// Which dates and jobs to run.
+#[derive(Debug, Clone, Default)]
+pub struct NightlyParams {
+    pub dates: Vec<NaiveDate>,
+    /// Run only these jobs (all when empty).
+    pub only: Vec<String>,
+    /// Start at this job (skip the ones before it).
+    pub from_job: Option<String>,
+    /// Run jobs even when their inputs have not changed.
+    pub force: bool,
+}
+
+/// Outcome of a nightly run.
+#[derive(Debug)]
+pub struct NightlyOutcome {
+    pub manifest: RunManifest,
+    pub manifest_path: String,
+    pub ingest: Option<ingest::IngestOutcome>,
+    pub transform: Option<transform::TransformOutcome>,
+    pub privacy: Option<privacy::PrivacyOutcome>,
+}
+
+/// What one job reported, for the manifest.
+struct Ran {
+    rows_in: u64,
+    rows_out: u64,
+    warnings: Vec<String>,
+    details: serde_json::Value,
+    /// Findings at or above the job's audit gate; 0 for ungated jobs.
+    gate_findings: usize,
+}
+
+/// Runs the nightly sequence. The manifest is written even when a job fails.
+pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutcome> {
+    for j in params.only.iter().chain(&params.from_job) {
+        if !JOBS.contains(&j.as_str()) {
+            return Err(Error::Config(format!(
+                "unknown job `{j}` (jobs: {})",
+                JOBS.join(", ")
+            )));
+        }
+    }
+    let last = *params
+        .dates
+        .last()
+        .ok_or_else(|| Error::Config("no dates to run".into()))?;
+    let _lock = RunLock::acquire(ctx)?;
+    let mut manifest = RunManifest::start(ctx, "nightly", &params.dates);
+    manifest.save(&ctx.storage).await?;
+    let first = params
+        .from_job
+        .as_deref()
+        .and_then(|j| JOBS.iter().position(|x| *x == j))
+        .unwrap_or(0);
+    let wanted = |job: &str| {
+        let at = JOBS.iter().position(|x| *x == job).unwrap_or(usize::MAX);
+        at >= first && (params.only.is_empty() || params.only.iter().any(|j| j == job))
+    };
+    let mut outcome = NightlyOutcome {
+        manifest_path: String::new(),
+        manifest: manifest.clone(),
+        ingest: None,
+        transform: None,
+        privacy: None,
+    };
+    let mut failure = None;
+    // (job, findings) of every gated job that found something, run or skipped.
+    let mut tripped: Vec<(String, usize)> = Vec::new();
+
+    if wanted("ingest") {
+        match run_ingest(ctx, params, &mut outcome).await {
+            Ok(record) => manifest.jobs.push(record),
+            Err((record, e)) => {
+                manifest.jobs.push(record);
+                failure = Some(e);
+            }
+        }
+    }
+
+    // Everything after ingest reads the lake as a whole and the outputs of the
+    // jobs before it, for the last date.
+    let mut upstream = Vec::new();
+    if failure.is_none() {
+        upstream.push(stamps::digest(&ctx.storage, &[Place::Prefix(Path::from("lake"))]).await?);
+    }
+    for job in JOBS.iter().skip(1) {
+        if failure.is_some() {
+            break;
+        }
+        if *job == "retention" {
+            if wanted(job) && ctx.cfg.retention_enabled {
+                let timer = JobTimer::start(job);
+                match privacy::retention::run(ctx, last, &Default::default()).await {
+                    Ok(o) => {
+                        let details = serde_json::to_value(&o).unwrap_or_default();
+                        manifest.jobs.push(timer.finish(0, 0, Vec::new(), details));
+                    }
+                    Err(e) => {
+                        error!(job, error = %e, "job failed");
+                        manifest.jobs.push(timer.fail(&e));
+                        failure = Some(e);
+                    }
+                }
+            }
+            continue;
+        }
+        let places = outputs(ctx, job, last)?;
+        if !wanted(job) {
+            upstream.push(stamps::digest(&ctx.storage, &places).await?);
+            continue;
+        }
+        let fp = stamps::fingerprint(&manifest.config_hash, job, last, &upstream);
+        if !params.force
+            && let Some(s) = stamps::load(&ctx.storage, job, last).await?
+            && s.inputs == fp
+            && stamps::digest(&ctx.storage, &places).await? == s.outputs
+        {
+            info!(job, run_id = %s.run_id, "inputs unchanged: skipped");
+            manifest.jobs.push(skipped(job, &s));
+            if s.gate_findings > 0 {
+                tripped.push((job.to_string(), s.gate_findings));
+            }
+            upstream.push(s.outputs);
+            continue;
+        }
+        stamps::clear(&ctx.storage, job, last).await?;
+        let timer = JobTimer::start(job);
+        match run_job(ctx, job, last, &mut outcome).await {
+            Ok(r) => {
+                let written = stamps::digest(&ctx.storage, &places).await?;
+                stamps::save(
+                    &ctx.storage,
+                    &Stamp {
+                        job: job.to_string(),
+                        date: last.to_string(),
+                        run_id: ctx.run_id.clone(),
+                        inputs: fp,
+                        outputs: written.clone(),
+                        finished_at: now(),
+                        gate_findings: r.gate_findings,
+                    },
+                    last,
+                )
+                .await?;
+                if r.gate_findings > 0 {
+                    tripped.push((job.to_string(), r.gate_findings));
+                }
+                upstream.push(written);
+                manifest
+                    .jobs
+                    .push(timer.finish(r.rows_in, r.rows_out, r.warnings, r.details));
+            }
+            Err(e) => {
+                error!(job, error = %e, "job failed");
+                manifest.jobs.push(timer.fail(&e));
+                failure = Some(e);
+            }
+        }
+    }
+
+    // Audit gates trip only after every output, the report included, is written.
+    let gate = match (&failure, tripped.first()) {
+        (None, Some((job, findings))) => Some(Error::AuditGate {
+            job: job.clone(),
+            findings: *findings,
+        }),
+        _ => None,
+    };
+    manifest.status = match (&failure, &gate) {
+        (Some(_), _) => "failed",
+        (None, Some(_)) => "gate_tripped",
+        (None, None) => "ok",
+    }
+    .into();
+    manifest.finished_at = Some(now());
+    let path = manifest.save(&ctx.storage).await?;
+    info!(run_id = %manifest.run_id, status = %manifest.status, "nightly run finished");
+    if let Some(e) = failure.or(gate) {
+        return Err(e);
+    }
+    outcome.manifest_path = ctx.storage.display(&path);
+    outcome.manifest = manifest;
+    Ok(outcome)
+}
+
+/// Ingests the dates whose landing exports changed since they were last
+/// ingested (all of them with `--force`).
+async fn run_ingest(
+    ctx: &JobContext,
+    params: &NightlyParams,
+    outcome: &mut NightlyOutcome,
+) -> std::result::Result<JobRecord, (JobRecord, Error)> {
+    let timer = JobTimer::start("ingest");
+    let plan = async {
+        let config_hash = crate::manifest::config_hash(ctx);
+        let mut todo = Vec::new();
+        let mut skipped = Vec::new();
+        for date in &params.dates {
+            let inputs: Vec<Place> = ctx
+                .cfg
+                .ingest
+                .tables
+                .iter()
+                .map(|t| Place::Prefix(landing_dir(t, *date)))
+                .collect();
+            let fp = stamps::fingerprint(
+                &config_hash,
+                "ingest",
+                *date,
+                &[stamps::digest(&ctx.storage, &inputs).await?],
+            );
+            let places = ingest_outputs(ctx, *date);
+            let unchanged = match stamps::load(&ctx.storage, "ingest", *date).await? {
+                Some(s) if !params.force && s.inputs == fp => {
+                    stamps::digest(&ctx.storage, &places).await? == s.outputs
+                }
+                _ => false,
+            };
+            if unchanged {
+                skipped.push(*date);
+            } else {
+                stamps::clear(&ctx.storage, "ingest", *date).await?;
+                todo.push((*date, fp, places));
+            }
+        }
+        Ok::<_, Error>((todo, skipped))
+    };
+    let (todo, skipped) = match plan.await {
+        Ok(p) => p,
+        Err(e) => return Err((timer.fail(&e), e)),
+    };
+    if todo.is_empty() {
+        info!(
+            dates = skipped.len(),
+            "ingest: every date unchanged, skipped"
+        );
+        let mut r = timer.finish(
+            0,
+            0,
+            Vec::new(),
+            serde_json::json!({ "skipped_dates": skipped }),
+        );
+        r.status = "skipped".into();
+        return Ok(r);
+    }
+    let dates: Vec<NaiveDate> = todo.iter().map(|(d, _, _)| *d).collect();
+    match ingest::run(ctx, &dates).await {
+        Ok(o) => {
+            for (date, fp, places) in &todo {
+                let stamped = async {
+                    let written = stamps::digest(&ctx.storage, places).await?;
+                    stamps::save(
+                        &ctx.storage,
+                        &Stamp {
+                            job: "ingest".into(),
+                            date: date.to_string(),
+                            run_id: ctx.run_id.clone(),
+                            inputs: fp.clone(),
+                            outputs: written,
+                            finished_at: now(),
+                            gate_findings: 0,
+                        },
+                        *date,
+                    )
+                    .await
+                };
+                if let Err(e) = stamped.await {
+                    return Err((timer.fail(&e), e));
+                }
+            }
+            let (rows_in, rows_out) = o.rows();
+            let details = serde_json::json!({
+                "tables": o.tables,
+                "opted_out_customers": o.opted_out_customers,
+                "pseudonyms_computed": o.pseudonyms_computed,
+                "skipped_dates": skipped,
+            });
+            let record = timer.finish(rows_in, rows_out, o.warnings.clone(), details);
+            outcome.ingest = Some(o);
+            Ok(record)
+        }
+        Err(e) => {
+            error!(job = "ingest", error = %e, "job failed");
+            Err((timer.fail(&e), e))
+        }
+    }
+}
+
+/// Runs one job after ingest for `date`.
+async fn run_job(
+    ctx: &JobContext,
+    job: &str,
+    date: NaiveDate,
+    outcome: &mut NightlyOutcome,
+) -> Result<Ran> {
+    match job {
+        "transform" => {
+            let o = transform::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.superseded.values().map(|c| c.rows_scanned).sum(),
+                rows_out: o.rows_out(),
+                warnings: Vec::new(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: 0,
+            };
+            outcome.transform = Some(o);
+            Ok(ran)
+        }
+        "privacy" => {
+            let o = privacy::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                warnings: o.warnings.clone(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: o.gate_findings(),
+            };
+            outcome.privacy = Some(o);
+            Ok(ran)
+        }
+        other => Err(Error::Internal(format!("job `{other}` has no runner"))),
+    }
+}
+
+/// What ingest writes for a date (the consent list is shared by all dates
+/// and is not part of any one date's outputs).
+fn ingest_outputs(ctx: &JobContext, date: NaiveDate) -> Vec<Place> {
+    let mut places: Vec<Place> = ctx
+        .cfg
+        .ingest
+        .tables
+        .iter()
+        .flat_map(|t| {
+            [
+                Place::Prefix(partition_dir("lake", t, date)),
+                Place::Prefix(partition_dir("quarantine", t, date)),
+            ]
+        })
+        .collect();
+    places.push(Place::Prefix(partition_dir("lake", "ingest_audit", date)));
+    places
+}
+
+/// What a job after ingest writes for a date: its marts (SQL models for
+/// transform, `schemas/marts/` docs naming the job for the others) and its
+/// own file of `marts/model_metrics`.
+fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
+    let mut places = Vec::new();
+    if job == "transform" {
+        for m in transform::models::load(ctx.cfg.models_dir.as_deref())? {
+            if m.materialized == transform::models::Materialized::Table {
+                places.push(Place::Prefix(partition_dir("marts", &m.name, date)));
+            }
+        }
+        places.push(Place::Prefix(partition_dir("marts", "lineage", date)));
+    }
+    for doc in crate::mart::docs()? {
+        let writers: Vec<&str> = doc.job.split(',').map(str::trim).collect();
+        if !writers.contains(&job) {
+            continue;
+        }
+        let dir = partition_dir("marts", &doc.table, date);
+        places.push(if writers.len() > 1 {
+            Place::Object(Path::from(format!("{dir}/{job}.parquet")))
+        } else {
+            Place::Prefix(dir)
+        });
+    }
+    Ok(places)
+}
+
+fn skipped(job: &str, stamp: &Stamp) -> JobRecord {
+    let mut r = JobTimer::start(job).finish(
+        0,
+        0,
+        Vec::new(),
+        serde_json::json!({ "skipped": "inputs unchanged", "completed_by_run": stamp.run_id }),
+    );
+    r.status = "skipped".into();
+    r
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The dates a nightly run without `--date` processes: yesterday in the
+/// business's time zone, preceded by every night since the last date that
+/// was ingested (missed nights are caught up in order).
+pub async fn default_dates(
+    ctx: &JobContext,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<NaiveDate>> {
+    let today = now.with_timezone(&ctx.cfg.timezone).date_naive();
+    let yesterday = today
+        .pred_opt()
+        .ok_or_else(|| Error::Internal("no day before today".into()))?;
+    let mut last_done = None;
+    for dir in ctx.storage.list_dirs(&Path::from("runs/stamps")).await? {
+        let Ok(d) = NaiveDate::parse_from_str(&dir, "%Y-%m-%d") else {
+            continue;
+        };
+        if d < yesterday
+            && stamps::load(&ctx.storage, "ingest", d).await?.is_some()
+            && last_done.is_none_or(|l| d > l)
+        {
+            last_done = Some(d);
+        }
+    }
+    match last_done.and_then(|d| d.succ_opt()) {
+        Some(from) => date_range(from, yesterday),
+        None => Ok(vec![yesterday]),
+    }
+}
+
+/// Every date from `from` to `to`, inclusive.
+pub fn date_range(from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
+    if to < from {
+        return Err(Error::Config(format!("--to {to} is before --from {from}")));
+    }
+    Ok(from.iter_days().take_while(|d| *d <= to).collect())
+}

@@ -1,0 +1,151 @@
+//! The nightly DAG: skips what is unchanged, resumes after a failure,
+//! re-runs on `--force`, and catches up missed nights.
+
+use attune::nightly::{self, NightlyParams};
+use chrono::NaiveDate;
+
+use crate::common::{Root, demo_ctx};
+
+fn statuses(o: &nightly::NightlyOutcome) -> Vec<(String, String)> {
+    o.manifest
+        .jobs
+        .iter()
+        .map(|j| (j.job.clone(), j.status.clone()))
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
+    let root = Root::new();
+    let params = attune::generate::GenerateParams {
+        out: root.path().to_path_buf(),
+        customers: 200,
+        days: 20,
+        ..Default::default()
+    };
+    attune::generate::generate(&params).expect("generate");
+    let ctx = root.ctx(&attune::schema::TABLES, crate::common::KEY);
+    let last = params.start + chrono::Duration::days(19);
+    let dates = nightly::date_range(params.start, last).expect("dates");
+    let all = NightlyParams {
+        dates: dates.clone(),
+        ..Default::default()
+    };
+    let first = nightly::run(&ctx, &all).await.expect("first run");
+    assert_eq!(
+        statuses(&first),
+        pairs(&[("ingest", "ok"), ("transform", "ok"), ("privacy", "ok")])
+    );
+    let features = root
+        .path()
+        .join(format!("marts/customer_features/dt={last}/part-0.parquet"));
+    let before = std::fs::read(&features).expect("features");
+
+    let second = nightly::run(&ctx, &all).await.expect("second run");
+    assert_eq!(
+        statuses(&second),
+        pairs(&[
+            ("ingest", "skipped"),
+            ("transform", "skipped"),
+            ("privacy", "skipped")
+        ]),
+        "nothing changed, nothing runs"
+    );
+
+    // A mart deleted behind attune's back: only the job that wrote it re-runs.
+    std::fs::remove_file(&features).expect("delete");
+    let third = nightly::run(&ctx, &all).await.expect("third run");
+    assert_eq!(
+        statuses(&third),
+        pairs(&[
+            ("ingest", "skipped"),
+            ("transform", "ok"),
+            ("privacy", "ok")
+        ])
+    );
+    assert!(
+        std::fs::read(&features).expect("rebuilt") == before,
+        "the same inputs give byte-identical marts"
+    );
+
+    // A new export for one day: that day is re-ingested, then everything after.
+    root.land(
+        "orders",
+        &params.start.to_string(),
+        "late.csv",
+        b"order_id,customer_id,ordered_at,total_amount,currency,channel,item_count\nLATE1,C000001,2025-01-01T10:00:00Z,5.50,EUR,in_store,1\n",
+    );
+    let fourth = nightly::run(&ctx, &all).await.expect("fourth run");
+    assert_eq!(
+        statuses(&fourth),
+        pairs(&[("ingest", "ok"), ("transform", "ok"), ("privacy", "ok")])
+    );
+    let ingested = fourth.ingest.as_ref().expect("ingest ran");
+    assert_eq!(ingested.dates, vec![params.start], "only the changed day");
+
+    let forced = nightly::run(
+        &ctx,
+        &NightlyParams {
+            force: true,
+            only: vec!["transform".into()],
+            ..all.clone()
+        },
+    )
+    .await
+    .expect("forced");
+    assert_eq!(statuses(&forced), pairs(&[("transform", "ok")]));
+
+    let bad = nightly::run(
+        &ctx,
+        &NightlyParams {
+            from_job: Some("transfrom".into()),
+            ..all
+        },
+    )
+    .await
+    .expect_err("typo");
+    assert!(bad.to_string().contains("transfrom") && bad.to_string().contains("transform"));
+}
+
+#[tokio::test]
+async fn missed_nights_are_caught_up_in_the_business_time_zone() {
+    let (mut ctx, last) = demo_ctx();
+    let root = tempfile::tempdir().expect("tempdir");
+    // An empty root: nothing ingested yet -> only yesterday.
+    let empty = attune::storage::Storage::open(root.path().to_str().expect("utf8")).expect("open");
+    let storage = std::mem::replace(&mut ctx.storage, empty);
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&chrono::Utc)
+    };
+    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+    // 23:30 UTC on 03-10 is already 03-11 in Berlin: yesterday there is 03-10.
+    let mut cfg = (*ctx.cfg).clone();
+    cfg.timezone = "Europe/Berlin".parse().expect("tz");
+    ctx.cfg = std::sync::Arc::new(cfg);
+    let dates = nightly::default_dates(&ctx, at("2025-03-10T23:30:00Z"))
+        .await
+        .expect("dates");
+    assert_eq!(dates, vec![d("2025-03-10")]);
+    // The shared demo lake was ingested up to `last`: the nights after it are caught up.
+    ctx.storage = storage;
+    let three_days_later = format!("{}T12:00:00Z", last + chrono::Duration::days(4));
+    let dates = nightly::default_dates(&ctx, at(&three_days_later))
+        .await
+        .expect("dates");
+    assert_eq!(
+        dates,
+        vec![
+            last + chrono::Duration::days(1),
+            last + chrono::Duration::days(2),
+            last + chrono::Duration::days(3)
+        ]
+    );
+}
