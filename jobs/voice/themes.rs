@@ -362,6 +362,26 @@ impl Side {
     }
 }
 
+impl Theme {
+    /// Messages and % of messages of the theme's own direction containing
+    /// the phrase: at least `min_group_size` messages, since at least that
+    /// many distinct customers used it.
+    pub fn own(&self) -> (u64, f64) {
+        match self.direction {
+            Side::Negative => (self.negative_messages, self.negative_share),
+            Side::Positive => (self.positive_messages, self.positive_share),
+        }
+    }
+
+    /// The same for the opposite direction.
+    pub fn other(&self) -> (u64, f64) {
+        match self.direction {
+            Side::Negative => (self.positive_messages, self.positive_share),
+            Side::Positive => (self.negative_messages, self.negative_share),
+        }
+    }
+}
+
 /// Schema of `marts/voice_themes`.
 pub fn schema() -> SchemaRef {
     let f = |name: &str, ty: DataType| Field::new(name, ty, false);
@@ -370,10 +390,10 @@ pub fn schema() -> SchemaRef {
         f("direction", DataType::Utf8),
         f("rank", DataType::Int64),
         f("phrase", DataType::Utf8),
-        f("negative_messages", DataType::Int64),
-        f("positive_messages", DataType::Int64),
-        f("negative_share", DataType::Float64),
-        f("positive_share", DataType::Float64),
+        f("messages", DataType::Int64),
+        f("share", DataType::Float64),
+        f("other_messages", DataType::Int64),
+        f("other_share", DataType::Float64),
         f("log_odds_ratio", DataType::Float64),
         f("z_score", DataType::Float64),
     ]))
@@ -395,10 +415,10 @@ pub fn to_batch(themes: &[Theme]) -> Result<RecordBatch> {
         s(|t| t.direction.as_str()),
         i(|t| i64::from(t.rank)),
         s(|t| &t.phrase),
-        i(|t| t.negative_messages as i64),
-        i(|t| t.positive_messages as i64),
-        x(|t| t.negative_share),
-        x(|t| t.positive_share),
+        i(|t| t.own().0 as i64),
+        x(|t| t.own().1),
+        i(|t| t.other().0 as i64),
+        x(|t| t.other().1),
         x(|t| t.log_odds_ratio),
         x(|t| t.z),
     ];
@@ -528,6 +548,14 @@ mod tests {
         // 12 of 47 negative messages, 0 of 25 positive.
         assert_eq!((lw.negative_messages, lw.positive_messages), (12, 0));
         assert!((lw.negative_share - 100.0 * 12.0 / 47.0).abs() < 1e-9);
+        assert_eq!(lw.own(), (12, lw.negative_share));
+        assert_eq!(lw.other(), (0, 0.0));
+        let fd = themes
+            .iter()
+            .find(|t| t.touchpoint == "delivery" && t.phrase == "friendly driver")
+            .expect("listed");
+        assert_eq!(fd.own(), (25, 100.0));
+        assert_eq!(fd.other().0, 0);
         let (lor, z) = log_odds_z(12, 47, 0, 25);
         assert_eq!((lw.log_odds_ratio, lw.z), (lor, z));
         // With a threshold of 3, burnt toast (3 customers) qualifies.

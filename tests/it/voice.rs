@@ -509,17 +509,20 @@ async fn themes_are_ranked_significant_and_agreement_is_reported() {
             ints(b, "rank").expect("rank"),
             floats(b, "z_score").expect("z"),
         );
-        let (neg, pos) = (
-            ints(b, "negative_messages").expect("neg"),
-            ints(b, "positive_messages").expect("pos"),
+        let (own, other) = (
+            ints(b, "messages").expect("messages"),
+            ints(b, "other_messages").expect("other"),
         );
         for i in 0..b.num_rows() {
             let z = z.value(i);
             match dir.value(i) {
-                "negative" => assert!(z > stats::Z95 && neg.value(i) > 0),
-                "positive" => assert!(z < -stats::Z95 && pos.value(i) > 0),
-                other => panic!("direction {other}"),
+                "negative" => assert!(z > stats::Z95),
+                "positive" => assert!(z < -stats::Z95),
+                d => panic!("direction {d}"),
             }
+            // At least min_group_size distinct customers used it on its side.
+            assert!(own.value(i) >= 10, "{}", own.value(i));
+            assert!(other.value(i) >= 0);
             ranks
                 .entry((tp.value(i).to_string(), dir.value(i).to_string()))
                 .or_default()
