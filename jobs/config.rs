@@ -84,6 +84,12 @@ fit_sample = 50000
 silhouette_sample = 3000
 # k-means++ starts per k; the one with the lowest inertia wins.
 restarts = 4
+[voice]
+# A negative ticket counts as followed up when tickets.follow_up_at is at most
+# this many hours after the ticket was opened (the closed-loop metrics).
+followup_hours = 48
+# Phrases listed per touchpoint and direction in marts/voice_themes.
+themes_per_touchpoint = 10
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,9 +106,27 @@ struct RawConfig {
     #[serde(default)]
     transform: RawTransform,
     #[serde(default)]
+    voice: RawVoice,
+    #[serde(default)]
     nightly: RawNightly,
     #[serde(default)]
     segment: RawSegment,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVoice {
+    followup_hours: Option<u32>,
+    themes_per_touchpoint: Option<usize>,
+}
+
+/// Voice job settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceConfig {
+    /// Follow-up window of the closed-loop metrics, in hours. Default 48.
+    pub followup_hours: u32,
+    /// Phrases per touchpoint and direction in `marts/voice_themes`. Default 10.
+    pub themes_per_touchpoint: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,6 +238,7 @@ pub struct ValidConfig {
     pub privacy_fail_on: FailOn,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
+    pub voice: VoiceConfig,
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
     pub segment: SegmentConfig,
@@ -364,6 +389,18 @@ impl RawConfig {
                 "privacy.retention_days must be at least 1".into(),
             ));
         }
+        let followup_hours = self.voice.followup_hours.unwrap_or(48);
+        if !(1..=720).contains(&followup_hours) {
+            return Err(Error::Config(format!(
+                "voice.followup_hours = {followup_hours}: use 1 to 720 (default 48)"
+            )));
+        }
+        let themes_per_touchpoint = self.voice.themes_per_touchpoint.unwrap_or(10);
+        if !(1..=100).contains(&themes_per_touchpoint) {
+            return Err(Error::Config(format!(
+                "voice.themes_per_touchpoint = {themes_per_touchpoint}: use 1 to 100 (default 10)"
+            )));
+        }
         let tz_name = self.nightly.timezone.unwrap_or_else(|| "UTC".into());
         let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
             Error::Config(format!(
@@ -397,6 +434,10 @@ impl RawConfig {
             privacy_fail_on,
             models_dir: self.transform.models_dir,
             segment,
+            voice: VoiceConfig {
+                followup_hours,
+                themes_per_touchpoint,
+            },
         })
     }
 }
@@ -516,6 +557,11 @@ mod tests {
             ("[ingest]\nbatch_rows = 3", "batch_rows"),
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
+            ("[voice]\nfollowup_hours = 0", "followup_hours"),
+            (
+                "[voice]\nthemes_per_touchpoint = 0",
+                "themes_per_touchpoint",
+            ),
             ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
             ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
             ("[segment]\ninactive_days = 0", "inactive_days"),

@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
+//! - [`voice`]: sentiment and emotions of messages, NPS/CSAT/CES with intervals and trend, closed loop, themes
 //! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
 //! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)

@@ -191,12 +191,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Voice of the customer: sentiment and emotions of free text.
+    /// Voice of the customer: score what customers say (sentiment, emotions) and compute
+    /// NPS, CSAT and CES with 95% intervals and trends, closed-loop follow-ups and themes.
     ///
+    /// Writes marts/feedback_scored, voice_scores, voice_themes, voice_closed_loop.
+    /// `attune voice score` scores any file the same way, without the lake.
+    /// Example: attune voice --date 2025-12-31
     /// Example: attune voice score --input reviews.csv --text-column text --id-column review_id --out scored.csv
+    #[command(args_conflicts_with_subcommands = true)]
     Voice {
+        /// The run date (YYYY-MM-DD): messages up to the end of this day.
+        #[arg(long, required = true)]
+        date: Option<NaiveDate>,
         #[command(subcommand)]
-        command: VoiceCommand,
+        command: Option<VoiceCommand>,
     },
     /// Generate the demo business into a folder and run every job on it.
     ///
@@ -632,13 +640,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Voice {
+            date: Some(date),
+            command: None,
+        } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let o = runtime()?.block_on(attune::voice::run(&ctx, *date))?;
+            for (source, n) in &o.messages_by_source {
+                println!("{source:<8} {n:>10} messages");
+            }
+            println!(
+                "scored {} messages; voice_scores {} rows ({} suppressed), voice_themes {}, voice_closed_loop {}",
+                o.scored, o.score_rows, o.suppressed_score_rows, o.theme_rows, o.closed_loop_rows
+            );
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
+        Command::Voice { command: None, .. } => {
+            Err(Error::Config("give --date YYYY-MM-DD, or `attune voice score …`".into()).into())
+        }
+        Command::Voice {
             command:
-                VoiceCommand::Score {
+                Some(VoiceCommand::Score {
                     input,
                     text_column,
                     id_column,
                     out,
-                },
+                }),
+            ..
         } => {
             let o =
                 attune::voice::score::score_file(input, text_column, id_column.as_deref(), out)?;

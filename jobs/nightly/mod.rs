@@ -22,14 +22,22 @@ use self::stamps::{Place, Stamp};
 use crate::context::JobContext;
 use crate::manifest::{JobRecord, JobTimer, RunManifest};
 use crate::storage::{landing_dir, partition_dir};
-use crate::{Error, Result, ingest, privacy, segment, transform};
+use crate::{Error, Result, ingest, privacy, segment, transform, voice};
 
 pub use self::lock::RunLock;
 
-/// The jobs of a nightly run, in order. `retention` runs only when
+/// The jobs of a nightly run, in order (segment before voice: voice breaks
+/// its scores down by segment). `retention` runs only when
 /// `[privacy] retention_enabled` is set, and always runs then (it is cheap
 /// and idempotent).
-pub const JOBS: [&str; 5] = ["ingest", "transform", "segment", "privacy", "retention"];
+pub const JOBS: [&str; 6] = [
+    "ingest",
+    "transform",
+    "segment",
+    "voice",
+    "privacy",
+    "retention",
+];
 
 /// Which dates and jobs to run.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +59,7 @@ pub struct NightlyOutcome {
     pub ingest: Option<ingest::IngestOutcome>,
     pub transform: Option<transform::TransformOutcome>,
     pub segment: Option<segment::SegmentOutcome>,
+    pub voice: Option<voice::VoiceOutcome>,
     pub privacy: Option<privacy::PrivacyOutcome>,
 }
 
@@ -96,6 +105,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         ingest: None,
         transform: None,
         segment: None,
+        voice: None,
         privacy: None,
     };
     let mut failure = None;
@@ -351,6 +361,18 @@ async fn run_job(
                 gate_findings: 0,
             };
             outcome.segment = Some(o);
+            Ok(ran)
+        }
+        "voice" => {
+            let o = voice::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                warnings: o.warnings.clone(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: 0,
+            };
+            outcome.voice = Some(o);
             Ok(ran)
         }
         "privacy" => {

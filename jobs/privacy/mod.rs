@@ -70,7 +70,7 @@ pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
 /// `LAKE_COLUMNS_READ` in its module. Add yours here.
 const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("privacy", LAKE_COLUMNS_READ),
-    // ("voice", crate::voice::LAKE_COLUMNS_READ),
+    ("voice", crate::voice::LAKE_COLUMNS_READ),
     ("segment", crate::segment::LAKE_COLUMNS_READ),
     // ("value", crate::value::LAKE_COLUMNS_READ),
     // ("fairness", crate::fairness::LAKE_COLUMNS_READ),
@@ -135,6 +135,21 @@ pub const RELEASED_TABLES: &[ReleasedTable] = &[
     ReleasedTable {
         table: "initiative_roi",
         count_column: "customers",
+        report_use: ReportUse::AsIs,
+    },
+    ReleasedTable {
+        table: "voice_scores",
+        count_column: "n",
+        report_use: ReportUse::AsIs,
+    },
+    ReleasedTable {
+        table: "voice_closed_loop",
+        count_column: "n",
+        report_use: ReportUse::AsIs,
+    },
+    ReleasedTable {
+        table: "voice_themes",
+        count_column: "messages",
         report_use: ReportUse::AsIs,
     },
 ];

@@ -10,4 +10,5 @@ mod nightly;
 mod privacy;
 mod segment;
 mod sql;
+mod voice;
 mod voice_score;

@@ -44,6 +44,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("ingest", "ok"),
             ("transform", "ok"),
             ("segment", "ok"),
+            ("voice", "ok"),
             ("privacy", "ok")
         ])
     );
@@ -59,6 +60,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("ingest", "skipped"),
             ("transform", "skipped"),
             ("segment", "skipped"),
+            ("voice", "skipped"),
             ("privacy", "skipped")
         ]),
         "nothing changed, nothing runs"
@@ -73,6 +75,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("ingest", "skipped"),
             ("transform", "ok"),
             ("segment", "ok"),
+            ("voice", "ok"),
             ("privacy", "ok")
         ])
     );
@@ -95,6 +98,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("ingest", "ok"),
             ("transform", "ok"),
             ("segment", "ok"),
+            ("voice", "ok"),
             ("privacy", "ok")
         ])
     );
