@@ -64,14 +64,13 @@ WITH order_stats AS (
         -- arrive in, and the same inputs must give byte-identical marts
         CAST(sum(CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
         CAST(sum(CAST(round(o.discount_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS discount_total,
-        sum(CASE WHEN r.run_date - o.order_date < 30 THEN 1 ELSE 0 END) AS orders_30d,
-        sum(CASE WHEN r.run_date - o.order_date < 90 THEN 1 ELSE 0 END) AS orders_90d,
-        sum(CASE WHEN r.run_date - o.order_date < 365 THEN 1 ELSE 0 END) AS orders_365d,
+        sum(CASE WHEN run_date() - o.order_date < 30 THEN 1 ELSE 0 END) AS orders_30d,
+        sum(CASE WHEN run_date() - o.order_date < 90 THEN 1 ELSE 0 END) AS orders_90d,
+        sum(CASE WHEN run_date() - o.order_date < 365 THEN 1 ELSE 0 END) AS orders_365d,
         sum(CASE WHEN o.channel = 'in_store' THEN 1 ELSE 0 END) AS in_store_orders,
         sum(CASE WHEN o.channel = 'online' THEN 1 ELSE 0 END) AS online_orders,
         sum(CASE WHEN o.channel = 'app' THEN 1 ELSE 0 END) AS app_orders
     FROM stg_orders AS o
-    CROSS JOIN run_context AS r
     WHERE NOT o.refunded
     GROUP BY o.customer_id
 ),
@@ -85,11 +84,10 @@ ticket_stats AS (
     SELECT
         t.customer_id,
         count(*) AS tickets_total,
-        sum(CASE WHEN r.run_date - t.created_date < 90 THEN 1 ELSE 0 END) AS tickets_90d,
+        sum(CASE WHEN run_date() - t.created_date < 90 THEN 1 ELSE 0 END) AS tickets_90d,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY t.first_response_hours) AS median_first_response_hours,
         sum(CASE WHEN t.handled_by IN ('bot', 'bot_then_human') THEN 1 ELSE 0 END) AS bot_tickets
     FROM stg_tickets AS t
-    CROSS JOIN run_context AS r
     GROUP BY t.customer_id
 ),
 nps_ranked AS (
@@ -127,10 +125,10 @@ web_stats AS (
 )
 SELECT
     c.customer_id,
-    r.run_date - c.signup_date AS tenure_days,
+    run_date() - c.signup_date AS tenure_days,
     os.first_order_at,
     os.last_order_at,
-    r.run_date - CAST(os.last_order_at AS DATE) AS recency_days,
+    run_date() - CAST(os.last_order_at AS DATE) AS recency_days,
     COALESCE(os.frequency, 0) AS frequency,
     COALESCE(rs.refunded_orders, 0) AS refunded_orders,
     COALESCE(os.monetary_total, 0.0) AS monetary_total,
@@ -156,7 +154,6 @@ SELECT
     COALESCE(ws.web_sessions_total, 0) AS web_sessions_total,
     CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_sessions_total, 0) AS web_conversion_rate
 FROM stg_customers AS c
-CROSS JOIN run_context AS r
 LEFT JOIN order_stats AS os ON os.customer_id = c.customer_id
 LEFT JOIN refund_stats AS rs ON rs.customer_id = c.customer_id
 LEFT JOIN ticket_stats AS ts ON ts.customer_id = c.customer_id

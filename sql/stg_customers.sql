@@ -31,8 +31,7 @@ WITH ranked AS (
             ORDER BY c.consent_updated_at DESC NULLS LAST, c.dt DESC
         ) AS record_rank
     FROM customers AS c
-    CROSS JOIN run_context AS r
-    WHERE c.dt <= r.run_date
+    WHERE c.dt <= run_date()
 )
 SELECT
     customer_id,

@@ -29,12 +29,11 @@ WITH latest AS (
         f.item,
         f.dt
     FROM feedback AS f
-    CROSS JOIN run_context AS r
-    WHERE f.dt <= r.run_date
+    WHERE f.dt <= run_date()
         -- the latest export of a record wins: drop copies a later export replaced
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.table_name = 'feedback' AND s.record_key = f.response_id AND s.dt = f.dt
+            WHERE s.table_name = 'feedback' AND s.record_key = f.response_id AND s.source_dt = f.dt
         )
 )
 SELECT
@@ -48,5 +47,4 @@ SELECT
     k.item,
     k.dt AS source_dt
 FROM latest AS k
-CROSS JOIN run_context AS r
-WHERE k.responded_at < r.run_date + INTERVAL '1 day'
+WHERE k.responded_at < run_date() + INTERVAL '1 day'

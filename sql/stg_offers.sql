@@ -26,12 +26,11 @@ WITH latest AS (
         f.decided_by,
         f.dt
     FROM offers AS f
-    CROSS JOIN run_context AS r
-    WHERE f.dt <= r.run_date
+    WHERE f.dt <= run_date()
         -- the latest export of a record wins: drop copies a later export replaced
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.table_name = 'offers' AND s.record_key = f.offer_id AND s.dt = f.dt
+            WHERE s.table_name = 'offers' AND s.record_key = f.offer_id AND s.source_dt = f.dt
         )
 )
 SELECT
@@ -44,5 +43,4 @@ SELECT
     k.decided_by,
     k.dt AS source_dt
 FROM latest AS k
-CROSS JOIN run_context AS r
-WHERE k.decided_at < r.run_date + INTERVAL '1 day'
+WHERE k.decided_at < run_date() + INTERVAL '1 day'

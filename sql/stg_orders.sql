@@ -34,12 +34,11 @@ WITH latest AS (
         o.refunded,
         o.dt
     FROM orders AS o
-    CROSS JOIN run_context AS r
-    WHERE o.dt <= r.run_date
+    WHERE o.dt <= run_date()
         -- the latest export of a record wins: drop copies a later export replaced
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.table_name = 'orders' AND s.record_key = o.order_id AND s.dt = o.dt
+            WHERE s.table_name = 'orders' AND s.record_key = o.order_id AND s.source_dt = o.dt
         )
 )
 SELECT
@@ -55,5 +54,4 @@ SELECT
     COALESCE(k.refunded, FALSE) AS refunded,
     k.dt AS source_dt
 FROM latest AS k
-CROSS JOIN run_context AS r
-WHERE k.ordered_at < r.run_date + INTERVAL '1 day'
+WHERE k.ordered_at < run_date() + INTERVAL '1 day'

@@ -25,12 +25,11 @@ WITH latest AS (
         v.replied_at,
         v.dt
     FROM reviews AS v
-    CROSS JOIN run_context AS r
-    WHERE v.dt <= r.run_date
+    WHERE v.dt <= run_date()
         -- the latest export of a record wins: drop copies a later export replaced
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.table_name = 'reviews' AND s.record_key = v.review_id AND s.dt = v.dt
+            WHERE s.table_name = 'reviews' AND s.record_key = v.review_id AND s.source_dt = v.dt
         )
 ),
 as_of AS (
@@ -40,11 +39,10 @@ as_of AS (
         k.customer_id,
         k.platform,
         k.rating,
-        CASE WHEN k.replied_at < r.run_date + INTERVAL '1 day' THEN k.replied_at END AS replied_at,
+        CASE WHEN k.replied_at < run_date() + INTERVAL '1 day' THEN k.replied_at END AS replied_at,
         k.dt
     FROM latest AS k
-    CROSS JOIN run_context AS r
-    WHERE k.posted_at < r.run_date + INTERVAL '1 day'
+    WHERE k.posted_at < run_date() + INTERVAL '1 day'
 )
 SELECT
     review_id,

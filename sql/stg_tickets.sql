@@ -40,12 +40,11 @@ WITH latest AS (
         t.reopened,
         t.dt
     FROM tickets AS t
-    CROSS JOIN run_context AS r
-    WHERE t.dt <= r.run_date
+    WHERE t.dt <= run_date()
         -- the latest export of a record wins: drop copies a later export replaced
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.table_name = 'tickets' AND s.record_key = t.ticket_id AND s.dt = t.dt
+            WHERE s.table_name = 'tickets' AND s.record_key = t.ticket_id AND s.source_dt = t.dt
         )
 ),
 as_of AS (
@@ -54,18 +53,17 @@ as_of AS (
         k.ticket_id,
         k.customer_id,
         k.created_at,
-        CASE WHEN k.first_response_at < r.run_date + INTERVAL '1 day' THEN k.first_response_at END AS first_response_at,
-        CASE WHEN k.resolved_at < r.run_date + INTERVAL '1 day' THEN k.resolved_at END AS resolved_at,
+        CASE WHEN k.first_response_at < run_date() + INTERVAL '1 day' THEN k.first_response_at END AS first_response_at,
+        CASE WHEN k.resolved_at < run_date() + INTERVAL '1 day' THEN k.resolved_at END AS resolved_at,
         k.channel,
         k.handled_by,
         k.topic,
         k.satisfaction,
-        CASE WHEN k.follow_up_at < r.run_date + INTERVAL '1 day' THEN k.follow_up_at END AS follow_up_at,
+        CASE WHEN k.follow_up_at < run_date() + INTERVAL '1 day' THEN k.follow_up_at END AS follow_up_at,
         k.reopened,
         k.dt
     FROM latest AS k
-    CROSS JOIN run_context AS r
-    WHERE k.created_at < r.run_date + INTERVAL '1 day'
+    WHERE k.created_at < run_date() + INTERVAL '1 day'
 )
 SELECT
     ticket_id,

@@ -26,12 +26,11 @@ WITH latest AS (
         w.converted,
         w.dt
     FROM web_sessions AS w
-    CROSS JOIN run_context AS r
-    WHERE w.dt <= r.run_date
+    WHERE w.dt <= run_date()
         -- the latest export of a record wins: drop copies a later export replaced
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.table_name = 'web_sessions' AND s.record_key = w.session_id AND s.dt = w.dt
+            WHERE s.table_name = 'web_sessions' AND s.record_key = w.session_id AND s.source_dt = w.dt
         )
 )
 SELECT
@@ -45,5 +44,4 @@ SELECT
     k.converted,
     k.dt AS source_dt
 FROM latest AS k
-CROSS JOIN run_context AS r
-WHERE k.started_at < r.run_date + INTERVAL '1 day'
+WHERE k.started_at < run_date() + INTERVAL '1 day'

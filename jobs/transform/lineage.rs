@@ -95,7 +95,7 @@ impl Walker<'_> {
                     })
                     .collect()
             } else {
-                vec![BTreeSet::new(); width] // run_context and other constants
+                vec![BTreeSet::new(); width] // constants such as run_date()
             });
         }
         let inputs = plan.inputs();

@@ -1,7 +1,7 @@
 //! Transform: the SQL models of `sql/` run on DataFusion over the lake.
 //!
 //! Reads every `lake/<table>` (hive `dt` partitions up to the run date are
-//! the model's business: each model cuts at `run_context.run_date`), runs
+//! the model's business: each model cuts at `run_date()`), runs
 //! the models in dependency order, writes each `materialized: table` model
 //! to `marts/<model>/dt=<date>/part-0.parquet` atomically, runs its data
 //! tests, and writes the column lineage of every model to `marts/lineage`.
@@ -15,15 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{ArrayRef, Date32Array, StringBuilder};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use futures::StreamExt;
 use serde::Serialize;
 use tracing::{info, instrument};
@@ -80,7 +82,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
     for t in &lake {
         catalog::register(&session, storage, "lake", t, t).await?;
     }
-    session.register_table("run_context", run_context(date)?)?;
+    session.register_udf(run_date_udf(date));
     let (replaced, superseded_counts) =
         superseded::find(&session, &ctx.contracts, &lake, date).await?;
     let replaced = superseded::to_batch(&replaced)?;
@@ -162,21 +164,23 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
     })
 }
 
-fn run_context(date: NaiveDate) -> Result<Arc<MemTable>> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
+/// `run_date()`: the date the models run as of, a constant the optimizer
+/// folds into every expression. A one-row `run_context` table joined to the
+/// lake did the same job in portable SQL, but DataFusion kept it as a
+/// nested-loop join that buffered every order of every day in memory (22 GB
+/// at a million customers) and could not prune partitions by date. DuckDB
+/// and Spark get the same function with a one-line macro (see README).
+pub fn run_date_udf(date: NaiveDate) -> ScalarUDF {
+    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32;
+    create_udf(
         "run_date",
+        Vec::new(),
         DataType::Date32,
-        false,
-    )]));
-    let days = date.num_days_from_ce()
-        - NaiveDate::from_ymd_opt(1970, 1, 1)
-            .expect("valid")
-            .num_days_from_ce();
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(Date32Array::from(vec![days])) as ArrayRef],
-    )?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        Volatility::Immutable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Date32(Some(days))))
+        }),
+    )
 }
 
 /// The header must document exactly the columns the SELECT returns: the

@@ -258,9 +258,10 @@ pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Model>> {
     sources.iter().map(|(n, s)| parse_model(n, s)).collect()
 }
 
-/// Tables the transform itself provides to every model: the run date, and
-/// the records a later export replaced (see `superseded.rs`).
-pub const CONTEXT_TABLES: [&str; 2] = ["run_context", "superseded"];
+/// Tables the transform itself provides to every model: the records a later
+/// export replaced (see `superseded.rs`). The run date is the function
+/// `run_date()`.
+pub const CONTEXT_TABLES: [&str; 1] = ["superseded"];
 
 /// Orders models so each runs after the models it reads. Every reference
 /// must be a model, a lake table or a [`CONTEXT_TABLES`] entry; a cycle is an

@@ -6,7 +6,7 @@
 //! needs every key up to the run date, but only once and only the key
 //! column: each key is hashed to 64 bits and bucketed, the buckets are
 //! sorted, and only keys whose hash occurs more than once are read again and
-//! compared as strings. The result — (table_name, record_key, dt) of every
+//! compared as strings. The result — (table_name, record_key, source_dt) of every
 //! replaced record — is small, and the staging views anti-join it. A window
 //! function over all history did the same with a sort of every column of
 //! every row, several times per run (12 GB and minutes at a million
@@ -55,7 +55,7 @@ pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("table_name", DataType::Utf8, false),
         Field::new("record_key", DataType::Utf8, false),
-        Field::new("dt", DataType::Date32, false),
+        Field::new("source_dt", DataType::Date32, false),
     ]))
 }
 

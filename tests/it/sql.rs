@@ -103,9 +103,21 @@ fn cell_text(col: &ArrayRef, row: usize) -> Result<String, DataFusionError> {
     })
 }
 
-/// One fresh DataFusion session per .slt file.
+/// One fresh DataFusion session per .slt file, with `run_date()` as the
+/// transform registers it.
 struct DataFusionDb {
     ctx: SessionContext,
+}
+
+/// The date of the file's `# run_date: YYYY-MM-DD` line.
+fn run_date_of(script: &str, name: &str) -> chrono::NaiveDate {
+    let line = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("# run_date:"))
+        .unwrap_or_else(|| panic!("{name} has no `# run_date: YYYY-MM-DD` line"));
+    let date = line.split_whitespace().next().unwrap_or_default();
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .unwrap_or_else(|e| panic!("{name}: run_date {date:?}: {e}"))
 }
 
 #[async_trait::async_trait]
@@ -192,12 +204,12 @@ fn superseded_sql(created: &[String]) -> String {
         .filter(|(t, _)| created.iter().any(|c| c == t))
         .map(|(t, k)| {
             format!(
-                "SELECT '{t}' AS table_name, {k} AS record_key, dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY dt DESC) AS copy FROM {t} WHERE dt <= (SELECT max(run_date) FROM run_context)) WHERE copy > 1"
+                "SELECT '{t}' AS table_name, {k} AS record_key, dt AS source_dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY dt DESC) AS copy FROM {t} WHERE dt <= run_date()) WHERE copy > 1"
             )
         })
         .collect();
     if parts.is_empty() {
-        "CREATE TABLE superseded (table_name VARCHAR, record_key VARCHAR, dt DATE)".into()
+        "CREATE TABLE superseded (table_name VARCHAR, record_key VARCHAR, source_dt DATE)".into()
     } else {
         format!("CREATE TABLE superseded AS {}", parts.join(" UNION ALL "))
     }
@@ -246,10 +258,11 @@ async fn run_slt(file: &Path) {
         .to_string_lossy()
         .into_owned();
     let script = expand(&std::fs::read_to_string(file).expect("read slt"));
-    let mut runner = sqllogictest::Runner::new(|| async {
-        Ok(DataFusionDb {
-            ctx: SessionContext::new(),
-        })
+    let date = run_date_of(&script, &name);
+    let mut runner = sqllogictest::Runner::new(|| async move {
+        let ctx = SessionContext::new();
+        ctx.register_udf(attune::transform::run_date_udf(date));
+        Ok(DataFusionDb { ctx })
     });
     runner.with_column_validator(sqllogictest::strict_column_validator);
     if let Err(e) = runner

@@ -192,7 +192,7 @@ mod tests {
             references: refs.iter().map(|r| r.to_string()).collect(),
         };
         let models = [
-            model("stg_orders", false, &["orders", "run_context"]),
+            model("stg_orders", false, &["orders", "superseded"]),
             model("stg_offers", false, &["offers"]),
             model("daily", true, &["stg_orders"]),
         ];
