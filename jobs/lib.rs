@@ -16,6 +16,7 @@
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
+//! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -45,5 +46,6 @@ pub mod query;
 pub mod schema;
 pub mod storage;
 pub mod transform;
+pub mod value;
 
 pub use error::{Error, Result};

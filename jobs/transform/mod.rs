@@ -140,6 +140,45 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
     })
 }
 
+/// A session as of `date`: every lake table, `run_context`, and every model
+/// registered as a view, so nothing is computed or written until queried.
+/// For jobs that need a model as of another date than the run date (the
+/// churn model's features as of its cut-off).
+pub async fn session_as_of(
+    ctx: &JobContext,
+    date: NaiveDate,
+) -> Result<datafusion::prelude::SessionContext> {
+    let storage = &ctx.storage;
+    let session = catalog::new_session(storage);
+    let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for t in &lake {
+        catalog::register(&session, storage, "lake", t, t).await?;
+    }
+    session.register_table("run_context", run_context(date)?)?;
+    for model in models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)? {
+        let df = session.sql(&model.sql).await.map_err(|e| Error::Model {
+            model: model.name.clone(),
+            reason: e.to_string(),
+        })?;
+        session.register_table(model.name.as_str(), df.into_view())?;
+    }
+    Ok(session)
+}
+
+/// The rows of one model as of `date`, computed in memory, not written.
+pub async fn model_as_of(
+    ctx: &JobContext,
+    model: &str,
+    date: NaiveDate,
+) -> Result<Vec<RecordBatch>> {
+    let session = session_as_of(ctx, date).await?;
+    Ok(session.table(model).await?.collect().await?)
+}
+
 fn run_context(date: NaiveDate) -> Result<Arc<MemTable>> {
     let schema = Arc::new(Schema::new(vec![Field::new(
         "run_date",

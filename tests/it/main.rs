@@ -7,3 +7,4 @@ mod contract;
 mod generated;
 mod ingest;
 mod sql;
+mod value;
