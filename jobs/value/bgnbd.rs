@@ -449,6 +449,8 @@ pub fn conditional_expected_purchases(
 }
 
 #[cfg(test)]
+// Reference values are pasted with every digit their source printed.
+#[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;
 
@@ -466,7 +468,8 @@ mod tests {
     /// agrees to 1e-14 or better, and so does lifetimes' formula with
     /// scipy.special.hyp2f1 (to 1e-11) except at a = 1, where it is 0/0.
     /// Script: tests/fixtures/value/README.md.
-    const CASES: [(f64, f64, f64, f64, u32, f64, f64, f64, f64, f64); 11] = [
+    type Case = (f64, f64, f64, f64, u32, f64, f64, f64, f64, f64);
+    const CASES: [Case; 11] = [
         (
             0.2426,
             4.4136,

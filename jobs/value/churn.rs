@@ -125,7 +125,7 @@ impl Standardizer {
             let mean = present.iter().sum::<f64>() / n;
             let var = present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
             let sd = var.sqrt();
-            if !(sd > 1e-12 * mean.abs().max(1.0)) {
+            if sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0) {
                 dropped.push((name.clone(), "constant for the training customers".into()));
                 continue;
             }
@@ -274,7 +274,7 @@ mod tests {
             let f: f64 = StandardNormal.sample(&mut rng);
             let z: f64 = StandardNormal.sample(&mut rng);
             let logit = -0.5 + 1.5 * r - 0.8 * f;
-            y.push(rng.random_bool(1.0 / (1.0 + (-logit as f64).exp())));
+            y.push(rng.random_bool(1.0 / (1.0 + (-logit).exp())));
             t.customer_id.push(format!("c{i:05}"));
             t.values[0].push(30.0 + 20.0 * r);
             t.values[1].push(10.0 + 4.0 * f);

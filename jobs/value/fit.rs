@@ -324,12 +324,12 @@ async fn date_expr(
 /// (0 … 6, 7+) and overall.
 pub fn holdout_comparison(s: &Summaries, predicted: &[Option<f64>]) -> Vec<HoldoutRow> {
     let mut groups: Vec<(u64, f64, f64)> = vec![(0, 0.0, 0.0); 9];
-    for i in 0..s.len() {
-        let Some(pred) = predicted[i] else {
+    for ((&x, &holdout), pred) in s.x.iter().zip(&s.holdout_x).zip(predicted) {
+        let Some(pred) = *pred else {
             continue;
         };
-        let actual = f64::from(s.holdout_x[i]);
-        for g in [s.x[i].min(7) as usize, 8] {
+        let actual = f64::from(holdout);
+        for g in [x.min(7) as usize, 8] {
             groups[g].0 += 1;
             groups[g].1 += pred;
             groups[g].2 += actual;

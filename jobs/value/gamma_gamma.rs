@@ -91,7 +91,7 @@ impl GammaGammaData {
         let mut x_of = Vec::new();
         let (mut sum_ln_m, mut sum_x_ln_m) = (0.0, 0.0);
         for (&xi, &m) in x.iter().zip(m_x) {
-            if xi == 0 || !(m > 0.0) || !m.is_finite() {
+            if xi == 0 || m.is_nan() || m <= 0.0 || !m.is_finite() {
                 return Err(Error::Internal(
                     "Gamma-Gamma needs x >= 1 and a positive finite mean value for every customer"
                         .into(),
@@ -234,6 +234,8 @@ pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
 }
 
 #[cfg(test)]
+// Reference values are pasted with every digit their source printed.
+#[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;
 

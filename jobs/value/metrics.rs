@@ -101,6 +101,8 @@ pub fn top_decile_lift(scores: &[f64], labels: &[bool]) -> Option<f64> {
 }
 
 #[cfg(test)]
+// Reference values are pasted with every digit their source printed.
+#[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;
 

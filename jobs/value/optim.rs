@@ -189,11 +189,14 @@ fn run_nelder_mead<O: Objective>(
     ))
 }
 
+/// (point, cost, gradient).
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
 /// The objective with the last evaluation remembered: argmin asks for the
 /// cost and then the gradient at the same point, and one pass computes both.
 struct Cached<'a, O> {
     objective: &'a O,
-    last: std::sync::Arc<Mutex<Option<(Vec<f64>, f64, Vec<f64>)>>>,
+    last: std::sync::Arc<Mutex<Option<Evaluation>>>,
 }
 
 impl<O> Clone for Cached<'_, O> {
@@ -258,6 +261,8 @@ impl<O: Objective> Gradient for Cached<'_, O> {
 /// log-parameters by central differences of the analytic gradient, inverted,
 /// then the delta method (SE(θ) = θ · SE(ln θ)). `None` when the Hessian is
 /// not positive definite (a flat or non-optimal point).
+// Index loops read like the matrix algebra they implement.
+#[allow(clippy::needless_range_loop)]
 pub fn standard_errors<O: Objective>(objective: &O, theta: &[f64], n: f64) -> Option<Vec<f64>> {
     let k = theta.len();
     let h = 1e-5;
@@ -286,6 +291,7 @@ pub fn standard_errors<O: Objective>(objective: &O, theta: &[f64], n: f64) -> Op
 
 /// Inverse of a symmetric positive-definite matrix by Cholesky; `None` when
 /// it is not positive definite.
+#[allow(clippy::needless_range_loop)]
 fn invert_spd(a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
     let mut l = vec![vec![0.0; n]; n];
@@ -294,7 +300,7 @@ fn invert_spd(a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
             let s: f64 = (0..j).map(|m| l[i][m] * l[j][m]).sum();
             if i == j {
                 let d = a[i][i] - s;
-                if !(d > 0.0) || !d.is_finite() {
+                if d.is_nan() || d <= 0.0 || !d.is_finite() {
                     return None;
                 }
                 l[i][i] = d.sqrt();

@@ -3,6 +3,9 @@
 //! shared demo lake (churn model quality, the planted loyalty uplift in
 //! churn rates by arm, documented marts, determinism).
 
+// Reference values are pasted with every digit their source printed.
+#![allow(clippy::excessive_precision)]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -307,7 +310,9 @@ fn simulate(n: usize, bg: BgNbdParams, gg: GammaGammaParams, h: f64, seed: u64) 
 /// standard errors (from the observed information) of the value simulated
 /// from, and the standard errors small enough for that to mean something;
 /// then the conditional expectation, summed over customers, predicts the
-/// simulated holdout purchases.
+/// simulated holdout purchases. (Seed 2024 is the one first written; seeds
+/// 1–5 were also checked by hand and land closer. scipy's optimizer on this
+/// seed's Gamma-Gamma data finds the same optimum, q = 3.566.)
 #[test]
 fn parameters_are_recovered_from_simulated_data() {
     let truth = BgNbdParams {
@@ -327,6 +332,11 @@ fn parameters_are_recovered_from_simulated_data() {
     let fit = bgnbd::fit(&data, 1000);
     assert!(fit.optimizer.converged, "{}", fit.optimizer.describe());
     let se = fit.standard_errors.expect("positive definite");
+    eprintln!(
+        "recovery BG/NBD: {:?} SE {se:?}; {}",
+        fit.params,
+        fit.optimizer.describe()
+    );
     let est = fit.params.named();
     for (k, (name, want)) in truth.named().iter().enumerate() {
         let got = est[k].1;
@@ -360,6 +370,7 @@ fn parameters_are_recovered_from_simulated_data() {
         .sum();
     let actual: u32 = s.holdout.iter().sum();
     let rel = (predicted - f64::from(actual)).abs() / f64::from(actual);
+    eprintln!("recovery holdout: predicted {predicted:.1}, simulated {actual}");
     assert!(
         rel < 0.05,
         "holdout: predicted {predicted:.0}, simulated {actual}"
@@ -374,6 +385,7 @@ fn parameters_are_recovered_from_simulated_data() {
     let gg = gamma_gamma::fit(&GammaGammaData::new(&xs, &ms).expect("valid"), 1000);
     assert!(gg.optimizer.converged, "{}", gg.optimizer.describe());
     let se = gg.standard_errors.expect("positive definite");
+    eprintln!("recovery Gamma-Gamma: {:?} SE {se:?}", gg.params);
     for (k, (name, want)) in spend.named().iter().enumerate() {
         let got = gg.params.named()[k].1;
         assert!(
@@ -513,19 +525,23 @@ fn demo_lake_customer_value_is_complete_and_consistent() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted, ids, "one row per customer, sorted");
-    // BG/NBD on the bakery: λ ~ Gamma(0.9, scale 0.25/day) and p ~ Beta(0.7,
-    // 14) are planted, on a seasonal clock, with a loyalty arm lowering p and
-    // a third of the customers' history before the first export unseen:
-    // the fit should land near, not on, the planted values.
+    // BG/NBD on the bakery: λ ~ Gamma(0.9, scale 0.25) orders per day and
+    // p ~ Beta(0.7, 14) are planted, on a seasonal clock, with a loyalty arm
+    // lowering p and a third of the customers' history before the first
+    // export unseen, so the fit lands near, not on, the planted process. It
+    // counts purchase days, not orders: a customer buying at rate λ buys on
+    // a share 1 − e^(−λ) of days, whose mean over the planted Gamma is
+    // 1 − (1 + 0.25)^(−0.9) = 0.182.
     let p = o.clv.bg_nbd.params;
     eprintln!(
         "demo lake BG/NBD: {p:?}; Gamma-Gamma {:?}",
         o.clv.gamma_gamma.as_ref().map(|g| g.params)
     );
     let mean_rate = p.r / p.alpha;
+    let planted = 1.0 - 1.25f64.powf(-0.9);
     assert!(
-        (mean_rate - 0.9 * 0.25).abs() < 0.25 * 0.225,
-        "mean λ {mean_rate}"
+        (mean_rate - planted).abs() < 0.2 * planted,
+        "mean purchase-day rate {mean_rate} vs {planted}"
     );
 }
 
@@ -682,13 +698,28 @@ fn demo_lake_without_segments_warns_and_the_job_is_deterministic() {
     let (ctx, _) = demo_ctx();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(value::run(&ctx, *last)).expect("second run");
-    let after = std::fs::read(
-        demo_lake()
-            .0
-            .join("marts/customer_value")
-            .join(format!("dt={last}"))
-            .join("part-0.parquet"),
-    )
-    .expect("written");
-    assert!(before == after, "the same inputs give byte-identical marts");
+    let path = demo_lake()
+        .0
+        .join("marts/customer_value")
+        .join(format!("dt={last}"))
+        .join("part-0.parquet");
+    let after = std::fs::read(&path).expect("written");
+    if before != after {
+        let copy = tempfile::NamedTempFile::new().expect("tmp");
+        std::fs::write(copy.path(), &before).expect("copy");
+        let (a, b) = (read_parquet(copy.path()), read_parquet(&path));
+        let differing: Vec<String> = a[0]
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let ca: Vec<_> = a.iter().map(|x| x.column(*i).to_data()).collect();
+                let cb: Vec<_> = b.iter().map(|x| x.column(*i).to_data()).collect();
+                ca != cb
+            })
+            .map(|(_, f)| f.name().clone())
+            .collect();
+        panic!("the same inputs must give byte-identical marts; columns differing: {differing:?}");
+    }
 }
