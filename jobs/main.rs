@@ -496,10 +496,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         o.at_risk_customers
                     );
                 }
-                for w in &o.warnings {
-                    eprintln!("warning: {w}");
-                }
+                // Warnings reach stderr through the library's log already.
                 println!("{} customers scored, {} rows written", o.customers_scored, o.rows_out);
+                let phases: Vec<String> = o
+                    .seconds
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.2}s"))
+                    .collect();
+                eprintln!("value: {}", phases.join(", "));
                 Ok(())
             }
             (None, None) => Err(Error::Config(
