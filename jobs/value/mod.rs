@@ -121,14 +121,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         *clock = Instant::now();
     };
 
-    let session = transform::session_as_of(ctx, date).await?;
-    session.register_table(
-        "purchases",
-        session
-            .sql("SELECT customer_id, order_date, total_amount AS amount FROM stg_orders WHERE NOT refunded")
-            .await?
-            .into_view(),
-    )?;
+    let session = purchases_session(ctx, date).await?;
     let today = current_features(ctx, &session, date).await?;
     let all = summary::load(&session, date, date, cfg.time_unit).await?;
     let rows_in = all.len() as u64;
@@ -247,6 +240,21 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         churn: evaluation,
         seconds,
     })
+}
+
+/// A session as of `date` (every lake table, every model as a view) with
+/// `purchases(customer_id, order_date, amount)`: the non-refunded orders of
+/// `stg_orders`, de-duplicated across export days.
+pub async fn purchases_session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext> {
+    let session = transform::session_as_of(ctx, date).await?;
+    session.register_table(
+        "purchases",
+        session
+            .sql("SELECT customer_id, order_date, total_amount AS amount FROM stg_orders WHERE NOT refunded")
+            .await?
+            .into_view(),
+    )?;
+    Ok(session)
 }
 
 /// `marts/customer_features` of the run date (the consenting customers and
@@ -397,7 +405,17 @@ async fn churn_model(
         roc_auc_active_at_cutoff: metrics::roc_auc(&active_p, &active_y),
         brier_score: metrics::brier_score(&predicted, &held_labels),
         top_decile_lift: metrics::top_decile_lift(&predicted, &held_labels),
-        calibration: metrics::calibration(&predicted, &held_labels, 10),
+        calibration: metrics::calibration(&predicted, &held_labels, 10)
+            .into_iter()
+            .map(|mut bin| {
+                // The outcome lands in the run manifest: small bins say nothing there either.
+                if bin.customers < ctx.cfg.min_group_size as u64 {
+                    bin.mean_predicted = None;
+                    bin.observed_rate = None;
+                }
+                bin
+            })
+            .collect(),
     };
     info!(
         training = train.len(),
