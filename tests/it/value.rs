@@ -821,7 +821,10 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
         .map(|s| s.expect("id"))
         .collect();
     let segment = |id: &str| {
-        if u8::from_str_radix(&id[id.len() - 1..], 16).expect("hex") % 2 == 0 {
+        if u8::from_str_radix(&id[id.len() - 1..], 16)
+            .expect("hex")
+            .is_multiple_of(2)
+        {
             ("regulars", 0i64)
         } else {
             ("occasional", 1)
