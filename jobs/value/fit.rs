@@ -123,7 +123,8 @@ pub async fn run(p: &FitParams) -> Result<FitOutcome> {
         .map_err(|e| match e {
             Error::DataFusion(e) => Error::input(&file, format!("cannot convert the columns: {e}")),
             other => other,
-        })?;
+        })?
+        .summaries;
     if s.is_empty() {
         return Err(Error::input(
             &file,

@@ -17,7 +17,7 @@
 //! applied to today's features.
 //!
 //! # Layout
-//! - [`summary`]: x, t_x, T and mean repeat value per customer (`summary.sql`)
+//! - [`summary`]: x, t_x, T, mean repeat value and purchase days per customer (`purchase_days.sql`)
 //! - [`special`]: ln Γ, ψ, log-sum-exp, Gauss ₂F₁
 //! - [`optim`]: maximum likelihood with argmin (L-BFGS, Nelder-Mead fallback), standard errors
 //! - [`bgnbd`]: the BG/NBD model: likelihood, fit, P(alive), expected purchases
@@ -25,7 +25,7 @@
 //! - [`clv`]: fitting both and scoring customers, discounted CLTV
 //! - [`churn`]: features, standardization, logistic regression
 //! - [`metrics`]: ROC AUC, Brier score, calibration, lift
-//! - [`rates`]: churn labels and churn rates from purchase gaps (`gaps.sql`)
+//! - [`rates`]: churn labels and churn rates from the gaps between purchase days
 //! - [`fit`]: `attune value fit` on any transaction file
 
 pub mod bgnbd;
@@ -124,8 +124,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     let session = purchases_session(ctx, date).await?;
     let today = current_features(ctx, &session, date).await?;
     let all = summary::load(&session, date, date, cfg.time_unit).await?;
-    let rows_in = all.len() as u64;
-    let s = keep_known_customers(all, &today, &mut warnings);
+    let rows_in = all.summaries.len() as u64;
+    let inactive = i32::try_from(cfg.inactive_days).unwrap_or(i32::MAX);
+    let (s, histories) = keep_known_customers(all, &today, inactive, &mut warnings);
     if s.is_empty() {
         return Err(Error::MissingInput {
             what: format!("orders of consenting customers up to {date}"),
@@ -153,9 +154,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     }
     lap("clv_score", &mut clock);
 
-    let inactive = i32::try_from(cfg.inactive_days).unwrap_or(i32::MAX);
-    let histories =
-        rates::load_histories(&session, cfg.inactive_days, &s.customer_id, &s.first_day).await?;
     let cutoff = date - chrono::Duration::days(i64::from(cfg.cutoff_days));
     let churn = churn_model(ctx, cutoff, &s, &histories, &today, inactive, &mut warnings).await?;
     let probability: Vec<Option<f64>> = s
@@ -298,13 +296,20 @@ async fn current_features(
 }
 
 /// Only customers in today's `customer_features` (consenting, known to the
-/// customers export) are modelled.
+/// customers export) are modelled; their purchase days become churn
+/// histories.
 fn keep_known_customers(
-    all: Summaries,
+    all: summary::Histories,
     today: &FeatureTable,
+    inactive: i32,
     warnings: &mut Vec<String>,
-) -> Summaries {
+) -> (Summaries, Vec<History>) {
+    let summary::Histories {
+        summaries: all,
+        days,
+    } = all;
     let mut s = Summaries::default();
+    let mut histories = Vec::new();
     let mut dropped = 0u64;
     for i in 0..all.len() {
         if today.position(&all.customer_id[i]).is_none() {
@@ -318,13 +323,14 @@ fn keep_known_customers(
         s.t.push(all.t[i]);
         s.monetary.push(all.monetary[i]);
         s.holdout_x.push(all.holdout_x[i]);
+        histories.push(History::from_days(&days[i], inactive));
     }
     if dropped > 0 {
         warnings.push(format!(
             "{dropped} customers with orders are not in today's customer_features (no consenting customer record) and are left out"
         ));
     }
-    s
+    (s, histories)
 }
 
 /// The churn model's outputs.

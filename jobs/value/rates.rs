@@ -4,8 +4,8 @@
 //! (c, c + inactive_days]; they were active at c when they made one in
 //! (c − inactive_days, c]. Both follow from the first purchase day and the
 //! customer's long gaps (consecutive purchase days more than inactive_days
-//! apart, or the last purchase with nothing after), which `gaps.sql`
-//! returns: far fewer rows than purchases.
+//! apart, or the last purchase with nothing after): a handful per customer,
+//! so every cut-off of every month is cheap to evaluate.
 //!
 //! Rates are given for two populations, because they answer different
 //! questions: `customers` (everyone who had bought by c: "what share of the
@@ -15,19 +15,11 @@
 //! lose", comparable month to month).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::summary::{date_column, epoch_day, from_epoch_day, string_column};
-use crate::Result;
-
-const GAPS_SQL: &str = include_str!("gaps.sql");
+use super::summary::{epoch_day, from_epoch_day};
 
 /// A customer's purchase history reduced to what churn needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +31,22 @@ pub struct History {
 }
 
 impl History {
+    /// The history of a customer's purchase days (ascending, distinct).
+    pub fn from_days(days: &[i32], inactive: i32) -> History {
+        let mut gaps: Vec<(i32, Option<i32>)> = days
+            .windows(2)
+            .filter(|w| w[1] - w[0] > inactive)
+            .map(|w| (w[0], Some(w[1])))
+            .collect();
+        if let Some(&last) = days.last() {
+            gaps.push((last, None));
+        }
+        History {
+            first_day: days.first().copied().unwrap_or(i32::MAX),
+            gaps,
+        }
+    }
+
     /// Bought at least once on or before `c`.
     pub fn purchased_by(&self, c: i32) -> bool {
         self.first_day <= c
@@ -62,63 +70,6 @@ impl History {
                 .iter()
                 .any(|&(d, next)| d + inactive <= c && next.is_none_or(|n| n > c))
     }
-}
-
-/// Loads the long gaps of every customer in `purchases` (registered in
-/// `session`) and aligns them with `customers` (sorted ids) and their first
-/// purchase days. Customers without a row keep an empty gap list, which
-/// cannot happen for a customer with a purchase (the last one always starts
-/// a gap) and is treated as never churned.
-pub async fn load_histories(
-    session: &SessionContext,
-    inactive_days: u32,
-    customers: &[String],
-    first_days: &[i32],
-) -> Result<Vec<History>> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "inactive_days",
-        DataType::Int64,
-        false,
-    )]));
-    let window = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(Int64Array::from(vec![i64::from(inactive_days)])) as ArrayRef],
-    )?;
-    session.deregister_table("churn_window")?;
-    session.register_table(
-        "churn_window",
-        Arc::new(MemTable::try_new(schema, vec![vec![window]])?),
-    )?;
-    let batches = session.sql(GAPS_SQL).await?.collect().await?;
-    let mut out: Vec<History> = first_days
-        .iter()
-        .map(|&f| History {
-            first_day: f,
-            gaps: Vec::new(),
-        })
-        .collect();
-    let mut i = 0usize;
-    for b in &batches {
-        let ids = string_column(b, "customer_id")?;
-        let start = date_column(b, "gap_start")?;
-        let end = date_column(b, "gap_end")?;
-        for r in 0..b.num_rows() {
-            if ids.is_null(r) {
-                continue;
-            }
-            let id = ids.value(r);
-            // Both sides are sorted by customer id: merge.
-            while i < customers.len() && customers[i].as_str() < id {
-                i += 1;
-            }
-            if i < customers.len() && customers[i] == id {
-                out[i]
-                    .gaps
-                    .push((start.value(r), (!end.is_null(r)).then(|| end.value(r))));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// One row of `marts/churn_rates` before suppression.
@@ -235,19 +186,8 @@ pub fn churn_rates(
 mod tests {
     use super::*;
 
-    /// Histories from explicit purchase days, the way gaps.sql reduces them.
     fn history(days: &[i32], inactive: i32) -> History {
-        let mut gaps = Vec::new();
-        for w in days.windows(2) {
-            if w[1] - w[0] > inactive {
-                gaps.push((w[0], Some(w[1])));
-            }
-        }
-        gaps.push((*days.last().expect("a purchase"), None));
-        History {
-            first_day: days[0],
-            gaps,
-        }
+        History::from_days(days, inactive)
     }
 
     /// The definitions, checked day by day against the purchase list.

@@ -4,24 +4,25 @@
 //! after the calibration end when there is a holdout.
 //!
 //! The heavy part (grouping millions of orders by customer and day) is
-//! `summary.sql` on DataFusion; this module turns its per-customer
-//! aggregates into the models' units.
+//! `purchase_days.sql` on DataFusion; this module folds its rows per
+//! customer into the models' units, keeping each customer's purchase days
+//! for the churn labels.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-const SUMMARY_SQL: &str = include_str!("summary.sql");
+const PURCHASE_DAYS_SQL: &str = include_str!("purchase_days.sql");
 
 /// The unit t_x, T and α are measured in. Predictions (expected purchases
 /// over 90 or 365 days, P(alive), CLTV) do not depend on it; the fitted α
@@ -98,106 +99,135 @@ impl Summaries {
     pub fn is_empty(&self) -> bool {
         self.customer_id.is_empty()
     }
-
-    fn push(&mut self, id: &str, agg: &Aggregate, end: i32, unit: TimeUnit) -> Result<()> {
-        let row = self.customer_id.len();
-        let bad = move |why: &str| {
-            Error::Internal(format!(
-                "summary.sql returned an inconsistent row ({why}) for customer #{row}"
-            ))
-        };
-        if agg.purchase_days < 1 || agg.last_day < agg.first_day || agg.last_day > end {
-            return Err(bad("day order"));
-        }
-        let x = u32::try_from(agg.purchase_days - 1).map_err(|_| bad("purchase count"))?;
-        self.customer_id.push(id.to_string());
-        self.first_day.push(agg.first_day);
-        self.x.push(x);
-        self.t_x
-            .push(f64::from(agg.last_day - agg.first_day) / unit.days());
-        self.t.push(f64::from(end - agg.first_day) / unit.days());
-        self.monetary
-            .push((x > 0).then(|| (agg.amount - agg.first_day_amount) / f64::from(x)));
-        self.holdout_x
-            .push(u32::try_from(agg.holdout_days).map_err(|_| bad("holdout count"))?);
-        Ok(())
-    }
 }
 
-struct Aggregate {
+/// Decimal places of the DECIMAL(38, 6) day sums.
+const AMOUNT_SCALE: f64 = 1e6;
+
+/// What the fold keeps per customer: order-independent, so the stream of
+/// day rows may arrive in any order. Amounts stay exact integers (millionths).
+#[derive(Debug, Clone)]
+struct Fold {
+    /// Purchase days up to the holdout end (sorted at the end).
+    days: Vec<i32>,
     first_day: i32,
-    last_day: i32,
-    purchase_days: i64,
-    amount: f64,
-    first_day_amount: f64,
-    holdout_days: i64,
+    first_amount: i128,
+    calibration_amount: i128,
+}
+
+/// Per-customer summaries and, for churn, every purchase day (ascending)
+/// up to the holdout end, aligned with the summaries.
+#[derive(Debug, Clone, Default)]
+pub struct Histories {
+    pub summaries: Summaries,
+    pub days: Vec<Vec<i32>>,
 }
 
 /// Summarizes `purchases(customer_id, order_date DATE, amount DOUBLE)`,
 /// which must be registered in `session`, for a calibration period ending
 /// on `calibration_end` (inclusive) and a holdout ending on `holdout_end`
-/// (inclusive; equal to `calibration_end` for none).
+/// (inclusive; equal to `calibration_end` for none). Customers whose first
+/// purchase is after the calibration end are left out.
 pub async fn load(
     session: &SessionContext,
     calibration_end: NaiveDate,
     holdout_end: NaiveDate,
     unit: TimeUnit,
-) -> Result<Summaries> {
+) -> Result<Histories> {
     if holdout_end < calibration_end {
         return Err(Error::Config(format!(
             "the holdout end {holdout_end} is before the calibration end {calibration_end}"
         )));
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("calibration_end", DataType::Date32, false),
-        Field::new("holdout_end", DataType::Date32, false),
-    ]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "holdout_end",
+        DataType::Date32,
+        false,
+    )]));
     let window = RecordBatch::try_new(
         schema.clone(),
-        vec![
-            Arc::new(Date32Array::from(vec![epoch_day(calibration_end)])) as ArrayRef,
-            Arc::new(Date32Array::from(vec![epoch_day(holdout_end)])),
-        ],
+        vec![Arc::new(Date32Array::from(vec![epoch_day(holdout_end)])) as ArrayRef],
     )?;
     session.deregister_table("value_window")?;
     session.register_table(
         "value_window",
         Arc::new(MemTable::try_new(schema, vec![vec![window]])?),
     )?;
-    let batches = session.sql(SUMMARY_SQL).await?.collect().await?;
     let end = epoch_day(calibration_end);
-    let mut out = Summaries::default();
-    for b in &batches {
-        let ids = string_column(b, "customer_id")?;
-        let first = date_column(b, "first_day")?;
-        let last = date_column(b, "last_day")?;
-        let days = int_column(b, "purchase_days")?;
-        let amount = float_column(b, "amount")?;
-        let first_amount = float_column(b, "first_day_amount")?;
-        let holdout = int_column(b, "holdout_days")?;
+    let mut index: HashMap<Box<str>, usize> = HashMap::new();
+    let mut folds: Vec<Fold> = Vec::new();
+    let mut stream = session
+        .sql(PURCHASE_DAYS_SQL)
+        .await?
+        .execute_stream()
+        .await?;
+    while let Some(batch) = stream.next().await {
+        let b = batch?;
+        let ids = string_column(&b, "customer_id")?;
+        let days = date_column(&b, "order_date")?;
+        let amounts = b
+            .column_by_name("amount")
+            .and_then(|a| a.as_primitive_opt::<Decimal128Type>())
+            .ok_or_else(|| Error::Internal("purchase_days.sql: amount is not DECIMAL".into()))?;
         for i in 0..b.num_rows() {
-            if ids.is_null(i) {
-                // Orders without a customer carry no history to model.
+            if ids.is_null(i) || days.is_null(i) {
                 continue;
             }
-            let agg = Aggregate {
-                first_day: first.value(i),
-                last_day: last.value(i),
-                purchase_days: days.value(i),
-                amount: if amount.is_null(i) {
-                    0.0
-                } else {
-                    amount.value(i)
-                },
-                first_day_amount: if first_amount.is_null(i) {
-                    0.0
-                } else {
-                    first_amount.value(i)
-                },
-                holdout_days: holdout.value(i),
+            let day = days.value(i);
+            let amount = if amounts.is_null(i) {
+                0
+            } else {
+                amounts.value(i)
             };
-            out.push(ids.value(i), &agg, end, unit)?;
+            let k = match index.get(ids.value(i)) {
+                Some(&k) => k,
+                None => {
+                    index.insert(ids.value(i).into(), folds.len());
+                    folds.push(Fold {
+                        days: Vec::new(),
+                        first_day: i32::MAX,
+                        first_amount: 0,
+                        calibration_amount: 0,
+                    });
+                    folds.len() - 1
+                }
+            };
+            let f = &mut folds[k];
+            f.days.push(day);
+            if day < f.first_day {
+                f.first_day = day;
+                f.first_amount = amount;
+            }
+            if day <= end {
+                f.calibration_amount += amount;
+            }
         }
+    }
+    let mut customers: Vec<(Box<str>, usize)> = index.into_iter().collect();
+    customers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Histories::default();
+    let s = &mut out.summaries;
+    for (id, k) in customers {
+        let f = &mut folds[k];
+        if f.first_day > end {
+            continue;
+        }
+        f.days.sort_unstable();
+        let calibration = f.days.partition_point(|&d| d <= end);
+        let x = (calibration - 1) as u32;
+        let last = f.days[calibration - 1];
+        s.customer_id.push(id.into_string());
+        s.first_day.push(f.first_day);
+        s.x.push(x);
+        s.t_x.push(f64::from(last - f.first_day) / unit.days());
+        s.t.push(f64::from(end - f.first_day) / unit.days());
+        s.monetary.push(
+            (x > 0).then(|| {
+                (f.calibration_amount - f.first_amount) as f64 / AMOUNT_SCALE / f64::from(x)
+            }),
+        );
+        s.holdout_x.push((f.days.len() - calibration) as u32);
+        out.days.push(std::mem::take(&mut f.days));
     }
     Ok(out)
 }
@@ -216,22 +246,6 @@ pub fn date_column(b: &RecordBatch, name: &str) -> Result<Date32Array> {
         .clone())
 }
 
-/// A column as Int64.
-pub fn int_column(b: &RecordBatch, name: &str) -> Result<Int64Array> {
-    let col = column(b, name)?;
-    Ok(cast(col, &DataType::Int64)?
-        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-        .clone())
-}
-
-/// A column as Float64.
-pub fn float_column(b: &RecordBatch, name: &str) -> Result<Float64Array> {
-    let col = column(b, name)?;
-    Ok(cast(col, &DataType::Float64)?
-        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
-        .clone())
-}
-
 fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     b.column_by_name(name)
         .ok_or_else(|| Error::Internal(format!("query result has no column `{name}`")))
@@ -241,7 +255,7 @@ fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::array::{Float64Array, StringArray};
     use rand::{Rng, SeedableRng};
     use rand_xoshiro::Xoshiro256Plus;
 
@@ -335,7 +349,8 @@ mod tests {
         ] {
             let end = from_epoch_day(start + end_offset);
             let hend = from_epoch_day(start + end_offset + holdout);
-            let got = load(&session, end, hend, unit).await.expect("summary");
+            let histories = load(&session, end, hend, unit).await.expect("summary");
+            let got = &histories.summaries;
             let want = reference(&rows, epoch_day(end), epoch_day(hend), unit);
             assert_eq!(got.len(), want.len(), "customers");
             let mut sorted = got.customer_id.clone();
@@ -343,6 +358,16 @@ mod tests {
             assert_eq!(sorted, got.customer_id, "sorted by customer");
             for (i, id) in got.customer_id.iter().enumerate() {
                 let (x, t_x, t, m, h) = want[id];
+                let days = &histories.days[i];
+                assert!(
+                    days.windows(2).all(|w| w[0] < w[1]),
+                    "{id}: days sorted, distinct"
+                );
+                assert_eq!(
+                    days.len() as u32,
+                    x + 1 + h,
+                    "{id}: every purchase day kept"
+                );
                 assert_eq!(got.x[i], x, "{id} x");
                 assert_eq!(got.t_x[i], t_x, "{id} t_x");
                 assert_eq!(got.t[i], t, "{id} T");

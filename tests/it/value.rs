@@ -735,6 +735,9 @@ fn demo_lake_without_segments_warns_and_the_job_is_deterministic() {
 /// ATTUNE_VALUE_BENCH_ROOT=/data/bench ATTUNE_VALUE_BENCH_DATE=2026-12-31 \
 ///   cargo test --release --test it value::lifetime_value_at_scale -- --ignored --nocapture
 /// ```
+///
+/// With `ATTUNE_VALUE_BENCH_NO_DEDUP=1` the orders are read as the lake has
+/// them, without `stg_orders`' de-duplication across export days.
 #[test]
 #[ignore = "needs a generated and ingested data root; see the doc comment"]
 fn lifetime_value_at_scale() {
@@ -757,6 +760,20 @@ fn lifetime_value_at_scale() {
     let session = rt
         .block_on(value::purchases_session(&ctx, day))
         .expect("session");
+    if std::env::var("ATTUNE_VALUE_BENCH_NO_DEDUP").is_ok() {
+        // The lake's orders as they are, without stg_orders' de-duplication
+        // across export days: isolates the cost of the summary itself.
+        session.deregister_table("purchases").expect("deregister");
+        let raw = rt
+            .block_on(session.sql(
+                "SELECT customer_id, CAST(ordered_at AS DATE) AS order_date, total_amount AS amount \
+                 FROM orders WHERE NOT COALESCE(refunded, FALSE)",
+            ))
+            .expect("sql");
+        session
+            .register_table("purchases", raw.into_view())
+            .expect("register");
+    }
     let s = rt
         .block_on(attune::value::summary::load(
             &session,
@@ -764,7 +781,8 @@ fn lifetime_value_at_scale() {
             day,
             TimeUnit::Days,
         ))
-        .expect("summary");
+        .expect("summary")
+        .summaries;
     let summary = started.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let models = attune::value::clv::fit_models(&s, &settings).expect("fit");
