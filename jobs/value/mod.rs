@@ -198,17 +198,16 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         &[batch],
     )
     .await?;
-    if let Some(c) = &churn {
-        let batch = churn_evaluation_batch(c, cutoff, threshold)?;
-        rows_out += mart::publish(
-            &ctx.storage,
-            "churn_evaluation",
-            date,
-            batch.schema(),
-            &[batch],
-        )
-        .await?;
-    }
+    // Written even without a model (empty), so no earlier run's rows survive.
+    let batch = churn_evaluation_batch(churn.as_ref(), cutoff, threshold)?;
+    rows_out += mart::publish(
+        &ctx.storage,
+        "churn_evaluation",
+        date,
+        batch.schema(),
+        &[batch],
+    )
+    .await?;
     let batch = churn_rates_batch(&rate_rows, ctx.cfg.min_group_size)?;
     rows_out += mart::publish(&ctx.storage, "churn_rates", date, batch.schema(), &[batch]).await?;
     let evaluation = churn.as_ref().map(|c| c.evaluation.clone());
@@ -601,7 +600,11 @@ fn customer_value_batch(
     Ok(RecordBatch::try_new(customer_value_schema(), columns)?)
 }
 
-fn churn_evaluation_batch(c: &ChurnRun, cutoff: NaiveDate, threshold: f64) -> Result<RecordBatch> {
+fn churn_evaluation_batch(
+    c: Option<&ChurnRun>,
+    cutoff: NaiveDate,
+    threshold: f64,
+) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("cutoff", DataType::Date32, false),
@@ -618,7 +621,7 @@ fn churn_evaluation_batch(c: &ChurnRun, cutoff: NaiveDate, threshold: f64) -> Re
         BooleanBuilder::new(),
         BooleanBuilder::new(),
     );
-    for (cid, prob, y, a) in &c.held_out {
+    for (cid, prob, y, a) in c.iter().flat_map(|c| &c.held_out) {
         id.append_value(cid);
         cut.append_value(epoch_day(cutoff));
         p.append_value(*prob);

@@ -757,9 +757,11 @@ fn lifetime_value_at_scale() {
         max_iterations: 1000,
     };
     let started = std::time::Instant::now();
+    let cpu0 = cpu_seconds();
     let session = rt
         .block_on(value::purchases_session(&ctx, day))
         .expect("session");
+    let session_seconds = started.elapsed().as_secs_f64();
     if std::env::var("ATTUNE_VALUE_BENCH_NO_DEDUP").is_ok() {
         // The lake's orders as they are, without stg_orders' de-duplication
         // across export days: isolates the cost of the summary itself.
@@ -784,12 +786,19 @@ fn lifetime_value_at_scale() {
         .expect("summary")
         .summaries;
     let summary = started.elapsed().as_secs_f64();
+    let cpu1 = cpu_seconds();
     let t = std::time::Instant::now();
     let models = attune::value::clv::fit_models(&s, &settings).expect("fit");
     let fit = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let scores = attune::value::clv::score(&s, &models, &[90.0, 365.0], &settings);
     let score = t.elapsed().as_secs_f64();
+    let cpu2 = cpu_seconds();
+    eprintln!(
+        "wall: session {session_seconds:.2}s of the summary; CPU (all threads): summary {:.2}s, fits + scoring {:.2}s",
+        cpu1 - cpu0,
+        cpu2 - cpu1
+    );
     eprintln!(
         "{} customers, {} distinct (x, t_x, T): summary {summary:.2}s, fits {fit:.2}s (BG/NBD {} iterations, Gamma-Gamma {:?}), scoring {score:.2}s, total {:.2}s",
         s.len(),
@@ -972,4 +981,23 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
         })
         .sum();
     assert_eq!(segment_rows, 4, "two segments, two populations");
+}
+
+/// User + system CPU seconds of this process so far, all threads (Linux
+/// /proc; 0 elsewhere): wall time on a shared machine says little.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
 }
