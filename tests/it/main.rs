@@ -10,5 +10,6 @@ mod nightly;
 mod privacy;
 mod segment;
 mod sql;
+mod value;
 mod voice;
 mod voice_score;
