@@ -343,9 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     i.initiative_id, i.design, i.evidence, i.rows, i.without_effect
                 );
             }
-            for w in &outcome.warnings {
-                eprintln!("warning: {w}");
-            }
+            // The warnings reach stderr through the job's log (and the manifest in a nightly run).
             println!("marts/initiative_roi/dt={date}");
             Ok(())
         }

@@ -271,7 +271,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
         let mine = &out_rows[first..];
         let design = mine.first().map_or(rows::Design::None, |r| r.design);
         if design == rows::Design::None {
-            warnings.push(format!("{id}: not evaluated ({})", mine[0].explanation));
+            warnings.push(format!("{id}: {}", mine[0].explanation));
         }
         outcomes.push(InitiativeOutcome {
             initiative_id: info.initiative_id.clone(),

@@ -270,8 +270,6 @@ pub fn randomized_row(e: &Estimate, cx: &ArmContext) -> RoiRow {
     if e.metric == Metric::Cltv12m
         && let Some(CltvGap::NotAvailable(why)) = cx.cltv_gap
     {
-        row.treated_n = Some(e.treated_n);
-        row.control_n = Some(e.control_n);
         row.explanation = format!(
             "Not available: {why}, so the CLTV uplift, the incremental value and the ROI are not computed (attune does not guess a lifetime value)."
         );

@@ -7,4 +7,5 @@ mod contract;
 mod generated;
 mod ingest;
 mod nightly;
+mod roi;
 mod sql;
