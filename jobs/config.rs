@@ -490,7 +490,10 @@ mod tests {
             Some(ROI_TOUCHPOINTS.map(String::from).as_slice())
         );
         let c = ValidConfig::parse("[roi]\ntouchpoints = { I0002 = \"in_store\" }").expect("valid");
-        assert_eq!(c.roi.touchpoints.get("I0002").map(String::as_str), Some("in_store"));
+        assert_eq!(
+            c.roi.touchpoints.get("I0002").map(String::as_str),
+            Some("in_store")
+        );
     }
 
     #[test]

@@ -288,7 +288,10 @@ mod tests {
         assert_eq!(e.metric, Metric::EmpathyScore);
         assert_eq!((e.exposed_n, e.other_n, e.smallest_cell_n), (30, 30, 30));
         for (got, want) in e.means.iter().zip([4.0, 5.5, 4.2, 4.7]) {
-            assert!((got.expect("mean") - want).abs() < 1e-12, "{got:?} vs {want}");
+            assert!(
+                (got.expect("mean") - want).abs() < 1e-12,
+                "{got:?} vs {want}"
+            );
         }
         let effect = e.effect.expect("effect");
         assert!((effect.value - 1.0).abs() < 1e-12);
@@ -330,11 +333,18 @@ mod tests {
         let (units, layout) = touchpoint_units(&rows);
         let est = estimate(&units, &layout, &settings(10));
         let effect = est[0].effect.expect("effect");
-        assert!((effect.value - want).abs() < 1e-12, "{} vs {want}", effect.value);
+        assert!(
+            (effect.value - want).abs() < 1e-12,
+            "{} vs {want}",
+            effect.value
+        );
         let (lo, hi) = effect.ci.expect("ci");
         assert!(lo < want && want < hi);
         assert!(lo < 1.0 && 1.0 < hi, "[{lo}, {hi}]");
-        assert!(hi - lo < 0.5, "200 customers give a tight interval: [{lo}, {hi}]");
+        assert!(
+            hi - lo < 0.5,
+            "200 customers give a tight interval: [{lo}, {hi}]"
+        );
     }
 
     /// Customer-level: exposed customers go from 2 to 5 orders, the others

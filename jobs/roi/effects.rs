@@ -174,7 +174,9 @@ pub fn compare_arms(
         }
         let uplift = difference(t, cltv);
         out[metrics] = uplift.map(|u| incremental_value(u, treated_customers));
-        out[metrics + 1] = out[metrics].zip(cost).and_then(|(v, c)| return_on_investment(v, c));
+        out[metrics + 1] = out[metrics]
+            .zip(cost)
+            .and_then(|(v, c)| return_on_investment(v, c));
     };
     let point = units.totals();
     let mut point_stats = vec![None; metrics + 2];
@@ -207,8 +209,7 @@ pub fn compare_arms(
                 effect: None,
                 money: None,
             };
-            if e.suppressed(settings.min_group_size) || (metric == Metric::Cltv12m && !with_cltv)
-            {
+            if e.suppressed(settings.min_group_size) || (metric == Metric::Cltv12m && !with_cltv) {
                 return e;
             }
             e.treated_value = point.mean(TREATMENT, cell);
@@ -266,7 +267,10 @@ mod tests {
         let mut v: Vec<ArmOutcome> = (0..40).map(|i| customer(true, i % 2 == 0, 120.0)).collect();
         v.extend((0..30).map(|i| customer(false, i % 3 == 0, 100.0)));
         let est = compare_arms(&v, Some(500.0), true, &settings());
-        let cltv = est.iter().find(|e| e.metric == Metric::Cltv12m).expect("cltv");
+        let cltv = est
+            .iter()
+            .find(|e| e.metric == Metric::Cltv12m)
+            .expect("cltv");
         assert_eq!((cltv.treated_n, cltv.control_n), (40, 30));
         assert_eq!(cltv.effect.map(|e| e.value), Some(20.0));
         assert_eq!(cltv.effect.and_then(|e| e.ci), Some((20.0, 20.0)));
@@ -286,10 +290,16 @@ mod tests {
         let (lo, hi) = e.ci.expect("ci");
         assert!(lo < e.value && e.value < hi);
         // Balance check: both arms ordered twice before.
-        let pre = est.iter().find(|e| e.metric == Metric::PrePeriodOrders).expect("pre");
+        let pre = est
+            .iter()
+            .find(|e| e.metric == Metric::PrePeriodOrders)
+            .expect("pre");
         assert_eq!(pre.effect.map(|e| e.value), Some(0.0));
         // Nobody answered an NPS survey: suppressed, not zero.
-        let nps = est.iter().find(|e| e.metric == Metric::NetPromoterScore).expect("nps");
+        let nps = est
+            .iter()
+            .find(|e| e.metric == Metric::NetPromoterScore)
+            .expect("nps");
         assert_eq!((nps.treated_n, nps.effect), (0, None));
     }
 
@@ -303,7 +313,10 @@ mod tests {
             v.push(customer(false, true, 85.0 + f64::from(i % 5) * 10.0));
         }
         let est = compare_arms(&v, Some(300.0), true, &settings());
-        let cltv = est.iter().find(|e| e.metric == Metric::Cltv12m).expect("cltv");
+        let cltv = est
+            .iter()
+            .find(|e| e.metric == Metric::Cltv12m)
+            .expect("cltv");
         let (ulo, uhi) = cltv.effect.and_then(|e| e.ci).expect("ci");
         let money = cltv.money.expect("money");
         let (vlo, vhi) = money.incremental_value.ci.expect("ci");
@@ -321,7 +334,10 @@ mod tests {
         assert!(est.iter().all(|e| e.suppressed(10) && e.effect.is_none()));
         v.push(customer(false, false, 1.0));
         let est = compare_arms(&v, Some(10.0), false, &settings());
-        let cltv = est.iter().find(|e| e.metric == Metric::Cltv12m).expect("cltv");
+        let cltv = est
+            .iter()
+            .find(|e| e.metric == Metric::Cltv12m)
+            .expect("cltv");
         assert!(cltv.effect.is_none() && cltv.money.is_none());
         assert_eq!(est[0].effect.map(|e| e.value), Some(1.0));
     }

@@ -82,7 +82,12 @@ pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
 ];
 
 /// The lake tables the queries read; a missing one reads as empty.
-const LAKE_TABLES: [&str; 4] = ["initiatives", "initiative_assignments", "orders", "feedback"];
+const LAKE_TABLES: [&str; 4] = [
+    "initiatives",
+    "initiative_assignments",
+    "orders",
+    "feedback",
+];
 
 const INITIATIVES_SQL: &str = include_str!("initiatives.sql");
 const ARMS_SQL: &str = include_str!("arms.sql");
@@ -231,7 +236,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
                 ));
             }
         } else if init.treatment_rows > 0 {
-            let window_days = ((date - info.started_on).num_days() + 1).min(i64::from(cfg.inactive_days));
+            let window_days =
+                ((date - info.started_on).num_days() + 1).min(i64::from(cfg.inactive_days));
             let rows = read_customer_windows(&session, info, date, window_days).await?;
             rows_in += rows.len() as u64;
             let (units, layout) = did::customer_units(&rows);
@@ -371,7 +377,11 @@ fn register_empty_if_missing(
 /// `roi_superseded`: the copies of records a later export replaced, as the
 /// transform listed them for the run date. Read from its one partition
 /// without hive columns, because the table has a `dt` column of its own.
-async fn register_superseded(session: &SessionContext, ctx: &JobContext, date: NaiveDate) -> Result<()> {
+async fn register_superseded(
+    session: &SessionContext,
+    ctx: &JobContext,
+    date: NaiveDate,
+) -> Result<()> {
     let url = ListingTableUrl::parse(format!(
         "{}{}/",
         ctx.storage.url(),
@@ -409,7 +419,12 @@ async fn register_customer_value(
             "marts/customer_value has no partition for {date} (the value job has not run for this date)"
         ))
     } else {
-        let schema = session.table("customer_value").await?.schema().as_arrow().clone();
+        let schema = session
+            .table("customer_value")
+            .await?
+            .schema()
+            .as_arrow()
+            .clone();
         ["customer_id", "cltv_12m"]
             .iter()
             .find(|c| schema.field_with_name(c).is_err())
@@ -461,7 +476,11 @@ fn literal(s: &str) -> String {
     s.replace('\'', "''")
 }
 
-async fn query(session: &SessionContext, template: &str, params: &[(&str, String)]) -> Result<Vec<RecordBatch>> {
+async fn query(
+    session: &SessionContext,
+    template: &str,
+    params: &[(&str, String)],
+) -> Result<Vec<RecordBatch>> {
     let sql = fill(template, params)?;
     Ok(session.sql(&sql).await?.collect().await?)
 }
@@ -477,26 +496,38 @@ fn column(batch: &RecordBatch, name: &str, ty: &DataType) -> Result<ArrayRef> {
 fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
     let a = column(batch, name, &DataType::Utf8)?;
     let a = a.as_string::<i32>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect())
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+        .collect())
 }
 
 fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
     let a = column(batch, name, &DataType::Float64)?;
     let a = a.as_primitive::<Float64Type>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
 }
 
 fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
     let a = column(batch, name, &DataType::Int64)?;
     let a = a.as_primitive::<Int64Type>();
-    Ok((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
 }
 
 fn dates(batch: &RecordBatch, name: &str) -> Result<Vec<Option<NaiveDate>>> {
     let a = column(batch, name, &DataType::Date32)?;
     let a = a.as_primitive::<Date32Type>();
     Ok((0..a.len())
-        .map(|i| if a.is_valid(i) { a.value_as_date(i) } else { None })
+        .map(|i| {
+            if a.is_valid(i) {
+                a.value_as_date(i)
+            } else {
+                None
+            }
+        })
         .collect())
 }
 
@@ -504,7 +535,10 @@ fn required<T>(v: Option<T>, what: &str) -> Result<T> {
     v.ok_or_else(|| Error::Internal(format!("roi: {what} is NULL in a query result")))
 }
 
-async fn read_initiatives(session: &SessionContext, params: &[(&str, String)]) -> Result<Vec<Initiative>> {
+async fn read_initiatives(
+    session: &SessionContext,
+    params: &[(&str, String)],
+) -> Result<Vec<Initiative>> {
     let mut out = Vec::new();
     for b in query(session, INITIATIVES_SQL, params).await? {
         let ids = strings(&b, "initiative_id")?;
@@ -562,7 +596,10 @@ async fn read_arms(
     Ok(out)
 }
 
-async fn read_order_currencies(session: &SessionContext, date: NaiveDate) -> Result<BTreeSet<String>> {
+async fn read_order_currencies(
+    session: &SessionContext,
+    date: NaiveDate,
+) -> Result<BTreeSet<String>> {
     let sql = format!(
         "SELECT DISTINCT currency FROM orders WHERE dt <= DATE '{date}' AND currency IS NOT NULL"
     );
@@ -622,8 +659,14 @@ async fn read_customer_windows(
     let params = [
         ("run_date", date.to_string()),
         ("started_on", info.started_on.to_string()),
-        ("before_from", (info.started_on - Duration::days(window_days)).to_string()),
-        ("after_to", (info.started_on + Duration::days(window_days - 1)).to_string()),
+        (
+            "before_from",
+            (info.started_on - Duration::days(window_days)).to_string(),
+        ),
+        (
+            "after_to",
+            (info.started_on + Duration::days(window_days - 1)).to_string(),
+        ),
         ("initiative_id", literal(&info.initiative_id)),
     ];
     let mut out = Vec::new();
@@ -663,10 +706,16 @@ mod tests {
     fn placeholders_are_filled_or_refused() {
         let sql = fill(
             "SELECT * FROM t WHERE d = DATE '{run_date}' AND n < {inactive_days}",
-            &[("run_date", "2025-03-01".into()), ("inactive_days", "90".into())],
+            &[
+                ("run_date", "2025-03-01".into()),
+                ("inactive_days", "90".into()),
+            ],
         )
         .expect("filled");
-        assert_eq!(sql, "SELECT * FROM t WHERE d = DATE '2025-03-01' AND n < 90");
+        assert_eq!(
+            sql,
+            "SELECT * FROM t WHERE d = DATE '2025-03-01' AND n < 90"
+        );
         let err = fill("SELECT {oops}", &[]).expect_err("left over");
         assert!(err.to_string().contains("{oops}"));
         assert_eq!(literal("O'Brien's"), "O''Brien''s");
@@ -674,7 +723,10 @@ mod tests {
 
     #[test]
     fn shipped_queries_need_only_the_params_the_job_gives() {
-        let base = [("run_date", "2025-03-01".to_string()), ("inactive_days", "90".into())];
+        let base = [
+            ("run_date", "2025-03-01".to_string()),
+            ("inactive_days", "90".into()),
+        ];
         fill(INITIATIVES_SQL, &base).expect("initiatives");
         fill(ARMS_SQL, &base).expect("arms");
         let tp = [

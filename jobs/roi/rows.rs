@@ -233,6 +233,16 @@ fn interval_phrase(ci: Option<(f64, f64)>, fmt: impl Fn(f64) -> String) -> Strin
     }
 }
 
+/// Whether the interval settles the sign of the effect, in words.
+fn verdict(ci: Option<(f64, f64)>) -> &'static str {
+    match ci {
+        Some((lo, _)) if lo > 0.0 => "clearly above zero",
+        Some((_, hi)) if hi < 0.0 => "clearly below zero",
+        Some(_) => "the interval includes zero, so the data cannot tell this from chance",
+        None => "its size is uncertain",
+    }
+}
+
 fn money(x: f64, currency: &str) -> String {
     format!("{x:.0} {currency}")
 }
@@ -297,22 +307,23 @@ pub fn randomized_row(e: &Estimate, cx: &ArmContext) -> RoiRow {
     row.control_value = Some(c);
     row.effect = Some(effect);
     let eff = effect_phrase(e.metric, &effect, cur);
+    let sure = verdict(effect.ci);
     let (nt, nc) = (e.treated_n, e.control_n);
     row.explanation = match e.metric {
         Metric::RetentionRate => format!(
-            "{} of the {nt} treated customers ordered in the {} days up to {} against {} of the {nc} control customers: {eff}, measured against a control group, so the difference is the initiative's effect (the churn rate is one minus these shares).",
+            "{} of the {nt} treated customers ordered in the {} days up to {} against {} of the {nc} control customers (the churn rate is one minus these shares): {eff} against a randomized control group, {sure}.",
             value(e.metric, t, cur),
             cx.inactive_days,
             cx.run_date,
             value(e.metric, c, cur)
         ),
         Metric::RepeatOrders => format!(
-            "Since assignment, treated customers placed {} orders each and control customers {}: {eff}.",
+            "Since assignment, treated customers placed {} orders each and control customers {}: {eff}, {sure}.",
             value(e.metric, t, cur),
             value(e.metric, c, cur)
         ),
         Metric::NetPromoterScore => format!(
-            "NPS since assignment is {} from {nt} treated respondents against {} from {nc} control respondents: {eff}.",
+            "NPS since assignment is {} from {nt} treated respondents against {} from {nc} control respondents: {eff}, {sure}.",
             value(e.metric, t, cur),
             value(e.metric, c, cur)
         ),
@@ -330,9 +341,9 @@ pub fn randomized_row(e: &Estimate, cx: &ArmContext) -> RoiRow {
                 }
             )
         }
-        Metric::Cltv12m => cltv_sentence(e, &mut row, cx, t, c, &eff),
+        Metric::Cltv12m => cltv_sentence(e, &mut row, cx, t, c, &format!("{eff}, {sure}")),
         Metric::EmpathyScore => format!(
-            "Empathy answers since assignment average {} for treated and {} for control customers: {eff}.",
+            "Empathy answers since assignment average {} for treated and {} for control customers: {eff}, {sure}.",
             value(e.metric, t, cur),
             value(e.metric, c, cur)
         ),
@@ -412,7 +423,8 @@ pub fn did_row(
         return row;
     }
     let (Some(te), Some(oe), Some(effect)) = (e.exposed_change, e.other_change, e.effect) else {
-        row.explanation = format!("Withheld: a before/after group has nothing to average; {WEAKER}.");
+        row.explanation =
+            format!("Withheld: a before/after group has nothing to average; {WEAKER}.");
         return row;
     };
     row.treated_n = Some(e.exposed_n);
@@ -427,18 +439,20 @@ pub fn did_row(
         Metric::NetPromoterScore => "NPS",
         _ => "orders per customer",
     };
-    let (exposed, others) = match groups {
+    let (exposed, others, no_money) = match groups {
         DidGroups::Touchpoint(tp) => (
-            format!("{what} about {tp}"),
+            format!("{what} about the {} touchpoint", tp.replace('_', "-")),
             format!("{what} about the other touchpoints"),
+            "a survey scale has no money value attune could defend, so there is no ROI",
         ),
         DidGroups::Customers { window_days } => (
             format!("{what} of assigned customers ({window_days} days before and after)"),
             format!("{what} of unassigned customers"),
+            "there is no ROI, because a money value needs the CLTV of a control arm",
         ),
     };
     row.explanation = format!(
-        "From {} on, {exposed} moved from {} to {} ({}) while {others} moved from {} to {} ({}) over the same time (season, customer mix): an effect of {}; {WEAKER}, and a survey scale or an order count has no money value here, so there is no ROI.",
+        "From {} on, {exposed} moved from {} to {} ({}) while {others} moved from {} to {} ({}) over the same time (season, customer mix): an effect of {}, {}; {WEAKER}, and {no_money}.",
         i.started_on,
         mean(0),
         mean(1),
@@ -447,6 +461,7 @@ pub fn did_row(
         mean(3),
         signed(m, oe),
         effect_phrase(m, &effect, cur),
+        verdict(effect.ci),
     );
     row
 }
@@ -500,7 +515,10 @@ mod tests {
         let row = randomized_row(&cltv, &cx);
         assert!(row.explanation.contains("8000 EUR"), "{}", row.explanation);
         assert!(row.explanation.contains("78%"), "{}", row.explanation);
-        let rows = vec![row, RoiRow::not_estimated(&i, "it starts after the run date")];
+        let rows = vec![
+            row,
+            RoiRow::not_estimated(&i, "it starts after the run date"),
+        ];
         let batch = to_batch(&rows).expect("batch");
         crate::mart::doc("initiative_roi")
             .expect("documented")
@@ -514,7 +532,11 @@ mod tests {
                     c.as_any()
                         .downcast_ref::<datafusion::arrow::array::Float64Array>()
                 })
-                .map(|a| (0..a.len()).map(|k| a.is_valid(k).then(|| a.value(k))).collect::<Vec<_>>())
+                .map(|a| {
+                    (0..a.len())
+                        .map(|k| a.is_valid(k).then(|| a.value(k)))
+                        .collect::<Vec<_>>()
+                })
                 .expect("float column")
         };
         use datafusion::arrow::array::Array as _;
@@ -525,9 +547,24 @@ mod tests {
     }
 
     #[test]
+    fn the_sentence_says_whether_the_interval_settles_the_sign() {
+        let cases = [
+            (Some((0.01, 0.2)), "clearly above zero"),
+            (Some((-0.3, -0.1)), "clearly below zero"),
+            (Some((-0.1, 0.2)), "includes zero"),
+            (Some((0.0, 0.2)), "includes zero"),
+            (None, "uncertain"),
+        ];
+        for (ci, want) in cases {
+            assert!(verdict(ci).contains(want), "{ci:?}: {}", verdict(ci));
+        }
+    }
+
+    #[test]
     fn missing_cltv_is_said_not_invented() {
         let i = info();
-        let gap = CltvGap::NotAvailable("marts/customer_value has no partition for 2025-12-31".into());
+        let gap =
+            CltvGap::NotAvailable("marts/customer_value has no partition for 2025-12-31".into());
         let e = Estimate {
             metric: Metric::Cltv12m,
             treated_n: 400,
@@ -546,6 +583,9 @@ mod tests {
         };
         let row = randomized_row(&e, &cx);
         assert!(row.effect.is_none() && row.roi.is_none() && row.incremental_value.is_none());
-        assert!(row.explanation.starts_with("Not available: marts/customer_value"));
+        assert!(
+            row.explanation
+                .starts_with("Not available: marts/customer_value")
+        );
     }
 }

@@ -11,8 +11,8 @@ use attune::generate::{GenerateParams, GroundTruth};
 use attune::roi::RoiOutcome;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray, new_null_array,
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use object_store::path::Path;
@@ -214,17 +214,40 @@ async fn planted_uplift_lies_inside_the_interval_over_seeds() {
 
         let r1 = realized(&truth, "I0001");
         let ret = row(&rows, "I0001", "retention_rate");
-        assert_eq!((ret.design.as_str(), ret.evidence.as_str()), ("randomized", "strong"));
-        assert_eq!(ret.treated_n, Some(r1["treatment_customers"] as i64), "seed {seed}");
-        assert_eq!(ret.control_n, Some(r1["control_customers"] as i64), "seed {seed}");
+        assert_eq!(
+            (ret.design.as_str(), ret.evidence.as_str()),
+            ("randomized", "strong")
+        );
+        assert_eq!(
+            ret.treated_n,
+            Some(r1["treatment_customers"] as i64),
+            "seed {seed}"
+        );
+        assert_eq!(
+            ret.control_n,
+            Some(r1["control_customers"] as i64),
+            "seed {seed}"
+        );
         let close = |a: Option<f64>, b: f64, tol: f64| (a.expect("value") - b).abs() <= tol;
         // ground_truth.json rounds to 4 decimals.
-        assert!(close(ret.treated_value, r1["treatment_retained_share"], 5e-5), "seed {seed}: {ret:?}");
-        assert!(close(ret.control_value, r1["control_retained_share"], 5e-5), "seed {seed}: {ret:?}");
+        assert!(
+            close(ret.treated_value, r1["treatment_retained_share"], 5e-5),
+            "seed {seed}: {ret:?}"
+        );
+        assert!(
+            close(ret.control_value, r1["control_retained_share"], 5e-5),
+            "seed {seed}: {ret:?}"
+        );
         let uplift = r1["retention_uplift"];
-        assert!(close(ret.effect, uplift, 1.5e-4), "seed {seed}: {ret:?} vs {uplift}");
+        assert!(
+            close(ret.effect, uplift, 1.5e-4),
+            "seed {seed}: {ret:?} vs {uplift}"
+        );
         let (lo, hi) = (ret.ci_low.expect("lo"), ret.ci_high.expect("hi"));
-        assert!(lo <= uplift && uplift <= hi, "seed {seed}: {uplift} outside [{lo}, {hi}]");
+        assert!(
+            lo <= uplift && uplift <= hi,
+            "seed {seed}: {uplift} outside [{lo}, {hi}]"
+        );
         assert!(
             (0.03..0.3).contains(&(hi - lo)),
             "seed {seed}: a 95% interval over ~300 customers per arm is a few points wide, not [{lo}, {hi}]"
@@ -232,7 +255,11 @@ async fn planted_uplift_lies_inside_the_interval_over_seeds() {
         // CLTV: said to be missing, not invented.
         let cltv = row(&rows, "I0001", "cltv_12m");
         assert!(cltv.effect.is_none() && cltv.roi.is_none() && cltv.incremental_value.is_none());
-        assert!(cltv.explanation.contains("customer_value"), "{}", cltv.explanation);
+        assert!(
+            cltv.explanation.contains("customer_value"),
+            "{}",
+            cltv.explanation
+        );
         // Only the CLTV row has money columns, and it has none here.
         assert!(rows.iter().all(|r| r.roi.is_none()));
 
@@ -244,11 +271,23 @@ async fn planted_uplift_lies_inside_the_interval_over_seeds() {
         );
         let in_store = r2["in_store_empathy_after"] - r2["in_store_empathy_before"];
         let other = r2["other_empathy_after"] - r2["other_empathy_before"];
-        assert!(close(emp.treated_value, in_store, 1e-4), "seed {seed}: {emp:?} vs {in_store}");
-        assert!(close(emp.control_value, other, 1e-4), "seed {seed}: {emp:?} vs {other}");
-        assert!(close(emp.effect, in_store - other, 2e-4), "seed {seed}: {emp:?}");
+        assert!(
+            close(emp.treated_value, in_store, 1e-4),
+            "seed {seed}: {emp:?} vs {in_store}"
+        );
+        assert!(
+            close(emp.control_value, other, 1e-4),
+            "seed {seed}: {emp:?} vs {other}"
+        );
+        assert!(
+            close(emp.effect, in_store - other, 2e-4),
+            "seed {seed}: {emp:?}"
+        );
         let (lo, hi) = (emp.ci_low.expect("lo"), emp.ci_high.expect("hi"));
-        assert!(lo <= in_store - other && in_store - other <= hi, "seed {seed}: {emp:?}");
+        assert!(
+            lo <= in_store - other && in_store - other <= hi,
+            "seed {seed}: {emp:?}"
+        );
         assert!(emp.roi.is_none() && emp.explanation.contains("weaker evidence"));
     }
 }
@@ -284,7 +323,10 @@ async fn assignments(ctx: &JobContext) -> Vec<(String, String)> {
         // Strings may come back as views: cast to plain Utf8 first.
         let as_text = |i: usize| {
             let col = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).expect("cast");
-            col.as_any().downcast_ref::<StringArray>().expect("utf8").clone()
+            col.as_any()
+                .downcast_ref::<StringArray>()
+                .expect("utf8")
+                .clone()
         };
         let (c, a) = (as_text(0), as_text(1));
         for i in 0..b.num_rows() {
@@ -303,9 +345,13 @@ fn customer_value_batch(rows: &[(String, f64)]) -> RecordBatch {
     RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            )),
             Arc::new(StringArray::from(vec![Some("regulars"); rows.len()])),
-            Arc::new(Float64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
         ],
     )
     .expect("batch")
@@ -322,7 +368,9 @@ fn customer_value_batch(rows: &[(String, f64)]) -> RecordBatch {
 async fn cltv_fixture_gives_incremental_value_and_roi() {
     let (dir, last, truth) = generated_lake(1200, 240, 4);
     let ctx = ctx_for(dir.path(), |_| {});
-    attune::roi::run(&ctx, last).await.expect("roi without CLTV");
+    attune::roi::run(&ctx, last)
+        .await
+        .expect("roi without CLTV");
     let without = read_rows(dir.path(), last);
 
     let arms = assignments(&ctx).await;
@@ -336,7 +384,14 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
         .iter()
         .map(|(c, a)| (c.clone(), if a == "treatment" { 130.0 } else { 100.0 }))
         .collect();
-    write_table(&ctx, "marts", "customer_value", last, customer_value_batch(&constant)).await;
+    write_table(
+        &ctx,
+        "marts",
+        "customer_value",
+        last,
+        customer_value_batch(&constant),
+    )
+    .await;
     let outcome = attune::roi::run(&ctx, last).await.expect("roi with CLTV");
     assert!(outcome.cltv_available);
     let rows = read_rows(dir.path(), last);
@@ -350,7 +405,11 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
     let roi = (inc - 4500.0) / 4500.0;
     assert!((cltv.roi.expect("roi") - roi).abs() < 1e-12);
     assert!((cltv.roi_ci.0.expect("lo") - roi).abs() < 1e-12);
-    assert!(cltv.explanation.contains(&format!("{inc:.0} EUR")), "{}", cltv.explanation);
+    assert!(
+        cltv.explanation.contains(&format!("{inc:.0} EUR")),
+        "{}",
+        cltv.explanation
+    );
     assert_eq!(
         row(&without, "I0001", "retention_rate"),
         row(&rows, "I0001", "retention_rate"),
@@ -376,13 +435,23 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     let uplift = mean("treatment") - mean("control");
-    write_table(&ctx, "marts", "customer_value", last, customer_value_batch(&spread)).await;
+    write_table(
+        &ctx,
+        "marts",
+        "customer_value",
+        last,
+        customer_value_batch(&spread),
+    )
+    .await;
     attune::roi::run(&ctx, last).await.expect("roi with CLTV");
     let rows = read_rows(dir.path(), last);
     let cltv = row(&rows, "I0001", "cltv_12m");
     assert!((cltv.effect.expect("effect") - uplift).abs() < 1e-9);
     let (lo, hi) = (cltv.ci_low.expect("lo"), cltv.ci_high.expect("hi"));
-    assert!(lo < uplift && uplift < hi && hi - lo > 1.0, "[{lo}, {hi}] around {uplift}");
+    assert!(
+        lo < uplift && uplift < hi && hi - lo > 1.0,
+        "[{lo}, {hi}] around {uplift}"
+    );
     let n = treated as f64;
     let (ilo, ihi) = cltv.incremental_value_ci;
     assert!((ilo.expect("lo") - lo * n).abs() < 1e-6 && (ihi.expect("hi") - hi * n).abs() < 1e-6);
@@ -395,7 +464,12 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
 
 /// A batch of `lake/<table>` with the contract's columns: the given ones,
 /// NULL for other nullable ones, a placeholder for other required ones.
-fn lake_batch(ctx: &JobContext, table: &str, n: usize, given: Vec<(&str, ArrayRef)>) -> RecordBatch {
+fn lake_batch(
+    ctx: &JobContext,
+    table: &str,
+    n: usize,
+    given: Vec<(&str, ArrayRef)>,
+) -> RecordBatch {
     let schema: SchemaRef = ctx.contracts.get(table).expect("contract").lake_schema();
     let columns: Vec<ArrayRef> = schema
         .fields()
@@ -413,9 +487,9 @@ fn lake_batch(ctx: &JobContext, table: &str, n: usize, given: Vec<(&str, ArrayRe
                 DataType::Int64 => Arc::new(Int64Array::from(vec![1; n])),
                 DataType::Boolean => Arc::new(BooleanArray::from(vec![false; n])),
                 DataType::Date32 => Arc::new(Date32Array::from(vec![0; n])),
-                DataType::Timestamp(TimeUnit::Microsecond, _) => Arc::new(
-                    TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"),
-                ),
+                DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                    Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"))
+                }
                 other => panic!("no placeholder for {other}"),
             }
         })
@@ -432,7 +506,10 @@ fn day(s: &str) -> NaiveDate {
 }
 
 fn noon_micros(d: NaiveDate) -> i64 {
-    d.and_hms_opt(12, 0, 0).expect("time").and_utc().timestamp_micros()
+    d.and_hms_opt(12, 0, 0)
+        .expect("time")
+        .and_utc()
+        .timestamp_micros()
 }
 
 fn timestamps(days: &[NaiveDate]) -> ArrayRef {
@@ -477,7 +554,13 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
 
     // Initiatives.
     let ids = ["I1", "I2", "I3", "I4", "I5"];
-    let starts = ["2025-03-01", "2025-02-01", "2025-04-15", "2025-02-01", "2025-03-01"];
+    let starts = [
+        "2025-03-01",
+        "2025-02-01",
+        "2025-04-15",
+        "2025-02-01",
+        "2025-03-01",
+    ];
     let init = lake_batch(
         &ctx,
         "initiatives",
@@ -486,11 +569,23 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
             ("initiative_id", text(ids.map(String::from).to_vec())),
             (
                 "name",
-                text(["Welcome call", "Control only", "Next month", "Unmapped", "New delivery partner"].map(String::from).to_vec()),
+                text(
+                    [
+                        "Welcome call",
+                        "Control only",
+                        "Next month",
+                        "Unmapped",
+                        "New delivery partner",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                ),
             ),
             (
                 "started_on",
-                Arc::new(Date32Array::from(starts.map(|s| epoch_days(day(s))).to_vec())),
+                Arc::new(Date32Array::from(
+                    starts.map(|s| epoch_days(day(s))).to_vec(),
+                )),
             ),
             ("cost", Arc::new(Float64Array::from(vec![100.0; 5]))),
             ("currency", text(vec!["EUR".to_string(); 5])),
@@ -520,7 +615,14 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
             ("assigned_at", timestamps(&vec![day("2025-03-01"); n])),
         ],
     );
-    write_table(&ctx, "lake", "initiative_assignments", day("2025-03-01"), assign).await;
+    write_table(
+        &ctx,
+        "lake",
+        "initiative_assignments",
+        day("2025-03-01"),
+        assign,
+    )
+    .await;
 
     // Orders, exported on their own day; the copy of e00's first after-order
     // is exported again on 2025-03-20.
@@ -561,8 +663,14 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
             n,
             vec![
                 ("order_id", text(rows.iter().map(|r| r.0.clone()).collect())),
-                ("customer_id", text(rows.iter().map(|r| r.1.clone()).collect())),
-                ("ordered_at", timestamps(&rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+                (
+                    "customer_id",
+                    text(rows.iter().map(|r| r.1.clone()).collect()),
+                ),
+                (
+                    "ordered_at",
+                    timestamps(&rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+                ),
                 ("currency", text(vec!["EUR".into(); n])),
             ],
         );
@@ -572,14 +680,38 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     // Empathy answers for I5: exposed group about delivery, the rest in store.
     let mut fb: Vec<(String, String, NaiveDate, i64, &str)> = Vec::new();
     for (i, c) in exposed.iter().enumerate() {
-        fb.push((format!("r{i:03}a"), c.clone(), day("2025-02-15"), 4, "delivery"));
-        fb.push((format!("r{i:03}b"), c.clone(), day("2025-03-15"), 6, "delivery"));
+        fb.push((
+            format!("r{i:03}a"),
+            c.clone(),
+            day("2025-02-15"),
+            4,
+            "delivery",
+        ));
+        fb.push((
+            format!("r{i:03}b"),
+            c.clone(),
+            day("2025-03-15"),
+            6,
+            "delivery",
+        ));
     }
     for (i, c) in others.iter().take(12).enumerate() {
         // 5.5 on average after: half answer 5, half 6.
         let after = if i % 2 == 0 { 5 } else { 6 };
-        fb.push((format!("s{i:03}a"), c.clone(), day("2025-02-15"), 5, "in_store"));
-        fb.push((format!("s{i:03}b"), c.clone(), day("2025-03-15"), after, "in_store"));
+        fb.push((
+            format!("s{i:03}a"),
+            c.clone(),
+            day("2025-02-15"),
+            5,
+            "in_store",
+        ));
+        fb.push((
+            format!("s{i:03}b"),
+            c.clone(),
+            day("2025-03-15"),
+            after,
+            "in_store",
+        ));
     }
     let n = fb.len();
     let feedback = lake_batch(
@@ -587,12 +719,27 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         "feedback",
         n,
         vec![
-            ("response_id", text(fb.iter().map(|r| r.0.clone()).collect())),
-            ("customer_id", text(fb.iter().map(|r| r.1.clone()).collect())),
-            ("responded_at", timestamps(&fb.iter().map(|r| r.2).collect::<Vec<_>>())),
+            (
+                "response_id",
+                text(fb.iter().map(|r| r.0.clone()).collect()),
+            ),
+            (
+                "customer_id",
+                text(fb.iter().map(|r| r.1.clone()).collect()),
+            ),
+            (
+                "responded_at",
+                timestamps(&fb.iter().map(|r| r.2).collect::<Vec<_>>()),
+            ),
             ("survey_type", text(vec!["empathy".into(); n])),
-            ("score", Arc::new(Int64Array::from(fb.iter().map(|r| r.3).collect::<Vec<_>>()))),
-            ("touchpoint", text(fb.iter().map(|r| r.4.to_string()).collect())),
+            (
+                "score",
+                Arc::new(Int64Array::from(fb.iter().map(|r| r.3).collect::<Vec<_>>())),
+            ),
+            (
+                "touchpoint",
+                text(fb.iter().map(|r| r.4.to_string()).collect()),
+            ),
             ("item", Arc::new(Int64Array::from(vec![1; n]))),
         ],
     );
@@ -601,7 +748,11 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     // Marts of the run date: today's customers (x00 is gone) and the replaced copy.
     let customers: Vec<String> = exposed.iter().chain(&others).cloned().collect();
     let features = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("customer_id", DataType::Utf8, false)])),
+        Arc::new(Schema::new(vec![Field::new(
+            "customer_id",
+            DataType::Utf8,
+            false,
+        )])),
         vec![text(customers)],
     )
     .expect("features");
@@ -623,12 +774,22 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     let orders_row = row(&rows, "I1", "repeat_orders");
     assert_eq!(orders_row.design, "difference_in_differences");
     assert_eq!(orders_row.evidence, "weaker");
-    assert_eq!((orders_row.treated_n, orders_row.control_n), (Some(12), Some(15)));
+    assert_eq!(
+        (orders_row.treated_n, orders_row.control_n),
+        (Some(12), Some(15))
+    );
     assert_eq!(orders_row.treated_value, Some(2.0), "exposed: 1 → 3");
     assert_eq!(orders_row.control_value, Some(1.0), "others: 1 → 2");
     assert_eq!(orders_row.effect, Some(1.0));
-    assert_eq!((orders_row.ci_low, orders_row.ci_high), (Some(1.0), Some(1.0)));
-    assert!(orders_row.explanation.contains("31 days"), "{}", orders_row.explanation);
+    assert_eq!(
+        (orders_row.ci_low, orders_row.ci_high),
+        (Some(1.0), Some(1.0))
+    );
+    assert!(
+        orders_row.explanation.contains("31 days"),
+        "{}",
+        orders_row.explanation
+    );
     let nps = row(&rows, "I1", "net_promoter_score");
     assert!(nps.effect.is_none() && nps.explanation.starts_with("Withheld"));
 
@@ -639,7 +800,11 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     assert_eq!(emp.effect, Some(1.5));
     let (lo, hi) = (emp.ci_low.expect("lo"), emp.ci_high.expect("hi"));
     assert!(lo <= 1.5 && 1.5 <= hi && hi - lo < 0.8, "[{lo}, {hi}]");
-    assert!(emp.explanation.contains("about delivery"), "{}", emp.explanation);
+    assert!(
+        emp.explanation.contains("about the delivery touchpoint"),
+        "{}",
+        emp.explanation
+    );
 
     for (id, why) in [
         ("I2", "control arm but nobody in a treatment arm"),
@@ -652,7 +817,11 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         assert!(r.effect.is_none() && r.treated_n.is_none());
     }
     assert_eq!(rows.len(), 2 + 2 + 3);
-    let ids: Vec<&str> = outcome.initiatives.iter().map(|i| i.initiative_id.as_str()).collect();
+    let ids: Vec<&str> = outcome
+        .initiatives
+        .iter()
+        .map(|i| i.initiative_id.as_str())
+        .collect();
     assert_eq!(ids, ["I1", "I2", "I3", "I4", "I5"]);
     assert!(outcome.warnings.iter().any(|w| w.contains("CLTV")));
 
@@ -683,5 +852,8 @@ async fn missing_marts_name_the_command() {
         .await
         .expect_err("no marts");
     let msg = err.to_string();
-    assert!(msg.contains("customer_features") && msg.contains("attune transform --date 2025-03-31"), "{msg}");
+    assert!(
+        msg.contains("customer_features") && msg.contains("attune transform --date 2025-03-31"),
+        "{msg}"
+    );
 }
