@@ -523,32 +523,10 @@ fn epoch_days(d: NaiveDate) -> i32 {
     (d - day("1970-01-01")).num_days() as i32
 }
 
-/// Initiatives by design, on a lake small enough to work out by hand (run
-/// date 2025-03-31, min_group_size 10):
-///
-/// - I1 "Welcome call", started 2025-03-01, treatment assignments only, for
-///   customers e00–e11 (and x00, who is no longer a customer). Windows of
-///   31 days (the days since the start) before and after. Exposed: 1 order
-///   before, 3 after; the 15 unassigned customers u00–u14: 1 before, 2 after.
-///   Difference in differences = (3 − 1) − (2 − 1) = +1 order per customer,
-///   in every resample. Every customer also ordered on 2024-12-01 (so they
-///   are existing customers), one order after the run date must not count,
-///   and e00's first after-order was exported twice, the older copy listed
-///   in marts/superseded, so it counts once.
-/// - I5 "New delivery partner", no assignments, `roi.touchpoints` names
-///   delivery: 12 customers answer empathy items about delivery with 4
-///   before and 6 after 2025-03-01; 12 others about in_store with 5 and 5.5.
-///   Effect (6 − 4) − (5.5 − 5) = +1.5.
-/// - I2 has only a control arm, I3 starts after the run date, I4 has no
-///   assignments and no touchpoint: one "none" row each, saying why.
-#[tokio::test]
-async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Writes the hand-made lake described at
+/// `hand_made_lake_gives_the_answers_worked_out_by_hand` and returns its run date.
+async fn hand_made_lake(ctx: &JobContext) -> NaiveDate {
     let run = day("2025-03-31");
-    let ctx = ctx_for(dir.path(), |c| {
-        c.roi.touchpoints.insert("I5".into(), "delivery".into());
-        c.roi.bootstrap_resamples = 500;
-    });
     let exposed: Vec<String> = (0..12).map(|i| format!("e{i:02}")).collect();
     let others: Vec<String> = (0..15).map(|i| format!("u{i:02}")).collect();
 
@@ -562,7 +540,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         "2025-03-01",
     ];
     let init = lake_batch(
-        &ctx,
+        ctx,
         "initiatives",
         5,
         vec![
@@ -591,7 +569,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
             ("currency", text(vec!["EUR".to_string(); 5])),
         ],
     );
-    write_table(&ctx, "lake", "initiatives", day("2025-03-01"), init).await;
+    write_table(ctx, "lake", "initiatives", day("2025-03-01"), init).await;
 
     // Assignments: I1 treatment for e00-e11 and x00; I2 control for u00-u11.
     let mut a_cust: Vec<String> = exposed.clone();
@@ -605,7 +583,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     }
     let n = a_cust.len();
     let assign = lake_batch(
-        &ctx,
+        ctx,
         "initiative_assignments",
         n,
         vec![
@@ -616,7 +594,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         ],
     );
     write_table(
-        &ctx,
+        ctx,
         "lake",
         "initiative_assignments",
         day("2025-03-01"),
@@ -658,7 +636,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     for (export, rows) in &orders {
         let n = rows.len();
         let batch = lake_batch(
-            &ctx,
+            ctx,
             "orders",
             n,
             vec![
@@ -674,7 +652,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
                 ("currency", text(vec!["EUR".into(); n])),
             ],
         );
-        write_table(&ctx, "lake", "orders", *export, batch).await;
+        write_table(ctx, "lake", "orders", *export, batch).await;
     }
 
     // Empathy answers for I5: exposed group about delivery, the rest in store.
@@ -715,7 +693,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
     }
     let n = fb.len();
     let feedback = lake_batch(
-        &ctx,
+        ctx,
         "feedback",
         n,
         vec![
@@ -743,7 +721,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
             ("item", Arc::new(Int64Array::from(vec![1; n]))),
         ],
     );
-    write_table(&ctx, "lake", "feedback", day("2025-03-31"), feedback).await;
+    write_table(ctx, "lake", "feedback", day("2025-03-31"), feedback).await;
 
     // Marts of the run date: today's customers (x00 is gone) and the replaced copy.
     let customers: Vec<String> = exposed.iter().chain(&others).cloned().collect();
@@ -756,7 +734,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         vec![text(customers)],
     )
     .expect("features");
-    write_table(&ctx, "marts", "customer_features", run, features).await;
+    write_table(ctx, "marts", "customer_features", run, features).await;
     let superseded = RecordBatch::try_new(
         attune::transform::superseded::schema(),
         vec![
@@ -766,7 +744,41 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         ],
     )
     .expect("superseded");
-    write_table(&ctx, "marts", "superseded", run, superseded).await;
+    write_table(ctx, "marts", "superseded", run, superseded).await;
+    run
+}
+
+fn hand_made_ctx(root: &std::path::Path, min_group_size: usize) -> JobContext {
+    ctx_for(root, |c| {
+        c.min_group_size = min_group_size;
+        c.roi.touchpoints.insert("I5".into(), "delivery".into());
+        c.roi.bootstrap_resamples = 500;
+    })
+}
+
+/// Initiatives by design, on a lake small enough to work out by hand (run
+/// date 2025-03-31, min_group_size 10):
+///
+/// - I1 "Welcome call", started 2025-03-01, treatment assignments only, for
+///   customers e00–e11 (and x00, who is no longer a customer). Windows of
+///   31 days (the days since the start) before and after. Exposed: 1 order
+///   before, 3 after; the 15 unassigned customers u00–u14: 1 before, 2 after.
+///   Difference in differences = (3 − 1) − (2 − 1) = +1 order per customer,
+///   in every resample. Every customer also ordered on 2024-12-01 (so they
+///   are existing customers), one order after the run date must not count,
+///   and e00's first after-order was exported twice, the older copy listed
+///   in marts/superseded, so it counts once.
+/// - I5 "New delivery partner", no assignments, `roi.touchpoints` names
+///   delivery: 12 customers answer empathy items about delivery with 4
+///   before and 6 after 2025-03-01; 12 others about in_store with 5 and 5.5.
+///   Effect (6 − 4) − (5.5 − 5) = +1.5.
+/// - I2 has only a control arm, I3 starts after the run date, I4 has no
+///   assignments and no touchpoint: one "none" row each, saying why.
+#[tokio::test]
+async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = hand_made_ctx(dir.path(), 10);
+    let run = hand_made_lake(&ctx).await;
 
     let outcome = attune::roi::run(&ctx, run).await.expect("roi");
     let rows = read_rows(dir.path(), run);
@@ -827,11 +839,7 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
 
     // Privacy: at min_group_size 13 the 12-customer groups are withheld, and
     // no withheld row shows a count.
-    let strict = ctx_for(dir.path(), |c| {
-        c.min_group_size = 13;
-        c.roi.touchpoints.insert("I5".into(), "delivery".into());
-        c.roi.bootstrap_resamples = 500;
-    });
+    let strict = hand_made_ctx(dir.path(), 13);
     attune::roi::run(&strict, run).await.expect("roi");
     let rows = read_rows(dir.path(), run);
     for metric in ["repeat_orders", "net_promoter_score"] {
@@ -855,5 +863,57 @@ async fn missing_marts_name_the_command() {
     assert!(
         msg.contains("customer_features") && msg.contains("attune transform --date 2025-03-31"),
         "{msg}"
+    );
+}
+
+/// The command: `attune roi --date D` on the hand-made lake lists each
+/// initiative's design and exits 0; on an empty root it exits 5 (input
+/// missing) and names the command to run first.
+#[tokio::test]
+async fn cli_runs_the_job_and_maps_missing_input_to_exit_5() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = hand_made_lake(&hand_made_ctx(dir.path(), 10)).await;
+    std::fs::write(
+        dir.path().join("attune.toml"),
+        "[roi]\ntouchpoints = { I5 = \"delivery\" }\nbootstrap_resamples = 500\n",
+    )
+    .expect("config");
+    let out = crate::common::attune()
+        .arg("--config")
+        .arg(dir.path().join("attune.toml"))
+        .arg("--root")
+        .arg(dir.path())
+        .args(["roi", "--date", &run.to_string()])
+        .output()
+        .expect("run attune");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("I1") && stdout.contains("difference_in_differences"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("I2") && stdout.contains("none"), "{stdout}");
+    assert!(
+        stdout.contains("marts/initiative_roi/dt=2025-03-31"),
+        "{stdout}"
+    );
+    assert_eq!(read_rows(dir.path(), run).len(), 7);
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = crate::common::attune()
+        .arg("--root")
+        .arg(empty.path())
+        .args(["roi", "--date", "2025-03-31"])
+        .output()
+        .expect("run attune");
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("attune transform --date 2025-03-31"),
+        "{stderr}"
     );
 }
