@@ -34,6 +34,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod empathy;
 pub mod error;
 pub mod generate;
 pub mod ingest;

@@ -1,0 +1,3 @@
+//! The Empathy Index (placeholder while the job is written).
+
+pub mod tone;
