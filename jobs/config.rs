@@ -580,13 +580,31 @@ mod tests {
                 "first_response_target_hours.email",
             ),
             ("[empathy]\nrepeat_contact_days = 0", "repeat_contact_days"),
-            ("[empathy]\ncharged_emotion_threshold = 1.5", "charged_emotion_threshold"),
+            (
+                "[empathy]\ncharged_emotion_threshold = 1.5",
+                "charged_emotion_threshold",
+            ),
             ("[empathy]\nweights = { tone = 1.0 }", "missing field"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();
             assert!(err.contains(want), "{err} should mention {want}");
         }
+    }
+
+    #[test]
+    fn empathy_weights_and_targets_can_be_set() {
+        let c = ValidConfig::parse(
+            "[empathy]\nweights = { responsiveness = 0.5, closing_the_loop = 0.1, resolution = 0.1, tone = 0.1, human_when_it_matters = 0.1, perceived_empathy = 0.1 }\nfirst_response_target_hours = { email = 8.0, chat = 0.5, phone = 0.1 }\nresolution_target_hours = 24.0",
+        )
+        .expect("valid");
+        assert_eq!(c.empathy.weights.responsiveness, 0.5);
+        assert_eq!(c.empathy.first_response_target_hours.email, 8.0);
+        assert_eq!(c.empathy.resolution_target_hours, 24.0);
+        assert_eq!(
+            c.empathy.follow_up_hours, 48.0,
+            "unset keys keep their default"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
+//! - [`empathy`]: the Empathy Index (six documented components, per month and group) → marts/empathy_index, empathy_contacts
 //! - [`demo`]: generate + nightly in a local folder
 //! - [`query`]: `attune query` and `attune tables`, for analysts
 //! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)

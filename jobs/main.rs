@@ -484,7 +484,10 @@ fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
             c.weight,
             if c.available { "yes" } else { "no" },
             c.contacts,
-            c.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default()
+            c.note
+                .as_deref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
         );
     }
     if let Some(a) = &o.cronbach_alpha {
@@ -497,6 +500,7 @@ fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
     for v in o.validation.iter().filter(|v| v.measure == "index") {
         println!("  {:<22} {}", v.family.name(), v.wording);
     }
+    println!("  {}", o.validation_summary);
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }

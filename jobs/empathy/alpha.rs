@@ -114,8 +114,16 @@ mod tests {
         rows.push([Some(5.), None, Some(4.), Some(4.), Some(3.)]);
         let a = cronbach_alpha(&rows).expect("alpha");
         assert!((a.alpha - 0.9721128092011975).abs() < 1e-12);
-        assert!((a.ci_lower - 0.9358169623040804).abs() < 1e-9, "{}", a.ci_lower);
-        assert!((a.ci_upper - 0.9908438192221241).abs() < 1e-9, "{}", a.ci_upper);
+        assert!(
+            (a.ci_lower - 0.9358169623040804).abs() < 1e-9,
+            "{}",
+            a.ci_lower
+        );
+        assert!(
+            (a.ci_upper - 0.9908438192221241).abs() < 1e-9,
+            "{}",
+            a.ci_upper
+        );
         assert_eq!((a.respondents, a.items, a.wording), (12, 5, "excellent"));
     }
 

@@ -104,7 +104,12 @@ impl Month {
 
 impl fmt::Display for Month {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}", self.0.div_euclid(12), self.0.rem_euclid(12) + 1)
+        write!(
+            f,
+            "{:04}-{:02}",
+            self.0.div_euclid(12),
+            self.0.rem_euclid(12) + 1
+        )
     }
 }
 
@@ -258,7 +263,8 @@ pub fn score_ticket(
     ]);
     let negative = t.satisfaction.is_some_and(|s| s <= 2);
     let closing = if negative {
-        in_time(t.follow_up_hours, cfg.follow_up_hours, elapsed).map(|m| 100.0 * f64::from(u8::from(m)))
+        in_time(t.follow_up_hours, cfg.follow_up_hours, elapsed)
+            .map(|m| 100.0 * f64::from(u8::from(m)))
     } else {
         None
     };
@@ -409,48 +415,159 @@ mod tests {
         let m = Month::of_epoch(1_740_000_000.0); // 2025-02-19
         assert_eq!(m.to_string(), "2025-02");
         assert_eq!(m.next().to_string(), "2025-03");
-        assert_eq!(Month::of_date(NaiveDate::from_ymd_opt(2024, 12, 31).expect("date")).next().to_string(), "2025-01");
-        assert_eq!(m.last_day(), NaiveDate::from_ymd_opt(2025, 2, 28).expect("date"));
+        assert_eq!(
+            Month::of_date(NaiveDate::from_ymd_opt(2024, 12, 31).expect("date"))
+                .next()
+                .to_string(),
+            "2025-01"
+        );
+        assert_eq!(
+            m.last_day(),
+            NaiveDate::from_ymd_opt(2025, 2, 28).expect("date")
+        );
         assert_eq!(m.prev().prev().to_string(), "2024-12");
     }
 
-    /// Hand-worked tickets: (change, responsiveness, closing, resolution).
+    /// (ticket, end of the run date, responsiveness, closing the loop, resolution)
+    type Case = (TicketRow, f64, Option<f64>, Option<f64>, Option<f64>);
+
+    /// Hand-worked tickets.
     #[test]
     fn ticket_components_follow_their_definitions() {
         let tone = ToneScorer::builtin().expect("tone rules");
         let c = cfg();
         let t0 = ticket();
         let old = t0.created + days(30.0);
-        let cases: Vec<(TicketRow, f64, Option<f64>, Option<f64>, Option<f64>)> = vec![
+        let cases: Vec<Case> = vec![
             // chat answered in 0.5 h (target 1), resolved in 10 h (target 48), not
             // reopened, no repeat after 30 days: everything met; not negative.
             (t0.clone(), old, Some(100.0), None, Some(100.0)),
             // answered in 2 h: first response missed, resolution met -> 50.
-            (TicketRow { first_response_hours: Some(2.0), ..t0.clone() }, old, Some(50.0), None, Some(100.0)),
+            (
+                TicketRow {
+                    first_response_hours: Some(2.0),
+                    ..t0.clone()
+                },
+                old,
+                Some(50.0),
+                None,
+                Some(100.0),
+            ),
             // unanswered and unresolved after 30 days: both missed; unresolved -> 0 for
             // "resolved without reopening", no repeat -> 100: resolution 50.
-            (TicketRow { first_response_hours: None, resolution_hours: None, ..t0.clone() }, old, Some(0.0), None, Some(50.0)),
+            (
+                TicketRow {
+                    first_response_hours: None,
+                    resolution_hours: None,
+                    ..t0.clone()
+                },
+                old,
+                Some(0.0),
+                None,
+                Some(50.0),
+            ),
             // Opened 30 minutes before the end of the run date, nothing yet: nothing is due.
-            (TicketRow { first_response_hours: None, resolution_hours: None, ..t0.clone() }, t0.created + 1800.0, None, None, None),
+            (
+                TicketRow {
+                    first_response_hours: None,
+                    resolution_hours: None,
+                    ..t0.clone()
+                },
+                t0.created + 1800.0,
+                None,
+                None,
+                None,
+            ),
             // Rated 2, followed up after 30 h (limit 48): closing 100; reopened: resolution 0.
-            (TicketRow { satisfaction: Some(2), follow_up_hours: Some(30.0), reopened: Some(true), ..t0.clone() }, old, Some(100.0), Some(100.0), Some(50.0)),
+            (
+                TicketRow {
+                    satisfaction: Some(2),
+                    follow_up_hours: Some(30.0),
+                    reopened: Some(true),
+                    ..t0.clone()
+                },
+                old,
+                Some(100.0),
+                Some(100.0),
+                Some(50.0),
+            ),
             // Rated 1, never followed up, 30 days on: closing 0. Same topic again after 3 days: repeat.
-            (TicketRow { satisfaction: Some(1), next_same_topic_hours: Some(72.0), ..t0.clone() }, old, Some(100.0), Some(0.0), Some(50.0)),
+            (
+                TicketRow {
+                    satisfaction: Some(1),
+                    next_same_topic_hours: Some(72.0),
+                    ..t0.clone()
+                },
+                old,
+                Some(100.0),
+                Some(0.0),
+                Some(50.0),
+            ),
             // Rated 1, 10 hours ago, no follow-up yet: the window is open -> not counted.
-            (TicketRow { satisfaction: Some(1), ..t0.clone() }, t0.created + 36_000.0, Some(100.0), None, Some(100.0)),
+            (
+                TicketRow {
+                    satisfaction: Some(1),
+                    ..t0.clone()
+                },
+                t0.created + 36_000.0,
+                Some(100.0),
+                None,
+                Some(100.0),
+            ),
             // Next ticket on the topic after 8 days: not a repeat (window 7 days).
-            (TicketRow { next_same_topic_hours: Some(192.0), ..t0.clone() }, old, Some(100.0), None, Some(100.0)),
+            (
+                TicketRow {
+                    next_same_topic_hours: Some(192.0),
+                    ..t0.clone()
+                },
+                old,
+                Some(100.0),
+                None,
+                Some(100.0),
+            ),
             // No topic: the repeat criterion does not apply; resolved clean -> 100.
-            (TicketRow { topic: None, next_same_topic_hours: Some(1.0), ..t0.clone() }, old, Some(100.0), None, Some(100.0)),
+            (
+                TicketRow {
+                    topic: None,
+                    next_same_topic_hours: Some(1.0),
+                    ..t0.clone()
+                },
+                old,
+                Some(100.0),
+                None,
+                Some(100.0),
+            ),
             // Email answered after 20 h (target 24): met.
-            (TicketRow { channel: Some("email".into()), first_response_hours: Some(20.0), ..t0.clone() }, old, Some(100.0), None, Some(100.0)),
+            (
+                TicketRow {
+                    channel: Some("email".into()),
+                    first_response_hours: Some(20.0),
+                    ..t0.clone()
+                },
+                old,
+                Some(100.0),
+                None,
+                Some(100.0),
+            ),
         ];
         for (i, (t, run_end, resp, closing, resolution)) in cases.into_iter().enumerate() {
             let (contact, _) = score_ticket(&t, &c, run_end, &tone, None);
             let s = contact.scores;
-            assert_eq!(s[Component::Responsiveness.idx()], resp, "case {i}: responsiveness");
-            assert_eq!(s[Component::ClosingTheLoop.idx()], closing, "case {i}: closing");
-            assert_eq!(s[Component::Resolution.idx()], resolution, "case {i}: resolution");
+            assert_eq!(
+                s[Component::Responsiveness.idx()],
+                resp,
+                "case {i}: responsiveness"
+            );
+            assert_eq!(
+                s[Component::ClosingTheLoop.idx()],
+                closing,
+                "case {i}: closing"
+            );
+            assert_eq!(
+                s[Component::Resolution.idx()],
+                resolution,
+                "case {i}: resolution"
+            );
             assert_eq!(s[Component::PerceivedEmpathy.idx()], None);
         }
     }
@@ -466,15 +583,29 @@ mod tests {
         // apology 15 + next_step 15 + customer's words ("charged"/"charge" and... only one
         // shared stem) = 80.
         assert_eq!(contact.scores[Component::Tone.idx()], Some(80.0));
-        assert_eq!(contact.scores[Component::HumanWhenItMatters.idx()], None, "emotions unknown");
+        assert_eq!(
+            contact.scores[Component::HumanWhenItMatters.idx()],
+            None,
+            "emotions unknown"
+        );
         let (bot, _) = score_ticket(&t, &c, end, &tone, Some(true));
         assert_eq!(bot.scores[Component::HumanWhenItMatters.idx()], Some(0.0));
-        let human = TicketRow { handled_by: Some("bot_then_human".into()), ..t.clone() };
+        let human = TicketRow {
+            handled_by: Some("bot_then_human".into()),
+            ..t.clone()
+        };
         let (h, _) = score_ticket(&human, &c, end, &tone, Some(true));
         assert_eq!(h.scores[Component::HumanWhenItMatters.idx()], Some(100.0));
         let (calm, _) = score_ticket(&t, &c, end, &tone, Some(false));
-        assert_eq!(calm.scores[Component::HumanWhenItMatters.idx()], None, "only charged contacts count");
-        let silent = TicketRow { reply: None, ..t.clone() };
+        assert_eq!(
+            calm.scores[Component::HumanWhenItMatters.idx()],
+            None,
+            "only charged contacts count"
+        );
+        let silent = TicketRow {
+            reply: None,
+            ..t.clone()
+        };
         let (s, label) = score_ticket(&silent, &c, end, &tone, None);
         assert_eq!(s.scores[Component::Tone.idx()], None);
         assert_eq!(label, Err(Unscored::NoText));
@@ -493,10 +624,22 @@ mod tests {
         let c = score_survey(&s);
         let v = c.scores[Component::PerceivedEmpathy.idx()].expect("scored");
         assert!((v - 400.0 / 6.0).abs() < 1e-9);
-        let partial = SurveyRow { items: [Some(1), None, None, None, Some(1)], ..s.clone() };
-        assert_eq!(score_survey(&partial).scores[Component::PerceivedEmpathy.idx()], Some(0.0));
-        let none = SurveyRow { items: [None; 5], ..s };
-        assert_eq!(score_survey(&none).scores[Component::PerceivedEmpathy.idx()], None);
+        let partial = SurveyRow {
+            items: [Some(1), None, None, None, Some(1)],
+            ..s.clone()
+        };
+        assert_eq!(
+            score_survey(&partial).scores[Component::PerceivedEmpathy.idx()],
+            Some(0.0)
+        );
+        let none = SurveyRow {
+            items: [None; 5],
+            ..s
+        };
+        assert_eq!(
+            score_survey(&none).scores[Component::PerceivedEmpathy.idx()],
+            None
+        );
 
         let cfg = cfg();
         let r = ReviewRow {
@@ -507,10 +650,25 @@ mod tests {
             reply_hours: Some(50.0),
         };
         let end = r.at + days(5.0);
-        assert_eq!(score_review(&r, &cfg, end).scores[Component::ClosingTheLoop.idx()], Some(0.0));
-        let quick = ReviewRow { reply_hours: Some(3.0), ..r.clone() };
-        assert_eq!(score_review(&quick, &cfg, end).scores[Component::ClosingTheLoop.idx()], Some(100.0));
-        let fresh = ReviewRow { reply_hours: None, ..r };
-        assert_eq!(score_review(&fresh, &cfg, fresh.at + 3600.0).scores[Component::ClosingTheLoop.idx()], None);
+        assert_eq!(
+            score_review(&r, &cfg, end).scores[Component::ClosingTheLoop.idx()],
+            Some(0.0)
+        );
+        let quick = ReviewRow {
+            reply_hours: Some(3.0),
+            ..r.clone()
+        };
+        assert_eq!(
+            score_review(&quick, &cfg, end).scores[Component::ClosingTheLoop.idx()],
+            Some(100.0)
+        );
+        let fresh = ReviewRow {
+            reply_hours: None,
+            ..r
+        };
+        assert_eq!(
+            score_review(&fresh, &cfg, fresh.at + 3600.0).scores[Component::ClosingTheLoop.idx()],
+            None
+        );
     }
 }

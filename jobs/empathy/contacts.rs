@@ -51,7 +51,10 @@ pub fn to_batch(contacts: &[Contact], customers: &Customers) -> Result<RecordBat
     let mut touchpoint = StringBuilder::new();
     let mut handled = StringBuilder::new();
     let mut charged = BooleanBuilder::new();
-    let mut scores: Vec<Float64Builder> = Component::ALL.iter().map(|_| Float64Builder::new()).collect();
+    let mut scores: Vec<Float64Builder> = Component::ALL
+        .iter()
+        .map(|_| Float64Builder::new())
+        .collect();
     for c in order {
         source.append_value(c.source.name());
         id.append_value(&c.contact_id);

@@ -97,7 +97,9 @@ fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig) -> Option<S
         Component::Responsiveness => {
             let mut by_channel: BTreeMap<&str, (usize, usize, f64)> = BTreeMap::new();
             for x in month.iter().filter(|x| x.source == Source::Ticket) {
-                if let (Some(ch), Some((h, target))) = (x.touchpoint.as_deref(), x.detail.first_response) {
+                if let (Some(ch), Some((h, target))) =
+                    (x.touchpoint.as_deref(), x.detail.first_response)
+                {
                     let e = by_channel.entry(ch).or_insert((0, 0, target));
                     e.0 += 1;
                     e.1 += usize::from(h <= target);
@@ -141,14 +143,15 @@ fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig) -> Option<S
                     e.1 += usize::from(label == ToneLabel::Cold);
                 }
             }
-            let (ch, (n, cold)) = by_channel
-                .into_iter()
-                .filter(|(_, (n, _))| *n > 0)
-                .max_by(|a, b| {
-                    let ra = a.1.1 as f64 / a.1.0 as f64;
-                    let rb = b.1.1 as f64 / b.1.0 as f64;
-                    ra.total_cmp(&rb).then(b.0.cmp(a.0))
-                })?;
+            let (ch, (n, cold)) =
+                by_channel
+                    .into_iter()
+                    .filter(|(_, (n, _))| *n > 0)
+                    .max_by(|a, b| {
+                        let ra = a.1.1 as f64 / a.1.0 as f64;
+                        let rb = b.1.1 as f64 / b.1.0 as f64;
+                        ra.total_cmp(&rb).then(b.0.cmp(a.0))
+                    })?;
             Some(format!(
                 "{} of first replies on {ch} read as cold (policy or blame, no acknowledgment); opening with an acknowledgment and a concrete next step is the quickest win.",
                 pct(100.0 * cold as f64 / n as f64)
@@ -284,7 +287,11 @@ pub fn headline(
     let ci = idx.ci;
     let sentence = format!(
         "Empathy Index {m}{}: {:.0} of 100{}, {trend}.{}",
-        if month_to_date { " (month to date)" } else { "" },
+        if month_to_date {
+            " (month to date)"
+        } else {
+            ""
+        },
         value.unwrap_or(f64::NAN),
         ci.map(|(lo, hi)| format!(" (95% CI {lo:.0}-{hi:.0})"))
             .unwrap_or_default(),

@@ -25,7 +25,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, UInt64Builder};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, UInt64Builder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -247,7 +249,12 @@ pub fn index_estimate(
 }
 
 fn interval(value: f64, se: Option<f64>) -> Option<(f64, f64)> {
-    se.map(|s| ((value - Z95 * s).clamp(0.0, 100.0), (value + Z95 * s).clamp(0.0, 100.0)))
+    se.map(|s| {
+        (
+            (value - Z95 * s).clamp(0.0, 100.0),
+            (value + Z95 * s).clamp(0.0, 100.0),
+        )
+    })
 }
 
 /// Distinct customers behind some contacts (an anonymous contact counts as one).

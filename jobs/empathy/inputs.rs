@@ -83,7 +83,10 @@ pub async fn session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext
         .map(RecordBatch::schema)
         .unwrap_or_else(crate::transform::superseded::schema);
     session.deregister_table("superseded")?;
-    session.register_table("superseded", Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    session.register_table(
+        "superseded",
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    )?;
     session.register_table("run_context", run_context(date)?)?;
     let all = models::load(ctx.cfg.models_dir.as_deref())?;
     for name in VIEWS {
@@ -104,7 +107,11 @@ pub async fn session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext
 }
 
 fn run_context(date: NaiveDate) -> Result<Arc<MemTable>> {
-    let schema = Arc::new(Schema::new(vec![Field::new("run_date", DataType::Date32, false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "run_date",
+        DataType::Date32,
+        false,
+    )]));
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
     let days = (date - epoch).num_days() as i32;
     let batch = RecordBatch::try_new(
@@ -132,7 +139,10 @@ struct Cols<'a> {
 impl<'a> Cols<'a> {
     fn get(&self, name: &str, ty: &DataType) -> Result<ArrayRef> {
         let col = self.batch.column_by_name(name).ok_or_else(|| {
-            Error::Internal(format!("{}: the query returned no column `{name}`", self.what))
+            Error::Internal(format!(
+                "{}: the query returned no column `{name}`",
+                self.what
+            ))
         })?;
         Ok(cast(col, ty)?)
     }
@@ -148,19 +158,25 @@ impl<'a> Cols<'a> {
     fn floats(&self, name: &str) -> Result<Vec<Option<f64>>> {
         let a = self.get(name, &DataType::Float64)?;
         let f = a.as_primitive::<Float64Type>();
-        Ok((0..f.len()).map(|i| f.is_valid(i).then(|| f.value(i))).collect())
+        Ok((0..f.len())
+            .map(|i| f.is_valid(i).then(|| f.value(i)))
+            .collect())
     }
 
     fn ints(&self, name: &str) -> Result<Vec<Option<i64>>> {
         let a = self.get(name, &DataType::Int64)?;
         let f = a.as_primitive::<Int64Type>();
-        Ok((0..f.len()).map(|i| f.is_valid(i).then(|| f.value(i))).collect())
+        Ok((0..f.len())
+            .map(|i| f.is_valid(i).then(|| f.value(i)))
+            .collect())
     }
 
     fn bools(&self, name: &str) -> Result<Vec<Option<bool>>> {
         let a = self.get(name, &DataType::Boolean)?;
         let b = a.as_boolean();
-        Ok((0..b.len()).map(|i| b.is_valid(i).then(|| b.value(i))).collect())
+        Ok((0..b.len())
+            .map(|i| b.is_valid(i).then(|| b.value(i)))
+            .collect())
     }
 }
 
@@ -180,14 +196,20 @@ async fn each_batch(
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows() as u64;
-        f(&Cols { batch: &batch, what })?;
+        f(&Cols {
+            batch: &batch,
+            what,
+        })?;
     }
     Ok(rows)
 }
 
 /// Every ticket up to the run date, with reply, message and the gap to the
 /// customer's next ticket on the same topic (`tickets.sql`).
-pub async fn tickets(session: &SessionContext, customers: &mut Customers) -> Result<Vec<TicketRow>> {
+pub async fn tickets(
+    session: &SessionContext,
+    customers: &mut Customers,
+) -> Result<Vec<TicketRow>> {
     let mut out = Vec::new();
     each_batch(session, include_str!("tickets.sql"), "tickets", |c| {
         let ids = c.strings("ticket_id")?;
@@ -232,7 +254,10 @@ pub async fn tickets(session: &SessionContext, customers: &mut Customers) -> Res
 }
 
 /// Every empathy survey up to the run date, items side by side (`surveys.sql`).
-pub async fn surveys(session: &SessionContext, customers: &mut Customers) -> Result<Vec<SurveyRow>> {
+pub async fn surveys(
+    session: &SessionContext,
+    customers: &mut Customers,
+) -> Result<Vec<SurveyRow>> {
     let mut out = Vec::new();
     each_batch(session, include_str!("surveys.sql"), "surveys", |c| {
         let ids = c.strings("contact_id")?;
@@ -406,7 +431,8 @@ pub async fn segments(
         let cust = c.strings("customer_id")?;
         let seg = c.strings("segment")?;
         for i in 0..cust.len() {
-            if let (Some(k), Some(s)) = (cust[i].as_deref().and_then(|x| customers.get(x)), &seg[i]) {
+            if let (Some(k), Some(s)) = (cust[i].as_deref().and_then(|x| customers.get(x)), &seg[i])
+            {
                 out.insert(k, s.clone());
             }
         }

@@ -106,6 +106,9 @@ pub struct EmpathyOutcome {
     pub cronbach_alpha: Option<Alpha>,
     /// Correlations with next month's NPS and retention.
     pub validation: Vec<Validation>,
+    /// How many of those correlations look clear, against how many would by
+    /// chance alone.
+    pub validation_summary: String,
     pub index_rows: u64,
     pub contact_rows: u64,
     pub metric_rows: u64,
@@ -158,7 +161,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let ordered = inputs::order_months(&session, &customers).await?;
 
     let run_end = end_of(date);
-    let mut contacts: Vec<Contact> = Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
+    let mut contacts: Vec<Contact> =
+        Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
     let mut tone_summary = ToneSummary::default();
     let mut unscored_emotions = 0u64;
     for t in &tickets {
@@ -186,7 +190,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         contacts.push(contact);
     }
     contacts.extend(surveys.iter().map(components::score_survey));
-    contacts.extend(reviews.iter().map(|r| components::score_review(r, cfg, run_end)));
+    contacts.extend(
+        reviews
+            .iter()
+            .map(|r| components::score_review(r, cfg, run_end)),
+    );
     if tone_summary.unsupported_language > 0 {
         warnings.push(format!(
             "{} replies are not in English and were not scored for tone (the tone rules are English only)",
@@ -201,12 +209,19 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
 
     let mut statuses = Vec::new();
     for c in Component::ALL {
-        let n = contacts.iter().filter(|x| x.scores[c.idx()].is_some()).count() as u64;
+        let n = contacts
+            .iter()
+            .filter(|x| x.scores[c.idx()].is_some())
+            .count() as u64;
         if n == 0 && unavailable[c.idx()].is_none() {
             unavailable[c.idx()] = Some(match c {
-                Component::PerceivedEmpathy => format!("no SERVQUAL empathy survey (survey_type empathy) up to {date}"),
+                Component::PerceivedEmpathy => {
+                    format!("no SERVQUAL empathy survey (survey_type empathy) up to {date}")
+                }
                 Component::Tone => format!("no ticket up to {date} has a reply to score"),
-                Component::HumanWhenItMatters => format!("no emotionally charged ticket up to {date}"),
+                Component::HumanWhenItMatters => {
+                    format!("no emotionally charged ticket up to {date}")
+                }
                 _ => format!("no ticket up to {date} has the data"),
             });
         }
@@ -245,10 +260,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         .collect();
     let cronbach = alpha::cronbach_alpha(&items);
     if cronbach.is_none() && !surveys.is_empty() {
-        warnings.push("Cronbach's alpha needs at least 3 complete empathy surveys with some variation".into());
+        warnings.push(
+            "Cronbach's alpha needs at least 3 complete empathy surveys with some variation".into(),
+        );
     }
     let outcomes = Outcomes { nps, ordered };
     let validation = validate::validate(&cells, &contacts, &groups, &outcomes, date, min);
+    let validation_summary = validate::summary(&validation);
 
     let index_batch = index::to_batch(&cells)?;
     let index_rows = mart::publish(
@@ -299,6 +317,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         tone: tone_summary,
         cronbach_alpha: cronbach,
         validation,
+        validation_summary,
         index_rows,
         contact_rows,
         metric_rows,
@@ -321,7 +340,11 @@ fn metrics(
         );
     }
     let scored = tone.scored.max(1) as f64;
-    for (label, n) in [("warm", tone.warm), ("neutral", tone.neutral), ("cold", tone.cold)] {
+    for (label, n) in [
+        ("warm", tone.warm),
+        ("neutral", tone.neutral),
+        ("cold", tone.cold),
+    ] {
         out.push(
             Metric::new("reply_tone", "share", n as f64 / scored)
                 .key(label)
@@ -340,9 +363,21 @@ fn metrics(
                 a.respondents, a.items, a.wording, a.ci_lower, a.ci_upper
             );
             out.push(Metric::new("servqual_empathy", "cronbach_alpha", a.alpha).detail(detail));
-            out.push(Metric::new("servqual_empathy", "cronbach_alpha_ci_lower", a.ci_lower));
-            out.push(Metric::new("servqual_empathy", "cronbach_alpha_ci_upper", a.ci_upper));
-            out.push(Metric::new("servqual_empathy", "respondents", a.respondents as f64));
+            out.push(Metric::new(
+                "servqual_empathy",
+                "cronbach_alpha_ci_lower",
+                a.ci_lower,
+            ));
+            out.push(Metric::new(
+                "servqual_empathy",
+                "cronbach_alpha_ci_upper",
+                a.ci_upper,
+            ));
+            out.push(Metric::new(
+                "servqual_empathy",
+                "respondents",
+                a.respondents as f64,
+            ));
         }
         None => out.push(Metric {
             model: "servqual_empathy".into(),
@@ -368,8 +403,16 @@ fn metrics(
         push("pearson_r_ci_lower", v.pearson.map(|c| c.ci_lower), None);
         push("pearson_r_ci_upper", v.pearson.map(|c| c.ci_upper), None);
         push("spearman_rho", v.spearman.map(|c| c.r), None);
-        push("spearman_rho_ci_lower", v.spearman.map(|c| c.ci_lower), None);
-        push("spearman_rho_ci_upper", v.spearman.map(|c| c.ci_upper), None);
+        push(
+            "spearman_rho_ci_lower",
+            v.spearman.map(|c| c.ci_lower),
+            None,
+        );
+        push(
+            "spearman_rho_ci_upper",
+            v.spearman.map(|c| c.ci_upper),
+            None,
+        );
     }
     out
 }

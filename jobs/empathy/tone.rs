@@ -159,8 +159,13 @@ enum RuleKind {
         except: Vec<Cue>,
         max_hits: u32,
     },
-    Overlap { min_shared: usize, stopwords: BTreeSet<String> },
-    Curt { max_words: usize },
+    Overlap {
+        min_shared: usize,
+        stopwords: BTreeSet<String>,
+    },
+    Curt {
+        max_words: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -262,7 +267,11 @@ fn words(text: &str) -> Words {
 }
 
 fn parse_cue(text: &str) -> Result<Cue> {
-    let bad = |why: &str| Error::Config(format!("jobs/empathy/lexicon/tone.toml: cue {text:?} {why}"));
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "jobs/empathy/lexicon/tone.toml: cue {text:?} {why}"
+        ))
+    };
     if !text.chars().any(char::is_alphanumeric) {
         if text.trim().is_empty() {
             return Err(bad("is empty"));
@@ -295,7 +304,11 @@ fn find(cue: &[Pat], w: &Words) -> Vec<usize> {
         return Vec::new();
     }
     (0..=w.words.len() - cue.len())
-        .filter(|&i| cue.iter().enumerate().all(|(k, p)| p.matches(&w.words[i + k])))
+        .filter(|&i| {
+            cue.iter()
+                .enumerate()
+                .all(|(k, p)| p.matches(&w.words[i + k]))
+        })
         .collect()
 }
 
@@ -366,7 +379,11 @@ impl ToneScorer {
                     }
                     RuleKind::Cues {
                         cues: r.cues.iter().map(|c| parse_cue(c)).collect::<Result<_>>()?,
-                        except: r.except.iter().map(|c| parse_cue(c)).collect::<Result<_>>()?,
+                        except: r
+                            .except
+                            .iter()
+                            .map(|c| parse_cue(c))
+                            .collect::<Result<_>>()?,
                         max_hits: r.max_hits.unwrap_or(1).clamp(1, 10),
                     }
                 }
@@ -511,8 +528,9 @@ impl ToneScorer {
                 Cue::Symbol(s) => raw.contains(s.as_str()),
                 Cue::Words(p) => find(p, w).into_iter().any(|start| {
                     let end = start + p.len();
-                    !excluded.iter().any(|&(a, b)| a <= start && end <= b)
-                        && !(warm && self.negated(w, start, end))
+                    let inside_except = excluded.iter().any(|&(a, b)| a <= start && end <= b);
+                    let negated = warm && self.negated(w, start, end);
+                    !inside_except && !negated
                 }),
             };
             hits += u32::from(hit);

@@ -216,7 +216,10 @@ pub fn validate(
             .iter()
             .filter_map(|&j| contacts[j].customer)
             .collect();
-        let answers = nps_by_month.get(&next).map(Vec::as_slice).unwrap_or_default();
+        let answers = nps_by_month
+            .get(&next)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let next_nps = match cell.dimension {
             Dimension::Overall => nps(answers.iter().map(|(_, s)| *s), min_group_size),
             Dimension::Segment => {
@@ -263,7 +266,10 @@ pub fn validate(
     let mut out = Vec::new();
     for ((family, measure), by_outcome) in pairs {
         let name = measure.map_or("index", Component::name).to_string();
-        for (k, outcome) in ["next_month_nps", "next_month_retention"].into_iter().enumerate() {
+        for (k, outcome) in ["next_month_nps", "next_month_retention"]
+            .into_iter()
+            .enumerate()
+        {
             let (x, y): (Vec<f64>, Vec<f64>) = by_outcome[k].iter().copied().unzip();
             let p = pearson(&x, &y);
             let s = spearman(&x, &y);
@@ -279,6 +285,24 @@ pub fn validate(
         }
     }
     out
+}
+
+/// One sentence on the check as a whole: how many correlations look clear
+/// against the one in twenty a 95% interval lets through by chance.
+pub fn summary(rows: &[Validation]) -> String {
+    let tested: Vec<&Correlation> = rows.iter().filter_map(|v| v.pearson.as_ref()).collect();
+    let clear = tested
+        .iter()
+        .filter(|c| c.ci_lower > 0.0 || c.ci_upper < 0.0)
+        .count();
+    if tested.is_empty() {
+        return "The outcome check needs at least four months with a complete next month.".into();
+    }
+    format!(
+        "{clear} of {} correlations checked show a clear relation; with 95% intervals about {:.1} would by chance alone, so read single clear results with care.",
+        tested.len(),
+        tested.len() as f64 / 20.0
+    )
 }
 
 #[cfg(test)]
@@ -319,22 +343,135 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_give_none() {
-        assert!(pearson(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]).is_none(), "n < 4");
-        assert!(pearson(&[1.0; 5], &[1.0, 2.0, 3.0, 4.0, 5.0]).is_none(), "constant");
+        assert!(
+            pearson(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]).is_none(),
+            "n < 4"
+        );
+        assert!(
+            pearson(&[1.0; 5], &[1.0, 2.0, 3.0, 4.0, 5.0]).is_none(),
+            "constant"
+        );
         let perfect = pearson(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 4.0, 6.0, 8.0, 10.0]).expect("r");
         assert!((perfect.r - 1.0).abs() < 1e-12 && perfect.ci_lower.is_finite());
     }
 
     #[test]
     fn wording_follows_the_interval() {
-        let c = |r, lo, hi| Correlation { r, ci_lower: lo, ci_upper: hi, n: 20 };
-        assert!(wording("index", "next_month_nps", Some(&c(0.1, -0.3, 0.5)), 20)
-            .contains("no clear relation on this data"));
-        assert!(wording("index", "next_month_nps", Some(&c(0.6, 0.2, 0.8)), 20)
-            .starts_with("higher index went with higher next month's NPS"));
-        assert!(wording("tone", "next_month_retention", Some(&c(-0.6, -0.8, -0.2)), 20)
-            .contains("LOWER"));
+        let c = |r, lo, hi| Correlation {
+            r,
+            ci_lower: lo,
+            ci_upper: hi,
+            n: 20,
+        };
+        assert!(
+            wording("index", "next_month_nps", Some(&c(0.1, -0.3, 0.5)), 20)
+                .contains("no clear relation on this data")
+        );
+        assert!(
+            wording("index", "next_month_nps", Some(&c(0.6, 0.2, 0.8)), 20)
+                .starts_with("higher index went with higher next month's NPS")
+        );
+        assert!(
+            wording(
+                "tone",
+                "next_month_retention",
+                Some(&c(-0.6, -0.8, -0.2)),
+                20
+            )
+            .contains("LOWER")
+        );
         assert!(wording("tone", "next_month_nps", None, 2).contains("too few cells (2)"));
+    }
+
+    /// End to end through `index::aggregate`: six months × four touchpoints,
+    /// 30 customers per cell; the share of a cell's customers who buy again
+    /// next month is planted equal to the cell's responsiveness / 100, and
+    /// every NPS answer is the same whatever the cell. The check must find
+    /// the planted relation with retention and report nothing for NPS.
+    #[test]
+    fn finds_a_planted_relation_and_no_relation_where_there_is_none() {
+        use crate::config::ValidConfig;
+        use crate::empathy::components::{Detail, Source};
+        use crate::empathy::index::{Settings, aggregate};
+        let cfg = ValidConfig::default().empathy;
+        let jan = Month(2025 * 12);
+        let mut contacts = Vec::new();
+        let mut outcomes = Outcomes::default();
+        for m in 0..6 {
+            for tp in 0..4 {
+                // responsiveness 40..100, varying by cell
+                let level = 40.0 + 10.0 * f64::from((m * 3 + tp * 5) % 7);
+                for k in 0..30u32 {
+                    let customer = (m * 1000 + tp * 100) as u32 + k;
+                    let mut scores = [None; 6];
+                    // 30 customers, round(level * 30 / 100) of them met the target
+                    let met = f64::from(k) < (level * 0.3).round();
+                    scores[Component::Responsiveness.idx()] = Some(if met { 100.0 } else { 0.0 });
+                    contacts.push(Contact {
+                        source: Source::Ticket,
+                        contact_id: format!("T{customer}"),
+                        customer: Some(customer),
+                        at: 0.0,
+                        month: Month(jan.0 + m),
+                        touchpoint: Some(["email", "chat", "phone", "web"][tp as usize].into()),
+                        handled_by: None,
+                        scores,
+                        charged: None,
+                        detail: Detail::default(),
+                    });
+                    if f64::from(k) < (level * 0.3).round() {
+                        outcomes.ordered.insert((customer, Month(jan.0 + m + 1)));
+                    }
+                    outcomes.nps.push((customer, Month(jan.0 + m + 1), 8));
+                }
+            }
+        }
+        let unavailable: [Option<String>; 6] = Default::default();
+        let run_date = NaiveDate::from_ymd_opt(2025, 7, 31).expect("date");
+        let settings = Settings {
+            cfg: &cfg,
+            min_group_size: 10,
+            unavailable: &unavailable,
+            run_month: Month::of_date(run_date),
+        };
+        let groups = Groups::default();
+        let cells = aggregate(&contacts, &groups, &settings);
+        let v = validate(&cells, &contacts, &groups, &outcomes, run_date, 10);
+        let get = |family: Family, measure: &str, outcome: &str| {
+            v.iter()
+                .find(|x| x.family == family && x.measure == measure && x.outcome == outcome)
+                .unwrap_or_else(|| panic!("{family:?} {measure} {outcome}"))
+        };
+        let ret = get(Family::MonthsByTouchpoint, "index", "next_month_retention");
+        assert_eq!(ret.cells, 24);
+        let r = ret.pearson.expect("r");
+        assert!(r.r > 0.99 && r.ci_lower > 0.9, "{r:?}");
+        assert!(
+            ret.wording
+                .starts_with("higher index went with higher next month's retention")
+        );
+        // Every NPS answer is 8 (a passive): NPS 0 everywhere, no variation.
+        let nps = get(Family::MonthsByTouchpoint, "index", "next_month_nps");
+        assert!(
+            nps.pearson.is_none() && nps.wording.contains("too few cells (24) or no variation")
+        );
+        // Components without data have no rows; the overall family has six months.
+        assert!(!v.iter().any(|x| x.measure == "tone"));
+        assert_eq!(
+            get(Family::Months, "responsiveness", "next_month_retention").cells,
+            6
+        );
+        let tested = v.iter().filter(|x| x.pearson.is_some()).count();
+        let clear = v
+            .iter()
+            .filter_map(|x| x.pearson)
+            .filter(|c| c.ci_lower > 0.0 || c.ci_upper < 0.0)
+            .count();
+        assert!(summary(&v).starts_with(&format!("{clear} of {tested} correlations checked")));
+        assert!(
+            clear >= 2,
+            "index and responsiveness vs retention, touchpoints and months"
+        );
     }
 
     #[test]

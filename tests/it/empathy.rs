@@ -19,7 +19,7 @@ use attune::empathy::{self, EmpathyOutcome};
 use attune::generate::GroundTruth;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
@@ -65,8 +65,7 @@ impl Private {
             root: self.dir.path().to_string_lossy().into_owned(),
             ..ValidConfig::default()
         };
-        let mut ctx =
-            JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+        let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
         ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
         ctx
     }
@@ -78,7 +77,9 @@ impl Private {
     }
 
     async fn run(&self) -> EmpathyOutcome {
-        empathy::run(&self.ctx(), self.last).await.expect("empathy job")
+        empathy::run(&self.ctx(), self.last)
+            .await
+            .expect("empathy job")
     }
 
     fn mart(&self, table: &str) -> Vec<RecordBatch> {
@@ -194,7 +195,9 @@ fn index_rows(batches: &[RecordBatch]) -> Vec<Row> {
 
 fn find<'a>(rows: &'a [Row], period: &str, dim: &str, group: &str, comp: &str) -> &'a Row {
     rows.iter()
-        .find(|r| r.period == period && r.dimension == dim && r.group == group && r.component == comp)
+        .find(|r| {
+            r.period == period && r.dimension == dim && r.group == group && r.component == comp
+        })
         .unwrap_or_else(|| panic!("no row {period} {dim} {group} {comp}"))
 }
 
@@ -232,7 +235,10 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
     let mut shown = 0;
     for (key, cell) in &cells {
         assert_eq!(cell.len(), 7, "{key:?}: index + six components");
-        let index = cell.iter().find(|r| r.component == "index").expect("index row");
+        let index = cell
+            .iter()
+            .find(|r| r.component == "index")
+            .expect("index row");
         let Some(v) = index.value else { continue };
         shown += 1;
         let parts: Vec<(f64, f64)> = cell
@@ -243,16 +249,29 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
         let wsum: f64 = parts.iter().map(|(w, _)| w).sum();
         let recomputed: f64 = parts.iter().map(|(w, x)| w * x).sum();
         assert!((wsum - 1.0).abs() < 1e-3, "{key:?}: weights sum to {wsum}");
-        assert!((recomputed - v).abs() < 1e-2, "{key:?}: {recomputed} vs {v}");
+        assert!(
+            (recomputed - v).abs() < 1e-2,
+            "{key:?}: {recomputed} vs {v}"
+        );
         let (lo, hi) = index.ci.expect("interval");
         assert!(lo <= v && v <= hi && (0.0..=100.0).contains(&lo) && hi <= 100.0);
     }
     assert!(shown > 50, "only {shown} cells shown");
     // Every month of the period and the five sensitive/overall dimensions are there.
     for m in ["2025-01", "2025-04", "2025-08"] {
-        assert!(find(&rows, m, "overall", "all", "index").value.is_some(), "{m}");
+        assert!(
+            find(&rows, m, "overall", "all", "index").value.is_some(),
+            "{m}"
+        );
     }
-    for d in ["overall", "touchpoint", "age_band", "gender", "language", "region"] {
+    for d in [
+        "overall",
+        "touchpoint",
+        "age_band",
+        "gender",
+        "language",
+        "region",
+    ] {
         assert!(rows.iter().any(|r| r.dimension == d), "{d}");
         assert!(o.dimensions.iter().any(|x| x == d));
     }
@@ -263,12 +282,24 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
         .iter()
         .find(|c| c.component == "human_when_it_matters")
         .expect("status");
-    assert!(!human.available && human.note.as_deref().unwrap_or_default().contains("feedback_scored"));
-    assert!(rows
-        .iter()
-        .filter(|r| r.component == "human_when_it_matters")
-        .all(|r| r.weight.is_none() && r.value.is_none()));
-    assert!(o.warnings.iter().any(|w| w.contains("human_when_it_matters not available")));
+    assert!(
+        !human.available
+            && human
+                .note
+                .as_deref()
+                .unwrap_or_default()
+                .contains("feedback_scored")
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.component == "human_when_it_matters")
+            .all(|r| r.weight.is_none() && r.value.is_none())
+    );
+    assert!(
+        o.warnings
+            .iter()
+            .any(|w| w.contains("human_when_it_matters not available"))
+    );
     // The headline: this month, a trend with an interval, the weakest
     // component and a suggestion with a number in it.
     let h = &o.headline;
@@ -277,19 +308,38 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
     assert!(h.value.is_some() && h.ci_lower.is_some() && h.change_ci_lower.is_some());
     assert_eq!(h.previous_month.as_deref(), Some("2025-07"));
     let weakest = h.weakest_component.as_deref().expect("weakest");
-    let lowest = ["responsiveness", "closing_the_loop", "resolution", "tone", "perceived_empathy"]
-        .iter()
-        .filter_map(|c| find(&rows, "2025-08", "overall", "all", c).value.map(|v| (*c, v)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .expect("some component");
+    let lowest = [
+        "responsiveness",
+        "closing_the_loop",
+        "resolution",
+        "tone",
+        "perceived_empathy",
+    ]
+    .iter()
+    .filter_map(|c| {
+        find(&rows, "2025-08", "overall", "all", c)
+            .value
+            .map(|v| (*c, v))
+    })
+    .min_by(|a, b| a.1.total_cmp(&b.1))
+    .expect("some component");
     assert_eq!(weakest, lowest.0);
     let s = h.suggestion.as_deref().expect("suggestion");
-    assert!(s.contains("quickest win") && s.chars().any(|c| c.is_ascii_digit()), "{s}");
-    assert!(h.sentence.starts_with("Empathy Index 2025-08 (month to date): "));
+    assert!(
+        s.contains("quickest win") && s.chars().any(|c| c.is_ascii_digit()),
+        "{s}"
+    );
+    assert!(
+        h.sentence
+            .starts_with("Empathy Index 2025-08 (month to date): ")
+    );
     // The empathy items of the demo are one latent trait plus small noise.
     let a = o.cronbach_alpha.as_ref().expect("alpha");
     assert!(a.alpha > 0.9 && a.respondents > 100, "{a:?}");
-    assert!(a.respondents as u64 <= o.contacts["survey"], "complete cases only");
+    assert!(
+        a.respondents as u64 <= o.contacts["survey"],
+        "complete cases only"
+    );
 }
 
 /// Planted: email replies are warm 30% of the time against 85% on chat and
@@ -312,21 +362,34 @@ async fn reply_tone_finds_the_planted_warmth_by_channel() {
         .await;
     let mut found = BTreeMap::new();
     for batch in &b {
-        for (ch, w) in strings(batch, "touchpoint").into_iter().zip(floats(batch, "warm_share")) {
+        for (ch, w) in strings(batch, "touchpoint")
+            .into_iter()
+            .zip(floats(batch, "warm_share"))
+        {
             found.insert(ch.expect("channel"), w.expect("share"));
         }
     }
     for ch in ["email", "chat", "phone"] {
         let want = realized(&truth, "reply_warmth_channel", ch, "warm_share");
         let got = found[ch];
-        assert!((got - want).abs() < 0.06, "{ch}: measured {got:.3}, planted {want:.3}");
+        assert!(
+            (got - want).abs() < 0.06,
+            "{ch}: measured {got:.3}, planted {want:.3}"
+        );
     }
     let rows = index_rows(&p.mart("empathy_index"));
     let tone = |ch: &str| find(&rows, "last_12_months", "touchpoint", ch, "tone").clone();
     let (email, chat, phone) = (tone("email"), tone("chat"), tone("phone"));
     let hi = email.ci.expect("ci").1;
-    assert!(hi < chat.ci.expect("ci").0 && hi < phone.ci.expect("ci").0, "{email:?} {chat:?} {phone:?}");
-    let index = |ch: &str| find(&rows, "last_12_months", "touchpoint", ch, "index").value.expect("v");
+    assert!(
+        hi < chat.ci.expect("ci").0 && hi < phone.ci.expect("ci").0,
+        "{email:?} {chat:?} {phone:?}"
+    );
+    let index = |ch: &str| {
+        find(&rows, "last_12_months", "touchpoint", ch, "index")
+            .value
+            .expect("v")
+    };
     assert!(index("email") < index("chat") && index("email") < index("phone"));
 }
 
@@ -350,8 +413,15 @@ async fn write_feedback_scored(p: &Private) {
         let cu = strings(b, "customer_id");
         let topic = strings(b, "topic");
         let ch = strings(b, "channel");
-        let at = cast(b.column_by_name("created_at").expect("at"), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))).expect("cast");
-        let at = at.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("ts");
+        let at = cast(
+            b.column_by_name("created_at").expect("at"),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .expect("cast");
+        let at = at
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("ts");
         for i in 0..b.num_rows() {
             let Some(tid) = id[i].clone() else { continue };
             if !seen.insert(tid.clone()) {
@@ -416,11 +486,23 @@ async fn bot_routing_bias_lowers_the_index_for_customers_aged_65_plus() {
     let rows = index_rows(&p.mart("empathy_index"));
     let bands: Vec<String> = rows
         .iter()
-        .filter(|r| r.period == "last_12_months" && r.dimension == "age_band" && r.component == "index" && r.value.is_some())
+        .filter(|r| {
+            r.period == "last_12_months"
+                && r.dimension == "age_band"
+                && r.component == "index"
+                && r.value.is_some()
+        })
         .map(|r| r.group.clone())
         .collect();
-    assert!(bands.len() >= 5 && bands.iter().any(|b| b == "65+"), "{bands:?}");
-    let value = |g: &str, c: &str| find(&rows, "last_12_months", "age_band", g, c).value.expect("value");
+    assert!(
+        bands.len() >= 5 && bands.iter().any(|b| b == "65+"),
+        "{bands:?}"
+    );
+    let value = |g: &str, c: &str| {
+        find(&rows, "last_12_months", "age_band", g, c)
+            .value
+            .expect("value")
+    };
     for band in bands.iter().filter(|b| *b != "65+") {
         for comp in ["index", "responsiveness", "human_when_it_matters"] {
             assert!(
@@ -437,7 +519,10 @@ async fn bot_routing_bias_lowers_the_index_for_customers_aged_65_plus() {
     let truth = p.truth();
     let want = 1.0 - realized(&truth, "bot_routing_age", "65+", "bot_share");
     let got = value("65+", "human_when_it_matters") / 100.0;
-    assert!((got - want).abs() < 0.1, "65+ reached a person {got:.3}, planted {want:.3}");
+    assert!(
+        (got - want).abs() < 0.1,
+        "65+ reached a person {got:.3}, planted {want:.3}"
+    );
     // The fairness audit can test the same from the per-contact mart.
     let b = p
         .sql(&format!(
@@ -480,8 +565,14 @@ async fn barista_training_lifts_perceived_empathy_in_store() {
     let measured = pe[1].expect("after") - pe[0].expect("before");
     let r = &training.realized;
     let planted = (r["in_store_empathy_after"] - r["in_store_empathy_before"]) / 6.0 * 100.0;
-    assert!(measured > 4.0, "in-store perceived empathy rose only {measured:.2}");
-    assert!((measured - planted).abs() < 1.0, "measured {measured:.2} vs realized {planted:.2}");
+    assert!(
+        measured > 4.0,
+        "in-store perceived empathy rose only {measured:.2}"
+    );
+    assert!(
+        (measured - planted).abs() < 1.0,
+        "measured {measured:.2} vs realized {planted:.2}"
+    );
 }
 
 /// With `marts/segments` present (here a fixture: frequent and occasional
@@ -521,7 +612,12 @@ async fn segments_add_a_dimension_and_the_outcome_check_is_reported() {
     assert!(o.dimensions.iter().any(|d| d == "segment"));
     let rows = index_rows(&p.mart("empathy_index"));
     for g in ["Frequent", "Occasional"] {
-        assert!(find(&rows, "last_12_months", "segment", g, "index").value.is_some(), "{g}");
+        assert!(
+            find(&rows, "last_12_months", "segment", g, "index")
+                .value
+                .is_some(),
+            "{g}"
+        );
     }
     let families: std::collections::BTreeSet<&str> =
         o.validation.iter().map(|v| v.family.name()).collect();
@@ -533,7 +629,11 @@ async fn segments_add_a_dimension_and_the_outcome_check_is_reported() {
     let months = o
         .validation
         .iter()
-        .find(|v| v.family.name() == "months" && v.measure == "index" && v.outcome == "next_month_retention")
+        .find(|v| {
+            v.family.name() == "months"
+                && v.measure == "index"
+                && v.outcome == "next_month_retention"
+        })
         .expect("months: index ~ retention");
     assert_eq!(months.cells, 6);
     for v in &o.validation {
@@ -541,7 +641,11 @@ async fn segments_add_a_dimension_and_the_outcome_check_is_reported() {
             Some(c) => {
                 assert!(c.ci_lower <= c.r && c.r <= c.ci_upper && c.n == v.cells);
                 let clear = c.ci_lower > 0.0 || c.ci_upper < 0.0;
-                assert_eq!(!clear, v.wording.contains("no clear relation on this data"), "{v:?}");
+                assert_eq!(
+                    !clear,
+                    v.wording.contains("no clear relation on this data"),
+                    "{v:?}"
+                );
             }
             None => assert!(v.wording.contains("too few cells"), "{v:?}"),
         }
@@ -551,9 +655,19 @@ async fn segments_add_a_dimension_and_the_outcome_check_is_reported() {
             .path()
             .join(format!("marts/model_metrics/dt={}/empathy.parquet", p.last)),
     );
-    let metric_names: Vec<Option<String>> = metrics.iter().flat_map(|b| strings(b, "metric")).collect();
-    for want in ["cronbach_alpha", "pearson_r", "spearman_rho", "weight", "share"] {
-        assert!(metric_names.iter().any(|m| m.as_deref() == Some(want)), "{want}");
+    let metric_names: Vec<Option<String>> =
+        metrics.iter().flat_map(|b| strings(b, "metric")).collect();
+    for want in [
+        "cronbach_alpha",
+        "pearson_r",
+        "spearman_rho",
+        "weight",
+        "share",
+    ] {
+        assert!(
+            metric_names.iter().any(|m| m.as_deref() == Some(want)),
+            "{want}"
+        );
     }
 }
 
@@ -563,8 +677,12 @@ async fn reruns_are_byte_identical() {
     let p = Private::new();
     p.run().await;
     let read = |t: &str| {
-        std::fs::read(p.dir.path().join(format!("marts/{t}/dt={}/part-0.parquet", p.last)))
-            .expect("mart")
+        std::fs::read(
+            p.dir
+                .path()
+                .join(format!("marts/{t}/dt={}/part-0.parquet", p.last)),
+        )
+        .expect("mart")
     };
     let (a, b) = (read("empathy_index"), read("empathy_contacts"));
     p.run().await;
@@ -579,7 +697,11 @@ fn the_command_runs_and_explains_missing_inputs() {
         .arg(p.dir.path())
         .output()
         .expect("run attune");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("Empathy Index 2025-08"), "{stdout}");
     assert!(stdout.contains("Cronbach's alpha") && stdout.contains("outcome check"));
@@ -592,5 +714,8 @@ fn the_command_runs_and_explains_missing_inputs() {
         .expect("run attune");
     assert_eq!(out.status.code(), Some(5), "missing input");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("customer_attributes") && stderr.contains("attune transform"), "{stderr}");
+    assert!(
+        stderr.contains("customer_attributes") && stderr.contains("attune transform"),
+        "{stderr}"
+    );
 }

@@ -144,7 +144,12 @@ fn small_groups_are_suppressed_and_weights_renormalized() {
             .unwrap_or_else(|| panic!("cell {p:?} {d:?} {g}"))
     };
     let email = find(Period::Month(m), Dimension::Touchpoint, "email");
-    assert!(email.rows.iter().all(|r| r.suppressed && r.value.is_none() && r.n.is_none()));
+    assert!(
+        email
+            .rows
+            .iter()
+            .all(|r| r.suppressed && r.value.is_none() && r.n.is_none())
+    );
 
     let chat = find(Period::Month(m), Dimension::Touchpoint, "chat");
     let pe = chat.component(Component::PerceivedEmpathy);
@@ -198,7 +203,9 @@ fn the_index_is_recomputable_from_the_rows() {
     let cells = aggregate(&contacts, &Groups::default(), &settings);
     assert!(cells.len() > 10);
     for cell in &cells {
-        let Some(v) = cell.index().value else { continue };
+        let Some(v) = cell.index().value else {
+            continue;
+        };
         let parts: Vec<(f64, f64)> = cell.rows[1..]
             .iter()
             .filter_map(|r| r.weight.zip(r.value))
