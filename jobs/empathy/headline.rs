@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::components::{Component, Contact, Month, Source};
@@ -22,7 +23,7 @@ pub struct Headline {
     /// The month the headline is about (`YYYY-MM`): the run date's month, or
     /// the latest month before it with a shown index.
     pub month: Option<String>,
-    /// Whether `month` is the run date's month, still in progress.
+    /// Whether `month` is the run date's month and the run date is not its last day.
     pub month_to_date: bool,
     pub value: Option<f64>,
     pub ci_lower: Option<f64>,
@@ -209,9 +210,10 @@ fn signed(x: f64) -> String {
 pub fn headline(
     cells: &[Cell],
     contacts: &[Contact],
-    run_month: Month,
+    run_date: NaiveDate,
     cfg: &EmpathyConfig,
 ) -> Headline {
+    let run_month = Month::of_date(run_date);
     let shown = |m: Month| overall(cells, m).filter(|c| c.index().value.is_some());
     let first = cells
         .iter()
@@ -283,7 +285,7 @@ pub fn headline(
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let month_contacts: Vec<&Contact> = cell.contacts.iter().map(|&j| &contacts[j]).collect();
     let suggestion = weakest.and_then(|(c, _)| suggestion(c, &month_contacts, cfg));
-    let month_to_date = m == run_month;
+    let month_to_date = m == run_month && run_date < m.last_day();
     let ci = idx.ci;
     let sentence = format!(
         "Empathy Index {m}{}: {:.0} of 100{}, {trend}.{}",

@@ -252,7 +252,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         run_month,
     };
     let cells = index::aggregate(&contacts, &groups, &settings);
-    let headline = headline::headline(&cells, &contacts, run_month, cfg);
+    let headline = headline::headline(&cells, &contacts, date, cfg);
 
     let items: Vec<[Option<f64>; 5]> = surveys
         .iter()

@@ -13,7 +13,7 @@
 //! English only: a reply whatlang reliably detects as another language is
 //! not scored rather than scored as neutral.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
@@ -151,12 +151,62 @@ enum Cue {
     Symbol(String),
 }
 
+/// Cues indexed by their first word, so a reply is matched in one pass over
+/// its words instead of one pass per cue.
+#[derive(Debug, Clone, Default)]
+struct CueSet {
+    cues: Vec<Cue>,
+    /// First word (exact) -> cues starting with it.
+    by_first: HashMap<String, Vec<usize>>,
+    /// Cues whose first word is a prefix pattern.
+    prefix_first: Vec<usize>,
+}
+
+impl CueSet {
+    fn new(cues: Vec<Cue>) -> CueSet {
+        let mut set = CueSet::default();
+        for (i, c) in cues.iter().enumerate() {
+            if let Cue::Words(p) = c {
+                match &p[0] {
+                    Pat::Exact(w) => set.by_first.entry(w.clone()).or_default().push(i),
+                    Pat::Prefix(_) => set.prefix_first.push(i),
+                }
+            }
+        }
+        set.cues = cues;
+        set
+    }
+
+    /// Every word-cue match: (cue, start, end).
+    fn matches(&self, w: &Words) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (start, word) in w.words.iter().enumerate() {
+            let exact = self
+                .by_first
+                .get(word)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for &i in exact.iter().chain(&self.prefix_first) {
+                if let Cue::Words(p) = &self.cues[i]
+                    && start + p.len() <= w.words.len()
+                    && p.iter()
+                        .zip(&w.words[start..])
+                        .all(|(pat, x)| pat.matches(x))
+                {
+                    out.push((i, start, start + p.len()));
+                }
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone)]
 enum RuleKind {
     /// Fires once per distinct matching cue, at most `max_hits` times.
     Cues {
-        cues: Vec<Cue>,
-        except: Vec<Cue>,
+        cues: CueSet,
+        except: CueSet,
         max_hits: u32,
     },
     Overlap {
@@ -298,18 +348,23 @@ fn parse_cue(text: &str) -> Result<Cue> {
     Ok(Cue::Words(pats))
 }
 
-/// Start indices of every match of a word cue.
-fn find(cue: &[Pat], w: &Words) -> Vec<usize> {
-    if cue.is_empty() || cue.len() > w.words.len() {
-        return Vec::new();
-    }
-    (0..=w.words.len() - cue.len())
-        .filter(|&i| {
-            cue.iter()
-                .enumerate()
-                .all(|(k, p)| p.matches(&w.words[i + k]))
-        })
-        .collect()
+/// English function words that Spanish and German text hardly uses.
+const ENGLISH_MARKERS: [&str; 24] = [
+    "the", "and", "you", "your", "to", "we", "i", "is", "for", "of", "it", "on", "our", "this",
+    "that", "be", "have", "with", "will", "are", "not", "was", "can", "my",
+];
+
+/// A cheap first look: when at least 30% of the words (and at least three)
+/// are English function words the text is English, and whatlang (about
+/// 0.2 ms a reply) is only asked about the rest.
+fn looks_english(text: &str) -> bool {
+    let w = words(text);
+    let markers = w
+        .words
+        .iter()
+        .filter(|x| ENGLISH_MARKERS.contains(&x.as_str()))
+        .count();
+    markers >= 3 && markers * 10 >= w.words.len() * 3
 }
 
 /// Light suffix stripping, enough for "charged" ~ "charge", "croissants" ~ "croissant".
@@ -378,12 +433,15 @@ impl ToneScorer {
                         return Err(bad(format!("rule `{}` has no cues", r.name)));
                     }
                     RuleKind::Cues {
-                        cues: r.cues.iter().map(|c| parse_cue(c)).collect::<Result<_>>()?,
-                        except: r
-                            .except
-                            .iter()
-                            .map(|c| parse_cue(c))
-                            .collect::<Result<_>>()?,
+                        cues: CueSet::new(
+                            r.cues.iter().map(|c| parse_cue(c)).collect::<Result<_>>()?,
+                        ),
+                        except: CueSet::new(
+                            r.except
+                                .iter()
+                                .map(|c| parse_cue(c))
+                                .collect::<Result<_>>()?,
+                        ),
                         max_hits: r.max_hits.unwrap_or(1).clamp(1, 10),
                     }
                 }
@@ -449,7 +507,8 @@ impl ToneScorer {
         if !text.chars().any(char::is_alphanumeric) {
             return Err(Unscored::NoText);
         }
-        if let Some(info) = whatlang::detect(text)
+        if !looks_english(text)
+            && let Some(info) = whatlang::detect(text)
             && info.lang() != whatlang::Lang::Eng
             && info.is_reliable()
         {
@@ -515,27 +574,24 @@ impl ToneScorer {
 
     /// How many distinct cues match outside the `except` phrases (and, for
     /// warm rules, outside a negation).
-    fn cue_hits(&self, cues: &[Cue], except: &[Cue], w: &Words, raw: &str, warm: bool) -> u32 {
-        let mut excluded: Vec<(usize, usize)> = Vec::new();
-        for e in except {
-            if let Cue::Words(p) = e {
-                excluded.extend(find(p, w).into_iter().map(|s| (s, s + p.len())));
+    fn cue_hits(&self, cues: &CueSet, except: &CueSet, w: &Words, raw: &str, warm: bool) -> u32 {
+        let excluded: Vec<(usize, usize)> = except
+            .matches(w)
+            .into_iter()
+            .map(|(_, a, b)| (a, b))
+            .collect();
+        let mut hit = vec![false; cues.cues.len()];
+        for (i, start, end) in cues.matches(w) {
+            let inside_except = excluded.iter().any(|&(a, b)| a <= start && end <= b);
+            let negated = warm && self.negated(w, start, end);
+            hit[i] |= !inside_except && !negated;
+        }
+        for (i, c) in cues.cues.iter().enumerate() {
+            if let Cue::Symbol(sym) = c {
+                hit[i] |= raw.contains(sym.as_str());
             }
         }
-        let mut hits = 0;
-        for cue in cues {
-            let hit = match cue {
-                Cue::Symbol(s) => raw.contains(s.as_str()),
-                Cue::Words(p) => find(p, w).into_iter().any(|start| {
-                    let end = start + p.len();
-                    let inside_except = excluded.iter().any(|&(a, b)| a <= start && end <= b);
-                    let negated = warm && self.negated(w, start, end);
-                    !inside_except && !negated
-                }),
-            };
-            hits += u32::from(hit);
-        }
-        hits
+        hit.iter().filter(|h| **h).count() as u32
     }
 
     /// A negator up to three words before `start` in the same clause, or

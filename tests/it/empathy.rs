@@ -344,9 +344,9 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
 
 /// Planted: email replies are warm 30% of the time against 85% on chat and
 /// 80% on phone (`reply_warmth_channel`). The tone scorer — whose rules were
-/// never tuned on the generator's replies — must find each channel's
-/// realized warm share within 6 points, and email's tone component must sit
-/// clearly below chat's and phone's.
+/// written on the hand-labelled set, not on the generator's phrase bank —
+/// must find each channel's realized warm share within 3 points, and
+/// email's tone component must sit clearly below chat's and phone's.
 #[tokio::test]
 async fn reply_tone_finds_the_planted_warmth_by_channel() {
     let p = Private::new();
@@ -373,7 +373,7 @@ async fn reply_tone_finds_the_planted_warmth_by_channel() {
         let want = realized(&truth, "reply_warmth_channel", ch, "warm_share");
         let got = found[ch];
         assert!(
-            (got - want).abs() < 0.06,
+            (got - want).abs() < 0.03,
             "{ch}: measured {got:.3}, planted {want:.3}"
         );
     }

@@ -169,6 +169,16 @@ fn other_languages_and_empty_replies_are_not_scored() {
         s.score_reply(Some("Sorry about that, I've refunded your order."), &ctx)
             .is_ok()
     );
+    // The cheap English check never claims Spanish or German text.
+    assert!(looks_english(
+        "We're so sorry, we have refunded the amount to your card."
+    ));
+    assert!(!looks_english(
+        "Lo sentimos, hemos devuelto el importe a su tarjeta y el pedido llega mañana."
+    ));
+    assert!(!looks_english(
+        "Es tut uns leid, wir haben den Betrag erstattet und die Bestellung kommt morgen."
+    ));
 }
 
 #[test]
