@@ -257,6 +257,19 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
         assert!(lo <= v && v <= hi && (0.0..=100.0).contains(&lo) && hi <= 100.0);
     }
     assert!(shown > 50, "only {shown} cells shown");
+    // The outcome is what the nightly manifest and the report read.
+    let json = serde_json::to_value(&o).expect("outcome serializes");
+    for key in [
+        "rows_in",
+        "rows_out",
+        "warnings",
+        "headline",
+        "validation",
+        "cronbach_alpha",
+    ] {
+        assert!(json.get(key).is_some(), "{key}");
+    }
+    assert_eq!(o.rows_out, o.index_rows + o.contact_rows);
     // Every month of the period and the five sensitive/overall dimensions are there.
     for m in ["2025-01", "2025-04", "2025-08"] {
         assert!(
