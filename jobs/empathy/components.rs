@@ -137,8 +137,9 @@ pub struct Detail {
     /// Hours from the contact to the follow-up of negative feedback; `None`
     /// when not followed up (yet).
     pub follow_up_hours: Option<f64>,
-    /// First-response hours and the channel's target (tickets).
-    pub first_response: Option<(f64, f64)>,
+    /// Tickets: whether the first response came within the channel's
+    /// target (`None` while not yet due), and the target in hours.
+    pub first_response: Option<(bool, f64)>,
     /// Reopened, or followed by a repeat contact on the same topic.
     pub unresolved_or_repeat: Option<bool>,
     pub tone_label: Option<ToneLabel>,
@@ -257,8 +258,9 @@ pub fn score_ticket(
 ) -> (Contact, ToneResult) {
     let elapsed = (run_end - t.created) / 3600.0;
     let target = first_response_target(cfg, t.channel.as_deref());
+    let first_in_time = target.and_then(|tg| in_time(t.first_response_hours, tg, elapsed));
     let responsiveness = share_met(&[
-        target.and_then(|tg| in_time(t.first_response_hours, tg, elapsed)),
+        first_in_time,
         in_time(t.resolution_hours, cfg.resolution_target_hours, elapsed),
     ]);
     let negative = t.satisfaction.is_some_and(|s| s <= 2);
@@ -318,7 +320,7 @@ pub fn score_ticket(
         charged,
         detail: Detail {
             follow_up_hours: if negative { t.follow_up_hours } else { None },
-            first_response: target.zip(t.first_response_hours).map(|(tg, h)| (h, tg)),
+            first_response: first_in_time.zip(target),
             unresolved_or_repeat: match (resolved_clean, no_repeat) {
                 (Some(false), _) | (_, Some(false)) => Some(true),
                 (Some(true), Some(true)) => Some(false),

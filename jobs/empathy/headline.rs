@@ -98,12 +98,12 @@ fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig) -> Option<S
         Component::Responsiveness => {
             let mut by_channel: BTreeMap<&str, (usize, usize, f64)> = BTreeMap::new();
             for x in month.iter().filter(|x| x.source == Source::Ticket) {
-                if let (Some(ch), Some((h, target))) =
+                if let (Some(ch), Some((in_time, target))) =
                     (x.touchpoint.as_deref(), x.detail.first_response)
                 {
                     let e = by_channel.entry(ch).or_insert((0, 0, target));
                     e.0 += 1;
-                    e.1 += usize::from(h <= target);
+                    e.1 += usize::from(in_time);
                 }
             }
             let (ch, (n, met, target)) = by_channel
@@ -319,5 +319,111 @@ pub fn headline(
         weakest_value: weakest.map(|(_, v)| v),
         suggestion,
         sentence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ValidConfig;
+    use crate::empathy::components::Detail;
+    use crate::empathy::index::{Groups, Settings, aggregate};
+
+    fn ticket(customer: u32, month: Month, resp: f64, follow_up: Option<Option<f64>>) -> Contact {
+        let mut scores = [None; 6];
+        scores[Component::Responsiveness.idx()] = Some(resp);
+        let mut detail = Detail {
+            first_response: Some((resp == 100.0, 1.0)),
+            ..Detail::default()
+        };
+        // Some(x): a negative contact whose window has closed; x the follow-up delay.
+        if let Some(hours) = follow_up {
+            scores[Component::ClosingTheLoop.idx()] = Some(if hours.is_some_and(|h| h <= 48.0) {
+                100.0
+            } else {
+                0.0
+            });
+            detail.follow_up_hours = hours;
+        }
+        Contact {
+            source: Source::Ticket,
+            contact_id: format!("T{customer}-{}", month.0),
+            customer: Some(customer),
+            at: 0.0,
+            month,
+            touchpoint: Some("chat".into()),
+            handled_by: Some("human".into()),
+            scores,
+            charged: None,
+            detail,
+        }
+    }
+
+    /// July: 20 customers answered in time. August: the same, plus 10 unhappy
+    /// customers: 3 followed up after 24 h, 2 after 72 h, 5 never. Closing
+    /// the loop (30) is the weakest component; those who heard back waited
+    /// (3 × 24 + 2 × 72) / 5 / 24 = 1.8 days.
+    #[test]
+    fn weakest_component_and_its_suggestion() {
+        let cfg = ValidConfig::default().empathy;
+        let jul = Month(2025 * 12 + 6);
+        let aug = jul.next();
+        let mut contacts = Vec::new();
+        for c in 0..20 {
+            contacts.push(ticket(c, jul, 100.0, None));
+            contacts.push(ticket(c, aug, 100.0, None));
+        }
+        let delays = [Some(24.0), Some(24.0), Some(24.0), Some(72.0), Some(72.0)];
+        for (k, d) in delays.into_iter().chain([None; 5]).enumerate() {
+            contacts.push(ticket(100 + k as u32, aug, 100.0, Some(d)));
+        }
+        let unavailable: [Option<String>; 6] = Default::default();
+        let date = NaiveDate::from_ymd_opt(2025, 8, 20).expect("date");
+        let settings = Settings {
+            cfg: &cfg,
+            min_group_size: 10,
+            unavailable: &unavailable,
+            run_month: aug,
+        };
+        let cells = aggregate(&contacts, &Groups::default(), &settings);
+        let h = headline(&cells, &contacts, date, &cfg);
+        assert_eq!(h.month.as_deref(), Some("2025-08"));
+        assert!(h.month_to_date);
+        assert_eq!(h.previous_month.as_deref(), Some("2025-07"));
+        assert_eq!(h.weakest_component.as_deref(), Some("closing_the_loop"));
+        assert_eq!(h.weakest_value, Some(30.0));
+        let s = h.suggestion.expect("suggestion");
+        assert!(s.starts_with("Only 30% of unhappy customers"), "{s}");
+        assert!(
+            s.contains("waited 1.8 days on average, and 5 of 10 heard nothing"),
+            "{s}"
+        );
+        // July 100 (responsiveness only); August: responsiveness 100 (w 0.2/0.35),
+        // closing the loop 30 (w 0.15/0.35) -> 70. July has no variation, so the
+        // change's interval comes from August alone.
+        let v = h.value.expect("value");
+        assert!((v - 70.0).abs() < 1e-9, "{v}");
+        assert!((h.change.expect("change") + 30.0).abs() < 1e-9);
+        assert!(
+            h.trend.starts_with("down 30.0 points from 2025-07"),
+            "{}",
+            h.trend
+        );
+        assert!(
+            h.sentence
+                .starts_with("Empathy Index 2025-08 (month to date): 70 of 100")
+        );
+        // On the month's last day it is no longer "month to date".
+        let last = headline(&cells, &contacts, aug.last_day(), &cfg);
+        assert!(!last.month_to_date);
+    }
+
+    #[test]
+    fn no_index_yet() {
+        let cfg = ValidConfig::default().empathy;
+        let date = NaiveDate::from_ymd_opt(2025, 8, 20).expect("date");
+        let h = headline(&[], &[], date, &cfg);
+        assert!(h.value.is_none() && h.month.is_none());
+        assert!(h.sentence.contains("needs more contacts"));
     }
 }
