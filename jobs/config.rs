@@ -48,6 +48,13 @@ threads = 0
 [privacy]
 # Partitions older than this many days are deleted by `attune retention`.
 retention_days = 730
+# Whether `attune nightly` runs retention as its last step. Off by default:
+# deleting data should be a decision, not a side effect of upgrading.
+retention_enabled = false
+# Which privacy check status makes `attune privacy` and `attune nightly` exit
+# with code 3 (after every output is written): "fail" (personal data found
+# where it must not be), "warn" (also advice such as unused columns), or "never".
+fail_on = "fail"
 
 [nightly]
 # The business's time zone (IANA name): without --date, `attune nightly` runs
@@ -77,6 +84,31 @@ repeat_contact_days = 7
 # A contact is emotionally charged when its frustration, anger or anxiety (0-1, from
 # marts/feedback_scored) reaches this value.
 charged_emotion_threshold = 0.3
+
+[segment]
+# A customer whose last purchase is more than this many days before the run date
+# counts as churned: the churn rate of each segment, and the "Lapsed" name.
+inactive_days = 90
+# Seed of every random choice (samples, k-means++ starts): the same data and seed
+# give the same segments.
+seed = 42
+# Numbers of segments tried; the one with the best silhouette score wins.
+k_min = 2
+k_max = 8
+# k-means is fitted on a random sample of at most this many customers, then
+# applied to everybody.
+fit_sample = 50000
+# The silhouette score of each k is computed exactly on a random sample of at most
+# this many customers (memory grows with its square: 5000 at most).
+silhouette_sample = 3000
+# k-means++ starts per k; the one with the lowest inertia wins.
+restarts = 4
+[voice]
+# A negative ticket counts as followed up when tickets.follow_up_at is at most
+# this many hours after the ticket was opened (the closed-loop metrics).
+followup_hours = 48
+# Phrases listed per touchpoint and direction in marts/voice_themes.
+themes_per_touchpoint = 10
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,9 +125,13 @@ struct RawConfig {
     #[serde(default)]
     transform: RawTransform,
     #[serde(default)]
+    voice: RawVoice,
+    #[serde(default)]
     nightly: RawNightly,
     #[serde(default)]
     empathy: RawEmpathy,
+    #[serde(default)]
+    segment: RawSegment,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,8 +166,36 @@ struct RawChannelHours {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawVoice {
+    followup_hours: Option<u32>,
+    themes_per_touchpoint: Option<usize>,
+}
+
+/// Voice job settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceConfig {
+    /// Follow-up window of the closed-loop metrics, in hours. Default 48.
+    pub followup_hours: u32,
+    /// Phrases per touchpoint and direction in `marts/voice_themes`. Default 10.
+    pub themes_per_touchpoint: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNightly {
     timezone: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSegment {
+    inactive_days: Option<u32>,
+    seed: Option<u64>,
+    k_min: Option<usize>,
+    k_max: Option<usize>,
+    fit_sample: Option<usize>,
+    silhouette_sample: Option<usize>,
+    restarts: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +223,20 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawPrivacy {
     retention_days: Option<u32>,
+    retention_enabled: Option<bool>,
+    fail_on: Option<String>,
+}
+
+/// Which privacy check status stops a run with [`Error::AuditGate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    /// Never: findings are reported only.
+    Never,
+    /// Any check at `warn` or `fail`.
+    Warn,
+    /// Any check at `fail`.
+    Fail,
 }
 
 /// Ingest settings, checked.
@@ -221,6 +299,25 @@ pub struct EmpathyConfig {
 // Every float is checked finite when the config is built, so equality is total.
 impl Eq for EmpathyConfig {}
 
+/// Segmentation settings (`[segment]`), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// Days without a purchase after which a customer counts as churned. Default 90.
+    pub inactive_days: u32,
+    /// Seed of the samples and k-means++ starts. Default 42.
+    pub seed: u64,
+    /// Smallest number of segments tried. Default 2.
+    pub k_min: usize,
+    /// Largest number of segments tried. Default 8.
+    pub k_max: usize,
+    /// Most customers k-means is fitted on. Default 50,000.
+    pub fit_sample: usize,
+    /// Most customers the silhouette score is computed on. Default 3,000.
+    pub silhouette_sample: usize,
+    /// k-means++ starts per k. Default 4.
+    pub restarts: usize,
+}
+
 /// The checked configuration every job accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidConfig {
@@ -233,12 +330,18 @@ pub struct ValidConfig {
     pub ingest: IngestConfig,
     /// Retention of landing, lake, quarantine and mart partitions. Default 730.
     pub retention_days: u32,
+    /// Whether nightly runs retention as its last step. Default false.
+    pub retention_enabled: bool,
+    /// Privacy check status that makes the run exit with code 3. Default `fail`.
+    pub privacy_fail_on: FailOn,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
+    pub voice: VoiceConfig,
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
     /// The Empathy Index: component weights and service targets.
     pub empathy: EmpathyConfig,
+    pub segment: SegmentConfig,
 }
 
 impl Default for ValidConfig {
@@ -386,6 +489,18 @@ impl RawConfig {
                 "privacy.retention_days must be at least 1".into(),
             ));
         }
+        let followup_hours = self.voice.followup_hours.unwrap_or(48);
+        if !(1..=720).contains(&followup_hours) {
+            return Err(Error::Config(format!(
+                "voice.followup_hours = {followup_hours}: use 1 to 720 (default 48)"
+            )));
+        }
+        let themes_per_touchpoint = self.voice.themes_per_touchpoint.unwrap_or(10);
+        if !(1..=100).contains(&themes_per_touchpoint) {
+            return Err(Error::Config(format!(
+                "voice.themes_per_touchpoint = {themes_per_touchpoint}: use 1 to 100 (default 10)"
+            )));
+        }
         let tz_name = self.nightly.timezone.unwrap_or_else(|| "UTC".into());
         let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
             Error::Config(format!(
@@ -393,6 +508,17 @@ impl RawConfig {
             ))
         })?;
         let empathy = self.empathy.check()?;
+        let privacy_fail_on = match self.privacy.fail_on.as_deref() {
+            None | Some("fail") => FailOn::Fail,
+            Some("warn") => FailOn::Warn,
+            Some("never") => FailOn::Never,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "privacy.fail_on = {other:?}: use \"fail\", \"warn\" or \"never\" (default \"fail\")"
+                )));
+            }
+        };
+        let segment = self.segment.check()?;
         Ok(ValidConfig {
             root,
             timezone,
@@ -406,7 +532,14 @@ impl RawConfig {
                 threads,
             },
             retention_days,
+            retention_enabled: self.privacy.retention_enabled.unwrap_or(false),
+            privacy_fail_on,
             models_dir: self.transform.models_dir,
+            segment,
+            voice: VoiceConfig {
+                followup_hours,
+                themes_per_touchpoint,
+            },
         })
     }
 }
@@ -497,6 +630,52 @@ impl RawEmpathy {
     }
 }
 
+impl RawSegment {
+    fn check(self) -> Result<SegmentConfig> {
+        let c = SegmentConfig {
+            inactive_days: self.inactive_days.unwrap_or(90),
+            seed: self.seed.unwrap_or(42),
+            k_min: self.k_min.unwrap_or(2),
+            k_max: self.k_max.unwrap_or(8),
+            fit_sample: self.fit_sample.unwrap_or(50_000),
+            silhouette_sample: self.silhouette_sample.unwrap_or(3_000),
+            restarts: self.restarts.unwrap_or(4),
+        };
+        if c.inactive_days == 0 {
+            return Err(Error::Config(
+                "segment.inactive_days must be at least 1 (default 90)".into(),
+            ));
+        }
+        // k = 1 has no silhouette; beyond 20 segments nobody reads the names.
+        if c.k_min < 2 || c.k_max > 20 || c.k_min > c.k_max {
+            return Err(Error::Config(format!(
+                "segment.k_min = {}, segment.k_max = {}: use 2 <= k_min <= k_max <= 20 (default 2 and 8)",
+                c.k_min, c.k_max
+            )));
+        }
+        if c.fit_sample < 1_000 {
+            return Err(Error::Config(format!(
+                "segment.fit_sample = {}: use at least 1000 (default 50000)",
+                c.fit_sample
+            )));
+        }
+        // The silhouette keeps an n x n distance matrix: 5,000 is 200 MB.
+        if !(100..=5_000).contains(&c.silhouette_sample) {
+            return Err(Error::Config(format!(
+                "segment.silhouette_sample = {}: use 100 to 5000 (default 3000)",
+                c.silhouette_sample
+            )));
+        }
+        if !(1..=50).contains(&c.restarts) {
+            return Err(Error::Config(format!(
+                "segment.restarts = {}: use 1 to 50 (default 4)",
+                c.restarts
+            )));
+        }
+        Ok(c)
+    }
+}
+
 /// The secret pseudonymization key. Debug output never shows it.
 #[derive(Clone)]
 pub struct Key(Vec<u8>);
@@ -566,6 +745,11 @@ mod tests {
             ("[ingest]\nbatch_rows = 3", "batch_rows"),
             ("[pseudonymization]\nkey_env = \"MY KEY\"", "key_env"),
             ("[privacy]\nretention_days = 0", "retention_days"),
+            ("[voice]\nfollowup_hours = 0", "followup_hours"),
+            (
+                "[voice]\nthemes_per_touchpoint = 0",
+                "themes_per_touchpoint",
+            ),
             ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
             (
                 "[empathy]\nweights = { responsiveness = 0.5, closing_the_loop = 0.15, resolution = 0.15, tone = 0.2, human_when_it_matters = 0.15, perceived_empathy = 0.15 }",
@@ -585,6 +769,13 @@ mod tests {
                 "charged_emotion_threshold",
             ),
             ("[empathy]\nweights = { tone = 1.0 }", "missing field"),
+            ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
+            ("[segment]\ninactive_days = 0", "inactive_days"),
+            ("[segment]\nk_min = 1", "k_min"),
+            ("[segment]\nk_min = 5\nk_max = 4", "k_max"),
+            ("[segment]\nfit_sample = 10", "fit_sample"),
+            ("[segment]\nsilhouette_sample = 100000", "silhouette_sample"),
+            ("[segment]\nrestarts = 0", "restarts"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

@@ -69,6 +69,13 @@ pub enum Error {
         rows: u64,
     },
 
+    /// An audit found problems at or above the configured gate (`privacy.fail_on`):
+    /// every output was written, but the run must not look green.
+    #[error(
+        "audit gate: {job} found {findings} finding(s) at or above the configured level (see its mart and the report)"
+    )]
+    AuditGate { job: String, findings: usize },
+
     /// Another run holds the data root's lock.
     #[error("locked: {0}")]
     Locked(String),

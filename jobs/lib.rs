@@ -16,6 +16,10 @@
 //! # Layout
 //! - [`ingest`]: landing exports → lake + quarantine (with `pseudonym`, `redact`, `consent`, `source`, `validate`)
 //! - [`transform`]: `sql/*.sql` models on DataFusion → marts, data tests, lineage
+//! - [`voice`]: sentiment and emotions of messages, NPS/CSAT/CES with intervals and trend, closed loop, themes
+//! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
+//! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
+//! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`empathy`]: the Empathy Index (six documented components, per month and group) → marts/empathy_index, empathy_contacts
@@ -43,9 +47,12 @@ pub mod manifest;
 pub mod mart;
 pub mod nightly;
 pub mod parquet_io;
+pub mod privacy;
 pub mod query;
 pub mod schema;
+pub mod segment;
 pub mod storage;
 pub mod transform;
+pub mod voice;
 
 pub use error::{Error, Result};

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use attune::config::{INIT_TEMPLATE, ValidConfig};
 use attune::context::{JobContext, KeyMode};
-use attune::nightly::{self, NightlyParams};
+use attune::nightly::{self, NightlyParams, RunLock};
 use attune::storage::Storage;
-use attune::{Error, demo, generate, ingest, query};
+use attune::{Error, demo, generate, ingest, privacy, query};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -18,6 +18,8 @@ Exit codes:
   0  success
   1  a job failed (see the error and runs/<run_id>.json)
   2  usage or configuration error (bad flag, bad attune.toml, no pseudonymization key)
+  3  an audit gate stopped the run: every output was written, but checks found problems
+     at or above the configured level (privacy.fail_on)
   4  another attune run holds the data root's lock
   5  input missing or unusable (no landing folder, unreadable file, bad header)";
 
@@ -99,6 +101,16 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// Segment customers: k-means on customer_features, k chosen by silhouette, segments named.
+    ///
+    /// Reads marts/customer_features of the date; writes marts/segments (customer → segment),
+    /// marts/segment_profiles and its rows of marts/model_metrics. Settings: [segment] in attune.toml.
+    /// Example: attune segment --date 2025-12-31
+    Segment {
+        /// The run date (YYYY-MM-DD): the customer_features partition to segment.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Run every job in order for a date (default: yesterday) or a range, under one lock.
     ///
     /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
@@ -142,6 +154,70 @@ enum Command {
         #[arg(long)]
         docs: bool,
     },
+    /// Check what the data root keeps: inventory, unused columns, PII, pseudonyms, consent,
+    /// retention, k-anonymity, model features, small cells, erasure.
+    ///
+    /// Writes marts/privacy_checks for the date and prints one line per check; exits
+    /// with code 3 when a check is at or above [privacy] fail_on (default "fail").
+    /// Reads the customers exports in landing/ to check that no raw identifier leaked,
+    /// but needs no key.
+    /// Example: attune privacy --date 2025-12-31
+    Privacy {
+        /// The run date (YYYY-MM-DD): marts of this date, lake up to it.
+        #[arg(long)]
+        date: NaiveDate,
+    },
+    /// Delete landing, lake, quarantine and mart partitions older than [privacy] retention_days.
+    ///
+    /// Never touches control/, runs/ or reports/. Records what it deleted (tables,
+    /// partitions, rows) in runs/<run_id>.json. Default date: yesterday (UTC), as nightly.
+    /// Example: attune retention --dry-run
+    Retention {
+        /// The run date (YYYY-MM-DD): partitions dated before it minus retention_days go.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// List what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Erase customers (right to erasure): every row in lake, marts and quarantine,
+    /// and keep them out of every later export.
+    ///
+    /// Needs the pseudonymization key. Records the request (pseudonyms and counts,
+    /// never the customer numbers) under control/erasure/. Completes any earlier
+    /// request that was interrupted.
+    /// Example: attune forget --customer-id C0001234
+    /// Example: attune forget --from-file erasure-requests.txt --dry-run
+    Forget {
+        /// A customer number as the exports carry it (repeatable).
+        #[arg(
+            long = "customer-id",
+            value_name = "ID",
+            required_unless_present = "from_file"
+        )]
+        customer_id: Vec<String>,
+        /// A file of customer numbers, one per line (# comments and blank lines skipped).
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Count the rows that would be removed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Voice of the customer: score what customers say (sentiment, emotions) and compute
+    /// NPS, CSAT and CES with 95% intervals and trends, closed-loop follow-ups and themes.
+    ///
+    /// Writes marts/feedback_scored, voice_scores, voice_themes, voice_closed_loop.
+    /// `attune voice score` scores any file the same way, without the lake.
+    /// Example: attune voice --date 2025-12-31
+    /// Example: attune voice score --input reviews.csv --text-column text --id-column review_id --out scored.csv
+    #[command(args_conflicts_with_subcommands = true)]
+    Voice {
+        /// The run date (YYYY-MM-DD): messages up to the end of this day.
+        #[arg(long, required = true)]
+        date: Option<NaiveDate>,
+        #[command(subcommand)]
+        command: Option<VoiceCommand>,
+    },
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -156,6 +232,32 @@ enum Command {
         /// Days of history.
         #[arg(long, default_value_t = 365)]
         days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VoiceCommand {
+    /// Score a text column of any CSV or Parquet file the way the voice job scores comments.
+    ///
+    /// Writes one row per input row: row number, the id column (when given), language, scored,
+    /// unscored_reason, sentiment (-1..1), label and six emotions (0..1). Messages in a language
+    /// without a lexicon (other than English, Spanish, German) are marked unscored, not neutral.
+    /// The output format follows the --out extension (.csv, .parquet).
+    ///
+    /// Example: attune voice score --input comments.parquet --text-column comment --out scored.parquet
+    Score {
+        /// Input file (.csv with a header row, or .parquet).
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Column holding the text to score.
+        #[arg(long, value_name = "COL")]
+        text_column: String,
+        /// Column copied to the output to join the scores back (as text).
+        #[arg(long, value_name = "COL")]
+        id_column: Option<String>,
+        /// Output file (.csv or .parquet); written atomically.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -242,6 +344,7 @@ fn main() -> ExitCode {
 fn exit_code(err: &anyhow::Error) -> u8 {
     match err.downcast_ref::<Error>() {
         Some(Error::Config(_) | Error::Contract { .. } | Error::Policy(_)) => 2,
+        Some(Error::AuditGate { .. }) => 3,
         Some(Error::Locked(_)) => 4,
         Some(Error::MissingInput { .. } | Error::Input { .. }) => 5,
         _ => 1,
@@ -342,6 +445,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_empathy(&outcome);
             Ok(())
         }
+        Command::Segment { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(attune::segment::run(&ctx, *date))?;
+            println!(
+                "{} customers, k = {}, silhouette {}",
+                outcome.rows_in,
+                outcome.chosen_k.map_or("-".into(), |k| k.to_string()),
+                outcome.silhouette.map_or("-".into(), |s| format!("{s:.3}"))
+            );
+            for s in &outcome.segments {
+                println!(
+                    "{:>3}  {:<40} {:>10}",
+                    s.segment_id,
+                    s.segment_name,
+                    s.customers.map_or("suppressed".into(), |c| c.to_string())
+                );
+            }
+            for w in &outcome.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
         Command::Nightly {
             dates,
             only,
@@ -423,6 +548,167 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Privacy { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(privacy::run(&ctx, *date))?;
+            for c in &outcome.summary.checks {
+                println!(
+                    "{:>2}  {:<5} {:<22} {}",
+                    c.id,
+                    c.status.as_str(),
+                    c.name,
+                    c.title
+                );
+            }
+            println!(
+                "privacy score {}/100 ({} findings to fix, {} warnings); details: attune query \"SELECT * FROM privacy_checks WHERE dt = DATE '{date}' AND status <> 'pass'\"",
+                outcome.summary.score, outcome.fail_findings, outcome.warn_findings
+            );
+            outcome.gate()?;
+            Ok(())
+        }
+        Command::Retention { date, dry_run } => {
+            let date = match date {
+                Some(d) => *d,
+                None => chrono::Utc::now()
+                    .date_naive()
+                    .pred_opt()
+                    .context("no day before today")?,
+            };
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = (!dry_run).then(|| RunLock::acquire(&ctx)).transpose()?;
+            let opts = privacy::retention::RetentionOptions {
+                dry_run: *dry_run,
+                ..Default::default()
+            };
+            let o = runtime()?.block_on(privacy::retention::run(&ctx, date, &opts))?;
+            for p in &o.partitions {
+                println!(
+                    "{} {}/{} {}  {} files  {} rows",
+                    if o.dry_run { "would delete" } else { "deleted" },
+                    p.area,
+                    p.table,
+                    p.date,
+                    p.files,
+                    p.rows.map_or("?".to_string(), |r| r.to_string())
+                );
+            }
+            eprintln!(
+                "{} partitions older than {} ({} days before {}); {} rows{}",
+                o.partitions.len(),
+                o.cutoff,
+                o.retention_days,
+                o.date,
+                o.rows_in,
+                if o.dry_run {
+                    " (dry run: nothing deleted)"
+                } else {
+                    ""
+                }
+            );
+            if let Some(m) = &o.manifest_path {
+                println!("{m}");
+            }
+            Ok(())
+        }
+        Command::Forget {
+            customer_id,
+            from_file,
+            dry_run,
+        } => {
+            let mut ids = customer_id.clone();
+            if let Some(f) = from_file {
+                ids.extend(privacy::forget::read_id_file(f)?);
+            }
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
+            let _lock = (!dry_run).then(|| RunLock::acquire(&ctx)).transpose()?;
+            let opts = privacy::forget::ForgetOptions {
+                dry_run: *dry_run,
+                ..Default::default()
+            };
+            let o = runtime()?.block_on(privacy::forget::run(&ctx, &ids, &opts))?;
+            for (table, rows) in &o.rows_removed {
+                println!(
+                    "{:<32} {:>8} rows {}",
+                    table,
+                    rows,
+                    if o.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                );
+            }
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            for r in &o.resumed {
+                eprintln!("completed interrupted erasure request {r}");
+            }
+            match &o.request_id {
+                Some(id) => eprintln!(
+                    "{} customer(s) forgotten: {} rows removed from {} files; request {id} recorded in control/erasure/",
+                    o.customers, o.rows_out, o.files_rewritten
+                ),
+                None => eprintln!(
+                    "dry run: {} customer(s), {} rows would be removed; nothing changed",
+                    o.customers, o.rows_out
+                ),
+            }
+            Ok(())
+        }
+        Command::Voice {
+            date: Some(date),
+            command: None,
+        } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let o = runtime()?.block_on(attune::voice::run(&ctx, *date))?;
+            for (source, n) in &o.messages_by_source {
+                println!("{source:<8} {n:>10} messages");
+            }
+            println!(
+                "scored {} messages; voice_scores {} rows ({} suppressed), voice_themes {}, voice_closed_loop {}",
+                o.scored, o.score_rows, o.suppressed_score_rows, o.theme_rows, o.closed_loop_rows
+            );
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
+        Command::Voice { command: None, .. } => {
+            Err(Error::Config("give --date YYYY-MM-DD, or `attune voice score …`".into()).into())
+        }
+        Command::Voice {
+            command:
+                Some(VoiceCommand::Score {
+                    input,
+                    text_column,
+                    id_column,
+                    out,
+                }),
+            ..
+        } => {
+            let o =
+                attune::voice::score::score_file(input, text_column, id_column.as_deref(), out)?;
+            println!("{}", out.display());
+            let counts = |m: &std::collections::BTreeMap<String, u64>| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            eprintln!(
+                "scored {} of {} rows; labels: {}",
+                o.scored,
+                o.rows_in,
+                counts(&o.labels)
+            );
+            eprintln!("languages: {}", counts(&o.languages));
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
         Command::Demo {
             dir,
             customers,
@@ -453,13 +739,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn print_ingest(o: &ingest::IngestOutcome) {
     println!(
-        "{:<24} {:>10} {:>10} {:>11} {:>8} {:>10}",
-        "table", "read", "written", "quarantined", "consent", "duplicates"
+        "{:<24} {:>10} {:>10} {:>11} {:>8} {:>7} {:>10}",
+        "table", "read", "written", "quarantined", "consent", "erased", "duplicates"
     );
     for t in &o.tables {
         println!(
-            "{:<24} {:>10} {:>10} {:>11} {:>8} {:>10}",
-            t.table, t.rows_read, t.rows_written, t.quarantined, t.consent_excluded, t.duplicates
+            "{:<24} {:>10} {:>10} {:>11} {:>8} {:>7} {:>10}",
+            t.table,
+            t.rows_read,
+            t.rows_written,
+            t.quarantined,
+            t.consent_excluded,
+            t.erased,
+            t.duplicates
         );
     }
     for w in o.warnings.iter().take(10) {
@@ -490,6 +782,7 @@ fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
                 .unwrap_or_default()
         );
     }
+    println!("emotions of the customers' words: {}", o.emotions_source);
     if let Some(a) = &o.cronbach_alpha {
         println!(
             "\nSERVQUAL empathy items: Cronbach's alpha {:.3} (95% CI {:.3}-{:.3}, {} respondents): {}",

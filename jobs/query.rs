@@ -188,6 +188,6 @@ pub fn docs(
             out.push_str(&format!("| {col} | {doc} |\n"));
         }
     }
-    out.push_str("\n### marts/lineage\n\nWhich lake columns each model reads. Grain: one row per model, output column and lake column.\n\n| column | meaning |\n| --- | --- |\n| model | the model (file stem in sql/) |\n| output_column | the model's output column; NULL for columns read only in filters, joins, grouping or ordering |\n| source_table | lake table |\n| source_column | lake column |\n| usage | `output` (the value derives from it) or `logic` (read to filter, join, group or order) |\n");
+    out.push_str("\n### marts/lineage\n\nWhich lake columns each model reads. Grain: one row per model, output column and lake column.\n\n| column | meaning |\n| --- | --- |\n| model | the model (file stem in sql/) |\n| output_column | the model's output column; NULL on `logic` rows |\n| source_table | lake table |\n| source_column | lake column |\n| usage | `output` (the value derives from it) or `logic` (read to filter, join, group, order or de-duplicate; a column can be both) |\n");
     out
 }

@@ -194,6 +194,23 @@ impl Storage {
         }
     }
 
+    /// Deletes every object under `prefix` (a folder), in path order, and
+    /// returns how many there were. Not atomic across objects: callers that
+    /// need a folder to vanish as one unit record their intent first (see
+    /// `privacy::retention`) so a re-run finishes an interrupted delete.
+    pub async fn delete_prefix(&self, prefix: &Path) -> Result<u64> {
+        let objects = self.list(prefix).await?;
+        for meta in &objects {
+            self.delete(&meta.location).await?;
+        }
+        // A local folder would otherwise stay behind empty and still look like
+        // a partition to listings (object stores have no folders to remove).
+        if let Some(root) = &self.local {
+            remove_empty_dirs(&root.join(prefix.as_ref()));
+        }
+        Ok(objects.len() as u64)
+    }
+
     /// Deletes one object; a missing object is not an error (deletes are retried after crashes).
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
@@ -201,6 +218,19 @@ impl Storage {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Removes `dir` and its sub-folders if they hold no files; errors mean
+/// "not empty" or "already gone", both fine.
+fn remove_empty_dirs(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// `<area>/<table>/dt=<date>/` — the partition folder of a table.
@@ -246,6 +276,17 @@ mod tests {
         assert_eq!(
             s.get_bytes(&Path::from("a/x.txt")).await.expect("get"),
             Bytes::from_static(b"hi")
+        );
+        assert_eq!(
+            s.delete_prefix(&Path::from("b"))
+                .await
+                .expect("delete_prefix"),
+            2
+        );
+        assert!(!s.exists_prefix(&Path::from("b")).await.expect("exists"));
+        assert!(
+            !dir.path().join("b").exists(),
+            "no empty folder left behind"
         );
         s.delete(&Path::from("a/x.txt")).await.expect("delete");
         s.delete(&Path::from("a/x.txt"))

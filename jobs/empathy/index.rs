@@ -136,14 +136,17 @@ impl Groups {
     }
 }
 
-/// One row of `marts/empathy_index`.
+/// One row of `marts/empathy_index`. Counts are `None` wherever there is
+/// nothing to count (suppressed, not available, no data): a count column
+/// holds only counts of at least `min_group_size`, which the privacy job's
+/// released-aggregates check relies on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
     /// `None` for the index itself.
     pub component: Option<Component>,
-    /// Contacts with a score; `None` when suppressed.
+    /// Contacts with a score; `None` when suppressed or without data.
     pub n: Option<u64>,
-    /// Distinct customers behind them; `None` when suppressed.
+    /// Distinct customers behind them; `None` when suppressed or without data.
     pub customers: Option<u64>,
     pub value: Option<f64>,
     /// Standard error of `value`.
@@ -347,8 +350,8 @@ fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estim
         if let Some(why) = &s.unavailable[c.idx()] {
             comps.push(Estimate {
                 component: Some(c),
-                n: Some(0),
-                customers: Some(0),
+                n: None,
+                customers: None,
                 value: None,
                 se: None,
                 ci: None,
@@ -367,8 +370,8 @@ fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estim
         if with.is_empty() {
             comps.push(Estimate {
                 component: Some(c),
-                n: Some(0),
-                customers: Some(0),
+                n: None,
+                customers: None,
                 value: None,
                 se: None,
                 ci: None,
@@ -424,7 +427,7 @@ fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estim
         },
         None => Estimate {
             component: None,
-            n: Some(0),
+            n: None,
             customers: Some(cell_customers),
             value: None,
             se: None,

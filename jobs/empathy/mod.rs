@@ -7,7 +7,8 @@
 //! surveys, reviews, NPS answers, orders), the reply and message of each
 //! ticket from lake/tickets, `marts/customer_attributes`, and when they
 //! exist for the date `marts/segments` and `marts/feedback_scored` (the
-//! emotions of the customers' words). Writes `marts/empathy_index`
+//! emotions of the customers' words; without it the job scores the
+//! messages with the same `voice::score` scorer). Writes `marts/empathy_index`
 //! (aggregated; groups below `min_group_size` suppressed),
 //! `marts/empathy_contacts` (per contact, for the fairness audit) and its
 //! rows of `marts/model_metrics` (Cronbach's alpha, the reply-tone counts,
@@ -33,7 +34,7 @@ pub mod inputs;
 pub mod tone;
 pub mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -99,6 +100,8 @@ pub struct EmpathyOutcome {
     pub components: Vec<ComponentStatus>,
     /// Dimensions the index is broken down by.
     pub dimensions: Vec<String>,
+    /// Where the emotions of the customers' words (human_when_it_matters) came from.
+    pub emotions_source: String,
     pub headline: Headline,
     pub tone: ToneSummary,
     /// Cronbach's alpha of the five SERVQUAL empathy items, over all
@@ -141,13 +144,19 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let nps = inputs::nps_answers(&session, &mut customers).await?;
 
     let mut unavailable: [Option<String>; 6] = Default::default();
-    let emotions = if inputs::mart_exists(ctx, "feedback_scored", date).await? {
-        Some(inputs::ticket_emotions(&session, date).await?)
+    let (emotions, emotions_source) = if inputs::mart_exists(ctx, "feedback_scored", date).await? {
+        (
+            inputs::ticket_emotions(&session, date).await?,
+            "marts/feedback_scored".to_string(),
+        )
     } else {
-        unavailable[Component::HumanWhenItMatters.idx()] = Some(format!(
-            "marts/feedback_scored for {date} is missing (the voice job scores the emotions of the customers' words)"
-        ));
-        None
+        // The voice job has not run for the date: score the customers' words
+        // here, with the same scorer it uses.
+        (
+            score_emotions(&tickets),
+            "the voice scorer on lake/tickets.message (no marts/feedback_scored for the date)"
+                .to_string(),
+        )
     };
     let segments = if inputs::mart_exists(ctx, "segments", date).await? {
         Some(inputs::segments(&session, &customers, date).await?)
@@ -166,14 +175,14 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let mut tone_summary = ToneSummary::default();
     let mut unscored_emotions = 0u64;
     for t in &tickets {
-        let charged = emotions.as_ref().and_then(|e| match e.get(&t.ticket_id) {
+        let charged = match emotions.get(&t.ticket_id) {
             Some(Some(strongest)) => Some(*strongest >= cfg.charged_emotion_threshold),
             Some(None) => {
                 unscored_emotions += 1;
                 None
             }
             None => None,
-        });
+        };
         let (contact, toned) = components::score_ticket(t, cfg, run_end, &tone, charged);
         match toned {
             Ok(label) => {
@@ -313,6 +322,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         contacts: by_source,
         components: statuses,
         dimensions,
+        emotions_source,
         headline,
         tone: tone_summary,
         cronbach_alpha: cronbach,
@@ -322,6 +332,25 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         contact_rows,
         metric_rows,
     })
+}
+
+/// Per ticket, the strongest of frustration, anger and anxiety in the
+/// customer's message, by the voice scorer; `None` when the words cannot be
+/// scored (no text, a language without a lexicon).
+fn score_emotions(tickets: &[components::TicketRow]) -> HashMap<String, Option<f64>> {
+    let scorer = crate::voice::score::Scorer::new();
+    tickets
+        .iter()
+        .map(|t| {
+            let strongest = t.message.as_deref().map(|m| scorer.score(m)).and_then(|s| {
+                s.scored.then(|| {
+                    let e = s.emotions;
+                    e.frustration.max(e.anger).max(e.anxiety)
+                })
+            });
+            (t.ticket_id.clone(), strongest)
+        })
+        .collect()
 }
 
 /// The job's rows of `marts/model_metrics`.

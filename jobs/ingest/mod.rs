@@ -7,10 +7,11 @@
 //! the door: undeclared columns and direct PII are never read into memory
 //! past the parser, identifiers become HMAC pseudonyms, free text is
 //! redacted, quasi-identifiers are generalized, and rows of customers who
-//! declined analytics are excluded.
+//! declined analytics or asked to be forgotten (`attune forget`, the
+//! erasure list in `control/erasure/`) are excluded.
 //!
 //! Every row is accounted for, per table and date:
-//! read = written + quarantined + consent-excluded + duplicates.
+//! read = written + quarantined + consent-excluded + erased + duplicates.
 //!
 //! # Order
 //! Customers of every date go first, in date order, because they carry the
@@ -57,6 +58,8 @@ pub struct FileOutcome {
     pub rows_written: u64,
     pub quarantined: u64,
     pub consent_excluded: u64,
+    /// Rows of customers on the erasure list (any row, valid or not).
+    pub erased: u64,
     pub duplicates: u64,
     pub quarantine_reasons: BTreeMap<String, u64>,
 }
@@ -71,6 +74,7 @@ pub struct PartitionOutcome {
     pub rows_written: u64,
     pub quarantined: u64,
     pub consent_excluded: u64,
+    pub erased: u64,
     pub duplicates: u64,
     pub seconds: f64,
 }
@@ -79,7 +83,11 @@ impl PartitionOutcome {
     /// The accounting invariant: nothing is lost.
     pub fn balanced(&self) -> bool {
         self.rows_read
-            == self.rows_written + self.quarantined + self.consent_excluded + self.duplicates
+            == self.rows_written
+                + self.quarantined
+                + self.consent_excluded
+                + self.erased
+                + self.duplicates
     }
 }
 
@@ -94,6 +102,7 @@ pub struct TableTotals {
     pub rows_written: u64,
     pub quarantined: u64,
     pub consent_excluded: u64,
+    pub erased: u64,
     pub duplicates: u64,
     pub quarantine_reasons: BTreeMap<String, u64>,
     pub undeclared_columns: BTreeSet<String>,
@@ -149,6 +158,8 @@ struct Shared {
     storage: Storage,
     handle: tokio::runtime::Handle,
     redactor: Arc<Redactor>,
+    /// Pseudonyms on the erasure list: their rows never enter the lake.
+    erased: Arc<HashSet<Pseudonym>>,
     pool: Mutex<Vec<Pseudonymizer>>,
     key: crate::config::Key,
     delimiter: u8,
@@ -227,6 +238,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         storage: storage.clone(),
         handle: tokio::runtime::Handle::current(),
         redactor: Arc::new(Redactor::new()),
+        erased: Arc::new(crate::privacy::erasure::erased_pseudonyms(storage).await?),
         pool: Mutex::new(Vec::new()),
         key: ctx.key()?.clone(),
         delimiter: ctx.cfg.ingest.delimiter,
@@ -295,6 +307,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         t.rows_written += p.rows_written;
         t.quarantined += p.quarantined;
         t.consent_excluded += p.consent_excluded;
+        t.erased += p.erased;
         t.duplicates += p.duplicates;
         for f in &p.files {
             t.files += 1;
@@ -441,6 +454,7 @@ fn ingest_partition(
         rows_written,
         quarantined: sum(|f| f.quarantined),
         consent_excluded: sum(|f| f.consent_excluded),
+        erased: sum(|f| f.erased),
         duplicates: sum(|f| f.duplicates),
         files,
         seconds: started.elapsed().as_secs_f64(),
@@ -495,6 +509,21 @@ impl PartitionSink<'_> {
         Ok(())
     }
 
+    /// Whether the row belongs to a customer on the erasure list. Checked
+    /// before validation, so not even a malformed row of an erased customer
+    /// reaches quarantine with their raw identifier in it.
+    fn erased(&mut self, fields: &Fields<'_>) -> bool {
+        if self.sh.erased.is_empty() {
+            return false;
+        }
+        let Some(raw) = self.customer_col.and_then(|cc| fields[cc]) else {
+            return false;
+        };
+        // The same pseudonymizer (and cache) validation uses: no extra HMAC.
+        let p = self.validator.pseudonymizer.pseudonym(raw);
+        self.sh.erased.contains(&p)
+    }
+
     /// Whether the row's customer declined analytics (and, for the customers
     /// table, records the decision the row carries).
     fn excluded_for_consent(&mut self) -> bool {
@@ -525,6 +554,10 @@ impl PartitionSink<'_> {
 
 impl RowSink for PartitionSink<'_> {
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()> {
+        if self.erased(fields) {
+            self.file.erased += 1;
+            return Ok(());
+        }
         if let Err(reject) = self.validator.check(fields) {
             return self.reject(line, reject, raw);
         }
@@ -653,6 +686,7 @@ async fn write_audit(
                 "consent_excluded",
                 file.consent_excluded,
             );
+            push(&p.table, name, None, "erased", file.erased);
             push(&p.table, name, None, "duplicate", file.duplicates);
             for (reason, k) in &file.quarantine_reasons {
                 push(&p.table, name, None, &format!("quarantined:{reason}"), *k);

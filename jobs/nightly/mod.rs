@@ -22,12 +22,22 @@ use self::stamps::{Place, Stamp};
 use crate::context::JobContext;
 use crate::manifest::{JobRecord, JobTimer, RunManifest};
 use crate::storage::{landing_dir, partition_dir};
-use crate::{Error, Result, ingest, transform};
+use crate::{Error, Result, ingest, privacy, segment, transform, voice};
 
 pub use self::lock::RunLock;
 
-/// The jobs of a nightly run, in order.
-pub const JOBS: [&str; 2] = ["ingest", "transform"];
+/// The jobs of a nightly run, in order (segment before voice: voice breaks
+/// its scores down by segment). `retention` runs only when
+/// `[privacy] retention_enabled` is set, and always runs then (it is cheap
+/// and idempotent).
+pub const JOBS: [&str; 6] = [
+    "ingest",
+    "transform",
+    "segment",
+    "voice",
+    "privacy",
+    "retention",
+];
 
 /// Which dates and jobs to run.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +58,9 @@ pub struct NightlyOutcome {
     pub manifest_path: String,
     pub ingest: Option<ingest::IngestOutcome>,
     pub transform: Option<transform::TransformOutcome>,
+    pub segment: Option<segment::SegmentOutcome>,
+    pub voice: Option<voice::VoiceOutcome>,
+    pub privacy: Option<privacy::PrivacyOutcome>,
 }
 
 /// What one job reported, for the manifest.
@@ -56,6 +69,8 @@ struct Ran {
     rows_out: u64,
     warnings: Vec<String>,
     details: serde_json::Value,
+    /// Findings at or above the job's audit gate; 0 for ungated jobs.
+    gate_findings: usize,
 }
 
 /// Runs the nightly sequence. The manifest is written even when a job fails.
@@ -89,8 +104,13 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         manifest: manifest.clone(),
         ingest: None,
         transform: None,
+        segment: None,
+        voice: None,
+        privacy: None,
     };
     let mut failure = None;
+    // (job, findings) of every gated job that found something, run or skipped.
+    let mut tripped: Vec<(String, usize)> = Vec::new();
 
     if wanted("ingest") {
         match run_ingest(ctx, params, &mut outcome).await {
@@ -112,6 +132,23 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         if failure.is_some() {
             break;
         }
+        if *job == "retention" {
+            if wanted(job) && ctx.cfg.retention_enabled {
+                let timer = JobTimer::start(job);
+                match privacy::retention::run(ctx, last, &Default::default()).await {
+                    Ok(o) => {
+                        let details = serde_json::to_value(&o).unwrap_or_default();
+                        manifest.jobs.push(timer.finish(0, 0, Vec::new(), details));
+                    }
+                    Err(e) => {
+                        error!(job, error = %e, "job failed");
+                        manifest.jobs.push(timer.fail(&e));
+                        failure = Some(e);
+                    }
+                }
+            }
+            continue;
+        }
         let places = outputs(ctx, job, last)?;
         if !wanted(job) {
             upstream.push(stamps::digest(&ctx.storage, &places).await?);
@@ -125,6 +162,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         {
             info!(job, run_id = %s.run_id, "inputs unchanged: skipped");
             manifest.jobs.push(skipped(job, &s));
+            if s.gate_findings > 0 {
+                tripped.push((job.to_string(), s.gate_findings));
+            }
             upstream.push(s.outputs);
             continue;
         }
@@ -142,10 +182,14 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                         inputs: fp,
                         outputs: written.clone(),
                         finished_at: now(),
+                        gate_findings: r.gate_findings,
                     },
                     last,
                 )
                 .await?;
+                if r.gate_findings > 0 {
+                    tripped.push((job.to_string(), r.gate_findings));
+                }
                 upstream.push(written);
                 manifest
                     .jobs
@@ -159,11 +203,24 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         }
     }
 
-    manifest.status = if failure.is_some() { "failed" } else { "ok" }.into();
+    // Audit gates trip only after every output, the report included, is written.
+    let gate = match (&failure, tripped.first()) {
+        (None, Some((job, findings))) => Some(Error::AuditGate {
+            job: job.clone(),
+            findings: *findings,
+        }),
+        _ => None,
+    };
+    manifest.status = match (&failure, &gate) {
+        (Some(_), _) => "failed",
+        (None, Some(_)) => "gate_tripped",
+        (None, None) => "ok",
+    }
+    .into();
     manifest.finished_at = Some(now());
     let path = manifest.save(&ctx.storage).await?;
     info!(run_id = %manifest.run_id, status = %manifest.status, "nightly run finished");
-    if let Some(e) = failure {
+    if let Some(e) = failure.or(gate) {
         return Err(e);
     }
     outcome.manifest_path = ctx.storage.display(&path);
@@ -246,6 +303,7 @@ async fn run_ingest(
                             inputs: fp.clone(),
                             outputs: written,
                             finished_at: now(),
+                            gate_findings: 0,
                         },
                         *date,
                     )
@@ -288,8 +346,45 @@ async fn run_job(
                 rows_out: o.rows_out(),
                 warnings: Vec::new(),
                 details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: 0,
             };
             outcome.transform = Some(o);
+            Ok(ran)
+        }
+        "segment" => {
+            let o = segment::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                warnings: o.warnings.clone(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: 0,
+            };
+            outcome.segment = Some(o);
+            Ok(ran)
+        }
+        "voice" => {
+            let o = voice::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                warnings: o.warnings.clone(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: 0,
+            };
+            outcome.voice = Some(o);
+            Ok(ran)
+        }
+        "privacy" => {
+            let o = privacy::run(ctx, date).await?;
+            let ran = Ran {
+                rows_in: o.rows_in,
+                rows_out: o.rows_out,
+                warnings: o.warnings.clone(),
+                details: serde_json::to_value(&o).unwrap_or_default(),
+                gate_findings: o.gate_findings(),
+            };
+            outcome.privacy = Some(o);
             Ok(ran)
         }
         other => Err(Error::Internal(format!("job `{other}` has no runner"))),

@@ -28,6 +28,10 @@ pub struct Stamp {
     /// Digest of the listing of everything it wrote.
     pub outputs: String,
     pub finished_at: String,
+    /// Findings at or above the job's audit gate (fairness concerns, privacy
+    /// failures): a skipped job trips its gate as the run that stamped it did.
+    #[serde(default)]
+    pub gate_findings: usize,
 }
 
 fn stamp_path(job: &str, date: NaiveDate) -> Path {
@@ -178,6 +182,7 @@ mod tests {
             inputs: "i".into(),
             outputs: two,
             finished_at: "t".into(),
+            gate_findings: 0,
         };
         save(&s, &stamp, date).await.expect("save");
         assert_eq!(load(&s, "voice", date).await.expect("load"), Some(stamp));

@@ -23,6 +23,10 @@ pub struct ModelLineage {
     pub outputs: Vec<(String, BTreeSet<Source>)>,
     /// Every lake column the model reads, for any purpose.
     pub used: BTreeSet<Source>,
+    /// The lake columns that decide which rows there are or how they are
+    /// ordered (filters, joins, grouping, ordering, de-duplication),
+    /// whether or not they are also outputs.
+    pub logic: BTreeSet<Source>,
 }
 
 /// Computes a model's lineage from its (unoptimized) logical plan. `known`
@@ -36,6 +40,7 @@ pub fn model_lineage(
         known,
         lake,
         used: BTreeSet::new(),
+        logic: BTreeSet::new(),
     };
     let per_field = w.node(plan)?;
     let outputs: Vec<(String, BTreeSet<Source>)> = plan
@@ -49,13 +54,18 @@ pub fn model_lineage(
     for (_, s) in &outputs {
         used.extend(s.iter().cloned());
     }
-    Ok(ModelLineage { outputs, used })
+    Ok(ModelLineage {
+        outputs,
+        used,
+        logic: w.logic,
+    })
 }
 
 struct Walker<'a> {
     known: &'a BTreeMap<String, ModelLineage>,
     lake: &'a BTreeSet<String>,
     used: BTreeSet<Source>,
+    logic: BTreeSet<Source>,
 }
 
 type Sets = Vec<BTreeSet<Source>>;
@@ -93,8 +103,24 @@ impl Walker<'_> {
         for i in &inputs {
             lin.push(self.node(i)?);
         }
-        for e in plan.expressions() {
-            let s = self.expr(&e, &inputs, &lin)?;
+        // Projections and window or aggregate functions define values (their
+        // sources are outputs, or logic where a filter later reads them);
+        // every other expression decides which rows there are.
+        let defines_values = match plan {
+            LogicalPlan::Projection(_) | LogicalPlan::Window(_) => plan.expressions().len(),
+            LogicalPlan::Aggregate(a) => a.aggr_expr.len(),
+            _ => 0,
+        };
+        let exprs = plan.expressions();
+        let shaping = match plan {
+            LogicalPlan::Aggregate(a) => a.group_expr.len(),
+            _ => exprs.len() - defines_values,
+        };
+        for (i, e) in exprs.iter().enumerate() {
+            let s = self.expr(e, &inputs, &lin)?;
+            if i < shaping {
+                self.logic.extend(s.iter().cloned());
+            }
             self.used.extend(s);
         }
         let out: Sets = match plan {
@@ -181,9 +207,39 @@ impl Walker<'_> {
             for s in self.node(&plan)? {
                 out.extend(s);
             }
+            // A correlated subquery (NOT EXISTS … WHERE s.key = o.key) reads
+            // the outer query's columns: they are used even though no output
+            // derives from them.
+            for col in outer_references(&plan)? {
+                for (i, input) in inputs.iter().enumerate() {
+                    if let Ok(idx) = input.schema().index_of_column(&col) {
+                        if let Some(s) = lin[i].get(idx) {
+                            out.extend(s.iter().cloned());
+                        }
+                        break;
+                    }
+                }
+            }
         }
         Ok(out)
     }
+}
+
+/// Columns of enclosing queries that a subquery plan refers to.
+fn outer_references(plan: &LogicalPlan) -> Result<Vec<datafusion::common::Column>> {
+    let mut cols = Vec::new();
+    plan.apply(|p| {
+        for e in p.expressions() {
+            e.apply(|x| {
+                if let Expr::OuterReferenceColumn(_, c) = x {
+                    cols.push(c.clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(cols)
 }
 
 #[cfg(test)]
@@ -259,6 +315,33 @@ mod tests {
             !l.used.contains(&src("orders", "channel")),
             "an unread column is not used"
         );
+        assert_eq!(
+            l.logic,
+            BTreeSet::from([
+                src("orders", "refunded"),
+                src("orders", "customer_id"),
+                src("tickets", "customer_id")
+            ]),
+            "filter, join and grouping columns shape rows; customer_id is also an output"
+        );
+    }
+
+    #[tokio::test]
+    async fn outer_columns_read_by_a_correlated_subquery_are_used() {
+        let l = lineage_of(
+            "SELECT o.customer_id FROM orders o WHERE NOT EXISTS \
+             (SELECT 1 FROM tickets t WHERE t.customer_id = o.order_id AND t.handled_by = o.channel)",
+        )
+        .await;
+        for used in [
+            src("orders", "order_id"),
+            src("orders", "channel"),
+            src("tickets", "customer_id"),
+            src("tickets", "handled_by"),
+        ] {
+            assert!(l.used.contains(&used), "{used:?} is read by the subquery");
+        }
+        assert!(!l.used.contains(&src("orders", "total_amount")));
     }
 
     #[tokio::test]
@@ -274,5 +357,13 @@ mod tests {
             BTreeSet::from([src("orders", "channel"), src("orders", "total_amount")])
         );
         assert!(l.used.contains(&src("tickets", "handled_by")));
+        assert!(
+            l.logic.contains(&src("tickets", "handled_by")),
+            "a subquery's filter"
+        );
+        assert!(
+            !l.logic.contains(&src("orders", "total_amount")),
+            "a window's ordering defines a value, not the rows"
+        );
     }
 }

@@ -245,7 +245,6 @@ async fn write_lineage(
         let Some(l) = known.get(&model.name) else {
             continue;
         };
-        let mut in_outputs = BTreeSet::new();
         for (col, sources) in &l.outputs {
             for (table, column) in sources {
                 m.append_value(&model.name);
@@ -253,11 +252,13 @@ async fn write_lineage(
                 t.append_value(table);
                 c.append_value(column);
                 u.append_value("output");
-                in_outputs.insert((table.clone(), column.clone()));
                 rows += 1;
             }
         }
-        for (table, column) in l.used.difference(&in_outputs) {
+        // Logic rows: every column that shapes the rows, outputs included
+        // (a de-duplication key is often also selected), so a reader can
+        // tell "passed through" from "decides which rows exist".
+        for (table, column) in &l.logic {
             m.append_value(&model.name);
             o.append_null();
             t.append_value(table);

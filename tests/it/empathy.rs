@@ -228,8 +228,12 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
             .push(r);
         if r.suppressed {
             assert!(r.value.is_none() && r.n.is_none() && r.customers.is_none() && r.ci.is_none());
-        } else if let Some(c) = r.customers {
-            assert!(c >= min || c == 0.0, "{r:?} shown with {c} customers");
+        } else {
+            // Every count released is at least min_group_size (the privacy
+            // job's released-aggregates check reads `n`).
+            for c in [r.n, r.customers].into_iter().flatten() {
+                assert!(c >= min, "{r:?} shown with a count of {c}");
+            }
         }
     }
     let mut shown = 0;
@@ -288,30 +292,28 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
         assert!(rows.iter().any(|r| r.dimension == d), "{d}");
         assert!(o.dimensions.iter().any(|x| x == d));
     }
-    // Without marts/feedback_scored the emotion-based component is reported
-    // unavailable and carries no weight anywhere.
+    // Without marts/feedback_scored the job scores the customers' words itself.
     let human = o
         .components
         .iter()
         .find(|c| c.component == "human_when_it_matters")
         .expect("status");
+    assert!(human.available && human.contacts > 100, "{human:?}");
     assert!(
-        !human.available
-            && human
-                .note
-                .as_deref()
-                .unwrap_or_default()
-                .contains("feedback_scored")
+        o.emotions_source.contains("voice scorer"),
+        "{}",
+        o.emotions_source
     );
     assert!(
-        rows.iter()
-            .filter(|r| r.component == "human_when_it_matters")
-            .all(|r| r.weight.is_none() && r.value.is_none())
-    );
-    assert!(
-        o.warnings
-            .iter()
-            .any(|w| w.contains("human_when_it_matters not available"))
+        find(
+            &rows,
+            "last_12_months",
+            "overall",
+            "all",
+            "human_when_it_matters"
+        )
+        .weight
+        .is_some()
     );
     // The headline: this month, a trend with an interval, the weakest
     // component and a suggestion with a number in it.
@@ -326,6 +328,7 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
         "closing_the_loop",
         "resolution",
         "tone",
+        "human_when_it_matters",
         "perceived_empathy",
     ]
     .iter()

@@ -8,4 +8,8 @@ mod empathy;
 mod generated;
 mod ingest;
 mod nightly;
+mod privacy;
+mod segment;
 mod sql;
+mod voice;
+mod voice_score;

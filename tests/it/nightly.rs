@@ -40,7 +40,13 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let first = nightly::run(&ctx, &all).await.expect("first run");
     assert_eq!(
         statuses(&first),
-        pairs(&[("ingest", "ok"), ("transform", "ok")])
+        pairs(&[
+            ("ingest", "ok"),
+            ("transform", "ok"),
+            ("segment", "ok"),
+            ("voice", "ok"),
+            ("privacy", "ok")
+        ])
     );
     let features = root
         .path()
@@ -50,7 +56,13 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let second = nightly::run(&ctx, &all).await.expect("second run");
     assert_eq!(
         statuses(&second),
-        pairs(&[("ingest", "skipped"), ("transform", "skipped")]),
+        pairs(&[
+            ("ingest", "skipped"),
+            ("transform", "skipped"),
+            ("segment", "skipped"),
+            ("voice", "skipped"),
+            ("privacy", "skipped")
+        ]),
         "nothing changed, nothing runs"
     );
 
@@ -59,7 +71,13 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let third = nightly::run(&ctx, &all).await.expect("third run");
     assert_eq!(
         statuses(&third),
-        pairs(&[("ingest", "skipped"), ("transform", "ok")])
+        pairs(&[
+            ("ingest", "skipped"),
+            ("transform", "ok"),
+            ("segment", "ok"),
+            ("voice", "ok"),
+            ("privacy", "ok")
+        ])
     );
     assert!(
         std::fs::read(&features).expect("rebuilt") == before,
@@ -76,7 +94,13 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let fourth = nightly::run(&ctx, &all).await.expect("fourth run");
     assert_eq!(
         statuses(&fourth),
-        pairs(&[("ingest", "ok"), ("transform", "ok")])
+        pairs(&[
+            ("ingest", "ok"),
+            ("transform", "ok"),
+            ("segment", "ok"),
+            ("voice", "ok"),
+            ("privacy", "ok")
+        ])
     );
     let ingested = fourth.ingest.as_ref().expect("ingest ran");
     assert_eq!(ingested.dates, vec![params.start], "only the changed day");

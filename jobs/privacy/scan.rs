@@ -1,0 +1,429 @@
+//! Reading the string values of lake, quarantine and mart Parquet files:
+//! what the leak checks (3, 4, 5, 10) and `attune forget` look through.
+//!
+//! Files are read whole, one per task, on `ingest.threads` blocking
+//! workers; only string columns are decoded for scans (numbers cannot hold
+//! an e-mail address or a pseudonym). Every count is kept per table and
+//! column; no value ever leaves this module.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    Array, AsArray, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use futures::StreamExt;
+use object_store::path::Path;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::ingest::pseudonym::{PSEUDONYM_LEN, Pseudonym, fingerprint128};
+use crate::ingest::redact::Redactor;
+use crate::storage::{Storage, partition_dir};
+use crate::{Error, Result};
+
+/// A Parquet data file of a table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TableFile {
+    pub area: String,
+    pub table: String,
+    pub path: Path,
+}
+
+/// Which partitions of an area to list.
+#[derive(Debug, Clone, Copy)]
+pub enum Partitions {
+    /// Every partition (the lake is history: each night adds a day).
+    All,
+    /// Only `dt=<date>` (marts are snapshots as of a run date).
+    Of(NaiveDate),
+}
+
+/// The Parquet files of every table under `area`, sorted by path. Internal
+/// folders (`_…`, `.…`) are skipped, as the catalog skips them.
+pub async fn table_files(
+    storage: &Storage,
+    area: &str,
+    which: Partitions,
+) -> Result<Vec<TableFile>> {
+    let mut out = Vec::new();
+    for table in storage.list_dirs(&Path::from(area)).await? {
+        if table.starts_with('_') || table.starts_with('.') {
+            continue;
+        }
+        let prefix = match which {
+            Partitions::All => Path::from(format!("{area}/{table}")),
+            Partitions::Of(date) => partition_dir(area, &table, date),
+        };
+        for meta in storage.list(&prefix).await? {
+            if meta.location.extension() == Some("parquet") {
+                out.push(TableFile {
+                    area: area.to_string(),
+                    table: table.clone(),
+                    path: meta.location,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A string column of a batch, whatever its Arrow string type.
+#[derive(Debug, Clone, Copy)]
+pub enum StrCol<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> StrCol<'a> {
+    /// The column as strings, or `None` when it is not a string column.
+    pub fn of(array: &'a dyn Array) -> Option<StrCol<'a>> {
+        match array.data_type() {
+            DataType::Utf8 => Some(StrCol::Utf8(array.as_string::<i32>())),
+            DataType::LargeUtf8 => Some(StrCol::Large(array.as_string::<i64>())),
+            DataType::Utf8View => Some(StrCol::View(array.as_string_view())),
+            _ => None,
+        }
+    }
+
+    /// Value `i`, `None` when null.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
+        }
+    }
+}
+
+/// Whether an Arrow type is a string type [`StrCol`] reads.
+pub fn is_string(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// The value as a pseudonym when it has exactly a pseudonym's shape (32
+/// lower-case hex characters).
+pub fn as_pseudonym(s: &str) -> Option<Pseudonym> {
+    let b = s.as_bytes();
+    if b.len() != PSEUDONYM_LEN || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    b.try_into().ok()
+}
+
+/// Decodes the string columns of a Parquet file: (column names, batches).
+pub fn read_string_columns(bytes: Bytes) -> Result<(Vec<String>, Vec<RecordBatch>)> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let schema = builder.schema().clone();
+    let indices: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| is_string(f.data_type()))
+        .map(|(i, _)| i)
+        .collect();
+    let names = indices
+        .iter()
+        .map(|&i| schema.field(i).name().clone())
+        .collect();
+    if indices.is_empty() {
+        return Ok((names, Vec::new()));
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let batches = builder
+        .with_projection(mask)
+        .build()?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((names, batches))
+}
+
+/// Decodes a whole Parquet file: (schema as written, batches).
+pub fn read_all(bytes: Bytes) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let schema = builder.schema().clone();
+    let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
+/// What the leak checks look for.
+#[derive(Debug, Default)]
+pub struct Needles {
+    /// Fingerprints of the raw (trimmed) customer identifiers seen in landing.
+    pub raw_ids: HashSet<u128>,
+    /// The longest raw identifier, in bytes: longer values are not looked up.
+    pub raw_max_len: usize,
+    /// Pseudonyms of customers who declined analytics.
+    pub opted_out: HashSet<Pseudonym>,
+    /// Pseudonyms on the erasure list.
+    pub erased: HashSet<Pseudonym>,
+    /// Record keys (`order_id`, `ticket_id`, … and mart columns computed
+    /// only from them): numbers a business assigns, which can equal a
+    /// customer number or look like a phone number by coincidence, so they
+    /// are not compared with raw identifiers nor run through the detectors.
+    pub record_keys: HashSet<ColumnKey>,
+}
+
+/// Counts for one column of one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnFacts {
+    /// Non-null values scanned.
+    pub values: u64,
+    /// Values with at least one personal-data item (pseudonyms excluded).
+    pub pii_values: u64,
+    /// Items found, by kind (`email`, `phone`, `card`, `iban`, `ip`).
+    pub pii_items: BTreeMap<&'static str, u64>,
+    /// Values equal to a raw customer identifier from landing.
+    pub raw_ids: u64,
+    /// Values equal to the pseudonym of an opted-out customer.
+    pub opted_out: u64,
+    /// Values equal to the pseudonym of an erased customer.
+    pub erased: u64,
+    /// A record key column (see [`Needles::record_keys`]).
+    pub record_key: bool,
+}
+
+impl ColumnFacts {
+    fn add(&mut self, o: &ColumnFacts) {
+        self.values += o.values;
+        self.pii_values += o.pii_values;
+        for (k, n) in &o.pii_items {
+            *self.pii_items.entry(k).or_default() += n;
+        }
+        self.raw_ids += o.raw_ids;
+        self.opted_out += o.opted_out;
+        self.erased += o.erased;
+        self.record_key |= o.record_key;
+    }
+}
+
+/// (area, table, column).
+pub type ColumnKey = (String, String, String);
+
+/// Everything the leak scan counted.
+#[derive(Debug, Clone, Default)]
+pub struct ScanFacts {
+    pub columns: BTreeMap<ColumnKey, ColumnFacts>,
+    pub files: u64,
+    /// Rows of the files scanned.
+    pub rows: u64,
+    /// Rows per (area, table).
+    pub table_rows: BTreeMap<(String, String), u64>,
+}
+
+impl ScanFacts {
+    fn merge(&mut self, o: ScanFacts) {
+        for (k, v) in o.columns {
+            self.columns.entry(k).or_default().add(&v);
+        }
+        self.files += o.files;
+        self.rows += o.rows;
+        for (k, v) in o.table_rows {
+            *self.table_rows.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Scans every string value of `files` for personal data and the needles.
+pub async fn scan_leaks(
+    storage: &Storage,
+    files: Vec<TableFile>,
+    needles: Arc<Needles>,
+    threads: usize,
+) -> Result<ScanFacts> {
+    let redactor = Arc::new(Redactor::new());
+    let mut tasks = futures::stream::iter(files.into_iter().map(|f| {
+        let (needles, redactor, storage) = (needles.clone(), redactor.clone(), storage.clone());
+        async move {
+            let bytes = storage.get_bytes(&f.path).await?;
+            tokio::task::spawn_blocking(move || scan_file(&f, bytes, &needles, &redactor))
+                .await
+                .map_err(|e| Error::Internal(format!("scan worker panicked: {e}")))?
+        }
+    }))
+    .buffer_unordered(threads.max(1));
+    let mut facts = ScanFacts::default();
+    while let Some(r) = tasks.next().await {
+        facts.merge(r?);
+    }
+    Ok(facts)
+}
+
+fn scan_file(
+    f: &TableFile,
+    bytes: Bytes,
+    needles: &Needles,
+    redactor: &Redactor,
+) -> Result<ScanFacts> {
+    let label = |e: Error| Error::input(f.path.to_string(), e.to_string());
+    let rows = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .map_err(|e| label(e.into()))?
+        .metadata()
+        .file_metadata()
+        .num_rows();
+    let (names, batches) = read_string_columns(bytes).map_err(label)?;
+    let mut per_column: Vec<ColumnFacts> = names
+        .iter()
+        .map(|n| ColumnFacts {
+            record_key: needles
+                .record_keys
+                .contains(&(f.area.clone(), f.table.clone(), n.clone())),
+            ..ColumnFacts::default()
+        })
+        .collect();
+    for batch in &batches {
+        for (facts, array) in per_column.iter_mut().zip(batch.columns()) {
+            let Some(col) = StrCol::of(array.as_ref()) else {
+                continue;
+            };
+            for i in 0..array.len() {
+                if let Some(v) = col.get(i) {
+                    scan_value(v, needles, redactor, facts);
+                }
+            }
+        }
+    }
+    let mut out = ScanFacts {
+        files: 1,
+        rows: u64::try_from(rows).unwrap_or(0),
+        ..ScanFacts::default()
+    };
+    out.table_rows
+        .insert((f.area.clone(), f.table.clone()), out.rows);
+    for (name, facts) in names.into_iter().zip(per_column) {
+        out.columns
+            .insert((f.area.clone(), f.table.clone(), name), facts);
+    }
+    Ok(out)
+}
+
+/// Counts one value into `facts`.
+pub fn scan_value(v: &str, needles: &Needles, redactor: &Redactor, facts: &mut ColumnFacts) {
+    facts.values += 1;
+    let t = v.trim();
+    if !facts.record_key
+        && !t.is_empty()
+        && t.len() <= needles.raw_max_len
+        && needles.raw_ids.contains(&fingerprint128(t.as_bytes()))
+    {
+        facts.raw_ids += 1;
+    }
+    if let Some(p) = as_pseudonym(v) {
+        // A pseudonym is hex: its digit runs can look like a phone number
+        // to the detectors, and it cannot be anything else personal.
+        facts.opted_out += u64::from(needles.opted_out.contains(&p));
+        facts.erased += u64::from(needles.erased.contains(&p));
+        return;
+    }
+    if facts.record_key {
+        return;
+    }
+    let hits = redactor.scan(v);
+    if !hits.is_empty() {
+        facts.pii_values += 1;
+        for (kind, n) in hits {
+            *facts.pii_items.entry(kind.name()).or_default() += n as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needles() -> Needles {
+        let raw = ["CUST-0001", "C2"];
+        Needles {
+            raw_ids: raw.iter().map(|r| fingerprint128(r.as_bytes())).collect(),
+            raw_max_len: 9,
+            opted_out: [*b"0123456789abcdef0123456789abcdef"].into(),
+            erased: [*b"fedcba9876543210fedcba9876543210"].into(),
+            record_keys: HashSet::new(),
+        }
+    }
+
+    #[test]
+    fn record_keys_are_only_checked_for_pseudonyms() {
+        let (n, r) = (needles(), Redactor::new());
+        let key = || ColumnFacts {
+            record_key: true,
+            ..ColumnFacts::default()
+        };
+        // An order number equal to a customer number, or shaped like a phone.
+        for v in ["C2", "612345678"] {
+            let mut f = key();
+            scan_value(v, &n, &r, &mut f);
+            assert_eq!((f.values, f.raw_ids, f.pii_values), (1, 0, 0), "{v}");
+        }
+        let mut f = key();
+        scan_value("0123456789abcdef0123456789abcdef", &n, &r, &mut f);
+        assert_eq!(f.opted_out, 1, "a pseudonym in a key column still counts");
+        let mut plain = ColumnFacts::default();
+        scan_value("612345678", &n, &r, &mut plain);
+        assert_eq!(plain.pii_values, 1, "the same value as text is a phone");
+    }
+
+    #[test]
+    fn each_value_is_counted_for_what_it_is() {
+        let (n, r) = (needles(), Redactor::new());
+        type Counter = fn(&ColumnFacts) -> u64;
+        let cases: &[(&str, Counter)] = &[
+            ("CUST-0001", |f| f.raw_ids),
+            (" C2 ", |f| f.raw_ids),
+            ("0123456789abcdef0123456789abcdef", |f| f.opted_out),
+            ("fedcba9876543210fedcba9876543210", |f| f.erased),
+            ("write to ana@example.com", |f| f.pii_values),
+        ];
+        for (v, counter) in cases {
+            let mut f = ColumnFacts::default();
+            scan_value(v, &n, &r, &mut f);
+            assert_eq!(counter(&f), 1, "{v:?}: {f:?}");
+            assert_eq!(f.values, 1);
+        }
+    }
+
+    #[test]
+    fn lookalikes_are_not_counted() {
+        let (n, r) = (needles(), Redactor::new());
+        for v in [
+            "CUST-00012",                       // a longer id that contains a raw one
+            "C",                                // a prefix
+            "1234567890abcdef0123456789abcdef", // some other pseudonym
+            // a pseudonym whose leading digits look like a phone number
+            "0612345678abcdef0123456789abcdef",
+            "Great croissants for 3.50 at 12:30 on 2025-03-01",
+            "",
+        ] {
+            let mut f = ColumnFacts::default();
+            scan_value(v, &n, &r, &mut f);
+            assert_eq!(
+                (f.raw_ids, f.opted_out, f.erased, f.pii_values),
+                (0, 0, 0, 0),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pii_items_are_counted_by_kind() {
+        let (n, r) = (needles(), Redactor::new());
+        let mut f = ColumnFacts::default();
+        scan_value("a@b.com, c@d.org and 10.0.0.1", &n, &r, &mut f);
+        assert_eq!(f.pii_values, 1);
+        assert_eq!(f.pii_items, BTreeMap::from([("email", 2), ("ip", 1)]));
+    }
+
+    #[test]
+    fn pseudonym_shape_is_exact() {
+        assert!(as_pseudonym("0123456789abcdef0123456789abcdef").is_some());
+        assert!(as_pseudonym("0123456789ABCDEF0123456789ABCDEF").is_none());
+        assert!(as_pseudonym("0123456789abcdef0123456789abcde").is_none());
+        assert!(as_pseudonym("0123456789abcdef0123456789abcdeg").is_none());
+    }
+}

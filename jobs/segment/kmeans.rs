@@ -1,0 +1,434 @@
+//! k-means (linfa) with the number of clusters chosen by silhouette score.
+//!
+//! For each k in the configured range: k-means++ starts drawn from our
+//! seeded RNG, Lloyd iterations by `linfa-clustering`, the start with the
+//! lowest inertia kept; then the silhouette score of that fit on one seeded
+//! sample shared by every k. The best silhouette wins (the smaller k on a
+//! tie). Large populations are fitted on a seeded sample and then assigned
+//! in full with `predict`, so a million customers cost one pass.
+//!
+//! Why our own k-means++ draw instead of `KMeansInit::KMeansPlusPlus`:
+//! linfa 0.8 takes an RNG implementing rand 0.8's traits, attune is on rand
+//! 0.9, and `KMeans::params` hard-wires seed 42. Drawing the starts here
+//! (the textbook D² sampling of Arthur & Vassilvitskii, 2007) and handing
+//! them over as `KMeansInit::Precomputed` keeps the seed in our config.
+
+use linfa::DatasetBase;
+use linfa::prelude::*;
+use linfa_clustering::{KMeans, KMeansInit};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256Plus;
+
+use super::silhouette::PairwiseDistances;
+use crate::{Error, Result};
+
+/// Lloyd iterations per start at most.
+pub const MAX_ITERATIONS: u64 = 300;
+/// Convergence: the centroids moved less than this (Euclidean distance over
+/// all centroid coordinates, standardized units).
+pub const TOLERANCE: f64 = 1e-4;
+
+/// What the k search needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchParams {
+    pub k_min: usize,
+    pub k_max: usize,
+    /// Most rows k-means is fitted on.
+    pub fit_sample: usize,
+    /// Most rows the silhouette is computed on.
+    pub silhouette_sample: usize,
+    /// k-means++ starts per k.
+    pub restarts: usize,
+    pub seed: u64,
+}
+
+/// The fit for one k.
+#[derive(Debug, Clone)]
+pub struct KFit {
+    pub k: usize,
+    /// k × features, standardized units.
+    pub centroids: Array2<f64>,
+    /// Mean squared distance to the nearest centroid over the fitting sample.
+    pub inertia: f64,
+    /// On the silhouette sample; `None` when undefined (e.g. every sampled
+    /// point fell into one cluster).
+    pub silhouette: Option<f64>,
+}
+
+/// Every k tried and the winner.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// In increasing k.
+    pub fits: Vec<KFit>,
+    /// Index into `fits` of the chosen k.
+    pub chosen: usize,
+    pub fit_rows: usize,
+    pub silhouette_rows: usize,
+}
+
+impl Search {
+    /// The chosen fit.
+    pub fn best(&self) -> &KFit {
+        &self.fits[self.chosen]
+    }
+}
+
+/// Independent RNG streams of one seed, one per purpose, so that adding a
+/// k to the range or changing a sample size changes nothing else.
+pub fn stream(seed: u64, purpose: u64) -> Xoshiro256Plus {
+    // seed_from_u64 expands with SplitMix64, so nearby inputs give unrelated states.
+    Xoshiro256Plus::seed_from_u64(seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+const STREAM_FIT_SAMPLE: u64 = 1;
+const STREAM_SILHOUETTE_SAMPLE: u64 = 2;
+const STREAM_STARTS: u64 = 100;
+
+/// `m` of `0..n` without replacement, sorted (all of them when `m >= n`).
+pub fn sample_indices(n: usize, m: usize, rng: &mut impl Rng) -> Vec<usize> {
+    if m >= n {
+        return (0..n).collect();
+    }
+    let mut idx = rand::seq::index::sample(rng, n, m).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// k-means++ starting centroids: the first a uniform pick, each next one
+/// drawn with probability proportional to the squared distance to the
+/// nearest centroid so far. Duplicates (all distances 0) fall back to the
+/// next row in order, so there are always `k` rows.
+pub fn kmeans_plus_plus(x: ArrayView2<f64>, k: usize, rng: &mut impl Rng) -> Array2<f64> {
+    let n = x.nrows();
+    let mut chosen = Vec::with_capacity(k);
+    chosen.push(rng.random_range(0..n));
+    let mut d2 = vec![f64::INFINITY; n];
+    while chosen.len() < k {
+        let last = x.row(*chosen.last().expect("one chosen"));
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let d = row
+                .iter()
+                .zip(last.iter())
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>();
+            if d < d2[i] {
+                d2[i] = d;
+            }
+        }
+        let total: f64 = d2.iter().sum();
+        let next = if total > 0.0 {
+            let target = rng.random::<f64>() * total;
+            let mut acc = 0.0;
+            let mut pick = n - 1;
+            for (i, d) in d2.iter().enumerate() {
+                acc += d;
+                if acc > target && *d > 0.0 {
+                    pick = i;
+                    break;
+                }
+            }
+            // Rounding can leave `pick` on a point already chosen (d = 0):
+            // take the farthest point instead.
+            if d2[pick] == 0.0 {
+                pick = argmax(&d2);
+            }
+            pick
+        } else {
+            (0..n).find(|i| !chosen.contains(i)).unwrap_or(0)
+        };
+        chosen.push(next);
+    }
+    x.select(Axis(0), &chosen)
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Fits k-means with `restarts` k-means++ starts; the lowest inertia wins
+/// (the earlier start on a tie). Returns the centroids (k × features) and
+/// the inertia (mean squared distance to the nearest centroid).
+pub fn fit(
+    x: ArrayView2<f64>,
+    k: usize,
+    restarts: usize,
+    rng: &mut impl Rng,
+) -> Result<(Array2<f64>, f64)> {
+    if x.nrows() < k {
+        return Err(Error::Internal(format!(
+            "k-means with k = {k} on {} rows",
+            x.nrows()
+        )));
+    }
+    let dataset = DatasetBase::from(x);
+    let mut best: Option<(Array2<f64>, f64)> = None;
+    for _ in 0..restarts.max(1) {
+        let init = kmeans_plus_plus(x, k, rng);
+        // `params` carries linfa's own RNG, which a precomputed start never uses.
+        let model = KMeans::params(k)
+            .init_method(KMeansInit::Precomputed(init))
+            .n_runs(1)
+            .max_n_iterations(MAX_ITERATIONS)
+            .tolerance(TOLERANCE)
+            .fit(&dataset)
+            .map_err(|e| Error::Model {
+                model: "kmeans".into(),
+                reason: format!("k = {k}: {e}"),
+            })?;
+        // linfa reports the inertia of the last assignment step (before the
+        // final centroid update); ours is of the centroids we keep.
+        let (_, dists) = assign(model.centroids().view(), x);
+        let inertia = dists.iter().map(|d| d * d).sum::<f64>() / x.nrows() as f64;
+        if best.as_ref().is_none_or(|b| inertia < b.1) {
+            best = Some((model.centroids().clone(), inertia));
+        }
+    }
+    best.ok_or_else(|| Error::Internal("no k-means start ran".into()))
+}
+
+/// The nearest centroid of every row (the lowest index on a tie, as
+/// linfa's `predict`) and the Euclidean distance to it.
+///
+/// Our own loop rather than linfa's `predict`: linfa's distance type lives
+/// in `linfa-nn`, which attune does not depend on, so a fitted `KMeans`
+/// cannot be named in a struct; the centroids are all it takes.
+pub fn assign(centroids: ArrayView2<f64>, x: ArrayView2<f64>) -> (Vec<usize>, Vec<f64>) {
+    let mut labels = Vec::with_capacity(x.nrows());
+    let mut dists = Vec::with_capacity(x.nrows());
+    for row in x.rows() {
+        let (l, d2) = nearest(centroids, row);
+        labels.push(l);
+        dists.push(d2.sqrt());
+    }
+    (labels, dists)
+}
+
+fn nearest(centroids: ArrayView2<f64>, row: ArrayView1<f64>) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (c, centroid) in centroids.rows().into_iter().enumerate() {
+        let d2 = row
+            .iter()
+            .zip(centroid.iter())
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>();
+        if d2 < best.1 {
+            best = (c, d2);
+        }
+    }
+    best
+}
+
+/// Tries every k in `k_min..=min(k_max, n - 1)` and picks the best
+/// silhouette. `Ok(None)` when fewer rows than `k_min + 1` leave nothing to
+/// try.
+pub fn search(x: ArrayView2<f64>, p: &SearchParams) -> Result<Option<Search>> {
+    let n = x.nrows();
+    let k_max = p.k_max.min(n.saturating_sub(1));
+    if n == 0 || k_max < p.k_min {
+        return Ok(None);
+    }
+    let fit_idx = sample_indices(n, p.fit_sample, &mut stream(p.seed, STREAM_FIT_SAMPLE));
+    let fit_x = x.select(Axis(0), &fit_idx);
+    let sil_idx = sample_indices(
+        n,
+        p.silhouette_sample,
+        &mut stream(p.seed, STREAM_SILHOUETTE_SAMPLE),
+    );
+    let sil_x = x.select(Axis(0), &sil_idx);
+    let distances = PairwiseDistances::new(sil_x.view());
+    let mut fits = Vec::new();
+    for k in p.k_min..=k_max {
+        let mut rng = stream(p.seed, STREAM_STARTS + k as u64);
+        let (centroids, inertia) = fit(fit_x.view(), k, p.restarts, &mut rng)?;
+        let (labels, _) = assign(centroids.view(), sil_x.view());
+        fits.push(KFit {
+            k,
+            centroids,
+            inertia,
+            silhouette: distances.silhouette(&labels),
+        });
+    }
+    let mut chosen = 0;
+    for (i, f) in fits.iter().enumerate() {
+        let better = match (f.silhouette, fits[chosen].silhouette) {
+            (Some(a), Some(b)) => a > b,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if better {
+            chosen = i;
+        }
+    }
+    Ok(Some(Search {
+        fits,
+        chosen,
+        fit_rows: fit_idx.len(),
+        silhouette_rows: sil_idx.len(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// `k` well-separated Gaussian blobs of `per` points in `d` dimensions
+    /// (centres on a scaled simplex-like grid, sd 1).
+    pub fn blobs(
+        k: usize,
+        per: usize,
+        d: usize,
+        spread: f64,
+        seed: u64,
+    ) -> (Array2<f64>, Vec<usize>) {
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        let mut x = Array2::zeros((k * per, d));
+        let mut truth = Vec::with_capacity(k * per);
+        for c in 0..k {
+            for p in 0..per {
+                let r = c * per + p;
+                for j in 0..d {
+                    // One axis per blob, and a second one for blobs past `d`.
+                    let centre = spread
+                        * (f64::from(u8::from(j == c % d))
+                            + (c / d) as f64 * f64::from(u8::from(j == (c + 1) % d)));
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    x[[r, j]] = centre + z;
+                }
+                truth.push(c);
+            }
+        }
+        (x, truth)
+    }
+
+    fn params(seed: u64) -> SearchParams {
+        SearchParams {
+            k_min: 2,
+            k_max: 8,
+            fit_sample: 50_000,
+            silhouette_sample: 600,
+            restarts: 3,
+            seed,
+        }
+    }
+
+    /// Rand index-style check: points planted together are clustered
+    /// together, and apart are apart.
+    fn agreement(a: &[usize], b: &[usize]) -> f64 {
+        let n = a.len();
+        let (mut same, mut pairs) = (0u64, 0u64);
+        for i in 0..n {
+            for j in (i + 1)..n {
+                pairs += 1;
+                same += u64::from((a[i] == a[j]) == (b[i] == b[j]));
+            }
+        }
+        same as f64 / pairs as f64
+    }
+
+    #[test]
+    fn recovers_planted_k_and_membership() {
+        for k in [3, 4, 5] {
+            let (x, truth) = blobs(k, 120, 5, 9.0, 7 + k as u64);
+            let s = search(x.view(), &params(11))
+                .expect("search")
+                .expect("some k");
+            assert_eq!(s.best().k, k, "planted {k} blobs");
+            let (labels, _) = assign(s.best().centroids.view(), x.view());
+            let agree = agreement(&labels, &truth);
+            assert!(agree > 0.99, "k = {k}: pair agreement {agree}");
+            let sil: Vec<String> = s
+                .fits
+                .iter()
+                .map(|f| format!("{}: {:?}", f.k, f.silhouette))
+                .collect();
+            assert!(s.best().silhouette.expect("defined") > 0.5, "{sil:?}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_fit_other_seed_may_differ_but_agrees() {
+        let (x, _) = blobs(4, 100, 3, 8.0, 3);
+        let a = search(x.view(), &params(5)).expect("a").expect("a");
+        let b = search(x.view(), &params(5)).expect("b").expect("b");
+        assert_eq!(a.best().k, b.best().k);
+        assert_eq!(a.best().centroids, b.best().centroids);
+        for (fa, fb) in a.fits.iter().zip(&b.fits) {
+            assert_eq!(fa.silhouette, fb.silhouette);
+            assert_eq!(fa.inertia, fb.inertia);
+        }
+        let c = search(x.view(), &params(6)).expect("c").expect("c");
+        assert_eq!(c.best().k, 4, "another seed finds the same structure");
+    }
+
+    #[test]
+    fn samples_are_sorted_unique_and_bounded() {
+        let mut rng = stream(1, 1);
+        let s = sample_indices(1000, 100, &mut rng);
+        assert_eq!(s.len(), 100);
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert!(s.iter().all(|&i| i < 1000));
+        assert_eq!(sample_indices(5, 100, &mut rng), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn plus_plus_spreads_starts_and_handles_duplicates() {
+        let (x, truth) = blobs(3, 50, 2, 20.0, 9);
+        let mut rng = stream(2, 3);
+        let c = kmeans_plus_plus(x.view(), 3, &mut rng);
+        // With blobs this far apart, D² sampling puts one start in each blob.
+        let mut hit = [false; 3];
+        for row in c.rows() {
+            let i = x
+                .rows()
+                .into_iter()
+                .position(|r| r == row)
+                .expect("starts are data points");
+            hit[truth[i]] = true;
+        }
+        assert_eq!(hit, [true; 3]);
+        let same = Array2::<f64>::ones((5, 2));
+        let c = kmeans_plus_plus(same.view(), 3, &mut rng);
+        assert_eq!(c.nrows(), 3);
+    }
+
+    #[test]
+    fn too_few_rows_leave_nothing_to_search() {
+        let x = Array2::<f64>::zeros((2, 3));
+        assert!(search(x.view(), &params(1)).expect("ok").is_none());
+        let x = Array2::<f64>::zeros((0, 3));
+        assert!(search(x.view(), &params(1)).expect("ok").is_none());
+    }
+
+    #[test]
+    fn assignment_is_to_the_nearest_centroid() {
+        let (x, _) = blobs(2, 30, 2, 10.0, 4);
+        let mut rng = stream(3, 3);
+        let (centroids, inertia) = fit(x.view(), 2, 2, &mut rng).expect("fit");
+        let (labels, d) = assign(centroids.view(), x.view());
+        let mean_sq = d.iter().map(|v| v * v).sum::<f64>() / d.len() as f64;
+        assert!(
+            (mean_sq - inertia).abs() < 1e-6 * inertia.max(1.0),
+            "{mean_sq} vs {inertia}"
+        );
+        for (i, row) in x.rows().into_iter().enumerate() {
+            assert!(labels[i] < 2);
+            for c in centroids.rows() {
+                let other = row
+                    .iter()
+                    .zip(c.iter())
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(d[i] <= other + 1e-12, "nearest centroid");
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+-- Negative tickets (satisfaction 1-2, or words scored negative) up to the
+-- run date, from the feedback_scored partition of the run date: when the
+-- follow-up came (hours after the ticket was opened; NULL when none is known
+-- by the end of the run date), whether the follow-up window had closed by
+-- then, and the customer's first NPS answer given after the window closed
+-- (so that the answer can reflect the follow-up; NULL when none yet).
+WITH messages AS (
+    SELECT f.*
+    FROM feedback_scored AS f
+    WHERE f.dt = $run_date
+),
+negative AS (
+    SELECT
+        message_id,
+        customer_id,
+        at,
+        touchpoint,
+        (extract(epoch FROM follow_up_at) - extract(epoch FROM at)) / 3600.0 AS follow_up_hours,
+        extract(epoch FROM at) + $followup_seconds AS window_end_epoch
+    FROM messages
+    WHERE source = 'ticket' AND (rating <= 2 OR label = 'negative')
+),
+answers AS (
+    SELECT customer_id, message_id, at, rating
+    FROM messages
+    WHERE source = 'survey' AND rating_scale = 'nps' AND rating IS NOT NULL
+),
+next_answer AS (
+    SELECT
+        n.message_id,
+        a.rating,
+        row_number() OVER (PARTITION BY n.message_id ORDER BY a.at, a.message_id) AS answer_rank
+    FROM negative AS n
+    JOIN answers AS a
+        ON a.customer_id = n.customer_id
+        AND extract(epoch FROM a.at) >= n.window_end_epoch
+)
+SELECT
+    n.at,
+    n.touchpoint,
+    n.follow_up_hours,
+    n.window_end_epoch <= $run_end_epoch AS window_closed,
+    x.rating AS next_nps
+FROM negative AS n
+LEFT JOIN next_answer AS x ON x.message_id = n.message_id AND x.answer_rank = 1
+ORDER BY n.message_id
