@@ -791,7 +791,7 @@ fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
     }
     println!("\noutcome check (index of month m vs month m+1):");
     for v in o.validation.iter().filter(|v| v.measure == "index") {
-        println!("  {:<22} {}", v.family.name(), v.wording);
+        println!("  {:<24} {}", v.family.name(), v.wording);
     }
     println!("  {}", o.validation_summary);
     for w in &o.warnings {

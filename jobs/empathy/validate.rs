@@ -16,9 +16,16 @@
 //! Across the cells of one family (months; months × segments; months ×
 //! touchpoints) we report Pearson's r with a Fisher-z 95% interval
 //! (SE = 1/√(n−3)) and Spearman's ρ with the Fieller–Hartley–Pearson (1957)
-//! interval (SE = √(1.06/(n−3))). Cells share customers across months, so
-//! the intervals are, if anything, too narrow; an interval that covers 0 is
-//! reported as "no clear relation on this data".
+//! interval (SE = √(1.06/(n−3))). Across segments or touchpoints, a pooled
+//! correlation mostly compares groups that differ by construction (a
+//! "Lapsed" segment does not buy next month whatever its service), so each
+//! grouped family is also reported *within* groups: x and y centred on
+//! their group's mean (groups with one cell dropped), the g − 1 group means
+//! taking g − 1 degrees of freedom off the interval (SE = 1/√(n−g−2)). This
+//! asks the question the index is for: when a group's empathy rises, do its
+//! outcomes follow? Cells share customers across months, so the intervals
+//! are, if anything, too narrow; an interval that covers 0 is reported as
+//! "no clear relation on this data".
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -37,10 +44,11 @@ pub struct Correlation {
     pub n: usize,
 }
 
-fn fisher_interval(r: f64, n: usize, se_scale: f64) -> Correlation {
+/// `absorbed`: degrees of freedom already used by centring on group means.
+fn fisher_interval(r: f64, n: usize, absorbed: usize, se_scale: f64) -> Correlation {
     // atanh(±1) is infinite: keep the interval finite and at the bound.
     let z = r.clamp(-0.999_999_999, 0.999_999_999).atanh();
-    let se = (se_scale / (n as f64 - 3.0)).sqrt();
+    let se = (se_scale / (n as f64 - absorbed as f64 - 3.0)).sqrt();
     Correlation {
         r,
         ci_lower: (z - Z95 * se).tanh(),
@@ -51,8 +59,13 @@ fn fisher_interval(r: f64, n: usize, se_scale: f64) -> Correlation {
 
 /// Pearson's r; `None` with fewer than 4 pairs or a constant variable.
 pub fn pearson(x: &[f64], y: &[f64]) -> Option<Correlation> {
+    pearson_absorbed(x, y, 0)
+}
+
+/// Pearson's r of data whose group means took `absorbed` degrees of freedom.
+fn pearson_absorbed(x: &[f64], y: &[f64], absorbed: usize) -> Option<Correlation> {
     let n = x.len();
-    if n != y.len() || n < 4 {
+    if n != y.len() || n < 4 + absorbed {
         return None;
     }
     let mx = x.iter().sum::<f64>() / n as f64;
@@ -67,7 +80,7 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<Correlation> {
         return None;
     }
     let r = (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0);
-    Some(fisher_interval(r, n, 1.0))
+    Some(fisher_interval(r, n, absorbed, 1.0))
 }
 
 /// Ranks 1..n, ties given their average rank.
@@ -92,8 +105,34 @@ pub fn ranks(x: &[f64]) -> Vec<f64> {
 
 /// Spearman's ρ (Pearson's r of the average ranks).
 pub fn spearman(x: &[f64], y: &[f64]) -> Option<Correlation> {
-    let c = pearson(&ranks(x), &ranks(y))?;
-    Some(fisher_interval(c.r, c.n, 1.06))
+    spearman_absorbed(x, y, 0)
+}
+
+fn spearman_absorbed(x: &[f64], y: &[f64], absorbed: usize) -> Option<Correlation> {
+    let c = pearson_absorbed(&ranks(x), &ranks(y), absorbed)?;
+    Some(fisher_interval(c.r, c.n, absorbed, 1.06))
+}
+
+/// x and y centred on their group's mean, groups with a single pair
+/// dropped; returns them with the number of groups kept.
+pub fn centre_within_groups(pairs: &[(String, f64, f64)]) -> (Vec<f64>, Vec<f64>, usize) {
+    let mut sums: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
+    for (g, x, y) in pairs {
+        let e = sums.entry(g.as_str()).or_default();
+        e.0 += x;
+        e.1 += y;
+        e.2 += 1;
+    }
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for (g, x, y) in pairs {
+        let (sx, sy, n) = sums[g.as_str()];
+        if n >= 2 {
+            xs.push(x - sx / n as f64);
+            ys.push(y - sy / n as f64);
+        }
+    }
+    let groups = sums.values().filter(|(_, _, n)| *n >= 2).count();
+    (xs, ys, groups)
 }
 
 /// A family of validation cells.
@@ -102,7 +141,9 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<Correlation> {
 pub enum Family {
     Months,
     MonthsBySegment,
+    MonthsWithinSegment,
     MonthsByTouchpoint,
+    MonthsWithinTouchpoint,
 }
 
 impl Family {
@@ -110,7 +151,18 @@ impl Family {
         match self {
             Family::Months => "months",
             Family::MonthsBySegment => "months_by_segment",
+            Family::MonthsWithinSegment => "months_within_segment",
             Family::MonthsByTouchpoint => "months_by_touchpoint",
+            Family::MonthsWithinTouchpoint => "months_within_touchpoint",
+        }
+    }
+
+    /// The within-group reading of a pooled grouped family.
+    fn within(self) -> Option<Family> {
+        match self {
+            Family::MonthsBySegment => Some(Family::MonthsWithinSegment),
+            Family::MonthsByTouchpoint => Some(Family::MonthsWithinTouchpoint),
+            _ => None,
         }
     }
 
@@ -196,8 +248,8 @@ pub fn validate(
     run_date: NaiveDate,
     min_group_size: usize,
 ) -> Vec<Validation> {
-    // measure (None = index) -> family -> (x, outcome index 0 nps / 1 retention) pairs
-    type Pairs = [Vec<(f64, f64)>; 2];
+    // (family, measure (None = index)) -> per outcome (0 nps, 1 retention): (group, x, y)
+    type Pairs = [Vec<(String, f64, f64)>; 2];
     let mut pairs: BTreeMap<(Family, Option<Component>), Pairs> = BTreeMap::new();
     let mut nps_by_month: HashMap<Month, Vec<(u32, u8)>> = HashMap::new();
     for (c, m, s) in &outcomes.nps {
@@ -256,10 +308,10 @@ pub fn validate(
             let Some(x) = x else { continue };
             let entry = pairs.entry((family, measure)).or_default();
             if let Some(y) = next_nps {
-                entry[0].push((x, y));
+                entry[0].push((cell.group.clone(), x, y));
             }
             if let Some(y) = retention {
-                entry[1].push((x, y));
+                entry[1].push((cell.group.clone(), x, y));
             }
         }
     }
@@ -270,9 +322,9 @@ pub fn validate(
             .into_iter()
             .enumerate()
         {
-            let (x, y): (Vec<f64>, Vec<f64>) = by_outcome[k].iter().copied().unzip();
+            let x: Vec<f64> = by_outcome[k].iter().map(|p| p.1).collect();
+            let y: Vec<f64> = by_outcome[k].iter().map(|p| p.2).collect();
             let p = pearson(&x, &y);
-            let s = spearman(&x, &y);
             out.push(Validation {
                 family,
                 wording: wording(&name, outcome, p.as_ref(), x.len()),
@@ -280,10 +332,25 @@ pub fn validate(
                 outcome,
                 cells: x.len(),
                 pearson: p,
-                spearman: s,
+                spearman: spearman(&x, &y),
             });
+            if let Some(within) = family.within() {
+                let (xc, yc, g) = centre_within_groups(&by_outcome[k]);
+                let absorbed = g.saturating_sub(1);
+                let p = pearson_absorbed(&xc, &yc, absorbed);
+                out.push(Validation {
+                    family: within,
+                    wording: wording(&name, outcome, p.as_ref(), xc.len()),
+                    measure: name.clone(),
+                    outcome,
+                    cells: xc.len(),
+                    pearson: p,
+                    spearman: spearman_absorbed(&xc, &yc, absorbed),
+                });
+            }
         }
     }
+    out.sort_by(|a, b| (a.family, &a.measure, a.outcome).cmp(&(b.family, &b.measure, b.outcome)));
     out
 }
 
@@ -334,6 +401,43 @@ mod tests {
         assert!((c.r - 0.8841463414634148).abs() < 1e-12);
         assert!((c.ci_lower - 0.5592589425482316).abs() < 1e-9);
         assert!((c.ci_upper - 0.9736011884838854).abs() < 1e-9);
+    }
+
+    /// Two groups: A with low x and high y, B the reverse, and within each a
+    /// rising relation. Reference: scipy 1.17 — pooled `pearsonr(x, y)` =
+    /// -0.8366234810759635; on the group-centred data 0.9871331309310907,
+    /// interval `tanh(arctanh(r) ± 1.959964 / sqrt(10 - 2 - 2))` =
+    /// (0.9378322365601804, 0.9973896090573157).
+    #[test]
+    fn within_group_correlation_removes_the_group_difference() {
+        let a = [
+            (40.0, 80.0),
+            (45.0, 82.0),
+            (50.0, 85.0),
+            (55.0, 86.0),
+            (60.0, 90.0),
+        ];
+        let b = [
+            (70.0, 30.0),
+            (75.0, 33.0),
+            (80.0, 34.0),
+            (85.0, 38.0),
+            (90.0, 40.0),
+        ];
+        let mut pairs: Vec<(String, f64, f64)> = Vec::new();
+        pairs.extend(a.iter().map(|(x, y)| ("A".to_string(), *x, *y)));
+        pairs.extend(b.iter().map(|(x, y)| ("B".to_string(), *x, *y)));
+        pairs.push(("C".to_string(), 10.0, 10.0)); // a single cell: dropped
+        let x: Vec<f64> = pairs[..10].iter().map(|p| p.1).collect();
+        let y: Vec<f64> = pairs[..10].iter().map(|p| p.2).collect();
+        let pooled = pearson(&x, &y).expect("r");
+        assert!((pooled.r + 0.8366234810759635).abs() < 1e-12);
+        let (xc, yc, g) = centre_within_groups(&pairs);
+        assert_eq!((xc.len(), g), (10, 2));
+        let w = pearson_absorbed(&xc, &yc, g - 1).expect("r");
+        assert!((w.r - 0.9871331309310907).abs() < 1e-12);
+        assert!((w.ci_lower - 0.9378322365601804).abs() < 1e-9);
+        assert!((w.ci_upper - 0.9973896090573157).abs() < 1e-9);
     }
 
     #[test]

@@ -639,7 +639,13 @@ async fn segments_add_a_dimension_and_the_outcome_check_is_reported() {
         o.validation.iter().map(|v| v.family.name()).collect();
     assert_eq!(
         families.into_iter().collect::<Vec<_>>(),
-        ["months", "months_by_segment", "months_by_touchpoint"]
+        [
+            "months",
+            "months_by_segment",
+            "months_by_touchpoint",
+            "months_within_segment",
+            "months_within_touchpoint"
+        ]
     );
     // January to June have a complete next month by 2025-08-28.
     let months = o
