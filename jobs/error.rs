@@ -69,6 +69,12 @@ pub enum Error {
         rows: u64,
     },
 
+    /// An audit found what its `fail_on` setting refuses (e.g. a fairness
+    /// concern): the run itself worked, its outputs are written, and the
+    /// scheduler should alert. Exit code 3.
+    #[error("{job} audit gate: {findings} finding(s) at or above the configured fail_on level (the outputs are written; see the {job} mart and the report)")]
+    AuditGate { job: String, findings: usize },
+
     /// Another run holds the data root's lock.
     #[error("locked: {0}")]
     Locked(String),

@@ -35,6 +35,7 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod error;
+pub mod fairness;
 pub mod generate;
 pub mod ingest;
 pub mod manifest;

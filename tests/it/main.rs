@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod contract;
+mod fairness;
 mod generated;
 mod ingest;
 mod sql;

@@ -1,0 +1,26 @@
+-- Decision table "service": one row per ticket opened in the audit window,
+-- with the customer's groups. Reads the stg_tickets view (the transform's own
+-- SQL, run as of the run date), so the service figures agree with
+-- marts/service_levels: first response and resolution in hours (NULL while
+-- unanswered or unresolved), reopened, and whether a negative rating (1-2)
+-- got a follow-up within 48 hours. Tickets opened in the last day before the
+-- end of the run date have not had their 48 hours yet: NULL, not "no".
+SELECT
+    c.customer_id,
+    c.age_band,
+    c.gender,
+    c.language,
+    c.region,
+    c.segment,
+    t.handled_by,
+    t.first_response_hours,
+    t.resolution_hours,
+    t.reopened,
+    CASE
+        WHEN t.satisfaction <= 2 AND t.created_at < r.run_date - INTERVAL '1 day'
+            THEN coalesce(t.follow_up_hours <= 48, false)
+    END AS followed_up_48h
+FROM stg_tickets AS t
+JOIN audit_customers AS c ON c.customer_id = t.customer_id
+CROSS JOIN run_context AS r
+WHERE t.created_date >= r.window_start
