@@ -70,8 +70,11 @@ reference_groups = {}
 ratio_min = 0.8
 ratio_max = 1.25
 # Significance level of the Benjamini-Hochberg adjusted p-values (false discovery rate
-# over every comparison of the run).
+# over every comparison of the run): a disparity below it is a "concern".
 alpha = 0.05
+# A disparity whose adjusted p-value is below this (but not alpha) is "review":
+# probably real, not yet established. Above it, chance explains the disparity: "ok".
+review_alpha = 0.2
 # A significant rate difference of at least this many points (0.05 = 5 percentage
 # points) is marked review even inside the ratio band.
 review_difference = 0.05
@@ -114,6 +117,7 @@ struct RawFairness {
     ratio_min: Option<f64>,
     ratio_max: Option<f64>,
     alpha: Option<f64>,
+    review_alpha: Option<f64>,
     review_difference: Option<f64>,
     gap_tolerance: Option<f64>,
     bootstrap_resamples: Option<usize>,
@@ -210,7 +214,7 @@ pub struct FairnessConfig {
     /// Reference group per dimension. Default: none (the largest group).
     pub reference_groups: std::collections::BTreeMap<String, String>,
     /// Verdict thresholds. Defaults: ratio band 0.8–1.25, alpha 0.05,
-    /// review_difference 0.05, gap_tolerance 0.05.
+    /// review_alpha 0.2, review_difference 0.05, gap_tolerance 0.05.
     pub thresholds: crate::fairness::verdict::Thresholds,
     /// Bootstrap resamples. Default 1000.
     pub bootstrap_resamples: usize,
@@ -438,6 +442,12 @@ impl RawFairness {
         if !(alpha > 0.0 && alpha < 1.0) {
             return bad(format!("alpha = {alpha}: use a level between 0 and 1 (default 0.05)"));
         }
+        let review_alpha = self.review_alpha.unwrap_or(0.2);
+        if !(review_alpha >= alpha && review_alpha < 1.0) {
+            return bad(format!(
+                "review_alpha = {review_alpha}: use a level from alpha ({alpha}) to below 1 (default 0.2)"
+            ));
+        }
         let review_difference = self.review_difference.unwrap_or(0.05);
         let gap_tolerance = self.gap_tolerance.unwrap_or(0.05);
         for (name, v) in [("review_difference", review_difference), ("gap_tolerance", gap_tolerance)] {
@@ -474,6 +484,7 @@ impl RawFairness {
                 ratio_min,
                 ratio_max,
                 alpha,
+                review_alpha,
                 review_difference,
                 gap_tolerance,
             },
@@ -557,6 +568,7 @@ mod tests {
             ("[fairness]\nattributes = [\"shoe_size\"]", "shoe_size"),
             ("[fairness]\nratio_min = 1.1", "ratio_min"),
             ("[fairness]\nalpha = 0", "alpha"),
+            ("[fairness]\nreview_alpha = 0.01", "review_alpha"),
             ("[fairness]\nfail_on = \"always\"", "fail_on"),
             ("[fairness]\nintersections = \"all\"", "intersections"),
             ("[fairness]\nintersections = [[\"region\"]]", "intersections"),

@@ -5,7 +5,7 @@
 //!
 //! | decision | from | outcomes |
 //! | --- | --- | --- |
-//! | `service` | lake/tickets through the `stg_tickets` model | handled_by (bot routing), first-response and resolution hours, reopened, follow-up after a negative rating |
+//! | `service` | lake/tickets through the `stg_tickets` model | handled_by (bot routing), first-response and resolution hours (also relative to the channel's median), reopened, follow-up after a negative rating |
 //! | `offers` | lake/offers through `stg_offers` | offer type, discount_pct, decided_by |
 //! | `offer_reach` | lake/offers, per customer | received any / each type of offer |
 //! | `churn_model` | marts/churn_evaluation | at_risk against churned, churn_probability |
@@ -270,10 +270,29 @@ fn service(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
             " hours",
         ))
     };
+    let relative = |name: &str, measure: &str| -> Result<Outcome> {
+        Ok(Outcome::continuous(
+            name,
+            c.floats(name)?,
+            vec![Stat::Quantile(0.5), Stat::Quantile(0.9)],
+            Comparison::Ratio,
+            Direction::HigherIsWorse,
+            measure,
+            "× the channel's median",
+        ))
+    };
     t.outcomes = vec![
         handled,
         hours("first_response_hours", "first-response time")?,
+        relative(
+            "first_response_vs_channel",
+            "channel-adjusted first-response time",
+        )?,
         hours("resolution_hours", "resolution time")?,
+        relative(
+            "resolution_vs_channel",
+            "channel-adjusted resolution time",
+        )?,
         Outcome::binary(
             "reopened",
             c.binary("reopened")?,

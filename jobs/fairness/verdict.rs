@@ -1,21 +1,23 @@
 //! Verdicts (`ok`, `review`, `concern`) and the plain-language sentences
 //! that explain them.
 //!
-//! The rule, for a comparison of a group with the reference group:
+//! The rule, for a comparison of a group with the reference group, with the
+//! Benjamini-Hochberg adjusted p-value of its test:
 //!
 //! - **Rates, means, medians, percentiles** (compared by ratio):
 //!   `concern` when the ratio lies outside the fair band (default
-//!   0.8–1.25, as Aequitas) *and* the Benjamini-Hochberg adjusted p-value
-//!   is below `alpha` (default 0.05); `review` when the ratio is outside the
-//!   band but the difference could be chance, or when a rate's difference
-//!   is significant and at least `review_difference` (default 5 percentage
-//!   points) although the ratio is inside the band; `ok` otherwise. A ratio
-//!   that does not exist because the reference is 0 counts as outside the
-//!   band when the group's value is not 0.
+//!   0.8–1.25, as Aequitas) *and* the adjusted p is below `alpha` (0.05);
+//!   `review` when the ratio is outside the band and the adjusted p is
+//!   below `review_alpha` (0.2: probably real, not yet established), or when
+//!   a rate's difference is significant and at least `review_difference`
+//!   (5 percentage points) although the ratio is inside the band; `ok`
+//!   otherwise — including a ratio outside the band that chance explains
+//!   (small groups swing widely; flagging each would bury the real
+//!   findings). A ratio that does not exist because the reference is 0
+//!   counts as outside the band when the group's value is not 0.
 //! - **Gaps** (calibration error, sentiment at the same rating; compared by
-//!   difference): `concern` when the difference is at least `gap_tolerance`
-//!   (default 0.05) in size and significant; `review` when it is that large
-//!   but could be chance; `ok` otherwise.
+//!   difference): the same with "the difference is at least `gap_tolerance`
+//!   (0.05) in size" in place of "outside the band".
 //!
 //! Whether higher is better or worse changes only the wording.
 
@@ -52,6 +54,9 @@ pub struct Thresholds {
     pub ratio_max: f64,
     /// Significance level for adjusted p-values. Default 0.05.
     pub alpha: f64,
+    /// Adjusted p-values below this (and at least `alpha`) make a disparity
+    /// `review`. Default 0.2.
+    pub review_alpha: f64,
     /// A significant rate difference at least this large (as a proportion)
     /// is `review` even inside the band. Default 0.05.
     pub review_difference: f64,
@@ -65,6 +70,7 @@ impl Default for Thresholds {
             ratio_min: 0.8,
             ratio_max: 1.25,
             alpha: 0.05,
+            review_alpha: 0.2,
             review_difference: 0.05,
             gap_tolerance: 0.05,
         }
@@ -87,8 +93,10 @@ pub enum Scale {
 pub enum Reason {
     /// Outside the band (or gap too large) and significant.
     Clear,
-    /// Outside the band (or gap too large) but possibly chance.
-    PossiblyChance,
+    /// Outside the band (or gap too large), adjusted p below `review_alpha`.
+    Suggestive,
+    /// Outside the band (or gap too large) but consistent with chance.
+    Chance,
     /// A rate inside the band with a significant, large absolute difference.
     LargeDifference,
     /// Inside the band (or gap small).
@@ -104,7 +112,7 @@ pub fn decide(
     p_adjusted: Option<f64>,
     t: &Thresholds,
 ) -> (Verdict, Reason) {
-    let significant = p_adjusted.is_some_and(|p| p < t.alpha);
+    let below = |level: f64| p_adjusted.is_some_and(|p| p < level);
     let outside = match scale {
         Scale::Gap => difference.abs() >= t.gap_tolerance,
         Scale::Rate | Scale::Location => match ratio {
@@ -112,13 +120,18 @@ pub fn decide(
             None => value != 0.0,
         },
     };
-    match (outside, significant) {
-        (true, true) => (Verdict::Concern, Reason::Clear),
-        (true, false) => (Verdict::Review, Reason::PossiblyChance),
-        (false, true) if scale == Scale::Rate && difference.abs() >= t.review_difference => {
-            (Verdict::Review, Reason::LargeDifference)
+    if outside {
+        if below(t.alpha) {
+            (Verdict::Concern, Reason::Clear)
+        } else if below(t.review_alpha) {
+            (Verdict::Review, Reason::Suggestive)
+        } else {
+            (Verdict::Ok, Reason::Chance)
         }
-        (false, _) => (Verdict::Ok, Reason::WithinBand),
+    } else if scale == Scale::Rate && below(t.alpha) && difference.abs() >= t.review_difference {
+        (Verdict::Review, Reason::LargeDifference)
+    } else {
+        (Verdict::Ok, Reason::WithinBand)
     }
 }
 
@@ -369,13 +382,20 @@ pub fn explain(c: &Comparison) -> String {
         (Reason::Clear, _) => {
             format!(", outside the fair band of {band} and unlikely to be chance ({p}){side}")
         }
-        (Reason::PossiblyChance, Scale::Gap) => format!(
-            ", beyond the tolerated {} but possibly chance ({p}); worth watching",
+        (Reason::Suggestive, Scale::Gap) => format!(
+            ", beyond the tolerated {}; probably real but not yet conclusive ({p}): worth a look{side}",
             c.thresholds.gap_tolerance
         ),
-        (Reason::PossiblyChance, _) => {
-            format!(", outside the fair band of {band} but possibly chance ({p}); worth watching")
-        }
+        (Reason::Suggestive, _) => format!(
+            ", outside the fair band of {band}; probably real but not yet conclusive ({p}): worth a look{side}"
+        ),
+        (Reason::Chance, Scale::Gap) => format!(
+            ", beyond the tolerated {} but consistent with chance for groups this size ({p})",
+            c.thresholds.gap_tolerance
+        ),
+        (Reason::Chance, _) => format!(
+            ", outside the fair band of {band} but consistent with chance for groups this size ({p})"
+        ),
         (Reason::LargeDifference, _) => format!(
             ", inside the fair band but a clear gap of {:.0} percentage points ({p})",
             c.difference.abs() * 100.0
@@ -398,8 +418,9 @@ mod tests {
         let cases = [
             // scale, value, ratio, difference, p_adjusted, verdict
             (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.0001), Verdict::Concern),
-            (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.2), Verdict::Review),
-            (Scale::Rate, 0.6, Some(2.4), 0.35, None, Verdict::Review),
+            (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.19), Verdict::Review),
+            (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.2), Verdict::Ok),
+            (Scale::Rate, 0.6, Some(2.4), 0.35, None, Verdict::Ok),
             (Scale::Rate, 0.55, Some(1.1), 0.05, Some(0.001), Verdict::Review),
             (Scale::Rate, 0.52, Some(1.04), 0.02, Some(0.001), Verdict::Ok),
             (Scale::Rate, 0.52, Some(1.04), 0.02, Some(0.5), Verdict::Ok),
@@ -409,8 +430,10 @@ mod tests {
             (Scale::Location, 12.0, Some(1.2), 2.0, Some(1e-9), Verdict::Ok),
             (Scale::Location, 12.0, Some(0.79), 2.0, Some(0.049), Verdict::Concern),
             (Scale::Location, 12.0, Some(0.79), 2.0, Some(0.05), Verdict::Review),
+            (Scale::Location, 12.0, Some(0.5), 2.0, Some(0.7), Verdict::Ok),
             (Scale::Gap, -0.2, None, -0.15, Some(0.001), Verdict::Concern),
-            (Scale::Gap, -0.2, None, -0.15, Some(0.3), Verdict::Review),
+            (Scale::Gap, -0.2, None, -0.15, Some(0.1), Verdict::Review),
+            (Scale::Gap, -0.2, None, -0.15, Some(0.3), Verdict::Ok),
             (Scale::Gap, -0.02, None, -0.01, Some(0.001), Verdict::Ok),
         ];
         for (scale, value, ratio, diff, p, want) in cases {

@@ -248,7 +248,7 @@ async fn the_whole_family_is_corrected_together() {
     let approved = find(&r, "gender", "male", "approved", "rate");
     assert_eq!(approved.verdict, Some(Verdict::Concern));
     assert!(
-        approved.explanation.starts_with("Male people have approved = 1 0.75× as often as female people"),
+        approved.explanation.starts_with("Male people have approved = 1 0.61× as often as female people (95% CI 0.45–0.81×; 40% against 66%)"),
         "{}",
         approved.explanation
     );
@@ -478,7 +478,9 @@ fn planted_outcomes(bias: &str) -> &'static [(&'static str, &'static str)] {
         "bot_routing_age" => &[
             ("service", "handled_by"),
             ("service", "first_response_hours"),
+            ("service", "first_response_vs_channel"),
             ("service", "resolution_hours"),
+            ("service", "resolution_vs_channel"),
         ],
         "discount_region" => &[("offers", "discount_pct")],
         "language_sentiment_instrument" => &[
@@ -528,7 +530,7 @@ fn check_demo_audit(root: &Path, date: NaiveDate) -> Vec<MartRow> {
     };
     for (decision, dim, group, outcome, metric, words) in [
         ("service", "age_band", "65+", "handled_by", "share_bot", "sent to the chat bot"),
-        ("service", "age_band", "65+", "first_response_hours", "median", "first-response time"),
+        ("service", "age_band", "65+", "first_response_vs_channel", "median", "channel-adjusted first-response time"),
         ("offers", "region", "east", "discount_pct", "mean", "discount"),
         ("offers", "region", "east", "discount_pct", "median", "discount"),
     ] {
@@ -540,7 +542,10 @@ fn check_demo_audit(root: &Path, date: NaiveDate) -> Vec<MartRow> {
     }
     let bot = concern("service", "age_band", "65+", "handled_by", "share_bot").expect("row");
     let ratio = bot.ratio.expect("ratio");
-    assert!((1.8..3.2).contains(&ratio), "planted 0.60 / 0.25 = 2.4, got {ratio}");
+    assert!((1.6..3.2).contains(&ratio), "planted 0.60 / 0.25 = 2.4, got {ratio}");
+    let wait = concern("service", "age_band", "65+", "first_response_vs_channel", "median").expect("row");
+    let ratio = wait.ratio.expect("ratio");
+    assert!((1.5..2.7).contains(&ratio), "planted 2× the wait in every channel, got {ratio}");
     let discount = concern("offers", "region", "east", "discount_pct", "mean").expect("row");
     let ratio = discount.ratio.expect("ratio");
     assert!((0.45..0.65).contains(&ratio), "planted 8 / 15 = 0.53, got {ratio}");
@@ -633,30 +638,39 @@ async fn optional_marts_are_audited_when_present() {
     let date = NaiveDate::from_ymd_opt(2025, 6, 30).expect("date");
     let n = 1200usize;
     let ids: Vec<String> = (0..n).map(|i| format!("c{i:05}")).collect();
-    let region = |i: usize| ["north", "south", "east"][i % 3];
-    let language = |i: usize| ["en", "en", "es"][(i / 3) % 3];
+    // A fixed pseudo-random number in [0, 1) per (i, salt) (splitmix64), so
+    // the planted patterns do not line up with the groups by arithmetic.
+    let unit = |i: usize, salt: u64| {
+        let mut z = (i as u64).wrapping_add(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64
+    };
+    let pick = |i: usize, salt: u64, options: &[&'static str]| options[(unit(i, salt) * options.len() as f64) as usize % options.len()];
+    let region = |i: usize| pick(i, 1, &["north", "north", "south", "south", "east"]);
+    let language = |i: usize| pick(i, 2, &["en", "en", "es"]);
     let strings = |f: &dyn Fn(usize) -> String| -> ArrayRef {
         Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
     };
     write_mart(root, "customer_attributes", date, vec![
         ("customer_id", strings(&|i| ids[i].clone())),
-        ("age_band", strings(&|i| ["25-34", "45-54"][i % 2].to_string())),
-        ("gender", strings(&|i| ["female", "male"][(i / 2) % 2].to_string())),
+        ("age_band", strings(&|i| pick(i, 3, &["25-34", "45-54"]).to_string())),
+        ("gender", strings(&|i| pick(i, 4, &["female", "male"]).to_string())),
         ("language", strings(&|i| language(i).to_string())),
         ("region", strings(&|i| region(i).to_string())),
         ("postal_prefix", strings(&|_| "10".to_string())),
     ]);
     write_mart(root, "segments", date, vec![
         ("customer_id", strings(&|i| ids[i].clone())),
-        ("segment", strings(&|i| ["regulars", "occasional"][(i / 7) % 2].to_string())),
+        ("segment", strings(&|i| pick(i, 5, &["regulars", "occasional"]).to_string())),
     ]);
     // Half the customers are held out; 40% churned; the model catches 80%
     // of churners except in region east, where it catches 30%.
-    let held: Vec<usize> = (0..n).filter(|i| i % 2 == 0).collect();
-    let churned = |i: usize| (i * 7919) % 10 < 4;
+    let held: Vec<usize> = (0..n).filter(|&i| unit(i, 6) < 0.5).collect();
+    let churned = |i: usize| unit(i, 7) < 0.4;
     let flagged = |i: usize| {
-        let u = (i * 104_729) % 100;
-        if churned(i) { u < if region(i) == "east" { 30 } else { 80 } } else { u < 10 }
+        let u = unit(i, 8);
+        if churned(i) { u < if region(i) == "east" { 0.3 } else { 0.8 } } else { u < 0.1 }
     };
     write_mart(root, "churn_evaluation", date, vec![
         ("customer_id", Arc::new(StringArray::from(held.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>())) as ArrayRef),
@@ -674,10 +688,10 @@ async fn optional_marts_are_audited_when_present() {
     // of their messages are left unscored.
     let m = n * 3;
     let cust = |k: usize| k / 3;
-    let rating = |k: usize| ((k * 31) % 11) as f64;
-    let scored = |k: usize| !(language(cust(k)) == "es" && k % 10 == 0);
+    let rating = |k: usize| (unit(k, 9) * 11.0).floor();
+    let scored = |k: usize| !(language(cust(k)) == "es" && unit(k, 10) < 0.1);
     let sentiment = |k: usize| {
-        let base = (rating(k) - 5.0) / 6.0 + (((k * 17) % 7) as f64 - 3.0) / 30.0;
+        let base = (rating(k) - 5.0) / 6.0 + (unit(k, 11) - 0.5) / 5.0;
         if language(cust(k)) == "es" { base - 0.25 } else { base }
     };
     let ts = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).expect("d").and_hms_opt(12, 0, 0).expect("t").and_utc().timestamp_micros();
