@@ -111,9 +111,28 @@ pub fn params(min_group_size: usize, cfg: &FairnessConfig) -> AuditParams {
 }
 
 /// Audits the decisions of `date` and writes `marts/fairness_audit/dt=<date>/`.
+///
+/// The counterfactual probe of the sentiment scorer needs the voice
+/// scorer, which this build does not contain: see [`run_with_probe`].
 #[instrument(skip_all, fields(job = "fairness", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<FairnessOutcome> {
-    let inputs = inputs::load(ctx, date).await?;
+    run_with_probe(ctx, date, None).await
+}
+
+/// [`run`], adding the scorer's counterfactual probe (the gaps of
+/// `crate::voice::score::counterfactual_probe`, mapped onto
+/// [`instruments::ProbeGap`]) to the audit when given.
+pub async fn run_with_probe(
+    ctx: &JobContext,
+    date: NaiveDate,
+    probe: Option<Vec<instruments::ProbeGap>>,
+) -> Result<FairnessOutcome> {
+    let mut inputs = inputs::load(ctx, date).await?;
+    if probe.is_none() {
+        inputs.warnings.push(
+            "counterfactual probe not run: the sentiment scorer's probe was not supplied".into(),
+        );
+    }
     let params = params(ctx.cfg.min_group_size, &ctx.cfg.fairness);
     let decisions: Vec<DecisionSummary> = inputs
         .tables
@@ -135,6 +154,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<FairnessOutcome> {
     let report = tokio::task::spawn_blocking(move || audit::audit(&tables, &params))
         .await
         .map_err(|e| Error::Internal(format!("the fairness audit panicked: {e}")))??;
+    let mut report = report;
+    if let Some(gaps) = &probe {
+        report.findings.extend(instruments::probe_findings(gaps, &ctx.cfg.fairness.thresholds));
+        report.findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    }
     let mut warnings = inputs.warnings;
     warnings.extend(report.warnings.iter().cloned());
     for w in &warnings {

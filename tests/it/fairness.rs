@@ -709,7 +709,27 @@ async fn optional_marts_are_audited_when_present() {
         ..ValidConfig::default()
     };
     let ctx = JobContext::open(cfg, KeyMode::NotNeeded).expect("context");
-    let o = attune::fairness::run(&ctx, date).await.expect("audit");
+    let probe = vec![
+        attune::fairness::instruments::ProbeGap {
+            language: "en".into(),
+            kind: "age".into(),
+            word: "my grandmother".into(),
+            reference: "my friend".into(),
+            templates: 24,
+            mean_score: 0.21,
+            gap: -0.09,
+        },
+        attune::fairness::instruments::ProbeGap {
+            language: "es".into(),
+            kind: "name".into(),
+            word: "Lucía".into(),
+            reference: "Emily".into(),
+            templates: 24,
+            mean_score: 0.30,
+            gap: 0.0,
+        },
+    ];
+    let o = attune::fairness::run_with_probe(&ctx, date, Some(probe)).await.expect("audit");
     let decisions: Vec<&str> = o.decisions.iter().map(|d| d.decision.as_str()).collect();
     assert_eq!(decisions, vec!["churn_model", "churn_flags", "sentiment_instrument"]);
     assert!(o.decisions.iter().all(|d| d.dimensions.contains(&"segment".to_string())));
@@ -733,8 +753,13 @@ async fn optional_marts_are_audited_when_present() {
     assert_eq!(unscored.verdict.as_deref(), Some("concern"), "{unscored:?}");
     let seg = get("churn_flags", "segment", "regulars", "at_risk", "rate");
     assert!(!seg.suppressed && seg.n.is_some());
+    let grandmother = get("counterfactual_probe", "age_en", "my grandmother", "sentiment", "mean_score_gap");
+    assert_eq!(grandmother.verdict.as_deref(), Some("concern"));
+    assert!(grandmother.explanation.contains("“my grandmother” instead of “my friend”"), "{}", grandmother.explanation);
+    let name = get("counterfactual_probe", "name_es", "Lucía", "sentiment", "mean_score_gap");
+    assert_eq!(name.verdict.as_deref(), Some("ok"));
     // Nothing about gender or age was planted.
-    for r in rows.iter().filter(|r| r.verdict.as_deref() == Some("concern")) {
+    for r in rows.iter().filter(|r| r.verdict.as_deref() == Some("concern") && r.decision != "counterfactual_probe") {
         assert!(r.dimension.contains("region") || r.dimension.contains("language"), "unplanted: {r:?}");
     }
 }
