@@ -440,7 +440,9 @@ impl RawFairness {
         }
         let alpha = self.alpha.unwrap_or(0.05);
         if !(alpha > 0.0 && alpha < 1.0) {
-            return bad(format!("alpha = {alpha}: use a level between 0 and 1 (default 0.05)"));
+            return bad(format!(
+                "alpha = {alpha}: use a level between 0 and 1 (default 0.05)"
+            ));
         }
         let review_alpha = self.review_alpha.unwrap_or(0.2);
         if !(review_alpha >= alpha && review_alpha < 1.0) {
@@ -450,9 +452,14 @@ impl RawFairness {
         }
         let review_difference = self.review_difference.unwrap_or(0.05);
         let gap_tolerance = self.gap_tolerance.unwrap_or(0.05);
-        for (name, v) in [("review_difference", review_difference), ("gap_tolerance", gap_tolerance)] {
+        for (name, v) in [
+            ("review_difference", review_difference),
+            ("gap_tolerance", gap_tolerance),
+        ] {
             if !(v > 0.0 && v < 1.0) {
-                return bad(format!("{name} = {v}: use a value between 0 and 1 (default 0.05)"));
+                return bad(format!(
+                    "{name} = {v}: use a value between 0 and 1 (default 0.05)"
+                ));
             }
         }
         let bootstrap_resamples = self.bootstrap_resamples.unwrap_or(1000);
@@ -571,7 +578,10 @@ mod tests {
             ("[fairness]\nreview_alpha = 0.01", "review_alpha"),
             ("[fairness]\nfail_on = \"always\"", "fail_on"),
             ("[fairness]\nintersections = \"all\"", "intersections"),
-            ("[fairness]\nintersections = [[\"region\"]]", "intersections"),
+            (
+                "[fairness]\nintersections = [[\"region\"]]",
+                "intersections",
+            ),
             ("[fairness]\nbootstrap_resamples = 5", "bootstrap_resamples"),
         ];
         for (text, want) in cases {

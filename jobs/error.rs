@@ -72,7 +72,9 @@ pub enum Error {
     /// An audit found what its `fail_on` setting refuses (e.g. a fairness
     /// concern): the run itself worked, its outputs are written, and the
     /// scheduler should alert. Exit code 3.
-    #[error("{job} audit gate: {findings} finding(s) at or above the configured fail_on level (the outputs are written; see the {job} mart and the report)")]
+    #[error(
+        "{job} audit gate: {findings} finding(s) at or above the configured fail_on level (the outputs are written; see the {job} mart and the report)"
+    )]
     AuditGate { job: String, findings: usize },
 
     /// Another run holds the data root's lock.

@@ -513,9 +513,9 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
     let cfg = load_config(cli)?;
     match &f.command {
         None => {
-            let date = f
-                .date
-                .ok_or_else(|| Error::Config("give --date YYYY-MM-DD (or the `audit` subcommand)".into()))?;
+            let date = f.date.ok_or_else(|| {
+                Error::Config("give --date YYYY-MM-DD (or the `audit` subcommand)".into())
+            })?;
             let fail_on = cfg.fairness.fail_on;
             let ctx = JobContext::open(cfg, KeyMode::NotNeeded)?;
             let o = runtime()?.block_on(fairness::run(&ctx, date))?;
@@ -534,7 +534,10 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(FairnessCommand::Audit(a)) => {
-            let mut params = fairness::params(a.min_group_size.unwrap_or(cfg.min_group_size), &cfg.fairness);
+            let mut params = fairness::params(
+                a.min_group_size.unwrap_or(cfg.min_group_size),
+                &cfg.fairness,
+            );
             if params.min_group_size < 2 {
                 return Err(Error::Config("--min-group-size must be at least 2".into()).into());
             }
@@ -547,9 +550,13 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
             }
             for r in &a.references {
                 let (dim, group) = r.split_once('=').ok_or_else(|| {
-                    Error::Config(format!("--reference {r:?}: write DIMENSION=GROUP, e.g. age_band=25-34"))
+                    Error::Config(format!(
+                        "--reference {r:?}: write DIMENSION=GROUP, e.g. age_band=25-34"
+                    ))
                 })?;
-                params.reference_groups.insert(dim.to_string(), group.to_string());
+                params
+                    .reference_groups
+                    .insert(dim.to_string(), group.to_string());
             }
             let fail_on = match a.fail_on {
                 Some(FailOnArg::Never) => FailOn::Never,

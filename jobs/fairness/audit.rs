@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::bootstrap::{mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed};
+use super::bootstrap::{
+    mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed,
+};
 use super::dims::{Dimension, Intersections, dimensions};
 use super::findings::{Finding, Pending};
 use super::metrics;
@@ -82,7 +84,10 @@ pub struct AuditReport {
 impl AuditReport {
     /// Findings with this verdict.
     pub fn count(&self, v: verdict::Verdict) -> usize {
-        self.findings.iter().filter(|f| f.verdict == Some(v)).count()
+        self.findings
+            .iter()
+            .filter(|f| f.verdict == Some(v))
+            .count()
     }
 }
 
@@ -104,7 +109,10 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
         Unit::Outcome(ti, oi) => outcome_unit(&prepared[ti], &tables[ti].outcomes[oi], params),
         Unit::Classifier(ti) => classifier_unit(
             &prepared[ti],
-            tables[ti].classifier.as_ref().expect("unit made only for classifiers"),
+            tables[ti]
+                .classifier
+                .as_ref()
+                .expect("unit made only for classifiers"),
             params,
         ),
     })?;
@@ -159,7 +167,9 @@ where
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(u) = units.get(i) else { break };
                     let out = work(u);
-                    slots.lock().expect("no worker panics while holding the lock")[i] = Some(out);
+                    slots
+                        .lock()
+                        .expect("no worker panics while holding the lock")[i] = Some(out);
                 }
             });
         }
@@ -206,7 +216,10 @@ impl<'a> Prepared<'a> {
     ) -> Result<Prepared<'a>> {
         table.check()?;
         let dims = dimensions(table, &params.intersections)?;
-        let subjects = table.subjects.as_deref().map(|s| SubjectIndex::new(s, &dims));
+        let subjects = table
+            .subjects
+            .as_deref()
+            .map(|s| SubjectIndex::new(s, &dims));
         let all = vec![true; table.rows];
         let s = sizes(&dims, &all, subjects.as_ref());
         let base = protect(&dims, &s, params.min_group_size, None);
@@ -431,7 +444,16 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
             for (d, dim) in prep.dims.iter().enumerate() {
                 let (k, n) = binary_counts(dim, &mask, values);
                 rate_findings(
-                    &mut out, prep, d, &hidden[d], &k, &n, &outcome.name, "rate", &words, params,
+                    &mut out,
+                    prep,
+                    d,
+                    &hidden[d],
+                    &k,
+                    &n,
+                    &outcome.name,
+                    "rate",
+                    &words,
+                    params,
                 );
             }
         }
@@ -472,7 +494,8 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     .map(|g| table[g].clone())
                     .collect();
                 if let Some((t, df)) = chi_square_independence(&shown) {
-                    let mut f = Finding::new(&prep.table.name, &dim.name, &outcome.name, "chi_square");
+                    let mut f =
+                        Finding::new(&prep.table.name, &dim.name, &outcome.name, "chi_square");
                     f.value = Some(t.statistic);
                     f.n = Some(shown.iter().flatten().sum());
                     f.test = Some("chi_square".into());
@@ -545,7 +568,9 @@ fn continuous_findings(
 ) {
     let mask: Vec<bool> = values.iter().map(|v| !v.is_nan()).collect();
     let (_, hidden) = prep.population(&mask, params);
-    let mut order: Vec<u32> = (0..values.len() as u32).filter(|&r| mask[r as usize]).collect();
+    let mut order: Vec<u32> = (0..values.len() as u32)
+        .filter(|&r| mask[r as usize])
+        .collect();
     order.sort_unstable_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
     let scale = match outcome.comparison {
         Comparison::Ratio => Scale::Location,
@@ -580,16 +605,27 @@ fn continuous_findings(
                         mann_whitney_u(&samples[g], &samples[r]).map(|t| (t, "mann_whitney_u"))
                     }
                     Comparison::Difference => {
-                        welch_t(Moments::of(&samples[g]), Moments::of(&samples[r])).map(|t| (t, "welch_t"))
+                        welch_t(Moments::of(&samples[g]), Moments::of(&samples[r]))
+                            .map(|t| (t, "welch_t"))
                     }
                 };
                 tests[g] = t.map(|(t, name)| (out.test(t.p_value), t.p_value, name));
             }
         }
         for &stat in &outcome.stats {
-            let reference_reps = reference.map(|r| replicates(&samples[r], stat, params, seed_of(r, stat)));
+            let reference_reps =
+                reference.map(|r| replicates(&samples[r], stat, params, seed_of(r, stat)));
             for g in 0..dim.groups() {
-                let mut f = group_finding(prep, d, g, reference, &outcome.name, &stat.name(), hidden[d][g], params);
+                let mut f = group_finding(
+                    prep,
+                    d,
+                    g,
+                    reference,
+                    &outcome.name,
+                    &stat.name(),
+                    hidden[d][g],
+                    params,
+                );
                 if f.suppressed {
                     out.findings.push(f);
                     continue;
@@ -631,7 +667,8 @@ fn continuous_findings(
                         }
                         if scale == Scale::Location {
                             f.ratio = (rv != 0.0).then(|| value / rv);
-                            let ratios: Vec<f64> = reps.iter().zip(rr).map(|(a, b)| a / b).collect();
+                            let ratios: Vec<f64> =
+                                reps.iter().zip(rr).map(|(a, b)| a / b).collect();
                             if f.ratio.is_some()
                                 && let Some(ci) = percentile_interval(&ratios, CONFIDENCE)
                             {
@@ -683,8 +720,20 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
     let flagged_q = c.flagged.clone();
     type Filter<'f> = Box<dyn Fn(usize) -> bool + 'f>;
     let specs: [(&str, Filter<'_>, &[u8], &str, String); 5] = [
-        ("selection_rate", Box::new(|_| true), c.prediction.as_slice(), "", flagged.clone()),
-        ("base_rate", Box::new(|_| true), c.label.as_slice(), "", c.positive.clone()),
+        (
+            "selection_rate",
+            Box::new(|_| true),
+            c.prediction.as_slice(),
+            "",
+            flagged.clone(),
+        ),
+        (
+            "base_rate",
+            Box::new(|_| true),
+            c.label.as_slice(),
+            "",
+            c.positive.clone(),
+        ),
         (
             "true_positive_rate",
             Box::new(|r| c.label[r] == 1),
@@ -715,15 +764,23 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
         let words = RateWords {
             verb: verb.clone(),
             qualifier,
-            direction: if *metric == "base_rate" { Direction::Neutral } else { c.direction },
+            direction: if *metric == "base_rate" {
+                Direction::Neutral
+            } else {
+                c.direction
+            },
         };
         let mut per_dim = Vec::new();
         for (d, dim) in prep.dims.iter().enumerate() {
             let (k, n) = binary_counts(dim, &mask, counted);
-            rate_findings(&mut out, prep, d, &hidden[d], &k, &n, &c.name, metric, &words, params);
+            rate_findings(
+                &mut out, prep, d, &hidden[d], &k, &n, &c.name, metric, &words, params,
+            );
             per_dim.push(
                 (0..dim.groups())
-                    .map(|g| (!hidden[d][g].hidden() && n[g] > 0).then(|| k[g] as f64 / n[g] as f64))
+                    .map(|g| {
+                        (!hidden[d][g].hidden() && n[g] > 0).then(|| k[g] as f64 / n[g] as f64)
+                    })
                     .collect(),
             );
         }
@@ -815,14 +872,27 @@ fn finish(f: &mut Finding, adjusted: &[f64], params: &AuditParams) {
             .unwrap_or_default();
         f.explanation = sentence(&format!(
             "{what} {} ({stat}, {p_words}).",
-            if significant { "differs more than chance would explain" } else { "does not differ beyond chance" }
+            if significant {
+                "differs more than chance would explain"
+            } else {
+                "does not differ beyond chance"
+            }
         ));
         return;
     }
-    let (Some(value), Some(reference_value), Some(difference)) = (f.value, f.reference_value, f.difference) else {
+    let (Some(value), Some(reference_value), Some(difference)) =
+        (f.value, f.reference_value, f.difference)
+    else {
         return;
     };
-    let (v, reason) = verdict::decide(p.scale, value, f.ratio, difference, f.p_adjusted, &params.thresholds);
+    let (v, reason) = verdict::decide(
+        p.scale,
+        value,
+        f.ratio,
+        difference,
+        f.p_adjusted,
+        &params.thresholds,
+    );
     f.verdict = Some(v);
     f.explanation = verdict::explain(&verdict::Comparison {
         scale: p.scale,

@@ -78,7 +78,8 @@ pub fn quantile_replicates<R: Rng>(
         let idx = (nf * u).ceil() as usize;
         sorted[idx.clamp(1, n) - 1]
     };
-    let kth = Beta::new(k as f64, (n - k + 1) as f64).expect("k in 1..=n gives valid Beta parameters");
+    let kth =
+        Beta::new(k as f64, (n - k + 1) as f64).expect("k in 1..=n gives valid Beta parameters");
     let mut out = Vec::with_capacity(resamples);
     for _ in 0..resamples {
         let u_k: f64 = kth.sample(rng);
@@ -182,7 +183,11 @@ fn bins(sorted: &[f64]) -> (Vec<f64>, Vec<u64>) {
 /// denominator replicate was 0). `None` when fewer than half the replicates
 /// are finite: the interval would then describe a different quantity.
 pub fn percentile_interval(replicates: &[f64], confidence: f64) -> Option<Interval> {
-    let mut finite: Vec<f64> = replicates.iter().copied().filter(|v| v.is_finite()).collect();
+    let mut finite: Vec<f64> = replicates
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     if finite.is_empty() || finite.len() * 2 < replicates.len() {
         return None;
     }
@@ -208,7 +213,12 @@ mod tests {
     }
 
     /// The plain bootstrap: resample n values, sort, take the statistic.
-    fn naive(sorted: &[f64], resamples: usize, seed: u64, stat: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    fn naive(
+        sorted: &[f64],
+        resamples: usize,
+        seed: u64,
+        stat: impl Fn(&[f64]) -> f64,
+    ) -> Vec<f64> {
         let mut r = rng(seed);
         let n = sorted.len();
         (0..resamples)
@@ -253,7 +263,10 @@ mod tests {
     fn mean_replicates_have_the_bootstrap_moments() {
         // Discrete values (exact cells) and continuous ones (pooled bins).
         let discrete: Vec<f64> = {
-            let mut v: Vec<f64> = sample(20_000, 5).iter().map(|x| (x * 10.0).round() / 10.0).collect();
+            let mut v: Vec<f64> = sample(20_000, 5)
+                .iter()
+                .map(|x| (x * 10.0).round() / 10.0)
+                .collect();
             v.sort_unstable_by(f64::total_cmp);
             v
         };
@@ -265,19 +278,40 @@ mod tests {
             let reps = mean_replicates(&s, 4000, &mut rng(3));
             let m = reps.iter().sum::<f64>() / reps.len() as f64;
             let sd = (reps.iter().map(|x| (x - m).powi(2)).sum::<f64>() / reps.len() as f64).sqrt();
-            assert!((m - mean).abs() < 4.0 * want_sd / 4000f64.sqrt() + 1e-12, "mean {m} vs {mean}");
-            assert!((sd / want_sd - 1.0).abs() < 0.05, "sd {sd} vs {want_sd} (n={n})");
+            assert!(
+                (m - mean).abs() < 4.0 * want_sd / 4000f64.sqrt() + 1e-12,
+                "mean {m} vs {mean}"
+            );
+            assert!(
+                (sd / want_sd - 1.0).abs() < 0.05,
+                "sd {sd} vs {want_sd} (n={n})"
+            );
         }
     }
 
     #[test]
     fn replicates_are_reproducible_from_the_seed() {
         let s = sample(500, 1);
-        let seed = stream_seed(7, &["service", "age_band", "65+", "first_response_hours", "median"]);
+        let seed = stream_seed(
+            7,
+            &[
+                "service",
+                "age_band",
+                "65+",
+                "first_response_hours",
+                "median",
+            ],
+        );
         let a = quantile_replicates(&s, 0.5, 50, &mut rng(seed));
         let b = quantile_replicates(&s, 0.5, 50, &mut rng(seed));
         assert_eq!(a, b);
-        assert_ne!(seed, stream_seed(7, &["service", "age_band", "65+", "first_response_hours", "p90"]));
+        assert_ne!(
+            seed,
+            stream_seed(
+                7,
+                &["service", "age_band", "65+", "first_response_hours", "p90"]
+            )
+        );
         assert_ne!(stream_seed(1, &["ab", "c"]), stream_seed(1, &["a", "bc"]));
     }
 

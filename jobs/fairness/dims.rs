@@ -86,7 +86,9 @@ pub fn dimensions(table: &DecisionTable, intersections: &Intersections) -> Resul
         Intersections::None => Vec::new(),
         Intersections::Pairwise => {
             let k = table.groups.len();
-            (0..k).flat_map(|a| (a + 1..k).map(move |b| (a, b))).collect()
+            (0..k)
+                .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+                .collect()
         }
         Intersections::Pairs(list) => list
             .iter()
@@ -158,9 +160,18 @@ mod tests {
             rows: 5,
             subjects: None,
             groups: vec![
-                ("age".into(), Codes::encode(&[Some("old"), Some("young"), Some("old"), None, Some("young")])),
-                ("region".into(), Codes::encode(&[Some("e"), Some("w"), Some("w"), Some("e"), None])),
-                ("lang".into(), Codes::encode(&[Some("en"), Some("en"), Some("de"), Some("en"), Some("en")])),
+                (
+                    "age".into(),
+                    Codes::encode(&[Some("old"), Some("young"), Some("old"), None, Some("young")]),
+                ),
+                (
+                    "region".into(),
+                    Codes::encode(&[Some("e"), Some("w"), Some("w"), Some("e"), None]),
+                ),
+                (
+                    "lang".into(),
+                    Codes::encode(&[Some("en"), Some("en"), Some("de"), Some("en"), Some("en")]),
+                ),
             ],
             outcomes: Vec::new(),
             classifier: None,
@@ -171,7 +182,17 @@ mod tests {
     fn pairwise_intersections_keep_only_present_combinations() {
         let dims = dimensions(&table(), &Intersections::Pairwise).expect("dims");
         let names: Vec<&str> = dims.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, vec!["age", "region", "lang", "age & region", "age & lang", "region & lang"]);
+        assert_eq!(
+            names,
+            vec![
+                "age",
+                "region",
+                "lang",
+                "age & region",
+                "age & lang",
+                "region & lang"
+            ]
+        );
         let ar = &dims[3];
         let groups: Vec<String> = (0..ar.groups()).map(|g| ar.group_name(g)).collect();
         assert_eq!(groups, vec!["old & e", "old & w", "young & w"]);

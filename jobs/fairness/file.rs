@@ -138,7 +138,9 @@ async fn read(input: &Path) -> Result<Vec<RecordBatch>> {
         }
     }
     .map_err(|e| Error::input(path, e.to_string()))?;
-    df.collect().await.map_err(|e| Error::input(path, e.to_string()))
+    df.collect()
+        .await
+        .map_err(|e| Error::input(path, e.to_string()))
 }
 
 fn build(name: &str, batches: &[RecordBatch], a: &FileAudit) -> Result<DecisionTable> {
@@ -212,9 +214,13 @@ fn outcome(c: &Columns, column: &str) -> Result<Outcome> {
         ));
     }
     match ty {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => Ok(
-            Outcome::categorical(column, c.codes(column)?, &format!("have {column} = {{category}}")),
-        ),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+            Ok(Outcome::categorical(
+                column,
+                c.codes(column)?,
+                &format!("have {column} = {{category}}"),
+            ))
+        }
         other => Err(Error::Config(format!(
             "--outcome {column}: a {other} column is neither a decision (boolean, 0/1), a number nor a category"
         ))),

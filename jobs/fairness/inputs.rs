@@ -21,7 +21,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use super::instruments::sentiment_outcomes;
-use super::table::{Classifier, Codes, Columns, Comparison, DecisionTable, Direction, Outcome, Stat};
+use super::table::{
+    Classifier, Codes, Columns, Comparison, DecisionTable, Direction, Outcome, Stat,
+};
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
 use crate::storage::partition_dir;
@@ -73,7 +75,12 @@ impl Session<'_> {
 
     async fn columns_of(&self, table: &str) -> Result<Vec<String>> {
         let df = self.df.table(table).await?;
-        Ok(df.schema().fields().iter().map(|f| f.name().clone()).collect())
+        Ok(df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect())
     }
 }
 
@@ -90,7 +97,9 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
     let mut warnings = Vec::new();
     if !s.has_mart("customer_attributes").await? {
         return Err(Error::MissingInput {
-            what: format!("marts/customer_attributes for {date} (the sensitive attributes the audit groups by)"),
+            what: format!(
+                "marts/customer_attributes for {date} (the sensitive attributes the audit groups by)"
+            ),
             hint: format!("run `attune transform --date {date}` first"),
         });
     }
@@ -131,7 +140,8 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
             .await?
         }
     }
-    s.view("audit_customers", include_str!("customers.sql")).await?;
+    s.view("audit_customers", include_str!("customers.sql"))
+        .await?;
     let mut groups: Vec<String> = cfg.attributes.clone();
     if segment_from.is_some() {
         groups.push("segment".into());
@@ -143,7 +153,11 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
             .iter()
             .find(|m| m.name == name)
             .map(|m| m.sql.clone())
-            .ok_or_else(|| Error::Config(format!("the SQL models have no `{name}`: the fairness audit reads it")))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the SQL models have no `{name}`: the fairness audit reads it"
+                ))
+            })
     };
     let mut out = Vec::new();
 
@@ -152,7 +166,9 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
         let b = s.collect(include_str!("service.sql")).await?;
         out.push(service(&b, &groups)?);
     } else {
-        warnings.push("no lake/tickets: support service (bot routing, response times) is not audited".into());
+        warnings.push(
+            "no lake/tickets: support service (bot routing, response times) is not audited".into(),
+        );
     }
 
     if s.has("lake", "offers") {
@@ -190,7 +206,12 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
         ));
     }
 
-    if s.has_mart("customer_value").await? && s.columns_of("customer_value").await?.iter().any(|c| c == "at_risk") {
+    if s.has_mart("customer_value").await?
+        && s.columns_of("customer_value")
+            .await?
+            .iter()
+            .any(|c| c == "at_risk")
+    {
         let b = s.collect(include_str!("churn_flags.sql")).await?;
         let c = Columns::new(&b, "marts/customer_value");
         let mut t = base("churn_flags", &c, &groups)?;
@@ -202,7 +223,9 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
         ));
         out.push(t);
     } else {
-        warnings.push(format!("no marts/customer_value for {date}: the at-risk flags are not audited"));
+        warnings.push(format!(
+            "no marts/customer_value for {date}: the at-risk flags are not audited"
+        ));
     }
 
     if s.has_mart("feedback_scored").await? {
@@ -241,7 +264,10 @@ fn base(name: &str, c: &Columns, groups: &[String]) -> Result<DecisionTable> {
 
 fn categorical(name: &str, codes: Codes, verbs: &[(&str, &str)], fallback: &str) -> Outcome {
     let mut o = Outcome::categorical(name, codes, fallback);
-    o.wording.category_verbs = verbs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    o.wording.category_verbs = verbs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     o
 }
 
@@ -289,10 +315,7 @@ fn service(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
             "channel-adjusted first-response time",
         )?,
         hours("resolution_hours", "resolution time")?,
-        relative(
-            "resolution_vs_channel",
-            "channel-adjusted resolution time",
-        )?,
+        relative("resolution_vs_channel", "channel-adjusted resolution time")?,
         Outcome::binary(
             "reopened",
             c.binary("reopened")?,
@@ -354,7 +377,12 @@ fn offer_reach(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     let c = Columns::new(b, "offer_reach (stg_offers)");
     let mut t = base("offer_reach", &c, groups)?;
     let reached = |col: &str, verb: &str| -> Result<Outcome> {
-        Ok(Outcome::binary(col, c.binary(col)?, Direction::HigherIsBetter, verb))
+        Ok(Outcome::binary(
+            col,
+            c.binary(col)?,
+            Direction::HigherIsBetter,
+            verb,
+        ))
     };
     t.outcomes = vec![
         reached("received_any_offer", "receive at least one offer")?,

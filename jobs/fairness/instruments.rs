@@ -151,11 +151,22 @@ mod tests {
         let scored = [1, 1, 1, 1, 0, NO_VALUE];
         let sentiment = [0.8, 0.4, -0.5, -0.1, f64::NAN, f64::NAN];
         let k = |s: &str| Some(s.to_string());
-        let stratum = [k("survey/nps/10"), k("survey/nps/10"), k("review/5/1"), k("review/5/1"), k("review/5/1"), None];
+        let stratum = [
+            k("survey/nps/10"),
+            k("survey/nps/10"),
+            k("review/5/1"),
+            k("review/5/1"),
+            k("review/5/1"),
+            None,
+        ];
         let outs = sentiment_outcomes(&scored, &sentiment, &stratum);
-        let OutcomeValues::Binary(unscored) = &outs[0].values else { panic!("binary") };
+        let OutcomeValues::Binary(unscored) = &outs[0].values else {
+            panic!("binary")
+        };
         assert_eq!(unscored, &vec![0, 0, 0, 0, 1, NO_VALUE]);
-        let OutcomeValues::Continuous(r) = &outs[1].values else { panic!("continuous") };
+        let OutcomeValues::Continuous(r) = &outs[1].values else {
+            panic!("continuous")
+        };
         let want = [0.2, -0.2, -0.2, 0.2];
         for (got, want) in r.iter().zip(want) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
@@ -174,11 +185,18 @@ mod tests {
             mean_score: 0.3 + gap,
             gap,
         };
-        let f = probe_findings(&[g("my grandmother", -0.08), g("my student", 0.01)], &Thresholds::default());
+        let f = probe_findings(
+            &[g("my grandmother", -0.08), g("my student", 0.01)],
+            &Thresholds::default(),
+        );
         assert_eq!(f[0].group_name.as_deref(), Some("my grandmother"));
         assert_eq!(f[0].verdict, Some(Verdict::Concern));
         assert_eq!(f[1].verdict, Some(Verdict::Ok));
-        assert!(f[0].explanation.starts_with("English template sentences"), "{}", f[0].explanation);
+        assert!(
+            f[0].explanation.starts_with("English template sentences"),
+            "{}",
+            f[0].explanation
+        );
         assert!(f[0].explanation.contains("-0.08"));
     }
 }

@@ -71,9 +71,17 @@ pub fn aggregates(
     let (t, f) = (range(tpr), range(fpr));
     if let (Some(t), Some(f)) = (t, f) {
         let (dt, df) = (t.1 - t.0, f.1 - f.0);
-        push("equalized_odds_difference", Some(dt.max(df)), if dt >= df { t } else { f });
+        push(
+            "equalized_odds_difference",
+            Some(dt.max(df)),
+            if dt >= df { t } else { f },
+        );
         if let (Some(rt), Some(rf)) = (ratio(t), ratio(f)) {
-            push("equalized_odds_ratio", Some(rt.min(rf)), if rt <= rf { t } else { f });
+            push(
+                "equalized_odds_ratio",
+                Some(rt.min(rf)),
+                if rt <= rf { t } else { f },
+            );
         }
     }
     if let Some(t) = t {

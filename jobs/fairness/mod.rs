@@ -156,8 +156,13 @@ pub async fn run_with_probe(
         .map_err(|e| Error::Internal(format!("the fairness audit panicked: {e}")))??;
     let mut report = report;
     if let Some(gaps) = &probe {
-        report.findings.extend(instruments::probe_findings(gaps, &ctx.cfg.fairness.thresholds));
-        report.findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        report.findings.extend(instruments::probe_findings(
+            gaps,
+            &ctx.cfg.fairness.thresholds,
+        ));
+        report
+            .findings
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     }
     let mut warnings = inputs.warnings;
     warnings.extend(report.warnings.iter().cloned());
@@ -240,7 +245,9 @@ mod tests {
         assert!(gate(3, 5, FailOn::Never).is_ok());
         assert!(gate(0, 5, FailOn::Concern).is_ok());
         match gate(2, 5, FailOn::Concern) {
-            Err(Error::AuditGate { job, findings }) => assert_eq!((job.as_str(), findings), ("fairness", 2)),
+            Err(Error::AuditGate { job, findings }) => {
+                assert_eq!((job.as_str(), findings), ("fairness", 2))
+            }
             other => panic!("expected the gate, got {other:?}"),
         }
         match gate(0, 5, FailOn::Review) {

@@ -120,7 +120,9 @@ pub fn chi_square_independence(table: &[Vec<u64>]) -> Option<(TestResult, usize)
     if table.iter().any(|r| r.len() != cols) {
         return None;
     }
-    let col_sums: Vec<u64> = (0..cols).map(|j| table.iter().map(|r| r[j]).sum()).collect();
+    let col_sums: Vec<u64> = (0..cols)
+        .map(|j| table.iter().map(|r| r[j]).sum())
+        .collect();
     let keep_cols: Vec<usize> = (0..cols).filter(|&j| col_sums[j] > 0).collect();
     let rows: Vec<&Vec<u64>> = table.iter().filter(|r| r.iter().sum::<u64>() > 0).collect();
     if rows.len() < 2 || keep_cols.len() < 2 {
@@ -358,7 +360,12 @@ mod tests {
     #[test]
     fn chi_square_matches_scipy() {
         // scipy.stats.chi2_contingency(table without the all-zero row, correction=False)
-        let table = vec![vec![30, 10, 5], vec![20, 25, 10], vec![0, 0, 0], vec![15, 15, 20]];
+        let table = vec![
+            vec![30, 10, 5],
+            vec![20, 25, 10],
+            vec![0, 0, 0],
+            vec![15, 15, 20],
+        ];
         let (t, df) = chi_square_independence(&table).expect("2+ rows");
         assert_eq!(df, 4);
         close(t.statistic, 22.03812853812854, "chi2");
@@ -392,9 +399,7 @@ mod tests {
     fn benjamini_hochberg_matches_statsmodels() {
         // statsmodels.stats.multitest.multipletests(p, method="fdr_bh")[1]
         let p = [0.01, 0.04, 0.03, 0.005, 0.5, 0.04, 0.9];
-        let want = [
-            0.035, 0.056, 0.056, 0.035, 0.5833333333333334, 0.056, 0.9,
-        ];
+        let want = [0.035, 0.056, 0.056, 0.035, 0.5833333333333334, 0.056, 0.9];
         for (got, want) in benjamini_hochberg(&p).iter().zip(want) {
             close(*got, want, "bh");
         }

@@ -322,7 +322,10 @@ mod tests {
             name: "t".into(),
             rows: a.len(),
             subjects: None,
-            groups: vec![("a".into(), Codes::encode(&a)), ("b".into(), Codes::encode(&b))],
+            groups: vec![
+                ("a".into(), Codes::encode(&a)),
+                ("b".into(), Codes::encode(&b)),
+            ],
             outcomes: Vec::new(),
             classifier: None,
         }
@@ -344,26 +347,48 @@ mod tests {
                 .filter(|&g| matches!(h[d][g], Hidden::Small | Hidden::Complementary))
                 .map(|g| s.groups[d][g])
                 .collect();
-            assert!(hidden.len() != 1, "{}: one hidden cell is recoverable", dim.name);
+            assert!(
+                hidden.len() != 1,
+                "{}: one hidden cell is recoverable",
+                dim.name
+            );
             if !hidden.is_empty() {
-                assert!(hidden.iter().sum::<u64>() >= 10, "{}: hidden sum < 10", dim.name);
+                assert!(
+                    hidden.iter().sum::<u64>() >= 10,
+                    "{}: hidden sum < 10",
+                    dim.name
+                );
             }
         }
     }
 
     #[test]
     fn one_small_group_takes_the_next_smallest_with_it() {
-        let t = table(&[("x", "p", 50), ("y", "p", 30), ("z", "p", 4), ("w", "p", 12)]);
+        let t = table(&[
+            ("x", "p", 50),
+            ("y", "p", 30),
+            ("z", "p", 4),
+            ("w", "p", 12),
+        ]);
         let (dims, s, h) = run(&t, Intersections::None);
         assert_eq!(s.groups[0], vec![12, 50, 30, 4], "w x y z");
-        assert_eq!(h[0], vec![Hidden::Complementary, Hidden::No, Hidden::No, Hidden::Small]);
+        assert_eq!(
+            h[0],
+            vec![Hidden::Complementary, Hidden::No, Hidden::No, Hidden::Small]
+        );
         assert_safe(&dims, &s, &h);
     }
 
     #[test]
     fn two_tiny_groups_are_not_enough_together() {
         // 3 + 4 people hidden would reveal that 7 people are in {y, z}.
-        let t = table(&[("x", "p", 50), ("y", "p", 3), ("z", "p", 4), ("w", "p", 40), ("v", "p", 20)]);
+        let t = table(&[
+            ("x", "p", 50),
+            ("y", "p", 3),
+            ("z", "p", 4),
+            ("w", "p", 40),
+            ("v", "p", 20),
+        ]);
         let (dims, s, h) = run(&t, Intersections::None);
         let hidden: Vec<&String> = dims[0]
             .values
@@ -399,14 +424,19 @@ mod tests {
         let (dims, _, h) = run(&t, Intersections::Pairwise);
         let inter = &dims[2];
         let state = |name: &str| {
-            let g = (0..inter.groups()).find(|&g| inter.group_name(g) == name).expect("group");
+            let g = (0..inter.groups())
+                .find(|&g| inter.group_name(g) == name)
+                .expect("group");
             h[2][g]
         };
         assert_eq!(state("x & q"), Hidden::Small);
         // Row x = {x & p, x & q} must lose a second cell, and so must column
         // q = {x & q, y & q, z & q}; then those rows and columns need theirs.
         assert!(state("x & p").hidden(), "row x");
-        let col_q_hidden = ["y & q", "z & q"].iter().filter(|n| state(n).hidden()).count();
+        let col_q_hidden = ["y & q", "z & q"]
+            .iter()
+            .filter(|n| state(n).hidden())
+            .count();
         assert!(col_q_hidden >= 1, "column q");
         // No row or column of the intersection has exactly one hidden cell.
         for side in 0..2 {
@@ -416,17 +446,26 @@ mod tests {
                 let hidden = (0..inter.groups())
                     .filter(|&g| p.groups[g][side] as usize == pg && h[2][g].hidden())
                     .count();
-                assert_ne!(hidden + usize::from(h[parent][pg].hidden()), 1, "line {side}/{pg}");
+                assert_ne!(
+                    hidden + usize::from(h[parent][pg].hidden()),
+                    1,
+                    "line {side}/{pg}"
+                );
             }
         }
-        assert!(h[0].iter().chain(&h[1]).all(|c| *c == Hidden::No), "margins stay visible");
+        assert!(
+            h[0].iter().chain(&h[1]).all(|c| *c == Hidden::No),
+            "margins stay visible"
+        );
     }
 
     #[test]
     fn distinct_subjects_are_counted_not_rows() {
         // 30 tickets of the same 3 customers in group "x".
         let mut t = table(&[("x", "p", 30), ("y", "p", 40)]);
-        let subjects: Vec<u32> = (0..t.rows as u32).map(|r| if r < 30 { r % 3 } else { 100 + r }).collect();
+        let subjects: Vec<u32> = (0..t.rows as u32)
+            .map(|r| if r < 30 { r % 3 } else { 100 + r })
+            .collect();
         t.subjects = Some(subjects.clone());
         let dims = dimensions(&t, &Intersections::None).expect("dims");
         let index = SubjectIndex::new(&subjects, &dims);
@@ -450,7 +489,11 @@ mod tests {
         population[3] = false;
         let s = sizes(&dims, &population, Some(&index));
         assert_eq!(s.groups[0], vec![2, 2], "x: {{0, 1}}; y: {{0, 3}}");
-        assert_eq!(s.groups[1], vec![3], "b is constant per subject (fast path); subject 2 is not in the population");
+        assert_eq!(
+            s.groups[1],
+            vec![3],
+            "b is constant per subject (fast path); subject 2 is not in the population"
+        );
     }
 
     #[test]

@@ -297,7 +297,10 @@ impl DecisionTable {
         }
         if let Some(c) = &self.classifier {
             let score_len = c.score.as_ref().map_or(self.rows, Vec::len);
-            if c.label.len() != self.rows || c.prediction.len() != self.rows || score_len != self.rows {
+            if c.label.len() != self.rows
+                || c.prediction.len() != self.rows
+                || score_len != self.rows
+            {
                 return bad("the classifier", c.label.len());
             }
         }
@@ -342,7 +345,13 @@ impl<'a> Columns<'a> {
         let names: Vec<String> = self
             .batches
             .first()
-            .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+            .map(|b| {
+                b.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect()
+            })
             .unwrap_or_default();
         Error::Input {
             file: self.source.clone(),
@@ -354,7 +363,9 @@ impl<'a> Columns<'a> {
         self.batches
             .iter()
             .map(|b| {
-                let a = b.column_by_name(column).ok_or_else(|| self.missing(column))?;
+                let a = b
+                    .column_by_name(column)
+                    .ok_or_else(|| self.missing(column))?;
                 cast(a, to).map_err(|e| Error::Input {
                     file: self.source.clone(),
                     reason: format!("column `{column}`: {e}"),
@@ -478,10 +489,25 @@ mod tests {
         RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(StringArray::from(vec![Some("b"), None, Some("a"), Some("b")])),
-                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, Some(true)])),
+                Arc::new(StringArray::from(vec![
+                    Some("b"),
+                    None,
+                    Some("a"),
+                    Some("b"),
+                ])),
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    Some(false),
+                    None,
+                    Some(true),
+                ])),
                 Arc::new(Int64Array::from(vec![Some(0), Some(1), None, Some(1)])),
-                Arc::new(Float64Array::from(vec![Some(0.5), None, Some(2.0), Some(1.0)])),
+                Arc::new(Float64Array::from(vec![
+                    Some(0.5),
+                    None,
+                    Some(2.0),
+                    Some(1.0),
+                ])),
             ],
         )
         .expect("batch")
@@ -503,7 +529,10 @@ mod tests {
         let x = c.floats("x").expect("x");
         assert!(x[1].is_nan() && x[2] == 2.0);
         let err = c.codes("nope").expect_err("missing").to_string();
-        assert!(err.contains("nope") && err.contains("columns: g, b, i, x"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("columns: g, b, i, x"),
+            "{err}"
+        );
         let s = c.subjects("g").expect("subjects");
         assert_eq!(s[0], s[3]);
         assert_ne!(s[1], s[5], "rows without an id are distinct subjects");

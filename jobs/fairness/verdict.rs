@@ -293,7 +293,11 @@ pub fn explain(c: &Comparison) -> String {
         .map(|(lo, hi)| format!("95% CI {}–{}×", fmt_ratio(lo), fmt_ratio(hi)));
     let head = match c.scale {
         Scale::Rate => {
-            let values = format!("{} against {}", fmt_pct(c.value), fmt_pct(c.reference_value));
+            let values = format!(
+                "{} against {}",
+                fmt_pct(c.value),
+                fmt_pct(c.reference_value)
+            );
             match c.ratio {
                 Some(r) => format!(
                     "{} {} {}× as often as {} ({}{})",
@@ -417,20 +421,83 @@ mod tests {
         let t = Thresholds::default();
         let cases = [
             // scale, value, ratio, difference, p_adjusted, verdict
-            (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.0001), Verdict::Concern),
-            (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.19), Verdict::Review),
+            (
+                Scale::Rate,
+                0.6,
+                Some(2.4),
+                0.35,
+                Some(0.0001),
+                Verdict::Concern,
+            ),
+            (
+                Scale::Rate,
+                0.6,
+                Some(2.4),
+                0.35,
+                Some(0.19),
+                Verdict::Review,
+            ),
             (Scale::Rate, 0.6, Some(2.4), 0.35, Some(0.2), Verdict::Ok),
             (Scale::Rate, 0.6, Some(2.4), 0.35, None, Verdict::Ok),
-            (Scale::Rate, 0.55, Some(1.1), 0.05, Some(0.001), Verdict::Review),
-            (Scale::Rate, 0.52, Some(1.04), 0.02, Some(0.001), Verdict::Ok),
+            (
+                Scale::Rate,
+                0.55,
+                Some(1.1),
+                0.05,
+                Some(0.001),
+                Verdict::Review,
+            ),
+            (
+                Scale::Rate,
+                0.52,
+                Some(1.04),
+                0.02,
+                Some(0.001),
+                Verdict::Ok,
+            ),
             (Scale::Rate, 0.52, Some(1.04), 0.02, Some(0.5), Verdict::Ok),
             (Scale::Rate, 0.1, None, 0.1, Some(0.001), Verdict::Concern),
             (Scale::Rate, 0.0, None, 0.0, Some(1.0), Verdict::Ok),
-            (Scale::Location, 8.0, Some(0.53), -7.0, Some(1e-9), Verdict::Concern),
-            (Scale::Location, 12.0, Some(1.2), 2.0, Some(1e-9), Verdict::Ok),
-            (Scale::Location, 12.0, Some(0.79), 2.0, Some(0.049), Verdict::Concern),
-            (Scale::Location, 12.0, Some(0.79), 2.0, Some(0.05), Verdict::Review),
-            (Scale::Location, 12.0, Some(0.5), 2.0, Some(0.7), Verdict::Ok),
+            (
+                Scale::Location,
+                8.0,
+                Some(0.53),
+                -7.0,
+                Some(1e-9),
+                Verdict::Concern,
+            ),
+            (
+                Scale::Location,
+                12.0,
+                Some(1.2),
+                2.0,
+                Some(1e-9),
+                Verdict::Ok,
+            ),
+            (
+                Scale::Location,
+                12.0,
+                Some(0.79),
+                2.0,
+                Some(0.049),
+                Verdict::Concern,
+            ),
+            (
+                Scale::Location,
+                12.0,
+                Some(0.79),
+                2.0,
+                Some(0.05),
+                Verdict::Review,
+            ),
+            (
+                Scale::Location,
+                12.0,
+                Some(0.5),
+                2.0,
+                Some(0.7),
+                Verdict::Ok,
+            ),
             (Scale::Gap, -0.2, None, -0.15, Some(0.001), Verdict::Concern),
             (Scale::Gap, -0.2, None, -0.15, Some(0.1), Verdict::Review),
             (Scale::Gap, -0.2, None, -0.15, Some(0.3), Verdict::Ok),
@@ -453,8 +520,14 @@ mod tests {
         };
         assert_eq!(s(&["age_band"], &["65+"]), "customers aged 65+");
         assert_eq!(s(&["age_band"], &["25-34"]), "customers aged 25–34");
-        assert_eq!(s(&["age_band", "region"], &["65+", "east"]), "customers aged 65+ in the east region");
-        assert_eq!(s(&["gender", "language"], &["female", "es"]), "female customers who write in Spanish");
+        assert_eq!(
+            s(&["age_band", "region"], &["65+", "east"]),
+            "customers aged 65+ in the east region"
+        );
+        assert_eq!(
+            s(&["gender", "language"], &["female", "es"]),
+            "female customers who write in Spanish"
+        );
         assert_eq!(
             s(&["language", "gender"], &["de", "undisclosed"]),
             "customers who write in German and did not disclose their gender"
