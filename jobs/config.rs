@@ -70,8 +70,9 @@ reference_groups = {}
 ratio_min = 0.8
 ratio_max = 1.25
 # Significance level of the Benjamini-Hochberg adjusted p-values (false discovery rate
-# over every comparison of the run): a disparity below it is a "concern".
-alpha = 0.05
+# over every comparison of the run): a disparity below it is a "concern". A nightly run
+# with no real bias still alerts with probability alpha: 0.05 would be ~18 nights a year.
+alpha = 0.01
 # A disparity whose adjusted p-value is below this (but not alpha) is "review":
 # probably real, not yet established. Above it, chance explains the disparity: "ok".
 review_alpha = 0.2
@@ -213,7 +214,7 @@ pub struct FairnessConfig {
     pub intersections: crate::fairness::dims::Intersections,
     /// Reference group per dimension. Default: none (the largest group).
     pub reference_groups: std::collections::BTreeMap<String, String>,
-    /// Verdict thresholds. Defaults: ratio band 0.8–1.25, alpha 0.05,
+    /// Verdict thresholds. Defaults: ratio band 0.8–1.25, alpha 0.01,
     /// review_alpha 0.2, review_difference 0.05, gap_tolerance 0.05.
     pub thresholds: crate::fairness::verdict::Thresholds,
     /// Bootstrap resamples. Default 1000.
@@ -438,10 +439,10 @@ impl RawFairness {
                 "ratio_min = {ratio_min}, ratio_max = {ratio_max}: need 0 < ratio_min < 1 < ratio_max (default 0.8 and 1.25)"
             ));
         }
-        let alpha = self.alpha.unwrap_or(0.05);
+        let alpha = self.alpha.unwrap_or(0.01);
         if !(alpha > 0.0 && alpha < 1.0) {
             return bad(format!(
-                "alpha = {alpha}: use a level between 0 and 1 (default 0.05)"
+                "alpha = {alpha}: use a level between 0 and 1 (default 0.01)"
             ));
         }
         let review_alpha = self.review_alpha.unwrap_or(0.2);

@@ -12,6 +12,7 @@
 //! verdict and sentence. Small groups are suppressed with complementary
 //! protection ([`super::suppress`]) before any number is computed for them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,12 +20,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::bootstrap::{
     mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed,
 };
+use super::cluster::{ClusterSums, cluster_sums, unclustered};
 use super::dims::{Dimension, Intersections, dimensions};
 use super::findings::{Finding, Pending};
 use super::metrics;
 use super::stats::{
-    Moments, benjamini_hochberg, chi_square_independence, katz_ratio_interval, mann_whitney_u,
-    quantile_sorted, two_proportion_z, welch_t, wilson,
+    Moments, benjamini_hochberg, chi_square_independence, katz_ratio_interval_deff,
+    mann_whitney_u_deff, quantile_sorted, two_proportion_z_deff, welch_t_deff, wilson_effective,
 };
 use super::suppress::{Hidden, Sizes, SubjectIndex, protect, sizes};
 use super::table::{
@@ -99,17 +101,20 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
         .map(|t| Prepared::new(t, params, &mut warnings))
         .collect::<Result<_>>()?;
     let mut units = Vec::new();
-    for (ti, t) in tables.iter().enumerate() {
-        units.extend((0..t.outcomes.len()).map(|oi| Unit::Outcome(ti, oi)));
-        if t.classifier.is_some() {
+    for (ti, p) in prepared.iter().enumerate() {
+        units.extend((0..p.table.outcomes.len()).map(|oi| Unit::Outcome(ti, oi)));
+        if p.table.classifier.is_some() {
             units.push(Unit::Classifier(ti));
         }
     }
     let outputs = run_units(&units, params.threads, |u| match *u {
-        Unit::Outcome(ti, oi) => outcome_unit(&prepared[ti], &tables[ti].outcomes[oi], params),
+        Unit::Outcome(ti, oi) => {
+            outcome_unit(&prepared[ti], &prepared[ti].table.outcomes[oi], params)
+        }
         Unit::Classifier(ti) => classifier_unit(
             &prepared[ti],
-            tables[ti]
+            prepared[ti]
+                .table
                 .classifier
                 .as_ref()
                 .expect("unit made only for classifiers"),
@@ -199,7 +204,8 @@ impl UnitOut {
 /// A table with its dimensions, whole-population suppression and
 /// reference groups.
 struct Prepared<'a> {
-    table: &'a DecisionTable,
+    /// The table, its rows in subject order (so a person's rows are adjacent).
+    table: Cow<'a, DecisionTable>,
     dims: Vec<Dimension>,
     subjects: Option<SubjectIndex>,
     base: Vec<Vec<Hidden>>,
@@ -215,7 +221,11 @@ impl<'a> Prepared<'a> {
         warnings: &mut Vec<String>,
     ) -> Result<Prepared<'a>> {
         table.check()?;
-        let dims = dimensions(table, &params.intersections)?;
+        let table = match table.sorted_by_subject() {
+            Some(sorted) => Cow::Owned(sorted),
+            None => Cow::Borrowed(table),
+        };
+        let dims = dimensions(&table, &params.intersections)?;
         let subjects = table
             .subjects
             .as_deref()
@@ -226,7 +236,7 @@ impl<'a> Prepared<'a> {
         let references = dims
             .iter()
             .enumerate()
-            .map(|(d, dim)| choose_reference(table, dim, &s, d, &base[d], params, warnings))
+            .map(|(d, dim)| choose_reference(&table, dim, &s, d, &base[d], params, warnings))
             .collect();
         let words = dims
             .iter()
@@ -257,6 +267,70 @@ impl<'a> Prepared<'a> {
     /// The reference of a dimension if it is shown in this population.
     fn reference(&self, d: usize, hidden: &[Hidden]) -> Option<usize> {
         self.references[d].filter(|&r| !hidden[r].hidden())
+    }
+
+    /// Per group of dimension `d`, cluster sums (people as clusters) of
+    /// `y` over the rows of `mask`.
+    fn clusters(&self, d: usize, mask: &[bool], y: impl Fn(usize) -> f64) -> Vec<ClusterSums> {
+        let dim = &self.dims[d];
+        match &self.table.subjects {
+            Some(s) => cluster_sums(s, &dim.codes, dim.groups(), mask, y),
+            None => unclustered(&dim.codes, dim.groups(), mask, y),
+        }
+    }
+
+    /// Design effects of the rates `counts / totals` of a 0/1 row variable.
+    fn rate_deffs(
+        &self,
+        d: usize,
+        mask: &[bool],
+        counts: &[u64],
+        totals: &[u64],
+        y: impl Fn(usize) -> bool,
+    ) -> Vec<f64> {
+        self.clusters(d, mask, |r| f64::from(u8::from(y(r))))
+            .iter()
+            .enumerate()
+            .map(|(g, c)| {
+                if totals[g] == 0 {
+                    return 1.0;
+                }
+                let p = counts[g] as f64 / totals[g] as f64;
+                c.design_effect(p, p * (1.0 - p) / totals[g] as f64)
+            })
+            .collect()
+    }
+}
+
+/// The design effect of a comparison of two estimates with robust and
+/// simple variances: (robust₁ + robust₂) / (simple₁ + simple₂), at least 1,
+/// and 1 when neither group repeats people.
+fn combined_deff(a: (&ClusterSums, f64), b: (&ClusterSums, f64)) -> f64 {
+    if !a.0.clustered() && !b.0.clustered() {
+        return 1.0;
+    }
+    let robust = |(c, simple): (&ClusterSums, f64)| {
+        if c.clustered() {
+            c.robust_variance(0.0).unwrap_or(simple)
+        } else {
+            simple
+        }
+    };
+    let simple = a.1 + b.1;
+    if simple <= 0.0 || !simple.is_finite() {
+        return 1.0;
+    }
+    ((robust(a) + robust(b)) / simple).max(1.0)
+}
+
+/// Widens bootstrap replicates around the estimate by √deff, so their
+/// spread is the clustered one.
+fn widen(replicates: &mut [f64], estimate: f64, deff: f64) {
+    if deff > 1.0 {
+        let k = deff.sqrt();
+        for r in replicates {
+            *r = estimate + k * (*r - estimate);
+        }
     }
 }
 
@@ -347,6 +421,7 @@ fn rate_findings(
     hidden: &[Hidden],
     counts: &[u64],
     totals: &[u64],
+    deffs: &[f64],
     outcome: &str,
     metric: &str,
     words: &RateWords,
@@ -363,7 +438,7 @@ fn rate_findings(
         let value = k as f64 / n as f64;
         f.value = Some(value);
         f.n = Some(n);
-        if let Some(ci) = wilson(k, n, CONFIDENCE) {
+        if let Some(ci) = wilson_effective(value, n as f64 / deffs[g], CONFIDENCE) {
             f.ci_low = Some(ci.low);
             f.ci_high = Some(ci.high);
         }
@@ -385,11 +460,13 @@ fn rate_findings(
                 f.reference_value = Some(rv);
                 f.difference = Some(value - rv);
                 f.ratio = (rv > 0.0).then(|| value / rv);
-                if let Some(ci) = katz_ratio_interval(k, n, kr, nr, CONFIDENCE) {
+                if let Some(ci) =
+                    katz_ratio_interval_deff(k, n, deffs[g], kr, nr, deffs[r], CONFIDENCE)
+                {
                     f.ratio_ci_low = Some(ci.low);
                     f.ratio_ci_high = Some(ci.high);
                 }
-                let test = two_proportion_z(k, n, kr, nr).map(|t| {
+                let test = two_proportion_z_deff(k, n, deffs[g], kr, nr, deffs[r]).map(|t| {
                     f.test = Some("two_proportion_z".into());
                     f.p_value = Some(t.p_value);
                     out.test(t.p_value)
@@ -443,6 +520,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
             };
             for (d, dim) in prep.dims.iter().enumerate() {
                 let (k, n) = binary_counts(dim, &mask, values);
+                let deffs = prep.rate_deffs(d, &mask, &k, &n, |r| values[r] == 1);
                 rate_findings(
                     &mut out,
                     prep,
@@ -450,6 +528,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     &hidden[d],
                     &k,
                     &n,
+                    &deffs,
                     &outcome.name,
                     "rate",
                     &words,
@@ -471,6 +550,8 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                 let totals: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
                 for (c, label) in codes.labels.iter().enumerate() {
                     let counts: Vec<u64> = table.iter().map(|r| r[c]).collect();
+                    let deffs =
+                        prep.rate_deffs(d, &mask, &counts, &totals, |r| codes.codes[r] == c as u32);
                     let words = RateWords {
                         verb: outcome.wording.verb_for(label),
                         qualifier: "",
@@ -483,6 +564,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                         &hidden[d],
                         &counts,
                         &totals,
+                        &deffs,
                         &outcome.name,
                         &format!("share_{label}"),
                         &words,
@@ -581,9 +663,131 @@ fn continuous_findings(
         qualifier,
         direction: outcome.direction,
     };
+    let clustered = prep.table.subjects.is_some();
+    // Mid-ranks of every row among all the outcome's rows, scaled to (0, 1]:
+    // the rank-based comparisons' design effects are those of mean ranks.
+    let ranks: Vec<f64> = if clustered {
+        let mut ranks = vec![f64::NAN; values.len()];
+        let n = order.len() as f64;
+        let mut i = 0;
+        while i < order.len() {
+            let v = values[order[i] as usize];
+            let mut j = i;
+            while j < order.len() && values[order[j] as usize] == v {
+                j += 1;
+            }
+            let mid = (i + j + 1) as f64 / 2.0 / n;
+            for &r in &order[i..j] {
+                ranks[r as usize] = mid;
+            }
+            i = j;
+        }
+        ranks
+    } else {
+        Vec::new()
+    };
     for (d, dim) in prep.dims.iter().enumerate() {
         let samples = buckets(dim, &order, values);
         let reference = prep.reference(d, &hidden[d]);
+        let moments: Vec<Moments> = samples.iter().map(|s| Moments::of(s)).collect();
+        // (cluster sums of centred values, variance of the mean for independent rows)
+        let centred =
+            |get: &dyn Fn(usize) -> f64, per_group: &[(f64, f64)]| -> Vec<(ClusterSums, f64)> {
+                if !clustered {
+                    return per_group
+                        .iter()
+                        .map(|&(_, v)| (ClusterSums::default(), v))
+                        .collect();
+                }
+                prep.clusters(d, &mask, |r| get(r) - per_group[dim.codes[r] as usize].0)
+                    .into_iter()
+                    .zip(per_group)
+                    .map(|(c, &(_, v))| (c, v))
+                    .collect()
+            };
+        let mean_var: Vec<(f64, f64)> = moments
+            .iter()
+            .map(|m| {
+                (
+                    m.mean,
+                    if m.n > 1 {
+                        m.variance / m.n as f64
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect();
+        let mean_clusters = centred(&|r| values[r], &mean_var);
+        let rank_clusters = if clustered {
+            let rank_moments: Vec<(f64, f64)> = {
+                let mut acc = vec![(0.0f64, 0.0f64, 0u64); dim.groups()];
+                for (r, &c) in dim.codes.iter().enumerate() {
+                    if mask[r] && c != MISSING {
+                        let a = &mut acc[c as usize];
+                        a.0 += ranks[r];
+                        a.1 += ranks[r] * ranks[r];
+                        a.2 += 1;
+                    }
+                }
+                acc.iter()
+                    .map(|&(s, ss, n)| {
+                        if n < 2 {
+                            return (0.0, 0.0);
+                        }
+                        let n = n as f64;
+                        let m = s / n;
+                        (m, ((ss - n * m * m) / (n - 1.0)).max(0.0) / n)
+                    })
+                    .collect()
+            };
+            centred(&|r| ranks[r], &rank_moments)
+        } else {
+            Vec::new()
+        };
+        let pair_deff = |per: &[(ClusterSums, f64)], g: usize, r: usize| {
+            if per.is_empty() {
+                1.0
+            } else {
+                combined_deff((&per[g].0, per[g].1), (&per[r].0, per[r].1))
+            }
+        };
+        // The design effect of each group's statistic (Woodruff's indicator
+        // linearization for quantiles).
+        let stat_deffs: Vec<Vec<f64>> = outcome
+            .stats
+            .iter()
+            .map(|&stat| {
+                if !clustered {
+                    return vec![1.0; dim.groups()];
+                }
+                match stat {
+                    Stat::Mean => mean_clusters
+                        .iter()
+                        .map(|(c, v)| c.design_effect(0.0, *v))
+                        .collect(),
+                    Stat::Quantile(q) => {
+                        let cut: Vec<f64> = samples.iter().map(|s| quantile_sorted(s, q)).collect();
+                        let below: Vec<(f64, f64)> = samples
+                            .iter()
+                            .zip(&cut)
+                            .map(|(s, &c)| {
+                                let n = s.len() as f64;
+                                let f = s.partition_point(|&v| v <= c) as f64 / n.max(1.0);
+                                (f, f * (1.0 - f) / n.max(1.0))
+                            })
+                            .collect();
+                        prep.clusters(d, &mask, |r| {
+                            f64::from(u8::from(values[r] <= cut[dim.codes[r] as usize]))
+                        })
+                        .iter()
+                        .zip(&below)
+                        .map(|(c, &(f, v))| c.design_effect(f, v))
+                        .collect()
+                    }
+                }
+            })
+            .collect();
         let seed_of = |g: usize, stat: Stat| {
             stream_seed(
                 params.seed,
@@ -601,20 +805,27 @@ fn continuous_findings(
         if let Some(r) = reference {
             for g in (0..dim.groups()).filter(|&g| g != r && !hidden[d][g].hidden()) {
                 let t = match outcome.comparison {
-                    Comparison::Ratio => {
-                        mann_whitney_u(&samples[g], &samples[r]).map(|t| (t, "mann_whitney_u"))
-                    }
+                    Comparison::Ratio => mann_whitney_u_deff(
+                        &samples[g],
+                        &samples[r],
+                        pair_deff(&rank_clusters, g, r),
+                    )
+                    .map(|t| (t, "mann_whitney_u")),
                     Comparison::Difference => {
-                        welch_t(Moments::of(&samples[g]), Moments::of(&samples[r]))
+                        welch_t_deff(moments[g], moments[r], pair_deff(&mean_clusters, g, r))
                             .map(|t| (t, "welch_t"))
                     }
                 };
                 tests[g] = t.map(|(t, name)| (out.test(t.p_value), t.p_value, name));
             }
         }
-        for &stat in &outcome.stats {
-            let reference_reps =
-                reference.map(|r| replicates(&samples[r], stat, params, seed_of(r, stat)));
+        for (si, &stat) in outcome.stats.iter().enumerate() {
+            let deffs = &stat_deffs[si];
+            let reference_reps = reference.map(|r| {
+                let mut reps = replicates(&samples[r], stat, params, seed_of(r, stat));
+                widen(&mut reps, stat_value(&samples[r], stat), deffs[r]);
+                reps
+            });
             for g in 0..dim.groups() {
                 let mut f = group_finding(
                     prep,
@@ -635,7 +846,9 @@ fn continuous_findings(
                 let reps = if Some(g) == reference {
                     reference_reps.clone().unwrap_or_default()
                 } else {
-                    replicates(s, stat, params, seed_of(g, stat))
+                    let mut reps = replicates(s, stat, params, seed_of(g, stat));
+                    widen(&mut reps, value, deffs[g]);
+                    reps
                 };
                 f.value = Some(value);
                 f.n = Some(s.len() as u64);
@@ -773,8 +986,9 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
         let mut per_dim = Vec::new();
         for (d, dim) in prep.dims.iter().enumerate() {
             let (k, n) = binary_counts(dim, &mask, counted);
+            let deffs = prep.rate_deffs(d, &mask, &k, &n, |r| counted[r] == 1);
             rate_findings(
-                &mut out, prep, d, &hidden[d], &k, &n, &c.name, metric, &words, params,
+                &mut out, prep, d, &hidden[d], &k, &n, &deffs, &c.name, metric, &words, params,
             );
             per_dim.push(
                 (0..dim.groups())

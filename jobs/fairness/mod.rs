@@ -16,6 +16,7 @@
 //! - [`suppress`]: small-group suppression with complementary protection
 //! - [`stats`]: Wilson, Katz, two-proportion z, chi-square, Mann-Whitney U, Welch, Benjamini-Hochberg
 //! - [`bootstrap`]: seeded bootstrap of means and quantiles
+//! - [`cluster`]: design effects of several rows per person
 //! - [`metrics`]: Fairlearn's disparity aggregates
 //! - [`verdict`]: ok / review / concern and the sentences
 //! - [`findings`]: the output rows
@@ -24,6 +25,7 @@
 
 pub mod audit;
 pub mod bootstrap;
+pub mod cluster;
 pub mod dims;
 pub mod file;
 pub mod findings;

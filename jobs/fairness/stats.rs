@@ -51,8 +51,17 @@ pub fn wilson(count: u64, n: u64, confidence: f64) -> Option<Interval> {
     if n == 0 || count > n {
         return None;
     }
+    wilson_effective(count as f64 / n as f64, n as f64, confidence)
+}
+
+/// Wilson score interval for a proportion `p` estimated from an effective
+/// sample size `n` (rows divided by the design effect, as Kish proposed for
+/// clustered samples; equal to [`wilson`] when `n` is the row count).
+pub fn wilson_effective(p: f64, n: f64, confidence: f64) -> Option<Interval> {
+    if !(n > 0.0) || !(0.0..=1.0).contains(&p) {
+        return None;
+    }
     let z = z_critical(confidence);
-    let (n, p) = (n as f64, count as f64 / n as f64);
     let z2 = z * z;
     let denom = 1.0 + z2 / n;
     let center = (p + z2 / (2.0 * n)) / denom;
@@ -73,12 +82,26 @@ pub fn katz_ratio_interval(
     n2: u64,
     confidence: f64,
 ) -> Option<Interval> {
+    katz_ratio_interval_deff(count1, n1, 1.0, count2, n2, 1.0, confidence)
+}
+
+/// [`katz_ratio_interval`] with each proportion's variance multiplied by
+/// its design effect.
+pub fn katz_ratio_interval_deff(
+    count1: u64,
+    n1: u64,
+    deff1: f64,
+    count2: u64,
+    n2: u64,
+    deff2: f64,
+    confidence: f64,
+) -> Option<Interval> {
     if count1 == 0 || count2 == 0 || count1 > n1 || count2 > n2 {
         return None;
     }
     let (a, n1, c, n2) = (count1 as f64, n1 as f64, count2 as f64, n2 as f64);
     let ratio = (a / n1) / (c / n2);
-    let se = (1.0 / a - 1.0 / n1 + 1.0 / c - 1.0 / n2).sqrt();
+    let se = (deff1 * (1.0 / a - 1.0 / n1) + deff2 * (1.0 / c - 1.0 / n2)).sqrt();
     let d = z_critical(confidence) * se;
     Some(Interval {
         low: (ratio.ln() - d).exp(),
@@ -90,12 +113,25 @@ pub fn katz_ratio_interval(
 /// two-sided. When both samples are all successes or all failures the
 /// proportions are equal and the p-value is 1. `None` when a sample is empty.
 pub fn two_proportion_z(count1: u64, n1: u64, count2: u64, n2: u64) -> Option<TestResult> {
+    two_proportion_z_deff(count1, n1, 1.0, count2, n2, 1.0)
+}
+
+/// [`two_proportion_z`] with each sample's share of the pooled variance
+/// multiplied by its design effect.
+pub fn two_proportion_z_deff(
+    count1: u64,
+    n1: u64,
+    deff1: f64,
+    count2: u64,
+    n2: u64,
+    deff2: f64,
+) -> Option<TestResult> {
     if n1 == 0 || n2 == 0 || count1 > n1 || count2 > n2 {
         return None;
     }
     let (a, n1f, c, n2f) = (count1 as f64, n1 as f64, count2 as f64, n2 as f64);
     let pooled = (a + c) / (n1f + n2f);
-    let var = pooled * (1.0 - pooled) * (1.0 / n1f + 1.0 / n2f);
+    let var = pooled * (1.0 - pooled) * (deff1 / n1f + deff2 / n2f);
     if var <= 0.0 {
         return Some(TestResult {
             statistic: 0.0,
@@ -156,6 +192,12 @@ pub fn chi_square_independence(table: &[Vec<u64>]) -> Option<(TestResult, usize)
 /// statistic is U of `x`. `None` when a sample is empty or every value is
 /// tied.
 pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Option<TestResult> {
+    mann_whitney_u_deff(x, y, 1.0)
+}
+
+/// [`mann_whitney_u`] with the variance of U multiplied by a design effect
+/// (repeated rows per person; see `cluster`).
+pub fn mann_whitney_u_deff(x: &[f64], y: &[f64], deff: f64) -> Option<TestResult> {
     let (n1, n2) = (x.len(), y.len());
     if n1 == 0 || n2 == 0 {
         return None;
@@ -197,7 +239,7 @@ pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> Option<TestResult> {
     let u1 = rank_sum_x - n1f * (n1f + 1.0) / 2.0;
     let u2 = n1f * n2f - u1;
     let mu = n1f * n2f / 2.0;
-    let var = n1f * n2f / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    let var = deff * n1f * n2f / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
     if var <= 0.0 {
         return None;
     }
@@ -238,6 +280,13 @@ impl Moments {
 /// is t for `x − y`. `None` when a sample has fewer than two values or
 /// both variances are zero.
 pub fn welch_t(x: Moments, y: Moments) -> Option<TestResult> {
+    welch_t_deff(x, y, 1.0)
+}
+
+/// [`welch_t`] with the variance of the difference multiplied by a design
+/// effect (repeated rows per person; see `cluster`); the degrees of
+/// freedom stay Welch-Satterthwaite's.
+pub fn welch_t_deff(x: Moments, y: Moments, deff: f64) -> Option<TestResult> {
     if x.n < 2 || y.n < 2 {
         return None;
     }
@@ -246,8 +295,8 @@ pub fn welch_t(x: Moments, y: Moments) -> Option<TestResult> {
     if se2 <= 0.0 || !se2.is_finite() {
         return None;
     }
-    let t = (x.mean - y.mean) / se2.sqrt();
     let df = se2 * se2 / (vx * vx / (x.n - 1) as f64 + vy * vy / (y.n - 1) as f64);
+    let t = (x.mean - y.mean) / (deff * se2).sqrt();
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     Some(TestResult {
         statistic: t,
@@ -393,6 +442,31 @@ mod tests {
         let t = welch_t(Moments::of(&x), Moments::of(&y)).expect("n >= 2");
         close(t.statistic, 2.9055881703797963, "t");
         close(t.p_value, 0.014209688384223205, "p");
+    }
+
+    #[test]
+    fn design_effects_widen_and_one_changes_nothing() {
+        let plain = two_proportion_z(60, 100, 25, 100).expect("n > 0");
+        assert_eq!(
+            two_proportion_z_deff(60, 100, 1.0, 25, 100, 1.0),
+            Some(plain)
+        );
+        let wide = two_proportion_z_deff(60, 100, 2.0, 25, 100, 2.0).expect("n > 0");
+        close(
+            wide.statistic,
+            plain.statistic / 2f64.sqrt(),
+            "z / sqrt(deff)",
+        );
+        let k = katz_ratio_interval_deff(60, 100, 3.0, 25, 100, 1.5, 0.95).expect("counts");
+        let k1 = katz_ratio_interval(60, 100, 25, 100, 0.95).expect("counts");
+        assert!(k.low < k1.low && k.high > k1.high);
+        let w = wilson_effective(0.35, 20.0, 0.95).expect("n > 0");
+        let w1 = wilson(7, 20, 0.95).expect("n > 0");
+        close(w.low, w1.low, "same n, same interval");
+        let x = [1.0, 2.0, 2.0, 3.0, 5.0, 8.0, 8.0, 9.5];
+        let y = [2.0, 3.0, 3.0, 4.0, 6.0, 7.0, 10.0, 11.0, 12.0, 12.0];
+        let m = mann_whitney_u_deff(&x, &y, 2.0).expect("non-empty");
+        assert!(m.p_value > mann_whitney_u(&x, &y).expect("non-empty").p_value);
     }
 
     #[test]

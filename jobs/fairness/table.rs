@@ -308,6 +308,55 @@ impl DecisionTable {
     }
 }
 
+impl DecisionTable {
+    /// The table with its rows in subject order (stable), so each person's
+    /// rows are adjacent; `None` when there are no subjects or they are
+    /// already in order.
+    pub fn sorted_by_subject(&self) -> Option<DecisionTable> {
+        let subjects = self.subjects.as_ref()?;
+        if subjects.windows(2).all(|w| w[0] <= w[1]) {
+            return None;
+        }
+        let mut perm: Vec<usize> = (0..self.rows).collect();
+        perm.sort_by_key(|&r| subjects[r]);
+        fn take<T: Copy>(v: &[T], perm: &[usize]) -> Vec<T> {
+            perm.iter().map(|&r| v[r]).collect()
+        }
+        let codes = |c: &Codes| Codes {
+            labels: c.labels.clone(),
+            codes: take(&c.codes, &perm),
+        };
+        Some(DecisionTable {
+            name: self.name.clone(),
+            rows: self.rows,
+            subjects: Some(take(subjects, &perm)),
+            groups: self
+                .groups
+                .iter()
+                .map(|(n, c)| (n.clone(), codes(c)))
+                .collect(),
+            outcomes: self
+                .outcomes
+                .iter()
+                .map(|o| Outcome {
+                    values: match &o.values {
+                        OutcomeValues::Binary(v) => OutcomeValues::Binary(take(v, &perm)),
+                        OutcomeValues::Continuous(v) => OutcomeValues::Continuous(take(v, &perm)),
+                        OutcomeValues::Categorical(c) => OutcomeValues::Categorical(codes(c)),
+                    },
+                    ..o.clone()
+                })
+                .collect(),
+            classifier: self.classifier.as_ref().map(|c| Classifier {
+                label: take(&c.label, &perm),
+                prediction: take(&c.prediction, &perm),
+                score: c.score.as_ref().map(|s| take(s, &perm)),
+                ..c.clone()
+            }),
+        })
+    }
+}
+
 /// Columns of a set of batches, concatenated, by name.
 pub struct Columns<'a> {
     batches: &'a [RecordBatch],
@@ -536,6 +585,34 @@ mod tests {
         let s = c.subjects("g").expect("subjects");
         assert_eq!(s[0], s[3]);
         assert_ne!(s[1], s[5], "rows without an id are distinct subjects");
+    }
+
+    #[test]
+    fn sorting_by_subject_keeps_rows_whole() {
+        let t = DecisionTable {
+            name: "t".into(),
+            rows: 4,
+            subjects: Some(vec![3, 1, 3, 0]),
+            groups: vec![(
+                "g".into(),
+                Codes::encode(&[Some("a"), Some("b"), Some("c"), Some("d")]),
+            )],
+            outcomes: vec![Outcome::binary(
+                "o",
+                vec![1, 0, 2, 1],
+                Direction::Neutral,
+                "do",
+            )],
+            classifier: None,
+        };
+        let s = t.sorted_by_subject().expect("unsorted");
+        assert_eq!(s.subjects, Some(vec![0, 1, 3, 3]));
+        assert_eq!(s.groups[0].1.codes, vec![3, 1, 0, 2], "d b a c");
+        assert_eq!(
+            s.outcomes[0].values,
+            OutcomeValues::Binary(vec![1, 0, 1, 2])
+        );
+        assert!(s.sorted_by_subject().is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! - **Rates, means, medians, percentiles** (compared by ratio):
 //!   `concern` when the ratio lies outside the fair band (default
-//!   0.8–1.25, as Aequitas) *and* the adjusted p is below `alpha` (0.05);
+//!   0.8–1.25, as Aequitas) *and* the adjusted p is below `alpha` (0.01);
 //!   `review` when the ratio is outside the band and the adjusted p is
 //!   below `review_alpha` (0.2: probably real, not yet established), or when
 //!   a rate's difference is significant and at least `review_difference`
@@ -52,7 +52,10 @@ pub struct Thresholds {
     pub ratio_min: f64,
     /// Upper end of the fair ratio band. Default 1.25.
     pub ratio_max: f64,
-    /// Significance level for adjusted p-values. Default 0.05.
+    /// Significance level for adjusted p-values. Default 0.01: a concern
+    /// trips the nightly's alert, and under no bias at all Benjamini-Hochberg
+    /// still alerts on a fraction `alpha` of nights — 0.05 would be about 18
+    /// false alarms a year.
     pub alpha: f64,
     /// Adjusted p-values below this (and at least `alpha`) make a disparity
     /// `review`. Default 0.2.
@@ -69,7 +72,7 @@ impl Default for Thresholds {
         Thresholds {
             ratio_min: 0.8,
             ratio_max: 1.25,
-            alpha: 0.05,
+            alpha: 0.01,
             review_alpha: 0.2,
             review_difference: 0.05,
             gap_tolerance: 0.05,
@@ -479,7 +482,7 @@ mod tests {
                 12.0,
                 Some(0.79),
                 2.0,
-                Some(0.049),
+                Some(0.0099),
                 Verdict::Concern,
             ),
             (
@@ -487,7 +490,7 @@ mod tests {
                 12.0,
                 Some(0.79),
                 2.0,
-                Some(0.05),
+                Some(0.01),
                 Verdict::Review,
             ),
             (

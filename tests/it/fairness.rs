@@ -979,6 +979,94 @@ fn is_planted(row: &MartRow, truth: &attune::generate::GroundTruth) -> bool {
     })
 }
 
+/// Whether a concern about an outcome a planted bias affects, in a
+/// dimension without the bias's attribute, comes from composition: the
+/// group and its reference differ in how many of their rows belong to the
+/// planted group (a region with more ticket writers aged 65+ really is
+/// sent to the bot more often). Compared like the audit compares: a share
+/// ratio outside 0.8–1.25.
+async fn is_composition(
+    root: &Path,
+    date: NaiveDate,
+    row: &MartRow,
+    truth: &attune::generate::GroundTruth,
+) -> bool {
+    let table = match row.decision.as_str() {
+        "service" => "tickets",
+        "offers" => "offers",
+        _ => return false,
+    };
+    let storage = attune::storage::Storage::open(root.to_str().expect("utf8")).expect("root");
+    let (ctx, _) = attune::catalog::session_with_all(&storage)
+        .await
+        .expect("session");
+    let share = |group: &str, attribute: &str, planted: &[&str]| {
+        let dims: Vec<&str> = row.dimension.split(" & ").collect();
+        let filter: Vec<String> = dims
+            .iter()
+            .zip(group.split(" & "))
+            .map(|(d, v)| format!("a.{d} = '{v}'"))
+            .collect();
+        let planted: Vec<String> = planted.iter().map(|g| format!("'{g}'")).collect();
+        format!(
+            "SELECT avg(CASE WHEN a.{attribute} IN ({}) THEN 1.0 ELSE 0.0 END) AS share \
+             FROM (SELECT DISTINCT customer_id, {table}_key FROM (SELECT customer_id, {key} AS {table}_key FROM {table})) AS t \
+             JOIN customer_attributes AS a ON a.customer_id = t.customer_id \
+             WHERE a.dt = DATE '{date}' AND {}",
+            planted.join(", "),
+            filter.join(" AND "),
+            key = if table == "tickets" {
+                "ticket_id"
+            } else {
+                "offer_id"
+            },
+        )
+    };
+    for b in &truth.biases {
+        let attribute = b.attribute.split_whitespace().next().unwrap_or_default();
+        if !planted_outcomes(&b.id).contains(&(row.decision.as_str(), row.outcome.as_str()))
+            || row.dimension.split(" & ").any(|d| d == attribute)
+        {
+            continue;
+        }
+        let planted: Vec<&str> = b.group.split(',').map(str::trim).collect();
+        let (Some(g), Some(r)) = (&row.group, &row.reference) else {
+            continue;
+        };
+        let mut shares = Vec::new();
+        for group in [g, r] {
+            let batches = ctx
+                .sql(&share(group, attribute, &planted))
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run");
+            let col = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("f64")
+                .clone();
+            shares.push(col.value(0));
+        }
+        let ratio = shares[0] / shares[1];
+        if !(0.8..=1.25).contains(&ratio) {
+            eprintln!(
+                "composition: {} {} vs {}: {attribute} in {:?} is {:.0}% against {:.0}% of rows",
+                row.dimension,
+                g,
+                r,
+                planted,
+                shares[0] * 100.0,
+                shares[1] * 100.0
+            );
+            return true;
+        }
+    }
+    false
+}
+
 fn truth(root: &Path) -> attune::generate::GroundTruth {
     serde_json::from_slice(&std::fs::read(root.join("ground_truth.json")).expect("ground truth"))
         .expect("valid")
@@ -987,7 +1075,7 @@ fn truth(root: &Path) -> attune::generate::GroundTruth {
 /// Checks an audited demo business: the planted biases are concerns with
 /// readable sentences, nothing unplanted is a concern, and suppressed rows
 /// carry no numbers. Returns the concerns.
-fn check_demo_audit(root: &Path, date: NaiveDate) -> Vec<MartRow> {
+async fn check_demo_audit(root: &Path, date: NaiveDate) -> Vec<MartRow> {
     let rows = read_mart(root, date);
     let truth = truth(root);
     let concern = |decision: &str, dim: &str, group: &str, outcome: &str, metric: &str| {
@@ -1073,7 +1161,12 @@ fn check_demo_audit(root: &Path, date: NaiveDate) -> Vec<MartRow> {
         .filter(|r| r.verdict.as_deref() == Some("concern"))
         .cloned()
         .collect();
-    let unplanted: Vec<&MartRow> = concerns.iter().filter(|r| !is_planted(r, &truth)).collect();
+    let mut unplanted = Vec::new();
+    for r in concerns.iter().filter(|r| !is_planted(r, &truth)) {
+        if !is_composition(root, date, r, &truth).await {
+            unplanted.push(r);
+        }
+    }
     assert!(unplanted.is_empty(), "unplanted concerns: {unplanted:#?}");
     for r in rows.iter().filter(|r| r.suppressed) {
         assert!(
@@ -1125,7 +1218,7 @@ async fn nightly_finds_the_planted_biases_and_nothing_else() {
         o.rows_out as usize,
         read_mart(common::demo_lake().0, last).len()
     );
-    let concerns = check_demo_audit(common::demo_lake().0, last);
+    let concerns = check_demo_audit(common::demo_lake().0, last).await;
     eprintln!(
         "{} concerns, {} reviews, {} tests",
         concerns.len(),
@@ -1516,13 +1609,13 @@ async fn optional_marts_are_audited_when_present() {
 }
 
 /// Other seeds of the demo business: the planted biases are found and no
-/// unplanted concern appears. Slow (three businesses generated, ingested
+/// unplanted concern appears. Slow (six businesses generated, ingested
 /// and transformed): `cargo test --test it fairness::other_seeds -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore]
 async fn other_seeds_raise_no_false_alarms() {
     let mut total = 0;
-    for seed in [1u64, 2, 3] {
+    for seed in [1u64, 2, 3, 4, 5, 6] {
         let dir = tempfile::tempdir().expect("tempdir");
         let params = attune::generate::GenerateParams {
             out: dir.path().to_path_buf(),
@@ -1550,7 +1643,7 @@ async fn other_seeds_raise_no_false_alarms() {
         .await
         .expect("ingest + transform");
         let o = attune::fairness::run(&ctx, last).await.expect("audit");
-        let concerns = check_demo_audit(dir.path(), last);
+        let concerns = check_demo_audit(dir.path(), last).await;
         eprintln!(
             "seed {seed}: {} concerns (all planted), {} reviews, {} tests",
             concerns.len(),
