@@ -550,7 +550,13 @@ mod tests {
                 .contains("not allowed")
         );
         let unique_flag = HEAD.to_string() + "unique = true\n";
-        assert!(parse(&unique_flag).expect_err("unique").to_string().contains("unique"), "uniqueness is primary_key's job");
+        assert!(
+            parse(&unique_flag)
+                .expect_err("unique")
+                .to_string()
+                .contains("unique"),
+            "uniqueness is primary_key's job"
+        );
         let unknown_key = HEAD.to_string() + "colour = \"red\"\n";
         assert!(
             parse(&unknown_key)

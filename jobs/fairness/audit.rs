@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::bootstrap::{
     mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed,
 };
-use super::cluster::{ClusterSums, cluster_sums, unclustered};
+use super::cluster::{ClusterSums, cluster_sums_multi};
 use super::dims::{Dimension, Intersections, dimensions};
 use super::findings::{Finding, Pending};
 use super::metrics;
@@ -208,6 +208,8 @@ struct Prepared<'a> {
     table: Cow<'a, DecisionTable>,
     dims: Vec<Dimension>,
     subjects: Option<SubjectIndex>,
+    /// Whether some person has several rows (else design effects are 1).
+    repeated: bool,
     base: Vec<Vec<Hidden>>,
     references: Vec<Option<usize>>,
     /// `[dim][group]`: the group in words.
@@ -246,10 +248,15 @@ impl<'a> Prepared<'a> {
                     .collect()
             })
             .collect();
+        let repeated = table
+            .subjects
+            .as_ref()
+            .is_some_and(|s| s.windows(2).any(|w| w[0] == w[1]));
         Ok(Prepared {
             table,
             dims,
             subjects,
+            repeated,
             base,
             references,
             words,
@@ -269,14 +276,26 @@ impl<'a> Prepared<'a> {
         self.references[d].filter(|&r| !hidden[r].hidden())
     }
 
-    /// Per group of dimension `d`, cluster sums (people as clusters) of
-    /// `y` over the rows of `mask`.
-    fn clusters(&self, d: usize, mask: &[bool], y: impl Fn(usize) -> f64) -> Vec<ClusterSums> {
+    /// Per variable and group of dimension `d`, cluster sums (people as
+    /// clusters) of `k` row variables over the rows of `mask`; `None` when
+    /// nobody has several rows (every design effect is then 1).
+    fn clusters(
+        &self,
+        d: usize,
+        mask: &[bool],
+        k: usize,
+        fill: impl Fn(usize, &mut [f64]),
+    ) -> Option<Vec<Vec<ClusterSums>>> {
         let dim = &self.dims[d];
-        match &self.table.subjects {
-            Some(s) => cluster_sums(s, &dim.codes, dim.groups(), mask, y),
-            None => unclustered(&dim.codes, dim.groups(), mask, y),
-        }
+        let subjects = self.table.subjects.as_ref().filter(|_| self.repeated)?;
+        Some(cluster_sums_multi(
+            subjects,
+            &dim.codes,
+            dim.groups(),
+            mask,
+            k,
+            fill,
+        ))
     }
 
     /// Design effects of the rates `counts / totals` of a 0/1 row variable.
@@ -288,35 +307,43 @@ impl<'a> Prepared<'a> {
         totals: &[u64],
         y: impl Fn(usize) -> bool,
     ) -> Vec<f64> {
-        self.clusters(d, mask, |r| f64::from(u8::from(y(r))))
-            .iter()
-            .enumerate()
-            .map(|(g, c)| {
-                if totals[g] == 0 {
-                    return 1.0;
-                }
-                let p = counts[g] as f64 / totals[g] as f64;
-                c.design_effect(p, p * (1.0 - p) / totals[g] as f64)
-            })
-            .collect()
+        match self.clusters(d, mask, 1, |r, out| out[0] = f64::from(u8::from(y(r)))) {
+            Some(mut sums) => rate_deffs(&sums.swap_remove(0), counts, totals),
+            None => vec![1.0; counts.len()],
+        }
     }
 }
 
-/// The design effect of a comparison of two estimates with robust and
-/// simple variances: (robust₁ + robust₂) / (simple₁ + simple₂), at least 1,
-/// and 1 when neither group repeats people.
-fn combined_deff(a: (&ClusterSums, f64), b: (&ClusterSums, f64)) -> f64 {
-    if !a.0.clustered() && !b.0.clustered() {
+/// Design effects of rates from their cluster sums.
+fn rate_deffs(sums: &[ClusterSums], counts: &[u64], totals: &[u64]) -> Vec<f64> {
+    sums.iter()
+        .enumerate()
+        .map(|(g, c)| {
+            if totals[g] == 0 {
+                return 1.0;
+            }
+            let p = counts[g] as f64 / totals[g] as f64;
+            c.design_effect(p, p * (1.0 - p) / totals[g] as f64)
+        })
+        .collect()
+}
+
+/// The design effect of comparing the means of y of two groups: the
+/// robust variances of the two means over their variances for independent
+/// rows, at least 1, and 1 when neither group repeats people.
+fn combined_deff(a: &ClusterSums, b: &ClusterSums) -> f64 {
+    if !a.clustered() && !b.clustered() {
         return 1.0;
     }
-    let robust = |(c, simple): (&ClusterSums, f64)| {
+    let robust = |c: &ClusterSums| {
         if c.clustered() {
-            c.robust_variance(0.0).unwrap_or(simple)
+            c.robust_variance(c.mean())
+                .unwrap_or_else(|| c.simple_variance())
         } else {
-            simple
+            c.simple_variance()
         }
     };
-    let simple = a.1 + b.1;
+    let simple = a.simple_variance() + b.simple_variance();
     if simple <= 0.0 || !simple.is_finite() {
         return 1.0;
     }
@@ -548,10 +575,16 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     }
                 }
                 let totals: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
+                let per_category = prep.clusters(d, &mask, cats, |r, out| {
+                    out.fill(0.0);
+                    out[codes.codes[r] as usize] = 1.0;
+                });
                 for (c, label) in codes.labels.iter().enumerate() {
                     let counts: Vec<u64> = table.iter().map(|r| r[c]).collect();
-                    let deffs =
-                        prep.rate_deffs(d, &mask, &counts, &totals, |r| codes.codes[r] == c as u32);
+                    let deffs = match &per_category {
+                        Some(sums) => rate_deffs(&sums[c], &counts, &totals),
+                        None => vec![1.0; dim.groups()],
+                    };
                     let words = RateWords {
                         verb: outcome.wording.verb_for(label),
                         qualifier: "",
@@ -611,9 +644,13 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
     Ok(out)
 }
 
-/// Sorted values per group of a dimension, from rows sorted by value.
-fn buckets(dim: &Dimension, sorted_rows: &[u32], values: &[f64]) -> Vec<Vec<f64>> {
-    let mut b: Vec<Vec<f64>> = vec![Vec::new(); dim.groups()];
+/// Sorted values per group of a dimension, from rows sorted by value
+/// (`rows`: the group sizes, to allocate once).
+fn buckets(dim: &Dimension, sorted_rows: &[u32], values: &[f64], rows: &[u64]) -> Vec<Vec<f64>> {
+    let mut b: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|&n| Vec::with_capacity(n as usize))
+        .collect();
     for &r in sorted_rows {
         let c = dim.codes[r as usize];
         if c != MISSING {
@@ -649,7 +686,7 @@ fn continuous_findings(
     params: &AuditParams,
 ) {
     let mask: Vec<bool> = values.iter().map(|v| !v.is_nan()).collect();
-    let (_, hidden) = prep.population(&mask, params);
+    let (sizes, hidden) = prep.population(&mask, params);
     let mut order: Vec<u32> = (0..values.len() as u32)
         .filter(|&r| mask[r as usize])
         .collect();
@@ -663,7 +700,7 @@ fn continuous_findings(
         qualifier,
         direction: outcome.direction,
     };
-    let clustered = prep.table.subjects.is_some();
+    let clustered = prep.repeated;
     // Mid-ranks of every row among all the outcome's rows, scaled to (0, 1]:
     // the rank-based comparisons' design effects are those of mean ranks.
     let ranks: Vec<f64> = if clustered {
@@ -687,107 +724,60 @@ fn continuous_findings(
         Vec::new()
     };
     for (d, dim) in prep.dims.iter().enumerate() {
-        let samples = buckets(dim, &order, values);
+        let samples = buckets(dim, &order, values, &sizes.rows[d]);
         let reference = prep.reference(d, &hidden[d]);
         let moments: Vec<Moments> = samples.iter().map(|s| Moments::of(s)).collect();
-        // (cluster sums of centred values, variance of the mean for independent rows)
-        let centred =
-            |get: &dyn Fn(usize) -> f64, per_group: &[(f64, f64)]| -> Vec<(ClusterSums, f64)> {
-                if !clustered {
-                    return per_group
-                        .iter()
-                        .map(|&(_, v)| (ClusterSums::default(), v))
-                        .collect();
-                }
-                prep.clusters(d, &mask, |r| get(r) - per_group[dim.codes[r] as usize].0)
-                    .into_iter()
-                    .zip(per_group)
-                    .map(|(c, &(_, v))| (c, v))
-                    .collect()
-            };
-        let mean_var: Vec<(f64, f64)> = moments
+        // One pass over the rows for every design effect of this dimension:
+        // variables [value, rank, 1{value <= q-quantile of its group} per
+        // quantile statistic] (Woodruff's linearization for quantiles).
+        let quantiles: Vec<(usize, Vec<f64>)> = outcome
+            .stats
             .iter()
-            .map(|m| {
-                (
-                    m.mean,
-                    if m.n > 1 {
-                        m.variance / m.n as f64
-                    } else {
-                        0.0
-                    },
-                )
+            .enumerate()
+            .filter_map(|(si, stat)| match stat {
+                Stat::Quantile(q) => {
+                    Some((si, samples.iter().map(|s| quantile_sorted(s, *q)).collect()))
+                }
+                Stat::Mean => None,
             })
             .collect();
-        let mean_clusters = centred(&|r| values[r], &mean_var);
-        let rank_clusters = if clustered {
-            let rank_moments: Vec<(f64, f64)> = {
-                let mut acc = vec![(0.0f64, 0.0f64, 0u64); dim.groups()];
-                for (r, &c) in dim.codes.iter().enumerate() {
-                    if mask[r] && c != MISSING {
-                        let a = &mut acc[c as usize];
-                        a.0 += ranks[r];
-                        a.1 += ranks[r] * ranks[r];
-                        a.2 += 1;
-                    }
-                }
-                acc.iter()
-                    .map(|&(s, ss, n)| {
-                        if n < 2 {
-                            return (0.0, 0.0);
-                        }
-                        let n = n as f64;
-                        let m = s / n;
-                        (m, ((ss - n * m * m) / (n - 1.0)).max(0.0) / n)
-                    })
-                    .collect()
-            };
-            centred(&|r| ranks[r], &rank_moments)
-        } else {
-            Vec::new()
-        };
-        let pair_deff = |per: &[(ClusterSums, f64)], g: usize, r: usize| {
-            if per.is_empty() {
-                1.0
-            } else {
-                combined_deff((&per[g].0, per[g].1), (&per[r].0, per[r].1))
+        let sums = prep.clusters(d, &mask, 2 + quantiles.len(), |r, out| {
+            out[0] = values[r];
+            out[1] = ranks[r];
+            let g = dim.codes[r] as usize;
+            for (slot, (_, cut)) in out[2..].iter_mut().zip(&quantiles) {
+                *slot = f64::from(u8::from(values[r] <= cut[g]));
             }
-        };
-        // The design effect of each group's statistic (Woodruff's indicator
-        // linearization for quantiles).
+        });
         let stat_deffs: Vec<Vec<f64>> = outcome
             .stats
             .iter()
-            .map(|&stat| {
-                if !clustered {
+            .enumerate()
+            .map(|(si, stat)| {
+                let Some(sums) = &sums else {
                     return vec![1.0; dim.groups()];
-                }
-                match stat {
-                    Stat::Mean => mean_clusters
-                        .iter()
-                        .map(|(c, v)| c.design_effect(0.0, *v))
-                        .collect(),
-                    Stat::Quantile(q) => {
-                        let cut: Vec<f64> = samples.iter().map(|s| quantile_sorted(s, q)).collect();
-                        let below: Vec<(f64, f64)> = samples
-                            .iter()
-                            .zip(&cut)
-                            .map(|(s, &c)| {
-                                let n = s.len() as f64;
-                                let f = s.partition_point(|&v| v <= c) as f64 / n.max(1.0);
-                                (f, f * (1.0 - f) / n.max(1.0))
-                            })
-                            .collect();
-                        prep.clusters(d, &mask, |r| {
-                            f64::from(u8::from(values[r] <= cut[dim.codes[r] as usize]))
-                        })
-                        .iter()
-                        .zip(&below)
-                        .map(|(c, &(f, v))| c.design_effect(f, v))
-                        .collect()
+                };
+                let v = match stat {
+                    Stat::Mean => 0,
+                    Stat::Quantile(_) => {
+                        2 + quantiles.iter().position(|(i, _)| *i == si).unwrap_or(0)
                     }
-                }
+                };
+                sums[v]
+                    .iter()
+                    .map(|c| {
+                        if c.rows == 0 {
+                            return 1.0;
+                        }
+                        c.design_effect(c.mean(), c.simple_variance())
+                    })
+                    .collect()
             })
             .collect();
+        let pair_deff = |v: usize, g: usize, r: usize| match &sums {
+            Some(sums) => combined_deff(&sums[v][g], &sums[v][r]),
+            None => 1.0,
+        };
         let seed_of = |g: usize, stat: Stat| {
             stream_seed(
                 params.seed,
@@ -805,14 +795,12 @@ fn continuous_findings(
         if let Some(r) = reference {
             for g in (0..dim.groups()).filter(|&g| g != r && !hidden[d][g].hidden()) {
                 let t = match outcome.comparison {
-                    Comparison::Ratio => mann_whitney_u_deff(
-                        &samples[g],
-                        &samples[r],
-                        pair_deff(&rank_clusters, g, r),
-                    )
-                    .map(|t| (t, "mann_whitney_u")),
+                    Comparison::Ratio => {
+                        mann_whitney_u_deff(&samples[g], &samples[r], pair_deff(1, g, r))
+                            .map(|t| (t, "mann_whitney_u"))
+                    }
                     Comparison::Difference => {
-                        welch_t_deff(moments[g], moments[r], pair_deff(&mean_clusters, g, r))
+                        welch_t_deff(moments[g], moments[r], pair_deff(0, g, r))
                             .map(|t| (t, "welch_t"))
                     }
                 };

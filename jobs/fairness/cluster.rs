@@ -17,6 +17,10 @@
 pub struct ClusterSums {
     pub clusters: u64,
     pub rows: u64,
+    /// Σ y over rows (= Σ y_c)
+    pub sum_y: f64,
+    /// Σ y² over rows
+    pub sum_y2_rows: f64,
     /// Σ m_c²
     pub sum_m2: f64,
     /// Σ y_c m_c
@@ -28,6 +32,21 @@ pub struct ClusterSums {
 }
 
 impl ClusterSums {
+    /// The mean of y over rows.
+    pub fn mean(&self) -> f64 {
+        self.sum_y / self.rows as f64
+    }
+
+    /// The variance of the mean of y if rows were independent: s²/n.
+    pub fn simple_variance(&self) -> f64 {
+        if self.rows < 2 {
+            return 0.0;
+        }
+        let n = self.rows as f64;
+        let m = self.mean();
+        ((self.sum_y2_rows - n * m * m) / (n - 1.0)).max(0.0) / n
+    }
+
     /// Whether some cluster has more than one row.
     pub fn clustered(&self) -> bool {
         self.max_m > 1
@@ -71,21 +90,52 @@ pub fn cluster_sums(
     mask: &[bool],
     y: impl Fn(usize) -> f64,
 ) -> Vec<ClusterSums> {
-    let mut out = vec![ClusterSums::default(); groups];
+    cluster_sums_multi(subjects, codes, groups, mask, 1, |r, out| out[0] = y(r))
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`cluster_sums`] of `k` row variables at once (`fill(row, values)`
+/// writes the row's `k` values): one pass over the rows for all of them.
+/// Returns `[variable][group]`.
+pub fn cluster_sums_multi(
+    subjects: &[u32],
+    codes: &[u32],
+    groups: usize,
+    mask: &[bool],
+    k: usize,
+    fill: impl Fn(usize, &mut [f64]),
+) -> Vec<Vec<ClusterSums>> {
+    let mut out = vec![vec![ClusterSums::default(); groups]; k];
     // The current subject's partial clusters, one per group it touches
-    // (almost always exactly one).
-    let mut open: Vec<(u32, u64, f64)> = Vec::new();
-    let flush = |open: &mut Vec<(u32, u64, f64)>, out: &mut [ClusterSums]| {
-        for (g, m, yc) in open.drain(..) {
-            let s = &mut out[g as usize];
+    // (almost always exactly one): (group, rows), with their k totals in
+    // `totals` at the same position.
+    let mut open: Vec<(u32, u64)> = Vec::new();
+    let mut totals: Vec<f64> = Vec::new();
+    // Σ y² over the current subject's rows, per open cluster and variable.
+    let mut squares: Vec<f64> = Vec::new();
+    let mut row = vec![0.0; k];
+    let flush = |open: &mut Vec<(u32, u64)>,
+                 totals: &mut Vec<f64>,
+                 squares: &mut Vec<f64>,
+                 out: &mut [Vec<ClusterSums>]| {
+        for (i, (g, m)) in open.drain(..).enumerate() {
             let mf = m as f64;
-            s.clusters += 1;
-            s.rows += m;
-            s.sum_m2 += mf * mf;
-            s.sum_ym += yc * mf;
-            s.sum_y2 += yc * yc;
-            s.max_m = s.max_m.max(m);
+            for (v, per_group) in out.iter_mut().enumerate() {
+                let yc = totals[i * k + v];
+                let s = &mut per_group[g as usize];
+                s.clusters += 1;
+                s.rows += m;
+                s.sum_y += yc;
+                s.sum_y2_rows += squares[i * k + v];
+                s.sum_m2 += mf * mf;
+                s.sum_ym += yc * mf;
+                s.sum_y2 += yc * yc;
+                s.max_m = s.max_m.max(m);
+            }
         }
+        totals.clear();
+        squares.clear();
     };
     let mut current = None;
     for r in 0..subjects.len() {
@@ -93,20 +143,32 @@ pub fn cluster_sums(
             continue;
         }
         if current != Some(subjects[r]) {
-            flush(&mut open, &mut out);
+            flush(&mut open, &mut totals, &mut squares, &mut out);
             current = Some(subjects[r]);
         }
         let g = codes[r];
-        let v = y(r);
-        match open.iter_mut().find(|(og, _, _)| *og == g) {
-            Some(o) => {
-                o.1 += 1;
-                o.2 += v;
+        fill(r, &mut row);
+        let slot = match open.iter().position(|(og, _)| *og == g) {
+            Some(i) => i,
+            None => {
+                open.push((g, 0));
+                totals.extend(std::iter::repeat_n(0.0, k));
+                squares.extend(std::iter::repeat_n(0.0, k));
+                open.len() - 1
             }
-            None => open.push((g, 1, v)),
+        };
+        open[slot].1 += 1;
+        let range = slot * k..(slot + 1) * k;
+        for ((t, q), v) in totals[range.clone()]
+            .iter_mut()
+            .zip(&mut squares[range])
+            .zip(&row)
+        {
+            *t += v;
+            *q += v * v;
         }
     }
-    flush(&mut open, &mut out);
+    flush(&mut open, &mut totals, &mut squares, &mut out);
     out
 }
 
@@ -124,6 +186,8 @@ pub fn unclustered(
             let s = &mut out[codes[r] as usize];
             s.clusters += 1;
             s.rows += 1;
+            s.sum_y += v;
+            s.sum_y2_rows += v * v;
             s.sum_m2 += 1.0;
             s.sum_ym += v;
             s.sum_y2 += v * v;
@@ -171,6 +235,8 @@ mod tests {
             assert!((own_simple - simple).abs() < 1e-12);
             let d = s.design_effect(mean, simple);
             assert!((d - robust / simple).abs() < 1e-9, "{d}");
+            assert!((s.mean() - mean).abs() < 1e-12);
+            assert!((s.simple_variance() - simple).abs() < 1e-12);
         }
     }
 
@@ -197,6 +263,26 @@ mod tests {
         let sums = cluster_sums(&subjects, &vec![0; 50], 1, &vec![true; 50], |r| y[r]);
         let d = sums[0].design_effect(0.5, 0.25 / 50.0);
         assert!((d - 5.0 * 10.0 / 9.0).abs() < 1e-9, "{d}");
+    }
+
+    #[test]
+    fn several_variables_in_one_pass_equal_one_at_a_time() {
+        let subjects = [0u32, 0, 1, 1, 1, 2, 3, 3];
+        let codes = [0u32, 0, 1, 0, 1, 1, 0, 0];
+        let y = [1.0, 2.0, 0.5, 3.0, 1.5, 2.0, 0.0, 4.0];
+        let mask = [true, true, true, true, false, true, true, true];
+        let multi = cluster_sums_multi(&subjects, &codes, 2, &mask, 2, |r, out| {
+            out[0] = y[r];
+            out[1] = y[r] * y[r];
+        });
+        assert_eq!(
+            multi[0],
+            cluster_sums(&subjects, &codes, 2, &mask, |r| y[r])
+        );
+        assert_eq!(
+            multi[1],
+            cluster_sums(&subjects, &codes, 2, &mask, |r| y[r] * y[r])
+        );
     }
 
     #[test]

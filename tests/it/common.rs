@@ -173,8 +173,8 @@ pub fn demo_lake() -> (&'static Path, NaiveDate) {
                 root: dir.path().to_string_lossy().into_owned(),
                 ..ValidConfig::default()
             };
-            let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
-                .expect("context");
+            let mut ctx =
+                JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
             ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
             let dates = attune::nightly::date_range(params.start, last).expect("dates");
             let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -1914,3 +1914,75 @@ fn speed_of_a_million_customer_audit() {
     );
     assert!(r.tests > 0);
 }
+
+/// Several rows per person (tickets of one customer are alike) must not
+/// pass for independent evidence: under no difference between two groups,
+/// tests on clustered rows reject at about the nominal 5% with people as
+/// subjects, and far more often when every row is taken as its own person.
+#[test]
+fn repeated_rows_per_person_do_not_inflate_significance() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(99);
+    let (mut with, mut without, mut runs) = (0usize, 0usize, 0usize);
+    let mut params = AuditParams {
+        resamples: 100,
+        intersections: Intersections::None,
+        ..AuditParams::default()
+    };
+    params.threads = 1;
+    for _ in 0..300 {
+        // Two groups of 40 people; each has 1–12 rows, a personal rate of
+        // being flagged and a personal level of the continuous outcome.
+        let (mut subjects, mut groups, mut flag, mut level) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for person in 0..80u32 {
+            let rate: f64 = (0.35 + 0.3 * (rng.random::<f64>() - 0.5) * 2.0).clamp(0.0, 1.0);
+            let own: f64 = 3.0 * (rng.random::<f64>() - 0.5);
+            for _ in 0..rng.random_range(1..=12) {
+                subjects.push(person);
+                groups.push(Some(if person < 40 { "a" } else { "b" }));
+                flag.push(u8::from(rng.random_bool(rate)));
+                level.push(own + rng.random::<f64>());
+            }
+        }
+        let table = DecisionTable {
+            name: "sim".into(),
+            rows: subjects.len(),
+            subjects: Some(subjects),
+            groups: vec![("g".into(), Codes::encode(&groups))],
+            outcomes: vec![
+                Outcome::binary("flag", flag, Direction::Neutral, "are flagged"),
+                Outcome::continuous(
+                    "level",
+                    level,
+                    vec![Stat::Quantile(0.5)],
+                    Comparison::Ratio,
+                    Direction::Neutral,
+                    "level",
+                    "",
+                ),
+            ],
+            classifier: None,
+        };
+        let naive = DecisionTable {
+            subjects: None,
+            ..table.clone()
+        };
+        let rejections = |t: &DecisionTable| {
+            let r = audit(std::slice::from_ref(t), &params).expect("audit");
+            r.findings
+                .iter()
+                .filter(|f| f.p_value.is_some_and(|p| p < 0.05))
+                .count()
+        };
+        with += rejections(&table);
+        without += rejections(&naive);
+        runs += 2; // one rate test and one Mann-Whitney test per run
+    }
+    let (with, without) = (with as f64 / runs as f64, without as f64 / runs as f64);
+    eprintln!(
+        "rejections at 5% under no difference: {with:.3} with people as subjects, {without:.3} without"
+    );
+    assert!((0.02..=0.08).contains(&with), "clustered: {with}");
+    assert!(without > 0.15, "rows as independent: {without}");
+}

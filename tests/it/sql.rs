@@ -94,7 +94,11 @@ fn cell_text(col: &ArrayRef, row: usize) -> Result<String, DataFusionError> {
             let text = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?
                 .value(row)
                 .to_string();
-            if text.is_empty() { "(empty)".into() } else { text }
+            if text.is_empty() {
+                "(empty)".into()
+            } else {
+                text
+            }
         }
     })
 }
@@ -157,8 +161,7 @@ fn repo() -> PathBuf {
 /// would end the slt statement).
 fn model_sql(name: &str) -> String {
     let path = repo().join("sql").join(format!("{name}.sql"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
