@@ -22,6 +22,7 @@
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
 //! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
 //! - [`roi`]: initiative ROI: treatment vs control (or difference in differences), bootstrap intervals → `marts/initiative_roi`
+//! - [`fairness`]: the fairness audit of every automated decision across customer groups (`marts/fairness_audit`), and of any decision table
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`empathy`]: the Empathy Index (six documented components, per month and group) → marts/empathy_index, empathy_contacts
@@ -43,6 +44,7 @@ pub mod context;
 pub mod demo;
 pub mod empathy;
 pub mod error;
+pub mod fairness;
 pub mod generate;
 pub mod ingest;
 pub mod manifest;
