@@ -23,6 +23,8 @@
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
+//! - [`runs`]: `attune runs`, the run manifests listed and shown
+//! - [`doctor`]: `attune doctor`, pre-flight checks that say what to fix
 //! - [`query`]: `attune query` and `attune tables`, for analysts
 //! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)
 //! - [`config`]: `attune.toml`, checked once into `ValidConfig`
@@ -38,6 +40,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod generate;
 pub mod ingest;
@@ -47,6 +50,7 @@ pub mod nightly;
 pub mod parquet_io;
 pub mod privacy;
 pub mod query;
+pub mod runs;
 pub mod schema;
 pub mod segment;
 pub mod storage;

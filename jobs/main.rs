@@ -206,6 +206,39 @@ enum Command {
         #[command(subcommand)]
         command: Option<VoiceCommand>,
     },
+    /// List recent runs from their manifests (runs/<run_id>.json), newest first.
+    ///
+    /// A run still marked running while nobody holds the lock is shown as interrupted.
+    /// `attune runs show ID` prints one run: per job status, start, duration, rows,
+    /// peak memory, warnings and error. ID may be a unique prefix, or `latest`;
+    /// an unknown ID exits with code 5 and names the nearest ids.
+    /// Example: attune runs --limit 7
+    /// Example: attune runs show latest --json
+    #[command(args_conflicts_with_subcommands = true)]
+    Runs {
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON (one array of run summaries) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+    },
+    /// Check that a nightly run can work, and say what to fix.
+    ///
+    /// Checks the config, the pseudonymization key (present, long enough; never printed),
+    /// data root access (writes, reads and deletes a probe object), the exports in landing
+    /// for the date, free space on a local root, the clock, the lock and the last run.
+    /// One line per check: ok, warn or FAIL. Exits 0 without a FAIL, 2 for a config or
+    /// key problem, 5 for an unusable data root or missing exports.
+    /// Example: attune doctor
+    /// Example: attune doctor --date 2025-03-14
+    Doctor {
+        /// The date whose exports to look for (default: yesterday in [nightly] timezone).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -246,6 +279,20 @@ enum VoiceCommand {
         /// Output file (.csv or .parquet); written atomically.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCommand {
+    /// Print one run's manifest readably (or raw with --json).
+    ///
+    /// Example: attune runs show 20250314T020000Z-1a2b3c4d
+    Show {
+        /// The run id, a unique prefix of it, or `latest`.
+        id: String,
+        /// Print the manifest as stored (JSON).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -689,6 +736,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for w in &o.warnings {
                 eprintln!("warning: {w}");
             }
+            Ok(())
+        }
+        Command::Runs {
+            limit,
+            json,
+            command,
+        } => {
+            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let lock_free = !nightly::lock::is_held(&storage)?;
+            let rt = runtime()?;
+            match command {
+                None => {
+                    let runs = rt.block_on(attune::runs::list(&storage, *limit, lock_free))?;
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&runs)?);
+                    } else {
+                        print!("{}", attune::runs::render_list(&runs));
+                    }
+                }
+                Some(RunsCommand::Show { id, json }) => {
+                    let m = rt.block_on(attune::runs::find(&storage, id))?;
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&m)?);
+                    } else {
+                        print!("{}", attune::runs::render_manifest(&m, lock_free));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Doctor { date } => {
+            let cfg = load_config(&cli).map_err(|e| format!("{e:#}"));
+            let report = runtime()?.block_on(attune::doctor::run(cfg, *date, chrono::Utc::now()));
+            print!("{}", report.render());
+            report.result()?;
             Ok(())
         }
         Command::Demo {

@@ -25,7 +25,10 @@ pub struct JobRecord {
     pub seconds: f64,
     pub rows_in: u64,
     pub rows_out: u64,
-    /// Peak resident memory of the process when the job ended.
+    /// Peak resident memory of the process when the job ended (Linux
+    /// `VmHWM`). A process-wide high-water mark: it includes every job that
+    /// ran before in the same process and never decreases, so a job's own
+    /// peak is only visible where this number rises.
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
@@ -161,8 +164,13 @@ fn now_rfc3339() -> String {
 
 /// A short hash of the checked config, so a manifest or stamp can say which settings a run used.
 pub fn config_hash(ctx: &JobContext) -> String {
+    config_hash_of(&ctx.cfg)
+}
+
+/// [`config_hash`] of a config without a context (`attune doctor`).
+pub fn config_hash_of(cfg: &crate::config::ValidConfig) -> String {
     let mut h = Sha256::new();
-    h.update(format!("{:?}", ctx.cfg).as_bytes());
+    h.update(format!("{cfg:?}").as_bytes());
     hex::encode(&h.finalize()[..8])
 }
 
