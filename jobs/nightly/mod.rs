@@ -12,6 +12,7 @@
 //! therefore redoes only what did not complete.
 
 pub mod lock;
+pub mod progress;
 pub mod stamps;
 
 use chrono::NaiveDate;
@@ -112,7 +113,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
     // (job, findings) of every gated job that found something, run or skipped.
     let mut tripped: Vec<(String, usize)> = Vec::new();
 
+    let mut progress = progress::Progress::new();
     if wanted("ingest") {
+        progress.start("ingest");
         match run_ingest(ctx, params, &mut outcome).await {
             Ok(record) => manifest.jobs.push(record),
             Err((record, e)) => {
@@ -129,9 +132,11 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         upstream.push(stamps::digest(&ctx.storage, &[Place::Prefix(Path::from("lake"))]).await?);
     }
     for job in JOBS.iter().skip(1) {
+        progress.update(&manifest.jobs);
         if failure.is_some() {
             break;
         }
+        progress.start(job);
         if *job == "retention" {
             if wanted(job) && ctx.cfg.retention_enabled {
                 let timer = JobTimer::start(job);
@@ -202,6 +207,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             }
         }
     }
+
+    progress.update(&manifest.jobs);
+    drop(progress);
 
     // Audit gates trip only after every output, the report included, is written.
     let gate = match (&failure, tripped.first()) {
