@@ -12,6 +12,7 @@
 //! therefore redoes only what did not complete.
 
 pub mod lock;
+pub mod panics;
 pub mod progress;
 pub mod stamps;
 
@@ -175,7 +176,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         }
         stamps::clear(&ctx.storage, job, last).await?;
         let timer = JobTimer::start(job);
-        match run_job(ctx, job, last, &mut outcome).await {
+        match panics::contain(job, run_job(ctx, job, last, &mut outcome)).await {
             Ok(r) => {
                 let written = stamps::digest(&ctx.storage, &places).await?;
                 stamps::save(
@@ -297,7 +298,7 @@ async fn run_ingest(
         return Ok(r);
     }
     let dates: Vec<NaiveDate> = todo.iter().map(|(d, _, _)| *d).collect();
-    match ingest::run(ctx, &dates).await {
+    match panics::contain("ingest", ingest::run(ctx, &dates)).await {
         Ok(o) => {
             for (date, fp, places) in &todo {
                 let stamped = async {

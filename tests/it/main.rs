@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod contract;
+mod exit_codes;
 mod generated;
 mod ingest;
 mod nightly;
