@@ -367,11 +367,20 @@ impl DatesArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
+    let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(exit_code(&err))
+            let code = exit_code(&err);
+            match format {
+                LogFormat::Human => eprintln!("error: {err:#}"),
+                // A collector parses every stderr line as JSON: the final
+                // error is one more event, with the exit code as a field.
+                LogFormat::Json => {
+                    tracing::error!(exit_code = code, error = %format!("{err:#}"), "attune failed")
+                }
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -79,8 +79,16 @@ pub async fn ids(storage: &Storage) -> Result<Vec<String>> {
 /// The newest `limit` runs, newest first. `lock_free` says whether no run
 /// holds the data root's lock now (see [`crate::nightly::lock::is_held`]).
 pub async fn list(storage: &Storage, limit: usize, lock_free: bool) -> Result<Vec<RunSummary>> {
+    let ids = ids(storage).await?;
+    // Ids order runs to the second only (then a random suffix): load every
+    // run of the boundary second too, and order by the start in milliseconds.
+    let second = |id: &str| id.split('-').next().unwrap_or_default().to_string();
+    let mut n = limit.min(ids.len());
+    while n > 0 && n < ids.len() && second(&ids[n]) == second(&ids[n - 1]) {
+        n += 1;
+    }
     let mut out = Vec::new();
-    for id in ids(storage).await?.into_iter().take(limit) {
+    for id in ids.into_iter().take(n) {
         out.push(match RunManifest::load(storage, &id).await {
             Ok(m) => RunSummary::of(&m, lock_free),
             Err(_) => RunSummary {
@@ -97,6 +105,9 @@ pub async fn list(storage: &Storage, limit: usize, lock_free: bool) -> Result<Ve
             },
         });
     }
+    // RFC 3339 UTC timestamps of one format sort as text.
+    out.sort_by(|a, b| (&b.started_at, &b.run_id).cmp(&(&a.started_at, &a.run_id)));
+    out.truncate(limit);
     Ok(out)
 }
 
@@ -104,6 +115,13 @@ pub async fn list(storage: &Storage, limit: usize, lock_free: bool) -> Result<Ve
 /// An unknown id is [`Error::MissingInput`] naming the nearest ids.
 pub async fn find(storage: &Storage, wanted: &str) -> Result<RunManifest> {
     let ids = ids(storage).await?;
+    if wanted == "latest" && !ids.is_empty() {
+        // The newest by start time, not by id (ids are to the second).
+        let newest = list(storage, 1, true).await?;
+        if let Some(r) = newest.first() {
+            return RunManifest::load(storage, &r.run_id).await;
+        }
+    }
     let id = resolve(&ids, wanted)?;
     RunManifest::load(storage, id).await
 }

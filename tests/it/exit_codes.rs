@@ -282,6 +282,32 @@ fn nightly_exits_2_on_config_or_key_4_on_the_lock_and_5_on_missing_input() {
         "{}",
         stderr(&missing)
     );
+    // --log-format json: every stderr line is a JSON event, the error included.
+    let json = run(
+        Some(KEY),
+        &[
+            "--log-format",
+            "json",
+            "-v",
+            "nightly",
+            "--date",
+            "2025-03-01",
+        ],
+    );
+    assert_eq!(code(&json), Some(5));
+    let events: Vec<serde_json::Value> = stderr(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = events.last().expect("the error is logged");
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["fields"]["exit_code"], 5);
+    assert!(
+        last["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("landing/")),
+        "{last}"
+    );
     let doctor = run(Some(KEY), &["doctor", "--date", "2025-03-01"]);
     assert_eq!(code(&doctor), Some(5), "{}", stdout(&doctor));
     assert!(

@@ -8,6 +8,7 @@ mod exit_codes;
 mod generated;
 mod ingest;
 mod nightly;
+mod nightly_week;
 mod ops_readme;
 mod privacy;
 mod segment;
