@@ -6,11 +6,45 @@
 //! The nightly tells this module which job starts, and hands it the
 //! manifest's job records as they grow: a job's line is finished from its
 //! own record, so the terminal and `runs/<run_id>.json` never disagree.
+//! Log lines reach stderr through [`log_writer`], which writes them
+//! between redraws of the spinners instead of through them.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Every spinner of the process, so log lines can be written around them.
+static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+fn bars() -> &'static MultiProgress {
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// stderr for the log subscriber (`tracing_subscriber::fmt().with_writer(log_writer)`):
+/// while spinners are showing, each log line is written with them cleared
+/// and redrawn below it.
+pub fn log_writer() -> LogWriter {
+    LogWriter
+}
+
+/// See [`log_writer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 use crate::manifest::JobRecord;
 
@@ -49,12 +83,11 @@ impl Progress {
         if !self.enabled {
             return;
         }
-        let target = if self.draw {
-            ProgressDrawTarget::stderr()
+        let bar = if self.draw {
+            bars().add(ProgressBar::new_spinner())
         } else {
-            ProgressDrawTarget::hidden()
+            ProgressBar::hidden()
         };
-        let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
             ProgressStyle::with_template("{spinner} {prefix:<11} {elapsed:>4}  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -81,7 +114,7 @@ impl Progress {
                 other => {
                     self.current = other;
                     if self.enabled && self.draw {
-                        eprintln!("  {:<11} {line}", record.job);
+                        let _ = bars().println(format!("  {:<11} {line}", record.job));
                     }
                 }
             }

@@ -369,6 +369,29 @@ fn nightly_exits_2_on_config_or_key_4_on_the_lock_and_5_on_missing_input() {
         stdout(&doctor)
     );
 
+    // Both commands explain themselves, with an example and their exit codes.
+    for sub in [
+        &["runs", "--help"][..],
+        &["runs", "show", "--help"],
+        &["doctor", "--help"],
+    ] {
+        let help = run(Some(KEY), sub);
+        assert_eq!(code(&help), Some(0));
+        assert!(
+            stdout(&help).contains("Example"),
+            "{sub:?}: {}",
+            stdout(&help)
+        );
+    }
+    let help = stdout(&run(Some(KEY), &["doctor", "--help"]))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("2 for a config") && help.contains("5 for"),
+        "{help}"
+    );
+
     // 4: the lock held by another run (this test, through the library).
     let ctx = root.ctx(&attune::schema::TABLES, KEY);
     let lock = attune::nightly::RunLock::acquire(&ctx).expect("the test takes the lock");
