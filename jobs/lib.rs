@@ -32,6 +32,7 @@
 //! - [`storage`]: the data root on an object store; atomic partition files
 //! - [`parquet_io`]: the one Parquet writer configuration
 //! - [`manifest`]: run manifests under `runs/`
+//! - [`memory`]: peak memory per job (sampled), beside the process's high-water mark
 //! - [`mart`]: publishing the marts Rust jobs write, checked against `schemas/marts/`; `model_metrics`
 //! - [`context`]: what every job receives
 //! - [`error`]: the error type
@@ -46,6 +47,7 @@ pub mod generate;
 pub mod ingest;
 pub mod manifest;
 pub mod mart;
+pub mod memory;
 pub mod nightly;
 pub mod parquet_io;
 pub mod privacy;

@@ -30,6 +30,10 @@ pub struct JobRecord {
     /// ran before in the same process and never decreases, so a job's own
     /// peak is only visible where this number rises.
     pub peak_rss_bytes: Option<u64>,
+    /// Peak resident memory while this job ran, sampled every 20 ms (see
+    /// [`crate::memory`]); `None` off Linux and in older manifests.
+    #[serde(default)]
+    pub job_peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
     /// Job-specific detail (per-table counts for ingest, …).
@@ -100,6 +104,7 @@ pub struct JobTimer {
     job: String,
     started_at: String,
     start: Instant,
+    memory: crate::memory::Window,
 }
 
 impl JobTimer {
@@ -109,6 +114,7 @@ impl JobTimer {
             job: job.to_string(),
             started_at: now_rfc3339(),
             start: Instant::now(),
+            memory: crate::memory::open_window(),
         }
     }
 
@@ -128,6 +134,7 @@ impl JobTimer {
             rows_in,
             rows_out,
             peak_rss_bytes: peak_rss_bytes(),
+            job_peak_rss_bytes: self.memory.peak(),
             warnings,
             error: None,
             details,
@@ -144,6 +151,7 @@ impl JobTimer {
             rows_in: 0,
             rows_out: 0,
             peak_rss_bytes: peak_rss_bytes(),
+            job_peak_rss_bytes: self.memory.peak(),
             warnings: Vec::new(),
             error: Some(format!("{error:#}")),
             details: serde_json::Value::Null,

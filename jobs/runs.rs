@@ -296,19 +296,28 @@ pub fn render_manifest(m: &RunManifest, lock_free: bool) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<12} {:<8} {:<24} {:>9} {:>12} {:>12} {:>10} {:>8}",
-        "job", "status", "started (UTC)", "seconds", "rows in", "rows out", "peak RSS", "warnings"
+        "{:<12} {:<8} {:<24} {:>9} {:>12} {:>12} {:>10} {:>12} {:>8}",
+        "job",
+        "status",
+        "started (UTC)",
+        "seconds",
+        "rows in",
+        "rows out",
+        "job peak",
+        "process peak",
+        "warnings"
     );
     for j in &m.jobs {
         let _ = writeln!(
             s,
-            "{:<12} {:<8} {:<24} {:>9.2} {:>12} {:>12} {:>10} {:>8}",
+            "{:<12} {:<8} {:<24} {:>9.2} {:>12} {:>12} {:>10} {:>12} {:>8}",
             j.job,
             j.status,
             j.started_at.replace('T', " ").trim_end_matches('Z'),
             j.seconds,
             j.rows_in,
             j.rows_out,
+            bytes_text(j.job_peak_rss_bytes),
             bytes_text(j.peak_rss_bytes),
             j.warnings.len()
         );
@@ -316,7 +325,7 @@ pub fn render_manifest(m: &RunManifest, lock_free: bool) -> String {
     if m.jobs.iter().any(|j| j.peak_rss_bytes.is_some()) {
         let _ = writeln!(
             s,
-            "(peak RSS is the whole process's high-water mark when the job ended, so it never decreases)"
+            "(job peak: resident memory sampled while the job ran; process peak: the process's high-water mark when it ended)"
         );
     }
     for j in &m.jobs {

@@ -177,6 +177,7 @@ mod tests {
             rows_in: 1200,
             rows_out: 800,
             peak_rss_bytes: None,
+            job_peak_rss_bytes: None,
             warnings: vec!["w1".into(), "w2".into()],
             error: (status == "failed").then(|| "marts/x: bad file".to_string()),
             details: serde_json::Value::Null,

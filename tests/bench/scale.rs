@@ -82,7 +82,13 @@ fn manifest_steps(stdout: &str, label: &str) -> Vec<Step> {
             rows_in: job["rows_in"].as_u64().unwrap_or(0),
             rows_out: job["rows_out"].as_u64().unwrap_or(0),
             seconds: job["seconds"].as_f64().unwrap_or(0.0),
-            peak_rss_kib: job["peak_rss_bytes"].as_u64().unwrap_or(0) / 1024,
+            // The job's own sampled peak; older manifests have only the
+            // process's high-water mark.
+            peak_rss_kib: job["job_peak_rss_bytes"]
+                .as_u64()
+                .or_else(|| job["peak_rss_bytes"].as_u64())
+                .unwrap_or(0)
+                / 1024,
         })
         .collect()
 }
@@ -187,8 +193,8 @@ fn main() {
     });
 
     println!(
-        "\nPeak RSS per job is the nightly process's high-water mark when the job ended \
-         (it includes the jobs before it); the whole-process rows are GNU time's."
+        "\nPeak RSS per job is sampled every 20 ms while the job ran (see jobs/memory.rs); \
+         the whole-process rows are GNU time's."
     );
     println!("\n| step | rows in | rows out | seconds | rows/s | peak RSS (MiB) |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
