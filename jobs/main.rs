@@ -526,6 +526,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     force: *force,
                 },
             ))?;
+            if let LogFormat::Json = cli.log_format {
+                // Collectors (Kubernetes, journald) mix stdout into the log
+                // stream: one JSON line, the details are in the manifest.
+                for w in outcome.ingest.iter().flat_map(|i| &i.warnings) {
+                    tracing::warn!(job = "ingest", warning = %w, "ingest warning");
+                }
+                let m = &outcome.manifest;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "run_id": m.run_id, "status": m.status, "dates": m.dates, "manifest": outcome.manifest_path,
+                    })
+                );
+                return Ok(());
+            }
             if let Some(i) = &outcome.ingest {
                 print_ingest(i);
             }
@@ -760,6 +775,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let runs = rt.block_on(attune::runs::list(&storage, *limit, lock_free))?;
                     if *json {
                         println!("{}", serde_json::to_string_pretty(&runs)?);
+                    } else if runs.is_empty() {
+                        eprintln!("no runs yet under runs/ (`attune nightly` writes one per run)");
                     } else {
                         print!("{}", attune::runs::render_list(&runs));
                     }

@@ -149,6 +149,19 @@ fn nightly_exits_0_on_success_1_when_a_job_fails_and_3_on_the_audit_gate() {
     assert!(runs[0]["jobs_ok"].as_u64().expect("count") >= 5);
     assert_eq!(runs[0]["dates"].as_array().expect("dates").len(), 20);
     let first_id = runs[0]["run_id"].as_str().expect("id").to_string();
+    // --log-format json: stdout and stderr are JSON lines only (collectors mix them).
+    let json = b.nightly(&["--log-format", "json"]);
+    assert_eq!(code(&json), Some(0), "{}", stderr(&json));
+    for line in stdout(&json).lines().chain(stderr(&json).lines()) {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let summary: serde_json::Value = serde_json::from_str(stdout(&json).trim()).expect("one line");
+    assert_eq!(summary["status"], "ok");
+    assert!(
+        std::path::Path::new(summary["manifest"].as_str().expect("path")).exists(),
+        "{summary}"
+    );
     let doctor = b.run(&["doctor", "--date", &last]);
     assert_eq!(code(&doctor), Some(0), "{}", stdout(&doctor));
     assert!(!stdout(&doctor).contains("FAIL"), "{}", stdout(&doctor));
@@ -195,7 +208,7 @@ fn nightly_exits_0_on_success_1_when_a_job_fails_and_3_on_the_audit_gate() {
     let failed = b.nightly(&["--only", "transform", "--force"]);
     assert_eq!(code(&failed), Some(1), "{}", stderr(&failed));
     let runs = b.runs();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 3);
     assert_eq!(runs[0]["status"], "failed");
     let failed_id = runs[0]["run_id"].as_str().expect("id").to_string();
     assert_eq!(
@@ -246,7 +259,7 @@ fn nightly_exits_0_on_success_1_when_a_job_fails_and_3_on_the_audit_gate() {
         "nothing changed: {:?}",
         job_statuses(&b, &again_id)
     );
-    assert_eq!(b.runs().len(), 4);
+    assert_eq!(b.runs().len(), 5);
     assert_eq!(
         b.runs().last().expect("oldest")["run_id"].as_str(),
         Some(first_id.as_str()),
