@@ -13,5 +13,6 @@ mod ops_readme;
 mod privacy;
 mod segment;
 mod sql;
+mod value;
 mod voice;
 mod voice_score;
