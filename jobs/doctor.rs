@@ -113,8 +113,8 @@ impl Check {
 /// Everything doctor found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
-    /// The date whose exports were checked (none when the config is unusable).
-    pub date: Option<NaiveDate>,
+    /// The dates whose exports were checked (none when the config is unusable).
+    pub dates: Vec<NaiveDate>,
     pub checks: Vec<Check>,
 }
 
@@ -161,7 +161,8 @@ impl Report {
 
 /// Runs every check. `config` is the result of loading the config (its
 /// error text when it did not load); `date` the date whose exports to look
-/// for (default: yesterday in the configured time zone, as the nightly);
+/// for (default: the dates a nightly started now would process: yesterday
+/// in the configured time zone, after any nights missed since the last run);
 /// `now` the current time (passed in so tests can set the clock).
 pub async fn run(
     config: std::result::Result<ValidConfig, String>,
@@ -172,7 +173,7 @@ pub async fn run(
         Ok(cfg) => cfg,
         Err(e) => {
             return Report {
-                date,
+                dates: date.into_iter().collect(),
                 checks: vec![Check::fail(
                     "config",
                     Kind::Config,
@@ -183,7 +184,10 @@ pub async fn run(
             };
         }
     };
-    let date = date.or_else(|| now.with_timezone(&cfg.timezone).date_naive().pred_opt());
+    let dates = match date {
+        Some(d) => vec![d],
+        None => tonights_dates(&cfg, now).await,
+    };
     let mut checks = vec![Check::ok(
         "config",
         Kind::Config,
@@ -212,13 +216,13 @@ pub async fn run(
                 format!("cannot open {}: {e}", cfg.root),
                 "set `root` in attune.toml, $ATTUNE_ROOT or --root to a folder or URL attune can write",
             ));
-            return Report { date, checks };
+            return Report { dates, checks };
         }
     };
     checks.push(check_root_access(&storage).await);
     let newest = newest_landing_date(&storage, &cfg).await;
-    if let Some(date) = date {
-        checks.push(check_landing(&storage, &cfg, date, newest).await);
+    if !dates.is_empty() {
+        checks.push(check_landing(&storage, &cfg, &dates, newest).await);
     }
     checks.push(check_free_space(&storage));
     let lock_held = crate::nightly::lock::is_held(&storage);
@@ -232,7 +236,22 @@ pub async fn run(
     if let Some(last) = &last {
         checks.push(check_last_run(last));
     }
-    Report { date, checks }
+    Report { dates, checks }
+}
+
+/// The dates a nightly started now would process: yesterday in the
+/// business's time zone, after every night missed since the last ingest.
+async fn tonights_dates(cfg: &ValidConfig, now: DateTime<Utc>) -> Vec<NaiveDate> {
+    let yesterday = now.with_timezone(&cfg.timezone).date_naive().pred_opt();
+    let ctx =
+        match crate::context::JobContext::open(cfg.clone(), crate::context::KeyMode::NotNeeded) {
+            Ok(ctx) => ctx,
+            Err(_) => return yesterday.into_iter().collect(),
+        };
+    match crate::nightly::default_dates(&ctx, now).await {
+        Ok(dates) => dates,
+        Err(_) => yesterday.into_iter().collect(),
+    }
 }
 
 /// The key in `$name` (its value `value`): present, at least 16 bytes, not
@@ -363,39 +382,46 @@ async fn newest_landing_date(storage: &Storage, cfg: &ValidConfig) -> Option<Nai
     newest
 }
 
-/// Which configured tables have exports for `date`.
+/// Which configured tables have exports for each of `dates`.
 async fn check_landing(
     storage: &Storage,
     cfg: &ValidConfig,
-    date: NaiveDate,
+    dates: &[NaiveDate],
     newest: Option<NaiveDate>,
 ) -> Check {
-    let mut missing = Vec::new();
+    let mut missing: Vec<(NaiveDate, &str)> = Vec::new();
     let mut files = 0usize;
     let mut bytes = 0u64;
-    for t in &cfg.ingest.tables {
-        match storage.list(&landing_dir(t, date)).await {
-            Ok(listed) if !listed.is_empty() => {
-                files += listed.len();
-                bytes += listed.iter().map(|m| m.size).sum::<u64>();
-            }
-            Ok(_) => missing.push(t.as_str()),
-            Err(e) => {
-                return Check::fail(
-                    "landing",
-                    Kind::Input,
-                    format!("cannot list landing/ for {date}: {e}"),
-                    "check the data root's permissions",
-                );
+    for date in dates {
+        for t in &cfg.ingest.tables {
+            match storage.list(&landing_dir(t, *date)).await {
+                Ok(listed) if !listed.is_empty() => {
+                    files += listed.len();
+                    bytes += listed.iter().map(|m| m.size).sum::<u64>();
+                }
+                Ok(_) => missing.push((*date, t.as_str())),
+                Err(e) => {
+                    return Check::fail(
+                        "landing",
+                        Kind::Input,
+                        format!("cannot list landing/ for {date}: {e}"),
+                        "check the data root's permissions",
+                    );
+                }
             }
         }
     }
+    let span = match dates {
+        [] => "no dates".to_string(),
+        [one] => one.to_string(),
+        [first, .., last] => format!("{first} … {last} ({} nights)", dates.len()),
+    };
     if missing.is_empty() {
         return Check::ok(
             "landing",
             Kind::Input,
             format!(
-                "{date}: all {} tables exported ({files} files, {:.1} MiB)",
+                "{span}: all {} tables exported ({files} files, {:.1} MiB)",
                 cfg.ingest.tables.len(),
                 bytes as f64 / (1024.0 * 1024.0)
             ),
@@ -405,18 +431,40 @@ async fn check_landing(
         Some(n) => format!("; newest export on the root: {n}"),
         None => "; landing/ has no exports at all".into(),
     };
+    // Grouped by date: a day without any export is one item, not nine.
+    let mut by_date: Vec<(NaiveDate, Vec<&str>)> = Vec::new();
+    for (d, t) in &missing {
+        match by_date.last_mut() {
+            Some((last, tables)) if last == d => tables.push(t),
+            _ => by_date.push((*d, vec![t])),
+        }
+    }
+    let all = cfg.ingest.tables.len();
+    let listed: Vec<String> = by_date
+        .iter()
+        .take(6)
+        .map(|(d, tables)| match (dates.len(), tables.len()) {
+            (1, _) => tables.join(", "),
+            (_, n) if n == all => format!("{d} (every table)"),
+            _ => format!("{d} ({})", tables.join(", ")),
+        })
+        .collect();
+    let more = match by_date.len() {
+        n if n > 6 => format!(" and {} more dates", n - 6),
+        _ => String::new(),
+    };
+    let (date, table) = missing[0];
     Check::fail(
         "landing",
         Kind::Input,
         format!(
-            "{date}: {} of {} tables have no exports: {}{newest}",
+            "{span}: {} of {} table exports missing: {}{more}{newest}",
             missing.len(),
-            cfg.ingest.tables.len(),
-            missing.join(", ")
+            cfg.ingest.tables.len() * dates.len(),
+            listed.join(", ")
         ),
         format!(
-            "export them to landing/<table>/{date}/ (e.g. landing/{}/{date}/), check --date, or remove the tables from [ingest] tables",
-            missing[0]
+            "export them to landing/<table>/<date>/ (e.g. landing/{table}/{date}/), check --date, or remove the tables from [ingest] tables"
         ),
     )
 }
@@ -667,7 +715,7 @@ mod tests {
     #[test]
     fn failed_checks_map_to_the_nightlys_exit_codes() {
         let report = |kinds: &[(Level, Kind)]| Report {
-            date: None,
+            dates: Vec::new(),
             checks: kinds
                 .iter()
                 .map(|(l, k)| Check {

@@ -235,7 +235,8 @@ enum Command {
     /// Example: attune doctor
     /// Example: attune doctor --date 2025-03-14
     Doctor {
-        /// The date whose exports to look for (default: yesterday in [nightly] timezone).
+        /// The date whose exports to look for (default: the dates tonight's nightly would
+        /// process: yesterday in [nightly] timezone, after any nights missed since the last run).
         #[arg(long)]
         date: Option<NaiveDate>,
     },

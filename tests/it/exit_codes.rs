@@ -185,6 +185,18 @@ fn nightly_exits_0_on_success_1_when_a_job_fails_and_3_on_the_audit_gate() {
         !stdout(&doctor).contains(KEY) && !stderr(&doctor).contains(KEY),
         "doctor never prints the key"
     );
+    // Without --date, doctor looks where tonight's nightly would: every
+    // night since the last one ingested, up to yesterday (none exported here).
+    let tonight = b.run(&["doctor"]);
+    assert_eq!(code(&tonight), Some(5), "{}", stdout(&tonight));
+    let next_day = (b.last + chrono::Duration::days(1)).to_string();
+    assert!(
+        stdout(&tonight).lines().any(|l| l.starts_with("FAIL")
+            && l.contains("landing")
+            && l.contains(&format!("{next_day} …"))),
+        "{}",
+        stdout(&tonight)
+    );
     assert!(
         !b.root
             .path()
