@@ -21,6 +21,7 @@
 //! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
 //! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
+//! - [`roi`]: initiative ROI: treatment vs control (or difference in differences), bootstrap intervals → `marts/initiative_roi`
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -53,6 +54,7 @@ pub mod nightly;
 pub mod parquet_io;
 pub mod privacy;
 pub mod query;
+pub mod roi;
 pub mod runs;
 pub mod schema;
 pub mod segment;

@@ -11,6 +11,7 @@ mod nightly;
 mod nightly_week;
 mod ops_readme;
 mod privacy;
+mod roi;
 mod segment;
 mod sql;
 mod value;
