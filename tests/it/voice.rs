@@ -426,14 +426,19 @@ async fn every_small_cell_is_suppressed_and_never_zero() {
         assert!(periods.get(p).copied().unwrap_or(0) > 0, "{periods:?}");
     }
     assert_eq!(run().outcome.suppressed_score_rows, hidden);
-    // The segment job has not run on this lake: no segment rows, and a warning says so.
+    // The segment tests share this lake and may or may not have written
+    // segments before voice ran: segment rows exactly when it found them,
+    // and a warning when it did not.
     let segs = query(
         "SELECT count(*) AS n FROM voice_scores WHERE dt = DATE '{D}' AND dimension = 'segment'",
     )
     .await;
-    assert_eq!(ints(&segs[0], "n").expect("n").value(0), 0);
-    assert!(!run().outcome.segments);
-    assert!(run().outcome.warnings.iter().any(|w| w.contains("segment")));
+    let found = run().outcome.segments;
+    assert_eq!(ints(&segs[0], "n").expect("n").value(0) > 0, found);
+    assert_eq!(
+        run().outcome.warnings.iter().any(|w| w.contains("segment")),
+        !found
+    );
 }
 
 /// Follow-ups exist only after a satisfaction of 1–2 in the generator, so
