@@ -260,7 +260,7 @@ mod tests {
         // 10 customers × 5 identical rows; half say 1.
         let subjects: Vec<u32> = (0..50).map(|r| r / 5).collect();
         let y: Vec<f64> = subjects.iter().map(|&s| f64::from(s % 2)).collect();
-        let sums = cluster_sums(&subjects, &vec![0; 50], 1, &vec![true; 50], |r| y[r]);
+        let sums = cluster_sums(&subjects, &[0; 50], 1, &[true; 50], |r| y[r]);
         let d = sums[0].design_effect(0.5, 0.25 / 50.0);
         assert!((d - 5.0 * 10.0 / 9.0).abs() < 1e-9, "{d}");
     }

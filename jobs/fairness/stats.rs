@@ -58,7 +58,7 @@ pub fn wilson(count: u64, n: u64, confidence: f64) -> Option<Interval> {
 /// sample size `n` (rows divided by the design effect, as Kish proposed for
 /// clustered samples; equal to [`wilson`] when `n` is the row count).
 pub fn wilson_effective(p: f64, n: f64, confidence: f64) -> Option<Interval> {
-    if !(n > 0.0) || !(0.0..=1.0).contains(&p) {
+    if n.is_nan() || n <= 0.0 || !(0.0..=1.0).contains(&p) {
         return None;
     }
     let z = z_critical(confidence);

@@ -310,7 +310,7 @@ fn keep_known_customers(
     let mut s = Summaries::default();
     let mut histories = Vec::new();
     let mut dropped = 0u64;
-    for i in 0..all.len() {
+    for (i, customer_days) in days.iter().enumerate().take(all.len()) {
         if today.position(&all.customer_id[i]).is_none() {
             dropped += 1;
             continue;
@@ -322,7 +322,7 @@ fn keep_known_customers(
         s.t.push(all.t[i]);
         s.monetary.push(all.monetary[i]);
         s.holdout_x.push(all.holdout_x[i]);
-        histories.push(History::from_days(&days[i], inactive));
+        histories.push(History::from_days(customer_days, inactive));
     }
     if dropped > 0 {
         warnings.push(format!(
