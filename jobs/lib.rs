@@ -20,6 +20,7 @@
 //! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
 //! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
+//! - [`report`]: the owner's report: marts → report.json → reports/<date>/index.html (tera, inline SVG)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -47,6 +48,7 @@ pub mod nightly;
 pub mod parquet_io;
 pub mod privacy;
 pub mod query;
+pub mod report;
 pub mod schema;
 pub mod segment;
 pub mod storage;

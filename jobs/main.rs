@@ -206,6 +206,16 @@ enum Command {
         #[command(subcommand)]
         command: Option<VoiceCommand>,
     },
+    /// Write the owner's report for a date: reports/<date>/index.html and report.json.
+    ///
+    /// Reads the marts of the date; a section whose job did not run says so instead of
+    /// failing. Prints the path of the page.
+    /// Example: attune report --date 2025-12-31
+    Report {
+        /// The run date (YYYY-MM-DD): the marts to report on.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -425,6 +435,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     m.model, m.materialized, m.rows, m.data_tests, m.seconds
                 );
             }
+            Ok(())
+        }
+        Command::Report { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let o = runtime()?.block_on(attune::report::run(&ctx, *date))?;
+            for w in &o.warnings {
+                eprintln!("note: {w}");
+            }
+            eprintln!("report.json: {}", o.json_path);
+            println!("{}", o.html_path);
             Ok(())
         }
         Command::Segment { date } => {
