@@ -23,7 +23,11 @@ pub const PURPLE: &str = "#CC79A7";
 /// Grey for neutral marks (not a palette colour: never carries meaning alone).
 pub const GREY: &str = "#6B6B6B";
 
+/// Width of a full-width chart (horizontal bars, intervals).
 const WIDTH: f64 = 640.0;
+/// Width of a half-width chart (trends and histograms, shown in pairs on
+/// wide screens): a smaller canvas keeps its text readable when scaled down.
+const NARROW: f64 = 480.0;
 const MARGIN_LEFT: f64 = 64.0;
 const MARGIN_RIGHT: f64 = 24.0;
 const MARGIN_TOP: f64 = 16.0;
@@ -166,12 +170,12 @@ fn r(x: f64) -> f64 {
 }
 
 impl Chart {
-    fn new(id: &str, title: &str, description: &str, height: f64) -> Chart {
+    fn new(id: &str, title: &str, description: &str, width: f64, height: f64) -> Chart {
         Chart {
             id: id.to_string(),
             title: title.to_string(),
             description: description.to_string(),
-            width: WIDTH,
+            width,
             height,
             areas: Vec::new(),
             lines: Vec::new(),
@@ -207,7 +211,7 @@ impl Chart {
 
     /// Axis titles: x centred below the plot, y rotated along the left edge.
     fn axis_titles(&mut self, x_label: &str, y_label: &str) {
-        let plot_mid = MARGIN_LEFT + (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / 2.0;
+        let plot_mid = MARGIN_LEFT + (self.width - MARGIN_LEFT - MARGIN_RIGHT) / 2.0;
         self.text(plot_mid, self.height - 8.0, x_label, "middle", "axis");
         if !y_label.is_empty() {
             let mid = MARGIN_TOP + (self.height - MARGIN_TOP - MARGIN_BOTTOM) / 2.0;
@@ -270,7 +274,7 @@ pub fn trend(
     fmt: &dyn Fn(f64) -> String,
 ) -> Chart {
     let height = 260.0;
-    let mut c = Chart::new(id, title, description, height);
+    let mut c = Chart::new(id, title, description, NARROW, height);
     let vals: Vec<f64> = points
         .iter()
         .flat_map(|p| [p.value, p.low, p.high])
@@ -288,7 +292,7 @@ pub fn trend(
             }
         }
     };
-    let (left, right) = (MARGIN_LEFT, WIDTH - MARGIN_RIGHT);
+    let (left, right) = (MARGIN_LEFT, NARROW - MARGIN_RIGHT);
     let (top, bottom) = (MARGIN_TOP, height - MARGIN_BOTTOM);
     let y = |v: f64| bottom - (v.clamp(lo, hi) - lo) / (hi - lo) * (bottom - top);
     let n = points.len().max(1);
@@ -461,7 +465,7 @@ fn rows_chart(
     let row_h = 28.0;
     let label_w = 190.0;
     let height = MARGIN_TOP + rows.len().max(1) as f64 * row_h + MARGIN_BOTTOM;
-    let mut c = Chart::new(id, title, description, height);
+    let mut c = Chart::new(id, title, description, WIDTH, height);
     let tf = |v: f64| match scale {
         Scale::Linear => v,
         Scale::Log => v.max(1e-3).ln(),
@@ -581,14 +585,14 @@ pub fn histogram(
     suppressed_note: &str,
 ) -> Chart {
     let height = 260.0;
-    let mut c = Chart::new(id, title, description, height);
+    let mut c = Chart::new(id, title, description, NARROW, height);
     let max = bins
         .iter()
         .filter_map(|b| b.count)
         .fold(0.0, f64::max)
         .max(1.0);
     let (_, hi) = nice_range(0.0, max);
-    let (left, right) = (MARGIN_LEFT, WIDTH - MARGIN_RIGHT);
+    let (left, right) = (MARGIN_LEFT, NARROW - MARGIN_RIGHT);
     let (top, bottom) = (MARGIN_TOP, height - MARGIN_BOTTOM);
     let y = |v: f64| bottom - v / hi * (bottom - top);
     for t in nice_ticks(0.0, hi) {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::charts::{self, RowMark};
-use super::data::{Head, Light, Marts, MaybeChart, head, not_run};
+use super::data::{Head, Light, Marts, MaybeChart, head};
 use super::format::{count, count_or_fewer, num, pct};
 use crate::Result;
 
@@ -56,7 +56,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
         )
         .await?
     else {
-        h.missing.push(not_run("segment", "segment_profiles"));
+        h.job_missing("segment", "segment_profiles");
         h.sentence = "Customer segments are not available for this date.".into();
         out.head = h;
         return Ok(out);
@@ -141,7 +141,6 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
         ];
         out.chart = Some(chart);
     }
-    let share = if total > 0.0 { drifting / total } else { 0.0 };
     let biggest = rows
         .iter()
         .filter(|r| r.num("customers").is_some())
@@ -150,14 +149,23 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
                 .partial_cmp(&b.num("customers"))
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
+    // Segment shares are of every customer, withheld segments included.
+    let everyone = biggest
+        .and_then(|b| Some(b.num("customers")? / b.num("share").filter(|s| *s > 0.0)?))
+        .unwrap_or(total);
+    let share = if everyone > 0.0 { drifting / everyone } else { 0.0 };
     h.sentence = match biggest {
         Some(b) => format!(
-            "Your {} customers fall into {} groups; the largest is “{}” ({}), and {} are in groups where most have stopped buying.",
-            count(total),
+            "Your {} customers fall into {} groups; the largest is “{}” ({}){}.",
+            count(everyone),
             rows.len(),
             b.str("segment"),
             b.num("share").map_or(String::new(), |s| pct(s, 0)),
-            pct(share, 0)
+            if drifting > 0.0 {
+                format!(", and {} are in groups where most have stopped buying", pct(share, 0))
+            } else {
+                ", and no group has mostly stopped buying".to_string()
+            }
         ),
         None => "Every segment is too small to show.".into(),
     };

@@ -193,6 +193,19 @@ pub fn not_run(job: &str, table: &str) -> String {
     format!("The {job} job did not run for this date (there is no marts/{table} for it).")
 }
 
+impl Head {
+    /// Says that `job` did not run, once per job however many of its tables are missing.
+    pub fn job_missing(&mut self, job: &str, table: &str) {
+        let prefix = format!("The {job} job did not run");
+        match self.missing.iter_mut().find(|m| m.starts_with(&prefix)) {
+            Some(m) => {
+                *m = m.replace(" for it).", &format!(" or marts/{table} for it)."));
+            }
+            None => self.missing.push(not_run(job, table)),
+        }
+    }
+}
+
 /// A section head with the light and sentence of a section with nothing to show.
 pub fn head(number: u32, id: &str, title: &str, sources: Vec<Source>) -> Head {
     Head {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::charts::{self, RowMark, Scale};
-use super::data::{Head, Light, Marts, MaybeChart, head, not_run};
+use super::data::{Head, Light, Marts, MaybeChart, head};
 use super::format::{count, num, pct, words};
 use super::table::Row;
 use crate::Result;
@@ -101,7 +101,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
         )
         .await?
     else {
-        h.missing.push(not_run("fairness", "fairness_audit"));
+        h.job_missing("fairness", "fairness_audit");
         h.sentence = "The fairness audit is not available for this date.".into();
         out.head = h;
         return Ok(out);

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::charts::{self, RowMark, TrendPoint};
-use super::data::{Figure, Head, Light, Marts, MaybeChart, head, not_run};
-use super::format::{count, fewer_than, interval, month_label, num, signed, words};
+use super::data::{Figure, Head, Light, Marts, MaybeChart, head};
+use super::format::{count, fewer_than, interval, month_label, month_tick, num, signed, words};
 use super::table::Row;
 use crate::Result;
 
@@ -85,8 +85,10 @@ fn trend_points(rows: &[Row], f: &dyn Fn(f64) -> String, what: &str) -> Vec<Tren
     let start = rows.len().saturating_sub(TREND_MONTHS);
     rows[start..]
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             let label = month_label(r.str("period_start"));
+            let tick = month_tick(r.str("period_start"), i == 0);
             let title = match r.num("value") {
                 Some(v) => format!(
                     "{label}: {what} {}, {}, {} answers{}",
@@ -102,7 +104,7 @@ fn trend_points(rows: &[Row], f: &dyn Fn(f64) -> String, what: &str) -> Vec<Tren
                 None => format!("{label}: not shown (too few answers)"),
             };
             TrendPoint {
-                label,
+                label: tick,
                 value: r.num("value"),
                 low: r.num("ci_low"),
                 high: r.num("ci_high"),
@@ -142,14 +144,14 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
     };
     let mut light = Light::grey();
     match m.load("voice_scores", cols, &series("nps")).await? {
-        None => h.missing.push(not_run("voice", "voice_scores")),
+        None => h.job_missing("voice", "voice_scores"),
         Some(nps) => {
             let f = |v: f64| num(v, 0);
             if let Some(l) = latest(&nps) {
                 let mood = if l.value >= 30.0 {
                     "most customers would recommend you"
                 } else if l.value >= 0.0 {
-                    "customers are mixed: about as many would warn others as would recommend you"
+                    "more customers would recommend you than warn others, but many are lukewarm"
                 } else {
                     "more customers would warn others than would recommend you"
                 };
@@ -306,9 +308,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
         .await?
     {
         None => {
-            if h.missing.is_empty() {
-                h.missing.push(not_run("voice", "voice_closed_loop"));
-            }
+            h.job_missing("voice", "voice_closed_loop");
         }
         Some(rows) => {
             let get = |metric: &str| rows.iter().find(|r| r.str("metric") == metric);

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::charts::{self, RowMark, Scale};
-use super::data::{Figure, Head, Light, Marts, MaybeChart, head, not_run};
+use super::data::{Figure, Head, Light, Marts, MaybeChart, head};
 use super::format::{count, money, num, pct, signed};
 use super::table::Row;
 use crate::Result;
@@ -101,7 +101,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Initiatives> {
         )
         .await?
     else {
-        h.missing.push(not_run("roi", "initiative_roi"));
+        h.job_missing("roi", "initiative_roi");
         h.sentence = "Initiative results are not available for this date.".into();
         out.head = h;
         return Ok(out);
@@ -227,8 +227,9 @@ pub async fn build(m: &Marts<'_>) -> Result<Initiatives> {
         )
     } else {
         format!(
-            "Of {with_roi} initiative{} with a measurable return, {paying} clearly paid off and {losing} clearly lost money; the rest are too uncertain to call.",
-            if with_roi == 1 { "" } else { "s" }
+            "{with_roi} initiative{} had a measurable return: {paying} clearly paid off, {losing} clearly lost money, {} too uncertain to call.",
+            if with_roi == 1 { "" } else { "s" },
+            with_roi - paying - losing
         )
     };
     h.light = if n == 0 {

@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use super::charts::{self, Bin, TrendPoint};
-use super::data::{Figure, Head, Light, Marts, MaybeChart, head, not_run};
-use super::format::{count, count_or_fewer, month_label, num, pct};
+use super::data::{Figure, Head, Light, Marts, MaybeChart, head};
+use super::format::{count, count_or_fewer, month_label, month_tick, num, pct};
 use super::table;
 use crate::Result;
 
@@ -57,6 +57,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
         model_quality: String::new(),
     };
     let fewer = m.fewer();
+    let mut churn_present = false;
     match m
         .load(
             "churn_rates",
@@ -65,13 +66,15 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
         )
         .await?
     {
-        None => h.missing.push(not_run("value", "churn_rates")),
+        None => h.job_missing("value", "churn_rates"),
         Some(rows) => {
+            churn_present = true;
             let f = |v: f64| pct(v, 0);
             let start = rows.len().saturating_sub(12);
             let points: Vec<TrendPoint> = rows[start..]
                 .iter()
-                .map(|r| {
+                .enumerate()
+                .map(|(i, r)| {
                     let label = month_label(r.str("period"));
                     TrendPoint {
                         title: match r.num("churn_rate") {
@@ -82,7 +85,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                             ),
                             None => format!("{label}: {fewer} customers, not shown"),
                         },
-                        label,
+                        label: month_tick(r.str("period"), i == 0),
                         value: r.num("churn_rate"),
                         low: None,
                         high: None,
@@ -127,7 +130,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
         )
         .await?
     {
-        None => h.missing.push(not_run("value", "customer_value")),
+        None => h.job_missing("value", "customer_value"),
         Some(rows) => {
             let (mut all, mut risky, mut scored) = (0.0, 0.0, 0.0);
             for r in &rows {
@@ -236,7 +239,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                 ))
                 .unwrap_or_default()
         ),
-        None if h.missing.len() < 2 => {
+        None if churn_present => {
             "Churn is shown below; no at-risk scores exist for this date.".into()
         }
         None => "Churn and customer value are not available for this date.".into(),

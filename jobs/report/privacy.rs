@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::data::{Head, Light, Marts, head, not_run};
+use super::data::{Head, Light, Marts, head};
 use crate::Result;
 
 /// Findings listed per check before "and N more".
@@ -46,12 +46,12 @@ pub async fn build(m: &Marts<'_>) -> Result<Privacy> {
     let Some(rows) = m
         .load(
             "privacy_checks",
-            "check_id, title, status, detail, advice",
+            "check_id, title, status, table_name, column_name, detail, advice",
             "ORDER BY check_id, area, table_name, column_name, detail",
         )
         .await?
     else {
-        h.missing.push(not_run("privacy", "privacy_checks"));
+        h.job_missing("privacy", "privacy_checks");
         h.sentence = "The privacy checks are not available for this date.".into();
         out.head = h;
         return Ok(out);
@@ -88,7 +88,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Privacy> {
         let findings: Vec<String> = shown
             .iter()
             .take(FINDINGS_PER_CHECK)
-            .map(|r| r.str("detail").to_string())
+            .map(|r| match (r.text("table_name"), r.text("column_name")) {
+                (Some(t), Some(c)) => format!("{t}.{c}: {}", r.str("detail")),
+                (Some(t), None) => format!("{t}: {}", r.str("detail")),
+                _ => r.str("detail").to_string(),
+            })
             .collect();
         out.checks.push(Check {
             number: id,

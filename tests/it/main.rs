@@ -8,6 +8,7 @@ mod generated;
 mod ingest;
 mod nightly;
 mod privacy;
+mod report;
 mod segment;
 mod sql;
 mod voice;
