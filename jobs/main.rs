@@ -730,6 +730,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("quarantine:      {root}/quarantine/");
             println!("marts (Parquet): {root}/marts/");
             println!("run manifest:    {}", outcome.nightly.manifest_path);
+            if let Some(page) = outcome
+                .nightly
+                .manifest
+                .dates
+                .last()
+                .map(|d| outcome.root.join(format!("reports/{d}/index.html")))
+                .filter(|p| p.exists())
+            {
+                println!("owner's report:  {}", page.display());
+            }
             eprintln!(
                 "demo finished in {:.1}s (public demo key: pseudonyms are not protected)",
                 started.elapsed().as_secs_f64()

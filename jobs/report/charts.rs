@@ -562,12 +562,22 @@ fn rows_chart(
                 title: m.title.clone(),
             });
         }
-        let end = [Some(v), m.high]
-            .into_iter()
-            .flatten()
-            .map(&x)
-            .fold(x(v), f64::max);
-        c.text(end + 6.0, cy + 4.0, m.value_label.clone(), "start", "value");
+        // The value label sits beyond the bar and whisker, on the side the bar grows to.
+        if bars && v < reference {
+            let start = [Some(v), m.low]
+                .into_iter()
+                .flatten()
+                .map(&x)
+                .fold(x(v), f64::min);
+            c.text(start - 6.0, cy + 4.0, m.value_label.clone(), "end", "value");
+        } else {
+            let end = [Some(v), m.high]
+                .into_iter()
+                .flatten()
+                .map(&x)
+                .fold(x(v), f64::max);
+            c.text(end + 6.0, cy + 4.0, m.value_label.clone(), "start", "value");
+        }
     }
     c.axis_titles(x_label, "");
     c

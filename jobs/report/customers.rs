@@ -153,7 +153,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
     let everyone = biggest
         .and_then(|b| Some(b.num("customers")? / b.num("share").filter(|s| *s > 0.0)?))
         .unwrap_or(total);
-    let share = if everyone > 0.0 { drifting / everyone } else { 0.0 };
+    let share = if everyone > 0.0 {
+        drifting / everyone
+    } else {
+        0.0
+    };
     h.sentence = match biggest {
         Some(b) => format!(
             "Your {} customers fall into {} groups; the largest is “{}” ({}){}.",
@@ -162,7 +166,10 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
             b.str("segment"),
             b.num("share").map_or(String::new(), |s| pct(s, 0)),
             if drifting > 0.0 {
-                format!(", and {} are in groups where most have stopped buying", pct(share, 0))
+                format!(
+                    ", and {} are in groups where most have stopped buying",
+                    pct(share, 0)
+                )
             } else {
                 ", and no group has mostly stopped buying".to_string()
             }

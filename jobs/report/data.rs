@@ -47,6 +47,9 @@ pub struct Brief {
 #[derive(Debug, Clone, Serialize)]
 pub struct Bullet {
     pub light: Light,
+    /// The owner's question ("Are we fair?").
+    pub question: String,
+    /// The answer: the section's sentence, or why it cannot be answered.
     pub text: String,
     /// The section (anchor) it summarizes.
     pub anchor: String,

@@ -28,6 +28,35 @@ pub struct Feel {
     pub praise: Vec<Theme>,
     /// Why no customer quotes are shown.
     pub quotes_note: String,
+    /// The Empathy Index's six components over the last 12 months.
+    pub empathy: Vec<Component>,
+}
+
+/// One component of the Empathy Index.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    pub name: String,
+    pub value: String,
+    pub interval: String,
+    pub weight: String,
+}
+
+fn component_name(c: &str) -> String {
+    match c {
+        "index" => "Empathy Index".into(),
+        "closing_the_loop" => "Closing the loop".into(),
+        "human_when_it_matters" => "A person when it matters".into(),
+        "perceived_empathy" => "Perceived empathy (customers' own rating)".into(),
+        "tone" => "Tone of your replies".into(),
+        other => {
+            let w = words(other);
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => w,
+            }
+        }
+    }
 }
 
 /// A theme: a phrase many customers used.
@@ -120,6 +149,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
         m.source("voice_scores").await?,
         m.source("voice_themes").await?,
         m.source("voice_closed_loop").await?,
+        m.source("empathy_index").await?,
     ];
     let mut h = head(2, "feel", "How customers feel", sources);
     let mut out = Feel {
@@ -135,6 +165,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
                       for consent and redaction. The phrases below are counts of words many \
                       customers used."
             .into(),
+        empathy: Vec::new(),
     };
     let cols = "period_start, complete, n, value, ci_low, ci_high, change, change_significant";
     let series = |metric: &str| {
@@ -342,6 +373,65 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
                     label: "Typical time to follow up".into(),
                     value: format!("{} hours", num(v, 0)),
                     note: "median, over followed-up unhappy tickets".into(),
+                });
+            }
+        }
+    }
+    match m
+        .load(
+            "empathy_index",
+            "component, value, ci_lower, ci_upper, weight, customers",
+            "AND period = 'last_12_months' AND dimension = 'overall' ORDER BY component",
+        )
+        .await?
+    {
+        None => h.job_missing("empathy", "empathy_index"),
+        Some(rows) => {
+            let f = |v: f64| num(v, 0);
+            // The index first, then the components in the mart's documented order.
+            let order = [
+                "index",
+                "responsiveness",
+                "closing_the_loop",
+                "resolution",
+                "tone",
+                "human_when_it_matters",
+                "perceived_empathy",
+            ];
+            let mut sorted: Vec<&Row> = rows.iter().collect();
+            sorted.sort_by_key(|r| {
+                order
+                    .iter()
+                    .position(|c| *c == r.str("component"))
+                    .unwrap_or(order.len())
+            });
+            for r in sorted {
+                let c = r.str("component");
+                let value = r.num("value");
+                if c == "index" {
+                    if let Some(v) = value {
+                        out.figures.push(Figure {
+                            label: "Empathy Index, last 12 months".into(),
+                            value: format!("{} / 100", f(v)),
+                            note: format!(
+                                "{}; {} customers; how warmly, quickly and humanly you respond",
+                                interval(r.num("ci_lower"), r.num("ci_upper"), f),
+                                count(r.num("customers").unwrap_or(0.0))
+                            ),
+                        });
+                    }
+                    continue;
+                }
+                out.empathy.push(Component {
+                    name: component_name(c),
+                    value: value.map_or_else(|| "not shown".into(), f),
+                    interval: match (r.num("ci_lower"), r.num("ci_upper")) {
+                        (Some(l), Some(h)) => format!("{} to {}", f(l), f(h)),
+                        _ => "–".into(),
+                    },
+                    weight: r
+                        .num("weight")
+                        .map_or("left out".into(), |w| format!("{}%", num(w * 100.0, 0))),
                 });
             }
         }

@@ -190,10 +190,11 @@ fn brief(date: NaiveDate, heads: &[&Head]) -> Brief {
         .iter()
         .map(|h| Bullet {
             light: h.light.clone(),
+            question: h.title.clone(),
             text: if h.missing.is_empty() || h.light.level != Level::Grey {
-                format!("{}: {}", h.title, h.sentence)
+                h.sentence.clone()
             } else {
-                format!("{}: {}", h.title, h.missing.join(" "))
+                h.missing.join(" ")
             },
             anchor: h.id.clone(),
         })

@@ -38,7 +38,9 @@ impl Default for Texts {
             phrase: "cold coffee".into(),
             segment: "Loyal regulars".into(),
             initiative: "Thank-you cards".into(),
-            explanation: "Customers aged 65+ are sent to the chat bot 2.4× as often as customers aged 35-44.".into(),
+            explanation:
+                "Customers aged 65+ are sent to the chat bot 2.4× as often as customers aged 35-44."
+                    .into(),
         }
     }
 }
@@ -78,6 +80,13 @@ fn fixture_sql(t: &Texts) -> Vec<(&'static str, &'static str, &'static str, Stri
             ('negative_tickets', 'all', 'median_hours_to_follow_up', 27, 20.5, 12.0, 30.0, false), \
             ('negative_tickets', 'month', 'followed_up_share', 12, 10.0, 2.0, 40.0, false) \
             ) AS t(population, period_type, metric, n, value, ci_low, ci_high, suppressed)".to_string()),
+        ("marts", "empathy_index", D, "SELECT * FROM (VALUES \
+            ('last_12_months', 'overall', 'all', 'index', 300, 150, 64.2, 60.1, 68.3, 1.0), \
+            ('last_12_months', 'overall', 'all', 'responsiveness', 200, 120, 71.0, 66.0, 76.0, 0.5), \
+            ('last_12_months', 'overall', 'all', 'tone', 90, 80, 52.0, 47.0, 57.0, 0.5), \
+            ('last_12_months', 'overall', 'all', 'human_when_it_matters', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)), \
+            ('2025-06', 'overall', 'all', 'index', 30, 25, 61.0, 50.0, 72.0, 1.0) \
+            ) AS t(period, dimension, group_value, component, n, customers, value, ci_lower, ci_upper, weight)".to_string()),
         ("marts", "segment_profiles", D, format!("SELECT * FROM (VALUES \
             (1, {segment}, false, 120, 0.6, 6.0, 12.0, 310.5, 45.0, 0.05, 'at least 8 purchases so far'), \
             (2, 'Drifting away', false, 75, 0.375, 80.0, 3.0, 45.0, CAST(NULL AS DOUBLE), 0.62, 'long since the last purchase'), \
@@ -192,21 +201,55 @@ async fn report_json_of_the_fixture_lake() {
     // Numbers worked out by hand from the fixture above.
     // NPS: June is the latest complete month; +12 points, not significant.
     assert_eq!(r.feel.figures[0].value, "32");
-    assert!(r.feel.head.sentence.contains("up 12 points"), "{}", r.feel.head.sentence);
+    assert!(
+        r.feel.head.sentence.contains("up 12 points"),
+        "{}",
+        r.feel.head.sentence
+    );
     assert!(r.feel.head.sentence.contains("could be noise"));
     // NPS 32 >= 30 but follow-ups 45% < 50%: amber.
     assert_eq!(r.feel.head.light.label, "Keep an eye on it");
     let nps = r.feel.nps_chart.as_ref().expect("nps chart");
     assert_eq!(nps.dots.len(), 3, "April is suppressed: three points");
-    assert_eq!(nps.paths[0].d.matches('M').count(), 2, "the line breaks at April");
+    assert_eq!(
+        nps.paths[0].d.matches('M').count(),
+        2,
+        "the line breaks at April"
+    );
     // Only the two touchpoint rows with numbers get bars; support is named, not drawn.
     let sentiment = r.feel.sentiment_chart.as_ref().expect("sentiment chart");
     assert_eq!(sentiment.bars.len(), 2);
-    assert!(sentiment.texts.iter().any(|t| t.text == "fewer than 10 messages: not shown"));
+    assert!(
+        sentiment
+            .texts
+            .iter()
+            .any(|t| t.text == "fewer than 10 messages: not shown")
+    );
     assert_eq!(r.feel.frustrations.len(), 2, "touchpoint all only");
+    // The Empathy Index of the last 12 months, then its parts (withheld ones say so).
+    assert!(r.feel.figures.iter().any(|f| f.value == "64 / 100"));
+    let parts: Vec<(&str, &str)> = r
+        .feel
+        .empathy
+        .iter()
+        .map(|c| (c.name.as_str(), c.value.as_str()))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            ("Responsiveness", "71"),
+            ("Tone of your replies", "52"),
+            ("A person when it matters", "not shown")
+        ]
+    );
     // Segments: 120 + 75 shown, Big spenders withheld; Drifting away (churn 62%) is 37.5% of 200.
     assert_eq!(r.customers.segments[2].customers, "fewer than 10");
-    assert!(r.customers.head.sentence.contains("38% are in groups where most have stopped buying"));
+    assert!(
+        r.customers
+            .head
+            .sentence
+            .contains("38% are in groups where most have stopped buying")
+    );
     assert_eq!(r.customers.head.light.label, "Keep an eye on it");
     // At risk: i >= 100 of 1..200 → 101 of 200; per segment: first 120 → 21 at risk,
     // Drifting away 75 of 75, Big spenders 5 (withheld).
@@ -238,7 +281,10 @@ async fn report_json_of_the_fixture_lake() {
     assert_eq!(fig("Typical 12-month"), "202");
     assert_eq!(fig("Churn, Mar 2025"), "14.4%");
     assert!(r.leaving.model_quality.contains("78%"));
-    assert_eq!(r.leaving.head.light.label, "Needs attention", "50.5% at risk");
+    assert_eq!(
+        r.leaving.head.light.label, "Needs attention",
+        "50.5% at risk"
+    );
     // Fairness: one concern first, one review; the suppressed row and the dimension row are not in the table.
     let verdicts: Vec<&str> = r.fair.findings.iter().map(|f| f.verdict.as_str()).collect();
     assert_eq!(verdicts, vec!["concern", "review"]);
@@ -247,21 +293,50 @@ async fn report_json_of_the_fixture_lake() {
     assert_eq!(r.fair.head.light.label, "Needs attention");
     // Privacy: a failure makes it red; the pass row of check 1 hides behind its warning.
     assert_eq!(r.privacy.checks.len(), 3);
-    assert_eq!(r.privacy.checks[0].findings, vec!["customers.notes: Arrived in 240 files; no contract declares it."]);
+    assert_eq!(
+        r.privacy.checks[0].findings,
+        vec!["customers.notes: Arrived in 240 files; no contract declares it."]
+    );
     assert_eq!(r.privacy.head.light.label, "Needs attention");
     // Initiatives: ROI 60% with an interval crossing zero → amber; DiD labelled weaker.
     assert_eq!(r.initiatives.initiatives.len(), 3);
-    assert_eq!(r.initiatives.initiatives[0].roi.as_ref().expect("roi").value, "60%");
+    assert_eq!(
+        r.initiatives.initiatives[0]
+            .roi
+            .as_ref()
+            .expect("roi")
+            .value,
+        "60%"
+    );
     assert!(r.initiatives.initiatives[1].evidence.starts_with("weaker"));
     assert_eq!(r.initiatives.head.light.label, "Keep an eye on it");
     // Inputs: the days up to the run date only (150 + 40 rows read, not the 1,000 of July).
-    assert_eq!(r.made.window, "Exports of 2 days, from 2025-06-29 to 2025-06-30.");
-    let orders = r.made.inputs.iter().find(|i| i.table == "orders").expect("orders");
-    assert_eq!((orders.read.as_str(), orders.quarantined.as_str()), ("150", "3"));
-    assert!(r.made.head.sentence.contains("190 exported rows, of which 3 (1.6%)"));
+    assert_eq!(
+        r.made.window,
+        "Exports of 2 days, from 2025-06-29 to 2025-06-30."
+    );
+    let orders = r
+        .made
+        .inputs
+        .iter()
+        .find(|i| i.table == "orders")
+        .expect("orders");
+    assert_eq!(
+        (orders.read.as_str(), orders.quarantined.as_str()),
+        ("150", "3")
+    );
+    assert!(
+        r.made
+            .head
+            .sentence
+            .contains("190 exported rows, of which 3 (1.6%)")
+    );
     // Brief: five bullets in the owner's order.
     let anchors: Vec<&str> = r.brief.bullets.iter().map(|b| b.anchor.as_str()).collect();
-    assert_eq!(anchors, vec!["feel", "leaving", "fair", "privacy", "initiatives"]);
+    assert_eq!(
+        anchors,
+        vec!["feel", "leaving", "fair", "privacy", "initiatives"]
+    );
     assert_eq!(r.brief.head.light.label, "Needs attention");
 
     insta::assert_json_snapshot!("report_fixture", r);
@@ -272,7 +347,10 @@ async fn report_json_of_the_fixture_lake() {
     for file in ["report.json", "index.html"] {
         let text = std::fs::read_to_string(dir.path().join(format!("reports/{D}/{file}")))
             .expect("written");
-        assert!(!text.contains("cust-pseudonym"), "{file} shows a customer id");
+        assert!(
+            !text.contains("cust-pseudonym"),
+            "{file} shows a customer id"
+        );
     }
 }
 
@@ -286,6 +364,7 @@ async fn every_section_renders_with_its_marts_missing() {
     let tables = [
         ("voice_scores", "The voice job did not run"),
         ("voice_closed_loop", "The voice job did not run"),
+        ("empathy_index", "The empathy job did not run"),
         ("segment_profiles", "The segment job did not run"),
         ("churn_rates", "The value job did not run"),
         ("customer_value", "The value job did not run"),
@@ -298,7 +377,9 @@ async fn every_section_renders_with_its_marts_missing() {
     for (table, says) in tables {
         let from = dir.path().join("marts").join(table);
         std::fs::rename(&from, aside.join(table)).expect("move aside");
-        let r = report::build(&ctx, date()).await.expect("report without one mart");
+        let r = report::build(&ctx, date())
+            .await
+            .expect("report without one mart");
         let html = report::render::render(&r).expect("renders");
         assert!(html.contains(says), "{table}: missing message");
         let traced: Vec<bool> = r
@@ -309,12 +390,17 @@ async fn every_section_renders_with_its_marts_missing() {
             .filter(|s| s.table == table)
             .map(|s| s.present)
             .collect();
-        assert!(!traced.is_empty() && traced.iter().all(|p| !p), "{table}: {traced:?}");
+        assert!(
+            !traced.is_empty() && traced.iter().all(|p| !p),
+            "{table}: {traced:?}"
+        );
         std::fs::rename(aside.join(table), &from).expect("move back");
     }
     // Nothing at all: every question says it cannot be answered.
     let empty = tempfile::tempdir().expect("tempdir");
-    let r = report::build(&ctx_on(empty.path()), date()).await.expect("empty report");
+    let r = report::build(&ctx_on(empty.path()), date())
+        .await
+        .expect("empty report");
     let html = report::render::render(&r).expect("renders");
     for (_, says) in tables {
         assert!(html.contains(says), "empty root: {says}");
@@ -340,7 +426,11 @@ async fn hostile_text_is_escaped() {
     assert!(!html.contains("<img"), "an img tag got through");
     let escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;&#x2F;script&gt;";
     // Theme phrase, segment (table, chart label, at-risk table), initiative, fairness explanation.
-    assert!(html.matches(escaped).count() >= 5, "{}", html.matches(escaped).count());
+    assert!(
+        html.matches(escaped).count() >= 5,
+        "{}",
+        html.matches(escaped).count()
+    );
 }
 
 /// Copies the shared demo lake (so running jobs here cannot race the other
@@ -355,7 +445,9 @@ fn demo_report() -> (tempfile::TempDir, PathBuf, Report) {
     }
     let ctx = {
         let mut c = ctx_on(dir.path());
-        c.key = Some(attune::config::Key::new(crate::common::KEY.as_bytes().to_vec()));
+        c.key = Some(attune::config::Key::new(
+            crate::common::KEY.as_bytes().to_vec(),
+        ));
         c
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -391,7 +483,10 @@ fn chromium(args: &[&str], url: &str) -> (String, bool) {
                  or set ATTUNE_SKIP_BROWSER=1 to skip this test"
             )
         });
-    (String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 /// The cargo target folder: $CARGO_TARGET_DIR, else the parent of the tests' temp folder.
@@ -421,7 +516,10 @@ fn the_demo_report_loads_in_a_browser_without_errors_or_requests() {
     // Self-contained: no scripts, and a policy that turns any load into a logged violation.
     assert!(!html.contains("<script"));
     assert!(html.contains("default-src 'none'; style-src 'unsafe-inline'; img-src data:"));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external URL");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external URL"
+    );
     assert!(!report.feel.figures.is_empty() && !report.customers.segments.is_empty());
 
     // The console check works: a page that logs and loads something is caught.
@@ -442,7 +540,11 @@ fn the_demo_report_loads_in_a_browser_without_errors_or_requests() {
     let (stderr, ok) = chromium(&["--dump-dom"], &url);
     assert!(ok, "chromium failed:\n{stderr}");
     let console = console_lines(&stderr);
-    assert!(console.is_empty(), "console messages:\n{}", console.join("\n"));
+    assert!(
+        console.is_empty(),
+        "console messages:\n{}",
+        console.join("\n")
+    );
 
     let shot = dir.path().join("report-screenshot.png");
     let (stderr, ok) = chromium(
@@ -455,7 +557,11 @@ fn the_demo_report_loads_in_a_browser_without_errors_or_requests() {
     assert!(ok, "chromium screenshot failed:\n{stderr}");
     assert!(console_lines(&stderr).is_empty());
     let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 50_000,
+        "{} bytes",
+        png.len()
+    );
     // For a human to look at.
     let target = target_dir();
     std::fs::copy(&shot, target.join("report-screenshot.png")).expect("copy screenshot");
