@@ -376,7 +376,7 @@ pub fn trend(
     // Label every period when they fit, else every other one.
     let every = if n > 8 { 2 } else { 1 };
     for (i, p) in points.iter().enumerate() {
-        if (n - 1 - i) % every == 0 {
+        if (n - 1 - i).is_multiple_of(every) {
             c.text(x(i), bottom + 16.0, p.label.clone(), "middle", "tick");
         }
     }
@@ -584,6 +584,7 @@ fn rows_chart(
 }
 
 /// A histogram of counts per bin; suppressed bins are marked, not drawn.
+#[allow(clippy::too_many_arguments)]
 pub fn histogram(
     id: &str,
     title: &str,
@@ -648,10 +649,10 @@ pub fn histogram(
             );
         }
     }
-    if let Some(last) = bins.last() {
-        if n % every == 0 {
-            c.text(right, bottom + 16.0, fmt_x(last.high), "middle", "tick");
-        }
+    if let Some(last) = bins.last()
+        && n.is_multiple_of(every)
+    {
+        c.text(right, bottom + 16.0, fmt_x(last.high), "middle", "tick");
     }
     c.line(left, bottom, right, bottom, "axis", GREY);
     c.axis_titles(x_label, y_label);

@@ -82,9 +82,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
             purchases: r
                 .num("median_frequency")
                 .map_or(dash.clone(), |f| num(f, 0)),
-            spend: r
-                .num("median_monetary_total")
-                .map_or(dash.clone(), |s| count(s)),
+            spend: r.num("median_monetary_total").map_or(dash.clone(), count),
             nps: r
                 .num("net_promoter_score")
                 .map_or(dash.clone(), |v| num(v, 0)),

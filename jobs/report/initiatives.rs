@@ -74,7 +74,7 @@ fn evidence_text(r: &Row) -> String {
     match (r.str("evidence"), r.str("design")) {
         ("strong", _) => "strong: customers were randomly given it or not (a control group)".into(),
         ("weaker", _) => "weaker: no control group, so before and after are compared with customers who did not get it".into(),
-        (_, d) if d == "none" => "none: could not be evaluated".into(),
+        (_, "none") => "none: could not be evaluated".into(),
         (e, d) => format!("{e} ({d})"),
     }
 }
