@@ -119,7 +119,7 @@ pub struct Text {
 pub struct LegendItem {
     pub colour: String,
     pub label: String,
-    /// swatch (filled square) or line.
+    /// swatch (light filled square, for bands), bar (solid square), line, dot or note.
     pub kind: String,
 }
 
@@ -245,7 +245,7 @@ pub fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
 }
 
 /// Widens [lo, hi] to round ticks, so the axis starts and ends on a label.
-fn nice_range(lo: f64, hi: f64) -> (f64, f64) {
+pub fn nice_range(lo: f64, hi: f64) -> (f64, f64) {
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
@@ -494,7 +494,11 @@ fn rows_chart(
             }
         }
     };
-    let (left, right) = (label_w, WIDTH - MARGIN_RIGHT - 56.0);
+    // Room on the right for the value label ("2.40× concern").
+    let (left, right) = (
+        label_w,
+        WIDTH - MARGIN_RIGHT - if bars { 56.0 } else { 110.0 },
+    );
     let bottom = height - MARGIN_BOTTOM;
     let x = |v: f64| left + (tf(v.clamp(lo, hi)) - tf(lo)) / (tf(hi) - tf(lo)) * (right - left);
     let ticks = match scale {

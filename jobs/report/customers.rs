@@ -129,12 +129,12 @@ pub async fn build(m: &Marts<'_>) -> Result<Customers> {
             charts::LegendItem {
                 colour: charts::BLUE.into(),
                 label: "segment".into(),
-                kind: "swatch".into(),
+                kind: "bar".into(),
             },
             charts::LegendItem {
                 colour: charts::ORANGE.into(),
                 label: "half or more have stopped buying".into(),
-                kind: "swatch".into(),
+                kind: "bar".into(),
             },
         ];
         out.chart = Some(chart);

@@ -246,8 +246,9 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
     }
     if suppressed > 0 {
         out.suppressed_rows = format!(
-            "{} comparisons are not shown because a group has {} customers (or could be worked out from the totals).",
+            "{} comparison{} not shown because a group has {} customers (or could be worked out from the totals).",
             count(suppressed as f64),
+            if suppressed == 1 { " is" } else { "s are" },
             m.fewer()
         );
     }

@@ -162,7 +162,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
         praise: Vec::new(),
         quotes_note: "No customer quotes are shown: attune scores the words in memory and keeps \
                       no message text in any mart, so there is no quote that could be checked \
-                      for consent and redaction. The phrases below are counts of words many \
+                      for consent and redaction. The phrases above are counts of words many \
                       customers used."
             .into(),
         empathy: Vec::new(),

@@ -54,20 +54,20 @@ fn metric_name(metric: &str) -> &str {
     }
 }
 
-fn effect_text(metric: &str, v: f64, currency: &str) -> String {
+/// An effect as a signed number in the metric's unit, and the unit.
+fn effect_parts(metric: &str, v: f64, currency: &str) -> (String, String) {
     match metric {
-        "retention_rate" => format!("{} percentage points", signed(v * 100.0, 1)),
-        "net_promoter_score" => format!("{} points", signed(v, 0)),
-        "cltv_12m" => {
-            let s = money(v.abs(), currency);
-            if v < 0.0 {
-                format!("−{s}")
-            } else {
-                format!("+{s}")
-            }
-        }
-        _ => signed(v, 2),
+        "retention_rate" => (signed(v * 100.0, 1), "percentage points".into()),
+        "net_promoter_score" => (signed(v, 0), "points".into()),
+        "cltv_12m" => (signed(v, 2), currency.to_string()),
+        "repeat_orders" | "pre_period_orders" => (signed(v, 2), "orders".into()),
+        _ => (signed(v, 2), String::new()),
     }
+}
+
+fn effect_text(metric: &str, v: f64, currency: &str) -> String {
+    let (n, unit) = effect_parts(metric, v, currency);
+    format!("{n} {unit}").trim_end().to_string()
 }
 
 fn evidence_text(r: &Row) -> String {
@@ -176,11 +176,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Initiatives> {
                         .num("effect")
                         .map_or("withheld".into(), |v| effect_text(metric, v, currency)),
                     interval: match (r.num("ci_low"), r.num("ci_high")) {
-                        (Some(l), Some(h)) => format!(
-                            "{} to {}",
-                            effect_text(metric, l, currency),
-                            effect_text(metric, h, currency)
-                        ),
+                        (Some(l), Some(h)) => {
+                            let (lo, unit) = effect_parts(metric, l, currency);
+                            let (hi, _) = effect_parts(metric, h, currency);
+                            format!("{lo} to {hi} {unit}").trim_end().to_string()
+                        }
                         _ => "–".into(),
                     },
                     groups: match (r.num("treated_n"), r.num("control_n")) {

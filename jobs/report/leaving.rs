@@ -100,7 +100,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                     &points,
                     "month of the cut-off",
                     "customers who stopped buying (%)",
-                    None,
+                    // From zero, so a rise from 12% to 14% does not look like a doubling.
+                    Some(charts::nice_range(
+                        0.0,
+                        points.iter().filter_map(|p| p.value).fold(0.01, f64::max),
+                    )),
                     &f,
                 );
                 c.legend.truncate(1);
@@ -234,7 +238,8 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                 .iter()
                 .find(|f| f.label.starts_with("Churn,"))
                 .map(|f| format!(
-                    "; last month {} of active customers did not come back",
+                    "; of the customers active at the end of {}, {} did not come back",
+                    f.label.trim_start_matches("Churn, "),
                     f.value
                 ))
                 .unwrap_or_default()

@@ -289,7 +289,7 @@ async fn report_json_of_the_fixture_lake() {
     let verdicts: Vec<&str> = r.fair.findings.iter().map(|f| f.verdict.as_str()).collect();
     assert_eq!(verdicts, vec!["concern", "review"]);
     assert_eq!(r.fair.table.len(), 4);
-    assert!(r.fair.suppressed_rows.starts_with("1 comparisons"));
+    assert!(r.fair.suppressed_rows.starts_with("1 comparison is not shown"));
     assert_eq!(r.fair.head.light.label, "Needs attention");
     // Privacy: a failure makes it red; the pass row of check 1 hides behind its warning.
     assert_eq!(r.privacy.checks.len(), 3);
