@@ -110,7 +110,12 @@ fn change_words(l: &Latest, unit: &str) -> String {
     }
 }
 
-fn trend_points(rows: &[Row], f: &dyn Fn(f64) -> String, what: &str) -> Vec<TrendPoint> {
+fn trend_points(
+    rows: &[Row],
+    f: &dyn Fn(f64) -> String,
+    what: &str,
+    min_group_size: usize,
+) -> Vec<TrendPoint> {
     let start = rows.len().saturating_sub(TREND_MONTHS);
     rows[start..]
         .iter()
@@ -130,7 +135,7 @@ fn trend_points(rows: &[Row], f: &dyn Fn(f64) -> String, what: &str) -> Vec<Tren
                         ""
                     }
                 ),
-                None => format!("{label}: not shown (too few answers)"),
+                None => format!("{label}: not shown (fewer than {min_group_size} answers)"),
             };
             TrendPoint {
                 label: tick,
@@ -220,7 +225,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
                     "chart-nps",
                     "Net Promoter Score by month",
                     "Net Promoter Score per month with its 95% interval as a band; months with too few answers are left out.",
-                    &trend_points(&nps, &f, "NPS"),
+                    &trend_points(&nps, &f, "NPS", m.min_group_size),
                     "month",
                     "NPS (points, −100 to 100)",
                     None,
@@ -248,7 +253,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
                 "chart-csat",
                 "Customer satisfaction (CSAT) by month",
                 "Share of satisfied answers (4 or 5 out of 5) per month with its 95% interval as a band.",
-                &trend_points(&csat, &f, "CSAT"),
+                &trend_points(&csat, &f, "CSAT", m.min_group_size),
                 "month",
                 "satisfied answers (%)",
                 None,
@@ -380,7 +385,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
     match m
         .load(
             "empathy_index",
-            "component, value, ci_lower, ci_upper, weight, customers",
+            "component, value, ci_lower, ci_upper, weight, customers, note",
             "AND period = 'last_12_months' AND dimension = 'overall' ORDER BY component",
         )
         .await?
@@ -424,7 +429,9 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
                 }
                 out.empathy.push(Component {
                     name: component_name(c),
-                    value: value.map_or_else(|| "not shown".into(), f),
+                    // The mart says why a value is missing ("suppressed: fewer than 10 customers").
+                    value: value
+                        .map_or_else(|| r.text("note").unwrap_or("not shown").to_string(), f),
                     interval: match (r.num("ci_lower"), r.num("ci_upper")) {
                         (Some(l), Some(h)) => format!("{} to {}", f(l), f(h)),
                         _ => "–".into(),

@@ -81,12 +81,12 @@ fn fixture_sql(t: &Texts) -> Vec<(&'static str, &'static str, &'static str, Stri
             ('negative_tickets', 'month', 'followed_up_share', 12, 10.0, 2.0, 40.0, false) \
             ) AS t(population, period_type, metric, n, value, ci_low, ci_high, suppressed)".to_string()),
         ("marts", "empathy_index", D, "SELECT * FROM (VALUES \
-            ('last_12_months', 'overall', 'all', 'index', 300, 150, 64.2, 60.1, 68.3, 1.0), \
-            ('last_12_months', 'overall', 'all', 'responsiveness', 200, 120, 71.0, 66.0, 76.0, 0.5), \
-            ('last_12_months', 'overall', 'all', 'tone', 90, 80, 52.0, 47.0, 57.0, 0.5), \
-            ('last_12_months', 'overall', 'all', 'human_when_it_matters', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)), \
-            ('2025-06', 'overall', 'all', 'index', 30, 25, 61.0, 50.0, 72.0, 1.0) \
-            ) AS t(period, dimension, group_value, component, n, customers, value, ci_lower, ci_upper, weight)".to_string()),
+            ('last_12_months', 'overall', 'all', 'index', 300, 150, 64.2, 60.1, 68.3, 1.0, CAST(NULL AS VARCHAR)), \
+            ('last_12_months', 'overall', 'all', 'responsiveness', 200, 120, 71.0, 66.0, 76.0, 0.5, NULL), \
+            ('last_12_months', 'overall', 'all', 'tone', 90, 80, 52.0, 47.0, 57.0, 0.5, NULL), \
+            ('last_12_months', 'overall', 'all', 'human_when_it_matters', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE), 'suppressed: fewer than 10 customers'), \
+            ('2025-06', 'overall', 'all', 'index', 30, 25, 61.0, 50.0, 72.0, 1.0, NULL) \
+            ) AS t(period, dimension, group_value, component, n, customers, value, ci_lower, ci_upper, weight, note)".to_string()),
         ("marts", "segment_profiles", D, format!("SELECT * FROM (VALUES \
             (1, {segment}, false, 120, 0.6, 6.0, 12.0, 310.5, 45.0, 0.05, 'at least 8 purchases so far'), \
             (2, 'Drifting away', false, 75, 0.375, 80.0, 3.0, 45.0, CAST(NULL AS DOUBLE), 0.62, 'long since the last purchase'), \
@@ -239,7 +239,10 @@ async fn report_json_of_the_fixture_lake() {
         vec![
             ("Responsiveness", "71"),
             ("Tone of your replies", "52"),
-            ("A person when it matters", "not shown")
+            (
+                "A person when it matters",
+                "suppressed: fewer than 10 customers"
+            )
         ]
     );
     // Segments: 120 + 75 shown, Big spenders withheld; Drifting away (churn 62%) is 37.5% of 200.
@@ -289,7 +292,11 @@ async fn report_json_of_the_fixture_lake() {
     let verdicts: Vec<&str> = r.fair.findings.iter().map(|f| f.verdict.as_str()).collect();
     assert_eq!(verdicts, vec!["concern", "review"]);
     assert_eq!(r.fair.table.len(), 4);
-    assert!(r.fair.suppressed_rows.starts_with("1 comparison is not shown"));
+    assert!(
+        r.fair
+            .suppressed_rows
+            .starts_with("1 comparison is not shown")
+    );
     assert_eq!(r.fair.head.light.label, "Needs attention");
     // Privacy: a failure makes it red; the pass row of check 1 hides behind its warning.
     assert_eq!(r.privacy.checks.len(), 3);
