@@ -584,3 +584,36 @@ fn the_demo_report_loads_in_a_browser_without_errors_or_requests() {
     assert!(ok && console_lines(&stderr).is_empty(), "{stderr}");
     std::fs::copy(&phone, target.join("report-screenshot-phone.png")).expect("copy screenshot");
 }
+
+#[tokio::test]
+async fn the_cli_prints_the_page_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_fixture(dir.path(), &Texts::default()).await;
+    let out = crate::common::attune()
+        .args([
+            "--root",
+            dir.path().to_str().expect("utf8"),
+            "report",
+            "--date",
+            D,
+        ])
+        .output()
+        .expect("attune runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let page = dir
+        .path()
+        .canonicalize()
+        .expect("canonical")
+        .join(format!("reports/{D}/index.html"));
+    assert_eq!(Path::new(&printed), page);
+    assert!(
+        std::fs::read_to_string(&page)
+            .expect("page")
+            .starts_with("<!DOCTYPE html>")
+    );
+}
