@@ -24,11 +24,17 @@ pub struct Check {
     /// pass, warn or fail.
     pub status: String,
     pub light: Light,
-    /// What was found (warnings and failures; the summary for a pass).
-    pub findings: Vec<String>,
-    /// What to do, once per distinct advice.
-    pub actions: Vec<String>,
+    /// What was found (warnings and failures; the summary for a pass), each with what to do.
+    pub findings: Vec<CheckFinding>,
     pub more: String,
+}
+
+/// One finding of a check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckFinding {
+    pub detail: String,
+    /// What to do; empty for a pass, or when it repeats the finding before.
+    pub action: String,
 }
 
 /// Builds section 6.
@@ -78,22 +84,21 @@ pub async fn build(m: &Marts<'_>) -> Result<Privacy> {
             .iter()
             .filter(|r| rank(r.str("status")) == worst)
             .collect();
-        let mut actions: Vec<String> = Vec::new();
-        for r in &shown {
-            let a = r.str("advice").to_string();
-            if worst > 0 && !a.is_empty() && !actions.contains(&a) {
-                actions.push(a);
-            }
-        }
-        let findings: Vec<String> = shown
-            .iter()
-            .take(FINDINGS_PER_CHECK)
-            .map(|r| match (r.text("table_name"), r.text("column_name")) {
+        let mut findings: Vec<CheckFinding> = Vec::new();
+        for r in shown.iter().take(FINDINGS_PER_CHECK) {
+            let detail = match (r.text("table_name"), r.text("column_name")) {
                 (Some(t), Some(c)) => format!("{t}.{c}: {}", r.str("detail")),
                 (Some(t), None) => format!("{t}: {}", r.str("detail")),
                 _ => r.str("detail").to_string(),
-            })
-            .collect();
+            };
+            let advice = r.str("advice");
+            let repeated = findings.last().is_some_and(|f| f.action == advice);
+            let action = if worst == 0 || repeated { "" } else { advice };
+            findings.push(CheckFinding {
+                detail,
+                action: action.to_string(),
+            });
+        }
         out.checks.push(Check {
             number: id,
             title: of
@@ -115,7 +120,6 @@ pub async fn build(m: &Marts<'_>) -> Result<Privacy> {
                 String::new()
             },
             findings,
-            actions,
         });
     }
     let fails = out.checks.iter().filter(|c| c.status == "fail").count();

@@ -300,9 +300,18 @@ async fn report_json_of_the_fixture_lake() {
     assert_eq!(r.fair.head.light.label, "Needs attention");
     // Privacy: a failure makes it red; the pass row of check 1 hides behind its warning.
     assert_eq!(r.privacy.checks.len(), 3);
+    let first = &r.privacy.checks[0].findings;
+    assert_eq!(first.len(), 1);
     assert_eq!(
-        r.privacy.checks[0].findings,
-        vec!["customers.notes: Arrived in 240 files; no contract declares it."]
+        (first[0].detail.as_str(), first[0].action.as_str()),
+        (
+            "customers.notes: Arrived in 240 files; no contract declares it.",
+            "Stop exporting notes."
+        )
+    );
+    assert_eq!(
+        r.privacy.checks[2].findings[0].action, "",
+        "a pass needs no action"
     );
     assert_eq!(r.privacy.head.light.label, "Needs attention");
     // Initiatives: ROI 60% with an interval crossing zero → amber; DiD labelled weaker.
