@@ -27,11 +27,6 @@ pub enum Cell {
 pub struct Row(BTreeMap<String, Cell>);
 
 impl Row {
-    /// Builds a row from (column, value) pairs (for tests and derived rows).
-    pub fn from_pairs(pairs: Vec<(&str, Cell)>) -> Row {
-        Row(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-    }
-
     /// A text column; `None` when NULL or absent.
     pub fn text(&self, col: &str) -> Option<&str> {
         match self.0.get(col) {
@@ -130,12 +125,6 @@ fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>> {
         }
     }
     Ok(rows)
-}
-
-/// A SQL string literal (doubling quotes), for the few values the report
-/// puts into its queries (dates and fixed names, never input text).
-pub fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The first column of `sql` as numbers, NULLs skipped (for distributions,
