@@ -90,6 +90,33 @@ restarts = 4
 followup_hours = 48
 # Phrases listed per touchpoint and direction in marts/voice_themes.
 themes_per_touchpoint = 10
+[value]
+# Churn, for a business without subscriptions: a customer has churned after a
+# cut-off when they place no order in the next inactive_days days.
+inactive_days = 90
+# The churn model learns from features as of this many days before the run date
+# and from what each customer did after that cut-off. At least inactive_days, so
+# every label is known by the run date.
+cutoff_days = 90
+# Customers whose churn probability is at least this are flagged at_risk.
+at_risk_threshold = 0.5
+# Share of customers held out from training to evaluate the churn model
+# (ROC AUC, Brier score, calibration, lift); the split is seeded.
+holdout_share = 0.3
+# Seed of the holdout split.
+seed = 42
+# Unit of BG/NBD's recency t_x, age T and alpha: "days" or "weeks". Predictions
+# (P(alive), expected purchases, CLTV) are the same in either.
+time_unit = "days"
+# Gross margin on revenue, for CLTV = margin x expected revenue. 0.6 is typical
+# of a bakery-cafe, whose ingredients and packaging cost 30-40% of sales.
+gross_margin = 0.6
+# Annual discount rate of CLTV (applied monthly).
+annual_discount_rate = 0.1
+# Iteration budget of each likelihood fit (BG/NBD, Gamma-Gamma). A fit that has
+# not converged within it is reported as such in model_metrics, and the values
+# that depend on it are left empty rather than written from a bad fit.
+max_iterations = 1000
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +138,8 @@ struct RawConfig {
     nightly: RawNightly,
     #[serde(default)]
     segment: RawSegment,
+    #[serde(default)]
+    value: RawValue,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +174,125 @@ struct RawSegment {
     fit_sample: Option<usize>,
     silhouette_sample: Option<usize>,
     restarts: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValue {
+    inactive_days: Option<u32>,
+    cutoff_days: Option<u32>,
+    at_risk_threshold: Option<f64>,
+    holdout_share: Option<f64>,
+    seed: Option<u64>,
+    time_unit: Option<String>,
+    gross_margin: Option<f64>,
+    annual_discount_rate: Option<f64>,
+    max_iterations: Option<u64>,
+}
+
+/// Churn and lifetime-value settings (`[value]`), checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueConfig {
+    /// Days without an order after a cut-off that make a customer churned. Default 90.
+    pub inactive_days: u32,
+    /// Days before the run date of the churn model's cut-off (>= inactive_days). Default 90.
+    pub cutoff_days: u32,
+    /// Churn probability from which a customer is at risk. Default 0.5.
+    pub at_risk_threshold: f64,
+    /// Share of customers held out to evaluate the churn model. Default 0.3.
+    pub holdout_share: f64,
+    /// Seed of the holdout split. Default 42.
+    pub seed: u64,
+    /// Time unit of BG/NBD. Default days.
+    pub time_unit: crate::value::summary::TimeUnit,
+    /// Gross margin on revenue (0-1]. Default 0.6.
+    pub gross_margin: f64,
+    /// Annual discount rate of CLTV. Default 0.1.
+    pub annual_discount_rate: f64,
+    /// Iteration budget of each likelihood fit. Default 1000.
+    pub max_iterations: u64,
+}
+
+// The checked values are never NaN, so equality is reflexive.
+impl Eq for ValueConfig {}
+
+impl Default for ValueConfig {
+    fn default() -> Self {
+        RawValue::default().check().expect("defaults are valid")
+    }
+}
+
+impl RawValue {
+    fn check(self) -> Result<ValueConfig> {
+        let bad = |m: String| Err(Error::Config(m));
+        let inactive_days = self.inactive_days.unwrap_or(90);
+        if !(1..=3650).contains(&inactive_days) {
+            return bad(format!(
+                "value.inactive_days = {inactive_days}: use 1 to 3650 (default 90)"
+            ));
+        }
+        let cutoff_days = self.cutoff_days.unwrap_or(90);
+        if cutoff_days < inactive_days || cutoff_days > 3650 {
+            return bad(format!(
+                "value.cutoff_days = {cutoff_days}: use at least value.inactive_days ({inactive_days}), so churn after the cut-off is known by the run date, and at most 3650 (default 90)"
+            ));
+        }
+        let in_unit = |name: &str, v: f64, lo_open: bool, default: f64| {
+            let ok = v.is_finite() && v <= 1.0 && if lo_open { v > 0.0 } else { v >= 0.0 };
+            if ok {
+                Ok(v)
+            } else {
+                Err(Error::Config(format!(
+                    "value.{name} = {v}: use a number in {}0, 1] (default {default})",
+                    if lo_open { "(" } else { "[" }
+                )))
+            }
+        };
+        let at_risk_threshold = in_unit(
+            "at_risk_threshold",
+            self.at_risk_threshold.unwrap_or(0.5),
+            false,
+            0.5,
+        )?;
+        let holdout_share = self.holdout_share.unwrap_or(0.3);
+        if !(holdout_share > 0.0 && holdout_share < 1.0) {
+            return bad(format!(
+                "value.holdout_share = {holdout_share}: use a share strictly between 0 and 1 (default 0.3)"
+            ));
+        }
+        let time_unit = match self.time_unit.as_deref() {
+            None => crate::value::summary::TimeUnit::Days,
+            Some(u) => crate::value::summary::TimeUnit::parse(u).ok_or_else(|| {
+                Error::Config(format!(
+                    "value.time_unit = {u:?}: use \"days\" or \"weeks\" (default \"days\")"
+                ))
+            })?,
+        };
+        let gross_margin = in_unit("gross_margin", self.gross_margin.unwrap_or(0.6), true, 0.6)?;
+        let annual_discount_rate = self.annual_discount_rate.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&annual_discount_rate) {
+            return bad(format!(
+                "value.annual_discount_rate = {annual_discount_rate}: use 0 to 1 (default 0.1)"
+            ));
+        }
+        let max_iterations = self.max_iterations.unwrap_or(1000);
+        if !(1..=1_000_000).contains(&max_iterations) {
+            return bad(format!(
+                "value.max_iterations = {max_iterations}: use 1 to 1000000 (default 1000)"
+            ));
+        }
+        Ok(ValueConfig {
+            inactive_days,
+            cutoff_days,
+            at_risk_threshold,
+            holdout_share,
+            seed: self.seed.unwrap_or(42),
+            time_unit,
+            gross_margin,
+            annual_discount_rate,
+            max_iterations,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +390,8 @@ pub struct ValidConfig {
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
     pub segment: SegmentConfig,
+    /// Churn and lifetime value.
+    pub value: ValueConfig,
 }
 
 impl Default for ValidConfig {
@@ -438,6 +588,7 @@ impl RawConfig {
                 followup_hours,
                 themes_per_touchpoint,
             },
+            value: self.value.check()?,
         })
     }
 }
@@ -570,6 +721,12 @@ mod tests {
             ("[segment]\nfit_sample = 10", "fit_sample"),
             ("[segment]\nsilhouette_sample = 100000", "silhouette_sample"),
             ("[segment]\nrestarts = 0", "restarts"),
+            ("[value]\ncutoff_days = 30", "cutoff_days"),
+            ("[value]\ntime_unit = \"months\"", "time_unit"),
+            ("[value]\ngross_margin = 0", "gross_margin"),
+            ("[value]\nholdout_share = 1", "holdout_share"),
+            ("[value]\nat_risk_threshold = 1.5", "at_risk_threshold"),
+            ("[value]\nmax_iterations = 0", "max_iterations"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();

@@ -20,6 +20,7 @@
 //! - [`privacy`]: privacy checks → marts/privacy_checks; `retention`; `forget` (right to erasure)
 //! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
+//! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
 //! - [`report`]: the owner's report: marts → report.json → reports/<date>/index.html (tera, inline SVG)
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
@@ -53,6 +54,7 @@ pub mod schema;
 pub mod segment;
 pub mod storage;
 pub mod transform;
+pub mod value;
 pub mod voice;
 
 pub use error::{Error, Result};

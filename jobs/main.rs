@@ -216,6 +216,21 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// Churn and customer lifetime value as of a date, or (`value fit`) on any transaction file.
+    ///
+    /// `attune value --date D` fits BG/NBD + Gamma-Gamma on the orders up to D,
+    /// trains and evaluates the churn model, and writes marts/customer_value,
+    /// churn_evaluation, churn_rates and model_metrics.
+    /// Example: attune value --date 2025-12-31
+    /// Example: attune value fit --transactions orders.csv --customer-column customer --date-column date --amount-column amount --calibration-end 1997-09-30 --holdout-end 1998-06-30 --time-unit weeks --out fit/
+    #[command(args_conflicts_with_subcommands = true)]
+    Value {
+        /// The run date (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[command(subcommand)]
+        action: Option<ValueAction>,
+    },
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -257,6 +272,52 @@ enum VoiceCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ValueAction {
+    /// Fit BG/NBD and Gamma-Gamma on any transaction export (CSV or Parquet), without a data root.
+    ///
+    /// Writes OUT/summary.csv, parameters.json, predictions.csv and, with a
+    /// holdout, holdout.csv (predicted versus actual repeat purchases).
+    /// Transactions on one day count as one purchase. Margin and discount
+    /// rate come from [value] in the config.
+    /// Example: attune value fit --transactions cdnow.csv --customer-column customer_id --date-column date --amount-column amount --calibration-end 1997-09-30 --holdout-end 1998-06-30 --time-unit weeks --out cdnow-fit
+    Fit(ValueFitArgs),
+}
+
+#[derive(Args, Debug)]
+struct ValueFitArgs {
+    /// Transactions: .csv (header line), .csv.gz or .parquet.
+    #[arg(long, value_name = "FILE")]
+    transactions: PathBuf,
+    /// Column with the customer id.
+    #[arg(long, value_name = "C")]
+    customer_column: String,
+    /// Column with the transaction date (YYYY-MM-DD, or a timestamp).
+    #[arg(long, value_name = "D")]
+    date_column: String,
+    /// Column with the transaction amount.
+    #[arg(long, value_name = "A")]
+    amount_column: String,
+    /// Last day of the calibration period (inclusive).
+    #[arg(long, value_name = "DATE")]
+    calibration_end: NaiveDate,
+    /// Last day of the holdout period (inclusive): adds predicted versus actual.
+    #[arg(long, value_name = "DATE")]
+    holdout_end: Option<NaiveDate>,
+    /// Unit of t_x, T and alpha.
+    #[arg(long, value_enum, default_value_t = Unit::Days)]
+    time_unit: Unit,
+    /// Output folder (created).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Unit {
+    Days,
+    Weeks,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -711,6 +772,69 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Value { date, action } => match (date, action) {
+            (_, Some(ValueAction::Fit(a))) => {
+                let cfg = load_config(&cli)?;
+                let params = attune::value::fit::FitParams {
+                    transactions: a.transactions.clone(),
+                    customer_column: a.customer_column.clone(),
+                    date_column: a.date_column.clone(),
+                    amount_column: a.amount_column.clone(),
+                    calibration_end: a.calibration_end,
+                    holdout_end: a.holdout_end,
+                    time_unit: match a.time_unit {
+                        Unit::Days => attune::value::summary::TimeUnit::Days,
+                        Unit::Weeks => attune::value::summary::TimeUnit::Weeks,
+                    },
+                    out: a.out.clone(),
+                    gross_margin: cfg.value.gross_margin,
+                    annual_discount_rate: cfg.value.annual_discount_rate,
+                    max_iterations: cfg.value.max_iterations,
+                };
+                let o = runtime()?.block_on(attune::value::fit::run(&params))?;
+                print_clv(&o.models);
+                for h in &o.holdout {
+                    println!(
+                        "holdout x={:<4} customers {:>7}  predicted {:>8.4}  actual {:>8.4}",
+                        h.x, h.customers, h.predicted_mean, h.actual_mean
+                    );
+                }
+                for f in &o.files {
+                    println!("{}", f.display());
+                }
+                Ok(())
+            }
+            (Some(date), None) => {
+                let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+                let o = runtime()?.block_on(attune::value::run(&ctx, *date))?;
+                print_clv(&o.clv);
+                if let Some(c) = &o.churn {
+                    let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+                    println!(
+                        "churn model: ROC AUC {} (active at cut-off {}), Brier {}, top-decile lift {} on {} held-out customers; {} at risk",
+                        show(c.roc_auc),
+                        show(c.roc_auc_active_at_cutoff),
+                        show(c.brier_score),
+                        show(c.top_decile_lift),
+                        c.holdout_customers,
+                        o.at_risk_customers
+                    );
+                }
+                // Warnings reach stderr through the library's log already.
+                println!("{} customers scored, {} rows written", o.customers_scored, o.rows_out);
+                let phases: Vec<String> = o
+                    .seconds
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.2}s"))
+                    .collect();
+                eprintln!("value: {}", phases.join(", "));
+                Ok(())
+            }
+            (None, None) => Err(Error::Config(
+                "give --date YYYY-MM-DD (the nightly job) or use `attune value fit` (any transaction file)".into(),
+            )
+            .into()),
+        },
         Command::Demo {
             dir,
             customers,
@@ -746,6 +870,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn print_clv(m: &attune::value::clv::ClvModels) {
+    let bg = &m.bg_nbd;
+    println!(
+        "BG/NBD ({} customers, time unit {}): r {:.4}  alpha {:.4}  a {:.4}  b {:.4}  log-likelihood {:.2}  [{}]",
+        bg.customers,
+        m.time_unit.name(),
+        bg.params.r,
+        bg.params.alpha,
+        bg.params.a,
+        bg.params.b,
+        bg.log_likelihood,
+        bg.optimizer.describe()
+    );
+    if let Some(gg) = &m.gamma_gamma {
+        println!(
+            "Gamma-Gamma ({} repeat customers): p {:.4}  q {:.4}  gamma {:.4}  log-likelihood {:.2}  [{}]",
+            gg.customers,
+            gg.params.p,
+            gg.params.q,
+            gg.params.gamma,
+            gg.log_likelihood,
+            gg.optimizer.describe()
+        );
+    }
+    if let Some(r) = m.frequency_monetary_correlation {
+        println!("frequency-value correlation (Gamma-Gamma assumes 0): {r:.3}");
     }
 }
 

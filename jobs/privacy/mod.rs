@@ -72,7 +72,7 @@ const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("privacy", LAKE_COLUMNS_READ),
     ("voice", crate::voice::LAKE_COLUMNS_READ),
     ("segment", crate::segment::LAKE_COLUMNS_READ),
-    // ("value", crate::value::LAKE_COLUMNS_READ),
+    ("value", crate::value::LAKE_COLUMNS_READ),
     // ("fairness", crate::fairness::LAKE_COLUMNS_READ),
 ];
 
@@ -87,7 +87,8 @@ pub fn rust_job_reads() -> Vec<(&'static str, &'static str, &'static str)> {
 /// Feature lists of the models attune fits: one line per model. Add yours here.
 const FEATURE_LISTS: &[(&str, &[&str])] = &[
     ("segment", crate::segment::features::FEATURES),
-    // ("churn", crate::value::churn::FEATURES),
+    // The churn model takes every numeric column of customer_features, which
+    // the sensitive-features check covers as a table.
 ];
 
 /// (model, features) of every model attune fits.

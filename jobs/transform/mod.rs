@@ -73,19 +73,7 @@ impl TransformOutcome {
 #[instrument(skip_all, fields(job = "transform", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> {
     let storage = &ctx.storage;
-    let session = catalog::new_session(storage);
-    let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    for t in &lake {
-        catalog::register(&session, storage, "lake", t, t).await?;
-    }
-    session.register_udf(run_date_udf(date));
-    let (replaced, superseded_counts) =
-        superseded::find(&session, &ctx.contracts, &lake, date).await?;
-    let replaced = superseded::to_batch(&replaced)?;
+    let (session, lake, replaced, superseded_counts) = lake_session(ctx, date).await?;
     crate::mart::publish(
         storage,
         "superseded",
@@ -94,13 +82,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
         std::slice::from_ref(&replaced),
     )
     .await?;
-    session.register_table(
-        "superseded",
-        Arc::new(MemTable::try_new(
-            superseded::schema(),
-            vec![vec![replaced]],
-        )?),
-    )?;
     let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
@@ -171,9 +152,14 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
 /// at a million customers) and could not prune partitions by date. DuckDB
 /// and Spark get the same function with a one-line macro (see README).
 pub fn run_date_udf(date: NaiveDate) -> ScalarUDF {
+    date_constant_udf("run_date", date)
+}
+
+/// A zero-argument SQL function `name()` returning `date`.
+pub fn date_constant_udf(name: &str, date: NaiveDate) -> ScalarUDF {
     let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32;
     create_udf(
-        "run_date",
+        name,
         Vec::new(),
         DataType::Date32,
         Volatility::Immutable,
@@ -181,6 +167,81 @@ pub fn run_date_udf(date: NaiveDate) -> ScalarUDF {
             Ok(ColumnarValue::Scalar(ScalarValue::Date32(Some(days))))
         }),
     )
+}
+
+/// A session over the lake as of `date`: every lake table, `run_date()`,
+/// and `superseded` (the copies a later export replaced, which the staging
+/// views leave out), computed in memory. Also returns the lake's tables,
+/// the superseded rows and their counts per table.
+async fn lake_session(
+    ctx: &JobContext,
+    date: NaiveDate,
+) -> Result<(
+    datafusion::prelude::SessionContext,
+    BTreeSet<String>,
+    RecordBatch,
+    BTreeMap<String, superseded::SupersededCounts>,
+)> {
+    let storage = &ctx.storage;
+    let session = catalog::new_session(storage);
+    let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for t in &lake {
+        catalog::register(&session, storage, "lake", t, t).await?;
+    }
+    session.register_udf(run_date_udf(date));
+    let (replaced, counts) = superseded::find(&session, &ctx.contracts, &lake, date).await?;
+    let replaced = superseded::to_batch(&replaced)?;
+    session.register_table(
+        "superseded",
+        Arc::new(MemTable::try_new(
+            superseded::schema(),
+            vec![vec![replaced.clone()]],
+        )?),
+    )?;
+    Ok((session, lake, replaced, counts))
+}
+
+/// A session as of `date`: every lake table, `run_date()`, `superseded`,
+/// and every model registered as a view, so nothing is computed or written
+/// until queried. For jobs that need a model as of another date than the
+/// run date (the churn model's features as of its cut-off).
+pub async fn session_as_of(
+    ctx: &JobContext,
+    date: NaiveDate,
+) -> Result<datafusion::prelude::SessionContext> {
+    let (session, lake, _, _) = lake_session(ctx, date).await?;
+    for model in models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)? {
+        let df = session.sql(&model.sql).await.map_err(|e| Error::Model {
+            model: model.name.clone(),
+            reason: e.to_string(),
+        })?;
+        session.register_table(model.name.as_str(), df.into_view())?;
+    }
+    Ok(session)
+}
+
+/// The rows of one model as of `date`, computed in memory, not written.
+///
+/// Computed on one partition: DataFusion then adds up floating-point
+/// columns in one fixed order, so the same model computed twice gives the
+/// same bits. With several partitions the order in which partial sums meet
+/// varies from run to run, and so do the last bits of every DOUBLE sum.
+pub async fn model_as_of(
+    ctx: &JobContext,
+    model: &str,
+    date: NaiveDate,
+) -> Result<Vec<RecordBatch>> {
+    let session = session_as_of(ctx, date).await?;
+    session
+        .sql("SET datafusion.execution.target_partitions = 1")
+        .await?
+        .collect()
+        .await?;
+    Ok(session.table(model).await?.collect().await?)
 }
 
 /// The header must document exactly the columns the SELECT returns: the

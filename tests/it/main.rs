@@ -11,5 +11,6 @@ mod privacy;
 mod report;
 mod segment;
 mod sql;
+mod value;
 mod voice;
 mod voice_score;

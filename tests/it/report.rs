@@ -470,6 +470,7 @@ fn demo_report() -> (tempfile::TempDir, PathBuf, Report) {
     let report = rt.block_on(async {
         attune::segment::run(&ctx, last).await.expect("segment");
         attune::voice::run(&ctx, last).await.expect("voice");
+        attune::value::run(&ctx, last).await.expect("value");
         attune::privacy::run(&ctx, last).await.expect("privacy");
         report::run(&ctx, last).await.expect("report");
         report::build(&ctx, last).await.expect("report data")

@@ -1,0 +1,937 @@
+//! Churn and customer lifetime value (`attune value`).
+//!
+//! Reads the orders as of the run date (through the `stg_orders` model:
+//! de-duplicated, refunds left out), `marts/customer_features` of the run
+//! date, `customer_features` as of the churn cut-off (computed, not read),
+//! `marts/segments` of the run date when the segment job has written it, and
+//! `lake/initiative_assignments`. Writes `marts/customer_value` (one row per
+//! customer with a purchase: the BG/NBD and Gamma-Gamma predictions, the
+//! 12-month CLTV, the churn probability and at-risk flag),
+//! `marts/churn_evaluation` (the held-out customers, for the fairness audit),
+//! `marts/churn_rates` (per month, segment and initiative arm; groups below
+//! `min_group_size` suppressed) and this job's `marts/model_metrics`.
+//!
+//! Honest about time: the churn model is trained on features as of a cut-off
+//! `cutoff_days` before the run date and labels from what happened after it,
+//! evaluated on customers it never saw, then refitted on all of them and
+//! applied to today's features.
+//!
+//! # Layout
+//! - [`summary`]: x, t_x, T, mean repeat value and purchase days per customer (`purchase_days.sql`)
+//! - [`special`]: ln Γ, ψ, log-sum-exp, Gauss ₂F₁
+//! - [`optim`]: maximum likelihood with argmin (L-BFGS, Nelder-Mead fallback), standard errors
+//! - [`bgnbd`]: the BG/NBD model: likelihood, fit, P(alive), expected purchases
+//! - [`gamma_gamma`]: the Gamma-Gamma spend model
+//! - [`clv`]: fitting both and scoring customers, discounted CLTV
+//! - [`churn`]: features, standardization, logistic regression
+//! - [`metrics`]: ROC AUC, Brier score, calibration, lift
+//! - [`rates`]: churn labels and churn rates from the gaps between purchase days
+//! - [`fit`]: `attune value fit` on any transaction file
+
+pub mod bgnbd;
+pub mod churn;
+pub mod clv;
+pub mod fit;
+pub mod gamma_gamma;
+pub mod metrics;
+pub mod optim;
+pub mod rates;
+pub mod special;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use self::churn::{ChurnModel, FeatureTable};
+use self::clv::{ClvModels, ClvSettings};
+use self::rates::History;
+use self::summary::{Summaries, epoch_day, string_column};
+use crate::context::JobContext;
+use crate::mart::{self, Metric};
+use crate::{Error, Result, catalog, transform};
+
+/// Lake columns this job reads (through `stg_orders` and `arms.sql`).
+pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
+    ("orders", "order_id"),
+    ("orders", "customer_id"),
+    ("orders", "ordered_at"),
+    ("orders", "total_amount"),
+    ("orders", "refunded"),
+    ("initiative_assignments", "customer_id"),
+    ("initiative_assignments", "initiative_id"),
+    ("initiative_assignments", "arm"),
+    ("initiative_assignments", "assigned_at"),
+];
+
+const ARMS_SQL: &str = include_str!("arms.sql");
+
+/// The churn model's evaluation on held-out customers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnEvaluation {
+    pub cutoff: NaiveDate,
+    pub training_customers: u64,
+    pub holdout_customers: u64,
+    /// Share of held-out customers who churned.
+    pub base_rate: f64,
+    pub roc_auc: Option<f64>,
+    /// AUC among held-out customers who had bought in the inactive_days
+    /// before the cut-off: how well it tells which current customers leave.
+    pub roc_auc_active_at_cutoff: Option<f64>,
+    pub brier_score: Option<f64>,
+    pub top_decile_lift: Option<f64>,
+    pub calibration: Vec<metrics::CalibrationBin>,
+}
+
+/// What the value job produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValueOutcome {
+    /// Customers with a purchase up to the run date.
+    pub rows_in: u64,
+    /// Rows written to customer_value, churn_evaluation, churn_rates and model_metrics.
+    pub rows_out: u64,
+    pub warnings: Vec<String>,
+    pub customers_scored: u64,
+    pub at_risk_customers: u64,
+    pub clv: ClvModels,
+    pub churn: Option<ChurnEvaluation>,
+    /// Seconds per phase (summary, clv_fit, clv_score, churn, write).
+    pub seconds: BTreeMap<String, f64>,
+}
+
+/// Runs churn and lifetime value as of `date`.
+#[instrument(skip_all, fields(job = "value", run_id = %ctx.run_id))]
+pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
+    let cfg = &ctx.cfg.value;
+    let mut warnings = Vec::new();
+    let mut seconds = BTreeMap::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, clock: &mut Instant| {
+        seconds.insert(name.to_string(), clock.elapsed().as_secs_f64());
+        *clock = Instant::now();
+    };
+
+    let session = purchases_session(ctx, date).await?;
+    let today = current_features(ctx, &session, date).await?;
+    let all = summary::load(&session, date, date, cfg.time_unit).await?;
+    let rows_in = all.summaries.len() as u64;
+    let inactive = i32::try_from(cfg.inactive_days).unwrap_or(i32::MAX);
+    let (s, histories) = keep_known_customers(all, &today, inactive, &mut warnings);
+    if s.is_empty() {
+        return Err(Error::MissingInput {
+            what: format!("orders of consenting customers up to {date}"),
+            hint: "run `attune ingest` and `attune transform` for the dates first".into(),
+        });
+    }
+    info!(customers = s.len(), "purchase histories summarized");
+    lap("summary", &mut clock);
+
+    let settings = ClvSettings {
+        time_unit: cfg.time_unit,
+        gross_margin: cfg.gross_margin,
+        annual_discount_rate: cfg.annual_discount_rate,
+        max_iterations: cfg.max_iterations,
+    };
+    let models = clv::fit_models(&s, &settings)?;
+    warnings.extend(models.warnings.iter().cloned());
+    lap("clv_fit", &mut clock);
+    let scores = clv::score(&s, &models, &[90.0, 365.0], &settings);
+    if scores.failures > 0 {
+        warnings.push(format!(
+            "expected purchases could not be evaluated for {} customers (hypergeometric series did not converge); left empty",
+            scores.failures
+        ));
+    }
+    lap("clv_score", &mut clock);
+
+    let cutoff = date - chrono::Duration::days(i64::from(cfg.cutoff_days));
+    let churn = churn_model(ctx, cutoff, &s, &histories, &today, inactive, &mut warnings).await?;
+    let probability: Vec<Option<f64>> = s
+        .customer_id
+        .iter()
+        .map(|id| {
+            churn
+                .as_ref()
+                .and_then(|c| today.position(id).map(|i| c.today[i]))
+        })
+        .collect();
+    let segments = segments_of(ctx, &s.customer_id, date, &mut warnings).await?;
+    let latest_cutoff = epoch_day(date) - inactive;
+    let arms = arms_of(&session, &s.customer_id, latest_cutoff).await?;
+    let cutoffs = rates::month_end_cutoffs(
+        s.first_day.iter().copied().min().unwrap_or(latest_cutoff),
+        date,
+        inactive,
+    );
+    let rate_rows = rates::churn_rates(
+        &histories,
+        &segments,
+        &arms,
+        &cutoffs,
+        latest_cutoff,
+        inactive,
+    );
+    lap("churn", &mut clock);
+
+    let threshold = cfg.at_risk_threshold;
+    let at_risk_customers = probability
+        .iter()
+        .filter(|p| p.is_some_and(|p| p >= threshold))
+        .count() as u64;
+    let mut rows_out = 0;
+    let batch = customer_value_batch(&s, &segments, &scores, &probability, threshold)?;
+    rows_out += mart::publish(
+        &ctx.storage,
+        "customer_value",
+        date,
+        batch.schema(),
+        &[batch],
+    )
+    .await?;
+    // Written even without a model (empty), so no earlier run's rows survive.
+    let batch = churn_evaluation_batch(churn.as_ref(), cutoff, threshold)?;
+    rows_out += mart::publish(
+        &ctx.storage,
+        "churn_evaluation",
+        date,
+        batch.schema(),
+        &[batch],
+    )
+    .await?;
+    let batch = churn_rates_batch(&rate_rows, ctx.cfg.min_group_size)?;
+    rows_out += mart::publish(&ctx.storage, "churn_rates", date, batch.schema(), &[batch]).await?;
+    let evaluation = churn.as_ref().map(|c| c.evaluation.clone());
+    let metrics = model_metrics(
+        &models,
+        churn.as_ref(),
+        cfg,
+        at_risk_customers,
+        ctx.cfg.min_group_size,
+    );
+    rows_out += mart::publish_model_metrics(&ctx.storage, date, "value", &metrics).await?;
+    lap("write", &mut clock);
+    for w in &warnings {
+        warn!(job = "value", "{w}");
+    }
+    info!(
+        customers = s.len(),
+        at_risk_customers, rows_out, "value finished"
+    );
+    Ok(ValueOutcome {
+        rows_in,
+        rows_out,
+        warnings,
+        customers_scored: s.len() as u64,
+        at_risk_customers,
+        clv: models,
+        churn: evaluation,
+        seconds,
+    })
+}
+
+/// A session as of `date` (every lake table, every model as a view) with
+/// `purchases(customer_id, order_date, amount)`: the non-refunded orders of
+/// `stg_orders`, de-duplicated across export days.
+pub async fn purchases_session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext> {
+    let session = transform::session_as_of(ctx, date).await?;
+    session.register_table(
+        "purchases",
+        session
+            .sql("SELECT customer_id, order_date, total_amount AS amount FROM stg_orders WHERE NOT refunded")
+            .await?
+            .into_view(),
+    )?;
+    Ok(session)
+}
+
+/// `marts/customer_features` of the run date (the consenting customers and
+/// today's features).
+async fn current_features(
+    ctx: &JobContext,
+    session: &SessionContext,
+    date: NaiveDate,
+) -> Result<FeatureTable> {
+    let missing = || Error::MissingInput {
+        what: format!("marts/customer_features for {date}"),
+        hint: format!("run `attune transform --date {date}` first"),
+    };
+    let present = catalog::list_tables(&ctx.storage, "marts")
+        .await?
+        .iter()
+        .any(|t| t.name == "customer_features");
+    if !present {
+        return Err(missing());
+    }
+    catalog::register(
+        session,
+        &ctx.storage,
+        "marts",
+        "customer_features",
+        "customer_features_mart",
+    )
+    .await?;
+    let batches = session
+        .sql(&format!(
+            "SELECT * FROM customer_features_mart WHERE dt = DATE '{date}' ORDER BY customer_id"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let table = FeatureTable::from_batches(&batches)?;
+    if table.customer_id.is_empty() {
+        return Err(missing());
+    }
+    Ok(table)
+}
+
+/// Only customers in today's `customer_features` (consenting, known to the
+/// customers export) are modelled; their purchase days become churn
+/// histories.
+fn keep_known_customers(
+    all: summary::Histories,
+    today: &FeatureTable,
+    inactive: i32,
+    warnings: &mut Vec<String>,
+) -> (Summaries, Vec<History>) {
+    let summary::Histories {
+        summaries: all,
+        days,
+    } = all;
+    let mut s = Summaries::default();
+    let mut histories = Vec::new();
+    let mut dropped = 0u64;
+    for i in 0..all.len() {
+        if today.position(&all.customer_id[i]).is_none() {
+            dropped += 1;
+            continue;
+        }
+        s.customer_id.push(all.customer_id[i].clone());
+        s.first_day.push(all.first_day[i]);
+        s.x.push(all.x[i]);
+        s.t_x.push(all.t_x[i]);
+        s.t.push(all.t[i]);
+        s.monetary.push(all.monetary[i]);
+        s.holdout_x.push(all.holdout_x[i]);
+        histories.push(History::from_days(&days[i], inactive));
+    }
+    if dropped > 0 {
+        warnings.push(format!(
+            "{dropped} customers with orders are not in today's customer_features (no consenting customer record) and are left out"
+        ));
+    }
+    (s, histories)
+}
+
+/// The churn model's outputs.
+struct ChurnRun {
+    evaluation: ChurnEvaluation,
+    model: ChurnModel,
+    /// Held-out customers: (id, probability, churned, active at cut-off).
+    held_out: Vec<(String, f64, bool, bool)>,
+    /// P(churn) for every customer of today's feature table.
+    today: Vec<f64>,
+    training_customers: u64,
+}
+
+async fn churn_model(
+    ctx: &JobContext,
+    cutoff: NaiveDate,
+    s: &Summaries,
+    histories: &[History],
+    today: &FeatureTable,
+    inactive: i32,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ChurnRun>> {
+    let cfg = &ctx.cfg.value;
+    let past = FeatureTable::from_batches(
+        &transform::model_as_of(ctx, "customer_features", cutoff).await?,
+    )?;
+    if past.names != today.names {
+        return Err(Error::Internal(
+            "customer_features as of the cut-off and today have different columns".into(),
+        ));
+    }
+    let c = epoch_day(cutoff);
+    // Labelled: bought by the cut-off, known then and still consenting now.
+    let mut rows = Vec::new();
+    let mut labels = Vec::new();
+    let mut active = Vec::new();
+    for (i, id) in s.customer_id.iter().enumerate() {
+        if !histories[i].purchased_by(c) {
+            continue;
+        }
+        let Some(p) = past.position(id) else {
+            continue;
+        };
+        rows.push(p);
+        labels.push(histories[i].churned_after(c, inactive));
+        active.push(histories[i].active_at(c, inactive));
+    }
+    let churners = labels.iter().filter(|&&y| y).count();
+    if rows.len() < 2 * ctx.cfg.min_group_size || churners == 0 || churners == rows.len() {
+        warnings.push(format!(
+            "churn model not fitted: {} customers had bought by the cut-off {cutoff}, {churners} of them churned; churn_probability is left empty",
+            rows.len()
+        ));
+        return Ok(None);
+    }
+    let (train, held) = churn::holdout_split(rows.len(), cfg.holdout_share, cfg.seed);
+    let pick = |idx: &[usize], v: &[usize]| idx.iter().map(|&k| v[k]).collect::<Vec<usize>>();
+    let pick_b = |idx: &[usize], v: &[bool]| idx.iter().map(|&k| v[k]).collect::<Vec<bool>>();
+    let holdout_model = ChurnModel::fit(&past, &pick(&train, &rows), &pick_b(&train, &labels))?;
+    let held_rows = pick(&held, &rows);
+    let held_labels = pick_b(&held, &labels);
+    let held_active = pick_b(&held, &active);
+    let predicted = holdout_model.predict(&past, &held_rows);
+    let (active_p, active_y): (Vec<f64>, Vec<bool>) = predicted
+        .iter()
+        .zip(&held_labels)
+        .zip(&held_active)
+        .filter(|(_, a)| **a)
+        .map(|((p, y), _)| (*p, *y))
+        .unzip();
+    let evaluation = ChurnEvaluation {
+        cutoff,
+        training_customers: train.len() as u64,
+        holdout_customers: held.len() as u64,
+        base_rate: held_labels.iter().filter(|&&y| y).count() as f64
+            / held_labels.len().max(1) as f64,
+        roc_auc: metrics::roc_auc(&predicted, &held_labels),
+        roc_auc_active_at_cutoff: metrics::roc_auc(&active_p, &active_y),
+        brier_score: metrics::brier_score(&predicted, &held_labels),
+        top_decile_lift: metrics::top_decile_lift(&predicted, &held_labels),
+        calibration: metrics::calibration(&predicted, &held_labels, 10)
+            .into_iter()
+            .map(|mut bin| {
+                // The outcome lands in the run manifest: small bins say nothing there either.
+                if bin.customers < ctx.cfg.min_group_size as u64 {
+                    bin.mean_predicted = None;
+                    bin.observed_rate = None;
+                }
+                bin
+            })
+            .collect(),
+    };
+    info!(
+        training = train.len(),
+        held_out = held.len(),
+        roc_auc = evaluation.roc_auc.unwrap_or(f64::NAN),
+        "churn model evaluated"
+    );
+    let held_out = held_rows
+        .iter()
+        .zip(&predicted)
+        .zip(held_labels.iter().zip(&held_active))
+        .map(|((&r, &p), (&y, &a))| (past.customer_id[r].clone(), p, y, a))
+        .collect();
+    // Refit on every labelled customer, then score today's features.
+    let model = ChurnModel::fit(&past, &rows, &labels)?;
+    let all_today: Vec<usize> = (0..today.customer_id.len()).collect();
+    let today_p = model.predict(today, &all_today);
+    Ok(Some(ChurnRun {
+        evaluation,
+        model,
+        held_out,
+        today: today_p,
+        training_customers: rows.len() as u64,
+    }))
+}
+
+/// Segment names from `marts/segments` of the run date, aligned with
+/// `customers`; all `None` (and a warning) when the segment job has not run.
+async fn segments_of(
+    ctx: &JobContext,
+    customers: &[String],
+    date: NaiveDate,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Option<String>>> {
+    let mut out = vec![None; customers.len()];
+    let present = catalog::list_tables(&ctx.storage, "marts")
+        .await?
+        .iter()
+        .any(|t| t.name == "segments");
+    let batches = if present {
+        let session = catalog::new_session(&ctx.storage);
+        catalog::register(&session, &ctx.storage, "marts", "segments", "segments").await?;
+        session
+            .sql(&format!(
+                "SELECT customer_id, segment FROM segments WHERE dt = DATE '{date}'"
+            ))
+            .await?
+            .collect()
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut found = 0u64;
+    for b in &batches {
+        let ids = string_column(b, "customer_id")?;
+        let names = string_column(b, "segment")?;
+        for r in 0..b.num_rows() {
+            if ids.is_null(r) || names.is_null(r) {
+                continue;
+            }
+            if let Ok(i) = customers.binary_search_by(|c| c.as_str().cmp(ids.value(r))) {
+                out[i] = Some(names.value(r).to_string());
+                found += 1;
+            }
+        }
+    }
+    if found == 0 {
+        warnings.push(format!(
+            "no marts/segments for {date}: segment is empty in customer_value and churn_rates has no segment rows (run `attune segment` before `attune value`)"
+        ));
+    }
+    Ok(out)
+}
+
+/// `initiative arm` labels per customer (aligned with `customers`), for
+/// assignments that started on or before the cut-off.
+async fn arms_of(
+    session: &SessionContext,
+    customers: &[String],
+    cutoff: i32,
+) -> Result<Vec<Vec<String>>> {
+    let mut out = vec![Vec::new(); customers.len()];
+    if !session.table_exist("initiative_assignments")? {
+        return Ok(out);
+    }
+    let batches = session.sql(ARMS_SQL).await?.collect().await?;
+    for b in &batches {
+        let ids = string_column(b, "customer_id")?;
+        let initiative = string_column(b, "initiative_id")?;
+        let arm = string_column(b, "arm")?;
+        let on = summary::date_column(b, "assigned_on")?;
+        for r in 0..b.num_rows() {
+            if ids.is_null(r) || initiative.is_null(r) || arm.is_null(r) || on.is_null(r) {
+                continue;
+            }
+            if on.value(r) > cutoff {
+                continue;
+            }
+            if let Ok(i) = customers.binary_search_by(|c| c.as_str().cmp(ids.value(r))) {
+                out[i].push(format!("{} {}", initiative.value(r), arm.value(r)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn customer_value_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("segment", DataType::Utf8, true),
+        Field::new("x", DataType::Int64, false),
+        Field::new("t_x", DataType::Float64, false),
+        Field::new("t", DataType::Float64, false),
+        Field::new("monetary", DataType::Float64, true),
+        Field::new("p_alive", DataType::Float64, true),
+        Field::new("expected_purchases_90d", DataType::Float64, true),
+        Field::new("expected_purchases_365d", DataType::Float64, true),
+        Field::new("expected_order_value", DataType::Float64, true),
+        Field::new("cltv_12m", DataType::Float64, true),
+        Field::new("churn_probability", DataType::Float64, true),
+        Field::new("at_risk", DataType::Boolean, true),
+    ]))
+}
+
+fn customer_value_batch(
+    s: &Summaries,
+    segments: &[Option<String>],
+    scores: &clv::Scores,
+    probability: &[Option<f64>],
+    threshold: f64,
+) -> Result<RecordBatch> {
+    let mut id = StringBuilder::new();
+    let mut seg = StringBuilder::new();
+    let mut x = Int64Builder::new();
+    let (mut tx, mut t, mut m, mut pa, mut e90, mut e365, mut ev, mut cltv, mut pc) = (
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+    );
+    let mut risk = BooleanBuilder::new();
+    for i in 0..s.len() {
+        id.append_value(&s.customer_id[i]);
+        seg.append_option(segments[i].as_deref());
+        x.append_value(i64::from(s.x[i]));
+        tx.append_value(s.t_x[i]);
+        t.append_value(s.t[i]);
+        m.append_option(s.monetary[i]);
+        pa.append_option(scores.p_alive[i]);
+        e90.append_option(scores.expected_purchases[0][i]);
+        e365.append_option(scores.expected_purchases[1][i]);
+        ev.append_option(scores.expected_value[i]);
+        cltv.append_option(scores.cltv_12m[i]);
+        pc.append_option(probability[i]);
+        risk.append_option(probability[i].map(|p| p >= threshold));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(seg.finish()),
+        Arc::new(x.finish()),
+        Arc::new(tx.finish()),
+        Arc::new(t.finish()),
+        Arc::new(m.finish()),
+        Arc::new(pa.finish()),
+        Arc::new(e90.finish()),
+        Arc::new(e365.finish()),
+        Arc::new(ev.finish()),
+        Arc::new(cltv.finish()),
+        Arc::new(pc.finish()),
+        Arc::new(risk.finish()),
+    ];
+    Ok(RecordBatch::try_new(customer_value_schema(), columns)?)
+}
+
+fn churn_evaluation_batch(
+    c: Option<&ChurnRun>,
+    cutoff: NaiveDate,
+    threshold: f64,
+) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("cutoff", DataType::Date32, false),
+        Field::new("churn_probability", DataType::Float64, false),
+        Field::new("at_risk", DataType::Boolean, false),
+        Field::new("churned", DataType::Boolean, false),
+        Field::new("active_at_cutoff", DataType::Boolean, false),
+    ]));
+    let mut id = StringBuilder::new();
+    let mut cut = Date32Builder::new();
+    let mut p = Float64Builder::new();
+    let (mut risk, mut churned, mut active) = (
+        BooleanBuilder::new(),
+        BooleanBuilder::new(),
+        BooleanBuilder::new(),
+    );
+    for (cid, prob, y, a) in c.iter().flat_map(|c| &c.held_out) {
+        id.append_value(cid);
+        cut.append_value(epoch_day(cutoff));
+        p.append_value(*prob);
+        risk.append_value(*prob >= threshold);
+        churned.append_value(*y);
+        active.append_value(*a);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(cut.finish()),
+        Arc::new(p.finish()),
+        Arc::new(risk.finish()),
+        Arc::new(churned.finish()),
+        Arc::new(active.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn churn_rates_batch(rows: &[rates::RateRow], min_group_size: usize) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("period", DataType::Utf8, false),
+        Field::new("cutoff", DataType::Date32, false),
+        Field::new("population", DataType::Utf8, false),
+        Field::new("dimension", DataType::Utf8, false),
+        Field::new("group_value", DataType::Utf8, false),
+        Field::new("customers", DataType::Int64, true),
+        Field::new("churned", DataType::Int64, true),
+        Field::new("churn_rate", DataType::Float64, true),
+        Field::new("suppressed", DataType::Boolean, false),
+    ]));
+    let (mut period, mut population, mut dimension, mut group) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let mut cutoff = Date32Builder::new();
+    let (mut n, mut churned) = (Int64Builder::new(), Int64Builder::new());
+    let mut rate = Float64Builder::new();
+    let mut suppressed = BooleanBuilder::new();
+    for r in rows {
+        let hide = r.customers < min_group_size as u64;
+        period.append_value(&r.period);
+        cutoff.append_value(epoch_day(r.cutoff));
+        population.append_value(r.population);
+        dimension.append_value(r.dimension);
+        group.append_value(&r.group_value);
+        if hide {
+            n.append_null();
+            churned.append_null();
+            rate.append_null();
+        } else {
+            n.append_value(r.customers as i64);
+            churned.append_value(r.churned as i64);
+            rate.append_value(r.churned as f64 / r.customers as f64);
+        }
+        suppressed.append_value(hide);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(period.finish()),
+        Arc::new(cutoff.finish()),
+        Arc::new(population.finish()),
+        Arc::new(dimension.finish()),
+        Arc::new(group.finish()),
+        Arc::new(n.finish()),
+        Arc::new(churned.finish()),
+        Arc::new(rate.finish()),
+        Arc::new(suppressed.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn model_metrics(
+    models: &ClvModels,
+    churn: Option<&ChurnRun>,
+    cfg: &crate::config::ValueConfig,
+    at_risk_customers: u64,
+    min_group_size: usize,
+) -> Vec<Metric> {
+    let mut out = Vec::new();
+    let unit = models.time_unit.name();
+    let bg = &models.bg_nbd;
+    let state = bg.optimizer.describe();
+    for (k, (name, v)) in bg.params.named().iter().enumerate() {
+        let mut m = Metric::new("bg_nbd", "parameter", *v).key(*name);
+        if *name == "alpha" {
+            m = m.detail(format!("time unit: {unit}"));
+        }
+        out.push(m);
+        out.push(match bg.standard_errors {
+            Some(se) => Metric::new("bg_nbd", "standard_error", se[k]).key(*name),
+            None => Metric {
+                value: None,
+                ..Metric::new("bg_nbd", "standard_error", 0.0)
+                    .key(*name)
+                    .detail("observed information not positive definite")
+            },
+        });
+    }
+    out.push(Metric::new("bg_nbd", "log_likelihood", bg.log_likelihood).detail(state.clone()));
+    out.push(
+        Metric::new(
+            "bg_nbd",
+            "converged",
+            f64::from(u8::from(bg.optimizer.converged)),
+        )
+        .detail(format!("{}; method {}", state, bg.optimizer.method)),
+    );
+    out.push(Metric::new(
+        "bg_nbd",
+        "iterations",
+        bg.optimizer.iterations as f64,
+    ));
+    out.push(Metric::new("bg_nbd", "customers", bg.customers as f64));
+    out.push(
+        Metric::new("bg_nbd", "distinct_tuples", bg.distinct_tuples as f64)
+            .detail("distinct (x, t_x, T): the likelihood's unit of work"),
+    );
+    if let Some(gg) = &models.gamma_gamma {
+        let state = gg.optimizer.describe();
+        for (k, (name, v)) in gg.params.named().iter().enumerate() {
+            out.push(Metric::new("gamma_gamma", "parameter", *v).key(*name));
+            if let Some(se) = gg.standard_errors {
+                out.push(Metric::new("gamma_gamma", "standard_error", se[k]).key(*name));
+            }
+        }
+        out.push(
+            Metric::new("gamma_gamma", "log_likelihood", gg.log_likelihood).detail(state.clone()),
+        );
+        out.push(
+            Metric::new(
+                "gamma_gamma",
+                "converged",
+                f64::from(u8::from(gg.optimizer.converged)),
+            )
+            .detail(format!("{}; method {}", state, gg.optimizer.method)),
+        );
+        out.push(Metric::new(
+            "gamma_gamma",
+            "iterations",
+            gg.optimizer.iterations as f64,
+        ));
+        out.push(Metric::new("gamma_gamma", "customers", gg.customers as f64));
+        if let Some(mean) = gg.params.population_mean() {
+            out.push(
+                Metric::new("gamma_gamma", "population_mean_value", mean)
+                    .detail("mean value of a purchase day, currency units"),
+            );
+        }
+    }
+    out.push(Metric {
+        value: models.frequency_monetary_correlation,
+        ..Metric::new("gamma_gamma", "frequency_monetary_correlation", 0.0).detail(
+            "Pearson correlation of repeat purchases and mean repeat value; the model assumes 0",
+        )
+    });
+    if models.gamma_gamma_excluded > 0 {
+        out.push(
+            Metric::new(
+                "gamma_gamma",
+                "excluded_customers",
+                models.gamma_gamma_excluded as f64,
+            )
+            .detail("repeat customers with a zero mean value"),
+        );
+    }
+    out.push(
+        Metric::new("clv", "gross_margin", cfg.gross_margin)
+            .detail("CLTV = margin x expected revenue"),
+    );
+    out.push(
+        Metric::new("clv", "annual_discount_rate", cfg.annual_discount_rate)
+            .detail("applied monthly over 12 months"),
+    );
+    let Some(c) = churn else {
+        out.push(Metric {
+            value: None,
+            ..Metric::new("churn_logistic", "roc_auc", 0.0)
+                .detail("churn model not fitted (see the job's warnings)")
+        });
+        return out;
+    };
+    let e = &c.evaluation;
+    let opt = |model: &str, metric: &str, v: Option<f64>, detail: &str| Metric {
+        value: v,
+        ..Metric::new(model, metric, 0.0).detail(detail)
+    };
+    let held = format!(
+        "{} held-out customers, cut-off {}",
+        e.holdout_customers, e.cutoff
+    );
+    out.push(opt("churn_logistic", "roc_auc", e.roc_auc, &held));
+    out.push(opt(
+        "churn_logistic",
+        "roc_auc_active_at_cutoff",
+        e.roc_auc_active_at_cutoff,
+        "held-out customers who had bought in the inactive_days before the cut-off",
+    ));
+    out.push(opt("churn_logistic", "brier_score", e.brier_score, &held));
+    out.push(opt(
+        "churn_logistic",
+        "top_decile_lift",
+        e.top_decile_lift,
+        "churn rate of the 10% highest scores / overall churn rate",
+    ));
+    out.push(Metric::new("churn_logistic", "base_rate", e.base_rate).detail(held.clone()));
+    out.push(Metric::new(
+        "churn_logistic",
+        "training_customers",
+        e.training_customers as f64,
+    ));
+    out.push(Metric::new(
+        "churn_logistic",
+        "holdout_customers",
+        e.holdout_customers as f64,
+    ));
+    for bin in &e.calibration {
+        let key = format!("{:.1}-{:.1}", bin.lower, bin.upper);
+        if bin.customers < min_group_size as u64 {
+            out.push(
+                opt(
+                    "churn_logistic",
+                    "calibration_customers",
+                    None,
+                    &format!("suppressed: fewer than {min_group_size} customers"),
+                )
+                .key(key),
+            );
+            continue;
+        }
+        out.push(
+            Metric::new(
+                "churn_logistic",
+                "calibration_customers",
+                bin.customers as f64,
+            )
+            .key(key.clone()),
+        );
+        out.push(
+            opt(
+                "churn_logistic",
+                "calibration_mean_predicted",
+                bin.mean_predicted,
+                "",
+            )
+            .key(key.clone()),
+        );
+        out.push(
+            opt(
+                "churn_logistic",
+                "calibration_observed_rate",
+                bin.observed_rate,
+                "",
+            )
+            .key(key),
+        );
+    }
+    let fitted_on = format!(
+        "log-odds of churning per standard deviation; refitted on all {} labelled customers",
+        c.training_customers
+    );
+    out.push(
+        Metric::new("churn_logistic", "intercept", c.model.intercept).detail(fitted_on.clone()),
+    );
+    let mut coefficients: Vec<(&String, f64)> = c
+        .model
+        .standardizer
+        .names
+        .iter()
+        .zip(c.model.coefficients.iter().copied())
+        .collect();
+    coefficients.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, v) in coefficients {
+        let detail = if name.ends_with("_missing") {
+            "log-odds of churning when the feature is missing".to_string()
+        } else {
+            fitted_on.clone()
+        };
+        out.push(
+            Metric::new("churn_logistic", "coefficient", v)
+                .key(name.clone())
+                .detail(detail),
+        );
+    }
+    for (name, why) in &c.model.standardizer.dropped {
+        out.push(opt("churn_logistic", "feature_dropped", None, why).key(name.clone()));
+    }
+    out.push(
+        Metric::new(
+            "churn_logistic",
+            "at_risk_customers",
+            at_risk_customers as f64,
+        )
+        .detail(format!("churn probability >= {}", cfg.at_risk_threshold)),
+    );
+    out.push(Metric::new(
+        "churn_logistic",
+        "cutoff_days",
+        f64::from(cfg.cutoff_days),
+    ));
+    out.push(Metric::new(
+        "churn_logistic",
+        "inactive_days",
+        f64::from(cfg.inactive_days),
+    ));
+    // Blank details carry no information: drop them.
+    for m in &mut out {
+        if m.detail.as_deref() == Some("") {
+            m.detail = None;
+        }
+    }
+    out
+}

@@ -1,0 +1,268 @@
+//! Churn labels and churn rates for a non-contractual business.
+//!
+//! A customer churned after a cut-off c when they made no purchase in
+//! (c, c + inactive_days]; they were active at c when they made one in
+//! (c − inactive_days, c]. Both follow from the first purchase day and the
+//! customer's long gaps (consecutive purchase days more than inactive_days
+//! apart, or the last purchase with nothing after): a handful per customer,
+//! so every cut-off of every month is cheap to evaluate.
+//!
+//! Rates are given for two populations, because they answer different
+//! questions: `customers` (everyone who had bought by c: "what share of the
+//! customers we ever had did not come back", which grows as lapsed
+//! customers accumulate) and `active` (those who had also bought in the
+//! inactive_days before c: "what share of our current customers did we
+//! lose", comparable month to month).
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use super::summary::{epoch_day, from_epoch_day};
+
+/// A customer's purchase history reduced to what churn needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// First purchase day (days since 1970-01-01).
+    pub first_day: i32,
+    /// Long gaps: (purchase day, next purchase day or `None`), ascending.
+    pub gaps: Vec<(i32, Option<i32>)>,
+}
+
+impl History {
+    /// The history of a customer's purchase days (ascending, distinct).
+    pub fn from_days(days: &[i32], inactive: i32) -> History {
+        let mut gaps: Vec<(i32, Option<i32>)> = days
+            .windows(2)
+            .filter(|w| w[1] - w[0] > inactive)
+            .map(|w| (w[0], Some(w[1])))
+            .collect();
+        if let Some(&last) = days.last() {
+            gaps.push((last, None));
+        }
+        History {
+            first_day: days.first().copied().unwrap_or(i32::MAX),
+            gaps,
+        }
+    }
+
+    /// Bought at least once on or before `c`.
+    pub fn purchased_by(&self, c: i32) -> bool {
+        self.first_day <= c
+    }
+
+    /// Bought on or before `c` and not in (c, c + inactive] (the last purchase
+    /// on or before c starts a long gap reaching past c + inactive).
+    pub fn churned_after(&self, c: i32, inactive: i32) -> bool {
+        self.purchased_by(c)
+            && self
+                .gaps
+                .iter()
+                .any(|&(d, next)| d <= c && next.is_none_or(|n| n > c + inactive))
+    }
+
+    /// Bought in (c − inactive, c].
+    pub fn active_at(&self, c: i32, inactive: i32) -> bool {
+        self.purchased_by(c)
+            && !self
+                .gaps
+                .iter()
+                .any(|&(d, next)| d + inactive <= c && next.is_none_or(|n| n > c))
+    }
+}
+
+/// One row of `marts/churn_rates` before suppression.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RateRow {
+    /// Month of the cut-off, `YYYY-MM`.
+    pub period: String,
+    pub cutoff: NaiveDate,
+    /// `customers` or `active`.
+    pub population: &'static str,
+    /// `month`, `segment` or `initiative_arm`.
+    pub dimension: &'static str,
+    pub group_value: String,
+    pub customers: u64,
+    pub churned: u64,
+}
+
+/// Month-end cut-offs whose outcome window has ended by `run_date`, from
+/// the month of the earliest first purchase on.
+pub fn month_end_cutoffs(first_purchase: i32, run_date: NaiveDate, inactive: i32) -> Vec<i32> {
+    let last_allowed = epoch_day(run_date) - inactive;
+    let mut out = Vec::new();
+    let start = from_epoch_day(first_purchase);
+    let (mut y, mut m) = (start.year(), start.month());
+    loop {
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let Some(next_first) = NaiveDate::from_ymd_opt(ny, nm, 1) else {
+            break;
+        };
+        let end = epoch_day(next_first) - 1;
+        if end > last_allowed {
+            break;
+        }
+        out.push(end);
+        (y, m) = (ny, nm);
+    }
+    out
+}
+
+/// Churn rates per month (at month ends), and per segment and initiative
+/// arm at `latest_cutoff`, for both populations.
+///
+/// `segments[i]` is customer i's segment name; `arms[i]` the
+/// `initiative arm` labels customer i belongs to.
+pub fn churn_rates(
+    histories: &[History],
+    segments: &[Option<String>],
+    arms: &[Vec<String>],
+    cutoffs: &[i32],
+    latest_cutoff: i32,
+    inactive: i32,
+) -> Vec<RateRow> {
+    let mut rows = Vec::new();
+    let period = |c: i32| from_epoch_day(c).format("%Y-%m").to_string();
+    let populations: [(&'static str, bool); 2] = [("customers", false), ("active", true)];
+    let member = |h: &History, c: i32, active_only: bool| {
+        h.purchased_by(c) && (!active_only || h.active_at(c, inactive))
+    };
+    for (population, active_only) in populations {
+        for &c in cutoffs {
+            let (mut n, mut churned) = (0u64, 0u64);
+            for h in histories {
+                if member(h, c, active_only) {
+                    n += 1;
+                    churned += u64::from(h.churned_after(c, inactive));
+                }
+            }
+            rows.push(RateRow {
+                period: period(c),
+                cutoff: from_epoch_day(c),
+                population,
+                dimension: "month",
+                group_value: "all".into(),
+                customers: n,
+                churned,
+            });
+        }
+        let mut by_segment: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut by_arm: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (i, h) in histories.iter().enumerate() {
+            if !member(h, latest_cutoff, active_only) {
+                continue;
+            }
+            let churned = u64::from(h.churned_after(latest_cutoff, inactive));
+            if let Some(Some(s)) = segments.get(i) {
+                let e = by_segment.entry(s.clone()).or_default();
+                e.0 += 1;
+                e.1 += churned;
+            }
+            for a in arms.get(i).map(Vec::as_slice).unwrap_or_default() {
+                let e = by_arm.entry(a.clone()).or_default();
+                e.0 += 1;
+                e.1 += churned;
+            }
+        }
+        for (dimension, groups) in [("segment", by_segment), ("initiative_arm", by_arm)] {
+            for (group_value, (n, churned)) in groups {
+                rows.push(RateRow {
+                    period: period(latest_cutoff),
+                    cutoff: from_epoch_day(latest_cutoff),
+                    population,
+                    dimension,
+                    group_value,
+                    customers: n,
+                    churned,
+                });
+            }
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(days: &[i32], inactive: i32) -> History {
+        History::from_days(days, inactive)
+    }
+
+    /// The definitions, checked day by day against the purchase list.
+    #[test]
+    fn labels_equal_the_definition_for_every_cutoff() {
+        let inactive = 10;
+        let cases: [&[i32]; 5] = [
+            &[0],
+            &[0, 3, 5, 30, 31, 55],
+            &[5, 16, 27],
+            &[2, 12, 22, 40],
+            &[0, 10, 11, 21, 32, 60, 61],
+        ];
+        for days in cases {
+            let h = history(days, inactive);
+            for c in -5..90 {
+                let bought = days.iter().any(|&d| d <= c);
+                let after = days.iter().any(|&d| d > c && d <= c + inactive);
+                let before = days.iter().any(|&d| d > c - inactive && d <= c);
+                assert_eq!(h.purchased_by(c), bought, "{days:?} c={c}");
+                assert_eq!(
+                    h.churned_after(c, inactive),
+                    bought && !after,
+                    "{days:?} c={c}"
+                );
+                assert_eq!(h.active_at(c, inactive), before, "{days:?} c={c}");
+            }
+        }
+    }
+
+    #[test]
+    fn month_ends_stop_where_the_outcome_is_not_yet_known() {
+        let first = epoch_day(NaiveDate::from_ymd_opt(2025, 1, 15).expect("date"));
+        let run = NaiveDate::from_ymd_opt(2025, 8, 28).expect("date");
+        let got: Vec<String> = month_end_cutoffs(first, run, 90)
+            .into_iter()
+            .map(|d| from_epoch_day(d).to_string())
+            .collect();
+        // 2025-05-31 + 90 = 2025-08-29 > run date.
+        assert_eq!(
+            got,
+            vec!["2025-01-31", "2025-02-28", "2025-03-31", "2025-04-30"]
+        );
+    }
+
+    #[test]
+    fn rates_count_each_population_and_group() {
+        let inactive = 10;
+        let histories = vec![
+            history(&[0, 25], inactive),  // churned after 12, lapsed at 12
+            history(&[5, 30], inactive),  // active at 12, churned after (nothing in 13..=22)
+            history(&[11, 20], inactive), // active at 12, came back
+            history(&[40], inactive),     // not yet a customer at 12
+        ];
+        let segments = vec![Some("a".into()), Some("a".into()), Some("b".into()), None];
+        let arms = vec![
+            vec!["I1 treatment".into()],
+            vec![],
+            vec!["I1 control".into()],
+            vec![],
+        ];
+        let rows = churn_rates(&histories, &segments, &arms, &[12], 12, inactive);
+        let find = |pop: &str, dim: &str, g: &str| {
+            rows.iter()
+                .find(|r| r.population == pop && r.dimension == dim && r.group_value == g)
+                .map(|r| (r.customers, r.churned))
+        };
+        assert_eq!(find("customers", "month", "all"), Some((3, 2)));
+        assert_eq!(find("active", "month", "all"), Some((2, 1)));
+        assert_eq!(find("customers", "segment", "a"), Some((2, 2)));
+        assert_eq!(find("active", "segment", "a"), Some((1, 1)));
+        assert_eq!(
+            find("customers", "initiative_arm", "I1 control"),
+            Some((1, 0))
+        );
+        assert_eq!(find("active", "initiative_arm", "I1 treatment"), None);
+    }
+}

@@ -1,0 +1,389 @@
+//! Per-customer purchase summary for the lifetime-value models: x (repeat
+//! purchases), t_x (time of the last purchase), T (age) and the mean value of
+//! the repeat purchases, all from the first purchase, plus repeat purchases
+//! after the calibration end when there is a holdout.
+//!
+//! The heavy part (grouping millions of orders by customer and day) is
+//! `purchase_days.sql` on DataFusion; this module folds its rows per
+//! customer into the models' units, keeping each customer's purchase days
+//! for the churn labels.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+const PURCHASE_DAYS_SQL: &str = include_str!("purchase_days.sql");
+
+/// The unit t_x, T and α are measured in. Predictions (expected purchases
+/// over 90 or 365 days, P(alive), CLTV) do not depend on it; the fitted α
+/// does (it scales with the unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    Days,
+    Weeks,
+}
+
+impl TimeUnit {
+    /// Days per unit.
+    pub fn days(self) -> f64 {
+        match self {
+            TimeUnit::Days => 1.0,
+            TimeUnit::Weeks => 7.0,
+        }
+    }
+
+    /// "days" or "weeks".
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Days => "days",
+            TimeUnit::Weeks => "weeks",
+        }
+    }
+
+    /// Parses "days" or "weeks".
+    pub fn parse(s: &str) -> Option<TimeUnit> {
+        match s {
+            "days" => Some(TimeUnit::Days),
+            "weeks" => Some(TimeUnit::Weeks),
+            _ => None,
+        }
+    }
+}
+
+/// Days since 1970-01-01 (Arrow's Date32).
+pub fn epoch_day(d: NaiveDate) -> i32 {
+    d.num_days_from_ce() - 719_163
+}
+
+/// The date of an Arrow Date32 value.
+pub fn from_epoch_day(days: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap_or(NaiveDate::MIN)
+}
+
+/// Per-customer summaries, column-wise, sorted by customer id.
+#[derive(Debug, Clone, Default)]
+pub struct Summaries {
+    pub customer_id: Vec<String>,
+    /// First purchase day (days since 1970-01-01).
+    pub first_day: Vec<i32>,
+    /// Repeat purchase days up to the calibration end.
+    pub x: Vec<u32>,
+    /// Last purchase minus first purchase, in the time unit.
+    pub t_x: Vec<f64>,
+    /// Calibration end minus first purchase, in the time unit.
+    pub t: Vec<f64>,
+    /// Mean value of the repeat purchase days; `None` when x = 0.
+    pub monetary: Vec<Option<f64>>,
+    /// Purchase days after the calibration end up to the holdout end.
+    pub holdout_x: Vec<u32>,
+}
+
+impl Summaries {
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.customer_id.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.customer_id.is_empty()
+    }
+}
+
+/// Decimal places of the DECIMAL(38, 6) day sums.
+const AMOUNT_SCALE: f64 = 1e6;
+
+/// What the fold keeps per customer: order-independent, so the stream of
+/// day rows may arrive in any order. Amounts stay exact integers (millionths).
+#[derive(Debug, Clone)]
+struct Fold {
+    /// Purchase days up to the holdout end (sorted at the end).
+    days: Vec<i32>,
+    first_day: i32,
+    first_amount: i128,
+    calibration_amount: i128,
+}
+
+/// Per-customer summaries and, for churn, every purchase day (ascending)
+/// up to the holdout end, aligned with the summaries.
+#[derive(Debug, Clone, Default)]
+pub struct Histories {
+    pub summaries: Summaries,
+    pub days: Vec<Vec<i32>>,
+}
+
+/// Summarizes `purchases(customer_id, order_date DATE, amount DOUBLE)`,
+/// which must be registered in `session`, for a calibration period ending
+/// on `calibration_end` (inclusive) and a holdout ending on `holdout_end`
+/// (inclusive; equal to `calibration_end` for none). Customers whose first
+/// purchase is after the calibration end are left out.
+pub async fn load(
+    session: &SessionContext,
+    calibration_end: NaiveDate,
+    holdout_end: NaiveDate,
+    unit: TimeUnit,
+) -> Result<Histories> {
+    if holdout_end < calibration_end {
+        return Err(Error::Config(format!(
+            "the holdout end {holdout_end} is before the calibration end {calibration_end}"
+        )));
+    }
+    // A constant function, not a one-row table joined to every purchase:
+    // DataFusion plans that join as a nested loop that buffers the orders.
+    session.deregister_udf("holdout_end");
+    session.register_udf(crate::transform::date_constant_udf(
+        "holdout_end",
+        holdout_end,
+    ));
+    let end = epoch_day(calibration_end);
+    let mut index: HashMap<Box<str>, usize> = HashMap::new();
+    let mut folds: Vec<Fold> = Vec::new();
+    let mut stream = session
+        .sql(PURCHASE_DAYS_SQL)
+        .await?
+        .execute_stream()
+        .await?;
+    while let Some(batch) = stream.next().await {
+        let b = batch?;
+        let ids = string_column(&b, "customer_id")?;
+        let days = date_column(&b, "order_date")?;
+        let amounts = b
+            .column_by_name("amount")
+            .and_then(|a| a.as_primitive_opt::<Decimal128Type>())
+            .ok_or_else(|| Error::Internal("purchase_days.sql: amount is not DECIMAL".into()))?;
+        for i in 0..b.num_rows() {
+            if ids.is_null(i) || days.is_null(i) {
+                continue;
+            }
+            let day = days.value(i);
+            let amount = if amounts.is_null(i) {
+                0
+            } else {
+                amounts.value(i)
+            };
+            let k = match index.get(ids.value(i)) {
+                Some(&k) => k,
+                None => {
+                    index.insert(ids.value(i).into(), folds.len());
+                    folds.push(Fold {
+                        days: Vec::new(),
+                        first_day: i32::MAX,
+                        first_amount: 0,
+                        calibration_amount: 0,
+                    });
+                    folds.len() - 1
+                }
+            };
+            let f = &mut folds[k];
+            f.days.push(day);
+            if day < f.first_day {
+                f.first_day = day;
+                f.first_amount = amount;
+            }
+            if day <= end {
+                f.calibration_amount += amount;
+            }
+        }
+    }
+    let mut customers: Vec<(Box<str>, usize)> = index.into_iter().collect();
+    customers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Histories::default();
+    let s = &mut out.summaries;
+    for (id, k) in customers {
+        let f = &mut folds[k];
+        if f.first_day > end {
+            continue;
+        }
+        f.days.sort_unstable();
+        let calibration = f.days.partition_point(|&d| d <= end);
+        let x = (calibration - 1) as u32;
+        let last = f.days[calibration - 1];
+        s.customer_id.push(id.into_string());
+        s.first_day.push(f.first_day);
+        s.x.push(x);
+        s.t_x.push(f64::from(last - f.first_day) / unit.days());
+        s.t.push(f64::from(end - f.first_day) / unit.days());
+        s.monetary.push(
+            (x > 0).then(|| {
+                (f.calibration_amount - f.first_amount) as f64 / AMOUNT_SCALE / f64::from(x)
+            }),
+        );
+        s.holdout_x.push((f.days.len() - calibration) as u32);
+        out.days.push(std::mem::take(&mut f.days));
+    }
+    Ok(out)
+}
+
+/// A column as strings (any string type).
+pub fn string_column(b: &RecordBatch, name: &str) -> Result<datafusion::arrow::array::StringArray> {
+    let col = column(b, name)?;
+    Ok(cast(col, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+/// A column as Date32.
+pub fn date_column(b: &RecordBatch, name: &str) -> Result<Date32Array> {
+    let col = column(b, name)?;
+    Ok(cast(col, &DataType::Date32)?
+        .as_primitive::<Date32Type>()
+        .clone())
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    b.column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("query result has no column `{name}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Float64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256Plus;
+
+    use super::*;
+
+    /// The plain definition, one customer at a time: combine days, drop the
+    /// first, count and average the rest.
+    fn reference(
+        rows: &[(String, i32, f64)],
+        end: i32,
+        holdout_end: i32,
+        unit: TimeUnit,
+    ) -> BTreeMap<String, (u32, f64, f64, Option<f64>, u32)> {
+        let mut days: BTreeMap<String, BTreeMap<i32, f64>> = BTreeMap::new();
+        for (c, d, a) in rows {
+            if *d <= holdout_end {
+                *days.entry(c.clone()).or_default().entry(*d).or_default() += a;
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (c, per_day) in days {
+            let cal: Vec<(i32, f64)> = per_day
+                .iter()
+                .filter(|(d, _)| **d <= end)
+                .map(|(d, a)| (*d, *a))
+                .collect();
+            let Some(&(first, _)) = cal.first() else {
+                continue;
+            };
+            let last = cal.last().expect("non-empty").0;
+            let x = (cal.len() - 1) as u32;
+            let monetary =
+                (x > 0).then(|| cal[1..].iter().map(|(_, a)| a).sum::<f64>() / f64::from(x));
+            let holdout = per_day.keys().filter(|d| **d > end).count() as u32;
+            out.insert(
+                c,
+                (
+                    x,
+                    f64::from(last - first) / unit.days(),
+                    f64::from(end - first) / unit.days(),
+                    monetary,
+                    holdout,
+                ),
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn sql_summary_equals_the_plain_definition_on_random_orders() {
+        let mut rng = Xoshiro256Plus::seed_from_u64(11);
+        let start = epoch_day(NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"));
+        let mut rows = Vec::new();
+        for c in 0..300 {
+            let n = rng.random_range(1..12);
+            let first = start + rng.random_range(0..200);
+            for _ in 0..n {
+                // Same-day repeats are common on purpose.
+                let d = first + rng.random_range(0..6) * rng.random_range(0..40);
+                let amount = f64::from(rng.random_range(100..5000u32)) / 100.0;
+                rows.push((format!("c{c:04}"), d, amount));
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("order_date", DataType::Date32, false),
+            Field::new("amount", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.0.as_str()),
+                )) as ArrayRef,
+                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .expect("batch");
+        let session = SessionContext::new();
+        session
+            .register_table(
+                "purchases",
+                Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
+            )
+            .expect("register");
+        for (unit, end_offset, holdout) in [
+            (TimeUnit::Days, 150, 0),
+            (TimeUnit::Weeks, 120, 60),
+            (TimeUnit::Days, 400, 0),
+        ] {
+            let end = from_epoch_day(start + end_offset);
+            let hend = from_epoch_day(start + end_offset + holdout);
+            let histories = load(&session, end, hend, unit).await.expect("summary");
+            let got = &histories.summaries;
+            let want = reference(&rows, epoch_day(end), epoch_day(hend), unit);
+            assert_eq!(got.len(), want.len(), "customers");
+            let mut sorted = got.customer_id.clone();
+            sorted.sort();
+            assert_eq!(sorted, got.customer_id, "sorted by customer");
+            for (i, id) in got.customer_id.iter().enumerate() {
+                let (x, t_x, t, m, h) = want[id];
+                let days = &histories.days[i];
+                assert!(
+                    days.windows(2).all(|w| w[0] < w[1]),
+                    "{id}: days sorted, distinct"
+                );
+                assert_eq!(
+                    days.len() as u32,
+                    x + 1 + h,
+                    "{id}: every purchase day kept"
+                );
+                assert_eq!(got.x[i], x, "{id} x");
+                assert_eq!(got.t_x[i], t_x, "{id} t_x");
+                assert_eq!(got.t[i], t, "{id} T");
+                assert_eq!(got.holdout_x[i], h, "{id} holdout");
+                match (got.monetary[i], m) {
+                    (None, None) => {}
+                    (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{id} {a} {b}"),
+                    other => panic!("{id}: monetary {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn epoch_days_round_trip() {
+        let d = NaiveDate::from_ymd_opt(1997, 9, 30).expect("date");
+        assert_eq!(
+            epoch_day(NaiveDate::from_ymd_opt(1970, 1, 1).expect("date")),
+            0
+        );
+        assert_eq!(from_epoch_day(epoch_day(d)), d);
+        assert_eq!(TimeUnit::parse("weeks"), Some(TimeUnit::Weeks));
+        assert_eq!(TimeUnit::parse("months"), None);
+    }
+}
