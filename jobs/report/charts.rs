@@ -126,6 +126,7 @@ pub struct LegendItem {
 /// One point of a trend: x label, estimate and interval (None = not shown).
 #[derive(Debug, Clone)]
 pub struct TrendPoint {
+    /// The period in full ("Mar 2025"); the axis shortens it to "Mar" where the year is clear.
     pub label: String,
     pub value: Option<f64>,
     pub low: Option<f64>,
@@ -375,9 +376,17 @@ pub fn trend(
     }
     // Label every period when they fit, else every other one.
     let every = if n > 8 { 2 } else { 1 };
+    // The latest period is always labelled; the year shows on the first label and on January.
+    let mut first = true;
     for (i, p) in points.iter().enumerate() {
         if (n - 1 - i).is_multiple_of(every) {
-            c.text(x(i), bottom + 16.0, p.label.clone(), "middle", "tick");
+            let text = if first || p.label.starts_with("Jan ") {
+                p.label.clone()
+            } else {
+                p.label.split(' ').next().unwrap_or_default().to_string()
+            };
+            first = false;
+            c.text(x(i), bottom + 16.0, text, "middle", "tick");
         }
     }
     c.axis_titles(x_label, y_label);
@@ -717,6 +726,37 @@ mod tests {
         // Value 10 on a 0-40 axis sits a quarter of the way up the plot.
         let plot = 260.0 - MARGIN_BOTTOM - MARGIN_TOP;
         assert!((c.dots[0].cy - (260.0 - MARGIN_BOTTOM - plot / 4.0)).abs() < 0.11);
+    }
+
+    #[test]
+    fn a_long_trend_labels_every_other_month_ending_with_the_latest() {
+        const M: [&str; 14] = [
+            "Nov", "Dec", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+            "Nov", "Dec",
+        ];
+        let points: Vec<TrendPoint> = (0..14)
+            .map(|i| TrendPoint {
+                label: format!("{} {}", M[i], if i < 2 { 2024 } else { 2025 }),
+                value: Some(i as f64),
+                low: None,
+                high: None,
+                title: String::new(),
+            })
+            .collect();
+        let c = trend("t", "T", "d", &points, "month", "", None, &|v| {
+            format!("{v}")
+        });
+        let ticks: Vec<&str> = c
+            .texts
+            .iter()
+            .filter(|t| t.class == "tick" && t.text.chars().next().is_some_and(char::is_alphabetic))
+            .map(|t| t.text.as_str())
+            .collect();
+        assert_eq!(
+            ticks,
+            vec!["Dec 2024", "Feb", "Apr", "Jun", "Aug", "Oct", "Dec"],
+            "the year on the first label; January is skipped here"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::charts::{self, RowMark, TrendPoint};
 use super::data::{Figure, Head, Light, Marts, MaybeChart, head};
-use super::format::{count, fewer_than, interval, month_label, month_tick, num, signed, words};
+use super::format::{count, fewer_than, interval, month_label, num, signed, words};
 use super::table::Row;
 use crate::Result;
 
@@ -119,10 +119,8 @@ fn trend_points(
     let start = rows.len().saturating_sub(TREND_MONTHS);
     rows[start..]
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             let label = month_label(r.str("period_start"));
-            let tick = month_tick(r.str("period_start"), i == 0);
             let title = match r.num("value") {
                 Some(v) => format!(
                     "{label}: {what} {}, {}, {} answers{}",
@@ -138,7 +136,7 @@ fn trend_points(
                 None => format!("{label}: not shown (fewer than {min_group_size} answers)"),
             };
             TrendPoint {
-                label: tick,
+                label,
                 value: r.num("value"),
                 low: r.num("ci_low"),
                 high: r.num("ci_high"),

@@ -82,16 +82,6 @@ pub fn month_label(s: &str) -> String {
     }
 }
 
-/// A month as an axis tick: "Feb", with the year on the first tick and on January ("Jan 2026").
-pub fn month_tick(s: &str, first: bool) -> String {
-    let label = month_label(s);
-    if first || label.starts_with("Jan ") {
-        label
-    } else {
-        label.split(' ').next().unwrap_or_default().to_string()
-    }
-}
-
 /// Words instead of snake_case: "first_response_hours" → "first response hours".
 pub fn words(s: &str) -> String {
     s.replace('_', " ")
@@ -116,9 +106,6 @@ mod tests {
         assert_eq!(count_or_fewer(None, 10), "fewer than 10");
         assert_eq!(month_label("2025-03-01"), "Mar 2025");
         assert_eq!(month_label("2025-13"), "2025-13");
-        assert_eq!(month_tick("2025-03-01", false), "Mar");
-        assert_eq!(month_tick("2025-03-01", true), "Mar 2025");
-        assert_eq!(month_tick("2026-01", false), "Jan 2026");
         assert_eq!(
             interval(Some(1.0), Some(2.0), |x| num(x, 1)),
             "95% interval 1.0 to 2.0"

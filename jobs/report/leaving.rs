@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::charts::{self, Bin, TrendPoint};
 use super::data::{Figure, Head, Light, Marts, MaybeChart, head};
-use super::format::{count, count_or_fewer, month_label, month_tick, num, pct};
+use super::format::{count, count_or_fewer, month_label, num, pct};
 use super::table;
 use crate::Result;
 
@@ -73,8 +73,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
             let start = rows.len().saturating_sub(12);
             let points: Vec<TrendPoint> = rows[start..]
                 .iter()
-                .enumerate()
-                .map(|(i, r)| {
+                .map(|r| {
                     let label = month_label(r.str("period"));
                     TrendPoint {
                         title: match r.num("churn_rate") {
@@ -85,7 +84,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                             ),
                             None => format!("{label}: {fewer} customers, not shown"),
                         },
-                        label: month_tick(r.str("period"), i == 0),
+                        label: label.clone(),
                         value: r.num("churn_rate"),
                         low: None,
                         high: None,
