@@ -117,6 +117,21 @@ annual_discount_rate = 0.1
 # not converged within it is reported as such in model_metrics, and the values
 # that depend on it are left empty rather than written from a bad fit.
 max_iterations = 1000
+[roi]
+# A customer counts as retained when they ordered at least once in the last
+# inactive_days days up to the run date, counting only orders from the day of their
+# assignment on (keep equal to the churn window of the value job, value.inactive_days).
+inactive_days = 90
+# Bootstrap resamples behind every 95% interval (customers resampled within each arm).
+bootstrap_resamples = 2000
+# Seed of the bootstrap: the same data and seed give the same intervals.
+seed = 1
+# Initiatives without assignments that changed one touchpoint (a staff training in
+# store, a new delivery partner): their effect is estimated on the survey answers
+# about that touchpoint against the other touchpoints, before and after the start
+# (difference in differences). Touchpoints: in_store, online, delivery, support.
+# Empty by default; for the demo business:
+# touchpoints = { I0002 = "in_store" }
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +155,8 @@ struct RawConfig {
     segment: RawSegment,
     #[serde(default)]
     value: RawValue,
+    #[serde(default)]
+    roi: RawRoi,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +174,72 @@ pub struct VoiceConfig {
     /// Phrases per touchpoint and direction in `marts/voice_themes`. Default 10.
     pub themes_per_touchpoint: usize,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoi {
+    inactive_days: Option<u32>,
+    bootstrap_resamples: Option<usize>,
+    seed: Option<u64>,
+    touchpoints: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Initiative ROI settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoiConfig {
+    /// Retention window: retained = ordered in the last this many days up to the
+    /// run date, after assignment. Default 90 (the value job's churn window).
+    pub inactive_days: u32,
+    /// Bootstrap resamples per initiative. Default 2,000.
+    pub bootstrap_resamples: usize,
+    /// Seed of the bootstrap. Default 1.
+    pub seed: u64,
+    /// Initiative id → the touchpoint it changed, for initiatives without
+    /// assignments (difference in differences on survey answers). Default: none.
+    pub touchpoints: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for RoiConfig {
+    fn default() -> Self {
+        RawRoi::default().check().expect("defaults are valid")
+    }
+}
+
+impl RawRoi {
+    fn check(self) -> Result<RoiConfig> {
+        let inactive_days = self.inactive_days.unwrap_or(90);
+        if !(1..=3650).contains(&inactive_days) {
+            return Err(Error::Config(format!(
+                "roi.inactive_days = {inactive_days}: use 1 to 3650 (default 90)"
+            )));
+        }
+        let bootstrap_resamples = self.bootstrap_resamples.unwrap_or(2000);
+        if !(200..=100_000).contains(&bootstrap_resamples) {
+            return Err(Error::Config(format!(
+                "roi.bootstrap_resamples = {bootstrap_resamples}: use 200 to 100000 (default 2000); fewer make the 2.5% and 97.5% percentiles rest on a handful of resamples"
+            )));
+        }
+        let touchpoints = self.touchpoints.unwrap_or_default();
+        for (id, tp) in &touchpoints {
+            if !ROI_TOUCHPOINTS.contains(&tp.as_str()) {
+                return Err(Error::Config(format!(
+                    "roi.touchpoints.{id} = {tp:?}: use one of the feedback touchpoints ({})",
+                    ROI_TOUCHPOINTS.join(", ")
+                )));
+            }
+        }
+        Ok(RoiConfig {
+            inactive_days,
+            bootstrap_resamples,
+            seed: self.seed.unwrap_or(1),
+            touchpoints,
+        })
+    }
+}
+
+/// The touchpoints of the feedback contract (`schemas/feedback.toml`); a test
+/// keeps the two in step.
+pub const ROI_TOUCHPOINTS: [&str; 4] = ["in_store", "online", "delivery", "support"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -392,6 +475,8 @@ pub struct ValidConfig {
     pub segment: SegmentConfig,
     /// Churn and lifetime value.
     pub value: ValueConfig,
+    /// `[roi]`: initiative ROI.
+    pub roi: RoiConfig,
 }
 
 impl Default for ValidConfig {
@@ -589,6 +674,7 @@ impl RawConfig {
                 themes_per_touchpoint,
             },
             value: self.value.check()?,
+            roi: self.roi.check()?,
         })
     }
 }
@@ -727,11 +813,34 @@ mod tests {
             ("[value]\nholdout_share = 1", "holdout_share"),
             ("[value]\nat_risk_threshold = 1.5", "at_risk_threshold"),
             ("[value]\nmax_iterations = 0", "max_iterations"),
+            ("[roi]\ninactive_days = 0", "inactive_days"),
+            ("[roi]\nbootstrap_resamples = 10", "bootstrap_resamples"),
+            ("[roi]\ntouchpoints = { I0002 = \"kitchen\" }", "kitchen"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();
             assert!(err.contains(want), "{err} should mention {want}");
         }
+    }
+
+    #[test]
+    fn roi_touchpoints_are_the_feedback_contracts() {
+        let contracts = crate::schema::Contracts::builtin().expect("contracts");
+        let feedback = contracts.get("feedback").expect("feedback contract");
+        let column = feedback
+            .columns
+            .iter()
+            .find(|c| c.name == "touchpoint")
+            .expect("touchpoint column");
+        assert_eq!(
+            column.allowed.as_deref(),
+            Some(ROI_TOUCHPOINTS.map(String::from).as_slice())
+        );
+        let c = ValidConfig::parse("[roi]\ntouchpoints = { I0002 = \"in_store\" }").expect("valid");
+        assert_eq!(
+            c.roi.touchpoints.get("I0002").map(String::as_str),
+            Some("in_store")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
 //! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
 //! - [`report`]: the owner's report: marts → report.json → reports/<date>/index.html (tera, inline SVG)
+//! - [`roi`]: initiative ROI: treatment vs control (or difference in differences), bootstrap intervals → `marts/initiative_roi`
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`demo`]: generate + nightly in a local folder
@@ -50,6 +51,7 @@ pub mod parquet_io;
 pub mod privacy;
 pub mod query;
 pub mod report;
+pub mod roi;
 pub mod schema;
 pub mod segment;
 pub mod storage;

@@ -99,6 +99,16 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// Estimate what each initiative did (treatment vs control, or difference in differences) and its ROI.
+    ///
+    /// Reads the lake and the marts of the date (run `attune transform` first;
+    /// CLTV-based rows need marts/customer_value) and writes marts/initiative_roi.
+    /// Example: attune roi --date 2025-12-31
+    Roi {
+        /// The run date (YYYY-MM-DD).
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Run every job in order for a date (default: yesterday) or a range, under one lock.
     ///
     /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
@@ -528,6 +538,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for w in &outcome.warnings {
                 eprintln!("warning: {w}");
             }
+            Ok(())
+        }
+        Command::Roi { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(attune::roi::run(&ctx, *date))?;
+            for i in &outcome.initiatives {
+                println!(
+                    "{:<12} {:<26} {:<7} {} rows ({} without an effect)",
+                    i.initiative_id, i.design, i.evidence, i.rows, i.without_effect
+                );
+            }
+            // The warnings reach stderr through the job's log (and the manifest in a nightly run).
+            println!("marts/initiative_roi/dt={date}");
             Ok(())
         }
         Command::Nightly {

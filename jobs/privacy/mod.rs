@@ -73,6 +73,7 @@ const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("voice", crate::voice::LAKE_COLUMNS_READ),
     ("segment", crate::segment::LAKE_COLUMNS_READ),
     ("value", crate::value::LAKE_COLUMNS_READ),
+    ("roi", crate::roi::LAKE_COLUMNS_READ),
     // ("fairness", crate::fairness::LAKE_COLUMNS_READ),
 ];
 

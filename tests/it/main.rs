@@ -9,6 +9,7 @@ mod ingest;
 mod nightly;
 mod privacy;
 mod report;
+mod roi;
 mod segment;
 mod sql;
 mod value;

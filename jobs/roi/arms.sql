@@ -1,0 +1,117 @@
+-- One row per assigned customer and initiative: the outcomes the randomized
+-- comparison needs, as of the run date.
+-- Placeholders (replaced by the job with checked values): run_date (YYYY-MM-DD),
+-- inactive_days (a positive integer).
+--
+-- Definitions (the README's "Initiative ROI" section explains them to owners):
+-- - exposed_on: the day of assigned_at, or the initiative's started_on when the
+--   assignment has no time; every outcome counts from that day on.
+-- - retained: at least one order (refunded or not: the customer came back) on a
+--   day from exposed_on to the run date and within the last inactive_days days
+--   up to the run date (run date - order day < inactive_days); the value job
+--   calls a customer churned after that many days without an order.
+-- - orders_after: orders from exposed_on to the run date: the repeat business
+--   after the assignment.
+-- - orders_before: orders in the inactive_days days before exposed_on (a
+--   balance check: randomized arms should not differ here).
+-- - nps_total / nps_answers: NPS answers given from exposed_on to the run date,
+--   each +100 (score 9-10), -100 (0-6) or 0 (7-8); their mean is the NPS.
+-- - cltv_12m: from marts/customer_value of the run date, when present.
+-- Only customers in marts/customer_features of the run date count: the
+-- customers who are customers (and consent) today.
+WITH orders_kept AS (
+    SELECT o.customer_id, CAST(o.ordered_at AS DATE) AS order_date
+    FROM orders AS o
+    WHERE o.dt <= DATE '{run_date}'
+        -- the latest export of a record wins, as in the staging views
+        AND NOT EXISTS (
+            SELECT 1 FROM roi_superseded AS s
+            WHERE s.table_name = 'orders' AND s.record_key = o.order_id AND s.source_dt = o.dt
+        )
+),
+nps_kept AS (
+    SELECT
+        f.customer_id,
+        CAST(f.responded_at AS DATE) AS response_date,
+        CASE WHEN f.score >= 9 THEN 100 WHEN f.score <= 6 THEN -100 ELSE 0 END AS nps_value
+    FROM feedback AS f
+    WHERE f.dt <= DATE '{run_date}'
+        AND f.survey_type = 'nps'
+        AND NOT EXISTS (
+            SELECT 1 FROM roi_superseded AS s
+            WHERE s.table_name = 'feedback' AND s.record_key = f.response_id AND s.source_dt = f.dt
+        )
+),
+initiative_versions AS (
+    SELECT
+        i.initiative_id,
+        i.started_on,
+        row_number() OVER (PARTITION BY i.initiative_id ORDER BY i.dt DESC) AS version
+    FROM initiatives AS i
+    WHERE i.dt <= DATE '{run_date}'
+),
+assignment_versions AS (
+    SELECT
+        a.customer_id,
+        a.initiative_id,
+        a.arm,
+        CAST(a.assigned_at AS DATE) AS assigned_on,
+        row_number() OVER (PARTITION BY a.customer_id, a.initiative_id ORDER BY a.dt DESC) AS version
+    FROM initiative_assignments AS a
+    WHERE a.dt <= DATE '{run_date}'
+),
+assignment AS (
+    SELECT
+        v.customer_id,
+        v.initiative_id,
+        v.arm,
+        COALESCE(v.assigned_on, i.started_on) AS exposed_on
+    FROM assignment_versions AS v
+    JOIN initiative_versions AS i ON i.initiative_id = v.initiative_id AND i.version = 1
+    JOIN customer_features AS c ON c.customer_id = v.customer_id AND c.dt = DATE '{run_date}'
+    WHERE v.version = 1
+),
+order_outcomes AS (
+    SELECT
+        a.initiative_id,
+        a.customer_id,
+        sum(CASE WHEN o.order_date >= a.exposed_on THEN 1 ELSE 0 END) AS orders_after,
+        max(CASE
+            WHEN o.order_date >= a.exposed_on AND DATE '{run_date}' - o.order_date < {inactive_days} THEN 1
+            ELSE 0
+        END) AS retained,
+        sum(CASE
+            WHEN o.order_date < a.exposed_on AND a.exposed_on - o.order_date <= {inactive_days} THEN 1
+            ELSE 0
+        END) AS orders_before
+    FROM assignment AS a
+    JOIN orders_kept AS o ON o.customer_id = a.customer_id AND o.order_date <= DATE '{run_date}'
+    GROUP BY a.initiative_id, a.customer_id
+),
+nps_outcomes AS (
+    SELECT
+        a.initiative_id,
+        a.customer_id,
+        sum(n.nps_value) AS nps_total,
+        count(*) AS nps_answers
+    FROM assignment AS a
+    JOIN nps_kept AS n ON n.customer_id = a.customer_id
+        AND n.response_date >= a.exposed_on
+        AND n.response_date <= DATE '{run_date}'
+    GROUP BY a.initiative_id, a.customer_id
+)
+SELECT
+    a.initiative_id,
+    a.customer_id,
+    a.arm,
+    CAST(COALESCE(oo.retained, 0) AS BIGINT) AS retained,
+    CAST(COALESCE(oo.orders_after, 0) AS DOUBLE) AS orders_after,
+    CAST(COALESCE(oo.orders_before, 0) AS DOUBLE) AS orders_before,
+    CAST(COALESCE(np.nps_total, 0) AS DOUBLE) AS nps_total,
+    CAST(COALESCE(np.nps_answers, 0) AS DOUBLE) AS nps_answers,
+    CAST(v.cltv_12m AS DOUBLE) AS cltv_12m
+FROM assignment AS a
+LEFT JOIN order_outcomes AS oo ON oo.initiative_id = a.initiative_id AND oo.customer_id = a.customer_id
+LEFT JOIN nps_outcomes AS np ON np.initiative_id = a.initiative_id AND np.customer_id = a.customer_id
+LEFT JOIN roi_customer_value AS v ON v.customer_id = a.customer_id
+ORDER BY a.initiative_id, a.customer_id

@@ -1,0 +1,767 @@
+//! Initiative ROI: what each business initiative did, and whether it paid.
+//!
+//! Reads lake/initiatives, lake/initiative_assignments, lake/orders and
+//! lake/feedback (every partition up to the run date, minus the copies
+//! marts/superseded lists as replaced), marts/customer_features of the run
+//! date (who is a consenting customer today) and, when present,
+//! marts/customer_value of the run date (12-month CLTV); writes
+//! marts/initiative_roi.
+//!
+//! Per initiative, by design:
+//!
+//! - **Randomized** (assignments with a treatment and a control arm):
+//!   treatment − control on retention, repeat orders, NPS, 12-month CLTV
+//!   and a pre-period balance check ([`effects`]); incremental value = CLTV
+//!   uplift × treated customers, ROI = (incremental value − cost) / cost.
+//!   Evidence: strong.
+//! - **Difference in differences** ([`did`]): treatment assignments without
+//!   a control arm (assigned against unassigned customers), or no
+//!   assignments at all but a touchpoint named in `[roi] touchpoints` (answers
+//!   about that touchpoint against the others). Evidence: weaker. No ROI:
+//!   a survey scale or an order count has no money value attune could defend.
+//! - Otherwise one row says why the initiative was not evaluated.
+//!
+//! Every interval is a 95% percentile bootstrap ([`bootstrap`]) with
+//! `roi.bootstrap_resamples` resamples of customers within each group, seeded
+//! from `roi.seed` and the initiative id. Groups below `min_group_size` are
+//! withheld before any number leaves this module. Customer pseudonyms are
+//! used only to join and group inside the queries; none is logged or written.
+
+pub mod bootstrap;
+pub mod did;
+pub mod effects;
+pub mod rows;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use self::did::{CustomerWindows, TouchpointAnswers};
+use self::effects::{ArmOutcome, Metric, Settings};
+use self::rows::{ArmContext, CltvGap, DidGroups, InitiativeInfo, RoiRow};
+use crate::catalog::{self, TableRef};
+use crate::context::JobContext;
+use crate::storage::partition_dir;
+use crate::{Error, Result};
+
+/// Lake columns this job reads directly (for the privacy job's
+/// collected-but-unused check).
+pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
+    ("initiatives", "initiative_id"),
+    ("initiatives", "name"),
+    ("initiatives", "started_on"),
+    ("initiatives", "ended_on"),
+    ("initiatives", "cost"),
+    ("initiatives", "currency"),
+    ("initiative_assignments", "customer_id"),
+    ("initiative_assignments", "initiative_id"),
+    ("initiative_assignments", "assigned_at"),
+    ("initiative_assignments", "arm"),
+    ("orders", "order_id"),
+    ("orders", "customer_id"),
+    ("orders", "ordered_at"),
+    ("orders", "currency"),
+    ("feedback", "response_id"),
+    ("feedback", "customer_id"),
+    ("feedback", "responded_at"),
+    ("feedback", "survey_type"),
+    ("feedback", "score"),
+    ("feedback", "touchpoint"),
+];
+
+/// The lake tables the queries read; a missing one reads as empty.
+const LAKE_TABLES: [&str; 4] = [
+    "initiatives",
+    "initiative_assignments",
+    "orders",
+    "feedback",
+];
+
+const INITIATIVES_SQL: &str = include_str!("initiatives.sql");
+const ARMS_SQL: &str = include_str!("arms.sql");
+const TOUCHPOINT_DID_SQL: &str = include_str!("touchpoint_did.sql");
+const CUSTOMER_DID_SQL: &str = include_str!("customer_did.sql");
+
+/// The interval level of every reported interval.
+pub const LEVEL: f64 = 0.95;
+
+/// What one initiative got.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitiativeOutcome {
+    pub initiative_id: String,
+    /// randomized, difference_in_differences or none.
+    pub design: String,
+    /// strong, weaker or none.
+    pub evidence: String,
+    pub rows: usize,
+    /// Rows whose effect is withheld or not computed.
+    pub without_effect: usize,
+}
+
+/// What the ROI job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoiOutcome {
+    pub date: NaiveDate,
+    /// Initiatives plus per-customer rows read from the queries (assigned
+    /// customers, DiD customers).
+    pub rows_in: u64,
+    /// Rows written to marts/initiative_roi.
+    pub rows_out: u64,
+    pub warnings: Vec<String>,
+    pub initiatives: Vec<InitiativeOutcome>,
+    /// Whether marts/customer_value of the run date was there to read.
+    pub cltv_available: bool,
+    pub bootstrap_resamples: usize,
+}
+
+/// One initiative as the queries return it.
+#[derive(Debug, Clone)]
+struct Initiative {
+    info: InitiativeInfo,
+    treatment_rows: i64,
+    control_rows: i64,
+}
+
+/// Runs the ROI job as of `date`.
+#[instrument(skip_all, fields(job = "roi", run_id = %ctx.run_id))]
+pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
+    let storage = &ctx.storage;
+    let cfg = &ctx.cfg.roi;
+    for mart in ["customer_features", "superseded"] {
+        if !storage
+            .exists_prefix(&partition_dir("marts", mart, date))
+            .await?
+        {
+            return Err(Error::MissingInput {
+                what: format!("marts/{mart} for {date}"),
+                hint: format!("run `attune transform --date {date}` first"),
+            });
+        }
+    }
+    let (session, tables) = catalog::session_with_all(storage).await?;
+    for table in LAKE_TABLES {
+        register_empty_if_missing(&session, ctx, &tables, table)?;
+    }
+    register_superseded(&session, ctx, date).await?;
+    let cltv_missing = register_customer_value(&session, ctx, &tables, date).await?;
+    let mut warnings = Vec::new();
+    if let Some(why) = &cltv_missing {
+        warnings.push(format!("CLTV rows not computed: {why}"));
+    }
+
+    let params = [
+        ("run_date", date.to_string()),
+        ("inactive_days", cfg.inactive_days.to_string()),
+    ];
+    let initiatives = read_initiatives(&session, &params).await?;
+    let mut arms = read_arms(&session, &params).await?;
+    let mut rows_in = initiatives.len() as u64 + arms.values().map(|v| v.len() as u64).sum::<u64>();
+    let order_currencies = if cltv_missing.is_none() {
+        read_order_currencies(&session, date).await?
+    } else {
+        BTreeSet::new()
+    };
+
+    let mut out_rows = Vec::new();
+    let mut outcomes = Vec::new();
+    for init in &initiatives {
+        let info = &init.info;
+        let settings = Settings {
+            resamples: cfg.bootstrap_resamples,
+            seed: cfg.seed ^ fnv1a(&info.initiative_id),
+            min_group_size: ctx.cfg.min_group_size,
+            level: LEVEL,
+        };
+        let first = out_rows.len();
+        let id = info.initiative_id.as_str();
+        if info.started_on > date {
+            out_rows.push(RoiRow::not_estimated(
+                info,
+                &format!("it starts on {}, after the run date", info.started_on),
+            ));
+        } else if init.treatment_rows > 0 && init.control_rows > 0 {
+            let outcomes = arms.remove(id).unwrap_or_default();
+            let assigned = (init.treatment_rows + init.control_rows) as usize;
+            if outcomes.len() < assigned {
+                warnings.push(format!(
+                    "{id}: {} of {assigned} assigned customers are not customers on {date} (deleted or consent withdrawn) and are left out",
+                    assigned - outcomes.len()
+                ));
+            }
+            let gap = cltv_missing
+                .clone()
+                .map(CltvGap::NotAvailable)
+                .or_else(|| currency_gap(info, &order_currencies));
+            let estimates = effects::compare_arms(
+                &outcomes,
+                Some(info.cost),
+                cltv_missing.is_none(),
+                &settings,
+            );
+            let cx = ArmContext {
+                initiative: info,
+                run_date: date,
+                inactive_days: cfg.inactive_days,
+                min_group_size: ctx.cfg.min_group_size,
+                cltv_gap: gap.as_ref(),
+            };
+            for e in &estimates {
+                if e.metric == Metric::PrePeriodOrders
+                    && let Some((lo, hi)) = e.effect.and_then(|x| x.ci)
+                    && (lo > 0.0 || hi < 0.0)
+                {
+                    warnings.push(format!(
+                        "{id}: the arms differed in orders before assignment (balance check); the randomized comparison may be biased"
+                    ));
+                }
+                out_rows.push(rows::randomized_row(e, &cx));
+            }
+            let follow_up = (date - info.started_on).num_days() + 1;
+            if follow_up < i64::from(cfg.inactive_days) {
+                warnings.push(format!(
+                    "{id}: only {follow_up} days since the start, fewer than the {}-day retention window: retention is the share who ordered since assignment",
+                    cfg.inactive_days
+                ));
+            }
+        } else if init.treatment_rows > 0 {
+            let window_days =
+                ((date - info.started_on).num_days() + 1).min(i64::from(cfg.inactive_days));
+            let rows = read_customer_windows(&session, info, date, window_days).await?;
+            rows_in += rows.len() as u64;
+            let (units, layout) = did::customer_units(&rows);
+            for e in did::estimate(&units, &layout, &settings) {
+                out_rows.push(rows::did_row(
+                    &e,
+                    info,
+                    &DidGroups::Customers { window_days },
+                    ctx.cfg.min_group_size,
+                ));
+            }
+        } else if init.control_rows > 0 {
+            out_rows.push(RoiRow::not_estimated(
+                info,
+                "its assignments have a control arm but nobody in a treatment arm",
+            ));
+        } else if let Some(tp) = cfg.touchpoints.get(id) {
+            let answers = read_touchpoint_answers(&session, info, tp, date).await?;
+            rows_in += answers.len() as u64;
+            let (units, layout) = did::touchpoint_units(&answers);
+            for e in did::estimate(&units, &layout, &settings) {
+                out_rows.push(rows::did_row(
+                    &e,
+                    info,
+                    &DidGroups::Touchpoint(tp.clone()),
+                    ctx.cfg.min_group_size,
+                ));
+            }
+        } else {
+            out_rows.push(RoiRow::not_estimated(
+                info,
+                &format!(
+                    "nobody was assigned to it and [roi] touchpoints does not name the touchpoint it changed, so there is nothing to compare it with (for a change at one touchpoint, set touchpoints = {{ {id} = \"in_store\" }} or another touchpoint)"
+                ),
+            ));
+        }
+        let mine = &out_rows[first..];
+        let design = mine.first().map_or(rows::Design::None, |r| r.design);
+        if design == rows::Design::None {
+            warnings.push(format!("{id}: {}", mine[0].explanation));
+        }
+        outcomes.push(InitiativeOutcome {
+            initiative_id: info.initiative_id.clone(),
+            design: design.name().into(),
+            evidence: design.evidence().into(),
+            rows: mine.len(),
+            without_effect: mine.iter().filter(|r| r.effect.is_none()).count(),
+        });
+    }
+    if initiatives.is_empty() {
+        warnings.push(format!("no initiatives known on {date}"));
+    }
+    for w in &warnings {
+        warn!(warning = %w, "roi");
+    }
+
+    let batch = rows::to_batch(&out_rows)?;
+    let rows_out = crate::mart::publish(
+        storage,
+        "initiative_roi",
+        date,
+        rows::schema(),
+        std::slice::from_ref(&batch),
+    )
+    .await?;
+    info!(
+        initiatives = initiatives.len(),
+        rows_in,
+        rows_out,
+        cltv_available = cltv_missing.is_none(),
+        "initiative ROI written"
+    );
+    Ok(RoiOutcome {
+        date,
+        rows_in,
+        rows_out,
+        warnings,
+        initiatives: outcomes,
+        cltv_available: cltv_missing.is_none(),
+        bootstrap_resamples: cfg.bootstrap_resamples,
+    })
+}
+
+/// FNV-1a of the initiative id: each initiative gets its own bootstrap
+/// stream, so adding an initiative does not move another's intervals.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Why the ROI cannot be computed although CLTV is there: money in two currencies.
+fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> Option<CltvGap> {
+    let others: Vec<&str> = order_currencies
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != info.currency)
+        .collect();
+    (!others.is_empty()).then(|| {
+        CltvGap::NoRoi(format!(
+            "the cost is in {} but order amounts, and so CLTV, are in {}",
+            info.currency,
+            order_currencies
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ))
+    })
+}
+
+// --- Tables --------------------------------------------------------------------------
+
+/// A lake table the export does not have (an unused source) reads as empty.
+fn register_empty_if_missing(
+    session: &SessionContext,
+    ctx: &JobContext,
+    tables: &[TableRef],
+    table: &str,
+) -> Result<()> {
+    if tables.iter().any(|t| t.area == "lake" && t.name == table) {
+        return Ok(());
+    }
+    let contract = ctx.contracts.get(table)?;
+    let mut fields: Vec<Field> = contract
+        .lake_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("dt", DataType::Date32, false));
+    let schema = Arc::new(Schema::new(fields));
+    session.register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+    Ok(())
+}
+
+/// `roi_superseded`: the copies of records a later export replaced, as the
+/// transform listed them for the run date (`source_dt`: the export day of
+/// the replaced copy), read from that one partition.
+async fn register_superseded(
+    session: &SessionContext,
+    ctx: &JobContext,
+    date: NaiveDate,
+) -> Result<()> {
+    let url = ListingTableUrl::parse(format!(
+        "{}{}/",
+        ctx.storage.url(),
+        partition_dir("marts", "superseded", date)
+    ))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .infer_schema(&session.state())
+        .await?;
+    session.register_table("roi_superseded", Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// `roi_customer_value(customer_id, cltv_12m)`: marts/customer_value of the
+/// run date, or an empty table. Returns why CLTV is not available, if it is not.
+async fn register_customer_value(
+    session: &SessionContext,
+    ctx: &JobContext,
+    tables: &[TableRef],
+    date: NaiveDate,
+) -> Result<Option<String>> {
+    let missing = if !tables
+        .iter()
+        .any(|t| t.area == "marts" && t.name == "customer_value")
+    {
+        Some("marts/customer_value does not exist yet (the value job has not run)".to_string())
+    } else if !ctx
+        .storage
+        .exists_prefix(&partition_dir("marts", "customer_value", date))
+        .await?
+    {
+        Some(format!(
+            "marts/customer_value has no partition for {date} (the value job has not run for this date)"
+        ))
+    } else {
+        let schema = session
+            .table("customer_value")
+            .await?
+            .schema()
+            .as_arrow()
+            .clone();
+        ["customer_id", "cltv_12m"]
+            .iter()
+            .find(|c| schema.field_with_name(c).is_err())
+            .map(|c| format!("marts/customer_value has no {c} column"))
+    };
+    if missing.is_none() {
+        let view = session
+            .sql(&format!(
+                "SELECT customer_id, CAST(cltv_12m AS DOUBLE) AS cltv_12m FROM customer_value WHERE dt = DATE '{date}'"
+            ))
+            .await?
+            .into_view();
+        session.register_table("roi_customer_value", view)?;
+    } else {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("cltv_12m", DataType::Float64, true),
+        ]));
+        session.register_table(
+            "roi_customer_value",
+            Arc::new(MemTable::try_new(schema, vec![vec![]])?),
+        )?;
+    }
+    Ok(missing)
+}
+
+// --- Queries ---------------------------------------------------------------------------
+
+/// Replaces `{name}` placeholders with values the job checked (dates,
+/// integers, contract enum values, escaped literals), and refuses SQL with
+/// one left over.
+fn fill(template: &str, params: &[(&str, String)]) -> Result<String> {
+    let mut sql = template.to_string();
+    for (name, value) in params {
+        sql = sql.replace(&format!("{{{name}}}"), value);
+    }
+    if let Some(at) = sql.find('{') {
+        let end = sql[at..].find('}').map_or(sql.len(), |e| at + e + 1);
+        return Err(Error::Internal(format!(
+            "roi: placeholder {} left in a query",
+            &sql[at..end]
+        )));
+    }
+    Ok(sql)
+}
+
+/// A SQL string literal's contents: quotes doubled.
+fn literal(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+async fn query(
+    session: &SessionContext,
+    template: &str,
+    params: &[(&str, String)],
+) -> Result<Vec<RecordBatch>> {
+    let sql = fill(template, params)?;
+    Ok(session.sql(&sql).await?.collect().await?)
+}
+
+/// A result column cast to `ty` (string columns may come back as views).
+fn column(batch: &RecordBatch, name: &str, ty: &DataType) -> Result<ArrayRef> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("roi: query result has no column {name}")))?;
+    Ok(cast(col, ty)?)
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let a = column(batch, name, &DataType::Utf8)?;
+    let a = a.as_string::<i32>();
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+        .collect())
+}
+
+fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
+    let a = column(batch, name, &DataType::Float64)?;
+    let a = a.as_primitive::<Float64Type>();
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
+}
+
+fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
+    let a = column(batch, name, &DataType::Int64)?;
+    let a = a.as_primitive::<Int64Type>();
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
+}
+
+fn dates(batch: &RecordBatch, name: &str) -> Result<Vec<Option<NaiveDate>>> {
+    let a = column(batch, name, &DataType::Date32)?;
+    let a = a.as_primitive::<Date32Type>();
+    Ok((0..a.len())
+        .map(|i| {
+            if a.is_valid(i) {
+                a.value_as_date(i)
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
+fn required<T>(v: Option<T>, what: &str) -> Result<T> {
+    v.ok_or_else(|| Error::Internal(format!("roi: {what} is NULL in a query result")))
+}
+
+async fn read_initiatives(
+    session: &SessionContext,
+    params: &[(&str, String)],
+) -> Result<Vec<Initiative>> {
+    let mut out = Vec::new();
+    for b in query(session, INITIATIVES_SQL, params).await? {
+        let ids = strings(&b, "initiative_id")?;
+        let names = strings(&b, "name")?;
+        let starts = dates(&b, "started_on")?;
+        let costs = floats(&b, "cost")?;
+        let currencies = strings(&b, "currency")?;
+        let treatment = ints(&b, "treatment_rows")?;
+        let control = ints(&b, "control_rows")?;
+        for i in 0..b.num_rows() {
+            out.push(Initiative {
+                info: InitiativeInfo {
+                    initiative_id: required(ids[i].clone(), "initiative_id")?,
+                    name: required(names[i].clone(), "initiatives.name")?,
+                    started_on: required(starts[i], "initiatives.started_on")?,
+                    cost: required(costs[i], "initiatives.cost")?,
+                    currency: required(currencies[i].clone(), "initiatives.currency")?,
+                },
+                treatment_rows: treatment[i].unwrap_or(0),
+                control_rows: control[i].unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Per initiative: the outcomes of its assigned customers, in customer order.
+async fn read_arms(
+    session: &SessionContext,
+    params: &[(&str, String)],
+) -> Result<BTreeMap<String, Vec<ArmOutcome>>> {
+    let mut out: BTreeMap<String, Vec<ArmOutcome>> = BTreeMap::new();
+    for b in query(session, ARMS_SQL, params).await? {
+        let ids = strings(&b, "initiative_id")?;
+        let arms = strings(&b, "arm")?;
+        let retained = ints(&b, "retained")?;
+        let after = floats(&b, "orders_after")?;
+        let before = floats(&b, "orders_before")?;
+        let nps_total = floats(&b, "nps_total")?;
+        let nps_answers = floats(&b, "nps_answers")?;
+        let cltv = floats(&b, "cltv_12m")?;
+        for i in 0..b.num_rows() {
+            let id = required(ids[i].clone(), "initiative_id")?;
+            out.entry(id).or_default().push(ArmOutcome {
+                treated: arms[i].as_deref() == Some("treatment"),
+                retained: retained[i].unwrap_or(0) > 0,
+                orders_after: after[i].unwrap_or(0.0),
+                orders_before: before[i].unwrap_or(0.0),
+                nps_total: nps_total[i].unwrap_or(0.0),
+                nps_answers: nps_answers[i].unwrap_or(0.0),
+                cltv: cltv[i].filter(|v| v.is_finite()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn read_order_currencies(
+    session: &SessionContext,
+    date: NaiveDate,
+) -> Result<BTreeSet<String>> {
+    let sql = format!(
+        "SELECT DISTINCT currency FROM orders WHERE dt <= DATE '{date}' AND currency IS NOT NULL"
+    );
+    let mut out = BTreeSet::new();
+    for b in session.sql(&sql).await?.collect().await? {
+        out.extend(strings(&b, "currency")?.into_iter().flatten());
+    }
+    Ok(out)
+}
+
+async fn read_touchpoint_answers(
+    session: &SessionContext,
+    info: &InitiativeInfo,
+    touchpoint: &str,
+    date: NaiveDate,
+) -> Result<Vec<TouchpointAnswers>> {
+    // The touchpoint is one of the contract's values (checked in config),
+    // so it needs no quoting; escaped anyway.
+    let params = [
+        ("run_date", date.to_string()),
+        ("started_on", info.started_on.to_string()),
+        ("touchpoint", literal(touchpoint)),
+    ];
+    let mut out = Vec::new();
+    for b in query(session, TOUCHPOINT_DID_SQL, &params).await? {
+        let customers = strings(&b, "customer_id")?;
+        let surveys = strings(&b, "survey_type")?;
+        let exposed = ints(&b, "exposed")?;
+        let after = ints(&b, "in_after")?;
+        let totals = floats(&b, "total")?;
+        let answers = floats(&b, "answers")?;
+        for i in 0..b.num_rows() {
+            let metric = match surveys[i].as_deref() {
+                Some("empathy") => Metric::EmpathyScore,
+                Some("nps") => Metric::NetPromoterScore,
+                _ => continue,
+            };
+            out.push(TouchpointAnswers {
+                customer: required(customers[i].clone(), "customer_id")?,
+                metric,
+                exposed: exposed[i] == Some(1),
+                after: after[i] == Some(1),
+                total: totals[i].unwrap_or(0.0),
+                answers: answers[i].unwrap_or(0.0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn read_customer_windows(
+    session: &SessionContext,
+    info: &InitiativeInfo,
+    date: NaiveDate,
+    window_days: i64,
+) -> Result<Vec<CustomerWindows>> {
+    let params = [
+        ("run_date", date.to_string()),
+        ("started_on", info.started_on.to_string()),
+        (
+            "before_from",
+            (info.started_on - Duration::days(window_days)).to_string(),
+        ),
+        (
+            "after_to",
+            (info.started_on + Duration::days(window_days - 1)).to_string(),
+        ),
+        ("initiative_id", literal(&info.initiative_id)),
+    ];
+    let mut out = Vec::new();
+    for b in query(session, CUSTOMER_DID_SQL, &params).await? {
+        let exposed = ints(&b, "exposed")?;
+        let cols = [
+            "orders_before",
+            "orders_after",
+            "nps_total_before",
+            "nps_answers_before",
+            "nps_total_after",
+            "nps_answers_after",
+        ]
+        .map(|c| floats(&b, c));
+        let [ob, oa, ntb, nab, nta, naa] = cols;
+        let (ob, oa, ntb, nab, nta, naa) = (ob?, oa?, ntb?, nab?, nta?, naa?);
+        for i in 0..b.num_rows() {
+            out.push(CustomerWindows {
+                exposed: exposed[i] == Some(1),
+                orders_before: ob[i].unwrap_or(0.0),
+                orders_after: oa[i].unwrap_or(0.0),
+                nps_total_before: ntb[i].unwrap_or(0.0),
+                nps_answers_before: nab[i].unwrap_or(0.0),
+                nps_total_after: nta[i].unwrap_or(0.0),
+                nps_answers_after: naa[i].unwrap_or(0.0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_or_refused() {
+        let sql = fill(
+            "SELECT * FROM t WHERE d = DATE '{run_date}' AND n < {inactive_days}",
+            &[
+                ("run_date", "2025-03-01".into()),
+                ("inactive_days", "90".into()),
+            ],
+        )
+        .expect("filled");
+        assert_eq!(
+            sql,
+            "SELECT * FROM t WHERE d = DATE '2025-03-01' AND n < 90"
+        );
+        let err = fill("SELECT {oops}", &[]).expect_err("left over");
+        assert!(err.to_string().contains("{oops}"));
+        assert_eq!(literal("O'Brien's"), "O''Brien''s");
+    }
+
+    #[test]
+    fn shipped_queries_need_only_the_params_the_job_gives() {
+        let base = [
+            ("run_date", "2025-03-01".to_string()),
+            ("inactive_days", "90".into()),
+        ];
+        fill(INITIATIVES_SQL, &base).expect("initiatives");
+        fill(ARMS_SQL, &base).expect("arms");
+        let tp = [
+            ("run_date", "2025-03-01".to_string()),
+            ("started_on", "2025-02-01".into()),
+            ("touchpoint", "in_store".into()),
+        ];
+        fill(TOUCHPOINT_DID_SQL, &tp).expect("touchpoint");
+        let cu = [
+            ("run_date", "2025-03-01".to_string()),
+            ("started_on", "2025-02-01".into()),
+            ("before_from", "2025-01-01".into()),
+            ("after_to", "2025-03-01".into()),
+            ("initiative_id", "I9".into()),
+        ];
+        fill(CUSTOMER_DID_SQL, &cu).expect("customer");
+    }
+
+    #[test]
+    fn seeds_differ_per_initiative_and_are_stable() {
+        assert_eq!(fnv1a("I0001"), fnv1a("I0001"));
+        assert_ne!(fnv1a("I0001"), fnv1a("I0002"));
+        // FNV-1a 64 of "a" (published test vector).
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn lake_columns_read_are_in_the_contracts() {
+        let contracts = crate::schema::Contracts::builtin().expect("contracts");
+        for (table, column) in LAKE_COLUMNS_READ {
+            let c = contracts.get(table).expect("table");
+            assert!(
+                c.columns.iter().any(|x| x.output == *column && x.is_kept()),
+                "{table}.{column}"
+            );
+        }
+    }
+}
