@@ -85,7 +85,9 @@ pub async fn build(m: &Marts<'_>) -> Result<Privacy> {
             .filter(|r| rank(r.str("status")) == worst)
             .collect();
         let mut findings: Vec<CheckFinding> = Vec::new();
-        for r in shown.iter().take(FINDINGS_PER_CHECK) {
+        // A pass needs one line of evidence; warnings and failures list what to fix.
+        let listed = if worst == 0 { 1 } else { FINDINGS_PER_CHECK };
+        for r in shown.iter().take(listed) {
             let detail = match (r.text("table_name"), r.text("column_name")) {
                 (Some(t), Some(c)) => format!("{t}.{c}: {}", r.str("detail")),
                 (Some(t), None) => format!("{t}: {}", r.str("detail")),
@@ -111,10 +113,10 @@ pub async fn build(m: &Marts<'_>) -> Result<Privacy> {
                 1 => Light::amber(),
                 _ => Light::green(),
             },
-            more: if shown.len() > FINDINGS_PER_CHECK {
+            more: if shown.len() > listed {
                 format!(
                     "… and {} more in marts/privacy_checks.",
-                    shown.len() - FINDINGS_PER_CHECK
+                    shown.len() - listed
                 )
             } else {
                 String::new()
