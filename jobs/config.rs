@@ -66,6 +66,25 @@ timezone = "UTC"
 # into attune). Unset by default.
 # models_dir = "/etc/attune/sql"
 
+[empathy]
+# The Empathy Index (`attune empathy`): a 0-100 composite of six components. The
+# weights must sum to 1; a cell where a component is missing or suppressed uses
+# the others, with their weights re-normalized to sum to 1.
+weights = { responsiveness = 0.20, closing_the_loop = 0.15, resolution = 0.15, tone = 0.20, human_when_it_matters = 0.15, perceived_empathy = 0.15 }
+# The business's own first-response targets per ticket channel, in hours.
+first_response_target_hours = { email = 24.0, chat = 1.0, phone = 0.25 }
+# Resolution target for every ticket, in hours after it was opened.
+resolution_target_hours = 48.0
+# Negative feedback (ticket rated 1-2, review of 1-2 stars) counts as followed up
+# when the business answered within this many hours.
+follow_up_hours = 48.0
+# A ticket followed by another one from the same customer on the same topic within
+# this many days is a repeat contact (the first was not really resolved).
+repeat_contact_days = 7
+# A contact is emotionally charged when its frustration, anger or anxiety (0-1, from
+# marts/feedback_scored) reaches this value.
+charged_emotion_threshold = 0.3
+
 [segment]
 # A customer whose last purchase is more than this many days before the run date
 # counts as churned: the churn rate of each segment, and the "Lapsed" name.
@@ -152,11 +171,43 @@ struct RawConfig {
     #[serde(default)]
     nightly: RawNightly,
     #[serde(default)]
+    empathy: RawEmpathy,
+    #[serde(default)]
     segment: RawSegment,
     #[serde(default)]
     value: RawValue,
     #[serde(default)]
     roi: RawRoi,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmpathy {
+    weights: Option<RawEmpathyWeights>,
+    first_response_target_hours: Option<RawChannelHours>,
+    resolution_target_hours: Option<f64>,
+    follow_up_hours: Option<f64>,
+    repeat_contact_days: Option<u32>,
+    charged_emotion_threshold: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmpathyWeights {
+    responsiveness: f64,
+    closing_the_loop: f64,
+    resolution: f64,
+    tone: f64,
+    human_when_it_matters: f64,
+    perceived_empathy: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannelHours {
+    email: f64,
+    chat: f64,
+    phone: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -432,6 +483,53 @@ pub struct IngestConfig {
     pub threads: usize,
 }
 
+/// Weights of the Empathy Index components, checked: each in [0, 1], summing to 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmpathyWeights {
+    /// Default 0.20.
+    pub responsiveness: f64,
+    /// Default 0.15.
+    pub closing_the_loop: f64,
+    /// Default 0.15.
+    pub resolution: f64,
+    /// Default 0.20.
+    pub tone: f64,
+    /// Default 0.15.
+    pub human_when_it_matters: f64,
+    /// Default 0.15.
+    pub perceived_empathy: f64,
+}
+
+/// First-response targets per ticket channel, in hours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelHours {
+    /// Default 24.
+    pub email: f64,
+    /// Default 1.
+    pub chat: f64,
+    /// Default 0.25 (15 minutes).
+    pub phone: f64,
+}
+
+/// Empathy Index settings, checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmpathyConfig {
+    pub weights: EmpathyWeights,
+    /// Default: email 24, chat 1, phone 0.25 hours.
+    pub first_response_target_hours: ChannelHours,
+    /// Default 48 hours.
+    pub resolution_target_hours: f64,
+    /// Default 48 hours.
+    pub follow_up_hours: f64,
+    /// Default 7 days.
+    pub repeat_contact_days: u32,
+    /// Default 0.3.
+    pub charged_emotion_threshold: f64,
+}
+
+// Every float is checked finite when the config is built, so equality is total.
+impl Eq for EmpathyConfig {}
+
 /// Segmentation settings (`[segment]`), checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentConfig {
@@ -472,6 +570,8 @@ pub struct ValidConfig {
     pub voice: VoiceConfig,
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
+    /// The Empathy Index: component weights and service targets.
+    pub empathy: EmpathyConfig,
     pub segment: SegmentConfig,
     /// Churn and lifetime value.
     pub value: ValueConfig,
@@ -642,6 +742,7 @@ impl RawConfig {
                 "nightly.timezone = {tz_name:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"America/New_York\", \"UTC\")"
             ))
         })?;
+        let empathy = self.empathy.check()?;
         let privacy_fail_on = match self.privacy.fail_on.as_deref() {
             None | Some("fail") => FailOn::Fail,
             Some("warn") => FailOn::Warn,
@@ -656,6 +757,7 @@ impl RawConfig {
         Ok(ValidConfig {
             root,
             timezone,
+            empathy,
             min_group_size,
             key_env,
             ingest: IngestConfig {
@@ -675,6 +777,92 @@ impl RawConfig {
             },
             value: self.value.check()?,
             roi: self.roi.check()?,
+        })
+    }
+}
+
+impl RawEmpathy {
+    fn check(self) -> Result<EmpathyConfig> {
+        let w = self.weights.unwrap_or(RawEmpathyWeights {
+            responsiveness: 0.20,
+            closing_the_loop: 0.15,
+            resolution: 0.15,
+            tone: 0.20,
+            human_when_it_matters: 0.15,
+            perceived_empathy: 0.15,
+        });
+        let named = [
+            ("responsiveness", w.responsiveness),
+            ("closing_the_loop", w.closing_the_loop),
+            ("resolution", w.resolution),
+            ("tone", w.tone),
+            ("human_when_it_matters", w.human_when_it_matters),
+            ("perceived_empathy", w.perceived_empathy),
+        ];
+        for (name, v) in named {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::Config(format!(
+                    "empathy.weights.{name} = {v}: use a number from 0 to 1"
+                )));
+            }
+        }
+        let sum: f64 = named.iter().map(|(_, v)| v).sum();
+        if (sum - 1.0).abs() > 1e-6 {
+            return Err(Error::Config(format!(
+                "empathy.weights sum to {sum}; they must sum to 1 (defaults: responsiveness 0.20, closing_the_loop 0.15, resolution 0.15, tone 0.20, human_when_it_matters 0.15, perceived_empathy 0.15)"
+            )));
+        }
+        let t = self.first_response_target_hours.unwrap_or(RawChannelHours {
+            email: 24.0,
+            chat: 1.0,
+            phone: 0.25,
+        });
+        let positive_hours = |name: &str, v: f64| -> Result<f64> {
+            if v.is_finite() && v > 0.0 && v <= 24.0 * 365.0 {
+                Ok(v)
+            } else {
+                Err(Error::Config(format!(
+                    "empathy.{name} = {v}: use a number of hours above 0 (at most a year)"
+                )))
+            }
+        };
+        let first_response_target_hours = ChannelHours {
+            email: positive_hours("first_response_target_hours.email", t.email)?,
+            chat: positive_hours("first_response_target_hours.chat", t.chat)?,
+            phone: positive_hours("first_response_target_hours.phone", t.phone)?,
+        };
+        let resolution_target_hours = positive_hours(
+            "resolution_target_hours",
+            self.resolution_target_hours.unwrap_or(48.0),
+        )?;
+        let follow_up_hours =
+            positive_hours("follow_up_hours", self.follow_up_hours.unwrap_or(48.0))?;
+        let repeat_contact_days = self.repeat_contact_days.unwrap_or(7);
+        if !(1..=90).contains(&repeat_contact_days) {
+            return Err(Error::Config(format!(
+                "empathy.repeat_contact_days = {repeat_contact_days}: use 1 to 90 (default 7)"
+            )));
+        }
+        let charged_emotion_threshold = self.charged_emotion_threshold.unwrap_or(0.3);
+        if !(charged_emotion_threshold > 0.0 && charged_emotion_threshold <= 1.0) {
+            return Err(Error::Config(format!(
+                "empathy.charged_emotion_threshold = {charged_emotion_threshold}: use a number above 0 and at most 1 (default 0.3)"
+            )));
+        }
+        Ok(EmpathyConfig {
+            weights: EmpathyWeights {
+                responsiveness: w.responsiveness,
+                closing_the_loop: w.closing_the_loop,
+                resolution: w.resolution,
+                tone: w.tone,
+                human_when_it_matters: w.human_when_it_matters,
+                perceived_empathy: w.perceived_empathy,
+            },
+            first_response_target_hours,
+            resolution_target_hours,
+            follow_up_hours,
+            repeat_contact_days,
+            charged_emotion_threshold,
         })
     }
 }
@@ -800,6 +988,24 @@ mod tests {
                 "themes_per_touchpoint",
             ),
             ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
+            (
+                "[empathy]\nweights = { responsiveness = 0.5, closing_the_loop = 0.15, resolution = 0.15, tone = 0.2, human_when_it_matters = 0.15, perceived_empathy = 0.15 }",
+                "sum to",
+            ),
+            (
+                "[empathy]\nweights = { responsiveness = -0.2, closing_the_loop = 0.35, resolution = 0.15, tone = 0.4, human_when_it_matters = 0.15, perceived_empathy = 0.15 }",
+                "weights.responsiveness",
+            ),
+            (
+                "[empathy]\nfirst_response_target_hours = { email = 0.0, chat = 1.0, phone = 0.25 }",
+                "first_response_target_hours.email",
+            ),
+            ("[empathy]\nrepeat_contact_days = 0", "repeat_contact_days"),
+            (
+                "[empathy]\ncharged_emotion_threshold = 1.5",
+                "charged_emotion_threshold",
+            ),
+            ("[empathy]\nweights = { tone = 1.0 }", "missing field"),
             ("[privacy]\nfail_on = \"sometimes\"", "fail_on"),
             ("[segment]\ninactive_days = 0", "inactive_days"),
             ("[segment]\nk_min = 1", "k_min"),
@@ -840,6 +1046,21 @@ mod tests {
         assert_eq!(
             c.roi.touchpoints.get("I0002").map(String::as_str),
             Some("in_store")
+        );
+    }
+
+    #[test]
+    fn empathy_weights_and_targets_can_be_set() {
+        let c = ValidConfig::parse(
+            "[empathy]\nweights = { responsiveness = 0.5, closing_the_loop = 0.1, resolution = 0.1, tone = 0.1, human_when_it_matters = 0.1, perceived_empathy = 0.1 }\nfirst_response_target_hours = { email = 8.0, chat = 0.5, phone = 0.1 }\nresolution_target_hours = 24.0",
+        )
+        .expect("valid");
+        assert_eq!(c.empathy.weights.responsiveness, 0.5);
+        assert_eq!(c.empathy.first_response_target_hours.email, 8.0);
+        assert_eq!(c.empathy.resolution_target_hours, 24.0);
+        assert_eq!(
+            c.empathy.follow_up_hours, 48.0,
+            "unset keys keep their default"
         );
     }
 

@@ -25,6 +25,7 @@
 //! - [`roi`]: initiative ROI: treatment vs control (or difference in differences), bootstrap intervals → `marts/initiative_roi`
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
+//! - [`empathy`]: the Empathy Index (six documented components, per month and group) → marts/empathy_index, empathy_contacts
 //! - [`demo`]: generate + nightly in a local folder
 //! - [`query`]: `attune query` and `attune tables`, for analysts
 //! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)
@@ -41,6 +42,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod empathy;
 pub mod error;
 pub mod generate;
 pub mod ingest;

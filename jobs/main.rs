@@ -89,6 +89,18 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// Compute the Empathy Index as of a date: marts/empathy_index, marts/empathy_contacts.
+    ///
+    /// A 0-100 composite of responsiveness, closing the loop, resolution, the
+    /// tone of the business's replies, human when it matters and perceived
+    /// empathy (SERVQUAL), per month, touchpoint, segment and sensitive group,
+    /// checked against next month's NPS and retention. Needs the transform's
+    /// marts for the date. Example: attune empathy --date 2025-08-28
+    Empathy {
+        /// The run date (YYYY-MM-DD): contacts up to the end of this day count.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// Segment customers: k-means on customer_features, k chosen by silhouette, segments named.
     ///
     /// Reads marts/customer_features of the date; writes marts/segments (customer → segment),
@@ -516,6 +528,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             eprintln!("report.json: {}", o.json_path);
             println!("{}", o.html_path);
+            Ok(())
+        }
+        Command::Empathy { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let outcome = runtime()?.block_on(attune::empathy::run(&ctx, *date))?;
+            print_empathy(&outcome);
             Ok(())
         }
         Command::Segment { date } => {
@@ -951,4 +969,42 @@ fn print_ingest(o: &ingest::IngestOutcome) {
             o.warnings.len() - 10
         );
     }
+}
+
+fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
+    println!("{}", o.headline.sentence);
+    println!();
+    println!("component               weight  available  contacts");
+    for c in &o.components {
+        println!(
+            "{:<23} {:>6.2}  {:<9}  {:>8}{}",
+            c.component,
+            c.weight,
+            if c.available { "yes" } else { "no" },
+            c.contacts,
+            c.note
+                .as_deref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
+        );
+    }
+    println!("emotions of the customers' words: {}", o.emotions_source);
+    if let Some(a) = &o.cronbach_alpha {
+        println!(
+            "\nSERVQUAL empathy items: Cronbach's alpha {:.3} (95% CI {:.3}-{:.3}, {} respondents): {}",
+            a.alpha, a.ci_lower, a.ci_upper, a.respondents, a.wording
+        );
+    }
+    println!("\noutcome check (index of month m vs month m+1):");
+    for v in o.validation.iter().filter(|v| v.measure == "index") {
+        println!("  {:<24} {}", v.family.name(), v.wording);
+    }
+    println!("  {}", o.validation_summary);
+    for w in &o.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "\nmarts/empathy_index: {} rows, marts/empathy_contacts: {} rows",
+        o.index_rows, o.contact_rows
+    );
 }

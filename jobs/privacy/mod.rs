@@ -74,6 +74,7 @@ const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("segment", crate::segment::LAKE_COLUMNS_READ),
     ("value", crate::value::LAKE_COLUMNS_READ),
     ("roi", crate::roi::LAKE_COLUMNS_READ),
+    ("empathy", crate::empathy::LAKE_COLUMNS_READ),
     // ("fairness", crate::fairness::LAKE_COLUMNS_READ),
 ];
 

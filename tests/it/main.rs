@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod contract;
+mod empathy;
 mod generated;
 mod ingest;
 mod nightly;

@@ -472,6 +472,7 @@ fn demo_report() -> (tempfile::TempDir, PathBuf, Report) {
         attune::voice::run(&ctx, last).await.expect("voice");
         attune::value::run(&ctx, last).await.expect("value");
         attune::roi::run(&ctx, last).await.expect("roi");
+        attune::empathy::run(&ctx, last).await.expect("empathy");
         attune::privacy::run(&ctx, last).await.expect("privacy");
         report::run(&ctx, last).await.expect("report");
         report::build(&ctx, last).await.expect("report data")

@@ -1,0 +1,517 @@
+//! From per-contact component scores to `marts/empathy_index`: cells of
+//! (period, dimension, group), each component's mean with a 95% interval,
+//! suppression of small groups, and the weighted index.
+//!
+//! **Index of a cell** = Σ w'ᵢ · meanᵢ over the components *included* in the
+//! cell: available on the data, with at least `min_group_size` customers in
+//! the cell, where w'ᵢ = wᵢ / Σ w of the included components (the configured
+//! weights re-normalized). Each included component's `weight` column holds
+//! w'ᵢ, so anyone can recompute the index from the mart's rows.
+//!
+//! **Intervals** (delta method, no resampling): a component's interval is
+//! mean ± 1.96·s/√n (s the sample standard deviation of its per-contact
+//! scores). The index is a weighted sum of means over overlapping sets of
+//! contacts (one ticket carries several components), so its variance is
+//! taken from the linearization: with zⱼ = Σᵢ w'ᵢ (xⱼᵢ − meanᵢ) / nᵢ over the
+//! components contact j has, Var = N/(N−1) · Σⱼ zⱼ² (N contacts). With one
+//! component this is exactly s²/n. Intervals are clamped to 0–100.
+//!
+//! **Suppression**: a cell with fewer than `min_group_size` distinct
+//! customers (an anonymous review counts as one) shows no number at all —
+//! value, interval and counts are NULL, `suppressed` is true. A component
+//! below the threshold inside a shown cell is suppressed the same way and
+//! left out of that cell's index.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, StringBuilder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::components::{Component, Contact, Month};
+use crate::Result;
+use crate::config::EmpathyConfig;
+
+/// 97.5% quantile of the standard normal.
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// How contacts are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Overall,
+    Touchpoint,
+    Segment,
+    AgeBand,
+    Gender,
+    Language,
+    Region,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 7] = [
+        Dimension::Overall,
+        Dimension::Touchpoint,
+        Dimension::Segment,
+        Dimension::AgeBand,
+        Dimension::Gender,
+        Dimension::Language,
+        Dimension::Region,
+    ];
+
+    /// The sensitive attributes, in `marts/customer_attributes` column order.
+    pub const SENSITIVE: [Dimension; 4] = [
+        Dimension::AgeBand,
+        Dimension::Gender,
+        Dimension::Language,
+        Dimension::Region,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Overall => "overall",
+            Dimension::Touchpoint => "touchpoint",
+            Dimension::Segment => "segment",
+            Dimension::AgeBand => "age_band",
+            Dimension::Gender => "gender",
+            Dimension::Language => "language",
+            Dimension::Region => "region",
+        }
+    }
+}
+
+/// A period of the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    Month(Month),
+    /// The twelve months ending with the run date's month.
+    Last12Months,
+}
+
+impl Period {
+    pub fn label(self) -> String {
+        match self {
+            Period::Month(m) => m.to_string(),
+            Period::Last12Months => "last_12_months".into(),
+        }
+    }
+}
+
+/// Which group of each dimension a customer belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    /// customer → segment name; `None` when segments are not available.
+    pub segment: Option<HashMap<u32, String>>,
+    /// customer → (age_band, gender, language, region); `None` when not available.
+    pub attributes: Option<HashMap<u32, [Option<String>; 4]>>,
+}
+
+impl Groups {
+    /// The group of `c` in dimension `d`, if it has one.
+    pub fn of(&self, d: Dimension, c: &Contact) -> Option<String> {
+        let attr = |i: usize| {
+            let cust = c.customer?;
+            self.attributes.as_ref()?.get(&cust)?[i].clone()
+        };
+        match d {
+            Dimension::Overall => Some("all".into()),
+            Dimension::Touchpoint => c.touchpoint.clone(),
+            Dimension::Segment => self.segment.as_ref()?.get(&c.customer?).cloned(),
+            Dimension::AgeBand => attr(0),
+            Dimension::Gender => attr(1),
+            Dimension::Language => attr(2),
+            Dimension::Region => attr(3),
+        }
+    }
+
+    /// Whether the dimension can be computed at all.
+    pub fn has(&self, d: Dimension) -> bool {
+        match d {
+            Dimension::Overall | Dimension::Touchpoint => true,
+            Dimension::Segment => self.segment.is_some(),
+            _ => self.attributes.is_some(),
+        }
+    }
+}
+
+/// One row of `marts/empathy_index`. Counts are `None` wherever there is
+/// nothing to count (suppressed, not available, no data): a count column
+/// holds only counts of at least `min_group_size`, which the privacy job's
+/// released-aggregates check relies on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// `None` for the index itself.
+    pub component: Option<Component>,
+    /// Contacts with a score; `None` when suppressed or without data.
+    pub n: Option<u64>,
+    /// Distinct customers behind them; `None` when suppressed or without data.
+    pub customers: Option<u64>,
+    pub value: Option<f64>,
+    /// Standard error of `value`.
+    pub se: Option<f64>,
+    pub ci: Option<(f64, f64)>,
+    /// Effective (re-normalized) weight in the cell's index; 1 for the index row.
+    pub weight: Option<f64>,
+    pub suppressed: bool,
+    pub note: Option<String>,
+}
+
+/// A cell: one period, dimension and group.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub period: Period,
+    pub dimension: Dimension,
+    pub group: String,
+    /// Indices into the contact list.
+    pub contacts: Vec<usize>,
+    /// The index first, then the components in [`Component::ALL`] order.
+    pub rows: Vec<Estimate>,
+}
+
+impl Cell {
+    /// The index row.
+    pub fn index(&self) -> &Estimate {
+        &self.rows[0]
+    }
+
+    /// A component's row.
+    pub fn component(&self, c: Component) -> &Estimate {
+        &self.rows[1 + c.idx()]
+    }
+}
+
+/// Mean, standard error (s/√n) and n of some scores.
+pub fn mean_se(values: &[f64]) -> (f64, Option<f64>, usize) {
+    let n = values.len();
+    if n == 0 {
+        return (f64::NAN, None, 0);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, None, n);
+    }
+    let ss: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
+    (mean, Some((ss / (n as f64 - 1.0) / n as f64).sqrt()), n)
+}
+
+/// The weighted index of per-contact scores and its delta-method standard
+/// error. `scores[j][i]` is contact j's score on component i (or `None`),
+/// `weights[i]` the (already re-normalized) weight, `None` for a component
+/// not included. Returns (index, standard error, contacts used).
+pub fn index_estimate(
+    scores: &[[Option<f64>; 6]],
+    weights: &[Option<f64>; 6],
+) -> Option<(f64, Option<f64>, usize)> {
+    let mut sums = [0.0; 6];
+    let mut ns = [0usize; 6];
+    for row in scores {
+        for i in 0..6 {
+            if let (Some(x), Some(_)) = (row[i], weights[i]) {
+                sums[i] += x;
+                ns[i] += 1;
+            }
+        }
+    }
+    let mut value = 0.0;
+    let mut total_w = 0.0;
+    let mut means = [0.0; 6];
+    for i in 0..6 {
+        if let Some(w) = weights[i]
+            && ns[i] > 0
+        {
+            means[i] = sums[i] / ns[i] as f64;
+            value += w * means[i];
+            total_w += w;
+        }
+    }
+    if total_w <= 0.0 {
+        return None;
+    }
+    let mut ss = 0.0;
+    let mut used = 0usize;
+    for row in scores {
+        let mut z = 0.0;
+        let mut any = false;
+        for i in 0..6 {
+            if let (Some(x), Some(w)) = (row[i], weights[i])
+                && ns[i] > 0
+            {
+                z += w * (x - means[i]) / ns[i] as f64;
+                any = true;
+            }
+        }
+        if any {
+            ss += z * z;
+            used += 1;
+        }
+    }
+    let se = (used >= 2).then(|| (ss * used as f64 / (used as f64 - 1.0)).sqrt());
+    Some((value, se, used))
+}
+
+fn interval(value: f64, se: Option<f64>) -> Option<(f64, f64)> {
+    se.map(|s| {
+        (
+            (value - Z95 * s).clamp(0.0, 100.0),
+            (value + Z95 * s).clamp(0.0, 100.0),
+        )
+    })
+}
+
+/// Distinct customers behind some contacts (an anonymous contact counts as one).
+fn distinct_customers<'a>(contacts: impl Iterator<Item = &'a Contact>) -> u64 {
+    let mut seen = BTreeSet::new();
+    let mut anonymous = 0u64;
+    for c in contacts {
+        match c.customer {
+            Some(id) => {
+                seen.insert(id);
+            }
+            None => anonymous += 1,
+        }
+    }
+    seen.len() as u64 + anonymous
+}
+
+/// What the aggregation needs besides the contacts.
+#[derive(Debug, Clone)]
+pub struct Settings<'a> {
+    pub cfg: &'a EmpathyConfig,
+    pub min_group_size: usize,
+    /// Per component: `None` when available, else why not.
+    pub unavailable: &'a [Option<String>; 6],
+    /// The run date's month.
+    pub run_month: Month,
+}
+
+/// Every cell with at least one contact, sorted by period, dimension, group.
+pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cell> {
+    let mut members: BTreeMap<(Period, Dimension, String), Vec<usize>> = BTreeMap::new();
+    let first_of_last12 = Month(s.run_month.0 - 11);
+    for (j, c) in contacts.iter().enumerate() {
+        if c.month > s.run_month {
+            continue;
+        }
+        let mut periods = vec![Period::Month(c.month)];
+        if c.month >= first_of_last12 {
+            periods.push(Period::Last12Months);
+        }
+        for d in Dimension::ALL {
+            let Some(g) = groups.of(d, c) else { continue };
+            for p in &periods {
+                members.entry((*p, d, g.clone())).or_default().push(j);
+            }
+        }
+    }
+    members
+        .into_iter()
+        .map(|((period, dimension, group), idx)| {
+            let rows = estimate_cell(contacts, &idx, s);
+            Cell {
+                period,
+                dimension,
+                group,
+                contacts: idx,
+                rows,
+            }
+        })
+        .collect()
+}
+
+fn suppressed_row(component: Option<Component>, note: String) -> Estimate {
+    Estimate {
+        component,
+        n: None,
+        customers: None,
+        value: None,
+        se: None,
+        ci: None,
+        weight: None,
+        suppressed: true,
+        note: Some(note),
+    }
+}
+
+fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estimate> {
+    let min = s.min_group_size as u64;
+    let cell_customers = distinct_customers(idx.iter().map(|&j| &contacts[j]));
+    if cell_customers < min {
+        let note = format!("suppressed: fewer than {min} customers");
+        return std::iter::once(None)
+            .chain(Component::ALL.iter().copied().map(Some))
+            .map(|c| suppressed_row(c, note.clone()))
+            .collect();
+    }
+    let mut comps = Vec::with_capacity(6);
+    let mut included = [None; 6];
+    for c in Component::ALL {
+        if let Some(why) = &s.unavailable[c.idx()] {
+            comps.push(Estimate {
+                component: Some(c),
+                n: None,
+                customers: None,
+                value: None,
+                se: None,
+                ci: None,
+                weight: None,
+                suppressed: false,
+                note: Some(format!("not available: {why}")),
+            });
+            continue;
+        }
+        let with: Vec<&Contact> = idx
+            .iter()
+            .map(|&j| &contacts[j])
+            .filter(|x| x.scores[c.idx()].is_some())
+            .collect();
+        let customers = distinct_customers(with.iter().copied());
+        if with.is_empty() {
+            comps.push(Estimate {
+                component: Some(c),
+                n: None,
+                customers: None,
+                value: None,
+                se: None,
+                ci: None,
+                weight: None,
+                suppressed: false,
+                note: Some("no data: no contact in this cell has this component".into()),
+            });
+            continue;
+        }
+        if customers < min {
+            comps.push(suppressed_row(
+                Some(c),
+                format!("suppressed: fewer than {min} customers; left out of the index"),
+            ));
+            continue;
+        }
+        let values: Vec<f64> = with.iter().filter_map(|x| x.scores[c.idx()]).collect();
+        let (mean, se, n) = mean_se(&values);
+        included[c.idx()] = Some(c.weight(s.cfg));
+        comps.push(Estimate {
+            component: Some(c),
+            n: Some(n as u64),
+            customers: Some(customers),
+            value: Some(mean),
+            se,
+            ci: interval(mean, se),
+            weight: None,
+            suppressed: false,
+            note: None,
+        });
+    }
+    let total: f64 = included.iter().flatten().sum();
+    let weights: [Option<f64>; 6] = if total > 0.0 {
+        included.map(|w| w.map(|w| w / total))
+    } else {
+        [None; 6]
+    };
+    for (i, e) in comps.iter_mut().enumerate() {
+        e.weight = weights[i];
+    }
+    let scores: Vec<[Option<f64>; 6]> = idx.iter().map(|&j| contacts[j].scores).collect();
+    let index = match index_estimate(&scores, &weights) {
+        Some((value, se, used)) => Estimate {
+            component: None,
+            n: Some(used as u64),
+            customers: Some(cell_customers),
+            value: Some(value),
+            se,
+            ci: interval(value, se),
+            weight: Some(1.0),
+            suppressed: false,
+            note: None,
+        },
+        None => Estimate {
+            component: None,
+            n: None,
+            customers: Some(cell_customers),
+            value: None,
+            se: None,
+            ci: None,
+            weight: None,
+            suppressed: false,
+            note: Some("no component can be shown for this cell".into()),
+        },
+    };
+    std::iter::once(index).chain(comps).collect()
+}
+
+/// Schema of `marts/empathy_index`.
+pub fn schema() -> SchemaRef {
+    let f = |name: &str, ty: DataType, nullable: bool| Field::new(name, ty, nullable);
+    Arc::new(Schema::new(vec![
+        f("period", DataType::Utf8, false),
+        f("dimension", DataType::Utf8, false),
+        f("group_value", DataType::Utf8, false),
+        f("component", DataType::Utf8, false),
+        f("n", DataType::UInt64, true),
+        f("customers", DataType::UInt64, true),
+        f("value", DataType::Float64, true),
+        f("ci_lower", DataType::Float64, true),
+        f("ci_upper", DataType::Float64, true),
+        f("weight", DataType::Float64, true),
+        f("suppressed", DataType::Boolean, false),
+        f("note", DataType::Utf8, true),
+    ]))
+}
+
+/// Values are rounded to 4 decimals: more digits would only carry noise,
+/// and rounding keeps the file byte-identical across platforms.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// The cells as one batch of `marts/empathy_index`.
+pub fn to_batch(cells: &[Cell]) -> Result<RecordBatch> {
+    let mut period = StringBuilder::new();
+    let mut dimension = StringBuilder::new();
+    let mut group = StringBuilder::new();
+    let mut component = StringBuilder::new();
+    let mut n = UInt64Builder::new();
+    let mut customers = UInt64Builder::new();
+    let mut value = Float64Builder::new();
+    let mut lo = Float64Builder::new();
+    let mut hi = Float64Builder::new();
+    let mut weight = Float64Builder::new();
+    let mut suppressed = BooleanBuilder::new();
+    let mut note = StringBuilder::new();
+    for cell in cells {
+        let p = cell.period.label();
+        for e in &cell.rows {
+            period.append_value(&p);
+            dimension.append_value(cell.dimension.name());
+            group.append_value(&cell.group);
+            component.append_value(e.component.map_or("index", Component::name));
+            n.append_option(e.n);
+            customers.append_option(e.customers);
+            value.append_option(e.value.map(round4));
+            lo.append_option(e.ci.map(|c| round4(c.0)));
+            hi.append_option(e.ci.map(|c| round4(c.1)));
+            weight.append_option(e.weight.map(round4));
+            suppressed.append_value(e.suppressed);
+            note.append_option(e.note.as_deref());
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(period.finish()),
+        Arc::new(dimension.finish()),
+        Arc::new(group.finish()),
+        Arc::new(component.finish()),
+        Arc::new(n.finish()),
+        Arc::new(customers.finish()),
+        Arc::new(value.finish()),
+        Arc::new(lo.finish()),
+        Arc::new(hi.finish()),
+        Arc::new(weight.finish()),
+        Arc::new(suppressed.finish()),
+        Arc::new(note.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema(), columns)?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! Tests of the aggregation: estimates against numpy, the index's
+//! delta-method interval against a bootstrap, suppression and weights.
+
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256Plus;
+
+use super::*;
+use crate::config::ValidConfig;
+use crate::empathy::components::{Detail, Source};
+
+/// Reference: numpy, `x = [0, 50, 100, 100, 75]`: `x.mean()` = 65,
+/// `x.std(ddof=1) / sqrt(5)` = 18.708286933869708.
+#[test]
+fn mean_and_standard_error_match_numpy() {
+    let (m, se, n) = mean_se(&[0.0, 50.0, 100.0, 100.0, 75.0]);
+    assert_eq!((m, n), (65.0, 5));
+    assert!((se.expect("n >= 2") - 18.708286933869708).abs() < 1e-12);
+    assert_eq!(mean_se(&[42.0]).1, None);
+}
+
+/// When every contact has every included component, the linearized variance
+/// is exactly the variance of the per-contact weighted sums. Reference:
+/// numpy, `s = 0.4*resp + 0.6*tone` with the values below: `s.mean()` =
+/// 61.166666666666664, `s.std(ddof=1)/sqrt(6)` = 13.397553673878098.
+#[test]
+fn index_standard_error_matches_numpy_when_contacts_have_all_components() {
+    let resp = [100.0, 50.0, 100.0, 0.0, 100.0, 50.0];
+    let tone = [80.0, 20.0, 65.0, 30.0, 100.0, 50.0];
+    let scores: Vec<[Option<f64>; 6]> = resp
+        .iter()
+        .zip(tone)
+        .map(|(r, t)| {
+            let mut s = [None; 6];
+            s[Component::Responsiveness.idx()] = Some(*r);
+            s[Component::Tone.idx()] = Some(t);
+            s
+        })
+        .collect();
+    let mut w = [None; 6];
+    w[Component::Responsiveness.idx()] = Some(0.4);
+    w[Component::Tone.idx()] = Some(0.6);
+    let (v, se, used) = index_estimate(&scores, &w).expect("estimate");
+    assert!((v - 61.166666666666664).abs() < 1e-9);
+    assert!((se.expect("se") - 13.397553673878098).abs() < 1e-9);
+    assert_eq!(used, 6);
+}
+
+/// Differential test: on contacts with overlapping, partly missing
+/// components (as tickets and surveys are), the delta-method standard error
+/// agrees with a bootstrap over contacts (2,000 resamples, fixed seed) within
+/// 8%.
+#[test]
+fn index_standard_error_agrees_with_a_bootstrap() {
+    let mut rng = Xoshiro256Plus::seed_from_u64(7);
+    let mut scores = Vec::new();
+    for _ in 0..400 {
+        let mut s = [None; 6];
+        if rng.random_bool(0.7) {
+            // a ticket: responsiveness, tone, sometimes closing the loop
+            s[0] = Some(if rng.random_bool(0.85) { 100.0 } else { 0.0 });
+            s[3] = Some(rng.random_range(0.0..100.0_f64).round());
+            if rng.random_bool(0.2) {
+                s[1] = Some(if rng.random_bool(0.4) { 100.0 } else { 0.0 });
+            }
+        } else {
+            // a survey
+            s[5] = Some(rng.random_range(20.0..100.0_f64));
+        }
+        scores.push(s);
+    }
+    let w = [Some(0.25), Some(0.2), None, Some(0.3), None, Some(0.25)];
+    let (_, se, _) = index_estimate(&scores, &w).expect("estimate");
+    let se = se.expect("se");
+    let b = 2000;
+    let mut draws = Vec::with_capacity(b);
+    for _ in 0..b {
+        let sample: Vec<[Option<f64>; 6]> = (0..scores.len())
+            .map(|_| scores[rng.random_range(0..scores.len())])
+            .collect();
+        draws.push(index_estimate(&sample, &w).expect("estimate").0);
+    }
+    let mean = draws.iter().sum::<f64>() / b as f64;
+    let boot_se =
+        (draws.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (b as f64 - 1.0)).sqrt();
+    assert!(
+        (se / boot_se - 1.0).abs() < 0.08,
+        "delta {se:.4} vs bootstrap {boot_se:.4}"
+    );
+}
+
+fn contact(customer: u32, month: Month, touchpoint: &str, scores: [Option<f64>; 6]) -> Contact {
+    Contact {
+        source: Source::Ticket,
+        contact_id: format!("T{customer}-{}", month.0),
+        customer: Some(customer),
+        at: 0.0,
+        month,
+        touchpoint: Some(touchpoint.into()),
+        handled_by: None,
+        scores,
+        charged: None,
+        detail: Detail::default(),
+    }
+}
+
+fn ticket_scores(resp: f64, tone: f64) -> [Option<f64>; 6] {
+    let mut s = [None; 6];
+    s[Component::Responsiveness.idx()] = Some(resp);
+    s[Component::Tone.idx()] = Some(tone);
+    s
+}
+
+#[test]
+fn small_groups_are_suppressed_and_weights_renormalized() {
+    let cfg = ValidConfig::default().empathy;
+    let m = Month(2025 * 12 + 2);
+    let mut contacts = Vec::new();
+    // 12 customers on chat, 9 on email (below the 10 of min_group_size).
+    for i in 0..12 {
+        contacts.push(contact(i, m, "chat", ticket_scores(100.0, 80.0)));
+    }
+    for i in 100..109 {
+        contacts.push(contact(i, m, "email", ticket_scores(0.0, 20.0)));
+    }
+    // Surveys from 4 chat customers: perceived empathy exists but is below 10 customers.
+    for i in 0..4 {
+        let mut s = [None; 6];
+        s[Component::PerceivedEmpathy.idx()] = Some(50.0);
+        contacts.push(contact(i, m, "chat", s));
+    }
+    let mut unavailable: [Option<String>; 6] = Default::default();
+    unavailable[Component::HumanWhenItMatters.idx()] = Some("no emotions".into());
+    let settings = Settings {
+        cfg: &cfg,
+        min_group_size: 10,
+        unavailable: &unavailable,
+        run_month: m,
+    };
+    let cells = aggregate(&contacts, &Groups::default(), &settings);
+    let find = |p: Period, d: Dimension, g: &str| {
+        cells
+            .iter()
+            .find(|c| c.period == p && c.dimension == d && c.group == g)
+            .unwrap_or_else(|| panic!("cell {p:?} {d:?} {g}"))
+    };
+    let email = find(Period::Month(m), Dimension::Touchpoint, "email");
+    assert!(
+        email
+            .rows
+            .iter()
+            .all(|r| r.suppressed && r.value.is_none() && r.n.is_none())
+    );
+
+    let chat = find(Period::Month(m), Dimension::Touchpoint, "chat");
+    let pe = chat.component(Component::PerceivedEmpathy);
+    assert!(pe.suppressed && pe.value.is_none() && pe.weight.is_none());
+    let human = chat.component(Component::HumanWhenItMatters);
+    assert!(!human.suppressed && human.value.is_none());
+    assert_eq!(human.note.as_deref(), Some("not available: no emotions"));
+    // responsiveness 0.20 and tone 0.20 are the only included: 0.5 each.
+    assert_eq!(chat.component(Component::Responsiveness).weight, Some(0.5));
+    assert_eq!(chat.component(Component::Tone).weight, Some(0.5));
+    assert_eq!(chat.index().value, Some(90.0));
+    assert_eq!(chat.index().ci, Some((90.0, 90.0)), "no variation");
+
+    // Overall: 21 customers; perceived empathy has only 4 customers -> suppressed there too.
+    let all = find(Period::Month(m), Dimension::Overall, "all");
+    assert_eq!(all.index().customers, Some(21));
+    let resp = all.component(Component::Responsiveness);
+    assert_eq!(resp.n, Some(21));
+    let expected = (12.0 * 100.0) / 21.0;
+    assert!((resp.value.expect("value") - expected).abs() < 1e-9);
+    // The month is also in the last 12 months.
+    let l12 = find(Period::Last12Months, Dimension::Overall, "all");
+    assert_eq!(l12.index().value, all.index().value);
+}
+
+/// Invariant: in every shown cell, the index equals Σ weight × value over the
+/// components with a weight, and the weights sum to 1.
+#[test]
+fn the_index_is_recomputable_from_the_rows() {
+    let cfg = ValidConfig::default().empathy;
+    let mut rng = Xoshiro256Plus::seed_from_u64(11);
+    let mut contacts = Vec::new();
+    for j in 0..600u32 {
+        let m = Month(2025 * 12 + rng.random_range(0..4));
+        let tp = ["email", "chat", "phone", "in_store"][rng.random_range(0..4)];
+        let mut s = [None; 6];
+        for v in s.iter_mut() {
+            if rng.random_bool(0.5) {
+                *v = Some(rng.random_range(0.0..=100.0_f64).round());
+            }
+        }
+        contacts.push(contact(j % 150, m, tp, s));
+    }
+    let unavailable: [Option<String>; 6] = Default::default();
+    let settings = Settings {
+        cfg: &cfg,
+        min_group_size: 10,
+        unavailable: &unavailable,
+        run_month: Month(2025 * 12 + 3),
+    };
+    let cells = aggregate(&contacts, &Groups::default(), &settings);
+    assert!(cells.len() > 10);
+    for cell in &cells {
+        let Some(v) = cell.index().value else {
+            continue;
+        };
+        let parts: Vec<(f64, f64)> = cell.rows[1..]
+            .iter()
+            .filter_map(|r| r.weight.zip(r.value))
+            .collect();
+        let wsum: f64 = parts.iter().map(|(w, _)| w).sum();
+        let recomputed: f64 = parts.iter().map(|(w, x)| w * x).sum();
+        assert!((wsum - 1.0).abs() < 1e-9, "{cell:?}");
+        assert!((recomputed - v).abs() < 1e-9);
+        let (lo, hi) = cell.index().ci.expect("ci");
+        assert!(lo <= v && v <= hi);
+    }
+    let batch = to_batch(&cells).expect("batch");
+    assert_eq!(batch.num_rows(), cells.len() * 7);
+    crate::mart::doc("empathy_index")
+        .expect("documented")
+        .check(&batch.schema())
+        .expect("the batch matches schemas/marts/empathy_index.toml");
+}

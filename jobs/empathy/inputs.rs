@@ -1,0 +1,458 @@
+//! What the Empathy Index reads, as of the run date.
+//!
+//! Tickets, surveys, reviews and orders come through the transform's own
+//! staging views (`sql/stg_*.sql`, run here over the lake with the run
+//! date's `marts/superseded`), so "a record exported again replaces its
+//! earlier copy" and "later events are not yet known" mean exactly what they
+//! mean in the SQL marts. The reply and the customer's message, which the
+//! views leave out, come from the same lake partition as the ticket row the
+//! view kept. Marts written by other jobs are read for the run date only and
+//! may be missing: the outcome then says which component or dimension is
+//! not available and why.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::components::{Month, ReviewRow, SurveyRow, TicketRow};
+use crate::context::JobContext;
+use crate::parquet_io::read_batches;
+use crate::storage::{partition_dir, partition_file};
+use crate::transform::models::{self, Materialized};
+use crate::{Error, Result, catalog};
+
+/// The staging views the job runs.
+const VIEWS: [&str; 4] = ["stg_tickets", "stg_feedback", "stg_reviews", "stg_orders"];
+
+/// Customer pseudonyms, interned: every set and map of the job holds a
+/// `u32`, and the pseudonym strings are kept once.
+#[derive(Debug, Default, Clone)]
+pub struct Customers {
+    ids: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Customers {
+    /// The number of a pseudonym, adding it when new.
+    pub fn intern(&mut self, id: &str) -> u32 {
+        if let Some(i) = self.index.get(id) {
+            return *i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.push(id.to_string());
+        self.index.insert(id.to_string(), i);
+        i
+    }
+
+    /// The number of a known pseudonym.
+    pub fn get(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The pseudonym of a number.
+    pub fn id(&self, i: u32) -> &str {
+        &self.ids[i as usize]
+    }
+}
+
+/// A DataFusion session over the data root with the run date's context:
+/// `run_date()`, `superseded` and the staging views.
+pub async fn session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext> {
+    let storage = &ctx.storage;
+    let missing_transform = |what: &str| Error::MissingInput {
+        what: format!("{what} for {date}"),
+        hint: format!("run `attune transform --date {date}` (or the nightly) first"),
+    };
+    let (session, _) = catalog::session_with_all(storage).await?;
+    let sup_path = partition_file("marts", "superseded", date);
+    if storage.head_opt(&sup_path).await?.is_none() {
+        return Err(missing_transform("marts/superseded"));
+    }
+    // Only the run date's list: the listing table holds every night's.
+    let batches = read_batches(storage, &sup_path).await?;
+    let schema = batches
+        .first()
+        .map(RecordBatch::schema)
+        .unwrap_or_else(crate::transform::superseded::schema);
+    session.deregister_table("superseded")?;
+    session.register_table(
+        "superseded",
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    )?;
+    session.register_udf(crate::transform::run_date_udf(date));
+    let all = models::load(ctx.cfg.models_dir.as_deref())?;
+    for name in VIEWS {
+        let model = all
+            .iter()
+            .find(|m| m.name == name && m.materialized == Materialized::View)
+            .ok_or_else(|| Error::MissingInput {
+                what: format!("the staging view {name}"),
+                hint: "the empathy job runs the transform's staging views; keep sql/stg_*.sql in [transform] models_dir".into(),
+            })?;
+        let df = session.sql(&model.sql).await.map_err(|e| Error::Model {
+            model: name.into(),
+            reason: e.to_string(),
+        })?;
+        session.register_table(name, df.into_view())?;
+    }
+    Ok(session)
+}
+
+/// Whether `marts/<table>` has a partition for the date.
+pub async fn mart_exists(ctx: &JobContext, table: &str, date: NaiveDate) -> Result<bool> {
+    ctx.storage
+        .exists_prefix(&partition_dir("marts", table, date))
+        .await
+}
+
+/// The columns of one batch, cast to the types the job works with (the
+/// Parquet reader may hand back `Utf8View`, `extract` returns Float64 or
+/// Int32 by field).
+struct Cols<'a> {
+    batch: &'a RecordBatch,
+    what: &'static str,
+}
+
+impl<'a> Cols<'a> {
+    fn get(&self, name: &str, ty: &DataType) -> Result<ArrayRef> {
+        let col = self.batch.column_by_name(name).ok_or_else(|| {
+            Error::Internal(format!(
+                "{}: the query returned no column `{name}`",
+                self.what
+            ))
+        })?;
+        Ok(cast(col, ty)?)
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<Option<String>>> {
+        let a = self.get(name, &DataType::Utf8)?;
+        let s = a.as_string::<i32>();
+        Ok((0..s.len())
+            .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+            .collect())
+    }
+
+    fn floats(&self, name: &str) -> Result<Vec<Option<f64>>> {
+        let a = self.get(name, &DataType::Float64)?;
+        let f = a.as_primitive::<Float64Type>();
+        Ok((0..f.len())
+            .map(|i| f.is_valid(i).then(|| f.value(i)))
+            .collect())
+    }
+
+    fn ints(&self, name: &str) -> Result<Vec<Option<i64>>> {
+        let a = self.get(name, &DataType::Int64)?;
+        let f = a.as_primitive::<Int64Type>();
+        Ok((0..f.len())
+            .map(|i| f.is_valid(i).then(|| f.value(i)))
+            .collect())
+    }
+
+    fn bools(&self, name: &str) -> Result<Vec<Option<bool>>> {
+        let a = self.get(name, &DataType::Boolean)?;
+        let b = a.as_boolean();
+        Ok((0..b.len())
+            .map(|i| b.is_valid(i).then(|| b.value(i)))
+            .collect())
+    }
+}
+
+/// Runs a query and hands each batch to `f`, so large inputs stream.
+async fn each_batch(
+    session: &SessionContext,
+    sql: &str,
+    what: &'static str,
+    mut f: impl FnMut(&Cols) -> Result<()>,
+) -> Result<u64> {
+    let df = session.sql(sql).await.map_err(|e| Error::Model {
+        model: format!("empathy/{what}"),
+        reason: e.to_string(),
+    })?;
+    let mut stream = df.execute_stream().await?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        f(&Cols {
+            batch: &batch,
+            what,
+        })?;
+    }
+    Ok(rows)
+}
+
+/// Every ticket up to the run date, with reply, message and the gap to the
+/// customer's next ticket on the same topic (`tickets.sql`).
+pub async fn tickets(
+    session: &SessionContext,
+    customers: &mut Customers,
+) -> Result<Vec<TicketRow>> {
+    let mut out = Vec::new();
+    each_batch(session, include_str!("tickets.sql"), "tickets", |c| {
+        let ids = c.strings("ticket_id")?;
+        let cust = c.strings("customer_id")?;
+        let created = c.floats("created_epoch")?;
+        let channel = c.strings("channel")?;
+        let handled = c.strings("handled_by")?;
+        let topic = c.strings("topic")?;
+        let sat = c.ints("satisfaction")?;
+        let reopened = c.bools("reopened")?;
+        let fr = c.floats("first_response_hours")?;
+        let res = c.floats("resolution_hours")?;
+        let fu = c.floats("follow_up_hours")?;
+        let next = c.floats("next_same_topic_hours")?;
+        let reply = c.strings("reply")?;
+        let message = c.strings("message")?;
+        for i in 0..ids.len() {
+            let (Some(id), Some(at)) = (ids[i].clone(), created[i]) else {
+                continue;
+            };
+            out.push(TicketRow {
+                ticket_id: id,
+                customer: cust[i].as_deref().map(|x| customers.intern(x)),
+                created: at,
+                channel: channel[i].clone(),
+                handled_by: handled[i].clone(),
+                topic: topic[i].clone(),
+                satisfaction: sat[i],
+                reopened: reopened[i],
+                first_response_hours: fr[i],
+                resolution_hours: res[i],
+                follow_up_hours: fu[i],
+                next_same_topic_hours: next[i],
+                reply: reply[i].clone(),
+                message: message[i].clone(),
+            });
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Every empathy survey up to the run date, items side by side (`surveys.sql`).
+pub async fn surveys(
+    session: &SessionContext,
+    customers: &mut Customers,
+) -> Result<Vec<SurveyRow>> {
+    let mut out = Vec::new();
+    each_batch(session, include_str!("surveys.sql"), "surveys", |c| {
+        let ids = c.strings("contact_id")?;
+        let cust = c.strings("customer_id")?;
+        let at = c.floats("at_epoch")?;
+        let tp = c.strings("touchpoint")?;
+        let items: Vec<Vec<Option<i64>>> = (1..=5)
+            .map(|k| c.ints(&format!("item{k}")))
+            .collect::<Result<_>>()?;
+        for i in 0..ids.len() {
+            let (Some(id), Some(t)) = (ids[i].clone(), at[i]) else {
+                continue;
+            };
+            let mut answers = [None; 5];
+            for (k, a) in answers.iter_mut().enumerate() {
+                *a = items[k][i].and_then(|x| u8::try_from(x).ok());
+            }
+            out.push(SurveyRow {
+                contact_id: id,
+                customer: cust[i].as_deref().map(|x| customers.intern(x)),
+                at: t,
+                touchpoint: tp[i].clone(),
+                items: answers,
+            });
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Reviews rated 1 or 2 stars up to the run date.
+pub async fn negative_reviews(
+    session: &SessionContext,
+    customers: &mut Customers,
+) -> Result<Vec<ReviewRow>> {
+    let sql = "SELECT review_id, customer_id, extract(epoch FROM posted_at) AS at_epoch, platform, reply_hours \
+               FROM stg_reviews WHERE rating <= 2 ORDER BY review_id";
+    let mut out = Vec::new();
+    each_batch(session, sql, "negative_reviews", |c| {
+        let ids = c.strings("review_id")?;
+        let cust = c.strings("customer_id")?;
+        let at = c.floats("at_epoch")?;
+        let platform = c.strings("platform")?;
+        let reply = c.floats("reply_hours")?;
+        for i in 0..ids.len() {
+            let (Some(id), Some(t)) = (ids[i].clone(), at[i]) else {
+                continue;
+            };
+            out.push(ReviewRow {
+                review_id: id,
+                customer: cust[i].as_deref().map(|x| customers.intern(x)),
+                at: t,
+                platform: platform[i].clone(),
+                reply_hours: reply[i],
+            });
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Every NPS answer up to the run date: (customer, month, score).
+pub async fn nps_answers(
+    session: &SessionContext,
+    customers: &mut Customers,
+) -> Result<Vec<(u32, Month, u8)>> {
+    let sql = "SELECT customer_id, extract(epoch FROM responded_at) AS at_epoch, score \
+               FROM stg_feedback WHERE survey_type = 'nps' ORDER BY response_id";
+    let mut out = Vec::new();
+    each_batch(session, sql, "nps_answers", |c| {
+        let cust = c.strings("customer_id")?;
+        let at = c.floats("at_epoch")?;
+        let score = c.ints("score")?;
+        for i in 0..cust.len() {
+            if let (Some(id), Some(t), Some(s)) = (cust[i].as_deref(), at[i], score[i])
+                && let Ok(s) = u8::try_from(s)
+            {
+                out.push((customers.intern(id), Month::of_epoch(t), s));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// (customer, month) pairs with a non-refunded order, for customers already
+/// known to the job (the others cannot be in a validation cell).
+pub async fn order_months(
+    session: &SessionContext,
+    customers: &Customers,
+) -> Result<HashSet<(u32, Month)>> {
+    let sql = "SELECT DISTINCT customer_id, \
+               CAST(extract(year FROM ordered_at) AS BIGINT) * 12 + CAST(extract(month FROM ordered_at) AS BIGINT) - 1 AS month_index \
+               FROM stg_orders WHERE NOT refunded";
+    let mut out = HashSet::new();
+    each_batch(session, sql, "order_months", |c| {
+        let cust = c.strings("customer_id")?;
+        let month = c.ints("month_index")?;
+        for i in 0..cust.len() {
+            if let (Some(id), Some(m)) = (cust[i].as_deref(), month[i])
+                && let Some(k) = customers.get(id)
+            {
+                out.insert((k, Month(m as i32)));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Sensitive attributes (age_band, gender, language, region) of known customers.
+pub async fn attributes(
+    session: &SessionContext,
+    customers: &Customers,
+    date: NaiveDate,
+) -> Result<HashMap<u32, [Option<String>; 4]>> {
+    let sql = format!(
+        "SELECT customer_id, age_band, gender, language, region FROM customer_attributes WHERE dt = DATE '{date}'"
+    );
+    let mut out = HashMap::new();
+    each_batch(session, &sql, "customer_attributes", |c| {
+        let cust = c.strings("customer_id")?;
+        let cols: Vec<Vec<Option<String>>> = ["age_band", "gender", "language", "region"]
+            .iter()
+            .map(|n| c.strings(n))
+            .collect::<Result<_>>()?;
+        for i in 0..cust.len() {
+            if let Some(k) = cust[i].as_deref().and_then(|x| customers.get(x)) {
+                out.insert(
+                    k,
+                    [
+                        cols[0][i].clone(),
+                        cols[1][i].clone(),
+                        cols[2][i].clone(),
+                        cols[3][i].clone(),
+                    ],
+                );
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Segment names of known customers from `marts/segments` of the date.
+pub async fn segments(
+    session: &SessionContext,
+    customers: &Customers,
+    date: NaiveDate,
+) -> Result<HashMap<u32, String>> {
+    // The segment job names the column `segment_name`; accept `segment` too.
+    let provider = session.table_provider("segments").await?;
+    let schema = provider.schema();
+    let column = ["segment_name", "segment"]
+        .into_iter()
+        .find(|c| schema.field_with_name(c).is_ok())
+        .ok_or_else(|| Error::MissingInput {
+            what: "a segment_name column in marts/segments".into(),
+            hint: "re-run `attune segment` for the date".into(),
+        })?;
+    let sql = format!(
+        "SELECT customer_id, CAST({column} AS VARCHAR) AS segment FROM segments WHERE dt = DATE '{date}'"
+    );
+    let mut out = HashMap::new();
+    each_batch(session, &sql, "segments", |c| {
+        let cust = c.strings("customer_id")?;
+        let seg = c.strings("segment")?;
+        for i in 0..cust.len() {
+            if let (Some(k), Some(s)) = (cust[i].as_deref().and_then(|x| customers.get(x)), &seg[i])
+            {
+                out.insert(k, s.clone());
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Per ticket: the strongest of frustration, anger and anxiety in the
+/// customer's words (`marts/feedback_scored` of the date); `None` for a
+/// ticket whose words were not scored.
+pub async fn ticket_emotions(
+    session: &SessionContext,
+    date: NaiveDate,
+) -> Result<HashMap<String, Option<f64>>> {
+    let sql = format!(
+        "SELECT message_id, scored, frustration, anger, anxiety FROM feedback_scored \
+         WHERE dt = DATE '{date}' AND source = 'ticket'"
+    );
+    let mut out = HashMap::new();
+    each_batch(session, &sql, "feedback_scored", |c| {
+        let ids = c.strings("message_id")?;
+        let scored = c.bools("scored")?;
+        let emotions: Vec<Vec<Option<f64>>> = ["frustration", "anger", "anxiety"]
+            .iter()
+            .map(|n| c.floats(n))
+            .collect::<Result<_>>()?;
+        for i in 0..ids.len() {
+            let Some(id) = ids[i].clone() else { continue };
+            let strongest = (scored[i] == Some(true))
+                .then(|| emotions.iter().filter_map(|e| e[i]).fold(0.0_f64, f64::max));
+            out.insert(id, strongest);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}

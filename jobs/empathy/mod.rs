@@ -1,0 +1,447 @@
+//! The Empathy Index: how accurately and responsively the business treats
+//! each customer group, as a transparent 0–100 composite of six documented
+//! components, per month, touchpoint, segment and sensitive group — and
+//! checked against next month's NPS and retention rather than assumed.
+//!
+//! Reads the transform's staging views as of the run date (tickets, empathy
+//! surveys, reviews, NPS answers, orders), the reply and message of each
+//! ticket from lake/tickets, `marts/customer_attributes`, and when they
+//! exist for the date `marts/segments` and `marts/feedback_scored` (the
+//! emotions of the customers' words; without it the job scores the
+//! messages with the same `voice::score` scorer). Writes `marts/empathy_index`
+//! (aggregated; groups below `min_group_size` suppressed),
+//! `marts/empathy_contacts` (per contact, for the fairness audit) and its
+//! rows of `marts/model_metrics` (Cronbach's alpha, the reply-tone counts,
+//! the outcome check).
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`components`] | the six components per contact |
+//! | [`tone`] | the reply-tone scorer (rules in `lexicon/tone.toml`) |
+//! | [`index`] | cells, intervals, suppression, the weighted index |
+//! | [`headline`] | this month, the trend, the weakest component |
+//! | [`alpha`] | Cronbach's alpha of the SERVQUAL items |
+//! | [`validate`] | correlation with next month's NPS and retention |
+//! | [`inputs`] | what is read, as of the run date |
+//! | [`contacts`] | the per-contact mart |
+
+pub mod alpha;
+pub mod components;
+pub mod contacts;
+pub mod headline;
+pub mod index;
+pub mod inputs;
+pub mod tone;
+pub mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use self::alpha::Alpha;
+use self::components::{Component, Contact, Month};
+use self::headline::Headline;
+use self::index::{Dimension, Groups, Settings};
+use self::tone::{ToneLabel, ToneScorer, Unscored};
+use self::validate::{Outcomes, Validation};
+use crate::context::JobContext;
+use crate::mart::{self, Metric};
+use crate::{Error, Result};
+
+/// Lake columns this job reads directly (the rest comes through the
+/// transform's staging views): the ticket key to find the row, the
+/// business's reply it scores, and the customer's message whose words a
+/// warm reply repeats.
+pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
+    ("tickets", "ticket_id"),
+    ("tickets", "reply"),
+    ("tickets", "message"),
+];
+
+/// Whether a component could be computed, and its configured weight.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentStatus {
+    pub component: String,
+    /// The configured weight (before re-normalization in a cell).
+    pub weight: f64,
+    pub available: bool,
+    /// Contacts up to the run date with a score on this component.
+    pub contacts: u64,
+    /// Why not available.
+    pub note: Option<String>,
+}
+
+/// How the business's replies were scored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ToneSummary {
+    pub scored: u64,
+    pub warm: u64,
+    pub neutral: u64,
+    pub cold: u64,
+    /// Tickets without a reply.
+    pub no_text: u64,
+    /// Replies reliably in another language than English (not scored).
+    pub unsupported_language: u64,
+}
+
+/// What `attune empathy` produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmpathyOutcome {
+    pub date: NaiveDate,
+    /// Rows read: tickets, empathy surveys, negative reviews and NPS answers.
+    pub rows_in: u64,
+    /// Rows written to marts/empathy_index and marts/empathy_contacts.
+    pub rows_out: u64,
+    pub warnings: Vec<String>,
+    /// Contacts by source (ticket, survey, review).
+    pub contacts: BTreeMap<String, u64>,
+    pub components: Vec<ComponentStatus>,
+    /// Dimensions the index is broken down by.
+    pub dimensions: Vec<String>,
+    /// Where the emotions of the customers' words (human_when_it_matters) came from.
+    pub emotions_source: String,
+    pub headline: Headline,
+    pub tone: ToneSummary,
+    /// Cronbach's alpha of the five SERVQUAL empathy items, over all
+    /// complete surveys up to the run date.
+    pub cronbach_alpha: Option<Alpha>,
+    /// Correlations with next month's NPS and retention.
+    pub validation: Vec<Validation>,
+    /// How many of those correlations look clear, against how many would by
+    /// chance alone.
+    pub validation_summary: String,
+    pub index_rows: u64,
+    pub contact_rows: u64,
+    pub metric_rows: u64,
+}
+
+/// The end of the run date (UTC), in seconds since 1970.
+fn end_of(date: NaiveDate) -> f64 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
+    ((date - epoch).num_days() + 1) as f64 * 86_400.0
+}
+
+/// Computes the Empathy Index as of `date` and writes its marts.
+#[instrument(skip_all, fields(job = "empathy", run_id = %ctx.run_id))]
+pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
+    let cfg = &ctx.cfg.empathy;
+    let min = ctx.cfg.min_group_size;
+    let mut warnings = Vec::new();
+    if !inputs::mart_exists(ctx, "customer_attributes", date).await? {
+        return Err(Error::MissingInput {
+            what: format!("marts/customer_attributes for {date}"),
+            hint: format!("run `attune transform --date {date}` (or the nightly) first"),
+        });
+    }
+    let session = inputs::session(ctx, date).await?;
+    let tone = ToneScorer::builtin()?;
+    let mut customers = inputs::Customers::default();
+    let tickets = inputs::tickets(&session, &mut customers).await?;
+    let surveys = inputs::surveys(&session, &mut customers).await?;
+    let reviews = inputs::negative_reviews(&session, &mut customers).await?;
+    let nps = inputs::nps_answers(&session, &mut customers).await?;
+
+    let mut unavailable: [Option<String>; 6] = Default::default();
+    let (emotions, emotions_source) = if inputs::mart_exists(ctx, "feedback_scored", date).await? {
+        (
+            inputs::ticket_emotions(&session, date).await?,
+            "marts/feedback_scored".to_string(),
+        )
+    } else {
+        // The voice job has not run for the date: score the customers' words
+        // here, with the same scorer it uses.
+        (
+            score_emotions(&tickets),
+            "the voice scorer on lake/tickets.message (no marts/feedback_scored for the date)"
+                .to_string(),
+        )
+    };
+    let segments = if inputs::mart_exists(ctx, "segments", date).await? {
+        Some(inputs::segments(&session, &customers, date).await?)
+    } else {
+        warnings.push(format!(
+            "no marts/segments for {date}: the index is not broken down by segment, and the outcome check uses months and touchpoints only"
+        ));
+        None
+    };
+    let attributes = inputs::attributes(&session, &customers, date).await?;
+    let ordered = inputs::order_months(&session, &customers).await?;
+
+    let run_end = end_of(date);
+    let mut contacts: Vec<Contact> =
+        Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
+    let mut tone_summary = ToneSummary::default();
+    let mut unscored_emotions = 0u64;
+    for t in &tickets {
+        let charged = match emotions.get(&t.ticket_id) {
+            Some(Some(strongest)) => Some(*strongest >= cfg.charged_emotion_threshold),
+            Some(None) => {
+                unscored_emotions += 1;
+                None
+            }
+            None => None,
+        };
+        let (contact, toned) = components::score_ticket(t, cfg, run_end, &tone, charged);
+        match toned {
+            Ok(label) => {
+                tone_summary.scored += 1;
+                match label {
+                    ToneLabel::Warm => tone_summary.warm += 1,
+                    ToneLabel::Neutral => tone_summary.neutral += 1,
+                    ToneLabel::Cold => tone_summary.cold += 1,
+                }
+            }
+            Err(Unscored::NoText) => tone_summary.no_text += 1,
+            Err(Unscored::UnsupportedLanguage) => tone_summary.unsupported_language += 1,
+        }
+        contacts.push(contact);
+    }
+    contacts.extend(surveys.iter().map(components::score_survey));
+    contacts.extend(
+        reviews
+            .iter()
+            .map(|r| components::score_review(r, cfg, run_end)),
+    );
+    if tone_summary.unsupported_language > 0 {
+        warnings.push(format!(
+            "{} replies are not in English and were not scored for tone (the tone rules are English only)",
+            tone_summary.unsupported_language
+        ));
+    }
+    if unscored_emotions > 0 {
+        warnings.push(format!(
+            "{unscored_emotions} tickets' words could not be scored for emotions (language or no text): they do not count in human_when_it_matters"
+        ));
+    }
+
+    let mut statuses = Vec::new();
+    for c in Component::ALL {
+        let n = contacts
+            .iter()
+            .filter(|x| x.scores[c.idx()].is_some())
+            .count() as u64;
+        if n == 0 && unavailable[c.idx()].is_none() {
+            unavailable[c.idx()] = Some(match c {
+                Component::PerceivedEmpathy => {
+                    format!("no SERVQUAL empathy survey (survey_type empathy) up to {date}")
+                }
+                Component::Tone => format!("no ticket up to {date} has a reply to score"),
+                Component::HumanWhenItMatters => {
+                    format!("no emotionally charged ticket up to {date}")
+                }
+                _ => format!("no ticket up to {date} has the data"),
+            });
+        }
+        if let Some(why) = &unavailable[c.idx()] {
+            warnings.push(format!(
+                "{} not available: {why}; it is left out of the index and the other weights are re-normalized",
+                c.name()
+            ));
+        }
+        statuses.push(ComponentStatus {
+            component: c.name().to_string(),
+            weight: c.weight(cfg),
+            available: unavailable[c.idx()].is_none(),
+            contacts: n,
+            note: unavailable[c.idx()].clone(),
+        });
+    }
+
+    let groups = Groups {
+        segment: segments,
+        attributes: Some(attributes),
+    };
+    let run_month = Month::of_date(date);
+    let settings = Settings {
+        cfg,
+        min_group_size: min,
+        unavailable: &unavailable,
+        run_month,
+    };
+    let cells = index::aggregate(&contacts, &groups, &settings);
+    let headline = headline::headline(&cells, &contacts, date, cfg);
+
+    let items: Vec<[Option<f64>; 5]> = surveys
+        .iter()
+        .map(|s| s.items.map(|x| x.map(f64::from)))
+        .collect();
+    let cronbach = alpha::cronbach_alpha(&items);
+    if cronbach.is_none() && !surveys.is_empty() {
+        warnings.push(
+            "Cronbach's alpha needs at least 3 complete empathy surveys with some variation".into(),
+        );
+    }
+    let outcomes = Outcomes { nps, ordered };
+    let validation = validate::validate(&cells, &contacts, &groups, &outcomes, date, min);
+    let validation_summary = validate::summary(&validation);
+
+    let index_batch = index::to_batch(&cells)?;
+    let index_rows = mart::publish(
+        &ctx.storage,
+        "empathy_index",
+        date,
+        index::schema(),
+        std::slice::from_ref(&index_batch),
+    )
+    .await?;
+    let contact_batch = contacts::to_batch(&contacts, &customers)?;
+    let contact_rows = mart::publish(
+        &ctx.storage,
+        "empathy_contacts",
+        date,
+        contacts::schema(),
+        std::slice::from_ref(&contact_batch),
+    )
+    .await?;
+    let metrics = metrics(cfg, &tone_summary, cronbach.as_ref(), &validation);
+    let metric_rows = mart::publish_model_metrics(&ctx.storage, date, "empathy", &metrics).await?;
+
+    let mut by_source = BTreeMap::new();
+    for c in &contacts {
+        *by_source.entry(c.source.name().to_string()).or_insert(0u64) += 1;
+    }
+    let dimensions = Dimension::ALL
+        .iter()
+        .filter(|d| groups.has(**d))
+        .map(|d| d.name().to_string())
+        .collect();
+    info!(
+        contacts = contacts.len(),
+        cells = cells.len(),
+        index_rows,
+        contact_rows,
+        "empathy index written"
+    );
+    Ok(EmpathyOutcome {
+        date,
+        rows_in: (tickets.len() + surveys.len() + reviews.len() + outcomes.nps.len()) as u64,
+        rows_out: index_rows + contact_rows,
+        warnings,
+        contacts: by_source,
+        components: statuses,
+        dimensions,
+        emotions_source,
+        headline,
+        tone: tone_summary,
+        cronbach_alpha: cronbach,
+        validation,
+        validation_summary,
+        index_rows,
+        contact_rows,
+        metric_rows,
+    })
+}
+
+/// Per ticket, the strongest of frustration, anger and anxiety in the
+/// customer's message, by the voice scorer; `None` when the words cannot be
+/// scored (no text, a language without a lexicon).
+fn score_emotions(tickets: &[components::TicketRow]) -> HashMap<String, Option<f64>> {
+    let scorer = crate::voice::score::Scorer::new();
+    tickets
+        .iter()
+        .map(|t| {
+            let strongest = t.message.as_deref().map(|m| scorer.score(m)).and_then(|s| {
+                s.scored.then(|| {
+                    let e = s.emotions;
+                    e.frustration.max(e.anger).max(e.anxiety)
+                })
+            });
+            (t.ticket_id.clone(), strongest)
+        })
+        .collect()
+}
+
+/// The job's rows of `marts/model_metrics`.
+fn metrics(
+    cfg: &crate::config::EmpathyConfig,
+    tone: &ToneSummary,
+    alpha: Option<&Alpha>,
+    validation: &[Validation],
+) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for c in Component::ALL {
+        out.push(
+            Metric::new("empathy_index", "weight", c.weight(cfg))
+                .key(c.name())
+                .detail("configured weight; re-normalized over the components shown in each cell"),
+        );
+    }
+    let scored = tone.scored.max(1) as f64;
+    for (label, n) in [
+        ("warm", tone.warm),
+        ("neutral", tone.neutral),
+        ("cold", tone.cold),
+    ] {
+        out.push(
+            Metric::new("reply_tone", "share", n as f64 / scored)
+                .key(label)
+                .detail(format!("{n} of {} scored replies", tone.scored)),
+        );
+    }
+    out.push(Metric::new("reply_tone", "unscored", tone.no_text as f64).key("no_text"));
+    out.push(
+        Metric::new("reply_tone", "unscored", tone.unsupported_language as f64)
+            .key("unsupported_language"),
+    );
+    match alpha {
+        Some(a) => {
+            let detail = format!(
+                "{} respondents with all {} items; {} (95% CI {:.3} to {:.3}, Feldt)",
+                a.respondents, a.items, a.wording, a.ci_lower, a.ci_upper
+            );
+            out.push(Metric::new("servqual_empathy", "cronbach_alpha", a.alpha).detail(detail));
+            out.push(Metric::new(
+                "servqual_empathy",
+                "cronbach_alpha_ci_lower",
+                a.ci_lower,
+            ));
+            out.push(Metric::new(
+                "servqual_empathy",
+                "cronbach_alpha_ci_upper",
+                a.ci_upper,
+            ));
+            out.push(Metric::new(
+                "servqual_empathy",
+                "respondents",
+                a.respondents as f64,
+            ));
+        }
+        None => out.push(Metric {
+            model: "servqual_empathy".into(),
+            metric: "cronbach_alpha".into(),
+            key: None,
+            value: None,
+            detail: Some("fewer than 3 complete empathy surveys, or no variation".into()),
+        }),
+    }
+    for v in validation {
+        let key = format!("{}: {} ~ {}", v.family.name(), v.measure, v.outcome);
+        let mut push = |metric: &str, value: Option<f64>, detail: Option<&str>| {
+            out.push(Metric {
+                model: "empathy_validation".into(),
+                metric: metric.into(),
+                key: Some(key.clone()),
+                value,
+                detail: detail.map(str::to_string),
+            });
+        };
+        push("cells", Some(v.cells as f64), None);
+        push("pearson_r", v.pearson.map(|c| c.r), Some(&v.wording));
+        push("pearson_r_ci_lower", v.pearson.map(|c| c.ci_lower), None);
+        push("pearson_r_ci_upper", v.pearson.map(|c| c.ci_upper), None);
+        push("spearman_rho", v.spearman.map(|c| c.r), None);
+        push(
+            "spearman_rho_ci_lower",
+            v.spearman.map(|c| c.ci_lower),
+            None,
+        );
+        push(
+            "spearman_rho_ci_upper",
+            v.spearman.map(|c| c.ci_upper),
+            None,
+        );
+    }
+    out
+}

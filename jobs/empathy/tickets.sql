@@ -1,0 +1,42 @@
+-- Every support ticket opened up to the end of the run date, as the
+-- staging view stg_tickets keeps it (latest export wins; later events are
+-- not yet known), with the business's first reply and the customer's message
+-- from the same export (the lake partition the view's row came from), and
+-- the hours until the same customer's next ticket on the same topic.
+WITH kept AS (
+    SELECT
+        s.ticket_id,
+        s.customer_id,
+        extract(epoch FROM s.created_at) AS created_epoch,
+        s.channel,
+        s.handled_by,
+        s.topic,
+        CAST(s.satisfaction AS BIGINT) AS satisfaction,
+        s.reopened,
+        s.first_response_hours,
+        s.resolution_hours,
+        s.follow_up_hours,
+        l.reply,
+        l.message
+    FROM stg_tickets AS s
+    LEFT JOIN tickets AS l
+        ON l.ticket_id = s.ticket_id AND l.dt = s.source_dt
+)
+SELECT
+    ticket_id,
+    customer_id,
+    created_epoch,
+    channel,
+    handled_by,
+    topic,
+    satisfaction,
+    reopened,
+    first_response_hours,
+    resolution_hours,
+    follow_up_hours,
+    (lead(created_epoch) OVER (PARTITION BY customer_id, topic ORDER BY created_epoch, ticket_id)
+        - created_epoch) / 3600.0 AS next_same_topic_hours,
+    reply,
+    message
+FROM kept
+ORDER BY ticket_id

@@ -1,0 +1,609 @@
+//! The reply-tone scorer: how warm the business's first answer to a ticket
+//! reads, 0 (cold) to 100 (warm).
+//!
+//! Not a sentiment scorer: it measures the business's *empathic language*
+//! (acknowledging the feeling, apologising where warranted, explaining,
+//! offering a next step, using the customer's words) against cold or
+//! blaming phrasing. The rules, their points and their cues are data in
+//! `lexicon/tone.toml` (with the sources the categories come from); this
+//! module only applies them. A reply starts at `base` points, every rule
+//! that fires adds its points once, the total is clamped to 0–100, and
+//! thresholds turn it into warm, neutral or cold.
+//!
+//! English only: a reply whatlang reliably detects as another language is
+//! not scored rather than scored as neutral.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The rule file compiled into the binary.
+const TONE_TOML: &str = include_str!("lexicon/tone.toml");
+
+/// Words the tone lexicon understands.
+pub const LANGUAGE: &str = "en";
+
+/// A reply's tone class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ToneLabel {
+    Cold,
+    Neutral,
+    Warm,
+}
+
+impl ToneLabel {
+    /// The label as written in outputs and fixtures.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToneLabel::Cold => "cold",
+            ToneLabel::Neutral => "neutral",
+            ToneLabel::Warm => "warm",
+        }
+    }
+
+    /// Parses `warm`, `neutral` or `cold`.
+    pub fn parse(s: &str) -> Option<ToneLabel> {
+        match s {
+            "cold" => Some(ToneLabel::Cold),
+            "neutral" => Some(ToneLabel::Neutral),
+            "warm" => Some(ToneLabel::Warm),
+            _ => None,
+        }
+    }
+}
+
+/// What the scorer knows about the ticket a reply answers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyContext<'a> {
+    /// The customer's message, for the "customer's words" rule; `None` when
+    /// unknown (the rule then does not apply).
+    pub message: Option<&'a str>,
+    /// Whether the customer had a problem (an apology is warranted);
+    /// `None` when unknown (an apology then counts).
+    pub complaint: Option<bool>,
+}
+
+/// The tone of one reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tone {
+    /// 0 (cold) to 100 (warm).
+    pub score: f64,
+    pub label: ToneLabel,
+    /// Bit `i` set when rule `i` of [`ToneScorer::rule_names`] fired.
+    pub fired: u32,
+}
+
+/// Why a reply was not scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unscored {
+    /// Empty or missing reply.
+    NoText,
+    /// The reply is reliably in another language than English.
+    UnsupportedLanguage,
+}
+
+impl Unscored {
+    /// The reason code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unscored::NoText => "no_text",
+            Unscored::UnsupportedLanguage => "unsupported_language",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLexicon {
+    base: i32,
+    warm_threshold: i32,
+    cold_threshold: i32,
+    negators: Vec<String>,
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    points: i32,
+    doc: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    applies: Option<String>,
+    #[serde(default)]
+    cues: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    min_shared: Option<usize>,
+    #[serde(default)]
+    max_words: Option<usize>,
+    #[serde(default)]
+    stopwords: Vec<String>,
+    #[serde(default)]
+    max_hits: Option<u32>,
+}
+
+/// One word of a cue: exact, or a prefix (`apolog*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pat {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Pat {
+    fn matches(&self, word: &str) -> bool {
+        match self {
+            Pat::Exact(w) => w == word,
+            Pat::Prefix(p) => word.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// A cue: a word sequence, or a symbol matched in the raw text (`!`, `:)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cue {
+    Words(Vec<Pat>),
+    Symbol(String),
+}
+
+/// Cues indexed by their first word, so a reply is matched in one pass over
+/// its words instead of one pass per cue.
+#[derive(Debug, Clone, Default)]
+struct CueSet {
+    cues: Vec<Cue>,
+    /// First word (exact) -> cues starting with it.
+    by_first: HashMap<String, Vec<usize>>,
+    /// Cues whose first word is a prefix pattern.
+    prefix_first: Vec<usize>,
+}
+
+impl CueSet {
+    fn new(cues: Vec<Cue>) -> CueSet {
+        let mut set = CueSet::default();
+        for (i, c) in cues.iter().enumerate() {
+            if let Cue::Words(p) = c {
+                match &p[0] {
+                    Pat::Exact(w) => set.by_first.entry(w.clone()).or_default().push(i),
+                    Pat::Prefix(_) => set.prefix_first.push(i),
+                }
+            }
+        }
+        set.cues = cues;
+        set
+    }
+
+    /// Every word-cue match: (cue, start, end).
+    fn matches(&self, w: &Words) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (start, word) in w.words.iter().enumerate() {
+            let exact = self
+                .by_first
+                .get(word)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for &i in exact.iter().chain(&self.prefix_first) {
+                if let Cue::Words(p) = &self.cues[i]
+                    && start + p.len() <= w.words.len()
+                    && p.iter()
+                        .zip(&w.words[start..])
+                        .all(|(pat, x)| pat.matches(x))
+                {
+                    out.push((i, start, start + p.len()));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+enum RuleKind {
+    /// Fires once per distinct matching cue, at most `max_hits` times.
+    Cues {
+        cues: CueSet,
+        except: CueSet,
+        max_hits: u32,
+    },
+    Overlap {
+        min_shared: usize,
+        stopwords: BTreeSet<String>,
+    },
+    Curt {
+        max_words: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    doc: String,
+    points: i32,
+    complaint_only: bool,
+    kind: RuleKind,
+}
+
+/// The reply-tone scorer, built once from `lexicon/tone.toml`.
+#[derive(Debug, Clone)]
+pub struct ToneScorer {
+    base: i32,
+    warm_threshold: i32,
+    cold_threshold: i32,
+    negators: BTreeSet<String>,
+    rules: Vec<Rule>,
+}
+
+/// A text split into words (contractions expanded) with the clause each
+/// word belongs to.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Words {
+    words: Vec<String>,
+    clause: Vec<u32>,
+}
+
+/// Pronouns after which `'s` means "is" ("that's why"); elsewhere it is a
+/// possessive and dropped ("the customer's").
+const IS_AFTER: [&str; 9] = [
+    "it", "that", "there", "what", "here", "he", "she", "who", "where",
+];
+
+fn push_word(out: &mut Words, word: &str, clause: u32) {
+    let w = word.trim_matches('\'');
+    let (first, second): (&str, Option<&str>) = match w {
+        "can't" | "cannot" => ("can", Some("not")),
+        "won't" => ("will", Some("not")),
+        "shan't" => ("shall", Some("not")),
+        "let's" => ("let", Some("us")),
+        _ => {
+            let expanded = [
+                ("n't", "not"),
+                ("'ve", "have"),
+                ("'re", "are"),
+                ("'m", "am"),
+                ("'ll", "will"),
+                ("'d", "would"),
+            ]
+            .into_iter()
+            .find_map(|(suffix, full)| w.strip_suffix(suffix).map(|stem| (stem, Some(full))));
+            match (expanded, w.strip_suffix("'s")) {
+                (Some(x), _) => x,
+                (None, Some(stem)) => (stem, IS_AFTER.contains(&stem).then_some("is")),
+                (None, None) => (w, None),
+            }
+        }
+    };
+    for x in std::iter::once(first).chain(second) {
+        if !x.is_empty() {
+            out.words.push(x.to_string());
+            out.clause.push(clause);
+        }
+    }
+}
+
+/// Lower-cases, straightens apostrophes, expands contractions and splits
+/// into words; `. , ! ? ; :` end a clause, and "but" starts a new one.
+fn words(text: &str) -> Words {
+    let lower = text.to_lowercase().replace(['\u{2019}', '\u{2018}'], "'");
+    let mut out = Words::default();
+    let mut clause = 0u32;
+    let mut cur = String::new();
+    for ch in lower.chars() {
+        if ch.is_alphanumeric() || ch == '\'' {
+            cur.push(ch);
+            continue;
+        }
+        if !cur.is_empty() {
+            if cur == "but" {
+                clause += 1;
+            }
+            push_word(&mut out, &cur, clause);
+            cur.clear();
+        }
+        if matches!(ch, '.' | ',' | '!' | '?' | ';' | ':') {
+            clause += 1;
+        }
+    }
+    if !cur.is_empty() {
+        if cur == "but" {
+            clause += 1;
+        }
+        push_word(&mut out, &cur, clause);
+    }
+    out
+}
+
+fn parse_cue(text: &str) -> Result<Cue> {
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "jobs/empathy/lexicon/tone.toml: cue {text:?} {why}"
+        ))
+    };
+    if !text.chars().any(char::is_alphanumeric) {
+        if text.trim().is_empty() {
+            return Err(bad("is empty"));
+        }
+        return Ok(Cue::Symbol(text.to_string()));
+    }
+    // A `*` ends a word: that word (the last one its token expands to) is a prefix.
+    let mut pats = Vec::new();
+    for token in text.split_whitespace() {
+        let prefix = token.ends_with('*');
+        let w = words(token.trim_end_matches('*'));
+        let n = w.words.len();
+        for (i, word) in w.words.into_iter().enumerate() {
+            pats.push(if prefix && i + 1 == n {
+                Pat::Prefix(word)
+            } else {
+                Pat::Exact(word)
+            });
+        }
+    }
+    if pats.is_empty() {
+        return Err(bad("has no words"));
+    }
+    Ok(Cue::Words(pats))
+}
+
+/// English function words that Spanish and German text hardly uses.
+const ENGLISH_MARKERS: [&str; 24] = [
+    "the", "and", "you", "your", "to", "we", "i", "is", "for", "of", "it", "on", "our", "this",
+    "that", "be", "have", "with", "will", "are", "not", "was", "can", "my",
+];
+
+/// A cheap first look: when at least 30% of the words (and at least three)
+/// are English function words the text is English, and whatlang (about
+/// 0.2 ms a reply) is only asked about the rest.
+fn looks_english(text: &str) -> bool {
+    let w = words(text);
+    let markers = w
+        .words
+        .iter()
+        .filter(|x| ENGLISH_MARKERS.contains(&x.as_str()))
+        .count();
+    markers >= 3 && markers * 10 >= w.words.len() * 3
+}
+
+/// Light suffix stripping, enough for "charged" ~ "charge", "croissants" ~ "croissant".
+fn stem(word: &str) -> String {
+    let mut w = word.to_string();
+    for suffix in ["ing", "ed", "es", "s"] {
+        if w.len() > suffix.len() + 2 && w.ends_with(suffix) {
+            w.truncate(w.len() - suffix.len());
+            break;
+        }
+    }
+    if w.len() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    w
+}
+
+fn content_stems(text: &str, stopwords: &BTreeSet<String>) -> BTreeSet<String> {
+    words(text)
+        .words
+        .into_iter()
+        .filter(|w| w.chars().count() >= 3 && !stopwords.contains(w))
+        .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
+        .map(|w| stem(&w))
+        .collect()
+}
+
+impl ToneScorer {
+    /// The scorer of the rule file shipped with attune.
+    pub fn builtin() -> Result<ToneScorer> {
+        ToneScorer::parse(TONE_TOML)
+    }
+
+    /// Builds a scorer from rule-file text.
+    pub fn parse(text: &str) -> Result<ToneScorer> {
+        let bad = |why: String| Error::Config(format!("jobs/empathy/lexicon/tone.toml: {why}"));
+        let raw: RawLexicon = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+        if !(0 < raw.cold_threshold
+            && raw.cold_threshold <= raw.warm_threshold
+            && raw.warm_threshold <= 100)
+        {
+            return Err(bad("thresholds must satisfy 0 < cold <= warm <= 100".into()));
+        }
+        if raw.rule.len() > 32 {
+            return Err(bad("at most 32 rules".into()));
+        }
+        let mut rules = Vec::new();
+        let mut names = BTreeSet::new();
+        for r in raw.rule {
+            if !names.insert(r.name.clone()) {
+                return Err(bad(format!("rule `{}` is defined twice", r.name)));
+            }
+            let complaint_only = match r.applies.as_deref() {
+                None | Some("always") => false,
+                Some("complaint") => true,
+                Some(other) => {
+                    return Err(bad(format!(
+                        "rule `{}`: applies = {other:?} (use \"always\" or \"complaint\")",
+                        r.name
+                    )));
+                }
+            };
+            let kind = match r.kind.as_deref() {
+                None | Some("cues") => {
+                    if r.cues.is_empty() {
+                        return Err(bad(format!("rule `{}` has no cues", r.name)));
+                    }
+                    RuleKind::Cues {
+                        cues: CueSet::new(
+                            r.cues.iter().map(|c| parse_cue(c)).collect::<Result<_>>()?,
+                        ),
+                        except: CueSet::new(
+                            r.except
+                                .iter()
+                                .map(|c| parse_cue(c))
+                                .collect::<Result<_>>()?,
+                        ),
+                        max_hits: r.max_hits.unwrap_or(1).clamp(1, 10),
+                    }
+                }
+                Some("overlap") => RuleKind::Overlap {
+                    min_shared: r.min_shared.unwrap_or(2).max(1),
+                    stopwords: r.stopwords.into_iter().collect(),
+                },
+                Some("curt") => RuleKind::Curt {
+                    max_words: r.max_words.unwrap_or(2),
+                },
+                Some(other) => {
+                    return Err(bad(format!("rule `{}`: unknown kind {other:?}", r.name)));
+                }
+            };
+            rules.push(Rule {
+                name: r.name,
+                doc: r.doc,
+                points: r.points,
+                complaint_only,
+                kind,
+            });
+        }
+        Ok(ToneScorer {
+            base: raw.base,
+            warm_threshold: raw.warm_threshold,
+            cold_threshold: raw.cold_threshold,
+            negators: raw.negators.into_iter().collect(),
+            rules,
+        })
+    }
+
+    /// Rule names, in the order of [`Tone::fired`]'s bits.
+    pub fn rule_names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// (name, points, what it rewards or penalizes) of every rule, for the docs.
+    pub fn rule_docs(&self) -> Vec<(&str, i32, &str)> {
+        self.rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.points, r.doc.as_str()))
+            .collect()
+    }
+
+    /// The label of a score.
+    pub fn label(&self, score: f64) -> ToneLabel {
+        if score >= f64::from(self.warm_threshold) {
+            ToneLabel::Warm
+        } else if score < f64::from(self.cold_threshold) {
+            ToneLabel::Cold
+        } else {
+            ToneLabel::Neutral
+        }
+    }
+
+    /// Scores a reply, or says why it cannot: empty, or reliably not English.
+    pub fn score_reply(
+        &self,
+        reply: Option<&str>,
+        ctx: &ReplyContext,
+    ) -> std::result::Result<Tone, Unscored> {
+        let text = reply.map(str::trim).unwrap_or_default();
+        if !text.chars().any(char::is_alphanumeric) {
+            return Err(Unscored::NoText);
+        }
+        if !looks_english(text)
+            && let Some(info) = whatlang::detect(text)
+            && info.lang() != whatlang::Lang::Eng
+            && info.is_reliable()
+        {
+            return Err(Unscored::UnsupportedLanguage);
+        }
+        Ok(self.score(text, ctx))
+    }
+
+    /// Scores an English reply (no language check).
+    pub fn score(&self, reply: &str, ctx: &ReplyContext) -> Tone {
+        let w = words(reply);
+        let raw_lower = reply.to_lowercase();
+        let mut fired = 0u32;
+        let mut points = self.base;
+        let mut warm_fired = false;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.complaint_only && ctx.complaint == Some(false) {
+                continue;
+            }
+            let hits = match &rule.kind {
+                RuleKind::Cues {
+                    cues,
+                    except,
+                    max_hits,
+                } => self
+                    .cue_hits(cues, except, &w, &raw_lower, rule.points > 0)
+                    .min(*max_hits),
+                RuleKind::Overlap {
+                    min_shared,
+                    stopwords,
+                } => u32::from(ctx.message.is_some_and(|m| {
+                    let theirs = content_stems(m, stopwords);
+                    content_stems(reply, stopwords)
+                        .intersection(&theirs)
+                        .count()
+                        >= *min_shared
+                })),
+                // Decided after every other rule: see below.
+                RuleKind::Curt { .. } => 0,
+            };
+            if hits > 0 {
+                fired |= 1 << i;
+                points += rule.points * hits as i32;
+                warm_fired |= rule.points > 0;
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let RuleKind::Curt { max_words } = rule.kind
+                && !warm_fired
+                && w.words.len() <= max_words
+            {
+                fired |= 1 << i;
+                points += rule.points;
+            }
+        }
+        let score = f64::from(points.clamp(0, 100));
+        Tone {
+            score,
+            label: self.label(score),
+            fired,
+        }
+    }
+
+    /// How many distinct cues match outside the `except` phrases (and, for
+    /// warm rules, outside a negation).
+    fn cue_hits(&self, cues: &CueSet, except: &CueSet, w: &Words, raw: &str, warm: bool) -> u32 {
+        let excluded: Vec<(usize, usize)> = except
+            .matches(w)
+            .into_iter()
+            .map(|(_, a, b)| (a, b))
+            .collect();
+        let mut hit = vec![false; cues.cues.len()];
+        for (i, start, end) in cues.matches(w) {
+            let inside_except = excluded.iter().any(|&(a, b)| a <= start && end <= b);
+            let negated = warm && self.negated(w, start, end);
+            hit[i] |= !inside_except && !negated;
+        }
+        for (i, c) in cues.cues.iter().enumerate() {
+            if let Cue::Symbol(sym) = c {
+                hit[i] |= raw.contains(sym.as_str());
+            }
+        }
+        hit.iter().filter(|h| **h).count() as u32
+    }
+
+    /// A negator up to three words before `start` in the same clause, or
+    /// "not" right after `end`.
+    fn negated(&self, w: &Words, start: usize, end: usize) -> bool {
+        let clause = w.clause[start];
+        let before = (start.saturating_sub(3)..start)
+            .any(|i| w.clause[i] == clause && self.negators.contains(&w.words[i]));
+        let after = w.words.get(end).is_some_and(|x| x == "not") && w.clause[end] == clause;
+        before || after
+    }
+}
+
+#[cfg(test)]
+mod tests;
