@@ -151,6 +151,41 @@ seed = 1
 # (difference in differences). Touchpoints: in_store, online, delivery, support.
 # Empty by default; for the demo business:
 # touchpoints = { I0002 = "in_store" }
+[fairness]
+# Sensitive attributes to audit: columns of marts/customer_attributes.
+attributes = ["age_band", "gender", "language", "region"]
+# Also audit by the value segment (marts/segments, else marts/customer_value) when it exists.
+segment = true
+# Intersections of two groups: "pairwise" (every pair), "none", or a list of pairs
+# such as [["age_band", "region"], ["gender", "language"]].
+intersections = "pairwise"
+# Reference group per dimension; a dimension not listed compares with its largest group.
+# Example: reference_groups = { age_band = "25-34", region = "north" }
+reference_groups = {}
+# A ratio to the reference group outside [ratio_min, ratio_max] is a disparity
+# (Aequitas' default band).
+ratio_min = 0.8
+ratio_max = 1.25
+# Significance level of the Benjamini-Hochberg adjusted p-values (false discovery rate
+# over every comparison of the run): a disparity below it is a "concern". A nightly run
+# with no real bias still alerts with probability alpha: 0.05 would be ~18 nights a year.
+alpha = 0.01
+# A disparity whose adjusted p-value is below this (but not alpha) is "review":
+# probably real, not yet established. Above it, chance explains the disparity: "ok".
+review_alpha = 0.2
+# A significant rate difference of at least this many points (0.05 = 5 percentage
+# points) is marked review even inside the ratio band.
+review_difference = 0.05
+# Gaps (calibration error, sentiment at the same rating): the tolerated difference.
+gap_tolerance = 0.05
+# Bootstrap resamples for the intervals of means, medians and percentiles, and the seed.
+bootstrap_resamples = 1000
+seed = 20250101
+# Decisions of this many days up to the run date are audited.
+window_days = 365
+# Make `attune nightly` and `attune fairness` exit with code 3 when the audit finds a
+# "concern" (or anything at least "review"); "never" only reports.
+fail_on = "never"
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +213,8 @@ struct RawConfig {
     value: RawValue,
     #[serde(default)]
     roi: RawRoi,
+    #[serde(default)]
+    fairness: RawFairness,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -431,6 +468,32 @@ impl RawValue {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawFairness {
+    attributes: Option<Vec<String>>,
+    segment: Option<bool>,
+    intersections: Option<RawIntersections>,
+    reference_groups: Option<std::collections::BTreeMap<String, String>>,
+    ratio_min: Option<f64>,
+    ratio_max: Option<f64>,
+    alpha: Option<f64>,
+    review_alpha: Option<f64>,
+    review_difference: Option<f64>,
+    gap_tolerance: Option<f64>,
+    bootstrap_resamples: Option<usize>,
+    seed: Option<u64>,
+    window_days: Option<u32>,
+    fail_on: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawIntersections {
+    Mode(String),
+    Pairs(Vec<Vec<String>>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawTransform {
     models_dir: Option<std::path::PathBuf>,
 }
@@ -550,7 +613,9 @@ pub struct SegmentConfig {
 }
 
 /// The checked configuration every job accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The checked configuration every job accepts. (`PartialEq` only: some
+/// settings are floating-point thresholds.)
+#[derive(Debug, Clone, PartialEq)]
 pub struct ValidConfig {
     /// Data root URL or path. Default `data`.
     pub root: String,
@@ -577,6 +642,42 @@ pub struct ValidConfig {
     pub value: ValueConfig,
     /// `[roi]`: initiative ROI.
     pub roi: RoiConfig,
+    pub fairness: FairnessConfig,
+}
+
+/// When the fairness audit makes the run fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FairnessFailOn {
+    /// Only report (default).
+    Never,
+    /// Exit with code 3 when a concern is found.
+    Concern,
+    /// Exit with code 3 when a concern or a review is found.
+    Review,
+}
+
+/// Fairness audit settings, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FairnessConfig {
+    /// Columns of marts/customer_attributes audited. Default: age_band, gender, language, region.
+    pub attributes: Vec<String>,
+    /// Audit by the value segment when it exists. Default true.
+    pub segment: bool,
+    /// Intersections of two groups. Default: every pair.
+    pub intersections: crate::fairness::dims::Intersections,
+    /// Reference group per dimension. Default: none (the largest group).
+    pub reference_groups: std::collections::BTreeMap<String, String>,
+    /// Verdict thresholds. Defaults: ratio band 0.8–1.25, alpha 0.01,
+    /// review_alpha 0.2, review_difference 0.05, gap_tolerance 0.05.
+    pub thresholds: crate::fairness::verdict::Thresholds,
+    /// Bootstrap resamples. Default 1000.
+    pub bootstrap_resamples: usize,
+    /// Bootstrap seed. Default 20250101.
+    pub seed: u64,
+    /// Days of decisions audited, up to the run date. Default 365.
+    pub window_days: u32,
+    /// Default: never.
+    pub fail_on: FairnessFailOn,
 }
 
 impl Default for ValidConfig {
@@ -754,6 +855,7 @@ impl RawConfig {
             }
         };
         let segment = self.segment.check()?;
+        let fairness = self.fairness.check()?;
         Ok(ValidConfig {
             root,
             timezone,
@@ -777,6 +879,121 @@ impl RawConfig {
             },
             value: self.value.check()?,
             roi: self.roi.check()?,
+            fairness,
+        })
+    }
+}
+
+impl RawFairness {
+    fn check(self) -> Result<FairnessConfig> {
+        use crate::fairness::dims::Intersections;
+        let bad = |m: String| Err(Error::Config(format!("fairness.{m}")));
+        let attributes = self.attributes.unwrap_or_else(|| {
+            ["age_band", "gender", "language", "region"]
+                .map(String::from)
+                .to_vec()
+        });
+        let known = crate::fairness::inputs::ATTRIBUTE_COLUMNS;
+        for a in &attributes {
+            if !known.contains(&a.as_str()) {
+                return bad(format!(
+                    "attributes: `{a}` is not a column of marts/customer_attributes (known: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        let intersections = match self.intersections {
+            None => Intersections::Pairwise,
+            Some(RawIntersections::Mode(m)) if m == "pairwise" => Intersections::Pairwise,
+            Some(RawIntersections::Mode(m)) if m == "none" => Intersections::None,
+            Some(RawIntersections::Mode(m)) => {
+                return bad(format!(
+                    "intersections = {m:?}: use \"pairwise\", \"none\" or a list of pairs like [[\"age_band\", \"region\"]]"
+                ));
+            }
+            Some(RawIntersections::Pairs(list)) => {
+                let mut pairs = Vec::new();
+                for p in list {
+                    match p.as_slice() {
+                        [a, b] if a != b => pairs.push((a.clone(), b.clone())),
+                        _ => {
+                            return bad(format!(
+                                "intersections: {p:?} is not a pair of two different columns"
+                            ));
+                        }
+                    }
+                }
+                Intersections::Pairs(pairs)
+            }
+        };
+        let ratio_min = self.ratio_min.unwrap_or(0.8);
+        let ratio_max = self.ratio_max.unwrap_or(1.25);
+        if !(ratio_min > 0.0 && ratio_min < 1.0 && ratio_max > 1.0 && ratio_max.is_finite()) {
+            return bad(format!(
+                "ratio_min = {ratio_min}, ratio_max = {ratio_max}: need 0 < ratio_min < 1 < ratio_max (default 0.8 and 1.25)"
+            ));
+        }
+        let alpha = self.alpha.unwrap_or(0.01);
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return bad(format!(
+                "alpha = {alpha}: use a level between 0 and 1 (default 0.01)"
+            ));
+        }
+        let review_alpha = self.review_alpha.unwrap_or(0.2);
+        if !(review_alpha >= alpha && review_alpha < 1.0) {
+            return bad(format!(
+                "review_alpha = {review_alpha}: use a level from alpha ({alpha}) to below 1 (default 0.2)"
+            ));
+        }
+        let review_difference = self.review_difference.unwrap_or(0.05);
+        let gap_tolerance = self.gap_tolerance.unwrap_or(0.05);
+        for (name, v) in [
+            ("review_difference", review_difference),
+            ("gap_tolerance", gap_tolerance),
+        ] {
+            if !(v > 0.0 && v < 1.0) {
+                return bad(format!(
+                    "{name} = {v}: use a value between 0 and 1 (default 0.05)"
+                ));
+            }
+        }
+        let bootstrap_resamples = self.bootstrap_resamples.unwrap_or(1000);
+        if !(100..=100_000).contains(&bootstrap_resamples) {
+            return bad(format!(
+                "bootstrap_resamples = {bootstrap_resamples}: use 100 to 100000 (default 1000)"
+            ));
+        }
+        let window_days = self.window_days.unwrap_or(365);
+        if window_days == 0 {
+            return bad("window_days must be at least 1 (default 365)".into());
+        }
+        let fail_on = match self.fail_on.as_deref().unwrap_or("never") {
+            "never" => FairnessFailOn::Never,
+            "concern" => FairnessFailOn::Concern,
+            "review" => FairnessFailOn::Review,
+            other => {
+                return bad(format!(
+                    "fail_on = {other:?}: use \"never\", \"concern\" or \"review\""
+                ));
+            }
+        };
+        Ok(FairnessConfig {
+            attributes,
+            segment: self.segment.unwrap_or(true),
+            intersections,
+            reference_groups: self.reference_groups.unwrap_or_default(),
+            thresholds: crate::fairness::verdict::Thresholds {
+                ratio_min,
+                ratio_max,
+                alpha,
+                review_alpha,
+                review_difference,
+                gap_tolerance,
+            },
+            bootstrap_resamples,
+            seed: self.seed.unwrap_or(20_250_101),
+            window_days,
+            fail_on,
         })
     }
 }
@@ -1022,6 +1239,17 @@ mod tests {
             ("[roi]\ninactive_days = 0", "inactive_days"),
             ("[roi]\nbootstrap_resamples = 10", "bootstrap_resamples"),
             ("[roi]\ntouchpoints = { I0002 = \"kitchen\" }", "kitchen"),
+            ("[fairness]\nattributes = [\"shoe_size\"]", "shoe_size"),
+            ("[fairness]\nratio_min = 1.1", "ratio_min"),
+            ("[fairness]\nalpha = 0", "alpha"),
+            ("[fairness]\nreview_alpha = 0.005", "review_alpha"),
+            ("[fairness]\nfail_on = \"always\"", "fail_on"),
+            ("[fairness]\nintersections = \"all\"", "intersections"),
+            (
+                "[fairness]\nintersections = [[\"region\"]]",
+                "intersections",
+            ),
+            ("[fairness]\nbootstrap_resamples = 5", "bootstrap_resamples"),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();
@@ -1061,6 +1289,24 @@ mod tests {
         assert_eq!(
             c.empathy.follow_up_hours, 48.0,
             "unset keys keep their default"
+        );
+    }
+
+    #[test]
+    fn fairness_settings_parse() {
+        let c = ValidConfig::parse(
+            "[fairness]\nintersections = [[\"age_band\", \"region\"]]\nreference_groups = { age_band = \"25-34\" }\nfail_on = \"concern\"",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.fairness.intersections,
+            crate::fairness::dims::Intersections::Pairs(vec![("age_band".into(), "region".into())])
+        );
+        assert_eq!(c.fairness.reference_groups["age_band"], "25-34");
+        assert_eq!(c.fairness.fail_on, FairnessFailOn::Concern);
+        assert_eq!(
+            ValidConfig::default().fairness.fail_on,
+            FairnessFailOn::Never
         );
     }
 

@@ -69,10 +69,11 @@ pub enum Error {
         rows: u64,
     },
 
-    /// An audit found problems at or above the configured gate (`privacy.fail_on`):
-    /// every output was written, but the run must not look green.
+    /// An audit found what its `fail_on` setting refuses (e.g. a fairness
+    /// concern): the run itself worked, its outputs are written, and the
+    /// scheduler should alert. Exit code 3.
     #[error(
-        "audit gate: {job} found {findings} finding(s) at or above the configured level (see its mart and the report)"
+        "{job} audit gate: {findings} finding(s) at or above the configured fail_on level (the outputs are written; see the {job} mart and the report)"
     )]
     AuditGate { job: String, findings: usize },
 

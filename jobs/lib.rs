@@ -23,6 +23,7 @@
 //! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
 //! - [`report`]: the owner's report: marts → report.json → reports/<date>/index.html (tera, inline SVG)
 //! - [`roi`]: initiative ROI: treatment vs control (or difference in differences), bootstrap intervals → `marts/initiative_roi`
+//! - [`fairness`]: the fairness audit of every automated decision across customer groups (`marts/fairness_audit`), and of any decision table
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`empathy`]: the Empathy Index (six documented components, per month and group) → marts/empathy_index, empathy_contacts
@@ -44,6 +45,7 @@ pub mod context;
 pub mod demo;
 pub mod empathy;
 pub mod error;
+pub mod fairness;
 pub mod generate;
 pub mod ingest;
 pub mod manifest;

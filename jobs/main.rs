@@ -20,6 +20,9 @@ Exit codes:
   2  usage or configuration error (bad flag, bad attune.toml, no pseudonymization key)
   3  an audit gate stopped the run: every output was written, but checks found problems
      at or above the configured level (privacy.fail_on)
+  3  an audit gate tripped: the run finished and wrote its outputs, but an audit found
+     what its fail_on setting refuses (fairness.fail_on = concern: a fairness concern;
+     see marts/fairness_audit)
   4  another attune run holds the data root's lock
   5  input missing or unusable (no landing folder, unreadable file, bad header)";
 
@@ -253,6 +256,15 @@ enum Command {
         #[command(subcommand)]
         action: Option<ValueAction>,
     },
+    /// Audit decisions for fairness across customer groups, or audit any decision table.
+    ///
+    /// `attune fairness --date D` audits the nightly's decisions (bot routing, response
+    /// times, offers, discounts, the churn model, the sentiment scorer) and writes
+    /// marts/fairness_audit; exits with code 3 when [fairness] fail_on says so.
+    /// `attune fairness audit --input FILE …` audits any CSV or Parquet decision table.
+    /// Example: attune fairness --date 2025-12-31
+    /// Example: attune fairness audit --input loans.csv --group gender --group age_band --label repaid --prediction approved --out audit.json
+    Fairness(FairnessArgs),
     /// Generate the demo business into a folder and run every job on it.
     ///
     /// Uses a public demo key (labelled as such in the run manifest).
@@ -359,6 +371,84 @@ impl From<Format> for query::OutputFormat {
             Format::Parquet => query::OutputFormat::Parquet,
         }
     }
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct FairnessArgs {
+    #[command(subcommand)]
+    command: Option<FairnessCommand>,
+    /// The run date (YYYY-MM-DD) whose marts are audited.
+    #[arg(long)]
+    date: Option<NaiveDate>,
+}
+
+#[derive(Subcommand, Debug)]
+enum FairnessCommand {
+    /// Audit any decision table: per-group metrics with 95% intervals, ratios and
+    /// differences to a reference group, tests with Benjamini-Hochberg correction,
+    /// verdicts with explanations, including intersections of the groups.
+    ///
+    /// Outcome columns are read by type: boolean or 0/1 → a rate; other numbers →
+    /// mean and median; text → the share of each category. --label with --prediction
+    /// adds true/false positive rates, precision and Fairlearn's disparity metrics
+    /// (with --score: calibration). Settings not given as flags come from [fairness]
+    /// in attune.toml.
+    /// Example: attune fairness audit --input decisions.parquet --group region --group age_band --outcome discount_pct --out audit.parquet
+    Audit(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// The decision table (.csv with a header row, or .parquet).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// A group column (sensitive attribute); repeat for several.
+    #[arg(long = "group", value_name = "COL", required = true)]
+    groups: Vec<String>,
+    /// The true outcome (boolean or 0/1), for error rates with --prediction.
+    #[arg(long, value_name = "COL")]
+    label: Option<String>,
+    /// The decision (boolean or 0/1).
+    #[arg(long, value_name = "COL")]
+    prediction: Option<String>,
+    /// A predicted probability, for calibration (with --label).
+    #[arg(long, value_name = "COL")]
+    score: Option<String>,
+    /// Another outcome column; repeat for several.
+    #[arg(long = "outcome", value_name = "COL")]
+    outcomes: Vec<String>,
+    /// A column naming the person each row is about, so group sizes count people, not rows.
+    #[arg(long, value_name = "COL")]
+    subject: Option<String>,
+    /// Where to write the findings (.json or .parquet).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Smallest group shown (default: min_group_size of attune.toml, 10).
+    #[arg(long)]
+    min_group_size: Option<usize>,
+    /// Audit intersections of every pair of groups (default) or none.
+    #[arg(long, value_enum)]
+    intersections: Option<IntersectionsArg>,
+    /// Reference group of a dimension, as DIMENSION=GROUP (default: the largest group); repeatable.
+    #[arg(long = "reference", value_name = "DIM=GROUP")]
+    references: Vec<String>,
+    /// Exit with code 3 when a finding reaches this verdict.
+    #[arg(long, value_enum)]
+    fail_on: Option<FailOnArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum IntersectionsArg {
+    Pairwise,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FailOnArg {
+    Never,
+    Concern,
+    Review,
 }
 
 #[derive(Args, Debug)]
@@ -876,6 +966,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .into()),
         },
+        Command::Fairness(f) => run_fairness(&cli, f),
         Command::Demo {
             dir,
             customers,
@@ -940,6 +1031,89 @@ fn print_clv(m: &attune::value::clv::ClvModels) {
     }
     if let Some(r) = m.frequency_monetary_correlation {
         println!("frequency-value correlation (Gamma-Gamma assumes 0): {r:.3}");
+    }
+}
+
+fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
+    use attune::config::FairnessFailOn;
+    use attune::fairness;
+    let cfg = load_config(cli)?;
+    match &f.command {
+        None => {
+            let date = f.date.ok_or_else(|| {
+                Error::Config("give --date YYYY-MM-DD (or the `audit` subcommand)".into())
+            })?;
+            let fail_on = cfg.fairness.fail_on;
+            let ctx = JobContext::open(cfg, KeyMode::NotNeeded)?;
+            let o = runtime()?.block_on(fairness::run(&ctx, date))?;
+            println!(
+                "fairness {date}: {} decision rows, {} tests, {} concerns, {} reviews, {} rows suppressed",
+                o.rows_in, o.tests, o.concerns, o.reviews, o.suppressed
+            );
+            for c in &o.concern_explanations {
+                println!("concern: {c}");
+            }
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("marts/{}/dt={date}/part-0.parquet", fairness::MART);
+            fairness::gate(o.concerns, o.reviews, fail_on)?;
+            Ok(())
+        }
+        Some(FairnessCommand::Audit(a)) => {
+            let mut params = fairness::params(
+                a.min_group_size.unwrap_or(cfg.min_group_size),
+                &cfg.fairness,
+            );
+            if params.min_group_size < 2 {
+                return Err(Error::Config("--min-group-size must be at least 2".into()).into());
+            }
+            params.noun = "people".into();
+            if let Some(i) = a.intersections {
+                params.intersections = match i {
+                    IntersectionsArg::Pairwise => fairness::dims::Intersections::Pairwise,
+                    IntersectionsArg::None => fairness::dims::Intersections::None,
+                };
+            }
+            for r in &a.references {
+                let (dim, group) = r.split_once('=').ok_or_else(|| {
+                    Error::Config(format!(
+                        "--reference {r:?}: write DIMENSION=GROUP, e.g. age_band=25-34"
+                    ))
+                })?;
+                params
+                    .reference_groups
+                    .insert(dim.to_string(), group.to_string());
+            }
+            let fail_on = match a.fail_on {
+                Some(FailOnArg::Never) => FairnessFailOn::Never,
+                Some(FailOnArg::Concern) => FairnessFailOn::Concern,
+                Some(FailOnArg::Review) => FairnessFailOn::Review,
+                None => cfg.fairness.fail_on,
+            };
+            let job = fairness::file::FileAudit {
+                input: a.input.clone(),
+                groups: a.groups.clone(),
+                label: a.label.clone(),
+                prediction: a.prediction.clone(),
+                score: a.score.clone(),
+                outcomes: a.outcomes.clone(),
+                subject: a.subject.clone(),
+                out: a.out.clone(),
+                params,
+            };
+            let o = runtime()?.block_on(fairness::file::run(&job))?;
+            for w in &o.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!(
+                "audited {} rows: {} tests, {} concerns, {} reviews",
+                o.rows_in, o.tests, o.concerns, o.reviews
+            );
+            println!("{}", o.out.display());
+            fairness::gate(o.concerns, o.reviews, fail_on)?;
+            Ok(())
+        }
     }
 }
 

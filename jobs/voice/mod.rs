@@ -365,7 +365,7 @@ async fn register_segments(
     params: &RunParams,
 ) -> Result<bool> {
     if table_exists {
-        let sql = "SELECT customer_id, segment_name AS segment FROM segments WHERE dt = $run_date";
+        let sql = "SELECT customer_id, segment FROM segments WHERE dt = $run_date";
         // A segments table of another shape is the segment job's business:
         // voice then goes without the dimension and says so.
         match frame(session, sql, params, "voice/segments").await {
@@ -376,7 +376,7 @@ async fn register_segments(
                 }
             }
             Err(e) => {
-                warn!(error = %e, "marts/segments has no customer_id/segment_name: no segment dimension")
+                warn!(error = %e, "marts/segments has no customer_id/segment: no segment dimension")
             }
         }
     }

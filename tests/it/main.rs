@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod contract;
 mod empathy;
+mod fairness;
 mod generated;
 mod ingest;
 mod nightly;

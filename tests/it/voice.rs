@@ -609,7 +609,7 @@ async fn segments_of_the_run_date_become_a_dimension() {
     let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("segment_id", DataType::Int64, false),
-        Field::new("segment_name", DataType::Utf8, false),
+        Field::new("segment", DataType::Utf8, false),
         Field::new("distance_to_centroid", DataType::Float64, true),
     ]));
     let batch = RecordBatch::try_new(

@@ -1,0 +1,1116 @@
+//! The audit engine: any set of decision tables in, findings out.
+//!
+//! For every table, dimension (group column or intersection) and outcome:
+//! per group n, the metric and its 95% interval (Wilson for rates,
+//! seeded bootstrap for means and quantiles); against the reference group
+//! (configured, else the largest) the difference and ratio with intervals
+//! (Katz for rate ratios, bootstrap percentiles otherwise) and a test
+//! (two-proportion z, Mann-Whitney U, or Welch's t for signed gaps, plus a
+//! chi-square test per categorical outcome and dimension); for classifiers
+//! also Fairlearn's disparity aggregates. Every test of the run is then
+//! corrected together (Benjamini-Hochberg) and each comparison gets its
+//! verdict and sentence. Small groups are suppressed with complementary
+//! protection ([`super::suppress`]) before any number is computed for them.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::bootstrap::{
+    mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed,
+};
+use super::cluster::{ClusterSums, cluster_sums_multi};
+use super::dims::{Dimension, Intersections, dimensions};
+use super::findings::{Finding, Pending};
+use super::metrics;
+use super::stats::{
+    Moments, benjamini_hochberg, chi_square_independence, katz_ratio_interval_deff,
+    mann_whitney_u_deff, quantile_sorted, two_proportion_z_deff, welch_t_deff, wilson_effective,
+};
+use super::suppress::{Hidden, Sizes, SubjectIndex, protect, sizes};
+use super::table::{
+    Classifier, Comparison, DecisionTable, Direction, MISSING, NO_VALUE, Outcome, OutcomeValues,
+    Stat,
+};
+use super::verdict::{self, Scale, Thresholds, describe_group, fmt_pct, fmt_value, sentence};
+use crate::{Error, Result};
+
+/// Confidence level of every interval.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// Settings of one audit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditParams {
+    /// Groups with fewer people are suppressed. Default 10.
+    pub min_group_size: u64,
+    pub thresholds: Thresholds,
+    /// Bootstrap resamples per statistic. Default 1000.
+    pub resamples: usize,
+    /// Seed of every bootstrap stream. Default 20250101.
+    pub seed: u64,
+    pub intersections: Intersections,
+    /// Reference group per dimension name; default: the largest group.
+    pub reference_groups: BTreeMap<String, String>,
+    /// What the rows' subjects are called in sentences ("customers").
+    pub noun: String,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for AuditParams {
+    fn default() -> Self {
+        AuditParams {
+            min_group_size: 10,
+            thresholds: Thresholds::default(),
+            resamples: 1000,
+            seed: 20_250_101,
+            intersections: Intersections::Pairwise,
+            reference_groups: BTreeMap::new(),
+            noun: "customers".into(),
+            threads: 0,
+        }
+    }
+}
+
+/// What an audit found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditReport {
+    /// Sorted by decision, dimension, outcome, metric, group.
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<String>,
+    /// Tests corrected together.
+    pub tests: usize,
+}
+
+impl AuditReport {
+    /// Findings with this verdict.
+    pub fn count(&self, v: verdict::Verdict) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.verdict == Some(v))
+            .count()
+    }
+}
+
+/// Audits the tables together: one correction over all their tests.
+pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditReport> {
+    let mut warnings = Vec::new();
+    let prepared: Vec<Prepared> = tables
+        .iter()
+        .map(|t| Prepared::new(t, params, &mut warnings))
+        .collect::<Result<_>>()?;
+    let mut units = Vec::new();
+    for (ti, p) in prepared.iter().enumerate() {
+        units.extend((0..p.table.outcomes.len()).map(|oi| Unit::Outcome(ti, oi)));
+        if p.table.classifier.is_some() {
+            units.push(Unit::Classifier(ti));
+        }
+    }
+    let outputs = run_units(&units, params.threads, |u| match *u {
+        Unit::Outcome(ti, oi) => {
+            outcome_unit(&prepared[ti], &prepared[ti].table.outcomes[oi], params)
+        }
+        Unit::Classifier(ti) => classifier_unit(
+            &prepared[ti],
+            prepared[ti]
+                .table
+                .classifier
+                .as_ref()
+                .expect("unit made only for classifiers"),
+            params,
+        ),
+    })?;
+    let mut findings = Vec::new();
+    let mut p_values = Vec::new();
+    for out in outputs {
+        let offset = p_values.len();
+        p_values.extend(out.p_values);
+        for mut f in out.findings {
+            if let Some(p) = f.pending.as_mut()
+                && let Some(t) = p.test.as_mut()
+            {
+                *t += offset;
+            }
+            findings.push(f);
+        }
+    }
+    let adjusted = benjamini_hochberg(&p_values);
+    for f in &mut findings {
+        finish(f, &adjusted, params);
+    }
+    findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Ok(AuditReport {
+        findings,
+        warnings,
+        tests: p_values.len(),
+    })
+}
+
+enum Unit {
+    Outcome(usize, usize),
+    Classifier(usize),
+}
+
+/// Runs the units on `threads` workers; outputs come back in unit order.
+fn run_units<F>(units: &[Unit], threads: usize, work: F) -> Result<Vec<UnitOut>>
+where
+    F: Fn(&Unit) -> Result<UnitOut> + Sync,
+{
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
+    .min(units.len().max(1));
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<Result<UnitOut>>>> =
+        Mutex::new((0..units.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(u) = units.get(i) else { break };
+                    let out = work(u);
+                    slots
+                        .lock()
+                        .expect("no worker panics while holding the lock")[i] = Some(out);
+                }
+            });
+        }
+    });
+    slots
+        .into_inner()
+        .map_err(|_| Error::Internal("an audit worker panicked".into()))?
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(Error::Internal("an audit unit did not run".into()))))
+        .collect()
+}
+
+/// Findings and the p-values of their tests (indices in `Pending::test`).
+#[derive(Default)]
+struct UnitOut {
+    findings: Vec<Finding>,
+    p_values: Vec<f64>,
+}
+
+impl UnitOut {
+    fn test(&mut self, p: f64) -> usize {
+        self.p_values.push(p);
+        self.p_values.len() - 1
+    }
+}
+
+/// A table with its dimensions, whole-population suppression and
+/// reference groups.
+struct Prepared<'a> {
+    /// The table, its rows in subject order (so a person's rows are adjacent).
+    table: Cow<'a, DecisionTable>,
+    dims: Vec<Dimension>,
+    subjects: Option<SubjectIndex>,
+    /// Whether some person has several rows (else design effects are 1).
+    repeated: bool,
+    base: Vec<Vec<Hidden>>,
+    references: Vec<Option<usize>>,
+    /// `[dim][group]`: the group in words.
+    words: Vec<Vec<String>>,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(
+        table: &'a DecisionTable,
+        params: &AuditParams,
+        warnings: &mut Vec<String>,
+    ) -> Result<Prepared<'a>> {
+        table.check()?;
+        let table = match table.sorted_by_subject() {
+            Some(sorted) => Cow::Owned(sorted),
+            None => Cow::Borrowed(table),
+        };
+        let dims = dimensions(&table, &params.intersections)?;
+        let subjects = table
+            .subjects
+            .as_deref()
+            .map(|s| SubjectIndex::new(s, &dims));
+        let all = vec![true; table.rows];
+        let s = sizes(&dims, &all, subjects.as_ref());
+        let base = protect(&dims, &s, params.min_group_size, None);
+        let references = dims
+            .iter()
+            .enumerate()
+            .map(|(d, dim)| choose_reference(&table, dim, &s, d, &base[d], params, warnings))
+            .collect();
+        let words = dims
+            .iter()
+            .map(|dim| {
+                (0..dim.groups())
+                    .map(|g| describe_group(&dim.attributes, &dim.values[g], &params.noun))
+                    .collect()
+            })
+            .collect();
+        let repeated = table
+            .subjects
+            .as_ref()
+            .is_some_and(|s| s.windows(2).any(|w| w[0] == w[1]));
+        Ok(Prepared {
+            table,
+            dims,
+            subjects,
+            repeated,
+            base,
+            references,
+            words,
+        })
+    }
+
+    /// Sizes and suppression of a population (rows where `mask` is true),
+    /// inheriting the whole table's suppression.
+    fn population(&self, mask: &[bool], params: &AuditParams) -> (Sizes, Vec<Vec<Hidden>>) {
+        let s = sizes(&self.dims, mask, self.subjects.as_ref());
+        let hidden = protect(&self.dims, &s, params.min_group_size, Some(&self.base));
+        (s, hidden)
+    }
+
+    /// The reference of a dimension if it is shown in this population.
+    fn reference(&self, d: usize, hidden: &[Hidden]) -> Option<usize> {
+        self.references[d].filter(|&r| !hidden[r].hidden())
+    }
+
+    /// Per variable and group of dimension `d`, cluster sums (people as
+    /// clusters) of `k` row variables over the rows of `mask`; `None` when
+    /// nobody has several rows (every design effect is then 1).
+    fn clusters(
+        &self,
+        d: usize,
+        mask: &[bool],
+        k: usize,
+        fill: impl Fn(usize, &mut [f64]),
+    ) -> Option<Vec<Vec<ClusterSums>>> {
+        let dim = &self.dims[d];
+        let subjects = self.table.subjects.as_ref().filter(|_| self.repeated)?;
+        Some(cluster_sums_multi(
+            subjects,
+            &dim.codes,
+            dim.groups(),
+            mask,
+            k,
+            fill,
+        ))
+    }
+
+    /// Design effects of the rates `counts / totals` of a 0/1 row variable.
+    fn rate_deffs(
+        &self,
+        d: usize,
+        mask: &[bool],
+        counts: &[u64],
+        totals: &[u64],
+        y: impl Fn(usize) -> bool,
+    ) -> Vec<f64> {
+        match self.clusters(d, mask, 1, |r, out| out[0] = f64::from(u8::from(y(r)))) {
+            Some(mut sums) => rate_deffs(&sums.swap_remove(0), counts, totals),
+            None => vec![1.0; counts.len()],
+        }
+    }
+}
+
+/// Design effects of rates from their cluster sums.
+fn rate_deffs(sums: &[ClusterSums], counts: &[u64], totals: &[u64]) -> Vec<f64> {
+    sums.iter()
+        .enumerate()
+        .map(|(g, c)| {
+            if totals[g] == 0 {
+                return 1.0;
+            }
+            let p = counts[g] as f64 / totals[g] as f64;
+            c.design_effect(p, p * (1.0 - p) / totals[g] as f64)
+        })
+        .collect()
+}
+
+/// The design effect of comparing the means of y of two groups: the
+/// robust variances of the two means over their variances for independent
+/// rows, at least 1, and 1 when neither group repeats people.
+fn combined_deff(a: &ClusterSums, b: &ClusterSums) -> f64 {
+    if !a.clustered() && !b.clustered() {
+        return 1.0;
+    }
+    let robust = |c: &ClusterSums| {
+        if c.clustered() {
+            c.robust_variance(c.mean())
+                .unwrap_or_else(|| c.simple_variance())
+        } else {
+            c.simple_variance()
+        }
+    };
+    let simple = a.simple_variance() + b.simple_variance();
+    if simple <= 0.0 || !simple.is_finite() {
+        return 1.0;
+    }
+    ((robust(a) + robust(b)) / simple).max(1.0)
+}
+
+/// Widens bootstrap replicates around the estimate by √deff, so their
+/// spread is the clustered one.
+fn widen(replicates: &mut [f64], estimate: f64, deff: f64) {
+    if deff > 1.0 {
+        let k = deff.sqrt();
+        for r in replicates {
+            *r = estimate + k * (*r - estimate);
+        }
+    }
+}
+
+fn choose_reference(
+    table: &DecisionTable,
+    dim: &Dimension,
+    s: &Sizes,
+    d: usize,
+    hidden: &[Hidden],
+    params: &AuditParams,
+    warnings: &mut Vec<String>,
+) -> Option<usize> {
+    if let Some(want) = params.reference_groups.get(&dim.name) {
+        match (0..dim.groups()).find(|&g| &dim.group_name(g) == want) {
+            Some(g) if !hidden[g].hidden() => return Some(g),
+            Some(_) => warnings.push(format!(
+                "{}: the configured reference group {want:?} of {} is too small to show; using the largest group",
+                table.name, dim.name
+            )),
+            None => warnings.push(format!(
+                "{}: the configured reference group {want:?} of {} does not occur; using the largest group",
+                table.name, dim.name
+            )),
+        }
+    }
+    (0..dim.groups())
+        .filter(|&g| !hidden[g].hidden())
+        .max_by(|&a, &b| {
+            (s.groups[d][a], s.rows[d][a])
+                .cmp(&(s.groups[d][b], s.rows[d][b]))
+                .then(b.cmp(&a))
+        })
+}
+
+/// A row for a group: suppressed, or with its value and interval.
+#[allow(clippy::too_many_arguments)]
+fn group_finding(
+    prep: &Prepared,
+    d: usize,
+    g: usize,
+    reference: Option<usize>,
+    outcome: &str,
+    metric: &str,
+    hidden: Hidden,
+    params: &AuditParams,
+) -> Finding {
+    let dim = &prep.dims[d];
+    let mut f = Finding::new(&prep.table.name, &dim.name, outcome, metric);
+    f.group_name = Some(dim.group_name(g));
+    f.reference_group = reference.map(|r| dim.group_name(r));
+    if hidden.hidden() {
+        f.suppressed = true;
+        let (min, noun) = (params.min_group_size, &params.noun);
+        f.explanation = match hidden {
+            Hidden::Small => format!("n < {min}: fewer than {min} {noun}, not shown."),
+            Hidden::Empty => format!("No {noun} of this group have this measure."),
+            _ => format!(
+                "Not shown, so that a group of fewer than {min} {noun} cannot be worked out from the totals."
+            ),
+        };
+    }
+    f
+}
+
+struct RateWords<'a> {
+    verb: String,
+    /// Appended to group descriptions ("who churned").
+    qualifier: &'a str,
+    direction: Direction,
+}
+
+impl RateWords<'_> {
+    fn subject(&self, base: &str) -> String {
+        if self.qualifier.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base} {}", self.qualifier)
+        }
+    }
+}
+
+/// Rows of one rate metric of one dimension, from counts per group.
+#[allow(clippy::too_many_arguments)]
+fn rate_findings(
+    out: &mut UnitOut,
+    prep: &Prepared,
+    d: usize,
+    hidden: &[Hidden],
+    counts: &[u64],
+    totals: &[u64],
+    deffs: &[f64],
+    outcome: &str,
+    metric: &str,
+    words: &RateWords,
+    params: &AuditParams,
+) {
+    let reference = prep.reference(d, hidden);
+    for g in 0..prep.dims[d].groups() {
+        let mut f = group_finding(prep, d, g, reference, outcome, metric, hidden[g], params);
+        if f.suppressed {
+            out.findings.push(f);
+            continue;
+        }
+        let (k, n) = (counts[g], totals[g]);
+        let value = k as f64 / n as f64;
+        f.value = Some(value);
+        f.n = Some(n);
+        if let Some(ci) = wilson_effective(value, n as f64 / deffs[g], CONFIDENCE) {
+            f.ci_low = Some(ci.low);
+            f.ci_high = Some(ci.high);
+        }
+        let subject = words.subject(&prep.words[d][g]);
+        match reference {
+            Some(r) if r == g => {
+                f.reference_value = Some(value);
+                f.explanation = sentence(&format!(
+                    "reference group: {subject} {} in {} of cases (95% CI {}–{}).",
+                    words.verb,
+                    fmt_pct(value),
+                    fmt_pct(f.ci_low.unwrap_or(value)),
+                    fmt_pct(f.ci_high.unwrap_or(value))
+                ));
+            }
+            Some(r) => {
+                let (kr, nr) = (counts[r], totals[r]);
+                let rv = kr as f64 / nr as f64;
+                f.reference_value = Some(rv);
+                f.difference = Some(value - rv);
+                f.ratio = (rv > 0.0).then(|| value / rv);
+                if let Some(ci) =
+                    katz_ratio_interval_deff(k, n, deffs[g], kr, nr, deffs[r], CONFIDENCE)
+                {
+                    f.ratio_ci_low = Some(ci.low);
+                    f.ratio_ci_high = Some(ci.high);
+                }
+                let test = two_proportion_z_deff(k, n, deffs[g], kr, nr, deffs[r]).map(|t| {
+                    f.test = Some("two_proportion_z".into());
+                    f.p_value = Some(t.p_value);
+                    out.test(t.p_value)
+                });
+                f.pending = Some(Pending {
+                    scale: Scale::Rate,
+                    subject,
+                    reference: words.subject(&prep.words[d][r]),
+                    phrase: words.verb.clone(),
+                    unit: String::new(),
+                    direction: words.direction,
+                    test,
+                    omnibus: None,
+                });
+            }
+            None => {
+                f.explanation = sentence(&format!(
+                    "{subject} {} in {} of cases; there is no reference group large enough to compare with.",
+                    words.verb,
+                    fmt_pct(value)
+                ));
+            }
+        }
+        out.findings.push(f);
+    }
+}
+
+/// Counts of a 0/1 column per group of a dimension, among `mask` rows.
+fn binary_counts(dim: &Dimension, mask: &[bool], values: &[u8]) -> (Vec<u64>, Vec<u64>) {
+    let mut k = vec![0u64; dim.groups()];
+    let mut n = vec![0u64; dim.groups()];
+    for (r, (&c, &m)) in dim.codes.iter().zip(mask).enumerate() {
+        if m && c != MISSING {
+            n[c as usize] += 1;
+            k[c as usize] += u64::from(values[r] == 1);
+        }
+    }
+    (k, n)
+}
+
+fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Result<UnitOut> {
+    let mut out = UnitOut::default();
+    match &outcome.values {
+        OutcomeValues::Binary(values) => {
+            let mask: Vec<bool> = values.iter().map(|&v| v != NO_VALUE).collect();
+            let (_, hidden) = prep.population(&mask, params);
+            let words = RateWords {
+                verb: outcome.wording.rate_verb.replace("{category}", "1"),
+                qualifier: "",
+                direction: outcome.direction,
+            };
+            for (d, dim) in prep.dims.iter().enumerate() {
+                let (k, n) = binary_counts(dim, &mask, values);
+                let deffs = prep.rate_deffs(d, &mask, &k, &n, |r| values[r] == 1);
+                rate_findings(
+                    &mut out,
+                    prep,
+                    d,
+                    &hidden[d],
+                    &k,
+                    &n,
+                    &deffs,
+                    &outcome.name,
+                    "rate",
+                    &words,
+                    params,
+                );
+            }
+        }
+        OutcomeValues::Categorical(codes) => {
+            let mask: Vec<bool> = codes.codes.iter().map(|&c| c != MISSING).collect();
+            let (_, hidden) = prep.population(&mask, params);
+            let cats = codes.labels.len();
+            for (d, dim) in prep.dims.iter().enumerate() {
+                let mut table = vec![vec![0u64; cats]; dim.groups()];
+                for (&g, &c) in dim.codes.iter().zip(&codes.codes) {
+                    if g != MISSING && c != MISSING {
+                        table[g as usize][c as usize] += 1;
+                    }
+                }
+                let totals: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
+                let per_category = prep.clusters(d, &mask, cats, |r, out| {
+                    out.fill(0.0);
+                    out[codes.codes[r] as usize] = 1.0;
+                });
+                for (c, label) in codes.labels.iter().enumerate() {
+                    let counts: Vec<u64> = table.iter().map(|r| r[c]).collect();
+                    let deffs = match &per_category {
+                        Some(sums) => rate_deffs(&sums[c], &counts, &totals),
+                        None => vec![1.0; dim.groups()],
+                    };
+                    let words = RateWords {
+                        verb: outcome.wording.verb_for(label),
+                        qualifier: "",
+                        direction: outcome.direction,
+                    };
+                    rate_findings(
+                        &mut out,
+                        prep,
+                        d,
+                        &hidden[d],
+                        &counts,
+                        &totals,
+                        &deffs,
+                        &outcome.name,
+                        &format!("share_{label}"),
+                        &words,
+                        params,
+                    );
+                }
+                let shown: Vec<Vec<u64>> = (0..dim.groups())
+                    .filter(|&g| !hidden[d][g].hidden())
+                    .map(|g| table[g].clone())
+                    .collect();
+                if let Some((t, df)) = chi_square_independence(&shown) {
+                    let mut f =
+                        Finding::new(&prep.table.name, &dim.name, &outcome.name, "chi_square");
+                    f.value = Some(t.statistic);
+                    f.n = Some(shown.iter().flatten().sum());
+                    f.test = Some("chi_square".into());
+                    f.p_value = Some(t.p_value);
+                    f.pending = Some(Pending {
+                        scale: Scale::Rate,
+                        subject: String::new(),
+                        reference: String::new(),
+                        phrase: String::new(),
+                        unit: String::new(),
+                        direction: outcome.direction,
+                        test: Some(out.test(t.p_value)),
+                        omnibus: Some((
+                            format!(
+                                "across the {} {} groups shown, {}",
+                                shown.len(),
+                                dim.name,
+                                outcome.wording.measure
+                            ),
+                            format!("chi-square {:.1} with {df} degrees of freedom", t.statistic),
+                        )),
+                    });
+                    out.findings.push(f);
+                }
+            }
+        }
+        OutcomeValues::Continuous(values) => {
+            continuous_findings(&mut out, prep, outcome, values, "", params);
+        }
+    }
+    Ok(out)
+}
+
+/// Sorted values per group of a dimension, from rows sorted by value
+/// (`rows`: the group sizes, to allocate once).
+fn buckets(dim: &Dimension, sorted_rows: &[u32], values: &[f64], rows: &[u64]) -> Vec<Vec<f64>> {
+    let mut b: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|&n| Vec::with_capacity(n as usize))
+        .collect();
+    for &r in sorted_rows {
+        let c = dim.codes[r as usize];
+        if c != MISSING {
+            b[c as usize].push(values[r as usize]);
+        }
+    }
+    b
+}
+
+fn stat_value(sorted: &[f64], stat: Stat) -> f64 {
+    match stat {
+        Stat::Mean => sorted.iter().sum::<f64>() / sorted.len() as f64,
+        Stat::Quantile(q) => quantile_sorted(sorted, q),
+    }
+}
+
+fn replicates(sorted: &[f64], stat: Stat, params: &AuditParams, seed: u64) -> Vec<f64> {
+    let mut r = rng(seed);
+    match stat {
+        Stat::Mean => mean_replicates(sorted, params.resamples, &mut r),
+        Stat::Quantile(q) => quantile_replicates(sorted, q, params.resamples, &mut r),
+    }
+}
+
+/// Rows of a continuous outcome (`qualifier` narrows the subjects, e.g.
+/// "who churned", for classifier metrics).
+fn continuous_findings(
+    out: &mut UnitOut,
+    prep: &Prepared,
+    outcome: &Outcome,
+    values: &[f64],
+    qualifier: &str,
+    params: &AuditParams,
+) {
+    let mask: Vec<bool> = values.iter().map(|v| !v.is_nan()).collect();
+    let (sizes, hidden) = prep.population(&mask, params);
+    let mut order: Vec<u32> = (0..values.len() as u32)
+        .filter(|&r| mask[r as usize])
+        .collect();
+    order.sort_unstable_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+    let scale = match outcome.comparison {
+        Comparison::Ratio => Scale::Location,
+        Comparison::Difference => Scale::Gap,
+    };
+    let words = RateWords {
+        verb: String::new(),
+        qualifier,
+        direction: outcome.direction,
+    };
+    let clustered = prep.repeated;
+    // Mid-ranks of every row among all the outcome's rows, scaled to (0, 1]:
+    // the rank-based comparisons' design effects are those of mean ranks.
+    let ranks: Vec<f64> = if clustered {
+        let mut ranks = vec![f64::NAN; values.len()];
+        let n = order.len() as f64;
+        let mut i = 0;
+        while i < order.len() {
+            let v = values[order[i] as usize];
+            let mut j = i;
+            while j < order.len() && values[order[j] as usize] == v {
+                j += 1;
+            }
+            let mid = (i + j + 1) as f64 / 2.0 / n;
+            for &r in &order[i..j] {
+                ranks[r as usize] = mid;
+            }
+            i = j;
+        }
+        ranks
+    } else {
+        Vec::new()
+    };
+    for (d, dim) in prep.dims.iter().enumerate() {
+        let samples = buckets(dim, &order, values, &sizes.rows[d]);
+        let reference = prep.reference(d, &hidden[d]);
+        let moments: Vec<Moments> = samples.iter().map(|s| Moments::of(s)).collect();
+        // One pass over the rows for every design effect of this dimension:
+        // variables [value, rank, 1{value <= q-quantile of its group} per
+        // quantile statistic] (Woodruff's linearization for quantiles).
+        let quantiles: Vec<(usize, Vec<f64>)> = outcome
+            .stats
+            .iter()
+            .enumerate()
+            .filter_map(|(si, stat)| match stat {
+                Stat::Quantile(q) => {
+                    Some((si, samples.iter().map(|s| quantile_sorted(s, *q)).collect()))
+                }
+                Stat::Mean => None,
+            })
+            .collect();
+        let sums = prep.clusters(d, &mask, 2 + quantiles.len(), |r, out| {
+            out[0] = values[r];
+            out[1] = ranks[r];
+            let g = dim.codes[r] as usize;
+            for (slot, (_, cut)) in out[2..].iter_mut().zip(&quantiles) {
+                *slot = f64::from(u8::from(values[r] <= cut[g]));
+            }
+        });
+        let stat_deffs: Vec<Vec<f64>> = outcome
+            .stats
+            .iter()
+            .enumerate()
+            .map(|(si, stat)| {
+                let Some(sums) = &sums else {
+                    return vec![1.0; dim.groups()];
+                };
+                let v = match stat {
+                    Stat::Mean => 0,
+                    Stat::Quantile(_) => {
+                        2 + quantiles.iter().position(|(i, _)| *i == si).unwrap_or(0)
+                    }
+                };
+                sums[v]
+                    .iter()
+                    .map(|c| {
+                        if c.rows == 0 {
+                            return 1.0;
+                        }
+                        c.design_effect(c.mean(), c.simple_variance())
+                    })
+                    .collect()
+            })
+            .collect();
+        let pair_deff = |v: usize, g: usize, r: usize| match &sums {
+            Some(sums) => combined_deff(&sums[v][g], &sums[v][r]),
+            None => 1.0,
+        };
+        let seed_of = |g: usize, stat: Stat| {
+            stream_seed(
+                params.seed,
+                &[
+                    prep.table.name.as_str(),
+                    dim.name.as_str(),
+                    dim.group_name(g).as_str(),
+                    outcome.name.as_str(),
+                    stat.name().as_str(),
+                ],
+            )
+        };
+        // One test per group, shared by its statistics.
+        let mut tests: Vec<Option<(usize, f64, &'static str)>> = vec![None; dim.groups()];
+        if let Some(r) = reference {
+            for g in (0..dim.groups()).filter(|&g| g != r && !hidden[d][g].hidden()) {
+                let t = match outcome.comparison {
+                    Comparison::Ratio => {
+                        mann_whitney_u_deff(&samples[g], &samples[r], pair_deff(1, g, r))
+                            .map(|t| (t, "mann_whitney_u"))
+                    }
+                    Comparison::Difference => {
+                        welch_t_deff(moments[g], moments[r], pair_deff(0, g, r))
+                            .map(|t| (t, "welch_t"))
+                    }
+                };
+                tests[g] = t.map(|(t, name)| (out.test(t.p_value), t.p_value, name));
+            }
+        }
+        for (si, &stat) in outcome.stats.iter().enumerate() {
+            let deffs = &stat_deffs[si];
+            let reference_reps = reference.map(|r| {
+                let mut reps = replicates(&samples[r], stat, params, seed_of(r, stat));
+                widen(&mut reps, stat_value(&samples[r], stat), deffs[r]);
+                reps
+            });
+            for g in 0..dim.groups() {
+                let mut f = group_finding(
+                    prep,
+                    d,
+                    g,
+                    reference,
+                    &outcome.name,
+                    &stat.name(),
+                    hidden[d][g],
+                    params,
+                );
+                if f.suppressed {
+                    out.findings.push(f);
+                    continue;
+                }
+                let s = &samples[g];
+                let value = stat_value(s, stat);
+                let reps = if Some(g) == reference {
+                    reference_reps.clone().unwrap_or_default()
+                } else {
+                    let mut reps = replicates(s, stat, params, seed_of(g, stat));
+                    widen(&mut reps, value, deffs[g]);
+                    reps
+                };
+                f.value = Some(value);
+                f.n = Some(s.len() as u64);
+                if let Some(ci) = percentile_interval(&reps, CONFIDENCE) {
+                    f.ci_low = Some(ci.low);
+                    f.ci_high = Some(ci.high);
+                }
+                let subject = words.subject(&prep.words[d][g]);
+                let phrase = format!("{} {}", stat.words(), outcome.wording.measure);
+                let unit = &outcome.wording.unit;
+                match (reference, &reference_reps) {
+                    (Some(r), _) if r == g => {
+                        f.reference_value = Some(value);
+                        f.explanation = sentence(&format!(
+                            "reference group: the {phrase} of {subject} is {}{unit} (95% CI {}–{}).",
+                            fmt_value(value),
+                            fmt_value(f.ci_low.unwrap_or(value)),
+                            fmt_value(f.ci_high.unwrap_or(value))
+                        ));
+                    }
+                    (Some(r), Some(rr)) => {
+                        let rv = stat_value(&samples[r], stat);
+                        f.reference_value = Some(rv);
+                        f.difference = Some(value - rv);
+                        let diffs: Vec<f64> = reps.iter().zip(rr).map(|(a, b)| a - b).collect();
+                        if let Some(ci) = percentile_interval(&diffs, CONFIDENCE) {
+                            f.difference_ci_low = Some(ci.low);
+                            f.difference_ci_high = Some(ci.high);
+                        }
+                        if scale == Scale::Location {
+                            f.ratio = (rv != 0.0).then(|| value / rv);
+                            let ratios: Vec<f64> =
+                                reps.iter().zip(rr).map(|(a, b)| a / b).collect();
+                            if f.ratio.is_some()
+                                && let Some(ci) = percentile_interval(&ratios, CONFIDENCE)
+                            {
+                                f.ratio_ci_low = Some(ci.low);
+                                f.ratio_ci_high = Some(ci.high);
+                            }
+                        }
+                        let test = tests[g].map(|(i, p, name)| {
+                            f.test = Some(name.into());
+                            f.p_value = Some(p);
+                            i
+                        });
+                        f.pending = Some(Pending {
+                            scale,
+                            subject,
+                            reference: words.subject(&prep.words[d][r]),
+                            phrase,
+                            unit: unit.clone(),
+                            direction: outcome.direction,
+                            test,
+                            omnibus: None,
+                        });
+                    }
+                    _ => {
+                        f.explanation = sentence(&format!(
+                            "the {phrase} of {subject} is {}{unit}; there is no reference group large enough to compare with.",
+                            fmt_value(value)
+                        ));
+                    }
+                }
+                out.findings.push(f);
+            }
+        }
+    }
+}
+
+fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Result<UnitOut> {
+    let mut out = UnitOut::default();
+    let known: Vec<bool> = c
+        .label
+        .iter()
+        .zip(&c.prediction)
+        .map(|(&l, &p)| l != NO_VALUE && p != NO_VALUE)
+        .collect();
+    let flagged = format!("are {}", c.flagged);
+    // (metric, population filter, what is counted, subject qualifier, verb)
+    let who_pos = format!("who {}", c.positive);
+    let who_neg = format!("who {}", c.negative);
+    let flagged_q = c.flagged.clone();
+    type Filter<'f> = Box<dyn Fn(usize) -> bool + 'f>;
+    let specs: [(&str, Filter<'_>, &[u8], &str, String); 5] = [
+        (
+            "selection_rate",
+            Box::new(|_| true),
+            c.prediction.as_slice(),
+            "",
+            flagged.clone(),
+        ),
+        (
+            "base_rate",
+            Box::new(|_| true),
+            c.label.as_slice(),
+            "",
+            c.positive.clone(),
+        ),
+        (
+            "true_positive_rate",
+            Box::new(|r| c.label[r] == 1),
+            c.prediction.as_slice(),
+            who_pos.as_str(),
+            flagged.clone(),
+        ),
+        (
+            "false_positive_rate",
+            Box::new(|r| c.label[r] == 0),
+            c.prediction.as_slice(),
+            who_neg.as_str(),
+            flagged.clone(),
+        ),
+        (
+            "precision",
+            Box::new(|r| c.prediction[r] == 1),
+            c.label.as_slice(),
+            flagged_q.as_str(),
+            c.positive.clone(),
+        ),
+    ];
+    // Per metric: [dim] -> per group Some(rate) when shown, for the aggregates.
+    let mut shown: BTreeMap<&str, Vec<Vec<Option<f64>>>> = BTreeMap::new();
+    for (metric, filter, counted, qualifier, verb) in &specs {
+        let mask: Vec<bool> = (0..known.len()).map(|r| known[r] && filter(r)).collect();
+        let (_, hidden) = prep.population(&mask, params);
+        let words = RateWords {
+            verb: verb.clone(),
+            qualifier,
+            direction: if *metric == "base_rate" {
+                Direction::Neutral
+            } else {
+                c.direction
+            },
+        };
+        let mut per_dim = Vec::new();
+        for (d, dim) in prep.dims.iter().enumerate() {
+            let (k, n) = binary_counts(dim, &mask, counted);
+            let deffs = prep.rate_deffs(d, &mask, &k, &n, |r| counted[r] == 1);
+            rate_findings(
+                &mut out, prep, d, &hidden[d], &k, &n, &deffs, &c.name, metric, &words, params,
+            );
+            per_dim.push(
+                (0..dim.groups())
+                    .map(|g| {
+                        (!hidden[d][g].hidden() && n[g] > 0).then(|| k[g] as f64 / n[g] as f64)
+                    })
+                    .collect(),
+            );
+        }
+        shown.insert(metric, per_dim);
+    }
+    if let Some(score) = &c.score {
+        let scored: Vec<f64> = score
+            .iter()
+            .zip(&c.label)
+            .map(|(&s, &l)| if l == NO_VALUE { f64::NAN } else { s })
+            .collect();
+        let mean_score = Outcome::continuous(
+            &c.name,
+            scored.clone(),
+            vec![Stat::Mean],
+            Comparison::Ratio,
+            Direction::Neutral,
+            &format!("predicted probability that they {}", c.positive_plain),
+            "",
+        );
+        let mut o = UnitOut::default();
+        continuous_findings(&mut o, prep, &mean_score, &scored, "", params);
+        merge(&mut out, o, "mean_score");
+        let gaps: Vec<f64> = scored
+            .iter()
+            .zip(&c.label)
+            .map(|(&s, &l)| s - f64::from(l))
+            .collect();
+        let gap = Outcome::continuous(
+            &c.name,
+            gaps.clone(),
+            vec![Stat::Mean],
+            Comparison::Difference,
+            Direction::Neutral,
+            "calibration error (predicted probability minus what happened)",
+            "",
+        );
+        let mut o = UnitOut::default();
+        continuous_findings(&mut o, prep, &gap, &gaps, "", params);
+        merge(&mut out, o, "calibration_gap");
+    }
+    for (d, dim) in prep.dims.iter().enumerate() {
+        let n_shown: u64 = out
+            .findings
+            .iter()
+            .filter(|f| f.dimension == dim.name && f.metric == "selection_rate" && !f.suppressed)
+            .filter_map(|f| f.n)
+            .sum();
+        for a in metrics::aggregates(
+            &shown["selection_rate"][d],
+            &shown["true_positive_rate"][d],
+            &shown["false_positive_rate"][d],
+        ) {
+            let mut f = Finding::new(&prep.table.name, &dim.name, &c.name, a.metric);
+            f.value = Some(a.value);
+            f.n = Some(n_shown);
+            f.explanation = sentence(&a.explain(&dim.name, &c.flagged));
+            out.findings.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// Moves a continuous unit's rows into `out` under another metric name
+/// (`mean` of the score becomes `mean_score`).
+fn merge(out: &mut UnitOut, other: UnitOut, metric: &str) {
+    let offset = out.p_values.len();
+    out.p_values.extend(other.p_values);
+    for mut f in other.findings {
+        f.metric = metric.to_string();
+        if let Some(p) = f.pending.as_mut()
+            && let Some(t) = p.test.as_mut()
+        {
+            *t += offset;
+        }
+        out.findings.push(f);
+    }
+}
+
+/// Adds the adjusted p-value, the verdict and the sentence of a comparison.
+fn finish(f: &mut Finding, adjusted: &[f64], params: &AuditParams) {
+    let Some(p) = f.pending.take() else { return };
+    f.p_adjusted = p.test.map(|t| adjusted[t]);
+    if let Some((what, stat)) = &p.omnibus {
+        let significant = f.p_adjusted.is_some_and(|q| q < params.thresholds.alpha);
+        let p_words = f
+            .p_adjusted
+            .map(|q| format!("adjusted p {}", verdict::fmt_p(q)))
+            .unwrap_or_default();
+        f.explanation = sentence(&format!(
+            "{what} {} ({stat}, {p_words}).",
+            if significant {
+                "differs more than chance would explain"
+            } else {
+                "does not differ beyond chance"
+            }
+        ));
+        return;
+    }
+    let (Some(value), Some(reference_value), Some(difference)) =
+        (f.value, f.reference_value, f.difference)
+    else {
+        return;
+    };
+    let (v, reason) = verdict::decide(
+        p.scale,
+        value,
+        f.ratio,
+        difference,
+        f.p_adjusted,
+        &params.thresholds,
+    );
+    f.verdict = Some(v);
+    f.explanation = verdict::explain(&verdict::Comparison {
+        scale: p.scale,
+        subject: &p.subject,
+        reference: &p.reference,
+        phrase: &p.phrase,
+        unit: &p.unit,
+        direction: p.direction,
+        value,
+        reference_value,
+        ratio: f.ratio,
+        ratio_ci: f.ratio_ci_low.zip(f.ratio_ci_high),
+        difference,
+        difference_ci: f.difference_ci_low.zip(f.difference_ci_high),
+        p_adjusted: f.p_adjusted,
+        reason,
+        thresholds: &params.thresholds,
+    });
+}

@@ -1,0 +1,14 @@
+-- Decision table "churn_flags": every scored customer's at-risk flag
+-- (marts/customer_value of the run date): who the business will treat as
+-- likely to leave.
+SELECT
+    c.customer_id,
+    c.age_band,
+    c.gender,
+    c.language,
+    c.region,
+    c.segment,
+    v.at_risk
+FROM customer_value AS v
+JOIN audit_customers AS c ON c.customer_id = v.customer_id
+WHERE v.dt = run_date()

@@ -1,0 +1,217 @@
+//! Dimensions: the ways a decision table is cut into groups — each group
+//! column alone, and intersections of two (`age_band & region` has groups
+//! like `65+ & east`).
+
+use std::collections::BTreeMap;
+
+use super::table::{Codes, DecisionTable, MISSING};
+use crate::{Error, Result};
+
+/// Separates the parts of an intersection's name and of its groups' names.
+pub const JOIN: &str = " & ";
+
+/// Which intersections to audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intersections {
+    /// None: each group column alone.
+    None,
+    /// Every pair of group columns.
+    Pairwise,
+    /// These pairs (by column name).
+    Pairs(Vec<(String, String)>),
+}
+
+/// One way of grouping the rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dimension {
+    /// `age_band`, or `age_band & region`.
+    pub name: String,
+    /// The group columns it combines, in order.
+    pub attributes: Vec<String>,
+    /// Per group: its value in each attribute.
+    pub values: Vec<Vec<String>>,
+    /// Per row: the group, or [`MISSING`] when an attribute is missing.
+    pub codes: Vec<u32>,
+    /// For an intersection: the indices of its two single dimensions and,
+    /// per group, its group in each of them.
+    pub parents: Option<Parents>,
+}
+
+/// How an intersection's groups sit inside its two single dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parents {
+    pub dims: [usize; 2],
+    /// Per group of the intersection: (group in the first, group in the second).
+    pub groups: Vec<[u32; 2]>,
+}
+
+impl Dimension {
+    /// Number of groups.
+    pub fn groups(&self) -> usize {
+        self.values.len()
+    }
+
+    /// A group's name: its values joined by [`JOIN`].
+    pub fn group_name(&self, g: usize) -> String {
+        self.values[g].join(JOIN)
+    }
+
+    fn single(name: &str, codes: &Codes) -> Dimension {
+        Dimension {
+            name: name.to_string(),
+            attributes: vec![name.to_string()],
+            values: codes.labels.iter().map(|l| vec![l.clone()]).collect(),
+            codes: codes.codes.clone(),
+            parents: None,
+        }
+    }
+}
+
+/// The dimensions of a table: its group columns in order, then the
+/// intersections asked for (only of columns the table has; a named pair
+/// the table lacks is skipped).
+pub fn dimensions(table: &DecisionTable, intersections: &Intersections) -> Result<Vec<Dimension>> {
+    let mut dims: Vec<Dimension> = table
+        .groups
+        .iter()
+        .map(|(name, codes)| Dimension::single(name, codes))
+        .collect();
+    let index: BTreeMap<&str, usize> = table
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let pairs: Vec<(usize, usize)> = match intersections {
+        Intersections::None => Vec::new(),
+        Intersections::Pairwise => {
+            let k = table.groups.len();
+            (0..k)
+                .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+                .collect()
+        }
+        Intersections::Pairs(list) => list
+            .iter()
+            .filter_map(|(a, b)| Some((*index.get(a.as_str())?, *index.get(b.as_str())?)))
+            .filter(|(a, b)| a != b)
+            .collect(),
+    };
+    for (a, b) in pairs {
+        dims.push(intersect(&dims[a], a, &dims[b], b)?);
+    }
+    Ok(dims)
+}
+
+fn intersect(da: &Dimension, ia: usize, db: &Dimension, ib: usize) -> Result<Dimension> {
+    let nb = db.groups() as u64;
+    let combined = |r: usize| -> Option<u64> {
+        let (a, b) = (da.codes[r], db.codes[r]);
+        (a != MISSING && b != MISSING).then(|| u64::from(a) * nb + u64::from(b))
+    };
+    // Only the combinations that occur, in (a, b) order.
+    let mut present: Vec<u64> = (0..da.codes.len()).filter_map(combined).collect();
+    present.sort_unstable();
+    present.dedup();
+    if present.len() >= MISSING as usize {
+        return Err(Error::Input {
+            file: format!("{}{JOIN}{}", da.name, db.name),
+            reason: "too many groups".into(),
+        });
+    }
+    let code_of: std::collections::HashMap<u64, u32> = present
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i as u32))
+        .collect();
+    let codes = (0..da.codes.len())
+        .map(|r| combined(r).map_or(MISSING, |c| code_of[&c]))
+        .collect();
+    let groups: Vec<[u32; 2]> = present
+        .iter()
+        .map(|&c| [(c / nb) as u32, (c % nb) as u32])
+        .collect();
+    let values = groups
+        .iter()
+        .map(|[a, b]| {
+            let mut v = da.values[*a as usize].clone();
+            v.extend(db.values[*b as usize].iter().cloned());
+            v
+        })
+        .collect();
+    Ok(Dimension {
+        name: format!("{}{JOIN}{}", da.name, db.name),
+        attributes: vec![da.name.clone(), db.name.clone()],
+        values,
+        codes,
+        parents: Some(Parents {
+            dims: [ia, ib],
+            groups,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> DecisionTable {
+        DecisionTable {
+            name: "t".into(),
+            rows: 5,
+            subjects: None,
+            groups: vec![
+                (
+                    "age".into(),
+                    Codes::encode(&[Some("old"), Some("young"), Some("old"), None, Some("young")]),
+                ),
+                (
+                    "region".into(),
+                    Codes::encode(&[Some("e"), Some("w"), Some("w"), Some("e"), None]),
+                ),
+                (
+                    "lang".into(),
+                    Codes::encode(&[Some("en"), Some("en"), Some("de"), Some("en"), Some("en")]),
+                ),
+            ],
+            outcomes: Vec::new(),
+            classifier: None,
+        }
+    }
+
+    #[test]
+    fn pairwise_intersections_keep_only_present_combinations() {
+        let dims = dimensions(&table(), &Intersections::Pairwise).expect("dims");
+        let names: Vec<&str> = dims.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "age",
+                "region",
+                "lang",
+                "age & region",
+                "age & lang",
+                "region & lang"
+            ]
+        );
+        let ar = &dims[3];
+        let groups: Vec<String> = (0..ar.groups()).map(|g| ar.group_name(g)).collect();
+        assert_eq!(groups, vec!["old & e", "old & w", "young & w"]);
+        assert_eq!(ar.codes, vec![0, 2, 1, MISSING, MISSING]);
+        let p = ar.parents.as_ref().expect("parents");
+        assert_eq!(p.dims, [0, 1]);
+        assert_eq!(p.groups[2], [1, 1]);
+    }
+
+    #[test]
+    fn named_pairs_and_none() {
+        let t = table();
+        assert_eq!(dimensions(&t, &Intersections::None).expect("dims").len(), 3);
+        let pairs = Intersections::Pairs(vec![
+            ("lang".into(), "age".into()),
+            ("age".into(), "segment".into()),
+        ]);
+        let dims = dimensions(&t, &pairs).expect("dims");
+        assert_eq!(dims.len(), 4, "the pair with an absent column is skipped");
+        assert_eq!(dims[3].name, "lang & age");
+    }
+}

@@ -1,0 +1,15 @@
+-- Decision table "offers": one row per offer decided in the audit window,
+-- with the recipient's groups (stg_offers: de-duplicated, as of the run date).
+SELECT
+    c.customer_id,
+    c.age_band,
+    c.gender,
+    c.language,
+    c.region,
+    c.segment,
+    o.offer_type,
+    o.discount_pct,
+    o.decided_by
+FROM stg_offers AS o
+JOIN audit_customers AS c ON c.customer_id = o.customer_id
+WHERE o.decided_date >= window_start()
