@@ -12,18 +12,38 @@ use crate::Result;
 
 /// Rows drawn in the ratio chart.
 const CHART_ROWS: usize = 12;
+/// Findings written out in full (the strongest evidence first); the rest are in the table.
+const FINDINGS_SHOWN: usize = 12;
+/// Flagged comparisons listed in the table; an audit of a real business can flag
+/// hundreds, and the page must stay light enough for a phone.
+const TABLE_ROWS: usize = 150;
 
 /// Section 5.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fair {
     pub head: Head,
-    /// Concerns first, then reviews, each with the audit's explanation.
+    /// The strongest concerns, then reviews, each with the audit's explanation.
     pub findings: Vec<Finding>,
+    /// "and 611 more in the table below", when not every finding is written out.
+    pub findings_more: String,
+    /// Comparisons per decision and verdict.
+    pub by_decision: Vec<DecisionCount>,
     pub chart: MaybeChart,
-    /// Every group comparison of the audit.
+    /// The comparisons flagged concern or review (at most 150), strongest first.
     pub table: Vec<AuditRow>,
+    /// What the table leaves out, and where it is.
+    pub table_note: String,
     /// Group comparisons withheld because a group is too small.
     pub suppressed_rows: String,
+}
+
+/// How one kind of decision fared.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionCount {
+    pub decision: String,
+    pub concerns: String,
+    pub reviews: String,
+    pub ok: String,
 }
 
 /// A concern or review.
@@ -87,8 +107,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
     let mut out = Fair {
         head: h.clone(),
         findings: Vec::new(),
+        findings_more: String::new(),
+        by_decision: Vec::new(),
         chart: None,
         table: Vec::new(),
+        table_note: String::new(),
         suppressed_rows: String::new(),
     };
     let Some(rows) = m
@@ -124,7 +147,7 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
         .filter(|r| r.str("verdict") == "concern")
         .count();
     let reviews = flagged.len() - concerns;
-    for r in &flagged {
+    for r in flagged.iter().take(FINDINGS_SHOWN) {
         out.findings.push(Finding {
             verdict: verdict(r),
             decision: words(r.str("decision")),
@@ -217,12 +240,35 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
         ]);
         out.chart = Some(c);
     }
-    let mut suppressed = 0usize;
-    for r in &rows {
-        if r.flag("suppressed") == Some(true) {
-            suppressed += 1;
-            continue;
-        }
+    if flagged.len() > FINDINGS_SHOWN {
+        out.findings_more = format!(
+            "… and {} more in the table below.",
+            count((flagged.len() - FINDINGS_SHOWN) as f64)
+        );
+    }
+    let mut decisions: Vec<&str> = rows.iter().map(|r| r.str("decision")).collect();
+    decisions.sort_unstable();
+    decisions.dedup();
+    for d in decisions {
+        let of = |v: &str| {
+            count(
+                rows.iter()
+                    .filter(|r| r.str("decision") == d && r.str("verdict") == v)
+                    .count() as f64,
+            )
+        };
+        out.by_decision.push(DecisionCount {
+            decision: words(d),
+            concerns: of("concern"),
+            reviews: of("review"),
+            ok: of("ok"),
+        });
+    }
+    let suppressed = rows
+        .iter()
+        .filter(|r| r.flag("suppressed") == Some(true))
+        .count();
+    for r in flagged.iter().take(TABLE_ROWS) {
         let metric = r.str("metric");
         out.table.push(AuditRow {
             decision: words(r.str("decision")),
@@ -241,9 +287,27 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
                 }
             }),
             n: r.num("n").map_or("–".into(), count),
-            verdict: r.text("verdict").unwrap_or("reference").to_string(),
+            verdict: verdict(r),
         });
     }
+    let ok = rows.iter().filter(|r| r.str("verdict") == "ok").count();
+    let reference = rows
+        .iter()
+        .filter(|r| r.text("verdict").is_none() && r.flag("suppressed") != Some(true))
+        .count();
+    out.table_note = format!(
+        "{}Comparisons judged ok: {}; reference-group rows: {}. All are in marts/fairness_audit, with every interval and test.",
+        if flagged.len() > TABLE_ROWS {
+            format!(
+                "Showing the {TABLE_ROWS} strongest of {} flagged comparisons. ",
+                count(flagged.len() as f64)
+            )
+        } else {
+            String::new()
+        },
+        count(ok as f64),
+        count(reference as f64)
+    );
     if suppressed > 0 {
         out.suppressed_rows = format!(
             "{} comparison{} not shown because a group has {} customers (or could be worked out from the totals).",
@@ -252,21 +316,20 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
             m.fewer()
         );
     }
+    let compared = count((ok + concerns + reviews) as f64);
     h.sentence = match (concerns, reviews) {
         (0, 0) => format!(
-            "The audit compared {} groups and found no one treated clearly differently.",
-            count(out.table.len() as f64)
+            "The audit made {compared} comparisons between customer groups and found no one treated clearly differently."
         ),
         (0, r) => format!(
-            "No clear unfairness, but {r} difference{} between groups deserve{} a look.",
+            "No clear unfairness in {compared} comparisons, but {r} difference{} between groups deserve{} a look.",
             if r == 1 { "" } else { "s" },
             if r == 1 { "s" } else { "" }
         ),
         (c, r) => format!(
-            "The audit found {c} group{} treated clearly differently{}: read why below.",
-            if c == 1 { "" } else { "s" },
+            "Of {compared} comparisons between customer groups, {c} show a group treated clearly differently{}: the strongest are explained below.",
             if r > 0 {
-                format!(" and {r} more worth a look")
+                format!(" and {r} more are worth a look")
             } else {
                 String::new()
             }

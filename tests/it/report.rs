@@ -291,7 +291,28 @@ async fn report_json_of_the_fixture_lake() {
     // Fairness: one concern first, one review; the suppressed row and the dimension row are not in the table.
     let verdicts: Vec<&str> = r.fair.findings.iter().map(|f| f.verdict.as_str()).collect();
     assert_eq!(verdicts, vec!["concern", "review"]);
-    assert_eq!(r.fair.table.len(), 4);
+    assert_eq!(r.fair.table.len(), 2, "the flagged comparisons");
+    assert_eq!(
+        r.fair.table_note,
+        "Comparisons judged ok: 1; reference-group rows: 1. All are in marts/fairness_audit, with every interval and test."
+    );
+    let decisions: Vec<(&str, &str, &str, &str)> = r
+        .fair
+        .by_decision
+        .iter()
+        .map(|d| {
+            (
+                d.decision.as_str(),
+                d.concerns.as_str(),
+                d.reviews.as_str(),
+                d.ok.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        vec![("offers", "0", "1", "0"), ("service", "1", "0", "1")]
+    );
     assert!(
         r.fair
             .suppressed_rows
@@ -473,6 +494,7 @@ fn demo_report() -> (tempfile::TempDir, PathBuf, Report) {
         attune::value::run(&ctx, last).await.expect("value");
         attune::roi::run(&ctx, last).await.expect("roi");
         attune::empathy::run(&ctx, last).await.expect("empathy");
+        attune::fairness::run(&ctx, last).await.expect("fairness");
         attune::privacy::run(&ctx, last).await.expect("privacy");
         report::run(&ctx, last).await.expect("report");
         report::build(&ctx, last).await.expect("report data")
