@@ -51,7 +51,12 @@ pub struct ModelSummary {
     pub job: String,
     pub model: String,
     pub metrics: Vec<ModelMetric>,
+    /// "… and 450 more in marts/model_metrics" for models with many rows.
+    pub more: String,
 }
+
+/// Rows listed per model (an outcome check can write hundreds).
+const METRICS_PER_MODEL: usize = 40;
 
 /// One model_metrics row in words.
 #[derive(Debug, Clone, Serialize)]
@@ -242,6 +247,7 @@ pub async fn build(m: &Marts<'_>, run_id: &str) -> Result<Made> {
                 .into(),
         );
     }
+    let mut skipped: Vec<(String, String)> = Vec::new();
     if let Some(rows) = m
         .load(
             "model_metrics",
@@ -261,6 +267,7 @@ pub async fn build(m: &Marts<'_>, run_id: &str) -> Result<Made> {
                     job: job.to_string(),
                     model: model.to_string(),
                     metrics: Vec::new(),
+                    more: String::new(),
                 });
             }
             let metric = match r.text("key") {
@@ -273,12 +280,25 @@ pub async fn build(m: &Marts<'_>, run_id: &str) -> Result<Made> {
                 None => "–".into(),
             };
             if let Some(s) = out.models.last_mut() {
-                s.metrics.push(ModelMetric {
-                    metric,
-                    value,
-                    detail: r.str("detail").to_string(),
-                });
+                if s.metrics.len() < METRICS_PER_MODEL {
+                    s.metrics.push(ModelMetric {
+                        metric,
+                        value,
+                        detail: r.str("detail").to_string(),
+                    });
+                } else {
+                    skipped.push((s.job.clone(), s.model.clone()));
+                }
             }
+        }
+    }
+    for s in &mut out.models {
+        let n = skipped
+            .iter()
+            .filter(|(j, m)| *j == s.job && *m == s.model)
+            .count();
+        if n > 0 {
+            s.more = format!("… and {} more in marts/model_metrics.", count(n as f64));
         }
     }
     h.sentence = if read > 0.0 {
