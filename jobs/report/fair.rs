@@ -134,8 +134,16 @@ pub async fn build(m: &Marts<'_>) -> Result<Fair> {
         .iter()
         .filter(|r| matches!(r.str("verdict"), "concern" | "review"))
         .collect();
+    // Concerns first; within a verdict, differences between customer groups
+    // (age, gender, language, region) before differences between behavioural
+    // segments, which differ in how they buy by construction; then the evidence.
     flagged.sort_by(|a, b| {
-        let rank = |r: &Row| if r.str("verdict") == "concern" { 0 } else { 1 };
+        let rank = |r: &Row| {
+            (
+                u8::from(r.str("verdict") != "concern"),
+                u8::from(r.str("dimension").contains("segment")),
+            )
+        };
         rank(a).cmp(&rank(b)).then(
             a.num("p_adjusted")
                 .unwrap_or(1.0)
