@@ -31,11 +31,30 @@ pub fn new_session(storage: &Storage) -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("attune", "public");
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = match fresh_listings_runtime() {
+        Ok(rt) => SessionContext::new_with_config_rt(config, rt),
+        Err(e) => {
+            tracing::warn!(error = %e, "DataFusion runtime without the listing cache failed to build; using the default");
+            SessionContext::new_with_config(config)
+        }
+    };
     if let Some((url, store)) = storage.datafusion_store() {
         ctx.register_object_store(url, store);
     }
     ctx
+}
+
+/// A DataFusion runtime that lists a table's files on every scan.
+/// DataFusion 55 caches listings per runtime with no expiry: a job that
+/// rewrites a partition and reads it back in the same session (a re-run for
+/// the same date after a late export, `--force`) would read the new file with
+/// the old size and fail ("Src size is incorrect", "Required field type_ is
+/// missing"). Listing a partition folder costs far less than reading it.
+pub fn fresh_listings_runtime()
+-> datafusion::error::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_list_cache_limit(0)
+        .build_arc()
 }
 
 /// Tables present under `area` (folders with at least one partition),

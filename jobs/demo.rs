@@ -30,10 +30,15 @@ pub async fn run(dir: &Path, customers: u64, days: u32) -> Result<DemoOutcome> {
     let truth = tokio::task::spawn_blocking(move || generate(&gen_params))
         .await
         .map_err(|e| Error::Internal(format!("generator panicked: {e}")))??;
-    let cfg = ValidConfig {
+    let mut cfg = ValidConfig {
         root: dir.to_string_lossy().into_owned(),
         ..ValidConfig::default()
     };
+    // The café's barista training (I0002) has no control arm and changed one
+    // touchpoint; a real business names its own in `[roi] touchpoints`.
+    cfg.roi
+        .touchpoints
+        .insert("I0002".into(), "in_store".into());
     let ctx = JobContext::open(cfg, KeyMode::Demo)?;
     let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
     let dates = nightly::date_range(params.start, last)?;

@@ -28,6 +28,8 @@
 //! - [`nightly`]: the jobs in order, the run lock
 //! - [`empathy`]: the Empathy Index (six documented components, per month and group) → marts/empathy_index, empathy_contacts
 //! - [`demo`]: generate + nightly in a local folder
+//! - [`runs`]: `attune runs`, the run manifests listed and shown
+//! - [`doctor`]: `attune doctor`, pre-flight checks that say what to fix
 //! - [`query`]: `attune query` and `attune tables`, for analysts
 //! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)
 //! - [`config`]: `attune.toml`, checked once into `ValidConfig`
@@ -35,6 +37,7 @@
 //! - [`storage`]: the data root on an object store; atomic partition files
 //! - [`parquet_io`]: the one Parquet writer configuration
 //! - [`manifest`]: run manifests under `runs/`
+//! - [`memory`]: peak memory per job (sampled), beside the process's high-water mark
 //! - [`mart`]: publishing the marts Rust jobs write, checked against `schemas/marts/`; `model_metrics`
 //! - [`context`]: what every job receives
 //! - [`error`]: the error type
@@ -43,6 +46,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod doctor;
 pub mod empathy;
 pub mod error;
 pub mod fairness;
@@ -50,12 +54,14 @@ pub mod generate;
 pub mod ingest;
 pub mod manifest;
 pub mod mart;
+pub mod memory;
 pub mod nightly;
 pub mod parquet_io;
 pub mod privacy;
 pub mod query;
 pub mod report;
 pub mod roi;
+pub mod runs;
 pub mod schema;
 pub mod segment;
 pub mod storage;

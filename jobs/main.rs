@@ -241,6 +241,40 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
+    /// List recent runs from their manifests (runs/<run_id>.json), newest first.
+    ///
+    /// A run still marked running while nobody holds the lock is shown as interrupted.
+    /// `attune runs show ID` prints one run: per job status, start, duration, rows,
+    /// peak memory, warnings and error. ID may be a unique prefix, or `latest`;
+    /// an unknown ID exits with code 5 and names the nearest ids.
+    /// Example: attune runs --limit 7
+    /// Example: attune runs show latest --json
+    #[command(args_conflicts_with_subcommands = true)]
+    Runs {
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON (one array of run summaries) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+    },
+    /// Check that a nightly run can work, and say what to fix.
+    ///
+    /// Checks the config, the pseudonymization key (present, long enough; never printed),
+    /// data root access (writes, reads and deletes a probe object), the exports in landing
+    /// for the date, free space on a local root, the clock, the lock and the last run.
+    /// One line per check: ok, warn or FAIL. Exits 0 without a FAIL, 2 for a config or
+    /// key problem, 5 for an unusable data root or missing exports.
+    /// Example: attune doctor
+    /// Example: attune doctor --date 2025-03-14
+    Doctor {
+        /// The date whose exports to look for (default: the dates tonight's nightly would
+        /// process: yesterday in [nightly] timezone, after any nights missed since the last run).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
     /// Churn and customer lifetime value as of a date, or (`value fit`) on any transaction file.
     ///
     /// `attune value --date D` fits BG/NBD + Gamma-Gamma on the orders up to D,
@@ -305,6 +339,20 @@ enum VoiceCommand {
         /// Output file (.csv or .parquet); written atomically.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCommand {
+    /// Print one run's manifest readably (or raw with --json).
+    ///
+    /// Example: attune runs show 20250314T020000Z-1a2b3c4d
+    Show {
+        /// The run id, a unique prefix of it, or `latest`.
+        id: String,
+        /// Print the manifest as stored (JSON).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -503,11 +551,20 @@ impl DatesArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
+    let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(exit_code(&err))
+            let code = exit_code(&err);
+            match format {
+                LogFormat::Human => eprintln!("error: {err:#}"),
+                // A collector parses every stderr line as JSON: the final
+                // error is one more event, with the exit code as a field.
+                LogFormat::Json => {
+                    tracing::error!(exit_code = code, error = %format!("{err:#}"), "attune failed")
+                }
+            }
+            ExitCode::from(code)
         }
     }
 }
@@ -532,7 +589,7 @@ fn init_logging(format: LogFormat, verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(nightly::progress::log_writer);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -682,6 +739,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     force: *force,
                 },
             ))?;
+            if let LogFormat::Json = cli.log_format {
+                // Collectors (Kubernetes, journald) mix stdout into the log
+                // stream: one JSON line, the details are in the manifest.
+                for w in outcome.ingest.iter().flat_map(|i| &i.warnings) {
+                    tracing::warn!(job = "ingest", warning = %w, "ingest warning");
+                }
+                let m = &outcome.manifest;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "run_id": m.run_id, "status": m.status, "dates": m.dates, "manifest": outcome.manifest_path,
+                    })
+                );
+                return Ok(());
+            }
             if let Some(i) = &outcome.ingest {
                 print_ingest(i);
             }
@@ -901,6 +973,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for w in &o.warnings {
                 eprintln!("warning: {w}");
             }
+            Ok(())
+        }
+        Command::Runs {
+            limit,
+            json,
+            command,
+        } => {
+            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let lock_free = !nightly::lock::is_held(&storage)?;
+            let rt = runtime()?;
+            match command {
+                None => {
+                    let runs = rt.block_on(attune::runs::list(&storage, *limit, lock_free))?;
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&runs)?);
+                    } else if runs.is_empty() {
+                        eprintln!("no runs yet under runs/ (`attune nightly` writes one per run)");
+                    } else {
+                        print!("{}", attune::runs::render_list(&runs));
+                    }
+                }
+                Some(RunsCommand::Show { id, json }) => {
+                    let m = rt.block_on(attune::runs::find(&storage, id))?;
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&m)?);
+                    } else {
+                        print!("{}", attune::runs::render_manifest(&m, lock_free));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Doctor { date } => {
+            let cfg = load_config(&cli).map_err(|e| format!("{e:#}"));
+            let report = runtime()?.block_on(attune::doctor::run(cfg, *date, chrono::Utc::now()));
+            print!("{}", report.render());
+            report.result()?;
             Ok(())
         }
         Command::Value { date, action } => match (date, action) {

@@ -25,8 +25,15 @@ pub struct JobRecord {
     pub seconds: f64,
     pub rows_in: u64,
     pub rows_out: u64,
-    /// Peak resident memory of the process when the job ended.
+    /// Peak resident memory of the process when the job ended (Linux
+    /// `VmHWM`). A process-wide high-water mark: it includes every job that
+    /// ran before in the same process and never decreases, so a job's own
+    /// peak is only visible where this number rises.
     pub peak_rss_bytes: Option<u64>,
+    /// Peak resident memory while this job ran, sampled every 20 ms (see
+    /// [`crate::memory`]); `None` off Linux and in older manifests.
+    #[serde(default)]
+    pub job_peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
     /// Job-specific detail (per-table counts for ingest, …).
@@ -97,6 +104,7 @@ pub struct JobTimer {
     job: String,
     started_at: String,
     start: Instant,
+    memory: crate::memory::Window,
 }
 
 impl JobTimer {
@@ -106,6 +114,7 @@ impl JobTimer {
             job: job.to_string(),
             started_at: now_rfc3339(),
             start: Instant::now(),
+            memory: crate::memory::open_window(),
         }
     }
 
@@ -125,6 +134,7 @@ impl JobTimer {
             rows_in,
             rows_out,
             peak_rss_bytes: peak_rss_bytes(),
+            job_peak_rss_bytes: self.memory.peak(),
             warnings,
             error: None,
             details,
@@ -141,6 +151,7 @@ impl JobTimer {
             rows_in: 0,
             rows_out: 0,
             peak_rss_bytes: peak_rss_bytes(),
+            job_peak_rss_bytes: self.memory.peak(),
             warnings: Vec::new(),
             error: Some(format!("{error:#}")),
             details: serde_json::Value::Null,
@@ -161,8 +172,13 @@ fn now_rfc3339() -> String {
 
 /// A short hash of the checked config, so a manifest or stamp can say which settings a run used.
 pub fn config_hash(ctx: &JobContext) -> String {
+    config_hash_of(&ctx.cfg)
+}
+
+/// [`config_hash`] of a config without a context (`attune doctor`).
+pub fn config_hash_of(cfg: &crate::config::ValidConfig) -> String {
     let mut h = Sha256::new();
-    h.update(format!("{:?}", ctx.cfg).as_bytes());
+    h.update(format!("{cfg:?}").as_bytes());
     hex::encode(&h.finalize()[..8])
 }
 

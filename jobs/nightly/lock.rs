@@ -4,6 +4,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use crate::context::JobContext;
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// An exclusive lock on the data root, held for the whole run. It is an OS
@@ -18,16 +19,7 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock or fails at once with [`Error::Locked`].
     pub fn acquire(ctx: &JobContext) -> Result<RunLock> {
-        // Object stores have no locks: a remote root is locked on this
-        // machine, keyed by its URL (one scheduler host per root).
-        let path = match ctx.storage.local_root() {
-            Some(root) => root.join("runs").join(".lock"),
-            None => {
-                let id =
-                    crate::ingest::pseudonym::fingerprint128(ctx.storage.url().as_str().as_bytes());
-                std::env::temp_dir().join(format!("attune-{id:032x}.lock"))
-            }
-        };
+        let path = lock_path(&ctx.storage);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -50,5 +42,36 @@ impl RunLock {
     /// The lock file.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+}
+
+/// The lock file of a data root. Object stores have no locks: a remote root
+/// is locked on this machine, keyed by its URL (one scheduler host per root).
+pub fn lock_path(storage: &Storage) -> PathBuf {
+    match storage.local_root() {
+        Some(root) => root.join("runs").join(".lock"),
+        None => {
+            let id = crate::ingest::pseudonym::fingerprint128(storage.url().as_str().as_bytes());
+            std::env::temp_dir().join(format!("attune-{id:032x}.lock"))
+        }
+    }
+}
+
+/// Whether a run holds the data root's lock now (for `attune doctor` and
+/// `attune runs`). It probes by taking the lock and releasing it at once: a
+/// run starting in that instant is refused as if another run held it, which
+/// is why only the read-only commands call this.
+pub fn is_held(storage: &Storage) -> Result<bool> {
+    let path = lock_path(storage);
+    let file = match File::options().write(true).open(&path) {
+        Ok(f) => f,
+        // No lock file: no run ever started on this root from this machine.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }

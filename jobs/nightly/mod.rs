@@ -12,6 +12,8 @@
 //! therefore redoes only what did not complete.
 
 pub mod lock;
+pub mod panics;
+pub mod progress;
 pub mod stamps;
 
 use chrono::NaiveDate;
@@ -22,19 +24,28 @@ use self::stamps::{Place, Stamp};
 use crate::context::JobContext;
 use crate::manifest::{JobRecord, JobTimer, RunManifest};
 use crate::storage::{landing_dir, partition_dir};
-use crate::{Error, Result, ingest, privacy, segment, transform, voice};
+use crate::{
+    Error, Result, empathy, fairness, ingest, privacy, roi, segment, transform, value, voice,
+};
 
 pub use self::lock::RunLock;
 
-/// The jobs of a nightly run, in order (segment before voice: voice breaks
-/// its scores down by segment). `retention` runs only when
+/// The jobs of a nightly run, in order: segment before voice (voice breaks
+/// its scores down by segment); value after both (churn rates by segment);
+/// empathy after voice (it reads the scored messages); roi after value (it
+/// needs CLTV); fairness after every job whose decisions it audits; privacy
+/// after every job that writes a mart. `retention` runs only when
 /// `[privacy] retention_enabled` is set, and always runs then (it is cheap
 /// and idempotent).
-pub const JOBS: [&str; 6] = [
+pub const JOBS: [&str; 10] = [
     "ingest",
     "transform",
     "segment",
     "voice",
+    "value",
+    "empathy",
+    "roi",
+    "fairness",
     "privacy",
     "retention",
 ];
@@ -61,6 +72,10 @@ pub struct NightlyOutcome {
     pub segment: Option<segment::SegmentOutcome>,
     pub voice: Option<voice::VoiceOutcome>,
     pub privacy: Option<privacy::PrivacyOutcome>,
+    pub value: Option<value::ValueOutcome>,
+    pub empathy: Option<empathy::EmpathyOutcome>,
+    pub roi: Option<roi::RoiOutcome>,
+    pub fairness: Option<fairness::FairnessOutcome>,
 }
 
 /// What one job reported, for the manifest.
@@ -107,12 +122,18 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         segment: None,
         voice: None,
         privacy: None,
+        value: None,
+        empathy: None,
+        roi: None,
+        fairness: None,
     };
     let mut failure = None;
     // (job, findings) of every gated job that found something, run or skipped.
     let mut tripped: Vec<(String, usize)> = Vec::new();
 
+    let mut progress = progress::Progress::new();
     if wanted("ingest") {
+        progress.start("ingest");
         match run_ingest(ctx, params, &mut outcome).await {
             Ok(record) => manifest.jobs.push(record),
             Err((record, e)) => {
@@ -129,9 +150,11 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         upstream.push(stamps::digest(&ctx.storage, &[Place::Prefix(Path::from("lake"))]).await?);
     }
     for job in JOBS.iter().skip(1) {
+        progress.update(&manifest.jobs);
         if failure.is_some() {
             break;
         }
+        progress.start(job);
         if *job == "retention" {
             if wanted(job) && ctx.cfg.retention_enabled {
                 let timer = JobTimer::start(job);
@@ -170,7 +193,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         }
         stamps::clear(&ctx.storage, job, last).await?;
         let timer = JobTimer::start(job);
-        match run_job(ctx, job, last, &mut outcome).await {
+        match panics::contain(job, run_job(ctx, job, last, &mut outcome)).await {
             Ok(r) => {
                 let written = stamps::digest(&ctx.storage, &places).await?;
                 stamps::save(
@@ -202,6 +225,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             }
         }
     }
+
+    progress.update(&manifest.jobs);
+    drop(progress);
 
     // Audit gates trip only after every output, the report included, is written.
     let gate = match (&failure, tripped.first()) {
@@ -289,7 +315,7 @@ async fn run_ingest(
         return Ok(r);
     }
     let dates: Vec<NaiveDate> = todo.iter().map(|(d, _, _)| *d).collect();
-    match ingest::run(ctx, &dates).await {
+    match panics::contain("ingest", ingest::run(ctx, &dates)).await {
         Ok(o) => {
             for (date, fp, places) in &todo {
                 let stamped = async {
@@ -387,7 +413,68 @@ async fn run_job(
             outcome.privacy = Some(o);
             Ok(ran)
         }
+        "value" => {
+            let o = value::run(ctx, date).await?;
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
+            outcome.value = Some(o);
+            Ok(ran)
+        }
+        "empathy" => {
+            let o = empathy::run(ctx, date).await?;
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
+            outcome.empathy = Some(o);
+            Ok(ran)
+        }
+        "roi" => {
+            let o = roi::run(ctx, date).await?;
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
+            outcome.roi = Some(o);
+            Ok(ran)
+        }
+        "fairness" => {
+            // The sentiment scorer's counterfactual probe joins the audit:
+            // voice scores every customer's words, so its bias is a decision.
+            let probe = voice::score::counterfactual_probe(&voice::score::Scorer::new())
+                .into_iter()
+                .map(|g| fairness::instruments::ProbeGap {
+                    language: g.language,
+                    kind: g.slot,
+                    word: g.word,
+                    reference: g.reference,
+                    templates: g.templates as u64,
+                    mean_score: g.mean_score,
+                    gap: g.gap,
+                })
+                .collect();
+            let o = fairness::run_with_probe(ctx, date, Some(probe)).await?;
+            let gated = match ctx.cfg.fairness.fail_on {
+                crate::config::FairnessFailOn::Never => 0,
+                crate::config::FairnessFailOn::Concern => o.concerns,
+                crate::config::FairnessFailOn::Review => o.concerns + o.reviews,
+            };
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, gated);
+            outcome.fairness = Some(o);
+            Ok(ran)
+        }
         other => Err(Error::Internal(format!("job `{other}` has no runner"))),
+    }
+}
+
+impl Ran {
+    fn of(
+        outcome: &impl serde::Serialize,
+        rows_in: u64,
+        rows_out: u64,
+        warnings: &[String],
+        gate_findings: usize,
+    ) -> Ran {
+        Ran {
+            rows_in,
+            rows_out,
+            warnings: warnings.to_vec(),
+            details: serde_json::to_value(outcome).unwrap_or_default(),
+            gate_findings,
+        }
     }
 }
 

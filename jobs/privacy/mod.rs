@@ -109,51 +109,61 @@ pub const RELEASED_TABLES: &[ReleasedTable] = &[
         table: "nps_daily",
         count_column: "responses",
         report_use: ReportUse::Aggregated,
+        people_rows: None,
     },
     ReleasedTable {
         table: "csat_daily",
         count_column: "responses",
         report_use: ReportUse::Aggregated,
+        people_rows: None,
     },
     ReleasedTable {
         table: "service_levels",
         count_column: "tickets",
         report_use: ReportUse::Aggregated,
+        people_rows: None,
     },
     ReleasedTable {
         table: "segment_profiles",
         count_column: "customers",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     },
     ReleasedTable {
         table: "fairness_audit",
         count_column: "n",
         report_use: ReportUse::AsIs,
+        people_rows: Some("decision <> 'counterfactual_probe'"),
     },
     ReleasedTable {
         table: "empathy_index",
         count_column: "n",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     },
     ReleasedTable {
         table: "initiative_roi",
         count_column: "customers",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     },
     ReleasedTable {
         table: "voice_scores",
         count_column: "n",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     },
     ReleasedTable {
         table: "voice_closed_loop",
         count_column: "n",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     },
     ReleasedTable {
         table: "voice_themes",
         count_column: "messages",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     },
 ];
 
@@ -700,11 +710,15 @@ async fn released_cells(
         _ => "",
     };
     let c = t.count_column;
+    let people = t
+        .people_rows
+        .map(|p| format!(" AND ({p})"))
+        .unwrap_or_default();
     let batches = query(
         session,
         &format!(
             "SELECT COUNT(*), SUM(CASE WHEN {c} < {k} THEN 1 ELSE 0 END), MIN({c}) \
-             FROM {} WHERE dt = DATE '{date}' AND {c} IS NOT NULL{not_suppressed}",
+             FROM {} WHERE dt = DATE '{date}' AND {c} IS NOT NULL{not_suppressed}{people}",
             t.table
         ),
     )

@@ -356,6 +356,12 @@ async fn churn_model(
     let past = FeatureTable::from_batches(
         &transform::model_as_of(ctx, "customer_features", cutoff).await?,
     )?;
+    if past.customer_id.is_empty() {
+        warnings.push(format!(
+            "no customers as of the churn model's cut-off {cutoff} (the data starts later): the churn model is not trained"
+        ));
+        return Ok(None);
+    }
     if past.names != today.names {
         return Err(Error::Internal(
             "customer_features as of the cut-off and today have different columns".into(),

@@ -262,7 +262,10 @@ pub const QUERY_MEMORY_BYTES: usize = 512 << 20;
 /// add up in the same order every run, so the same input gives the same
 /// bytes (with several partitions, partial sums merge in arrival order).
 async fn session(storage: &Storage) -> Result<(SessionContext, Vec<TableRef>)> {
+    // No listing cache: this session rewrites feedback_scored and reads it
+    // back (see catalog::fresh_listings_runtime).
     let runtime = RuntimeEnvBuilder::new()
+        .with_object_list_cache_limit(0)
         .with_memory_limit(QUERY_MEMORY_BYTES, 1.0)
         .build_arc()?;
     let config = SessionConfig::new()

@@ -73,8 +73,10 @@ pub fn share_wilson(n: u64, hits: u64) -> Option<Estimate> {
         n,
         value: 100.0 * p,
         se: 100.0 * (p * (1.0 - p) / nf).sqrt(),
-        ci_low: 100.0 * (center - half).max(0.0),
-        ci_high: 100.0 * (center + half).min(1.0),
+        // At p = 0 or 1 the bound equals p exactly in theory; rounding must
+        // not leave the estimate outside its own interval.
+        ci_low: 100.0 * (center - half).max(0.0).min(p),
+        ci_high: 100.0 * (center + half).min(1.0).max(p),
     })
 }
 

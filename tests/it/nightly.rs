@@ -45,6 +45,10 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("transform", "ok"),
             ("segment", "ok"),
             ("voice", "ok"),
+            ("value", "ok"),
+            ("empathy", "ok"),
+            ("roi", "ok"),
+            ("fairness", "ok"),
             ("privacy", "ok")
         ])
     );
@@ -61,6 +65,10 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("transform", "skipped"),
             ("segment", "skipped"),
             ("voice", "skipped"),
+            ("value", "skipped"),
+            ("empathy", "skipped"),
+            ("roi", "skipped"),
+            ("fairness", "skipped"),
             ("privacy", "skipped")
         ]),
         "nothing changed, nothing runs"
@@ -76,6 +84,10 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("transform", "ok"),
             ("segment", "ok"),
             ("voice", "ok"),
+            ("value", "ok"),
+            ("empathy", "ok"),
+            ("roi", "ok"),
+            ("fairness", "ok"),
             ("privacy", "ok")
         ])
     );
@@ -99,6 +111,10 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("transform", "ok"),
             ("segment", "ok"),
             ("voice", "ok"),
+            ("value", "ok"),
+            ("empathy", "ok"),
+            ("roi", "ok"),
+            ("fairness", "ok"),
             ("privacy", "ok")
         ])
     );

@@ -26,6 +26,10 @@ pub struct ReleasedTable {
     /// The column counting the people (or answers, tickets) behind a row.
     pub count_column: &'static str,
     pub report_use: ReportUse,
+    /// SQL condition selecting the rows that count people, when some rows
+    /// count something else (the fairness audit's probe rows count template
+    /// sentences). `None`: every row.
+    pub people_rows: Option<&'static str>,
 }
 
 /// What the scan of one released table found.
@@ -130,11 +134,13 @@ mod tests {
         table: "nps_daily",
         count_column: "responses",
         report_use: ReportUse::Aggregated,
+        people_rows: None,
     };
     const SHOWN: ReleasedTable = ReleasedTable {
         table: "segment_profiles",
         count_column: "customers",
         report_use: ReportUse::AsIs,
+        people_rows: None,
     };
 
     #[test]
