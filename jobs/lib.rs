@@ -21,6 +21,7 @@
 //! - [`segment`]: customer segments (k-means on customer_features, k by silhouette, named from centroids)
 //! - [`voice`]: sentiment and emotion scoring of free text (`voice::score`: lexicons and rules, en/es/de)
 //! - [`value`]: churn model and rates, BG/NBD + Gamma-Gamma lifetime value → marts/customer_value, churn_evaluation, churn_rates
+//! - [`report`]: the owner's report: marts → report.json → reports/<date>/index.html (tera, inline SVG)
 //! - [`roi`]: initiative ROI: treatment vs control (or difference in differences), bootstrap intervals → `marts/initiative_roi`
 //! - [`fairness`]: the fairness audit of every automated decision across customer groups (`marts/fairness_audit`), and of any decision table
 //! - [`generate`]: demo exports of a bakery-café with planted ground truth
@@ -58,6 +59,7 @@ pub mod nightly;
 pub mod parquet_io;
 pub mod privacy;
 pub mod query;
+pub mod report;
 pub mod roi;
 pub mod runs;
 pub mod schema;

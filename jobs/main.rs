@@ -231,6 +231,16 @@ enum Command {
         #[command(subcommand)]
         command: Option<VoiceCommand>,
     },
+    /// Write the owner's report for a date: reports/<date>/index.html and report.json.
+    ///
+    /// Reads the marts of the date; a section whose job did not run says so instead of
+    /// failing. Prints the path of the page.
+    /// Example: attune report --date 2025-12-31
+    Report {
+        /// The run date (YYYY-MM-DD): the marts to report on.
+        #[arg(long)]
+        date: NaiveDate,
+    },
     /// List recent runs from their manifests (runs/<run_id>.json), newest first.
     ///
     /// A run still marked running while nobody holds the lock is shown as interrupted.
@@ -657,6 +667,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Report { date } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let o = runtime()?.block_on(attune::report::run(&ctx, *date))?;
+            for w in &o.warnings {
+                eprintln!("note: {w}");
+            }
+            eprintln!("report.json: {}", o.json_path);
+            println!("{}", o.html_path);
+            Ok(())
+        }
         Command::Empathy { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
             let outcome = runtime()?.block_on(attune::empathy::run(&ctx, *date))?;
@@ -1075,6 +1095,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("quarantine:      {root}/quarantine/");
             println!("marts (Parquet): {root}/marts/");
             println!("run manifest:    {}", outcome.nightly.manifest_path);
+            if let Some(page) = outcome
+                .nightly
+                .manifest
+                .dates
+                .last()
+                .map(|d| outcome.root.join(format!("reports/{d}/index.html")))
+                .filter(|p| p.exists())
+            {
+                println!("owner's report:  {}", page.display());
+            }
             eprintln!(
                 "demo finished in {:.1}s (public demo key: pseudonyms are not protected)",
                 started.elapsed().as_secs_f64()

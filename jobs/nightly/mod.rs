@@ -25,7 +25,8 @@ use crate::context::JobContext;
 use crate::manifest::{JobRecord, JobTimer, RunManifest};
 use crate::storage::{landing_dir, partition_dir};
 use crate::{
-    Error, Result, empathy, fairness, ingest, privacy, roi, segment, transform, value, voice,
+    Error, Result, empathy, fairness, ingest, privacy, report, roi, segment, transform, value,
+    voice,
 };
 
 pub use self::lock::RunLock;
@@ -34,10 +35,11 @@ pub use self::lock::RunLock;
 /// its scores down by segment); value after both (churn rates by segment);
 /// empathy after voice (it reads the scored messages); roi after value (it
 /// needs CLTV); fairness after every job whose decisions it audits; privacy
-/// after every job that writes a mart. `retention` runs only when
+/// after every job that writes a mart; the report last, from every mart.
+/// `retention` runs only when
 /// `[privacy] retention_enabled` is set, and always runs then (it is cheap
 /// and idempotent).
-pub const JOBS: [&str; 10] = [
+pub const JOBS: [&str; 11] = [
     "ingest",
     "transform",
     "segment",
@@ -47,6 +49,7 @@ pub const JOBS: [&str; 10] = [
     "roi",
     "fairness",
     "privacy",
+    "report",
     "retention",
 ];
 
@@ -76,6 +79,7 @@ pub struct NightlyOutcome {
     pub empathy: Option<empathy::EmpathyOutcome>,
     pub roi: Option<roi::RoiOutcome>,
     pub fairness: Option<fairness::FairnessOutcome>,
+    pub report: Option<report::ReportOutcome>,
 }
 
 /// What one job reported, for the manifest.
@@ -126,6 +130,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         empathy: None,
         roi: None,
         fairness: None,
+        report: None,
     };
     let mut failure = None;
     // (job, findings) of every gated job that found something, run or skipped.
@@ -456,6 +461,12 @@ async fn run_job(
             outcome.fairness = Some(o);
             Ok(ran)
         }
+        "report" => {
+            let o = report::run(ctx, date).await?;
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
+            outcome.report = Some(o);
+            Ok(ran)
+        }
         other => Err(Error::Internal(format!("job `{other}` has no runner"))),
     }
 }
@@ -509,6 +520,9 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
             }
         }
         places.push(Place::Prefix(partition_dir("marts", "lineage", date)));
+    }
+    if job == "report" {
+        places.push(Place::Prefix(Path::from(format!("reports/{date}"))));
     }
     for doc in crate::mart::docs()? {
         let writers: Vec<&str> = doc.job.split(',').map(str::trim).collect();

@@ -76,6 +76,7 @@ const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("roi", crate::roi::LAKE_COLUMNS_READ),
     ("empathy", crate::empathy::LAKE_COLUMNS_READ),
     ("fairness", crate::fairness::LAKE_COLUMNS_READ),
+    ("report", crate::report::LAKE_COLUMNS_READ),
 ];
 
 /// (job, lake table, column) for every lake column a Rust job reads directly.

@@ -49,7 +49,8 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("empathy", "ok"),
             ("roi", "ok"),
             ("fairness", "ok"),
-            ("privacy", "ok")
+            ("privacy", "ok"),
+            ("report", "ok"),
         ])
     );
     let features = root
@@ -69,7 +70,8 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("empathy", "skipped"),
             ("roi", "skipped"),
             ("fairness", "skipped"),
-            ("privacy", "skipped")
+            ("privacy", "skipped"),
+            ("report", "skipped"),
         ]),
         "nothing changed, nothing runs"
     );
@@ -88,7 +90,8 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("empathy", "ok"),
             ("roi", "ok"),
             ("fairness", "ok"),
-            ("privacy", "ok")
+            ("privacy", "ok"),
+            ("report", "ok"),
         ])
     );
     assert!(
@@ -115,7 +118,8 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("empathy", "ok"),
             ("roi", "ok"),
             ("fairness", "ok"),
-            ("privacy", "ok")
+            ("privacy", "ok"),
+            ("report", "ok"),
         ])
     );
     let ingested = fourth.ingest.as_ref().expect("ingest ran");
