@@ -384,37 +384,19 @@ async fn run_job(
         }
         "segment" => {
             let o = segment::run(ctx, date).await?;
-            let ran = Ran {
-                rows_in: o.rows_in,
-                rows_out: o.rows_out,
-                warnings: o.warnings.clone(),
-                details: serde_json::to_value(&o).unwrap_or_default(),
-                gate_findings: 0,
-            };
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
             outcome.segment = Some(o);
             Ok(ran)
         }
         "voice" => {
             let o = voice::run(ctx, date).await?;
-            let ran = Ran {
-                rows_in: o.rows_in,
-                rows_out: o.rows_out,
-                warnings: o.warnings.clone(),
-                details: serde_json::to_value(&o).unwrap_or_default(),
-                gate_findings: 0,
-            };
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
             outcome.voice = Some(o);
             Ok(ran)
         }
         "privacy" => {
             let o = privacy::run(ctx, date).await?;
-            let ran = Ran {
-                rows_in: o.rows_in,
-                rows_out: o.rows_out,
-                warnings: o.warnings.clone(),
-                details: serde_json::to_value(&o).unwrap_or_default(),
-                gate_findings: o.gate_findings(),
-            };
+            let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, o.gate_findings());
             outcome.privacy = Some(o);
             Ok(ran)
         }
