@@ -55,30 +55,36 @@
 -- test web_sessions_total: not_null, range 0 *
 -- test web_conversion_rate: range 0 1
 WITH order_stats AS (
+    -- one pass over all orders: refunded orders are counted here and left
+    -- out of every other aggregate (a NULL is ignored by min, max and sum)
     SELECT
         o.customer_id,
-        min(o.ordered_at) AS first_order_at,
-        max(o.ordered_at) AS last_order_at,
-        count(*) AS frequency,
+        min(o.kept_at) AS first_order_at,
+        max(o.kept_at) AS last_order_at,
+        sum(o.kept) AS frequency,
+        sum(1 - o.kept) AS refunded_orders,
         -- money is summed in whole cents: a float sum depends on the order rows
         -- arrive in, and the same inputs must give byte-identical marts
-        CAST(sum(CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
-        CAST(sum(CAST(round(o.discount_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS discount_total,
-        sum(CASE WHEN run_date() - o.order_date < 30 THEN 1 ELSE 0 END) AS orders_30d,
-        sum(CASE WHEN run_date() - o.order_date < 90 THEN 1 ELSE 0 END) AS orders_90d,
-        sum(CASE WHEN run_date() - o.order_date < 365 THEN 1 ELSE 0 END) AS orders_365d,
-        sum(CASE WHEN o.channel = 'in_store' THEN 1 ELSE 0 END) AS in_store_orders,
-        sum(CASE WHEN o.channel = 'online' THEN 1 ELSE 0 END) AS online_orders,
-        sum(CASE WHEN o.channel = 'app' THEN 1 ELSE 0 END) AS app_orders
-    FROM stg_orders AS o
-    WHERE NOT o.refunded
+        CAST(sum(o.kept * CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
+        CAST(sum(o.kept * CAST(round(o.discount_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS discount_total,
+        sum(CASE WHEN o.age_days < 30 THEN o.kept ELSE 0 END) AS orders_30d,
+        sum(CASE WHEN o.age_days < 90 THEN o.kept ELSE 0 END) AS orders_90d,
+        sum(CASE WHEN o.age_days < 365 THEN o.kept ELSE 0 END) AS orders_365d,
+        sum(CASE WHEN o.channel = 'in_store' THEN o.kept ELSE 0 END) AS in_store_orders,
+        sum(CASE WHEN o.channel = 'online' THEN o.kept ELSE 0 END) AS online_orders,
+        sum(CASE WHEN o.channel = 'app' THEN o.kept ELSE 0 END) AS app_orders
+    FROM (
+        SELECT
+            customer_id,
+            CASE WHEN refunded THEN 0 ELSE 1 END AS kept,
+            CASE WHEN refunded THEN NULL ELSE ordered_at END AS kept_at,
+            run_date() - order_date AS age_days,
+            total_amount,
+            discount_amount,
+            channel
+        FROM stg_orders
+    ) AS o
     GROUP BY o.customer_id
-),
-refund_stats AS (
-    SELECT customer_id, count(*) AS refunded_orders
-    FROM stg_orders
-    WHERE refunded
-    GROUP BY customer_id
 ),
 ticket_stats AS (
     SELECT
@@ -130,7 +136,7 @@ SELECT
     os.last_order_at,
     run_date() - CAST(os.last_order_at AS DATE) AS recency_days,
     COALESCE(os.frequency, 0) AS frequency,
-    COALESCE(rs.refunded_orders, 0) AS refunded_orders,
+    COALESCE(os.refunded_orders, 0) AS refunded_orders,
     COALESCE(os.monetary_total, 0.0) AS monetary_total,
     os.monetary_total / NULLIF(os.frequency, 0) AS avg_order_value,
     COALESCE(os.orders_30d, 0) AS orders_30d,
@@ -155,7 +161,6 @@ SELECT
     CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_sessions_total, 0) AS web_conversion_rate
 FROM stg_customers AS c
 LEFT JOIN order_stats AS os ON os.customer_id = c.customer_id
-LEFT JOIN refund_stats AS rs ON rs.customer_id = c.customer_id
 LEFT JOIN ticket_stats AS ts ON ts.customer_id = c.customer_id
 LEFT JOIN nps_ranked AS np ON np.customer_id = c.customer_id AND np.answer_rank = 1
 LEFT JOIN csat_stats AS cs ON cs.customer_id = c.customer_id

@@ -40,7 +40,6 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -387,8 +386,8 @@ async fn register_superseded(
         ctx.storage.url(),
         partition_dir("marts", "superseded", date)
     ))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options = ListingOptions::new(Arc::new(crate::catalog::parquet_format()))
+        .with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .infer_schema(&session.state())

@@ -21,14 +21,14 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use futures::StreamExt;
 use serde::Serialize;
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 
 use self::lineage::ModelLineage;
 use self::models::{Materialized, Model};
@@ -90,7 +90,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
         let started = Instant::now();
         let failed = |reason: String| Error::Model {
             model: model.name.clone(),
-            reason,
+            reason: with_memory_hint(reason, ctx.cfg.transform_memory_limit),
         };
         let df = session
             .sql(&model.sql)
@@ -110,15 +110,25 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let path = partition_file("marts", &model.name, date);
                 let mut sink = ParquetSink::create(storage.store(), path, schema)?;
-                let mut stream = df
-                    .execute_stream()
+                let task = Arc::new(df.task_ctx());
+                let plan = df
+                    .create_physical_plan()
                     .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task)
                     .map_err(|e| failed(e.to_string()))?;
                 while let Some(batch) = stream.next().await {
                     sink.write(&batch.map_err(|e| failed(e.to_string()))?)
                         .await?;
                 }
                 let rows = sink.finish().await?;
+                // the plan with its measured rows, times and memory: what
+                // `EXPLAIN ANALYZE` prints, for finding a slow model at scale
+                debug!(
+                    model = %model.name,
+                    "plan with metrics:\n{}",
+                    DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
+                );
                 register_partition(&session, ctx, &model.name, date).await?;
                 rows
             }
@@ -183,7 +193,7 @@ async fn lake_session(
     BTreeMap<String, superseded::SupersededCounts>,
 )> {
     let storage = &ctx.storage;
-    let session = catalog::new_session(storage);
+    let session = catalog::new_bounded_session(storage, ctx.cfg.transform_memory_limit);
     let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
         .await?
         .into_iter()
@@ -244,6 +254,19 @@ pub async fn model_as_of(
     Ok(session.table(model).await?.collect().await?)
 }
 
+/// DataFusion's "Resources exhausted" names the operator and pool, not the
+/// setting that sizes the pool.
+fn with_memory_hint(reason: String, limit: usize) -> String {
+    if reason.contains("Resources exhausted") {
+        format!(
+            "{reason}; the models may hold {} MiB: raise transform.memory_limit_mb in attune.toml",
+            limit >> 20
+        )
+    } else {
+        reason
+    }
+}
+
 /// The header must document exactly the columns the SELECT returns: the
 /// analyst docs are generated from it, so drift would be a lie in the docs.
 fn check_documented_columns(model: &Model, schema: &Schema) -> Result<()> {
@@ -271,8 +294,8 @@ async fn register_partition(
     date: NaiveDate,
 ) -> Result<()> {
     let url = ListingTableUrl::parse(format!("{}marts/{model}/dt={date}/", ctx.storage.url()))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options = ListingOptions::new(Arc::new(crate::catalog::parquet_format()))
+        .with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .infer_schema(&session.state())
