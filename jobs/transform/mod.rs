@@ -236,21 +236,15 @@ pub async fn session_as_of(
 
 /// The rows of one model as of `date`, computed in memory, not written.
 ///
-/// Computed on one partition: DataFusion then adds up floating-point
-/// columns in one fixed order, so the same model computed twice gives the
-/// same bits. With several partitions the order in which partial sums meet
-/// varies from run to run, and so do the last bits of every DOUBLE sum.
+/// Computed on every core: the model must not add up DOUBLE columns (the
+/// order in which partial sums meet varies between runs, and with it the
+/// last bits), which is why customer_features sums money in whole cents.
 pub async fn model_as_of(
     ctx: &JobContext,
     model: &str,
     date: NaiveDate,
 ) -> Result<Vec<RecordBatch>> {
     let session = session_as_of(ctx, date).await?;
-    session
-        .sql("SET datafusion.execution.target_partitions = 1")
-        .await?
-        .collect()
-        .await?;
     Ok(session.table(model).await?.collect().await?)
 }
 

@@ -156,6 +156,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
 
     let cutoff = date - chrono::Duration::days(i64::from(cfg.cutoff_days));
     let churn = churn_model(ctx, cutoff, &s, &histories, &today, inactive, &mut warnings).await?;
+    lap("churn_model", &mut clock);
     let probability: Vec<Option<f64>> = s
         .customer_id
         .iter()
@@ -181,7 +182,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         latest_cutoff,
         inactive,
     );
-    lap("churn", &mut clock);
+    lap("churn_rates", &mut clock);
 
     let threshold = cfg.at_risk_threshold;
     let at_risk_customers = probability
@@ -353,9 +354,15 @@ async fn churn_model(
     warnings: &mut Vec<String>,
 ) -> Result<Option<ChurnRun>> {
     let cfg = &ctx.cfg.value;
+    let started = Instant::now();
     let past = FeatureTable::from_batches(
         &transform::model_as_of(ctx, "customer_features", cutoff).await?,
     )?;
+    info!(
+        customers = past.customer_id.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "features as of the cut-off computed"
+    );
     if past.customer_id.is_empty() {
         warnings.push(format!(
             "no customers as of the churn model's cut-off {cutoff} (the data starts later): the churn model is not trained"
@@ -392,6 +399,7 @@ async fn churn_model(
         return Ok(None);
     }
     let (train, held) = churn::holdout_split(rows.len(), cfg.holdout_share, cfg.seed);
+    let train = churn::training_sample(train, cfg.seed);
     let pick = |idx: &[usize], v: &[usize]| idx.iter().map(|&k| v[k]).collect::<Vec<usize>>();
     let pick_b = |idx: &[usize], v: &[bool]| idx.iter().map(|&k| v[k]).collect::<Vec<bool>>();
     let holdout_model = ChurnModel::fit(&past, &pick(&train, &rows), &pick_b(&train, &labels))?;
@@ -440,8 +448,10 @@ async fn churn_model(
         .zip(held_labels.iter().zip(&held_active))
         .map(|((&r, &p), (&y, &a))| (past.customer_id[r].clone(), p, y, a))
         .collect();
-    // Refit on every labelled customer, then score today's features.
-    let model = ChurnModel::fit(&past, &rows, &labels)?;
+    // Refit on every labelled customer (up to the training cap), then score
+    // today's features.
+    let refit = churn::training_sample((0..rows.len()).collect(), cfg.seed);
+    let model = ChurnModel::fit(&past, &pick(&refit, &rows), &pick_b(&refit, &labels))?;
     let all_today: Vec<usize> = (0..today.customer_id.len()).collect();
     let today_p = model.predict(today, &all_today);
     Ok(Some(ChurnRun {
@@ -449,7 +459,7 @@ async fn churn_model(
         model,
         held_out,
         today: today_p,
-        training_customers: rows.len() as u64,
+        training_customers: refit.len() as u64,
     }))
 }
 

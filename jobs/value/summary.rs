@@ -3,10 +3,9 @@
 //! the repeat purchases, all from the first purchase, plus repeat purchases
 //! after the calibration end when there is a holdout.
 //!
-//! The heavy part (grouping millions of orders by customer and day) is
-//! `purchase_days.sql` on DataFusion; this module folds its rows per
-//! customer into the models' units, keeping each customer's purchase days
-//! for the churn labels.
+//! `purchase_days.sql` streams every purchase up to the holdout end; this
+//! module folds them per customer into the models' units, keeping each
+//! customer's purchase days for the churn labels.
 
 use std::collections::HashMap;
 
@@ -106,9 +105,11 @@ const AMOUNT_SCALE: f64 = 1e6;
 /// day rows may arrive in any order. Amounts stay exact integers (millionths).
 #[derive(Debug, Clone)]
 struct Fold {
-    /// Purchase days up to the holdout end (sorted at the end).
+    /// Purchase days up to the holdout end, one per order (sorted and
+    /// de-duplicated at the end: several orders on a day are one purchase).
     days: Vec<i32>,
     first_day: i32,
+    /// Every order on `first_day`, summed.
     first_amount: i128,
     calibration_amount: i128,
 }
@@ -188,6 +189,8 @@ pub async fn load(
             if day < f.first_day {
                 f.first_day = day;
                 f.first_amount = amount;
+            } else if day == f.first_day {
+                f.first_amount += amount;
             }
             if day <= end {
                 f.calibration_amount += amount;
@@ -204,6 +207,7 @@ pub async fn load(
             continue;
         }
         f.days.sort_unstable();
+        f.days.dedup();
         let calibration = f.days.partition_point(|&d| d <= end);
         let x = (calibration - 1) as u32;
         let last = f.days[calibration - 1];
