@@ -39,6 +39,8 @@ mod bench;
 #[cfg(test)]
 mod eval;
 #[cfg(test)]
+mod identity;
+#[cfg(test)]
 mod tests;
 
 use std::cell::RefCell;
