@@ -35,8 +35,6 @@ pub mod tokenize;
 mod valence;
 
 #[cfg(test)]
-mod bench;
-#[cfg(test)]
 mod eval;
 #[cfg(test)]
 mod identity;
