@@ -35,9 +35,9 @@ pub mod tokenize;
 mod valence;
 
 #[cfg(test)]
-mod bench;
-#[cfg(test)]
 mod eval;
+#[cfg(test)]
+mod identity;
 #[cfg(test)]
 mod tests;
 
@@ -49,7 +49,7 @@ pub use self::file::{ScoreFileOutcome, score_file};
 pub use self::language::SUPPORTED;
 pub use self::probe::{ProbeGap, counterfactual_probe};
 
-use self::language::{Detected, Votes};
+use self::language::{Detected, Votes, WhatlangMemo};
 use self::lexicon::{FxMap, Language, Sources};
 use self::tokenize::{SymbolTable, Tokens};
 use self::valence::Work;
@@ -218,6 +218,7 @@ pub struct Scorer {
 struct Scratch {
     tokens: Tokens,
     work: Work,
+    memo: WhatlangMemo,
 }
 
 thread_local! {
@@ -368,7 +369,7 @@ impl Scorer {
             };
             info.is_some_and(|i| i.valence.is_some() && !lexicon::is_symbol(word))
         };
-        match self.votes.detect(&s.tokens, in_lexicon) {
+        match self.votes.detect(&s.tokens, &mut s.memo, in_lexicon) {
             Detected::Supported(k) => self.score_in(k, s),
             Detected::Unsupported(code) => {
                 Scored::unscored(Some(code), reason::UNSUPPORTED_LANGUAGE)
