@@ -18,11 +18,9 @@ Exit codes:
   0  success
   1  a job failed (see the error and runs/<run_id>.json)
   2  usage or configuration error (bad flag, bad attune.toml, no pseudonymization key)
-  3  an audit gate stopped the run: every output was written, but checks found problems
-     at or above the configured level (privacy.fail_on)
-  3  an audit gate tripped: the run finished and wrote its outputs, but an audit found
-     what its fail_on setting refuses (fairness.fail_on = concern: a fairness concern;
-     see marts/fairness_audit)
+  3  an audit gate tripped: the run finished and wrote every output, but an audit found
+     what its fail_on setting refuses (privacy.fail_on: see marts/privacy_checks;
+     fairness.fail_on: see marts/fairness_audit)
   4  another attune run holds the data root's lock
   5  input missing or unusable (no landing folder, unreadable file, bad header)";
 

@@ -353,3 +353,32 @@ fn eval_on_labelled_replies() {
         assert!(recall >= min, "rule {rule}: recall {recall:.2} < {min}");
     }
 }
+
+#[test]
+fn the_language_memo_answers_as_whatlang_does() {
+    let long_spanish = "Hola, muchas gracias por escribirnos y por su paciencia. ".repeat(12);
+    let texts = [
+        "Thank you so much for telling us, we are sorry and we will fix it for you.",
+        "Muchas gracias por su mensaje, lamentamos mucho lo ocurrido con su pedido.",
+        "Vielen Dank für Ihre Nachricht, es tut uns sehr leid, wir kümmern uns darum.",
+        "Merci beaucoup pour votre message, nous sommes désolés pour ce retard.",
+        "ok",
+        long_spanish.as_str(),
+    ];
+    let direct = |t: &str| {
+        !looks_english(t)
+            && whatlang::detect(t)
+                .is_some_and(|i| i.lang() != whatlang::Lang::Eng && i.is_reliable())
+    };
+    // twice each, interleaved: the second answers come from the memo
+    for _ in 0..2 {
+        for t in texts {
+            assert_eq!(reliably_not_english(t), direct(t), "{t}");
+        }
+    }
+    assert!(!reliably_not_english(texts[0]), "English is scored");
+    assert!(
+        reliably_not_english(&long_spanish),
+        "past the memo's key limit too"
+    );
+}
