@@ -294,7 +294,7 @@ mod tests {
         );
         assert_ne!(a, training_sample(many, 8), "another seed, another sample");
         // spread over the whole range, not its start
-        assert!(*a.last().expect("non-empty") > (MAX_TRAINING_CUSTOMERS * 5) as usize);
+        assert!(*a.last().expect("non-empty") > MAX_TRAINING_CUSTOMERS * 5);
     }
 
     fn table(n: usize, seed: u64) -> (FeatureTable, Vec<bool>) {
