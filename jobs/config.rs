@@ -66,10 +66,12 @@ timezone = "UTC"
 # into attune). Unset by default.
 # models_dir = "/etc/attune/sql"
 # Memory the SQL models may hold at once (MiB). Aggregates and sorts spill to
-# disk beyond it, so a growing history costs time, not memory; the process
-# peaks a few hundred MiB above it (Parquet reading, the superseded pass).
-# At a million customers the transform peaked at 1.9 GiB with the default.
-memory_limit_mb = 1024
+# disk beyond it, so a growing history costs time, not memory; hash joins
+# cannot spill, and a model whose joins need more fails with "Resources
+# exhausted". At a million customers the joins of customer_features hold
+# about 0.9 GiB and the transform peaks at 3.6 GiB without spilling; 1024
+# brings that peak to 1.9 GiB (slower: it spills) but fails at two million.
+memory_limit_mb = 4096
 
 [empathy]
 # The Empathy Index (`attune empathy`): a 0-100 composite of six components. The
@@ -638,7 +640,7 @@ pub struct ValidConfig {
     pub privacy_fail_on: FailOn,
     /// Folder of SQL models replacing the built-in `sql/`. Default: none.
     pub models_dir: Option<std::path::PathBuf>,
-    /// Memory pool of the SQL models, in bytes. Default 1024 MiB.
+    /// Memory pool of the SQL models, in bytes. Default 4096 MiB.
     pub transform_memory_limit: usize,
     pub voice: VoiceConfig,
     /// The business's time zone, for "yesterday". Default UTC.
@@ -833,10 +835,10 @@ impl RawConfig {
                 "privacy.retention_days must be at least 1".into(),
             ));
         }
-        let memory_limit_mb = self.transform.memory_limit_mb.unwrap_or(1024);
+        let memory_limit_mb = self.transform.memory_limit_mb.unwrap_or(4096);
         if memory_limit_mb < 64 {
             return Err(Error::Config(format!(
-                "transform.memory_limit_mb = {memory_limit_mb}: use at least 64 (default 1024)"
+                "transform.memory_limit_mb = {memory_limit_mb}: use at least 64 (default 4096)"
             )));
         }
         let transform_memory_limit = usize::try_from(memory_limit_mb << 20).map_err(|_| {
