@@ -65,8 +65,9 @@ timezone = "UTC"
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
 # into attune). Unset by default.
 # models_dir = "/etc/attune/sql"
-# Memory the SQL models may hold at once (MiB). Aggregates and sorts spill to
-# disk beyond it, so a growing history costs time, not memory; hash joins
+# Memory the SQL models (and the voice job's queries) may hold at once
+# (MiB). Aggregates and sorts spill to disk beyond it, so a growing history
+# costs time, not memory; hash joins
 # cannot spill, and a model whose joins need more fails with "Resources
 # exhausted". At a million customers the joins of customer_features hold
 # about 0.9 GiB and the transform peaks at 3.6 GiB without spilling; 1024

@@ -114,7 +114,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let cfg = &ctx.cfg;
     let k = cfg.min_group_size;
     let mut warnings = Vec::new();
-    let (session, tables) = session(storage).await?;
+    let (session, tables) = session(storage, ctx.cfg.transform_memory_limit).await?;
     let params = RunParams {
         date,
         followup_hours: cfg.voice.followup_hours,
@@ -251,22 +251,23 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     })
 }
 
-/// Memory DataFusion may use for the job's queries before it spills sorts
-/// to the temporary folder. The de-duplication of the messages sorts whole
-/// tables with their text; without a limit that is every ticket at once.
-pub const QUERY_MEMORY_BYTES: usize = 512 << 20;
-
 /// Every lake and mart table registered as [`catalog::session_with_all`]
-/// does, in a session that spills to disk beyond [`QUERY_MEMORY_BYTES`] and
-/// runs each query in one partition: the float sums of `scores.sql` then
-/// add up in the same order every run, so the same input gives the same
-/// bytes (with several partitions, partial sums merge in arrival order).
-async fn session(storage: &Storage) -> Result<(SessionContext, Vec<TableRef>)> {
+/// does, in a session whose queries share a pool of `memory_limit` bytes
+/// (`[transform] memory_limit_mb`: the de-duplication of the messages sorts
+/// whole tables with their text, and spills beyond it; a fixed 512 MiB pool
+/// was too small for the hash joins at two million customers), running each
+/// query in one partition: the float sums of `scores.sql` then add up in the
+/// same order every run, so the same input gives the same bytes (with
+/// several partitions, partial sums merge in arrival order).
+async fn session(
+    storage: &Storage,
+    memory_limit: usize,
+) -> Result<(SessionContext, Vec<TableRef>)> {
     // No listing cache: this session rewrites feedback_scored and reads it
     // back (see catalog::fresh_listings_runtime).
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)
-        .with_memory_limit(QUERY_MEMORY_BYTES, 1.0)
+        .with_memory_limit(memory_limit, 1.0)
         .build_arc()?;
     let config = SessionConfig::new()
         .with_information_schema(true)
