@@ -206,3 +206,16 @@ pub fn demo_ctx() -> (JobContext, NaiveDate) {
     ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
     (ctx, last)
 }
+
+/// Column `name` of `b` as its concrete Arrow array type.
+pub fn column<A: datafusion::arrow::array::Array + Clone + 'static>(
+    b: &RecordBatch,
+    name: &str,
+) -> A {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<A>()
+        .unwrap_or_else(|| panic!("column {name} is not a {}", std::any::type_name::<A>()))
+        .clone()
+}

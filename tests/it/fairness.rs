@@ -895,20 +895,8 @@ fn read_mart(root: &Path, date: NaiveDate) -> Vec<MartRow> {
             s("explanation"),
         );
         let (val, rat) = (f("value"), f("ratio"));
-        let n = b
-            .column_by_name("n")
-            .expect("n")
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .expect("u64")
-            .clone();
-        let sup = b
-            .column_by_name("suppressed")
-            .expect("s")
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .expect("bool")
-            .clone();
+        let n = common::column::<UInt64Array>(&b, "n");
+        let sup = common::column::<BooleanArray>(&b, "suppressed");
         let opt_s = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
         let opt_f = |a: &Float64Array, i: usize| a.is_valid(i).then(|| a.value(i));
         for i in 0..b.num_rows() {

@@ -7,7 +7,7 @@ use datafusion::arrow::array::{Array, Float64Array, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
-use crate::common::{KEY, Root, files_under};
+use crate::common::{self, KEY, Root, files_under};
 
 const DAY: &str = "2025-03-01";
 
@@ -84,13 +84,7 @@ async fn every_dirty_row_kind_is_quarantined_with_line_and_reason() {
     let lines: Vec<i64> = batches
         .iter()
         .flat_map(|b| {
-            let a = b
-                .column_by_name("line")
-                .expect("line")
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("int")
-                .clone();
+            let a = common::column::<Int64Array>(b, "line");
             (0..a.len()).map(move |i| a.value(i))
         })
         .collect();
@@ -147,13 +141,7 @@ async fn duplicates_keep_the_first_occurrence() {
         .read("lake", "orders", DAY)
         .iter()
         .flat_map(|b| {
-            let a = b
-                .column_by_name("total_amount")
-                .expect("col")
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .expect("f64")
-                .clone();
+            let a = common::column::<Float64Array>(b, "total_amount");
             (0..a.len()).map(move |i| a.value(i))
         })
         .collect();

@@ -27,7 +27,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::common::{KEY, Root, attune, demo_ctx, files_under, read_parquet};
+use crate::common::{self, KEY, Root, attune, demo_ctx, files_under, read_parquet};
 
 /// One row of `marts/privacy_checks`.
 #[derive(Debug, Clone)]
@@ -56,20 +56,8 @@ fn checks_of(root: &Path, date: NaiveDate) -> Vec<Row> {
                 .clone()
         };
         let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
-        let ids = b
-            .column_by_name("check_id")
-            .expect("id")
-            .as_any()
-            .downcast_ref::<Int32Array>()
-            .expect("int32")
-            .clone();
-        let counts = b
-            .column_by_name("count")
-            .expect("count")
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("int64")
-            .clone();
+        let ids = common::column::<Int32Array>(&b, "check_id");
+        let counts = common::column::<Int64Array>(&b, "count");
         let (st, ar, ta, co, de, ad) = (
             s("status"),
             s("area"),
