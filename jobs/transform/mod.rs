@@ -73,7 +73,7 @@ impl TransformOutcome {
 #[instrument(skip_all, fields(job = "transform", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> {
     let storage = &ctx.storage;
-    let (session, lake, replaced, superseded_counts) = lake_session(ctx, date).await?;
+    let (session, lake, replaced, superseded_counts) = lake_session(ctx, date, None).await?;
     crate::mart::publish(
         storage,
         "superseded",
@@ -181,11 +181,13 @@ pub fn date_constant_udf(name: &str, date: NaiveDate) -> ScalarUDF {
 
 /// A session over the lake as of `date`: every lake table, `run_date()`,
 /// and `superseded` (the copies a later export replaced, which the staging
-/// views leave out), computed in memory. Also returns the lake's tables,
-/// the superseded rows and their counts per table.
+/// views leave out): `replaced` when given, else computed from the lake.
+/// Also returns the lake's tables, the superseded rows and, when computed,
+/// their counts per table.
 async fn lake_session(
     ctx: &JobContext,
     date: NaiveDate,
+    replaced: Option<RecordBatch>,
 ) -> Result<(
     datafusion::prelude::SessionContext,
     BTreeSet<String>,
@@ -203,8 +205,13 @@ async fn lake_session(
         catalog::register(&session, storage, "lake", t, t).await?;
     }
     session.register_udf(run_date_udf(date));
-    let (replaced, counts) = superseded::find(&session, &ctx.contracts, &lake, date).await?;
-    let replaced = superseded::to_batch(&replaced)?;
+    let (replaced, counts) = match replaced {
+        Some(r) => (r, BTreeMap::new()),
+        None => {
+            let (found, counts) = superseded::find(&session, &ctx.contracts, &lake, date).await?;
+            (superseded::to_batch(&found)?, counts)
+        }
+    };
     session.register_table(
         "superseded",
         Arc::new(MemTable::try_new(
@@ -215,15 +222,40 @@ async fn lake_session(
     Ok((session, lake, replaced, counts))
 }
 
+/// The superseded list as of `date`, cut from the list the transform
+/// published for `published` (a later or the same day); `None` when that
+/// partition is missing or was written before lists carried
+/// `superseded_on`. Listing every key of every table takes seconds at scale:
+/// jobs after the transform read its list instead of listing again.
+pub async fn published_superseded(
+    ctx: &JobContext,
+    published: NaiveDate,
+    date: NaiveDate,
+) -> Result<Option<RecordBatch>> {
+    if date > published {
+        return Ok(None);
+    }
+    let path = partition_file("marts", "superseded", published);
+    if ctx.storage.head_opt(&path).await?.is_none() {
+        return Ok(None);
+    }
+    let batches = crate::parquet_io::read_batches(&ctx.storage, &path).await?;
+    superseded::as_of(&batches, date)
+}
+
 /// A session as of `date`: every lake table, `run_date()`, `superseded`,
 /// and every model registered as a view, so nothing is computed or written
 /// until queried. For jobs that need a model as of another date than the
-/// run date (the churn model's features as of its cut-off).
+/// run date (the churn model's features as of its cut-off). `superseded` is
+/// cut from the list the transform published for `published` when there is
+/// one (see [`published_superseded`]), else listed from the lake.
 pub async fn session_as_of(
     ctx: &JobContext,
     date: NaiveDate,
+    published: NaiveDate,
 ) -> Result<datafusion::prelude::SessionContext> {
-    let (session, lake, _, _) = lake_session(ctx, date).await?;
+    let replaced = published_superseded(ctx, published, date).await?;
+    let (session, lake, _, _) = lake_session(ctx, date, replaced).await?;
     for model in models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)? {
         let df = session.sql(&model.sql).await.map_err(|e| Error::Model {
             model: model.name.clone(),
@@ -234,7 +266,8 @@ pub async fn session_as_of(
     Ok(session)
 }
 
-/// The rows of one model as of `date`, computed in memory, not written.
+/// The rows of one model as of `date`, computed in memory, not written
+/// (`published` as in [`session_as_of`]).
 ///
 /// Computed on every core: the model must not add up DOUBLE columns (the
 /// order in which partial sums meet varies between runs, and with it the
@@ -243,8 +276,9 @@ pub async fn model_as_of(
     ctx: &JobContext,
     model: &str,
     date: NaiveDate,
+    published: NaiveDate,
 ) -> Result<Vec<RecordBatch>> {
-    let session = session_as_of(ctx, date).await?;
+    let session = session_as_of(ctx, date, published).await?;
     Ok(session.table(model).await?.collect().await?)
 }
 

@@ -40,6 +40,10 @@ pub struct Replaced {
     pub key: String,
     /// Days since 1970-01-01 of the partition holding the replaced copy.
     pub dt: i32,
+    /// Days since 1970-01-01 of the next export of the key: the copy that
+    /// replaced this one. As of an earlier day the copy was replaced only if
+    /// that export had arrived, so one list serves every day up to its own.
+    pub superseded_on: i32,
 }
 
 /// Per-table counts, for the transform outcome.
@@ -56,6 +60,7 @@ pub fn schema() -> SchemaRef {
         Field::new("table_name", DataType::Utf8, false),
         Field::new("record_key", DataType::Utf8, false),
         Field::new("source_dt", DataType::Date32, false),
+        Field::new("superseded_on", DataType::Date32, false),
     ]))
 }
 
@@ -151,12 +156,12 @@ async fn table_replaced(
             });
         }
         counts.keys_exported_more_than_once += 1;
-        let latest = dts.len() - 1;
-        for dt in &dts[..latest] {
+        for w in dts.windows(2) {
             out.push(Replaced {
                 table: table.to_string(),
                 key: key.clone(),
-                dt: *dt,
+                dt: w[0],
+                superseded_on: w[1],
             });
         }
     }
@@ -224,22 +229,62 @@ fn date_of(days: i32) -> NaiveDate {
 
 /// The replaced records as one batch of [`schema`].
 pub fn to_batch(replaced: &[Replaced]) -> Result<RecordBatch> {
-    let (mut t, mut k, mut d) = (
+    let (mut t, mut k, mut d, mut on) = (
         StringBuilder::new(),
         StringBuilder::new(),
+        Date32Builder::new(),
         Date32Builder::new(),
     );
     for r in replaced {
         t.append_value(&r.table);
         k.append_value(&r.key);
         d.append_value(r.dt);
+        on.append_value(r.superseded_on);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(t.finish()),
         Arc::new(k.finish()),
         Arc::new(d.finish()) as Arc<Date32Array>,
+        Arc::new(on.finish()) as Arc<Date32Array>,
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
+}
+
+/// The list as of `as_of` from a list computed as of a later day: the copies
+/// whose replacing export had arrived by `as_of`. Exact, because a key's
+/// exports up to the later day form a chain in which each copy is replaced
+/// by the next, and the exports up to `as_of` are a prefix of that chain.
+/// `None` for a list without `superseded_on` (written before it existed).
+pub fn as_of(list: &[RecordBatch], as_of: NaiveDate) -> Result<Option<RecordBatch>> {
+    let day = (as_of - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32;
+    let mut kept = Vec::new();
+    for b in list {
+        let Some(on) = b
+            .column_by_name("superseded_on")
+            .and_then(|c| c.as_primitive_opt::<Date32Type>())
+        else {
+            return Ok(None);
+        };
+        let keep: datafusion::arrow::array::BooleanArray =
+            on.iter().map(|d| d.map(|d| d <= day)).collect();
+        let b = datafusion::arrow::compute::filter_record_batch(b, &keep)?;
+        // The Parquet reader's nullability and string type may differ from the schema's.
+        let columns = schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = b.column_by_name(f.name()).ok_or_else(|| {
+                    Error::Internal(format!("marts/superseded has no column {}", f.name()))
+                })?;
+                Ok(datafusion::arrow::compute::cast(c, f.data_type())?)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        kept.push(RecordBatch::try_new(schema(), columns)?);
+    }
+    Ok(Some(datafusion::arrow::compute::concat_batches(
+        &schema(),
+        &kept,
+    )?))
 }
 
 #[cfg(test)]
@@ -288,13 +333,16 @@ mod tests {
         let sql = "SELECT order_id, dt FROM orders WHERE dt <= DATE '2025-03-05'";
         let (mut found, counts) = table_replaced(&ctx, "orders", sql).await.expect("runs");
         found.sort();
-        let got: Vec<(String, i32)> = found.into_iter().map(|r| (r.key, r.dt)).collect();
+        let got: Vec<(String, i32, i32)> = found
+            .into_iter()
+            .map(|r| (r.key, r.dt, r.superseded_on))
+            .collect();
         // B's re-export on 03-09 is after the run date: B on 03-01 still stands.
         assert_eq!(
             got,
             vec![
-                ("A".to_string(), days("2025-03-01")),
-                ("A".to_string(), days("2025-03-02"))
+                ("A".to_string(), days("2025-03-01"), days("2025-03-02")),
+                ("A".to_string(), days("2025-03-02"), days("2025-03-05"))
             ]
         );
         assert_eq!(counts.rows_scanned, 5);
@@ -344,17 +392,59 @@ mod tests {
         let mut expected = Vec::new();
         for (k, mut ds) in by_key {
             ds.sort_unstable();
-            ds.pop();
-            for d in ds {
+            for w in ds.windows(2) {
                 expected.push(Replaced {
                     table: "orders".into(),
                     key: k.to_string(),
-                    dt: d,
+                    dt: w[0],
+                    superseded_on: w[1],
                 });
             }
         }
         expected.sort();
         assert_eq!(found, expected);
+    }
+
+    /// The list of a later day, cut to an earlier one, equals the list
+    /// computed as of the earlier day, for every earlier day.
+    #[tokio::test]
+    async fn a_later_list_cut_to_an_earlier_day_equals_that_days_list() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut seen: HashSet<(String, u32)> = HashSet::new();
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for _ in 0..3000 {
+            let k = format!("K{}", rng.random_range(0..800));
+            let d = rng.random_range(1..=28u32);
+            if seen.insert((k.clone(), d)) {
+                rows.push((k, format!("2025-02-{d:02}")));
+            }
+        }
+        let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let ctx = session_with(&refs).await;
+        let list_as_of = |d: u32| {
+            let ctx = &ctx;
+            async move {
+                let sql =
+                    format!("SELECT order_id, dt FROM orders WHERE dt <= DATE '2025-02-{d:02}'");
+                let (mut found, _) = table_replaced(ctx, "orders", &sql).await.expect("runs");
+                found.sort();
+                to_batch(&found).expect("batch")
+            }
+        };
+        let latest = list_as_of(28).await;
+        assert!(latest.num_rows() > 1000, "{} replaced", latest.num_rows());
+        for d in [1, 2, 9, 15, 27, 28] {
+            let day = NaiveDate::from_ymd_opt(2025, 2, d).expect("date");
+            let cut = as_of(std::slice::from_ref(&latest), day)
+                .expect("cuts")
+                .expect("has superseded_on");
+            assert_eq!(cut, list_as_of(d).await, "as of 2025-02-{d:02}");
+        }
+        // A list written before superseded_on existed cannot be cut.
+        let old = latest.project(&[0, 1, 2]).expect("project");
+        let day = NaiveDate::from_ymd_opt(2025, 2, 9).expect("date");
+        assert!(as_of(&[old], day).expect("runs").is_none());
     }
 
     #[test]

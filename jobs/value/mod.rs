@@ -157,14 +157,10 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     let cutoff = date - chrono::Duration::days(i64::from(cfg.cutoff_days));
     let churn = churn_model(ctx, cutoff, &s, &histories, &today, inactive, &mut warnings).await?;
     lap("churn_model", &mut clock);
-    let probability: Vec<Option<f64>> = s
-        .customer_id
-        .iter()
-        .map(|id| {
-            churn
-                .as_ref()
-                .and_then(|c| today.position(id).map(|i| c.today[i]))
-        })
+    let probability: Vec<Option<f64>> = today
+        .positions(&s.customer_id)
+        .into_iter()
+        .map(|i| churn.as_ref().and_then(|c| i.map(|i| c.today[i])))
         .collect();
     let segments = segments_of(ctx, &s.customer_id, date, &mut warnings).await?;
     let latest_cutoff = epoch_day(date) - inactive;
@@ -244,7 +240,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
 /// `purchases(customer_id, order_date, amount)`: the non-refunded orders of
 /// `stg_orders`, de-duplicated across export days.
 pub async fn purchases_session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext> {
-    let session = transform::session_as_of(ctx, date).await?;
+    let session = transform::session_as_of(ctx, date, date).await?;
     session.register_table(
         "purchases",
         session
@@ -311,8 +307,9 @@ fn keep_known_customers(
     let mut s = Summaries::default();
     let mut histories = Vec::new();
     let mut dropped = 0u64;
+    let known = today.positions(&all.customer_id);
     for (i, customer_days) in days.iter().enumerate().take(all.len()) {
-        if today.position(&all.customer_id[i]).is_none() {
+        if known[i].is_none() {
             dropped += 1;
             continue;
         }
@@ -355,8 +352,9 @@ async fn churn_model(
 ) -> Result<Option<ChurnRun>> {
     let cfg = &ctx.cfg.value;
     let started = Instant::now();
+    let run_date = cutoff + chrono::Duration::days(i64::from(cfg.cutoff_days));
     let past = FeatureTable::from_batches(
-        &transform::model_as_of(ctx, "customer_features", cutoff).await?,
+        &transform::model_as_of(ctx, "customer_features", cutoff, run_date).await?,
     )?;
     info!(
         customers = past.customer_id.len(),
@@ -379,11 +377,12 @@ async fn churn_model(
     let mut rows = Vec::new();
     let mut labels = Vec::new();
     let mut active = Vec::new();
-    for (i, id) in s.customer_id.iter().enumerate() {
+    let in_past = past.positions(&s.customer_id);
+    for i in 0..s.customer_id.len() {
         if !histories[i].purchased_by(c) {
             continue;
         }
-        let Some(p) = past.position(id) else {
+        let Some(p) = in_past[i] else {
             continue;
         };
         rows.push(p);

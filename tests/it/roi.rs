@@ -741,6 +741,7 @@ async fn hand_made_lake(ctx: &JobContext) -> NaiveDate {
             text(vec!["orders".into()]),
             text(vec![e00_first.0.clone()]),
             Arc::new(Date32Array::from(vec![epoch_days(day("2025-03-05"))])),
+            Arc::new(Date32Array::from(vec![epoch_days(day("2025-03-20"))])),
         ],
     )
     .expect("superseded");
