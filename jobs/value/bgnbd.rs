@@ -25,7 +25,7 @@
 use serde::Serialize;
 
 use super::optim::{self, Objective, OptimReport};
-use super::special::{digamma, hyp2f1_scaled_deficit, ln_gamma, log_add_exp};
+use super::special::{digamma, hyp2f1_scaled_deficit, ln_gamma};
 use crate::{Error, Result};
 
 /// Fitted BG/NBD parameters. r and a, b are unitless; α is in the time
@@ -236,9 +236,17 @@ impl BgNbdData {
                 }
                 let (ltx, itx) = ln_tx[tp.tx as usize];
                 let a4 = px.c4 - px.rx * ltx;
-                let lse = log_add_exp(a3, a4);
-                // Weights of the two terms in the sum: softmax of (a3, a4).
-                let w4 = (a4 - lse).exp();
+                // log-sum-exp of (a3, a4) and the softmax weight of a4 from
+                // one exp: e = exp(lower - higher) serves both. This loop is
+                // the fit's time, and exp its largest part.
+                let (hi, lo) = if a3 >= a4 { (a3, a4) } else { (a4, a3) };
+                let e = (lo - hi).exp();
+                let lse = hi + e.ln_1p();
+                let w4 = if a4 > a3 {
+                    1.0 / (1.0 + e)
+                } else {
+                    e / (1.0 + e)
+                };
                 let w3 = 1.0 - w4;
                 acc[0] += tp.n * lse;
                 acc[1] -= tp.n * (w3 * lt + w4 * ltx);

@@ -138,7 +138,7 @@ fn run_lbfgs<O: Objective>(
     max_iterations: u64,
 ) -> Result<Run, argmin::core::Error> {
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
-        .with_tolerance_grad(GRADIENT_TOLERANCE * 1e-2)?
+        .with_tolerance_grad(GRADIENT_TOLERANCE)?
         // Stop on the gradient only: a cost change below machine precision
         // is not evidence of an optimum.
         .with_tolerance_cost(0.0)?;
