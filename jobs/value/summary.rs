@@ -7,8 +7,6 @@
 //! module folds them per customer into the models' units, keeping each
 //! customer's purchase days for the churn labels.
 
-use std::collections::HashMap;
-
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -17,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::customer_index::{CustomerIndex, Key, prefetch};
 use crate::{Error, Result};
 
 const PURCHASE_DAYS_SQL: &str = include_str!("purchase_days.sql");
@@ -101,31 +100,25 @@ impl Summaries {
 /// Decimal places of the DECIMAL(38, 6) day sums.
 const AMOUNT_SCALE: f64 = 1e6;
 
-/// What the fold keeps per customer: order-independent, so the stream of
-/// day rows may arrive in any order. Amounts stay exact integers (millionths).
-#[derive(Debug, Clone)]
-struct Fold {
-    /// Purchase days up to the holdout end, one per order (sorted and
-    /// de-duplicated at the end: several orders on a day are one purchase).
-    days: Vec<i32>,
-    first_day: i32,
+/// What the fold keeps per customer besides its purchase days:
+/// order-independent, so purchases may arrive in any order. Amounts stay
+/// exact integers (millionths).
+#[derive(Debug, Clone, Copy)]
+struct Totals {
     /// Every order on `first_day`, summed.
     first_amount: i128,
     calibration_amount: i128,
+    first_day: i32,
 }
 
-impl Fold {
-    fn new() -> Fold {
-        Fold {
-            days: Vec::new(),
-            first_day: i32::MAX,
-            first_amount: 0,
-            calibration_amount: 0,
-        }
-    }
+impl Totals {
+    const EMPTY: Totals = Totals {
+        first_amount: 0,
+        calibration_amount: 0,
+        first_day: i32::MAX,
+    };
 
     fn add(&mut self, day: i32, amount: i128, end: i32) {
-        self.days.push(day);
         if day < self.first_day {
             self.first_day = day;
             self.first_amount = amount;
@@ -137,9 +130,8 @@ impl Fold {
         }
     }
 
-    /// Adds another fold of the same customer (from another partition).
-    fn merge(&mut self, other: Fold) {
-        self.days.extend(other.days);
+    /// Adds the totals of the same customer from another partition.
+    fn merge(&mut self, other: Totals) {
         if other.first_day < self.first_day {
             self.first_day = other.first_day;
             self.first_amount = other.first_amount;
@@ -150,90 +142,148 @@ impl Fold {
     }
 }
 
-/// A customer id as a map key. Pseudonyms are 32 lowercase hex digits and
-/// are kept as the 128-bit number they spell, inside the map's own slot:
-/// with a boxed string every probe of a million-entry map chased a pointer
-/// to compare keys, and that was most of the summary's time. Any other id
-/// keeps its text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Hex(u128),
-    Text(Box<str>),
-}
-
-impl Key {
-    fn new(id: &str) -> Key {
-        let b = id.as_bytes();
-        if b.len() == 32 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-            if let Ok(v) = u128::from_str_radix(id, 16) {
-                return Key::Hex(v);
-            }
-        }
-        Key::Text(id.into())
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            Key::Hex(v) => format!("{v:032x}"),
-            Key::Text(t) => t.into_string(),
-        }
-    }
-}
-
-/// The order of the ids as text (fixed-width lowercase hex sorts as its number).
-impl Ord for Key {
-    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
-        match (self, other) {
-            (Key::Hex(a), Key::Hex(b)) => a.cmp(b),
-            (Key::Text(a), Key::Text(b)) => a.cmp(b),
-            (a, b) => a.clone().into_string().cmp(&b.clone().into_string()),
-        }
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// The folds of one stream of purchases. The ids are pseudonyms nobody
-/// chooses to collide: foldhash, not SipHash.
+/// The fold of one stream of purchases. Purchase days go to one list of
+/// (customer, day) in arrival order and are grouped per customer once, at
+/// the end: a growing list per customer cost a cache miss and now and then
+/// a reallocation on every one of tens of millions of rows.
 #[derive(Default)]
 struct Partial {
-    index: HashMap<Key, usize, foldhash::fast::RandomState>,
-    folds: Vec<Fold>,
+    index: CustomerIndex,
+    /// By customer number.
+    totals: Vec<Totals>,
+    /// (customer number, day) of every purchase up to the holdout end.
+    purchases: Vec<(u32, i32)>,
 }
 
+/// Rows between a prefetch and the row that needs it: enough to keep
+/// several cache misses in flight, few enough that the lines are still there.
+const AHEAD: usize = 16;
+
+/// A row without a customer or a day.
+const SKIP: u32 = u32::MAX;
+
 impl Partial {
-    fn add(&mut self, id: &str, day: i32, amount: i128, end: i32) {
-        let key = Key::new(id);
-        let k = match self.index.get(&key) {
-            Some(&k) => k,
-            None => {
-                self.index.insert(key, self.folds.len());
-                self.folds.push(Fold::new());
-                self.folds.len() - 1
+    /// Folds one batch in two passes, each asking for the memory of the row
+    /// `AHEAD` rows on: first the customers' numbers, then their totals.
+    fn add_batch(
+        &mut self,
+        ids: &datafusion::arrow::array::StringArray,
+        days: &Date32Array,
+        amounts: &datafusion::arrow::array::Decimal128Array,
+        end: i32,
+    ) {
+        let n = ids.len();
+        let hex: Vec<Option<u128>> = (0..n)
+            .map(|i| {
+                if ids.is_null(i) {
+                    None
+                } else {
+                    Key::hex(ids.value(i))
+                }
+            })
+            .collect();
+        let mut numbers = Vec::with_capacity(n);
+        for i in 0..n {
+            if let Some(Some(v)) = hex.get(i + AHEAD) {
+                self.index.prefetch(*v);
             }
-        };
-        self.folds[k].add(day, amount, end);
+            if ids.is_null(i) || days.is_null(i) {
+                numbers.push(SKIP);
+                continue;
+            }
+            let k = match hex[i] {
+                Some(v) => self.index.number_hex(v),
+                None => self.index.number(ids.value(i)),
+            };
+            if k as usize == self.totals.len() {
+                self.totals.push(Totals::EMPTY);
+            }
+            numbers.push(k);
+        }
+        for i in 0..n {
+            if let Some(&k) = numbers.get(i + AHEAD)
+                && k != SKIP
+            {
+                prefetch(&self.totals[k as usize]);
+            }
+            let k = numbers[i];
+            if k == SKIP {
+                continue;
+            }
+            let amount = if amounts.is_null(i) {
+                0
+            } else {
+                amounts.value(i)
+            };
+            let day = days.value(i);
+            self.totals[k as usize].add(day, amount, end);
+            self.purchases.push((k, day));
+        }
     }
 
-    /// Takes in another stream's folds.
+    /// Takes in another stream's fold.
     fn absorb(&mut self, mut other: Partial) {
-        if other.folds.len() > self.folds.len() {
+        if other.purchases.len() > self.purchases.len() {
             std::mem::swap(self, &mut other);
         }
-        for (id, k) in other.index {
-            let fold = std::mem::replace(&mut other.folds[k], Fold::new());
-            match self.index.get(&id) {
-                Some(&j) => self.folds[j].merge(fold),
-                None => {
-                    self.index.insert(id, self.folds.len());
-                    self.folds.push(fold);
-                }
+        let mut renumber = vec![0u32; other.totals.len()];
+        for (key, k) in other.index.into_entries() {
+            let totals = other.totals[k as usize];
+            let mine = self.index.number_key(key);
+            if mine as usize == self.totals.len() {
+                self.totals.push(totals);
+            } else {
+                self.totals[mine as usize].merge(totals);
             }
+            renumber[k as usize] = mine;
         }
+        self.purchases.extend(
+            other
+                .purchases
+                .iter()
+                .map(|&(k, day)| (renumber[k as usize], day)),
+        );
+    }
+
+    /// Customers sorted by id with their totals and purchase days (sorted,
+    /// one per day), grouped by a counting sort on the customer's rank.
+    fn into_customers(self) -> Vec<(Key, Totals, Vec<i32>)> {
+        let Partial {
+            index,
+            totals,
+            purchases,
+        } = self;
+        let mut order = index.into_entries();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut rank = vec![0u32; order.len()];
+        for (r, (_, k)) in order.iter().enumerate() {
+            rank[*k as usize] = r as u32;
+        }
+        let mut start = vec![0usize; order.len() + 1];
+        for &(k, _) in &purchases {
+            start[rank[k as usize] as usize + 1] += 1;
+        }
+        for r in 0..order.len() {
+            start[r + 1] += start[r];
+        }
+        let mut next = start.clone();
+        let mut days = vec![0i32; purchases.len()];
+        for &(k, day) in &purchases {
+            let r = rank[k as usize] as usize;
+            days[next[r]] = day;
+            next[r] += 1;
+        }
+        drop(purchases);
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(r, (key, k))| {
+                let mut d = days[start[r]..start[r + 1]].to_vec();
+                d.sort_unstable();
+                d.dedup();
+                (key, totals[k as usize], d)
+            })
+            .collect()
     }
 }
 
@@ -251,17 +301,7 @@ async fn fold_stream(
             .column_by_name("amount")
             .and_then(|a| a.as_primitive_opt::<Decimal128Type>())
             .ok_or_else(|| Error::Internal("purchase_days.sql: amount is not DECIMAL".into()))?;
-        for i in 0..b.num_rows() {
-            if ids.is_null(i) || days.is_null(i) {
-                continue;
-            }
-            let amount = if amounts.is_null(i) {
-                0
-            } else {
-                amounts.value(i)
-            };
-            part.add(ids.value(i), days.value(i), amount, end);
-        }
+        part.add_batch(&ids, &days, amounts, end);
     }
     Ok(part)
 }
@@ -316,33 +356,25 @@ pub async fn load(
             .map_err(|e| Error::Internal(format!("a purchase fold failed: {e}")))??;
         all.absorb(part);
     }
-    let Partial { index, mut folds } = all;
-    let mut customers: Vec<(Key, usize)> = index.into_iter().collect();
-    customers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Histories::default();
     let s = &mut out.summaries;
-    for (id, k) in customers {
-        let f = &mut folds[k];
-        if f.first_day > end {
+    for (id, totals, days) in all.into_customers() {
+        if totals.first_day > end {
             continue;
         }
-        f.days.sort_unstable();
-        f.days.dedup();
-        let calibration = f.days.partition_point(|&d| d <= end);
+        let calibration = days.partition_point(|&d| d <= end);
         let x = (calibration - 1) as u32;
-        let last = f.days[calibration - 1];
+        let last = days[calibration - 1];
         s.customer_id.push(id.into_string());
-        s.first_day.push(f.first_day);
+        s.first_day.push(totals.first_day);
         s.x.push(x);
-        s.t_x.push(f64::from(last - f.first_day) / unit.days());
-        s.t.push(f64::from(end - f.first_day) / unit.days());
-        s.monetary.push(
-            (x > 0).then(|| {
-                (f.calibration_amount - f.first_amount) as f64 / AMOUNT_SCALE / f64::from(x)
-            }),
-        );
-        s.holdout_x.push((f.days.len() - calibration) as u32);
-        out.days.push(std::mem::take(&mut f.days));
+        s.t_x.push(f64::from(last - totals.first_day) / unit.days());
+        s.t.push(f64::from(end - totals.first_day) / unit.days());
+        s.monetary.push((x > 0).then(|| {
+            (totals.calibration_amount - totals.first_amount) as f64 / AMOUNT_SCALE / f64::from(x)
+        }));
+        s.holdout_x.push((days.len() - calibration) as u32);
+        out.days.push(days);
     }
     Ok(out)
 }
