@@ -40,11 +40,13 @@
 //! - [`memory`]: peak memory per job (sampled), beside the process's high-water mark
 //! - [`mart`]: publishing the marts Rust jobs write, checked against `schemas/marts/`; `model_metrics`
 //! - [`context`]: what every job receives
+//! - [`customer_index`]: customer numbers by pseudonym, for folds over tens of millions of rows
 //! - [`error`]: the error type
 
 pub mod catalog;
 pub mod config;
 pub mod context;
+pub mod customer_index;
 pub mod demo;
 pub mod doctor;
 pub mod empathy;

@@ -23,6 +23,7 @@ use futures::StreamExt;
 
 use super::components::{Month, ReviewRow, SurveyRow, TicketRow};
 use crate::context::JobContext;
+use crate::customer_index::CustomerIndex;
 use crate::parquet_io::read_batches;
 use crate::storage::{partition_dir, partition_file};
 use crate::transform::models::{self, Materialized};
@@ -32,28 +33,27 @@ use crate::{Error, Result, catalog};
 const VIEWS: [&str; 4] = ["stg_tickets", "stg_feedback", "stg_reviews", "stg_orders"];
 
 /// Customer pseudonyms, interned: every set and map of the job holds a
-/// `u32`, and the pseudonym strings are kept once.
+/// `u32`, and the pseudonym strings are kept once. Looked up once per
+/// contact, tens of millions of times a night: see [`CustomerIndex`].
 #[derive(Debug, Default, Clone)]
 pub struct Customers {
     ids: Vec<String>,
-    index: HashMap<String, u32>,
+    index: CustomerIndex,
 }
 
 impl Customers {
     /// The number of a pseudonym, adding it when new.
     pub fn intern(&mut self, id: &str) -> u32 {
-        if let Some(i) = self.index.get(id) {
-            return *i;
+        let i = self.index.number(id);
+        if i as usize == self.ids.len() {
+            self.ids.push(id.to_string());
         }
-        let i = self.ids.len() as u32;
-        self.ids.push(id.to_string());
-        self.index.insert(id.to_string(), i);
         i
     }
 
     /// The number of a known pseudonym.
     pub fn get(&self, id: &str) -> Option<u32> {
-        self.index.get(id).copied()
+        self.index.get(id)
     }
 
     /// The pseudonym of a number.
@@ -112,6 +112,19 @@ pub async fn mart_exists(ctx: &JobContext, table: &str, date: NaiveDate) -> Resu
         .await
 }
 
+/// A string column of one batch, read in place.
+struct Strs(datafusion::arrow::array::StringArray);
+
+impl Strs {
+    fn get(&self, i: usize) -> Option<&str> {
+        self.0.is_valid(i).then(|| self.0.value(i))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// The columns of one batch, cast to the types the job works with (the
 /// Parquet reader may hand back `Utf8View`, `extract` returns Float64 or
 /// Int32 by field).
@@ -137,6 +150,14 @@ impl<'a> Cols<'a> {
         Ok((0..s.len())
             .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
             .collect())
+    }
+
+    /// A string column read in place: no copy per value, for columns only
+    /// looked at (pseudonyms are looked up, never kept as text per row).
+    fn strs(&self, name: &str) -> Result<Strs> {
+        Ok(Strs(
+            self.get(name, &DataType::Utf8)?.as_string::<i32>().clone(),
+        ))
     }
 
     fn floats(&self, name: &str) -> Result<Vec<Option<f64>>> {
@@ -197,7 +218,7 @@ pub async fn tickets(
     let mut out = Vec::new();
     each_batch(session, include_str!("tickets.sql"), "tickets", |c| {
         let ids = c.strings("ticket_id")?;
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let created = c.floats("created_epoch")?;
         let channel = c.strings("channel")?;
         let handled = c.strings("handled_by")?;
@@ -216,7 +237,7 @@ pub async fn tickets(
             };
             out.push(TicketRow {
                 ticket_id: id,
-                customer: cust[i].as_deref().map(|x| customers.intern(x)),
+                customer: cust.get(i).map(|x| customers.intern(x)),
                 created: at,
                 channel: channel[i].clone(),
                 handled_by: handled[i].clone(),
@@ -245,7 +266,7 @@ pub async fn surveys(
     let mut out = Vec::new();
     each_batch(session, include_str!("surveys.sql"), "surveys", |c| {
         let ids = c.strings("contact_id")?;
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
         let tp = c.strings("touchpoint")?;
         let items: Vec<Vec<Option<i64>>> = (1..=5)
@@ -261,7 +282,7 @@ pub async fn surveys(
             }
             out.push(SurveyRow {
                 contact_id: id,
-                customer: cust[i].as_deref().map(|x| customers.intern(x)),
+                customer: cust.get(i).map(|x| customers.intern(x)),
                 at: t,
                 touchpoint: tp[i].clone(),
                 items: answers,
@@ -283,7 +304,7 @@ pub async fn negative_reviews(
     let mut out = Vec::new();
     each_batch(session, sql, "negative_reviews", |c| {
         let ids = c.strings("review_id")?;
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
         let platform = c.strings("platform")?;
         let reply = c.floats("reply_hours")?;
@@ -293,7 +314,7 @@ pub async fn negative_reviews(
             };
             out.push(ReviewRow {
                 review_id: id,
-                customer: cust[i].as_deref().map(|x| customers.intern(x)),
+                customer: cust.get(i).map(|x| customers.intern(x)),
                 at: t,
                 platform: platform[i].clone(),
                 reply_hours: reply[i],
@@ -314,11 +335,11 @@ pub async fn nps_answers(
                FROM stg_feedback WHERE survey_type = 'nps' ORDER BY response_id";
     let mut out = Vec::new();
     each_batch(session, sql, "nps_answers", |c| {
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
         let score = c.ints("score")?;
         for i in 0..cust.len() {
-            if let (Some(id), Some(t), Some(s)) = (cust[i].as_deref(), at[i], score[i])
+            if let (Some(id), Some(t), Some(s)) = (cust.get(i), at[i], score[i])
                 && let Ok(s) = u8::try_from(s)
             {
                 out.push((customers.intern(id), Month::of_epoch(t), s));
@@ -335,16 +356,16 @@ pub async fn nps_answers(
 pub async fn order_months(
     session: &SessionContext,
     customers: &Customers,
-) -> Result<HashSet<(u32, Month)>> {
+) -> Result<HashSet<(u32, Month), foldhash::fast::RandomState>> {
     let sql = "SELECT DISTINCT customer_id, \
                CAST(extract(year FROM ordered_at) AS BIGINT) * 12 + CAST(extract(month FROM ordered_at) AS BIGINT) - 1 AS month_index \
                FROM stg_orders WHERE NOT refunded";
-    let mut out = HashSet::new();
+    let mut out = HashSet::default();
     each_batch(session, sql, "order_months", |c| {
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let month = c.ints("month_index")?;
         for i in 0..cust.len() {
-            if let (Some(id), Some(m)) = (cust[i].as_deref(), month[i])
+            if let (Some(id), Some(m)) = (cust.get(i), month[i])
                 && let Some(k) = customers.get(id)
             {
                 out.insert((k, Month(m as i32)));
@@ -367,13 +388,13 @@ pub async fn attributes(
     );
     let mut out = HashMap::new();
     each_batch(session, &sql, "customer_attributes", |c| {
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let cols: Vec<Vec<Option<String>>> = ["age_band", "gender", "language", "region"]
             .iter()
             .map(|n| c.strings(n))
             .collect::<Result<_>>()?;
         for i in 0..cust.len() {
-            if let Some(k) = cust[i].as_deref().and_then(|x| customers.get(x)) {
+            if let Some(k) = cust.get(i).and_then(|x| customers.get(x)) {
                 out.insert(
                     k,
                     [
@@ -412,11 +433,10 @@ pub async fn segments(
     );
     let mut out = HashMap::new();
     each_batch(session, &sql, "segments", |c| {
-        let cust = c.strings("customer_id")?;
+        let cust = c.strs("customer_id")?;
         let seg = c.strings("segment")?;
         for i in 0..cust.len() {
-            if let (Some(k), Some(s)) = (cust[i].as_deref().and_then(|x| customers.get(x)), &seg[i])
-            {
+            if let (Some(k), Some(s)) = (cust.get(i).and_then(|x| customers.get(x)), &seg[i]) {
                 out.insert(k, s.clone());
             }
         }

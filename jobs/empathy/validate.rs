@@ -182,7 +182,8 @@ pub struct Outcomes {
     /// NPS answers: (customer, month, score 0–10).
     pub nps: Vec<(u32, Month, u8)>,
     /// (customer, month) with at least one non-refunded order.
-    pub ordered: HashSet<(u32, Month)>,
+    /// Millions of pairs at scale, hashed with foldhash (keys are numbers).
+    pub ordered: HashSet<(u32, Month), foldhash::fast::RandomState>,
 }
 
 /// One correlation of a measure with an outcome across a family's cells.

@@ -18,7 +18,6 @@
 //!
 //! # Layout
 //! - [`summary`]: x, t_x, T, mean repeat value and purchase days per customer (`purchase_days.sql`)
-//! - [`customer_index`]: customer numbers by pseudonym for the summary's fold
 //! - [`special`]: ln Γ, ψ, log-sum-exp, Gauss ₂F₁
 //! - [`optim`]: maximum likelihood with argmin (L-BFGS, Nelder-Mead fallback), standard errors
 //! - [`bgnbd`]: the BG/NBD model: likelihood, fit, P(alive), expected purchases
@@ -32,7 +31,6 @@
 pub mod bgnbd;
 pub mod churn;
 pub mod clv;
-pub mod customer_index;
 pub mod fit;
 pub mod gamma_gamma;
 pub mod metrics;

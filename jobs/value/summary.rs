@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::customer_index::{CustomerIndex, Key, prefetch};
+use crate::customer_index::{CustomerIndex, Key, prefetch};
 use crate::{Error, Result};
 
 const PURCHASE_DAYS_SQL: &str = include_str!("purchase_days.sql");

@@ -1,5 +1,6 @@
-//! Customer numbers by pseudonym, for folding tens of millions of purchases
-//! into a million customers.
+//! Customer numbers by pseudonym, for jobs that fold tens of millions of
+//! rows into a million customers (the value job's purchases, the empathy
+//! job's contacts).
 //!
 //! The fold's time is memory latency: every purchase looks up its customer
 //! in a table far larger than the CPU caches. Pseudonyms are 32 lowercase
@@ -165,6 +166,27 @@ impl CustomerIndex {
         }
     }
 
+    /// The number of an id, if it has one.
+    pub fn get(&self, id: &str) -> Option<u32> {
+        match Key::hex(id) {
+            Some(v) => {
+                let mask = self.slots.len() - 1;
+                let mut i = self.home(v);
+                loop {
+                    let (key, n) = self.slots[i];
+                    if n == EMPTY {
+                        return None;
+                    }
+                    if key == v {
+                        return Some(n);
+                    }
+                    i = (i + 1) & mask;
+                }
+            }
+            None => self.text.get(id).copied(),
+        }
+    }
+
     fn number_text(&mut self, id: &str) -> u32 {
         if let Some(&n) = self.text.get(id) {
             return n;
@@ -250,8 +272,10 @@ mod tests {
                 _ => format!("c{j}"),
             };
             let next = plain.len() as u32;
+            assert_eq!(index.get(&id), plain.get(&id).copied(), "{id} before");
             let want = *plain.entry(id.clone()).or_insert(next);
             assert_eq!(index.number(&id), want, "{id}");
+            assert_eq!(index.get(&id), Some(want), "{id} after");
         }
         assert_eq!(index.len(), plain.len());
         let mut entries = index.into_entries();
