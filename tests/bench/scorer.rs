@@ -9,9 +9,9 @@
 //!   short messages ("Thanks!", "ok"); the scorer's per-thread language memo
 //!   answers a repeated text without running `whatlang` again;
 //! - *distinct*: the same mix with a running number appended to every message,
-//!   so no text repeats and every message that needs `whatlang` runs it (a
-//!   number is not a word: the stop-word vote, and so which messages need
-//!   `whatlang`, stays as it was).
+//!   so no text repeats and every message that needs `whatlang`'s answer
+//!   computes it (a number is not a word: the stop-word vote, and so which
+//!   messages need `whatlang`, stays as it was).
 //!
 //! `ATTUNE_BENCH_MESSAGES=n` sets the number of messages per workload
 //! (default 200,000); `ATTUNE_BENCH_SMOKE=1` is a smoke size (2,000) for CI.

@@ -21,6 +21,7 @@
 //! - [`lexicon`]: data files → one entry per word (valence, rules, emotions, phrases)
 //! - [`tokenize`]: tokens as VADER sees them, placeholders and emoji handled
 //! - [`language`]: stop-word vote and `whatlang`
+//! - [`whatlang_latin`]: `whatlang`'s Latin-script answer, from an index of its trigrams
 //! - [`valence`]: VADER's rules → compound score
 //! - [`emotion`]: the six emotions
 //! - [`file`]: `attune voice score` over a CSV or Parquet file
@@ -33,6 +34,7 @@ mod lexicon;
 pub mod probe;
 pub mod tokenize;
 mod valence;
+mod whatlang_latin;
 
 #[cfg(test)]
 mod eval;
@@ -91,6 +93,7 @@ mod data {
     pub const EMOJI_VALENCE: &str = include_str!("lexicon/emoji_valence.tsv");
     pub const EMOTIONS: &str = include_str!("lexicon/emotions.tsv");
     pub const PROBE: &str = include_str!("lexicon/probe.tsv");
+    pub const WHATLANG_LATIN: &str = include_str!("lexicon/whatlang_latin.tsv");
 }
 
 /// Sentiment label of a message.
@@ -256,7 +259,10 @@ impl Scorer {
             symbols: data::VADER,
             emotions: data::EMOTIONS,
         })?;
-        let votes = Votes::new([&en.stopwords, &es.stopwords, &de.stopwords]);
+        let votes = Votes::new(
+            [&en.stopwords, &es.stopwords, &de.stopwords],
+            whatlang_latin::LatinModel::parse(data::WHATLANG_LATIN)?,
+        );
         let mut symbols: FxMap<Box<str>, ()> = FxMap::default();
         for line in data::VADER.lines() {
             if let Some((term, _)) = line.split_once('\t')
