@@ -194,20 +194,85 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Resamples `units` `resamples` times (each stratum to its own size, with
-/// replacement, from a Xoshiro256++ stream seeded with `seed`) and evaluates
-/// `statistics` on the totals of each resample: it fills one slot per
-/// statistic, `None` where undefined. Returns the draws per statistic.
+/// replacement) and evaluates `statistics` on the totals of each resample:
+/// it fills one slot per statistic, `None` where undefined. Returns the
+/// draws per statistic, in resample order.
+///
+/// Resample r draws from the Xoshiro256++ stream seeded with `seed` and
+/// jumped r times (jumps are 2^128 draws apart, so resamples never share
+/// draws), which lets the resamples run on every core and still give the
+/// same draws on any number of them. At a million customers one thread spent
+/// half the ROI job here.
 pub fn bootstrap<F>(
     units: &Units,
     resamples: usize,
     seed: u64,
     statistics: usize,
-    mut evaluate: F,
+    evaluate: F,
 ) -> Vec<Draws>
 where
-    F: FnMut(&Totals, &mut [Option<f64>]),
+    F: Fn(&Totals, &mut [Option<f64>]) + Sync,
 {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    bootstrap_on(units, resamples, seed, statistics, evaluate, threads)
+}
+
+/// [`bootstrap`] on `threads` threads.
+fn bootstrap_on<F>(
+    units: &Units,
+    resamples: usize,
+    seed: u64,
+    statistics: usize,
+    evaluate: F,
+    threads: usize,
+) -> Vec<Draws>
+where
+    F: Fn(&Totals, &mut [Option<f64>]) + Sync,
+{
+    let threads = threads.clamp(1, resamples.max(1));
+    let base = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let worker = |first: usize| {
+        let mut start = base.clone();
+        for _ in 0..first {
+            start.jump();
+        }
+        let mut totals = Totals::zero(units.strata.len(), units.cells);
+        let mut out: Vec<(usize, Vec<Option<f64>>)> = Vec::new();
+        for r in (first..resamples).step_by(threads) {
+            let mut rng = start.clone();
+            for _ in 0..threads {
+                start.jump();
+            }
+            totals.clear();
+            for (si, s) in units.strata.iter().enumerate() {
+                let n = s.len(units.cells);
+                for _ in 0..n {
+                    // u64 ranges sample the same on every platform (usize would
+                    // tie the intervals to the pointer width).
+                    let i = rng.random_range(0..n as u64) as usize;
+                    add_unit(&mut totals, si, s, i, units.cells);
+                }
+            }
+            let mut slots = vec![None; statistics];
+            evaluate(&totals, &mut slots);
+            out.push((r, slots));
+        }
+        out
+    };
+    let mut by_resample: Vec<Vec<Option<f64>>> = vec![Vec::new(); resamples];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let worker = &worker;
+                scope.spawn(move || worker(w))
+            })
+            .collect();
+        for h in handles {
+            for (r, slots) in h.join().expect("a bootstrap thread panicked") {
+                by_resample[r] = slots;
+            }
+        }
+    });
     let mut draws = vec![
         Draws {
             values: Vec::with_capacity(resamples),
@@ -215,21 +280,7 @@ where
         };
         statistics
     ];
-    let mut totals = Totals::zero(units.strata.len(), units.cells);
-    let mut slots = vec![None; statistics];
-    for _ in 0..resamples {
-        totals.clear();
-        for (si, s) in units.strata.iter().enumerate() {
-            let n = s.len(units.cells);
-            for _ in 0..n {
-                // u64 ranges sample the same on every platform (usize would
-                // tie the intervals to the pointer width).
-                let i = rng.random_range(0..n as u64) as usize;
-                add_unit(&mut totals, si, s, i, units.cells);
-            }
-        }
-        slots.iter_mut().for_each(|x| *x = None);
-        evaluate(&totals, &mut slots);
+    for slots in by_resample {
         for (d, v) in draws.iter_mut().zip(&slots) {
             match v {
                 Some(x) if x.is_finite() => d.values.push(*x),
@@ -365,5 +416,16 @@ mod tests {
         });
         assert_eq!(a[0].values, b[0].values);
         assert_ne!(c[0].values, again[0].values, "another seed, other draws");
+        let mean = |t: &Totals, out: &mut [Option<f64>]| out[0] = t.mean(0, 1);
+        let one = bootstrap_on(&units, 301, 5, 1, mean, 1);
+        for threads in [2, 3, 400] {
+            let many = bootstrap_on(&units, 301, 5, 1, mean, threads);
+            assert_eq!(many[0].values, one[0].values, "{threads} threads");
+        }
+        assert_eq!(
+            one[0].values[..300],
+            again[0].values[..],
+            "resample r's draws do not depend on how many follow"
+        );
     }
 }
