@@ -364,8 +364,8 @@ pub async fn order_months(
     each_batch(session, sql, "order_months", |c| {
         let cust = c.strs("customer_id")?;
         let month = c.ints("month_index")?;
-        for i in 0..cust.len() {
-            if let (Some(id), Some(m)) = (cust.get(i), month[i])
+        for (i, m) in month.iter().enumerate() {
+            if let (Some(id), Some(m)) = (cust.get(i), *m)
                 && let Some(k) = customers.get(id)
             {
                 out.insert((k, Month(m as i32)));
@@ -389,21 +389,12 @@ pub async fn attributes(
     let mut out = HashMap::new();
     each_batch(session, &sql, "customer_attributes", |c| {
         let cust = c.strs("customer_id")?;
-        let cols: Vec<Vec<Option<String>>> = ["age_band", "gender", "language", "region"]
-            .iter()
-            .map(|n| c.strings(n))
-            .collect::<Result<_>>()?;
-        for i in 0..cust.len() {
+        let (age, gender) = (c.strings("age_band")?, c.strings("gender")?);
+        let (language, region) = (c.strings("language")?, c.strings("region")?);
+        let rows = age.into_iter().zip(gender).zip(language).zip(region);
+        for (i, (((age, gender), language), region)) in rows.enumerate() {
             if let Some(k) = cust.get(i).and_then(|x| customers.get(x)) {
-                out.insert(
-                    k,
-                    [
-                        cols[0][i].clone(),
-                        cols[1][i].clone(),
-                        cols[2][i].clone(),
-                        cols[3][i].clone(),
-                    ],
-                );
+                out.insert(k, [age, gender, language, region]);
             }
         }
         Ok(())
@@ -435,9 +426,9 @@ pub async fn segments(
     each_batch(session, &sql, "segments", |c| {
         let cust = c.strs("customer_id")?;
         let seg = c.strings("segment")?;
-        for i in 0..cust.len() {
-            if let (Some(k), Some(s)) = (cust.get(i).and_then(|x| customers.get(x)), &seg[i]) {
-                out.insert(k, s.clone());
+        for (i, s) in seg.into_iter().enumerate() {
+            if let (Some(k), Some(s)) = (cust.get(i).and_then(|x| customers.get(x)), s) {
+                out.insert(k, s);
             }
         }
         Ok(())
