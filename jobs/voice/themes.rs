@@ -177,8 +177,14 @@ pub enum Side {
 pub struct ThemeCounter {
     cap: usize,
     totals: HashMap<String, Totals>,
-    counts: HashMap<(String, String), PhraseCounts>,
+    /// Touchpoint → phrase → counts, nested so a phrase seen before is
+    /// counted without allocating its key again (millions of times a night).
+    counts: HashMap<String, HashMap<String, PhraseCounts, Fast>>,
 }
+
+/// Phrases and touchpoints are counted, never exposed to a choice of keys by
+/// a caller: foldhash, not SipHash.
+type Fast = foldhash::fast::RandomState;
 
 impl ThemeCounter {
     /// A counter that needs `min_group_size` distinct customers per phrase.
@@ -195,13 +201,21 @@ impl ThemeCounter {
     pub fn add(&mut self, touchpoint: Option<&str>, customer: Option<u64>, side: Side, text: &str) {
         let phrases = phrases(text);
         for tp in [Some(ALL), touchpoint].into_iter().flatten() {
-            let t = self.totals.entry(tp.to_string()).or_default();
+            if !self.totals.contains_key(tp) {
+                self.totals.insert(tp.to_string(), Totals::default());
+                self.counts.insert(tp.to_string(), HashMap::default());
+            }
+            let t = self.totals.get_mut(tp).expect("inserted above");
             match side {
                 Side::Negative => t.negative += 1,
                 Side::Positive => t.positive += 1,
             }
+            let by_phrase = self.counts.get_mut(tp).expect("inserted with the totals");
             for p in &phrases {
-                let c = self.counts.entry((tp.to_string(), p.clone())).or_default();
+                if !by_phrase.contains_key(p.as_str()) {
+                    by_phrase.insert(p.clone(), PhraseCounts::default());
+                }
+                let c = by_phrase.get_mut(p.as_str()).expect("inserted above");
                 match side {
                     Side::Negative => {
                         c.negative += 1;
@@ -227,14 +241,17 @@ impl ThemeCounter {
             mine.negative += t.negative;
             mine.positive += t.positive;
         }
-        for (key, c) in other.counts {
-            let mine = self.counts.entry(key).or_default();
-            mine.negative += c.negative;
-            mine.positive += c.positive;
-            mine.negative_customers
-                .merge(&c.negative_customers, self.cap);
-            mine.positive_customers
-                .merge(&c.positive_customers, self.cap);
+        for (tp, by_phrase) in other.counts {
+            let mine_by_phrase = self.counts.entry(tp).or_default();
+            for (phrase, c) in by_phrase {
+                let mine = mine_by_phrase.entry(phrase).or_default();
+                mine.negative += c.negative;
+                mine.positive += c.positive;
+                mine.negative_customers
+                    .merge(&c.negative_customers, self.cap);
+                mine.positive_customers
+                    .merge(&c.positive_customers, self.cap);
+            }
         }
     }
 
@@ -242,7 +259,11 @@ impl ThemeCounter {
     /// direction, at most `per_touchpoint` significant phrases.
     pub fn rank(&self, per_touchpoint: usize) -> Vec<Theme> {
         let mut by_tp: BTreeMap<&str, Vec<Theme>> = BTreeMap::new();
-        for ((tp, phrase), c) in &self.counts {
+        let counts = self
+            .counts
+            .iter()
+            .flat_map(|(tp, by_phrase)| by_phrase.iter().map(move |(p, c)| (tp, p, c)));
+        for (tp, phrase, c) in counts {
             let Some(t) = self.totals.get(tp) else {
                 continue;
             };
