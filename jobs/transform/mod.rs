@@ -208,7 +208,13 @@ async fn lake_session(
     let (replaced, counts) = match replaced {
         Some(r) => (r, BTreeMap::new()),
         None => {
+            let started = Instant::now();
             let (found, counts) = superseded::find(&session, &ctx.contracts, &lake, date).await?;
+            info!(
+                replaced = found.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "superseded copies listed"
+            );
             (superseded::to_batch(&found)?, counts)
         }
     };
