@@ -89,6 +89,38 @@ pub fn fresh_listings_runtime(
     builder.build_arc()
 }
 
+/// Runs a query with one task per partition of its plan, each folding its
+/// own stream with `fold` (the scan and the fold of a partition on one
+/// core, the partitions side by side), and returns the partial results in
+/// partition order for the caller to combine. For folds over tens of
+/// millions of rows, where one consumer of the merged stream would be the
+/// bottleneck.
+pub async fn fold_partitions<T, F, Fut>(
+    df: datafusion::prelude::DataFrame,
+    what: &str,
+    fold: F,
+) -> Result<Vec<T>>
+where
+    F: Fn(datafusion::physical_plan::SendableRecordBatchStream) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = df
+        .execute_stream_partitioned()
+        .await?
+        .into_iter()
+        .map(|stream| tokio::spawn(fold(stream)))
+        .collect();
+    let mut parts = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        parts.push(
+            task.await
+                .map_err(|e| crate::Error::Internal(format!("{what} failed: {e}")))??,
+        );
+    }
+    Ok(parts)
+}
+
 /// Tables present under `area` (folders with at least one partition),
 /// skipping internal folders that start with `_`.
 pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>> {

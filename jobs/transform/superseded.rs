@@ -101,19 +101,13 @@ async fn table_replaced(
     sql: &str,
 ) -> Result<(Vec<Replaced>, SupersededCounts)> {
     // Pass 1: 64-bit hashes, bucketed by their top byte so each bucket sorts
-    // in cache; each partition of the plan hashes in its own task (one core
-    // each), and the buckets are joined after.
-    let streams = session.sql(sql).await?.execute_stream_partitioned().await?;
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|stream| tokio::spawn(hash_keys(stream)))
-        .collect();
+    // in cache; each partition of the plan hashes on its own core, and the
+    // buckets are joined after.
+    let df = session.sql(sql).await?;
+    let what = format!("hashing the keys of {table}");
     let mut buckets: Vec<Vec<u64>> = vec![Vec::new(); 256];
     let mut rows = 0u64;
-    for task in tasks {
-        let (part, n) = task
-            .await
-            .map_err(|e| Error::Internal(format!("hashing the keys of {table} failed: {e}")))??;
+    for (part, n) in crate::catalog::fold_partitions(df, &what, hash_keys).await? {
         rows += n;
         for (mine, theirs) in buckets.iter_mut().zip(part) {
             if mine.is_empty() {

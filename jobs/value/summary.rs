@@ -118,19 +118,17 @@ impl Totals {
         first_day: i32::MAX,
     };
 
-    fn add(&mut self, day: i32, amount: i128, end: i32) {
-        if day < self.first_day {
-            self.first_day = day;
-            self.first_amount = amount;
-        } else if day == self.first_day {
-            self.first_amount += amount;
-        }
-        if day <= end {
-            self.calibration_amount += amount;
+    /// The totals of one purchase.
+    fn of(day: i32, amount: i128, end: i32) -> Totals {
+        Totals {
+            first_amount: amount,
+            calibration_amount: if day <= end { amount } else { 0 },
+            first_day: day,
         }
     }
 
-    /// Adds the totals of the same customer from another partition.
+    /// Adds other totals of the same customer (one purchase, or another
+    /// partition's).
     fn merge(&mut self, other: Totals) {
         if other.first_day < self.first_day {
             self.first_day = other.first_day;
@@ -216,7 +214,7 @@ impl Partial {
                 amounts.value(i)
             };
             let day = days.value(i);
-            self.totals[k as usize].add(day, amount, end);
+            self.totals[k as usize].merge(Totals::of(day, amount, end));
             self.purchases.push((k, day));
         }
     }
@@ -338,22 +336,13 @@ pub async fn load(
         holdout_end,
     ));
     let end = epoch_day(calibration_end);
-    // One fold per partition of the plan, each in its own task: the scan and
-    // the fold of a partition run on one core, the partitions side by side.
-    let streams = session
-        .sql(PURCHASE_DAYS_SQL)
-        .await?
-        .execute_stream_partitioned()
-        .await?;
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|stream| tokio::spawn(fold_stream(stream, end)))
-        .collect();
+    // One fold per partition of the plan, merged after (the fold is
+    // order-independent).
+    let df = session.sql(PURCHASE_DAYS_SQL).await?;
     let mut all = Partial::default();
-    for task in tasks {
-        let part = task
-            .await
-            .map_err(|e| Error::Internal(format!("a purchase fold failed: {e}")))??;
+    for part in
+        crate::catalog::fold_partitions(df, "a purchase fold", |s| fold_stream(s, end)).await?
+    {
         all.absorb(part);
     }
     let mut out = Histories::default();
