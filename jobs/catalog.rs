@@ -59,6 +59,7 @@ fn session(storage: &Storage, limit_bytes: Option<usize>) -> SessionContext {
     if let Some((url, store)) = storage.datafusion_store() {
         ctx.register_object_store(url, store);
     }
+    crate::utc_dates::install(&ctx);
     ctx
 }
 
@@ -156,10 +157,29 @@ pub async fn register(
     let options = ListingOptions::new(Arc::new(parquet_format()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![("dt".to_string(), DataType::Date32)]);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .infer_schema(&ctx.state())
-        .await?;
+    // The newest partition's schema, not a merge of every file's footer:
+    // reading two years of daily footers per table cost most of a second
+    // per session. Partitions are written by the current code, so the
+    // newest holds every column; an older one without a later column reads
+    // it as NULL.
+    let newest = storage
+        .list_dirs(&Path::from(format!("{area}/{table}")))
+        .await?
+        .into_iter()
+        .filter(|d| d.starts_with("dt="))
+        .max();
+    let config = ListingTableConfig::new(url).with_listing_options(options.clone());
+    let schema = match newest {
+        Some(dt) => {
+            let part = ListingTableUrl::parse(format!("{}{area}/{table}/{dt}/", storage.url()))?;
+            options.infer_schema(&ctx.state(), &part).await.ok()
+        }
+        None => None,
+    };
+    let config = match schema {
+        Some(schema) => config.with_schema(schema),
+        None => config.infer_schema(&ctx.state()).await?,
+    };
     let provider = ListingTable::try_new(config)?;
     ctx.deregister_table(name)?;
     ctx.register_table(name, Arc::new(provider))?;
@@ -177,4 +197,61 @@ pub async fn session_with_all(storage: &Storage) -> Result<(SessionContext, Vec<
         }
     }
     Ok((ctx, all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet_io::write_batches;
+    use crate::storage::partition_file;
+    use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
+
+    /// The schema comes from the newest partition: a column added later is
+    /// there, and reads as NULL in partitions written before it existed.
+    #[tokio::test]
+    async fn a_column_added_later_reads_as_null_in_older_partitions() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2025, 3, d).expect("date");
+        let old = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+        let new = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Int64, true),
+        ]));
+        let a = |v: i64| Arc::new(Int64Array::from(vec![v])) as _;
+        let before = RecordBatch::try_new(old.clone(), vec![a(1)]).expect("batch");
+        let after = RecordBatch::try_new(new.clone(), vec![a(2), a(20)]).expect("batch");
+        write_batches(
+            &storage,
+            &partition_file("marts", "t", day(1)),
+            old,
+            &[before],
+        )
+        .await
+        .expect("write");
+        write_batches(
+            &storage,
+            &partition_file("marts", "t", day(2)),
+            new,
+            &[after],
+        )
+        .await
+        .expect("write");
+        let ctx = new_session(&storage);
+        register(&ctx, &storage, "marts", "t", "t")
+            .await
+            .expect("register");
+        let got = ctx
+            .sql("SELECT a, b FROM t ORDER BY a")
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("rows");
+        let b = got[0].column(1).as_primitive::<Int64Type>();
+        assert_eq!(got[0].num_rows(), 2);
+        assert!(b.is_null(0));
+        assert_eq!(b.value(1), 20);
+    }
 }

@@ -32,6 +32,7 @@
 //! - [`doctor`]: `attune doctor`, pre-flight checks that say what to fix
 //! - [`query`]: `attune query` and `attune tables`, for analysts
 //! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)
+//! - [`utc_dates`]: the day of a UTC timestamp by division, swapped in for `CAST(ts AS DATE)`
 //! - [`config`]: `attune.toml`, checked once into `ValidConfig`
 //! - [`schema`]: input contracts from `schemas/*.toml`
 //! - [`storage`]: the data root on an object store; atomic partition files
@@ -68,6 +69,7 @@ pub mod schema;
 pub mod segment;
 pub mod storage;
 pub mod transform;
+pub mod utc_dates;
 pub mod value;
 pub mod voice;
 

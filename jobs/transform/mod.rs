@@ -20,7 +20,6 @@ use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -218,13 +217,7 @@ async fn lake_session(
             (superseded::to_batch(&found)?, counts)
         }
     };
-    session.register_table(
-        "superseded",
-        Arc::new(MemTable::try_new(
-            superseded::schema(),
-            vec![vec![replaced.clone()]],
-        )?),
-    )?;
+    session.register_table("superseded", superseded::table(&replaced)?)?;
     Ok((session, lake, replaced, counts))
 }
 
