@@ -64,7 +64,15 @@ impl Key {
     /// The id as it was read.
     pub fn into_string(self) -> String {
         match self {
-            Key::Hex(v) => format!("{v:032x}"),
+            Key::Hex(v) => {
+                // by hand: `format!` was a tenth of the value summary's serial tail
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut b = [0u8; 32];
+                for (i, d) in b.iter_mut().enumerate() {
+                    *d = DIGITS[((v >> (124 - 4 * i)) & 0xf) as usize];
+                }
+                String::from_utf8(b.to_vec()).expect("hex digits are ASCII")
+            }
             Key::Text(t) => t.into_string(),
         }
     }
