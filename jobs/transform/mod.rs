@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod lineage;
 pub mod models;
+pub mod provenance;
 pub mod superseded;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +83,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
     )
     .await?;
     let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
+    let inputs = provenance::digest(ctx, &ordered, date).await?;
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
     let mut outcomes = Vec::new();
@@ -107,6 +109,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
             }
             Materialized::Table => {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                provenance::forget(ctx, &model.name, date).await?;
                 let path = partition_file("marts", &model.name, date);
                 let mut sink = ParquetSink::create(storage.store(), path, schema)?;
                 let task = Arc::new(df.task_ctx());
@@ -133,6 +136,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
             }
         };
         let data_tests = checks::run(&session, model).await?;
+        if model.materialized == Materialized::Table {
+            provenance::record(ctx, &model.name, date, &inputs).await?;
+        }
         info!(model = %model.name, rows, data_tests, "model built");
         outcomes.push(ModelOutcome {
             model: model.name.clone(),

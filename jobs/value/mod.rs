@@ -2,7 +2,8 @@
 //!
 //! Reads the orders as of the run date (through the `stg_orders` model:
 //! de-duplicated, refunds left out), `marts/customer_features` of the run
-//! date, `customer_features` as of the churn cut-off (computed, not read),
+//! date, `customer_features` as of the churn cut-off (its mart partition
+//! when the lake up to the cut-off is as it was then, else computed),
 //! `marts/segments` of the run date when the segment job has written it, and
 //! `lake/initiative_assignments`. Writes `marts/customer_value` (one row per
 //! customer with a purchase: the BG/NBD and Gamma-Gamma predictions, the
@@ -353,13 +354,22 @@ async fn churn_model(
     let cfg = &ctx.cfg.value;
     let started = Instant::now();
     let run_date = cutoff + chrono::Duration::days(i64::from(cfg.cutoff_days));
-    let past = FeatureTable::from_batches(
-        &transform::model_as_of(ctx, "customer_features", cutoff, run_date).await?,
-    )?;
+    // The cut-off's own transform wrote these features; they are read when
+    // the lake up to the cut-off is as it was then (see transform::provenance).
+    let models = transform::models::load(ctx.cfg.models_dir.as_deref())?;
+    let (batches, how) =
+        match transform::provenance::reuse(ctx, &models, "customer_features", cutoff).await? {
+            Some(b) => (b, "read from its mart partition"),
+            None => (
+                transform::model_as_of(ctx, "customer_features", cutoff, run_date).await?,
+                "computed",
+            ),
+        };
+    let past = FeatureTable::from_batches(&batches)?;
     info!(
         customers = past.customer_id.len(),
         seconds = started.elapsed().as_secs_f64(),
-        "features as of the cut-off computed"
+        "features as of the cut-off {how}"
     );
     if past.customer_id.is_empty() {
         warnings.push(format!(

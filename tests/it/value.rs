@@ -1008,3 +1008,81 @@ fn cpu_seconds() -> f64 {
     // utime and stime are fields 14 and 15 of the line: 11 and 12 after ')'.
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// The churn model's features as of its cut-off: the cut-off's own
+/// customer_features partition is read when the lake up to the cut-off is
+/// as it was when the transform wrote it, and equals the model computed
+/// again; a lake partition up to the cut-off written since makes it stale,
+/// one after the cut-off does not.
+#[test]
+fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
+    use attune::transform::{self, models, provenance};
+    let (_, last) = demo_ctx();
+    let cutoff = last - chrono::Duration::days(90);
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&demo_lake().0.join("lake"), &dir.path().join("lake"));
+    let cfg = attune::config::ValidConfig {
+        root: dir.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let all = models::load(None).expect("models");
+    let reuse = || {
+        rt.block_on(provenance::reuse(&ctx, &all, "customer_features", cutoff))
+            .expect("reuse")
+    };
+    assert!(
+        reuse().is_none(),
+        "nothing recorded before the transform ran"
+    );
+    rt.block_on(transform::run(&ctx, cutoff))
+        .expect("transform as of the cut-off");
+    let read = reuse().expect("recorded and unchanged");
+    let computed = rt
+        .block_on(transform::model_as_of(
+            &ctx,
+            "customer_features",
+            cutoff,
+            last,
+        ))
+        .expect("computed");
+    let rows = |b: &[RecordBatch]| {
+        datafusion::arrow::compute::concat_batches(&b[0].schema(), b).expect("concat")
+    };
+    let (read, computed) = (rows(&read), rows(&computed));
+    assert!(read.num_rows() > 100);
+    assert_eq!(read.num_rows(), computed.num_rows());
+    let differing: Vec<&String> = read
+        .schema_ref()
+        .fields()
+        .iter()
+        .zip(computed.schema_ref().fields())
+        .enumerate()
+        .filter(|(i, (a, b))| {
+            a.name() != b.name() || read.column(*i).as_ref() != computed.column(*i).as_ref()
+        })
+        .map(|(_, (a, _))| a.name())
+        .collect();
+    assert!(differing.is_empty(), "columns differing: {differing:?}");
+
+    // Rewritten with the same bytes: the listing (and so the digest) changes.
+    let rewrite = |day: NaiveDate| {
+        let path = dir
+            .path()
+            .join("lake/orders")
+            .join(format!("dt={day}"))
+            .join("part-0.parquet");
+        let bytes = std::fs::read(&path).expect("partition");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, bytes).expect("rewrite");
+    };
+    rewrite(cutoff + chrono::Duration::days(1));
+    assert!(
+        reuse().is_some(),
+        "a partition after the cut-off is not read"
+    );
+    rewrite(cutoff - chrono::Duration::days(3));
+    assert!(reuse().is_none(), "a partition up to the cut-off changed");
+}

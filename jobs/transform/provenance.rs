@@ -1,0 +1,124 @@
+//! What a mart partition was computed from, kept beside it, so a later job
+//! can read the partition instead of computing the model again. The churn
+//! model needs `customer_features` as of its cut-off, a date whose
+//! transform wrote exactly that partition: recomputing it cost 12 s a night
+//! at a million customers.
+//!
+//! The record (`marts/<model>/dt=<D>/_inputs`, a name Parquet readers skip)
+//! is a digest of everything a model as of D depends on: attune's version,
+//! the SQL of every model, and the listing (path, size, modification time)
+//! of every lake partition up to D. The superseded list as of D is a
+//! function of those partitions. A re-ingested or erased partition, expired
+//! history or a new release changes the digest, and the model is computed
+//! again. The record is removed before a partition is rewritten and written
+//! after its data tests pass, so it never vouches for a half-written or
+//! failed partition.
+
+use chrono::NaiveDate;
+use datafusion::arrow::record_batch::RecordBatch;
+use object_store::path::Path;
+use sha2::{Digest, Sha256};
+
+use super::models::Model;
+use crate::Result;
+use crate::context::JobContext;
+use crate::storage::{partition_dir, partition_file};
+
+const FILE: &str = "_inputs";
+
+fn record_path(model: &str, date: NaiveDate) -> Path {
+    Path::from(format!("{}/{FILE}", partition_dir("marts", model, date)))
+}
+
+/// The day of a `…/dt=YYYY-MM-DD/…` path.
+fn partition_day(path: &Path) -> Option<NaiveDate> {
+    path.parts()
+        .find_map(|p| p.as_ref().strip_prefix("dt=").map(str::to_string))
+        .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+}
+
+/// Digest of what every model as of `date` reads.
+pub async fn digest(ctx: &JobContext, models: &[Model], date: NaiveDate) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(b"\0");
+    let mut sql: Vec<(&str, &str)> = models
+        .iter()
+        .map(|m| (m.name.as_str(), m.sql.as_str()))
+        .collect();
+    sql.sort_unstable();
+    for (name, text) in sql {
+        for part in [name, text] {
+            h.update(part.as_bytes());
+            h.update(b"\0");
+        }
+    }
+    let mut files: Vec<_> = ctx
+        .storage
+        .list(&Path::from("lake"))
+        .await?
+        .into_iter()
+        // a path without a day is read on every date
+        .filter(|m| partition_day(&m.location).is_none_or(|d| d <= date))
+        .collect();
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    for m in files {
+        h.update(m.location.as_ref().as_bytes());
+        h.update(m.size.to_le_bytes());
+        h.update(m.last_modified.timestamp_micros().to_le_bytes());
+        h.update(b"\n");
+    }
+    Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// Removes the record of `model` for `date` (before its partition is rewritten).
+pub async fn forget(ctx: &JobContext, model: &str, date: NaiveDate) -> Result<()> {
+    ctx.storage.delete(&record_path(model, date)).await
+}
+
+/// Records that the partition of `model` for `date` was computed from `digest`.
+pub async fn record(ctx: &JobContext, model: &str, date: NaiveDate, digest: &str) -> Result<()> {
+    ctx.storage
+        .put(
+            &record_path(model, date),
+            bytes::Bytes::from(digest.to_string()),
+        )
+        .await
+}
+
+/// The rows of `marts/<model>/dt=<date>` when they were computed from what
+/// the lake holds up to `date` now, else `None` (never recorded, or the
+/// inputs changed since).
+pub async fn reuse(
+    ctx: &JobContext,
+    models: &[Model],
+    model: &str,
+    date: NaiveDate,
+) -> Result<Option<Vec<RecordBatch>>> {
+    let Some(recorded) = ctx.storage.get_opt(&record_path(model, date)).await? else {
+        return Ok(None);
+    };
+    if recorded.as_ref() != digest(ctx, models, date).await?.as_bytes() {
+        return Ok(None);
+    }
+    let path = partition_file("marts", model, date);
+    if ctx.storage.head_opt(&path).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::parquet_io::read_batches(&ctx.storage, &path).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_day_comes_from_the_partition_folder() {
+        let p = Path::from("lake/orders/dt=2025-03-01/part-0.parquet");
+        assert_eq!(partition_day(&p), NaiveDate::from_ymd_opt(2025, 3, 1));
+        assert_eq!(partition_day(&Path::from("lake/orders/x.parquet")), None);
+        assert_eq!(partition_day(&Path::from("lake/orders/dt=soon/x")), None);
+    }
+}
