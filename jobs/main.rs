@@ -1253,6 +1253,12 @@ fn print_ingest(o: &ingest::IngestOutcome) {
 }
 
 fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
+    let phases: Vec<String> = o
+        .seconds
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}s"))
+        .collect();
+    eprintln!("empathy: {}", phases.join(", "));
     println!("{}", o.headline.sentence);
     println!();
     println!("component               weight  available  contacts");

@@ -35,6 +35,7 @@ pub mod tone;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -114,6 +115,8 @@ pub struct EmpathyOutcome {
     pub validation_summary: String,
     pub index_rows: u64,
     pub contact_rows: u64,
+    /// Seconds per phase (read, score, aggregate, validate, write).
+    pub seconds: BTreeMap<String, f64>,
     pub metric_rows: u64,
 }
 
@@ -135,6 +138,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
             hint: format!("run `attune transform --date {date}` (or the nightly) first"),
         });
     }
+    let mut seconds = BTreeMap::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, clock: &mut Instant| {
+        seconds.insert(name.to_string(), clock.elapsed().as_secs_f64());
+        *clock = Instant::now();
+    };
     let session = inputs::session(ctx, date).await?;
     let tone = ToneScorer::builtin()?;
     let mut customers = inputs::Customers::default();
@@ -168,22 +177,45 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     };
     let attributes = inputs::attributes(&session, &customers, date).await?;
     let ordered = inputs::order_months(&session, &customers).await?;
+    lap("read", &mut clock);
 
     let run_end = end_of(date);
     let mut contacts: Vec<Contact> =
         Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
     let mut tone_summary = ToneSummary::default();
     let mut unscored_emotions = 0u64;
-    for t in &tickets {
-        let charged = match emotions.get(&t.ticket_id) {
-            Some(Some(strongest)) => Some(*strongest >= cfg.charged_emotion_threshold),
-            Some(None) => {
-                unscored_emotions += 1;
-                None
-            }
-            None => None,
-        };
-        let (contact, toned) = components::score_ticket(t, cfg, run_end, &tone, charged);
+    // Tickets are scored (the tone of every reply) on every core, in
+    // chunks whose results are taken back in ticket order.
+    let score_chunk = |chunk: &[components::TicketRow]| -> Vec<_> {
+        chunk
+            .iter()
+            .map(|t| {
+                let emotion = emotions.get(&t.ticket_id);
+                let charged = match emotion {
+                    Some(Some(strongest)) => Some(*strongest >= cfg.charged_emotion_threshold),
+                    _ => None,
+                };
+                let (contact, toned) = components::score_ticket(t, cfg, run_end, &tone, charged);
+                (contact, toned, matches!(emotion, Some(None)))
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = tickets.len().div_ceil(threads).max(1);
+    let scored: Vec<Vec<_>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tickets
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || score_chunk(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a ticket scoring thread panicked"))
+            .collect()
+    });
+    for (contact, toned, emotions_unscored) in scored.into_iter().flatten() {
+        if emotions_unscored {
+            unscored_emotions += 1;
+        }
         match toned {
             Ok(label) => {
                 tone_summary.scored += 1;
@@ -216,6 +248,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         ));
     }
 
+    lap("score", &mut clock);
     let mut statuses = Vec::new();
     for c in Component::ALL {
         let n = contacts
@@ -262,6 +295,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     };
     let cells = index::aggregate(&contacts, &groups, &settings);
     let headline = headline::headline(&cells, &contacts, date, cfg);
+    lap("aggregate", &mut clock);
 
     let items: Vec<[Option<f64>; 5]> = surveys
         .iter()
@@ -276,6 +310,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let outcomes = Outcomes { nps, ordered };
     let validation = validate::validate(&cells, &contacts, &groups, &outcomes, date, min);
     let validation_summary = validate::summary(&validation);
+    lap("validate", &mut clock);
 
     let index_batch = index::to_batch(&cells)?;
     let index_rows = mart::publish(
@@ -297,6 +332,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     .await?;
     let metrics = metrics(cfg, &tone_summary, cronbach.as_ref(), &validation);
     let metric_rows = mart::publish_model_metrics(&ctx.storage, date, "empathy", &metrics).await?;
+    lap("write", &mut clock);
 
     let mut by_source = BTreeMap::new();
     for c in &contacts {
@@ -331,6 +367,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         index_rows,
         contact_rows,
         metric_rows,
+        seconds,
     })
 }
 
