@@ -1060,12 +1060,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 // Warnings reach stderr through the library's log already.
                 println!("{} customers scored, {} rows written", o.customers_scored, o.rows_out);
-                let phases: Vec<String> = o
-                    .seconds
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v:.2}s"))
-                    .collect();
-                eprintln!("value: {}", phases.join(", "));
+                print_phases("value", &o.seconds);
                 Ok(())
             }
             (None, None) => Err(Error::Config(
@@ -1252,13 +1247,17 @@ fn print_ingest(o: &ingest::IngestOutcome) {
     }
 }
 
-fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
-    let phases: Vec<String> = o
-        .seconds
+/// A job's seconds per phase, on stderr (stdout is the job's answer).
+fn print_phases(job: &str, seconds: &std::collections::BTreeMap<String, f64>) {
+    let phases: Vec<String> = seconds
         .iter()
         .map(|(k, v)| format!("{k} {v:.2}s"))
         .collect();
-    eprintln!("empathy: {}", phases.join(", "));
+    eprintln!("{job}: {}", phases.join(", "));
+}
+
+fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
+    print_phases("empathy", &o.seconds);
     println!("{}", o.headline.sentence);
     println!();
     println!("component               weight  available  contacts");

@@ -242,31 +242,26 @@ mod tests {
         ctx
     }
 
+    async fn rows(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+        ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    }
+
+    async fn plan(ctx: &SessionContext, sql: &str) -> String {
+        let plan = rows(ctx, &format!("EXPLAIN {sql}")).await;
+        datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+            .unwrap()
+            .to_string()
+    }
+
     // Reference: Arrow's own cast (through chrono), in a session without the rule.
     #[tokio::test]
     async fn the_rewritten_cast_gives_arrows_days() {
         let sql = "SELECT n, CAST(at AS DATE) AS d FROM t ORDER BY n";
-        let expected = session_with(false)
-            .await
-            .sql(sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let expected = rows(&session_with(false).await, sql).await;
         let fast = session_with(true).await;
-        let plan = fast
-            .sql(&format!("EXPLAIN {sql}"))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-            .unwrap()
-            .to_string();
+        let text = plan(&fast, sql).await;
         assert!(text.contains("utc_date"), "the rule did not fire:\n{text}");
-        let got = fast.sql(sql).await.unwrap().collect().await.unwrap();
+        let got = rows(&fast, sql).await;
         assert_eq!(got, expected);
         assert_eq!(
             got[0].schema(),
@@ -279,14 +274,11 @@ mod tests {
     async fn other_zones_and_types_keep_arrows_cast() {
         let ctx = session_with(true).await;
         for sql in [
-            "EXPLAIN SELECT CAST(arrow_cast(at, 'Timestamp(Microsecond, Some(\"+05:00\"))') AS DATE) FROM t",
-            "EXPLAIN SELECT CAST(arrow_cast(at, 'Timestamp(Second, Some(\"UTC\"))') AS DATE) FROM t",
-            "EXPLAIN SELECT CAST(n AS DATE) FROM t",
+            "SELECT CAST(arrow_cast(at, 'Timestamp(Microsecond, Some(\"+05:00\"))') AS DATE) FROM t",
+            "SELECT CAST(arrow_cast(at, 'Timestamp(Second, Some(\"UTC\"))') AS DATE) FROM t",
+            "SELECT CAST(n AS DATE) FROM t",
         ] {
-            let plan = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-            let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-                .unwrap()
-                .to_string();
+            let text = plan(&ctx, sql).await;
             assert!(!text.contains("utc_date"), "{sql} was rewritten:\n{text}");
         }
     }
@@ -295,22 +287,11 @@ mod tests {
     async fn days_in_group_by_and_filters_are_rewritten_and_named_as_written() {
         let sql = "SELECT CAST(at AS DATE), count(*) AS n FROM t \
                    WHERE CAST(at AS DATE) >= DATE '1970-01-01' GROUP BY CAST(at AS DATE) ORDER BY 1";
-        let expected = session_with(false)
-            .await
-            .sql(sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let got = session_with(true)
-            .await
-            .sql(sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(got, expected);
+        let fast = session_with(true).await;
+        assert!(plan(&fast, sql).await.contains("utc_date"));
+        assert_eq!(
+            rows(&fast, sql).await,
+            rows(&session_with(false).await, sql).await
+        );
     }
 }

@@ -90,14 +90,20 @@ pub async fn digest(storage: &Storage, places: &[Place]) -> Result<String> {
                 storage.head_opt(p).await?.into_iter().collect()
             }
         };
-        for m in metas {
-            h.update(m.location.as_ref().as_bytes());
-            h.update(m.size.to_le_bytes());
-            h.update(m.last_modified.timestamp_micros().to_le_bytes());
-        }
+        hash_listing(&mut h, &metas);
         h.update(b"\n");
     }
     Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// Adds objects' paths, sizes and modification times to a digest: what
+/// changes when any of them is written again.
+pub fn hash_listing(h: &mut Sha256, metas: &[object_store::ObjectMeta]) {
+    for m in metas {
+        h.update(m.location.as_ref().as_bytes());
+        h.update(m.size.to_le_bytes());
+        h.update(m.last_modified.timestamp_micros().to_le_bytes());
+    }
 }
 
 /// Fingerprint of a job's inputs: the program, the config, the job, the date

@@ -62,12 +62,7 @@ pub async fn digest(ctx: &JobContext, models: &[Model], date: NaiveDate) -> Resu
         .filter(|m| partition_day(&m.location).is_none_or(|d| d <= date))
         .collect();
     files.sort_by(|a, b| a.location.cmp(&b.location));
-    for m in files {
-        h.update(m.location.as_ref().as_bytes());
-        h.update(m.size.to_le_bytes());
-        h.update(m.last_modified.timestamp_micros().to_le_bytes());
-        h.update(b"\n");
-    }
+    crate::nightly::stamps::hash_listing(&mut h, &files);
     Ok(hex::encode(&h.finalize()[..16]))
 }
 
