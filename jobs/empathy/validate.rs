@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use super::components::{Component, Contact, Month};
 use super::index::{Cell, Dimension, Groups, Period, Z95};
+use crate::customer_index::CustomerBits;
 
 /// A correlation with its 95% interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -185,30 +186,23 @@ pub struct Outcomes {
     pub ordered: OrderMonths,
 }
 
-/// Which customers ordered in which month: per month, a bit per customer
-/// number (numbers are dense from 0). Tens of millions of orders are folded
-/// in; a hash set of (customer, month) pairs missed the cache on nearly
-/// every one of them.
+/// Which customers ordered in which month: per month, a bit per customer.
+/// Tens of millions of orders are folded in; a hash set of (customer,
+/// month) pairs missed the cache on nearly every one of them.
 #[derive(Debug, Clone, Default)]
 pub struct OrderMonths {
-    months: HashMap<Month, Vec<u64>, foldhash::fast::RandomState>,
+    months: HashMap<Month, CustomerBits, foldhash::fast::RandomState>,
 }
 
 impl OrderMonths {
     pub fn insert(&mut self, customer: u32, month: Month) {
-        let bits = self.months.entry(month).or_default();
-        let word = customer as usize / 64;
-        if word >= bits.len() {
-            bits.resize(word + 1, 0);
-        }
-        bits[word] |= 1 << (customer % 64);
+        self.months.entry(month).or_default().insert(customer);
     }
 
     pub fn contains(&self, customer: u32, month: Month) -> bool {
         self.months
             .get(&month)
-            .and_then(|bits| bits.get(customer as usize / 64))
-            .is_some_and(|w| w & (1 << (customer % 64)) != 0)
+            .is_some_and(|bits| bits.contains(customer))
     }
 }
 
