@@ -20,47 +20,40 @@
 -- test discount_total: not_null, range 0 *
 -- test refunds: not_null, range 0 *
 -- test refunded_amount: not_null, range 0 *
--- Two steps: a COUNT(DISTINCT customer_id) per day kept a set of customer
--- ids per group (5 GB at a million customers); one row per day, channel and
--- customer first makes "customers" a plain count.
-WITH per_customer AS (
-    SELECT
-        order_date,
-        channel,
-        customer_id,
-        count(*) AS orders,
-        sum(CASE WHEN refunded THEN 0 ELSE 1 END) AS kept_orders,
-        -- money is summed in whole cents, so the sum does not depend on row order
-        sum(CASE WHEN refunded THEN 0 ELSE CAST(round(total_amount * 100) AS BIGINT) END) AS revenue_cents,
-        sum(CASE WHEN refunded THEN 0 ELSE CAST(round(COALESCE(discount_amount, 0.0) * 100) AS BIGINT) END) AS discount_cents,
-        sum(CASE WHEN refunded THEN 1 ELSE 0 END) AS refunds,
-        sum(CASE WHEN refunded THEN CAST(round(total_amount * 100) AS BIGINT) ELSE 0 END) AS refunded_cents
-    FROM stg_orders
-    GROUP BY order_date, channel, customer_id
+-- "customers" counts the distinct (day, channel, customer) triples in an
+-- aggregate of its own: COUNT(DISTINCT customer_id) kept a set of ids per
+-- group (5 GB at a million customers), and one aggregate carrying the money
+-- sums per triple held six more values for each of 24M triples.
+WITH customers_per_day AS (
+    SELECT order_date, channel, count(*) AS customers
+    FROM (SELECT DISTINCT order_date, channel, customer_id FROM stg_orders) AS triples
+    GROUP BY order_date, channel
 ),
 counts AS (
     SELECT
         order_date,
         channel,
-        sum(orders) AS orders,
-        count(*) AS customers,
-        CAST(sum(revenue_cents) AS DOUBLE) / 100 AS revenue,
-        sum(kept_orders) AS kept_orders,
-        CAST(sum(discount_cents) AS DOUBLE) / 100 AS discount_total,
-        sum(refunds) AS refunds,
-        CAST(sum(refunded_cents) AS DOUBLE) / 100 AS refunded_amount
-    FROM per_customer
+        count(*) AS orders,
+        -- money is summed in whole cents, so the sum does not depend on row order
+        CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(total_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS revenue,
+        sum(CASE WHEN refunded THEN 0 ELSE 1 END) AS kept_orders,
+        CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(COALESCE(discount_amount, 0.0) * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
+        sum(CASE WHEN refunded THEN 1 ELSE 0 END) AS refunds,
+        CAST(sum(CASE WHEN refunded THEN CAST(round(total_amount * 100) AS BIGINT) ELSE 0 END) AS DOUBLE) / 100 AS refunded_amount
+    FROM stg_orders
     GROUP BY order_date, channel
 )
 SELECT
-    order_date,
-    channel,
-    orders,
-    customers,
-    revenue,
-    revenue / NULLIF(kept_orders, 0) AS avg_order_value,
-    discount_total,
-    refunds,
-    refunded_amount
-FROM counts
-ORDER BY order_date, channel
+    c.order_date,
+    c.channel,
+    c.orders,
+    d.customers,
+    c.revenue,
+    c.revenue / NULLIF(c.kept_orders, 0) AS avg_order_value,
+    c.discount_total,
+    c.refunds,
+    c.refunded_amount
+FROM counts AS c
+-- every (day, channel) with an order has at least one customer
+INNER JOIN customers_per_day AS d ON d.order_date = c.order_date AND d.channel = c.channel
+ORDER BY c.order_date, c.channel

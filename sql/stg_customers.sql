@@ -1,5 +1,5 @@
 -- model: stg_customers
--- materialized: view
+-- materialized: memory
 -- purpose: The current record of every consenting customer as of the run date, de-duplicated across export days.
 -- grain: one row per customer (pseudonymous customer_id): the record with the latest consent_updated_at, then the latest dt, among partitions dt <= run date
 -- column customer_id: pseudonymous customer id (HMAC of the export's id, 32 hex characters)

@@ -21,6 +21,7 @@ use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -107,6 +108,20 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
                 session.register_table(model.name.as_str(), df.into_view())?;
                 0
             }
+            Materialized::Memory => {
+                // a MemTable, not `DataFrame::cache`'s view of one: the
+                // models reading it then scan `stg_…` by name, as lineage expects
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let partitions = df
+                    .collect_partitioned()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                session.register_table(
+                    model.name.as_str(),
+                    Arc::new(MemTable::try_new(schema, partitions)?),
+                )?;
+                0
+            }
             Materialized::Table => {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 provenance::forget(ctx, &model.name, date).await?;
@@ -142,10 +157,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
         info!(model = %model.name, rows, data_tests, "model built");
         outcomes.push(ModelOutcome {
             model: model.name.clone(),
-            materialized: match model.materialized {
-                Materialized::Table => "table".into(),
-                Materialized::View => "view".into(),
-            },
+            materialized: model.materialized.as_str().into(),
             rows,
             data_tests,
             seconds: started.elapsed().as_secs_f64(),

@@ -20,8 +20,25 @@ include!(concat!(env!("OUT_DIR"), "/builtin_models.rs"));
 /// Whether a model's result is written to `marts/` or only used inside the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Materialized {
+    /// Written to `marts/<model>/dt=<date>/`.
     Table,
+    /// Recomputed by every model and data test that reads it.
     View,
+    /// Computed once per run and held in memory for the models and data
+    /// tests that read it; never written. For a staging model that several
+    /// models read and whose plan is costly (a window over all records).
+    Memory,
+}
+
+impl Materialized {
+    /// The header's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Materialized::Table => "table",
+            Materialized::View => "view",
+            Materialized::Memory => "memory",
+        }
+    }
 }
 
 /// A dbt-style data test on one column.
@@ -105,9 +122,10 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
     let materialized = match header.get("materialized").map(String::as_str) {
         Some("table") => Materialized::Table,
         Some("view") => Materialized::View,
+        Some("memory") => Materialized::Memory,
         other => {
             return Err(bad(format!(
-                "`-- materialized:` must be table or view, not {other:?}"
+                "`-- materialized:` must be table, view or memory, not {other:?}"
             )));
         }
     };
@@ -397,6 +415,17 @@ mod tests {
     }
 
     #[test]
+    fn a_model_can_be_held_in_memory() {
+        let m = parse_model(
+            "m",
+            "-- model: m\n-- materialized: memory\n-- purpose: p\n-- grain: g\n-- column x: d\nSELECT 1 AS x",
+        )
+        .expect("parses");
+        assert_eq!(m.materialized, Materialized::Memory);
+        assert_eq!(m.materialized.as_str(), "memory");
+    }
+
+    #[test]
     fn headers_are_checked() {
         let cases = [
             (
@@ -405,7 +434,7 @@ mod tests {
             ),
             (
                 "-- model: m\n-- materialized: maybe\n-- purpose: p\n-- grain: g\nSELECT 1",
-                "table or view",
+                "table, view or memory",
             ),
             (
                 "-- model: m\n-- materialized: view\n-- grain: g\nSELECT 1",

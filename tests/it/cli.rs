@@ -363,4 +363,11 @@ fn demo_runs_end_to_end() {
             .join("part-0.parquet");
         assert!(p.exists(), "{} missing", p.display());
     }
+    // staging models stay inside the run: a view, and one held in memory
+    for staging in ["stg_orders", "stg_customers"] {
+        assert!(
+            !dir.join("marts").join(staging).exists(),
+            "{staging} was written to marts"
+        );
+    }
 }
