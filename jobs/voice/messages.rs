@@ -231,66 +231,145 @@ pub async fn write_feedback_scored(
     mart::doc("feedback_scored")?.check(&schema)?;
     let scorer = Arc::new(Scorer::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut sink = ParquetSink::create(
+    let sink = ParquetSink::create(
         storage.store(),
         partition_file("marts", "feedback_scored", params.date),
         schema,
     )?;
+    // Three stages overlap, each a batch apart: DataFusion reads (and, for
+    // the first batch of a source, sorts) the next batch, the blocking pool
+    // scores this one, a task encodes the previous one. In one loop the
+    // scoring threads waited for the reading and the writing: 40 s at a
+    // million customers on two cores, with 48 CPU-seconds of work.
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(read_sources(
+        session.clone(),
+        *params,
+        sources.to_vec(),
+        read_tx,
+    ));
+    let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
+    let writer = tokio::spawn(write_batches(sink, write_rx));
+
     let mut themes = ThemeCounter::new(min_group_size);
-    let mut by_source = BTreeMap::new();
+    let mut by_source: BTreeMap<String, u64> =
+        sources.iter().map(|s| (s.name.to_string(), 0)).collect();
+    while let Some(read) = read_rx.recv().await {
+        let (source, batch) = read?;
+        let input = Input::from_batch(&batch)?;
+        let n = batch.num_rows();
+        // a few slices per core: one slot finishing early leaves a core idle
+        let chunk = n.div_ceil(threads * 4).max(1);
+        let mut tasks = Vec::new();
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            let (scorer, text, customer, touchpoint) = (
+                Arc::clone(&scorer),
+                input.text.clone(),
+                input.customer_id.clone(),
+                input.touchpoint.clone(),
+            );
+            tasks.push(tokio::task::spawn_blocking(move || {
+                score_slice(
+                    &scorer,
+                    &text,
+                    &customer,
+                    &touchpoint,
+                    start..end,
+                    min_group_size,
+                )
+            }));
+        }
+        let mut scored = Vec::with_capacity(n);
+        for t in tasks {
+            let (s, counts) = t
+                .await
+                .map_err(|e| Error::Internal(format!("voice: a scoring task failed: {e}")))?;
+            scored.extend(s);
+            themes.merge(counts);
+        }
+        let out = output(source.name, &input, &scored)?;
+        if write_tx.send(WriteMsg::Batch(out)).await.is_err() {
+            // the writer stopped on an error, which its handle returns
+            break;
+        }
+        *by_source.entry(source.name.to_string()).or_default() += n as u64;
+    }
+    reader
+        .await
+        .map_err(|e| Error::Internal(format!("voice: the message reader failed: {e}")))?;
+    // a writer that stopped early returns its error here; one that did not
+    // is told the batches are complete, so the partition is published
+    let _ = write_tx.send(WriteMsg::Finish).await;
+    drop(write_tx);
+    writer
+        .await
+        .map_err(|e| Error::Internal(format!("voice: the writer failed: {e}")))??;
+    for (source, rows) in &by_source {
+        info!(source = %source, rows, "messages scored");
+    }
+    Ok(Scoring { by_source, themes })
+}
+
+/// What the scoring loop hands the writer.
+enum WriteMsg {
+    Batch(RecordBatch),
+    /// Every batch was sent: publish the partition. Without it (the loop
+    /// failed) the channel closes and nothing is published.
+    Finish,
+}
+
+/// Sends every source's batches, in order, tagged with their source; an
+/// error ends the stream.
+async fn read_sources(
+    session: SessionContext,
+    params: RunParams,
+    sources: Vec<Source>,
+    tx: tokio::sync::mpsc::Sender<Result<(Source, RecordBatch)>>,
+) {
     for source in sources {
         let name = format!("voice/messages_{}", source.name);
         let failed = |e: datafusion::error::DataFusionError| Error::Model {
             model: name.clone(),
             reason: e.to_string(),
         };
-        let mut stream = super::frame(session, source.sql, params, &name)
-            .await?
-            .execute_stream()
-            .await
-            .map_err(failed)?;
-        let mut rows = 0u64;
+        let stream = match super::frame(&session, source.sql, &params, &name).await {
+            Ok(df) => df.execute_stream().await.map_err(failed),
+            Err(e) => Err(e),
+        };
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(failed)?;
-            let input = Input::from_batch(&batch)?;
-            let n = batch.num_rows();
-            let chunk = n.div_ceil(threads).max(1);
-            let mut tasks = Vec::new();
-            for start in (0..n).step_by(chunk) {
-                let end = (start + chunk).min(n);
-                let (scorer, text, customer, touchpoint) = (
-                    Arc::clone(&scorer),
-                    input.text.clone(),
-                    input.customer_id.clone(),
-                    input.touchpoint.clone(),
-                );
-                tasks.push(tokio::task::spawn_blocking(move || {
-                    score_slice(
-                        &scorer,
-                        &text,
-                        &customer,
-                        &touchpoint,
-                        start..end,
-                        min_group_size,
-                    )
-                }));
+            let read = batch.map(|b| (source, b)).map_err(failed);
+            let stop = read.is_err();
+            if tx.send(read).await.is_err() || stop {
+                return;
             }
-            let mut scored = Vec::with_capacity(n);
-            for t in tasks {
-                let (s, counts) = t
-                    .await
-                    .map_err(|e| Error::Internal(format!("voice: a scoring task failed: {e}")))?;
-                scored.extend(s);
-                themes.merge(counts);
-            }
-            sink.write(&output(source.name, &input, &scored)?).await?;
-            rows += n as u64;
         }
-        info!(source = source.name, rows, "messages scored");
-        by_source.insert(source.name.to_string(), rows);
     }
-    sink.finish().await?;
-    Ok(Scoring { by_source, themes })
+}
+
+/// Writes the batches it is sent; publishes the partition only on
+/// [`WriteMsg::Finish`].
+async fn write_batches(
+    mut sink: ParquetSink,
+    mut rx: tokio::sync::mpsc::Receiver<WriteMsg>,
+) -> Result<()> {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            WriteMsg::Batch(b) => sink.write(&b).await?,
+            WriteMsg::Finish => {
+                sink.finish().await?;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,17 +1,24 @@
 -- Public reviews posted up to the end of the run date, with their text, one
 -- row per review_id. Same rule as sql/stg_reviews.sql (latest export
 -- partition dt <= run date), which leaves the text out.
-WITH ranked AS (
+WITH latest AS (
     SELECT
         v.review_id,
         v.customer_id,
         v.posted_at,
         v.platform,
         v.text,
-        v.rating,
-        row_number() OVER (PARTITION BY v.review_id ORDER BY v.dt DESC) AS record_rank
+        v.rating
     FROM reviews AS v
     WHERE v.dt <= $run_date
+        -- the latest export of a record wins: drop the copies a later export
+        -- replaced, as the transform listed them for the run date (a window
+        -- over every record took seconds per million: each key its own partition)
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.dt = $run_date
+                AND s.table_name = 'reviews' AND s.record_key = v.review_id AND s.source_dt = v.dt
+        )
 )
 SELECT
     k.review_id AS message_id,
@@ -22,7 +29,6 @@ SELECT
     CAST(k.rating AS BIGINT) AS rating,
     'stars' AS rating_scale,
     CAST(NULL AS TIMESTAMP) AS follow_up_at
-FROM ranked AS k
-WHERE k.record_rank = 1
-    AND k.posted_at < $run_end
+FROM latest AS k
+WHERE k.posted_at < $run_end
 ORDER BY message_id

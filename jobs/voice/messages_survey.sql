@@ -2,7 +2,7 @@
 -- per response_id. Same rule as sql/stg_feedback.sql (the record of the
 -- latest export partition dt <= run date wins; answers after the run date
 -- are not yet known), which leaves the comment out.
-WITH ranked AS (
+WITH latest AS (
     SELECT
         f.response_id,
         f.customer_id,
@@ -10,10 +10,17 @@ WITH ranked AS (
         f.survey_type,
         f.score,
         f.comment,
-        f.touchpoint,
-        row_number() OVER (PARTITION BY f.response_id ORDER BY f.dt DESC) AS record_rank
+        f.touchpoint
     FROM feedback AS f
     WHERE f.dt <= $run_date
+        -- the latest export of a record wins: drop the copies a later export
+        -- replaced, as the transform listed them for the run date (a window
+        -- over every record took seconds per million: each key its own partition)
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.dt = $run_date
+                AND s.table_name = 'feedback' AND s.record_key = f.response_id AND s.source_dt = f.dt
+        )
 )
 SELECT
     k.response_id AS message_id,
@@ -24,7 +31,6 @@ SELECT
     CAST(k.score AS BIGINT) AS rating,
     k.survey_type AS rating_scale,
     CAST(NULL AS TIMESTAMP) AS follow_up_at
-FROM ranked AS k
-WHERE k.record_rank = 1
-    AND k.responded_at < $run_end
+FROM latest AS k
+WHERE k.responded_at < $run_end
 ORDER BY message_id

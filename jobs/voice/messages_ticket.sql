@@ -2,7 +2,7 @@
 -- message, one row per ticket_id. Same rule as sql/stg_tickets.sql (latest
 -- export partition dt <= run date; a follow-up after the run date is not yet
 -- known), which leaves the message out.
-WITH ranked AS (
+WITH latest AS (
     SELECT
         t.ticket_id,
         t.customer_id,
@@ -10,10 +10,17 @@ WITH ranked AS (
         t.channel,
         t.message,
         t.satisfaction,
-        t.follow_up_at,
-        row_number() OVER (PARTITION BY t.ticket_id ORDER BY t.dt DESC) AS record_rank
+        t.follow_up_at
     FROM tickets AS t
     WHERE t.dt <= $run_date
+        -- the latest export of a record wins: drop the copies a later export
+        -- replaced, as the transform listed them for the run date (a window
+        -- over every record took seconds per million: each key its own partition)
+        AND NOT EXISTS (
+            SELECT 1 FROM superseded AS s
+            WHERE s.dt = $run_date
+                AND s.table_name = 'tickets' AND s.record_key = t.ticket_id AND s.source_dt = t.dt
+        )
 )
 SELECT
     k.ticket_id AS message_id,
@@ -24,7 +31,6 @@ SELECT
     CAST(k.satisfaction AS BIGINT) AS rating,
     'ticket_satisfaction' AS rating_scale,
     CASE WHEN k.follow_up_at < $run_end THEN k.follow_up_at END AS follow_up_at
-FROM ranked AS k
-WHERE k.record_rank = 1
-    AND k.created_at < $run_end
+FROM latest AS k
+WHERE k.created_at < $run_end
 ORDER BY message_id

@@ -12,8 +12,9 @@
 //!
 //! Reads `lake/feedback`, `lake/tickets`, `lake/reviews` (the columns in
 //! [`LAKE_COLUMNS_READ`]) up to the run date with the staging views'
-//! de-duplication rule, and `marts/segments` of the run date when the
-//! segment job has written it. Writes `marts/feedback_scored`,
+//! de-duplication rule (the copies `marts/superseded` of the run date lists
+//! are left out, so the transform must have run for the date), and
+//! `marts/segments` of the run date when the segment job has written it. Writes `marts/feedback_scored`,
 //! `marts/voice_scores`, `marts/voice_themes`, `marts/voice_closed_loop`
 //! and the `voice` file of `marts/model_metrics`. Message text is scored in
 //! memory and never written; every aggregate below `min_group_size` is
@@ -145,6 +146,19 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         });
     }
 
+    // the messages queries leave out the copies the transform listed as replaced
+    if storage
+        .head_opt(&crate::storage::partition_file("marts", "superseded", date))
+        .await?
+        .is_none()
+    {
+        return Err(Error::MissingInput {
+            what: format!("marts/superseded for {date}"),
+            hint: format!(
+                "run `attune transform --date {date}` (or the nightly) first: it lists the copies a later export replaced"
+            ),
+        });
+    }
     let scoring = messages::write_feedback_scored(&session, storage, &params, &sources, k).await?;
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(

@@ -578,8 +578,19 @@ async fn segments_of_the_run_date_become_a_dimension() {
     };
     attune::generate::generate(&params).expect("generate");
     let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
+    // every table: the transform, which voice needs first, reads them all
     let ctx = root.ctx(
-        &["customers", "feedback", "tickets", "reviews"],
+        &[
+            "customers",
+            "orders",
+            "feedback",
+            "tickets",
+            "reviews",
+            "web_sessions",
+            "offers",
+            "initiatives",
+            "initiative_assignments",
+        ],
         common::KEY,
     );
     attune::nightly::run(
@@ -638,6 +649,17 @@ async fn segments_of_the_run_date_become_a_dimension() {
     .await
     .expect("write segments");
 
+    // the messages leave out the copies the transform lists as replaced:
+    // without its list for the date, voice stops and says what to run
+    let err = voice::run(&ctx, last)
+        .await
+        .expect_err("voice before the transform")
+        .to_string();
+    assert!(
+        err.contains("marts/superseded") && err.contains("attune transform --date"),
+        "{err}"
+    );
+    attune::transform::run(&ctx, last).await.expect("transform");
     let outcome = voice::run(&ctx, last).await.expect("voice");
     assert!(outcome.segments);
     assert!(
