@@ -216,7 +216,8 @@ async fn each_batch(
 }
 
 /// Every ticket up to the run date, with reply, message and the gap to the
-/// customer's next ticket on the same topic (`tickets.sql`).
+/// customer's next ticket on the same topic (`tickets.sql`, then
+/// [`fill_next_same_topic`]).
 pub async fn tickets(
     session: &SessionContext,
     customers: &mut Customers,
@@ -234,7 +235,6 @@ pub async fn tickets(
         let fr = c.floats("first_response_hours")?;
         let res = c.floats("resolution_hours")?;
         let fu = c.floats("follow_up_hours")?;
-        let next = c.floats("next_same_topic_hours")?;
         let reply = c.strings("reply")?;
         let message = c.strings("message")?;
         for i in 0..ids.len() {
@@ -253,7 +253,7 @@ pub async fn tickets(
                 first_response_hours: fr[i],
                 resolution_hours: res[i],
                 follow_up_hours: fu[i],
-                next_same_topic_hours: next[i],
+                next_same_topic_hours: None,
                 reply: reply[i].clone(),
                 message: message[i].clone(),
             });
@@ -261,7 +261,31 @@ pub async fn tickets(
         Ok(())
     })
     .await?;
+    fill_next_same_topic(&mut out);
     Ok(out)
+}
+
+/// Sets each ticket's hours until the same customer's next ticket on the
+/// same topic, ordered by creation time then ticket id: SQL's
+/// `lead(created_epoch) OVER (PARTITION BY customer_id, topic ORDER BY
+/// created_epoch, ticket_id) - created_epoch`, divided by 3600. A missing
+/// customer or topic is a group of its own, as in PARTITION BY.
+pub fn fill_next_same_topic(rows: &mut [TicketRow]) {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&rows[a], &rows[b]);
+        x.customer
+            .cmp(&y.customer)
+            .then_with(|| x.topic.cmp(&y.topic))
+            .then_with(|| x.created.total_cmp(&y.created))
+            .then_with(|| x.ticket_id.cmp(&y.ticket_id))
+    });
+    for pair in order.windows(2) {
+        let (this, next) = (&rows[pair[0]], &rows[pair[1]]);
+        let gap = (this.customer == next.customer && this.topic == next.topic)
+            .then(|| (next.created - this.created) / 3600.0);
+        rows[pair[0]].next_same_topic_hours = gap;
+    }
 }
 
 /// Every empathy survey up to the run date, items side by side (`surveys.sql`).
@@ -485,4 +509,110 @@ pub async fn ticket_emotions(
     })
     .await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Float64Array, StringArray, UInt32Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    /// Reference: DataFusion's own `lead` window, the SQL this replaced, on
+    /// tickets with shared creation times, missing customers and topics.
+    #[tokio::test]
+    async fn next_same_topic_matches_the_lead_window() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let topics = [None, Some("billing"), Some("delivery"), Some("quality")];
+        let mut rows: Vec<TicketRow> = (0..3000)
+            .map(|i| TicketRow {
+                // unique ids, not in creation order
+                ticket_id: format!("t{:05}", (i * 7919) % 3000),
+                customer: (rng.random_range(0..10) > 0).then(|| rng.random_range(0..200)),
+                // whole hours in a few weeks: many tickets share a time
+                created: f64::from(rng.random_range(0..500u32)) * 3600.0 + 0.25,
+                topic: topics[rng.random_range(0..topics.len())].map(str::to_string),
+                ..TicketRow::default()
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ticket_id", DataType::Utf8, false),
+            Field::new("customer_id", DataType::UInt32, true),
+            Field::new("created_epoch", DataType::Float64, false),
+            Field::new("topic", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.ticket_id.as_str()),
+                )),
+                Arc::new(UInt32Array::from_iter(rows.iter().map(|r| r.customer))),
+                Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|r| r.created),
+                )),
+                Arc::new(StringArray::from_iter(
+                    rows.iter().map(|r| r.topic.as_deref()),
+                )),
+            ],
+        )
+        .expect("batch");
+        let session = SessionContext::new();
+        session
+            .register_table(
+                "t",
+                Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
+            )
+            .expect("register");
+        let expected = session
+            .sql(
+                "SELECT ticket_id, (lead(created_epoch) OVER (PARTITION BY customer_id, topic \
+                 ORDER BY created_epoch, ticket_id) - created_epoch) / 3600.0 AS next \
+                 FROM t ORDER BY ticket_id, customer_id, topic, created_epoch",
+            )
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("rows");
+        fill_next_same_topic(&mut rows);
+        let mut got: Vec<&TicketRow> = rows.iter().collect();
+        got.sort_by(|a, b| {
+            a.ticket_id
+                .cmp(&b.ticket_id)
+                .then_with(|| a.customer.cmp(&b.customer))
+                .then_with(|| a.topic.cmp(&b.topic))
+                .then_with(|| a.created.total_cmp(&b.created))
+        });
+        let want: Vec<Option<f64>> = expected
+            .iter()
+            .flat_map(|b| {
+                let next = b
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("f64");
+                (0..next.len())
+                    .map(|i| next.is_valid(i).then(|| next.value(i)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let got: Vec<Option<f64>> = got.iter().map(|r| r.next_same_topic_hours).collect();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got.iter().filter(|g| g.is_some()).count() > 1000,
+            "the groups have followers"
+        );
+        assert!(
+            got.contains(&Some(0.0)),
+            "ties in creation time are covered"
+        );
+        assert_eq!(got, want);
+    }
 }
