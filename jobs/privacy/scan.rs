@@ -2,8 +2,10 @@
 //! what the leak checks (3, 4, 5, 10) and `attune forget` look through.
 //!
 //! Files are read whole, one per task, on `ingest.threads` blocking
-//! workers; only string columns are decoded for scans (numbers cannot hold
-//! an e-mail address or a pseudonym). Every count is kept per table and
+//! workers (twice as many files in flight, so reading overlaps scanning);
+//! only string columns are decoded for scans (numbers cannot hold an e-mail
+//! address or a pseudonym), as dictionaries, so a value repeated in a file
+//! is scanned once per batch and counted as often as it occurs. Every count is kept per table and
 //! column; no value ever leaves this module.
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,11 +16,11 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, AsArray, LargeStringArray, RecordBatch, StringArray, StringViewArray,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use futures::StreamExt;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use crate::ingest::pseudonym::{PSEUDONYM_LEN, Pseudonym, fingerprint128};
 use crate::ingest::redact::Redactor;
@@ -144,6 +146,54 @@ pub fn read_string_columns(bytes: Bytes) -> Result<(Vec<String>, Vec<RecordBatch
     Ok((names, batches))
 }
 
+/// Decodes the string columns of a Parquet file as dictionaries: (column
+/// names, batches). Ids, channels and topics repeat within a file (a
+/// customer's id once per order), and a dictionary-encoded column reads
+/// back as its dictionary and keys, so each distinct value is scanned once
+/// per batch instead of once per row.
+fn read_string_dictionaries(bytes: Bytes) -> Result<(Vec<String>, Vec<RecordBatch>)> {
+    let schema = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?
+        .schema()
+        .clone();
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let hinted: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let field = f.as_ref().clone();
+            if f.data_type() == &DataType::Utf8 {
+                field.with_data_type(dictionary.clone())
+            } else {
+                field
+            }
+        })
+        .collect();
+    let options = ArrowReaderOptions::new().with_schema(Arc::new(
+        Schema::new(hinted).with_metadata(schema.metadata().clone()),
+    ));
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?;
+    let indices: Vec<usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| is_string(f.data_type()))
+        .map(|(i, _)| i)
+        .collect();
+    let names = indices
+        .iter()
+        .map(|&i| schema.field(i).name().clone())
+        .collect();
+    if indices.is_empty() {
+        return Ok((names, Vec::new()));
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let batches = builder
+        .with_projection(mask)
+        .build()?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((names, batches))
+}
+
 /// Decodes a whole Parquet file: (schema as written, batches).
 pub fn read_all(bytes: Bytes) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
@@ -247,7 +297,9 @@ pub async fn scan_leaks(
                 .map_err(|e| Error::Internal(format!("scan worker panicked: {e}")))?
         }
     }))
-    .buffer_unordered(threads.max(1));
+    // twice as many files in flight as workers: one is read while the
+    // other is scanned, so no worker waits for the store
+    .buffer_unordered(threads.max(1) * 2);
     let mut facts = ScanFacts::default();
     while let Some(r) = tasks.next().await {
         facts.merge(r?);
@@ -267,7 +319,7 @@ fn scan_file(
         .metadata()
         .file_metadata()
         .num_rows();
-    let (names, batches) = read_string_columns(bytes).map_err(label)?;
+    let (names, batches) = read_string_dictionaries(bytes).map_err(label)?;
     let mut per_column: Vec<ColumnFacts> = names
         .iter()
         .map(|n| ColumnFacts {
@@ -277,8 +329,27 @@ fn scan_file(
             ..ColumnFacts::default()
         })
         .collect();
+    let mut times: Vec<u64> = Vec::new();
     for batch in &batches {
         for (facts, array) in per_column.iter_mut().zip(batch.columns()) {
+            if let Some(dict) = array.as_dictionary_opt::<Int32Type>()
+                && let Some(values) = StrCol::of(dict.values().as_ref())
+            {
+                // each distinct value once, counted as often as it occurs
+                times.clear();
+                times.resize(dict.values().len(), 0);
+                for k in dict.keys().iter().flatten() {
+                    times[k as usize] += 1;
+                }
+                for (j, &n) in times.iter().enumerate() {
+                    if n > 0
+                        && let Some(v) = values.get(j)
+                    {
+                        scan_value_times(v, n, needles, redactor, facts);
+                    }
+                }
+                continue;
+            }
             let Some(col) = StrCol::of(array.as_ref()) else {
                 continue;
             };
@@ -305,20 +376,32 @@ fn scan_file(
 
 /// Counts one value into `facts`.
 pub fn scan_value(v: &str, needles: &Needles, redactor: &Redactor, facts: &mut ColumnFacts) {
-    facts.values += 1;
+    scan_value_times(v, 1, needles, redactor, facts);
+}
+
+/// Counts a value that occurs `times` times into `facts`, as many calls of
+/// [`scan_value`] would.
+fn scan_value_times(
+    v: &str,
+    times: u64,
+    needles: &Needles,
+    redactor: &Redactor,
+    facts: &mut ColumnFacts,
+) {
+    facts.values += times;
     let t = v.trim();
     if !facts.record_key
         && !t.is_empty()
         && t.len() <= needles.raw_max_len
         && needles.raw_ids.contains(&fingerprint128(t.as_bytes()))
     {
-        facts.raw_ids += 1;
+        facts.raw_ids += times;
     }
     if let Some(p) = as_pseudonym(v) {
         // A pseudonym is hex: its digit runs can look like a phone number
         // to the detectors, and it cannot be anything else personal.
-        facts.opted_out += u64::from(needles.opted_out.contains(&p));
-        facts.erased += u64::from(needles.erased.contains(&p));
+        facts.opted_out += times * u64::from(needles.opted_out.contains(&p));
+        facts.erased += times * u64::from(needles.erased.contains(&p));
         return;
     }
     if facts.record_key {
@@ -326,9 +409,9 @@ pub fn scan_value(v: &str, needles: &Needles, redactor: &Redactor, facts: &mut C
     }
     let hits = redactor.scan(v);
     if !hits.is_empty() {
-        facts.pii_values += 1;
+        facts.pii_values += times;
         for (kind, n) in hits {
-            *facts.pii_items.entry(kind.name()).or_default() += n as u64;
+            *facts.pii_items.entry(kind.name()).or_default() += times * n as u64;
         }
     }
 }
@@ -417,6 +500,81 @@ mod tests {
         scan_value("a@b.com, c@d.org and 10.0.0.1", &n, &r, &mut f);
         assert_eq!(f.pii_values, 1);
         assert_eq!(f.pii_items, BTreeMap::from([("email", 2), ("ip", 1)]));
+    }
+
+    /// Reference: the same values scanned one call of `scan_value` each.
+    #[test]
+    fn a_file_scanned_by_distinct_value_counts_as_value_by_value() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use parquet::arrow::ArrowWriter;
+        use parquet::file::properties::WriterProperties;
+
+        let (n, r) = (needles(), Redactor::new());
+        let pool = [
+            Some("CUST-0001"),
+            Some("0123456789abcdef0123456789abcdef"),
+            Some("fedcba9876543210fedcba9876543210"),
+            Some("write to ana@example.com or 10.0.0.1"),
+            Some("fine"),
+            None,
+        ];
+        let rows = 5000;
+        let repeated: Vec<Option<&str>> = (0..rows).map(|i| pool[(i * 7) % pool.len()]).collect();
+        let unique: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 11 != 0).then(|| format!("note {i} call 612345678")))
+            .collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("repeated", DataType::Utf8, true),
+            Field::new("amount", DataType::Int64, false),
+            Field::new("unique", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(repeated.clone())),
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                Arc::new(StringArray::from(unique.clone())),
+            ],
+        )
+        .expect("batch");
+        let mut bytes = Vec::new();
+        // small batches and pages: several batches share one dictionary
+        let props = WriterProperties::builder()
+            .set_max_row_group_size(2000)
+            .set_data_page_row_count_limit(500)
+            .build();
+        let mut w = ArrowWriter::try_new(&mut bytes, schema, Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let bytes = Bytes::from(bytes);
+
+        let (_, batches) = read_string_dictionaries(bytes.clone()).expect("read");
+        assert!(
+            matches!(batches[0].column(0).data_type(), DataType::Dictionary(..)),
+            "the dictionary path is the one under test"
+        );
+        let file = TableFile {
+            area: "lake".into(),
+            table: "t".into(),
+            path: Path::from("lake/t/dt=2025-01-01/part-0.parquet"),
+        };
+        let got = scan_file(&file, bytes, &n, &r).expect("scan");
+        let mut want_repeated = ColumnFacts::default();
+        for v in repeated.iter().flatten() {
+            scan_value(v, &n, &r, &mut want_repeated);
+        }
+        let mut want_unique = ColumnFacts::default();
+        for v in unique.iter().flatten() {
+            scan_value(v, &n, &r, &mut want_unique);
+        }
+        let key = |c: &str| ("lake".to_string(), "t".to_string(), c.to_string());
+        assert_eq!(got.columns[&key("repeated")], want_repeated);
+        assert_eq!(got.columns[&key("unique")], want_unique);
+        assert!(!got.columns.contains_key(&key("amount")));
+        assert!(want_repeated.raw_ids > 0 && want_repeated.opted_out > 0);
+        assert!(want_repeated.erased > 0 && want_repeated.pii_values > 0);
+        assert!(want_unique.pii_values > 4000);
+        assert_eq!(got.rows, rows as u64);
     }
 
     #[test]
