@@ -540,7 +540,7 @@ mod tests {
         let mut bytes = Vec::new();
         // small batches and pages: several batches share one dictionary
         let props = WriterProperties::builder()
-            .set_max_row_group_size(2000)
+            .set_max_row_group_row_count(Some(2000))
             .set_data_page_row_count_limit(500)
             .build();
         let mut w = ArrowWriter::try_new(&mut bytes, schema, Some(props)).expect("writer");
