@@ -295,6 +295,9 @@ pub async fn write_feedback_scored(
         }
         *by_source.entry(source.name.to_string()).or_default() += n as u64;
     }
+    // after a writer error the reader may wait on a full channel: closing
+    // it makes its next send fail, so it stops
+    drop(read_rx);
     reader
         .await
         .map_err(|e| Error::Internal(format!("voice: the message reader failed: {e}")))?;
