@@ -95,6 +95,10 @@ impl PartialOrd for Key {
     }
 }
 
+/// Rows between a prefetch and the row that needs it: enough to keep
+/// several cache misses in flight, few enough that the lines are still there.
+pub const AHEAD: usize = 16;
+
 /// An empty slot's number.
 const EMPTY: u32 = u32::MAX;
 
@@ -177,21 +181,43 @@ impl CustomerIndex {
     /// The number of an id, if it has one.
     pub fn get(&self, id: &str) -> Option<u32> {
         match Key::hex(id) {
-            Some(v) => {
-                let mask = self.slots.len() - 1;
-                let mut i = self.home(v);
-                loop {
-                    let (key, n) = self.slots[i];
-                    if n == EMPTY {
-                        return None;
-                    }
-                    if key == v {
-                        return Some(n);
-                    }
-                    i = (i + 1) & mask;
-                }
-            }
+            Some(v) => self.get_hex(v),
             None => self.text.get(id).copied(),
+        }
+    }
+
+    /// The numbers of many ids (`None` for a missing or unknown one), each
+    /// slot asked for [`AHEAD`] ids before it is needed: one lookup at a time
+    /// waited for one cache miss at a time (2.8 s of the empathy job's 28M
+    /// order rows at a million customers).
+    pub fn get_all(&self, ids: &[Option<&str>]) -> Vec<Option<u32>> {
+        let hex: Vec<Option<u128>> = ids.iter().map(|id| id.and_then(Key::hex)).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(Some(v)) = hex.get(i + AHEAD) {
+                self.prefetch(*v);
+            }
+            out.push(match (hex[i], id) {
+                (Some(v), _) => self.get_hex(v),
+                (None, Some(id)) => self.text.get(*id).copied(),
+                (None, None) => None,
+            });
+        }
+        out
+    }
+
+    fn get_hex(&self, v: u128) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(v);
+        loop {
+            let (key, n) = self.slots[i];
+            if n == EMPTY {
+                return None;
+            }
+            if key == v {
+                return Some(n);
+            }
+            i = (i + 1) & mask;
         }
     }
 
@@ -328,6 +354,22 @@ mod tests {
             assert_eq!(index.get(&id), Some(want), "{id} after");
         }
         assert_eq!(index.len(), plain.len());
+        // many at once, with missing and unknown ids among them
+        let mut ids: Vec<Option<String>> = plain.keys().cloned().map(Some).collect();
+        ids.sort();
+        ids.extend([
+            None,
+            Some("unknown".into()),
+            Some(format!("{:032x}", 1u128 << 100)),
+        ]);
+        ids.rotate_right(2);
+        let refs: Vec<Option<&str>> = ids.iter().map(Option::as_deref).collect();
+        let want: Vec<Option<u32>> = refs
+            .iter()
+            .map(|id| id.and_then(|id| plain.get(id).copied()))
+            .collect();
+        assert_eq!(index.get_all(&refs), want);
+        assert_eq!(want.iter().filter(|n| n.is_none()).count(), 3);
         let mut entries = index.into_entries();
         entries.sort_by_key(|e| e.1);
         for (key, n) in entries {

@@ -59,6 +59,7 @@ pub mod manifest;
 pub mod mart;
 pub mod memory;
 pub mod nightly;
+pub mod parallel;
 pub mod parquet_io;
 pub mod privacy;
 pub mod query;

@@ -304,17 +304,19 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
     }
     let mut members: Vec<_> = members.into_iter().collect();
     members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Cells are estimated independently, on every core.
+    let rows = crate::parallel::map(&members, crate::parallel::threads(), &|(_, idx)| {
+        estimate_cell(contacts, idx, s)
+    });
     members
         .into_iter()
-        .map(|((period, dimension, group), idx)| {
-            let rows = estimate_cell(contacts, &idx, s);
-            Cell {
-                period,
-                dimension,
-                group: group.to_string(),
-                contacts: idx,
-                rows,
-            }
+        .zip(rows)
+        .map(|(((period, dimension, group), idx), rows)| Cell {
+            period,
+            dimension,
+            group: group.to_string(),
+            contacts: idx,
+            rows,
         })
         .collect()
 }

@@ -56,6 +56,12 @@ impl Customers {
         self.index.get(id)
     }
 
+    /// The numbers of a column of pseudonyms (`None` where missing or unknown).
+    fn get_all(&self, ids: &Strs) -> Vec<Option<u32>> {
+        let ids: Vec<Option<&str>> = ids.0.iter().collect();
+        self.index.get_all(&ids)
+    }
+
     /// The pseudonym of a number.
     pub fn id(&self, i: u32) -> &str {
         &self.ids[i as usize]
@@ -396,10 +402,10 @@ pub async fn order_months(
     // nearly always the answer.
     let mut last: Option<(i32, Month)> = None;
     each_batch(session, sql, "order_months", |c| {
-        let cust = c.strs("customer_id")?;
+        let cust = customers.get_all(&c.strs("customer_id")?);
         let days = c.days("order_date")?;
-        for (i, d) in days.iter().enumerate() {
-            let (Some(id), Some(d)) = (cust.get(i), *d) else {
+        for (k, d) in cust.into_iter().zip(days) {
+            let (Some(k), Some(d)) = (k, d) else {
                 continue;
             };
             let month = match last {
@@ -410,9 +416,7 @@ pub async fn order_months(
                     m
                 }
             };
-            if let Some(k) = customers.get(id) {
-                out.insert(k, month);
-            }
+            out.insert(k, month);
         }
         Ok(())
     })

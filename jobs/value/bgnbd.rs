@@ -277,42 +277,8 @@ impl BgNbdData {
         if self.tuples.len() < PARALLEL_FROM || threads < 2 {
             return chunks.iter().map(|c| f(c)).collect();
         }
-        parallel_map(&chunks, threads, &|c: &&[Tuple]| f(c))
+        crate::parallel::map(&chunks, threads, &|c: &&[Tuple]| f(c))
     }
-}
-
-/// Maps `f` over `items` on `threads` scoped threads (item i on thread
-/// i mod threads); results in item order.
-pub(crate) fn parallel_map<I: Sync, T: Send, F: Fn(&I) -> T + Sync>(
-    items: &[I],
-    threads: usize,
-    f: &F,
-) -> Vec<T> {
-    let mut slots: Vec<Option<T>> = (0..items.len()).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                s.spawn(move || {
-                    items
-                        .iter()
-                        .enumerate()
-                        .skip(w)
-                        .step_by(threads)
-                        .map(|(i, it)| (i, f(it)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, v) in h.join().expect("a worker thread panicked") {
-                slots[i] = Some(v);
-            }
-        }
-    });
-    slots
-        .into_iter()
-        .map(|v| v.expect("every item was mapped"))
-        .collect()
 }
 
 struct PerX {

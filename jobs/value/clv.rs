@@ -195,7 +195,7 @@ pub fn score(
     let per_pair: Vec<Option<Vec<f64>>> = if pairs.len() < 2_000 || threads < 2 {
         chunks.iter().flat_map(&eval).collect()
     } else {
-        super::bgnbd::parallel_map(&chunks, threads.min(chunks.len()), &eval)
+        crate::parallel::map(&chunks, threads.min(chunks.len()), &eval)
             .into_iter()
             .flatten()
             .collect()

@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::customer_index::{CustomerIndex, Key, prefetch};
+use crate::customer_index::{AHEAD, CustomerIndex, Key, prefetch};
 use crate::{Error, Result};
 
 const PURCHASE_DAYS_SQL: &str = include_str!("purchase_days.sql");
@@ -152,10 +152,6 @@ struct Partial {
     /// (customer number, day) of every purchase up to the holdout end.
     purchases: Vec<(u32, i32)>,
 }
-
-/// Rows between a prefetch and the row that needs it: enough to keep
-/// several cache misses in flight, few enough that the lines are still there.
-const AHEAD: usize = 16;
 
 /// A row without a customer or a day.
 const SKIP: u32 = u32::MAX;

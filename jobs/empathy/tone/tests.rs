@@ -355,30 +355,103 @@ fn eval_on_labelled_replies() {
 }
 
 #[test]
-fn the_language_memo_answers_as_whatlang_does() {
+fn the_reply_memo_answers_as_scoring_each_reply_does() {
+    let s = scorer();
     let long_spanish = "Hola, muchas gracias por escribirnos y por su paciencia. ".repeat(12);
-    let texts = [
+    let long_english =
+        "We are so sorry about the late order, thank you for your patience. ".repeat(10);
+    let replies = [
         "Thank you so much for telling us, we are sorry and we will fix it for you.",
         "Muchas gracias por su mensaje, lamentamos mucho lo ocurrido con su pedido.",
         "Vielen Dank für Ihre Nachricht, es tut uns sehr leid, wir kümmern uns darum.",
         "Merci beaucoup pour votre message, nous sommes désolés pour ce retard.",
+        "Per our policy, refunds are not possible. You should have read the terms.",
         "ok",
+        "  ",
         long_spanish.as_str(),
+        long_english.as_str(),
     ];
-    let direct = |t: &str| {
-        !looks_english(t)
-            && whatlang::detect(t)
+    let contexts = [
+        ReplyContext::default(),
+        ReplyContext {
+            message: Some("My order was late and the croissants were cold"),
+            complaint: Some(true),
+        },
+        ReplyContext {
+            message: Some("Where is my order? It is late."),
+            complaint: Some(false),
+        },
+    ];
+    // The definition, without any memo: the checks in order, then every rule.
+    let direct = |reply: &str, ctx: &ReplyContext| {
+        let text = reply.trim();
+        if !text.chars().any(char::is_alphanumeric) {
+            Err(Unscored::NoText)
+        } else if !looks_english(text)
+            && whatlang::detect(text)
                 .is_some_and(|i| i.lang() != whatlang::Lang::Eng && i.is_reliable())
+        {
+            Err(Unscored::UnsupportedLanguage)
+        } else {
+            Ok(s.score(text, ctx))
+        }
     };
-    // twice each, interleaved: the second answers come from the memo
+    // twice, interleaved with the contexts: later answers come from the memo
     for _ in 0..2 {
-        for t in texts {
-            assert_eq!(reliably_not_english(t), direct(t), "{t}");
+        for r in replies {
+            for ctx in &contexts {
+                assert_eq!(s.score_reply(Some(r), ctx), direct(r, ctx), "{r}");
+            }
         }
     }
-    assert!(!reliably_not_english(texts[0]), "English is scored");
+    assert_eq!(
+        s.score_reply(None, &contexts[0]),
+        Err(Unscored::NoText),
+        "a missing reply"
+    );
     assert!(
-        reliably_not_english(&long_spanish),
+        s.score_reply(Some(&long_spanish), &contexts[0]).is_err(),
         "past the memo's key limit too"
     );
+    // A scorer with other rules on the same thread gets its own answers.
+    let flat = ToneScorer::parse(
+        "base = 50\nwarm_threshold = 60\ncold_threshold = 40\nnegators = []\n\n\
+         [[rule]]\nname = \"thanks\"\npoints = 30\ndoc = \"d\"\ncues = [\"thank*\"]\n",
+    )
+    .expect("a one-rule file");
+    let r = replies[0];
+    assert_eq!(
+        s.score_reply(Some(r), &contexts[0]),
+        direct(r, &contexts[0])
+    );
+    assert_eq!(
+        flat.score_reply(Some(r), &contexts[0]).map(|t| t.score),
+        Ok(80.0)
+    );
+    assert_eq!(
+        s.score_reply(Some(r), &contexts[0]),
+        direct(r, &contexts[0])
+    );
+}
+
+#[test]
+fn shared_stems_count_the_intersection_of_content_stems() {
+    let stop: BTreeSet<String> = ["the", "and", "was"]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    let ours = content_stems(
+        "The croissants were cold and the order was charged twice",
+        &stop,
+    );
+    for text in [
+        "my croissant was COLD, cold and charged",
+        "charging the orders: 2024 2024",
+        "nothing in common",
+        "",
+    ] {
+        let expected = content_stems(text, &stop).intersection(&ours).count();
+        assert_eq!(shared_stems(text, &stop, &ours), expected, "{text}");
+    }
+    assert_eq!(shared_stems("cold cold croissants", &stop, &ours), 2);
 }
