@@ -22,6 +22,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::components::{Month, ReviewRow, SurveyRow, TicketRow};
+use super::index::Labels;
 use crate::context::JobContext;
 use crate::customer_index::CustomerIndex;
 use crate::parquet_io::read_batches;
@@ -429,19 +430,23 @@ pub async fn attributes(
     session: &SessionContext,
     customers: &Customers,
     date: NaiveDate,
-) -> Result<HashMap<u32, [Option<String>; 4]>> {
+) -> Result<[Labels; 4]> {
     let sql = format!(
         "SELECT customer_id, age_band, gender, language, region FROM customer_attributes WHERE dt = DATE '{date}'"
     );
-    let mut out = HashMap::new();
+    let mut out: [Labels; 4] = Default::default();
     each_batch(session, &sql, "customer_attributes", |c| {
-        let cust = c.strs("customer_id")?;
-        let (age, gender) = (c.strings("age_band")?, c.strings("gender")?);
-        let (language, region) = (c.strings("language")?, c.strings("region")?);
-        let rows = age.into_iter().zip(gender).zip(language).zip(region);
-        for (i, (((age, gender), language), region)) in rows.enumerate() {
-            if let Some(k) = cust.get(i).and_then(|x| customers.get(x)) {
-                out.insert(k, [age, gender, language, region]);
+        let cust = customers.get_all(&c.strs("customer_id")?);
+        let columns = [
+            c.strs("age_band")?,
+            c.strs("gender")?,
+            c.strs("language")?,
+            c.strs("region")?,
+        ];
+        for (i, k) in cust.into_iter().enumerate() {
+            let Some(k) = k else { continue };
+            for (labels, column) in out.iter_mut().zip(&columns) {
+                labels.set(k, column.get(i));
             }
         }
         Ok(())
@@ -455,7 +460,7 @@ pub async fn segments(
     session: &SessionContext,
     customers: &Customers,
     date: NaiveDate,
-) -> Result<HashMap<u32, String>> {
+) -> Result<Labels> {
     // The segment job names the column `segment_name`; accept `segment` too.
     let provider = session.table_provider("segments").await?;
     let schema = provider.schema();
@@ -469,13 +474,13 @@ pub async fn segments(
     let sql = format!(
         "SELECT customer_id, CAST({column} AS VARCHAR) AS segment FROM segments WHERE dt = DATE '{date}'"
     );
-    let mut out = HashMap::new();
+    let mut out = Labels::default();
     each_batch(session, &sql, "segments", |c| {
-        let cust = c.strs("customer_id")?;
-        let seg = c.strings("segment")?;
-        for (i, s) in seg.into_iter().enumerate() {
-            if let (Some(k), Some(s)) = (cust.get(i).and_then(|x| customers.get(x)), s) {
-                out.insert(k, s);
+        let cust = customers.get_all(&c.strs("customer_id")?);
+        let seg = c.strs("segment")?;
+        for (i, k) in cust.into_iter().enumerate() {
+            if let (Some(k), Some(s)) = (k, seg.get(i)) {
+                out.set(k, Some(s));
             }
         }
         Ok(())

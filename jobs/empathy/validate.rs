@@ -300,7 +300,7 @@ pub fn validate(
                 nps(
                     answers
                         .iter()
-                        .filter(|(c, _)| seg.and_then(|s| s.get(c)) == Some(&cell.group))
+                        .filter(|(c, _)| seg.and_then(|s| s.get(*c)) == Some(cell.group.as_str()))
                         .map(|(_, s)| *s),
                     min_group_size,
                 )

@@ -224,3 +224,105 @@ fn the_index_is_recomputable_from_the_rows() {
         .check(&batch.schema())
         .expect("the batch matches schemas/marts/empathy_index.toml");
 }
+
+/// The dense cell table against the plain definition: every contact up to
+/// the run month in the cell of each of its groups, for its month and, within
+/// the last twelve months, for `last_12_months`; cells sorted by key.
+#[test]
+fn cells_hold_the_contacts_of_each_group_and_period() {
+    let cfg = ValidConfig::default().empathy;
+    let run = Month(2026 * 12 + 3);
+    let mut rng = Xoshiro256Plus::seed_from_u64(11);
+    let pick = |rng: &mut Xoshiro256Plus, names: &[&'static str]| {
+        let i = rng.random_range(0..=names.len());
+        names.get(i).copied()
+    };
+    let mut groups = Groups {
+        segment: Some(Labels::default()),
+        attributes: Some(Default::default()),
+    };
+    for k in 0..300u32 {
+        let seg = pick(&mut rng, &["loyal", "new", "at risk"]);
+        groups.segment.as_mut().expect("set").set(k, seg);
+        let attrs = groups.attributes.as_mut().expect("set");
+        attrs[0].set(k, pick(&mut rng, &["18-34", "35-64", "65+"]));
+        attrs[1].set(k, pick(&mut rng, &["f", "m"]));
+        attrs[2].set(k, pick(&mut rng, &["en", "es", "de"]));
+        attrs[3].set(k, pick(&mut rng, &["north", "south"]));
+    }
+    // the last call wins, a None included
+    groups.segment.as_mut().expect("set").set(7, Some("new"));
+    groups.segment.as_mut().expect("set").set(8, None);
+    let mut contacts = Vec::new();
+    for _ in 0..3_000 {
+        let month = Month(run.0 - rng.random_range(-2..20));
+        let tp = pick(&mut rng, &["email", "chat", "phone"]).unwrap_or("email");
+        let mut c = contact(
+            rng.random_range(0..320),
+            month,
+            tp,
+            ticket_scores(50.0, 50.0),
+        );
+        if rng.random_range(0..10) == 0 {
+            c.customer = None;
+        }
+        if rng.random_range(0..10) == 0 {
+            c.touchpoint = None;
+        }
+        contacts.push(c);
+    }
+    let unavailable: [Option<String>; 6] = Default::default();
+    let settings = Settings {
+        cfg: &cfg,
+        min_group_size: 5,
+        unavailable: &unavailable,
+        run_month: run,
+    };
+    let cells = aggregate(&contacts, &groups, &settings);
+
+    let mut want: std::collections::BTreeMap<(Period, Dimension, String), Vec<usize>> =
+        Default::default();
+    for (j, c) in contacts.iter().enumerate() {
+        if c.month > run {
+            continue;
+        }
+        for d in Dimension::ALL {
+            let g = match d {
+                Dimension::Overall => Some("all".to_string()),
+                Dimension::Touchpoint => c.touchpoint.clone(),
+                Dimension::Segment => c.customer.and_then(|k| {
+                    groups
+                        .segment
+                        .as_ref()
+                        .and_then(|s| s.get(k))
+                        .map(String::from)
+                }),
+                _ => {
+                    let i = Dimension::SENSITIVE
+                        .iter()
+                        .position(|x| *x == d)
+                        .expect("sensitive");
+                    let attrs = groups.attributes.as_ref().expect("set");
+                    c.customer.and_then(|k| attrs[i].get(k)).map(String::from)
+                }
+            };
+            let Some(g) = g else { continue };
+            want.entry((Period::Month(c.month), d, g.clone()))
+                .or_default()
+                .push(j);
+            if c.month.0 > run.0 - 12 {
+                want.entry((Period::Last12Months, d, g))
+                    .or_default()
+                    .push(j);
+            }
+        }
+    }
+    let got: Vec<((Period, Dimension, String), Vec<usize>)> = cells
+        .iter()
+        .map(|c| ((c.period, c.dimension, c.group.clone()), c.contacts.clone()))
+        .collect();
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+    assert_eq!(groups.segment.as_ref().and_then(|s| s.get(7)), Some("new"));
+    assert_eq!(groups.segment.as_ref().and_then(|s| s.get(8)), None);
+    assert_eq!(groups.segment.as_ref().and_then(|s| s.get(10_000)), None);
+}
