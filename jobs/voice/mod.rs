@@ -50,7 +50,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use serde::Serialize;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
@@ -59,6 +59,12 @@ use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// The lake columns this job reads (for the privacy job's inventory).
+/// Rows per batch of the session: each batch's messages are scored in a
+/// few slices per core whose theme counts are then merged, and at
+/// DataFusion's 8,192 the merging of the slices' phrase tables was a tenth
+/// of the job.
+const MESSAGE_BATCH_ROWS: usize = 32_768;
+
 pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
     ("feedback", "response_id"),
     ("feedback", "customer_id"),
@@ -160,6 +166,15 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         });
     }
     let scoring = messages::write_feedback_scored(&session, storage, &params, &sources, k).await?;
+    let mut clock = std::time::Instant::now();
+    let mut lap = |step: &str| {
+        debug!(
+            step,
+            seconds = clock.elapsed().as_secs_f64(),
+            "voice step done"
+        );
+        clock = std::time::Instant::now();
+    };
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(
         &session,
@@ -178,6 +193,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     }
 
     let cells = scores::read_cells(&session, &params).await?;
+    lap("scores");
     let score_rows = scores::rows(&cells, date, k);
     let suppressed_score_rows = score_rows.iter().filter(|r| r.suppressed).count() as u64;
     let n_scores = mart::publish(
@@ -200,6 +216,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     .await?;
 
     let tickets = closed_loop::read_negative_tickets(&session, &params).await?;
+    lap("closed_loop");
     let detractors = cells
         .iter()
         .find(|c| c.metric == "nps" && c.period_type == "all" && c.dimension == "all")
@@ -221,6 +238,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     }
 
     let (reviews, counts) = quality::read(&session, &params).await?;
+    lap("quality");
     let mut metrics = quality::agreement_metrics(&reviews, k);
     metrics.extend(quality::count_metrics(&counts, k));
     mart::publish_model_metrics(storage, date, "voice", &metrics).await?;
@@ -286,7 +304,8 @@ async fn session(
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("attune", "public")
-        .with_target_partitions(1);
+        .with_target_partitions(1)
+        .with_batch_size(MESSAGE_BATCH_ROWS);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     if let Some((url, store)) = storage.datafusion_store() {
         ctx.register_object_store(url, store);
