@@ -14,8 +14,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::bootstrap::{
     mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed,
@@ -34,7 +32,7 @@ use super::table::{
     Stat,
 };
 use super::verdict::{self, Scale, Thresholds, describe_group, fmt_pct, fmt_value, sentence};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Confidence level of every interval.
 pub const CONFIDENCE: f64 = 0.95;
@@ -152,38 +150,18 @@ enum Unit {
     Classifier(usize),
 }
 
-/// Runs the units on `threads` workers; outputs come back in unit order.
+/// Runs the units on `threads` workers (0: one per core); outputs come
+/// back in unit order.
 fn run_units<F>(units: &[Unit], threads: usize, work: F) -> Result<Vec<UnitOut>>
 where
     F: Fn(&Unit) -> Result<UnitOut> + Sync,
 {
     let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        0 => crate::parallel::threads(),
         n => n,
-    }
-    .min(units.len().max(1));
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<UnitOut>>>> =
-        Mutex::new((0..units.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(u) = units.get(i) else { break };
-                    let out = work(u);
-                    slots
-                        .lock()
-                        .expect("no worker panics while holding the lock")[i] = Some(out);
-                }
-            });
-        }
-    });
-    slots
-        .into_inner()
-        .map_err(|_| Error::Internal("an audit worker panicked".into()))?
+    };
+    crate::parallel::map(units, threads, &work)
         .into_iter()
-        .map(|o| o.unwrap_or_else(|| Err(Error::Internal("an audit unit did not run".into()))))
         .collect()
 }
 

@@ -124,6 +124,14 @@ pub fn as_pseudonym(s: &str) -> Option<Pseudonym> {
 pub fn read_string_columns(bytes: Bytes) -> Result<(Vec<String>, Vec<RecordBatch>)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let schema = builder.schema().clone();
+    read_strings(builder, &schema)
+}
+
+/// Reads the string columns of `schema` through `builder`: (names, batches).
+fn read_strings(
+    builder: ParquetRecordBatchReaderBuilder<Bytes>,
+    schema: &Schema,
+) -> Result<(Vec<String>, Vec<RecordBatch>)> {
     let indices: Vec<usize> = schema
         .fields()
         .iter()
@@ -172,26 +180,7 @@ fn read_string_dictionaries(bytes: Bytes) -> Result<(Vec<String>, Vec<RecordBatc
         Schema::new(hinted).with_metadata(schema.metadata().clone()),
     ));
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?;
-    let indices: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| is_string(f.data_type()))
-        .map(|(i, _)| i)
-        .collect();
-    let names = indices
-        .iter()
-        .map(|&i| schema.field(i).name().clone())
-        .collect();
-    if indices.is_empty() {
-        return Ok((names, Vec::new()));
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let batches = builder
-        .with_projection(mask)
-        .build()?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((names, batches))
+    read_strings(builder, &schema)
 }
 
 /// Decodes a whole Parquet file: (schema as written, batches).

@@ -579,20 +579,7 @@ async fn segments_of_the_run_date_become_a_dimension() {
     attune::generate::generate(&params).expect("generate");
     let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
     // every table: the transform, which voice needs first, reads them all
-    let ctx = root.ctx(
-        &[
-            "customers",
-            "orders",
-            "feedback",
-            "tickets",
-            "reviews",
-            "web_sessions",
-            "offers",
-            "initiatives",
-            "initiative_assignments",
-        ],
-        common::KEY,
-    );
+    let ctx = root.ctx(&attune::schema::TABLES, common::KEY);
     attune::nightly::run(
         &ctx,
         &attune::nightly::NightlyParams {
