@@ -1,6 +1,6 @@
 //! One map over scoped threads, for the jobs' CPU-bound loops over
 //! independent items (the value job's likelihood chunks, the empathy job's
-//! cells).
+//! tickets and cells, the fairness audit's units).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -100,10 +100,10 @@ impl Period {
     }
 }
 
-/// One group name per customer number, kept as a code into a short list of
-/// names: the aggregation asks for seven groups of each of two million
-/// contacts, and a hash map of a million customers' strings missed the
-/// cache on nearly every one.
+/// One group name per number (a customer's, or a contact's for
+/// touchpoints), kept as a code into a short list of names: the aggregation
+/// asks for seven groups of each of two million contacts, and a hash map of
+/// a million customers' strings missed the cache on nearly every one.
 #[derive(Debug, Clone, Default)]
 pub struct Labels {
     names: Vec<String>,
@@ -116,7 +116,7 @@ impl Labels {
     const NONE: u32 = u32::MAX;
 
     /// Gives `customer` the group `name`, or none (the last call for a
-    /// customer wins).
+    /// number wins).
     pub fn set(&mut self, customer: u32, name: Option<&str>) {
         let code = match name {
             None => Labels::NONE,
@@ -149,15 +149,6 @@ impl Labels {
     pub fn get(&self, customer: u32) -> Option<&str> {
         self.code(customer).map(|c| self.names[c as usize].as_str())
     }
-
-    /// How many distinct groups.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// Which group of each dimension a customer belongs to.
@@ -182,15 +173,6 @@ impl Groups {
             Dimension::Gender => attr(1),
             Dimension::Language => attr(2),
             Dimension::Region => attr(3),
-        }
-    }
-
-    /// The group of `c` in dimension `d`, if it has one.
-    pub fn of<'a>(&'a self, d: Dimension, c: &'a Contact) -> Option<&'a str> {
-        match d {
-            Dimension::Overall => Some("all"),
-            Dimension::Touchpoint => c.touchpoint.as_deref(),
-            _ => self.labels(d)?.get(c.customer?),
         }
     }
 
@@ -368,28 +350,21 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
     let months = (s.run_month.0 - first_month.0 + 1) as usize;
     let periods = months + 1;
     let last12 = months;
-    // Touchpoints are the contacts' own: code them here.
-    let mut touchpoints: Vec<&str> = Vec::new();
-    let mut touchpoint_code: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
-    let tp: Vec<Option<u32>> = contacts
-        .iter()
-        .map(|c| {
-            let name = c.touchpoint.as_deref()?;
-            Some(*touchpoint_code.entry(name).or_insert_with(|| {
-                touchpoints.push(name);
-                touchpoints.len() as u32 - 1
-            }))
-        })
-        .collect();
+    // Touchpoints belong to the contacts, not the customers: labelled by
+    // contact number.
+    let mut touchpoints = Labels::default();
+    for (j, c) in contacts.iter().enumerate() {
+        touchpoints.set(j as u32, c.touchpoint.as_deref());
+    }
     let names_of = |d: Dimension| -> Vec<&str> {
-        match d {
-            Dimension::Overall => vec!["all"],
-            Dimension::Touchpoint => touchpoints.clone(),
-            _ => groups
-                .labels(d)
-                .map(|l| l.names.iter().map(String::as_str).collect())
-                .unwrap_or_default(),
-        }
+        let labels = match d {
+            Dimension::Overall => return vec!["all"],
+            Dimension::Touchpoint => Some(&touchpoints),
+            _ => groups.labels(d),
+        };
+        labels
+            .map(|l| l.names.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     };
     let names: Vec<Vec<&str>> = Dimension::ALL.iter().map(|d| names_of(*d)).collect();
     let mut offset = Vec::with_capacity(Dimension::ALL.len());
@@ -408,7 +383,7 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
         for (di, d) in Dimension::ALL.iter().enumerate() {
             let code = match d {
                 Dimension::Overall => Some(0),
-                Dimension::Touchpoint => tp[j],
+                Dimension::Touchpoint => touchpoints.code(j as u32),
                 _ => c
                     .customer
                     .and_then(|k| groups.labels(*d).and_then(|l| l.code(k))),

@@ -52,11 +52,6 @@ impl Customers {
         i
     }
 
-    /// The number of a known pseudonym.
-    pub fn get(&self, id: &str) -> Option<u32> {
-        self.index.get(id)
-    }
-
     /// The numbers of a column of pseudonyms (`None` where missing or unknown).
     fn get_all(&self, ids: &Strs) -> Vec<Option<u32>> {
         let ids: Vec<Option<&str>> = ids.0.iter().collect();
@@ -209,6 +204,7 @@ async fn each_batch(
         model: format!("empathy/{what}"),
         reason: e.to_string(),
     })?;
+    let started = std::time::Instant::now();
     let mut stream = df.execute_stream().await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
@@ -219,6 +215,13 @@ async fn each_batch(
             what,
         })?;
     }
+    // the read phase's share per input, for `ATTUNE_LOG=attune=debug`
+    tracing::debug!(
+        input = what,
+        rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "read"
+    );
     Ok(rows)
 }
 

@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use tracing::{debug, info, instrument};
+use tracing::{info, instrument};
 
 use self::alpha::Alpha;
 use self::components::{Component, Contact, Month};
@@ -148,29 +148,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let tone = ToneScorer::builtin()?;
     let mut customers = inputs::Customers::default();
     let tickets = inputs::tickets(&session, &mut customers).await?;
-    debug!(
-        input = "tickets",
-        seconds = clock.elapsed().as_secs_f64(),
-        "read"
-    );
     let surveys = inputs::surveys(&session, &mut customers).await?;
-    debug!(
-        input = "surveys",
-        seconds = clock.elapsed().as_secs_f64(),
-        "read"
-    );
     let reviews = inputs::negative_reviews(&session, &mut customers).await?;
-    debug!(
-        input = "negative_reviews",
-        seconds = clock.elapsed().as_secs_f64(),
-        "read"
-    );
     let nps = inputs::nps_answers(&session, &mut customers).await?;
-    debug!(
-        input = "nps_answers",
-        seconds = clock.elapsed().as_secs_f64(),
-        "read"
-    );
 
     let mut unavailable: [Option<String>; 6] = Default::default();
     let (emotions, emotions_source) = if inputs::mart_exists(ctx, "feedback_scored", date).await? {
@@ -196,17 +176,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         None
     };
     let attributes = inputs::attributes(&session, &customers, date).await?;
-    debug!(
-        input = "attributes",
-        seconds = clock.elapsed().as_secs_f64(),
-        "read"
-    );
     let ordered = inputs::order_months(&session, &customers).await?;
-    debug!(
-        input = "order_months",
-        seconds = clock.elapsed().as_secs_f64(),
-        "read"
-    );
     lap("read", &mut clock);
 
     let run_end = end_of(date);
@@ -230,18 +200,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
             })
             .collect()
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = tickets.len().div_ceil(threads).max(1);
-    let scored: Vec<Vec<_>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = tickets
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || score_chunk(c)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a ticket scoring thread panicked"))
-            .collect()
-    });
+    let threads = crate::parallel::threads();
+    let chunks: Vec<&[components::TicketRow]> = tickets
+        .chunks(tickets.len().div_ceil(threads).max(1))
+        .collect();
+    let scored = crate::parallel::map(&chunks, threads, &|c| score_chunk(c));
     for (contact, toned, emotions_unscored) in scored.into_iter().flatten() {
         if emotions_unscored {
             unscored_emotions += 1;

@@ -5,8 +5,8 @@
 //! workers (twice as many files in flight, so reading overlaps scanning);
 //! only string columns are decoded for scans (numbers cannot hold an e-mail
 //! address or a pseudonym), as dictionaries, so a value repeated in a file
-//! is scanned once per batch and counted as often as it occurs. Every count is kept per table and
-//! column; no value ever leaves this module.
+//! is scanned once per batch and counted as often as it occurs. Every
+//! count is kept per table and column; no value ever leaves this module.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

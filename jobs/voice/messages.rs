@@ -336,11 +336,11 @@ async fn read_sources(
             model: name.clone(),
             reason: e.to_string(),
         };
-        let stream = match super::frame(&session, source.sql, &params, &name).await {
-            Ok(df) => df.execute_stream().await.map_err(failed),
-            Err(e) => Err(e),
+        let stream = async {
+            let df = super::frame(&session, source.sql, &params, &name).await?;
+            df.execute_stream().await.map_err(failed)
         };
-        let mut stream = match stream {
+        let mut stream = match stream.await {
             Ok(s) => s,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;

@@ -14,9 +14,10 @@
 //! [`LAKE_COLUMNS_READ`]) up to the run date with the staging views'
 //! de-duplication rule (the copies `marts/superseded` of the run date lists
 //! are left out, so the transform must have run for the date), and
-//! `marts/segments` of the run date when the segment job has written it. Writes `marts/feedback_scored`,
-//! `marts/voice_scores`, `marts/voice_themes`, `marts/voice_closed_loop`
-//! and the `voice` file of `marts/model_metrics`. Message text is scored in
+//! `marts/segments` of the run date when the segment job has written it.
+//! Writes `marts/feedback_scored`, `marts/voice_scores`,
+//! `marts/voice_themes`, `marts/voice_closed_loop` and the `voice` file of
+//! `marts/model_metrics`. Message text is scored in
 //! memory and never written; every aggregate below `min_group_size` is
 //! suppressed before it leaves this module.
 //!
@@ -166,15 +167,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         });
     }
     let scoring = messages::write_feedback_scored(&session, storage, &params, &sources, k).await?;
-    let mut clock = std::time::Instant::now();
-    let mut lap = |step: &str| {
-        debug!(
-            step,
-            seconds = clock.elapsed().as_secs_f64(),
-            "voice step done"
-        );
-        clock = std::time::Instant::now();
-    };
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(
         &session,
@@ -193,7 +185,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     }
 
     let cells = scores::read_cells(&session, &params).await?;
-    lap("scores");
     let score_rows = scores::rows(&cells, date, k);
     let suppressed_score_rows = score_rows.iter().filter(|r| r.suppressed).count() as u64;
     let n_scores = mart::publish(
@@ -216,7 +207,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     .await?;
 
     let tickets = closed_loop::read_negative_tickets(&session, &params).await?;
-    lap("closed_loop");
     let detractors = cells
         .iter()
         .find(|c| c.metric == "nps" && c.period_type == "all" && c.dimension == "all")
@@ -238,7 +228,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     }
 
     let (reviews, counts) = quality::read(&session, &params).await?;
-    lap("quality");
     let mut metrics = quality::agreement_metrics(&reviews, k);
     metrics.extend(quality::count_metrics(&counts, k));
     mart::publish_model_metrics(storage, date, "voice", &metrics).await?;
@@ -383,14 +372,22 @@ async fn collect(
     params: &RunParams,
     name: &str,
 ) -> Result<Vec<RecordBatch>> {
-    frame(session, sql, params, name)
+    let started = std::time::Instant::now();
+    let batches = frame(session, sql, params, name)
         .await?
         .collect()
         .await
         .map_err(|e| Error::Model {
             model: name.to_string(),
             reason: e.to_string(),
-        })
+        })?;
+    // each query's share of the job, for `ATTUNE_LOG=attune=debug`
+    debug!(
+        query = name,
+        seconds = started.elapsed().as_secs_f64(),
+        "voice query done"
+    );
+    Ok(batches)
 }
 
 /// Registers `voice_segments(customer_id, segment)`: the segment names of
