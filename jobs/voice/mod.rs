@@ -59,13 +59,13 @@ use crate::mart;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
-/// The lake columns this job reads (for the privacy job's inventory).
 /// Rows per batch of the session: each batch's messages are scored in a
 /// few slices per core whose theme counts are then merged, and at
 /// DataFusion's 8,192 the merging of the slices' phrase tables was a tenth
 /// of the job.
 const MESSAGE_BATCH_ROWS: usize = 32_768;
 
+/// The lake columns this job reads (for the privacy job's inventory).
 pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
     ("feedback", "response_id"),
     ("feedback", "customer_id"),
