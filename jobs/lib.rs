@@ -48,6 +48,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod customer_index;
+pub mod customer_key;
 pub mod demo;
 pub mod doctor;
 pub mod empathy;

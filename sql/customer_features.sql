@@ -54,11 +54,14 @@
 -- test review_reply_share: range 0 1
 -- test web_sessions_total: not_null, range 0 *
 -- test web_conversion_rate: range 0 1
+-- Customers are grouped and joined on customer_key(customer_id), a BIGINT
+-- hash of the id (stg_customers tests it unique): DataFusion's integer paths
+-- instead of 32-character strings held in every hash table.
 WITH order_stats AS (
     -- one pass over all orders: refunded orders are counted here and left
     -- out of every other aggregate (a NULL is ignored by min, max and sum)
     SELECT
-        o.customer_id,
+        o.customer_key,
         min(o.kept_at) AS first_order_at,
         max(o.kept_at) AS last_order_at,
         sum(o.kept) AS frequency,
@@ -75,7 +78,7 @@ WITH order_stats AS (
         sum(CASE WHEN o.channel = 'app' THEN o.kept ELSE 0 END) AS app_orders
     FROM (
         SELECT
-            customer_id,
+            customer_key(customer_id) AS customer_key,
             CASE WHEN refunded THEN 0 ELSE 1 END AS kept,
             CASE WHEN refunded THEN NULL ELSE ordered_at END AS kept_at,
             run_date() - order_date AS age_days,
@@ -84,50 +87,54 @@ WITH order_stats AS (
             channel
         FROM stg_orders
     ) AS o
-    GROUP BY o.customer_id
+    GROUP BY o.customer_key
 ),
 ticket_stats AS (
     SELECT
-        t.customer_id,
+        customer_key(t.customer_id) AS customer_key,
         count(*) AS tickets_total,
         sum(CASE WHEN run_date() - t.created_date < 90 THEN 1 ELSE 0 END) AS tickets_90d,
-        percentile_cont(0.5) WITHIN GROUP (ORDER BY t.first_response_hours) AS median_first_response_hours,
+        -- median(), not percentile_cont(0.5): DataFusion 55's percentile_cont
+        -- panics when the partial aggregate is skipped, as attune's model
+        -- sessions do for per-customer groups (same value: the mean of the
+        -- two middle answers when their number is even)
+        median(t.first_response_hours) AS median_first_response_hours,
         sum(CASE WHEN t.handled_by IN ('bot', 'bot_then_human') THEN 1 ELSE 0 END) AS bot_tickets
     FROM stg_tickets AS t
-    GROUP BY t.customer_id
+    GROUP BY customer_key(t.customer_id)
 ),
 nps_ranked AS (
     SELECT
-        customer_id,
+        customer_key(customer_id) AS customer_key,
         score,
         responded_at,
-        row_number() OVER (PARTITION BY customer_id ORDER BY responded_at DESC, response_id DESC) AS answer_rank
+        row_number() OVER (PARTITION BY customer_key(customer_id) ORDER BY responded_at DESC, response_id DESC) AS answer_rank
     FROM stg_feedback
     WHERE survey_type = 'nps'
 ),
 csat_stats AS (
-    SELECT customer_id, avg(CAST(score AS DOUBLE)) AS avg_csat
+    SELECT customer_key(customer_id) AS customer_key, avg(CAST(score AS DOUBLE)) AS avg_csat
     FROM stg_feedback
     WHERE survey_type = 'csat'
-    GROUP BY customer_id
+    GROUP BY customer_key(customer_id)
 ),
 review_stats AS (
     SELECT
-        customer_id,
+        customer_key(customer_id) AS customer_key,
         count(*) AS reviews_total,
         sum(CASE WHEN replied_at IS NOT NULL THEN 1 ELSE 0 END) AS reviews_replied
     FROM stg_reviews
     WHERE customer_id IS NOT NULL
-    GROUP BY customer_id
+    GROUP BY customer_key(customer_id)
 ),
 web_stats AS (
     SELECT
-        customer_id,
+        customer_key(customer_id) AS customer_key,
         count(*) AS web_sessions_total,
         sum(CASE WHEN converted THEN 1 ELSE 0 END) AS web_conversions
     FROM stg_web_sessions
     WHERE customer_id IS NOT NULL
-    GROUP BY customer_id
+    GROUP BY customer_key(customer_id)
 )
 SELECT
     c.customer_id,
@@ -160,10 +167,10 @@ SELECT
     COALESCE(ws.web_sessions_total, 0) AS web_sessions_total,
     CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_sessions_total, 0) AS web_conversion_rate
 FROM stg_customers AS c
-LEFT JOIN order_stats AS os ON os.customer_id = c.customer_id
-LEFT JOIN ticket_stats AS ts ON ts.customer_id = c.customer_id
-LEFT JOIN nps_ranked AS np ON np.customer_id = c.customer_id AND np.answer_rank = 1
-LEFT JOIN csat_stats AS cs ON cs.customer_id = c.customer_id
-LEFT JOIN review_stats AS vs ON vs.customer_id = c.customer_id
-LEFT JOIN web_stats AS ws ON ws.customer_id = c.customer_id
+LEFT JOIN order_stats AS os ON os.customer_key = c.customer_key
+LEFT JOIN ticket_stats AS ts ON ts.customer_key = c.customer_key
+LEFT JOIN nps_ranked AS np ON np.customer_key = c.customer_key AND np.answer_rank = 1
+LEFT JOIN csat_stats AS cs ON cs.customer_key = c.customer_key
+LEFT JOIN review_stats AS vs ON vs.customer_key = c.customer_key
+LEFT JOIN web_stats AS ws ON ws.customer_key = c.customer_key
 ORDER BY c.customer_id

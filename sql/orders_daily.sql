@@ -23,10 +23,11 @@
 -- "customers" counts the distinct (day, channel, customer) triples in an
 -- aggregate of its own: COUNT(DISTINCT customer_id) kept a set of ids per
 -- group (5 GB at a million customers), and one aggregate carrying the money
--- sums per triple held six more values for each of 24M triples.
+-- sums per triple held six more values for each of 24M triples. The triples
+-- carry customer_key(customer_id), a BIGINT, not the 32-character id.
 WITH customers_per_day AS (
     SELECT order_date, channel, count(*) AS customers
-    FROM (SELECT DISTINCT order_date, channel, customer_id FROM stg_orders) AS triples
+    FROM (SELECT DISTINCT order_date, channel, customer_key(customer_id) AS customer_key FROM stg_orders) AS triples
     GROUP BY order_date, channel
 ),
 counts AS (

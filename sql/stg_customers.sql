@@ -3,6 +3,7 @@
 -- purpose: The current record of every consenting customer as of the run date, de-duplicated across export days.
 -- grain: one row per customer (pseudonymous customer_id): the record with the latest consent_updated_at, then the latest dt, among partitions dt <= run date
 -- column customer_id: pseudonymous customer id (HMAC of the export's id, 32 hex characters)
+-- column customer_key: the first 64 bits of customer_id as a BIGINT (customer_key()), the key the models group and join customers on
 -- column postal_prefix: first 2 characters of the postal code (quasi-identifier; read only by customer_attributes)
 -- column age_band: age band derived from the birth year (sensitive; read only by customer_attributes)
 -- column gender: gender as exported (sensitive; read only by customer_attributes)
@@ -12,6 +13,7 @@
 -- column consent_updated_at: when the analytics consent last changed (timestamp, UTC)
 -- column source_dt: export day (partition dt) of the record kept (date)
 -- test customer_id: not_null, unique
+-- test customer_key: not_null, unique
 -- test signup_date: not_null
 -- test source_dt: not_null
 WITH ranked AS (
@@ -35,6 +37,7 @@ WITH ranked AS (
 )
 SELECT
     customer_id,
+    customer_key(customer_id) AS customer_key,
     postal_prefix,
     age_band,
     gender,

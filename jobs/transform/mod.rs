@@ -212,7 +212,7 @@ async fn lake_session(
     BTreeMap<String, superseded::SupersededCounts>,
 )> {
     let storage = &ctx.storage;
-    let session = catalog::new_bounded_session(storage, ctx.cfg.transform_memory_limit);
+    let session = catalog::new_model_session(storage, ctx.cfg.transform_memory_limit);
     let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
         .await?
         .into_iter()
