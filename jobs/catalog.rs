@@ -50,10 +50,11 @@ pub const MODEL_PARTITIONS: usize = 16;
 /// partitions and the partial aggregate skipped where it does not shrink
 /// the rows (more than one group per ten rows after its probe), rows go
 /// straight to the partition that owns their customer, whose tables are a
-/// sixteenth as large. At a million customers the transform went from
-/// 38–45 s to 31–33 s (see README, Scale). DataFusion 55's
-/// `percentile_cont` cannot have its partial aggregate skipped (it panics
-/// in `merge_batch`): models take per-customer medians with `median()`.
+/// sixteenth as large. With `customer_key`, the transform at a million
+/// customers went from 48–58 s to 33–39 s in alternating runs (README,
+/// SQL models). DataFusion 55's `percentile_cont` cannot have its partial
+/// aggregate skipped (its `convert_to_state` panics): models take
+/// per-customer medians with `median()`.
 pub fn new_model_session(storage: &Storage, limit_bytes: usize) -> SessionContext {
     session(storage, Some(limit_bytes), model_config())
 }
