@@ -262,7 +262,7 @@ async fn run_slt(file: &Path) {
     let mut runner = sqllogictest::Runner::new(|| async move {
         let ctx = SessionContext::new();
         ctx.register_udf(attune::transform::run_date_udf(date));
-        ctx.register_udf(attune::customer_key::udf());
+        attune::catalog::install_functions(&ctx);
         Ok(DataFusionDb { ctx })
     });
     runner.with_column_validator(sqllogictest::strict_column_validator);
