@@ -147,6 +147,11 @@ pub struct Detail {
     pub items: [Option<u8>; 5],
 }
 
+/// Text shared between rows: channels, handlers, topics and the replies
+/// and messages of tickets repeat (replies are mostly macros), and a
+/// `String` per row of 1.8M tickets and 2M contacts was a gigabyte.
+pub type Text = std::sync::Arc<str>;
+
 /// One contact with its component scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contact {
@@ -159,9 +164,9 @@ pub struct Contact {
     pub at: f64,
     pub month: Month,
     /// Ticket channel, survey touchpoint or review platform.
-    pub touchpoint: Option<String>,
+    pub touchpoint: Option<Text>,
     /// Tickets: human, bot or bot_then_human.
-    pub handled_by: Option<String>,
+    pub handled_by: Option<Text>,
     /// 0–100 per component, in [`Component::ALL`] order.
     pub scores: [Option<f64>; 6],
     /// Whether the customer's words were emotionally charged; `None` when unknown.
@@ -175,9 +180,9 @@ pub struct TicketRow {
     pub ticket_id: String,
     pub customer: Option<u32>,
     pub created: f64,
-    pub channel: Option<String>,
-    pub handled_by: Option<String>,
-    pub topic: Option<String>,
+    pub channel: Option<Text>,
+    pub handled_by: Option<Text>,
+    pub topic: Option<Text>,
     pub satisfaction: Option<i64>,
     pub reopened: Option<bool>,
     pub first_response_hours: Option<f64>,
@@ -185,8 +190,8 @@ pub struct TicketRow {
     pub follow_up_hours: Option<f64>,
     /// Hours until the same customer's next ticket on the same topic.
     pub next_same_topic_hours: Option<f64>,
-    pub reply: Option<String>,
-    pub message: Option<String>,
+    pub reply: Option<Text>,
+    pub message: Option<Text>,
 }
 
 /// An empathy survey: the items one customer answered at once.
@@ -195,7 +200,7 @@ pub struct SurveyRow {
     pub contact_id: String,
     pub customer: Option<u32>,
     pub at: f64,
-    pub touchpoint: Option<String>,
+    pub touchpoint: Option<Text>,
     pub items: [Option<u8>; 5],
 }
 
@@ -205,7 +210,7 @@ pub struct ReviewRow {
     pub review_id: String,
     pub customer: Option<u32>,
     pub at: f64,
-    pub platform: Option<String>,
+    pub platform: Option<Text>,
     pub reply_hours: Option<f64>,
 }
 

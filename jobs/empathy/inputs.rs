@@ -21,7 +21,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::components::{Month, ReviewRow, SurveyRow, TicketRow};
+use super::components::{Month, ReviewRow, SurveyRow, Text, TicketRow};
 use super::index::Labels;
 use crate::context::JobContext;
 use crate::customer_index::CustomerIndex;
@@ -127,6 +127,21 @@ impl Strs {
     }
 }
 
+/// The distinct texts read so far, each kept once.
+#[derive(Default)]
+struct Texts(std::collections::HashSet<Text, foldhash::fast::RandomState>);
+
+impl Texts {
+    fn get(&mut self, s: &str) -> Text {
+        if let Some(t) = self.0.get(s) {
+            return t.clone();
+        }
+        let t = Text::from(s);
+        self.0.insert(t.clone());
+        t
+    }
+}
+
 /// The columns of one batch, cast to the types the job works with (the
 /// Parquet reader may hand back `Utf8View`, `extract` returns Float64 or
 /// Int32 by field).
@@ -160,6 +175,15 @@ impl<'a> Cols<'a> {
         Ok(Strs(
             self.get(name, &DataType::Utf8)?.as_string::<i32>().clone(),
         ))
+    }
+
+    /// A string column as shared texts, one copy per distinct value.
+    fn texts(&self, name: &str, texts: &mut Texts) -> Result<Vec<Option<Text>>> {
+        let a = self.get(name, &DataType::Utf8)?;
+        let s = a.as_string::<i32>();
+        Ok((0..s.len())
+            .map(|i| s.is_valid(i).then(|| texts.get(s.value(i))))
+            .collect())
     }
 
     fn floats(&self, name: &str) -> Result<Vec<Option<f64>>> {
@@ -233,20 +257,21 @@ pub async fn tickets(
     customers: &mut Customers,
 ) -> Result<Vec<TicketRow>> {
     let mut out = Vec::new();
+    let mut texts = Texts::default();
     each_batch(session, include_str!("tickets.sql"), "tickets", |c| {
         let ids = c.strings("ticket_id")?;
         let cust = c.strs("customer_id")?;
         let created = c.floats("created_epoch")?;
-        let channel = c.strings("channel")?;
-        let handled = c.strings("handled_by")?;
-        let topic = c.strings("topic")?;
+        let channel = c.texts("channel", &mut texts)?;
+        let handled = c.texts("handled_by", &mut texts)?;
+        let topic = c.texts("topic", &mut texts)?;
         let sat = c.ints("satisfaction")?;
         let reopened = c.bools("reopened")?;
         let fr = c.floats("first_response_hours")?;
         let res = c.floats("resolution_hours")?;
         let fu = c.floats("follow_up_hours")?;
-        let reply = c.strings("reply")?;
-        let message = c.strings("message")?;
+        let reply = c.texts("reply", &mut texts)?;
+        let message = c.texts("message", &mut texts)?;
         for i in 0..ids.len() {
             let (Some(id), Some(at)) = (ids[i].clone(), created[i]) else {
                 continue;
@@ -304,11 +329,12 @@ pub async fn surveys(
     customers: &mut Customers,
 ) -> Result<Vec<SurveyRow>> {
     let mut out = Vec::new();
+    let mut texts = Texts::default();
     each_batch(session, include_str!("surveys.sql"), "surveys", |c| {
         let ids = c.strings("contact_id")?;
         let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
-        let tp = c.strings("touchpoint")?;
+        let tp = c.texts("touchpoint", &mut texts)?;
         let items: Vec<Vec<Option<i64>>> = (1..=5)
             .map(|k| c.ints(&format!("item{k}")))
             .collect::<Result<_>>()?;
@@ -342,11 +368,12 @@ pub async fn negative_reviews(
     let sql = "SELECT review_id, customer_id, extract(epoch FROM posted_at) AS at_epoch, platform, reply_hours \
                FROM stg_reviews WHERE rating <= 2 ORDER BY review_id";
     let mut out = Vec::new();
+    let mut texts = Texts::default();
     each_batch(session, sql, "negative_reviews", |c| {
         let ids = c.strings("review_id")?;
         let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
-        let platform = c.strings("platform")?;
+        let platform = c.texts("platform", &mut texts)?;
         let reply = c.floats("reply_hours")?;
         for i in 0..ids.len() {
             let (Some(id), Some(t)) = (ids[i].clone(), at[i]) else {
@@ -549,7 +576,7 @@ mod tests {
                 customer: (rng.random_range(0..10) > 0).then(|| rng.random_range(0..200)),
                 // whole hours in a few weeks: many tickets share a time
                 created: f64::from(rng.random_range(0..500u32)) * 3600.0 + 0.25,
-                topic: topics[rng.random_range(0..topics.len())].map(str::to_string),
+                topic: topics[rng.random_range(0..topics.len())].map(Text::from),
                 ..TicketRow::default()
             })
             .collect();

@@ -289,7 +289,7 @@ fn cells_hold_the_contacts_of_each_group_and_period() {
         for d in Dimension::ALL {
             let g = match d {
                 Dimension::Overall => Some("all".to_string()),
-                Dimension::Touchpoint => c.touchpoint.clone(),
+                Dimension::Touchpoint => c.touchpoint.as_deref().map(str::to_string),
                 Dimension::Segment => c.customer.and_then(|k| {
                     groups
                         .segment
