@@ -19,8 +19,14 @@
 -- - cltv_12m: from marts/customer_value of the run date, when present.
 -- Only customers in marts/customer_features of the run date count: the
 -- customers who are customers (and consent) today.
+-- Orders and answers meet their customer on customer_key(customer_id), a
+-- BIGINT (jobs/customer_key.rs): hashing and comparing 32-character ids for
+-- 28M orders was most of the query. Two customers cannot share a key (the
+-- transform's unique test on stg_customers.customer_key); an order's id
+-- outside stg_customers matches an assigned key with a chance of about
+-- ids x assigned / 2^64 (1e-8 at a million of each).
 WITH orders_kept AS (
-    SELECT o.customer_id, CAST(o.ordered_at AS DATE) AS order_date
+    SELECT customer_key(o.customer_id) AS customer_key, CAST(o.ordered_at AS DATE) AS order_date
     FROM orders AS o
     WHERE o.dt <= DATE '{run_date}'
         -- the latest export of a record wins, as in the staging views
@@ -31,7 +37,7 @@ WITH orders_kept AS (
 ),
 nps_kept AS (
     SELECT
-        f.customer_id,
+        customer_key(f.customer_id) AS customer_key,
         CAST(f.responded_at AS DATE) AS response_date,
         CASE WHEN f.score >= 9 THEN 100 WHEN f.score <= 6 THEN -100 ELSE 0 END AS nps_value
     FROM feedback AS f
@@ -63,6 +69,7 @@ assignment_versions AS (
 assignment AS (
     SELECT
         v.customer_id,
+        customer_key(v.customer_id) AS customer_key,
         v.initiative_id,
         v.arm,
         COALESCE(v.assigned_on, i.started_on) AS exposed_on
@@ -74,7 +81,7 @@ assignment AS (
 order_outcomes AS (
     SELECT
         a.initiative_id,
-        a.customer_id,
+        a.customer_key,
         sum(CASE WHEN o.order_date >= a.exposed_on THEN 1 ELSE 0 END) AS orders_after,
         max(CASE
             WHEN o.order_date >= a.exposed_on AND DATE '{run_date}' - o.order_date < {inactive_days} THEN 1
@@ -85,20 +92,20 @@ order_outcomes AS (
             ELSE 0
         END) AS orders_before
     FROM assignment AS a
-    JOIN orders_kept AS o ON o.customer_id = a.customer_id AND o.order_date <= DATE '{run_date}'
-    GROUP BY a.initiative_id, a.customer_id
+    JOIN orders_kept AS o ON o.customer_key = a.customer_key AND o.order_date <= DATE '{run_date}'
+    GROUP BY a.initiative_id, a.customer_key
 ),
 nps_outcomes AS (
     SELECT
         a.initiative_id,
-        a.customer_id,
+        a.customer_key,
         sum(n.nps_value) AS nps_total,
         count(*) AS nps_answers
     FROM assignment AS a
-    JOIN nps_kept AS n ON n.customer_id = a.customer_id
+    JOIN nps_kept AS n ON n.customer_key = a.customer_key
         AND n.response_date >= a.exposed_on
         AND n.response_date <= DATE '{run_date}'
-    GROUP BY a.initiative_id, a.customer_id
+    GROUP BY a.initiative_id, a.customer_key
 )
 SELECT
     a.initiative_id,
@@ -111,7 +118,7 @@ SELECT
     CAST(COALESCE(np.nps_answers, 0) AS DOUBLE) AS nps_answers,
     CAST(v.cltv_12m AS DOUBLE) AS cltv_12m
 FROM assignment AS a
-LEFT JOIN order_outcomes AS oo ON oo.initiative_id = a.initiative_id AND oo.customer_id = a.customer_id
-LEFT JOIN nps_outcomes AS np ON np.initiative_id = a.initiative_id AND np.customer_id = a.customer_id
+LEFT JOIN order_outcomes AS oo ON oo.initiative_id = a.initiative_id AND oo.customer_key = a.customer_key
+LEFT JOIN nps_outcomes AS np ON np.initiative_id = a.initiative_id AND np.customer_key = a.customer_key
 LEFT JOIN roi_customer_value AS v ON v.customer_id = a.customer_id
 ORDER BY a.initiative_id, a.customer_id
