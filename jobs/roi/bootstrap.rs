@@ -28,23 +28,22 @@ pub struct Units {
 
 #[derive(Debug, Clone, Default)]
 struct Stratum {
-    /// Row-major: unit i's cell c at `i * cells + c`.
-    sums: Vec<f64>,
-    counts: Vec<f64>,
+    /// Row-major (sum, count) pairs: unit i's cell c at `i * cells + c`.
+    /// A unit's pairs side by side are one or two cache lines, which the
+    /// resampling loop fetches at random.
+    pairs: Vec<[f64; 2]>,
 }
 
 impl Stratum {
     fn len(&self, cells: usize) -> usize {
-        self.sums.len() / cells.max(1)
+        self.pairs.len() / cells.max(1)
     }
 
     /// Asks for the cache lines of a unit's cells.
     fn prefetch(&self, unit: usize, cells: usize) {
         if cells > 0 {
-            prefetch(&self.sums[unit * cells]);
-            prefetch(&self.counts[unit * cells]);
-            prefetch(&self.sums[unit * cells + cells - 1]);
-            prefetch(&self.counts[unit * cells + cells - 1]);
+            prefetch(&self.pairs[unit * cells]);
+            prefetch(&self.pairs[unit * cells + cells - 1]);
         }
     }
 }
@@ -106,8 +105,7 @@ impl Units {
         debug_assert_eq!(cells.len(), self.cells, "one (sum, count) per cell");
         let s = &mut self.strata[stratum];
         for &(sum, count) in cells {
-            s.sums.push(sum);
-            s.counts.push(count);
+            s.pairs.push([sum, count]);
         }
     }
 
@@ -121,7 +119,7 @@ impl Units {
     pub fn contributors(&self, stratum: usize, cell: usize) -> usize {
         let s = &self.strata[stratum];
         (0..s.len(self.cells))
-            .filter(|i| s.counts[i * self.cells + cell] > 0.0)
+            .filter(|i| s.pairs[i * self.cells + cell][1] > 0.0)
             .count()
     }
 
@@ -141,7 +139,7 @@ impl Units {
                     return 0;
                 }
                 (0..s.len(self.cells))
-                    .filter(|i| mine.iter().any(|c| s.counts[i * self.cells + c] > 0.0))
+                    .filter(|i| mine.iter().any(|c| s.pairs[i * self.cells + c][1] > 0.0))
                     .count()
             })
             .sum()
@@ -163,8 +161,9 @@ fn add_unit(t: &mut Totals, stratum: usize, s: &Stratum, unit: usize, cells: usi
     let from = unit * cells;
     let to = stratum * cells;
     for c in 0..cells {
-        t.sums[to + c] += s.sums[from + c];
-        t.counts[to + c] += s.counts[from + c];
+        let [sum, count] = s.pairs[from + c];
+        t.sums[to + c] += sum;
+        t.counts[to + c] += count;
     }
 }
 
