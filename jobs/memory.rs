@@ -10,6 +10,10 @@
 //! longer than that to fault in. Jobs of a nightly run one at a time, so
 //! one window at a time is all this keeps. Linux only: elsewhere the peak is
 //! unknown (`None`).
+//!
+//! Opening a window first hands the allocator's freed memory back to the
+//! system ([`release_freed`]), so a job's peak is its own and the process's
+//! peak is the largest job's, not the sum of what each left behind.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
