@@ -259,7 +259,7 @@ pub async fn tickets(
     let mut out = Vec::new();
     let mut texts = Texts::default();
     each_batch(session, include_str!("tickets.sql"), "tickets", |c| {
-        let ids = c.strings("ticket_id")?;
+        let mut ids = c.strings("ticket_id")?;
         let cust = c.strs("customer_id")?;
         let created = c.floats("created_epoch")?;
         let channel = c.texts("channel", &mut texts)?;
@@ -273,7 +273,7 @@ pub async fn tickets(
         let reply = c.texts("reply", &mut texts)?;
         let message = c.texts("message", &mut texts)?;
         for i in 0..ids.len() {
-            let (Some(id), Some(at)) = (ids[i].clone(), created[i]) else {
+            let (Some(id), Some(at)) = (ids[i].take(), created[i]) else {
                 continue;
             };
             out.push(TicketRow {
@@ -331,7 +331,7 @@ pub async fn surveys(
     let mut out = Vec::new();
     let mut texts = Texts::default();
     each_batch(session, include_str!("surveys.sql"), "surveys", |c| {
-        let ids = c.strings("contact_id")?;
+        let mut ids = c.strings("contact_id")?;
         let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
         let tp = c.texts("touchpoint", &mut texts)?;
@@ -339,7 +339,7 @@ pub async fn surveys(
             .map(|k| c.ints(&format!("item{k}")))
             .collect::<Result<_>>()?;
         for i in 0..ids.len() {
-            let (Some(id), Some(t)) = (ids[i].clone(), at[i]) else {
+            let (Some(id), Some(t)) = (ids[i].take(), at[i]) else {
                 continue;
             };
             let mut answers = [None; 5];
@@ -370,13 +370,13 @@ pub async fn negative_reviews(
     let mut out = Vec::new();
     let mut texts = Texts::default();
     each_batch(session, sql, "negative_reviews", |c| {
-        let ids = c.strings("review_id")?;
+        let mut ids = c.strings("review_id")?;
         let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
         let platform = c.texts("platform", &mut texts)?;
         let reply = c.floats("reply_hours")?;
         for i in 0..ids.len() {
-            let (Some(id), Some(t)) = (ids[i].clone(), at[i]) else {
+            let (Some(id), Some(t)) = (ids[i].take(), at[i]) else {
                 continue;
             };
             out.push(ReviewRow {
@@ -532,14 +532,14 @@ pub async fn ticket_emotions(
     );
     let mut out = HashMap::new();
     each_batch(session, &sql, "feedback_scored", |c| {
-        let ids = c.strings("message_id")?;
+        let mut ids = c.strings("message_id")?;
         let scored = c.bools("scored")?;
         let emotions: Vec<Vec<Option<f64>>> = ["frustration", "anger", "anxiety"]
             .iter()
             .map(|n| c.floats(n))
             .collect::<Result<_>>()?;
         for i in 0..ids.len() {
-            let Some(id) = ids[i].clone() else { continue };
+            let Some(id) = ids[i].take() else { continue };
             let strongest = (scored[i] == Some(true))
                 .then(|| emotions.iter().filter_map(|e| e[i]).fold(0.0_f64, f64::max));
             out.insert(id, strongest);
