@@ -12,7 +12,7 @@ WITH messages AS (
 negative AS (
     SELECT
         message_id,
-        customer_id,
+        customer_key(customer_id) AS customer_key,
         at,
         touchpoint,
         (extract(epoch FROM follow_up_at) - extract(epoch FROM at)) / 3600.0 AS follow_up_hours,
@@ -21,19 +21,21 @@ negative AS (
     WHERE source = 'ticket' AND (rating <= 2 OR label = 'negative')
 ),
 answers AS (
-    SELECT customer_id, message_id, at, rating
+    SELECT customer_key(customer_id) AS customer_key, message_id, at, rating
     FROM messages
     WHERE source = 'survey' AND rating_scale = 'nps' AND rating IS NOT NULL
 ),
+-- the first answer per ticket as an aggregate: a window ranking every
+-- later answer sorted all the pairs first
 next_answer AS (
     SELECT
         n.message_id,
-        a.rating,
-        row_number() OVER (PARTITION BY n.message_id ORDER BY a.at, a.message_id) AS answer_rank
+        first_value(a.rating ORDER BY a.at, a.message_id) AS rating
     FROM negative AS n
     JOIN answers AS a
-        ON a.customer_id = n.customer_id
+        ON a.customer_key = n.customer_key
         AND extract(epoch FROM a.at) >= n.window_end_epoch
+    GROUP BY n.message_id
 )
 SELECT
     n.at,
@@ -42,5 +44,5 @@ SELECT
     n.window_end_epoch <= $run_end_epoch AS window_closed,
     x.rating AS next_nps
 FROM negative AS n
-LEFT JOIN next_answer AS x ON x.message_id = n.message_id AND x.answer_rank = 1
+LEFT JOIN next_answer AS x ON x.message_id = n.message_id
 ORDER BY n.message_id

@@ -299,7 +299,7 @@ async fn session(
     if let Some((url, store)) = storage.datafusion_store() {
         ctx.register_object_store(url, store);
     }
-    crate::utc_dates::install(&ctx);
+    catalog::install_functions(&ctx);
     let mut all = Vec::new();
     for area in catalog::AREAS {
         for t in catalog::list_tables(storage, area).await? {

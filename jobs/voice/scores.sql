@@ -22,33 +22,37 @@ WITH messages AS (
         f.scored,
         f.sentiment
     FROM feedback_scored AS f
-    LEFT JOIN voice_segments AS g ON g.customer_id = f.customer_id
+    LEFT JOIN voice_segments AS g ON customer_key(g.customer_id) = customer_key(f.customer_id)
     WHERE f.dt = $run_date
 ),
+-- one pass over the messages: each pairs with the metrics it counts in (a
+-- survey answer in its scale's metric and, when its words were scored, in
+-- sentiment); a UNION of one branch per metric read and joined them 4 times
 facts AS (
-    SELECT at, touchpoint, language, segment, 'nps' AS metric,
-        CASE WHEN rating >= 9 THEN 1.0 ELSE 0.0 END AS a,
-        CASE WHEN rating <= 6 THEN 1.0 ELSE 0.0 END AS b
+    SELECT
+        at,
+        touchpoint,
+        language,
+        segment,
+        m.metric,
+        CASE m.metric
+            WHEN 'nps' THEN CASE WHEN rating >= 9 THEN 1.0 ELSE 0.0 END
+            WHEN 'csat' THEN CASE WHEN rating >= 4 THEN 1.0 ELSE 0.0 END
+            WHEN 'ces' THEN CAST(rating AS DOUBLE)
+            ELSE sentiment
+        END AS a,
+        CASE m.metric
+            WHEN 'nps' THEN CASE WHEN rating <= 6 THEN 1.0 ELSE 0.0 END
+            WHEN 'csat' THEN 0.0
+            WHEN 'ces' THEN CAST(rating * rating AS DOUBLE)
+            ELSE sentiment * sentiment
+        END AS b
     FROM messages
-    WHERE source = 'survey' AND rating_scale = 'nps' AND rating IS NOT NULL
-    UNION ALL
-    SELECT at, touchpoint, language, segment, 'csat' AS metric,
-        CASE WHEN rating >= 4 THEN 1.0 ELSE 0.0 END AS a,
-        0.0 AS b
-    FROM messages
-    WHERE source = 'survey' AND rating_scale = 'csat' AND rating IS NOT NULL
-    UNION ALL
-    SELECT at, touchpoint, language, segment, 'ces' AS metric,
-        CAST(rating AS DOUBLE) AS a,
-        CAST(rating * rating AS DOUBLE) AS b
-    FROM messages
-    WHERE source = 'survey' AND rating_scale = 'ces' AND rating IS NOT NULL
-    UNION ALL
-    SELECT at, touchpoint, language, segment, 'sentiment' AS metric,
-        sentiment AS a,
-        sentiment * sentiment AS b
-    FROM messages
-    WHERE scored AND sentiment IS NOT NULL
+    CROSS JOIN (VALUES ('nps'), ('csat'), ('ces'), ('sentiment')) AS m (metric)
+    WHERE CASE m.metric
+        WHEN 'sentiment' THEN scored AND sentiment IS NOT NULL
+        ELSE source = 'survey' AND rating_scale = m.metric AND rating IS NOT NULL
+    END
 )
 SELECT
     metric,
