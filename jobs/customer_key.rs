@@ -46,8 +46,8 @@ impl Default for CustomerKey {
     }
 }
 
-/// The key of one id.
-fn key_of(id: &str) -> i64 {
+/// The key of one id, as `customer_key(id)` computes it in SQL.
+pub fn key_of(id: &str) -> i64 {
     // the bits as they are: a key only has to be equal for equal ids
     FixedState::with_seed(SEED).hash_one(id) as i64
 }

@@ -301,23 +301,36 @@ pub fn as_of(list: &[RecordBatch], as_of: NaiveDate) -> Result<Option<RecordBatc
         let keep: datafusion::arrow::array::BooleanArray =
             on.iter().map(|d| d.map(|d| d <= day)).collect();
         let b = datafusion::arrow::compute::filter_record_batch(b, &keep)?;
-        // The Parquet reader's nullability and string type may differ from the schema's.
-        let columns = schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                let c = b.column_by_name(f.name()).ok_or_else(|| {
-                    Error::Internal(format!("marts/superseded has no column {}", f.name()))
-                })?;
-                Ok(datafusion::arrow::compute::cast(c, f.data_type())?)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        kept.push(RecordBatch::try_new(schema(), columns)?);
+        kept.push(conformed(&b)?);
     }
     Ok(Some(datafusion::arrow::compute::concat_batches(
         &schema(),
         &kept,
     )?))
+}
+
+/// The list as read back from `marts/superseded`, in one batch of
+/// [`schema`] (the Parquet reader's nullability and string types may differ).
+pub fn read_back(list: &[RecordBatch]) -> Result<RecordBatch> {
+    let batches = list.iter().map(conformed).collect::<Result<Vec<_>>>()?;
+    Ok(datafusion::arrow::compute::concat_batches(
+        &schema(),
+        &batches,
+    )?)
+}
+
+fn conformed(b: &RecordBatch) -> Result<RecordBatch> {
+    let columns = schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = b.column_by_name(f.name()).ok_or_else(|| {
+                Error::Internal(format!("marts/superseded has no column {}", f.name()))
+            })?;
+            Ok(datafusion::arrow::compute::cast(c, f.data_type())?)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(schema(), columns)?)
 }
 
 #[cfg(test)]
