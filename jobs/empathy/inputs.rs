@@ -23,8 +23,7 @@ use super::components::{Month, ReviewRow, SurveyRow, Text, TicketRow};
 use super::index::Labels;
 use crate::context::JobContext;
 use crate::customer_index::CustomerIndex;
-use crate::parquet_io::read_batches;
-use crate::storage::{partition_dir, partition_file};
+use crate::storage::partition_dir;
 use crate::transform::models::{self, Materialized};
 use crate::{Error, Result, catalog};
 
@@ -85,21 +84,8 @@ impl Customers {
 /// `run_date()`, `superseded` and the staging views.
 pub async fn session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext> {
     let storage = &ctx.storage;
-    let missing_transform = |what: &str| Error::MissingInput {
-        what: format!("{what} for {date}"),
-        hint: format!("run `attune transform --date {date}` (or the nightly) first"),
-    };
     let (session, _) = catalog::session_with_all(storage).await?;
-    let sup_path = partition_file("marts", "superseded", date);
-    if storage.head_opt(&sup_path).await?.is_none() {
-        return Err(missing_transform("marts/superseded"));
-    }
-    // Only the run date's list: the listing table holds every night's. As
-    // in the transform, an empty list is a relation the optimizer sees
-    // through, so the views read no record keys for their `NOT EXISTS`.
-    let list = crate::transform::superseded::read_back(&read_batches(storage, &sup_path).await?)?;
-    session.deregister_table("superseded")?;
-    session.register_table("superseded", crate::transform::superseded::table(&list)?)?;
+    crate::transform::superseded::register_published(&session, storage, date).await?;
     session.register_udf(crate::transform::run_date_udf(date));
     let all = models::load(ctx.cfg.models_dir.as_deref())?;
     for name in VIEWS {

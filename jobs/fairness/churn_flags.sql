@@ -10,5 +10,5 @@ SELECT
     c.segment,
     v.at_risk
 FROM customer_value AS v
-JOIN audit_customers AS c ON c.customer_id = v.customer_id
+JOIN audit_customers AS c ON c.customer_key = customer_key(v.customer_id)
 WHERE v.dt = run_date()

@@ -12,4 +12,4 @@ SELECT
     e.at_risk,
     e.churn_probability
 FROM audit_churn_evaluation AS e
-JOIN audit_customers AS c ON c.customer_id = e.customer_id
+JOIN audit_customers AS c ON c.customer_key = customer_key(e.customer_id)

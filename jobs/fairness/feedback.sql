@@ -14,6 +14,6 @@ SELECT
     CAST(f.rating AS DOUBLE) AS rating,
     CAST(f.rating_scale AS VARCHAR) AS rating_scale
 FROM feedback_scored AS f
-JOIN audit_customers AS c ON c.customer_id = f.customer_id
+JOIN audit_customers AS c ON c.customer_key = customer_key(f.customer_id)
 WHERE f.dt = run_date()
     AND CAST(f.at AS DATE) >= window_start()

@@ -69,6 +69,23 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Computes `sql` once and registers its rows as `name`: a view would
+    /// be recomputed by every query that joins it.
+    async fn table(&self, name: &str, sql: &str) -> Result<()> {
+        let df = self.df.sql(sql).await?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await?;
+        self.df.deregister_table(name)?;
+        self.df.register_table(
+            name,
+            std::sync::Arc::new(datafusion::datasource::MemTable::try_new(
+                std::sync::Arc::new(schema),
+                vec![batches],
+            )?),
+        )?;
+        Ok(())
+    }
+
     async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.df.sql(sql).await?.collect().await?)
     }
@@ -113,6 +130,11 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
             hint: format!("run `attune transform --date {date}` first"),
         });
     }
+    // the staging views (of tickets and offers) drop the copies the
+    // transform listed for the date
+    if s.has("lake", "tickets") || s.has("lake", "offers") {
+        crate::transform::superseded::register_published(&s.df, &ctx.storage, date).await?;
+    }
     let window_start = date - chrono::Duration::days(i64::from(cfg.window_days) - 1);
     // Constants, not a one-row table joined to every row (a nested-loop join
     // that buffers the other side).
@@ -152,7 +174,7 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
             .await?
         }
     }
-    s.view("audit_customers", include_str!("customers.sql"))
+    s.table("audit_customers", include_str!("customers.sql"))
         .await?;
     let mut groups: Vec<String> = cfg.attributes.clone();
     if segment_from.is_some() {

@@ -11,5 +11,5 @@ SELECT
     o.discount_pct,
     o.decided_by
 FROM stg_offers AS o
-JOIN audit_customers AS c ON c.customer_id = o.customer_id
+JOIN audit_customers AS c ON c.customer_key = customer_key(o.customer_id)
 WHERE o.decided_date >= window_start()

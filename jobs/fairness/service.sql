@@ -27,7 +27,7 @@ WITH tickets AS (
                 THEN coalesce(t.follow_up_hours <= 48, false)
         END AS followed_up_48h
     FROM stg_tickets AS t
-    JOIN audit_customers AS c ON c.customer_id = t.customer_id
+    JOIN audit_customers AS c ON c.customer_key = customer_key(t.customer_id)
     WHERE t.created_date >= window_start()
 ),
 channel_medians AS (

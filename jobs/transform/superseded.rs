@@ -283,6 +283,32 @@ pub fn table(replaced: &RecordBatch) -> Result<Arc<dyn TableProvider>> {
     )?))
 }
 
+/// Registers `superseded` in a job's session as the list the transform
+/// published for `date`. The listing table of `marts/superseded` holds
+/// every night's list, and a later night's would drop copies that were
+/// still the latest as of `date`. Through [`table`], so an empty list plans
+/// no join.
+pub async fn register_published(
+    session: &SessionContext,
+    storage: &crate::storage::Storage,
+    date: NaiveDate,
+) -> Result<()> {
+    let path = crate::storage::partition_file("marts", "superseded", date);
+    if storage.head_opt(&path).await?.is_none() {
+        return Err(Error::MissingInput {
+            what: format!("marts/superseded for {date}"),
+            hint: format!(
+                "run `attune transform --date {date}` (or the nightly) first: it lists the copies a later export replaced"
+            ),
+        });
+    }
+    let list = read_back(&crate::parquet_io::read_batches(storage, &path).await?)?;
+    // a session from catalog::session_with_all has the listing table
+    session.deregister_table("superseded")?;
+    session.register_table("superseded", table(&list)?)?;
+    Ok(())
+}
+
 /// The list as of `as_of` from a list computed as of a later day: the copies
 /// whose replacing export had arrived by `as_of`. Exact, because a key's
 /// exports up to the later day form a chain in which each copy is replaced
@@ -342,6 +368,76 @@ mod tests {
         (NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
             - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch"))
         .num_days() as i32
+    }
+
+    /// A job sees the run date's list, not every night's: a copy a later
+    /// night found replaced was still the latest as of the run date.
+    #[tokio::test]
+    async fn a_job_reads_the_list_of_its_own_date() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage =
+            crate::storage::Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        let replaced = |on: &str| Replaced {
+            table: "orders".into(),
+            key: "O1".into(),
+            dt: days("2025-03-01"),
+            superseded_on: days(on),
+        };
+        for (night, list) in [
+            ("2025-03-02", vec![]),
+            ("2025-03-05", vec![replaced("2025-03-05")]),
+        ] {
+            crate::parquet_io::write_batches(
+                &storage,
+                &crate::storage::partition_file("marts", "superseded", day(night)),
+                schema(),
+                &[to_batch(&list).expect("batch")],
+            )
+            .await
+            .expect("write");
+        }
+        let count = |ctx: SessionContext| async move {
+            let b = ctx
+                .sql("SELECT count(*) AS n FROM superseded WHERE table_name = 'orders'")
+                .await
+                .expect("sql")
+                .collect()
+                .await
+                .expect("rows");
+            b[0].column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0)
+        };
+        for (night, want) in [("2025-03-02", 0), ("2025-03-05", 1)] {
+            let (ctx, _) = crate::catalog::session_with_all(&storage)
+                .await
+                .expect("session");
+            assert_eq!(
+                count(ctx.clone()).await,
+                1,
+                "the listing table has every night's"
+            );
+            register_published(&ctx, &storage, day(night))
+                .await
+                .expect("registered");
+            assert_eq!(count(ctx).await, want, "{night}");
+        }
+        let (ctx, _) = crate::catalog::session_with_all(&storage)
+            .await
+            .expect("session");
+        let err = register_published(&ctx, &storage, day("2025-03-03"))
+            .await
+            .expect_err("no list for that night");
+        assert!(
+            err.to_string().contains("marts/superseded for 2025-03-03"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("attune transform --date 2025-03-03"),
+            "{err}"
+        );
     }
 
     async fn session_with(rows: &[(&str, &str)]) -> SessionContext {
