@@ -16,8 +16,7 @@ WITH latest AS (
         -- over every record took seconds per million: each key its own partition)
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.dt = $run_date
-                AND s.table_name = 'reviews' AND s.record_key = v.review_id AND s.source_dt = v.dt
+            WHERE s.table_name = 'reviews' AND s.record_key = v.review_id AND s.source_dt = v.dt
         )
 )
 SELECT

@@ -18,8 +18,7 @@ WITH latest AS (
         -- over every record took seconds per million: each key its own partition)
         AND NOT EXISTS (
             SELECT 1 FROM superseded AS s
-            WHERE s.dt = $run_date
-                AND s.table_name = 'tickets' AND s.record_key = t.ticket_id AND s.source_dt = t.dt
+            WHERE s.table_name = 'tickets' AND s.record_key = t.ticket_id AND s.source_dt = t.dt
         )
 )
 SELECT

@@ -153,19 +153,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         });
     }
 
-    // the messages queries leave out the copies the transform listed as replaced
-    if storage
-        .head_opt(&crate::storage::partition_file("marts", "superseded", date))
-        .await?
-        .is_none()
-    {
-        return Err(Error::MissingInput {
-            what: format!("marts/superseded for {date}"),
-            hint: format!(
-                "run `attune transform --date {date}` (or the nightly) first: it lists the copies a later export replaced"
-            ),
-        });
-    }
+    // the messages queries leave out the copies the transform listed as
+    // replaced for the date (an empty list plans no join)
+    crate::transform::superseded::register_published(&session, storage, date).await?;
     let scoring = messages::write_feedback_scored(&session, storage, &params, &sources, k).await?;
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(
