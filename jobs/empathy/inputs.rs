@@ -288,6 +288,8 @@ pub async fn tickets(
         Ok(())
     })
     .await?;
+    // ticket ids are unique: the order of `ORDER BY ticket_id` (bytes)
+    out.sort_unstable_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
     fill_next_same_topic(&mut out);
     Ok(out)
 }

@@ -5,7 +5,9 @@
 -- hours until the same customer's next ticket on the same topic are
 -- computed after reading (inputs::tickets): as a window, PARTITION BY
 -- customer_id, topic made 1.5M partitions of one or two rows and took 3.6 s
--- of the 5 s query at a million customers.
+-- of the 5 s query at a million customers. The rows are put in ticket_id
+-- order after reading too: sorted here, with their replies and messages,
+-- the job alone peaked at 2,089 and 2,134 MiB; sorted after, 1,911 and 1,924.
 WITH kept AS (
     SELECT
         s.ticket_id,
@@ -40,4 +42,3 @@ SELECT
     reply,
     message
 FROM kept
-ORDER BY ticket_id
