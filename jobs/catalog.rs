@@ -182,6 +182,27 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
     Ok(out)
 }
 
+/// Computes `df` once and registers its rows in memory as `name`, in the
+/// partitions it ran in: a view is recomputed by every query that reads it.
+/// A `MemTable`, not `DataFrame::cache`'s view of one, so that plans read
+/// the table by name (as the transform's lineage expects).
+pub async fn register_in_memory(
+    session: &SessionContext,
+    name: &str,
+    df: datafusion::prelude::DataFrame,
+) -> datafusion::error::Result<()> {
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let partitions = df.collect_partitioned().await?;
+    session.deregister_table(name)?;
+    session.register_table(
+        name,
+        Arc::new(datafusion::datasource::MemTable::try_new(
+            schema, partitions,
+        )?),
+    )?;
+    Ok(())
+}
+
 /// Registers one table of the data root under `name`.
 pub async fn register(
     ctx: &SessionContext,

@@ -560,13 +560,26 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{Float64Array, StringArray, UInt32Array};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
     use rand::{Rng, SeedableRng};
 
     use super::*;
+
+    /// A session with attune's functions and one table of these columns.
+    fn session_with(name: &str, columns: Vec<(&str, ArrayRef)>) -> SessionContext {
+        let batch = RecordBatch::try_from_iter(columns).expect("batch");
+        let session = SessionContext::new();
+        catalog::install_functions(&session);
+        session
+            .register_table(
+                name,
+                Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).expect("table")),
+            )
+            .expect("register");
+        session
+    }
 
     /// Differential: the months read through the query's 64-month bit
     /// blocks against the (customer, month) pairs of the orders themselves,
@@ -597,28 +610,20 @@ mod tests {
             day.push((d - epoch).num_days() as i32);
             refunded.push(r);
         }
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("customer_id", DataType::Utf8, true),
-            Field::new("order_date", DataType::Date32, false),
-            Field::new("refunded", DataType::Boolean, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
+        let session = session_with(
+            "stg_orders",
             vec![
-                Arc::new(StringArray::from(cust)),
-                Arc::new(datafusion::arrow::array::Date32Array::from(day)),
-                Arc::new(datafusion::arrow::array::BooleanArray::from(refunded)),
+                ("customer_id", Arc::new(StringArray::from(cust)) as ArrayRef),
+                (
+                    "order_date",
+                    Arc::new(datafusion::arrow::array::Date32Array::from(day)),
+                ),
+                (
+                    "refunded",
+                    Arc::new(datafusion::arrow::array::BooleanArray::from(refunded)),
+                ),
             ],
-        )
-        .expect("batch");
-        let session = SessionContext::new();
-        catalog::install_functions(&session);
-        session
-            .register_table(
-                "stg_orders",
-                Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
-            )
-            .expect("register");
+        );
         let got = order_months(&session, &customers).await.expect("months");
         let first = Month::of_date(epoch - chrono::Duration::days(3_001)).0;
         let last = Month::of_date(epoch + chrono::Duration::days(8_001)).0;
@@ -655,35 +660,33 @@ mod tests {
                 ..TicketRow::default()
             })
             .collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("ticket_id", DataType::Utf8, false),
-            Field::new("customer_id", DataType::UInt32, true),
-            Field::new("created_epoch", DataType::Float64, false),
-            Field::new("topic", DataType::Utf8, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
+        let session = session_with(
+            "t",
             vec![
-                Arc::new(StringArray::from_iter_values(
-                    rows.iter().map(|r| r.ticket_id.as_str()),
-                )),
-                Arc::new(UInt32Array::from_iter(rows.iter().map(|r| r.customer))),
-                Arc::new(Float64Array::from_iter_values(
-                    rows.iter().map(|r| r.created),
-                )),
-                Arc::new(StringArray::from_iter(
-                    rows.iter().map(|r| r.topic.as_deref()),
-                )),
+                (
+                    "ticket_id",
+                    Arc::new(StringArray::from_iter_values(
+                        rows.iter().map(|r| r.ticket_id.as_str()),
+                    )) as ArrayRef,
+                ),
+                (
+                    "customer_id",
+                    Arc::new(UInt32Array::from_iter(rows.iter().map(|r| r.customer))),
+                ),
+                (
+                    "created_epoch",
+                    Arc::new(Float64Array::from_iter_values(
+                        rows.iter().map(|r| r.created),
+                    )),
+                ),
+                (
+                    "topic",
+                    Arc::new(StringArray::from_iter(
+                        rows.iter().map(|r| r.topic.as_deref()),
+                    )),
+                ),
             ],
-        )
-        .expect("batch");
-        let session = SessionContext::new();
-        session
-            .register_table(
-                "t",
-                Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
-            )
-            .expect("register");
+        );
         let expected = session
             .sql(
                 "SELECT ticket_id, (lead(created_epoch) OVER (PARTITION BY customer_id, topic \

@@ -69,21 +69,11 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Computes `sql` once and registers its rows as `name`: a view would
-    /// be recomputed by every query that joins it.
+    /// Computes `sql` once into the table `name` (every decision table
+    /// joins it).
     async fn table(&self, name: &str, sql: &str) -> Result<()> {
         let df = self.df.sql(sql).await?;
-        let schema = df.schema().as_arrow().clone();
-        let batches = df.collect().await?;
-        self.df.deregister_table(name)?;
-        self.df.register_table(
-            name,
-            std::sync::Arc::new(datafusion::datasource::MemTable::try_new(
-                std::sync::Arc::new(schema),
-                vec![batches],
-            )?),
-        )?;
-        Ok(())
+        Ok(catalog::register_in_memory(&self.df, name, df).await?)
     }
 
     async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>> {

@@ -21,7 +21,6 @@ use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -109,17 +108,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
                 0
             }
             Materialized::Memory => {
-                // a MemTable, not `DataFrame::cache`'s view of one: the
-                // models reading it then scan `stg_…` by name, as lineage expects
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let partitions = df
-                    .collect_partitioned()
+                crate::catalog::register_in_memory(&session, &model.name, df)
                     .await
                     .map_err(|e| failed(e.to_string()))?;
-                session.register_table(
-                    model.name.as_str(),
-                    Arc::new(MemTable::try_new(schema, partitions)?),
-                )?;
                 0
             }
             Materialized::Table => {
