@@ -20,21 +20,18 @@
 -- test discount_total: not_null, range 0 *
 -- test refunds: not_null, range 0 *
 -- test refunded_amount: not_null, range 0 *
--- "customers" counts the distinct (day, channel, customer) triples in an
--- aggregate of its own: COUNT(DISTINCT customer_id) kept a set of ids per
--- group (5 GB at a million customers), and one aggregate carrying the money
--- sums per triple held six more values for each of 24M triples. The triples
--- carry customer_key(customer_id), a BIGINT, not the 32-character id.
-WITH customers_per_day AS (
-    SELECT order_date, channel, count(*) AS customers
-    FROM (SELECT DISTINCT order_date, channel, customer_key(customer_id) AS customer_key FROM stg_orders) AS triples
-    GROUP BY order_date, channel
-),
-counts AS (
+-- "customers" is COUNT(DISTINCT customer_key(customer_id)) in the same
+-- aggregate as the money: a set of BIGINT keys per (day, channel), 24M keys
+-- in all at a million customers. Counting the ids themselves held 5 GB of
+-- strings; a DISTINCT of (day, channel, customer) triples of its own,
+-- joined back, scanned the orders twice and peaked at 1.8 GB (this: 1.0-1.2
+-- GB, a seventh less CPU, the same bytes).
+WITH counts AS (
     SELECT
         order_date,
         channel,
         count(*) AS orders,
+        count(DISTINCT customer_key(customer_id)) AS customers,
         -- money is summed in whole cents, so the sum does not depend on row order
         CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(total_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS revenue,
         sum(CASE WHEN refunded THEN 0 ELSE 1 END) AS kept_orders,
@@ -48,13 +45,11 @@ SELECT
     c.order_date,
     c.channel,
     c.orders,
-    d.customers,
+    c.customers,
     c.revenue,
     c.revenue / NULLIF(c.kept_orders, 0) AS avg_order_value,
     c.discount_total,
     c.refunds,
     c.refunded_amount
 FROM counts AS c
--- every (day, channel) with an order has at least one customer
-INNER JOIN customers_per_day AS d ON d.order_date = c.order_date AND d.channel = c.channel
 ORDER BY c.order_date, c.channel
