@@ -39,7 +39,7 @@ pub mod verdict;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use self::audit::{AuditParams, AuditReport};
 use self::verdict::Verdict;
@@ -129,7 +129,14 @@ pub async fn run_with_probe(
     date: NaiveDate,
     probe: Option<Vec<instruments::ProbeGap>>,
 ) -> Result<FairnessOutcome> {
+    let started = std::time::Instant::now();
     let mut inputs = inputs::load(ctx, date).await?;
+    debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        tables = inputs.tables.len(),
+        "decision tables read"
+    );
+    let started = std::time::Instant::now();
     if probe.is_none() {
         inputs.warnings.push(
             "counterfactual probe not run: the sentiment scorer's probe was not supplied".into(),
@@ -156,6 +163,11 @@ pub async fn run_with_probe(
     let report = tokio::task::spawn_blocking(move || audit::audit(&tables, &params))
         .await
         .map_err(|e| Error::Internal(format!("the fairness audit panicked: {e}")))??;
+    debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        tests = report.tests,
+        "audit computed"
+    );
     let mut report = report;
     if let Some(gaps) = &probe {
         report.findings.extend(instruments::probe_findings(
