@@ -14,13 +14,29 @@ use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 
 use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// Writer settings shared by every attune table.
 pub fn writer_properties() -> WriterProperties {
+    properties_builder().build()
+}
+
+/// [`writer_properties`] without dictionary encoding for `columns`: for
+/// columns whose values rarely repeat within a file (ids, timestamps).
+pub fn writer_properties_without_dictionary(columns: &[&str]) -> WriterProperties {
+    columns
+        .iter()
+        .fold(properties_builder(), |b, c| {
+            b.set_column_dictionary_enabled(ColumnPath::from(*c), false)
+        })
+        .build()
+}
+
+fn properties_builder() -> WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("level 1 is valid"),
@@ -28,7 +44,6 @@ pub fn writer_properties() -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("attune {}", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// Streams batches into one object; the object appears only on [`finish`](Self::finish).
@@ -44,8 +59,18 @@ impl ParquetSink {
         path: Path,
         schema: SchemaRef,
     ) -> Result<ParquetSink> {
+        ParquetSink::create_with(store, path, schema, writer_properties())
+    }
+
+    /// [`create`](Self::create) with other writer settings.
+    pub fn create_with(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        schema: SchemaRef,
+        properties: WriterProperties,
+    ) -> Result<ParquetSink> {
         let buf = BufWriter::with_capacity(store, path, 8 << 20);
-        let writer = AsyncArrowWriter::try_new(buf, schema, Some(writer_properties()))?;
+        let writer = AsyncArrowWriter::try_new(buf, schema, Some(properties))?;
         Ok(ParquetSink { writer, rows: 0 })
     }
 

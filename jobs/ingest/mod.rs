@@ -45,7 +45,7 @@ use self::redact::Redactor;
 use self::source::{FileReport, Format, RowSink};
 use self::validate::{Fields, Reject, RowValidator};
 use crate::context::JobContext;
-use crate::parquet_io::{ParquetSink, write_batches};
+use crate::parquet_io::{ParquetSink, write_batches, writer_properties_without_dictionary};
 use crate::schema::Contract;
 use crate::storage::{Storage, landing_dir, partition_file};
 use crate::{Error, Result};
@@ -388,7 +388,12 @@ fn ingest_partition(
         sh.redactor.clone(),
         i64::from(job.date.year()),
     );
-    let lake = ParquetSink::create(sh.storage.store(), lake_path, validator.schema())?;
+    let lake = ParquetSink::create_with(
+        sh.storage.store(),
+        lake_path,
+        validator.schema(),
+        writer_properties_without_dictionary(&contract.distinct_columns()),
+    )?;
     let quarantine = ParquetSink::create(sh.storage.store(), quarantine_path, quarantine_schema())?;
     let mut sink = PartitionSink {
         customer_col: contract.customer_column(),

@@ -53,3 +53,44 @@ fn every_table_of_the_design_has_a_contract_with_purposes() {
         }
     }
 }
+
+/// Ingest writes a Parquet dictionary only for columns whose values repeat:
+/// ids, pseudonyms and timestamps are plain (a dictionary of nearly
+/// distinct values is the values once more), a channel is a dictionary.
+#[tokio::test]
+async fn ids_and_timestamps_are_written_without_a_dictionary() {
+    let root = Root::new();
+    let day = "2025-03-01";
+    let mut csv = String::from(
+        "order_id,customer_id,ordered_at,total_amount,discount_amount,currency,channel,item_count,refunded\n",
+    );
+    for i in 0..200 {
+        csv.push_str(&format!(
+            "O{i:05},C{:04},2025-03-01 07:{:02}:{:02},6.00,0.00,EUR,in_store,2,false\n",
+            i % 150,
+            i / 60,
+            i % 60
+        ));
+    }
+    root.land("orders", day, "x.csv", csv.as_bytes());
+    root.ingest(&["orders"], &[day]).await;
+    let path = root.path().join("lake/orders/dt=2025-03-01/part-0.parquet");
+    let file = std::fs::File::open(&path).expect("lake file");
+    let meta = parquet::file::reader::SerializedFileReader::new(file).expect("parquet");
+    let meta = parquet::file::reader::FileReader::metadata(&meta);
+    let group = meta.row_group(0);
+    let has_dictionary = |name: &str| {
+        let col = group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("{name} in the file"));
+        col.dictionary_page_offset().is_some()
+    };
+    for plain in ["order_id", "customer_id", "ordered_at"] {
+        assert!(!has_dictionary(plain), "{plain} has a dictionary");
+    }
+    for dictionary in ["channel", "currency"] {
+        assert!(has_dictionary(dictionary), "{dictionary} has no dictionary");
+    }
+}
