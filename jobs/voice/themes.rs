@@ -67,68 +67,114 @@ fn is_stop_word(w: &str) -> bool {
 /// stop words. Redaction placeholders (`[EMAIL]`, `[PHONE]`, …), numbers and
 /// single letters are left out; punctuation ends a clause.
 pub fn phrases(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    // where in `out` the previous kept word of the clause is
-    let mut prev: Option<usize> = None;
-    let mut word = String::new();
-    let mut lower = String::new();
-    let mut chars = text.chars().peekable();
-    // Flushes the current word into `out` and `prev`.
-    let mut flush = |word: &mut String, prev: &mut Option<usize>, out: &mut Vec<String>| {
-        if word.is_empty() {
+    let mut buf = PhraseBuf::default();
+    buf.fill(text);
+    buf.iter().map(str::to_string).collect()
+}
+
+/// The phrases of one message in reused buffers: two million messages a
+/// night, and a `String` per phrase was a fifth of counting them.
+#[derive(Debug, Clone, Default)]
+struct PhraseBuf {
+    /// The kept words; a two-word phrase is the span over a word, a space
+    /// and the next word, which is where the next word is written.
+    text: String,
+    /// Byte ranges of the phrases in `text`, sorted by phrase and distinct
+    /// after [`fill`](Self::fill).
+    spans: Vec<(u32, u32)>,
+    word: String,
+    lower: String,
+}
+
+impl PhraseBuf {
+    /// The phrases of `text` (see [`phrases`]).
+    fn fill(&mut self, text: &str) {
+        self.text.clear();
+        self.spans.clear();
+        self.word.clear();
+        // where in `text` the previous kept word of the clause starts; it
+        // always ends `text`, since nothing is written after a kept word
+        let mut prev: Option<usize> = None;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '[' {
+                // Skip a placeholder such as [EMAIL]; a bracket without one is punctuation.
+                let rest = chars.clone().take_while(|&x| x != ']').take(8);
+                let (mut len, mut upper) = (0, true);
+                for x in rest {
+                    len += 1;
+                    upper &= x.is_ascii_uppercase();
+                }
+                if len > 0 && upper && chars.clone().nth(len) == Some(']') {
+                    self.flush(&mut prev);
+                    prev = None;
+                    for _ in 0..=len {
+                        chars.next();
+                    }
+                    continue;
+                }
+            }
+            if c.is_alphanumeric() || (c == '\'' && !self.word.is_empty()) {
+                self.word.push(c);
+            } else if c.is_whitespace() || c == '-' {
+                self.flush(&mut prev);
+            } else {
+                self.flush(&mut prev);
+                prev = None;
+            }
+        }
+        self.flush(&mut prev);
+        let text = &self.text;
+        self.spans
+            .sort_unstable_by(|a, b| span(text, *a).cmp(span(text, *b)));
+        self.spans.dedup_by(|a, b| span(text, *a) == span(text, *b));
+    }
+
+    /// Ends the current word: keeps it (and the two-word phrase it ends)
+    /// or, for a stop word, ends the clause's run of kept words.
+    fn flush(&mut self, prev: &mut Option<usize>) {
+        if self.word.is_empty() {
             return;
         }
-        lower.clear();
-        if word.is_ascii() {
-            lower.extend(word.chars().map(|c| c.to_ascii_lowercase()));
+        self.lower.clear();
+        if self.word.is_ascii() {
+            self.lower
+                .extend(self.word.chars().map(|c| c.to_ascii_lowercase()));
         } else {
             // the string's own rules (a final sigma), not char by char
-            lower.push_str(&word.to_lowercase());
+            self.lower.push_str(&self.word.to_lowercase());
         }
-        word.clear();
-        let w = lower.trim_matches('\'');
+        self.word.clear();
+        let w = self.lower.trim_matches('\'');
         let keep =
             w.chars().count() >= 2 && !w.chars().any(|c| c.is_ascii_digit()) && !is_stop_word(w);
-        if keep {
-            if let Some(p) = *prev {
-                let bigram = format!("{} {w}", out[p]);
-                out.push(bigram);
-            }
-            out.push(w.to_string());
-            *prev = Some(out.len() - 1);
-        } else {
+        if !keep {
             *prev = None;
+            return;
         }
-    };
-    while let Some(c) = chars.next() {
-        if c == '[' {
-            // Skip a placeholder such as [EMAIL]; a bracket without one is punctuation.
-            let rest: String = chars.clone().take_while(|&x| x != ']').take(8).collect();
-            if !rest.is_empty()
-                && rest.chars().all(|x| x.is_ascii_uppercase())
-                && chars.clone().nth(rest.len()) == Some(']')
-            {
-                flush(&mut word, &mut prev, &mut out);
-                prev = None;
-                for _ in 0..=rest.len() {
-                    chars.next();
-                }
-                continue;
-            }
-        }
-        if c.is_alphanumeric() || (c == '\'' && !word.is_empty()) {
-            word.push(c);
-        } else if c.is_whitespace() || c == '-' {
-            flush(&mut word, &mut prev, &mut out);
+        if let Some(p) = *prev {
+            self.text.push(' ');
+            let start = self.text.len();
+            self.text.push_str(w);
+            let end = self.text.len();
+            self.spans.push((p as u32, end as u32));
+            self.spans.push((start as u32, end as u32));
+            *prev = Some(start);
         } else {
-            flush(&mut word, &mut prev, &mut out);
-            prev = None;
+            let start = self.text.len();
+            self.text.push_str(w);
+            self.spans.push((start as u32, self.text.len() as u32));
+            *prev = Some(start);
         }
     }
-    flush(&mut word, &mut prev, &mut out);
-    out.sort();
-    out.dedup();
-    out
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.spans.iter().map(|s| span(&self.text, *s))
+    }
+}
+
+fn span(text: &str, (start, end): (u32, u32)) -> &str {
+    &text[start as usize..end as usize]
 }
 
 /// A fingerprint of a pseudonymous customer id, for counting distinct
@@ -190,10 +236,20 @@ pub enum Side {
 #[derive(Debug, Clone)]
 pub struct ThemeCounter {
     cap: usize,
-    totals: HashMap<String, Totals>,
-    /// Touchpoint → phrase → counts, nested so a phrase seen before is
-    /// counted without allocating its key again (millions of times a night).
-    counts: HashMap<String, HashMap<String, PhraseCounts, Fast>>,
+    /// Every phrase seen, once: its number is its index in `phrases`, so
+    /// each touchpoint counts by number and a phrase is hashed as text once
+    /// per message, not once per touchpoint.
+    ids: HashMap<Box<str>, u32, Fast>,
+    phrases: Vec<Box<str>>,
+    touchpoints: HashMap<String, TouchpointCounts>,
+    buf: PhraseBuf,
+    message_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TouchpointCounts {
+    totals: Totals,
+    by_phrase: HashMap<u32, PhraseCounts, Fast>,
 }
 
 /// Phrases and touchpoints are counted, never exposed to a choice of keys by
@@ -205,67 +261,85 @@ impl ThemeCounter {
     pub fn new(min_group_size: usize) -> ThemeCounter {
         ThemeCounter {
             cap: min_group_size,
-            totals: HashMap::new(),
-            counts: HashMap::new(),
+            ids: HashMap::default(),
+            phrases: Vec::new(),
+            touchpoints: HashMap::new(),
+            buf: PhraseBuf::default(),
+            message_ids: Vec::new(),
         }
+    }
+
+    /// The number of a phrase, given one when it is new.
+    fn intern(&mut self, phrase: &str) -> u32 {
+        if let Some(&id) = self.ids.get(phrase) {
+            return id;
+        }
+        let id = u32::try_from(self.phrases.len()).expect("fewer than 2^32 distinct phrases");
+        self.phrases.push(phrase.into());
+        self.ids.insert(phrase.into(), id);
+        id
+    }
+
+    fn touchpoint(&mut self, tp: &str) -> &mut TouchpointCounts {
+        // one lookup for a touchpoint seen before, which all but a few are
+        if !self.touchpoints.contains_key(tp) {
+            self.touchpoints
+                .insert(tp.to_string(), TouchpointCounts::default());
+        }
+        self.touchpoints.get_mut(tp).expect("inserted above")
     }
 
     /// Counts one negative or positive message, under its touchpoint (when
     /// known) and under [`ALL`].
     pub fn add(&mut self, touchpoint: Option<&str>, customer: Option<u64>, side: Side, text: &str) {
-        let phrases = phrases(text);
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut ids = std::mem::take(&mut self.message_ids);
+        buf.fill(text);
+        ids.clear();
+        ids.extend(buf.iter().map(|p| self.intern(p)));
+        let cap = self.cap;
         for tp in [Some(ALL), touchpoint].into_iter().flatten() {
-            if !self.totals.contains_key(tp) {
-                self.totals.insert(tp.to_string(), Totals::default());
-                self.counts.insert(tp.to_string(), HashMap::default());
-            }
-            let t = self.totals.get_mut(tp).expect("inserted above");
+            let counts = self.touchpoint(tp);
             match side {
-                Side::Negative => t.negative += 1,
-                Side::Positive => t.positive += 1,
+                Side::Negative => counts.totals.negative += 1,
+                Side::Positive => counts.totals.positive += 1,
             }
-            let by_phrase = self.counts.get_mut(tp).expect("inserted with the totals");
-            for p in &phrases {
-                // one lookup for a phrase seen before, which most are
-                let c = match by_phrase.get_mut(p.as_str()) {
-                    Some(c) => c,
-                    None => by_phrase.entry(p.clone()).or_default(),
-                };
+            for &id in &ids {
+                let c = counts.by_phrase.entry(id).or_default();
                 match side {
                     Side::Negative => {
                         c.negative += 1;
                         if let Some(id) = customer {
-                            c.negative_customers.insert(id, self.cap);
+                            c.negative_customers.insert(id, cap);
                         }
                     }
                     Side::Positive => {
                         c.positive += 1;
                         if let Some(id) = customer {
-                            c.positive_customers.insert(id, self.cap);
+                            c.positive_customers.insert(id, cap);
                         }
                     }
                 }
             }
         }
+        self.buf = buf;
+        self.message_ids = ids;
     }
 
     /// Adds another counter's counts to this one.
     pub fn merge(&mut self, other: ThemeCounter) {
-        for (tp, t) in other.totals {
-            let mine = self.totals.entry(tp).or_default();
-            mine.negative += t.negative;
-            mine.positive += t.positive;
-        }
-        for (tp, by_phrase) in other.counts {
-            let mine_by_phrase = self.counts.entry(tp).or_default();
-            for (phrase, c) in by_phrase {
-                let mine = mine_by_phrase.entry(phrase).or_default();
-                mine.negative += c.negative;
-                mine.positive += c.positive;
-                mine.negative_customers
-                    .merge(&c.negative_customers, self.cap);
-                mine.positive_customers
-                    .merge(&c.positive_customers, self.cap);
+        let number: Vec<u32> = other.phrases.iter().map(|p| self.intern(p)).collect();
+        let cap = self.cap;
+        for (tp, theirs) in other.touchpoints {
+            let mine = self.touchpoint(&tp);
+            mine.totals.negative += theirs.totals.negative;
+            mine.totals.positive += theirs.totals.positive;
+            for (id, c) in theirs.by_phrase {
+                let m = mine.by_phrase.entry(number[id as usize]).or_default();
+                m.negative += c.negative;
+                m.positive += c.positive;
+                m.negative_customers.merge(&c.negative_customers, cap);
+                m.positive_customers.merge(&c.positive_customers, cap);
             }
         }
     }
@@ -274,14 +348,14 @@ impl ThemeCounter {
     /// direction, at most `per_touchpoint` significant phrases.
     pub fn rank(&self, per_touchpoint: usize) -> Vec<Theme> {
         let mut by_tp: BTreeMap<&str, Vec<Theme>> = BTreeMap::new();
-        let counts = self
-            .counts
-            .iter()
-            .flat_map(|(tp, by_phrase)| by_phrase.iter().map(move |(p, c)| (tp, p, c)));
-        for (tp, phrase, c) in counts {
-            let Some(t) = self.totals.get(tp) else {
-                continue;
-            };
+        let counts = self.touchpoints.iter().flat_map(|(tp, counts)| {
+            counts
+                .by_phrase
+                .iter()
+                .map(move |(&id, c)| (tp, &counts.totals, id, c))
+        });
+        for (tp, t, id, c) in counts {
+            let phrase = &self.phrases[id as usize];
             let (lor, z) = log_odds_z(c.negative, t.negative, c.positive, t.positive);
             let direction = if z > Z95 && c.negative_customers.reached(self.cap) {
                 Side::Negative
@@ -294,7 +368,7 @@ impl ThemeCounter {
                 touchpoint: tp.clone(),
                 direction,
                 rank: 0,
-                phrase: phrase.clone(),
+                phrase: phrase.to_string(),
                 negative_messages: c.negative,
                 positive_messages: c.positive,
                 negative_share: share(c.negative, t.negative),
