@@ -304,10 +304,10 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         raw_max_len: raw.as_ref().map_or(0, |r| r.max_len),
         raw_ids: raw
             .as_ref()
-            .map(|r| r.fingerprints.clone())
+            .map(|r| r.fingerprints.iter().copied().collect())
             .unwrap_or_default(),
-        opted_out: consent.pseudonyms.clone(),
-        erased: erased.clone(),
+        opted_out: consent.pseudonyms.iter().copied().collect(),
+        erased: erased.iter().copied().collect(),
     });
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::Of(date)).await?);
