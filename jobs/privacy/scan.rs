@@ -196,7 +196,8 @@ pub fn read_all(bytes: Bytes) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 pub type FingerprintSet = HashSet<u128, BuildHasherDefault<PassThrough>>;
 
 /// Pseudonyms, hashed with foldhash: every pseudonym-shaped value of the
-/// lake is looked up in two of these, and SipHash was a tenth of the scan.
+/// lake is looked up in two of these, and SipHash was about 6% of the
+/// scan's CPU time in `perf` at 1M customers.
 pub type PseudonymSet = HashSet<Pseudonym, foldhash::fast::RandomState>;
 
 /// What the leak checks look for.
