@@ -16,37 +16,26 @@
 -- test customer_key: not_null, unique
 -- test signup_date: not_null
 -- test source_dt: not_null
-WITH ranked AS (
-    SELECT
-        c.customer_id,
-        c.postal_prefix,
-        c.age_band,
-        c.gender,
-        c.language,
-        c.region,
-        c.signup_date,
-        c.consent_analytics,
-        c.consent_updated_at,
-        c.dt,
-        row_number() OVER (
-            PARTITION BY c.customer_id
-            ORDER BY c.consent_updated_at DESC NULLS LAST, c.dt DESC
-        ) AS record_rank
-    FROM customers AS c
-    WHERE c.dt <= run_date()
-)
+-- The latest record is found by the transform's superseded pass
+-- (jobs/transform/superseded.rs, rule LATEST_BY), which lists every other
+-- record as replaced: here it is the same anti-join as in the other staging
+-- views. A row_number() window per customer did the same at 3 s a run.
 SELECT
-    customer_id,
-    customer_key(customer_id) AS customer_key,
-    postal_prefix,
-    age_band,
-    gender,
-    language,
-    region,
-    signup_date,
-    consent_updated_at,
-    dt AS source_dt
-FROM ranked
--- ingest already drops opted-out customers: this guards against a newest record that withdraws consent
-WHERE record_rank = 1
-    AND consent_analytics
+    c.customer_id,
+    customer_key(c.customer_id) AS customer_key,
+    c.postal_prefix,
+    c.age_band,
+    c.gender,
+    c.language,
+    c.region,
+    c.signup_date,
+    c.consent_updated_at,
+    c.dt AS source_dt
+FROM customers AS c
+WHERE c.dt <= run_date()
+    AND NOT EXISTS (
+        SELECT 1 FROM superseded AS s
+        WHERE s.table_name = 'customers' AND s.record_key = c.customer_id AND s.source_dt = c.dt
+    )
+    -- ingest already drops opted-out customers: this guards against a newest record that withdraws consent
+    AND c.consent_analytics

@@ -26,7 +26,8 @@ pub enum Materialized {
     View,
     /// Computed once per run and held in memory for the models and data
     /// tests that read it; never written. For a staging model that several
-    /// models read and whose plan is costly (a window over all records).
+    /// models and many data tests read (stg_customers: its lake files are
+    /// opened once a run, not once per reader).
     Memory,
 }
 

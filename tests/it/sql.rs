@@ -183,28 +183,35 @@ fn model_sql(name: &str) -> String {
         .to_string()
 }
 
-/// Lake tables whose latest export wins, with their key column.
-const KEYED: [(&str, &str); 6] = [
-    ("orders", "order_id"),
-    ("feedback", "response_id"),
-    ("tickets", "ticket_id"),
-    ("reviews", "review_id"),
-    ("web_sessions", "session_id"),
-    ("offers", "offer_id"),
+/// Lake tables the superseded list covers: key column and the ordering
+/// that puts a key's winning record first.
+const KEYED: [(&str, &str, &str); 7] = [
+    ("orders", "order_id", "dt DESC"),
+    ("feedback", "response_id", "dt DESC"),
+    ("tickets", "ticket_id", "dt DESC"),
+    ("reviews", "review_id", "dt DESC"),
+    ("web_sessions", "session_id", "dt DESC"),
+    ("offers", "offer_id", "dt DESC"),
+    // the latest consent change wins, not the latest export
+    (
+        "customers",
+        "customer_id",
+        "consent_updated_at DESC NULLS LAST, dt DESC",
+    ),
 ];
 
 /// `superseded` as the transform provides it, computed here by a plain
-/// window-function reference (every copy but the latest, up to the run
+/// window-function reference (every record but the winner, up to the run
 /// date) over the fixture tables the script created: the models see what
 /// the nightly gives them, and the Rust pass is tested against the same rule
 /// in `transform::superseded`.
 fn superseded_sql(created: &[String]) -> String {
     let parts: Vec<String> = KEYED
         .iter()
-        .filter(|(t, _)| created.iter().any(|c| c == t))
-        .map(|(t, k)| {
+        .filter(|(t, _, _)| created.iter().any(|c| c == t))
+        .map(|(t, k, order)| {
             format!(
-                "SELECT '{t}' AS table_name, {k} AS record_key, dt AS source_dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY dt DESC) AS copy FROM {t} WHERE dt <= run_date()) WHERE copy > 1"
+                "SELECT '{t}' AS table_name, {k} AS record_key, dt AS source_dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY {order}) AS copy FROM {t} WHERE dt <= run_date()) WHERE copy > 1"
             )
         })
         .collect();
