@@ -70,6 +70,7 @@ pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
 /// `LAKE_COLUMNS_READ` in its module. Add yours here.
 const JOB_READS: &[(&str, &[(&str, &str)])] = &[
     ("privacy", LAKE_COLUMNS_READ),
+    ("transform", crate::transform::superseded::LAKE_COLUMNS_READ),
     ("voice", crate::voice::LAKE_COLUMNS_READ),
     ("segment", crate::segment::LAKE_COLUMNS_READ),
     ("value", crate::value::LAKE_COLUMNS_READ),

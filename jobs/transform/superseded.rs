@@ -43,6 +43,10 @@ use crate::{Error, Result};
 /// (NULL last), not the latest export; the later export breaks ties.
 const LATEST_BY: [(&str, &str); 1] = [("customers", "consent_updated_at")];
 
+/// The lake columns this pass reads besides keys and `dt` (for the privacy
+/// job's inventory of what is used).
+pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &LATEST_BY;
+
 /// One replaced record.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Replaced {

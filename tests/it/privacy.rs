@@ -127,10 +127,13 @@ async fn sql_ints(root: &Path, sql: &str) -> Vec<Option<i64>> {
 /// table model yet), initiatives and their assignments (no model yet: the
 /// roi job reads them), and the columns the staging views pass on that no
 /// table model takes (feedback.item, orders.currency and item_count,
-/// reviews.platform and rating, tickets.topic). Tickets' resolved_at and
+/// reviews.platform and rating, tickets.topic; customers.consent_updated_at,
+/// which the transform's superseded pass reads to find each customer's
+/// latest record). Tickets' resolved_at and
 /// follow_up_at are not here: service_levels computes its resolution times
 /// and follow-up counts from them through stg_tickets.
 const UNUSED_BY_SQL: &[(&str, &str)] = &[
+    ("customers", "consent_updated_at"),
     ("feedback", "comment"),
     ("feedback", "item"),
     ("initiative_assignments", "arm"),
