@@ -353,9 +353,10 @@ pub async fn register_published(
 }
 
 /// The list as of `as_of` from a list computed as of a later day: the copies
-/// whose replacing export had arrived by `as_of`. Exact, because a key's
-/// exports up to the later day form a chain in which each copy is replaced
-/// by the next, and the exports up to `as_of` are a prefix of that chain.
+/// whose replacing export had arrived by `as_of`. Exact, because each copy
+/// carries the day of the first export that beats it (for most tables the
+/// next export; for customers possibly an earlier one): as of an earlier
+/// day a copy is replaced exactly when that export had arrived.
 /// `None` for a list without `superseded_on` (written before it existed).
 pub fn as_of(list: &[RecordBatch], as_of: NaiveDate) -> Result<Option<RecordBatch>> {
     let day = (as_of - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32;
