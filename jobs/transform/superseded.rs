@@ -161,10 +161,11 @@ async fn table_replaced(
     let mut stream = session.sql(sql).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let ranks = match batch.columns().get(2) {
-            Some(c) => Some(datafusion::arrow::compute::cast(c, &DataType::Int64)?),
-            None => None,
-        };
+        let ranks = batch
+            .columns()
+            .get(2)
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Int64))
+            .transpose()?;
         let ranks = ranks.as_ref().map(|c| c.as_primitive::<Int64Type>());
         for_each_key(&batch, |k, dt, row| {
             if repeated.contains(&hash64(k.as_bytes())) {
@@ -196,17 +197,17 @@ async fn table_replaced(
         // best first: every copy is replaced from the day the first copy
         // that beats it was exported (for most tables, simply the next one)
         copies.sort_unstable_by(|a, b| b.cmp(a));
-        let mut first_better = i32::MAX;
+        let mut first_better: Option<i32> = None;
         for c in &copies {
-            if first_better != i32::MAX {
+            if let Some(on) = first_better {
                 out.push(Replaced {
                     table: table.to_string(),
                     key: key.clone(),
                     dt: c.dt,
-                    superseded_on: first_better,
+                    superseded_on: on,
                 });
             }
-            first_better = first_better.min(c.dt);
+            first_better = Some(first_better.map_or(c.dt, |on| on.min(c.dt)));
         }
     }
     counts.records_replaced = out.len() as u64;
@@ -495,10 +496,15 @@ mod tests {
         let dts: ArrayRef = Arc::new(Date32Array::from(
             rows.iter().map(|(_, d)| days(d)).collect::<Vec<_>>(),
         ));
-        let batch = RecordBatch::try_new(schema.clone(), vec![keys, dts]).expect("batch");
+        one_table("orders", schema, vec![keys, dts])
+    }
+
+    /// A session holding one in-memory table of one batch.
+    fn one_table(name: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> SessionContext {
+        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
         let ctx = SessionContext::new();
         ctx.register_table(
-            "orders",
+            name,
             Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("mem")),
         )
         .expect("register");
@@ -717,14 +723,7 @@ mod tests {
                 .with_timezone("UTC"),
             ),
         ];
-        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
-        let ctx = SessionContext::new();
-        ctx.register_table(
-            "customers",
-            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("mem")),
-        )
-        .expect("register");
-        ctx
+        one_table("customers", schema, columns)
     }
 
     const CUSTOMERS_SQL: &str = "SELECT customer_id, dt, consent_updated_at FROM customers";
