@@ -558,6 +558,10 @@ impl PartitionSink<'_> {
 }
 
 impl RowSink for PartitionSink<'_> {
+    fn ahead(&mut self, fields: &Fields<'_>) {
+        self.validator.prefetch(fields);
+    }
+
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()> {
         if self.erased(fields) {
             self.file.erased += 1;

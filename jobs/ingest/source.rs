@@ -38,6 +38,9 @@ pub fn detect(name: &str) -> Option<(Format, bool)> {
 pub trait RowSink {
     /// A row whose fields are mapped to contract columns.
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()>;
+    /// A row that [`row`](Self::row) will be given a few rows on, so its
+    /// lookups can be started early (nothing by default).
+    fn ahead(&mut self, _fields: &Fields<'_>) {}
     /// A row that could not even be mapped (ragged, malformed, not UTF-8).
     fn reject(&mut self, line: u64, reject: Reject, raw: &dyn Fn() -> String) -> Result<()>;
 }
@@ -86,6 +89,12 @@ fn read_error(label: &str, e: std::io::Error) -> Error {
     };
     Error::input(label, what)
 }
+
+/// CSV records read at once, and how many rows before its turn the sink
+/// sees a row: enough to keep several cache misses in flight, few enough
+/// that the lines are still there.
+const CHUNK_ROWS: usize = 256;
+const AHEAD_ROWS: usize = crate::customer_index::AHEAD;
 
 fn read_csv(
     input: Box<dyn Read + Send>,
@@ -160,45 +169,68 @@ fn read_csv(
         }
     }
     report.columns = header.clone();
+    // Records are read CHUNK_ROWS at a time so the sink can be shown each
+    // row AHEAD_ROWS before it gets it (see RowSink::ahead).
+    let mut chunk = vec![csv::ByteRecord::new(); CHUNK_ROWS];
     loop {
-        if !rdr.read_byte_record(&mut record).map_err(csv_err)? {
+        let mut n = 0;
+        while n < CHUNK_ROWS && rdr.read_byte_record(&mut chunk[n]).map_err(csv_err)? {
+            n += 1;
+        }
+        let chunk = &chunk[..n];
+        for record in chunk.iter().take(AHEAD_ROWS) {
+            sink.ahead(&map_fields(record, &mapping));
+        }
+        for (i, record) in chunk.iter().enumerate() {
+            if let Some(next) = chunk.get(i + AHEAD_ROWS) {
+                sink.ahead(&map_fields(next, &mapping));
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            // A blank line is not a row (exports often end with one).
+            if record.len() == 1 && record[0].is_empty() {
+                continue;
+            }
+            report.rows += 1;
+            // Rebuilt from the parsed fields (quoted where needed): only rejected rows pay for it.
+            let raw = || {
+                let mut raw_buf = Vec::new();
+                let mut w = csv::WriterBuilder::new()
+                    .delimiter(delimiter)
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(&mut raw_buf);
+                let _ = w.write_byte_record(record);
+                drop(w);
+                String::from_utf8_lossy(raw_buf.strip_suffix(b"\n").unwrap_or(&raw_buf))
+                    .into_owned()
+            };
+            if record.len() != header.len() {
+                let reject = Reject {
+                    reason: Reason::RaggedRow,
+                    column: None,
+                    detail: format!("{} fields, header has {}", record.len(), header.len()),
+                };
+                sink.reject(line, reject, &raw)?;
+                continue;
+            }
+            sink.row(line, &map_fields(record, &mapping), &raw)?;
+        }
+        if n < CHUNK_ROWS {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line());
-        // A blank line is not a row (exports often end with one).
-        if record.len() == 1 && record[0].is_empty() {
-            continue;
-        }
-        report.rows += 1;
-        // Rebuilt from the parsed fields (quoted where needed): only rejected rows pay for it.
-        let raw = || {
-            let mut raw_buf = Vec::new();
-            let mut w = csv::WriterBuilder::new()
-                .delimiter(delimiter)
-                .terminator(csv::Terminator::Any(b'\n'))
-                .from_writer(&mut raw_buf);
-            let _ = w.write_byte_record(&record);
-            drop(w);
-            String::from_utf8_lossy(raw_buf.strip_suffix(b"\n").unwrap_or(&raw_buf)).into_owned()
-        };
-        if record.len() != header.len() {
-            let reject = Reject {
-                reason: Reason::RaggedRow,
-                column: None,
-                detail: format!("{} fields, header has {}", record.len(), header.len()),
-            };
-            sink.reject(line, reject, &raw)?;
-            continue;
-        }
-        let mut fields: Fields<'_> = [None; MAX_COLUMNS];
-        for (j, m) in mapping.iter().enumerate() {
-            if let Some(ci) = m {
-                fields[*ci] = Some(&record[j]);
-            }
-        }
-        sink.row(line, &fields, &raw)?;
     }
     Ok(report)
+}
+
+/// A record's fields by contract column (`mapping`: the contract column of
+/// each field, if any).
+fn map_fields<'r>(record: &'r csv::ByteRecord, mapping: &[Option<usize>]) -> Fields<'r> {
+    let mut fields: Fields<'r> = [None; MAX_COLUMNS];
+    for (j, m) in mapping.iter().enumerate() {
+        if let Some(ci) = m {
+            fields[*ci] = record.get(j);
+        }
+    }
+    fields
 }
 
 /// A header of one column that contains another common delimiter means the

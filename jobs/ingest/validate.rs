@@ -92,6 +92,8 @@ pub struct RowValidator {
     parsed: Vec<Parsed>,
     builders: Vec<(usize, Builder)>,
     rows: usize,
+    /// Columns whose values are pseudonymized.
+    pseudonymized: Vec<usize>,
 }
 
 enum Builder {
@@ -116,7 +118,12 @@ impl RowValidator {
             "contract checked at load"
         );
         let schema = contract.lake_schema();
+        let pseudonymized = (contract.columns.iter().enumerate())
+            .filter(|(_, c)| c.handling == Handling::Pseudonymize)
+            .map(|(i, _)| i)
+            .collect();
         let mut v = RowValidator {
+            pseudonymized,
             parsed: vec![Parsed::Null; contract.columns.len()],
             builders: Vec::new(),
             contract,
@@ -356,6 +363,16 @@ impl RowValidator {
             }
         }
         self.rows += 1;
+    }
+
+    /// Asks for the pseudonym cache slots of a row that [`check`](Self::check)
+    /// will see a few rows on.
+    pub fn prefetch(&self, fields: &Fields<'_>) {
+        for &i in &self.pseudonymized {
+            if let Some(raw) = fields[i] {
+                self.pseudonymizer.prefetch(raw);
+            }
+        }
     }
 
     /// The pseudonym computed for column `i` by the last successful check.
