@@ -558,8 +558,8 @@ impl PartitionSink<'_> {
 }
 
 impl RowSink for PartitionSink<'_> {
-    fn ahead(&mut self, fields: &Fields<'_>) {
-        self.validator.prefetch(fields);
+    fn ahead<'r>(&mut self, field: &dyn Fn(usize) -> Option<&'r [u8]>) {
+        self.validator.prefetch(field);
     }
 
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()> {

@@ -39,8 +39,11 @@ pub trait RowSink {
     /// A row whose fields are mapped to contract columns.
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()>;
     /// A row that [`row`](Self::row) will be given a few rows on, so its
-    /// lookups can be started early (nothing by default).
-    fn ahead(&mut self, _fields: &Fields<'_>) {}
+    /// lookups can be started early (nothing by default). `field(c)` is
+    /// the row's value of contract column `c`, if it has one: a sink asks
+    /// for the few columns it looks up instead of the source mapping every
+    /// field twice.
+    fn ahead<'r>(&mut self, _field: &dyn Fn(usize) -> Option<&'r [u8]>) {}
     /// A row that could not even be mapped (ragged, malformed, not UTF-8).
     fn reject(&mut self, line: u64, reject: Reject, raw: &dyn Fn() -> String) -> Result<()>;
 }
@@ -171,6 +174,15 @@ fn read_csv(
     report.columns = header.clone();
     // Records are read CHUNK_ROWS at a time so the sink can be shown each
     // row AHEAD_ROWS before it gets it (see RowSink::ahead).
+    let mut field_of = vec![None; contract.columns.len()];
+    for (j, m) in mapping.iter().enumerate() {
+        if let Some(ci) = m {
+            field_of[*ci] = Some(j);
+        }
+    }
+    let ahead = |sink: &mut dyn RowSink, record: &csv::ByteRecord| {
+        sink.ahead(&|c| field_of[c].and_then(|j| record.get(j)));
+    };
     let mut chunk = vec![csv::ByteRecord::new(); CHUNK_ROWS];
     loop {
         let mut n = 0;
@@ -179,11 +191,11 @@ fn read_csv(
         }
         let chunk = &chunk[..n];
         for record in chunk.iter().take(AHEAD_ROWS) {
-            sink.ahead(&map_fields(record, &mapping));
+            ahead(sink, record);
         }
         for (i, record) in chunk.iter().enumerate() {
             if let Some(next) = chunk.get(i + AHEAD_ROWS) {
-                sink.ahead(&map_fields(next, &mapping));
+                ahead(sink, next);
             }
             let line = record.position().map_or(0, |p| p.line());
             // A blank line is not a row (exports often end with one).

@@ -367,9 +367,9 @@ impl RowValidator {
 
     /// Asks for the pseudonym cache slots of a row that [`check`](Self::check)
     /// will see a few rows on.
-    pub fn prefetch(&self, fields: &Fields<'_>) {
+    pub fn prefetch<'r>(&self, field: &dyn Fn(usize) -> Option<&'r [u8]>) {
         for &i in &self.pseudonymized {
-            if let Some(raw) = fields[i] {
+            if let Some(raw) = field(i) {
                 self.pseudonymizer.prefetch(raw);
             }
         }
