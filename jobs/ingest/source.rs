@@ -385,9 +385,16 @@ mod tests {
     struct Collect {
         rows: Vec<(u64, Vec<Option<String>>)>,
         rejects: Vec<(u64, Reason, String)>,
+        /// The first contract column of each row shown ahead, and how many
+        /// rows had been given by then.
+        ahead: Vec<(Option<String>, usize)>,
     }
 
     impl RowSink for Collect {
+        fn ahead<'r>(&mut self, field: &dyn Fn(usize) -> Option<&'r [u8]>) {
+            let first = field(0).map(|b| String::from_utf8_lossy(b).into_owned());
+            self.ahead.push((first, self.rows.len()));
+        }
         fn row(&mut self, line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
             let f = fields
                 .iter()
@@ -435,6 +442,64 @@ mod tests {
         assert_eq!(sink.rows[0].0, 2);
         assert_eq!(sink.rows[1].0, 4, "line numbers count the embedded newline");
         assert_eq!(sink.rows[1].1[0].as_deref(), Some("O2"));
+    }
+
+    /// Rows cross the reader's chunks: every record is shown ahead once, in
+    /// order, before its turn and at most AHEAD_ROWS records before it, and
+    /// every row reaches the sink once with its own line number.
+    #[test]
+    fn each_row_is_shown_ahead_once_and_given_once_across_chunks() {
+        let mut text = b"order_id,customer_id,ordered_at,total_amount,currency,channel\n".to_vec();
+        let total = 3 * CHUNK_ROWS + 7;
+        let ragged = CHUNK_ROWS * 2 - 1;
+        for i in 0..total {
+            let row = if i == ragged {
+                format!("O{i},C{i},2025-01-01\n")
+            } else {
+                format!("O{i},C{i},2025-01-01 10:00:00,3.50,EUR,app\n")
+            };
+            text.extend_from_slice(row.as_bytes());
+        }
+        text.extend_from_slice(b"\n");
+        let (report, sink) = run_csv(&text).expect("reads");
+        assert_eq!(
+            report.rows, total as u64,
+            "the trailing blank line is not a row"
+        );
+        assert_eq!(sink.rejects.len(), 1);
+        assert_eq!(
+            sink.rejects[0].0,
+            ragged as u64 + 2,
+            "the ragged row's own line"
+        );
+        let want: Vec<(u64, String)> = (0..total)
+            .filter(|&i| i != ragged)
+            .map(|i| (i as u64 + 2, format!("O{i}")))
+            .collect();
+        let got: Vec<(u64, String)> = (sink.rows.iter())
+            .map(|(line, f)| (*line, f[0].clone().expect("order_id")))
+            .collect();
+        assert_eq!(got, want);
+        // the blank line, if the reader yields it at all, shows an empty id
+        let shown: Vec<String> = (sink.ahead.iter())
+            .filter_map(|(id, _)| id.clone().filter(|id| !id.is_empty()))
+            .collect();
+        let every: Vec<String> = (0..total).map(|i| format!("O{i}")).collect();
+        assert_eq!(shown, every, "each record once, in order");
+        for (id, given) in sink
+            .ahead
+            .iter()
+            .filter_map(|(id, g)| Some((id.clone()?, g)))
+        {
+            if let Some(at) = want.iter().position(|(_, w)| *w == id) {
+                assert!(*given <= at, "{id} shown after its turn");
+                assert!(
+                    at - given <= AHEAD_ROWS,
+                    "{id} shown {} rows early",
+                    at - given
+                );
+            }
+        }
     }
 
     #[test]
