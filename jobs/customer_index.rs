@@ -99,16 +99,119 @@ impl PartialOrd for Key {
 /// several cache misses in flight, few enough that the lines are still there.
 pub const AHEAD: usize = 16;
 
+/// Values by 128-bit key in open addressing at most half full: a table far
+/// larger than the CPU caches whose callers know a key's slot ahead of
+/// looking it up, so they can ask for it ([`U128Table::prefetch`]) several
+/// rows before and wait for several misses at once. `empty` is a value no
+/// entry ever has; it marks a free slot.
+#[derive(Debug, Clone)]
+pub struct U128Table<V> {
+    slots: Vec<(u128, V)>,
+    len: usize,
+    empty: V,
+}
+
+impl<V: Copy + PartialEq> U128Table<V> {
+    pub fn new(empty: V) -> U128Table<V> {
+        U128Table {
+            slots: vec![(0, empty); 1024],
+            len: 0,
+            empty,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The home slot of a key. Pseudonyms and fingerprints are uniform
+    /// already, but any 32-digit hex id is a key, so the bits are mixed.
+    fn home(&self, k: u128) -> usize {
+        let h =
+            ((k as u64) ^ ((k >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bits = self.slots.len().trailing_zeros();
+        (h >> (64 - bits)) as usize
+    }
+
+    /// Asks the CPU to bring the home slot of `k` into cache, and the start
+    /// of the next one: a slot of a key and a pseudonym (48 bytes) can end
+    /// on the line after the one it starts on, and a probe goes on there.
+    pub fn prefetch(&self, k: u128) {
+        let i = self.home(k);
+        prefetch(&self.slots[i]);
+        prefetch(&self.slots[(i + 1) & (self.slots.len() - 1)]);
+    }
+
+    pub fn get(&self, k: u128) -> Option<&V> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(k);
+        loop {
+            let (key, v) = &self.slots[i];
+            if *v == self.empty {
+                return None;
+            }
+            if *key == k {
+                return Some(v);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The value of `k`, adding `make()` first when it has none.
+    pub fn get_or_insert_with(&mut self, k: u128, make: impl FnOnce() -> V) -> V {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(k);
+        loop {
+            let (key, v) = self.slots[i];
+            if v == self.empty {
+                let v = make();
+                debug_assert!(v != self.empty, "the empty value marks free slots");
+                self.slots[i] = (k, v);
+                self.len += 1;
+                return v;
+            }
+            if key == k {
+                return v;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![(0, self.empty); self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        let mask = self.slots.len() - 1;
+        for (k, v) in old.into_iter().filter(|s| s.1 != self.empty) {
+            let mut i = self.home(k);
+            while self.slots[i].1 != self.empty {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (k, v);
+        }
+    }
+
+    /// Every (key, value), in no particular order.
+    pub fn into_entries(self) -> impl Iterator<Item = (u128, V)> {
+        let empty = self.empty;
+        self.slots.into_iter().filter(move |s| s.1 != empty)
+    }
+}
+
 /// An empty slot's number.
 const EMPTY: u32 = u32::MAX;
 
 /// Numbers 0, 1, 2, … given to customers in the order they are first seen.
 #[derive(Debug, Clone)]
 pub struct CustomerIndex {
-    /// (hex value, number), `EMPTY` for a free slot; a power-of-two length
-    /// at most half full, so probes stay short.
-    slots: Vec<(u128, u32)>,
-    hex_len: usize,
+    /// Numbers of hex ids.
+    hex: U128Table<u32>,
     /// Ids that are not hex pseudonyms.
     text: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
 }
@@ -116,8 +219,7 @@ pub struct CustomerIndex {
 impl Default for CustomerIndex {
     fn default() -> CustomerIndex {
         CustomerIndex {
-            slots: vec![(0, EMPTY); 1024],
-            hex_len: 0,
+            hex: U128Table::new(EMPTY),
             text: HashMap::default(),
         }
     }
@@ -126,7 +228,7 @@ impl Default for CustomerIndex {
 impl CustomerIndex {
     /// Customers numbered so far.
     pub fn len(&self) -> usize {
-        self.hex_len + self.text.len()
+        self.hex.len() + self.text.len()
     }
 
     /// Whether no customer is numbered.
@@ -134,40 +236,15 @@ impl CustomerIndex {
         self.len() == 0
     }
 
-    /// The home slot of a hex value. Pseudonyms are HMAC outputs and already
-    /// uniform, but any 32-digit hex id is accepted, so the bits are mixed.
-    fn home(&self, v: u128) -> usize {
-        let h =
-            ((v as u64) ^ ((v >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let bits = self.slots.len().trailing_zeros();
-        (h >> (64 - bits)) as usize
-    }
-
-    /// Asks the CPU to bring the home slot of `v` into cache.
+    /// Asks the CPU to bring the slot of hex value `v` into cache.
     pub fn prefetch(&self, v: u128) {
-        prefetch(&self.slots[self.home(v)]);
+        self.hex.prefetch(v);
     }
 
     /// The number of hex value `v`, giving it the next number when new.
     pub fn number_hex(&mut self, v: u128) -> u32 {
-        if (self.hex_len + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(v);
-        loop {
-            let (key, n) = self.slots[i];
-            if n == EMPTY {
-                let n = self.len() as u32;
-                self.slots[i] = (v, n);
-                self.hex_len += 1;
-                return n;
-            }
-            if key == v {
-                return n;
-            }
-            i = (i + 1) & mask;
-        }
+        let next = self.len() as u32;
+        self.hex.get_or_insert_with(v, || next)
     }
 
     /// The number of any id, giving it the next number when new.
@@ -207,18 +284,7 @@ impl CustomerIndex {
     }
 
     fn get_hex(&self, v: u128) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(v);
-        loop {
-            let (key, n) = self.slots[i];
-            if n == EMPTY {
-                return None;
-            }
-            if key == v {
-                return Some(n);
-            }
-            i = (i + 1) & mask;
-        }
+        self.hex.get(v).copied()
     }
 
     fn number_text(&mut self, id: &str) -> u32 {
@@ -245,25 +311,9 @@ impl CustomerIndex {
         }
     }
 
-    fn grow(&mut self) {
-        let doubled = vec![(0, EMPTY); self.slots.len() * 2];
-        let old = std::mem::replace(&mut self.slots, doubled);
-        let mask = self.slots.len() - 1;
-        for (v, n) in old.into_iter().filter(|s| s.1 != EMPTY) {
-            let mut i = self.home(v);
-            while self.slots[i].1 != EMPTY {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = (v, n);
-        }
-    }
-
     /// Every (key, number), in no particular order.
     pub fn into_entries(self) -> Vec<(Key, u32)> {
-        let mut out: Vec<(Key, u32)> = self
-            .slots
-            .into_iter()
-            .filter(|s| s.1 != EMPTY)
+        let mut out: Vec<(Key, u32)> = (self.hex.into_entries())
             .map(|(v, n)| (Key::Hex(v), n))
             .collect();
         out.extend(self.text.into_iter().map(|(t, n)| (Key::Text(t), n)));
@@ -375,6 +425,38 @@ mod tests {
         for (key, n) in entries {
             assert_eq!(plain[&key.into_string()], n);
         }
+    }
+
+    /// Differential: against a plain map, through many doublings, with a
+    /// key of 0 and the table never more than half full.
+    #[test]
+    fn the_u128_table_is_a_map() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut table = U128Table::new(u32::MAX);
+        let mut plain = HashMap::new();
+        for i in 0..50_000u32 {
+            let k: u128 = if i == 0 {
+                0
+            } else {
+                rng.random::<u128>() >> rng.random_range(0..120)
+            };
+            table.prefetch(k);
+            let n = plain.len() as u32;
+            let want = *plain.entry(k).or_insert(n);
+            assert_eq!(table.get_or_insert_with(k, || n), want);
+            assert!(table.slots.len() >= 2 * table.len(), "at most half full");
+        }
+        assert_eq!(table.len(), plain.len());
+        for (k, v) in &plain {
+            assert_eq!(table.get(*k), Some(v));
+        }
+        assert_eq!(table.get(u128::MAX - 1), plain.get(&(u128::MAX - 1)));
+        let mut entries: Vec<(u128, u32)> = table.into_entries().collect();
+        entries.sort_by_key(|e| e.1);
+        let mut want: Vec<(u128, u32)> = plain.into_iter().collect();
+        want.sort_by_key(|e| e.1);
+        assert_eq!(entries, want);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use twox_hash::XxHash64;
 
 use crate::config::Key;
-use crate::customer_index::prefetch;
+use crate::customer_index::U128Table;
 
 /// Hex characters in a pseudonym (128 bits: collisions are negligible even
 /// for billions of customers, and half the width of the full MAC keeps the
@@ -22,6 +22,9 @@ pub const PSEUDONYM_LEN: usize = 32;
 /// A pseudonym as ASCII hex.
 pub type Pseudonym = [u8; PSEUDONYM_LEN];
 
+/// The free slots' value in the cache: not hex, so never a pseudonym.
+const FREE: Pseudonym = [0; PSEUDONYM_LEN];
+
 /// Beyond this many cached identifiers the cache starts afresh, so memory
 /// stays bounded on any input.
 const CACHE_LIMIT: usize = 4_000_000;
@@ -30,7 +33,12 @@ const CACHE_LIMIT: usize = 4_000_000;
 #[derive(Clone)]
 pub struct Pseudonymizer {
     keyed: Hmac<Sha256>,
-    cache: Cache,
+    /// Pseudonyms by the fingerprint of their identifier, in a table whose
+    /// slots ingest asks for rows ahead ([`Pseudonymizer::prefetch`]): a
+    /// standard map's lookups were 13% of ingest's CPU time in `perf`, most
+    /// of it waiting on memory. No pseudonym is all zero bytes (they are
+    /// hex), which marks a free slot.
+    cache: U128Table<Pseudonym>,
     computed: u64,
 }
 
@@ -40,7 +48,7 @@ impl Pseudonymizer {
         Pseudonymizer {
             keyed: Hmac::<Sha256>::new_from_slice(key.bytes())
                 .expect("HMAC accepts keys of any length"),
-            cache: Cache::new(),
+            cache: U128Table::new(FREE),
             computed: 0,
         }
     }
@@ -53,12 +61,11 @@ impl Pseudonymizer {
         if let Some(p) = self.cache.get(fingerprint) {
             return *p;
         }
-        if self.cache.len >= CACHE_LIMIT {
-            self.cache = Cache::new();
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache = U128Table::new(FREE);
         }
         let p = self.compute(raw);
-        self.cache.insert(fingerprint, p);
-        p
+        self.cache.get_or_insert_with(fingerprint, || p)
     }
 
     /// Asks the CPU for the cache slot of a raw identifier that
@@ -96,87 +103,6 @@ pub fn fingerprint128(bytes: &[u8]) -> u128 {
     let a = XxHash64::oneshot(0x6174_7475_6e65_0001, bytes);
     let b = XxHash64::oneshot(0xfedc_ba98_7654_3210, bytes);
     (u128::from(a) << 64) | u128::from(b)
-}
-
-/// Pseudonyms by the fingerprint of their identifier, in open addressing
-/// at most half full. Ingest looks up every row's customer in a table of a
-/// million or more, far larger than the CPU caches: with a known slot per
-/// fingerprint it can ask for the slots of the rows ahead
-/// ([`Pseudonymizer::prefetch`]) and wait for several misses at once (a
-/// standard map's lookups were 13% of ingest's CPU time in `perf`, most of
-/// it waiting on memory).
-#[derive(Clone)]
-struct Cache {
-    /// (fingerprint, pseudonym); fingerprint 0 marks a free slot, so an
-    /// identifier whose fingerprint is 0 is never cached.
-    slots: Vec<(u128, Pseudonym)>,
-    len: usize,
-}
-
-impl Cache {
-    fn new() -> Cache {
-        Cache {
-            slots: vec![(0, [0; PSEUDONYM_LEN]); 1024],
-            len: 0,
-        }
-    }
-
-    /// The home slot: fingerprints are uniform, so their top bits will do.
-    fn home(&self, fingerprint: u128) -> usize {
-        let bits = self.slots.len().trailing_zeros();
-        ((fingerprint >> 64) as u64 >> (64 - bits)) as usize
-    }
-
-    fn prefetch(&self, fingerprint: u128) {
-        let slot = &self.slots[self.home(fingerprint)];
-        // a 48-byte slot can span two cache lines
-        prefetch(&slot.0);
-        prefetch(&slot.1[PSEUDONYM_LEN - 1]);
-    }
-
-    fn get(&self, fingerprint: u128) -> Option<&Pseudonym> {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(fingerprint);
-        loop {
-            let (f, p) = &self.slots[i];
-            if *f == fingerprint && fingerprint != 0 {
-                return Some(p);
-            }
-            if *f == 0 {
-                return None;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Adds a fingerprint that is not in the cache.
-    fn insert(&mut self, fingerprint: u128, p: Pseudonym) {
-        if fingerprint == 0 {
-            return;
-        }
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        self.place(fingerprint, p);
-        self.len += 1;
-    }
-
-    fn place(&mut self, fingerprint: u128, p: Pseudonym) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(fingerprint);
-        while self.slots[i].0 != 0 {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = (fingerprint, p);
-    }
-
-    fn grow(&mut self) {
-        let doubled = vec![(0, [0; PSEUDONYM_LEN]); self.slots.len() * 2];
-        let old = std::mem::replace(&mut self.slots, doubled);
-        for (f, p) in old.into_iter().filter(|s| s.0 != 0) {
-            self.place(f, p);
-        }
-    }
 }
 
 /// Hasher for keys that are already uniformly distributed fingerprints.
@@ -247,7 +173,7 @@ mod tests {
         let mut p = Pseudonymizer::new(&k);
         let ids: Vec<String> = (0..20_000).map(|i| format!("C{i:07}")).collect();
         let first: Vec<Pseudonym> = ids.iter().map(|id| p.pseudonym(id.as_bytes())).collect();
-        assert!(p.cache.slots.len() >= 2 * ids.len(), "at most half full");
+        assert_eq!(p.cache.len(), ids.len());
         for (id, got) in ids.iter().zip(&first).step_by(997) {
             assert_eq!(*got, Pseudonymizer::new(&k).pseudonym(id.as_bytes()));
         }
