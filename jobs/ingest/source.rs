@@ -4,7 +4,7 @@
 //! delimiter, a corrupt gzip stream) stop ingest with an error naming the
 //! file; row problems go to the sink as rejects with their line number.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 
 use super::validate::{Fields, MAX_COLUMNS, Reason, Reject};
@@ -111,7 +111,7 @@ fn read_csv(
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 18)
-        .from_reader(input);
+        .from_reader(NewlineLog::new(input));
     let mut report = FileReport {
         file: label.to_string(),
         ..FileReport::default()
@@ -184,9 +184,11 @@ fn read_csv(
         sink.ahead(&|c| field_of[c].and_then(|j| record.get(j)));
     };
     let mut chunk = vec![csv::ByteRecord::new(); CHUNK_ROWS];
+    let mut lines = [0u64; CHUNK_ROWS];
     loop {
         let mut n = 0;
         while n < CHUNK_ROWS && rdr.read_byte_record(&mut chunk[n]).map_err(csv_err)? {
+            lines[n] = record_line(&mut rdr, &chunk[n]);
             n += 1;
         }
         let chunk = &chunk[..n];
@@ -197,7 +199,7 @@ fn read_csv(
             if let Some(next) = chunk.get(i + AHEAD_ROWS) {
                 ahead(sink, next);
             }
-            let line = record.position().map_or(0, |p| p.line());
+            let line = lines[i];
             // A blank line is not a row (exports often end with one).
             if record.len() == 1 && record[0].is_empty() {
                 continue;
@@ -231,6 +233,58 @@ fn read_csv(
         }
     }
     Ok(report)
+}
+
+/// The input, noting where its `\n` bytes are so that [`record_line`] can
+/// tell whether a record consumed one as its terminator.
+struct NewlineLog<R> {
+    inner: R,
+    offset: u64,
+    newlines: VecDeque<u64>,
+}
+
+impl<R> NewlineLog<R> {
+    fn new(inner: R) -> Self {
+        NewlineLog {
+            inner,
+            offset: 0,
+            newlines: VecDeque::new(),
+        }
+    }
+
+    /// Whether the byte at `at` is `\n`. Asked in increasing order, so the
+    /// newlines before `at` are forgotten: the log holds no more than the
+    /// CSV reader's buffer.
+    fn is_newline(&mut self, at: u64) -> bool {
+        while self.newlines.front().is_some_and(|&o| o < at) {
+            self.newlines.pop_front();
+        }
+        self.newlines.front() == Some(&at)
+    }
+}
+
+impl<R: Read> Read for NewlineLog<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let base = self.offset;
+        (self.newlines).extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| base + i as u64));
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// The line `record` (just read) starts on. The csv crate stamps a record
+/// with where its parser began, which is before the blank lines it skips
+/// and, in a CRLF file, before the `\n` of the previous record's line end,
+/// so that stamp can be one or more lines short. The reader's line after the
+/// record is exact: work back from it by the newlines inside quoted fields
+/// and the record's own `\n` terminator, if it consumed one (a CRLF record
+/// ends at its `\r`, and a last row may have no line end at all).
+fn record_line<R: Read>(rdr: &mut csv::Reader<NewlineLog<R>>, record: &csv::ByteRecord) -> u64 {
+    let after = rdr.position().clone();
+    let embedded = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
+    let terminated = after.byte() > 0 && rdr.get_mut().is_newline(after.byte() - 1);
+    after.line() - embedded - u64::from(terminated)
 }
 
 /// A record's fields by contract column (`mapping`: the contract column of
@@ -498,6 +552,80 @@ mod tests {
                     "{id} shown {} rows early",
                     at - given
                 );
+            }
+        }
+    }
+
+    /// An input that hands out a few bytes per read, so line ends fall on
+    /// every position of the reader's buffer.
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    /// Line numbers as an editor shows them, whatever the line ends: the
+    /// csv crate's own stamp is short after a skipped blank line and on
+    /// every row of a CRLF file (it said line 1 for the first row there).
+    #[test]
+    fn rows_keep_their_own_line_after_blank_lines_and_in_crlf_files() {
+        let header = "order_id,customer_id,ordered_at,total_amount,currency,channel";
+        let row = |id: &str| format!("{id},C,2025-01-01 10:00:00,3.50,EUR,app");
+        // each case: the file, and the line of each row by order_id
+        let cases: Vec<(String, Vec<(u64, &str)>)> = vec![
+            (
+                format!("{header}\n{}\n\n{}\n", row("A"), row("B")),
+                vec![(2, "A"), (4, "B")],
+            ),
+            (
+                format!("{header}\r\n{}\r\n\r\n\r\n{}\r\n", row("A"), row("B")),
+                vec![(2, "A"), (5, "B")],
+            ),
+            (
+                format!("{header}\r\n{}\r\n\r\n{}", row("A"), row("B")),
+                vec![(2, "A"), (4, "B")],
+            ),
+            (
+                format!(
+                    "{header}\n\n{}\n\nQ,C,2025-01-01 10:00:00,3.50,EUR,\"two\r\nlines\"\n\n{}",
+                    row("A"),
+                    row("B")
+                ),
+                vec![(3, "A"), (5, "Q"), (8, "B")],
+            ),
+            (
+                format!("{header}\n{}\r\n\n{}\n\n\n", row("A"), row("B")),
+                vec![(2, "A"), (4, "B")],
+            ),
+        ];
+        for (text, want) in cases {
+            for step in [1, 3, 7, 1 << 16] {
+                let mut sink = Collect::default();
+                let input = Trickle(std::io::Cursor::new(text.clone().into_bytes()), step);
+                read(
+                    Box::new(input),
+                    Format::Csv,
+                    false,
+                    "orders.csv",
+                    b',',
+                    &orders(),
+                    &mut sink,
+                )
+                .expect("reads");
+                let got: Vec<(u64, String)> = (sink.rows.iter())
+                    .map(|(line, f)| (*line, f[0].clone().expect("order_id")))
+                    .collect();
+                let want: Vec<(u64, String)> =
+                    want.iter().map(|(l, id)| (*l, id.to_string())).collect();
+                assert_eq!(got, want, "{text:?} read {step} bytes at a time");
+                // the editor's count: the row's prefix has line-1 newlines
+                for (line, id) in &want {
+                    let at = text.find(&format!("{id},C,")).expect("row present");
+                    assert_eq!(text[..at].matches('\n').count() as u64 + 1, *line);
+                }
             }
         }
     }
