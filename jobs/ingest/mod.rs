@@ -210,7 +210,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                         gz,
                     }),
                     None => warnings.push(format!(
-                        "{}: not .csv, .csv.gz or .ndjson; skipped",
+                        "{}: not .csv, .tsv, .ndjson or .jsonl (each optionally .gz); skipped",
                         meta.location
                     )),
                 }
@@ -576,7 +576,7 @@ impl RowSink for PartitionSink<'_> {
         }
         let mut key = Vec::with_capacity(32);
         for &i in &self.pk {
-            key.extend_from_slice(fields[i].unwrap_or_default().trim_ascii());
+            key.extend_from_slice(pseudonym::trim_id(fields[i].unwrap_or_default()));
             key.push(0x1f);
         }
         // First occurrence wins: files are read in name order, rows in line

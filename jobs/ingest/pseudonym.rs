@@ -29,6 +29,21 @@ const FREE: Pseudonym = [0; PSEUDONYM_LEN];
 /// stays bounded on any input.
 const CACHE_LIMIT: usize = 4_000_000;
 
+/// An identifier without the whitespace around it, as validation trims
+/// every non-text value: exports pad ids inconsistently (" C1", a
+/// spreadsheet's no-break space after "C1"), and each is the customer "C1".
+/// The pseudonym, the erasure check, the duplicate key and the leak scan's
+/// fingerprints of landing ids all go through here, so they agree.
+pub fn trim_id(raw: &[u8]) -> &[u8] {
+    let ascii = raw.trim_ascii();
+    let unicode_edge =
+        ascii.first().is_some_and(|b| !b.is_ascii()) || ascii.last().is_some_and(|b| !b.is_ascii());
+    match std::str::from_utf8(ascii) {
+        Ok(s) if unicode_edge => s.trim().as_bytes(),
+        _ => ascii,
+    }
+}
+
 /// Computes pseudonyms, each distinct identifier once.
 #[derive(Clone)]
 pub struct Pseudonymizer {
@@ -53,10 +68,10 @@ impl Pseudonymizer {
         }
     }
 
-    /// The pseudonym of a raw identifier (surrounding whitespace ignored:
-    /// exports pad ids inconsistently, and " C1" is the customer "C1").
+    /// The pseudonym of a raw identifier (surrounding whitespace ignored, see
+    /// [`trim_id`]).
     pub fn pseudonym(&mut self, raw: &[u8]) -> Pseudonym {
-        let raw = raw.trim_ascii();
+        let raw = trim_id(raw);
         let fingerprint = fingerprint128(raw);
         if let Some(p) = self.cache.get(fingerprint) {
             return *p;
@@ -71,7 +86,7 @@ impl Pseudonymizer {
     /// Asks the CPU for the cache slot of a raw identifier that
     /// [`pseudonym`](Self::pseudonym) will be asked for a few rows on.
     pub fn prefetch(&self, raw: &[u8]) {
-        self.cache.prefetch(fingerprint128(raw.trim_ascii()));
+        self.cache.prefetch(fingerprint128(trim_id(raw)));
     }
 
     fn compute(&mut self, raw: &[u8]) -> Pseudonym {
@@ -127,6 +142,16 @@ impl Hasher for PassThrough {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn identifiers_are_trimmed_of_ascii_and_unicode_spaces_alike() {
+        for raw in ["C1", " C1\t", "C1\u{a0}", "\u{2003}C1 \u{3000}"] {
+            assert_eq!(trim_id(raw.as_bytes()), b"C1", "{raw:?}");
+        }
+        assert_eq!(trim_id(b"C\xC3 1"), b"C\xC3 1", "not UTF-8: left as it is");
+        assert_eq!(trim_id("\u{a0}".as_bytes()), b"");
+        assert_eq!(trim_id("Zo\u{eb}".as_bytes()), "Zo\u{eb}".as_bytes());
+    }
+
     use super::*;
 
     fn key(s: &str) -> Key {

@@ -15,6 +15,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
+    /// Tab-separated, whatever `[ingest] delimiter` says (it is for `.csv`).
+    Tsv,
     Ndjson,
 }
 
@@ -25,8 +27,10 @@ pub fn detect(name: &str) -> Option<(Format, bool)> {
         Some(s) => (s.to_string(), true),
         None => (lower, false),
     };
-    if stem.ends_with(".csv") || stem.ends_with(".tsv") {
+    if stem.ends_with(".csv") {
         Some((Format::Csv, gz))
+    } else if stem.ends_with(".tsv") {
+        Some((Format::Tsv, gz))
     } else if stem.ends_with(".ndjson") || stem.ends_with(".jsonl") {
         Some((Format::Ndjson, gz))
     } else {
@@ -77,6 +81,7 @@ pub fn read(
     };
     match format {
         Format::Csv => read_csv(input, label, delimiter, contract, sink),
+        Format::Tsv => read_csv(input, label, b'\t', contract, sink),
         Format::Ndjson => read_ndjson(input, label, contract, sink),
     }
 }
@@ -710,6 +715,7 @@ mod tests {
         assert_eq!(detect("a.CSV.GZ"), Some((Format::Csv, true)));
         assert_eq!(detect("t.ndjson"), Some((Format::Ndjson, false)));
         assert_eq!(detect("t.jsonl.gz"), Some((Format::Ndjson, true)));
+        assert_eq!(detect("c.TSV"), Some((Format::Tsv, false)));
         assert_eq!(detect("readme.txt"), None);
     }
 }

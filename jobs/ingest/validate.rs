@@ -211,6 +211,17 @@ impl RowValidator {
                 return Err(reject(Reason::InvalidUtf8, "not valid UTF-8".into()));
             };
             let text = if free_text { text } else { text.trim() };
+            if text.is_empty() {
+                // only Unicode spaces (a no-break space from a spreadsheet)
+                if col.required {
+                    return Err(reject(
+                        Reason::MissingRequired,
+                        "required value is only spaces".into(),
+                    ));
+                }
+                self.parsed[i] = Parsed::Null;
+                continue;
+            }
             let value = match col.ty {
                 ColumnType::String => Parsed::Field,
                 ColumnType::Int => match text.parse::<i64>() {
@@ -332,7 +343,8 @@ impl RowValidator {
             let field_str = || {
                 let raw = fields[i].expect("checked present");
                 let s = std::str::from_utf8(raw).expect("checked UTF-8");
-                if matches!(p, Parsed::Field)
+                // a prefix's length was measured on the trimmed text
+                if matches!(p, Parsed::Field | Parsed::Prefix(_))
                     && self.contract.columns[i].handling != Handling::Redact
                 {
                     s.trim()
@@ -489,7 +501,8 @@ pub fn parse_date(b: &[u8]) -> Option<i32> {
     days_from_civil(digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?)
 }
 
-/// `YYYY-MM-DD[ T]HH:MM[:SS[.f…]][Z|±HH:MM|±HHMM]`, or a bare date (midnight).
+/// `YYYY-MM-DD[ T]HH:MM[:SS[.f…]][Z|±HH:MM|±HHMM|±HH]`, or a bare date
+/// (midnight); `±HH` is how PostgreSQL prints a whole-hour time zone.
 /// Timestamps without an offset are taken as UTC.
 pub fn parse_timestamp_micros(b: &[u8]) -> Option<i64> {
     if b.len() == 10 {
@@ -529,19 +542,25 @@ pub fn parse_timestamp_micros(b: &[u8]) -> Option<i64> {
     }
     let offset_s = match rest {
         [] | [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2] => offset(*sign, [*h1, *h2], [b'0', b'0'])?,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
-            let h = digits(&[*h1, *h2])?;
-            let m = digits(&[*m1, *m2])?;
-            if h > 18 || m > 59 {
-                return None;
-            }
-            let s = h * 3600 + m * 60;
-            if *sign == b'+' { s } else { -s }
+            offset(*sign, [*h1, *h2], [*m1, *m2])?
         }
         _ => return None,
     };
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
     Some(secs * 1_000_000 + micros)
+}
+
+/// Seconds east of UTC of a `±HH` and `MM` offset.
+fn offset(sign: u8, h: [u8; 2], m: [u8; 2]) -> Option<i64> {
+    let h = digits(&h)?;
+    let m = digits(&m)?;
+    if h > 18 || m > 59 {
+        return None;
+    }
+    let s = h * 3600 + m * 60;
+    Some(if sign == b'+' { s } else { -s })
 }
 
 #[cfg(test)]
@@ -551,11 +570,15 @@ mod tests {
     #[test]
     fn timestamps_parse_the_formats_exports_use() {
         let base = 1_741_941_067_000_000; // 2025-03-14T08:31:07Z
-        let cases: [(&str, Option<i64>); 12] = [
+        let cases: [(&str, Option<i64>); 15] = [
             ("2025-03-14 08:31:07", Some(base)),
             ("2025-03-14T08:31:07Z", Some(base)),
             ("2025-03-14T09:31:07+01:00", Some(base)),
             ("2025-03-14T03:31:07-0500", Some(base)),
+            // PostgreSQL's text for a timestamptz in a whole-hour zone
+            ("2025-03-14 09:31:07+01", Some(base)),
+            ("2025-03-14 03:31:07.000-05", Some(base)),
+            ("2025-03-14 08:31:07+1", None),
             ("2025-03-14T08:31:07.250Z", Some(base + 250_000)),
             ("2025-03-14 08:31", Some(base - 7_000_000)),
             (

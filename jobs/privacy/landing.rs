@@ -143,7 +143,7 @@ struct IdSink {
 impl RowSink for IdSink {
     fn row(&mut self, _line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
         if let Some(v) = fields[self.col] {
-            let v = v.trim_ascii();
+            let v = crate::ingest::pseudonym::trim_id(v);
             if !v.is_empty() {
                 self.ids.fingerprints.insert(fingerprint128(v));
                 self.ids.max_len = self.ids.max_len.max(v.len());

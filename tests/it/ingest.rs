@@ -351,6 +351,61 @@ async fn opted_out_customers_leave_only_a_count() {
     assert_eq!(root.rows("lake", "orders", next), 0);
 }
 
+/// Exports as spreadsheets and databases write them: a tab-separated file
+/// next to comma-separated ones, ids and postal codes padded with Unicode
+/// spaces, and PostgreSQL's `+01` offsets.
+#[tokio::test]
+async fn padded_values_tab_files_and_hour_offsets_are_read_as_meant() {
+    let root = Root::new();
+    root.land(
+        "customers",
+        DAY,
+        "customers.tsv",
+        "customer_id\tpostal_code\tsignup_date\tconsent_analytics\n\
+         C1\t\u{2003}28013\t2024-01-05\ttrue\n\
+         C2\t 10115 \t2024-01-05\ttrue\n\
+         \u{a0}\t75001\t2024-01-05\ttrue\n"
+            .as_bytes(),
+    );
+    root.land(
+        "orders",
+        DAY,
+        "orders.csv",
+        "order_id,customer_id,ordered_at,total_amount,currency,channel\n\
+         O1,C1\u{a0},2025-03-01 10:00:00+01,3.50,EUR,app\n\
+         O2,C1,2025-03-01 09:00:00,3.50,EUR,app\n"
+            .as_bytes(),
+    );
+    let o = root.ingest(&["customers", "orders"], &[DAY]).await;
+    let customers = &o.tables[0];
+    assert_eq!((customers.rows_read, customers.rows_written), (3, 2));
+    assert_eq!(
+        customers.quarantine_reasons.get("missing_required"),
+        Some(&1),
+        "an id of only a no-break space is missing, not the customer \"\""
+    );
+    assert_eq!(
+        root.strings("lake", "customers", DAY, "postal_prefix"),
+        vec![Some("28".into()), Some("10".into())],
+        "the prefix of the trimmed code"
+    );
+    let ids = root.strings("lake", "orders", DAY, "customer_id");
+    let mut p = Pseudonymizer::new(&Key::new(KEY.as_bytes().to_vec()));
+    let c1 = String::from_utf8(p.pseudonym(b"C1").to_vec()).expect("hex");
+    assert_eq!(
+        ids,
+        vec![Some(c1.clone()), Some(c1)],
+        "C1 and C1+NBSP are one customer"
+    );
+    let at = root.read("lake", "orders", DAY)[0]
+        .column_by_name("ordered_at")
+        .expect("ordered_at")
+        .clone();
+    let at = cast(&at, &DataType::Int64).expect("micros");
+    let at = at.as_any().downcast_ref::<Int64Array>().expect("i64");
+    assert_eq!(at.value(0), at.value(1), "10:00+01 is 09:00 UTC");
+}
+
 #[tokio::test]
 async fn free_text_is_redacted_in_the_lake() {
     let root = Root::new();
