@@ -3,17 +3,26 @@
 //! Kept under `control/consent/`, outside lake and marts, because it is the
 //! one place those customers may appear: without it, tomorrow's orders of a
 //! customer who opted out today could not be recognized and excluded. It
-//! holds pseudonyms only, never raw identifiers.
+//! holds pseudonyms only, never raw identifiers, with the time of each
+//! withdrawal (`consent_updated_at`) when the export gave one.
+//!
+//! A customers partition is read twice: first for its decisions
+//! ([`DecisionSink`]), which update the list, then for its rows, which are
+//! filtered by the updated list like every other table's. So the decision a
+//! customer's latest row carries applies to all their rows of the day, even
+//! to a first row that said yes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use object_store::path::Path;
 
-use super::pseudonym::{PSEUDONYM_LEN, Pseudonym};
+use super::pseudonym::{PSEUDONYM_LEN, Pseudonym, trim_id};
+use super::source::RowSink;
+use super::validate::{Fields, Reject, RowValidator, parse_bool, parse_timestamp_micros};
 use crate::parquet_io::{read_batches, write_batches};
 use crate::storage::Storage;
 use crate::{Error, Result};
@@ -23,54 +32,113 @@ pub fn path() -> Path {
     Path::from("control/consent/part-0.parquet")
 }
 
+/// One row's say on a customer's consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub consents: bool,
+    /// `consent_updated_at` in microseconds, when the row had one.
+    pub at: Option<i64>,
+}
+
+impl Decision {
+    /// Whether this decision was made before `other`: only when both say when.
+    fn older_than(&self, other: Option<i64>) -> bool {
+        matches!((self.at, other), (Some(a), Some(b)) if a < b)
+    }
+}
+
 /// The set of excluded pseudonyms.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentList {
     pub pseudonyms: HashSet<Pseudonym>,
+    /// When each listed customer withdrew, where the export said.
+    withdrawn_at: HashMap<Pseudonym, i64>,
 }
 
 impl ConsentList {
-    /// Loads the list (empty when none was written yet).
+    /// Applies a customer's latest decision of a day. A withdrawal joins
+    /// the list and a consent leaves it, except that a decision older than
+    /// the withdrawal on the list changes nothing: re-ingesting an old day
+    /// never undoes a later withdrawal. A consent without a time is taken
+    /// as the newer (ingest runs days in order), as before times were kept.
+    pub fn apply(&mut self, p: Pseudonym, d: Decision) {
+        let listed_at = self.withdrawn_at.get(&p).copied();
+        if d.older_than(listed_at) {
+            return;
+        }
+        if d.consents {
+            self.pseudonyms.remove(&p);
+            self.withdrawn_at.remove(&p);
+        } else {
+            self.pseudonyms.insert(p);
+            if let Some(t) = d.at {
+                self.withdrawn_at.insert(p, t);
+            }
+        }
+    }
+
+    /// Takes customers off the list (erased: they leave no trace at all).
+    pub fn remove_all(&mut self, gone: &HashSet<Pseudonym>) {
+        self.pseudonyms.retain(|p| !gone.contains(p));
+        self.withdrawn_at.retain(|p, _| !gone.contains(p));
+    }
+
+    /// Loads the list (empty when none was written yet). A list written
+    /// before withdrawal times were kept has a pseudonym column only.
     pub async fn load(storage: &Storage) -> Result<ConsentList> {
         if storage.get_opt(&path()).await?.is_none() {
             return Ok(ConsentList::default());
         }
-        let mut pseudonyms = HashSet::new();
+        let corrupt = |what: &str| Error::Internal(format!("control/consent: {what}"));
+        let mut list = ConsentList::default();
         for batch in read_batches(storage, &path()).await? {
             let col = batch
                 .column(0)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| {
-                    Error::Internal("control/consent: pseudonym column is not a string".into())
+                .as_string_opt::<i32>()
+                .ok_or_else(|| corrupt("the pseudonym column is not a string"))?;
+            let at = match batch.column_by_name("withdrawn_at") {
+                Some(a) => Some(
+                    a.as_primitive_opt::<TimestampMicrosecondType>()
+                        .ok_or_else(|| corrupt("withdrawn_at is not a timestamp"))?,
+                ),
+                None => None,
+            };
+            for i in 0..col.len() {
+                let p: Pseudonym = col.value(i).as_bytes().try_into().map_err(|_| {
+                    corrupt(&format!("a pseudonym is not {PSEUDONYM_LEN} characters"))
                 })?;
-            for v in col.iter().flatten() {
-                let p: Pseudonym = v.as_bytes().try_into().map_err(|_| {
-                    Error::Internal(format!(
-                        "control/consent: a pseudonym is not {PSEUDONYM_LEN} characters"
-                    ))
-                })?;
-                pseudonyms.insert(p);
+                list.pseudonyms.insert(p);
+                if let Some(at) = at.filter(|a| a.is_valid(i)) {
+                    list.withdrawn_at.insert(p, at.value(i));
+                }
             }
         }
-        Ok(ConsentList { pseudonyms })
+        Ok(list)
     }
 
     /// Writes the list atomically, sorted so the file is deterministic.
     pub async fn save(&self, storage: &Storage) -> Result<()> {
-        let mut all: Vec<&str> = self
-            .pseudonyms
-            .iter()
-            .map(|p| std::str::from_utf8(p).expect("pseudonyms are hex"))
-            .collect();
+        let mut all: Vec<&Pseudonym> = self.pseudonyms.iter().collect();
         all.sort_unstable();
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "pseudonym",
-            DataType::Utf8,
-            false,
-        )]));
-        let col: ArrayRef = Arc::new(StringArray::from(all));
-        let batch = RecordBatch::try_new(schema.clone(), vec![col])?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("pseudonym", DataType::Utf8, false),
+            Field::new(
+                "withdrawn_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let names: ArrayRef =
+            Arc::new(StringArray::from_iter_values(all.iter().map(|p| {
+                std::str::from_utf8(p.as_slice()).expect("pseudonyms are hex")
+            })));
+        let at: ArrayRef = Arc::new(
+            all.iter()
+                .map(|p| self.withdrawn_at.get(*p).copied())
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        );
+        let batch = RecordBatch::try_new(schema.clone(), vec![names, at])?;
         write_batches(storage, &path(), schema, &[batch]).await?;
         Ok(())
     }
@@ -83,5 +151,123 @@ impl ConsentList {
     /// Whether nobody is excluded.
     pub fn is_empty(&self) -> bool {
         self.pseudonyms.is_empty()
+    }
+}
+
+/// Reads the consent decisions of a customers partition: per customer, the
+/// latest row's (the newest `consent_updated_at`, then the later row). A
+/// row that fails validation still withdraws consent when its
+/// `consent_analytics` reads as false (a bad postal code does not make a
+/// "no" a "yes"), but cannot give it. Rows of erased customers and rows
+/// without an id or a readable decision say nothing.
+pub struct DecisionSink<'a> {
+    pub validator: RowValidator,
+    pub erased: &'a HashSet<Pseudonym>,
+    pub customer_col: usize,
+    pub consent_col: usize,
+    pub at_col: Option<usize>,
+    pub decisions: HashMap<Pseudonym, Decision>,
+}
+
+impl DecisionSink<'_> {
+    fn raw_decision(&self, fields: &Fields<'_>) -> Option<Decision> {
+        let text = |c: usize| {
+            let b = fields[c]?;
+            Some(std::str::from_utf8(b).ok()?.trim())
+        };
+        Some(Decision {
+            consents: parse_bool(text(self.consent_col)?)?,
+            at: self
+                .at_col
+                .and_then(text)
+                .and_then(|t| parse_timestamp_micros(t.as_bytes())),
+        })
+    }
+}
+
+impl RowSink for DecisionSink<'_> {
+    fn row(&mut self, _line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
+        let id = trim_id(fields[self.customer_col].unwrap_or_default());
+        if id.is_empty() {
+            return Ok(());
+        }
+        let p = self.validator.pseudonymizer.pseudonym(id);
+        if self.erased.contains(&p) {
+            return Ok(());
+        }
+        let decision = match self.validator.check(fields) {
+            Ok(()) => match self.validator.bool_of(self.consent_col) {
+                Some(consents) => Decision {
+                    consents,
+                    at: self.at_col.and_then(|c| self.validator.timestamp_of(c)),
+                },
+                None => return Ok(()),
+            },
+            Err(_) => match self.raw_decision(fields) {
+                Some(d) if !d.consents => d,
+                _ => return Ok(()),
+            },
+        };
+        match self.decisions.get(&p) {
+            Some(earlier) if decision.older_than(earlier.at) => {}
+            _ => {
+                self.decisions.insert(p, decision);
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, _line: u64, _reject: Reject, _raw: &dyn Fn() -> String) -> Result<()> {
+        // ragged or malformed: its fields cannot be trusted to be the columns
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(c: u8) -> Pseudonym {
+        [c; PSEUDONYM_LEN]
+    }
+
+    fn d(consents: bool, at: Option<i64>) -> Decision {
+        Decision { consents, at }
+    }
+
+    #[test]
+    fn an_older_decision_never_undoes_a_newer_withdrawal() {
+        let mut list = ConsentList::default();
+        list.apply(p(b'a'), d(false, Some(200)));
+        list.apply(p(b'a'), d(true, Some(100)));
+        assert!(list.pseudonyms.contains(&p(b'a')), "a stale yes is ignored");
+        list.apply(p(b'a'), d(false, Some(150)));
+        assert_eq!(
+            list.withdrawn_at[&p(b'a')],
+            200,
+            "the newest withdrawal is kept"
+        );
+        list.apply(p(b'a'), d(true, Some(300)));
+        assert!(list.is_empty(), "a newer yes lets the customer back in");
+
+        list.apply(p(b'b'), d(false, None));
+        list.apply(p(b'b'), d(true, Some(1)));
+        assert!(
+            list.is_empty(),
+            "a withdrawal without a time is undone by the next yes"
+        );
+        list.apply(p(b'c'), d(false, Some(5)));
+        list.apply(p(b'c'), d(true, None));
+        assert!(list.is_empty(), "a yes without a time is the newer one");
+    }
+
+    #[test]
+    fn removed_customers_leave_no_time_behind() {
+        let mut list = ConsentList::default();
+        list.apply(p(b'a'), d(false, Some(1)));
+        list.apply(p(b'b'), d(false, Some(2)));
+        list.remove_all(&HashSet::from([p(b'a')]));
+        assert_eq!(list.pseudonyms, HashSet::from([p(b'b')]));
+        assert_eq!(list.withdrawn_at.len(), 1);
     }
 }

@@ -146,14 +146,6 @@ struct PartitionJob {
     files: Vec<LandingFile>,
 }
 
-/// How a partition treats consent.
-enum ConsentState {
-    /// Exclude rows of customers on the list.
-    Check(Arc<HashSet<Pseudonym>>),
-    /// The customers table: read decisions into the list, exclude decliners.
-    Update(HashSet<Pseudonym>),
-}
-
 struct Shared {
     storage: Storage,
     handle: tokio::runtime::Handle,
@@ -245,27 +237,31 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         batch_rows: ctx.cfg.ingest.batch_rows,
     });
 
-    // Phase 1: consent decisions, in date order.
+    // Phase 1: consent decisions, in date order; each customers partition
+    // is then written filtered by the list its own decisions updated.
     let mut list = ConsentList::load(storage).await?;
     let (customer_jobs, other_jobs): (Vec<_>, Vec<_>) = jobs
         .into_iter()
         .partition(|j| j.contract.table == "customers");
     let mut partitions = Vec::new();
-    let before = list.pseudonyms.clone();
+    let before = list.clone();
     for job in customer_jobs {
         let sh = shared.clone();
-        let opted_out = std::mem::take(&mut list.pseudonyms);
-        let (outcome, state) = tokio::task::spawn_blocking(move || {
-            ingest_partition(&sh, &job, ConsentState::Update(opted_out))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
-        if let ConsentState::Update(set) = state {
-            list.pseudonyms = set;
+        let decide = job.clone();
+        let decisions = tokio::task::spawn_blocking(move || consent_decisions(&sh, &decide))
+            .await
+            .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
+        for (p, d) in decisions {
+            list.apply(p, d);
         }
+        let sh = shared.clone();
+        let opted_out = Arc::new(list.pseudonyms.clone());
+        let outcome = tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out))
+            .await
+            .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
         partitions.push(outcome);
     }
-    if list.pseudonyms != before {
+    if list != before {
         list.save(storage).await?;
     }
 
@@ -274,9 +270,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     let mut results = futures::stream::iter(other_jobs.into_iter().map(|job| {
         let sh = shared.clone();
         let set = opted_out.clone();
-        tokio::task::spawn_blocking(move || {
-            ingest_partition(&sh, &job, ConsentState::Check(set)).map(|(o, _)| o)
-        })
+        tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, set))
     }))
     .buffer_unordered(ctx.cfg.ingest.threads.max(1));
     while let Some(r) = results.next().await {
@@ -372,11 +366,54 @@ fn fault_after_batches() -> Option<u64> {
 }
 static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
+/// The consent decisions of a customers partition (see
+/// [`consent::DecisionSink`]); none when its contract has no
+/// `consent_analytics` column.
+fn consent_decisions(
+    sh: &Shared,
+    job: &PartitionJob,
+) -> Result<std::collections::HashMap<Pseudonym, consent::Decision>> {
+    let contract = &job.contract;
+    let (Some(customer_col), Some(consent_col)) = (
+        contract.customer_column(),
+        contract.column_index("consent_analytics"),
+    ) else {
+        return Ok(Default::default());
+    };
+    let mut sink = consent::DecisionSink {
+        validator: RowValidator::new(
+            contract.clone(),
+            sh.take_pseudonymizer(),
+            sh.redactor.clone(),
+            i64::from(job.date.year()),
+        ),
+        erased: &sh.erased,
+        customer_col,
+        consent_col,
+        at_col: contract.column_index("consent_updated_at"),
+        decisions: Default::default(),
+    };
+    for f in &job.files {
+        let input = sh.storage.open_read(&sh.handle, &f.path)?;
+        source::read(
+            input,
+            f.format,
+            f.gz,
+            &f.label,
+            sh.delimiter,
+            contract,
+            &mut sink,
+        )?;
+    }
+    sh.give_back(sink.validator.pseudonymizer);
+    Ok(sink.decisions)
+}
+
 fn ingest_partition(
     sh: &Shared,
     job: &PartitionJob,
-    consent: ConsentState,
-) -> Result<(PartitionOutcome, ConsentState)> {
+    opted_out: Arc<HashSet<Pseudonym>>,
+) -> Result<PartitionOutcome> {
     let started = Instant::now();
     let contract = &job.contract;
     let table = &contract.table;
@@ -397,16 +434,13 @@ fn ingest_partition(
     let quarantine = ParquetSink::create(sh.storage.store(), quarantine_path, quarantine_schema())?;
     let mut sink = PartitionSink {
         customer_col: contract.customer_column(),
-        consent_col: contract
-            .column_index("consent_analytics")
-            .filter(|_| table == "customers"),
         pk: contract.primary_key.clone(),
         validator,
         lake,
         quarantine,
         q: QuarantineBuilder::default(),
         seen: HashSet::default(),
-        consent,
+        opted_out,
         sh,
         file: FileOutcome::default(),
     };
@@ -438,7 +472,6 @@ fn ingest_partition(
         mut lake,
         mut quarantine,
         mut q,
-        consent,
         ..
     } = sink;
     if validator.pending() > 0 {
@@ -480,7 +513,7 @@ fn ingest_partition(
         quarantined = outcome.quarantined,
         "partition ingested"
     );
-    Ok((outcome, consent))
+    Ok(outcome)
 }
 
 struct PartitionSink<'a> {
@@ -489,9 +522,9 @@ struct PartitionSink<'a> {
     quarantine: ParquetSink,
     q: QuarantineBuilder,
     seen: HashSet<u128, BuildHasherDefault<PassThrough>>,
-    consent: ConsentState,
+    /// Customers who declined analytics, as of this partition.
+    opted_out: Arc<HashSet<Pseudonym>>,
     customer_col: Option<usize>,
-    consent_col: Option<usize>,
     pk: Vec<usize>,
     sh: &'a Shared,
     file: FileOutcome,
@@ -529,31 +562,13 @@ impl PartitionSink<'_> {
         self.sh.erased.contains(&p)
     }
 
-    /// Whether the row's customer declined analytics (and, for the customers
-    /// table, records the decision the row carries).
-    fn excluded_for_consent(&mut self) -> bool {
+    /// Whether the row's customer declined analytics.
+    fn excluded_for_consent(&self) -> bool {
         let Some(cc) = self.customer_col else {
             return false;
         };
-        let Some(p) = self.validator.pseudonym_of(cc).copied() else {
-            return false; // anonymous rows (reviews, sessions) have no consent to check
-        };
-        match &mut self.consent {
-            ConsentState::Check(set) => set.contains(&p),
-            ConsentState::Update(set) => {
-                match self.consent_col.and_then(|c| self.validator.bool_of(c)) {
-                    Some(false) => {
-                        set.insert(p);
-                        true
-                    }
-                    Some(true) => {
-                        set.remove(&p);
-                        false
-                    }
-                    None => set.contains(&p),
-                }
-            }
-        }
+        // anonymous rows (reviews, sessions) have no consent to check
+        (self.validator.pseudonym_of(cc)).is_some_and(|p| self.opted_out.contains(p))
     }
 }
 

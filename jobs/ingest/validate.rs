@@ -403,6 +403,15 @@ impl RowValidator {
         }
     }
 
+    /// The timestamp (microseconds) parsed for column `i` by the last
+    /// successful check.
+    pub fn timestamp_of(&self, i: usize) -> Option<i64> {
+        match self.parsed[i] {
+            Parsed::Ts(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// Finishes the accepted rows as a batch and starts afresh.
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self
@@ -441,7 +450,8 @@ fn range_text(min: Option<f64>, max: Option<f64>) -> String {
     }
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
+/// `true`/`false` and the spellings exports use for them (case ignored).
+pub fn parse_bool(s: &str) -> Option<bool> {
     const TRUE: [&str; 5] = ["true", "t", "yes", "y", "1"];
     const FALSE: [&str; 5] = ["false", "f", "no", "n", "0"];
     if TRUE.iter().any(|t| s.eq_ignore_ascii_case(t)) {

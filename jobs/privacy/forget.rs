@@ -253,7 +253,7 @@ async fn execute(
     }
     let mut consent = ConsentList::load(storage).await?;
     let before = consent.len();
-    consent.pseudonyms.retain(|p| !set.contains(p));
+    consent.remove_all(set);
     if consent.len() != before {
         consent.save(storage).await?;
         request.consent_list_updated = true;

@@ -406,6 +406,104 @@ async fn padded_values_tab_files_and_hour_offsets_are_read_as_meant() {
     assert_eq!(at.value(0), at.value(1), "10:00+01 is 09:00 UTC");
 }
 
+/// A "no" is heeded whichever row says it: a row quarantined for another
+/// column, the later of two rows of a day (the first said yes), and a
+/// re-run of an older day whose stale "yes" would otherwise undo it.
+#[tokio::test]
+async fn a_withdrawal_holds_against_bad_rows_duplicates_and_stale_reruns() {
+    let root = Root::new();
+    let header = "customer_id,gender,signup_date,consent_analytics,consent_updated_at\n";
+    let day1 = "2025-03-01";
+    let day2 = "2025-03-02";
+    root.land(
+        "customers",
+        day1,
+        "customers.csv",
+        format!(
+            "{header}C1,female,2024-01-05,true,2025-02-01 10:00:00\n\
+             C2,female,2024-01-05,true,2025-02-01 10:00:00\n\
+             C3,female,2024-01-05,true,2025-02-01 10:00:00\n"
+        )
+        .as_bytes(),
+    );
+    root.land(
+        "customers",
+        day2,
+        "customers.csv",
+        format!(
+            // C1: quarantined (gender is case-sensitive) but says no
+            // C2: yes, then no in a later row of the same file
+            // C3: yes, then a "no" that is older than the yes: stays in
+            "{header}C1,Female,2024-01-05,false,2025-03-02 09:00:00\n\
+             C2,female,2024-01-05,true,2025-03-02 08:00:00\n\
+             C2,female,2024-01-05,false,2025-03-02 09:00:00\n\
+             C3,female,2024-01-05,true,2025-03-02 09:00:00\n\
+             C3,female,2024-01-05,false,2025-03-02 08:00:00\n"
+        )
+        .as_bytes(),
+    );
+    let orders = |day: &str| {
+        format!(
+            "order_id,customer_id,ordered_at,total_amount,currency,channel\n\
+             A-{day},C1,{day} 10:00:00,5,EUR,app\n\
+             B-{day},C2,{day} 10:00:00,5,EUR,app\n\
+             C-{day},C3,{day} 10:00:00,5,EUR,app\n"
+        )
+    };
+    root.land("orders", day1, "orders.csv", orders(day1).as_bytes());
+    root.land("orders", day2, "orders.csv", orders(day2).as_bytes());
+    let o = root.ingest(&["customers", "orders"], &[day1, day2]).await;
+    assert_eq!(o.opted_out_customers, 2, "C1 and C2");
+    let customers = o
+        .partitions
+        .iter()
+        .find(|p| p.table == "customers" && p.date.to_string() == day2)
+        .expect("customers of day 2");
+    assert_eq!(
+        (
+            customers.quarantined,
+            customers.consent_excluded,
+            customers.rows_written,
+            customers.duplicates
+        ),
+        (1, 2, 1, 1),
+        "C1 quarantined, both rows of C2 left out, C3's first row kept and its second a duplicate"
+    );
+    assert_eq!(
+        root.strings("lake", "orders", day2, "order_id"),
+        vec![Some(format!("C-{day2}"))]
+    );
+
+    // Day 1 again (a corrected export re-landed): its yeses are older than
+    // the withdrawals, so C1 and C2 stay out of everything from day 2 on.
+    let again = root.ingest(&["customers", "orders"], &[day1]).await;
+    assert_eq!(again.opted_out_customers, 2);
+    let day3 = "2025-03-03";
+    root.land("customers", day3, "customers.csv", header.as_bytes());
+    root.land("orders", day3, "orders.csv", orders(day3).as_bytes());
+    root.ingest(&["customers", "orders"], &[day3]).await;
+    assert_eq!(
+        root.strings("lake", "orders", day3, "order_id"),
+        vec![Some(format!("C-{day3}"))]
+    );
+
+    // A newer yes lets a customer back in.
+    let day4 = "2025-03-04";
+    root.land(
+        "customers",
+        day4,
+        "customers.csv",
+        format!("{header}C2,female,2024-01-05,yes,2025-03-04 09:00:00\n").as_bytes(),
+    );
+    root.land("orders", day4, "orders.csv", orders(day4).as_bytes());
+    let back = root.ingest(&["customers", "orders"], &[day4]).await;
+    assert_eq!(back.opted_out_customers, 1);
+    assert_eq!(
+        root.strings("lake", "orders", day4, "order_id"),
+        vec![Some(format!("B-{day4}")), Some(format!("C-{day4}"))]
+    );
+}
+
 #[tokio::test]
 async fn free_text_is_redacted_in_the_lake() {
     let root = Root::new();
