@@ -356,6 +356,11 @@ fn read_ndjson(
         line += 1;
         let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
+        // Windows tools start UTF-8 files with a byte-order mark
+        let text = match line {
+            1 => text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text),
+            _ => text,
+        };
         if text.trim_ascii().is_empty() {
             continue;
         }
@@ -683,7 +688,7 @@ mod tests {
             .expect("valid")
             .get("tickets")
             .expect("exists");
-        let text = b"{\"ticket_id\":\"T1\",\"customer_id\":\"C1\",\"satisfaction\":4,\"ip\":\"x\"}\n\n{\"ticket_id\":\"T2\",\n{\"ticket_id\":\"T3\",\"message\":\"caf\xC3\x28\"}\n";
+        let text = b"\xEF\xBB\xBF{\"ticket_id\":\"T1\",\"customer_id\":\"C1\",\"satisfaction\":4,\"ip\":\"x\"}\n\n{\"ticket_id\":\"T2\",\n{\"ticket_id\":\"T3\",\"message\":\"caf\xC3\x28\"}\n";
         let mut sink = Collect::default();
         let report = read(
             Box::new(std::io::Cursor::new(text.to_vec())),
@@ -697,7 +702,11 @@ mod tests {
         .expect("reads");
         assert_eq!(report.rows, 3, "blank line is not a row");
         assert_eq!(report.undeclared, vec!["ip"]);
-        assert_eq!(sink.rows.len(), 1);
+        assert_eq!(
+            sink.rows.len(),
+            1,
+            "the first line is read past its byte-order mark"
+        );
         assert_eq!(sink.rejects[0].0, 3);
         assert_eq!(sink.rejects[0].1, Reason::MalformedJson);
         assert_eq!(sink.rejects[1].1, Reason::InvalidUtf8);
