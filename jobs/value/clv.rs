@@ -153,8 +153,13 @@ pub fn score(
         .map(|g| g.params);
     if let Some(g) = gg {
         for i in 0..n {
-            out.expected_value[i] =
-                g.conditional_expected_value(s.x[i], s.monetary[i].unwrap_or(0.0));
+            out.expected_value[i] = match s.monetary[i] {
+                // no repeat purchase: the model's population mean
+                None => g.conditional_expected_value(s.x[i], 0.0),
+                Some(m) if m > 0.0 && m.is_finite() => g.conditional_expected_value(s.x[i], m),
+                // left out of the fit (see the warning): outside the model
+                Some(_) => None,
+            };
         }
     }
     if !bg.optimizer.converged {
@@ -378,5 +383,34 @@ mod tests {
             sc.expected_value.iter().all(Option::is_some),
             "Gamma-Gamma still converged"
         );
+    }
+
+    /// A repeat customer whose mean repeat value is not positive was left
+    /// out of the Gamma-Gamma fit: no value or CLTV is made up for them
+    /// (E[M] = p(γ + m·x)/(px + q − 1) would go negative for m < 0).
+    #[test]
+    fn customers_left_out_of_gamma_gamma_get_no_value() {
+        let settings = ClvSettings {
+            time_unit: TimeUnit::Days,
+            gross_margin: 0.6,
+            annual_discount_rate: 0.1,
+            max_iterations: 10,
+        };
+        let mut s = summaries(TimeUnit::Days);
+        s.customer_id.push("c".into());
+        s.first_day.push(0);
+        s.x.push(2);
+        s.t_x.push(50.0);
+        s.t.push(100.0);
+        s.monetary.push(Some(-10.0));
+        s.holdout_x.push(0);
+        let sc = score(&s, &models(TimeUnit::Days, 4.0), &[90.0], &settings);
+        assert!(
+            sc.expected_value[0].is_some(),
+            "no repeat: the population mean"
+        );
+        assert!(sc.expected_value[1].is_some());
+        assert_eq!((sc.expected_value[2], sc.cltv_12m[2]), (None, None));
+        assert!(sc.p_alive[2].is_some(), "BG/NBD still covers them");
     }
 }

@@ -84,7 +84,8 @@ pub struct ChurnEvaluation {
     pub training_customers: u64,
     pub holdout_customers: u64,
     /// Share of held-out customers who churned.
-    pub base_rate: f64,
+    /// Churn rate of the held-out customers (none when nobody is held out).
+    pub base_rate: Option<f64>,
     pub roc_auc: Option<f64>,
     /// AUC among held-out customers who had bought in the inactive_days
     /// before the cut-off: how well it tells which current customers leave.
@@ -163,8 +164,24 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         .into_iter()
         .map(|i| churn.as_ref().and_then(|c| i.map(|i| c.today[i])))
         .collect();
-    let segments = segments_of(ctx, &s.customer_id, date, &mut warnings).await?;
+    let segments = segments_of(ctx, &s.customer_id, date).await?;
+    if segments.iter().all(Option::is_none) {
+        warnings.push(format!(
+            "no marts/segments for {date}: segment is empty in customer_value (run `attune segment` before `attune value`)"
+        ));
+    }
     let latest_cutoff = epoch_day(date) - inactive;
+    // Churn per segment counts who left after the cut-off, so customers are
+    // grouped by their segment as of the cut-off: today's segments are
+    // drawn on recency and recent orders, the very buying the rate counts,
+    // and a "lapsed" segment would show a churn rate of 100% by definition.
+    let cutoff_date = summary::from_epoch_day(latest_cutoff);
+    let cutoff_segments = segments_of(ctx, &s.customer_id, cutoff_date).await?;
+    if cutoff_segments.iter().all(Option::is_none) {
+        warnings.push(format!(
+            "no marts/segments for {cutoff_date}, the churn cut-off: churn_rates has no segment rows (segments of the run date would be defined by the buying the rates count)"
+        ));
+    }
     let arms = arms_of(&session, &s.customer_id, latest_cutoff).await?;
     let cutoffs = rates::month_end_cutoffs(
         s.first_day.iter().copied().min().unwrap_or(latest_cutoff),
@@ -173,7 +190,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     );
     let rate_rows = rates::churn_rates(
         &histories,
-        &segments,
+        &cutoff_segments,
         &arms,
         &cutoffs,
         latest_cutoff,
@@ -411,6 +428,17 @@ async fn churn_model(
     let train = churn::training_sample(train, cfg.seed);
     let pick = |idx: &[usize], v: &[usize]| idx.iter().map(|&k| v[k]).collect::<Vec<usize>>();
     let pick_b = |idx: &[usize], v: &[bool]| idx.iter().map(|&k| v[k]).collect::<Vec<bool>>();
+    // Both outcomes overall can still leave the training split with one
+    // (a lone churner held out), which no model can be fitted to.
+    if let Some(all) = one_outcome(&train, &labels) {
+        warnings.push(format!(
+            "churn model not fitted: the {} training customers (the rest of {} are held out, [value] holdout_share = {}) are all {all}; churn_probability is left empty",
+            train.len(),
+            rows.len(),
+            cfg.holdout_share,
+        ));
+        return Ok(None);
+    }
     let holdout_model = ChurnModel::fit(&past, &pick(&train, &rows), &pick_b(&train, &labels))?;
     let held_rows = pick(&held, &rows);
     let held_labels = pick_b(&held, &labels);
@@ -427,8 +455,8 @@ async fn churn_model(
         cutoff,
         training_customers: train.len() as u64,
         holdout_customers: held.len() as u64,
-        base_rate: held_labels.iter().filter(|&&y| y).count() as f64
-            / held_labels.len().max(1) as f64,
+        base_rate: (!held_labels.is_empty())
+            .then(|| held_labels.iter().filter(|&&y| y).count() as f64 / held_labels.len() as f64),
         roc_auc: metrics::roc_auc(&predicted, &held_labels),
         roc_auc_active_at_cutoff: metrics::roc_auc(&active_p, &active_y),
         brier_score: metrics::brier_score(&predicted, &held_labels),
@@ -472,13 +500,25 @@ async fn churn_model(
     }))
 }
 
-/// Segment names from `marts/segments` of the run date, aligned with
-/// `customers`; all `None` (and a warning) when the segment job has not run.
+/// What all the customers `idx` are, when they are all the same (or none):
+/// no model can be fitted to one outcome.
+fn one_outcome(idx: &[usize], labels: &[bool]) -> Option<&'static str> {
+    let churners = idx.iter().filter(|&&k| labels[k]).count();
+    if churners == 0 {
+        Some("non-churners")
+    } else if churners == idx.len() {
+        Some("churners")
+    } else {
+        None
+    }
+}
+
+/// Segment names from `marts/segments` of `date`, aligned with
+/// `customers`; all `None` when the segment job has not run for that date.
 async fn segments_of(
     ctx: &JobContext,
     customers: &[String],
     date: NaiveDate,
-    warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<String>>> {
     let mut out = vec![None; customers.len()];
     let present = catalog::list_tables(&ctx.storage, "marts")
@@ -498,7 +538,6 @@ async fn segments_of(
     } else {
         Vec::new()
     };
-    let mut found = 0u64;
     for b in &batches {
         let ids = string_column(b, "customer_id")?;
         let names = string_column(b, "segment")?;
@@ -508,14 +547,8 @@ async fn segments_of(
             }
             if let Ok(i) = customers.binary_search_by(|c| c.as_str().cmp(ids.value(r))) {
                 out[i] = Some(names.value(r).to_string());
-                found += 1;
             }
         }
-    }
-    if found == 0 {
-        warnings.push(format!(
-            "no marts/segments for {date}: segment is empty in customer_value and churn_rates has no segment rows (run `attune segment` before `attune value`)"
-        ));
     }
     Ok(out)
 }
@@ -852,7 +885,7 @@ fn model_metrics(
         e.top_decile_lift,
         "churn rate of the 10% highest scores / overall churn rate",
     ));
-    out.push(Metric::new("churn_logistic", "base_rate", e.base_rate).detail(held.clone()));
+    out.push(opt("churn_logistic", "base_rate", e.base_rate, &held));
     out.push(Metric::new(
         "churn_logistic",
         "training_customers",
@@ -959,4 +992,28 @@ fn model_metrics(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_training_split_with_one_outcome_is_named() {
+        let labels = [true, false, false, false];
+        // the lone churner held out: training has non-churners only
+        assert_eq!(one_outcome(&[1, 2, 3], &labels), Some("non-churners"));
+        assert_eq!(one_outcome(&[0], &labels), Some("churners"));
+        assert_eq!(one_outcome(&[], &labels), Some("non-churners"));
+        assert_eq!(one_outcome(&[0, 3], &labels), None);
+        // whatever the seed, splitting 25 customers with one churner puts
+        // it in the holdout for some seeds: exactly the case guarded
+        let mut labels = vec![false; 25];
+        labels[7] = true;
+        let held_out_churner = (0..200u64).any(|seed| {
+            let (train, _) = churn::holdout_split(25, 0.3, seed);
+            one_outcome(&train, &labels).is_some()
+        });
+        assert!(held_out_churner);
+    }
 }

@@ -449,7 +449,7 @@ fn demo_lake_churn_model_is_evaluated_on_held_out_customers() {
     let c = o.churn.as_ref().expect("churn model fitted");
     let auc = c.roc_auc.expect("both outcomes");
     eprintln!(
-        "demo lake churn model: AUC {auc:.3}, active-at-cutoff AUC {:?}, Brier {:?}, lift {:?}, base rate {:.3}, {} held out",
+        "demo lake churn model: AUC {auc:.3}, active-at-cutoff AUC {:?}, Brier {:?}, lift {:?}, base rate {:?}, {} held out",
         c.roc_auc_active_at_cutoff,
         c.brier_score,
         c.top_decile_lift,
@@ -459,7 +459,8 @@ fn demo_lake_churn_model_is_evaluated_on_held_out_customers() {
     assert!(auc > 0.7, "AUC {auc}");
     assert!(c.roc_auc_active_at_cutoff.expect("both outcomes") > 0.55);
     // A useful model beats the base rate's Brier score p(1 − p).
-    assert!(c.brier_score.expect("computed") < c.base_rate * (1.0 - c.base_rate));
+    let base = c.base_rate.expect("customers held out");
+    assert!(c.brier_score.expect("computed") < base * (1.0 - base));
     assert!(c.top_decile_lift.expect("churners") > 1.0);
     assert_eq!(c.cutoff, *last - chrono::Duration::days(90));
     let held: usize = mart("churn_evaluation", *last)
@@ -896,12 +897,30 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
         ],
     )
     .expect("batch");
-    let seg_dir = dir.path().join("marts/segments").join(format!("dt={last}"));
-    std::fs::create_dir_all(&seg_dir).expect("mkdir");
-    let file = std::fs::File::create(seg_dir.join("part-0.parquet")).expect("create");
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
+    // and the segments of the churn cut-off (90 days before), named apart:
+    // churn_rates groups by those, customer_value by today's
+    let cutoff = last - chrono::Duration::days(90);
+    let earlier = |name: &str| format!("{name} in spring");
+    let cutoff_batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            batch.column(0).clone(),
+            std::sync::Arc::new(datafusion::arrow::array::StringArray::from_iter_values(
+                ids.iter().map(|i| earlier(segment(i).0)),
+            )),
+            batch.column(2).clone(),
+        ],
+    )
+    .expect("batch");
+    for (day, b) in [(last, &batch), (cutoff, &cutoff_batch)] {
+        let seg_dir = dir.path().join("marts/segments").join(format!("dt={day}"));
+        std::fs::create_dir_all(&seg_dir).expect("mkdir");
+        let file = std::fs::File::create(seg_dir.join("part-0.parquet")).expect("create");
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).expect("writer");
+        w.write(b).expect("write");
+        w.close().expect("close");
+    }
 
     let mut cfg = attune::config::ValidConfig {
         root: dir.path().to_string_lossy().into_owned(),
@@ -978,16 +997,22 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
         detail.contains("NOT converged") && detail.contains("gradient"),
         "{detail}"
     );
-    let segment_rows: usize = read("churn_rates", "part-0.parquet")
+    let segment_groups: Vec<String> = read("churn_rates", "part-0.parquet")
         .iter()
-        .map(|b| {
+        .flat_map(|b| {
             strings(b, "dimension")
-                .iter()
-                .filter(|d| d.as_deref() == Some("segment"))
-                .count()
+                .into_iter()
+                .zip(strings(b, "group_value"))
+                .filter(|(d, _)| d.as_deref() == Some("segment"))
+                .map(|(_, g)| g.expect("group"))
+                .collect::<Vec<_>>()
         })
-        .sum();
-    assert_eq!(segment_rows, 4, "two segments, two populations");
+        .collect();
+    assert_eq!(segment_groups.len(), 4, "two segments, two populations");
+    assert!(
+        segment_groups.iter().all(|g| g.ends_with(" in spring")),
+        "churn is grouped by the segments of the cut-off: {segment_groups:?}"
+    );
 }
 
 /// User + system CPU seconds of this process so far, all threads (Linux
