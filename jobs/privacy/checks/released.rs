@@ -23,8 +23,9 @@ pub enum ReportUse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleasedTable {
     pub table: &'static str,
-    /// The column counting the people (or answers, tickets) behind a row.
-    pub count_column: &'static str,
+    /// The columns counting the people (or answers, tickets) behind a row;
+    /// with several (the two arms of an experiment), the smallest counts.
+    pub count_columns: &'static [&'static str],
     pub report_use: ReportUse,
     /// SQL condition selecting the rows that count people, when some rows
     /// count something else (the fairness audit's probe rows count template
@@ -53,7 +54,8 @@ pub enum TableCells {
 pub fn check(tables: &[(ReleasedTable, TableCells)], k: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     for (t, cells) in tables {
-        let at = |f: Finding| f.at("marts", t.table).column(t.count_column);
+        let counted = t.count_columns.join(", ");
+        let at = |f: Finding| f.at("marts", t.table).column(&counted);
         match cells {
             TableCells::Absent => {}
             TableCells::NoCountColumn => out.push(at(Finding::new(
@@ -61,8 +63,8 @@ pub fn check(tables: &[(ReleasedTable, TableCells)], k: usize) -> Vec<Finding> {
                 Status::Warn,
                 0,
                 format!(
-                    "Not evaluated: {} has no column `{}` to count the people behind each row.",
-                    t.table, t.count_column
+                    "Not evaluated: {} lacks a column of `{counted}` to count the people behind each row.",
+                    t.table
                 ),
             )
             .advice(
@@ -88,8 +90,8 @@ pub fn check(tables: &[(ReleasedTable, TableCells)], k: usize) -> Vec<Finding> {
                     ReportUse::AsIs => (
                         Status::Fail,
                         format!(
-                            "The job that writes {} must suppress rows with {} below {k} (blank their numbers and mark them suppressed) before the report shows them.",
-                            t.table, t.count_column
+                            "The job that writes {} must suppress rows with {counted} below {k} (blank their numbers and mark them suppressed) before the report shows them.",
+                            t.table
                         ),
                     ),
                     ReportUse::Aggregated => (
@@ -132,13 +134,13 @@ mod tests {
 
     const DAILY: ReleasedTable = ReleasedTable {
         table: "nps_daily",
-        count_column: "responses",
+        count_columns: &["responses"],
         report_use: ReportUse::Aggregated,
         people_rows: None,
     };
     const SHOWN: ReleasedTable = ReleasedTable {
         table: "segment_profiles",
-        count_column: "customers",
+        count_columns: &["customers"],
         report_use: ReportUse::AsIs,
         people_rows: None,
     };
