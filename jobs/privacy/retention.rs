@@ -157,10 +157,19 @@ pub async fn run(
     let planned = describe(ctx, &expired).await?;
     let rows_in: u64 = planned.iter().filter_map(|p| p.rows).sum();
     let mut warnings = Vec::new();
-    let unknown = planned.iter().filter(|p| p.rows.is_none()).count();
-    if unknown > 0 {
+    let unknown: Vec<&str> = (planned.iter())
+        .filter(|p| p.rows.is_none())
+        .map(|p| p.path.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        let more = match unknown.len() {
+            n if n > 3 => format!(" and {} more", n - 3),
+            _ => String::new(),
+        };
         warnings.push(format!(
-            "{unknown} expired partition(s) hold files attune cannot count rows of; they are deleted all the same"
+            "{} expired partition(s) hold files attune cannot count rows of (not Parquet, or not readable as the table's export): {}{more}; they are deleted all the same",
+            unknown.len(),
+            unknown[..unknown.len().min(3)].join(", ")
         ));
     }
     let mut outcome = RetentionOutcome {
@@ -253,7 +262,7 @@ async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<Expired
                         None => None,
                     }
                 } else if f.location.extension() == Some("parquet") {
-                    Some(parquet_rows(&storage, f).await?)
+                    parquet_rows(&storage, f).await?
                 } else {
                     None
                 };
@@ -282,9 +291,14 @@ async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<Expired
     Ok(out.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Rows of a Parquet file, from its footer only (one or two range reads).
-async fn parquet_rows(storage: &Storage, meta: &ObjectMeta) -> Result<u64> {
+/// Rows of a Parquet file, from its footer only (one or two range reads);
+/// `None` when the file is not Parquet after all (empty, truncated, foreign):
+/// it expires like any other file, and one bad file must not stop retention.
+async fn parquet_rows(storage: &Storage, meta: &ObjectMeta) -> Result<Option<u64>> {
     let size = meta.size;
+    if size == 0 {
+        return Ok(None);
+    }
     let mut tail = size.min(64 * 1024);
     loop {
         let bytes = storage
@@ -294,13 +308,16 @@ async fn parquet_rows(storage: &Storage, meta: &ObjectMeta) -> Result<u64> {
         let mut reader = ParquetMetaDataReader::new();
         match reader.try_parse_sized(&bytes, size) {
             Ok(()) => {
-                let rows = reader.finish()?.file_metadata().num_rows();
-                return Ok(u64::try_from(rows).unwrap_or(0));
+                let rows = match reader.finish() {
+                    Ok(m) => m.file_metadata().num_rows(),
+                    Err(_) => return Ok(None),
+                };
+                return Ok(Some(u64::try_from(rows).unwrap_or(0)));
             }
             Err(ParquetError::NeedMoreData(n)) if (n as u64) > tail && (n as u64) <= size => {
                 tail = n as u64;
             }
-            Err(e) => return Err(e.into()),
+            Err(_) => return Ok(None),
         }
     }
 }

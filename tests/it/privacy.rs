@@ -913,11 +913,29 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         "the plan was on record before deleting"
     );
 
+    // An empty file named .parquet in an expired lake partition (a copy
+    // cut short by a full disk) neither stops retention nor survives it.
+    let (_, table, folder) = expired
+        .iter()
+        .find(|k| k.0 == "lake" && mid.contains_key(*k))
+        .cloned()
+        .expect("an expired lake partition left");
+    let broken = root.join("lake").join(&table).join(&folder);
+    std::fs::write(broken.join("broken.parquet"), b"").expect("empty file");
+
     // The re-run completes: exactly the expired partitions are gone.
     let done = privacy::retention::run(&b.ctx, last, &RetentionOptions::default())
         .await
         .expect("retention");
     assert_eq!(done.partitions.len(), expired.len() - 5);
+    assert!(
+        done.warnings
+            .iter()
+            .any(|w| w.contains("cannot count rows") && w.contains(&format!("{table}/{folder}"))),
+        "{:?}",
+        done.warnings
+    );
+    assert!(!broken.exists());
     let after = partitions(&root);
     let kept: BTreeMap<_, _> = all
         .iter()
