@@ -131,16 +131,29 @@ pub async fn run(
         .into_iter()
         .filter(|r| r.status == RequestStatus::Pending)
     {
-        if pending.key_id != key.id() {
+        // Quarantine holds raw ids, which only the request's own key turns
+        // into its pseudonyms: under another key the lake and marts are
+        // cleaned, but the request stays pending until run with its key.
+        let same_key = pending.key_id == key.id();
+        if !same_key {
             outcome.warnings.push(format!(
-                "erasure request {} was made with another key (id {}); its quarantine rows cannot be matched with this one",
+                "erasure request {} was made with another key (id {}): its rows in lake and marts are removed, but its quarantine rows can only be matched with that key, so it stays pending; run `attune forget` with that ATTUNE_KEY to complete it",
                 pending.request_id, pending.key_id
             ));
         }
         let set = pending.pseudonym_set()?;
         let found = find(storage, &set, &key, threads).await?;
         outcome.rows_in += found.rows_scanned;
-        execute(ctx, &mut pending, &set, found, &mut budget, &mut outcome).await?;
+        execute(
+            ctx,
+            &mut pending,
+            &set,
+            found,
+            &mut budget,
+            &mut outcome,
+            same_key,
+        )
+        .await?;
         if set == pseudonyms {
             ours = Some(pending);
         } else {
@@ -181,6 +194,7 @@ pub async fn run(
                 found,
                 &mut budget,
                 &mut outcome,
+                true,
             )
             .await?;
             request
@@ -219,6 +233,7 @@ async fn execute(
     found: Found,
     budget: &mut Option<usize>,
     outcome: &mut ForgetOutcome,
+    complete: bool,
 ) -> Result<()> {
     let storage = &ctx.storage;
     let key = ctx.key()?;
@@ -262,11 +277,15 @@ async fn execute(
     for (t, n) in &removed {
         *outcome.rows_removed.entry(t.clone()).or_default() += n;
     }
-    request.rows_removed = removed;
-    request.plan.clear();
-    request.status = RequestStatus::Done;
-    request.completed_at =
-        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    // Incomplete, the plan stays: the run that completes the request counts
+    // the rows removed now from it, as after a crash.
+    if complete {
+        request.rows_removed = removed;
+        request.plan.clear();
+        request.status = RequestStatus::Done;
+        request.completed_at =
+            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
     request.save(storage).await
 }
 

@@ -735,6 +735,43 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
         "interrupted midway"
     );
 
+    // Someone runs forget for another customer under another key: the
+    // interrupted request's lake and mart rows go, but its quarantine rows
+    // only its own key can match, so it stays pending.
+    let mut other_key = b.ctx.clone();
+    other_key.key = Some(Key::new(b"another-key-0123456789abcdef-xyz".to_vec()));
+    let other = privacy::forget::run(
+        &other_key,
+        &["NOBODY-42".to_string()],
+        &ForgetOptions::default(),
+    )
+    .await
+    .expect("forget under another key");
+    assert!(
+        other
+            .warnings
+            .iter()
+            .any(|w| w.contains(&requests[0].request_id) && w.contains("stays pending")),
+        "{:?}",
+        other.warnings
+    );
+    let pending = privacy::erasure::load_requests(&b.ctx.storage)
+        .await
+        .expect("requests");
+    let first = pending
+        .iter()
+        .find(|r| r.request_id == requests[0].request_id)
+        .expect("the first request");
+    assert_eq!(first.status, privacy::erasure::RequestStatus::Pending);
+    assert!(
+        rows_with(&root, &["lake"], &p, false).is_empty(),
+        "lake cleaned"
+    );
+    assert!(
+        !rows_with(&root, &["quarantine"], &raw, true).is_empty(),
+        "quarantine still holds the raw number"
+    );
+
     // The re-run completes the same request, with exact counts.
     let done = privacy::forget::run(&b.ctx, &ids, &ForgetOptions::default())
         .await
@@ -748,9 +785,12 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
         "its own request, not someone else's"
     );
     assert_eq!(done.rows_removed, expected, "counts survive the crash");
-    let requests = privacy::erasure::load_requests(&b.ctx.storage)
+    let requests: Vec<_> = privacy::erasure::load_requests(&b.ctx.storage)
         .await
-        .expect("requests");
+        .expect("requests")
+        .into_iter()
+        .filter(|r| r.request_id == requests[0].request_id)
+        .collect();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].status, privacy::erasure::RequestStatus::Done);
     assert_eq!(requests[0].rows_removed, expected);
