@@ -675,25 +675,27 @@ async fn load_classes(session: &SessionContext, date: NaiveDate) -> Result<Vec<C
     let batches = query(
         session,
         &format!(
-            "SELECT age_band, gender, region, postal_prefix, COUNT(*) AS customers \
+            "SELECT age_band, gender, language, region, postal_prefix, COUNT(*) AS customers \
              FROM customer_attributes WHERE dt = DATE '{date}' \
-             GROUP BY age_band, gender, region, postal_prefix"
+             GROUP BY age_band, gender, language, region, postal_prefix"
         ),
     )
     .await?;
     let mut out = Vec::new();
     for b in &batches {
-        let (a, g, r, p, n) = (
+        let (a, g, l, r, p, n) = (
             strings_at(b, 0)?,
             strings_at(b, 1)?,
             strings_at(b, 2)?,
             strings_at(b, 3)?,
-            ints_at(b, 4)?,
+            strings_at(b, 4)?,
+            ints_at(b, 5)?,
         );
         for i in 0..b.num_rows() {
             out.push(Class {
                 age_band: a[i].clone(),
                 gender: g[i].clone(),
+                language: l[i].clone(),
                 region: r[i].clone(),
                 postal_prefix: p[i].clone(),
                 customers: n[i].and_then(|x| u64::try_from(x).ok()).unwrap_or(0),

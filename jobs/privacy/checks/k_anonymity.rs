@@ -1,9 +1,9 @@
 //! Check 7, k-anonymity of `marts/customer_attributes`: how many customers
-//! share each combination of age band × gender × region × postal prefix
-//! (the quasi-identifiers and sensitive attributes kept for the fairness
-//! audit). A customer alone in a small combination can be recognized by
-//! anyone who knows those four facts about them, which also reveals the rest
-//! of their row (Sweeney, "k-anonymity: a model for protecting privacy",
+//! share each combination of age band × gender × language × region ×
+//! postal prefix (the quasi-identifiers and sensitive attributes kept for the
+//! fairness audit: every column of the mart but the pseudonym). A customer
+//! alone in a small combination can be recognized by anyone who knows those
+//! facts about them, which also reveals the rest of their row (Sweeney, "k-anonymity: a model for protecting privacy",
 //! 2002: k = `min_group_size`).
 //!
 //! When some combinations are smaller than k, the check tries a ladder of
@@ -19,6 +19,7 @@ use super::{Finding, Status, plural, thousands};
 pub struct Class {
     pub age_band: Option<String>,
     pub gender: Option<String>,
+    pub language: Option<String>,
     pub region: Option<String>,
     pub postal_prefix: Option<String>,
     pub customers: u64,
@@ -42,7 +43,7 @@ fn wide_age(band: &Option<String>) -> Option<String> {
     })
 }
 
-const LADDER: [Step; 5] = [
+const LADDER: [Step; 6] = [
     Step {
         name: "postal prefix cut to 1 character",
         how: "set `length = 1` in the postal_code `generalize` entry of schemas/customers.toml",
@@ -82,12 +83,24 @@ const LADDER: [Step; 5] = [
         },
     },
     Step {
+        name: "postal prefix, region and language dropped, age bands widened",
+        how: "drop postal_prefix, region and language and widen age_band in sql/customer_attributes.sql (the fairness audit then compares age groups and genders only)",
+        apply: |c| Class {
+            postal_prefix: None,
+            region: None,
+            language: None,
+            age_band: wide_age(&c.age_band),
+            ..c.clone()
+        },
+    },
+    Step {
         name: "only widened age bands kept",
         how: "keep only a widened age_band in sql/customer_attributes.sql (the fairness audit then compares age groups only)",
         apply: |c| Class {
             postal_prefix: None,
             region: None,
             gender: None,
+            language: None,
             age_band: wide_age(&c.age_band),
             customers: c.customers,
         },
@@ -108,30 +121,17 @@ pub fn exposure(classes: &[Class], k: u64) -> (u64, u64, u64) {
 
 /// Merges classes that became equal under a generalization.
 fn generalize(classes: &[Class], step: &Step) -> Vec<Class> {
-    type Key = (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let mut merged: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut merged: BTreeMap<Class, u64> = BTreeMap::new();
     for c in classes {
-        let g = (step.apply)(c);
-        *merged
-            .entry((g.age_band, g.gender, g.region, g.postal_prefix))
-            .or_default() += c.customers;
+        let g = Class {
+            customers: 0,
+            ..(step.apply)(c)
+        };
+        *merged.entry(g).or_default() += c.customers;
     }
     merged
         .into_iter()
-        .map(
-            |((age_band, gender, region, postal_prefix), customers)| Class {
-                age_band,
-                gender,
-                region,
-                postal_prefix,
-                customers,
-            },
-        )
+        .map(|(class, customers)| Class { customers, ..class })
         .collect()
 }
 
@@ -170,7 +170,7 @@ pub fn check(classes: Option<&[Class]>, k: usize) -> Vec<Finding> {
             Status::Pass,
             0,
             format!(
-                "{} customers fall into {} combinations of age band, gender, region and postal prefix; the smallest has {min} customers, at least the minimum group size of {k}.",
+                "{} customers fall into {} combinations of age band, gender, language, region and postal prefix; the smallest has {min} customers, at least the minimum group size of {k}.",
                 thousands(total),
                 thousands(classes.len() as u64)
             ),
@@ -187,8 +187,8 @@ pub fn check(classes: Option<&[Class]>, k: usize) -> Vec<Finding> {
             break;
         }
     }
-    // The last step that keeps region and gender, which the fairness audit
-    // compares: blanking the few customers it leaves exposed may cost less
+    // The last step that keeps region, language and gender, which the
+    // fairness audit compares: blanking the few customers it leaves exposed may cost less
     // than dropping an attribute for everyone.
     const KEEPS_AUDIT_ATTRIBUTES: usize = 2;
     let suppress_instead = |fix_index: usize| -> String {
@@ -198,7 +198,7 @@ pub fn check(classes: Option<&[Class]>, k: usize) -> Vec<Finding> {
         let step = &LADDER[KEEPS_AUDIT_ATTRIBUTES];
         let (_, rest, _) = exposure(&generalize(classes, step), k);
         format!(
-            " Or, to keep region and gender for the fairness audit: {} and leave the attributes of the {} still in smaller groups ({}) empty.",
+            " Or, to keep region, language and gender for the fairness audit: {} and leave the attributes of the {} still in smaller groups ({}) empty.",
             step.name,
             plural(rest, "customer", "customers"),
             pct(rest, total)
@@ -230,7 +230,7 @@ pub fn check(classes: Option<&[Class]>, k: usize) -> Vec<Finding> {
         Status::Warn,
         exposed,
         format!(
-            "The smallest group sharing age band, gender, region and postal prefix has {}; {} of {} ({}) are in {} smaller than the minimum group size of {k}, so they could be singled out. Tried: {}.",
+            "The smallest group sharing age band, gender, language, region and postal prefix has {}; {} of {} ({}) are in {} smaller than the minimum group size of {k}, so they could be singled out. Tried: {}.",
             plural(min, "customer", "customers"),
             plural(exposed, "customer", "customers"),
             thousands(total),
@@ -250,6 +250,7 @@ mod tests {
         Class {
             age_band: Some(age.into()),
             gender: Some(gender.into()),
+            language: Some("en".into()),
             region: Some(region.into()),
             postal_prefix: Some(postal.into()),
             customers: n,
@@ -342,6 +343,28 @@ mod tests {
             "{}",
             f[0].advice
         );
+    }
+
+    /// Hand-computed: 30 English and 12 Spanish speakers, and the one
+    /// Finnish speaker, all else equal: alone in their group, until
+    /// language is dropped with region (smallest group 43).
+    #[test]
+    fn a_lone_language_is_a_small_group() {
+        let mut finn = class("25-34", "female", "north", "28", 1);
+        finn.language = Some("fi".into());
+        let mut es = class("25-34", "female", "north", "28", 12);
+        es.language = Some("es".into());
+        let c = [class("25-34", "female", "north", "28", 30), es, finn];
+        let f = check(Some(&c), 10);
+        assert_eq!((f[0].status, f[0].count), (Status::Warn, 1));
+        assert!(
+            f[0].advice.starts_with(
+                "Generalize further: postal prefix, region and language dropped, age bands widened."
+            ),
+            "{}",
+            f[0].advice
+        );
+        assert!(f[0].advice.contains("smallest group has 43 customers"));
     }
 
     #[test]
