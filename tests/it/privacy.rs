@@ -271,8 +271,8 @@ async fn on_the_demo_lake_the_planted_facts_are_reported_exactly() {
     let expected = sql_ints(
         &root,
         &format!(
-            "WITH c AS (SELECT age_band, gender, region, postal_prefix, COUNT(*) AS n \
-             FROM customer_attributes WHERE dt = DATE '{last}' GROUP BY age_band, gender, region, postal_prefix) \
+            "WITH c AS (SELECT age_band, gender, language, region, postal_prefix, COUNT(*) AS n \
+             FROM customer_attributes WHERE dt = DATE '{last}' GROUP BY age_band, gender, language, region, postal_prefix) \
              SELECT MIN(n), SUM(CASE WHEN n < {k} THEN n ELSE 0 END) FROM c"
         ),
     )
