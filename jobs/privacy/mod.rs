@@ -397,6 +397,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         date,
         cfg.retention_days,
         cfg.retention_enabled,
+        retention::last_completed_cutoff(storage).await?,
     ));
     findings.extend(checks::k_anonymity::check(
         classes.as_deref(),

@@ -233,6 +233,37 @@ pub async fn run(
     Ok(outcome)
 }
 
+/// Run manifests looked through for the last retention run: a nightly a
+/// day for more than a year.
+const RECENT_RUNS: usize = 400;
+
+/// The cut-off of the newest retention run that completed (on its own or
+/// inside a nightly: each writes a `retention` manifest), among the newest
+/// [`RECENT_RUNS`] runs; `None` when there is none. Partitions older than it
+/// should be gone (check 6).
+pub async fn last_completed_cutoff(storage: &Storage) -> Result<Option<NaiveDate>> {
+    for id in crate::runs::ids(storage)
+        .await?
+        .into_iter()
+        .take(RECENT_RUNS)
+    {
+        let Ok(m) = RunManifest::load(storage, &id).await else {
+            continue; // a manifest being written, or from another version
+        };
+        if m.command != "retention" || m.status != "ok" {
+            continue;
+        }
+        let cutoff = (m.jobs.first())
+            .and_then(|j| j.details.get("cutoff"))
+            .and_then(|c| c.as_str())
+            .and_then(|c| c.parse::<NaiveDate>().ok());
+        if cutoff.is_some() {
+            return Ok(cutoff);
+        }
+    }
+    Ok(None)
+}
+
 /// Counts files, bytes and rows of each expired partition.
 async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<ExpiredPartition>> {
     let handle = tokio::runtime::Handle::current();

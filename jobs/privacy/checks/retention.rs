@@ -3,8 +3,11 @@
 //!
 //! Nightly runs retention after this check, so a partition that expires
 //! tonight is still here: only partitions that expired before tonight count
-//! as overdue. Overdue data is advice (`warn`) while retention is switched
-//! off, and a `fail` when it is on, because then the deletion did not work.
+//! as overdue. Overdue data is a `fail` when a retention run completed with
+//! a cut-off after it (the deletion did not work), and advice (`warn`)
+//! otherwise: retention is off, or has not run since the data expired (the
+//! first night it is switched on, or nights without a nightly), and the
+//! next run deletes it.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,7 @@ pub fn check(
     date: NaiveDate,
     retention_days: u32,
     retention_enabled: bool,
+    last_retention_cutoff: Option<NaiveDate>,
 ) -> Vec<Finding> {
     // Expired before tonight: older than the cut-off of the previous night.
     let overdue_before =
@@ -40,15 +44,26 @@ pub fn check(
                 ),
             )
         } else {
-            let status = if retention_enabled {
-                Status::Fail
+            let missed =
+                last_retention_cutoff.map_or(0, |c| dates.iter().filter(|d| **d < c).count());
+            let (status, advice) = if missed > 0 {
+                (
+                    Status::Fail,
+                    format!(
+                        "Retention completed with the cut-off {} but these are still here: check that run in runs/ and re-run `attune retention`.",
+                        last_retention_cutoff.expect("missed implies a cut-off")
+                    ),
+                )
+            } else if retention_enabled {
+                (
+                    Status::Warn,
+                    "No retention run has completed since these expired; the nightly's retention deletes them after this check (or run `attune retention`).".to_string(),
+                )
             } else {
-                Status::Warn
-            };
-            let advice = if retention_enabled {
-                "Retention is enabled but did not delete these: check the last `attune retention` run in runs/ and re-run it."
-            } else {
-                "Run `attune retention` (try `--dry-run` first), or set `retention_enabled = true` under [privacy] so nightly deletes expired data."
+                (
+                    Status::Warn,
+                    "Run `attune retention` (try `--dry-run` first), or set `retention_enabled = true` under [privacy] so nightly deletes expired data.".to_string(),
+                )
             };
             Finding::new(
                 6,
@@ -92,7 +107,7 @@ mod tests {
                 vec![d("2025-02-28"), d("2025-03-01"), d("2025-03-05")],
             ),
         ]);
-        let f = check(&parts, d("2025-03-10"), 7, false);
+        let f = check(&parts, d("2025-03-10"), 7, false, None);
         assert_eq!(f.len(), 2);
         assert_eq!(
             (f[0].table.as_deref(), f[0].status),
@@ -107,11 +122,24 @@ mod tests {
         );
         assert_eq!((f[1].status, f[1].count), (Status::Warn, 2));
         assert!(f[1].advice.contains("attune retention"));
-        let on = check(&parts, d("2025-03-10"), 7, true);
+        let on = check(&parts, d("2025-03-10"), 7, true, None);
         assert_eq!(
             on[1].status,
-            Status::Fail,
-            "enabled but not done: a failure"
+            Status::Warn,
+            "enabled but not run since they expired (its first night): tonight's run deletes them"
+        );
+        let missed = check(&parts, d("2025-03-10"), 7, true, Some(d("2025-03-01")));
+        assert_eq!(
+            (missed[1].status, missed[1].count),
+            (Status::Fail, 2),
+            "a run with the cut-off 03-01 should have deleted 02-28"
+        );
+        assert!(missed[1].advice.contains("cut-off 2025-03-01"));
+        let earlier = check(&parts, d("2025-03-10"), 7, false, Some(d("2025-02-20")));
+        assert_eq!(
+            earlier[1].status,
+            Status::Warn,
+            "expired after the last run's cut-off: not a failure of that run"
         );
     }
 }
