@@ -23,6 +23,7 @@
 //! that feed the report: [`RELEASED_TABLES`].
 
 pub mod checks;
+pub mod current_records;
 pub mod erasure;
 pub mod forget;
 pub mod landing;

@@ -29,6 +29,7 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use serde::Serialize;
 use tracing::{info, instrument};
 
+use super::current_records::{Current, CurrentRecords, is_record_table};
 use crate::context::JobContext;
 use crate::manifest::{JobRecord, JobTimer, RunManifest, new_run_id};
 use crate::storage::Storage;
@@ -108,6 +109,11 @@ pub struct ExpiredPartition {
     /// Data rows (Parquet: from the footer; exports: as ingest counts
     /// them); `None` for a file attune cannot read.
     pub rows: Option<u64>,
+    /// Rows kept because they are the current copy of their record (lake
+    /// record tables only, see [`super::current_records`]); the partition stays
+    /// with them alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_kept: Option<u64>,
 }
 
 /// How to run retention.
@@ -149,12 +155,23 @@ pub async fn run(
 ) -> Result<RetentionOutcome> {
     let storage = &ctx.storage;
     let cutoff = cutoff(date, ctx.cfg.retention_days);
-    let expired: Vec<Partition> = list_partitions(storage)
-        .await?
-        .into_iter()
-        .filter(|p| p.date < cutoff)
-        .collect();
-    let planned = describe(ctx, &expired).await?;
+    let all = list_partitions(storage).await?;
+    let expired: Vec<Partition> = all.iter().filter(|p| p.date < cutoff).cloned().collect();
+    let mut planned = describe(ctx, &expired).await?;
+    // Record tables keep their current rows: counted now, kept when run.
+    let mut kept_rows = 0;
+    for table in record_tables_expiring(&expired) {
+        let mut walk = CurrentRecords::new(&*ctx.contracts.get(&table)?);
+        for p in newest_first(&all, &table) {
+            let current = walk.take(storage, p).await?;
+            if p.date < cutoff
+                && let Some(e) = planned.iter_mut().find(|e| e.path == p.prefix.as_ref())
+            {
+                e.rows_kept = Some(current.kept_rows());
+                kept_rows += current.kept_rows();
+            }
+        }
+    }
     let rows_in: u64 = planned.iter().filter_map(|p| p.rows).sum();
     let mut warnings = Vec::new();
     let unknown: Vec<&str> = (planned.iter())
@@ -204,15 +221,39 @@ pub async fn run(
     let path = manifest.save(storage).await?;
     outcome.manifest_path = Some(storage.display(&path));
 
-    for (done, p) in expired.iter().enumerate() {
-        if opts.fail_after_partitions.is_some_and(|n| done >= n) {
-            return Err(Error::Internal(format!(
+    let mut done = 0;
+    let crash = |done: usize| {
+        (opts.fail_after_partitions.is_some_and(|n| done >= n)).then(|| {
+            Error::Internal(format!(
                 "injected failure after {done} partitions (test hook)"
-            )));
+            ))
+        })
+    };
+    for p in expired
+        .iter()
+        .filter(|p| !is_record_table(&p.area, &p.table))
+    {
+        if let Some(e) = crash(done) {
+            return Err(e);
         }
         outcome.files_deleted += storage.delete_prefix(&p.prefix).await?;
+        done += 1;
     }
-    outcome.rows_out = rows_in;
+    for table in record_tables_expiring(&expired) {
+        let mut walk = CurrentRecords::new(&*ctx.contracts.get(&table)?);
+        for p in newest_first(&all, &table) {
+            let current = walk.take(storage, p).await?;
+            if p.date >= cutoff {
+                continue;
+            }
+            if let Some(e) = crash(done) {
+                return Err(e);
+            }
+            outcome.files_deleted += keep_only(storage, p, current).await?;
+            done += 1;
+        }
+    }
+    outcome.rows_out = rows_in.saturating_sub(kept_rows);
     manifest.jobs = vec![timer.finish(
         outcome.rows_in,
         outcome.rows_out,
@@ -231,6 +272,43 @@ pub async fn run(
         "retention finished"
     );
     Ok(outcome)
+}
+
+/// Record tables (see [`super::current_records`]) with an expired lake partition.
+fn record_tables_expiring(expired: &[Partition]) -> Vec<String> {
+    let mut tables: Vec<String> = (expired.iter())
+        .filter(|p| is_record_table(&p.area, &p.table))
+        .map(|p| p.table.clone())
+        .collect();
+    tables.sort();
+    tables.dedup();
+    tables
+}
+
+/// The lake partitions of `table`, newest first.
+fn newest_first<'a>(all: &'a [Partition], table: &str) -> Vec<&'a Partition> {
+    let mut parts: Vec<&Partition> = (all.iter())
+        .filter(|p| p.area == "lake" && p.table == table)
+        .collect();
+    parts.sort_by(|a, b| b.date.cmp(&a.date));
+    parts
+}
+
+/// Replaces an expired record partition by its current rows (one file,
+/// written before the others go), or deletes it when none is current.
+/// Returns the files deleted.
+async fn keep_only(storage: &Storage, p: &Partition, current: Current) -> Result<u64> {
+    let (Some(schema), false) = (current.schema, current.kept.is_empty()) else {
+        return storage.delete_prefix(&p.prefix).await;
+    };
+    let keep = Path::from(format!("{}/part-0.parquet", p.prefix));
+    crate::parquet_io::write_batches(storage, &keep, schema, &current.kept).await?;
+    let mut deleted = 0;
+    for f in p.files.iter().filter(|f| f.location != keep) {
+        storage.store().delete(&f.location).await?;
+        deleted += 1;
+    }
+    Ok(deleted)
 }
 
 /// Run manifests looked through for the last retention run: a nightly a
@@ -309,6 +387,7 @@ async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<Expired
                     files: p.files.len() as u64,
                     bytes: p.files.iter().map(|f| f.size).sum(),
                     rows,
+                    rows_kept: None,
                 },
             ))
         }

@@ -845,6 +845,39 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
     assert_eq!(kept_out as u64, orders.erased);
 }
 
+/// (day, customer pseudonym) of every row of lake/customers.
+fn lake_customers(root: &Path) -> Vec<(NaiveDate, String)> {
+    let mut out = Vec::new();
+    for f in files_under(&root.join("lake/customers")) {
+        let folder = f.parent().and_then(|p| p.file_name()).expect("folder");
+        let day = folder_date(&folder.to_string_lossy());
+        for b in read_parquet(&f) {
+            let ids = b
+                .column_by_name("customer_id")
+                .expect("customer_id")
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .expect("text")
+                .clone();
+            out.extend(ids.iter().flatten().map(|id| (day, id.to_string())));
+        }
+    }
+    out
+}
+
+/// Rows of the lake partitions of `table` dated before `cutoff`.
+fn lake_rows_before_cutoff(root: &Path, table: &str, cutoff: NaiveDate) -> u64 {
+    files_under(&root.join("lake").join(table))
+        .into_iter()
+        .filter(|f| {
+            let folder = f.parent().and_then(|p| p.file_name()).expect("folder");
+            folder_date(&folder.to_string_lossy()) < cutoff
+        })
+        .flat_map(|f| read_parquet(&f))
+        .map(|b| b.num_rows() as u64)
+        .sum()
+}
+
 /// Every partition folder: (area, table, folder) → files and their bytes.
 fn partitions(root: &Path) -> BTreeMap<(String, String, String), BTreeMap<PathBuf, Vec<u8>>> {
     let mut out: BTreeMap<_, BTreeMap<PathBuf, Vec<u8>>> = BTreeMap::new();
@@ -886,6 +919,9 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         .collect();
     assert!(expired.len() > 50, "{}", expired.len());
     let consent = std::fs::read(root.join("control/consent/part-0.parquet")).expect("consent");
+    let customers_before = lake_customers(&root);
+    let is_record =
+        |area: &str, table: &str| privacy::current_records::is_record_table(area, table);
 
     // Dry run: the plan, with rows as ingest counted them; nothing deleted.
     let dry = privacy::retention::run(
@@ -960,8 +996,12 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         .find(|k| k.0 == "lake" && mid.contains_key(*k))
         .cloned()
         .expect("an expired lake partition left");
-    let broken = root.join("lake").join(&table).join(&folder);
-    std::fs::write(broken.join("broken.parquet"), b"").expect("empty file");
+    let broken = root
+        .join("lake")
+        .join(&table)
+        .join(&folder)
+        .join("broken.parquet");
+    std::fs::write(&broken, b"").expect("empty file");
 
     // The re-run completes: exactly the expired partitions are gone.
     let done = privacy::retention::run(&b.ctx, last, &RetentionOptions::default())
@@ -982,16 +1022,49 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         .filter(|(k, _)| !expired.contains(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let younger: BTreeMap<_, _> = after
+        .iter()
+        .filter(|(k, _)| !expired.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     assert_eq!(
-        after, kept,
+        younger, kept,
         "everything younger is untouched, byte for byte"
     );
+    // The lake's customers past retention keep each customer's current
+    // record, and only it: nobody drops out of the models while their
+    // orders stay, and no copy a later export replaced is left.
+    let customers_after = lake_customers(&root);
+    let ids = |rows: &[(NaiveDate, String)]| -> BTreeSet<String> {
+        rows.iter().map(|(_, id)| id.clone()).collect()
+    };
+    assert_eq!(
+        ids(&customers_after),
+        ids(&customers_before),
+        "no customer lost"
+    );
+    for (day, id) in customers_after.iter().filter(|(d, _)| *d < cutoff) {
+        assert!(
+            !customers_after
+                .iter()
+                .any(|(d, other)| other == id && d > day),
+            "{id} of {day} was replaced by a later export"
+        );
+    }
+    let carried: u64 = (done.partitions.iter()).filter_map(|p| p.rows_kept).sum();
+    assert_eq!(
+        carried,
+        customers_after.iter().filter(|(d, _)| *d < cutoff).count() as u64
+            + lake_rows_before_cutoff(&root, "initiatives", cutoff)
+            + lake_rows_before_cutoff(&root, "initiative_assignments", cutoff)
+    );
+    assert!(carried > 0, "the first week's sign-ups are still customers");
     assert_eq!(
         std::fs::read(root.join("control/consent/part-0.parquet")).expect("consent"),
         consent,
         "control/ is never touched"
     );
-    for (area, table, _) in &expired {
+    for (area, table, _) in expired.iter().filter(|(a, t, _)| !is_record(a, t)) {
         let dir = root.join(area).join(table);
         for e in std::fs::read_dir(&dir).expect("table folder").flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

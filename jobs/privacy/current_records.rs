@@ -1,0 +1,128 @@
+//! Retention of record tables: the lake's `customers`, `initiatives` and
+//! `initiative_assignments` hold one row per record *exported that day*
+//! (a sign-up, a change), not events. A customer who signed up three years
+//! ago and buys every week has their only customers row in a partition
+//! three years old; deleting it by date would drop them from every model
+//! while their orders stay. So an expired partition of a record table keeps
+//! the rows that are still the current copy of their record (no later
+//! partition has the same key) and loses the copies a later export
+//! replaced; it is deleted once nothing in it is current. `attune forget`
+//! removes a customer's current record too.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+
+use super::retention::Partition;
+use crate::schema::Contract;
+use crate::storage::Storage;
+use crate::{Error, Result};
+
+/// Lake tables whose rows are records, not events.
+pub const RECORD_TABLES: [&str; 3] = ["customers", "initiatives", "initiative_assignments"];
+
+/// Whether `area/table` keeps its current records past retention.
+pub fn is_record_table(area: &str, table: &str) -> bool {
+    area == "lake" && RECORD_TABLES.contains(&table)
+}
+
+/// A partition's rows that are current, and how many rows it had.
+pub struct Current {
+    pub schema: Option<SchemaRef>,
+    pub kept: Vec<RecordBatch>,
+    pub rows: u64,
+}
+
+impl Current {
+    pub fn kept_rows(&self) -> u64 {
+        self.kept.iter().map(|b| b.num_rows() as u64).sum()
+    }
+}
+
+/// Walks a record table's partitions newest first, remembering the keys
+/// seen so far: a row of an older partition is current when its key was
+/// not seen.
+pub struct CurrentRecords {
+    key_columns: Vec<String>,
+    seen: HashSet<Vec<u8>>,
+}
+
+impl CurrentRecords {
+    pub fn new(contract: &Contract) -> CurrentRecords {
+        CurrentRecords {
+            key_columns: (contract.primary_key.iter())
+                .map(|&i| contract.columns[i].output.clone())
+                .collect(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Reads partition `p` (each partition once, newest first): its rows
+    /// whose key no newer partition has, then marks all its keys seen. A
+    /// file that is not Parquet holds nothing current.
+    pub async fn take(&mut self, storage: &Storage, p: &Partition) -> Result<Current> {
+        let mut out = Current {
+            schema: None,
+            kept: Vec::new(),
+            rows: 0,
+        };
+        let mut keys_here = Vec::new();
+        for f in p
+            .files
+            .iter()
+            .filter(|f| f.location.extension() == Some("parquet"))
+        {
+            let Ok(batches) = crate::parquet_io::read_batches(storage, &f.location).await else {
+                continue;
+            };
+            for b in batches {
+                let keys = self.keys(&b).map_err(|e| {
+                    Error::input(f.location.to_string(), format!("cannot read its keys: {e}"))
+                })?;
+                let current: BooleanArray =
+                    keys.iter().map(|k| Some(!self.seen.contains(k))).collect();
+                out.rows += b.num_rows() as u64;
+                out.schema.get_or_insert_with(|| b.schema());
+                let kept = filter_record_batch(&b, &current)?;
+                if kept.num_rows() > 0 {
+                    out.kept.push(kept);
+                }
+                keys_here.extend(keys);
+            }
+        }
+        self.seen.extend(keys_here);
+        Ok(out)
+    }
+
+    /// Each row's key: its key columns as text, separated by 0x1f.
+    fn keys(&self, b: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        let mut cols = Vec::with_capacity(self.key_columns.len());
+        for name in &self.key_columns {
+            let col = b
+                .column_by_name(name)
+                .ok_or_else(|| Error::Internal(format!("no key column {name}")))?;
+            cols.push(cast(col, &DataType::Utf8)?);
+        }
+        let texts: Vec<&StringArray> = (cols.iter())
+            .map(|c| {
+                c.as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("cast to Utf8")
+            })
+            .collect();
+        Ok((0..b.num_rows())
+            .map(|r| {
+                let mut k = Vec::new();
+                for t in &texts {
+                    if t.is_valid(r) {
+                        k.extend_from_slice(t.value(r).as_bytes());
+                    }
+                    k.push(0x1f);
+                }
+                k
+            })
+            .collect())
+    }
+}
