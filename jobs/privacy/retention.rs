@@ -290,7 +290,7 @@ fn newest_first<'a>(all: &'a [Partition], table: &str) -> Vec<&'a Partition> {
     let mut parts: Vec<&Partition> = (all.iter())
         .filter(|p| p.area == "lake" && p.table == table)
         .collect();
-    parts.sort_by(|a, b| b.date.cmp(&a.date));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.date));
     parts
 }
 
