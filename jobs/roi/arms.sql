@@ -16,7 +16,8 @@
 --   balance check: randomized arms should not differ here).
 -- - nps_total / nps_answers: NPS answers given from exposed_on to the run date,
 --   each +100 (score 9-10), -100 (0-6) or 0 (7-8); their mean is the NPS.
--- - cltv_12m: from marts/customer_value of the run date, when present.
+-- - cltv_12m: from marts/customer_value of the run date; NULL (no CLTV: never
+--   bought, or nothing kept) counts as 0 in the comparison (roi/effects.rs).
 -- Only customers in marts/customer_features of the run date count: the
 -- customers who are customers (and consent) today.
 -- Orders and answers meet their customer on customer_key(customer_id), a

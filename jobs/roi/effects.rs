@@ -138,7 +138,11 @@ fn cells(o: &ArmOutcome) -> [(f64, f64); 5] {
         (flag(o.retained), 1.0),
         (o.orders_after, 1.0),
         (o.nps_total, o.nps_answers),
-        o.cltv.map_or((0.0, 0.0), |v| (v, 1.0)),
+        // A customer without a CLTV never bought (or bought nothing that
+        // was kept) and is worth 0: leaving them out would compare the
+        // buyers of each arm, when buying is what the initiative changes,
+        // and the uplift is multiplied by every treated customer.
+        (o.cltv.unwrap_or(0.0), 1.0),
         (o.orders_before, 1.0),
     ]
 }
@@ -301,6 +305,39 @@ mod tests {
             .find(|e| e.metric == Metric::NetPromoterScore)
             .expect("nps");
         assert_eq!((nps.treated_n, nps.effect), (0, None));
+    }
+
+    /// Hand-computed: 200 customers per arm; the initiative gets 100 of
+    /// its arm to buy (CLTV 50 each), control 50 (CLTV 60 each). Per
+    /// customer that is 25 against 15: +10, ×200 = +2,000. Counting the
+    /// buyers only would say 50 − 60 = −10, the opposite sign.
+    #[test]
+    fn customers_who_never_bought_count_as_worth_nothing() {
+        let mut v: Vec<ArmOutcome> = (0..200)
+            .map(|i| {
+                let mut c = customer(true, true, 50.0);
+                if i >= 100 {
+                    c.cltv = None;
+                }
+                c
+            })
+            .collect();
+        v.extend((0..200).map(|i| {
+            let mut c = customer(false, true, 60.0);
+            if i >= 50 {
+                c.cltv = None;
+            }
+            c
+        }));
+        let est = compare_arms(&v, Some(1000.0), true, &settings());
+        let cltv = est
+            .iter()
+            .find(|e| e.metric == Metric::Cltv12m)
+            .expect("cltv");
+        assert_eq!((cltv.treated_n, cltv.control_n), (200, 200));
+        assert_eq!(cltv.effect.map(|e| e.value), Some(10.0));
+        let money = cltv.money.expect("money");
+        assert_eq!(money.incremental_value.value, 2000.0);
     }
 
     /// The ROI interval is the image of the CLTV-uplift interval under
