@@ -63,7 +63,13 @@ fn pct(x: f64) -> String {
 }
 
 /// The suggestion for a weak component, from the month's contacts.
-fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig) -> Option<String> {
+fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig, k: usize) -> Option<String> {
+    // A channel's share is said only for a channel with at least k
+    // customers this month, as the index's own cells: the worst share is
+    // otherwise that of the tiniest channel (one late phone call: "0%").
+    let big_enough = |contacts: &[&Contact]| {
+        super::index::distinct_customers(contacts.iter().copied()) >= k as u64
+    };
     let value_share = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     match c {
         Component::ClosingTheLoop => {
@@ -96,19 +102,21 @@ fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig) -> Option<S
             ))
         }
         Component::Responsiveness => {
-            let mut by_channel: BTreeMap<&str, (usize, usize, f64)> = BTreeMap::new();
+            let mut by_channel: BTreeMap<&str, (usize, usize, f64, Vec<&Contact>)> =
+                BTreeMap::new();
             for x in month.iter().filter(|x| x.source == Source::Ticket) {
                 if let (Some(ch), Some((in_time, target))) =
                     (x.touchpoint.as_deref(), x.detail.first_response)
                 {
-                    let e = by_channel.entry(ch).or_insert((0, 0, target));
+                    let e = by_channel.entry(ch).or_insert((0, 0, target, Vec::new()));
                     e.0 += 1;
                     e.1 += usize::from(in_time);
+                    e.3.push(x);
                 }
             }
-            let (ch, (n, met, target)) = by_channel
+            let (ch, (n, met, target, _)) = by_channel
                 .into_iter()
-                .filter(|(_, (n, _, _))| *n > 0)
+                .filter(|(_, (n, _, _, who))| *n > 0 && big_enough(who))
                 .min_by(|a, b| {
                     let ra = a.1.1 as f64 / a.1.0 as f64;
                     let rb = b.1.1 as f64 / b.1.0 as f64;
@@ -136,23 +144,23 @@ fn suggestion(c: Component, month: &[&Contact], cfg: &EmpathyConfig) -> Option<S
             ))
         }
         Component::Tone => {
-            let mut by_channel: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+            let mut by_channel: BTreeMap<&str, (usize, usize, Vec<&Contact>)> = BTreeMap::new();
             for x in month {
                 if let (Some(ch), Some(label)) = (x.touchpoint.as_deref(), x.detail.tone_label) {
                     let e = by_channel.entry(ch).or_default();
                     e.0 += 1;
                     e.1 += usize::from(label == ToneLabel::Cold);
+                    e.2.push(x);
                 }
             }
-            let (ch, (n, cold)) =
-                by_channel
-                    .into_iter()
-                    .filter(|(_, (n, _))| *n > 0)
-                    .max_by(|a, b| {
-                        let ra = a.1.1 as f64 / a.1.0 as f64;
-                        let rb = b.1.1 as f64 / b.1.0 as f64;
-                        ra.total_cmp(&rb).then(b.0.cmp(a.0))
-                    })?;
+            let (ch, (n, cold, _)) = by_channel
+                .into_iter()
+                .filter(|(_, (n, _, who))| *n > 0 && big_enough(who))
+                .max_by(|a, b| {
+                    let ra = a.1.1 as f64 / a.1.0 as f64;
+                    let rb = b.1.1 as f64 / b.1.0 as f64;
+                    ra.total_cmp(&rb).then(b.0.cmp(a.0))
+                })?;
             Some(format!(
                 "{} of first replies on {ch} read as cold (policy or blame, no acknowledgment); opening with an acknowledgment and a concrete next step is the quickest win.",
                 pct(100.0 * cold as f64 / n as f64)
@@ -212,6 +220,7 @@ pub fn headline(
     contacts: &[Contact],
     run_date: NaiveDate,
     cfg: &EmpathyConfig,
+    min_group_size: usize,
 ) -> Headline {
     let run_month = Month::of_date(run_date);
     let shown = |m: Month| overall(cells, m).filter(|c| c.index().value.is_some());
@@ -284,7 +293,7 @@ pub fn headline(
         .filter_map(|c| cell.component(*c).value.map(|v| (*c, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let month_contacts: Vec<&Contact> = cell.contacts.iter().map(|&j| &contacts[j]).collect();
-    let suggestion = weakest.and_then(|(c, _)| suggestion(c, &month_contacts, cfg));
+    let suggestion = weakest.and_then(|(c, _)| suggestion(c, &month_contacts, cfg, min_group_size));
     let month_to_date = m == run_month && run_date < m.last_day();
     let ci = idx.ci;
     let sentence = format!(
@@ -386,7 +395,7 @@ mod tests {
             run_month: aug,
         };
         let cells = aggregate(&contacts, &Groups::default(), &settings);
-        let h = headline(&cells, &contacts, date, &cfg);
+        let h = headline(&cells, &contacts, date, &cfg, 10);
         assert_eq!(h.month.as_deref(), Some("2025-08"));
         assert!(h.month_to_date);
         assert_eq!(h.previous_month.as_deref(), Some("2025-07"));
@@ -414,15 +423,43 @@ mod tests {
                 .starts_with("Empathy Index 2025-08 (month to date): 70 of 100")
         );
         // On the month's last day it is no longer "month to date".
-        let last = headline(&cells, &contacts, aug.last_day(), &cfg);
+        let last = headline(&cells, &contacts, aug.last_day(), &cfg, 10);
         assert!(!last.month_to_date);
+    }
+
+    /// Chat: 12 customers, 6 answered in time (50%). Phone: one customer,
+    /// answered late (0%), below k = 10: the suggestion names chat, never
+    /// the share of a channel too small to publish.
+    #[test]
+    fn a_channel_below_the_group_size_is_never_named() {
+        let cfg = ValidConfig::default().empathy;
+        let aug = Month(2025 * 12 + 7);
+        let mut contacts: Vec<Contact> = (0..12)
+            .map(|i| ticket(i, aug, if i < 6 { 100.0 } else { 0.0 }, None))
+            .collect();
+        let mut phone = ticket(99, aug, 0.0, None);
+        phone.touchpoint = Some("phone".into());
+        contacts.push(phone);
+        let month: Vec<&Contact> = contacts.iter().collect();
+        let s =
+            suggestion(Component::Responsiveness, &month, &cfg, 10).expect("chat is big enough");
+        assert!(s.starts_with("Only 50% of chat tickets"), "{s}");
+        let only_phone: Vec<&Contact> = month
+            .iter()
+            .copied()
+            .filter(|c| c.customer == Some(99))
+            .collect();
+        assert_eq!(
+            suggestion(Component::Responsiveness, &only_phone, &cfg, 10),
+            None
+        );
     }
 
     #[test]
     fn no_index_yet() {
         let cfg = ValidConfig::default().empathy;
         let date = NaiveDate::from_ymd_opt(2025, 8, 20).expect("date");
-        let h = headline(&[], &[], date, &cfg);
+        let h = headline(&[], &[], date, &cfg, 10);
         assert!(h.value.is_none() && h.month.is_none());
         assert!(h.sentence.contains("needs more contacts"));
     }

@@ -311,7 +311,7 @@ fn interval(value: f64, se: Option<f64>) -> Option<(f64, f64)> {
 }
 
 /// Distinct customers behind some contacts (an anonymous contact counts as one).
-fn distinct_customers<'a>(contacts: impl Iterator<Item = &'a Contact>) -> u64 {
+pub fn distinct_customers<'a>(contacts: impl Iterator<Item = &'a Contact>) -> u64 {
     // The whole-business cells hold two million contacts at a million
     // customers: a tree set of their numbers was a tenth of the job.
     let mut seen = CustomerBits::default();

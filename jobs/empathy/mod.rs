@@ -291,7 +291,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         run_month,
     };
     let cells = index::aggregate(&contacts, &groups, &settings);
-    let headline = headline::headline(&cells, &contacts, date, cfg);
+    let headline = headline::headline(&cells, &contacts, date, cfg, min);
     lap("aggregate", &mut clock);
 
     let items: Vec<[Option<f64>; 5]> = surveys
@@ -402,17 +402,17 @@ fn metrics(
                 .detail("configured weight; re-normalized over the components shown in each cell"),
         );
     }
-    let scored = tone.scored.max(1) as f64;
     for (label, n) in [
         ("warm", tone.warm),
         ("neutral", tone.neutral),
         ("cold", tone.cold),
     ] {
-        out.push(
-            Metric::new("reply_tone", "share", n as f64 / scored)
-                .key(label)
-                .detail(format!("{n} of {} scored replies", tone.scored)),
-        );
+        let mut share = Metric::new("reply_tone", "share", 0.0)
+            .key(label)
+            .detail(format!("{n} of {} scored replies", tone.scored));
+        // no scored reply: no share (NULL), not 0% of nothing
+        share.value = (tone.scored > 0).then(|| n as f64 / tone.scored as f64);
+        out.push(share);
     }
     out.push(Metric::new("reply_tone", "unscored", tone.no_text as f64).key("no_text"));
     out.push(
