@@ -15,7 +15,7 @@
 //! generator plants none), so their follow-up share is written as NULL with
 //! that reason rather than guessed from tickets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate};
@@ -47,8 +47,11 @@ pub struct NegativeTicket {
     pub follow_up_hours: Option<f64>,
     /// Whether the follow-up window had closed by the end of the run date.
     pub window_closed: bool,
-    /// The customer's first NPS answer after the window closed.
+    /// The customer's first NPS answer after the window closed, and its id.
     pub next_nps: Option<i64>,
+    pub answer_id: Option<String>,
+    /// The customer (`customer_key`), when known.
+    pub customer: Option<i64>,
 }
 
 impl NegativeTicket {
@@ -167,22 +170,36 @@ pub fn rows(
             Some(median_detail.clone()),
         ));
     }
-    let closed: Vec<&NegativeTicket> = tickets.iter().filter(|t| t.window_closed).collect();
-    let answers = |followed: bool| -> Vec<i64> {
-        closed
-            .iter()
+    // Each answer once, for the latest ticket before it: one customer's ten
+    // unanswered tickets followed by one NPS answer are one answer, not ten,
+    // and never in both groups. Groups are suppressed on their customers.
+    let mut by_answer: BTreeMap<&str, &NegativeTicket> = BTreeMap::new();
+    for t in tickets.iter().filter(|t| t.window_closed) {
+        if let Some(a) = t.answer_id.as_deref() {
+            let e = by_answer.entry(a).or_insert(t);
+            if t.opened > e.opened {
+                *e = t;
+            }
+        }
+    }
+    let answers = |followed: bool| -> (Vec<i64>, u64) {
+        let group: Vec<&&NegativeTicket> = (by_answer.values())
             .filter(|t| t.followed_up(hours) == followed)
-            .filter_map(|t| t.next_nps)
-            .collect()
+            .collect();
+        let customers: BTreeSet<Option<i64>> = group.iter().map(|t| t.customer).collect();
+        (
+            group.iter().filter_map(|t| t.next_nps).collect(),
+            customers.len() as u64,
+        )
     };
-    let (yes, no) = (answers(true), answers(false));
+    let ((yes, yes_customers), (no, no_customers)) = (answers(true), answers(false));
     let (nps_yes, nps_no) = (nps_of(&yes), nps_of(&no));
     let next_detail = "NPS at the customer's first answer after the follow-up window closed (Wald interval on the promoter/detractor difference)";
     all_time_rows.push(row(
         "negative_tickets",
         None,
         "next_nps_followed_up",
-        yes.len() as u64,
+        yes_customers,
         nps_yes,
         k,
         Some(next_detail.into()),
@@ -191,13 +208,13 @@ pub fn rows(
         "negative_tickets",
         None,
         "next_nps_not_followed_up",
-        no.len() as u64,
+        no_customers,
         nps_no,
         k,
         Some(next_detail.into()),
     ));
     // The difference is shown only when both groups are.
-    let both = (yes.len() as u64).min(no.len() as u64);
+    let both = yes_customers.min(no_customers);
     let diff = match (nps_yes, nps_no) {
         (Some(a), Some(b)) => Some(difference(&a, &b)),
         _ => None,
@@ -250,6 +267,8 @@ pub async fn read_negative_tickets(
         let hours = columns::floats(b, "follow_up_hours")?;
         let closed = columns::bools(b, "window_closed")?;
         let next = columns::ints(b, "next_nps")?;
+        let customer = columns::ints(b, "customer_key")?;
+        let answer = columns::strings(b, "answer_id")?;
         for i in 0..b.num_rows() {
             let opened = DateTime::from_timestamp_micros(at.value(i))
                 .map(|t| t.date_naive())
@@ -259,6 +278,8 @@ pub async fn read_negative_tickets(
                 follow_up_hours: opt_f64(&hours, i),
                 window_closed: closed.is_valid(i) && closed.value(i),
                 next_nps: opt_i64(&next, i),
+                answer_id: answer.is_valid(i).then(|| answer.value(i).to_string()),
+                customer: opt_i64(&customer, i),
             });
         }
     }
@@ -331,13 +352,52 @@ pub fn to_batch(rows: &[LoopRow]) -> Result<RecordBatch> {
 mod tests {
     use super::*;
 
+    /// A ticket of its own customer (one per day), whose next answer is its own.
     fn t(day: &str, hours: Option<f64>, closed: bool, next: Option<i64>) -> NegativeTicket {
+        let opened: NaiveDate = day.parse().expect("date");
         NegativeTicket {
-            opened: day.parse().expect("date"),
+            opened,
             follow_up_hours: hours,
             window_closed: closed,
             next_nps: next,
+            answer_id: next.map(|_| format!("A-{day}")),
+            customer: Some(i64::from(opened.ordinal())),
         }
+    }
+
+    /// One customer's ten unanswered complaints, then one NPS answer of 0:
+    /// one answer of one customer, below k = 3, not ten. A customer whose
+    /// followed-up complaint is followed by an unanswered one before their
+    /// answer counts once, for the later (not followed up).
+    #[test]
+    fn an_answer_counts_once_for_its_customer() {
+        let one_customer =
+            |day: &str, hours: Option<f64>, customer: i64, answer: &str| NegativeTicket {
+                customer: Some(customer),
+                answer_id: Some(answer.to_string()),
+                ..t(day, hours, true, Some(0))
+            };
+        let tickets: Vec<NegativeTicket> = (1..=10)
+            .map(|d| one_customer(&format!("2025-03-{d:02}"), None, 1, "A1"))
+            .collect();
+        let out = rows(&tickets, 1, 48, 3);
+        let no = find(&out, None, "next_nps_not_followed_up");
+        assert!(no.suppressed && no.value.is_none(), "{no:?}");
+
+        let mut tickets = vec![
+            one_customer("2025-03-01", Some(2.0), 7, "A7"),
+            one_customer("2025-03-05", None, 7, "A7"),
+        ];
+        tickets.extend(
+            (0..3).map(|i| one_customer("2025-03-02", Some(1.0), 20 + i, &format!("B{i}"))),
+        );
+        let rows = rows(&tickets, 1, 48, 1);
+        assert_eq!(find(&rows, None, "next_nps_not_followed_up").n, Some(1));
+        assert_eq!(
+            find(&rows, None, "next_nps_followed_up").n,
+            Some(3),
+            "A7 is not in both"
+        );
     }
 
     fn find<'a>(rows: &'a [LoopRow], period: Option<&str>, metric: &str) -> &'a LoopRow {

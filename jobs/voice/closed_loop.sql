@@ -3,7 +3,9 @@
 -- follow-up came (hours after the ticket was opened; NULL when none is known
 -- by the end of the run date), whether the follow-up window had closed by
 -- then, and the customer's first NPS answer given after the window closed
--- (so that the answer can reflect the follow-up; NULL when none yet).
+-- (so that the answer can reflect the follow-up; NULL when none yet), with
+-- the answer's id: several tickets of a customer can lead to one answer,
+-- which closed_loop.rs counts once.
 WITH messages AS (
     SELECT f.*
     FROM feedback_scored AS f
@@ -30,7 +32,8 @@ answers AS (
 next_answer AS (
     SELECT
         n.message_id,
-        first_value(a.rating ORDER BY a.at, a.message_id) AS rating
+        first_value(a.rating ORDER BY a.at, a.message_id) AS rating,
+        first_value(a.message_id ORDER BY a.at, a.message_id) AS answer_id
     FROM negative AS n
     JOIN answers AS a
         ON a.customer_key = n.customer_key
@@ -40,9 +43,11 @@ next_answer AS (
 SELECT
     n.at,
     n.touchpoint,
+    n.customer_key,
     n.follow_up_hours,
     n.window_end_epoch <= $run_end_epoch AS window_closed,
-    x.rating AS next_nps
+    x.rating AS next_nps,
+    x.answer_id
 FROM negative AS n
 LEFT JOIN next_answer AS x ON x.message_id = n.message_id
 ORDER BY n.message_id
