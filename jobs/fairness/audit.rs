@@ -23,7 +23,7 @@ use super::dims::{Dimension, Intersections, dimensions};
 use super::findings::{Finding, Pending};
 use super::metrics;
 use super::stats::{
-    Moments, benjamini_hochberg, chi_square_independence, katz_ratio_interval_deff,
+    Moments, benjamini_hochberg, chi_square_independence_deff, katz_ratio_interval_deff,
     mann_whitney_u_deff, quantile_sorted, two_proportion_z_deff, welch_t_deff, wilson_effective,
 };
 use super::suppress::{Hidden, Sizes, SubjectIndex, protect, sizes};
@@ -557,12 +557,19 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     out.fill(0.0);
                     out[codes.codes[r] as usize] = 1.0;
                 });
+                // the mean design effect of the shown cells, for the omnibus test
+                let (mut deff_sum, mut deff_cells) = (0.0, 0u32);
                 for (c, label) in codes.labels.iter().enumerate() {
                     let counts: Vec<u64> = table.iter().map(|r| r[c]).collect();
                     let deffs = match &per_category {
                         Some(sums) => rate_deffs(&sums[c], &counts, &totals),
                         None => vec![1.0; dim.groups()],
                     };
+                    for g in (0..dim.groups()).filter(|&g| !hidden[d][g].hidden() && totals[g] > 0)
+                    {
+                        deff_sum += deffs[g];
+                        deff_cells += 1;
+                    }
                     let words = RateWords {
                         verb: outcome.wording.verb_for(label),
                         qualifier: "",
@@ -586,7 +593,12 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     .filter(|&g| !hidden[d][g].hidden())
                     .map(|g| table[g].clone())
                     .collect();
-                if let Some((t, df)) = chi_square_independence(&shown) {
+                let mean_deff = if deff_cells > 0 {
+                    deff_sum / f64::from(deff_cells)
+                } else {
+                    1.0
+                };
+                if let Some((t, df)) = chi_square_independence_deff(&shown, mean_deff) {
                     let mut f =
                         Finding::new(&prep.table.name, &dim.name, &outcome.name, "chi_square");
                     f.value = Some(t.statistic);
