@@ -249,9 +249,18 @@ impl<'a> Prepared<'a> {
         (s, hidden)
     }
 
-    /// The reference of a dimension if it is shown in this population.
-    fn reference(&self, d: usize, hidden: &[Hidden]) -> Option<usize> {
-        self.references[d].filter(|&r| !hidden[r].hidden())
+    /// The reference of a dimension in a population (`rows`: its rows per
+    /// group): the whole table's, or, when that group is too small to show
+    /// here (the largest region overall can be tiny among unhappy
+    /// customers), the largest group shown here, so the groups shown are
+    /// still compared; each sentence names its reference.
+    fn reference(&self, d: usize, hidden: &[Hidden], rows: &[u64]) -> Option<usize> {
+        match self.references[d] {
+            Some(r) if !hidden[r].hidden() => Some(r),
+            _ => (0..hidden.len())
+                .filter(|&g| !hidden[g].hidden() && rows.get(g).is_some_and(|&n| n > 0))
+                .max_by(|&a, &b| rows[a].cmp(&rows[b]).then(b.cmp(&a))),
+        }
     }
 
     /// Per variable and group of dimension `d`, cluster sums (people as
@@ -432,7 +441,7 @@ fn rate_findings(
     words: &RateWords,
     params: &AuditParams,
 ) {
-    let reference = prep.reference(d, hidden);
+    let reference = prep.reference(d, hidden, totals);
     for g in 0..prep.dims[d].groups() {
         let mut f = group_finding(prep, d, g, reference, outcome, metric, hidden[g], params);
         if f.suppressed {
@@ -715,7 +724,7 @@ fn continuous_findings(
     };
     for (d, dim) in prep.dims.iter().enumerate() {
         let samples = buckets(dim, &order, values, &sizes.rows[d]);
-        let reference = prep.reference(d, &hidden[d]);
+        let reference = prep.reference(d, &hidden[d], &sizes.rows[d]);
         let moments: Vec<Moments> = samples.iter().map(|s| Moments::of(s)).collect();
         // One pass over the rows for every design effect of this dimension:
         // variables [value, rank, 1{value <= q-quantile of its group} per

@@ -668,6 +668,57 @@ fn small_groups_table() -> DecisionTable {
     }
 }
 
+/// North is the largest region overall (400 customers) and the reference;
+/// among the 88 customers the outcome applies to (say, follow-ups of
+/// unhappy customers) north has 8 and south 5, both hidden. East (40) and
+/// west (35) are shown and still compared: with the largest region shown
+/// there, east, as the reference, not "no reference group large enough".
+#[test]
+fn a_reference_hidden_in_a_population_falls_back_to_the_largest_shown_there() {
+    let regions: &[(&str, usize, usize)] = &[
+        ("north", 400, 8),
+        ("south", 200, 5),
+        ("east", 60, 40),
+        ("west", 50, 35),
+    ];
+    let (mut region, mut outcome) = (Vec::new(), Vec::new());
+    for (r, n, with_outcome) in regions {
+        for k in 0..*n {
+            region.push(Some(r.to_string()));
+            outcome.push(match (k < *with_outcome, r) {
+                (false, _) => attune::fairness::table::NO_VALUE,
+                (true, &"west") => u8::from(k % 5 == 0),
+                (true, _) => u8::from(k % 2 == 0),
+            });
+        }
+    }
+    let t = DecisionTable {
+        name: "service".into(),
+        rows: outcome.len(),
+        subjects: None,
+        groups: vec![("region".into(), Codes::encode(&region))],
+        outcomes: vec![Outcome::binary(
+            "followed_up",
+            outcome,
+            Direction::HigherIsBetter,
+            "are followed up",
+        )],
+        classifier: None,
+    };
+    let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
+    assert!(find(&r, "region", "north", "followed_up", "rate").suppressed);
+    let west = find(&r, "region", "west", "followed_up", "rate");
+    assert_eq!(west.reference_group.as_deref(), Some("east"));
+    // west 7 of 35 = 0.2 against east 20 of 40 = 0.5
+    close(west.ratio, 0.4, "ratio to east");
+    assert!(west.verdict.is_some(), "{}", west.explanation);
+    assert!(
+        !west.explanation.contains("no reference group"),
+        "{}",
+        west.explanation
+    );
+}
+
 #[test]
 fn small_groups_are_suppressed_everywhere_and_cannot_be_recovered() {
     let t = small_groups_table();
