@@ -66,7 +66,7 @@ pub struct HoldoutRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct FitOutcome {
     pub rows_read: u64,
-    /// Rows without a customer or a date.
+    /// Rows without a customer, a date or an amount.
     pub rows_skipped: u64,
     pub customers: u64,
     pub horizon_days: f64,
@@ -104,10 +104,14 @@ pub async fn run(p: &FitParams) -> Result<FitOutcome> {
             date_expr(&session, p).await?.alias("order_date"),
             cast(ident(&p.amount_column), DataType::Float64).alias("amount"),
         ])?
+        // A purchase without an amount cannot be valued: counted as 0 it
+        // would pull the customer's mean repeat value down; it is skipped
+        // and counted, with the rows without a customer or a date.
         .filter(
             col("customer_id")
                 .is_not_null()
-                .and(col("order_date").is_not_null()),
+                .and(col("order_date").is_not_null())
+                .and(col("amount").is_not_null()),
         )?;
     session.register_table("purchases", purchases.into_view())?;
     let rows_used = session

@@ -223,6 +223,34 @@ fn value_fit_command_writes_its_files_and_reports_parameters() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--customer-column \"client\""));
 }
 
+/// Rows without an amount are skipped and counted, not valued at 0: the
+/// CDNOW sample with three such rows appended (one a new purchase day of a
+/// repeat customer) gives exactly the fit of the sample itself.
+#[tokio::test]
+async fn purchases_without_an_amount_are_skipped_not_valued_at_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = std::fs::read_to_string(fixture()).expect("fixture");
+    text.push_str("00004,0001,1997-02-03,1,\n00004,0001,1997-03-03,1,\n00099,0099,1997-01-05,1,\n");
+    let with_gaps = dir.path().join("gaps.csv");
+    std::fs::write(&with_gaps, text).expect("write");
+    let base = fit_run(&cdnow_params(&dir.path().join("a"), 1000))
+        .await
+        .expect("fit");
+    let gaps = fit_run(&FitParams {
+        transactions: with_gaps,
+        ..cdnow_params(&dir.path().join("b"), 1000)
+    })
+    .await
+    .expect("fit");
+    assert_eq!((gaps.rows_read, gaps.rows_skipped), (base.rows_read + 3, 3));
+    assert_eq!(gaps.customers, base.customers);
+    assert_eq!(gaps.models.bg_nbd.params, base.models.bg_nbd.params);
+    assert_eq!(
+        gaps.models.gamma_gamma.as_ref().map(|g| g.params),
+        base.models.gamma_gamma.as_ref().map(|g| g.params)
+    );
+}
+
 /// A fit stopped by a tiny iteration budget is reported as not converged,
 /// with the optimizer's state in parameters.json, and writes no predictions.
 #[tokio::test]
