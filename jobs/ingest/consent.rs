@@ -160,13 +160,22 @@ impl ConsentList {
 /// `consent_analytics` reads as false (a bad postal code does not make a
 /// "no" a "yes"), but cannot give it. Rows of erased customers and rows
 /// without an id or a readable decision say nothing.
+///
+/// It also finds each customer's latest valid row by the same rule, the
+/// one row of theirs the partition keeps ("the latest row per customer
+/// wins", as the contract says; a same-day change exported after the
+/// sign-up row is not lost to the first).
 pub struct DecisionSink<'a> {
     pub validator: RowValidator,
     pub erased: &'a HashSet<Pseudonym>,
     pub customer_col: usize,
-    pub consent_col: usize,
+    pub consent_col: Option<usize>,
     pub at_col: Option<usize>,
     pub decisions: HashMap<Pseudonym, Decision>,
+    /// The file being read (its index in the partition).
+    pub file: usize,
+    /// Per customer: (`consent_updated_at`, file, line) of their latest valid row.
+    pub latest: HashMap<Pseudonym, (Option<i64>, usize, u64)>,
 }
 
 impl DecisionSink<'_> {
@@ -176,7 +185,7 @@ impl DecisionSink<'_> {
             Some(std::str::from_utf8(b).ok()?.trim())
         };
         Some(Decision {
-            consents: parse_bool(text(self.consent_col)?)?,
+            consents: parse_bool(text(self.consent_col?)?)?,
             at: self
                 .at_col
                 .and_then(text)
@@ -186,7 +195,7 @@ impl DecisionSink<'_> {
 }
 
 impl RowSink for DecisionSink<'_> {
-    fn row(&mut self, _line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
+    fn row(&mut self, line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
         let id = trim_id(fields[self.customer_col].unwrap_or_default());
         if id.is_empty() {
             return Ok(());
@@ -196,13 +205,20 @@ impl RowSink for DecisionSink<'_> {
             return Ok(());
         }
         let decision = match self.validator.check(fields) {
-            Ok(()) => match self.validator.bool_of(self.consent_col) {
-                Some(consents) => Decision {
-                    consents,
-                    at: self.at_col.and_then(|c| self.validator.timestamp_of(c)),
-                },
-                None => return Ok(()),
-            },
+            Ok(()) => {
+                let at = self.at_col.and_then(|c| self.validator.timestamp_of(c));
+                let newer = Decision { consents: true, at };
+                match self.latest.get(&p) {
+                    Some((earlier, _, _)) if newer.older_than(*earlier) => {}
+                    _ => {
+                        self.latest.insert(p, (at, self.file, line));
+                    }
+                }
+                match self.consent_col.and_then(|c| self.validator.bool_of(c)) {
+                    Some(consents) => Decision { consents, at },
+                    None => return Ok(()),
+                }
+            }
             Err(_) => match self.raw_decision(fields) {
                 Some(d) if !d.consents => d,
                 _ => return Ok(()),

@@ -247,18 +247,20 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     let before = list.clone();
     for job in customer_jobs {
         let sh = shared.clone();
-        let decide = job.clone();
-        let decisions = tokio::task::spawn_blocking(move || consent_decisions(&sh, &decide))
+        let first = job.clone();
+        let pass = tokio::task::spawn_blocking(move || read_customers(&sh, &first))
             .await
             .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
-        for (p, d) in decisions {
+        for (p, d) in pass.decisions {
             list.apply(p, d);
         }
         let sh = shared.clone();
         let opted_out = Arc::new(list.pseudonyms.clone());
-        let outcome = tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out))
-            .await
-            .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
+        let latest = Some(pass.latest);
+        let outcome =
+            tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out, latest))
+                .await
+                .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
         partitions.push(outcome);
     }
     if list != before {
@@ -270,7 +272,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     let mut results = futures::stream::iter(other_jobs.into_iter().map(|job| {
         let sh = shared.clone();
         let set = opted_out.clone();
-        tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, set))
+        tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, set, None))
     }))
     .buffer_unordered(ctx.cfg.ingest.threads.max(1));
     while let Some(r) = results.next().await {
@@ -366,20 +368,23 @@ fn fault_after_batches() -> Option<u64> {
 }
 static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
-/// The consent decisions of a customers partition (see
-/// [`consent::DecisionSink`]); none when its contract has no
-/// `consent_analytics` column.
-fn consent_decisions(
-    sh: &Shared,
-    job: &PartitionJob,
-) -> Result<std::collections::HashMap<Pseudonym, consent::Decision>> {
+/// What the first read of a customers partition finds (see
+/// [`consent::DecisionSink`]).
+#[derive(Default)]
+struct CustomersPass {
+    decisions: std::collections::HashMap<Pseudonym, consent::Decision>,
+    /// The (file, line) of each customer's one row the partition keeps.
+    latest: std::collections::HashMap<Pseudonym, (usize, u64)>,
+}
+
+/// Reads a customers partition for its consent decisions and each
+/// customer's latest row, before its rows are written.
+fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
     let contract = &job.contract;
-    let (Some(customer_col), Some(consent_col)) = (
-        contract.customer_column(),
-        contract.column_index("consent_analytics"),
-    ) else {
-        return Ok(Default::default());
+    let Some(customer_col) = contract.customer_column() else {
+        return Ok(CustomersPass::default());
     };
+    let consent_col = contract.column_index("consent_analytics");
     let mut sink = consent::DecisionSink {
         validator: RowValidator::new(
             contract.clone(),
@@ -392,8 +397,11 @@ fn consent_decisions(
         consent_col,
         at_col: contract.column_index("consent_updated_at"),
         decisions: Default::default(),
+        file: 0,
+        latest: Default::default(),
     };
-    for f in &job.files {
+    for (i, f) in job.files.iter().enumerate() {
+        sink.file = i;
         let input = sh.storage.open_read(&sh.handle, &f.path)?;
         source::read(
             input,
@@ -406,13 +414,20 @@ fn consent_decisions(
         )?;
     }
     sh.give_back(sink.validator.pseudonymizer);
-    Ok(sink.decisions)
+    Ok(CustomersPass {
+        decisions: sink.decisions,
+        latest: (sink.latest.into_iter())
+            .map(|(p, (_, file, line))| (p, (file, line)))
+            .collect(),
+    })
 }
 
+/// `latest`: for a customers partition, the one row per customer it keeps.
 fn ingest_partition(
     sh: &Shared,
     job: &PartitionJob,
     opted_out: Arc<HashSet<Pseudonym>>,
+    latest: Option<std::collections::HashMap<Pseudonym, (usize, u64)>>,
 ) -> Result<PartitionOutcome> {
     let started = Instant::now();
     let contract = &job.contract;
@@ -441,11 +456,14 @@ fn ingest_partition(
         q: QuarantineBuilder::default(),
         seen: HashSet::default(),
         opted_out,
+        latest,
+        file_index: 0,
         sh,
         file: FileOutcome::default(),
     };
     let mut files = Vec::new();
-    for f in &job.files {
+    for (i, f) in job.files.iter().enumerate() {
+        sink.file_index = i;
         sink.file = FileOutcome {
             report: FileReport {
                 file: f.label.clone(),
@@ -524,6 +542,10 @@ struct PartitionSink<'a> {
     seen: HashSet<u128, BuildHasherDefault<PassThrough>>,
     /// Customers who declined analytics, as of this partition.
     opted_out: Arc<HashSet<Pseudonym>>,
+    /// Customers partition: the (file, line) of the one row kept per customer.
+    latest: Option<std::collections::HashMap<Pseudonym, (usize, u64)>>,
+    /// The file being read (its index in the partition).
+    file_index: usize,
     customer_col: Option<usize>,
     pk: Vec<usize>,
     sh: &'a Shared,
@@ -589,13 +611,22 @@ impl RowSink for PartitionSink<'_> {
             self.file.consent_excluded += 1;
             return Ok(());
         }
+        // customers: the latest row per customer wins, the others are duplicates
+        if let (Some(latest), Some(cc)) = (&self.latest, self.customer_col)
+            && let Some(p) = self.validator.pseudonym_of(cc)
+            && latest.get(p) != Some(&(self.file_index, line))
+        {
+            self.file.duplicates += 1;
+            return Ok(());
+        }
         let mut key = Vec::with_capacity(32);
         for &i in &self.pk {
             key.extend_from_slice(pseudonym::trim_id(fields[i].unwrap_or_default()));
             key.push(0x1f);
         }
-        // First occurrence wins: files are read in name order, rows in line
-        // order, so the choice is the same on every run.
+        // First occurrence wins (customers: their latest row, above): files
+        // are read in name order, rows in line order, so the choice is the
+        // same on every run.
         if !self.seen.insert(fingerprint128(&key)) {
             self.file.duplicates += 1;
             return Ok(());

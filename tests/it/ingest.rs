@@ -406,6 +406,62 @@ async fn padded_values_tab_files_and_hour_offsets_are_read_as_meant() {
     assert_eq!(at.value(0), at.value(1), "10:00+01 is 09:00 UTC");
 }
 
+/// The contract's rule for customers: the latest row per customer wins,
+/// also within a day (files in name order, rows in line order, a newer
+/// consent_updated_at first): a change exported after the sign-up is kept.
+#[tokio::test]
+async fn the_latest_customer_row_of_a_day_wins() {
+    let root = Root::new();
+    let header = "customer_id,region,signup_date,consent_analytics,consent_updated_at\n";
+    root.land(
+        "customers",
+        DAY,
+        "a.csv",
+        format!(
+            "{header}C1,north,2024-01-05,true,\n\
+             C1,south,2024-01-05,true,\n\
+             C2,east,2024-01-05,true,2025-03-01 10:00:00\n\
+             C2,west,2024-01-05,true,2025-02-01 10:00:00\n\
+             C3,north,2024-01-05,true,\n"
+        )
+        .as_bytes(),
+    );
+    root.land(
+        "customers",
+        DAY,
+        "b.csv",
+        format!("{header}C3,central,2024-01-05,true,\nC4,Nowhere,2024-01-05,true,\n").as_bytes(),
+    );
+    let o = root.ingest(&["customers"], &[DAY]).await;
+    let t = &o.tables[0];
+    assert_eq!(
+        (t.rows_read, t.rows_written, t.duplicates, t.quarantined),
+        (7, 3, 3, 1)
+    );
+    let mut p = Pseudonymizer::new(&Key::new(KEY.as_bytes().to_vec()));
+    let ids = root.strings("lake", "customers", DAY, "customer_id");
+    let regions = root.strings("lake", "customers", DAY, "region");
+    let mut region_of = |id: &str| {
+        let want = String::from_utf8(p.pseudonym(id.as_bytes()).to_vec()).expect("hex");
+        let i = ids
+            .iter()
+            .position(|x| x.as_deref() == Some(want.as_str()))
+            .expect("kept");
+        regions[i].clone()
+    };
+    assert_eq!(region_of("C1").as_deref(), Some("south"), "the later row");
+    assert_eq!(
+        region_of("C2").as_deref(),
+        Some("east"),
+        "the newer consent time"
+    );
+    assert_eq!(
+        region_of("C3").as_deref(),
+        Some("central"),
+        "the later file"
+    );
+}
+
 /// A "no" is heeded whichever row says it: a row quarantined for another
 /// column, the later of two rows of a day (the first said yes), and a
 /// re-run of an older day whose stale "yes" would otherwise undo it.
