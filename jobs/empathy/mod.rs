@@ -305,7 +305,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         );
     }
     let outcomes = Outcomes { nps, ordered };
-    let validation = validate::validate(&cells, &contacts, &groups, &outcomes, date, min);
+    let validation = validate::validate(&cells, &contacts, &outcomes, date, min);
     let validation_summary = validate::summary(&validation);
     lap("validate", &mut clock);
 

@@ -1,25 +1,26 @@
 //! The outcome check: does a higher index (or component) in a month go with
 //! better outcomes the month after? Validated, not assumed.
 //!
-//! Cells are (month m, group) of the index for the overall business, each
-//! segment and each touchpoint, where the cell is shown (not suppressed) and
-//! month m + 1 is complete by the run date. For each cell:
+//! Cells are (month m, group) of the index for the overall business and
+//! each touchpoint, where the cell is shown (not suppressed) and month m + 1
+//! is complete by the run date. Segment cells are not validated: they hold
+//! the customers in each segment *today*, drawn on recent buying, so their
+//! next month's outcomes are decided by the labels (see [`Family::of`]).
+//! For each cell:
 //!
 //! - **next-month NPS**: 100 × (promoters − detractors) / answers over the
 //!   NPS answers given in m + 1 by the cell's population — everyone for the
-//!   overall cell, the segment's members for a segment, and for a touchpoint
-//!   the customers who had a contact there in m — when there are at least
-//!   `min_group_size` answers;
+//!   overall cell, and for a touchpoint the customers who had a contact
+//!   there in m — when there are at least `min_group_size` answers;
 //! - **next-month retention**: the share (%) of the customers with a contact
 //!   in the cell in m who placed a non-refunded order in m + 1.
 //!
-//! Across the cells of one family (months; months × segments; months ×
-//! touchpoints) we report Pearson's r with a Fisher-z 95% interval
-//! (SE = 1/√(n−3)) and Spearman's ρ with the Fieller–Hartley–Pearson (1957)
-//! interval (SE = √(1.06/(n−3))). Across segments or touchpoints, a pooled
-//! correlation mostly compares groups that differ by construction (a
-//! "Lapsed" segment does not buy next month whatever its service), so each
-//! grouped family is also reported *within* groups: x and y centred on
+//! Across the cells of one family (months; months × touchpoints) we report
+//! Pearson's r with a Fisher-z 95% interval (SE = 1/√(n−3)) and Spearman's
+//! ρ with the Fieller–Hartley–Pearson (1957) interval (SE = √(1.06/(n−3))).
+//! Across touchpoints, a pooled correlation mostly compares groups that
+//! differ by construction, so the grouped family is also reported *within*
+//! groups: x and y centred on
 //! their group's mean (groups with one cell dropped), the g − 1 group means
 //! taking g − 1 degrees of freedom off the interval (SE = 1/√(n−g−2)). This
 //! asks the question the index is for: when a group's empathy rises, do its
@@ -33,7 +34,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::components::{Component, Contact, Month};
-use super::index::{Cell, Dimension, Groups, Period, Z95};
+use super::index::{Cell, Dimension, Period, Z95};
 use crate::customer_index::CustomerBits;
 
 /// A correlation with its 95% interval.
@@ -141,8 +142,6 @@ pub fn centre_within_groups(pairs: &[(String, f64, f64)]) -> (Vec<f64>, Vec<f64>
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     Months,
-    MonthsBySegment,
-    MonthsWithinSegment,
     MonthsByTouchpoint,
     MonthsWithinTouchpoint,
 }
@@ -151,8 +150,6 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::Months => "months",
-            Family::MonthsBySegment => "months_by_segment",
-            Family::MonthsWithinSegment => "months_within_segment",
             Family::MonthsByTouchpoint => "months_by_touchpoint",
             Family::MonthsWithinTouchpoint => "months_within_touchpoint",
         }
@@ -161,16 +158,20 @@ impl Family {
     /// The within-group reading of a pooled grouped family.
     fn within(self) -> Option<Family> {
         match self {
-            Family::MonthsBySegment => Some(Family::MonthsWithinSegment),
             Family::MonthsByTouchpoint => Some(Family::MonthsWithinTouchpoint),
             _ => None,
         }
     }
 
+    /// Segment cells are not validated: a month's segment cell holds the
+    /// customers in that segment *today*, and today's segments are drawn
+    /// on recent buying ("Lapsed": no order since a date), so their next
+    /// month's retention (and the surveys that follow orders) is decided
+    /// by the labels themselves, not by the service. Validating segments
+    /// would need each month's own segments.
     fn of(d: Dimension) -> Option<Family> {
         match d {
             Dimension::Overall => Some(Family::Months),
-            Dimension::Segment => Some(Family::MonthsBySegment),
             Dimension::Touchpoint => Some(Family::MonthsByTouchpoint),
             _ => None,
         }
@@ -264,7 +265,6 @@ pub fn wording(measure: &str, outcome: &str, c: Option<&Correlation>, cells: usi
 pub fn validate(
     cells: &[Cell],
     contacts: &[Contact],
-    groups: &Groups,
     outcomes: &Outcomes,
     run_date: NaiveDate,
     min_group_size: usize,
@@ -295,16 +295,6 @@ pub fn validate(
             .unwrap_or_default();
         let next_nps = match cell.dimension {
             Dimension::Overall => nps(answers.iter().map(|(_, s)| *s), min_group_size),
-            Dimension::Segment => {
-                let seg = groups.segment.as_ref();
-                nps(
-                    answers
-                        .iter()
-                        .filter(|(c, _)| seg.and_then(|s| s.get(*c)) == Some(cell.group.as_str()))
-                        .map(|(_, s)| *s),
-                    min_group_size,
-                )
-            }
             _ => nps(
                 answers
                     .iter()
@@ -586,9 +576,9 @@ mod tests {
             unavailable: &unavailable,
             run_month: Month::of_date(run_date),
         };
-        let groups = Groups::default();
+        let groups = crate::empathy::index::Groups::default();
         let cells = aggregate(&contacts, &groups, &settings);
-        let v = validate(&cells, &contacts, &groups, &outcomes, run_date, 10);
+        let v = validate(&cells, &contacts, &outcomes, run_date, 10);
         let get = |family: Family, measure: &str, outcome: &str| {
             v.iter()
                 .find(|x| x.family == family && x.measure == measure && x.outcome == outcome)
