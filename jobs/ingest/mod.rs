@@ -368,6 +368,25 @@ fn fault_after_batches() -> Option<u64> {
 }
 static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
+/// Reads one landing file into `sink`.
+fn read_landing_file(
+    sh: &Shared,
+    f: &LandingFile,
+    contract: &Contract,
+    sink: &mut dyn RowSink,
+) -> Result<FileReport> {
+    let input = sh.storage.open_read(&sh.handle, &f.path)?;
+    source::read(
+        input,
+        f.format,
+        f.gz,
+        &f.label,
+        sh.delimiter,
+        contract,
+        sink,
+    )
+}
+
 /// What the first read of a customers partition finds (see
 /// [`consent::DecisionSink`]).
 #[derive(Default)]
@@ -402,16 +421,7 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
     };
     for (i, f) in job.files.iter().enumerate() {
         sink.file = i;
-        let input = sh.storage.open_read(&sh.handle, &f.path)?;
-        source::read(
-            input,
-            f.format,
-            f.gz,
-            &f.label,
-            sh.delimiter,
-            contract,
-            &mut sink,
-        )?;
+        read_landing_file(sh, f, contract, &mut sink)?;
     }
     sh.give_back(sink.validator.pseudonymizer);
     Ok(CustomersPass {
@@ -471,16 +481,7 @@ fn ingest_partition(
             },
             ..FileOutcome::default()
         };
-        let input = sh.storage.open_read(&sh.handle, &f.path)?;
-        let report = source::read(
-            input,
-            f.format,
-            f.gz,
-            &f.label,
-            sh.delimiter,
-            contract,
-            &mut sink,
-        )?;
+        let report = read_landing_file(sh, f, contract, &mut sink)?;
         let mut done = std::mem::take(&mut sink.file);
         done.report = report;
         files.push(done);

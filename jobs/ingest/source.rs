@@ -481,9 +481,13 @@ mod tests {
     }
 
     fn run_csv(text: &[u8]) -> Result<(FileReport, Collect)> {
+        run_csv_from(Box::new(std::io::Cursor::new(text.to_vec())))
+    }
+
+    fn run_csv_from(input: Box<dyn Read + Send>) -> Result<(FileReport, Collect)> {
         let mut sink = Collect::default();
         let report = read(
-            Box::new(std::io::Cursor::new(text.to_vec())),
+            input,
             Format::Csv,
             false,
             "orders.csv",
@@ -613,18 +617,8 @@ mod tests {
         ];
         for (text, want) in cases {
             for step in [1, 3, 7, 1 << 16] {
-                let mut sink = Collect::default();
                 let input = Trickle(std::io::Cursor::new(text.clone().into_bytes()), step);
-                read(
-                    Box::new(input),
-                    Format::Csv,
-                    false,
-                    "orders.csv",
-                    b',',
-                    &orders(),
-                    &mut sink,
-                )
-                .expect("reads");
+                let (_, sink) = run_csv_from(Box::new(input)).expect("reads");
                 let got: Vec<(u64, String)> = (sink.rows.iter())
                     .map(|(line, f)| (*line, f[0].clone().expect("order_id")))
                     .collect();
