@@ -275,11 +275,9 @@ pub fn score_ticket(
     } else {
         None
     };
-    let resolved_clean = match t.resolution_hours {
-        Some(_) => Some(t.reopened != Some(true)),
-        None if elapsed > cfg.resolution_target_hours => Some(false),
-        None => None,
-    };
+    // judged once the resolution target has passed, as `in_time` is
+    let resolved_clean = (elapsed > cfg.resolution_target_hours)
+        .then(|| t.resolution_hours.is_some() && t.reopened != Some(true));
     let repeat_window = f64::from(cfg.repeat_contact_days) * 24.0;
     let no_repeat = if t.topic.is_none() {
         None
@@ -524,7 +522,9 @@ mod tests {
                 Some(0.0),
                 Some(50.0),
             ),
-            // Rated 1, 10 hours ago, no follow-up yet: the window is open -> not counted.
+            // Rated 1, 10 hours ago, no follow-up yet: the window is open -> not
+            // counted; resolved in 10 h, but the 48 h resolution target has not
+            // passed (nor the repeat window): resolution not judged yet either.
             (
                 TicketRow {
                     satisfaction: Some(1),
@@ -533,7 +533,7 @@ mod tests {
                 t0.created + 36_000.0,
                 Some(100.0),
                 None,
-                Some(100.0),
+                None,
             ),
             // Next ticket on the topic after 8 days: not a repeat (window 7 days).
             (
