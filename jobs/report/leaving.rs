@@ -35,6 +35,19 @@ pub struct AtRisk {
 /// Bins of the CLTV histogram.
 const CLTV_BINS: usize = 12;
 
+/// An at-risk count of `n` customers, hidden when it or the rest is
+/// below `min_group_size` (either would single out the few).
+fn at_risk_text(at_risk: f64, n: f64, min_group_size: usize) -> String {
+    let small = |x: f64| x > 0.0 && x < min_group_size as f64;
+    if small(at_risk) {
+        count_or_fewer(None, min_group_size)
+    } else if small(n - at_risk) {
+        format!("all but {}", count_or_fewer(None, min_group_size))
+    } else {
+        count(at_risk)
+    }
+}
+
 /// Builds section 4.
 pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
     let sources = vec![
@@ -149,7 +162,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                 out.at_risk.push(AtRisk {
                     segment: r.str("segment").to_string(),
                     customers: count_or_fewer((!small(n)).then_some(n), m.min_group_size),
-                    at_risk: count_or_fewer((!hide).then_some(k), m.min_group_size),
+                    at_risk: if small(n) {
+                        count_or_fewer(None, m.min_group_size)
+                    } else {
+                        at_risk_text(k, n, m.min_group_size)
+                    },
                     share: if hide || n == 0.0 {
                         "–".into()
                     } else {
@@ -159,18 +176,26 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
             }
             if scored > 0.0 {
                 risk_share = Some(risky / all.max(1.0));
+                // as the segments' rows: neither the at-risk nor the rest small,
+                // and no share that would give the hidden count away
+                let small = |x: f64| x > 0.0 && x < m.min_group_size as f64;
+                let hide = small(risky) || small(all - risky);
                 out.figures.push(Figure {
                     label: "Customers at risk of leaving".into(),
-                    value: count_or_fewer(
-                        (risky == 0.0 || risky >= m.min_group_size as f64).then_some(risky),
-                        m.min_group_size,
-                    ),
-                    note: format!(
-                        "{} of {} customers who have bought",
-                        pct(risky / all.max(1.0), 0),
-                        count(all)
-                    ),
+                    value: at_risk_text(risky, all, m.min_group_size),
+                    note: if hide {
+                        format!("of {} customers who have bought", count(all))
+                    } else {
+                        format!(
+                            "{} of {} customers who have bought",
+                            pct(risky / all.max(1.0), 0),
+                            count(all)
+                        )
+                    },
                 });
+            } else {
+                // no churn model: no at-risk counts, not a table of zeros
+                out.at_risk.clear();
             }
             let values = table::floats(
                 &m.session,
@@ -181,7 +206,12 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
             )
             .await?;
             if let Some(c) = cltv_histogram(&values, m.min_group_size, &fewer) {
-                let median = values[values.len() / 2];
+                let mid = values.len() / 2;
+                let median = if values.len() % 2 == 0 {
+                    (values[mid - 1] + values[mid]) / 2.0
+                } else {
+                    values[mid]
+                };
                 out.figures.push(Figure {
                     label: "Typical 12-month customer value".into(),
                     value: count(median),
@@ -302,4 +332,21 @@ fn cltv_histogram(sorted: &[f64], min_group_size: usize, fewer: &str) -> Option<
         &|v| count(v),
         &format!("{fewer} customers: not shown"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_at_risk_count_is_hidden_when_it_or_the_rest_is_small() {
+        assert_eq!(at_risk_text(3.0, 40.0, 10), "fewer than 10");
+        assert_eq!(at_risk_text(495.0, 500.0, 10), "all but fewer than 10");
+        assert_eq!(at_risk_text(30.0, 40.0, 10), "30");
+        assert_eq!(
+            at_risk_text(0.0, 40.0, 10),
+            "0",
+            "nobody at risk singles out nobody"
+        );
+    }
 }
