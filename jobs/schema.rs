@@ -135,6 +135,8 @@ struct RawColumn {
     #[serde(default)]
     range_by: Option<RawRangeBy>,
     #[serde(default)]
+    not_before: Option<String>,
+    #[serde(default)]
     generalize: Option<RawGeneralize>,
 }
 
@@ -176,6 +178,9 @@ pub struct Column {
     pub allowed: Option<Vec<String>>,
     pub pattern: Option<Regex>,
     pub range_by: Option<RangeBy>,
+    /// A timestamp that cannot come before another column's (a first
+    /// response before the ticket was opened): the index of that column.
+    pub not_before: Option<usize>,
     pub generalize: Option<Generalization>,
     /// Name in the lake (differs from `name` when generalized).
     pub output: String,
@@ -249,6 +254,23 @@ impl Contract {
                     .map(|(k, [lo, hi])| (k.clone(), (*lo, *hi)))
                     .collect();
                 columns[i].range_by = Some(RangeBy { column: j, ranges });
+            }
+        }
+        for (i, rc) in raw.columns.iter().enumerate() {
+            if let Some(other) = &rc.not_before {
+                let j = columns.iter().position(|c| &c.name == other);
+                let timestamps = |k: usize| columns[k].ty == ColumnType::Timestamp;
+                match j {
+                    Some(j) if j != i && timestamps(i) && timestamps(j) => {
+                        columns[i].not_before = Some(j);
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "column `{}`: not_before must name another timestamp column (got `{other}`)",
+                            rc.name
+                        )));
+                    }
+                }
             }
         }
         let mut primary_key = Vec::new();
@@ -439,6 +461,7 @@ fn check_column(rc: &RawColumn) -> std::result::Result<Column, String> {
         allowed: rc.allowed.clone(),
         pattern,
         range_by: None,
+        not_before: None,
         generalize,
         output,
     })
@@ -582,6 +605,14 @@ mod tests {
                 .expect_err("unknown key")
                 .to_string()
                 .contains("colour")
+        );
+        let not_before_text = HEAD.to_string()
+            + "[[columns]]\nname = \"at\"\ntype = \"timestamp\"\nnot_before = \"id\"\nprivacy = \"plain\"\nhandling = \"keep\"\npurpose = \"x\"\n";
+        assert!(
+            parse(&not_before_text)
+                .expect_err("not a timestamp")
+                .to_string()
+                .contains("not_before must name another timestamp column"),
         );
         let no_purpose = HEAD.replace("purpose = \"key\"", "purpose = \" \"");
         assert!(

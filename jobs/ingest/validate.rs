@@ -311,6 +311,19 @@ impl RowValidator {
                 Handling::Drop => unreachable!("dropped columns are skipped above"),
             };
         }
+        // Timestamps that cannot come before another's.
+        for (i, col) in contract.columns.iter().enumerate() {
+            let Some(j) = col.not_before else { continue };
+            if let (Parsed::Ts(t), Parsed::Ts(before)) = (&self.parsed[i], &self.parsed[j])
+                && t < before
+            {
+                return Err(Reject {
+                    reason: Reason::OutOfRange,
+                    column: Some(col.name.clone()),
+                    detail: format!("{} is before {}", col.name, contract.columns[j].name),
+                });
+            }
+        }
         // Ranges that depend on another column (a score's scale on its survey type).
         for (i, col) in contract.columns.iter().enumerate() {
             let (Some(rb), Some(n)) = (&col.range_by, number_of(&self.parsed[i])) else {

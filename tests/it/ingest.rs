@@ -606,6 +606,33 @@ R5,C1,2025-03-01 10:00:00,empathy,7,support,6\n";
     assert_eq!(o.tables[0].quarantine_reasons.get("out_of_range"), Some(&3));
 }
 
+/// A first response, resolution or follow-up before the ticket was opened
+/// is quarantined with its column, not passed on to make a negative
+/// duration that fails the transform's service-level tests for the night.
+#[tokio::test]
+async fn a_ticket_answered_before_it_was_opened_is_quarantined() {
+    let root = Root::new();
+    root.land(
+        "tickets",
+        DAY,
+        "tickets.csv",
+        b"ticket_id,customer_id,created_at,first_response_at,resolved_at,channel,handled_by\n\
+T1,C1,2025-03-01 10:05:00,2025-03-01 10:00:00,2025-03-01 11:00:00,phone,human\n\
+T2,C1,2025-03-01 10:05:00,2025-03-01 10:05:00,2025-03-01 10:04:59,phone,human\n\
+T3,C1,2025-03-01 10:05:00,2025-03-01 10:06:00,2025-03-01 11:00:00,phone,human\n",
+    );
+    let o = root.ingest(&["tickets"], &[DAY]).await;
+    let t = &o.tables[0];
+    assert_eq!((t.rows_read, t.rows_written, t.quarantined), (3, 1, 2));
+    assert_eq!(t.quarantine_reasons.get("out_of_range"), Some(&2));
+    let columns = root.strings("quarantine", "tickets", DAY, "column");
+    assert_eq!(
+        columns,
+        vec![Some("first_response_at".into()), Some("resolved_at".into())],
+        "the same instant is fine; a second before is not"
+    );
+}
+
 #[tokio::test]
 async fn tickets_from_ndjson_and_gzip_csv() {
     let root = Root::new();
