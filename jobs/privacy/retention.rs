@@ -311,9 +311,10 @@ async fn keep_only(storage: &Storage, p: &Partition, current: Current) -> Result
     Ok(deleted)
 }
 
-/// Run manifests looked through for the last retention run: a nightly a
-/// day for more than a year.
-const RECENT_RUNS: usize = 400;
+/// Run manifests looked through for the last retention run. With retention
+/// on, every nightly writes one, so it is among the newest few; with it off,
+/// this bounds what the privacy job reads each night to two months of runs.
+const RECENT_RUNS: usize = 60;
 
 /// The cut-off of the newest retention run that completed (on its own or
 /// inside a nightly: each writes a `retention` manifest), among the newest
