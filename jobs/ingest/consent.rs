@@ -41,10 +41,16 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// Whether this decision was made before `other`: only when both say when.
+    /// Whether this decision was made before `other`.
     fn older_than(&self, other: Option<i64>) -> bool {
-        matches!((self.at, other), (Some(a), Some(b)) if a < b)
+        older(self.at, other)
     }
+}
+
+/// Whether time `a` is before `b`: only when both are known (without a
+/// time, the later row or run is the newer).
+fn older(a: Option<i64>, b: Option<i64>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a < b)
 }
 
 /// The set of excluded pseudonyms.
@@ -207,9 +213,8 @@ impl RowSink for DecisionSink<'_> {
         let decision = match self.validator.check(fields) {
             Ok(()) => {
                 let at = self.at_col.and_then(|c| self.validator.timestamp_of(c));
-                let newer = Decision { consents: true, at };
                 match self.latest.get(&p) {
-                    Some((earlier, _, _)) if newer.older_than(*earlier) => {}
+                    Some((earlier, _, _)) if older(at, *earlier) => {}
                     _ => {
                         self.latest.insert(p, (at, self.file, line));
                     }

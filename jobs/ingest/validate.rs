@@ -186,37 +186,16 @@ impl RowValidator {
                 detail,
             };
             let free_text = col.handling == Handling::Redact;
-            let raw = match fields[i] {
-                Some(b)
-                    if !(if free_text {
-                        b.is_empty()
-                    } else {
-                        b.trim_ascii().is_empty()
-                    }) =>
-                {
-                    b
-                }
-                _ => {
-                    if col.required {
-                        return Err(reject(
-                            Reason::MissingRequired,
-                            "required value is empty".into(),
-                        ));
-                    }
-                    self.parsed[i] = Parsed::Null;
-                    continue;
-                }
-            };
-            let Ok(text) = std::str::from_utf8(raw) else {
+            let Ok(text) = std::str::from_utf8(fields[i].unwrap_or_default()) else {
                 return Err(reject(Reason::InvalidUtf8, "not valid UTF-8".into()));
             };
+            // trimmed of Unicode spaces too (a spreadsheet's no-break space)
             let text = if free_text { text } else { text.trim() };
             if text.is_empty() {
-                // only Unicode spaces (a no-break space from a spreadsheet)
                 if col.required {
                     return Err(reject(
                         Reason::MissingRequired,
-                        "required value is only spaces".into(),
+                        "required value is empty".into(),
                     ));
                 }
                 self.parsed[i] = Parsed::Null;

@@ -35,23 +35,20 @@ pub fn check(
         let overdue = dates.iter().filter(|d| **d < overdue_before).count() as u64;
         let keeps_current = crate::privacy::current_records::is_record_table(area, table)
             && (retention_enabled || last_retention_cutoff.is_some());
-        let f = if overdue > 0 && keeps_current {
+        let f = if overdue == 0 || keeps_current {
+            let why = if overdue == 0 {
+                format!(", within the {retention_days}-day retention.")
+            } else {
+                format!(
+                    ": a record table, whose partitions past the {retention_days}-day retention keep only the current copy of each record."
+                )
+            };
             Finding::new(
                 6,
                 Status::Pass,
                 dates.len() as u64,
                 format!(
-                    "Oldest partition {oldest} ({}): a record table, whose partitions past the {retention_days}-day retention keep only the current copy of each record.",
-                    plural(age.max(0) as u64, "day old", "days old")
-                ),
-            )
-        } else if overdue == 0 {
-            Finding::new(
-                6,
-                Status::Pass,
-                dates.len() as u64,
-                format!(
-                    "Oldest partition {oldest} ({}), within the {retention_days}-day retention.",
+                    "Oldest partition {oldest} ({}){why}",
                     plural(age.max(0) as u64, "day old", "days old")
                 ),
             )
