@@ -17,6 +17,8 @@
 //! Customers of every date go first, in date order, because they carry the
 //! consent decisions the other tables are filtered by; then every other
 //! (table, date) partition runs in parallel on `ingest.threads` workers.
+//! Last, customers who consented before and withdrew in this run lose their
+//! earlier rows in lake and marts ([`crate::privacy::withdrawal`]).
 
 pub mod consent;
 pub mod pseudonym;
@@ -116,6 +118,8 @@ pub struct IngestOutcome {
     pub partitions: Vec<PartitionOutcome>,
     /// Customers on the consent exclusion list after the run.
     pub opted_out_customers: u64,
+    /// Earlier rows of customers who withdrew consent in this run, removed.
+    pub withdrawals: crate::privacy::withdrawal::Withdrawals,
     /// Distinct identifiers pseudonymized (HMACs computed), summed over workers.
     pub pseudonyms_computed: u64,
     pub warnings: Vec<String>,
@@ -263,9 +267,6 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                 .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
         partitions.push(outcome);
     }
-    if list != before {
-        list.save(storage).await?;
-    }
 
     // Phase 2: everything else, in parallel.
     let opted_out = Arc::new(list.pseudonyms.clone());
@@ -279,6 +280,32 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         partitions.push(r.map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??);
     }
     partitions.sort_by_key(|p| (p.date, table_rank(&p.table)));
+
+    // Phase 3: customers who consented before and withdrew now leave lake
+    // and marts; the list is saved after, so a crash repeats the removal.
+    let newly: HashSet<Pseudonym> = list
+        .pseudonyms
+        .difference(&before.pseudonyms)
+        .copied()
+        .collect();
+    let withdrawals = crate::privacy::withdrawal::remove_withdrawn(
+        storage,
+        &shared.key,
+        &newly,
+        ctx.cfg.ingest.threads,
+    )
+    .await?;
+    if withdrawals.customers > 0 {
+        warnings.push(format!(
+            "{} who consented before withdrew: {} removed from lake and marts ({} files rewritten)",
+            crate::privacy::checks::plural(withdrawals.customers, "customer", "customers"),
+            crate::privacy::checks::plural(withdrawals.rows(), "earlier row", "earlier rows"),
+            withdrawals.files_rewritten
+        ));
+    }
+    if list != before {
+        list.save(storage).await?;
+    }
 
     for date in dates {
         let of_date: Vec<&PartitionOutcome> =
@@ -331,6 +358,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         tables,
         partitions,
         opted_out_customers: list.pseudonyms.len() as u64,
+        withdrawals,
         pseudonyms_computed,
         warnings,
     };

@@ -348,6 +348,7 @@ async fn run_ingest(
             let details = serde_json::json!({
                 "tables": o.tables,
                 "opted_out_customers": o.opted_out_customers,
+                "withdrawals": o.withdrawals,
                 "pseudonyms_computed": o.pseudonyms_computed,
                 "skipped_dates": skipped,
             });

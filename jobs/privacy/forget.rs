@@ -342,6 +342,18 @@ async fn find(
     for area in ["lake", "marts", "quarantine"] {
         files.extend(scan::table_files(storage, area, Partitions::All).await?);
     }
+    find_in(storage, files, set, key, threads).await
+}
+
+/// Which of `files` hold rows of the customers, reading them `threads` at
+/// a time.
+async fn find_in(
+    storage: &Storage,
+    files: Vec<TableFile>,
+    set: &HashSet<Pseudonym>,
+    key: &Key,
+    threads: usize,
+) -> Result<Found> {
     let set = Arc::new(set.clone());
     let mut tasks = futures::stream::iter(files.into_iter().map(|f| {
         let (storage, set, key) = (storage.clone(), set.clone(), key.clone());
@@ -386,6 +398,42 @@ fn count_matches(
         matched += m.rows(b).true_count() as u64;
     }
     Ok((rows, matched))
+}
+
+/// What [`remove_rows`] removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Removed {
+    /// `<area>/<table>` → rows removed.
+    pub rows_removed: BTreeMap<String, u64>,
+    pub files_rewritten: u64,
+    /// Rows of the files read.
+    pub rows_scanned: u64,
+}
+
+/// Removes every row holding one of the pseudonyms from `files`, each file
+/// replaced atomically: forget's scan and rewrite without its request
+/// record, for a caller that can simply run again after a crash (ingest's
+/// consent withdrawals, [`crate::privacy::withdrawal`]).
+pub async fn remove_rows(
+    storage: &Storage,
+    files: Vec<TableFile>,
+    set: &HashSet<Pseudonym>,
+    key: &Key,
+    threads: usize,
+) -> Result<Removed> {
+    let found = find_in(storage, files, set, key, threads).await?;
+    let mut out = Removed {
+        rows_scanned: found.rows_scanned,
+        ..Removed::default()
+    };
+    for (f, _) in &found.files {
+        let n = rewrite(storage, f, set, key).await?;
+        *out.rows_removed
+            .entry(format!("{}/{}", f.area, f.table))
+            .or_default() += n;
+        out.files_rewritten += 1;
+    }
+    Ok(out)
 }
 
 /// Rewrites one file without the customers' rows; returns rows removed.

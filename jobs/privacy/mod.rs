@@ -29,6 +29,7 @@ pub mod forget;
 pub mod landing;
 pub mod retention;
 pub mod scan;
+pub mod withdrawal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

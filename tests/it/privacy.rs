@@ -898,6 +898,63 @@ fn partitions(root: &Path) -> BTreeMap<(String, String, String), BTreeMap<PathBu
     out
 }
 
+/// A customer who consented for weeks and then withdraws: the night the
+/// "no" arrives, every earlier row of theirs leaves lake and marts (counted
+/// independently by `rows_with`), other customers keep theirs, a customer
+/// who declines at sign-up costs no removal, and a re-run removes nothing.
+#[tokio::test]
+async fn a_withdrawal_removes_the_customers_earlier_rows_from_lake_and_marts() {
+    let b = business(120, 40, 730).await;
+    let root = b.root().to_path_buf();
+    let consenting: Vec<String> = busiest_customers(&root)
+        .into_iter()
+        .map(|(raw, _)| raw)
+        .filter(|raw| {
+            rows_with(&root, &["lake"], &pseudonym(raw), false).contains_key("lake/customers")
+        })
+        .take(2)
+        .collect();
+    let [leaver, stayer] = [&consenting[0], &consenting[1]];
+    let (p, q) = (pseudonym(leaver), pseudonym(stayer));
+    let before = rows_with(&root, &["lake", "marts"], &p, false);
+    assert!(
+        before.contains_key("lake/orders") && before.contains_key("marts/customer_features"),
+        "{before:?}"
+    );
+    let stayer_rows = rows_with(&root, &["lake", "marts"], &q, false);
+
+    let next = *b.dates.last().expect("last") + chrono::Duration::days(1);
+    std::fs::create_dir_all(root.join(format!("landing/customers/{next}"))).expect("mkdir");
+    std::fs::write(
+        root.join(format!("landing/customers/{next}/customers.csv")),
+        format!(
+            "customer_id,signup_date,consent_analytics,consent_updated_at\n\
+             {leaver},2024-01-01,false,{next} 08:00:00\n\
+             NEW-DECLINER-1,{next},false,{next} 09:00:00\n"
+        ),
+    )
+    .expect("landing file");
+    let mut cfg = (*b.ctx.cfg).clone();
+    cfg.ingest.tables = vec!["customers".into()];
+    let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+    ctx.key = Some(Key::new(KEY.as_bytes().to_vec()));
+    let o = attune::ingest::run(&ctx, &[next]).await.expect("ingest");
+    assert_eq!(o.withdrawals.customers, 1, "the leaver, not the decliner");
+    assert_eq!(o.withdrawals.rows_removed, before);
+    assert!(rows_with(&root, &["lake", "marts"], &p, false).is_empty());
+    assert_eq!(rows_with(&root, &["lake", "marts"], &q, false), stayer_rows);
+    let list = attune::ingest::consent::ConsentList::load(&ctx.storage)
+        .await
+        .expect("list");
+    let bytes: [u8; 32] = p.as_bytes().try_into().expect("32 hex characters");
+    assert!(list.pseudonyms.contains(&bytes));
+
+    let again = attune::ingest::run(&ctx, &[next]).await.expect("re-run");
+    assert_eq!(again.withdrawals, Default::default());
+    attune::transform::run(&ctx, next).await.expect("transform");
+    assert!(rows_with(&root, &["lake", "marts"], &p, false).is_empty());
+}
+
 fn folder_date(folder: &str) -> NaiveDate {
     folder
         .trim_start_matches("dt=")

@@ -186,7 +186,7 @@ pub fn consent(f: &LeakFacts) -> Vec<Finding> {
                 ),
             )
             .advice(format!(
-                "Rebuild {area}/{table} (re-run the job that writes it); if it is a lake table, re-run `attune ingest` for its dates, which applies control/consent."
+                "Rebuild {area}/{table} (re-run the job that writes it); if it is a lake table, re-run `attune ingest` for the dates that hold these values, which applies control/consent (ingest removes the earlier rows of a customer only on the night the withdrawal arrives, and only when a customers record of theirs was in the lake)."
             ))
             .at(area, table)
             .column(column),
