@@ -29,7 +29,7 @@
 -- column reviews_total: public reviews the customer posted (count)
 -- column review_reply_share: share of those reviews the business replied to by the run date (ratio 0-1); NULL when no reviews
 -- column web_sessions_total: logged-in web sessions of the customer (count)
--- column web_conversion_rate: share of those sessions that converted (ratio 0-1); NULL when no sessions
+-- column web_conversion_rate: share of those sessions that converted, over sessions with a conversion flag (ratio 0-1); NULL when no session has the flag
 -- test customer_id: not_null, unique, relationships stg_customers.customer_id
 -- test tenure_days: not_null, range 0 *
 -- test recency_days: range 0 *
@@ -69,7 +69,8 @@ WITH order_stats AS (
         -- money is summed in whole cents: a float sum depends on the order rows
         -- arrive in, and the same inputs must give byte-identical marts
         CAST(sum(o.kept * CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
-        CAST(sum(o.kept * CAST(round(o.discount_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS discount_total,
+        -- NULL, not 0, when no kept order has a discount recorded
+        CAST(sum(CASE WHEN o.kept = 1 THEN CAST(round(o.discount_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
         sum(CASE WHEN o.age_days < 30 THEN o.kept ELSE 0 END) AS orders_30d,
         sum(CASE WHEN o.age_days < 90 THEN o.kept ELSE 0 END) AS orders_90d,
         sum(CASE WHEN o.age_days < 365 THEN o.kept ELSE 0 END) AS orders_365d,
@@ -131,7 +132,8 @@ web_stats AS (
     SELECT
         customer_key(customer_id) AS customer_key,
         count(*) AS web_sessions_total,
-        sum(CASE WHEN converted THEN 1 ELSE 0 END) AS web_conversions
+        sum(CASE WHEN converted THEN 1 ELSE 0 END) AS web_conversions,
+        count(converted) AS web_conversion_flagged
     FROM stg_web_sessions
     WHERE customer_id IS NOT NULL
     GROUP BY customer_key(customer_id)
@@ -165,7 +167,7 @@ SELECT
     COALESCE(vs.reviews_total, 0) AS reviews_total,
     CAST(vs.reviews_replied AS DOUBLE) / NULLIF(vs.reviews_total, 0) AS review_reply_share,
     COALESCE(ws.web_sessions_total, 0) AS web_sessions_total,
-    CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_sessions_total, 0) AS web_conversion_rate
+    CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_conversion_flagged, 0) AS web_conversion_rate
 FROM stg_customers AS c
 LEFT JOIN order_stats AS os ON os.customer_key = c.customer_key
 LEFT JOIN ticket_stats AS ts ON ts.customer_key = c.customer_key
