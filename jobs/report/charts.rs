@@ -135,6 +135,40 @@ pub struct TrendPoint {
     pub title: String,
 }
 
+/// The points of monthly rows, the last `keep` months of them, with an
+/// empty point for each month between two rows that has none, so the axis
+/// runs evenly in time and the line breaks where a month has no data
+/// instead of joining its neighbours. `period` is "YYYY-MM" or a date in
+/// the month; a row whose period does not read as one is kept as it is.
+pub fn monthly_points<R>(
+    rows: &[R],
+    period: &dyn Fn(&R) -> &str,
+    point: &dyn Fn(&R) -> TrendPoint,
+    keep: usize,
+) -> Vec<TrendPoint> {
+    let mut out: Vec<TrendPoint> = Vec::with_capacity(rows.len());
+    let mut last: Option<i32> = None;
+    for r in rows {
+        let month = super::format::month_index(period(r));
+        if let (Some(prev), Some(m)) = (last, month) {
+            for gap in prev + 1..m {
+                let label = super::format::month_of_index(gap);
+                out.push(TrendPoint {
+                    title: format!("{label}: no data"),
+                    label,
+                    value: None,
+                    low: None,
+                    high: None,
+                });
+            }
+        }
+        last = month.or(last);
+        out.push(point(r));
+    }
+    let start = out.len().saturating_sub(keep);
+    out.split_off(start)
+}
+
 /// One row of a horizontal bar or interval chart.
 #[derive(Debug, Clone)]
 pub struct RowMark {
@@ -692,6 +726,43 @@ mod tests {
         assert_eq!(nice_ticks(-1.0, 1.0), vec![-1.0, -0.5, 0.0, 0.5, 1.0]);
         assert_eq!(nice_range(3.0, 47.0), (0.0, 50.0));
         assert_eq!(nice_ticks(5.0, 5.0), vec![5.0]);
+    }
+
+    #[test]
+    fn a_month_without_a_row_is_an_empty_point_not_a_join() {
+        let rows = [
+            ("2024-11-01", 1.0),
+            ("2024-12-01", 2.0),
+            ("2025-03-01", 3.0),
+            ("not a month", 4.0),
+            ("2025-04", 5.0),
+        ];
+        let point = |r: &(&str, f64)| TrendPoint {
+            label: r.0.into(),
+            value: Some(r.1),
+            low: None,
+            high: None,
+            title: String::new(),
+        };
+        let got = monthly_points(&rows, &|r| r.0, &point, 12);
+        let labels: Vec<(&str, Option<f64>)> =
+            got.iter().map(|p| (p.label.as_str(), p.value)).collect();
+        assert_eq!(
+            labels,
+            vec![
+                ("2024-11-01", Some(1.0)),
+                ("2024-12-01", Some(2.0)),
+                ("Jan 2025", None),
+                ("Feb 2025", None),
+                ("2025-03-01", Some(3.0)),
+                ("not a month", Some(4.0)),
+                ("2025-04", Some(5.0)),
+            ]
+        );
+        assert_eq!(got[2].title, "Jan 2025: no data");
+        let last3 = monthly_points(&rows, &|r| r.0, &point, 3);
+        assert_eq!(last3.len(), 3);
+        assert_eq!(last3[0].label, "2025-03-01", "the gaps count as months");
     }
 
     #[test]

@@ -87,8 +87,13 @@ fn latest(rows: &[Row]) -> Option<Latest> {
         .rev()
         .find(|r| r.flag("complete") == Some(true))
         .or(shown.last())?;
+    let label = month_label(pick.str("period_start"));
     Some(Latest {
-        month: month_label(pick.str("period_start")),
+        month: if pick.flag("complete") == Some(false) {
+            format!("{label} to date")
+        } else {
+            label
+        },
         value: pick.num("value")?,
         low: pick.num("ci_low"),
         high: pick.num("ci_high"),
@@ -116,10 +121,10 @@ fn trend_points(
     what: &str,
     min_group_size: usize,
 ) -> Vec<TrendPoint> {
-    let start = rows.len().saturating_sub(TREND_MONTHS);
-    rows[start..]
-        .iter()
-        .map(|r| {
+    charts::monthly_points(
+        rows,
+        &|r| r.str("period_start"),
+        &|r| {
             let label = month_label(r.str("period_start"));
             let title = match r.num("value") {
                 Some(v) => format!(
@@ -142,8 +147,9 @@ fn trend_points(
                 high: r.num("ci_high"),
                 title,
             }
-        })
-        .collect()
+        },
+        TREND_MONTHS,
+    )
 }
 
 /// Builds section 2.

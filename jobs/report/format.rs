@@ -82,6 +82,20 @@ pub fn month_label(s: &str) -> String {
     }
 }
 
+/// Months since year 0 of "2025-01-01" or "2025-01" (January 2025 is
+/// 2025 × 12), for stepping month by month.
+pub fn month_index(s: &str) -> Option<i32> {
+    let mut parts = s.split('-');
+    let y: i32 = parts.next()?.parse().ok()?;
+    let m: i32 = parts.next()?.parse().ok()?;
+    (1..=12).contains(&m).then_some(y * 12 + m - 1)
+}
+
+/// "Jan 2025" of a [`month_index`].
+pub fn month_of_index(i: i32) -> String {
+    month_label(&format!("{}-{:02}", i.div_euclid(12), i.rem_euclid(12) + 1))
+}
+
 /// Words instead of snake_case: "first_response_hours" → "first response hours".
 pub fn words(s: &str) -> String {
     s.replace('_', " ")

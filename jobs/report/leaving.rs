@@ -83,10 +83,10 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
         Some(rows) => {
             churn_present = true;
             let f = |v: f64| pct(v, 0);
-            let start = rows.len().saturating_sub(12);
-            let points: Vec<TrendPoint> = rows[start..]
-                .iter()
-                .map(|r| {
+            let points: Vec<TrendPoint> = charts::monthly_points(
+                &rows,
+                &|r| r.str("period"),
+                &|r| {
                     let label = month_label(r.str("period"));
                     TrendPoint {
                         title: match r.num("churn_rate") {
@@ -102,8 +102,9 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                         low: None,
                         high: None,
                     }
-                })
-                .collect();
+                },
+                12,
+            );
             if !points.is_empty() {
                 let mut c = charts::trend(
                     "chart-churn",
@@ -310,13 +311,15 @@ fn cltv_histogram(sorted: &[f64], min_group_size: usize, fewer: &str) -> Option<
         let i = ((v.max(0.0) / width) as usize).min(bins_n - 1);
         counts[i] += 1;
     }
+    let hidden = hidden_bins(&counts, min_group_size);
     let bins: Vec<Bin> = counts
         .iter()
+        .zip(&hidden)
         .enumerate()
-        .map(|(i, k)| Bin {
+        .map(|(i, (k, hide))| Bin {
             low: i as f64 * width,
             high: (i + 1) as f64 * width,
-            count: (*k == 0 || *k >= min_group_size).then_some(*k as f64),
+            count: (!hide).then_some(*k as f64),
         })
         .collect();
     Some(charts::histogram(
@@ -334,9 +337,61 @@ fn cltv_histogram(sorted: &[f64], min_group_size: usize, fewer: &str) -> Option<
     ))
 }
 
+/// Which bins to hide: those with some but fewer than `min_group_size`
+/// customers, and then the smallest shown bins until the hidden ones hold
+/// at least `min_group_size` together. The figure beside the chart gives
+/// the total, so one hidden bin (or a few small ones) would be the total
+/// minus the bars shown.
+fn hidden_bins(counts: &[usize], min_group_size: usize) -> Vec<bool> {
+    let mut hidden: Vec<bool> = counts
+        .iter()
+        .map(|&k| k > 0 && k < min_group_size)
+        .collect();
+    loop {
+        let hidden_total: usize = counts
+            .iter()
+            .zip(&hidden)
+            .filter(|(_, h)| **h)
+            .map(|(k, _)| k)
+            .sum();
+        if hidden_total == 0 || hidden_total >= min_group_size {
+            return hidden;
+        }
+        let smallest_shown = counts
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| !hidden[*i] && **k > 0)
+            .min_by_key(|(_, k)| **k);
+        match smallest_shown {
+            Some((i, _)) => hidden[i] = true,
+            None => return hidden,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_bins_cannot_be_worked_back_from_the_total() {
+        // one small bin alone: the next smallest shown bin is hidden with it
+        assert_eq!(
+            hidden_bins(&[40, 3, 0, 25, 60], 10),
+            vec![false, true, false, true, false]
+        );
+        // two small bins holding 11 together: enough on their own
+        assert_eq!(
+            hidden_bins(&[40, 6, 5, 25], 10),
+            vec![false, true, true, false]
+        );
+        // two holding 4 together, and the next smallest (5) is small too
+        assert_eq!(
+            hidden_bins(&[2, 2, 5, 30, 30], 10),
+            vec![true, true, true, true, false]
+        );
+        assert_eq!(hidden_bins(&[12, 0, 30], 10), vec![false; 3]);
+    }
 
     #[test]
     fn an_at_risk_count_is_hidden_when_it_or_the_rest_is_small() {
