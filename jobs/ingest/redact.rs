@@ -104,11 +104,13 @@ const DATE: &str = r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{2,4}";
 const TIME: &str = r"[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?";
 // Digit groups joined by single spaces or dashes: how people paste card numbers.
 const CARD_RUN: &str = r"[0-9]+(?:[ -][0-9]+)*";
-// Digit groups joined by one space (incl. no-break spaces), one of `-./`, or
-// parentheses around an area code / trunk prefix (`(555) 123`, `+44 (0)20`).
+// Digit groups joined by one space (incl. no-break spaces), one of `-.`, a
+// slash with or without a space each side (`030/1234567`, German
+// `030 / 1234567`), or parentheses around an area code / trunk prefix
+// (`(555) 123`, `+44 (0)20`).
 // A dot followed by a space is a sentence end, not a separator, so a price
 // ending a sentence is not glued onto the next number.
-const PHONE: &str = r"[+(]?[0-9]+(?:(?:[ \u{A0}\u{202F}]|[-./]|\)[ \u{A0}\u{202F}]?-?|[ \u{A0}\u{202F}]?\()[0-9]+)*";
+const PHONE: &str = r"[+(]?[0-9]+(?:(?:[ \u{A0}\u{202F}]?/[ \u{A0}\u{202F}]?|[ \u{A0}\u{202F}]|[-.]|\)[ \u{A0}\u{202F}]?-?|[ \u{A0}\u{202F}]?\()[0-9]+)*";
 
 /// Reusable detector: regexes are compiled once, and `Regex` is `Sync`, so one
 /// `Redactor` can be shared by all worker threads.
@@ -835,7 +837,7 @@ fn phone_ok(run: &str) -> bool {
         return false;
     }
     if let [(s1, e1), (s2, _)] = groups.as_slice() {
-        let sep = &run[*e1..*s2];
+        let sep = run[*e1..*s2].trim_matches([' ', '\u{A0}', '\u{202F}']);
         // `12345678.50`: one dot between two plain blocks is a decimal amount.
         if sep == "." && *s1 == 0 {
             return false;
@@ -1028,6 +1030,14 @@ mod tests {
             ("555.123.4567", "[PHONE]"),
             ("ruf 030 1234567 an", "ruf [PHONE] an"),
             ("030/1234567", "[PHONE]"),
+            ("Tel. 030 / 1234567", "Tel. [PHONE]"),
+            (
+                "Rückruf unter 0171 /\u{A0}1234567 bitte",
+                "Rückruf unter [PHONE] bitte",
+            ),
+            // a year-prefixed reference keeps its spaces and stays
+            ("Rechnung 2024 / 123456", "Rechnung 2024 / 123456"),
+            ("rated 4 / 5", "rated 4 / 5"),
             ("0612345678", "[PHONE]"),
             ("+44 (0)20 7946 0958", "[PHONE]"),
             ("91 123 45 67", "[PHONE]"),
