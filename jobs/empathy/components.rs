@@ -279,15 +279,13 @@ pub fn score_ticket(
     let resolved_clean = (elapsed > cfg.resolution_target_hours)
         .then(|| t.resolution_hours.is_some() && t.reopened != Some(true));
     let repeat_window = f64::from(cfg.repeat_contact_days) * 24.0;
-    let no_repeat = if t.topic.is_none() {
-        None
-    } else {
-        match t.next_same_topic_hours {
-            Some(h) if h <= repeat_window => Some(false),
-            _ if elapsed >= repeat_window => Some(true),
-            _ => None,
-        }
-    };
+    // judged once the window has closed, like the deadlines: a repeat seen
+    // early counted as a miss while a clean ticket waited would read a
+    // month to date as all repeats
+    let no_repeat = t
+        .topic
+        .as_ref()
+        .and_then(|_| in_time(t.next_same_topic_hours, repeat_window, elapsed).map(|again| !again));
     let resolution = share_met(&[resolved_clean, no_repeat]);
     let complaint = t
         .topic
@@ -534,6 +532,20 @@ mod tests {
                 Some(100.0),
                 None,
                 None,
+            ),
+            // Resolved in 10 h and contacted again on the topic 2 hours later,
+            // 3 days ago: the repeat window (7 days) is still open, so the
+            // repeat is not judged yet, as a clean ticket's would not be; the
+            // 48 h resolution target has passed: resolution 100 so far.
+            (
+                TicketRow {
+                    next_same_topic_hours: Some(12.0),
+                    ..t0.clone()
+                },
+                t0.created + days(3.0),
+                Some(100.0),
+                None,
+                Some(100.0),
             ),
             // Next ticket on the topic after 8 days: not a repeat (window 7 days).
             (

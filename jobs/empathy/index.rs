@@ -8,13 +8,15 @@
 //! weights re-normalized). Each included component's `weight` column holds
 //! w'ᵢ, so anyone can recompute the index from the mart's rows.
 //!
-//! **Intervals** (delta method, no resampling): a component's interval is
-//! mean ± 1.96·s/√n (s the sample standard deviation of its per-contact
-//! scores). The index is a weighted sum of means over overlapping sets of
-//! contacts (one ticket carries several components), so its variance is
-//! taken from the linearization: with zⱼ = Σᵢ w'ᵢ (xⱼᵢ − meanᵢ) / nᵢ over the
-//! components contact j has, Var = N/(N−1) · Σⱼ zⱼ² (N contacts). With one
-//! component this is exactly s²/n. Intervals are clamped to 0–100.
+//! **Intervals** (delta method, no resampling, clustered by customer): the
+//! index is a weighted sum of means over overlapping sets of contacts (one
+//! ticket carries several components), so its variance is taken from the
+//! linearization: with zⱼ = Σᵢ w'ᵢ (xⱼᵢ − meanᵢ) / nᵢ over the components
+//! contact j has, Var = G/(G−1) · Σ_customers (Σⱼ zⱼ)² (G customers; an
+//! anonymous contact is a customer of its own). A component's interval is
+//! the same with one component: mean ± 1.96·se. With one contact per
+//! customer this is exactly s²/n; with several, one customer's contacts are
+//! not taken as independent voices. Intervals are clamped to 0–100.
 //!
 //! **Suppression**: a cell with fewer than `min_group_size` distinct
 //! customers (an anonymous review counts as one) shows no number at all —
@@ -232,31 +234,60 @@ impl Cell {
     }
 }
 
-/// Mean, standard error (s/√n) and n of some scores.
-pub fn mean_se(values: &[f64]) -> (f64, Option<f64>, usize) {
+/// Mean, standard error and n of some scores, each with the customer it
+/// came from (`None`: anonymous, a customer of its own). The standard error
+/// is clustered by customer: one customer's contacts are not independent
+/// (ten tickets of one unhappy customer are one voice, not ten), so the
+/// residuals are summed per customer before they are squared. With one
+/// contact per customer it is s/√n exactly.
+pub fn mean_se(values: &[(Option<u32>, f64)]) -> (f64, Option<f64>, usize) {
     let n = values.len();
     if n == 0 {
         return (f64::NAN, None, 0);
     }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    if n < 2 {
-        return (mean, None, n);
+    let mean = values.iter().map(|(_, x)| x).sum::<f64>() / n as f64;
+    let se = clustered_se(values.iter().map(|&(c, x)| (c, (x - mean) / n as f64)));
+    (mean, se, n)
+}
+
+/// The cluster-robust standard error of a statistic from the influence
+/// `z` of each contact on it: √(G/(G−1) · Σ_customers (Σ z)²), G the
+/// customers (statsmodels' `cov_type="cluster"` on a constant). `None`
+/// below two customers.
+fn clustered_se(influence: impl Iterator<Item = (Option<u32>, f64)>) -> Option<f64> {
+    let mut named: Vec<(u32, f64)> = Vec::new();
+    let (mut ss, mut clusters) = (0.0, 0usize);
+    for (customer, z) in influence {
+        match customer {
+            Some(c) => named.push((c, z)),
+            None => {
+                ss += z * z;
+                clusters += 1;
+            }
+        }
     }
-    let ss: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
-    (mean, Some((ss / (n as f64 - 1.0) / n as f64).sqrt()), n)
+    // sorted, each customer's contacts are one run: summed without a map
+    named.sort_unstable_by_key(|&(c, _)| c);
+    for run in named.chunk_by(|a, b| a.0 == b.0) {
+        let z: f64 = run.iter().map(|&(_, z)| z).sum();
+        ss += z * z;
+        clusters += 1;
+    }
+    (clusters >= 2).then(|| (ss * clusters as f64 / (clusters as f64 - 1.0)).sqrt())
 }
 
 /// The weighted index of per-contact scores and its delta-method standard
-/// error. `scores[j][i]` is contact j's score on component i (or `None`),
-/// `weights[i]` the (already re-normalized) weight, `None` for a component
-/// not included. Returns (index, standard error, contacts used).
+/// error, clustered by customer as in [`mean_se`]. `scores[j]` is contact
+/// j's customer and its score on each component (or `None`), `weights[i]`
+/// the (already re-normalized) weight, `None` for a component not
+/// included. Returns (index, standard error, contacts used).
 pub fn index_estimate(
-    scores: &[[Option<f64>; 6]],
+    scores: &[(Option<u32>, [Option<f64>; 6])],
     weights: &[Option<f64>; 6],
 ) -> Option<(f64, Option<f64>, usize)> {
     let mut sums = [0.0; 6];
     let mut ns = [0usize; 6];
-    for row in scores {
+    for (_, row) in scores {
         for i in 0..6 {
             if let (Some(x), Some(_)) = (row[i], weights[i]) {
                 sums[i] += x;
@@ -279,9 +310,8 @@ pub fn index_estimate(
     if total_w <= 0.0 {
         return None;
     }
-    let mut ss = 0.0;
-    let mut used = 0usize;
-    for row in scores {
+    let mut influence = Vec::with_capacity(scores.len());
+    for (customer, row) in scores {
         let mut z = 0.0;
         let mut any = false;
         for i in 0..6 {
@@ -293,12 +323,11 @@ pub fn index_estimate(
             }
         }
         if any {
-            ss += z * z;
-            used += 1;
+            influence.push((*customer, z));
         }
     }
-    let se = (used >= 2).then(|| (ss * used as f64 / (used as f64 - 1.0)).sqrt());
-    Some((value, se, used))
+    let used = influence.len();
+    Some((value, clustered_se(influence.into_iter()), used))
 }
 
 fn interval(value: f64, se: Option<f64>) -> Option<(f64, f64)> {
@@ -500,7 +529,10 @@ fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estim
             ));
             continue;
         }
-        let values: Vec<f64> = with.iter().filter_map(|x| x.scores[c.idx()]).collect();
+        let values: Vec<(Option<u32>, f64)> = with
+            .iter()
+            .filter_map(|x| x.scores[c.idx()].map(|v| (x.customer, v)))
+            .collect();
         let (mean, se, n) = mean_se(&values);
         included[c.idx()] = Some(c.weight(s.cfg));
         comps.push(Estimate {
@@ -524,7 +556,10 @@ fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estim
     for (i, e) in comps.iter_mut().enumerate() {
         e.weight = weights[i];
     }
-    let scores: Vec<[Option<f64>; 6]> = idx.iter().map(|&j| contacts[j].scores).collect();
+    let scores: Vec<(Option<u32>, [Option<f64>; 6])> = idx
+        .iter()
+        .map(|&j| (contacts[j].customer, contacts[j].scores))
+        .collect();
     let index = match index_estimate(&scores, &weights) {
         Some((value, se, used)) => Estimate {
             component: None,

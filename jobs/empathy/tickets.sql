@@ -21,7 +21,12 @@ WITH kept AS (
         s.first_response_hours,
         s.resolution_hours,
         s.follow_up_hours,
-        l.reply,
+        -- a reply sent after the run date is not yet known (stg_tickets
+        -- blanks its first_response_at the same way)
+        CASE
+            WHEN l.first_response_at IS NOT NULL AND l.first_response_at >= run_date() + INTERVAL '1 day' THEN NULL
+            ELSE l.reply
+        END AS reply,
         l.message
     FROM stg_tickets AS s
     LEFT JOIN tickets AS l

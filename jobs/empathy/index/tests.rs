@@ -12,10 +12,67 @@ use crate::empathy::components::{Detail, Source};
 /// `x.std(ddof=1) / sqrt(5)` = 18.708286933869708.
 #[test]
 fn mean_and_standard_error_match_numpy() {
-    let (m, se, n) = mean_se(&[0.0, 50.0, 100.0, 100.0, 75.0]);
+    let (m, se, n) = mean_se(&one_each(&[0.0, 50.0, 100.0, 100.0, 75.0]));
     assert_eq!((m, n), (65.0, 5));
     assert!((se.expect("n >= 2") - 18.708286933869708).abs() < 1e-12);
-    assert_eq!(mean_se(&[42.0]).1, None);
+    assert_eq!(mean_se(&one_each(&[42.0])).1, None);
+}
+
+/// Each value from a customer of its own.
+fn one_each(values: &[f64]) -> Vec<(Option<u32>, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (Some(i as u32), x))
+        .collect()
+}
+
+/// One customer's many contacts are one voice. Reference: statsmodels
+/// 0.15, `sm.OLS(y, np.ones_like(y)).fit(cov_type="cluster",
+/// cov_kwds={"groups": g})`: for 91 tickets of customer 0 scored 0 and one
+/// ticket of each of customers 1–9 scored 100, mean 9 and bse
+/// 9.100000000000003 (unclustered s/√n would say 2.9); for y = [10, 20, 90,
+/// 40, 55, 70, 100, 0] with g = [1, 1, 2, 3, 3, 3, 4, 5] (the last one
+/// anonymous here: a customer of its own), mean 48.125 and bse
+/// 15.035764654649256. The index of a single component is the same number.
+#[test]
+fn standard_errors_are_clustered_by_customer_as_statsmodels() {
+    let mut values: Vec<(Option<u32>, f64)> = vec![(Some(0), 0.0); 91];
+    values.extend((1..10).map(|c| (Some(c), 100.0)));
+    let (m, se, n) = mean_se(&values);
+    assert!((m - 9.0).abs() < 1e-12);
+    assert_eq!(n, 100);
+    assert!((se.expect("se") - 9.100000000000003).abs() < 1e-9);
+
+    let y = [10.0, 20.0, 90.0, 40.0, 55.0, 70.0, 100.0, 0.0];
+    let g = [
+        Some(1),
+        Some(1),
+        Some(2),
+        Some(3),
+        Some(3),
+        Some(3),
+        Some(4),
+        None,
+    ];
+    let values: Vec<(Option<u32>, f64)> = g.iter().copied().zip(y).collect();
+    let (m, se, _) = mean_se(&values);
+    assert!((m - 48.125).abs() < 1e-12);
+    assert!((se.expect("se") - 15.035764654649256).abs() < 1e-9);
+    let mut w = [None; 6];
+    w[Component::Tone.idx()] = Some(1.0);
+    let scores: Vec<(Option<u32>, [Option<f64>; 6])> = values
+        .iter()
+        .map(|&(c, x)| {
+            let mut s = [None; 6];
+            s[Component::Tone.idx()] = Some(x);
+            (c, s)
+        })
+        .collect();
+    let (v, ise, used) = index_estimate(&scores, &w).expect("estimate");
+    assert!((v - 48.125).abs() < 1e-12);
+    assert!((ise.expect("se") - 15.035764654649256).abs() < 1e-9);
+    assert_eq!(used, 8);
 }
 
 /// When every contact has every included component, the linearized variance
@@ -26,14 +83,15 @@ fn mean_and_standard_error_match_numpy() {
 fn index_standard_error_matches_numpy_when_contacts_have_all_components() {
     let resp = [100.0, 50.0, 100.0, 0.0, 100.0, 50.0];
     let tone = [80.0, 20.0, 65.0, 30.0, 100.0, 50.0];
-    let scores: Vec<[Option<f64>; 6]> = resp
+    let scores: Vec<(Option<u32>, [Option<f64>; 6])> = resp
         .iter()
         .zip(tone)
-        .map(|(r, t)| {
+        .enumerate()
+        .map(|(i, (r, t))| {
             let mut s = [None; 6];
             s[Component::Responsiveness.idx()] = Some(*r);
             s[Component::Tone.idx()] = Some(t);
-            s
+            (Some(i as u32), s)
         })
         .collect();
     let mut w = [None; 6];
@@ -53,7 +111,7 @@ fn index_standard_error_matches_numpy_when_contacts_have_all_components() {
 fn index_standard_error_agrees_with_a_bootstrap() {
     let mut rng = Xoshiro256Plus::seed_from_u64(7);
     let mut scores = Vec::new();
-    for _ in 0..400 {
+    for i in 0..400u32 {
         let mut s = [None; 6];
         if rng.random_bool(0.7) {
             // a ticket: responsiveness, tone, sometimes closing the loop
@@ -66,7 +124,7 @@ fn index_standard_error_agrees_with_a_bootstrap() {
             // a survey
             s[5] = Some(rng.random_range(20.0..100.0_f64));
         }
-        scores.push(s);
+        scores.push((Some(i), s));
     }
     let w = [Some(0.25), Some(0.2), None, Some(0.3), None, Some(0.25)];
     let (_, se, _) = index_estimate(&scores, &w).expect("estimate");
@@ -74,7 +132,7 @@ fn index_standard_error_agrees_with_a_bootstrap() {
     let b = 2000;
     let mut draws = Vec::with_capacity(b);
     for _ in 0..b {
-        let sample: Vec<[Option<f64>; 6]> = (0..scores.len())
+        let sample: Vec<(Option<u32>, [Option<f64>; 6])> = (0..scores.len())
             .map(|_| scores[rng.random_range(0..scores.len())])
             .collect();
         draws.push(index_estimate(&sample, &w).expect("estimate").0);
