@@ -260,7 +260,14 @@ pub fn headline(
     let prev = m.prev();
     let prev_cell = shown(prev);
     let prev_idx = prev_cell.map(Cell::index);
+    // Each month's index is re-weighted over the components it could show:
+    // a month that lost its weakest component to suppression would read as
+    // a rise nothing caused, so two indices of different components are
+    // not compared.
+    let made_of = |c: &Cell| Component::ALL.map(|k| c.component(k).weight.is_some());
+    let comparable = prev_cell.is_none_or(|p| made_of(p) == made_of(cell));
     let (change, change_ci) = match (idx.value, idx.se, prev_idx.and_then(|p| p.value.zip(p.se))) {
+        _ if !comparable => (None, None),
         (Some(v), Some(se), Some((pv, pse))) => {
             let d = v - pv;
             let s = (se * se + pse * pse).sqrt();
@@ -285,6 +292,9 @@ pub fn headline(
             signed(d),
             signed(lo),
             signed(hi)
+        ),
+        _ if !comparable => format!(
+            "not compared with {prev}: one of the two months had too few customers for a component, so their indices are made of different parts"
         ),
         _ => format!("no index for {prev} to compare with"),
     };
@@ -382,6 +392,10 @@ mod tests {
             contacts.push(ticket(c, jul, 100.0, None));
             contacts.push(ticket(c, aug, 100.0, None));
         }
+        // July's unhappy customers all heard back within a day
+        for k in 0..10 {
+            contacts.push(ticket(200 + k, jul, 100.0, Some(Some(24.0))));
+        }
         let delays = [Some(24.0), Some(24.0), Some(24.0), Some(72.0), Some(72.0)];
         for (k, d) in delays.into_iter().chain([None; 5]).enumerate() {
             contacts.push(ticket(100 + k as u32, aug, 100.0, Some(d)));
@@ -407,7 +421,7 @@ mod tests {
             s.contains("waited 1.8 days on average, and 5 of 10 heard nothing"),
             "{s}"
         );
-        // July 100 (responsiveness only); August: responsiveness 100 (w 0.2/0.35),
+        // July 100 (both components 100); August: responsiveness 100 (w 0.2/0.35),
         // closing the loop 30 (w 0.15/0.35) -> 70. July has no variation, so the
         // change's interval comes from August alone.
         let v = h.value.expect("value");
@@ -425,6 +439,22 @@ mod tests {
         // On the month's last day it is no longer "month to date".
         let last = headline(&cells, &contacts, aug.last_day(), &cfg, 10);
         assert!(!last.month_to_date);
+
+        // Without July's unhappy customers July's index is responsiveness
+        // alone: a fall to 70 would be the new component, not worse service.
+        let fewer: Vec<Contact> = contacts
+            .iter()
+            .filter(|c| !(c.month == jul && c.customer >= Some(200)))
+            .cloned()
+            .collect();
+        let cells = aggregate(&fewer, &Groups::default(), &settings);
+        let h = headline(&cells, &fewer, date, &cfg, 10);
+        assert_eq!((h.change, h.previous_value), (None, Some(100.0)));
+        assert!(
+            h.trend.starts_with("not compared with 2025-07"),
+            "{}",
+            h.trend
+        );
     }
 
     /// Chat: 12 customers, 6 answered in time (50%). Phone: one customer,
