@@ -211,6 +211,13 @@ impl Storage {
         Ok(objects.len() as u64)
     }
 
+    /// Moves `from` to `to`, replacing what was there: a rename on a local
+    /// root (readers see the old file or the new one), a server-side copy
+    /// and delete on object stores (each object is replaced whole).
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        Ok(self.store.rename(from, to).await?)
+    }
+
     /// Deletes one object; a missing object is not an error (deletes are retried after crashes).
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {

@@ -27,8 +27,9 @@ use datafusion::datasource::listing::{
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use futures::StreamExt;
+use object_store::path::Path;
 use serde::Serialize;
-use tracing::{debug, info, instrument};
+use tracing::{debug, info, instrument, warn};
 
 use self::lineage::ModelLineage;
 use self::models::{Materialized, Model};
@@ -72,18 +73,33 @@ impl TransformOutcome {
 /// Runs every model as of `date`.
 #[instrument(skip_all, fields(job = "transform", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> {
+    let staging = staging_dir(&ctx.run_id);
+    let built = build(ctx, date, &staging).await;
+    // Whatever happened, nothing stays staged: on success it was moved into
+    // place, on failure it is dropped and the date's marts stay as they were.
+    if let Err(e) = ctx.storage.delete_prefix(&staging).await {
+        warn!(error = %e, "could not remove the transform's staging folder");
+    }
+    built
+}
+
+/// Where a run stages its tables until every model and test has passed:
+/// outside every table's folder (the catalog skips `_…`), so no reader
+/// lists a staged file.
+fn staging_dir(run_id: &str) -> Path {
+    Path::from(format!("marts/_staging/{run_id}"))
+}
+
+/// Builds every model into `staging`, runs their data tests, then moves
+/// each table into `marts/<model>/dt=<date>/` and publishes `superseded`:
+/// a failing model or test leaves every mart of the date as it was, not
+/// the first half new and a table that failed its tests in place.
+async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<TransformOutcome> {
     let storage = &ctx.storage;
     let (session, lake, replaced, superseded_counts) = lake_session(ctx, date, None).await?;
-    crate::mart::publish(
-        storage,
-        "superseded",
-        date,
-        superseded::schema(),
-        std::slice::from_ref(&replaced),
-    )
-    .await?;
     let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
     let inputs = provenance::digest(ctx, &ordered, date).await?;
+    let mut staged: Vec<(String, Path)> = Vec::new();
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
     let mut outcomes = Vec::new();
@@ -115,9 +131,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
             }
             Materialized::Table => {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                provenance::forget(ctx, &model.name, date).await?;
-                let path = partition_file("marts", &model.name, date);
-                let mut sink = ParquetSink::create(storage.store(), path, schema)?;
+                let dir = Path::from(format!("{staging}/{}", model.name));
+                let mut sink = ParquetSink::create(
+                    storage.store(),
+                    dir.clone().join("part-0.parquet"),
+                    schema,
+                )?;
                 let task = Arc::new(df.task_ctx());
                 let plan = df
                     .create_physical_plan()
@@ -137,14 +156,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
                     "plan with metrics:\n{}",
                     DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
                 );
-                register_partition(&session, ctx, &model.name, date).await?;
+                register_dir(&session, ctx, &model.name, &dir).await?;
+                staged.push((model.name.clone(), dir.clone().join("part-0.parquet")));
                 rows
             }
         };
         let data_tests = checks::run(&session, model).await?;
-        if model.materialized == Materialized::Table {
-            provenance::record(ctx, &model.name, date, &inputs).await?;
-        }
         info!(model = %model.name, rows, data_tests, "model built");
         outcomes.push(ModelOutcome {
             model: model.name.clone(),
@@ -154,6 +171,23 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
             seconds: started.elapsed().as_secs_f64(),
         });
     }
+    // Every model built and passed its tests: into place, one atomic
+    // rename per table (a copy where the store has no rename).
+    for (name, file) in &staged {
+        provenance::forget(ctx, name, date).await?;
+        storage
+            .rename(file, &partition_file("marts", name, date))
+            .await?;
+        provenance::record(ctx, name, date, &inputs).await?;
+    }
+    crate::mart::publish(
+        storage,
+        "superseded",
+        date,
+        superseded::schema(),
+        std::slice::from_ref(&replaced),
+    )
+    .await?;
     let lineage_rows = write_lineage(ctx, date, &ordered, &known).await?;
     Ok(TransformOutcome {
         date,
@@ -323,13 +357,13 @@ fn check_documented_columns(model: &Model, schema: &Schema) -> Result<()> {
 
 /// Registers the partition just written, so later models and the data tests
 /// read exactly what was published.
-async fn register_partition(
+async fn register_dir(
     session: &datafusion::prelude::SessionContext,
     ctx: &JobContext,
     model: &str,
-    date: NaiveDate,
+    dir: &Path,
 ) -> Result<()> {
-    let url = ListingTableUrl::parse(format!("{}marts/{model}/dt={date}/", ctx.storage.url()))?;
+    let url = ListingTableUrl::parse(format!("{}{dir}/", ctx.storage.url()))?;
     let options = ListingOptions::new(Arc::new(crate::catalog::parquet_format()))
         .with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)

@@ -17,6 +17,7 @@ mod report;
 mod roi;
 mod segment;
 mod sql;
+mod transform;
 mod value;
 mod voice;
 mod voice_score;

@@ -1,0 +1,86 @@
+//! The transform's publishing: a date's marts change together or not at all.
+
+use attune::context::JobContext;
+use chrono::NaiveDate;
+use datafusion::arrow::array::Int64Array;
+
+use crate::common::{self, KEY, Root};
+
+const DAY: &str = "2025-03-01";
+
+fn orders(ids: &[&str]) -> String {
+    let mut s = "order_id,customer_id,ordered_at,total_amount,currency,channel\n".to_string();
+    for id in ids {
+        s.push_str(&format!("{id},C1,{DAY} 10:00:00,5,EUR,app\n"));
+    }
+    s
+}
+
+/// Two models: `order_count` (passes its tests) and `order_check`, whose
+/// test allows at most one order. A re-run after a second order arrives
+/// fails on `order_check`: the error names it, and `order_count` of the
+/// date still holds the first run's 1, not a half-published 2.
+#[tokio::test]
+async fn a_failing_data_test_publishes_none_of_the_dates_models() {
+    let root = Root::new();
+    let models = tempfile::tempdir().expect("models dir");
+    std::fs::write(
+        models.path().join("order_count.sql"),
+        "-- model: order_count\n-- materialized: table\n-- purpose: orders so far\n\
+         -- grain: one row\n-- column n: orders (count)\n-- test n: not_null\n\
+         SELECT count(*) AS n FROM orders WHERE dt <= run_date()\n",
+    )
+    .expect("model");
+    std::fs::write(
+        models.path().join("order_check.sql"),
+        "-- model: order_check\n-- materialized: table\n-- purpose: at most one order\n\
+         -- grain: one row\n-- column n: orders (count)\n-- test n: range 0 1\n\
+         SELECT n FROM order_count\n",
+    )
+    .expect("model");
+    let ctx = |root: &Root| {
+        let mut cfg = (*root.ctx(&["orders"], KEY).cfg).clone();
+        cfg.models_dir = Some(models.path().to_path_buf());
+        let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+        ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
+        ctx
+    };
+    let date: NaiveDate = DAY.parse().expect("date");
+    root.land("orders", DAY, "orders.csv", orders(&["O1"]).as_bytes());
+    root.ingest(&["orders"], &[DAY]).await;
+    attune::transform::run(&ctx(&root), date)
+        .await
+        .expect("first run passes");
+    let count = |root: &Root| {
+        let b = root.read("marts", "order_count", DAY);
+        common::column::<Int64Array>(&b[0], "n").value(0)
+    };
+    assert_eq!(count(&root), 1);
+
+    root.land(
+        "orders",
+        DAY,
+        "orders.csv",
+        orders(&["O1", "O2"]).as_bytes(),
+    );
+    root.ingest(&["orders"], &[DAY]).await;
+    let err = attune::transform::run(&ctx(&root), date)
+        .await
+        .expect_err("order_check fails its range test")
+        .to_string();
+    assert!(err.contains("order_check"), "{err}");
+    assert_eq!(
+        count(&root),
+        1,
+        "order_count of the date is the last good one"
+    );
+    let staged = root.path().join("marts/_staging");
+    assert!(
+        common::files_under(&staged).is_empty(),
+        "nothing stays staged"
+    );
+    let tables = attune::catalog::list_tables(&ctx(&root).storage, "marts")
+        .await
+        .expect("tables");
+    assert!(tables.iter().all(|t| !t.name.starts_with('_')));
+}
