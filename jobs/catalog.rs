@@ -254,7 +254,42 @@ pub async fn session_with_all(storage: &Storage) -> Result<(SessionContext, Vec<
             all.push(t);
         }
     }
+    let lake: Vec<&str> = all
+        .iter()
+        .filter(|t| t.area == "lake")
+        .map(|t| t.name.as_str())
+        .collect();
+    register_absent_lake_tables(&ctx, &lake)?;
     Ok((ctx, all))
+}
+
+/// Registers an empty table, with its contract's lake columns and `dt`,
+/// for every contracted lake table not in `present`. A business without a
+/// review site or web analytics takes `reviews` or `web_sessions` off
+/// `[ingest] tables`, as ingest advises when their exports are missing; the
+/// models and jobs then see no reviews, instead of failing on a table that
+/// does not exist. Returns the tables registered so. They are not listed
+/// as tables of the root (`attune tables` shows what is stored).
+pub fn register_absent_lake_tables(ctx: &SessionContext, present: &[&str]) -> Result<Vec<String>> {
+    let mut added = Vec::new();
+    for contract in crate::schema::Contracts::builtin()?.iter() {
+        let table = contract.table.as_str();
+        if present.contains(&table) {
+            continue;
+        }
+        let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+            contract.lake_schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+            "dt",
+            DataType::Date32,
+            false,
+        )));
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+        ctx.register_table(table, Arc::new(empty))?;
+        added.push(table.to_string());
+    }
+    Ok(added)
 }
 
 #[cfg(test)]

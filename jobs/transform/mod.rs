@@ -238,7 +238,7 @@ async fn lake_session(
 )> {
     let storage = &ctx.storage;
     let session = catalog::new_model_session(storage, ctx.cfg.transform_memory_limit);
-    let lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
+    let mut lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
         .await?
         .into_iter()
         .map(|t| t.name)
@@ -246,6 +246,9 @@ async fn lake_session(
     for t in &lake {
         catalog::register(&session, storage, "lake", t, t).await?;
     }
+    let present: Vec<&str> = lake.iter().map(String::as_str).collect();
+    let absent = catalog::register_absent_lake_tables(&session, &present)?;
+    lake.extend(absent);
     session.register_udf(run_date_udf(date));
     let (replaced, counts) = match replaced {
         Some(r) => (r, BTreeMap::new()),

@@ -84,3 +84,45 @@ async fn a_failing_data_test_publishes_none_of_the_dates_models() {
         .expect("tables");
     assert!(tables.iter().all(|t| !t.name.starts_with('_')));
 }
+
+/// A business that exports only customers and orders (no surveys, tickets,
+/// reviews, sessions or offers) gets every built-in model, with the absent
+/// tables read as empty: features from orders, zero tickets and reviews.
+#[tokio::test]
+async fn a_business_without_some_exports_still_gets_its_marts() {
+    let root = Root::new();
+    root.land(
+        "customers",
+        DAY,
+        "customers.csv",
+        b"customer_id,signup_date,consent_analytics\nC1,2025-01-01,true\n",
+    );
+    root.land(
+        "orders",
+        DAY,
+        "orders.csv",
+        orders(&["O1", "O2"]).as_bytes(),
+    );
+    root.ingest(&["customers", "orders"], &[DAY]).await;
+    let ctx = root.ctx(&["customers", "orders"], KEY);
+    let date: NaiveDate = DAY.parse().expect("date");
+    let out = attune::transform::run(&ctx, date)
+        .await
+        .expect("transform over two exports");
+    assert!(out.models.iter().any(|m| m.model == "service_levels"));
+    let b = root.read("marts", "customer_features", DAY);
+    assert_eq!(common::column::<Int64Array>(&b[0], "frequency").value(0), 2);
+    assert_eq!(
+        common::column::<Int64Array>(&b[0], "tickets_total").value(0),
+        0
+    );
+    let tables = attune::catalog::list_tables(&ctx.storage, "lake")
+        .await
+        .expect("tables");
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["customers", "ingest_audit", "orders"],
+        "the empty tables are not stored"
+    );
+}
