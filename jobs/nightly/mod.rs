@@ -182,7 +182,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             upstream.push(stamps::digest(&ctx.storage, &places).await?);
             continue;
         }
-        let fp = stamps::fingerprint(&manifest.config_hash, job, last, &upstream);
+        let fp = stamps::fingerprint(&stamps::setup_hash(ctx, job)?, job, last, &upstream);
         if !params.force
             && let Some(s) = stamps::load(&ctx.storage, job, last).await?
             && s.inputs == fp
@@ -268,7 +268,7 @@ async fn run_ingest(
 ) -> std::result::Result<JobRecord, (JobRecord, Error)> {
     let timer = JobTimer::start("ingest");
     let plan = async {
-        let config_hash = crate::manifest::config_hash(ctx);
+        let setup = stamps::setup_hash(ctx, "ingest")?;
         let mut todo = Vec::new();
         let mut skipped = Vec::new();
         for date in &params.dates {
@@ -280,7 +280,7 @@ async fn run_ingest(
                 .map(|t| Place::Prefix(landing_dir(t, *date)))
                 .collect();
             let fp = stamps::fingerprint(
-                &config_hash,
+                &setup,
                 "ingest",
                 *date,
                 &[stamps::digest(&ctx.storage, &inputs).await?],

@@ -106,8 +106,32 @@ pub fn hash_listing(h: &mut Sha256, metas: &[object_store::ObjectMeta]) {
     }
 }
 
-/// Fingerprint of a job's inputs: the program, the config, the job, the date
-/// and digests of what it reads.
+/// What a job's fingerprint holds besides its own inputs: the config hash,
+/// the pseudonymization key's id (under a new key ingest must run again,
+/// or the lake would mix two keys' pseudonyms) and, for every job after
+/// ingest, the text of the SQL models (an edited model in `models_dir`, or
+/// a rebuilt binary of the same version, must rebuild the marts).
+pub fn setup_hash(ctx: &crate::context::JobContext, job: &str) -> crate::Result<String> {
+    let mut h = Sha256::new();
+    h.update(crate::manifest::config_hash(ctx).as_bytes());
+    h.update(b"\0");
+    if let Some(key) = &ctx.key {
+        h.update(key.id().as_bytes());
+    }
+    h.update(b"\0");
+    if job != "ingest" {
+        for (name, sql) in crate::transform::models::sources(ctx.cfg.models_dir.as_deref())? {
+            h.update(name.as_bytes());
+            h.update(b"\0");
+            h.update(sql.as_bytes());
+            h.update(b"\0");
+        }
+    }
+    Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// Fingerprint of a job's inputs: the program, the setup ([`setup_hash`]),
+/// the job, the date and digests of what it reads.
 pub fn fingerprint(config_hash: &str, job: &str, date: NaiveDate, digests: &[String]) -> String {
     let mut h = Sha256::new();
     for part in [

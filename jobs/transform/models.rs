@@ -249,6 +249,15 @@ impl Visitor for Relations {
 
 /// Loads the built-in models (or those of `dir` when given).
 pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Model>> {
+    sources(dir)?
+        .iter()
+        .map(|(n, s)| parse_model(n, s))
+        .collect()
+}
+
+/// (name, SQL text) of every model, sorted by name: the built-in ones, or
+/// those of `dir`.
+pub fn sources(dir: Option<&std::path::Path>) -> Result<Vec<(String, String)>> {
     let mut sources: Vec<(String, String)> = match dir {
         None => BUILTIN_MODELS
             .iter()
@@ -274,7 +283,7 @@ pub fn load(dir: Option<&std::path::Path>) -> Result<Vec<Model>> {
         }
     };
     sources.sort();
-    sources.iter().map(|(n, s)| parse_model(n, s)).collect()
+    Ok(sources)
 }
 
 /// Tables the transform itself provides to every model: the records a later

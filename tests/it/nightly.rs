@@ -141,12 +141,59 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         &ctx,
         &NightlyParams {
             from_job: Some("transfrom".into()),
-            ..all
+            ..all.clone()
         },
     )
     .await
     .expect_err("typo");
     assert!(bad.to_string().contains("transfrom") && bad.to_string().contains("transform"));
+
+    // An edited model (here: a models_dir with the same SQL plus a comment)
+    // re-runs the transform; ingest, which no model changes, is skipped.
+    let models = tempfile::tempdir().expect("models dir");
+    for (name, sql) in attune::transform::models::sources(None).expect("built-in") {
+        let sql = if name == "orders_daily" {
+            format!("{sql}\n-- edited\n")
+        } else {
+            sql
+        };
+        std::fs::write(models.path().join(format!("{name}.sql")), sql).expect("model");
+    }
+    let mut cfg = (*ctx.cfg).clone();
+    cfg.models_dir = Some(models.path().to_path_buf());
+    let mut edited = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    edited.key = ctx.key.clone();
+    let o = nightly::run(
+        &edited,
+        &NightlyParams {
+            only: vec!["ingest".into(), "transform".into()],
+            ..all.clone()
+        },
+    )
+    .await
+    .expect("edited model");
+    assert_eq!(
+        statuses(&o),
+        pairs(&[("ingest", "skipped"), ("transform", "ok")])
+    );
+
+    // A new pseudonymization key: every date is ingested again, or the lake
+    // would mix two keys' pseudonyms.
+    let rekeyed = root.ctx(
+        &attune::schema::TABLES,
+        "another-integration-key-0123456789",
+    );
+    let o = nightly::run(
+        &rekeyed,
+        &NightlyParams {
+            only: vec!["ingest".into()],
+            ..all
+        },
+    )
+    .await
+    .expect("new key");
+    assert_eq!(o.ingest.expect("ingested").dates, dates);
 }
 
 #[tokio::test]
