@@ -182,7 +182,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             upstream.push(stamps::digest(&ctx.storage, &places).await?);
             continue;
         }
-        let fp = stamps::fingerprint(&stamps::setup_hash(ctx, job)?, job, last, &upstream);
+        let mut digests = upstream.clone();
+        digests.push(stamps::digest(&ctx.storage, &other_inputs(ctx, job, last)).await?);
+        let fp = stamps::fingerprint(&stamps::setup_hash(ctx, job)?, job, last, &digests);
         if !params.force
             && let Some(s) = stamps::load(&ctx.storage, job, last).await?
             && s.inputs == fp
@@ -520,6 +522,27 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
         });
     }
     Ok(places)
+}
+
+/// What a job reads besides the lake and the outputs of the jobs before it
+/// for the date: value reads the segments and features of its churn
+/// cut-off day, privacy the consent and erasure lists and every customers
+/// export (check 4). A backfilled cut-off day or a new erasure re-runs them.
+fn other_inputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Vec<Place> {
+    match job {
+        "value" => {
+            let cutoff = date - chrono::Duration::days(i64::from(ctx.cfg.value.cutoff_days));
+            vec![
+                Place::Prefix(partition_dir("marts", "segments", cutoff)),
+                Place::Prefix(partition_dir("marts", "customer_features", cutoff)),
+            ]
+        }
+        "privacy" => vec![
+            Place::Prefix(Path::from("control")),
+            Place::Prefix(Path::from("landing/customers")),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 fn skipped(job: &str, stamp: &Stamp) -> JobRecord {
