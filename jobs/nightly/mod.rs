@@ -102,6 +102,11 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             )));
         }
     }
+    if params.only.iter().any(|j| j == "retention") && !ctx.cfg.retention_enabled {
+        return Err(Error::Config(
+            "`--only retention`, but retention is off: set `retention_enabled = true` under `[privacy]` in attune.toml, or run `attune retention`".into(),
+        ));
+    }
     let last = *params
         .dates
         .last()
@@ -146,6 +151,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                 failure = Some(e);
             }
         }
+        if let Err(e) = manifest.save(&ctx.storage).await {
+            tracing::warn!(error = %e, "could not update the run manifest");
+        }
     }
 
     // Everything after ingest reads the lake as a whole and the outputs of the
@@ -163,7 +171,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         if *job == "retention" {
             if wanted(job) && ctx.cfg.retention_enabled {
                 let timer = JobTimer::start(job);
-                match privacy::retention::run(ctx, last, &Default::default()).await {
+                let options = Default::default();
+                let retention = privacy::retention::run(ctx, last, &options);
+                match panics::contain(job, retention).await {
                     Ok(o) => {
                         let details = serde_json::to_value(&o).unwrap_or_default();
                         manifest.jobs.push(timer.finish(0, 0, Vec::new(), details));
@@ -177,59 +187,76 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             }
             continue;
         }
-        let places = outputs(ctx, job, last)?;
-        if !wanted(job) {
-            upstream.push(stamps::digest(&ctx.storage, &places).await?);
-            continue;
-        }
-        let mut digests = upstream.clone();
-        digests.push(stamps::digest(&ctx.storage, &other_inputs(ctx, job, last)).await?);
-        let fp = stamps::fingerprint(&stamps::setup_hash(ctx, job)?, job, last, &digests);
-        if !params.force
-            && let Some(s) = stamps::load(&ctx.storage, job, last).await?
-            && s.inputs == fp
-            && stamps::digest(&ctx.storage, &places).await? == s.outputs
-        {
-            info!(job, run_id = %s.run_id, "inputs unchanged: skipped");
-            manifest.jobs.push(skipped(job, &s));
-            if s.gate_findings > 0 {
-                tripped.push((job.to_string(), s.gate_findings));
-            }
-            upstream.push(s.outputs);
-            continue;
-        }
-        stamps::clear(&ctx.storage, job, last).await?;
+        // Reading stamps and digests can fail too (storage): such an error
+        // is recorded against the job like its own failure, so the manifest
+        // says what stopped the run instead of staying `running`.
         let timer = JobTimer::start(job);
-        match panics::contain(job, run_job(ctx, job, last, &mut outcome)).await {
-            Ok(r) => {
-                let written = stamps::digest(&ctx.storage, &places).await?;
-                stamps::save(
-                    &ctx.storage,
-                    &Stamp {
-                        job: job.to_string(),
-                        date: last.to_string(),
-                        run_id: ctx.run_id.clone(),
-                        inputs: fp,
-                        outputs: written.clone(),
-                        finished_at: now(),
-                        gate_findings: r.gate_findings,
-                    },
-                    last,
-                )
-                .await?;
-                if r.gate_findings > 0 {
-                    tripped.push((job.to_string(), r.gate_findings));
+        let step: Result<()> = async {
+            let places = outputs(ctx, job, last)?;
+            if !wanted(job) {
+                upstream.push(stamps::digest(&ctx.storage, &places).await?);
+                return Ok(());
+            }
+            let mut digests = upstream.clone();
+            digests.push(stamps::digest(&ctx.storage, &other_inputs(ctx, job, last)).await?);
+            let fp = stamps::fingerprint(&stamps::setup_hash(ctx, job)?, job, last, &digests);
+            if !params.force
+                && let Some(s) = stamps::load(&ctx.storage, job, last).await?
+                && s.inputs == fp
+                && stamps::digest(&ctx.storage, &places).await? == s.outputs
+            {
+                info!(job, run_id = %s.run_id, "inputs unchanged: skipped");
+                manifest.jobs.push(skipped(job, &s));
+                if s.gate_findings > 0 {
+                    tripped.push((job.to_string(), s.gate_findings));
                 }
-                upstream.push(written);
-                manifest
-                    .jobs
-                    .push(timer.finish(r.rows_in, r.rows_out, r.warnings, r.details));
+                upstream.push(s.outputs);
+                return Ok(());
             }
-            Err(e) => {
-                error!(job, error = %e, "job failed");
-                manifest.jobs.push(timer.fail(&e));
-                failure = Some(e);
+            stamps::clear(&ctx.storage, job, last).await?;
+            let timer = JobTimer::start(job);
+            match panics::contain(job, run_job(ctx, job, last, &mut outcome)).await {
+                Ok(r) => {
+                    let written = stamps::digest(&ctx.storage, &places).await?;
+                    stamps::save(
+                        &ctx.storage,
+                        &Stamp {
+                            job: job.to_string(),
+                            date: last.to_string(),
+                            run_id: ctx.run_id.clone(),
+                            inputs: fp,
+                            outputs: written.clone(),
+                            finished_at: now(),
+                            gate_findings: r.gate_findings,
+                        },
+                        last,
+                    )
+                    .await?;
+                    if r.gate_findings > 0 {
+                        tripped.push((job.to_string(), r.gate_findings));
+                    }
+                    upstream.push(written);
+                    manifest
+                        .jobs
+                        .push(timer.finish(r.rows_in, r.rows_out, r.warnings, r.details));
+                }
+                Err(e) => {
+                    error!(job, error = %e, "job failed");
+                    manifest.jobs.push(timer.fail(&e));
+                    failure = Some(e);
+                }
             }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = step {
+            error!(job, error = %e, "job failed");
+            manifest.jobs.push(timer.fail(&e));
+            failure = Some(e);
+        }
+        // after every job, so a killed run still says which jobs finished
+        if let Err(e) = manifest.save(&ctx.storage).await {
+            tracing::warn!(error = %e, "could not update the run manifest");
         }
     }
 

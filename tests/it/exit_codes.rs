@@ -479,6 +479,13 @@ fn a_killed_nightly_resumes_with_only_what_is_missing() {
     );
     let runs = b.runs();
     assert_eq!(runs[0]["status"], "interrupted", "{runs:?}");
+    // the manifest is saved after every job: the killed run says what it did
+    let killed = job_statuses(&b, runs[0]["run_id"].as_str().expect("id"));
+    assert_eq!(
+        killed.first(),
+        Some(&("ingest".to_string(), "ok".to_string())),
+        "{killed:?}"
+    );
 
     let resumed = b.nightly(&[]);
     assert_eq!(code(&resumed), Some(0), "{}", stderr(&resumed));
