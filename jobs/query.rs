@@ -5,7 +5,6 @@ use std::path::Path as FsPath;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::dataframe::DataFrameWriteOptions;
 use object_store::path::Path;
 
 use crate::catalog::{self, TableRef};
@@ -43,20 +42,77 @@ pub async fn run(
         Error::Config(format!("{e}\nknown tables: {known}"))
     };
     let df = ctx.sql(sql).await.map_err(with_tables)?;
-    match (out, format) {
-        (None, _) | (Some(_), OutputFormat::Table) => df.collect().await.map_err(with_tables),
-        (Some(path), f) => {
-            let path = path.to_string_lossy().into_owned();
-            let opts = DataFrameWriteOptions::new().with_single_file_output(true);
-            match f {
-                OutputFormat::Csv => df.write_csv(&path, opts, None).await?,
-                OutputFormat::Json => df.write_json(&path, opts, None).await?,
-                OutputFormat::Parquet => df.write_parquet(&path, opts, None).await?,
-                OutputFormat::Table => unreachable!("handled above"),
-            };
-            Ok(Vec::new())
+    let Some(path) = out else {
+        return df.collect().await.map_err(with_tables);
+    };
+    // Streamed into a file of our own, not through DataFusion's writers,
+    // which read the path as a URL (a `[` or `?` in a file name cut it) and
+    // leave `--out` with the table format unwritten. The file appears whole
+    // or not at all: written beside it, then renamed.
+    let tmp = path.with_file_name(format!(
+        ".{}.partial",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let written = write_stream(df, format, &tmp).await;
+    match written {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
     }
+    Ok(Vec::new())
+}
+
+/// Writes the rows of `df` to `path` in `format`, batch by batch (a table
+/// is laid out whole: it is for people).
+async fn write_stream(
+    df: datafusion::dataframe::DataFrame,
+    format: OutputFormat,
+    path: &FsPath,
+) -> Result<()> {
+    use futures::StreamExt;
+    use std::io::Write;
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::io::BufWriter::new(file);
+    if format == OutputFormat::Table {
+        let batches = df.collect().await?;
+        writeln!(file, "{}", pretty_format_batches(&batches)?).map_err(|e| Error::io(path, e))?;
+        return file.flush().map_err(|e| Error::io(path, e));
+    }
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let mut stream = df.execute_stream().await?;
+    enum Sink<W: Write + Send> {
+        Csv(datafusion::arrow::csv::Writer<W>),
+        Json(datafusion::arrow::json::LineDelimitedWriter<W>),
+        Parquet(parquet::arrow::ArrowWriter<W>),
+    }
+    let mut sink = match format {
+        OutputFormat::Csv => Sink::Csv(datafusion::arrow::csv::Writer::new(file)),
+        OutputFormat::Json => Sink::Json(datafusion::arrow::json::LineDelimitedWriter::new(file)),
+        _ => Sink::Parquet(parquet::arrow::ArrowWriter::try_new(
+            file,
+            schema,
+            Some(crate::parquet_io::writer_properties()),
+        )?),
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        match &mut sink {
+            Sink::Csv(w) => w.write(&batch)?,
+            Sink::Json(w) => w.write(&batch)?,
+            Sink::Parquet(w) => w.write(&batch)?,
+        }
+    }
+    let mut file = match sink {
+        Sink::Csv(w) => w.into_inner(),
+        Sink::Json(mut w) => {
+            w.finish()?;
+            w.into_inner()
+        }
+        Sink::Parquet(w) => w.into_inner()?,
+    };
+    file.flush().map_err(|e| Error::io(path, e))
 }
 
 /// Formats batches for the terminal.

@@ -13,6 +13,7 @@ mod nightly;
 mod nightly_week;
 mod ops_readme;
 mod privacy;
+mod query;
 mod report;
 mod roi;
 mod segment;
