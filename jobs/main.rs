@@ -650,12 +650,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(d) => {
             let dates = d.dates()?;
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(ingest::run(&ctx, &dates))?;
             print_ingest(&outcome);
             Ok(())
         }
         Command::Transform { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(attune::transform::run(&ctx, *date))?;
             for m in &outcome.models {
                 println!(
@@ -667,6 +669,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let o = runtime()?.block_on(attune::report::run(&ctx, *date))?;
             for w in &o.warnings {
                 eprintln!("note: {w}");
@@ -677,12 +680,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Empathy { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(attune::empathy::run(&ctx, *date))?;
             print_empathy(&outcome);
             Ok(())
         }
         Command::Segment { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(attune::segment::run(&ctx, *date))?;
             println!(
                 "{} customers, k = {}, silhouette {}",
@@ -705,6 +710,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Roi { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(attune::roi::run(&ctx, *date))?;
             for i in &outcome.initiatives {
                 println!(
@@ -814,6 +820,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Privacy { date } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(privacy::run(&ctx, *date))?;
             for c in &outcome.summary.checks {
                 println!(
@@ -926,6 +933,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: None,
         } => {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let o = runtime()?.block_on(attune::voice::run(&ctx, *date))?;
             for (source, n) in &o.messages_by_source {
                 println!("{source:<8} {n:>10} messages");
@@ -1044,6 +1052,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             (Some(date), None) => {
                 let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+                let _lock = RunLock::acquire(&ctx)?;
                 let o = runtime()?.block_on(attune::value::run(&ctx, *date))?;
                 print_clv(&o.clv);
                 if let Some(c) = &o.churn {
@@ -1147,6 +1156,7 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
             })?;
             let fail_on = cfg.fairness.fail_on;
             let ctx = JobContext::open(cfg, KeyMode::NotNeeded)?;
+            let _lock = RunLock::acquire(&ctx)?;
             let o = runtime()?.block_on(fairness::run(&ctx, date))?;
             println!(
                 "fairness {date}: {} decision rows, {} tests, {} concerns, {} reviews, {} rows suppressed",

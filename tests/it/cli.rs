@@ -138,6 +138,22 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("another attune run"));
+    // every command that writes takes the same lock: an `attune ingest` or
+    // `attune transform` started by hand during the nightly waits its turn
+    for args in [
+        vec!["ingest", "--date", "2025-03-01"],
+        vec!["transform", "--date", "2025-03-01"],
+        vec!["report", "--date", "2025-03-01"],
+    ] {
+        let out = attune()
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .env("ATTUNE_KEY", "a-test-key-of-sufficient-length-0123")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+    }
     drop(lock);
     let out = attune()
         .arg("--config")
