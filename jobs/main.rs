@@ -839,14 +839,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Retention { date, dry_run } => {
+            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
+            // yesterday in the business's time zone, as the nightly's
             let date = match date {
                 Some(d) => *d,
                 None => chrono::Utc::now()
+                    .with_timezone(&ctx.cfg.timezone)
                     .date_naive()
                     .pred_opt()
                     .context("no day before today")?,
             };
-            let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
             let _lock = (!dry_run).then(|| RunLock::acquire(&ctx)).transpose()?;
             let opts = privacy::retention::RetentionOptions {
                 dry_run: *dry_run,
