@@ -22,9 +22,10 @@
 //! customers (an anonymous review counts as one) shows no number at all —
 //! value, interval and counts are NULL, `suppressed` is true. A component
 //! below the threshold inside a shown cell is suppressed the same way and
-//! left out of that cell's index.
+//! left out of that cell's index. Then [`protect_complements`] hides the
+//! groups that would give a hidden one away by subtraction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -446,9 +447,9 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     // Cells are estimated independently, on every core.
     let rows = crate::parallel::map(&keyed, crate::parallel::threads(), &|(_, idx)| {
-        estimate_cell(contacts, idx, s)
+        estimate_cell(contacts, idx, s, [false; 6])
     });
-    keyed
+    let mut cells: Vec<Cell> = keyed
         .into_iter()
         .zip(rows)
         .map(|(((period, dimension, group), idx), rows)| Cell {
@@ -458,7 +459,178 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
             contacts: idx,
             rows,
         })
-        .collect()
+        .collect();
+    protect_complements(&mut cells, contacts, s, first_of_last12);
+    cells
+}
+
+/// Secondary suppression. The groups of a dimension in a period add up to
+/// (nearly) the whole business, and the months of the last twelve to the
+/// twelve-month cell, whose counts and means are published: one hidden
+/// group (or a few hidden ones of fewer than `min_group_size` customers
+/// together) would be the total minus the groups shown. So within each
+/// such family the smallest shown groups are hidden too, whole cells first
+/// and then each component, until the hidden ones hold at least
+/// `min_group_size` customers together. A cell that loses a component is
+/// estimated again without it.
+fn protect_complements(
+    cells: &mut [Cell],
+    contacts: &[Contact],
+    s: &Settings,
+    first_of_last12: Month,
+) {
+    let min = s.min_group_size as u64;
+    let mut families: BTreeMap<(u8, String, String), Vec<usize>> = BTreeMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        if c.dimension != Dimension::Overall {
+            // the groups of a dimension within a period
+            let key = (0, format!("{:?}", c.period), format!("{:?}", c.dimension));
+            families.entry(key).or_default().push(i);
+        }
+        let in_last12 = match c.period {
+            Period::Month(m) => m >= first_of_last12,
+            Period::Last12Months => false,
+        };
+        if in_last12 {
+            // the months that make up a group's twelve-month cell
+            let key = (1, format!("{:?}", c.dimension), c.group.clone());
+            families.entry(key).or_default().push(i);
+        }
+    }
+    let whole_customers = |c: &Cell| distinct_customers(c.contacts.iter().map(|&j| &contacts[j]));
+    let component_customers = |c: &Cell, k: Component| {
+        distinct_customers(
+            c.contacts
+                .iter()
+                .map(|&j| &contacts[j])
+                .filter(|x| x.scores[k.idx()].is_some()),
+        )
+    };
+    // A cell hidden for one family can leave another with one hidden
+    // member: repeat until nothing changes.
+    let hidden_rows = |cells: &[Cell]| {
+        cells
+            .iter()
+            .flat_map(|c| &c.rows)
+            .filter(|r| r.suppressed)
+            .count()
+    };
+    for _ in 0..8 {
+        let before = hidden_rows(cells);
+        for family in families.values() {
+            protect_family(
+                cells,
+                family,
+                contacts,
+                s,
+                min,
+                &whole_customers,
+                &component_customers,
+            );
+        }
+        if hidden_rows(cells) == before {
+            break;
+        }
+    }
+}
+
+/// One pass of [`protect_complements`] over one family of cells.
+fn protect_family(
+    cells: &mut [Cell],
+    family: &[usize],
+    contacts: &[Contact],
+    s: &Settings,
+    min: u64,
+    whole_customers: &dyn Fn(&Cell) -> u64,
+    component_customers: &dyn Fn(&Cell, Component) -> u64,
+) {
+    {
+        if family.len() < 2 {
+            return;
+        }
+        // whole cells
+        let hidden: Vec<bool> = family
+            .iter()
+            .map(|&i| cells[i].index().suppressed)
+            .collect();
+        let sizes: Vec<u64> = if hidden.contains(&true) {
+            family.iter().map(|&i| whole_customers(&cells[i])).collect()
+        } else {
+            vec![0; family.len()]
+        };
+        for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
+            if hide {
+                let note = "suppressed: would let a smaller group be worked out from the totals"
+                    .to_string();
+                let c = &mut cells[family[pos]];
+                c.rows = std::iter::once(None)
+                    .chain(Component::ALL.iter().copied().map(Some))
+                    .map(|k| suppressed_row(k, note.clone()))
+                    .collect();
+            }
+        }
+        // each component, among the cells still shown
+        let mut force: BTreeMap<usize, [bool; 6]> = BTreeMap::new();
+        for k in Component::ALL {
+            let with: Vec<usize> = family
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let r = cells[i].component(k);
+                    r.suppressed || r.n.is_some()
+                })
+                .collect();
+            if with.len() < 2 {
+                continue;
+            }
+            let hidden: Vec<bool> = with
+                .iter()
+                .map(|&i| cells[i].component(k).suppressed)
+                .collect();
+            if !hidden.contains(&true) {
+                continue;
+            }
+            let sizes: Vec<u64> = with
+                .iter()
+                .map(|&i| component_customers(&cells[i], k))
+                .collect();
+            for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
+                if hide {
+                    force.entry(with[pos]).or_insert([false; 6])[k.idx()] = true;
+                }
+            }
+        }
+        for (i, hide) in force {
+            cells[i].rows = estimate_cell(contacts, &cells[i].contacts, s, hide);
+        }
+    }
+}
+
+/// Which shown members of a family to hide as well: the smallest, one at a
+/// time, while the hidden members hold some but fewer than `min` customers
+/// together (one hidden member always counts as too few: its size is the
+/// total minus the rest). `hidden` marks the members already hidden,
+/// `sizes` their customers; returns the members to hide now.
+fn complements(hidden: &[bool], sizes: &[u64], min: u64) -> Vec<bool> {
+    let mut now = vec![false; hidden.len()];
+    loop {
+        let (count, total) = hidden
+            .iter()
+            .zip(&now)
+            .zip(sizes)
+            .filter(|((h, n), _)| **h || **n)
+            .fold((0, 0), |(c, t), (_, s)| (c + 1, t + s));
+        if count == 0 || (count >= 2 && total >= min) {
+            return now;
+        }
+        let smallest = (0..hidden.len())
+            .filter(|&i| !hidden[i] && !now[i] && sizes[i] > 0)
+            .min_by_key(|&i| sizes[i]);
+        match smallest {
+            Some(i) => now[i] = true,
+            None => return now,
+        }
+    }
 }
 
 fn suppressed_row(component: Option<Component>, note: String) -> Estimate {
@@ -475,7 +647,14 @@ fn suppressed_row(component: Option<Component>, note: String) -> Estimate {
     }
 }
 
-fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estimate> {
+/// The rows of one cell; `hide` marks components suppressed to protect
+/// another cell ([`protect_complements`]), left out like small ones.
+fn estimate_cell(
+    contacts: &[Contact],
+    idx: &[usize],
+    s: &Settings,
+    hide: [bool; 6],
+) -> Vec<Estimate> {
     let min = s.min_group_size as u64;
     let cell_customers = distinct_customers(idx.iter().map(|&j| &contacts[j]));
     if cell_customers < min {
@@ -526,6 +705,13 @@ fn estimate_cell(contacts: &[Contact], idx: &[usize], s: &Settings) -> Vec<Estim
             comps.push(suppressed_row(
                 Some(c),
                 format!("suppressed: fewer than {min} customers; left out of the index"),
+            ));
+            continue;
+        }
+        if hide[c.idx()] {
+            comps.push(suppressed_row(
+                Some(c),
+                "suppressed: would let a smaller group be worked out from the totals; left out of the index".into(),
             ));
             continue;
         }

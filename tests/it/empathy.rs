@@ -397,16 +397,22 @@ async fn reply_tone_finds_the_planted_warmth_by_channel() {
     let tone = |ch: &str| find(&rows, "last_12_months", "touchpoint", ch, "tone").clone();
     let (email, chat, phone) = (tone("email"), tone("chat"), tone("phone"));
     let hi = email.ci.expect("ci").1;
+    assert!(hi < chat.ci.expect("ci").0, "{email:?} {chat:?}");
+    // At this size the review sites' few replies hide their tone, and the
+    // smallest channel's with them (else their total would be all minus
+    // the channels shown): phone's tone is compared only where it shows.
     assert!(
-        hi < chat.ci.expect("ci").0 && hi < phone.ci.expect("ci").0,
-        "{email:?} {chat:?} {phone:?}"
+        phone.suppressed || hi < phone.ci.expect("ci").0,
+        "{email:?} {phone:?}"
     );
     let index = |ch: &str| {
         find(&rows, "last_12_months", "touchpoint", ch, "index")
             .value
             .expect("v")
     };
-    assert!(index("email") < index("chat") && index("email") < index("phone"));
+    assert!(index("email") < index("chat"));
+    // (indices of different components are not compared)
+    assert!(phone.suppressed || index("email") < index("phone"));
 }
 
 /// `marts/feedback_scored` as the voice job would write it, with emotions

@@ -168,6 +168,28 @@ fn ticket_scores(resp: f64, tone: f64) -> [Option<f64>; 6] {
     s
 }
 
+/// Secondary suppression: which members of a family are hidden as well.
+#[test]
+fn complements_hide_the_smallest_until_the_hidden_are_not_few() {
+    // one hidden: the smallest shown joins it
+    assert_eq!(
+        complements(&[true, false, false], &[3, 50, 12], 10),
+        vec![false, false, true]
+    );
+    // two hidden holding 13 together: enough
+    assert_eq!(
+        complements(&[true, true, false], &[6, 7, 40], 10),
+        vec![false; 3]
+    );
+    // two hidden holding 5: the smallest shown joins them
+    assert_eq!(
+        complements(&[true, true, false, false], &[2, 3, 40, 30], 10),
+        vec![false, false, false, true]
+    );
+    // nothing hidden, nothing to protect
+    assert_eq!(complements(&[false, false], &[1, 2], 10), vec![false; 2]);
+}
+
 #[test]
 fn small_groups_are_suppressed_and_weights_renormalized() {
     let cfg = ValidConfig::default().empathy;
@@ -179,6 +201,11 @@ fn small_groups_are_suppressed_and_weights_renormalized() {
     }
     for i in 100..109 {
         contacts.push(contact(i, m, "email", ticket_scores(0.0, 20.0)));
+    }
+    // 11 on the phone: shown on its own, but the smallest group shown, so it
+    // is hidden with email (else email = all − chat − phone).
+    for i in 200..211 {
+        contacts.push(contact(i, m, "phone", ticket_scores(100.0, 80.0)));
     }
     // Surveys from 4 chat customers: perceived empathy exists but is below 10 customers.
     for i in 0..4 {
@@ -209,6 +236,18 @@ fn small_groups_are_suppressed_and_weights_renormalized() {
             .all(|r| r.suppressed && r.value.is_none() && r.n.is_none())
     );
 
+    let phone = find(Period::Month(m), Dimension::Touchpoint, "phone");
+    assert!(phone.rows.iter().all(|r| r.suppressed && r.value.is_none()));
+    assert!(
+        phone
+            .index()
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("worked out from the totals")),
+        "{:?}",
+        phone.index().note
+    );
+
     let chat = find(Period::Month(m), Dimension::Touchpoint, "chat");
     let pe = chat.component(Component::PerceivedEmpathy);
     assert!(pe.suppressed && pe.value.is_none() && pe.weight.is_none());
@@ -221,12 +260,12 @@ fn small_groups_are_suppressed_and_weights_renormalized() {
     assert_eq!(chat.index().value, Some(90.0));
     assert_eq!(chat.index().ci, Some((90.0, 90.0)), "no variation");
 
-    // Overall: 21 customers; perceived empathy has only 4 customers -> suppressed there too.
+    // Overall: 32 customers; perceived empathy has only 4 customers -> suppressed there too.
     let all = find(Period::Month(m), Dimension::Overall, "all");
-    assert_eq!(all.index().customers, Some(21));
+    assert_eq!(all.index().customers, Some(32));
     let resp = all.component(Component::Responsiveness);
-    assert_eq!(resp.n, Some(21));
-    let expected = (12.0 * 100.0) / 21.0;
+    assert_eq!(resp.n, Some(32));
+    let expected = (23.0 * 100.0) / 32.0;
     assert!((resp.value.expect("value") - expected).abs() < 1e-9);
     // The month is also in the last 12 months.
     let l12 = find(Period::Last12Months, Dimension::Overall, "all");
@@ -383,4 +422,50 @@ fn cells_hold_the_contacts_of_each_group_and_period() {
     assert_eq!(groups.segment.as_ref().and_then(|s| s.get(7)), Some("new"));
     assert_eq!(groups.segment.as_ref().and_then(|s| s.get(8)), None);
     assert_eq!(groups.segment.as_ref().and_then(|s| s.get(10_000)), None);
+}
+
+/// A component hidden in one group is hidden in the smallest other group
+/// that shows it, whose index is then computed without it: else chat's
+/// perceived empathy = overall − email.
+#[test]
+fn a_component_hidden_in_one_group_is_hidden_in_another() {
+    let cfg = ValidConfig::default().empathy;
+    let m = Month(2025 * 12 + 2);
+    let mut contacts = Vec::new();
+    for i in 0..12 {
+        contacts.push(contact(i, m, "chat", ticket_scores(100.0, 80.0)));
+    }
+    for i in 100..115 {
+        contacts.push(contact(i, m, "email", ticket_scores(50.0, 60.0)));
+    }
+    let survey = |i: u32, tp: &str| {
+        let mut s = [None; 6];
+        s[Component::PerceivedEmpathy.idx()] = Some(70.0);
+        contact(i, m, tp, s)
+    };
+    contacts.extend((0..4).map(|i| survey(i, "chat")));
+    contacts.extend((100..112).map(|i| survey(i, "email")));
+    let unavailable: [Option<String>; 6] = Default::default();
+    let settings = Settings {
+        cfg: &cfg,
+        min_group_size: 10,
+        unavailable: &unavailable,
+        run_month: m,
+    };
+    let cells = aggregate(&contacts, &Groups::default(), &settings);
+    let find = |d: Dimension, g: &str| {
+        cells
+            .iter()
+            .find(|c| c.period == Period::Month(m) && c.dimension == d && c.group == g)
+            .expect("cell")
+    };
+    let pe = |c: &Cell| c.component(Component::PerceivedEmpathy).clone();
+    assert!(pe(find(Dimension::Touchpoint, "chat")).suppressed);
+    let email = find(Dimension::Touchpoint, "email");
+    assert!(pe(email).suppressed, "hidden to protect chat's");
+    assert_eq!(pe(email).weight, None);
+    // email's index: responsiveness 50 and tone 60 at 0.2 each -> 55
+    assert!((email.index().value.expect("shown") - 55.0).abs() < 1e-9);
+    // the whole business still shows it (16 customers)
+    assert_eq!(pe(find(Dimension::Overall, "all")).n, Some(16));
 }
