@@ -167,12 +167,7 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
         if name.starts_with('_') || name.starts_with('.') {
             continue;
         }
-        let has_partition = storage
-            .list_dirs(&Path::from(format!("{area}/{name}")))
-            .await?
-            .iter()
-            .any(|d| d.starts_with("dt="));
-        if has_partition {
+        if !stored_partitions(storage, area, &name).await?.is_empty() {
             out.push(TableRef {
                 area: area.to_string(),
                 name,
@@ -180,6 +175,29 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
         }
     }
     Ok(out)
+}
+
+/// The `dt=…` folders of a table that hold a Parquet file, sorted. A
+/// folder left empty (a write that failed before its first file, a crash
+/// during a table's first partition) is not a partition: counted as one,
+/// it made DataFusion refuse the table ("No files found") and with it
+/// every query of the root.
+async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result<Vec<String>> {
+    let mut dts: Vec<String> = storage
+        .list(&Path::from(format!("{area}/{table}")))
+        .await?
+        .iter()
+        .filter(|m| m.location.extension() == Some("parquet"))
+        .filter_map(|m| {
+            m.location
+                .parts()
+                .map(|p| p.as_ref().to_string())
+                .find(|p| p.starts_with("dt="))
+        })
+        .collect();
+    dts.sort();
+    dts.dedup();
+    Ok(dts)
 }
 
 /// Computes `df` once and registers its rows in memory as `name`, in the
@@ -220,12 +238,7 @@ pub async fn register(
     // per session. Partitions are written by the current code, so the
     // newest holds every column; an older one without a later column reads
     // it as NULL.
-    let newest = storage
-        .list_dirs(&Path::from(format!("{area}/{table}")))
-        .await?
-        .into_iter()
-        .filter(|d| d.starts_with("dt="))
-        .max();
+    let newest = stored_partitions(storage, area, table).await?.pop();
     let config = ListingTableConfig::new(url).with_listing_options(options.clone());
     let schema = match newest {
         Some(dt) => {

@@ -99,3 +99,29 @@ async fn a_typo_names_the_known_tables_and_writes_nothing() {
         "channel,revenue,dt\napp,5.0,2025-03-01\nonline,7.5,2025-03-01\n"
     );
 }
+
+/// A partition folder without a file (a write that failed before its first
+/// file) is not a partition: the table still reads, and a table with only
+/// such folders is not listed.
+#[tokio::test]
+async fn an_empty_partition_folder_is_not_a_partition() {
+    let (root, storage) = lake().await;
+    std::fs::create_dir_all(root.path().join("lake/orders/dt=2025-03-02")).expect("mkdir");
+    std::fs::create_dir_all(root.path().join("marts/half_written/dt=2025-03-02")).expect("mkdir");
+    let rows = query::run(
+        &storage,
+        "SELECT count(*) AS n FROM orders",
+        OutputFormat::Table,
+        None,
+    )
+    .await
+    .expect("orders still read");
+    assert_eq!(
+        query::render(&rows, OutputFormat::Csv).expect("csv"),
+        "n\n2\n"
+    );
+    let marts = attune::catalog::list_tables(&storage, "marts")
+        .await
+        .expect("tables");
+    assert!(marts.iter().all(|t| t.name != "half_written"), "{marts:?}");
+}
