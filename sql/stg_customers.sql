@@ -1,7 +1,7 @@
 -- model: stg_customers
 -- materialized: memory
 -- purpose: The current record of every consenting customer as of the run date, de-duplicated across export days.
--- grain: one row per customer (pseudonymous customer_id): the record with the latest consent_updated_at, then the latest dt, among partitions dt <= run date
+-- grain: one row per customer (pseudonymous customer_id) among partitions dt <= run date: in export order, each record replaces the one before unless both consent_updated_at are known and its own is earlier
 -- column customer_id: pseudonymous customer id (HMAC of the export's id, 32 hex characters)
 -- column customer_key: customer_key(customer_id), a 64-bit hash of the id as a BIGINT: the key the models group and join customers on (never written)
 -- column postal_prefix: first 2 characters of the postal code (quasi-identifier; read only by customer_attributes)

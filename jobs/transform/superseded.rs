@@ -12,9 +12,10 @@
 //! every row, several times per run (12 GB and minutes at a million
 //! customers).
 //!
-//! `customers` has a rule of its own: the record with the latest consent
-//! change wins (a stale re-export does not undo a withdrawal), the later
-//! export breaking ties. It goes through the same pass, which reads that
+//! `customers` has a rule of its own, ingest's consent rule: in export
+//! order, a record replaces the current one unless both consent change
+//! times are known and its own is earlier (a stale re-export does not undo
+//! a withdrawal; without a time, the later export wins). It goes through the same pass, which reads that
 //! column for the repeated keys only. As a window in its view
 //! (`row_number()` per customer) DataFusion spent 2.9 s on a million
 //! one-row partitions in every job that read the view.
@@ -39,8 +40,9 @@ use serde::Serialize;
 use crate::schema::Contracts;
 use crate::{Error, Result};
 
-/// Tables whose latest record is the one with the latest value of a column
-/// (NULL last), not the latest export; the later export breaks ties.
+/// Tables whose latest record is decided by a column, not by the export
+/// alone: in export order a copy replaces the current one unless both
+/// values are known and its own is earlier (see `Export::older_than`).
 const LATEST_BY: [(&str, &str); 1] = [("customers", "consent_updated_at")];
 
 /// The lake columns this pass reads besides keys and `dt` (for the privacy
@@ -194,33 +196,52 @@ async fn table_replaced(
             });
         }
         counts.keys_exported_more_than_once += 1;
-        // best first: every copy is replaced from the day the first copy
-        // that beats it was exported (for most tables, simply the next one)
-        copies.sort_unstable_by(|a, b| b.cmp(a));
-        let mut first_better: Option<i32> = None;
-        for c in &copies {
-            if let Some(on) = first_better {
-                out.push(Replaced {
-                    table: table.to_string(),
-                    key: key.clone(),
-                    dt: c.dt,
-                    superseded_on: on,
-                });
-            }
-            first_better = Some(first_better.map_or(c.dt, |on| on.min(c.dt)));
+        // In export order, as ingest applies consent decisions: each copy
+        // replaces the current one unless it is older (both ranks known and
+        // lower), else it is replaced on its own day. A replaced copy never
+        // returns, so one `superseded_on` per copy serves every earlier day.
+        let mut current: Option<Export> = None;
+        for c in copies {
+            let (loser, on) = match current {
+                None => {
+                    current = Some(c);
+                    continue;
+                }
+                Some(cur) if c.older_than(&cur) => (c, c.dt),
+                Some(cur) => {
+                    current = Some(c);
+                    (cur, c.dt)
+                }
+            };
+            out.push(Replaced {
+                table: table.to_string(),
+                key: key.clone(),
+                dt: loser.dt,
+                superseded_on: on,
+            });
         }
     }
+    out.sort();
     counts.records_replaced = out.len() as u64;
     Ok((out, counts))
 }
 
-/// One export of a repeated key. Ordered worst to best: a copy without a
-/// rank loses to one with it (NULL last), then the lower rank, then the
-/// earlier export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One export of a repeated key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Export {
     rank: Option<i64>,
     dt: i32,
+}
+
+impl Export {
+    /// Whether this copy's rank (the `LATEST_BY` time) is before the other's:
+    /// only when both are known. Without a time the later export is the
+    /// newer, as ingest's consent rule has it (`ingest::consent`), so a
+    /// CRM that sent the time once and then exports it empty still has its
+    /// later records read.
+    fn older_than(&self, other: &Export) -> bool {
+        matches!((self.rank, other.rank), (Some(a), Some(b)) if a < b)
+    }
 }
 
 /// The 64-bit hashes of one partition's keys in 256 buckets, and its rows.
@@ -729,10 +750,10 @@ mod tests {
     const CUSTOMERS_SQL: &str = "SELECT customer_id, dt, consent_updated_at FROM customers";
 
     /// The customers rule, worked out by hand (the cases of
-    /// tests/sql/stg_customers.slt, plus NULL consent times): the latest
-    /// consent change wins, NULL last, the later export breaking ties; a
-    /// record is replaced from the first export that beats it, which may be
-    /// an earlier one.
+    /// tests/sql/stg_customers.slt, plus NULL consent times): in export
+    /// order, a copy replaces the current one unless its consent time is
+    /// known and before the current one's; without a time the later export
+    /// wins, as in ingest's consent rule.
     #[tokio::test]
     async fn customers_keep_the_latest_consent_change() {
         let day = |d: &str| days(d) as i64 * 86_400;
@@ -763,10 +784,11 @@ mod tests {
                 ("c1", days("2025-03-01"), days("2025-03-10")),
                 ("c4", days("2025-03-02"), days("2025-03-20")),
                 // a stale re-export loses to the record exported before it
-                ("c5", days("2025-03-25"), days("2025-03-15")),
-                // both NULLs lose to the one consent time, from its export on
+                ("c5", days("2025-03-25"), days("2025-03-25")),
+                // a time beats the undated copy before it, and an undated
+                // later export beats the time (the CRM stopped sending it)
                 ("c7", days("2025-03-01"), days("2025-03-05")),
-                ("c7", days("2025-03-09"), days("2025-03-05")),
+                ("c7", days("2025-03-05"), days("2025-03-09")),
             ]
         );
         assert_eq!(counts.keys_exported_more_than_once, 4);
@@ -775,8 +797,9 @@ mod tests {
 
     /// Differential on random exports: for every cut-off day, the records up
     /// to it that [`as_of`] does not list are exactly one per customer, the
-    /// best by a plain sort (consent time NULL last, then dt), so one list
-    /// serves every earlier day under this rule too.
+    /// one a plain fold in export order keeps (ingest's rule: replace the
+    /// current copy unless both times are known and the new one's is
+    /// earlier), so one list serves every earlier day under this rule too.
     #[tokio::test]
     async fn the_customers_rule_cuts_to_any_earlier_day() {
         use rand::{Rng, SeedableRng};
@@ -811,7 +834,7 @@ mod tests {
                 .map(|i| (keys.value(i).to_string(), dts.value(i)))
                 .collect();
             let mut kept: BTreeMap<String, i32> = BTreeMap::new();
-            let mut best: BTreeMap<String, (Option<i64>, i32)> = BTreeMap::new();
+            let mut copies: BTreeMap<String, Vec<(i32, Option<i64>)>> = BTreeMap::new();
             for (k, ds, rank) in &refs {
                 let dt = days(ds);
                 if dt > days(&format!("2025-02-{d:02}")) {
@@ -820,13 +843,22 @@ mod tests {
                 if !listed.contains(&(k.to_string(), dt)) {
                     assert!(kept.insert(k.to_string(), dt).is_none(), "{k} kept twice");
                 }
-                let e = best.entry(k.to_string()).or_insert((*rank, dt));
-                if (*rank, dt) > *e {
-                    *e = (*rank, dt);
-                }
+                copies.entry(k.to_string()).or_default().push((dt, *rank));
             }
-            let expected: BTreeMap<String, i32> =
-                best.into_iter().map(|(k, (_, dt))| (k, dt)).collect();
+            let expected: BTreeMap<String, i32> = copies
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort();
+                    let mut cur = v[0];
+                    for c in &v[1..] {
+                        let older = matches!((c.1, cur.1), (Some(a), Some(b)) if a < b);
+                        if !older {
+                            cur = *c;
+                        }
+                    }
+                    (k, cur.0)
+                })
+                .collect();
             assert_eq!(kept, expected, "as of 2025-02-{d:02}");
         }
     }
