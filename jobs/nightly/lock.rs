@@ -29,14 +29,23 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file, path }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(format!(
-                "another attune run holds {}; wait for it to finish (the lock is released when that process exits)",
-                path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        // A few tries over a fifth of a second: `attune runs` and `attune
+        // doctor` probe the lock with a shared lock held for an instant,
+        // which must not turn a nightly away.
+        for attempt in 0.. {
+            match file.try_lock() {
+                Ok(()) => return Ok(RunLock { _file: file, path }),
+                Err(std::fs::TryLockError::WouldBlock) if attempt < 10 => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => break,
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
         }
+        Err(Error::Locked(format!(
+            "another attune run holds {}; wait for it to finish (the lock is released when that process exits)",
+            path.display()
+        )))
     }
 
     /// The lock file.
@@ -58,20 +67,61 @@ pub fn lock_path(storage: &Storage) -> PathBuf {
 }
 
 /// Whether a run holds the data root's lock now (for `attune doctor` and
-/// `attune runs`). It probes by taking the lock and releasing it at once: a
-/// run starting in that instant is refused as if another run held it, which
-/// is why only the read-only commands call this.
+/// `attune runs`). It probes with a shared lock on a read-only handle, taken
+/// and released at once: a user who may only read the root can ask, and a
+/// run starting in that instant waits it out ([`RunLock::acquire`] tries
+/// again).
 pub fn is_held(storage: &Storage) -> Result<bool> {
     let path = lock_path(storage);
-    let file = match File::options().write(true).open(&path) {
+    let file = match File::options().read(true).open(&path) {
         Ok(f) => f,
         // No lock file: no run ever started on this root from this machine.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(&path, e)),
     };
-    match file.try_lock() {
+    match file.try_lock_shared() {
         Ok(()) => Ok(false),
         Err(std::fs::TryLockError::WouldBlock) => Ok(true),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_sees_a_held_lock_and_does_not_block_the_next_run() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        assert!(!is_held(&storage).expect("no lock file yet"));
+        let path = lock_path(&storage);
+        std::fs::create_dir_all(path.parent().expect("runs")).expect("mkdir");
+        let run = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        run.try_lock().expect("a run takes it");
+        assert!(is_held(&storage).expect("probe"));
+        drop(run);
+        assert!(!is_held(&storage).expect("probe"));
+        // a probe holding its shared lock while a run starts: the run waits
+        let probe = File::options().read(true).open(&path).expect("open");
+        probe.try_lock_shared().expect("shared");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(probe);
+        });
+        let cfg = crate::config::ValidConfig {
+            root: dir.path().to_string_lossy().into_owned(),
+            ..crate::config::ValidConfig::default()
+        };
+        let ctx = JobContext::open(cfg, crate::context::KeyMode::NotNeeded).expect("ctx");
+        let lock = RunLock::acquire(&ctx).expect("the run takes the lock once the probe lets go");
+        release.join().expect("thread");
+        assert!(is_held(&storage).expect("probe"));
+        drop(lock);
     }
 }
