@@ -303,6 +303,23 @@ pub fn order(models: Vec<Model>, lake_tables: &BTreeSet<String>) -> Result<Vec<M
                 m.name, m.name
             )));
         }
+        // a mart another job (or the transform itself) writes would be
+        // overwritten by it, or would overwrite it
+        let taken = m.name == "lineage"
+            || m.name.starts_with('_')
+            || crate::mart::docs()?.iter().any(|d| d.table == m.name);
+        if taken {
+            return Err(Error::Config(format!(
+                "model `{}` has the name of a mart attune writes itself (or an internal folder); rename sql/{}.sql",
+                m.name, m.name
+            )));
+        }
+        if m.columns.iter().any(|(c, _)| c == "dt") {
+            return Err(Error::Config(format!(
+                "model `{}` has a column `dt`, the partition column every mart gets from its folder; rename it",
+                m.name
+            )));
+        }
         for r in &m.references {
             if !names.contains(r)
                 && !lake_tables.contains(r)
@@ -422,6 +439,24 @@ mod tests {
             .expect_err("unknown")
             .to_string();
         assert!(err.contains("`a` reads `ordrs`"), "{err}");
+    }
+
+    #[test]
+    fn names_attune_writes_itself_and_a_dt_column_are_refused() {
+        let lake = BTreeSet::new();
+        for name in ["segments", "lineage", "superseded", "_staging"] {
+            let err = order(vec![model(name, "SELECT 1 AS a")], &lake)
+                .expect_err("taken")
+                .to_string();
+            assert!(err.contains("attune writes itself"), "{name}: {err}");
+        }
+        let dt = parse_model(
+            "m",
+            "-- model: m\n-- materialized: table\n-- purpose: p\n-- grain: g\n-- column dt: day\nSELECT DATE '2025-01-01' AS dt",
+        )
+        .expect("parses");
+        let err = order(vec![dt], &lake).expect_err("dt").to_string();
+        assert!(err.contains("column `dt`"), "{err}");
     }
 
     #[test]
