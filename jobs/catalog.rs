@@ -182,7 +182,7 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
 /// during a table's first partition) is not a partition: counted as one,
 /// it made DataFusion refuse the table ("No files found") and with it
 /// every query of the root.
-async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result<Vec<String>> {
+pub async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result<Vec<String>> {
     let mut dts: Vec<String> = storage
         .list(&Path::from(format!("{area}/{table}")))
         .await?

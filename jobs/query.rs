@@ -5,7 +5,6 @@ use std::path::Path as FsPath;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use object_store::path::Path;
 
 use crate::catalog::{self, TableRef};
 use crate::storage::Storage;
@@ -81,6 +80,7 @@ async fn write_stream(
         return file.flush().map_err(|e| Error::io(path, e));
     }
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let schema_of_empty = schema.clone();
     let mut stream = df.execute_stream().await?;
     enum Sink<W: Write + Send> {
         Csv(datafusion::arrow::csv::Writer<W>),
@@ -96,13 +96,20 @@ async fn write_stream(
             Some(crate::parquet_io::writer_properties()),
         )?),
     };
+    let mut any = false;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        any = true;
         match &mut sink {
             Sink::Csv(w) => w.write(&batch)?,
             Sink::Json(w) => w.write(&batch)?,
             Sink::Parquet(w) => w.write(&batch)?,
         }
+    }
+    if !any && let Sink::Csv(w) = &mut sink {
+        // the header is written with the first batch: a query without rows
+        // still gives a CSV that names its columns
+        w.write(&RecordBatch::new_empty(schema_of_empty))?;
     }
     let mut file = match sink {
         Sink::Csv(w) => w.into_inner(),
@@ -159,13 +166,11 @@ pub async fn tables(storage: &Storage) -> Result<Vec<TableInfo>> {
     let (ctx, refs) = catalog::session_with_all(storage).await?;
     let mut out = Vec::new();
     for t in refs {
-        let mut partitions: Vec<String> = storage
-            .list_dirs(&Path::from(format!("{}/{}", t.area, t.name)))
+        let partitions: Vec<String> = catalog::stored_partitions(storage, &t.area, &t.name)
             .await?
             .into_iter()
             .filter_map(|d| d.strip_prefix("dt=").map(str::to_string))
             .collect();
-        partitions.sort();
         let provider = ctx.table_provider(t.name.as_str()).await?;
         let columns = provider
             .schema()

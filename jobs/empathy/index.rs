@@ -506,104 +506,127 @@ fn protect_complements(
                 .filter(|x| x.scores[k.idx()].is_some()),
         )
     };
-    // A cell hidden for one family can leave another with one hidden
-    // member: repeat until nothing changes.
-    let hidden_rows = |cells: &[Cell]| {
-        cells
-            .iter()
-            .flat_map(|c| &c.rows)
-            .filter(|r| r.suppressed)
-            .count()
-    };
-    for _ in 0..8 {
-        let before = hidden_rows(cells);
+    // What each cell must hide besides its own small parts: the whole cell,
+    // or components. Kept across families and rounds (a cell estimated
+    // again must not show what another family hid), and repeated until no
+    // family hides anything more.
+    let mut whole = vec![false; cells.len()];
+    let mut parts = vec![[false; 6]; cells.len()];
+    // Which components each cell has data for, from its first estimate (a
+    // small cell's rows are all hidden: its few contacts are looked at).
+    let has: Vec<[bool; 6]> = cells
+        .iter()
+        .map(|c| {
+            Component::ALL.map(|k| {
+                if c.index().suppressed {
+                    c.contacts
+                        .iter()
+                        .any(|&j| contacts[j].scores[k.idx()].is_some())
+                } else {
+                    let r = c.component(k);
+                    r.suppressed || r.n.is_some()
+                }
+            })
+        })
+        .collect();
+    for _ in 0..cells.len() + 1 {
+        let mut changed = false;
         for family in families.values() {
-            protect_family(
+            changed |= protect_family(
                 cells,
                 family,
-                contacts,
-                s,
                 min,
+                &has,
+                &mut whole,
+                &mut parts,
                 &whole_customers,
                 &component_customers,
             );
+            for &i in family {
+                if whole[i] && !cells[i].index().suppressed {
+                    let note =
+                        "suppressed: would let a smaller group be worked out from the totals"
+                            .to_string();
+                    cells[i].rows = std::iter::once(None)
+                        .chain(Component::ALL.iter().copied().map(Some))
+                        .map(|k| suppressed_row(k, note.clone()))
+                        .collect();
+                } else if !whole[i] && parts[i].contains(&true) {
+                    let hidden_now = Component::ALL
+                        .iter()
+                        .all(|k| !parts[i][k.idx()] || cells[i].component(*k).suppressed);
+                    if !hidden_now {
+                        cells[i].rows = estimate_cell(contacts, &cells[i].contacts, s, parts[i]);
+                    }
+                }
+            }
         }
-        if hidden_rows(cells) == before {
+        if !changed {
             break;
         }
     }
 }
 
-/// One pass of [`protect_complements`] over one family of cells.
+/// One pass of [`protect_complements`] over one family of cells: marks in
+/// `whole` and `parts` what its members must hide as well. Returns whether
+/// it marked anything new.
 fn protect_family(
-    cells: &mut [Cell],
+    cells: &[Cell],
     family: &[usize],
-    contacts: &[Contact],
-    s: &Settings,
     min: u64,
+    has: &[[bool; 6]],
+    whole: &mut [bool],
+    parts: &mut [[bool; 6]],
     whole_customers: &dyn Fn(&Cell) -> u64,
     component_customers: &dyn Fn(&Cell, Component) -> u64,
-) {
-    {
-        if family.len() < 2 {
-            return;
-        }
-        // whole cells
-        let hidden: Vec<bool> = family
-            .iter()
-            .map(|&i| cells[i].index().suppressed)
-            .collect();
-        let sizes: Vec<u64> = if hidden.contains(&true) {
-            family.iter().map(|&i| whole_customers(&cells[i])).collect()
-        } else {
-            vec![0; family.len()]
-        };
+) -> bool {
+    if family.len() < 2 {
+        return false;
+    }
+    let mut changed = false;
+    // whole cells
+    let hidden: Vec<bool> = family
+        .iter()
+        .map(|&i| whole[i] || cells[i].index().suppressed)
+        .collect();
+    if hidden.contains(&true) {
+        let sizes: Vec<u64> = family.iter().map(|&i| whole_customers(&cells[i])).collect();
         for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
             if hide {
-                let note = "suppressed: would let a smaller group be worked out from the totals"
-                    .to_string();
-                let c = &mut cells[family[pos]];
-                c.rows = std::iter::once(None)
-                    .chain(Component::ALL.iter().copied().map(Some))
-                    .map(|k| suppressed_row(k, note.clone()))
-                    .collect();
+                whole[family[pos]] = true;
+                changed = true;
             }
-        }
-        // each component, among the cells still shown
-        let mut force: BTreeMap<usize, [bool; 6]> = BTreeMap::new();
-        for k in Component::ALL {
-            let with: Vec<usize> = family
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let r = cells[i].component(k);
-                    r.suppressed || r.n.is_some()
-                })
-                .collect();
-            if with.len() < 2 {
-                continue;
-            }
-            let hidden: Vec<bool> = with
-                .iter()
-                .map(|&i| cells[i].component(k).suppressed)
-                .collect();
-            if !hidden.contains(&true) {
-                continue;
-            }
-            let sizes: Vec<u64> = with
-                .iter()
-                .map(|&i| component_customers(&cells[i], k))
-                .collect();
-            for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
-                if hide {
-                    force.entry(with[pos]).or_insert([false; 6])[k.idx()] = true;
-                }
-            }
-        }
-        for (i, hide) in force {
-            cells[i].rows = estimate_cell(contacts, &cells[i].contacts, s, hide);
         }
     }
+    // each component, among the members that have it
+    for k in Component::ALL {
+        let with: Vec<usize> = family
+            .iter()
+            .copied()
+            .filter(|&i| has[i][k.idx()])
+            .collect();
+        if with.len() < 2 {
+            continue;
+        }
+        let hidden: Vec<bool> = with
+            .iter()
+            .map(|&i| whole[i] || parts[i][k.idx()] || cells[i].component(k).suppressed)
+            .collect();
+        if !hidden.contains(&true) {
+            continue;
+        }
+        let sizes: Vec<u64> = with
+            .iter()
+            .map(|&i| component_customers(&cells[i], k))
+            .collect();
+        for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
+            if hide {
+                parts[with[pos]][k.idx()] = true;
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 /// Which shown members of a family to hide as well: the smallest, one at a

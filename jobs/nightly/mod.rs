@@ -552,18 +552,25 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
 }
 
 /// What a job reads besides the lake and the outputs of the jobs before it
-/// for the date: value reads the segments and features of its churn
-/// cut-off day, privacy the consent and erasure lists and every customers
-/// export (check 4). A backfilled cut-off day or a new erasure re-runs them.
+/// for the date: value reads the features of its churn model's cut-off day
+/// and the segments of the churn rates' cut-off day, privacy the consent
+/// and erasure lists and every customers export (check 4). A backfilled
+/// cut-off day or a new erasure re-runs them.
 fn other_inputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Vec<Place> {
+    let days_before = |n: u32| date - chrono::Duration::days(i64::from(n));
     match job {
-        "value" => {
-            let cutoff = date - chrono::Duration::days(i64::from(ctx.cfg.value.cutoff_days));
-            vec![
-                Place::Prefix(partition_dir("marts", "segments", cutoff)),
-                Place::Prefix(partition_dir("marts", "customer_features", cutoff)),
-            ]
-        }
+        "value" => vec![
+            Place::Prefix(partition_dir(
+                "marts",
+                "customer_features",
+                days_before(ctx.cfg.value.cutoff_days),
+            )),
+            Place::Prefix(partition_dir(
+                "marts",
+                "segments",
+                days_before(ctx.cfg.value.inactive_days),
+            )),
+        ],
         "privacy" => vec![
             Place::Prefix(Path::from("control")),
             Place::Prefix(Path::from("landing/customers")),

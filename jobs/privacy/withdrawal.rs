@@ -19,9 +19,10 @@
 //! exported ahead of the sign-up) is not found this way; privacy check 5
 //! finds such values and fails.
 //!
-//! Ingest saves the list only after the rows are gone, so after a crash in
-//! between the customers are new to the list again and the next run
-//! removes what is left.
+//! Ingest saves the list only after the rows are gone, and `lake/customers`
+//! is rewritten last, so after a crash in between the customers are new to
+//! the list again, still known from their customers records, and the next
+//! run removes what is left.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -69,12 +70,24 @@ pub async fn remove_withdrawn(
     }
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::All).await?);
-    let removed = remove_rows(storage, files, &known, key, threads).await?;
-    Ok(Withdrawals {
+    // `lake/customers` last: it is how the next run knows whom to look for,
+    // so after a crash half-way the customers are still found there and
+    // the rest is removed then.
+    let (customers, rest): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|f| f.area == "lake" && f.table == "customers");
+    let mut out = Withdrawals {
         customers: known.len() as u64,
-        rows_removed: removed.rows_removed,
-        files_rewritten: removed.files_rewritten,
-    })
+        ..Withdrawals::default()
+    };
+    for files in [rest, customers] {
+        let removed = remove_rows(storage, files, &known, key, threads).await?;
+        for (table, n) in removed.rows_removed {
+            *out.rows_removed.entry(table).or_default() += n;
+        }
+        out.files_rewritten += removed.files_rewritten;
+    }
+    Ok(out)
 }
 
 /// The customers of `listed` whose pseudonym is a `customer_id` of some

@@ -73,6 +73,11 @@ impl TransformOutcome {
 /// Runs every model as of `date`.
 #[instrument(skip_all, fields(job = "transform", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> {
+    // Left by a run that was killed: the lock says no run is using it, and
+    // no privacy tool looks inside `_` folders, so it goes now.
+    ctx.storage
+        .delete_prefix(&Path::from("marts/_staging"))
+        .await?;
     let staging = staging_dir(&ctx.run_id);
     let built = build(ctx, date, &staging).await;
     // Whatever happened, nothing stays staged: on success it was moved into

@@ -91,6 +91,19 @@ async fn a_typo_names_the_known_tables_and_writes_nothing() {
     assert!(err.contains("known tables: "), "{err}");
     assert!(err.contains("orders (lake)"), "{err}");
     assert!(!csv.exists());
+    // no rows: still a CSV that names its columns
+    query::run(
+        &storage,
+        "SELECT order_id, channel FROM orders WHERE total_amount < 0",
+        OutputFormat::Csv,
+        Some(&csv),
+    )
+    .await
+    .expect("empty result");
+    assert_eq!(
+        std::fs::read_to_string(&csv).expect("csv"),
+        "order_id,channel\n"
+    );
     let printed = query::run(&storage, SQL, OutputFormat::Table, None)
         .await
         .expect("to stdout");

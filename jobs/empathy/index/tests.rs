@@ -1,6 +1,8 @@
 //! Tests of the aggregation: estimates against numpy, the index's
 //! delta-method interval against a bootstrap, suppression and weights.
 
+use std::collections::BTreeMap;
+
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 
@@ -468,4 +470,90 @@ fn a_component_hidden_in_one_group_is_hidden_in_another() {
     assert!((email.index().value.expect("shown") - 55.0).abs() < 1e-9);
     // the whole business still shows it (16 customers)
     assert_eq!(pe(find(Dimension::Overall, "all")).n, Some(16));
+}
+
+/// Property, on random contacts: in every family (a dimension's groups in
+/// a month; a group's months of the last twelve), the hidden members of
+/// each component (and the wholly hidden cells) are none, or at least two
+/// holding at least `min_group_size` customers together, so none is the
+/// total minus the members shown, however the families overlap.
+#[test]
+fn no_family_leaves_a_hidden_member_to_subtraction() {
+    let cfg = ValidConfig::default().empathy;
+    let run = Month(2025 * 12 + 5);
+    let mut rng = Xoshiro256Plus::seed_from_u64(3);
+    let touchpoints = ["chat", "email", "phone", "in_store", "google"];
+    for round in 0..300 {
+        let mut contacts = Vec::new();
+        for n in 0..rng.random_range(40..160) {
+            let customer = rng.random_range(0..70u32);
+            let month = Month(run.0 - rng.random_range(0..4));
+            let tp = touchpoints[rng.random_range(0..touchpoints.len())];
+            let mut s = [None; 6];
+            for slot in s.iter_mut() {
+                if rng.random_bool(0.5) {
+                    *slot = Some(rng.random_range(0.0..100.0_f64).round());
+                }
+            }
+            let mut c = contact(customer, month, tp, s);
+            c.contact_id = format!("R{round}-{n}");
+            contacts.push(c);
+        }
+        let unavailable: [Option<String>; 6] = Default::default();
+        let settings = Settings {
+            cfg: &cfg,
+            min_group_size: 10,
+            unavailable: &unavailable,
+            run_month: run,
+        };
+        let cells = aggregate(&contacts, &Groups::default(), &settings);
+        let mut families: BTreeMap<String, Vec<&Cell>> = BTreeMap::new();
+        for c in &cells {
+            if let Period::Month(m) = c.period {
+                families
+                    .entry(format!("months {:?} {}", c.dimension, c.group))
+                    .or_default()
+                    .push(c);
+                if c.dimension != Dimension::Overall {
+                    families
+                        .entry(format!("groups {:?} {m:?}", c.dimension))
+                        .or_default()
+                        .push(c);
+                }
+            }
+        }
+        let customers = |c: &Cell, k: Option<Component>| {
+            distinct_customers(
+                c.contacts
+                    .iter()
+                    .map(|&j| &contacts[j])
+                    .filter(|x| k.is_none_or(|k| x.scores[k.idx()].is_some())),
+            )
+        };
+        for (name, members) in &families {
+            if members.len() < 2 {
+                continue;
+            }
+            for k in std::iter::once(None).chain(Component::ALL.map(Some)) {
+                let row = |c: &Cell| match k {
+                    None => c.index().clone(),
+                    Some(k) => c.component(k).clone(),
+                };
+                let hidden: Vec<u64> = members
+                    .iter()
+                    .filter(|c| customers(c, k) > 0 && row(c).suppressed)
+                    .map(|c| customers(c, k))
+                    .collect();
+                let with = members.iter().filter(|c| customers(c, k) > 0).count();
+                // all hidden: no member is shown to subtract
+                if with < 2 || hidden.is_empty() || hidden.len() == with {
+                    continue;
+                }
+                assert!(
+                    hidden.len() >= 2 && hidden.iter().sum::<u64>() >= 10,
+                    "round {round}, {name}, {k:?}: hidden {hidden:?}"
+                );
+            }
+        }
+    }
 }
