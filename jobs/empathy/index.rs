@@ -510,8 +510,6 @@ fn protect_complements(
     // or components. Kept across families and rounds (a cell estimated
     // again must not show what another family hid), and repeated until no
     // family hides anything more.
-    let mut whole = vec![false; cells.len()];
-    let mut parts = vec![[false; 6]; cells.len()];
     // Which components each cell has data for, from its first estimate (a
     // small cell's rows are all hidden: its few contacts are looked at).
     let has: Vec<[bool; 6]> = cells
@@ -529,6 +527,11 @@ fn protect_complements(
             })
         })
         .collect();
+    let mut marks = Marks {
+        has,
+        whole: vec![false; cells.len()],
+        parts: vec![[false; 6]; cells.len()],
+    };
     for _ in 0..cells.len() + 1 {
         let mut changed = false;
         for family in families.values() {
@@ -536,12 +539,11 @@ fn protect_complements(
                 cells,
                 family,
                 min,
-                &has,
-                &mut whole,
-                &mut parts,
+                &mut marks,
                 &whole_customers,
                 &component_customers,
             );
+            let Marks { whole, parts, .. } = &marks;
             for &i in family {
                 if whole[i] && !cells[i].index().suppressed {
                     let note =
@@ -567,22 +569,30 @@ fn protect_complements(
     }
 }
 
-/// One pass of [`protect_complements`] over one family of cells: marks in
-/// `whole` and `parts` what its members must hide as well. Returns whether
-/// it marked anything new.
+/// What [`protect_complements`] knows of each cell: the components it has
+/// data for, and what it must hide besides its own small parts (the whole
+/// cell, or components).
+struct Marks {
+    has: Vec<[bool; 6]>,
+    whole: Vec<bool>,
+    parts: Vec<[bool; 6]>,
+}
+
+/// One pass of [`protect_complements`] over one family of cells: marks
+/// what its members must hide as well. Returns whether it marked anything
+/// new.
 fn protect_family(
     cells: &[Cell],
     family: &[usize],
     min: u64,
-    has: &[[bool; 6]],
-    whole: &mut [bool],
-    parts: &mut [[bool; 6]],
+    marks: &mut Marks,
     whole_customers: &dyn Fn(&Cell) -> u64,
     component_customers: &dyn Fn(&Cell, Component) -> u64,
 ) -> bool {
     if family.len() < 2 {
         return false;
     }
+    let Marks { has, whole, parts } = marks;
     let mut changed = false;
     // whole cells
     let hidden: Vec<bool> = family
