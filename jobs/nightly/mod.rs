@@ -112,6 +112,9 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         .last()
         .ok_or_else(|| Error::Config("no dates to run".into()))?;
     let _lock = RunLock::acquire(ctx)?;
+    if !params.force {
+        refuse_a_new_key(ctx).await?;
+    }
     let mut manifest = RunManifest::start(ctx, "nightly", &params.dates);
     manifest.save(&ctx.storage).await?;
     let first = params
@@ -549,6 +552,34 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
         });
     }
     Ok(places)
+}
+
+/// Stops a run whose key is not the one the last ingest used: the lake's
+/// pseudonyms are of that key, and a new day under another would not join
+/// them (nor the consent and erasure lists). `--force` re-ingests whatever
+/// dates it is given under the new key.
+async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
+    let Some(key) = &ctx.key else {
+        return Ok(());
+    };
+    // the newest runs are enough: any nightly that ingested recorded its key
+    for id in crate::runs::ids(&ctx.storage).await?.into_iter().take(60) {
+        let Ok(m) = RunManifest::load(&ctx.storage, &id).await else {
+            continue;
+        };
+        let ingested = m.jobs.iter().any(|j| j.job == "ingest" && j.status == "ok");
+        let Some(used) = m.key_id.filter(|_| ingested) else {
+            continue;
+        };
+        if used == key.id() {
+            return Ok(());
+        }
+        return Err(Error::Config(format!(
+            "the pseudonymization key changed: run {id} ingested under key id {used}, this run has key id {}. The lake holds pseudonyms of the old key, which new days would not match. Restore the old ATTUNE_KEY, or re-ingest every date under the new one with `attune nightly --from FIRST --to LAST --force` (customers erased under the old key are recognized only by it: keep it until retention has removed their landing exports)",
+            key.id()
+        )));
+    }
+    Ok(())
 }
 
 /// What a job reads besides the lake and the outputs of the jobs before it

@@ -177,23 +177,49 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         statuses(&o),
         pairs(&[("ingest", "skipped"), ("transform", "ok")])
     );
+}
 
-    // A new pseudonymization key: every date is ingested again, or the lake
-    // would mix two keys' pseudonyms.
-    let rekeyed = root.ctx(
-        &attune::schema::TABLES,
-        "another-integration-key-0123456789",
-    );
-    let o = nightly::run(
-        &rekeyed,
-        &NightlyParams {
-            only: vec!["ingest".into()],
-            ..all
-        },
-    )
-    .await
-    .expect("new key");
+/// A new pseudonymization key is refused (the lake holds the old key's
+/// pseudonyms), until every date is re-ingested under it with --force.
+/// (Each process has its own run id: a context per run, as under cron.)
+#[tokio::test]
+async fn a_new_key_is_refused_until_every_date_is_ingested_under_it() {
+    let root = Root::new();
+    let params = attune::generate::GenerateParams {
+        out: root.path().to_path_buf(),
+        customers: 100,
+        days: 5,
+        ..Default::default()
+    };
+    attune::generate::generate(&params).expect("generate");
+    let last = params.start + chrono::Duration::days(4);
+    let dates = nightly::date_range(params.start, last).expect("dates");
+    let ingest_only = NightlyParams {
+        dates: dates.clone(),
+        only: vec!["ingest".into()],
+        ..Default::default()
+    };
+    let ctx = |key: &str| root.ctx(&attune::schema::TABLES, key);
+    Box::pin(nightly::run(&ctx(crate::common::KEY), &ingest_only))
+        .await
+        .expect("an ingest under the old key");
+    let new_key = "another-integration-key-0123456789";
+    let refused = Box::pin(nightly::run(&ctx(new_key), &ingest_only))
+        .await
+        .expect_err("a new key")
+        .to_string();
+    assert!(refused.contains("key changed"), "{refused}");
+    let forced = NightlyParams {
+        force: true,
+        ..ingest_only.clone()
+    };
+    let o = Box::pin(nightly::run(&ctx(new_key), &forced))
+        .await
+        .expect("re-ingest under the new key");
     assert_eq!(o.ingest.expect("ingested").dates, dates);
+    Box::pin(nightly::run(&ctx(new_key), &ingest_only))
+        .await
+        .expect("the new key is now the lake's");
 }
 
 #[tokio::test]
