@@ -103,3 +103,63 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// The process exit code documented in the README and `attune --help`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Contract { .. } | Error::Policy(_) => 2,
+            Error::AuditGate { .. } => 3,
+            Error::Locked(_) => 4,
+            Error::MissingInput { .. } | Error::Input { .. } => 5,
+            // An unusable data root (no permission, bad credentials) needs a
+            // person, like a missing export: retrying, as 1 invites, cannot help.
+            Error::Storage(
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. },
+            ) => 5,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => 5,
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod exit_code_tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_root_is_input_not_a_failed_job() {
+        let denied = || Box::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let storage = Error::Storage(object_store::Error::PermissionDenied {
+            path: "runs/.lock".into(),
+            source: denied(),
+        });
+        assert_eq!(storage.exit_code(), 5);
+        let auth = Error::Storage(object_store::Error::Unauthenticated {
+            path: "lake".into(),
+            source: denied(),
+        });
+        assert_eq!(auth.exit_code(), 5);
+        assert_eq!(
+            Error::io(
+                "/data/runs",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied)
+            )
+            .exit_code(),
+            5
+        );
+        let missing = Error::Storage(object_store::Error::NotFound {
+            path: "lake/orders/x.parquet".into(),
+            source: denied(),
+        });
+        assert_eq!(
+            missing.exit_code(),
+            1,
+            "a file gone during a job is a failed job"
+        );
+        assert_eq!(Error::Config("x".into()).exit_code(), 2);
+        assert_eq!(Error::Locked("x".into()).exit_code(), 4);
+        assert_eq!(Error::Internal("x".into()).exit_code(), 1);
+    }
+}

@@ -568,13 +568,7 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
-    match err.downcast_ref::<Error>() {
-        Some(Error::Config(_) | Error::Contract { .. } | Error::Policy(_)) => 2,
-        Some(Error::AuditGate { .. }) => 3,
-        Some(Error::Locked(_)) => 4,
-        Some(Error::MissingInput { .. } | Error::Input { .. }) => 5,
-        _ => 1,
-    }
+    err.downcast_ref::<Error>().map_or(1, Error::exit_code)
 }
 
 fn init_logging(format: LogFormat, verbose: u8) {
