@@ -562,11 +562,18 @@ async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
     let Some(key) = &ctx.key else {
         return Ok(());
     };
-    // the newest runs are enough: any nightly that ingested recorded its key
+    // The newest runs are enough: any nightly that ingested recorded its
+    // key. Ids order runs to the second only: by start time, to the
+    // millisecond, the way `attune runs` lists them.
+    let mut recent = Vec::new();
     for id in crate::runs::ids(&ctx.storage).await?.into_iter().take(60) {
-        let Ok(m) = RunManifest::load(&ctx.storage, &id).await else {
-            continue;
-        };
+        if let Ok(m) = RunManifest::load(&ctx.storage, &id).await {
+            recent.push(m);
+        }
+    }
+    recent.sort_by(|a, b| (&b.started_at, &b.run_id).cmp(&(&a.started_at, &a.run_id)));
+    for m in recent {
+        let id = m.run_id.clone();
         let ingested = m.jobs.iter().any(|j| j.job == "ingest" && j.status == "ok");
         let Some(used) = m.key_id.filter(|_| ingested) else {
             continue;
