@@ -23,6 +23,8 @@ pub const AREAS: [&str; 2] = ["lake", "marts"];
 pub struct TableRef {
     pub area: String,
     pub name: String,
+    /// Its `dt=…` folders that hold a Parquet file, sorted (never empty).
+    pub partitions: Vec<String>,
 }
 
 /// A DataFusion session for attune: deterministic (one target partition per
@@ -167,10 +169,12 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
         if name.starts_with('_') || name.starts_with('.') {
             continue;
         }
-        if !stored_partitions(storage, area, &name).await?.is_empty() {
+        let partitions = stored_partitions(storage, area, &name).await?;
+        if !partitions.is_empty() {
             out.push(TableRef {
                 area: area.to_string(),
                 name,
+                partitions,
             });
         }
     }
@@ -182,7 +186,7 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
 /// during a table's first partition) is not a partition: counted as one,
 /// it made DataFusion refuse the table ("No files found") and with it
 /// every query of the root.
-pub async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result<Vec<String>> {
+async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result<Vec<String>> {
     let mut dts: Vec<String> = storage
         .list(&Path::from(format!("{area}/{table}")))
         .await?
@@ -229,6 +233,26 @@ pub async fn register(
     table: &str,
     name: &str,
 ) -> Result<()> {
+    let newest = stored_partitions(storage, area, table).await?.pop();
+    register_listed(ctx, storage, area, table, name, newest.as_deref()).await
+}
+
+/// Registers a table of [`list_tables`] under its own name, with the
+/// partitions it listed.
+pub async fn register_ref(ctx: &SessionContext, storage: &Storage, t: &TableRef) -> Result<()> {
+    let newest = t.partitions.last().map(String::as_str);
+    register_listed(ctx, storage, &t.area, &t.name, &t.name, newest).await
+}
+
+/// [`register`] with the table's newest partition folder already known.
+async fn register_listed(
+    ctx: &SessionContext,
+    storage: &Storage,
+    area: &str,
+    table: &str,
+    name: &str,
+    newest: Option<&str>,
+) -> Result<()> {
     let url = ListingTableUrl::parse(format!("{}{area}/{table}/", storage.url()))?;
     let options = ListingOptions::new(Arc::new(parquet_format()))
         .with_file_extension(".parquet")
@@ -238,7 +262,6 @@ pub async fn register(
     // per session. Partitions are written by the current code, so the
     // newest holds every column; an older one without a later column reads
     // it as NULL.
-    let newest = stored_partitions(storage, area, table).await?.pop();
     let config = ListingTableConfig::new(url).with_listing_options(options.clone());
     let schema = match newest {
         Some(dt) => {
@@ -263,7 +286,7 @@ pub async fn session_with_all(storage: &Storage) -> Result<(SessionContext, Vec<
     let mut all = Vec::new();
     for area in AREAS {
         for t in list_tables(storage, area).await? {
-            register(&ctx, storage, &t.area, &t.name, &t.name).await?;
+            register_ref(&ctx, storage, &t).await?;
             all.push(t);
         }
     }

@@ -39,6 +39,7 @@
 //! - [`parquet_io`]: the one Parquet writer configuration
 //! - [`manifest`]: run manifests under `runs/`
 //! - [`memory`]: peak memory per job (sampled), beside the process's high-water mark
+//! - [`secondary_suppression`]: which shown groups to hide so a hidden one cannot be worked out from a total
 //! - [`mart`]: publishing the marts Rust jobs write, checked against `schemas/marts/`; `model_metrics`
 //! - [`context`]: what every job receives
 //! - [`customer_index`]: customer numbers by pseudonym, for folds over tens of millions of rows
@@ -68,6 +69,7 @@ pub mod report;
 pub mod roi;
 pub mod runs;
 pub mod schema;
+pub mod secondary_suppression;
 pub mod segment;
 pub mod storage;
 pub mod transform;

@@ -166,9 +166,9 @@ pub async fn tables(storage: &Storage) -> Result<Vec<TableInfo>> {
     let (ctx, refs) = catalog::session_with_all(storage).await?;
     let mut out = Vec::new();
     for t in refs {
-        let partitions: Vec<String> = catalog::stored_partitions(storage, &t.area, &t.name)
-            .await?
-            .into_iter()
+        let partitions: Vec<String> = t
+            .partitions
+            .iter()
             .filter_map(|d| d.strip_prefix("dt=").map(str::to_string))
             .collect();
         let provider = ctx.table_provider(t.name.as_str()).await?;

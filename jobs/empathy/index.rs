@@ -38,6 +38,7 @@ use super::components::{Component, Contact, Month};
 use crate::Result;
 use crate::config::EmpathyConfig;
 use crate::customer_index::CustomerBits;
+use crate::secondary_suppression::complements;
 
 /// 97.5% quantile of the standard normal.
 pub const Z95: f64 = 1.959_963_984_540_054;
@@ -546,13 +547,9 @@ fn protect_complements(
             let Marks { whole, parts, .. } = &marks;
             for &i in family {
                 if whole[i] && !cells[i].index().suppressed {
-                    let note =
-                        "suppressed: would let a smaller group be worked out from the totals"
-                            .to_string();
-                    cells[i].rows = std::iter::once(None)
-                        .chain(Component::ALL.iter().copied().map(Some))
-                        .map(|k| suppressed_row(k, note.clone()))
-                        .collect();
+                    cells[i].rows = suppressed_cell(
+                        "suppressed: would let a smaller group be worked out from the totals",
+                    );
                 } else if !whole[i] && parts[i].contains(&true) {
                     let hidden_now = Component::ALL
                         .iter()
@@ -639,31 +636,12 @@ fn protect_family(
     changed
 }
 
-/// Which shown members of a family to hide as well: the smallest, one at a
-/// time, while the hidden members hold some but fewer than `min` customers
-/// together (one hidden member always counts as too few: its size is the
-/// total minus the rest). `hidden` marks the members already hidden,
-/// `sizes` their customers; returns the members to hide now.
-fn complements(hidden: &[bool], sizes: &[u64], min: u64) -> Vec<bool> {
-    let mut now = vec![false; hidden.len()];
-    loop {
-        let (count, total) = hidden
-            .iter()
-            .zip(&now)
-            .zip(sizes)
-            .filter(|((h, n), _)| **h || **n)
-            .fold((0, 0), |(c, t), (_, s)| (c + 1, t + s));
-        if count == 0 || (count >= 2 && total >= min) {
-            return now;
-        }
-        let smallest = (0..hidden.len())
-            .filter(|&i| !hidden[i] && !now[i] && sizes[i] > 0)
-            .min_by_key(|&i| sizes[i]);
-        match smallest {
-            Some(i) => now[i] = true,
-            None => return now,
-        }
-    }
+/// The rows of a cell that shows nothing: the index and every component.
+fn suppressed_cell(note: &str) -> Vec<Estimate> {
+    std::iter::once(None)
+        .chain(Component::ALL.iter().copied().map(Some))
+        .map(|c| suppressed_row(c, note.to_string()))
+        .collect()
 }
 
 fn suppressed_row(component: Option<Component>, note: String) -> Estimate {
@@ -691,11 +669,7 @@ fn estimate_cell(
     let min = s.min_group_size as u64;
     let cell_customers = distinct_customers(idx.iter().map(|&j| &contacts[j]));
     if cell_customers < min {
-        let note = format!("suppressed: fewer than {min} customers");
-        return std::iter::once(None)
-            .chain(Component::ALL.iter().copied().map(Some))
-            .map(|c| suppressed_row(c, note.clone()))
-            .collect();
+        return suppressed_cell(&format!("suppressed: fewer than {min} customers"));
     }
     let mut comps = Vec::with_capacity(6);
     let mut included = [None; 6];

@@ -154,9 +154,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                 failure = Some(e);
             }
         }
-        if let Err(e) = manifest.save(&ctx.storage).await {
-            tracing::warn!(error = %e, "could not update the run manifest");
-        }
+        save_progress(ctx, &manifest).await;
     }
 
     // Everything after ingest reads the lake as a whole and the outputs of the
@@ -257,10 +255,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             manifest.jobs.push(timer.fail(&e));
             failure = Some(e);
         }
-        // after every job, so a killed run still says which jobs finished
-        if let Err(e) = manifest.save(&ctx.storage).await {
-            tracing::warn!(error = %e, "could not update the run manifest");
-        }
+        save_progress(ctx, &manifest).await;
     }
 
     progress.update(&manifest.jobs);
@@ -552,6 +547,14 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
         });
     }
     Ok(places)
+}
+
+/// Saves the manifest after a job, so a run killed half-way still says
+/// which jobs it finished; a failure to do so does not stop the run.
+async fn save_progress(ctx: &JobContext, manifest: &RunManifest) {
+    if let Err(e) = manifest.save(&ctx.storage).await {
+        tracing::warn!(error = %e, "could not update the run manifest");
+    }
 }
 
 /// Stops a run whose key is not the one the last ingest used: the lake's

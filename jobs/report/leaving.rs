@@ -338,35 +338,17 @@ fn cltv_histogram(sorted: &[f64], min_group_size: usize, fewer: &str) -> Option<
 }
 
 /// Which bins to hide: those with some but fewer than `min_group_size`
-/// customers, and then the smallest shown bins until the hidden ones hold
-/// at least `min_group_size` together. The figure beside the chart gives
-/// the total, so one hidden bin (or a few small ones) would be the total
-/// minus the bars shown.
+/// customers, and then (the figure beside the chart gives the total) the
+/// smallest shown bins until the hidden ones hold at least
+/// `min_group_size` together.
 fn hidden_bins(counts: &[usize], min_group_size: usize) -> Vec<bool> {
-    let mut hidden: Vec<bool> = counts
+    let sizes: Vec<u64> = counts.iter().map(|&k| k as u64).collect();
+    let small: Vec<bool> = counts
         .iter()
         .map(|&k| k > 0 && k < min_group_size)
         .collect();
-    loop {
-        let hidden_total: usize = counts
-            .iter()
-            .zip(&hidden)
-            .filter(|(_, h)| **h)
-            .map(|(k, _)| k)
-            .sum();
-        if hidden_total == 0 || hidden_total >= min_group_size {
-            return hidden;
-        }
-        let smallest_shown = counts
-            .iter()
-            .enumerate()
-            .filter(|(i, k)| !hidden[*i] && **k > 0)
-            .min_by_key(|(_, k)| **k);
-        match smallest_shown {
-            Some((i, _)) => hidden[i] = true,
-            None => return hidden,
-        }
-    }
+    let more = crate::secondary_suppression::complements(&small, &sizes, min_group_size as u64);
+    small.iter().zip(more).map(|(a, b)| *a || b).collect()
 }
 
 #[cfg(test)]

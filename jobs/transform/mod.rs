@@ -243,13 +243,10 @@ async fn lake_session(
 )> {
     let storage = &ctx.storage;
     let session = catalog::new_model_session(storage, ctx.cfg.transform_memory_limit);
-    let mut lake: BTreeSet<String> = catalog::list_tables(storage, "lake")
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    for t in &lake {
-        catalog::register(&session, storage, "lake", t, t).await?;
+    let mut lake = BTreeSet::new();
+    for t in catalog::list_tables(storage, "lake").await? {
+        catalog::register_ref(&session, storage, &t).await?;
+        lake.insert(t.name);
     }
     let present: Vec<&str> = lake.iter().map(String::as_str).collect();
     let absent = catalog::register_absent_lake_tables(&session, &present)?;

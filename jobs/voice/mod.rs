@@ -293,7 +293,7 @@ async fn session(
     let mut all = Vec::new();
     for area in catalog::AREAS {
         for t in catalog::list_tables(storage, area).await? {
-            catalog::register(&ctx, storage, &t.area, &t.name, &t.name).await?;
+            catalog::register_ref(&ctx, storage, &t).await?;
             all.push(t);
         }
     }

@@ -163,6 +163,23 @@ fn contact(customer: u32, month: Month, touchpoint: &str, scores: [Option<f64>; 
     }
 }
 
+/// The cells of `contacts` as of `run_month`, with the default weights, no
+/// attribute groups and a `min_group_size` of 10.
+fn month_cells(
+    contacts: &[Contact],
+    run_month: Month,
+    unavailable: &[Option<String>; 6],
+) -> Vec<Cell> {
+    let cfg = ValidConfig::default().empathy;
+    let settings = Settings {
+        cfg: &cfg,
+        min_group_size: 10,
+        unavailable,
+        run_month,
+    };
+    aggregate(contacts, &Groups::default(), &settings)
+}
+
 fn ticket_scores(resp: f64, tone: f64) -> [Option<f64>; 6] {
     let mut s = [None; 6];
     s[Component::Responsiveness.idx()] = Some(resp);
@@ -170,31 +187,8 @@ fn ticket_scores(resp: f64, tone: f64) -> [Option<f64>; 6] {
     s
 }
 
-/// Secondary suppression: which members of a family are hidden as well.
-#[test]
-fn complements_hide_the_smallest_until_the_hidden_are_not_few() {
-    // one hidden: the smallest shown joins it
-    assert_eq!(
-        complements(&[true, false, false], &[3, 50, 12], 10),
-        vec![false, false, true]
-    );
-    // two hidden holding 13 together: enough
-    assert_eq!(
-        complements(&[true, true, false], &[6, 7, 40], 10),
-        vec![false; 3]
-    );
-    // two hidden holding 5: the smallest shown joins them
-    assert_eq!(
-        complements(&[true, true, false, false], &[2, 3, 40, 30], 10),
-        vec![false, false, false, true]
-    );
-    // nothing hidden, nothing to protect
-    assert_eq!(complements(&[false, false], &[1, 2], 10), vec![false; 2]);
-}
-
 #[test]
 fn small_groups_are_suppressed_and_weights_renormalized() {
-    let cfg = ValidConfig::default().empathy;
     let m = Month(2025 * 12 + 2);
     let mut contacts = Vec::new();
     // 12 customers on chat, 9 on email (below the 10 of min_group_size).
@@ -217,13 +211,7 @@ fn small_groups_are_suppressed_and_weights_renormalized() {
     }
     let mut unavailable: [Option<String>; 6] = Default::default();
     unavailable[Component::HumanWhenItMatters.idx()] = Some("no emotions".into());
-    let settings = Settings {
-        cfg: &cfg,
-        min_group_size: 10,
-        unavailable: &unavailable,
-        run_month: m,
-    };
-    let cells = aggregate(&contacts, &Groups::default(), &settings);
+    let cells = month_cells(&contacts, m, &unavailable);
     let find = |p: Period, d: Dimension, g: &str| {
         cells
             .iter()
@@ -278,7 +266,6 @@ fn small_groups_are_suppressed_and_weights_renormalized() {
 /// components with a weight, and the weights sum to 1.
 #[test]
 fn the_index_is_recomputable_from_the_rows() {
-    let cfg = ValidConfig::default().empathy;
     let mut rng = Xoshiro256Plus::seed_from_u64(11);
     let mut contacts = Vec::new();
     for j in 0..600u32 {
@@ -293,13 +280,7 @@ fn the_index_is_recomputable_from_the_rows() {
         contacts.push(contact(j % 150, m, tp, s));
     }
     let unavailable: [Option<String>; 6] = Default::default();
-    let settings = Settings {
-        cfg: &cfg,
-        min_group_size: 10,
-        unavailable: &unavailable,
-        run_month: Month(2025 * 12 + 3),
-    };
-    let cells = aggregate(&contacts, &Groups::default(), &settings);
+    let cells = month_cells(&contacts, Month(2025 * 12 + 3), &unavailable);
     assert!(cells.len() > 10);
     for cell in &cells {
         let Some(v) = cell.index().value else {
@@ -431,7 +412,6 @@ fn cells_hold_the_contacts_of_each_group_and_period() {
 /// perceived empathy = overall − email.
 #[test]
 fn a_component_hidden_in_one_group_is_hidden_in_another() {
-    let cfg = ValidConfig::default().empathy;
     let m = Month(2025 * 12 + 2);
     let mut contacts = Vec::new();
     for i in 0..12 {
@@ -448,13 +428,7 @@ fn a_component_hidden_in_one_group_is_hidden_in_another() {
     contacts.extend((0..4).map(|i| survey(i, "chat")));
     contacts.extend((100..112).map(|i| survey(i, "email")));
     let unavailable: [Option<String>; 6] = Default::default();
-    let settings = Settings {
-        cfg: &cfg,
-        min_group_size: 10,
-        unavailable: &unavailable,
-        run_month: m,
-    };
-    let cells = aggregate(&contacts, &Groups::default(), &settings);
+    let cells = month_cells(&contacts, m, &unavailable);
     let find = |d: Dimension, g: &str| {
         cells
             .iter()
@@ -479,7 +453,6 @@ fn a_component_hidden_in_one_group_is_hidden_in_another() {
 /// total minus the members shown, however the families overlap.
 #[test]
 fn no_family_leaves_a_hidden_member_to_subtraction() {
-    let cfg = ValidConfig::default().empathy;
     let run = Month(2025 * 12 + 5);
     let mut rng = Xoshiro256Plus::seed_from_u64(3);
     let touchpoints = ["chat", "email", "phone", "in_store", "google"];
@@ -500,13 +473,7 @@ fn no_family_leaves_a_hidden_member_to_subtraction() {
             contacts.push(c);
         }
         let unavailable: [Option<String>; 6] = Default::default();
-        let settings = Settings {
-            cfg: &cfg,
-            min_group_size: 10,
-            unavailable: &unavailable,
-            run_month: run,
-        };
-        let cells = aggregate(&contacts, &Groups::default(), &settings);
+        let cells = month_cells(&contacts, run, &unavailable);
         let mut families: BTreeMap<String, Vec<&Cell>> = BTreeMap::new();
         for c in &cells {
             if let Period::Month(m) = c.period {
