@@ -7,10 +7,10 @@
 //! file names.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::ControlFlow;
 
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement, Visit, Visitor};
+use datafusion::sql::resolve::resolve_table_references;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::{Error, Result};
@@ -198,7 +198,11 @@ fn parse_test(text: &str) -> std::result::Result<DataTest, String> {
     }
 }
 
-/// Tables a SELECT reads, from DataFusion's parser (CTE names excluded).
+/// Tables a SELECT reads, from DataFusion's parser and its resolver of
+/// table references, which scopes CTE names as the planner does: a CTE
+/// named like a table hides it only inside the query that defines it, and
+/// not in its own definition (`WITH orders AS (SELECT … FROM orders)` reads
+/// the table).
 pub fn references(sql: &str) -> std::result::Result<BTreeSet<String>, String> {
     let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
         .map_err(|e| format!("does not parse: {e}"))?;
@@ -208,43 +212,15 @@ pub fn references(sql: &str) -> std::result::Result<BTreeSet<String>, String> {
             statements.len()
         ));
     }
-    let Some(DfStatement::Statement(stmt)) = statements.front() else {
+    let Some(statement @ DfStatement::Statement(stmt)) = statements.front() else {
         return Err("is not a SELECT".into());
     };
-    let Statement::Query(query) = stmt.as_ref() else {
+    if !matches!(stmt.as_ref(), Statement::Query(_)) {
         return Err("is not a SELECT".into());
-    };
-    let mut refs = Relations::default();
-    let _ = query.visit(&mut refs);
-    Ok(refs.relations.difference(&refs.ctes).cloned().collect())
-}
-
-/// Collects relation names and CTE names anywhere in a query (a CTE named
-/// like a table shadows it: good enough for ordering models).
-#[derive(Default)]
-struct Relations {
-    relations: BTreeSet<String>,
-    ctes: BTreeSet<String>,
-}
-
-impl Visitor for Relations {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.ctes.insert(cte.alias.name.value.to_lowercase());
-            }
-        }
-        ControlFlow::Continue(())
     }
-
-    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-        if let Some(last) = relation.0.last().and_then(|p| p.as_ident()) {
-            self.relations.insert(last.value.to_lowercase());
-        }
-        ControlFlow::Continue(())
-    }
+    let (tables, _ctes) =
+        resolve_table_references(statement, true).map_err(|e| format!("does not resolve: {e}"))?;
+    Ok(tables.iter().map(|t| t.table().to_lowercase()).collect())
 }
 
 /// Loads the built-in models (or those of `dir` when given).
@@ -407,6 +383,34 @@ mod tests {
         assert_eq!(
             refs.into_iter().collect::<Vec<_>>(),
             vec!["customers", "orders", "stg_tickets"]
+        );
+    }
+
+    /// A CTE hides a table of its name only inside its own query, and not
+    /// in its own definition: the model still depends on the table.
+    #[test]
+    fn a_cte_named_like_a_table_hides_it_only_where_it_is_in_scope() {
+        let refs = |sql: &str| {
+            references(sql)
+                .expect("parses")
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            refs("WITH orders AS (SELECT * FROM orders WHERE kept) SELECT * FROM orders"),
+            vec!["orders"]
+        );
+        assert_eq!(
+            refs(
+                "SELECT * FROM (WITH stg_orders AS (SELECT 1 AS x) SELECT * FROM stg_orders) a \
+                 JOIN stg_orders b ON true"
+            ),
+            vec!["stg_orders"],
+            "the subquery's CTE does not hide the outer table"
+        );
+        assert_eq!(
+            refs("WITH a AS (SELECT * FROM orders), b AS (SELECT * FROM a) SELECT * FROM b"),
+            vec!["orders"]
         );
     }
 
