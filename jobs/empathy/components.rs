@@ -13,7 +13,7 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate};
 
-use super::tone::{ReplyContext, ToneLabel, ToneScorer, Unscored};
+use super::tone::{ReplyContext, Tone, ToneLabel, ToneScorer, Unscored};
 use crate::config::EmpathyConfig;
 
 /// The components, in output order.
@@ -250,17 +250,32 @@ pub fn first_response_target(cfg: &EmpathyConfig, channel: Option<&str>) -> Opti
 }
 
 /// How a ticket's tone came out, for the job's counts.
-pub type ToneResult = std::result::Result<ToneLabel, Unscored>;
+pub type ToneResult = std::result::Result<Tone, Unscored>;
+
+/// What is known of a ticket's message besides its text (from the voice
+/// scorer).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MessageFacts {
+    /// Whether the customer's words were emotionally charged; `None` when
+    /// unknown.
+    pub charged: Option<bool>,
+    /// Whether the message is in another language than the tone rules
+    /// read: the reply cannot repeat its words.
+    pub other_language: bool,
+    /// See [`ReplyContext::echo_rate`].
+    pub echo_rate: Option<f64>,
+}
 
 /// Scores a ticket. `run_end` is the end of the run date (seconds since
-/// 1970); `charged` is `None` when emotions are unknown for the ticket.
+/// 1970).
 pub fn score_ticket(
     t: &TicketRow,
     cfg: &EmpathyConfig,
     run_end: f64,
     tone: &ToneScorer,
-    charged: Option<bool>,
+    facts: &MessageFacts,
 ) -> (Contact, ToneResult) {
+    let charged = facts.charged;
     let elapsed = (run_end - t.created) / 3600.0;
     let target = first_response_target(cfg, t.channel.as_deref());
     let first_in_time = target.and_then(|tg| in_time(t.first_response_hours, tg, elapsed));
@@ -276,8 +291,13 @@ pub fn score_ticket(
         None
     };
     // judged once the resolution target has passed, as `in_time` is
+    // a resolved ticket whose reopened flag is missing is unknown, not clean
     let resolved_clean = (elapsed > cfg.resolution_target_hours)
-        .then(|| t.resolution_hours.is_some() && t.reopened != Some(true));
+        .then(|| match (t.resolution_hours, t.reopened) {
+            (None, _) => Some(false),
+            (Some(_), reopened) => reopened.map(|r| !r),
+        })
+        .flatten();
     let repeat_window = f64::from(cfg.repeat_contact_days) * 24.0;
     // judged once the window has closed, like the deadlines: a repeat seen
     // early counted as a miss while a clean ticket waited would read a
@@ -294,8 +314,9 @@ pub fn score_ticket(
     let toned = tone.score_reply(
         t.reply.as_deref(),
         &ReplyContext {
-            message: t.message.as_deref(),
+            message: t.message.as_deref().filter(|_| !facts.other_language),
             complaint,
+            echo_rate: facts.echo_rate,
         },
     );
     let reached_human = matches!(t.handled_by.as_deref(), Some("human" | "bot_then_human"));
@@ -331,7 +352,7 @@ pub fn score_ticket(
             items: [None; 5],
         },
     };
-    (contact, toned.map(|x| x.label))
+    (contact, toned)
 }
 
 /// Scores an empathy survey: the mean of the answered items, 1–7 mapped to 0–100.
@@ -508,6 +529,32 @@ mod tests {
                 Some(100.0),
                 Some(50.0),
             ),
+            // Resolved, but the export has no reopened flag: "resolved without
+            // reopening" is unknown, not met; the same topic again after 3
+            // days is a repeat -> resolution 0 on the one criterion known.
+            // Unresolved without the flag: missed, no repeat -> 50.
+            (
+                TicketRow {
+                    reopened: None,
+                    next_same_topic_hours: Some(72.0),
+                    ..t0.clone()
+                },
+                old,
+                Some(100.0),
+                None,
+                Some(0.0),
+            ),
+            (
+                TicketRow {
+                    reopened: None,
+                    resolution_hours: None,
+                    ..t0.clone()
+                },
+                old,
+                Some(50.0),
+                None,
+                Some(50.0),
+            ),
             // Rated 1, never followed up, 30 days on: closing 0. Same topic again after 3 days: repeat.
             (
                 TicketRow {
@@ -584,7 +631,7 @@ mod tests {
             ),
         ];
         for (i, (t, run_end, resp, closing, resolution)) in cases.into_iter().enumerate() {
-            let (contact, _) = score_ticket(&t, &c, run_end, &tone, None);
+            let (contact, _) = score_ticket(&t, &c, run_end, &tone, &MessageFacts::default());
             let s = contact.scores;
             assert_eq!(
                 s[Component::Responsiveness.idx()],
@@ -605,14 +652,53 @@ mod tests {
         }
     }
 
+    fn charged(yes: bool) -> MessageFacts {
+        MessageFacts {
+            charged: Some(yes),
+            ..MessageFacts::default()
+        }
+    }
+
+    /// A message in another language: the reply cannot repeat its words,
+    /// so the rule adds its points × the rate instead of nothing.
+    #[test]
+    fn a_message_in_another_language_gets_the_expected_echo_points() {
+        let tone = ToneScorer::builtin().expect("tone rules");
+        let c = cfg();
+        let t = TicketRow {
+            reply: Some("Sorry about the double charge, I've refunded it.".into()),
+            message: Some("I was charged twice, a double charge".into()),
+            ..ticket()
+        };
+        let end = t.created + days(10.0);
+        let score = |facts: MessageFacts| {
+            score_ticket(&t, &c, end, &tone, &facts).0.scores[Component::Tone.idx()]
+        };
+        let english = score(MessageFacts::default());
+        assert_eq!(
+            english,
+            Some(90.0),
+            "apology, next step and the customer's words"
+        );
+        let other = MessageFacts {
+            other_language: true,
+            echo_rate: Some(0.4),
+            ..MessageFacts::default()
+        };
+        assert_eq!(score(other), Some(84.0), "80 + 0.4 x 10");
+        let (_, toned) = score_ticket(&t, &c, end, &tone, &other);
+        let echo = tone.echo_rule().expect("overlap rule");
+        assert_eq!(toned.expect("scored").unjudged, 1 << echo);
+    }
+
     #[test]
     fn tone_and_human_when_it_matters() {
         let tone = ToneScorer::builtin().expect("tone rules");
         let c = cfg();
         let t = ticket();
         let end = t.created + days(10.0);
-        let (contact, label) = score_ticket(&t, &c, end, &tone, None);
-        assert_eq!(label, Ok(ToneLabel::Warm));
+        let (contact, label) = score_ticket(&t, &c, end, &tone, &MessageFacts::default());
+        assert_eq!(label.map(|t| t.label), Ok(ToneLabel::Warm));
         // apology 15 + next_step 15 + customer's words ("charged"/"charge" and... only one
         // shared stem) = 80.
         assert_eq!(contact.scores[Component::Tone.idx()], Some(80.0));
@@ -621,15 +707,15 @@ mod tests {
             None,
             "emotions unknown"
         );
-        let (bot, _) = score_ticket(&t, &c, end, &tone, Some(true));
+        let (bot, _) = score_ticket(&t, &c, end, &tone, &charged(true));
         assert_eq!(bot.scores[Component::HumanWhenItMatters.idx()], Some(0.0));
         let human = TicketRow {
             handled_by: Some("bot_then_human".into()),
             ..t.clone()
         };
-        let (h, _) = score_ticket(&human, &c, end, &tone, Some(true));
+        let (h, _) = score_ticket(&human, &c, end, &tone, &charged(true));
         assert_eq!(h.scores[Component::HumanWhenItMatters.idx()], Some(100.0));
-        let (calm, _) = score_ticket(&t, &c, end, &tone, Some(false));
+        let (calm, _) = score_ticket(&t, &c, end, &tone, &charged(false));
         assert_eq!(
             calm.scores[Component::HumanWhenItMatters.idx()],
             None,
@@ -639,9 +725,9 @@ mod tests {
             reply: None,
             ..t.clone()
         };
-        let (s, label) = score_ticket(&silent, &c, end, &tone, None);
+        let (s, label) = score_ticket(&silent, &c, end, &tone, &MessageFacts::default());
         assert_eq!(s.scores[Component::Tone.idx()], None);
-        assert_eq!(label, Err(Unscored::NoText));
+        assert_eq!(label.map(|t| t.label), Err(Unscored::NoText));
     }
 
     #[test]

@@ -524,30 +524,54 @@ pub async fn segments(
     Ok(out)
 }
 
-/// Per ticket: the strongest of frustration, anger and anxiety in the
-/// customer's words (`marts/feedback_scored` of the date); `None` for a
-/// ticket whose words were not scored.
+/// What the voice scorer made of a ticket's message.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MessageRead {
+    /// The strongest of frustration, anger and anxiety; `None` when the
+    /// words were not scored.
+    pub strongest: Option<f64>,
+    /// Whether the message is in another language than the tone rules
+    /// read ([`super::tone::LANGUAGE`]).
+    pub other_language: bool,
+}
+
+impl MessageRead {
+    /// From a score of the message by the voice scorer.
+    pub fn of(scored: bool, language: Option<&str>, emotions: [Option<f64>; 3]) -> MessageRead {
+        MessageRead {
+            strongest: scored.then(|| emotions.into_iter().flatten().fold(0.0_f64, f64::max)),
+            other_language: language.is_some_and(|l| l != super::tone::LANGUAGE),
+        }
+    }
+}
+
+/// Per ticket: what the voice scorer made of the customer's words
+/// (`marts/feedback_scored` of the date).
 pub async fn ticket_emotions(
     session: &SessionContext,
     date: NaiveDate,
-) -> Result<HashMap<String, Option<f64>>> {
+) -> Result<HashMap<String, MessageRead>> {
     let sql = format!(
-        "SELECT message_id, scored, frustration, anger, anxiety FROM feedback_scored \
+        "SELECT message_id, scored, language, frustration, anger, anxiety FROM feedback_scored \
          WHERE dt = DATE '{date}' AND source = 'ticket'"
     );
     let mut out = HashMap::new();
     each_batch(session, &sql, "feedback_scored", |c| {
         let mut ids = c.strings("message_id")?;
         let scored = c.bools("scored")?;
+        let language = c.strs("language")?;
         let emotions: Vec<Vec<Option<f64>>> = ["frustration", "anger", "anxiety"]
             .iter()
             .map(|n| c.floats(n))
             .collect::<Result<_>>()?;
         for i in 0..ids.len() {
             let Some(id) = ids[i].take() else { continue };
-            let strongest = (scored[i] == Some(true))
-                .then(|| emotions.iter().filter_map(|e| e[i]).fold(0.0_f64, f64::max));
-            out.insert(id, strongest);
+            let read = MessageRead::of(
+                scored[i] == Some(true),
+                language.get(i),
+                [emotions[0][i], emotions[1][i], emotions[2][i]],
+            );
+            out.insert(id, read);
         }
         Ok(())
     })

@@ -85,6 +85,12 @@ pub struct ToneSummary {
     pub no_text: u64,
     /// Replies reliably in another language than English (not scored).
     pub unsupported_language: u64,
+    /// The share of replies the "customer's words" rule fired for, among
+    /// the scored replies to messages it could read.
+    pub echo_rate: Option<f64>,
+    /// Scored replies to a message the rule could not read (none, or in
+    /// another language), credited its points × `echo_rate`.
+    pub echo_imputed: u64,
 }
 
 /// What `attune empathy` produced.
@@ -184,19 +190,28 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
     let mut tone_summary = ToneSummary::default();
     let mut unscored_emotions = 0u64;
+    let facts_of = |t: &components::TicketRow, echo_rate: Option<f64>| {
+        let read = emotions.get(&t.ticket_id);
+        components::MessageFacts {
+            charged: read
+                .and_then(|r| r.strongest)
+                .map(|strongest| strongest >= cfg.charged_emotion_threshold),
+            other_language: read.is_some_and(|r| r.other_language),
+            echo_rate,
+        }
+    };
     // Tickets are scored (the tone of every reply) on every core, in
     // chunks whose results are taken back in ticket order.
     let score_chunk = |chunk: &[components::TicketRow]| -> Vec<_> {
         chunk
             .iter()
             .map(|t| {
-                let emotion = emotions.get(&t.ticket_id);
-                let charged = match emotion {
-                    Some(Some(strongest)) => Some(*strongest >= cfg.charged_emotion_threshold),
-                    _ => None,
-                };
-                let (contact, toned) = components::score_ticket(t, cfg, run_end, &tone, charged);
-                (contact, toned, matches!(emotion, Some(None)))
+                let (contact, toned) =
+                    components::score_ticket(t, cfg, run_end, &tone, &facts_of(t, None));
+                let unscored = emotions
+                    .get(&t.ticket_id)
+                    .is_some_and(|r| r.strongest.is_none());
+                (contact, toned, unscored)
             })
             .collect()
     };
@@ -204,15 +219,31 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let chunks: Vec<&[components::TicketRow]> = tickets
         .chunks(tickets.len().div_ceil(threads).max(1))
         .collect();
-    let scored = crate::parallel::map(&chunks, threads, &|c| score_chunk(c));
+    // kept in its chunks: one flat copy of 1.8M contacts would add
+    // hundreds of MiB to the job's peak
+    let mut scored = crate::parallel::map(&chunks, threads, &|c| score_chunk(c));
+    // The "customer's words" rule where it could not be judged (no message,
+    // or one in another language) adds its points at the rate it fired
+    // where it could: a second pass over those tickets only.
+    tone_summary.echo_rate = echo_rate(&tone, scored.iter().flatten().map(|(_, t, _)| t));
+    if let (Some(rate), Some(echo)) = (tone_summary.echo_rate, tone.echo_rule()) {
+        for (t, slot) in tickets.iter().zip(scored.iter_mut().flatten()) {
+            if slot.1.as_ref().is_ok_and(|x| x.unjudged & (1 << echo) != 0) {
+                let (contact, toned) =
+                    components::score_ticket(t, cfg, run_end, &tone, &facts_of(t, Some(rate)));
+                (slot.0, slot.1) = (contact, toned);
+                tone_summary.echo_imputed += 1;
+            }
+        }
+    }
     for (contact, toned, emotions_unscored) in scored.into_iter().flatten() {
         if emotions_unscored {
             unscored_emotions += 1;
         }
         match toned {
-            Ok(label) => {
+            Ok(x) => {
                 tone_summary.scored += 1;
-                match label {
+                match x.label {
                     ToneLabel::Warm => tone_summary.warm += 1,
                     ToneLabel::Neutral => tone_summary.neutral += 1,
                     ToneLabel::Cold => tone_summary.cold += 1,
@@ -371,20 +402,44 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
 /// Per ticket, the strongest of frustration, anger and anxiety in the
 /// customer's message, by the voice scorer; `None` when the words cannot be
 /// scored (no text, a language without a lexicon).
-fn score_emotions(tickets: &[components::TicketRow]) -> HashMap<String, Option<f64>> {
+fn score_emotions(tickets: &[components::TicketRow]) -> HashMap<String, inputs::MessageRead> {
     let scorer = crate::voice::score::Scorer::new();
     tickets
         .iter()
         .map(|t| {
-            let strongest = t.message.as_deref().map(|m| scorer.score(m)).and_then(|s| {
-                s.scored.then(|| {
+            let read = t
+                .message
+                .as_deref()
+                .map_or_else(inputs::MessageRead::default, |m| {
+                    let s = scorer.score(m);
                     let e = s.emotions;
-                    e.frustration.max(e.anger).max(e.anxiety)
-                })
-            });
-            (t.ticket_id.clone(), strongest)
+                    inputs::MessageRead::of(
+                        s.scored,
+                        s.language,
+                        [Some(e.frustration), Some(e.anger), Some(e.anxiety)],
+                    )
+                });
+            (t.ticket_id.clone(), read)
         })
         .collect()
+}
+
+/// The share of scored replies the "customer's words" rule fired for,
+/// among those it could be judged on; `None` when there are none (or the
+/// rules have no such rule).
+fn echo_rate<'a>(
+    tone: &ToneScorer,
+    toned: impl Iterator<Item = &'a components::ToneResult>,
+) -> Option<f64> {
+    let bit = 1 << tone.echo_rule()?;
+    let (mut judged, mut fired) = (0u64, 0u64);
+    for t in toned.flatten() {
+        if t.unjudged & bit == 0 {
+            judged += 1;
+            fired += u64::from(t.fired & bit != 0);
+        }
+    }
+    (judged > 0).then(|| fired as f64 / judged as f64)
 }
 
 /// The job's rows of `marts/model_metrics`.
@@ -414,6 +469,15 @@ fn metrics(
         share.value = (tone.scored > 0).then(|| n as f64 / tone.scored as f64);
         out.push(share);
     }
+    let mut rate = Metric::new("reply_tone", "echo_rate", 0.0)
+        .detail("share of scored replies to a message in English that repeat the customer's words");
+    rate.value = tone.echo_rate;
+    out.push(rate);
+    out.push(
+        Metric::new("reply_tone", "echo_imputed", tone.echo_imputed as f64).detail(
+            "scored replies to a message without words or in another language, credited the customer_words points x echo_rate",
+        ),
+    );
     out.push(Metric::new("reply_tone", "unscored", tone.no_text as f64).key("no_text"));
     out.push(
         Metric::new("reply_tone", "unscored", tone.unsupported_language as f64)

@@ -58,8 +58,17 @@ impl ToneLabel {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReplyContext<'a> {
     /// The customer's message, for the "customer's words" rule; `None` when
-    /// unknown (the rule then does not apply).
+    /// unknown or in another language than the replies the rules read (an
+    /// English reply cannot repeat German words): the rule then cannot be
+    /// judged, and adds its points × [`ReplyContext::echo_rate`].
     pub message: Option<&'a str>,
+    /// Where the "customer's words" rule cannot be judged: the share of
+    /// the replies it could be judged on that it fired for. Its points ×
+    /// this share (the points expected of a reply like the others) are
+    /// added; without them every reply to a customer writing in Spanish
+    /// would read up to a rule's points colder than the same reply to an
+    /// English message. `None`: nothing is added.
+    pub echo_rate: Option<f64>,
     /// Whether the customer had a problem (an apology is warranted);
     /// `None` when unknown (an apology then counts).
     pub complaint: Option<bool>,
@@ -73,6 +82,9 @@ pub struct Tone {
     pub label: ToneLabel,
     /// Bit `i` set when rule `i` of [`ToneScorer::rule_names`] fired.
     pub fired: u32,
+    /// Bit `i` set when rule `i` could not be judged (the "customer's
+    /// words" rule without a message it can read).
+    pub unjudged: u32,
 }
 
 /// Why a reply was not scored.
@@ -637,10 +649,19 @@ impl ToneScorer {
         facts
     }
 
+    /// The index of the "customer's words" rule (kind `overlap`), whose
+    /// [`Tone::fired`] and [`Tone::unjudged`] bits give its rate.
+    pub fn echo_rule(&self) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|r| matches!(r.kind, RuleKind::Overlap { .. }))
+    }
+
     /// The tone of a reply with these facts, on a ticket with this context.
     fn finish(&self, facts: &ReplyFacts, ctx: &ReplyContext) -> Tone {
         let mut fired = 0u32;
-        let mut points = self.base;
+        let mut unjudged = 0u32;
+        let mut points = f64::from(self.base);
         let mut warm_fired = false;
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.complaint_only && ctx.complaint == Some(false) {
@@ -651,17 +672,24 @@ impl ToneScorer {
                 RuleKind::Overlap {
                     min_shared,
                     stopwords,
-                } => u32::from(ctx.message.is_some_and(|m| {
-                    facts.stems[i]
-                        .as_ref()
-                        .is_some_and(|ours| shared_stems(m, stopwords, ours) >= *min_shared)
-                })),
+                } => match ctx.message {
+                    Some(m) => u32::from(
+                        facts.stems[i]
+                            .as_ref()
+                            .is_some_and(|ours| shared_stems(m, stopwords, ours) >= *min_shared),
+                    ),
+                    None => {
+                        unjudged |= 1 << i;
+                        points += f64::from(rule.points) * ctx.echo_rate.unwrap_or(0.0);
+                        0
+                    }
+                },
                 // Decided after every other rule: see below.
                 RuleKind::Curt { .. } => 0,
             };
             if hits > 0 {
                 fired |= 1 << i;
-                points += rule.points * hits as i32;
+                points += f64::from(rule.points * hits as i32);
                 warm_fired |= rule.points > 0;
             }
         }
@@ -671,14 +699,15 @@ impl ToneScorer {
                 && facts.words <= max_words
             {
                 fired |= 1 << i;
-                points += rule.points;
+                points += f64::from(rule.points);
             }
         }
-        let score = f64::from(points.clamp(0, 100));
+        let score = points.clamp(0.0, 100.0);
         Tone {
             score,
             label: self.label(score),
             fired,
+            unjudged,
         }
     }
 
