@@ -153,10 +153,7 @@ where
         .collect();
     let mut parts = Vec::with_capacity(tasks.len());
     for task in tasks {
-        parts.push(
-            task.await
-                .map_err(|e| crate::Error::Internal(format!("{what} failed: {e}")))??,
-        );
+        parts.push(task.await.map_err(crate::nightly::panics::joined(what))??);
     }
     Ok(parts)
 }

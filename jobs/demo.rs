@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Result;
 use crate::config::ValidConfig;
 use crate::context::{JobContext, KeyMode};
 use crate::generate::{GenerateParams, GroundTruth, generate};
 use crate::nightly::{self, NightlyOutcome, NightlyParams};
-use crate::{Error, Result};
 
 /// What the demo produced.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub async fn run(dir: &Path, customers: u64, days: u32) -> Result<DemoOutcome> {
     let gen_params = params.clone();
     let truth = tokio::task::spawn_blocking(move || generate(&gen_params))
         .await
-        .map_err(|e| Error::Internal(format!("generator panicked: {e}")))??;
+        .map_err(crate::nightly::panics::joined("the generator"))??;
     let mut cfg = ValidConfig {
         root: dir.to_string_lossy().into_owned(),
         ..ValidConfig::default()

@@ -84,7 +84,7 @@ pub async fn run(a: &FileAudit) -> Result<FileAuditOutcome> {
     let params = a.params.clone();
     let report = tokio::task::spawn_blocking(move || audit(&[table], &params))
         .await
-        .map_err(|e| Error::Internal(format!("the audit panicked: {e}")))??;
+        .map_err(crate::nightly::panics::joined("the audit"))??;
     write(a, &name, rows, &report).await?;
     Ok(FileAuditOutcome {
         rows_in: rows,

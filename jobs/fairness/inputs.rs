@@ -92,9 +92,7 @@ impl Session<'_> {
                 let table =
                     tokio::spawn(async move { q.table(&collect(df, q.sql()).await?, &groups) })
                         .await
-                        .map_err(|e| {
-                            Error::Internal(format!("a decision-table query panicked: {e}"))
-                        })??;
+                        .map_err(crate::nightly::panics::joined("a decision-table query"))??;
                 Ok::<_, Error>((i, table))
             }
         });

@@ -162,7 +162,7 @@ pub async fn run_with_probe(
     let tables = inputs.tables;
     let report = tokio::task::spawn_blocking(move || audit::audit(&tables, &params))
         .await
-        .map_err(|e| Error::Internal(format!("the fairness audit panicked: {e}")))??;
+        .map_err(crate::nightly::panics::joined("the fairness audit"))??;
     debug!(
         seconds = started.elapsed().as_secs_f64(),
         tests = report.tests,

@@ -254,7 +254,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         let first = job.clone();
         let pass = tokio::task::spawn_blocking(move || read_customers(&sh, &first))
             .await
-            .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
+            .map_err(crate::nightly::panics::joined("an ingest worker"))??;
         for (p, d) in pass.decisions {
             list.apply(p, d);
         }
@@ -264,7 +264,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         let outcome =
             tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out, latest))
                 .await
-                .map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??;
+                .map_err(crate::nightly::panics::joined("an ingest worker"))??;
         partitions.push(outcome);
     }
 
@@ -277,7 +277,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     }))
     .buffer_unordered(ctx.cfg.ingest.threads.max(1));
     while let Some(r) = results.next().await {
-        partitions.push(r.map_err(|e| Error::Internal(format!("ingest worker panicked: {e}")))??);
+        partitions.push(r.map_err(crate::nightly::panics::joined("an ingest worker"))??);
     }
     partitions.sort_by_key(|p| (p.date, table_rank(&p.table)));
 

@@ -4,6 +4,11 @@
 //! documentation of attune mentions). A panic is a bug in attune or a
 //! library (for example a decoder tripping over a corrupt Parquet file), so
 //! it becomes [`Error::Internal`].
+//!
+//! A panic's message may quote the value that tripped it (Rust's own say
+//! "… of `<the string>`" for a bad slice of text, `unwrap` shows the error's
+//! value), so what reaches the manifest, the log or stderr is [`scrub`]bed
+//! of quoted spans and of anything the ingest redactor recognizes.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -16,15 +21,88 @@ use crate::{Error, Result};
 pub async fn contain<T>(job: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            Err(Error::Internal(format!("job `{job}` panicked: {msg}")))
-        }
+        Err(payload) => Err(Error::Internal(format!(
+            "job `{job}` panicked: {}",
+            scrub(&message(payload.as_ref()))
+        ))),
     }
+}
+
+/// The error of a task that panicked or was cancelled, for
+/// `.map_err(panics::joined("ingest worker"))`. tokio's own message would
+/// quote the panic's payload as it is.
+pub fn joined(what: &str) -> impl FnOnce(tokio::task::JoinError) -> Error + '_ {
+    move |e| match e.try_into_panic() {
+        Ok(payload) => Error::Internal(format!(
+            "{what} panicked: {}",
+            scrub(&message(payload.as_ref()))
+        )),
+        Err(e) => Error::Internal(format!("{what} was cancelled: {e}")),
+    }
+}
+
+/// A panic payload's text (a `&str` or `String`), as it is.
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Longest message kept, in characters.
+const MAX_CHARS: usize = 240;
+
+/// `msg` redacted as ingest redacts free text, cut before its first quoted
+/// span (`` ` ``, `"`, or a `'` that is not an apostrophe inside a word:
+/// Rust's messages quote the value that tripped them there, and an escaped
+/// quote inside a span could not be told from its end), and cut to
+/// [`MAX_CHARS`] characters; `…` marks a cut.
+pub fn scrub(msg: &str) -> String {
+    let redacted = crate::ingest::redact::Redactor::new()
+        .redact(msg)
+        .into_owned();
+    let chars: Vec<char> = redacted.chars().collect();
+    let quote = (0..chars.len()).find(|&i| match chars[i] {
+        '`' | '"' => true,
+        '\'' => {
+            let word = |j: Option<usize>| {
+                j.and_then(|j| chars.get(j))
+                    .is_some_and(|c| c.is_alphanumeric())
+            };
+            !(word(i.checked_sub(1)) && word(Some(i + 1)))
+        }
+        _ => false,
+    });
+    let end = quote.unwrap_or(chars.len()).min(MAX_CHARS);
+    let mut out: String = chars[..end].iter().collect();
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Replaces Rust's panic message on stderr (which prints the payload as it
+/// is, and as plain text under `--log-format json`) with an error event of
+/// the log: the panic's place, its [`scrub`]bed message, and the backtrace
+/// when `RUST_BACKTRACE` asks for one (code locations only).
+pub fn install_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => backtrace.to_string(),
+            _ => String::new(),
+        };
+        tracing::error!(
+            place = %place,
+            message = %scrub(&message(info.payload())),
+            backtrace = %backtrace,
+            "internal error (a bug in attune; please report it)"
+        );
+    }));
 }
 
 #[cfg(test)]
@@ -55,5 +133,66 @@ mod tests {
             }
             other => panic!("expected Internal, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_panic_message_loses_the_values_it_quotes() {
+        let text = String::from("Ruf an: 0171 2345678, Grüße Jürgen");
+        let panicked = contain("voice", async move {
+            let cut = &text[0..25];
+            Ok(cut.len())
+        })
+        .await
+        .expect_err("a cut inside a character panics");
+        let Error::Internal(m) = panicked else {
+            panic!("expected Internal");
+        };
+        assert!(m.contains("char boundary"), "{m}");
+        for leaked in ["0171", "Jürgen", "Grüße"] {
+            assert!(!m.contains(leaked), "{leaked} in {m}");
+        }
+    }
+
+    #[test]
+    fn scrub_keeps_the_words_and_drops_quoted_and_personal_values() {
+        assert_eq!(
+            scrub("index out of bounds: the len is 0 but the index is 3"),
+            "index out of bounds: the len is 0 but the index is 3"
+        );
+        assert_eq!(
+            scrub("called `Result::unwrap()` on an `Err` value: \"anna\""),
+            "called …"
+        );
+        // an escaped quote does not end the span: everything after the first quote goes
+        assert_eq!(scrub(r#"bad value "a \"Jürgen Müller\"""#), "bad value …");
+        // an apostrophe inside a word is not a quote; one opening a span is
+        assert_eq!(scrub("can't read 'O'Brien, Dublin'"), "can't read …");
+        assert_eq!(
+            scrub("call anna@example.com or 0171 2345678"),
+            "call [EMAIL] or [PHONE]"
+        );
+        // redacted before it is cut: a number at the cut is not left half visible
+        let long = format!("{} 0171 2345678", "x".repeat(MAX_CHARS - 3));
+        let cut = scrub(&long);
+        assert!(!cut.contains("017"), "{cut}");
+        assert_eq!(cut.chars().count(), MAX_CHARS + 1, "{cut}");
+        assert_eq!(scrub(&"x".repeat(MAX_CHARS)), "x".repeat(MAX_CHARS));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panicked_is_an_error_without_the_payload() {
+        let e = tokio::task::spawn_blocking(|| {
+            let text = "Grüße, Jürgen";
+            panic!("could not parse {text:?}");
+        })
+        .await
+        .map_err(joined("ingest worker"))
+        .expect_err("panicked");
+        let m = e.to_string();
+        assert!(
+            m.contains("ingest worker panicked: could not parse …"),
+            "{m}"
+        );
+        assert!(!m.contains("Jürgen"), "{m}");
     }
 }

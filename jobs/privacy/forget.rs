@@ -364,7 +364,7 @@ async fn find_in(
                 Ok::<_, Error>((f, rows, matched))
             })
             .await
-            .map_err(|e| Error::Internal(format!("forget scan worker panicked: {e}")))?
+            .map_err(crate::nightly::panics::joined("a forget scan worker"))?
         }
     }))
     .buffer_unordered(threads.max(1));
@@ -459,7 +459,7 @@ async fn rewrite(
         Ok::<_, Error>((schema, kept, removed))
     })
     .await
-    .map_err(|e| Error::Internal(format!("forget rewrite worker panicked: {e}")))??;
+    .map_err(crate::nightly::panics::joined("a forget rewrite worker"))??;
     write_batches(storage, &f.path, schema, &kept).await?;
     Ok(removed)
 }

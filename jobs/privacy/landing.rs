@@ -89,7 +89,7 @@ pub async fn raw_ids(
     .buffer_unordered(threads.max(1));
     let mut all = RawIds::default();
     while let Some(r) = tasks.next().await {
-        let part = r.map_err(|e| Error::Internal(format!("landing reader panicked: {e}")))??;
+        let part = r.map_err(crate::nightly::panics::joined("a landing reader"))??;
         all.fingerprints.extend(part.fingerprints);
         all.max_len = all.max_len.max(part.max_len);
         all.files += part.files;

@@ -367,7 +367,7 @@ async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<Expired
                                 super::landing::count_rows(&s, &h, &c, &loc, delimiter)
                             })
                             .await
-                            .map_err(|e| Error::Internal(format!("row counter panicked: {e}")))??
+                            .map_err(crate::nightly::panics::joined("a row counter"))??
                         }
                         None => None,
                     }

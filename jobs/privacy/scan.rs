@@ -322,7 +322,7 @@ pub async fn scan_leaks(
             let bytes = storage.get_bytes(&f.path).await?;
             tokio::task::spawn_blocking(move || scan_file(&f, bytes, &needles, &redactor))
                 .await
-                .map_err(|e| Error::Internal(format!("scan worker panicked: {e}")))?
+                .map_err(crate::nightly::panics::joined("a scan worker"))?
         }
     }))
     // twice as many files in flight as workers: one is read while the

@@ -129,7 +129,7 @@ async fn known_customers(
                 Ok::<_, Error>(hits)
             })
             .await
-            .map_err(|e| Error::Internal(format!("consent scan worker panicked: {e}")))?
+            .map_err(crate::nightly::panics::joined("a consent scan worker"))?
         }
     }))
     .buffer_unordered(threads.max(1));

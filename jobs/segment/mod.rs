@@ -399,7 +399,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<SegmentOutcome> {
         (customers, seg)
     })
     .await
-    .map_err(|e| Error::Internal(format!("segmentation panicked: {e}")))?;
+    .map_err(crate::nightly::panics::joined("segmentation"))?;
     let seg = seg?;
     let model_seconds = started.elapsed().as_secs_f64();
     let batch = segments_batch(&customers, &seg)?;

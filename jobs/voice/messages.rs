@@ -284,7 +284,7 @@ pub async fn write_feedback_scored(
         for t in tasks {
             let (s, counts) = t
                 .await
-                .map_err(|e| Error::Internal(format!("voice: a scoring task failed: {e}")))?;
+                .map_err(crate::nightly::panics::joined("voice: a scoring task"))?;
             scored.extend(s);
             themes.merge(counts);
         }
@@ -300,14 +300,14 @@ pub async fn write_feedback_scored(
     drop(read_rx);
     reader
         .await
-        .map_err(|e| Error::Internal(format!("voice: the message reader failed: {e}")))?;
+        .map_err(crate::nightly::panics::joined("voice: the message reader"))?;
     // a writer that stopped early returns its error here; one that did not
     // is told the batches are complete, so the partition is published
     let _ = write_tx.send(WriteMsg::Finish).await;
     drop(write_tx);
     writer
         .await
-        .map_err(|e| Error::Internal(format!("voice: the writer failed: {e}")))??;
+        .map_err(crate::nightly::panics::joined("voice: the writer"))??;
     for (source, rows) in &by_source {
         info!(source = %source, rows, "messages scored");
     }
