@@ -167,7 +167,9 @@ segment = true
 # Intersections of two groups: "pairwise" (every pair), "none", or a list of pairs
 # such as [["age_band", "region"], ["gender", "language"]].
 intersections = "pairwise"
-# Reference group per dimension; a dimension not listed compares with its largest group.
+# Reference group per dimension (an attribute, "segment", or an audited intersection
+# such as "age_band & region"; another name is an error); a dimension not listed
+# compares with its largest group.
 # Example: reference_groups = { age_band = "25-34", region = "north" }
 reference_groups = {}
 # A ratio to the reference group outside [ratio_min, ratio_max] is a disparity
@@ -949,6 +951,16 @@ impl RawFairness {
                 Intersections::Pairs(pairs)
             }
         };
+        let reference_groups = self.reference_groups.unwrap_or_default();
+        let segment = self.segment.unwrap_or(true);
+        // the audit's group columns: the attributes, then the segment
+        let mut audited = attributes.clone();
+        if segment {
+            audited.push("segment".into());
+        }
+        if let Err(m) = intersections.check_names(&audited, reference_groups.keys()) {
+            return bad(m);
+        }
         let ratio_min = self.ratio_min.unwrap_or(0.8);
         let ratio_max = self.ratio_max.unwrap_or(1.25);
         if !(ratio_min > 0.0 && ratio_min < 1.0 && ratio_max > 1.0 && ratio_max.is_finite()) {
@@ -1002,9 +1014,9 @@ impl RawFairness {
         };
         Ok(FairnessConfig {
             attributes,
-            segment: self.segment.unwrap_or(true),
+            segment,
             intersections,
-            reference_groups: self.reference_groups.unwrap_or_default(),
+            reference_groups,
             thresholds: crate::fairness::verdict::Thresholds {
                 ratio_min,
                 ratio_max,
@@ -1273,6 +1285,22 @@ mod tests {
                 "intersections",
             ),
             ("[fairness]\nbootstrap_resamples = 5", "bootstrap_resamples"),
+            (
+                "[fairness]\nintersections = [[\"age_band\", \"regoin\"]]",
+                "regoin",
+            ),
+            (
+                "[fairness]\nreference_groups = { ageband = \"25-34\" }",
+                "ageband",
+            ),
+            (
+                "[fairness]\nattributes = [\"age_band\"]\nreference_groups = { region = \"north\" }",
+                "region",
+            ),
+            (
+                "[fairness]\nsegment = false\nreference_groups = { segment = \"Lapsed\" }",
+                "segment",
+            ),
         ];
         for (text, want) in cases {
             let err = ValidConfig::parse(text).expect_err(text).to_string();
@@ -1327,6 +1355,11 @@ mod tests {
         );
         assert_eq!(c.fairness.reference_groups["age_band"], "25-34");
         assert_eq!(c.fairness.fail_on, FairnessFailOn::Concern);
+        let c = ValidConfig::parse(
+            "[fairness]\nreference_groups = { segment = \"Regulars\", \"age_band & segment\" = \"65+ & Regulars\" }",
+        )
+        .expect("the segment and its intersections are audited by default");
+        assert_eq!(c.fairness.reference_groups.len(), 2);
         assert_eq!(
             ValidConfig::default().fairness.fail_on,
             FairnessFailOn::Never

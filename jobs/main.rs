@@ -549,6 +549,7 @@ impl DatesArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
+    attune::nightly::panics::install_hook();
     let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -1192,6 +1193,21 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
                 params
                     .reference_groups
                     .insert(dim.to_string(), group.to_string());
+            }
+            // only the references given here: those of attune.toml name the
+            // nightly's attributes, which a file need not have
+            let given: Vec<String> = a
+                .references
+                .iter()
+                .filter_map(|r| r.split_once('=').map(|(d, _)| d.to_string()))
+                .collect();
+            let audited = params.intersections.dimension_names(&a.groups);
+            if let Some(d) = given.iter().find(|d| !audited.contains(d)) {
+                return Err(Error::Config(format!(
+                    "--reference {d}=…: `{d}` is not an audited dimension (audited: {})",
+                    audited.join(", ")
+                ))
+                .into());
             }
             let fail_on = match a.fail_on {
                 Some(FailOnArg::Never) => FairnessFailOn::Never,

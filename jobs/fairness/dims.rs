@@ -21,6 +21,66 @@ pub enum Intersections {
     Pairs(Vec<(String, String)>),
 }
 
+impl Intersections {
+    /// The names of the dimensions audited over `attributes`, in audit
+    /// order: each attribute, then each intersection asked for.
+    pub fn dimension_names(&self, attributes: &[String]) -> Vec<String> {
+        let mut names = attributes.to_vec();
+        let k = attributes.len();
+        match self {
+            Intersections::None => {}
+            Intersections::Pairwise => {
+                for a in 0..k {
+                    for b in a + 1..k {
+                        names.push(format!("{}{JOIN}{}", attributes[a], attributes[b]));
+                    }
+                }
+            }
+            Intersections::Pairs(list) => {
+                for (a, b) in list {
+                    if a != b && attributes.contains(a) && attributes.contains(b) {
+                        names.push(format!("{a}{JOIN}{b}"));
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// Checks that every column an intersection names is one of
+    /// `attributes`, and that every dimension a reference group is
+    /// configured for is audited: a misspelt name would otherwise be
+    /// skipped without a word. The error says which name and what is known.
+    pub fn check_names<'a>(
+        &self,
+        attributes: &[String],
+        references: impl IntoIterator<Item = &'a String>,
+    ) -> std::result::Result<(), String> {
+        if let Intersections::Pairs(list) = self {
+            for (a, b) in list {
+                for c in [a, b] {
+                    if !attributes.contains(c) {
+                        return Err(format!(
+                            "intersections: `{c}` is not an audited attribute (audited: {})",
+                            attributes.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        let names = self.dimension_names(attributes);
+        for r in references {
+            if !names.contains(r) {
+                return Err(format!(
+                    "reference_groups: `{r}` is not an audited dimension (audited: {})",
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One way of grouping the rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dimension {
@@ -176,6 +236,48 @@ mod tests {
             outcomes: Vec::new(),
             classifier: None,
         }
+    }
+
+    #[test]
+    fn the_dimension_names_are_those_the_audit_builds() {
+        let attributes: Vec<String> = ["age", "region", "lang"].map(String::from).to_vec();
+        let pairs = Intersections::Pairs(vec![
+            ("lang".into(), "age".into()),
+            ("region".into(), "nope".into()),
+        ]);
+        for mode in [Intersections::None, Intersections::Pairwise, pairs] {
+            let built: Vec<String> = dimensions(&table(), &mode)
+                .expect("dims")
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            assert_eq!(mode.dimension_names(&attributes), built, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn misspelt_names_are_refused_with_what_is_known() {
+        let attributes: Vec<String> = ["age_band", "region"].map(String::from).to_vec();
+        let ok = ["age_band".to_string(), "age_band & region".to_string()];
+        assert_eq!(
+            Intersections::Pairwise.check_names(&attributes, &ok),
+            Ok(())
+        );
+        let e = Intersections::None
+            .check_names(&attributes, &ok)
+            .expect_err("no intersections are audited");
+        assert!(
+            e.contains("`age_band & region`") && e.contains("audited: age_band, region"),
+            "{e}"
+        );
+        let e = Intersections::Pairwise
+            .check_names(&attributes, &["agebnd".to_string()])
+            .expect_err("typo");
+        assert!(e.contains("`agebnd`"), "{e}");
+        let e = Intersections::Pairs(vec![("age_band".into(), "regoin".into())])
+            .check_names(&attributes, &[])
+            .expect_err("typo in a pair");
+        assert!(e.contains("`regoin`") && e.contains("intersections"), "{e}");
     }
 
     #[test]

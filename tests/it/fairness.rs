@@ -896,6 +896,19 @@ fn the_command_audits_any_decision_table() {
         .expect("runs");
     assert_eq!(bad.status.code(), Some(5), "an unusable input");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("shoe_size"));
+
+    // a misspelt dimension is refused, not skipped without a word
+    let typo = args(&dir.path().join("typo.json"))
+        .args(["--reference", "agebnd=25-34"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(
+        stderr.contains("`agebnd`") && stderr.contains("audited:"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("typo.json").exists());
 }
 
 /// One row of marts/fairness_audit.
