@@ -470,7 +470,7 @@ fn metrics(
         out.push(share);
     }
     let mut rate = Metric::new("reply_tone", "echo_rate", 0.0)
-        .detail("share of scored replies to a message in English that repeat the customer's words");
+        .detail("share of the scored replies it could be judged on (a message not read as another language) that repeat the customer's words");
     rate.value = tone.echo_rate;
     out.push(rate);
     out.push(
