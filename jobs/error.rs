@@ -42,7 +42,7 @@ pub enum Error {
 
     /// The object store (local folder, S3, GCS, Azure) failed.
     #[error("storage: {0}")]
-    Storage(#[from] object_store::Error),
+    Storage(object_store::Error),
 
     /// Parquet encoding or decoding failed.
     #[error("parquet: {0}")]
@@ -84,6 +84,19 @@ pub enum Error {
     /// A bug: an invariant attune relies on did not hold.
     #[error("internal error (a bug in attune): {0}")]
     Internal(String),
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Error {
+        match e {
+            // a task of the store that panicked: its message would quote
+            // the payload as it is (see nightly::panics)
+            object_store::Error::JoinError { source } => {
+                crate::nightly::panics::joined("a storage task")(source)
+            }
+            other => Error::Storage(other),
+        }
+    }
 }
 
 impl Error {

@@ -549,7 +549,7 @@ impl DatesArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
-    attune::nightly::panics::install_hook();
+    attune::nightly::panics::install_hook(matches!(cli.log_format, LogFormat::Json));
     let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -314,7 +314,12 @@ pub fn score_ticket(
     let toned = tone.score_reply(
         t.reply.as_deref(),
         &ReplyContext {
-            message: t.message.as_deref().filter(|_| !facts.other_language),
+            // a message without words (emoji, punctuation) cannot be
+            // repeated either
+            message: t
+                .message
+                .as_deref()
+                .filter(|m| !facts.other_language && m.chars().any(char::is_alphanumeric)),
             complaint,
             echo_rate: facts.echo_rate,
         },
@@ -689,6 +694,17 @@ mod tests {
         let (_, toned) = score_ticket(&t, &c, end, &tone, &other);
         let echo = tone.echo_rule().expect("overlap rule");
         assert_eq!(toned.expect("scored").unjudged, 1 << echo);
+        // a message without words cannot be repeated either
+        let wordless = TicketRow {
+            message: Some("😡😡 !!".into()),
+            ..t.clone()
+        };
+        let rate = MessageFacts {
+            echo_rate: Some(0.4),
+            ..MessageFacts::default()
+        };
+        let (contact, _) = score_ticket(&wordless, &c, end, &tone, &rate);
+        assert_eq!(contact.scores[Component::Tone.idx()], Some(84.0));
     }
 
     #[test]

@@ -83,11 +83,14 @@ pub fn scrub(msg: &str) -> String {
 }
 
 /// Replaces Rust's panic message on stderr (which prints the payload as it
-/// is, and as plain text under `--log-format json`) with an error event of
-/// the log: the panic's place, its [`scrub`]bed message, and the backtrace
-/// when `RUST_BACKTRACE` asks for one (code locations only).
-pub fn install_hook() {
-    std::panic::set_hook(Box::new(|info| {
+/// is, and as plain text under `--log-format json`) with one line of the
+/// log's format: the panic's place, its [`scrub`]bed message, and the
+/// backtrace when `RUST_BACKTRACE` asks for one (code locations only).
+/// Written to stderr directly, not through `tracing`: a filter such as
+/// `ATTUNE_LOG=off` must not silence a crash, and the progress bars'
+/// writer takes a lock the panicking thread may hold.
+pub fn install_hook(json: bool) {
+    std::panic::set_hook(Box::new(move |info| {
         let place = info
             .location()
             .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
@@ -96,13 +99,36 @@ pub fn install_hook() {
             std::backtrace::BacktraceStatus::Captured => backtrace.to_string(),
             _ => String::new(),
         };
-        tracing::error!(
-            place = %place,
-            message = %scrub(&message(info.payload())),
-            backtrace = %backtrace,
-            "internal error (a bug in attune; please report it)"
-        );
+        let line = hook_line(json, &place, &scrub(&message(info.payload())), &backtrace);
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }));
+}
+
+/// What the panic hook writes: a human line, or one JSON object with the
+/// fields `tracing`'s JSON events have (`level`, `fields.message`, …).
+fn hook_line(json: bool, place: &str, panic: &str, backtrace: &str) -> String {
+    const WHAT: &str = "internal error (a bug in attune; please report it)";
+    if json {
+        let mut fields = serde_json::json!({ "message": WHAT, "place": place, "panic": panic });
+        if !backtrace.is_empty() {
+            fields["backtrace"] = backtrace.into();
+        }
+        serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "ERROR",
+            "target": "attune::panic",
+            "fields": fields,
+        })
+        .to_string()
+    } else {
+        let mut line = format!("error: {WHAT} at {place}: {panic}");
+        if !backtrace.is_empty() {
+            line.push('\n');
+            line.push_str(backtrace);
+        }
+        line
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +203,27 @@ mod tests {
         assert!(!cut.contains("017"), "{cut}");
         assert_eq!(cut.chars().count(), MAX_CHARS + 1, "{cut}");
         assert_eq!(scrub(&"x".repeat(MAX_CHARS)), "x".repeat(MAX_CHARS));
+    }
+
+    #[test]
+    fn the_hook_writes_one_line_of_the_log_format() {
+        let human = hook_line(false, "jobs/x.rs:7", "index out of bounds", "");
+        assert_eq!(
+            human,
+            "error: internal error (a bug in attune; please report it) at jobs/x.rs:7: index out of bounds"
+        );
+        let json = hook_line(true, "jobs/x.rs:7", "called …", "");
+        assert!(!json.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["fields"]["panic"], "called …");
+        assert_eq!(v["fields"]["place"], "jobs/x.rs:7");
+        assert!(
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("internal error"))
+        );
+        assert!(v["fields"].get("backtrace").is_none());
     }
 
     #[tokio::test]
