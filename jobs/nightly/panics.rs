@@ -7,8 +7,8 @@
 //!
 //! A panic's message may quote the value that tripped it (Rust's own say
 //! "… of `<the string>`" for a bad slice of text, `unwrap` shows the error's
-//! value), so what reaches the manifest, the log or stderr is [`scrub`]bed
-//! of quoted spans and of anything the ingest redactor recognizes.
+//! value), so what reaches the manifest, the log or stderr is [`scrub`]bed:
+//! redacted as ingest redacts free text and cut before its first quote.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
