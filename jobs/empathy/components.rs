@@ -262,8 +262,6 @@ pub struct MessageFacts {
     /// Whether the message is in another language than the tone rules
     /// read: the reply cannot repeat its words.
     pub other_language: bool,
-    /// See [`ReplyContext::echo_rate`].
-    pub echo_rate: Option<f64>,
 }
 
 /// Scores a ticket. `run_end` is the end of the run date (seconds since
@@ -321,7 +319,6 @@ pub fn score_ticket(
                 .as_deref()
                 .filter(|m| !facts.other_language && m.chars().any(char::is_alphanumeric)),
             complaint,
-            echo_rate: facts.echo_rate,
         },
     );
     let reached_human = matches!(t.handled_by.as_deref(), Some("human" | "bot_then_human"));
@@ -358,6 +355,24 @@ pub fn score_ticket(
         },
     };
     (contact, toned)
+}
+
+/// Credits a ticket's reply the expected points of the "customer's words"
+/// rule where it could not be judged ([`ToneScorer::impute_echo`]),
+/// in its contact and its result; returns whether it did.
+pub fn impute_echo(
+    contact: &mut Contact,
+    toned: &mut ToneResult,
+    tone: &ToneScorer,
+    rate: f64,
+) -> bool {
+    let Some(t) = toned.as_ref().ok().and_then(|t| tone.impute_echo(t, rate)) else {
+        return false;
+    };
+    contact.scores[Component::Tone.idx()] = Some(t.score);
+    contact.detail.tone_label = Some(t.label);
+    *toned = Ok(t);
+    true
 }
 
 /// Scores an empathy survey: the mean of the answered items, 1–7 mapped to 0–100.
@@ -665,7 +680,7 @@ mod tests {
     }
 
     /// A message in another language: the reply cannot repeat its words,
-    /// so the rule adds its points × the rate instead of nothing.
+    /// so the rule is credited its points × the rate instead of nothing.
     #[test]
     fn a_message_in_another_language_gets_the_expected_echo_points() {
         let tone = ToneScorer::builtin().expect("tone rules");
@@ -676,35 +691,45 @@ mod tests {
             ..ticket()
         };
         let end = t.created + days(10.0);
-        let score = |facts: MessageFacts| {
-            score_ticket(&t, &c, end, &tone, &facts).0.scores[Component::Tone.idx()]
+        let scored = |t: &TicketRow, facts: MessageFacts| {
+            let (mut contact, mut toned) = score_ticket(t, &c, end, &tone, &facts);
+            let imputed = impute_echo(&mut contact, &mut toned, &tone, 0.4);
+            let score = contact.scores[Component::Tone.idx()];
+            assert_eq!(score, toned.as_ref().ok().map(|x| x.score));
+            assert_eq!(
+                contact.detail.tone_label,
+                toned.as_ref().ok().map(|x| x.label)
+            );
+            (score, imputed)
         };
-        let english = score(MessageFacts::default());
         assert_eq!(
-            english,
-            Some(90.0),
-            "apology, next step and the customer's words"
+            scored(&t, MessageFacts::default()),
+            (Some(90.0), false),
+            "apology, next step and the customer's words, judged"
         );
         let other = MessageFacts {
             other_language: true,
-            echo_rate: Some(0.4),
             ..MessageFacts::default()
         };
-        assert_eq!(score(other), Some(84.0), "80 + 0.4 x 10");
-        let (_, toned) = score_ticket(&t, &c, end, &tone, &other);
-        let echo = tone.echo_rule().expect("overlap rule");
-        assert_eq!(toned.expect("scored").unjudged, 1 << echo);
+        assert_eq!(scored(&t, other), (Some(84.0), true), "80 + 0.4 x 10");
         // a message without words cannot be repeated either
         let wordless = TicketRow {
             message: Some("😡😡 !!".into()),
             ..t.clone()
         };
-        let rate = MessageFacts {
-            echo_rate: Some(0.4),
-            ..MessageFacts::default()
+        assert_eq!(
+            scored(&wordless, MessageFacts::default()),
+            (Some(84.0), true)
+        );
+        let silent = TicketRow {
+            reply: None,
+            ..t.clone()
         };
-        let (contact, _) = score_ticket(&wordless, &c, end, &tone, &rate);
-        assert_eq!(contact.scores[Component::Tone.idx()], Some(84.0));
+        assert_eq!(
+            scored(&silent, other),
+            (None, false),
+            "no reply: nothing to credit"
+        );
     }
 
     #[test]

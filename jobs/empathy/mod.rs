@@ -190,14 +190,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
     let mut tone_summary = ToneSummary::default();
     let mut unscored_emotions = 0u64;
-    let facts_of = |t: &components::TicketRow, echo_rate: Option<f64>| {
+    let facts_of = |t: &components::TicketRow| {
         let read = emotions.get(&t.ticket_id);
         components::MessageFacts {
             charged: read
                 .and_then(|r| r.strongest)
                 .map(|strongest| strongest >= cfg.charged_emotion_threshold),
             other_language: read.is_some_and(|r| r.other_language),
-            echo_rate,
         }
     };
     // Tickets are scored (the tone of every reply) on every core, in
@@ -207,7 +206,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
             .iter()
             .map(|t| {
                 let (contact, toned) =
-                    components::score_ticket(t, cfg, run_end, &tone, &facts_of(t, None));
+                    components::score_ticket(t, cfg, run_end, &tone, &facts_of(t));
                 let unscored = emotions
                     .get(&t.ticket_id)
                     .is_some_and(|r| r.strongest.is_none());
@@ -223,15 +222,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     // hundreds of MiB to the job's peak
     let mut scored = crate::parallel::map(&chunks, threads, &|c| score_chunk(c));
     // The "customer's words" rule where it could not be judged (no message,
-    // or one in another language) adds its points at the rate it fired
-    // where it could: a second pass over those tickets only.
+    // or one without words or in another language) is credited its points
+    // at the rate it fired where it could, once that rate is known.
     tone_summary.echo_rate = echo_rate(&tone, scored.iter().flatten().map(|(_, t, _)| t));
-    if let (Some(rate), Some(echo)) = (tone_summary.echo_rate, tone.echo_rule()) {
-        for (t, slot) in tickets.iter().zip(scored.iter_mut().flatten()) {
-            if slot.1.as_ref().is_ok_and(|x| x.unjudged & (1 << echo) != 0) {
-                let (contact, toned) =
-                    components::score_ticket(t, cfg, run_end, &tone, &facts_of(t, Some(rate)));
-                (slot.0, slot.1) = (contact, toned);
+    if let Some(rate) = tone_summary.echo_rate {
+        for (contact, toned, _) in scored.iter_mut().flatten() {
+            if components::impute_echo(contact, toned, &tone, rate) {
                 tone_summary.echo_imputed += 1;
             }
         }

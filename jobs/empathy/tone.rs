@@ -60,15 +60,8 @@ pub struct ReplyContext<'a> {
     /// The customer's message, for the "customer's words" rule; `None` when
     /// unknown or in another language than the replies the rules read (an
     /// English reply cannot repeat German words): the rule then cannot be
-    /// judged, and adds its points × [`ReplyContext::echo_rate`].
+    /// judged (see [`ToneScorer::impute_echo`]).
     pub message: Option<&'a str>,
-    /// Where the "customer's words" rule cannot be judged: the share of
-    /// the replies it could be judged on that it fired for. Its points ×
-    /// this share (the points expected of a reply like the others) are
-    /// added; without them every reply to a customer writing in Spanish
-    /// would read up to a rule's points colder than the same reply to an
-    /// English message. `None`: nothing is added.
-    pub echo_rate: Option<f64>,
     /// Whether the customer had a problem (an apology is warranted);
     /// `None` when unknown (an apology then counts).
     pub complaint: Option<bool>,
@@ -85,6 +78,8 @@ pub struct Tone {
     /// Bit `i` set when rule `i` could not be judged (the "customer's
     /// words" rule without a message it can read).
     pub unjudged: u32,
+    /// The points before clamping to 0–100.
+    pub raw: f64,
 }
 
 /// Why a reply was not scored.
@@ -680,7 +675,6 @@ impl ToneScorer {
                     ),
                     None => {
                         unjudged |= 1 << i;
-                        points += f64::from(rule.points) * ctx.echo_rate.unwrap_or(0.0);
                         0
                     }
                 },
@@ -708,7 +702,30 @@ impl ToneScorer {
             label: self.label(score),
             fired,
             unjudged,
+            raw: points,
         }
+    }
+
+    /// `tone` with the "customer's words" rule, where it could not be
+    /// judged, credited its points × `rate`: the share of the replies it
+    /// could be judged on that it fired for, so the points expected of a
+    /// reply like the others. Without them every reply to a customer
+    /// writing in Spanish would read up to the rule's points colder than
+    /// the same reply to an English message. `None` when the rule was
+    /// judged (nothing to impute).
+    pub fn impute_echo(&self, tone: &Tone, rate: f64) -> Option<Tone> {
+        let i = self.echo_rule()?;
+        if tone.unjudged & (1 << i) == 0 {
+            return None;
+        }
+        let raw = tone.raw + f64::from(self.rules[i].points) * rate;
+        let score = raw.clamp(0.0, 100.0);
+        Some(Tone {
+            score,
+            label: self.label(score),
+            raw,
+            ..tone.clone()
+        })
     }
 
     /// How many distinct cues match outside the `except` phrases (and, for

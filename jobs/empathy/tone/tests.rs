@@ -41,7 +41,6 @@ fn each_rule_fires_on_its_own_cue() {
     let complaint = ReplyContext {
         message: Some("My croissant was stale and the coffee cold"),
         complaint: Some(true),
-        ..Default::default()
     };
     // (reply, rule that must fire)
     let cases = [
@@ -79,12 +78,10 @@ fn negation_excepts_and_warranted_apologies() {
     let complaint = ReplyContext {
         message: None,
         complaint: Some(true),
-        ..Default::default()
     };
     let question = ReplyContext {
         message: None,
         complaint: Some(false),
-        ..Default::default()
     };
     let has = |reply: &str, ctx: &ReplyContext, rule: &str| {
         fired(&s, &s.score(reply, ctx)).iter().any(|r| r == rule)
@@ -126,7 +123,6 @@ fn scores_are_base_plus_points_clamped() {
     let ctx = ReplyContext {
         message: None,
         complaint: Some(true),
-        ..Default::default()
     };
     // Nothing fires: the base.
     assert_eq!(s.score("Your order number is 4471.", &ctx).score, 50.0);
@@ -153,7 +149,7 @@ fn scores_are_base_plus_points_clamped() {
 /// the rate it fires at elsewhere, so the same reply reads the same to a
 /// customer writing in German as, on average, to one writing in English.
 #[test]
-fn an_unjudged_customer_words_rule_adds_its_expected_points() {
+fn an_unjudged_customer_words_rule_is_credited_its_expected_points() {
     let s = scorer();
     let echo = s.echo_rule().expect("the lexicon has an overlap rule");
     let points = s
@@ -169,38 +165,38 @@ fn an_unjudged_customer_words_rule_adds_its_expected_points() {
         &ReplyContext {
             message: Some("what is my order number"),
             complaint: Some(false),
-            echo_rate: Some(0.9),
         },
     );
-    assert_eq!(judged.score, 50.0 + points, "judged: the rate is not used");
+    assert_eq!(judged.score, 50.0 + points);
     assert_eq!(judged.unjudged, 0);
     assert_ne!(judged.fired & (1 << echo), 0);
-    let unjudged = |rate| {
-        s.score(
-            reply,
-            &ReplyContext {
-                message: None,
-                complaint: Some(false),
-                echo_rate: rate,
-            },
-        )
-    };
-    let t = unjudged(Some(0.25));
+    assert!(
+        s.impute_echo(&judged, 0.9).is_none(),
+        "judged: nothing to impute"
+    );
+    let unjudged = s.score(
+        reply,
+        &ReplyContext {
+            message: None,
+            complaint: Some(false),
+        },
+    );
+    assert_eq!(unjudged.score, 50.0);
+    assert_eq!(unjudged.unjudged, 1 << echo);
+    let t = s.impute_echo(&unjudged, 0.25).expect("unjudged");
     assert_eq!(t.score, 50.0 + 0.25 * points);
-    assert_eq!(t.unjudged, 1 << echo);
     assert_eq!(t.fired & (1 << echo), 0, "imputed points are not a firing");
-    assert_eq!(unjudged(None).score, 50.0, "no rate: nothing added");
-    // the clamp still holds
+    // imputed on the points before the clamp, and clamped again
     let warm = "Thank you, I understand how frustrating that is and I'm so sorry! It happened because the oven broke; I've refunded you.";
     let t = s.score(
         warm,
         &ReplyContext {
             message: None,
             complaint: Some(true),
-            echo_rate: Some(1.0),
         },
     );
-    assert_eq!(t.score, 100.0);
+    assert!(t.raw > 100.0 && t.score == 100.0);
+    assert_eq!(s.impute_echo(&t, 1.0).expect("unjudged").score, 100.0);
 }
 
 #[test]
@@ -331,7 +327,6 @@ fn eval_on_labelled_replies() {
         let ctx = ReplyContext {
             message: (!r.message.is_empty()).then_some(r.message.as_str()),
             complaint: Some(r.complaint),
-            ..Default::default()
         };
         let tone = s.score(&r.reply, &ctx);
         if tone.label != truth {
@@ -435,12 +430,10 @@ fn the_reply_memo_answers_as_scoring_each_reply_does() {
         ReplyContext {
             message: Some("My order was late and the croissants were cold"),
             complaint: Some(true),
-            ..Default::default()
         },
         ReplyContext {
             message: Some("Where is my order? It is late."),
             complaint: Some(false),
-            ..Default::default()
         },
     ];
     // The definition, without any memo: the checks in order, then every rule.
