@@ -1184,6 +1184,9 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
                     IntersectionsArg::None => fairness::dims::Intersections::None,
                 };
             }
+            // only the references given here are checked: those of
+            // attune.toml name the nightly's attributes, which a file need
+            // not have
             for r in &a.references {
                 let (dim, group) = r.split_once('=').ok_or_else(|| {
                     Error::Config(format!(
@@ -1191,23 +1194,12 @@ fn run_fairness(cli: &Cli, f: &FairnessArgs) -> anyhow::Result<()> {
                     ))
                 })?;
                 params
+                    .intersections
+                    .check_references(&a.groups, [&dim.to_string()])
+                    .map_err(|m| Error::Config(format!("--reference {r:?}: {m}")))?;
+                params
                     .reference_groups
                     .insert(dim.to_string(), group.to_string());
-            }
-            // only the references given here: those of attune.toml name the
-            // nightly's attributes, which a file need not have
-            let given: Vec<String> = a
-                .references
-                .iter()
-                .filter_map(|r| r.split_once('=').map(|(d, _)| d.to_string()))
-                .collect();
-            let audited = params.intersections.dimension_names(&a.groups);
-            if let Some(d) = given.iter().find(|d| !audited.contains(d)) {
-                return Err(Error::Config(format!(
-                    "--reference {d}=…: `{d}` is not an audited dimension (audited: {})",
-                    audited.join(", ")
-                ))
-                .into());
             }
             let fail_on = match a.fail_on {
                 Some(FailOnArg::Never) => FairnessFailOn::Never,

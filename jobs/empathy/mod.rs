@@ -88,8 +88,9 @@ pub struct ToneSummary {
     /// The share of replies the "customer's words" rule fired for, among
     /// the scored replies to messages it could read.
     pub echo_rate: Option<f64>,
-    /// Scored replies to a message the rule could not read (none, or in
-    /// another language), credited its points × `echo_rate`.
+    /// Scored replies to a message the rule could not read (none, one
+    /// without words, or one in another language), credited its points ×
+    /// `echo_rate`.
     pub echo_imputed: u64,
 }
 
@@ -190,26 +191,21 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
     let mut tone_summary = ToneSummary::default();
     let mut unscored_emotions = 0u64;
-    let facts_of = |t: &components::TicketRow| {
-        let read = emotions.get(&t.ticket_id);
-        components::MessageFacts {
-            charged: read
-                .and_then(|r| r.strongest)
-                .map(|strongest| strongest >= cfg.charged_emotion_threshold),
-            other_language: read.is_some_and(|r| r.other_language),
-        }
-    };
     // Tickets are scored (the tone of every reply) on every core, in
     // chunks whose results are taken back in ticket order.
     let score_chunk = |chunk: &[components::TicketRow]| -> Vec<_> {
         chunk
             .iter()
             .map(|t| {
-                let (contact, toned) =
-                    components::score_ticket(t, cfg, run_end, &tone, &facts_of(t));
-                let unscored = emotions
-                    .get(&t.ticket_id)
-                    .is_some_and(|r| r.strongest.is_none());
+                let read = emotions.get(&t.ticket_id);
+                let facts = components::MessageFacts {
+                    charged: read
+                        .and_then(|r| r.strongest)
+                        .map(|strongest| strongest >= cfg.charged_emotion_threshold),
+                    other_language: read.is_some_and(|r| r.other_language),
+                };
+                let (contact, toned) = components::score_ticket(t, cfg, run_end, &tone, &facts);
+                let unscored = read.is_some_and(|r| r.strongest.is_none());
                 (contact, toned, unscored)
             })
             .collect()
@@ -224,7 +220,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     // The "customer's words" rule where it could not be judged (no message,
     // or one without words or in another language) is credited its points
     // at the rate it fired where it could, once that rate is known.
-    tone_summary.echo_rate = echo_rate(&tone, scored.iter().flatten().map(|(_, t, _)| t));
+    tone_summary.echo_rate = tone.echo_rate(
+        scored
+            .iter()
+            .flatten()
+            .filter_map(|(_, t, _)| t.as_ref().ok()),
+    );
     if let Some(rate) = tone_summary.echo_rate {
         for (contact, toned, _) in scored.iter_mut().flatten() {
             if components::impute_echo(contact, toned, &tone, rate) {
@@ -420,24 +421,6 @@ fn score_emotions(tickets: &[components::TicketRow]) -> HashMap<String, inputs::
         .collect()
 }
 
-/// The share of scored replies the "customer's words" rule fired for,
-/// among those it could be judged on; `None` when there are none (or the
-/// rules have no such rule).
-fn echo_rate<'a>(
-    tone: &ToneScorer,
-    toned: impl Iterator<Item = &'a components::ToneResult>,
-) -> Option<f64> {
-    let bit = 1 << tone.echo_rule()?;
-    let (mut judged, mut fired) = (0u64, 0u64);
-    for t in toned.flatten() {
-        if t.unjudged & bit == 0 {
-            judged += 1;
-            fired += u64::from(t.fired & bit != 0);
-        }
-    }
-    (judged > 0).then(|| fired as f64 / judged as f64)
-}
-
 /// The job's rows of `marts/model_metrics`.
 fn metrics(
     cfg: &crate::config::EmpathyConfig,
@@ -466,12 +449,12 @@ fn metrics(
         out.push(share);
     }
     let mut rate = Metric::new("reply_tone", "echo_rate", 0.0)
-        .detail("share of the scored replies it could be judged on (a message not read as another language) that repeat the customer's words");
+        .detail("share of the scored replies it could be judged on (a message with words, not read as another language) that repeat the customer's words");
     rate.value = tone.echo_rate;
     out.push(rate);
     out.push(
         Metric::new("reply_tone", "echo_imputed", tone.echo_imputed as f64).detail(
-            "scored replies to a message without words or in another language, credited the customer_words points x echo_rate",
+            "scored replies to no message, a message without words or one in another language, credited the customer_words points x echo_rate",
         ),
     );
     out.push(Metric::new("reply_tone", "unscored", tone.no_text as f64).key("no_text"));

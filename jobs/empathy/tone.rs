@@ -706,6 +706,19 @@ impl ToneScorer {
         }
     }
 
+    /// The share of `tones` the "customer's words" rule fired for, among
+    /// those it could be judged on; `None` when there are none (or the
+    /// rules have no such rule).
+    pub fn echo_rate<'a>(&self, tones: impl Iterator<Item = &'a Tone>) -> Option<f64> {
+        let bit = 1 << self.echo_rule()?;
+        let (mut judged, mut fired) = (0u64, 0u64);
+        for t in tones.filter(|t| t.unjudged & bit == 0) {
+            judged += 1;
+            fired += u64::from(t.fired & bit != 0);
+        }
+        (judged > 0).then(|| fired as f64 / judged as f64)
+    }
+
     /// `tone` with the "customer's words" rule, where it could not be
     /// judged, credited its points × `rate`: the share of the replies it
     /// could be judged on that it fired for, so the points expected of a

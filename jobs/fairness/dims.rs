@@ -2,8 +2,6 @@
 //! column alone, and intersections of two (`age_band & region` has groups
 //! like `65+ & east`).
 
-use std::collections::BTreeMap;
-
 use super::table::{Codes, DecisionTable, MISSING};
 use crate::{Error, Result};
 
@@ -22,62 +20,74 @@ pub enum Intersections {
 }
 
 impl Intersections {
+    /// The pairs of `columns` (by position) to intersect, in audit order; a
+    /// named pair with a column not among them is skipped.
+    fn pairs(&self, columns: &[&str]) -> Vec<(usize, usize)> {
+        let k = columns.len();
+        match self {
+            Intersections::None => Vec::new(),
+            Intersections::Pairwise => (0..k)
+                .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+                .collect(),
+            Intersections::Pairs(list) => {
+                let pos = |n: &str| columns.iter().position(|c| *c == n);
+                list.iter()
+                    .filter_map(|(a, b)| Some((pos(a)?, pos(b)?)))
+                    .filter(|(a, b)| a != b)
+                    .collect()
+            }
+        }
+    }
+
     /// The names of the dimensions audited over `attributes`, in audit
     /// order: each attribute, then each intersection asked for.
     pub fn dimension_names(&self, attributes: &[String]) -> Vec<String> {
+        let columns: Vec<&str> = attributes.iter().map(String::as_str).collect();
         let mut names = attributes.to_vec();
-        let k = attributes.len();
-        match self {
-            Intersections::None => {}
-            Intersections::Pairwise => {
-                for a in 0..k {
-                    for b in a + 1..k {
-                        names.push(format!("{}{JOIN}{}", attributes[a], attributes[b]));
-                    }
-                }
-            }
-            Intersections::Pairs(list) => {
-                for (a, b) in list {
-                    if a != b && attributes.contains(a) && attributes.contains(b) {
-                        names.push(format!("{a}{JOIN}{b}"));
-                    }
-                }
-            }
+        for (a, b) in self.pairs(&columns) {
+            names.push(format!("{}{JOIN}{}", columns[a], columns[b]));
         }
         names
     }
 
-    /// Checks that every column an intersection names is one of
-    /// `attributes`, and that every dimension a reference group is
-    /// configured for is audited: a misspelt name would otherwise be
-    /// skipped without a word. The error says which name and what is known.
+    /// Checks that every dimension a reference group is given for is
+    /// audited over `attributes`: a misspelt name would otherwise be
+    /// skipped without a word. The error names it and what is audited.
+    pub fn check_references<'a>(
+        &self,
+        attributes: &[String],
+        references: impl IntoIterator<Item = &'a String>,
+    ) -> std::result::Result<(), String> {
+        let names = self.dimension_names(attributes);
+        match references.into_iter().find(|r| !names.contains(r)) {
+            Some(r) => Err(format!(
+                "`{r}` is not an audited dimension (audited: {})",
+                names.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// [`check_references`](Self::check_references), after checking that
+    /// every column a configured pair names is one of `attributes`.
     pub fn check_names<'a>(
         &self,
         attributes: &[String],
         references: impl IntoIterator<Item = &'a String>,
     ) -> std::result::Result<(), String> {
-        if let Intersections::Pairs(list) = self {
-            for (a, b) in list {
-                for c in [a, b] {
-                    if !attributes.contains(c) {
-                        return Err(format!(
-                            "intersections: `{c}` is not an audited attribute (audited: {})",
-                            attributes.join(", ")
-                        ));
-                    }
-                }
-            }
+        if let Intersections::Pairs(list) = self
+            && let Some(c) = list
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .find(|c| !attributes.contains(c))
+        {
+            return Err(format!(
+                "intersections: `{c}` is not an audited attribute (audited: {})",
+                attributes.join(", ")
+            ));
         }
-        let names = self.dimension_names(attributes);
-        for r in references {
-            if !names.contains(r) {
-                return Err(format!(
-                    "reference_groups: `{r}` is not an audited dimension (audited: {})",
-                    names.join(", ")
-                ));
-            }
-        }
-        Ok(())
+        self.check_references(attributes, references)
+            .map_err(|m| format!("reference_groups: {m}"))
     }
 }
 
@@ -136,26 +146,8 @@ pub fn dimensions(table: &DecisionTable, intersections: &Intersections) -> Resul
         .iter()
         .map(|(name, codes)| Dimension::single(name, codes))
         .collect();
-    let index: BTreeMap<&str, usize> = table
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (n.as_str(), i))
-        .collect();
-    let pairs: Vec<(usize, usize)> = match intersections {
-        Intersections::None => Vec::new(),
-        Intersections::Pairwise => {
-            let k = table.groups.len();
-            (0..k)
-                .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
-                .collect()
-        }
-        Intersections::Pairs(list) => list
-            .iter()
-            .filter_map(|(a, b)| Some((*index.get(a.as_str())?, *index.get(b.as_str())?)))
-            .filter(|(a, b)| a != b)
-            .collect(),
-    };
+    let columns: Vec<&str> = table.groups.iter().map(|(n, _)| n.as_str()).collect();
+    let pairs = intersections.pairs(&columns);
     for (a, b) in pairs {
         dims.push(intersect(&dims[a], a, &dims[b], b)?);
     }
