@@ -117,13 +117,16 @@ restarts = 4
 followup_hours = 48
 # Phrases listed per touchpoint and direction in marts/voice_themes.
 themes_per_touchpoint = 10
+# The themes come from the messages of this many days up to the run date: what
+# customers bring up now, not two years ago.
+themes_days = 90
 [value]
 # Churn, for a business without subscriptions: a customer has churned after a
 # cut-off when they place no order in the next inactive_days days.
 inactive_days = 90
-# The churn model learns from features as of this many days before the run date
-# and from what each customer did after that cut-off. At least inactive_days, so
-# every label is known by the run date.
+# The churn model learns from features as of a cut-off, the Monday on or before
+# this many days before the run date, and from what each customer did after it.
+# At least inactive_days, so every label is known by the run date.
 cutoff_days = 90
 # Customers whose churn probability is at least this are flagged at_risk.
 at_risk_threshold = 0.5
@@ -262,6 +265,7 @@ struct RawChannelHours {
 struct RawVoice {
     followup_hours: Option<u32>,
     themes_per_touchpoint: Option<usize>,
+    themes_days: Option<u32>,
 }
 
 /// Voice job settings, checked.
@@ -271,6 +275,8 @@ pub struct VoiceConfig {
     pub followup_hours: u32,
     /// Phrases per touchpoint and direction in `marts/voice_themes`. Default 10.
     pub themes_per_touchpoint: usize,
+    /// Days of messages, up to the run date, the themes are counted over. Default 90.
+    pub themes_days: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -861,6 +867,12 @@ impl RawConfig {
                 "voice.themes_per_touchpoint = {themes_per_touchpoint}: use 1 to 100 (default 10)"
             )));
         }
+        let themes_days = self.voice.themes_days.unwrap_or(90);
+        if !(1..=3660).contains(&themes_days) {
+            return Err(Error::Config(format!(
+                "voice.themes_days = {themes_days}: use 1 to 3660 (default 90)"
+            )));
+        }
         let tz_name = self.nightly.timezone.unwrap_or_else(|| "UTC".into());
         let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
             Error::Config(format!(
@@ -901,6 +913,7 @@ impl RawConfig {
             voice: VoiceConfig {
                 followup_hours,
                 themes_per_touchpoint,
+                themes_days,
             },
             value: self.value.check()?,
             roi: self.roi.check()?,
@@ -1239,6 +1252,7 @@ mod tests {
                 "[voice]\nthemes_per_touchpoint = 0",
                 "themes_per_touchpoint",
             ),
+            ("[voice]\nthemes_days = 0", "themes_days"),
             ("[nightly]\ntimezone = \"Mars/Olympus\"", "timezone"),
             (
                 "[empathy]\nweights = { responsiveness = 0.5, closing_the_loop = 0.15, resolution = 0.15, tone = 0.2, human_when_it_matters = 0.15, perceived_empathy = 0.15 }",

@@ -939,6 +939,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "scored {} messages; voice_scores {} rows ({} suppressed), voice_themes {}, voice_closed_loop {}",
                 o.scored, o.score_rows, o.suppressed_score_rows, o.theme_rows, o.closed_loop_rows
             );
+            if let Some(night) = o.carried_from {
+                println!(
+                    "the scores of {night} were carried over: only the messages new since, and the themes' {} days, were scored",
+                    ctx.cfg.voice.themes_days
+                );
+            }
             for w in &o.warnings {
                 eprintln!("warning: {w}");
             }

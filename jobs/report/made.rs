@@ -106,7 +106,7 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
     (
         "Frustration themes",
-        "Words and two-word phrases that appear much more often in negative than in positive messages, used by at least the minimum group size of different customers. Source: marts/voice_themes.",
+        "Words and two-word phrases that appear much more often in negative than in positive messages of the last [voice] themes_days days (90 unless configured), used by at least the minimum group size of different customers. Source: marts/voice_themes.",
     ),
     (
         "Followed up in time",

@@ -31,7 +31,7 @@ fn record_path(model: &str, date: NaiveDate) -> Path {
 }
 
 /// The day of a `…/dt=YYYY-MM-DD/…` path.
-fn partition_day(path: &Path) -> Option<NaiveDate> {
+pub(crate) fn partition_day(path: &Path) -> Option<NaiveDate> {
     path.parts()
         .find_map(|p| p.as_ref().strip_prefix("dt=").map(str::to_string))
         .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())

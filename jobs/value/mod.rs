@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
     StringBuilder,
@@ -156,8 +156,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     }
     lap("clv_score", &mut clock);
 
-    let cutoff = date - chrono::Duration::days(i64::from(cfg.cutoff_days));
-    let churn = churn_model(ctx, cutoff, &s, &histories, &today, inactive, &mut warnings).await?;
+    let cutoff = churn_cutoff(date, cfg.cutoff_days);
+    let churn = churn_model(ctx, date, &s, &histories, &today, inactive, &mut warnings).await?;
     lap("churn_model", &mut clock);
     let probability: Vec<Option<f64>> = today
         .positions(&s.customer_id)
@@ -359,9 +359,44 @@ struct ChurnRun {
     training_customers: u64,
 }
 
+/// Writes `marts/customer_features/dt=<cutoff>` from `batches` (the model as
+/// of the cut-off, exactly what the transform of that day writes) with its
+/// provenance record.
+async fn keep_cutoff_features(
+    ctx: &JobContext,
+    models: &[transform::models::Model],
+    cutoff: NaiveDate,
+    batches: &[RecordBatch],
+) -> Result<()> {
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
+    let inputs = transform::provenance::digest(ctx, models, cutoff).await?;
+    transform::provenance::forget(ctx, "customer_features", cutoff).await?;
+    crate::parquet_io::write_batches(
+        &ctx.storage,
+        &crate::storage::partition_file("marts", "customer_features", cutoff),
+        first.schema(),
+        batches,
+    )
+    .await?;
+    transform::provenance::record(ctx, "customer_features", cutoff, &inputs).await
+}
+
+/// The churn model's cut-off for a run on `date`: the Monday on or before
+/// `date` less `cutoff_days`. The nights of a week share it, so the features
+/// as of the cut-off are computed on the first of them and read back on the
+/// others (computing them took 10 s of the job at a million customers),
+/// and the labels still look at least `cutoff_days` ahead.
+pub fn churn_cutoff(date: NaiveDate, cutoff_days: u32) -> NaiveDate {
+    let day = date - chrono::Duration::days(i64::from(cutoff_days));
+    day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday()))
+}
+
+/// The churn model trained as of [`churn_cutoff`] for a run on `date`.
 async fn churn_model(
     ctx: &JobContext,
-    cutoff: NaiveDate,
+    date: NaiveDate,
     s: &Summaries,
     histories: &[History],
     today: &FeatureTable,
@@ -370,17 +405,20 @@ async fn churn_model(
 ) -> Result<Option<ChurnRun>> {
     let cfg = &ctx.cfg.value;
     let started = Instant::now();
-    let run_date = cutoff + chrono::Duration::days(i64::from(cfg.cutoff_days));
-    // The cut-off's own transform wrote these features; they are read when
-    // the lake up to the cut-off is as it was then (see transform::provenance).
+    let cutoff = churn_cutoff(date, cfg.cutoff_days);
+    // The cut-off's own transform, or an earlier night of the week, wrote
+    // these features; they are read when the lake up to the cut-off is as it
+    // was then (see transform::provenance). Computed, they are kept as the
+    // cut-off's partition with the same record, for the next nights.
     let models = transform::models::load(ctx.cfg.models_dir.as_deref())?;
     let (batches, how) =
         match transform::provenance::reuse(ctx, &models, "customer_features", cutoff).await? {
             Some(b) => (b, "read from its mart partition"),
-            None => (
-                transform::model_as_of(ctx, "customer_features", cutoff, run_date).await?,
-                "computed",
-            ),
+            None => {
+                let b = transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
+                keep_cutoff_features(ctx, &models, cutoff, &b).await?;
+                (b, "computed and kept")
+            }
         };
     let past = FeatureTable::from_batches(&batches)?;
     info!(

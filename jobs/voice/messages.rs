@@ -7,21 +7,24 @@
 //! the themes, and written to the partition before the next batch is read.
 //! The text exists only inside this loop and never reaches the output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{NaiveDate, NaiveTime};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::RunParams;
 use super::columns::{self, opt_str, timestamp_type};
 use super::score::{Emotions, Label, Scored, Scorer};
+use super::scores::date32;
 use super::themes::{Side, ThemeCounter, customer_fingerprint};
 use crate::parquet_io::ParquetSink;
 use crate::storage::{Storage, partition_file};
@@ -36,6 +39,9 @@ pub struct Source {
     pub table: &'static str,
     /// The query (one row per message, sorted by message id).
     pub sql: &'static str,
+    /// Whether a message's row changes after it is known (a ticket's
+    /// `follow_up_at` appears once the follow-up is due).
+    pub follow_ups: bool,
 }
 
 /// The sources, in output order.
@@ -44,16 +50,19 @@ pub const SOURCES: [Source; 3] = [
         name: "survey",
         table: "feedback",
         sql: include_str!("messages_survey.sql"),
+        follow_ups: false,
     },
     Source {
         name: "ticket",
         table: "tickets",
         sql: include_str!("messages_ticket.sql"),
+        follow_ups: true,
     },
     Source {
         name: "review",
         table: "reviews",
         sql: include_str!("messages_review.sql"),
+        follow_ups: false,
     },
 ];
 
@@ -125,19 +134,20 @@ impl Input {
     }
 }
 
-/// Scores rows `range` of a batch and counts their phrases.
+/// Scores rows `range` of a batch and counts the phrases of those sent at
+/// or after `themes_from` (epoch microseconds).
 fn score_slice(
     scorer: &Scorer,
-    text: &StringArray,
-    customer: &StringArray,
-    touchpoint: &StringArray,
+    input: &Input,
     range: std::ops::Range<usize>,
+    themes_from: i64,
     min_group_size: usize,
 ) -> (Vec<Scored>, ThemeCounter) {
     let mut themes = ThemeCounter::new(min_group_size);
     let mut out = Vec::with_capacity(range.len());
     for i in range {
-        let s = match opt_str(text, i) {
+        let text = opt_str(&input.text, i);
+        let s = match text {
             Some(t) if !t.trim().is_empty() => scorer.score(t),
             _ => no_text(),
         };
@@ -146,10 +156,11 @@ fn score_slice(
             Label::Positive => Some(Side::Positive),
             Label::Neutral | Label::Unscored => None,
         };
-        if let (Some(side), Some(t)) = (side, opt_str(text, i)) {
+        let recent = !input.at.is_null(i) && input.at.value(i) >= themes_from;
+        if let (Some(side), Some(t), true) = (side, text, recent) {
             themes.add(
-                opt_str(touchpoint, i),
-                opt_str(customer, i).map(customer_fingerprint),
+                opt_str(&input.touchpoint, i),
+                opt_str(&input.customer_id, i).map(customer_fingerprint),
                 side,
                 t,
             );
@@ -212,72 +223,313 @@ fn output(source: &str, input: &Input, scored: &[Scored]) -> Result<RecordBatch>
 /// What scoring the messages produced.
 #[derive(Debug)]
 pub struct Scoring {
-    /// Messages per source.
+    /// Messages per source in `feedback_scored`.
     pub by_source: BTreeMap<String, u64>,
-    /// Phrase counts of negative and positive messages.
+    /// Phrase counts of the negative and positive messages of the themes' days.
     pub themes: ThemeCounter,
+    /// The earlier night whose `feedback_scored` was carried over, when one
+    /// was (only the messages new since were scored).
+    pub carried_from: Option<NaiveDate>,
 }
 
-/// Reads the messages of every source in `sources`, scores them and writes
-/// `marts/feedback_scored/dt=<date>/part-0.parquet`.
+/// Which messages a query reads: those of lake partitions `dt` in
+/// (`dt_after`, `dt_upto`] sent in [`at_from`, `at_before`) (epoch
+/// microseconds), the `slice_*` parameters of `messages_*.sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    dt_after: NaiveDate,
+    dt_upto: NaiveDate,
+    at_from: i64,
+    at_before: i64,
+    /// Only the tickets followed up from this instant on (before the end of
+    /// the run date).
+    follow_ups_from: Option<i64>,
+}
+
+/// Before any lake partition and any message.
+const BEGINNING: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid");
+
+/// The first instant of `day`, UTC, in epoch microseconds.
+fn start_of(day: NaiveDate) -> i64 {
+    day.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+}
+
+/// The first instant after `day`.
+fn end_of(day: NaiveDate) -> i64 {
+    start_of(day + chrono::Days::new(1))
+}
+
+impl Slice {
+    /// Every message known on `date`.
+    pub fn all(date: NaiveDate) -> Slice {
+        Slice {
+            dt_after: BEGINNING,
+            dt_upto: date,
+            at_from: start_of(BEGINNING),
+            at_before: end_of(date),
+            follow_ups_from: None,
+        }
+    }
+
+    /// The messages known on `date` that were not known on `base`: those of
+    /// partitions after `base`, and those of earlier partitions sent after
+    /// `base` (a record exported before it happened); for a source with
+    /// follow-ups also the messages known on `base` whose follow-up came
+    /// since, as their row changed.
+    pub fn since(base: NaiveDate, date: NaiveDate, source: &Source) -> Vec<Slice> {
+        let mut slices = vec![
+            Slice {
+                dt_after: base,
+                ..Slice::all(date)
+            },
+            Slice {
+                dt_upto: base,
+                at_from: end_of(base),
+                ..Slice::all(date)
+            },
+        ];
+        if source.follow_ups {
+            slices.push(Slice {
+                dt_upto: base,
+                at_before: end_of(base),
+                follow_ups_from: Some(end_of(base)),
+                ..Slice::all(date)
+            });
+        }
+        slices
+    }
+
+    /// The messages known on `base` (and still current on `date`) sent at or
+    /// after `from`: the rest of the themes' days.
+    pub fn known_on(base: NaiveDate, from: i64) -> Slice {
+        Slice {
+            dt_after: BEGINNING,
+            dt_upto: base,
+            at_from: from.max(start_of(BEGINNING)),
+            at_before: end_of(base),
+            follow_ups_from: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.dt_after >= self.dt_upto || self.at_from >= self.at_before
+    }
+
+    fn values(&self) -> Vec<(&'static str, ScalarValue)> {
+        let at = |v: i64| ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into()));
+        vec![
+            (
+                "slice_dt_after",
+                ScalarValue::Date32(Some(date32(self.dt_after))),
+            ),
+            (
+                "slice_dt_upto",
+                ScalarValue::Date32(Some(date32(self.dt_upto))),
+            ),
+            ("slice_at_from", at(self.at_from)),
+            ("slice_at_before", at(self.at_before)),
+            (
+                "slice_follow_ups_only",
+                ScalarValue::Boolean(Some(self.follow_ups_from.is_some())),
+            ),
+            (
+                "slice_follow_up_from",
+                at(self.follow_ups_from.unwrap_or(self.at_from)),
+            ),
+        ]
+    }
+}
+
+/// One query of the scoring loop: a source's messages in a slice, and
+/// whether their scored rows are output or only their phrases counted.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    source: Source,
+    slice: Slice,
+    /// Whether the scored rows go to the partition.
+    output: bool,
+    /// Whether the phrases count for the themes (each message once).
+    themes: bool,
+}
+
+/// Where the scored rows of the loop go.
+enum Outputs {
+    /// Straight to the partition's writer.
+    Stream(tokio::sync::mpsc::Sender<WriteMsg>),
+    /// Kept, to be merged into an earlier night's rows.
+    Keep(Vec<(Source, RecordBatch)>),
+}
+
+/// Writes `marts/feedback_scored/dt=<date>/part-0.parquet`: every message
+/// of `sources` known on the run date, scored. From `base`, an earlier
+/// night's partition (see `voice::reuse`), when there is one: its rows,
+/// less the messages a later export replaced, merged with the messages new
+/// since. The themes count the messages sent from `themes_from` (epoch
+/// microseconds) on.
 pub async fn write_feedback_scored(
     session: &SessionContext,
     storage: &Storage,
     params: &RunParams,
     sources: &[Source],
+    themes_from: i64,
+    base: Option<NaiveDate>,
     min_group_size: usize,
 ) -> Result<Scoring> {
     let schema = schema();
     mart::doc("feedback_scored")?.check(&schema)?;
-    let scorer = Arc::new(Scorer::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let sink = ParquetSink::create(
         storage.store(),
         partition_file("marts", "feedback_scored", params.date),
         schema,
     )?;
+    let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
+    let writer = tokio::spawn(write_batches(sink, write_rx));
+    let date = params.date;
+    let scored = match base {
+        None => {
+            let reads = sources
+                .iter()
+                .map(|&source| Read {
+                    source,
+                    slice: Slice::all(date),
+                    output: true,
+                    themes: true,
+                })
+                .collect();
+            let mut out = Outputs::Stream(write_tx.clone());
+            score_reads(
+                session,
+                params,
+                reads,
+                themes_from,
+                min_group_size,
+                &mut out,
+            )
+            .await
+        }
+        Some(base) => {
+            let mut reads = Vec::new();
+            for &source in sources {
+                for slice in Slice::since(base, date, &source) {
+                    reads.push(Read {
+                        source,
+                        slice,
+                        output: true,
+                        // a follow-up changes the row, not the words, which
+                        // the themes count from the next read
+                        themes: slice.follow_ups_from.is_none(),
+                    });
+                }
+                let rest = Slice::known_on(base, themes_from);
+                if !rest.is_empty() {
+                    reads.push(Read {
+                        source,
+                        slice: rest,
+                        output: false,
+                        themes: true,
+                    });
+                }
+            }
+            let mut out = Outputs::Keep(Vec::new());
+            let started = std::time::Instant::now();
+            let scored = score_reads(
+                session,
+                params,
+                reads,
+                themes_from,
+                min_group_size,
+                &mut out,
+            )
+            .await;
+            debug!(
+                seconds = started.elapsed().as_secs_f64(),
+                "new messages and the themes' days scored"
+            );
+            match (scored, out) {
+                (Ok((themes, _)), Outputs::Keep(new)) => {
+                    carry_over(session, sources, base, new, &write_tx)
+                        .await
+                        .map(|by_source| (themes, by_source))
+                }
+                (Err(e), _) => Err(e),
+                (Ok(_), Outputs::Stream(_)) => {
+                    unreachable!("the loop hands back the outputs it was given")
+                }
+            }
+        }
+    };
+    let (themes, by_source) = match scored {
+        Ok(s) => s,
+        Err(e) => {
+            // the writer, its channel closed without Finish, publishes nothing
+            drop(write_tx);
+            let _ = writer.await;
+            return Err(e);
+        }
+    };
+    // a writer that stopped early returns its error here; one that did not
+    // is told the batches are complete, so the partition is published
+    let _ = write_tx.send(WriteMsg::Finish).await;
+    drop(write_tx);
+    writer
+        .await
+        .map_err(crate::nightly::panics::joined("voice: the writer"))??;
+    for (source, rows) in &by_source {
+        info!(source = %source, rows, carried_from = ?base, "messages scored");
+    }
+    Ok(Scoring {
+        by_source,
+        themes,
+        carried_from: base,
+    })
+}
+
+/// Scores the messages of every read, counts the phrases of those sent from
+/// `themes_from` on, and hands the rows of output reads to `out`. Returns
+/// the phrase counts and the output rows per source.
+async fn score_reads(
+    session: &SessionContext,
+    params: &RunParams,
+    reads: Vec<Read>,
+    themes_from: i64,
+    min_group_size: usize,
+    out: &mut Outputs,
+) -> Result<(ThemeCounter, BTreeMap<String, u64>)> {
+    let scorer = Arc::new(Scorer::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Three stages overlap, each a batch apart: DataFusion reads (and, for
     // the first batch of a source, sorts) the next batch, the blocking pool
     // scores this one, a task encodes the previous one. In one loop the
     // scoring threads waited for the reading and the writing: 40 s at a
     // million customers on two cores, with 48 CPU-seconds of work.
+    let mut by_source: BTreeMap<String, u64> = reads
+        .iter()
+        .filter(|r| r.output)
+        .map(|r| (r.source.name.to_string(), 0))
+        .collect();
     let (read_tx, mut read_rx) = tokio::sync::mpsc::channel(2);
-    let reader = tokio::spawn(read_sources(
-        session.clone(),
-        *params,
-        sources.to_vec(),
-        read_tx,
-    ));
-    let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
-    let writer = tokio::spawn(write_batches(sink, write_rx));
-
+    let reader = tokio::spawn(read_slices(session.clone(), *params, reads, read_tx));
     let mut themes = ThemeCounter::new(min_group_size);
-    let mut by_source: BTreeMap<String, u64> =
-        sources.iter().map(|s| (s.name.to_string(), 0)).collect();
+    let mut failed = None;
     while let Some(read) = read_rx.recv().await {
-        let (source, batch) = read?;
-        let input = Input::from_batch(&batch)?;
+        let (read, batch) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        let input = Arc::new(Input::from_batch(&batch)?);
         let n = batch.num_rows();
         // a few slices per core: one slot finishing early leaves a core idle
         let chunk = n.div_ceil(threads * 4).max(1);
+        let themes_from = if read.themes { themes_from } else { i64::MAX };
         let mut tasks = Vec::new();
         for start in (0..n).step_by(chunk) {
             let end = (start + chunk).min(n);
-            let (scorer, text, customer, touchpoint) = (
-                Arc::clone(&scorer),
-                input.text.clone(),
-                input.customer_id.clone(),
-                input.touchpoint.clone(),
-            );
+            let (scorer, input) = (Arc::clone(&scorer), Arc::clone(&input));
             tasks.push(tokio::task::spawn_blocking(move || {
-                score_slice(
-                    &scorer,
-                    &text,
-                    &customer,
-                    &touchpoint,
-                    start..end,
-                    min_group_size,
-                )
+                score_slice(&scorer, &input, start..end, themes_from, min_group_size)
             }));
         }
         let mut scored = Vec::with_capacity(n);
@@ -288,56 +540,51 @@ pub async fn write_feedback_scored(
             scored.extend(s);
             themes.merge(counts);
         }
-        let out = output(source.name, &input, &scored)?;
-        if write_tx.send(WriteMsg::Batch(out)).await.is_err() {
-            // the writer stopped on an error, which its handle returns
-            break;
+        if !read.output {
+            continue;
         }
-        *by_source.entry(source.name.to_string()).or_default() += n as u64;
+        let rows = output(read.source.name, &input, &scored)?;
+        *by_source.entry(read.source.name.to_string()).or_default() += n as u64;
+        match out {
+            Outputs::Stream(tx) => {
+                if tx.send(WriteMsg::Batch(rows)).await.is_err() {
+                    // the writer stopped on an error, which its handle returns
+                    break;
+                }
+            }
+            Outputs::Keep(kept) => kept.push((read.source, rows)),
+        }
     }
-    // after a writer error the reader may wait on a full channel: closing
-    // it makes its next send fail, so it stops
+    // after an error the reader may wait on a full channel: closing it
+    // makes its next send fail, so it stops
     drop(read_rx);
     reader
         .await
         .map_err(crate::nightly::panics::joined("voice: the message reader"))?;
-    // a writer that stopped early returns its error here; one that did not
-    // is told the batches are complete, so the partition is published
-    let _ = write_tx.send(WriteMsg::Finish).await;
-    drop(write_tx);
-    writer
-        .await
-        .map_err(crate::nightly::panics::joined("voice: the writer"))??;
-    for (source, rows) in &by_source {
-        info!(source = %source, rows, "messages scored");
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((themes, by_source)),
     }
-    Ok(Scoring { by_source, themes })
 }
 
-/// What the scoring loop hands the writer.
-enum WriteMsg {
-    Batch(RecordBatch),
-    /// Every batch was sent: publish the partition. Without it (the loop
-    /// failed) the channel closes and nothing is published.
-    Finish,
-}
-
-/// Sends every source's batches, in order, tagged with their source; an
-/// error ends the stream.
-async fn read_sources(
+/// Sends every read's batches, in order, tagged with their read; an error
+/// ends the stream.
+async fn read_slices(
     session: SessionContext,
     params: RunParams,
-    sources: Vec<Source>,
-    tx: tokio::sync::mpsc::Sender<Result<(Source, RecordBatch)>>,
+    reads: Vec<Read>,
+    tx: tokio::sync::mpsc::Sender<Result<(Read, RecordBatch)>>,
 ) {
-    for source in sources {
-        let name = format!("voice/messages_{}", source.name);
+    for read in reads {
+        let name = format!("voice/messages_{}", read.source.name);
         let failed = |e: datafusion::error::DataFusionError| Error::Model {
             model: name.clone(),
             reason: e.to_string(),
         };
         let stream = async {
-            let df = super::frame(&session, source.sql, &params, &name).await?;
+            let mut values = params.values();
+            values.extend(read.slice.values());
+            let df = super::frame_with(&session, read.source.sql, values, &name).await?;
             df.execute_stream().await.map_err(failed)
         };
         let mut stream = match stream.await {
@@ -348,13 +595,258 @@ async fn read_sources(
             }
         };
         while let Some(batch) = stream.next().await {
-            let read = batch.map(|b| (source, b)).map_err(failed);
-            let stop = read.is_err();
-            if tx.send(read).await.is_err() || stop {
+            let item = batch.map(|b| (read, b)).map_err(failed);
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
                 return;
             }
         }
     }
+}
+
+/// Writes the rows of `base`'s partition, less the messages an export
+/// after `base` replaced, merged in message order with the `new` rows of
+/// each source. Returns the rows written per source.
+async fn carry_over(
+    session: &SessionContext,
+    sources: &[Source],
+    base: NaiveDate,
+    new: Vec<(Source, RecordBatch)>,
+    write_tx: &tokio::sync::mpsc::Sender<WriteMsg>,
+) -> Result<BTreeMap<String, u64>> {
+    let replaced = replaced_since(session, base).await?;
+    let mut merge = Merge::new(sources, new, replaced)?;
+    // one file read in one partition (the session's): in the order written
+    let schema = schema();
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let sql = format!(
+        "SELECT {} FROM feedback_scored WHERE dt = $base",
+        columns.join(", ")
+    );
+    let name = "voice/feedback_scored_carried";
+    let failed = |e: datafusion::error::DataFusionError| Error::Model {
+        model: name.into(),
+        reason: e.to_string(),
+    };
+    let values = vec![("base", ScalarValue::Date32(Some(date32(base))))];
+    let mut old = super::frame_with(session, &sql, values, name)
+        .await?
+        .execute_stream()
+        .await
+        .map_err(failed)?;
+    while let Some(batch) = old.next().await {
+        let batch = conformed(&batch.map_err(failed)?)?;
+        let merged = merge.push(&batch)?;
+        if merged.num_rows() > 0 && write_tx.send(WriteMsg::Batch(merged)).await.is_err() {
+            return Ok(merge.by_source);
+        }
+    }
+    for merged in merge.finish()? {
+        if write_tx.send(WriteMsg::Batch(merged)).await.is_err() {
+            break;
+        }
+    }
+    Ok(merge.by_source)
+}
+
+/// `batch` with the types of [`schema`] (the session may read strings as views).
+fn conformed(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// (lake table, key) of every record whose copy known on `base` a later
+/// export (up to the run date) replaced, from the `superseded` table
+/// registered for the run date.
+async fn replaced_since(
+    session: &SessionContext,
+    base: NaiveDate,
+) -> Result<HashMap<String, HashSet<String>>> {
+    let sql = "SELECT table_name, record_key FROM superseded \
+               WHERE source_dt <= $base AND superseded_on > $base";
+    let values = vec![("base", ScalarValue::Date32(Some(date32(base))))];
+    let batches = super::frame_with(session, sql, values, "voice/replaced_since")
+        .await?
+        .collect()
+        .await
+        .map_err(|e| Error::Model {
+            model: "voice/replaced_since".into(),
+            reason: e.to_string(),
+        })?;
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for b in &batches {
+        let (table, key) = (
+            columns::strings(b, "table_name")?,
+            columns::strings(b, "record_key")?,
+        );
+        for i in 0..b.num_rows() {
+            out.entry(table.value(i).to_string())
+                .or_default()
+                .insert(key.value(i).to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The merge of an earlier night's rows (grouped by source in [`SOURCES`]
+/// order, each source sorted by message id) with the new rows of each
+/// source, in the same order.
+struct Merge {
+    /// Per source of the output, in output order.
+    pending: Vec<Pending>,
+    /// Index in `pending` of the source being merged.
+    current: usize,
+    by_source: BTreeMap<String, u64>,
+}
+
+/// A source's new rows, sorted by message id, and its replaced records.
+struct Pending {
+    source: Source,
+    rows: RecordBatch,
+    ids: StringArray,
+    /// How many of `rows` were written.
+    next: usize,
+    /// Keys of the source's table whose copy of the earlier night a later
+    /// export replaced.
+    replaced: HashSet<String>,
+}
+
+impl Merge {
+    fn new(
+        sources: &[Source],
+        new: Vec<(Source, RecordBatch)>,
+        mut replaced: HashMap<String, HashSet<String>>,
+    ) -> Result<Merge> {
+        let mut pending = Vec::new();
+        for &source in sources {
+            let batches: Vec<RecordBatch> = new
+                .iter()
+                .filter(|(s, _)| *s == source)
+                .map(|(_, b)| b.clone())
+                .collect();
+            let rows = sorted_by_id(&batches)?;
+            pending.push(Pending {
+                source,
+                ids: columns::strings(&rows, "message_id")?,
+                rows,
+                next: 0,
+                replaced: replaced.remove(source.table).unwrap_or_default(),
+            });
+        }
+        Ok(Merge {
+            pending,
+            current: 0,
+            by_source: sources.iter().map(|s| (s.name.to_string(), 0)).collect(),
+        })
+    }
+
+    /// The rows of `old` that are still current, with the new rows that sort
+    /// before the last of them.
+    fn push(&mut self, old: &RecordBatch) -> Result<RecordBatch> {
+        let source = columns::strings(old, "source")?;
+        let id = columns::strings(old, "message_id")?;
+        let mut take: Vec<(usize, usize)> = Vec::with_capacity(old.num_rows());
+        for i in 0..old.num_rows() {
+            if source.value(i) != self.pending[self.current].source.name {
+                let Some(at) = self
+                    .pending
+                    .iter()
+                    .position(|p| p.source.name == source.value(i))
+                    .filter(|&at| at > self.current)
+                else {
+                    return Err(Error::Model {
+                        model: "voice/feedback_scored".into(),
+                        reason: format!(
+                            "the earlier night's partition is not grouped by source in order, or has messages of {:?}, which tonight does not read",
+                            source.value(i)
+                        ),
+                    });
+                };
+                while self.current < at {
+                    self.drain_current(&mut take);
+                    self.current += 1;
+                }
+            }
+            let p = &mut self.pending[self.current];
+            let key = id.value(i);
+            if p.replaced.contains(key) {
+                continue;
+            }
+            let written = self
+                .by_source
+                .get_mut(p.source.name)
+                .expect("a count per source");
+            while p.next < p.rows.num_rows() && p.ids.value(p.next) <= key {
+                take.push((self.current + 1, p.next));
+                p.next += 1;
+                *written += 1;
+            }
+            // a message new tonight replaces its copy of the earlier night
+            if p.next > 0 && p.ids.value(p.next - 1) == key {
+                continue;
+            }
+            take.push((0, i));
+            *written += 1;
+        }
+        self.interleave(old, &take)
+    }
+
+    /// The new rows not yet written, of the current source and every later one.
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        let mut take = Vec::new();
+        while self.current < self.pending.len() {
+            self.drain_current(&mut take);
+            self.current += 1;
+        }
+        let merged = self.interleave(&RecordBatch::new_empty(schema()), &take)?;
+        Ok(Some(merged)
+            .filter(|b| b.num_rows() > 0)
+            .into_iter()
+            .collect())
+    }
+
+    fn drain_current(&mut self, take: &mut Vec<(usize, usize)>) {
+        let p = &mut self.pending[self.current];
+        let n = p.rows.num_rows();
+        take.extend((p.next..n).map(|r| (self.current + 1, r)));
+        *self.by_source.get_mut(p.source.name).expect("every source") += (n - p.next) as u64;
+        p.next = n;
+    }
+
+    /// The rows `take` picks: (0, row) of `old`, (1 + source, row) of a
+    /// source's new rows.
+    fn interleave(&self, old: &RecordBatch, take: &[(usize, usize)]) -> Result<RecordBatch> {
+        let mut batches = vec![old];
+        batches.extend(self.pending.iter().map(|p| &p.rows));
+        Ok(datafusion::arrow::compute::interleave_record_batch(
+            &batches, take,
+        )?)
+    }
+}
+
+/// `batches` in one batch sorted by message id.
+fn sorted_by_id(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let all = datafusion::arrow::compute::concat_batches(&schema(), batches)?;
+    let order = datafusion::arrow::compute::sort_to_indices(
+        all.column_by_name("message_id").expect("in the schema"),
+        None,
+        None,
+    )?;
+    Ok(datafusion::arrow::compute::take_record_batch(&all, &order)?)
+}
+
+/// What the scoring loop hands the writer.
+enum WriteMsg {
+    Batch(RecordBatch),
+    /// Every batch was sent: publish the partition. Without it (the loop
+    /// failed) the channel closes and nothing is published.
+    Finish,
 }
 
 /// Writes the batches it is sent; publishes the partition only on
@@ -391,20 +883,187 @@ mod tests {
         }
     }
 
+    /// Messages with these texts, customers and times (epoch microseconds).
+    fn input(text: Vec<Option<&str>>, customers: Vec<Option<&str>>, at: Vec<i64>) -> Input {
+        let n = text.len();
+        Input {
+            message_id: StringArray::from_iter_values((0..n).map(|i| format!("m{i}"))),
+            customer_id: StringArray::from(customers),
+            at: TimestampMicrosecondArray::from(at).with_timezone("UTC"),
+            touchpoint: StringArray::from(vec![Some("in_store"); n]),
+            text: StringArray::from(text),
+            rating: Int64Array::from(vec![None; n]),
+            rating_scale: StringArray::from(vec!["nps"; n]),
+            follow_up_at: TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC"),
+        }
+    }
+
     #[test]
     fn messages_without_words_are_unscored_not_neutral() {
         let scorer = Scorer::new();
-        let text = StringArray::from(vec![None, Some("   "), Some("lovely coffee, thanks")]);
-        let customers = StringArray::from(vec![Some("c1"), Some("c2"), None]);
-        let touchpoints = StringArray::from(vec![Some("in_store"); 3]);
-        let (scored, _) = score_slice(&scorer, &text, &customers, &touchpoints, 0..3, 10);
+        let input = input(
+            vec![None, Some("   "), Some("lovely coffee, thanks")],
+            vec![Some("c1"), Some("c2"), None],
+            vec![0; 3],
+        );
+        let (scored, _) = score_slice(&scorer, &input, 0..3, 0, 10);
         assert_eq!(scored.len(), 3);
         for s in &scored[..2] {
             assert!(!s.scored);
             assert_eq!(s.label, Label::Unscored);
             assert_eq!(s.unscored_reason, Some(NO_TEXT));
         }
-        let (tail, _) = score_slice(&scorer, &text, &customers, &touchpoints, 1..3, 10);
+        let (tail, _) = score_slice(&scorer, &input, 1..3, 0, 10);
         assert_eq!(tail, scored[1..].to_vec(), "a slice scores like the whole");
+    }
+
+    #[test]
+    fn only_the_themes_days_are_counted_and_every_message_is_scored() {
+        let scorer = Scorer::new();
+        let words = "The coffee was cold and the staff were rude, awful.";
+        let input = input(
+            vec![Some(words); 2],
+            vec![Some("c1"), Some("c2")],
+            vec![10, 20],
+        );
+        let (early, themes) = score_slice(&scorer, &input, 0..1, 15, 1);
+        assert!(themes.is_empty(), "sent before the themes' days");
+        let (late, themes) = score_slice(&scorer, &input, 1..2, 15, 1);
+        assert!(!themes.is_empty());
+        assert_eq!(early[0].label, Label::Negative);
+        assert_eq!(early, late, "the same words score the same either way");
+    }
+
+    /// feedback_scored rows with these (source, message_id), the other
+    /// columns empty or constant.
+    fn rows(keys: &[(&str, &str)]) -> RecordBatch {
+        use datafusion::arrow::array::new_null_array;
+        let n = keys.len();
+        let columns = schema()
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "source" => Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.0))),
+                    "message_id" => {
+                        Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.1)))
+                    }
+                    _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                    "at" => {
+                        Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"))
+                    }
+                    "scored" => Arc::new(BooleanArray::from(vec![false; n])),
+                    _ => Arc::new(StringArray::from(vec!["x"; n])),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema(), columns).expect("batch")
+    }
+
+    fn keys(batches: &[RecordBatch]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for b in batches {
+            let (s, id) = (
+                columns::strings(b, "source").expect("source"),
+                columns::strings(b, "message_id").expect("id"),
+            );
+            for i in 0..b.num_rows() {
+                out.push((s.value(i).to_string(), id.value(i).to_string()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_merge_keeps_message_order_drops_replaced_copies_and_prefers_tonights_row() {
+        let [survey, ticket, review] = SOURCES;
+        let new = vec![
+            (ticket, rows(&[("ticket", "t5"), ("ticket", "t1")])),
+            (survey, rows(&[("survey", "s3")])),
+            (ticket, rows(&[("ticket", "t3")])),
+            (review, rows(&[("review", "r1")])),
+        ];
+        let replaced: HashMap<String, HashSet<String>> = [(
+            "feedback".to_string(),
+            ["s2".to_string()].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect();
+        let mut merge = Merge::new(&SOURCES, new, replaced).expect("merge");
+        // the earlier night, read in two batches that split the tickets;
+        // t3 is new tonight too (its follow-up came), so tonight's row wins
+        let old = [
+            rows(&[("survey", "s1"), ("survey", "s2"), ("ticket", "t2")]),
+            rows(&[("ticket", "t3"), ("ticket", "t4")]),
+        ];
+        let mut out = Vec::new();
+        for b in &old {
+            out.push(merge.push(b).expect("push"));
+        }
+        out.extend(merge.finish().expect("finish"));
+        let want: Vec<(String, String)> = [
+            ("survey", "s1"),
+            ("survey", "s3"),
+            ("ticket", "t1"),
+            ("ticket", "t2"),
+            ("ticket", "t3"),
+            ("ticket", "t4"),
+            ("ticket", "t5"),
+            ("review", "r1"),
+        ]
+        .iter()
+        .map(|(s, id)| (s.to_string(), id.to_string()))
+        .collect();
+        assert_eq!(keys(&out), want);
+        assert_eq!(
+            merge.by_source,
+            [("review", 1), ("survey", 2), ("ticket", 5)]
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect::<BTreeMap<_, _>>()
+        );
+    }
+
+    #[test]
+    fn an_earlier_night_out_of_source_order_is_an_error() {
+        let mut merge = Merge::new(&SOURCES, Vec::new(), HashMap::new()).expect("merge");
+        merge.push(&rows(&[("ticket", "t1")])).expect("tickets");
+        let err = merge
+            .push(&rows(&[("survey", "s1")]))
+            .expect_err("surveys after tickets");
+        assert!(err.to_string().contains("not grouped by source"), "{err}");
+    }
+
+    #[test]
+    fn slices_since_an_earlier_night_cover_what_it_did_not_know() {
+        let d = |s: &str| s.parse::<NaiveDate>().expect("date");
+        let [survey, ticket, _] = SOURCES;
+        let (base, date) = (d("2025-03-01"), d("2025-03-04"));
+        let surveys = Slice::since(base, date, &survey);
+        assert_eq!(surveys.len(), 2);
+        // new partitions, any time up to tonight
+        assert_eq!((surveys[0].dt_after, surveys[0].dt_upto), (base, date));
+        assert_eq!(surveys[0].at_before, end_of(date));
+        // older partitions, sent after the earlier night
+        assert_eq!(surveys[1].dt_upto, base);
+        assert_eq!(
+            (surveys[1].at_from, surveys[1].at_before),
+            (end_of(base), end_of(date))
+        );
+        // tickets: also those known then whose follow-up came since
+        let tickets = Slice::since(base, date, &ticket);
+        assert_eq!(tickets.len(), 3);
+        assert_eq!(tickets[2].follow_ups_from, Some(end_of(base)));
+        assert_eq!(
+            (tickets[2].dt_upto, tickets[2].at_before),
+            (base, end_of(base))
+        );
+        // the themes' days already known then
+        let rest = Slice::known_on(base, start_of(d("2025-02-01")));
+        assert_eq!(
+            (rest.at_from, rest.at_before),
+            (start_of(d("2025-02-01")), end_of(base))
+        );
+        assert!(Slice::known_on(base, end_of(base)).is_empty());
     }
 }

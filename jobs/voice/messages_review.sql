@@ -10,7 +10,11 @@ WITH latest AS (
         v.text,
         v.rating
     FROM reviews AS v
-    WHERE v.dt <= $run_date
+    -- the slice of the messages this query reads (slice_* parameters, see
+    -- voice::messages::Slice): every one up to the run date, or those new
+    -- since an earlier night's feedback_scored
+    WHERE v.dt > $slice_dt_after AND v.dt <= $slice_dt_upto
+        AND v.posted_at >= $slice_at_from AND v.posted_at < $slice_at_before
         -- the latest export of a record wins: drop the copies a later export
         -- replaced, as the transform listed them for the run date (a window
         -- over every record took seconds per million: each key its own partition)
@@ -29,5 +33,4 @@ SELECT
     'stars' AS rating_scale,
     CAST(NULL AS TIMESTAMP) AS follow_up_at
 FROM latest AS k
-WHERE k.posted_at < $run_end
 ORDER BY message_id

@@ -12,7 +12,11 @@ WITH latest AS (
         f.comment,
         f.touchpoint
     FROM feedback AS f
-    WHERE f.dt <= $run_date
+    -- the slice of the messages this query reads (slice_* parameters, see
+    -- voice::messages::Slice): every one up to the run date, or those new
+    -- since an earlier night's feedback_scored
+    WHERE f.dt > $slice_dt_after AND f.dt <= $slice_dt_upto
+        AND f.responded_at >= $slice_at_from AND f.responded_at < $slice_at_before
         -- the latest export of a record wins: drop the copies a later export
         -- replaced, as the transform listed them for the run date (a window
         -- over every record took seconds per million: each key its own partition)
@@ -31,5 +35,4 @@ SELECT
     k.survey_type AS rating_scale,
     CAST(NULL AS TIMESTAMP) AS follow_up_at
 FROM latest AS k
-WHERE k.responded_at < $run_end
 ORDER BY message_id

@@ -12,7 +12,15 @@ WITH latest AS (
         t.satisfaction,
         t.follow_up_at
     FROM tickets AS t
-    WHERE t.dt <= $run_date
+    -- the slice of the messages this query reads (slice_* parameters, see
+    -- voice::messages::Slice): every one up to the run date, or those new
+    -- since an earlier night's feedback_scored
+    WHERE t.dt > $slice_dt_after AND t.dt <= $slice_dt_upto
+        AND t.created_at >= $slice_at_from AND t.created_at < $slice_at_before
+        -- or only the tickets whose follow-up came since (follow_up_at below
+        -- is as of the run date)
+        AND (NOT $slice_follow_ups_only
+            OR (t.follow_up_at >= $slice_follow_up_from AND t.follow_up_at < $run_end))
         -- the latest export of a record wins: drop the copies a later export
         -- replaced, as the transform listed them for the run date (a window
         -- over every record took seconds per million: each key its own partition)
@@ -31,5 +39,4 @@ SELECT
     'ticket_satisfaction' AS rating_scale,
     CASE WHEN k.follow_up_at < $run_end THEN k.follow_up_at END AS follow_up_at
 FROM latest AS k
-WHERE k.created_at < $run_end
 ORDER BY message_id

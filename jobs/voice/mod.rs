@@ -35,6 +35,7 @@ pub mod closed_loop;
 pub mod columns;
 pub mod messages;
 pub mod quality;
+pub mod reuse;
 pub mod score;
 pub mod scores;
 pub mod stats;
@@ -113,6 +114,9 @@ pub struct VoiceOutcome {
     pub spearman_rating: Option<f64>,
     /// Whether `voice_scores` has the segment dimension.
     pub segments: bool,
+    /// The earlier night whose scored messages were carried over (only the
+    /// messages new since were scored), when one was.
+    pub carried_from: Option<NaiveDate>,
 }
 
 /// Runs the voice job as of `date`.
@@ -122,7 +126,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let cfg = &ctx.cfg;
     let k = cfg.min_group_size;
     let mut warnings = Vec::new();
+    let started = std::time::Instant::now();
     let (session, tables) = session(storage, ctx.cfg.transform_memory_limit).await?;
+    debug!(seconds = started.elapsed().as_secs_f64(), "session ready");
     let params = RunParams {
         date,
         followup_hours: cfg.voice.followup_hours,
@@ -156,7 +162,23 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     // the messages queries leave out the copies the transform listed as
     // replaced for the date (an empty list plans no join)
     crate::transform::superseded::register_published(&session, storage, date).await?;
-    let scoring = messages::write_feedback_scored(&session, storage, &params, &sources, k).await?;
+    // an earlier night's scores carry over when the lake they were scored
+    // from is unchanged; the record of tonight's goes before the partition
+    // is rewritten and comes back after it is published
+    let started = std::time::Instant::now();
+    let base = reuse::base(storage, date).await?;
+    debug!(seconds = started.elapsed().as_secs_f64(), base = ?base, "earlier scores looked up");
+    reuse::forget(storage, date).await?;
+    let inputs = reuse::digest(storage, date).await?;
+    let themes_from = (date + chrono::Days::new(1)
+        - chrono::Days::new(cfg.voice.themes_days.into()))
+    .and_time(NaiveTime::MIN)
+    .and_utc()
+    .timestamp_micros();
+    let scoring =
+        messages::write_feedback_scored(&session, storage, &params, &sources, themes_from, base, k)
+            .await?;
+    reuse::record(storage, date, &inputs).await?;
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(
         &session,
@@ -259,6 +281,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         closed_loop_rows: n_loop,
         spearman_rating,
         segments,
+        carried_from: scoring.carried_from,
     })
 }
 
@@ -343,6 +366,16 @@ async fn frame(
     params: &RunParams,
     name: &str,
 ) -> Result<DataFrame> {
+    frame_with(session, sql, params.values(), name).await
+}
+
+/// Plans `sql` with the named parameters `values`; errors name the query.
+async fn frame_with(
+    session: &SessionContext,
+    sql: &str,
+    values: Vec<(&'static str, ScalarValue)>,
+    name: &str,
+) -> Result<DataFrame> {
     let failed = |e: datafusion::error::DataFusionError| Error::Model {
         model: name.to_string(),
         reason: e.to_string(),
@@ -351,7 +384,7 @@ async fn frame(
         .sql(sql)
         .await
         .map_err(failed)?
-        .with_param_values(params.values())
+        .with_param_values(values)
         .map_err(failed)
 }
 

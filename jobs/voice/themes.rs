@@ -258,6 +258,11 @@ impl ThemeCounter {
         }
     }
 
+    /// Whether no message was counted.
+    pub fn is_empty(&self) -> bool {
+        self.touchpoints.is_empty()
+    }
+
     /// The number of a phrase, given one when it is new.
     fn intern(&mut self, phrase: &str) -> u32 {
         if let Some(&id) = self.ids.get(phrase) {

@@ -139,6 +139,16 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Copies every file under `from` to the same place under `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for f in files_under(from) {
+        let rel = f.strip_prefix(from).expect("under");
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&f, &dest).expect("copy");
+    }
+}
+
 /// The attune binary with a clean environment and the test key.
 pub fn attune() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_attune"));

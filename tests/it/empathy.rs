@@ -10,7 +10,6 @@
 //! is tested here.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use attune::config::ValidConfig;
@@ -25,22 +24,13 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, TimeUnit};
 
-use crate::common::{KEY, demo_lake, files_under, read_parquet};
+use crate::common::{KEY, copy_tree, demo_lake, read_parquet};
 
 /// A private data root holding the demo lake and the transform's marts the
 /// job reads, with the ground truth.
 struct Private {
     dir: tempfile::TempDir,
     last: NaiveDate,
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for f in files_under(from) {
-        let rel = f.strip_prefix(from).expect("under");
-        let dest = to.join(rel);
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&f, &dest).expect("copy");
-    }
 }
 
 impl Private {

@@ -14,14 +14,14 @@ use attune::value::fit::{FitParams, run as fit_run};
 use attune::value::gamma_gamma::{self, GammaGammaData, GammaGammaParams};
 use attune::value::summary::TimeUnit;
 use attune::value::{self, ValueOutcome};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, Exp, Gamma};
 use rand_xoshiro::Xoshiro256Plus;
 
-use crate::common::{attune, demo_ctx, demo_lake, read_parquet};
+use crate::common::{attune, copy_tree, demo_ctx, demo_lake, read_parquet};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/value/cdnow_sample.csv")
@@ -490,7 +490,13 @@ fn demo_lake_churn_model_is_evaluated_on_held_out_customers() {
     let base = c.base_rate.expect("customers held out");
     assert!(c.brier_score.expect("computed") < base * (1.0 - base));
     assert!(c.top_decile_lift.expect("churners") > 1.0);
-    assert_eq!(c.cutoff, *last - chrono::Duration::days(90));
+    assert_eq!(c.cutoff, value::churn_cutoff(*last, 90));
+    assert_eq!(
+        c.cutoff.weekday(),
+        chrono::Weekday::Mon,
+        "the nights of a week share the cut-off"
+    );
+    assert!((*last - c.cutoff).num_days() >= 90 && (*last - c.cutoff).num_days() < 97);
     let held: usize = mart("churn_evaluation", *last)
         .iter()
         .map(RecordBatch::num_rows)
@@ -847,18 +853,6 @@ fn lifetime_value_at_scale() {
     assert_eq!(scores.failures, 0);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// On a copy of the demo lake: with an iteration budget of 2 the fits are
 /// reported as not converged in model_metrics (with the optimizer's state)
 /// and the values that depend on them are left empty; and segments written
@@ -868,7 +862,7 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
     let (_, last) = demo_ctx();
     let dir = tempfile::tempdir().expect("tempdir");
     for area in ["lake", "marts"] {
-        copy_dir(&demo_lake().0.join(area), &dir.path().join(area));
+        copy_tree(&demo_lake().0.join(area), &dir.path().join(area));
     }
     // A segments partition as the segment job writes it: two segments by
     // the parity of the pseudonym's last hex digit.
@@ -1066,14 +1060,16 @@ fn cpu_seconds() -> f64 {
 /// customer_features partition is read when the lake up to the cut-off is
 /// as it was when the transform wrote it, and equals the model computed
 /// again; a lake partition up to the cut-off written since makes it stale,
-/// one after the cut-off does not.
+/// one after the cut-off does not. The value job, finding it stale,
+/// computes the features and keeps them, with a record, for the next
+/// nights of the week.
 #[test]
 fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     use attune::transform::{self, models, provenance};
     let (_, last) = demo_ctx();
-    let cutoff = last - chrono::Duration::days(90);
+    let cutoff = value::churn_cutoff(last, 90);
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&demo_lake().0.join("lake"), &dir.path().join("lake"));
+    copy_tree(&demo_lake().0.join("lake"), &dir.path().join("lake"));
     let cfg = attune::config::ValidConfig {
         root: dir.path().to_string_lossy().into_owned(),
         ..Default::default()
@@ -1138,4 +1134,18 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     );
     rewrite(cutoff - chrono::Duration::days(3));
     assert!(reuse().is_none(), "a partition up to the cut-off changed");
+
+    rt.block_on(transform::run(&ctx, last)).expect("transform");
+    rt.block_on(value::run(&ctx, last)).expect("value");
+    let kept = rows(&reuse().expect("kept by the value job, recorded"));
+    let again = rows(
+        &rt.block_on(transform::model_as_of(
+            &ctx,
+            "customer_features",
+            cutoff,
+            last,
+        ))
+        .expect("computed"),
+    );
+    assert_eq!(kept, again);
 }

@@ -685,3 +685,115 @@ async fn segments_of_the_run_date_become_a_dimension() {
     assert_eq!(regulars + newcomers, all, "{n:?}");
     assert_eq!(n.len(), 3, "{n:?}");
 }
+
+/// `voice::reuse`: a night that starts from an earlier night's scores
+/// writes the rows that scoring every message writes. On a business of its
+/// own: voice for a night B five days before the last (every message),
+/// then a ticket of the first week exported again on the last day with new
+/// words, then the last night carried over from B, then the last night
+/// again with B's record removed (every message). The four marts and the
+/// model metrics hold the same rows both ways; the ticket is there once,
+/// with its new words' score. A partition up to B ingested again makes the
+/// next night score everything.
+#[tokio::test]
+async fn a_night_carried_over_from_an_earlier_one_writes_what_scoring_all_writes() {
+    let root = common::Root::new();
+    let params = attune::generate::GenerateParams {
+        out: root.path().to_path_buf(),
+        customers: 400,
+        days: 60,
+        seed: 11,
+        ..attune::generate::GenerateParams::default()
+    };
+    attune::generate::generate(&params).expect("generate");
+    let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
+    let base = last - chrono::Duration::days(5);
+    let ctx = root.ctx(&attune::schema::TABLES, common::KEY);
+    let night = |only: &[&str], dates: Vec<NaiveDate>| attune::nightly::NightlyParams {
+        dates,
+        only: only.iter().map(|s| s.to_string()).collect(),
+        force: true,
+        ..Default::default()
+    };
+    let days = attune::nightly::date_range(params.start, last).expect("dates");
+    attune::nightly::run(&ctx, &night(&["ingest"], days))
+        .await
+        .expect("ingest");
+    attune::transform::run(&ctx, base)
+        .await
+        .expect("transform B");
+    let first = voice::run(&ctx, base).await.expect("voice B");
+    assert_eq!(first.carried_from, None);
+
+    // an early ticket exported again, angrier, on the last day
+    let (early, mut ticket) = (0..30)
+        .map(|d| params.start + chrono::Duration::days(d))
+        .find_map(|day| {
+            let file = root
+                .path()
+                .join(format!("landing/tickets/{day}/tickets.ndjson"));
+            let text = std::fs::read_to_string(file).ok()?;
+            text.lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["ticket_id"].is_string() && v["message"].is_string()).then_some((day, v))
+            })
+        })
+        .expect("a ticket in the first month");
+    ticket["message"] = "Awful, rude and useless. I am furious and disgusted, never again.".into();
+    let id = ticket["ticket_id"].as_str().expect("id").to_string();
+    root.land(
+        "tickets",
+        &last.to_string(),
+        "again.ndjson",
+        format!("{ticket}\n").as_bytes(),
+    );
+    root.ingest(&["tickets"], &[&last.to_string()]).await;
+    attune::transform::run(&ctx, last).await.expect("transform");
+
+    let outputs = |date: NaiveDate| -> Vec<Vec<RecordBatch>> {
+        OUTPUTS
+            .iter()
+            .map(|p| common::read_parquet(&root.path().join(p.replace("{D}", &date.to_string()))))
+            .collect()
+    };
+    let carried = voice::run(&ctx, last).await.expect("voice carried over");
+    assert_eq!(carried.carried_from, Some(base));
+    let carried_rows = outputs(last);
+    let record = root
+        .path()
+        .join(format!("marts/feedback_scored/dt={base}/_inputs"));
+    std::fs::remove_file(&record).expect("B's record");
+    let full = voice::run(&ctx, last).await.expect("voice, every message");
+    assert_eq!(full.carried_from, None);
+    let full_rows = outputs(last);
+    for (i, path) in OUTPUTS.iter().enumerate() {
+        assert_eq!(
+            concat_rows(&carried_rows[i]),
+            concat_rows(&full_rows[i]),
+            "{path}: carried over and scored in full differ"
+        );
+    }
+    assert_eq!(carried.messages_by_source, full.messages_by_source);
+
+    let scored = concat_rows(&full_rows[0]);
+    let ids = strings(&scored, "message_id").expect("ids");
+    let labels = strings(&scored, "label").expect("labels");
+    let rows: Vec<usize> = (0..scored.num_rows())
+        .filter(|&i| ids.value(i) == id)
+        .collect();
+    assert_eq!(rows.len(), 1, "the ticket exported twice is one message");
+    assert_eq!(labels.value(rows[0]), "negative");
+
+    // tonight's record vouches for tonight; a partition up to it ingested
+    // again (new modification time) means scoring everything
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    root.ingest(&["tickets"], &[&early.to_string()]).await;
+    let next = last + chrono::Duration::days(1);
+    attune::transform::run(&ctx, next).await.expect("transform");
+    let again = voice::run(&ctx, next).await.expect("voice");
+    assert_eq!(again.carried_from, None);
+}
+
+fn concat_rows(batches: &[RecordBatch]) -> RecordBatch {
+    datafusion::arrow::compute::concat_batches(&batches[0].schema(), batches).expect("concat")
+}

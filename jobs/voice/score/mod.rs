@@ -96,6 +96,26 @@ mod data {
     pub const WHATLANG_LATIN: &str = include_str!("lexicon/whatlang_latin.tsv");
 }
 
+/// The text of every embedded lexicon: what a score depends on besides the
+/// code, for `voice::reuse`'s digest.
+pub fn lexicon_sources() -> [&'static str; 12] {
+    use data::*;
+    [
+        VADER,
+        VADER_EMOJI,
+        EN_RULES,
+        EN_DOMAIN,
+        ES_RULES,
+        ES,
+        DE_RULES,
+        DE,
+        EMOJI_VALENCE,
+        EMOTIONS,
+        PROBE,
+        WHATLANG_LATIN,
+    ]
+}
+
 /// Sentiment label of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
