@@ -101,8 +101,11 @@ fn staging_dir(run_id: &str) -> Path {
 /// the first half new and a table that failed its tests in place.
 async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<TransformOutcome> {
     let storage = &ctx.storage;
-    let (session, lake, replaced, superseded_counts) = lake_session(ctx, date, None).await?;
-    let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
+    let loaded = models::load(ctx.cfg.models_dir.as_deref())?;
+    let earlier = earlier_superseded(ctx, &loaded, date).await?;
+    let (session, lake, replaced, superseded_counts) =
+        lake_session(ctx, date, Listing::Find(earlier)).await?;
+    let ordered = models::order(loaded, &lake)?;
     let inputs = provenance::digest(ctx, &ordered, date).await?;
     let mut staged: Vec<(String, Path)> = Vec::new();
 
@@ -185,6 +188,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
             .await?;
         provenance::record(ctx, name, date, &inputs).await?;
     }
+    provenance::forget(ctx, "superseded", date).await?;
     crate::mart::publish(
         storage,
         "superseded",
@@ -193,6 +197,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
         std::slice::from_ref(&replaced),
     )
     .await?;
+    provenance::record(ctx, "superseded", date, &inputs).await?;
     let lineage_rows = write_lineage(ctx, date, &ordered, &known).await?;
     Ok(TransformOutcome {
         date,
@@ -231,10 +236,51 @@ pub fn date_constant_udf(name: &str, date: NaiveDate) -> ScalarUDF {
 /// views leave out): `replaced` when given, else computed from the lake.
 /// Also returns the lake's tables, the superseded rows and, when computed,
 /// their counts per table.
+/// Where a session's `superseded` list comes from.
+enum Listing {
+    /// A published list, cut to the date.
+    Published(RecordBatch),
+    /// Listed from the lake, from an earlier night's list when there is one.
+    Find(Option<(NaiveDate, Vec<superseded::Replaced>)>),
+}
+
+/// The list of the latest earlier night whose lake partitions are as they
+/// were (its record, like the models', holds the digest of the lake up to
+/// that night), to list only what was exported since.
+async fn earlier_superseded(
+    ctx: &JobContext,
+    models: &[Model],
+    date: NaiveDate,
+) -> Result<Option<(NaiveDate, Vec<superseded::Replaced>)>> {
+    let nights = ctx
+        .storage
+        .list(&Path::from("marts/superseded"))
+        .await?
+        .into_iter()
+        .filter(|m| m.location.filename() == Some("_inputs"))
+        .filter_map(|m| provenance::partition_day(&m.location))
+        .filter(|d| *d < date)
+        .max();
+    let Some(night) = nights else {
+        return Ok(None);
+    };
+    let Some(batches) = provenance::reuse(ctx, models, "superseded", night).await? else {
+        return Ok(None);
+    };
+    let mut list = Vec::new();
+    for b in &batches {
+        let Some(rows) = superseded::from_batch(b)? else {
+            return Ok(None);
+        };
+        list.extend(rows);
+    }
+    Ok(Some((night, list)))
+}
+
 async fn lake_session(
     ctx: &JobContext,
     date: NaiveDate,
-    replaced: Option<RecordBatch>,
+    listing: Listing,
 ) -> Result<(
     datafusion::prelude::SessionContext,
     BTreeSet<String>,
@@ -252,13 +298,18 @@ async fn lake_session(
     let absent = catalog::register_absent_lake_tables(&session, &present)?;
     lake.extend(absent);
     session.register_udf(run_date_udf(date));
-    let (replaced, counts) = match replaced {
-        Some(r) => (r, BTreeMap::new()),
-        None => {
+    let (replaced, counts) = match listing {
+        Listing::Published(r) => (r, BTreeMap::new()),
+        Listing::Find(earlier) => {
             let started = Instant::now();
-            let (found, counts) = superseded::find(&session, &ctx.contracts, &lake, date).await?;
+            let since = earlier
+                .as_ref()
+                .map(|(night, list)| (*night, list.as_slice()));
+            let (found, counts) =
+                superseded::find(&session, &ctx.contracts, &lake, date, since).await?;
             info!(
                 replaced = found.len(),
+                since = ?since.map(|(night, _)| night),
                 seconds = started.elapsed().as_secs_f64(),
                 "superseded copies listed"
             );
@@ -301,8 +352,11 @@ pub async fn session_as_of(
     date: NaiveDate,
     published: NaiveDate,
 ) -> Result<datafusion::prelude::SessionContext> {
-    let replaced = published_superseded(ctx, published, date).await?;
-    let (session, lake, _, _) = lake_session(ctx, date, replaced).await?;
+    let listing = match published_superseded(ctx, published, date).await? {
+        Some(list) => Listing::Published(list),
+        None => Listing::Find(None),
+    };
+    let (session, lake, _, _) = lake_session(ctx, date, listing).await?;
     for model in models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)? {
         let df = session.sql(&model.sql).await.map_err(|e| Error::Model {
             model: model.name.clone(),

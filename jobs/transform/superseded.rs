@@ -82,11 +82,19 @@ pub fn schema() -> SchemaRef {
 
 /// Every record in lake partitions up to `date` that a later partition (also
 /// up to `date`) exports again, for each table with a one-column key.
+///
+/// From `earlier`, the list as of an earlier night whose lake partitions are
+/// unchanged, only the keys exported since are looked up: their copies are
+/// all within the range of those keys, which the Parquet statistics of the
+/// older partitions prune (keys a business numbers in order are all beyond
+/// every older partition's range), and every other key's copies are as
+/// they were. Listing every key took 2.9 s a night at a million customers.
 pub async fn find(
     session: &SessionContext,
     contracts: &Contracts,
     lake: &std::collections::BTreeSet<String>,
     date: NaiveDate,
+    earlier: Option<(NaiveDate, &[Replaced])>,
 ) -> Result<(Vec<Replaced>, BTreeMap<String, SupersededCounts>)> {
     let mut replaced = Vec::new();
     let mut counts = BTreeMap::new();
@@ -99,21 +107,100 @@ pub async fn find(
         if !lake.contains(table) || key.lake_type() != DataType::Utf8 {
             continue;
         }
+        let k = &key.output;
         let rank = LATEST_BY
             .iter()
             .find(|(t, _)| *t == table)
             .map(|(_, column)| format!(", {column}"))
             .unwrap_or_default();
-        let sql = format!(
-            "SELECT {}, dt{rank} FROM {table} WHERE dt <= DATE '{date}'",
-            key.output
-        );
-        let (found, c) = table_replaced(session, table, &sql).await?;
+        let select = format!("SELECT {k}, dt{rank} FROM {table}");
+        let (mut found, mut c) = match earlier {
+            None => {
+                let sql = format!("{select} WHERE dt <= DATE '{date}'");
+                table_replaced(session, table, &sql).await?
+            }
+            Some((base, list)) => {
+                let known: Vec<Replaced> =
+                    list.iter().filter(|r| r.table == table).cloned().collect();
+                let since = format!("dt > DATE '{base}' AND dt <= DATE '{date}'");
+                match key_range(
+                    session,
+                    &format!("SELECT min({k}), max({k}) FROM {table} WHERE {since}"),
+                )
+                .await?
+                {
+                    None => (known, SupersededCounts::default()),
+                    Some((lo, hi)) => {
+                        let sql = format!(
+                            "{select} WHERE {since} UNION ALL {select} \
+                             WHERE dt <= DATE '{base}' AND {k} >= {} AND {k} <= {}",
+                            sql_string(&lo),
+                            sql_string(&hi)
+                        );
+                        let (mut found, c) = table_replaced(session, table, &sql).await?;
+                        found.extend(known);
+                        (found, c)
+                    }
+                }
+            }
+        };
+        found.sort();
+        found.dedup();
+        c.records_replaced = found.len() as u64;
+        c.keys_exported_more_than_once =
+            found.iter().map(|r| &r.key).collect::<HashSet<_>>().len() as u64;
         replaced.extend(found);
         counts.insert(table.to_string(), c);
     }
     replaced.sort();
     Ok((replaced, counts))
+}
+
+/// The smallest and largest key `sql` (`SELECT min(k), max(k) …`) returns;
+/// `None` when there are no rows.
+async fn key_range(session: &SessionContext, sql: &str) -> Result<Option<(String, String)>> {
+    let batches = session.sql(sql).await?.collect().await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let text = |i: usize| -> Result<Option<String>> {
+        let c = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)?;
+        let c = c.as_string::<i32>();
+        Ok(c.is_valid(0).then(|| c.value(0).to_string()))
+    };
+    Ok(text(0)?.zip(text(1)?))
+}
+
+/// `s` as an SQL string literal.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The replaced records of a list read back from `marts/superseded`; `None`
+/// for a list written before lists carried `superseded_on`.
+pub fn from_batch(batch: &RecordBatch) -> Result<Option<Vec<Replaced>>> {
+    if batch.column_by_name("superseded_on").is_none() {
+        return Ok(None);
+    }
+    let b = conformed(batch)?;
+    let (t, k) = (
+        b.column(0).as_string::<i32>(),
+        b.column(1).as_string::<i32>(),
+    );
+    let (d, on) = (
+        b.column(2).as_primitive::<Date32Type>(),
+        b.column(3).as_primitive::<Date32Type>(),
+    );
+    Ok(Some(
+        (0..b.num_rows())
+            .map(|i| Replaced {
+                table: t.value(i).to_string(),
+                key: k.value(i).to_string(),
+                dt: d.value(i),
+                superseded_on: on.value(i),
+            })
+            .collect(),
+    ))
 }
 
 /// The replaced records of one table from `sql`, which selects the key, `dt`
@@ -883,5 +970,117 @@ mod tests {
             "top bytes spread over buckets: {}",
             top.len()
         );
+    }
+
+    /// Listing only what was exported since an earlier night's list gives
+    /// that night's list plus exactly what a full listing adds: orders
+    /// re-exported across the nights (keys in order and out of it), one
+    /// re-exported twice after the earlier night, and customers whose
+    /// stale re-export (an earlier consent time) does not replace them.
+    #[tokio::test]
+    async fn a_list_from_an_earlier_nights_equals_a_full_listing() {
+        let orders: &[(&str, &str)] = &[
+            ("O1", "2025-03-01"),
+            ("O2", "2025-03-01"),
+            ("O3", "2025-03-02"),
+            ("O1", "2025-03-03"),
+            ("O4", "2025-03-03"),
+            ("O2", "2025-03-05"),
+            ("O5", "2025-03-05"),
+            ("O3", "2025-03-06"),
+            ("O3", "2025-03-07"),
+            ("O6", "2025-03-07"),
+        ];
+        // (customer_id, dt, consent_updated_at as days)
+        let customers: &[(&str, &str, Option<i64>)] = &[
+            ("c9", "2025-03-01", Some(10)),
+            ("c1", "2025-03-01", Some(10)),
+            ("c5", "2025-03-02", None),
+            ("c9", "2025-03-06", Some(5)),
+            ("c1", "2025-03-06", Some(12)),
+            ("c5", "2025-03-07", None),
+        ];
+        let ctx = SessionContext::new();
+        let o_schema = Arc::new(Schema::new(vec![
+            Field::new("order_id", DataType::Utf8, false),
+            Field::new("dt", DataType::Date32, false),
+        ]));
+        let o = RecordBatch::try_new(
+            o_schema.clone(),
+            vec![
+                Arc::new(datafusion::arrow::array::StringArray::from_iter_values(
+                    orders.iter().map(|r| r.0),
+                )),
+                Arc::new(Date32Array::from_iter_values(
+                    orders.iter().map(|r| days(r.1)),
+                )),
+            ],
+        )
+        .expect("orders");
+        let c_schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("dt", DataType::Date32, false),
+            Field::new("consent_updated_at", DataType::Int64, true),
+        ]));
+        let c = RecordBatch::try_new(
+            c_schema.clone(),
+            vec![
+                Arc::new(datafusion::arrow::array::StringArray::from_iter_values(
+                    customers.iter().map(|r| r.0),
+                )),
+                Arc::new(Date32Array::from_iter_values(
+                    customers.iter().map(|r| days(r.1)),
+                )),
+                Arc::new(datafusion::arrow::array::Int64Array::from(
+                    customers.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("customers");
+        for (name, schema, batch) in [("orders", o_schema, o), ("customers", c_schema, c)] {
+            let table = MemTable::try_new(schema, vec![vec![batch]]).expect("mem");
+            ctx.register_table(name, Arc::new(table)).expect("register");
+        }
+        let contracts = Contracts::builtin().expect("contracts");
+        let lake: std::collections::BTreeSet<String> = ["orders", "customers"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        let (base, date) = (day("2025-03-04"), day("2025-03-07"));
+        let (earlier, _) = find(&ctx, &contracts, &lake, base, None)
+            .await
+            .expect("base");
+        let (full, full_counts) = find(&ctx, &contracts, &lake, date, None)
+            .await
+            .expect("full");
+        let (since, counts) = find(&ctx, &contracts, &lake, date, Some((base, &earlier)))
+            .await
+            .expect("since");
+        assert_eq!(since, full);
+        let keys: Vec<(&str, &str)> = full
+            .iter()
+            .map(|r| (r.table.as_str(), r.key.as_str()))
+            .collect();
+        assert!(
+            keys.contains(&("customers", "c1")),
+            "a newer consent replaces"
+        );
+        assert!(
+            keys.contains(&("customers", "c9")),
+            "the stale copy is the one replaced"
+        );
+        assert_eq!(keys.iter().filter(|k| k.1 == "O3").count(), 2);
+        for t in ["orders", "customers"] {
+            assert_eq!(
+                counts[t].records_replaced, full_counts[t].records_replaced,
+                "{t}"
+            );
+            assert_eq!(
+                counts[t].keys_exported_more_than_once, full_counts[t].keys_exported_more_than_once,
+                "{t}"
+            );
+        }
+        assert!(counts["orders"].rows_scanned < full_counts["orders"].rows_scanned);
     }
 }
