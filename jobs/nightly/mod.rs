@@ -401,7 +401,7 @@ async fn run_job(
         "transform" => {
             let o = transform::run(ctx, date).await?;
             let ran = Ran {
-                rows_in: o.superseded.values().map(|c| c.rows_scanned).sum(),
+                rows_in: o.superseded.values().map(|c| c.rows).sum(),
                 rows_out: o.rows_out(),
                 warnings: Vec::new(),
                 details: serde_json::to_value(&o).unwrap_or_default(),
@@ -534,6 +534,16 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
     if job == "report" {
         places.push(Place::Prefix(Path::from(format!("reports/{date}"))));
     }
+    if job == "value" {
+        // the features as of the churn cut-off, which the job writes when
+        // no transform or earlier night did, and reads when one did: a
+        // backfill that rewrites them makes the job run again
+        places.push(Place::Prefix(partition_dir(
+            "marts",
+            "customer_features",
+            crate::value::churn_cutoff(date, ctx.cfg.value.cutoff_days),
+        )));
+    }
     for doc in crate::mart::docs()? {
         let writers: Vec<&str> = doc.job.split(',').map(str::trim).collect();
         if !writers.contains(&job) {
@@ -593,25 +603,19 @@ async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
 }
 
 /// What a job reads besides the lake and the outputs of the jobs before it
-/// for the date: value reads the features of its churn model's cut-off day
-/// and the segments of the churn rates' cut-off day, privacy the consent
-/// and erasure lists and every customers export (check 4). A backfilled
-/// cut-off day or a new erasure re-runs them.
+/// for the date: value reads the segments of the churn rates' cut-off day
+/// (the features of its churn model's cut-off day are among its outputs:
+/// it may write them), privacy the consent and erasure lists and every
+/// customers export (check 4). A backfilled cut-off day or a new erasure
+/// re-runs them.
 fn other_inputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Vec<Place> {
     let days_before = |n: u32| date - chrono::Duration::days(i64::from(n));
     match job {
-        "value" => vec![
-            Place::Prefix(partition_dir(
-                "marts",
-                "customer_features",
-                days_before(ctx.cfg.value.cutoff_days),
-            )),
-            Place::Prefix(partition_dir(
-                "marts",
-                "segments",
-                days_before(ctx.cfg.value.inactive_days),
-            )),
-        ],
+        "value" => vec![Place::Prefix(partition_dir(
+            "marts",
+            "segments",
+            days_before(ctx.cfg.value.inactive_days),
+        ))],
         "privacy" => vec![
             Place::Prefix(Path::from("control")),
             Place::Prefix(Path::from("landing/customers")),

@@ -383,6 +383,31 @@ pub async fn model_as_of(
     Ok(session.table(model).await?.collect().await?)
 }
 
+/// Runs the data tests of `model` on `rows`, the model as of `date` (see
+/// [`model_as_of`]), as the transform of that day would before publishing
+/// them. `Err` only when the tests could not run; a failing test is
+/// `Ok(Some(reason))`, naming the column and the number of rows, never a value.
+pub async fn data_tests_as_of(
+    ctx: &JobContext,
+    model: &Model,
+    date: NaiveDate,
+    published: NaiveDate,
+    rows: &[RecordBatch],
+) -> Result<Option<String>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let session = session_as_of(ctx, date, published).await?;
+    session.deregister_table(model.name.as_str())?;
+    let table = datafusion::datasource::MemTable::try_new(first.schema(), vec![rows.to_vec()])?;
+    session.register_table(model.name.as_str(), Arc::new(table))?;
+    match checks::run(&session, model).await {
+        Ok(_) => Ok(None),
+        Err(e @ Error::DataTest { .. }) => Ok(Some(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
 /// DataFusion's "Resources exhausted" names the operator and pool, not the
 /// setting that sizes the pool.
 fn with_memory_hint(reason: String, limit: usize) -> String {

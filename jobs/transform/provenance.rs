@@ -81,6 +81,20 @@ pub async fn record(ctx: &JobContext, model: &str, date: NaiveDate, digest: &str
         .await
 }
 
+/// Whether the partition of `model` for `date` was recorded as computed from
+/// what the lake holds up to `date` now.
+pub async fn is_current(
+    ctx: &JobContext,
+    models: &[Model],
+    model: &str,
+    date: NaiveDate,
+) -> Result<bool> {
+    let Some(recorded) = ctx.storage.get_opt(&record_path(model, date)).await? else {
+        return Ok(false);
+    };
+    Ok(recorded.as_ref() == digest(ctx, models, date).await?.as_bytes())
+}
+
 /// The rows of `marts/<model>/dt=<date>` when they were computed from what
 /// the lake holds up to `date` now, else `None` (never recorded, or the
 /// inputs changed since).
@@ -90,10 +104,7 @@ pub async fn reuse(
     model: &str,
     date: NaiveDate,
 ) -> Result<Option<Vec<RecordBatch>>> {
-    let Some(recorded) = ctx.storage.get_opt(&record_path(model, date)).await? else {
-        return Ok(None);
-    };
-    if recorded.as_ref() != digest(ctx, models, date).await?.as_bytes() {
+    if !is_current(ctx, models, model, date).await? {
         return Ok(None);
     }
     let path = partition_file("marts", model, date);

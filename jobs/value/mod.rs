@@ -3,7 +3,8 @@
 //! Reads the orders as of the run date (through the `stg_orders` model:
 //! de-duplicated, refunds left out), `marts/customer_features` of the run
 //! date, `customer_features` as of the churn cut-off (its mart partition
-//! when the lake up to the cut-off is as it was then, else computed),
+//! when the lake up to the cut-off is as it was then, else computed and,
+//! when it passes the model's data tests, written there for the next nights),
 //! `marts/segments` of the run date when the segment job has written it, and
 //! `lake/initiative_assignments`. Writes `marts/customer_value` (one row per
 //! customer with a purchase: the BG/NBD and Gamma-Gamma predictions, the
@@ -13,7 +14,9 @@
 //! `min_group_size` suppressed) and this job's `marts/model_metrics`.
 //!
 //! Honest about time: the churn model is trained on features as of a cut-off
-//! `cutoff_days` before the run date and labels from what happened after it,
+//! (the Monday on or before `cutoff_days` before the run date, so the nights
+//! of a week share it and its features are computed once: see
+//! [`churn_cutoff`]) and labels from what happened after it,
 //! evaluated on customers it never saw, then refitted on all of them and
 //! applied to today's features.
 //!
@@ -361,16 +364,30 @@ struct ChurnRun {
 
 /// Writes `marts/customer_features/dt=<cutoff>` from `batches` (the model as
 /// of the cut-off, exactly what the transform of that day writes) with its
-/// provenance record.
+/// provenance record, when they pass the model's data tests, as the
+/// transform's must, and the day is within `retention_days` of the run date
+/// (an older partition is one retention deletes and the privacy job flags).
+/// Returns whether it wrote them.
 async fn keep_cutoff_features(
     ctx: &JobContext,
     models: &[transform::models::Model],
     cutoff: NaiveDate,
+    date: NaiveDate,
     batches: &[RecordBatch],
-) -> Result<()> {
+) -> Result<bool> {
     let Some(first) = batches.first() else {
-        return Ok(());
+        return Ok(false);
     };
+    if (date - cutoff).num_days() > i64::from(ctx.cfg.retention_days) {
+        return Ok(false);
+    }
+    let Some(model) = models.iter().find(|m| m.name == "customer_features") else {
+        return Ok(false);
+    };
+    if let Some(failed) = transform::data_tests_as_of(ctx, model, cutoff, date, batches).await? {
+        warn!(%cutoff, reason = %failed, "features as of the churn cut-off not kept: a data test failed");
+        return Ok(false);
+    }
     let inputs = transform::provenance::digest(ctx, models, cutoff).await?;
     transform::provenance::forget(ctx, "customer_features", cutoff).await?;
     crate::parquet_io::write_batches(
@@ -380,7 +397,8 @@ async fn keep_cutoff_features(
         batches,
     )
     .await?;
-    transform::provenance::record(ctx, "customer_features", cutoff, &inputs).await
+    transform::provenance::record(ctx, "customer_features", cutoff, &inputs).await?;
+    Ok(true)
 }
 
 /// The churn model's cut-off for a run on `date`: the Monday on or before
@@ -416,8 +434,15 @@ async fn churn_model(
             Some(b) => (b, "read from its mart partition"),
             None => {
                 let b = transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
-                keep_cutoff_features(ctx, &models, cutoff, &b).await?;
-                (b, "computed and kept")
+                let kept = keep_cutoff_features(ctx, &models, cutoff, date, &b).await?;
+                (
+                    b,
+                    if kept {
+                        "computed and kept"
+                    } else {
+                        "computed"
+                    },
+                )
             }
         };
     let past = FeatureTable::from_batches(&batches)?;

@@ -178,7 +178,15 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let scoring =
         messages::write_feedback_scored(&session, storage, &params, &sources, themes_from, base, k)
             .await?;
-    reuse::record(storage, date, &inputs).await?;
+    // vouched for only when the superseded list it left out is the lake's
+    // of tonight: a partition re-ingested after the transform ran would
+    // otherwise carry its stale copies into every later night
+    let models = crate::transform::models::load(cfg.models_dir.as_deref())?;
+    if crate::transform::provenance::is_current(ctx, &models, "superseded", date).await? {
+        reuse::record(storage, date, &inputs).await?;
+    } else {
+        debug!("superseded list older than the lake: tonight's scores will not be carried over");
+    }
     let rows_in: u64 = scoring.by_source.values().sum();
     catalog::register(
         &session,
