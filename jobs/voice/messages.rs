@@ -385,7 +385,10 @@ pub async fn write_feedback_scored(
     let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
     let writer = tokio::spawn(write_batches(sink, write_rx));
     let date = params.date;
-    let scored = match base {
+    // without an earlier night every message is read, and written as it
+    // is scored; with one, only what is new since (kept, to be merged into
+    // its rows) and the rest of the themes' days (counted, not written)
+    let (reads, mut out) = match base {
         None => {
             let reads = sources
                 .iter()
@@ -396,16 +399,7 @@ pub async fn write_feedback_scored(
                     themes: true,
                 })
                 .collect();
-            let mut out = Outputs::Stream(write_tx.clone());
-            score_reads(
-                session,
-                params,
-                reads,
-                themes_from,
-                min_group_size,
-                &mut out,
-            )
-            .await
+            (reads, Outputs::Stream(write_tx.clone()))
         }
         Some(base) => {
             let mut reads = Vec::new();
@@ -430,33 +424,31 @@ pub async fn write_feedback_scored(
                     });
                 }
             }
-            let mut out = Outputs::Keep(Vec::new());
-            let started = std::time::Instant::now();
-            let scored = score_reads(
-                session,
-                params,
-                reads,
-                themes_from,
-                min_group_size,
-                &mut out,
-            )
-            .await;
-            debug!(
-                seconds = started.elapsed().as_secs_f64(),
-                "new messages and the themes' days scored"
-            );
-            match (scored, out) {
-                (Ok((themes, _)), Outputs::Keep(new)) => {
-                    carry_over(session, sources, base, new, &write_tx)
-                        .await
-                        .map(|by_source| (themes, by_source))
-                }
-                (Err(e), _) => Err(e),
-                (Ok(_), Outputs::Stream(_)) => {
-                    unreachable!("the loop hands back the outputs it was given")
-                }
-            }
+            (reads, Outputs::Keep(Vec::new()))
         }
+    };
+    let started = std::time::Instant::now();
+    let scored = score_reads(
+        session,
+        params,
+        reads,
+        themes_from,
+        min_group_size,
+        &mut out,
+    )
+    .await;
+    debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        carried_from = ?base,
+        "scoring loop done"
+    );
+    let scored = match (scored, out, base) {
+        (Ok((themes, _)), Outputs::Keep(new), Some(base)) => {
+            carry_over(session, sources, base, new, &write_tx)
+                .await
+                .map(|by_source| (themes, by_source))
+        }
+        (scored, _, _) => scored,
     };
     let (themes, by_source) = match scored {
         Ok(s) => s,
