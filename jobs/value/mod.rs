@@ -367,13 +367,16 @@ struct ChurnRun {
 /// provenance record, when they pass the model's data tests, as the
 /// transform's must, and the day is within `retention_days` of the run date
 /// (an older partition is one retention deletes and the privacy job flags).
-/// Returns whether it wrote them.
+/// Returns whether it wrote them; a failing data test, or one that could
+/// not run, is a warning of the job (the churn model still learns from
+/// them, as it did before they were kept).
 async fn keep_cutoff_features(
     ctx: &JobContext,
     models: &[transform::models::Model],
     cutoff: NaiveDate,
     date: NaiveDate,
     batches: &[RecordBatch],
+    warnings: &mut Vec<String>,
 ) -> Result<bool> {
     let Some(first) = batches.first() else {
         return Ok(false);
@@ -384,8 +387,14 @@ async fn keep_cutoff_features(
     let Some(model) = models.iter().find(|m| m.name == "customer_features") else {
         return Ok(false);
     };
-    if let Some(failed) = transform::data_tests_as_of(ctx, model, cutoff, date, batches).await? {
-        warn!(%cutoff, reason = %failed, "features as of the churn cut-off not kept: a data test failed");
+    let failed = match transform::data_tests_as_of(ctx, model, cutoff, date, batches).await {
+        Ok(failed) => failed,
+        Err(e) => Some(format!("its data tests could not run: {e}")),
+    };
+    if let Some(failed) = failed {
+        warnings.push(format!(
+            "customer_features as of the churn cut-off {cutoff} fail the model's data tests, so they were not kept for the next nights, and the churn model learned from them: {failed}"
+        ));
         return Ok(false);
     }
     let inputs = transform::provenance::digest(ctx, models, cutoff).await?;
@@ -434,7 +443,7 @@ async fn churn_model(
             Some(b) => (b, "read from its mart partition"),
             None => {
                 let b = transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
-                let kept = keep_cutoff_features(ctx, &models, cutoff, date, &b).await?;
+                let kept = keep_cutoff_features(ctx, &models, cutoff, date, &b, warnings).await?;
                 (
                     b,
                     if kept {
