@@ -231,11 +231,6 @@ pub fn date_constant_udf(name: &str, date: NaiveDate) -> ScalarUDF {
     )
 }
 
-/// A session over the lake as of `date`: every lake table, `run_date()`,
-/// and `superseded` (the copies a later export replaced, which the staging
-/// views leave out): `replaced` when given, else computed from the lake.
-/// Also returns the lake's tables, the superseded rows and, when computed,
-/// their counts per table.
 /// Where a session's `superseded` list comes from.
 enum Listing {
     /// A published list, cut to the date.
@@ -252,16 +247,8 @@ async fn earlier_superseded(
     models: &[Model],
     date: NaiveDate,
 ) -> Result<Option<(NaiveDate, Vec<superseded::Replaced>)>> {
-    let nights = ctx
-        .storage
-        .list(&Path::from("marts/superseded"))
-        .await?
-        .into_iter()
-        .filter(|m| m.location.filename() == Some("_inputs"))
-        .filter_map(|m| provenance::partition_day(&m.location))
-        .filter(|d| *d < date)
-        .max();
-    let Some(night) = nights else {
+    let Some(night) = provenance::latest_recorded_before(&ctx.storage, "superseded", date).await?
+    else {
         return Ok(None);
     };
     let Some(batches) = provenance::reuse(ctx, models, "superseded", night).await? else {
@@ -277,6 +264,10 @@ async fn earlier_superseded(
     Ok(Some((night, list)))
 }
 
+/// A session over the lake as of `date`: every lake table, `run_date()`,
+/// and `superseded` (the copies a later export replaced, which the staging
+/// views leave out), from `listing`. Also returns the lake's tables, the
+/// superseded rows and, when listed, their counts per table.
 async fn lake_session(
     ctx: &JobContext,
     date: NaiveDate,

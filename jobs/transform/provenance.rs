@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::models::Model;
 use crate::Result;
 use crate::context::JobContext;
-use crate::storage::{partition_dir, partition_file};
+use crate::storage::{Storage, partition_dir, partition_file};
 
 const FILE: &str = "_inputs";
 
@@ -31,7 +31,7 @@ fn record_path(model: &str, date: NaiveDate) -> Path {
 }
 
 /// The day of a `…/dt=YYYY-MM-DD/…` path.
-pub(crate) fn partition_day(path: &Path) -> Option<NaiveDate> {
+fn partition_day(path: &Path) -> Option<NaiveDate> {
     path.parts()
         .find_map(|p| p.as_ref().strip_prefix("dt=").map(str::to_string))
         .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
@@ -53,17 +53,50 @@ pub async fn digest(ctx: &JobContext, models: &[Model], date: NaiveDate) -> Resu
             h.update(b"\0");
         }
     }
-    let mut files: Vec<_> = ctx
-        .storage
-        .list(&Path::from("lake"))
+    let files = lake_files_up_to(&ctx.storage, &Path::from("lake"), date).await?;
+    crate::nightly::stamps::hash_listing(&mut h, &files);
+    Ok(hex::encode(&h.finalize()[..16]))
+}
+
+/// The files under `prefix` of partitions up to `date` (and those without a
+/// day, read on every date), sorted by path.
+pub async fn lake_files_up_to(
+    storage: &Storage,
+    prefix: &Path,
+    date: NaiveDate,
+) -> Result<Vec<object_store::ObjectMeta>> {
+    let mut files: Vec<_> = storage
+        .list(prefix)
         .await?
         .into_iter()
-        // a path without a day is read on every date
         .filter(|m| partition_day(&m.location).is_none_or(|d| d <= date))
         .collect();
     files.sort_by(|a, b| a.location.cmp(&b.location));
-    crate::nightly::stamps::hash_listing(&mut h, &files);
-    Ok(hex::encode(&h.finalize()[..16]))
+    Ok(files)
+}
+
+/// The latest day before `date` whose partition of `table` has a record.
+pub async fn latest_recorded_before(
+    storage: &Storage,
+    table: &str,
+    date: NaiveDate,
+) -> Result<Option<NaiveDate>> {
+    Ok(storage
+        .list(&Path::from(format!("marts/{table}")))
+        .await?
+        .into_iter()
+        .filter(|m| m.location.filename() == Some(FILE))
+        .filter_map(|m| partition_day(&m.location))
+        .filter(|d| *d < date)
+        .max())
+}
+
+/// The record of `table` for `date`, if any.
+pub async fn recorded(storage: &Storage, table: &str, date: NaiveDate) -> Result<Option<String>> {
+    Ok(storage
+        .get_opt(&record_path(table, date))
+        .await?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// Removes the record of `model` for `date` (before its partition is rewritten).
@@ -89,10 +122,10 @@ pub async fn is_current(
     model: &str,
     date: NaiveDate,
 ) -> Result<bool> {
-    let Some(recorded) = ctx.storage.get_opt(&record_path(model, date)).await? else {
+    let Some(recorded) = recorded(&ctx.storage, model, date).await? else {
         return Ok(false);
     };
-    Ok(recorded.as_ref() == digest(ctx, models, date).await?.as_bytes())
+    Ok(recorded == digest(ctx, models, date).await?)
 }
 
 /// The rows of `marts/<model>/dt=<date>` when they were computed from what

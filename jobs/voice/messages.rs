@@ -250,7 +250,7 @@ pub struct Slice {
 const BEGINNING: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid");
 
 /// The first instant of `day`, UTC, in epoch microseconds.
-fn start_of(day: NaiveDate) -> i64 {
+pub fn start_of(day: NaiveDate) -> i64 {
     day.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
 }
 

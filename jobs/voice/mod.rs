@@ -168,13 +168,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let started = std::time::Instant::now();
     let base = reuse::base(storage, date).await?;
     debug!(seconds = started.elapsed().as_secs_f64(), base = ?base, "earlier scores looked up");
-    reuse::forget(storage, date).await?;
+    crate::transform::provenance::forget(ctx, reuse::MART, date).await?;
     let inputs = reuse::digest(storage, date).await?;
-    let themes_from = (date + chrono::Days::new(1)
-        - chrono::Days::new(cfg.voice.themes_days.into()))
-    .and_time(NaiveTime::MIN)
-    .and_utc()
-    .timestamp_micros();
+    let themes_from = messages::start_of(
+        date + chrono::Days::new(1) - chrono::Days::new(cfg.voice.themes_days.into()),
+    );
     let scoring =
         messages::write_feedback_scored(&session, storage, &params, &sources, themes_from, base, k)
             .await?;
@@ -183,7 +181,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     // otherwise carry its stale copies into every later night
     let models = crate::transform::models::load(cfg.models_dir.as_deref())?;
     if crate::transform::provenance::is_current(ctx, &models, "superseded", date).await? {
-        reuse::record(storage, date, &inputs).await?;
+        crate::transform::provenance::record(ctx, reuse::MART, date, &inputs).await?;
     } else {
         debug!("superseded list older than the lake: tonight's scores will not be carried over");
     }

@@ -10,9 +10,10 @@
 //! partition up to D. A later night reuses the latest such partition whose
 //! digest still matches the lake: a re-ingested, erased, purged or expired
 //! partition, a new release or an edited lexicon changes it, and every
-//! message is scored again. The record is removed before a partition is
-//! rewritten and written after it is published, so it never vouches for a
-//! half-written one.
+//! message is scored again. The record is kept as the SQL models' are
+//! (`transform::provenance`): removed before a partition is rewritten and
+//! written after it is published, so it never vouches for a half-written
+//! one; only the digest is the voice job's own.
 
 use chrono::NaiveDate;
 use object_store::path::Path;
@@ -21,15 +22,11 @@ use sha2::{Digest, Sha256};
 use super::messages::SOURCES;
 use super::score::lexicon_sources;
 use crate::Result;
-use crate::storage::{Storage, partition_dir, partition_file};
-use crate::transform::provenance::partition_day;
+use crate::storage::{Storage, partition_file};
+use crate::transform::provenance;
 
-const FILE: &str = "_inputs";
-const MART: &str = "feedback_scored";
-
-fn record_path(date: NaiveDate) -> Path {
-    Path::from(format!("{}/{FILE}", partition_dir("marts", MART, date)))
-}
+/// The mart whose partitions carry over.
+pub const MART: &str = "feedback_scored";
 
 /// Digest of what `feedback_scored` as of `date` is scored from.
 pub async fn digest(storage: &Storage, date: NaiveDate) -> Result<String> {
@@ -47,44 +44,21 @@ pub async fn digest(storage: &Storage, date: NaiveDate) -> Result<String> {
             h.update(part.as_bytes());
             h.update(b"\0");
         }
-        let files: Vec<_> = storage
-            .list(&Path::from(format!("lake/{}", s.table)))
-            .await?
-            .into_iter()
-            .filter(|m| partition_day(&m.location).is_none_or(|d| d <= date))
-            .collect();
+        let files =
+            provenance::lake_files_up_to(storage, &Path::from(format!("lake/{}", s.table)), date)
+                .await?;
         crate::nightly::stamps::hash_listing(&mut h, &files);
     }
     Ok(hex::encode(&h.finalize()[..16]))
 }
 
-/// Removes the record of `date` (before its partition is rewritten).
-pub async fn forget(storage: &Storage, date: NaiveDate) -> Result<()> {
-    storage.delete(&record_path(date)).await
-}
-
-/// Records that the partition of `date` was scored from `digest`.
-pub async fn record(storage: &Storage, date: NaiveDate, digest: &str) -> Result<()> {
-    storage
-        .put(&record_path(date), bytes::Bytes::from(digest.to_string()))
-        .await
-}
-
 /// The latest night before `date` whose `feedback_scored` was scored from
 /// what the lake holds up to that night now, if any.
 pub async fn base(storage: &Storage, date: NaiveDate) -> Result<Option<NaiveDate>> {
-    let latest = storage
-        .list(&Path::from(format!("marts/{MART}")))
-        .await?
-        .into_iter()
-        .filter(|m| m.location.filename() == Some(FILE))
-        .filter_map(|m| partition_day(&m.location))
-        .filter(|d| *d < date)
-        .max();
-    let Some(night) = latest else {
+    let Some(night) = provenance::latest_recorded_before(storage, MART, date).await? else {
         return Ok(None);
     };
-    let Some(recorded) = storage.get_opt(&record_path(night)).await? else {
+    let Some(recorded) = provenance::recorded(storage, MART, night).await? else {
         return Ok(None);
     };
     if storage
@@ -94,8 +68,7 @@ pub async fn base(storage: &Storage, date: NaiveDate) -> Result<Option<NaiveDate
     {
         return Ok(None);
     }
-    let now = digest(storage, night).await?;
-    if recorded.as_ref() != now.as_bytes() {
+    if recorded != digest(storage, night).await? {
         tracing::debug!(%night, "feedback_scored of an earlier night not reused: its inputs changed");
         return Ok(None);
     }

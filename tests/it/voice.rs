@@ -557,28 +557,28 @@ fn a_rerun_writes_the_same_bytes() {
     }
 }
 
-/// With `marts/segments` for the run date (here written by hand: every
-/// customer who answered a survey, alternately "Regulars" and
-/// "Newcomers"), voice_scores gains the segment dimension, and the
-/// segments' answers add up to all answers.
-#[tokio::test]
-async fn segments_of_the_run_date_become_a_dimension() {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
+/// A business of 400 customers over `days` days, generated with `seed` and
+/// ingested (every table: the transform, which voice needs first, reads
+/// them all). Returns its root, a context on it, its first and last day.
+async fn ingested_business(
+    days: u32,
+    seed: u64,
+) -> (
+    common::Root,
+    attune::context::JobContext,
+    NaiveDate,
+    NaiveDate,
+) {
     let root = common::Root::new();
     let params = attune::generate::GenerateParams {
         out: root.path().to_path_buf(),
         customers: 400,
-        days: 90,
-        seed: 5,
+        days,
+        seed,
         ..attune::generate::GenerateParams::default()
     };
     attune::generate::generate(&params).expect("generate");
-    let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
-    // every table: the transform, which voice needs first, reads them all
+    let last = params.start + chrono::Duration::days(i64::from(days) - 1);
     let ctx = root.ctx(&attune::schema::TABLES, common::KEY);
     attune::nightly::run(
         &ctx,
@@ -590,6 +590,21 @@ async fn segments_of_the_run_date_become_a_dimension() {
     )
     .await
     .expect("ingest");
+    (root, ctx, params.start, last)
+}
+
+/// With `marts/segments` for the run date (here written by hand: every
+/// customer who answered a survey, alternately "Regulars" and
+/// "Newcomers"), voice_scores gains the segment dimension, and the
+/// segments' answers add up to all answers.
+#[tokio::test]
+async fn segments_of_the_run_date_become_a_dimension() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    let (_root, ctx, _, last) = ingested_business(90, 5).await;
 
     let (session, _) = attune::catalog::session_with_all(&ctx.storage)
         .await
@@ -697,28 +712,8 @@ async fn segments_of_the_run_date_become_a_dimension() {
 /// next night score everything.
 #[tokio::test]
 async fn a_night_carried_over_from_an_earlier_one_writes_what_scoring_all_writes() {
-    let root = common::Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 400,
-        days: 60,
-        seed: 11,
-        ..attune::generate::GenerateParams::default()
-    };
-    attune::generate::generate(&params).expect("generate");
-    let last = params.start + chrono::Duration::days(i64::from(params.days) - 1);
+    let (root, ctx, start, last) = ingested_business(60, 11).await;
     let base = last - chrono::Duration::days(5);
-    let ctx = root.ctx(&attune::schema::TABLES, common::KEY);
-    let night = |only: &[&str], dates: Vec<NaiveDate>| attune::nightly::NightlyParams {
-        dates,
-        only: only.iter().map(|s| s.to_string()).collect(),
-        force: true,
-        ..Default::default()
-    };
-    let days = attune::nightly::date_range(params.start, last).expect("dates");
-    attune::nightly::run(&ctx, &night(&["ingest"], days))
-        .await
-        .expect("ingest");
     attune::transform::run(&ctx, base)
         .await
         .expect("transform B");
@@ -727,7 +722,7 @@ async fn a_night_carried_over_from_an_earlier_one_writes_what_scoring_all_writes
 
     // an early ticket exported again, angrier, on the last day
     let (early, mut ticket) = (0..30)
-        .map(|d| params.start + chrono::Duration::days(d))
+        .map(|d| start + chrono::Duration::days(d))
         .find_map(|day| {
             let file = root
                 .path()
