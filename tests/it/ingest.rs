@@ -560,6 +560,70 @@ async fn a_withdrawal_holds_against_bad_rows_duplicates_and_stale_reruns() {
     );
 }
 
+/// Customers partitions of several days are read on every worker, but each
+/// is written with the consent list as its own day left it; the other
+/// tables, with the list as the last day left it.
+#[tokio::test]
+async fn each_customers_day_is_written_with_the_list_as_of_that_day() {
+    let root = Root::new();
+    let header = "customer_id,signup_date,consent_analytics,consent_updated_at\n";
+    let days = ["2025-03-01", "2025-03-02", "2025-03-03"];
+    // C1: no, then yes; C2: yes, then no; C3: yes throughout
+    let rows = [
+        "C1,2024-01-05,false,2025-03-01 09:00:00\nC2,2024-01-05,true,2025-03-01 09:00:00\nC3,2024-01-05,true,\n",
+        "C1,2024-01-05,true,2025-03-02 09:00:00\nC2,2024-01-05,false,2025-03-02 09:00:00\n",
+        "C3,2024-01-05,true,\n",
+    ];
+    for (day, rows) in days.iter().zip(rows) {
+        root.land(
+            "customers",
+            day,
+            "customers.csv",
+            format!("{header}{rows}").as_bytes(),
+        );
+        let orders = format!(
+            "order_id,customer_id,ordered_at,total_amount,currency,channel\n\
+             A-{day},C1,{day} 10:00:00,5,EUR,app\n\
+             B-{day},C2,{day} 10:00:00,5,EUR,app\n"
+        );
+        root.land("orders", day, "orders.csv", orders.as_bytes());
+    }
+    let o = root.ingest(&["customers", "orders"], &days).await;
+    assert_eq!(o.opted_out_customers, 1, "C2");
+    let mut p = Pseudonymizer::new(&Key::new(KEY.as_bytes().to_vec()));
+    let mut pseudonym =
+        |id: &str| Some(String::from_utf8(p.pseudonym(id.as_bytes()).to_vec()).expect("hex"));
+    let (c1, c2, c3) = (pseudonym("C1"), pseudonym("C2"), pseudonym("C3"));
+    // with the last day's list C1 would be on day 1; C2's row of day 1
+    // leaves with its withdrawal (the lake keeps no earlier row of theirs)
+    assert_eq!(
+        root.strings("lake", "customers", days[0], "customer_id"),
+        vec![c3.clone()],
+        "C1 declined on day 1"
+    );
+    assert_eq!(
+        root.strings("lake", "customers", days[1], "customer_id"),
+        vec![c1],
+        "C1 consented on day 2, C2 declined"
+    );
+    assert!(
+        !root
+            .strings("lake", "customers", days[0], "customer_id")
+            .contains(&c2)
+    );
+    assert_eq!(
+        root.strings("lake", "customers", days[2], "customer_id"),
+        vec![c3]
+    );
+    for day in days {
+        assert_eq!(
+            root.strings("lake", "orders", day, "order_id"),
+            vec![Some(format!("A-{day}"))],
+            "orders follow the list as the last day left it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn free_text_is_redacted_in_the_lake() {
     let root = Root::new();
