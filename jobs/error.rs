@@ -54,7 +54,7 @@ pub enum Error {
 
     /// DataFusion failed planning or running SQL.
     #[error("sql: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(#[source] datafusion::error::DataFusionError),
 
     /// A SQL model does not parse, plan or run.
     #[error("model {model}: {reason}")]
@@ -99,6 +99,29 @@ impl From<object_store::Error> for Error {
     }
 }
 
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Error {
+        use datafusion::error::DataFusionError as E;
+        match e {
+            // a task of DataFusion's (its Parquet writers) that panicked:
+            // the JoinError's message would quote the payload as it is
+            E::ExecutionJoin(join) => crate::nightly::panics::joined("a DataFusion task")(*join),
+            E::Context(context, inner) => match Error::from(*inner) {
+                Error::DataFusion(inner) => Error::DataFusion(inner.context(context)),
+                scrubbed => scrubbed,
+            },
+            E::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+                Ok(inner) => Error::from(inner),
+                Err(shared) if matches!(shared.find_root(), E::ExecutionJoin(_)) => {
+                    Error::Internal("a DataFusion task panicked".into())
+                }
+                Err(shared) => Error::DataFusion(E::Shared(shared)),
+            },
+            other => Error::DataFusion(other),
+        }
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -138,7 +161,7 @@ impl Error {
 }
 
 #[cfg(test)]
-mod exit_code_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -174,5 +197,36 @@ mod exit_code_tests {
         assert_eq!(Error::Config("x".into()).exit_code(), 2);
         assert_eq!(Error::Locked("x".into()).exit_code(), 4);
         assert_eq!(Error::Internal("x".into()).exit_code(), 1);
+    }
+
+    /// A panic inside one of DataFusion's own tasks reaches attune as a
+    /// `DataFusionError` holding the task's `JoinError`, alone or wrapped
+    /// in context: its message leaves the value the panic quoted behind.
+    #[tokio::test]
+    async fn a_datafusion_task_that_panicked_is_scrubbed() {
+        use datafusion::error::DataFusionError as E;
+        let panicked = || async {
+            tokio::spawn(async { panic!("bad row `ana@example.es 4111 1111 1111 1111`") })
+                .await
+                .expect_err("the task panicked")
+        };
+        let errors = [
+            E::ExecutionJoin(Box::new(panicked().await)),
+            E::ExecutionJoin(Box::new(panicked().await)).context("writing marts/x"),
+            E::Shared(std::sync::Arc::new(E::ExecutionJoin(Box::new(
+                panicked().await,
+            )))),
+        ];
+        for e in errors {
+            let shown = Error::from(e).to_string();
+            assert!(shown.contains("panicked"), "{shown}");
+            assert!(
+                !shown.contains("ana@") && !shown.contains("4111"),
+                "{shown}"
+            );
+        }
+        let plain = Error::from(E::Plan("no table x".into()).context("model m"));
+        assert!(matches!(plain, Error::DataFusion(_)), "{plain}");
+        assert!(plain.to_string().contains("no table x"), "{plain}");
     }
 }
