@@ -14,11 +14,9 @@
 //! read = written + quarantined + consent-excluded + erased + duplicates.
 //!
 //! # Order
-//! Customers of every date are read first, in parallel, because they carry
-//! the consent decisions the other tables are filtered by; the decisions
-//! are applied in date order. Then every (table, date) partition is
-//! written in parallel on `ingest.threads` workers, each customers
-//! partition with the list as of its own date.
+//! Customers of every date go first, in date order, because they carry the
+//! consent decisions the other tables are filtered by; then every other
+//! (table, date) partition runs in parallel on `ingest.threads` workers.
 //! Last, customers who consented before and withdrew in this run lose their
 //! earlier rows in lake and marts ([`crate::privacy::withdrawal`]).
 
@@ -243,50 +241,39 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         batch_rows: ctx.cfg.ingest.batch_rows,
     });
 
-    // Phase 1: consent decisions. Each customers partition is read for its
-    // decisions on every worker; the decisions are applied in date order
-    // as the reads come back. A customers partition is written with the
-    // list as its own decisions left it, but only its own customers are
-    // ever looked up there: it takes those of them on the list then, and
-    // is written in phase 2 with everything else. (Read and written one
-    // date after another, the customers took the first 8 of the 57 s of
-    // the benchmark's two years on one core.)
+    // Phase 1: consent decisions, in date order; each customers partition
+    // is then written filtered by the list its own decisions updated.
     let mut list = ConsentList::load(storage).await?;
     let (customer_jobs, other_jobs): (Vec<_>, Vec<_>) = jobs
         .into_iter()
         .partition(|j| j.contract.table == "customers");
+    let mut partitions = Vec::new();
     let before = list.clone();
-    let mut passes = futures::stream::iter(customer_jobs.into_iter().map(|job| {
+    for job in customer_jobs {
         let sh = shared.clone();
-        tokio::task::spawn_blocking(move || read_customers(&sh, &job).map(|pass| (job, pass)))
-    }))
-    .buffered(ctx.cfg.ingest.threads.max(1));
-    let mut writes = Vec::new();
-    while let Some(read) = passes.next().await {
-        let (job, pass) = read.map_err(crate::nightly::panics::joined("an ingest worker"))??;
+        let first = job.clone();
+        let pass = tokio::task::spawn_blocking(move || read_customers(&sh, &first))
+            .await
+            .map_err(crate::nightly::panics::joined("an ingest worker"))??;
         for (p, d) in pass.decisions {
             list.apply(p, d);
         }
-        let listed: HashSet<Pseudonym> = (pass.latest.keys())
-            .filter(|p| list.pseudonyms.contains(*p))
-            .copied()
-            .collect();
-        writes.push((job, Arc::new(listed), Some(pass.latest)));
-    }
-    drop(passes);
-
-    // Phase 2: every partition, in parallel; the other tables with the
-    // list as the last date left it.
-    let opted_out = Arc::new(list.pseudonyms.clone());
-    writes.extend(
-        other_jobs
-            .into_iter()
-            .map(|job| (job, opted_out.clone(), None)),
-    );
-    let mut partitions = Vec::new();
-    let mut results = futures::stream::iter(writes.into_iter().map(|(job, set, latest)| {
         let sh = shared.clone();
-        tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, set, latest))
+        let opted_out = Arc::new(list.pseudonyms.clone());
+        let latest = Some(pass.latest);
+        let outcome =
+            tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out, latest))
+                .await
+                .map_err(crate::nightly::panics::joined("an ingest worker"))??;
+        partitions.push(outcome);
+    }
+
+    // Phase 2: everything else, in parallel.
+    let opted_out = Arc::new(list.pseudonyms.clone());
+    let mut results = futures::stream::iter(other_jobs.into_iter().map(|job| {
+        let sh = shared.clone();
+        let set = opted_out.clone();
+        tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, set, None))
     }))
     .buffer_unordered(ctx.cfg.ingest.threads.max(1));
     while let Some(r) = results.next().await {
