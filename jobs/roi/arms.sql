@@ -16,8 +16,10 @@
 --   balance check: randomized arms should not differ here).
 -- - nps_total / nps_answers: NPS answers given from exposed_on to the run date,
 --   each +100 (score 9-10), -100 (0-6) or 0 (7-8); their mean is the NPS.
--- - cltv_12m: from marts/customer_value of the run date; NULL (no CLTV: never
---   bought, or nothing kept) counts as 0 in the comparison (roi/effects.rs).
+-- - cltv_12m: from marts/customer_value of the run date, which has a row for
+--   every customer with a kept order; valued: 1 when the customer has that
+--   row. A customer without one never bought and counts as worth 0; one with
+--   the row but no value (a fit did not converge) is unknown (roi/effects.rs).
 -- Only customers in marts/customer_features of the run date count: the
 -- customers who are customers (and consent) today.
 -- Orders and answers meet their customer on customer_key(customer_id), a
@@ -117,7 +119,8 @@ SELECT
     CAST(COALESCE(oo.orders_before, 0) AS DOUBLE) AS orders_before,
     CAST(COALESCE(np.nps_total, 0) AS DOUBLE) AS nps_total,
     CAST(COALESCE(np.nps_answers, 0) AS DOUBLE) AS nps_answers,
-    CAST(v.cltv_12m AS DOUBLE) AS cltv_12m
+    CAST(v.cltv_12m AS DOUBLE) AS cltv_12m,
+    CAST(CASE WHEN v.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS valued
 FROM assignment AS a
 LEFT JOIN order_outcomes AS oo ON oo.initiative_id = a.initiative_id AND oo.customer_key = a.customer_key
 LEFT JOIN nps_outcomes AS np ON np.initiative_id = a.initiative_id AND np.customer_key = a.customer_key

@@ -65,8 +65,28 @@ pub struct ArmOutcome {
     /// Σ over NPS answers since assignment of +100 (9–10), −100 (0–6), 0 (7–8).
     pub nps_total: f64,
     pub nps_answers: f64,
-    /// 12-month CLTV as of the run date; `None` when the customer has none.
-    pub cltv: Option<f64>,
+    /// 12-month CLTV as of the run date.
+    pub cltv: Cltv,
+}
+
+/// A customer's 12-month CLTV as marts/customer_value has it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cltv {
+    /// No row: the customer never bought (or bought nothing kept), worth 0.
+    NeverBought,
+    /// A row, with its value; `None` when the value job could not compute
+    /// one (a fit did not converge): unknown, not 0.
+    Valued(Option<f64>),
+}
+
+impl Cltv {
+    /// What the customer counts as in the arms' means.
+    fn worth(self) -> f64 {
+        match self {
+            Cltv::NeverBought => 0.0,
+            Cltv::Valued(v) => v.unwrap_or(0.0),
+        }
+    }
 }
 
 /// How the intervals are made and what is suppressed.
@@ -111,12 +131,18 @@ pub struct Estimate {
     pub effect: Option<Interval>,
     /// Only for [`Metric::Cltv12m`] when a cost is known.
     pub money: Option<Money>,
+    /// Customers of each arm (treated, control) behind the metric's
+    /// values: for CLTV those who bought, whose values the arm's mean
+    /// adds up; for the others `treated_n` and `control_n`.
+    pub behind: [usize; 2],
 }
 
 impl Estimate {
     /// Whether a group was too small to show.
     pub fn suppressed(&self, min_group_size: usize) -> bool {
-        self.treated_n < min_group_size || self.control_n < min_group_size
+        self.treated_n < min_group_size
+            || self.control_n < min_group_size
+            || self.behind.iter().any(|&n| n < min_group_size)
     }
 }
 
@@ -138,11 +164,12 @@ fn cells(o: &ArmOutcome) -> [(f64, f64); 5] {
         (flag(o.retained), 1.0),
         (o.orders_after, 1.0),
         (o.nps_total, o.nps_answers),
-        // A customer without a CLTV never bought (or bought nothing that
-        // was kept) and is worth 0: leaving them out would compare the
-        // buyers of each arm, when buying is what the initiative changes,
-        // and the uplift is multiplied by every treated customer.
-        (o.cltv.unwrap_or(0.0), 1.0),
+        // A customer who never bought (or bought nothing that was kept)
+        // is worth 0: leaving them out would compare the buyers of each
+        // arm, when buying is what the initiative changes, and the uplift
+        // is multiplied by every treated customer. (An unknown value makes
+        // the caller withhold the comparison.)
+        (o.cltv.worth(), 1.0),
         (o.orders_before, 1.0),
     ]
 }
@@ -166,6 +193,11 @@ pub fn compare_arms(
         units.push(if o.treated { TREATMENT } else { CONTROL }, &cells(o));
     }
     let treated_customers = units.len(TREATMENT);
+    let valued = [true, false].map(|treated| {
+        (outcomes.iter())
+            .filter(|o| o.treated == treated && matches!(o.cltv, Cltv::Valued(_)))
+            .count()
+    });
     let cltv = ARM_METRICS
         .iter()
         .position(|m| *m == Metric::Cltv12m)
@@ -212,10 +244,19 @@ pub fn compare_arms(
                 control_value: None,
                 effect: None,
                 money: None,
+                // The arms' mean CLTV times their size is the sum of the
+                // values of those who bought: with one buyer in an arm,
+                // their value would be published.
+                behind: if metric == Metric::Cltv12m {
+                    valued
+                } else {
+                    [treated_n, control_n]
+                },
             };
             if e.suppressed(settings.min_group_size) || (metric == Metric::Cltv12m && !with_cltv) {
                 return e;
             }
+
             e.treated_value = point.mean(TREATMENT, cell);
             e.control_value = point.mean(CONTROL, cell);
             e.effect = with_ci(cell);
@@ -251,7 +292,7 @@ mod tests {
             orders_before: 2.0,
             nps_total: 0.0,
             nps_answers: 0.0,
-            cltv: Some(cltv),
+            cltv: Cltv::Valued(Some(cltv)),
         }
     }
 
@@ -317,7 +358,7 @@ mod tests {
             .map(|i| {
                 let mut c = customer(true, true, 50.0);
                 if i >= 100 {
-                    c.cltv = None;
+                    c.cltv = Cltv::NeverBought;
                 }
                 c
             })
@@ -325,7 +366,7 @@ mod tests {
         v.extend((0..200).map(|i| {
             let mut c = customer(false, true, 60.0);
             if i >= 50 {
-                c.cltv = None;
+                c.cltv = Cltv::NeverBought;
             }
             c
         }));
@@ -361,6 +402,36 @@ mod tests {
         let (rlo, rhi) = money.roi.and_then(|r| r.ci).expect("ci");
         assert!((rlo - (ulo * 60.0 - 300.0) / 300.0).abs() < 1e-9);
         assert!((rhi - (uhi * 60.0 - 300.0) / 300.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_arm_with_few_buyers_has_its_cltv_withheld() {
+        // 40 treated of whom one bought (512.30): the arm's mean times 40
+        // would be that customer's value.
+        let mut v: Vec<ArmOutcome> = (0..40)
+            .map(|i| {
+                let mut c = customer(true, true, 512.3);
+                if i > 0 {
+                    c.cltv = Cltv::NeverBought;
+                }
+                c
+            })
+            .collect();
+        v.extend((0..40).map(|_| customer(false, true, 100.0)));
+        let est = compare_arms(&v, Some(10.0), true, &settings());
+        let cltv = est
+            .iter()
+            .find(|e| e.metric == Metric::Cltv12m)
+            .expect("cltv");
+        assert_eq!(cltv.behind, [1, 40]);
+        assert!(cltv.suppressed(10));
+        assert!(cltv.treated_value.is_none() && cltv.effect.is_none() && cltv.money.is_none());
+        let retention = &est[0];
+        assert_eq!(
+            retention.treated_value,
+            Some(1.0),
+            "other metrics are shown"
+        );
     }
 
     #[test]

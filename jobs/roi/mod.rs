@@ -48,7 +48,7 @@ use serde::Serialize;
 use tracing::{info, instrument, warn};
 
 use self::did::{CustomerWindows, TouchpointAnswers};
-use self::effects::{ArmOutcome, Metric, Settings};
+use self::effects::{ArmOutcome, Cltv, Metric, Settings};
 use self::rows::{ArmContext, CltvGap, DidGroups, InitiativeInfo, RoiRow};
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
@@ -199,14 +199,19 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
                     assigned - outcomes.len()
                 ));
             }
+            let unknown = outcomes
+                .iter()
+                .filter(|o| o.cltv == Cltv::Valued(None))
+                .count();
             let gap = cltv_missing
                 .clone()
+                .or_else(|| (unknown > 0).then(|| unknown_cltv(unknown, outcomes.len())))
                 .map(CltvGap::NotAvailable)
                 .or_else(|| currency_gap(info, &order_currencies));
             let estimates = effects::compare_arms(
                 &outcomes,
                 Some(info.cost),
-                cltv_missing.is_none(),
+                cltv_missing.is_none() && unknown == 0,
                 &settings,
             );
             let cx = ArmContext {
@@ -329,6 +334,15 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 /// Why the ROI cannot be computed although CLTV is there: money in two currencies.
+/// Why the arms' CLTV is not compared when some of their customers bought
+/// but have no lifetime value: counted as worth 0 they would drag their arm
+/// down, and left out they would make the arms compare different people.
+fn unknown_cltv(unknown: usize, customers: usize) -> String {
+    format!(
+        "{unknown} of the {customers} customers in the arms bought but have no lifetime value in marts/customer_value (a fit did not converge or left them out; see the value job's warnings)"
+    )
+}
+
 fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> Option<CltvGap> {
     let others: Vec<&str> = order_currencies
         .iter()
@@ -579,6 +593,7 @@ async fn read_arms(
         let nps_total = floats(&b, "nps_total")?;
         let nps_answers = floats(&b, "nps_answers")?;
         let cltv = floats(&b, "cltv_12m")?;
+        let valued = ints(&b, "valued")?;
         for i in 0..b.num_rows() {
             let id = required(ids[i].clone(), "initiative_id")?;
             out.entry(id).or_default().push(ArmOutcome {
@@ -588,7 +603,11 @@ async fn read_arms(
                 orders_before: before[i].unwrap_or(0.0),
                 nps_total: nps_total[i].unwrap_or(0.0),
                 nps_answers: nps_answers[i].unwrap_or(0.0),
-                cltv: cltv[i].filter(|v| v.is_finite()),
+                cltv: if valued[i].unwrap_or(0) > 0 {
+                    Cltv::Valued(cltv[i].filter(|v| v.is_finite()))
+                } else {
+                    Cltv::NeverBought
+                },
             });
         }
     }

@@ -291,7 +291,7 @@ pub fn randomized_row(e: &Estimate, cx: &ArmContext) -> RoiRow {
             cx.min_group_size,
             match e.metric {
                 Metric::NetPromoterScore => "answered an NPS survey after assignment",
-                Metric::Cltv12m => "have a lifetime value",
+                Metric::Cltv12m => "bought (and so have a lifetime value)",
                 _ => "were assigned",
             }
         );
@@ -504,6 +504,7 @@ mod tests {
                     ci: Some((-0.1111, 1.6667)),
                 }),
             }),
+            behind: [400, 390],
         };
         let cx = ArmContext {
             initiative: &i,
@@ -573,6 +574,7 @@ mod tests {
             control_value: None,
             effect: None,
             money: None,
+            behind: [400, 390],
         };
         let cx = ArmContext {
             initiative: &i,

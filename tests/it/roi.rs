@@ -349,8 +349,11 @@ fn customer_value_batch(rows: &[(String, f64)]) -> RecordBatch {
                 rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(vec![Some("regulars"); rows.len()])),
+            // NaN stands for a NULL value (a fit that did not converge)
             Arc::new(Float64Array::from(
-                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| (!r.1.is_nan()).then_some(r.1))
+                    .collect::<Vec<_>>(),
             )),
         ],
     )
@@ -458,6 +461,41 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
     let (rlo, rhi) = cltv.roi_ci;
     assert!((rlo.expect("lo") - (lo * n - 4500.0) / 4500.0).abs() < 1e-9);
     assert!((rhi.expect("hi") - (hi * n - 4500.0) / 4500.0).abs() < 1e-9);
+
+    // The value job's fit did not converge: every customer who bought has
+    // a row without a value. Counted as worth 0 they would make an ROI of
+    // -100%; the CLTV rows say why there is none instead.
+    let unknown: Vec<(String, f64)> = arms.iter().map(|(c, _)| (c.clone(), f64::NAN)).collect();
+    write_table(
+        &ctx,
+        "marts",
+        "customer_value",
+        last,
+        customer_value_batch(&unknown),
+    )
+    .await;
+    attune::roi::run(&ctx, last)
+        .await
+        .expect("roi without values");
+    let rows = read_rows(dir.path(), last);
+    let cltv = row(&rows, "I0001", "cltv_12m");
+    assert!(
+        cltv.effect.is_none() && cltv.roi.is_none() && cltv.incremental_value.is_none(),
+        "{cltv:?}"
+    );
+    assert!(
+        cltv.explanation.contains(&format!(
+            "{} of the {} customers in the arms bought but have no lifetime value",
+            arms.len(),
+            arms.len()
+        )),
+        "{}",
+        cltv.explanation
+    );
+    assert_eq!(
+        row(&without, "I0001", "retention_rate"),
+        row(&rows, "I0001", "retention_rate"),
+    );
 }
 
 // --- A hand-made lake -------------------------------------------------------------------
