@@ -152,9 +152,17 @@ fn read_csv(
             ));
         }
         if header[..i].contains(name) {
+            // a file without a header line has its first record here, and
+            // an error lands in logs and `runs/`, which keep no personal
+            // data: only the contract's own names are quoted
+            let which = if contract.column_index(name).is_some() {
+                format!("`{name}`")
+            } else {
+                format!("{} (a name not in the contract)", i + 1)
+            };
             return Err(Error::input(
                 label,
-                format!("header names column `{name}` twice"),
+                format!("header names column {which} twice"),
             ));
         }
         let idx = contract.column_index(name);
@@ -171,7 +179,7 @@ fn read_csv(
                     "header lacks required column `{}` of table {} (found: {}); add it to the export or map it in schemas/",
                     c.name,
                     contract.table,
-                    header.join(", ")
+                    found_columns(contract, &header)
                 ),
             ));
         }
@@ -306,6 +314,22 @@ fn map_fields<'r>(record: &'r csv::ByteRecord, mapping: &[Option<usize>]) -> Fie
 
 /// A header of one column that contains another common delimiter means the
 /// file uses that delimiter: say so instead of rejecting every row.
+/// The header's columns of the contract, by name, and how many others (a
+/// file without a header line has its first record as the header: its
+/// values are not quoted).
+fn found_columns(contract: &Contract, header: &[String]) -> String {
+    let known: Vec<&str> = (header.iter())
+        .filter(|h| contract.column_index(h).is_some())
+        .map(String::as_str)
+        .collect();
+    let others = header.len() - known.len();
+    match (known.is_empty(), others) {
+        (true, _) => format!("none of its columns, {others} others; is the header line missing?"),
+        (false, 0) => known.join(", "),
+        (false, n) => format!("{} and {n} other columns", known.join(", ")),
+    }
+}
+
 fn check_delimiter(header: &[String], delimiter: u8, label: &str) -> Result<()> {
     if header.len() != 1 {
         return Ok(());
@@ -664,6 +688,33 @@ mod tests {
             assert!(err.starts_with("orders.csv"), "{err}");
             assert!(err.contains(want), "{err} should contain {want}");
         }
+    }
+
+    /// A file without its header line: the error says so without quoting
+    /// the first record, which holds a customer's data (errors go to logs
+    /// and `runs/` manifests).
+    #[test]
+    fn a_missing_header_line_is_reported_without_its_values() {
+        let err = run_csv(b"O1,CUST-1001,2025-01-01 10:00:00,3.5,EUR,app\n")
+            .expect_err("no header")
+            .to_string();
+        assert!(err.contains("none of its columns, 6 others"), "{err}");
+        assert!(!err.contains("CUST-1001") && !err.contains("O1"), "{err}");
+        let err = run_csv(b"order_id,customer_id,CUST-1001,CUST-1001\n")
+            .expect_err("twice")
+            .to_string();
+        assert!(
+            err.contains("column 4 (a name not in the contract) twice"),
+            "{err}"
+        );
+        assert!(!err.contains("cust-1001"), "{err}");
+        let err = run_csv(b"order_id,customer_id,notes,total_amount,currency,channel\n")
+            .expect_err("no ordered_at")
+            .to_string();
+        assert!(
+            err.contains("(found: order_id, customer_id, total_amount, currency, channel and 1 other columns)"),
+            "{err}"
+        );
     }
 
     #[test]
