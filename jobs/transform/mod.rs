@@ -75,9 +75,7 @@ impl TransformOutcome {
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> {
     // Left by a run that was killed: the lock says no run is using it, and
     // no privacy tool looks inside `_` folders, so it goes now.
-    ctx.storage
-        .delete_prefix(&Path::from("marts/_staging"))
-        .await?;
+    clear_staging(&ctx.storage).await?;
     let staging = staging_dir(&ctx.run_id);
     let built = build(ctx, date, &staging).await;
     // Whatever happened, nothing stays staged: on success it was moved into
@@ -86,6 +84,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<TransformOutcome> 
         warn!(error = %e, "could not remove the transform's staging folder");
     }
     built
+}
+
+/// Removes whatever a killed transform left staged (runs hold the data
+/// root's lock, so no transform is using it).
+pub async fn clear_staging(storage: &crate::storage::Storage) -> Result<()> {
+    storage.delete_prefix(&Path::from("marts/_staging")).await?;
+    Ok(())
 }
 
 /// Where a run stages its tables until every model and test has passed:

@@ -772,10 +772,25 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
         "quarantine still holds the raw number"
     );
 
+    // A transform killed before it moved its tables into place left them
+    // staged, with the customer in them: no scan looks inside `_` folders.
+    let staged = root.join("marts/_staging/killed-run/customer_features");
+    std::fs::create_dir_all(&staged).expect("staging folder");
+    let features = files_under(&root.join("marts/customer_features"))
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .expect("a customer_features file");
+    std::fs::copy(&features, staged.join("part-0.parquet")).expect("stage a copy");
+
     // The re-run completes the same request, with exact counts.
     let done = privacy::forget::run(&b.ctx, &ids, &ForgetOptions::default())
         .await
         .expect("forget");
+    assert!(
+        !root.join("marts/_staging").exists()
+            || files_under(&root.join("marts/_staging")).is_empty(),
+        "staged marts are gone"
+    );
     assert_eq!(
         done.request_id.as_deref(),
         Some(requests[0].request_id.as_str())
