@@ -613,6 +613,19 @@ impl PartitionSink<'_> {
         self.sh.erased.contains(&p)
     }
 
+    /// Whether the customer of a row that failed validation declined
+    /// analytics, by its raw identifier (trimmed, as validation would).
+    fn declined_raw(&mut self, fields: &Fields<'_>) -> bool {
+        let Some(raw) = self.customer_col.and_then(|cc| fields[cc]) else {
+            return false;
+        };
+        if self.opted_out.is_empty() || pseudonym::trim_id(raw).is_empty() {
+            return false;
+        }
+        let p = self.validator.pseudonymizer.pseudonym(raw);
+        self.opted_out.contains(&p)
+    }
+
     /// Whether the row's customer declined analytics.
     fn excluded_for_consent(&self) -> bool {
         let Some(cc) = self.customer_col else {
@@ -634,6 +647,13 @@ impl RowSink for PartitionSink<'_> {
             return Ok(());
         }
         if let Err(reject) = self.validator.check(fields) {
+            // quarantine keeps the raw line: not one of a customer who
+            // declined (only rows that fail are looked up here, so a valid
+            // row costs no second lookup)
+            if self.declined_raw(fields) {
+                self.file.consent_excluded += 1;
+                return Ok(());
+            }
             return self.reject(line, reject, raw);
         }
         if self.excluded_for_consent() {

@@ -305,7 +305,8 @@ async fn opted_out_customers_leave_only_a_count() {
         "orders",
         "2025-03-02",
         "orders.csv",
-        b"order_id,customer_id,ordered_at,total_amount,currency,channel\nO20,CUST-OPTOUT-0003,2025-03-02 10:00:00,5,EUR,app\nO21,CUST-BRAVO-0002,2025-03-02 10:00:00,5,EUR,app\n",
+        // O22: theirs and malformed: not kept in quarantine with its raw line
+        b"order_id,customer_id,ordered_at,total_amount,currency,channel\nO20,CUST-OPTOUT-0003,2025-03-02 10:00:00,5,EUR,app\nO21,CUST-BRAVO-0002,2025-03-02 10:00:00,5,EUR,app\nO22,CUST-OPTOUT-0003,2025-03-02 10:00:00,five,EUR,app\n",
     );
     let outcome = root
         .ingest(&["customers", "orders"], &[DAY, "2025-03-02"])
@@ -322,10 +323,15 @@ async fn opted_out_customers_leave_only_a_count() {
         .iter()
         .find(|t| t.table == "orders")
         .expect("orders");
-    assert_eq!(orders.consent_excluded, 2);
+    assert_eq!(orders.consent_excluded, 3);
     assert_eq!(
         root.strings("lake", "orders", "2025-03-02", "order_id"),
         vec![Some("O21".into())]
+    );
+    let quarantined = root.strings("quarantine", "orders", "2025-03-02", "raw_line");
+    assert!(
+        quarantined.iter().flatten().all(|l| !l.contains("OPTOUT")),
+        "{quarantined:?}"
     );
 
     // Withdrawal on a later day applies from then on; a later ingest run still remembers it.
@@ -487,7 +493,7 @@ async fn a_withdrawal_holds_against_bad_rows_duplicates_and_stale_reruns() {
         day2,
         "customers.csv",
         format!(
-            // C1: quarantined (gender is case-sensitive) but says no
+            // C1: malformed (gender is case-sensitive) but says no
             // C2: yes, then no in a later row of the same file
             // C3: yes, then a "no" that is older than the yes: stays in
             "{header}C1,Female,2024-01-05,false,2025-03-02 09:00:00\n\
@@ -522,8 +528,8 @@ async fn a_withdrawal_holds_against_bad_rows_duplicates_and_stale_reruns() {
             customers.rows_written,
             customers.duplicates
         ),
-        (1, 2, 1, 1),
-        "C1 quarantined, both rows of C2 left out, C3's first row kept and its second a duplicate"
+        (0, 3, 1, 1),
+        "C1's malformed row says no: left out, not kept in quarantine; both rows of C2 left out; C3's first row kept and its second a duplicate"
     );
     assert_eq!(
         root.strings("lake", "orders", day2, "order_id"),
