@@ -106,6 +106,10 @@ pub enum Reason {
     WithinBand,
 }
 
+/// How far below a threshold a value may fall by floating-point rounding
+/// and still count as reaching it.
+const THRESHOLD_SLACK: f64 = 1e-9;
+
 /// The verdict for one comparison.
 pub fn decide(
     scale: Scale,
@@ -116,10 +120,13 @@ pub fn decide(
     t: &Thresholds,
 ) -> (Verdict, Reason) {
     let below = |level: f64| p_adjusted.is_some_and(|p| p < level);
+    // Thresholds are decimal: 0.35 − 0.30 is 0.04999999999999999 in
+    // binary, and "at least 5 points" must include it.
+    let at_least = |x: f64, threshold: f64| x >= threshold - THRESHOLD_SLACK;
     let outside = match scale {
-        Scale::Gap => difference.abs() >= t.gap_tolerance,
+        Scale::Gap => at_least(difference.abs(), t.gap_tolerance),
         Scale::Rate | Scale::Location => match ratio {
-            Some(r) => r < t.ratio_min || r > t.ratio_max,
+            Some(r) => !at_least(r, t.ratio_min) || !at_least(t.ratio_max, r),
             None => value != 0.0,
         },
     };
@@ -131,7 +138,10 @@ pub fn decide(
         } else {
             (Verdict::Ok, Reason::Chance)
         }
-    } else if scale == Scale::Rate && below(t.alpha) && difference.abs() >= t.review_difference {
+    } else if scale == Scale::Rate
+        && below(t.alpha)
+        && at_least(difference.abs(), t.review_difference)
+    {
         (Verdict::Review, Reason::LargeDifference)
     } else {
         (Verdict::Ok, Reason::WithinBand)
@@ -418,6 +428,31 @@ pub fn explain(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Thresholds are reached as written, not as binary floats round them:
+    /// 3,500 of 10,000 against 3,000 of 10,000 is a difference of 5
+    /// points (0.04999999999999999 in f64), and 0.4 against 0.5 a ratio of
+    /// 0.8, on the band's edge (inside).
+    #[test]
+    fn decimal_thresholds_hold_at_their_edges() {
+        let t = Thresholds::default();
+        let difference = 3500.0 / 10000.0 - 3000.0 / 10000.0;
+        assert!(difference < 0.05, "the float falls short: {difference}");
+        let (v, r) = decide(
+            Scale::Rate,
+            0.35,
+            Some(0.35 / 0.30),
+            difference,
+            Some(1e-6),
+            &t,
+        );
+        assert_eq!((v, r), (Verdict::Review, Reason::LargeDifference));
+        let (v, _) = decide(Scale::Rate, 0.4, Some(0.4 / 0.5), -0.1, Some(1e-6), &t);
+        assert_eq!(v, Verdict::Review, "on the band's edge is inside it");
+        let gap = 0.85 - 0.8;
+        let (v, _) = decide(Scale::Gap, 0.85, None, gap, Some(1e-6), &t);
+        assert_eq!(v, Verdict::Concern, "a gap of 0.05 reaches the tolerance");
+    }
 
     #[test]
     fn the_rule_as_a_table() {
