@@ -61,7 +61,8 @@ impl CurrentRecords {
 
     /// Reads partition `p` (each partition once, newest first): its rows
     /// whose key no newer partition has, then marks all its keys seen. A
-    /// file that is not Parquet holds nothing current.
+    /// file that is not Parquet holds nothing current; one that cannot be
+    /// read is an error.
     pub async fn take(&mut self, storage: &Storage, p: &Partition) -> Result<Current> {
         let mut out = Current {
             schema: None,
@@ -74,8 +75,14 @@ impl CurrentRecords {
             .iter()
             .filter(|f| f.location.extension() == Some("parquet"))
         {
-            let Ok(batches) = crate::parquet_io::read_batches(storage, &f.location).await else {
-                continue;
+            // Only a file that does not decode holds nothing current: a
+            // storage error (a network hiccup, a permission) stops the
+            // caller, who would otherwise delete the only current copy of
+            // what that partition holds.
+            let batches = match crate::parquet_io::read_batches(storage, &f.location).await {
+                Ok(batches) => batches,
+                Err(Error::Parquet(_) | Error::Arrow(_)) => continue,
+                Err(e) => return Err(e),
             };
             for b in batches {
                 let keys = self.keys(&b).map_err(|e| {
@@ -124,5 +131,47 @@ impl CurrentRecords {
                 k
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::path::Path;
+
+    /// A file that is not Parquet holds nothing current; one the store
+    /// cannot read stops the walk (retention would otherwise delete the
+    /// partition's rows as if a newer copy held them).
+    #[tokio::test]
+    async fn an_unreadable_file_is_an_error_and_a_non_parquet_one_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        let contracts = crate::schema::Contracts::builtin().expect("contracts");
+        let mut walk = CurrentRecords::new(&contracts.get("customers").expect("customers"));
+        let junk = Path::from("lake/customers/dt=2025-01-01/part-0.parquet");
+        storage
+            .put(&junk, bytes::Bytes::from_static(b"not parquet"))
+            .await
+            .expect("put");
+        let meta = storage.head_opt(&junk).await.expect("head").expect("there");
+        let partition = |files| Partition {
+            area: "lake".into(),
+            table: "customers".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
+            prefix: Path::from("lake/customers/dt=2025-01-01"),
+            files,
+        };
+        let skipped = walk
+            .take(&storage, &partition(vec![meta.clone()]))
+            .await
+            .expect("a file that is not Parquet is skipped");
+        assert_eq!((skipped.rows, skipped.kept.len()), (0, 0));
+        storage.delete(&junk).await.expect("delete");
+        let err = walk
+            .take(&storage, &partition(vec![meta]))
+            .await
+            .err()
+            .expect("a file listed but not readable is an error");
+        assert!(matches!(err, Error::Storage(_)), "{err}");
     }
 }
