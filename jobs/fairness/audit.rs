@@ -414,6 +414,11 @@ struct RateWords<'a> {
     /// Appended to group descriptions ("who churned").
     qualifier: &'a str,
     direction: Direction,
+    /// Whether the rate is a decision to judge. A classifier's base rate
+    /// describes the customers, not the model: it is shown beside its
+    /// reference as context, with no test and no verdict, so a population
+    /// whose groups churn at different rates raises no concern.
+    judged: bool,
 }
 
 impl RateWords<'_> {
@@ -480,6 +485,17 @@ fn rate_findings(
                     f.ratio_ci_low = Some(ci.low);
                     f.ratio_ci_high = Some(ci.high);
                 }
+                if !words.judged {
+                    f.explanation = sentence(&format!(
+                        "context, not a decision: {subject} {} in {} of cases, against {} for {}.",
+                        words.verb,
+                        fmt_pct(value),
+                        fmt_pct(rv),
+                        words.subject(&prep.words[d][r]),
+                    ));
+                    out.findings.push(f);
+                    continue;
+                }
                 let test = two_proportion_z_deff(k, n, deffs[g], kr, nr, deffs[r]).map(|t| {
                     f.test = Some("two_proportion_z".into());
                     f.p_value = Some(t.p_value);
@@ -531,6 +547,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                 verb: outcome.wording.rate_verb.replace("{category}", "1"),
                 qualifier: "",
                 direction: outcome.direction,
+                judged: true,
             };
             for (d, dim) in prep.dims.iter().enumerate() {
                 let (k, n) = binary_counts(dim, &mask, values);
@@ -583,6 +600,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                         verb: outcome.wording.verb_for(label),
                         qualifier: "",
                         direction: outcome.direction,
+                        judged: true,
                     };
                     rate_findings(
                         &mut out,
@@ -698,6 +716,7 @@ fn continuous_findings(
         verb: String::new(),
         qualifier,
         direction: outcome.direction,
+        judged: true,
     };
     let clustered = prep.repeated;
     // Mid-ranks of every row among all the outcome's rows, scaled to (0, 1]:
@@ -969,6 +988,7 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
             } else {
                 c.direction
             },
+            judged: *metric != "base_rate",
         };
         let mut per_dim = Vec::new();
         for (d, dim) in prep.dims.iter().enumerate() {

@@ -410,6 +410,27 @@ async fn classifier_metrics_match_fairlearn() {
         assert!(!f.suppressed, "{dim}/{group}/{metric} is suppressed");
         close(f.value, *value, &format!("{dim}/{group}/{metric}"));
     }
+    // The base rate (how often the label is 1) describes the people, not
+    // the model: shown for context, never tested or judged, so groups that
+    // differ in it raise no concern. 65+: 37 of 80 have the label
+    // (counted from decisions.csv with Python's csv module).
+    let base = find(&r, "age_band", "65+", "prediction", "base_rate");
+    close(base.value, 37.0 / 80.0, "age_band/65+/base_rate");
+    let base_rates: Vec<&Finding> = (r.findings.iter())
+        .filter(|f| f.metric == "base_rate" && !f.suppressed)
+        .collect();
+    assert!(base_rates.len() >= 6, "{}", base_rates.len());
+    for f in base_rates {
+        assert!(
+            f.verdict.is_none() && f.p_value.is_none() && f.test.is_none(),
+            "{f:?}"
+        );
+    }
+    assert!(
+        base.explanation.starts_with("Context, not a decision"),
+        "{}",
+        base.explanation
+    );
 }
 
 /// Intervals and tests of one dimension against independent libraries.
