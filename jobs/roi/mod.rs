@@ -333,7 +333,6 @@ fn fnv1a(s: &str) -> u64 {
     })
 }
 
-/// Why the ROI cannot be computed although CLTV is there: money in two currencies.
 /// Why the arms' CLTV is not compared when some of their customers bought
 /// but have no lifetime value: counted as worth 0 they would drag their arm
 /// down, and left out they would make the arms compare different people.
@@ -343,6 +342,7 @@ fn unknown_cltv(unknown: usize, customers: usize) -> String {
     )
 }
 
+/// Why the CLTV rows are not shown although CLTV is there: money in two currencies.
 fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> Option<CltvGap> {
     let others: Vec<&str> = order_currencies
         .iter()
@@ -350,8 +350,10 @@ fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> O
         .filter(|c| *c != info.currency)
         .collect();
     (!others.is_empty()).then(|| {
-        CltvGap::NoRoi(format!(
-            "the cost is in {} but order amounts, and so CLTV, are in {}",
+        // The row has one currency column, the cost's: a CLTV in another
+        // currency would be shown under the wrong name.
+        CltvGap::NotAvailable(format!(
+            "the cost is in {} but order amounts, and so lifetime values, are in {} (give the initiative's cost in the orders' currency)",
             info.currency,
             order_currencies
                 .iter()
@@ -719,6 +721,26 @@ async fn read_customer_windows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row's currency column is the cost's: lifetime values in another
+    /// currency are not shown under it.
+    #[test]
+    fn cltv_in_another_currency_than_the_cost_is_not_shown() {
+        let info = InitiativeInfo {
+            initiative_id: "I0001".into(),
+            name: "Loyalty card".into(),
+            started_on: NaiveDate::from_ymd_opt(2025, 3, 31).expect("date"),
+            cost: 4500.0,
+            currency: "GBP".into(),
+        };
+        let eur: BTreeSet<String> = ["EUR".to_string()].into();
+        let Some(CltvGap::NotAvailable(why)) = currency_gap(&info, &eur) else {
+            panic!("EUR orders under a GBP cost must leave CLTV out");
+        };
+        assert!(why.contains("GBP") && why.contains("EUR"), "{why}");
+        let gbp: BTreeSet<String> = ["GBP".to_string()].into();
+        assert_eq!(currency_gap(&info, &gbp), None);
+    }
 
     #[test]
     fn placeholders_are_filled_or_refused() {

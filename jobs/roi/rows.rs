@@ -256,10 +256,9 @@ fn percent(x: f64) -> String {
 /// Why the CLTV-based numbers are missing, when they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CltvGap {
-    /// marts/customer_value is missing or unusable; the reason in words.
+    /// marts/customer_value is missing or unusable, or its values cannot
+    /// be shown under the row's currency; the reason in words.
     NotAvailable(String),
-    /// CLTV is there, but ROI cannot be computed (no cost, another currency).
-    NoRoi(String),
 }
 
 /// What a randomized row's sentence needs besides the estimate.
@@ -366,9 +365,6 @@ fn cltv_sentence(
         value(e.metric, t, cur),
         value(e.metric, c, cur),
     );
-    if let Some(CltvGap::NoRoi(why)) = cx.cltv_gap {
-        return format!("{opening}; no incremental value or ROI: {why}.");
-    }
     let Some(m) = e.money else {
         return format!("{opening}; no incremental value: the uplift has no interval.");
     };
