@@ -15,8 +15,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, Schema, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use object_store::path::Path;
 
@@ -38,12 +42,20 @@ pub struct Decision {
     pub consents: bool,
     /// `consent_updated_at` in microseconds, when the row had one.
     pub at: Option<i64>,
+    /// The day of the export that said it (days since 1970).
+    pub day: i32,
 }
 
 impl Decision {
-    /// Whether this decision was made before `other`.
-    fn older_than(&self, other: Option<i64>) -> bool {
-        older(self.at, other)
+    /// Whether this decision was made before one at time `at` in the
+    /// export of day `on`: by the times when both are known, else by the
+    /// export days (a re-run of an old day's "yes" without a time must not
+    /// undo a later day's "no").
+    fn older_than(&self, at: Option<i64>, on: Option<i32>) -> bool {
+        match (self.at, at) {
+            (Some(_), Some(_)) => older(self.at, at),
+            _ => on.is_some_and(|on| self.day < on),
+        }
     }
 }
 
@@ -59,6 +71,8 @@ pub struct ConsentList {
     pub pseudonyms: HashSet<Pseudonym>,
     /// When each listed customer withdrew, where the export said.
     withdrawn_at: HashMap<Pseudonym, i64>,
+    /// The day of the export each listed customer withdrew in.
+    withdrawn_on: HashMap<Pseudonym, i32>,
 }
 
 impl ConsentList {
@@ -69,17 +83,20 @@ impl ConsentList {
     /// as the newer (ingest runs days in order), as before times were kept.
     pub fn apply(&mut self, p: Pseudonym, d: Decision) {
         let listed_at = self.withdrawn_at.get(&p).copied();
-        if d.older_than(listed_at) {
+        let listed_on = self.withdrawn_on.get(&p).copied();
+        if d.older_than(listed_at, listed_on) {
             return;
         }
         if d.consents {
             self.pseudonyms.remove(&p);
             self.withdrawn_at.remove(&p);
+            self.withdrawn_on.remove(&p);
         } else {
             self.pseudonyms.insert(p);
             if let Some(t) = d.at {
                 self.withdrawn_at.insert(p, t);
             }
+            self.withdrawn_on.insert(p, d.day);
         }
     }
 
@@ -87,10 +104,11 @@ impl ConsentList {
     pub fn remove_all(&mut self, gone: &HashSet<Pseudonym>) {
         self.pseudonyms.retain(|p| !gone.contains(p));
         self.withdrawn_at.retain(|p, _| !gone.contains(p));
+        self.withdrawn_on.retain(|p, _| !gone.contains(p));
     }
 
     /// Loads the list (empty when none was written yet). A list written
-    /// before withdrawal times were kept has a pseudonym column only.
+    /// before withdrawal times (or days) were kept lacks their columns.
     pub async fn load(storage: &Storage) -> Result<ConsentList> {
         if storage.get_opt(&path()).await?.is_none() {
             return Ok(ConsentList::default());
@@ -109,6 +127,13 @@ impl ConsentList {
                 ),
                 None => None,
             };
+            let on = match batch.column_by_name("withdrawn_on") {
+                Some(a) => Some(
+                    a.as_primitive_opt::<Date32Type>()
+                        .ok_or_else(|| corrupt("withdrawn_on is not a date"))?,
+                ),
+                None => None,
+            };
             for i in 0..col.len() {
                 let p: Pseudonym = col.value(i).as_bytes().try_into().map_err(|_| {
                     corrupt(&format!("a pseudonym is not {PSEUDONYM_LEN} characters"))
@@ -116,6 +141,9 @@ impl ConsentList {
                 list.pseudonyms.insert(p);
                 if let Some(at) = at.filter(|a| a.is_valid(i)) {
                     list.withdrawn_at.insert(p, at.value(i));
+                }
+                if let Some(on) = on.filter(|a| a.is_valid(i)) {
+                    list.withdrawn_on.insert(p, on.value(i));
                 }
             }
         }
@@ -133,6 +161,7 @@ impl ConsentList {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                 true,
             ),
+            Field::new("withdrawn_on", DataType::Date32, true),
         ]));
         let names: ArrayRef =
             Arc::new(StringArray::from_iter_values(all.iter().map(|p| {
@@ -144,7 +173,12 @@ impl ConsentList {
                 .collect::<TimestampMicrosecondArray>()
                 .with_timezone("UTC"),
         );
-        let batch = RecordBatch::try_new(schema.clone(), vec![names, at])?;
+        let on: ArrayRef = Arc::new(
+            all.iter()
+                .map(|p| self.withdrawn_on.get(*p).copied())
+                .collect::<Date32Array>(),
+        );
+        let batch = RecordBatch::try_new(schema.clone(), vec![names, at, on])?;
         write_batches(storage, &path(), schema, &[batch]).await?;
         Ok(())
     }
@@ -182,6 +216,8 @@ pub struct DecisionSink<'a> {
     pub file: usize,
     /// Per customer: (`consent_updated_at`, file, line) of their latest valid row.
     pub latest: HashMap<Pseudonym, (Option<i64>, usize, u64)>,
+    /// The partition's day (days since 1970), which its decisions carry.
+    pub day: i32,
 }
 
 impl DecisionSink<'_> {
@@ -196,6 +232,7 @@ impl DecisionSink<'_> {
                 .at_col
                 .and_then(text)
                 .and_then(|t| parse_timestamp_micros(t.as_bytes())),
+            day: self.day,
         })
     }
 }
@@ -220,7 +257,11 @@ impl RowSink for DecisionSink<'_> {
                     }
                 }
                 match self.consent_col.and_then(|c| self.validator.bool_of(c)) {
-                    Some(consents) => Decision { consents, at },
+                    Some(consents) => Decision {
+                        consents,
+                        at,
+                        day: self.day,
+                    },
                     None => return Ok(()),
                 }
             }
@@ -230,7 +271,7 @@ impl RowSink for DecisionSink<'_> {
             },
         };
         match self.decisions.get(&p) {
-            Some(earlier) if decision.older_than(earlier.at) => {}
+            Some(earlier) if decision.older_than(earlier.at, Some(earlier.day)) => {}
             _ => {
                 self.decisions.insert(p, decision);
             }
@@ -253,7 +294,43 @@ mod tests {
     }
 
     fn d(consents: bool, at: Option<i64>) -> Decision {
-        Decision { consents, at }
+        Decision {
+            consents,
+            at,
+            day: 0,
+        }
+    }
+
+    /// A re-run of an old day whose row says yes without a time does not
+    /// undo a withdrawal exported on a later day (with or without its own
+    /// time); a yes exported on a later day does.
+    #[test]
+    fn an_older_export_day_never_undoes_a_later_withdrawal() {
+        let on = |consents: bool, at: Option<i64>, day: i32| Decision { consents, at, day };
+        let mut list = ConsentList::default();
+        list.apply(p(b'a'), on(false, Some(500), 10));
+        list.apply(p(b'a'), on(true, None, 1));
+        assert!(
+            list.pseudonyms.contains(&p(b'a')),
+            "the old day's yes is ignored"
+        );
+        list.apply(p(b'b'), on(false, None, 10));
+        list.apply(p(b'b'), on(true, Some(1_000), 1));
+        assert!(
+            list.pseudonyms.contains(&p(b'b')),
+            "without both times, days decide"
+        );
+        list.apply(p(b'a'), on(true, None, 10));
+        assert!(
+            !list.pseudonyms.contains(&p(b'a')),
+            "a yes of the same day's later run"
+        );
+        list.apply(p(b'b'), on(true, None, 11));
+        assert!(
+            list.is_empty(),
+            "a later day's yes lets the customer back in"
+        );
+        assert!(list.withdrawn_on.is_empty() && list.withdrawn_at.is_empty());
     }
 
     #[test]

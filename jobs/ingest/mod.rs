@@ -446,6 +446,7 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
         decisions: Default::default(),
         file: 0,
         latest: Default::default(),
+        day: crate::value::summary::epoch_day(job.date),
     };
     for (i, f) in job.files.iter().enumerate() {
         sink.file = i;
