@@ -975,11 +975,34 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
             c.positive.clone(),
         ),
     ];
+    // The metrics' populations are parts of one another (the labelled ones
+    // at 1 and at 0 make up the selection rate's): a group's count hidden
+    // in one is the difference of two shown in others. So a group protected
+    // in any of them (too small, or hidden so a small one cannot be
+    // recovered) is hidden in all of them.
+    let masks: Vec<Vec<bool>> = (specs.iter())
+        .map(|(_, filter, ..)| (0..known.len()).map(|r| known[r] && filter(r)).collect())
+        .collect();
+    let populations: Vec<Vec<Vec<Hidden>>> = (masks.iter())
+        .map(|mask| prep.population(mask, params).1)
+        .collect();
+    let protected = |d: usize, g: usize| {
+        (populations.iter()).any(|h| matches!(h[d][g], Hidden::Small | Hidden::Complementary))
+    };
     // Per metric: [dim] -> per group Some(rate) when shown, for the aggregates.
     let mut shown: BTreeMap<&str, Vec<Vec<Option<f64>>>> = BTreeMap::new();
-    for (metric, filter, counted, qualifier, verb) in &specs {
-        let mask: Vec<bool> = (0..known.len()).map(|r| known[r] && filter(r)).collect();
-        let (_, hidden) = prep.population(&mask, params);
+    for (((metric, _, counted, qualifier, verb), mask), own) in
+        specs.iter().zip(&masks).zip(&populations)
+    {
+        let mut hidden = own.clone();
+        for (d, groups) in hidden.iter_mut().enumerate() {
+            for (g, h) in groups.iter_mut().enumerate() {
+                if !h.hidden() && protected(d, g) {
+                    *h = Hidden::Complementary;
+                }
+            }
+        }
+        let mask = mask.as_slice();
         let words = RateWords {
             verb: verb.clone(),
             qualifier,
@@ -992,8 +1015,8 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
         };
         let mut per_dim = Vec::new();
         for (d, dim) in prep.dims.iter().enumerate() {
-            let (k, n) = binary_counts(dim, &mask, counted);
-            let deffs = prep.rate_deffs(d, &mask, &k, &n, |r| counted[r] == 1);
+            let (k, n) = binary_counts(dim, mask, counted);
+            let deffs = prep.rate_deffs(d, mask, &k, &n, |r| counted[r] == 1);
             rate_findings(
                 &mut out, prep, d, &hidden[d], &k, &n, &deffs, &c.name, metric, &words, params,
             );

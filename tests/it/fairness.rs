@@ -751,6 +751,77 @@ fn a_reference_hidden_in_a_population_falls_back_to_the_largest_shown_there() {
     );
 }
 
+/// A classifier's populations are parts of one another: west has 25
+/// customers, 4 of whom churned. Its true positive rate (4 people) is
+/// hidden; were its selection rate (n = 25) and false positive rate
+/// (n = 21) shown, the flagged churners would be their difference. So a
+/// group protected in one population is hidden in all of them.
+#[test]
+fn a_classifier_group_hidden_in_one_population_is_hidden_in_all() {
+    let regions: &[(&str, usize, usize)] = &[
+        ("north", 60, 30),
+        ("south", 50, 25),
+        ("east", 40, 20),
+        ("west", 25, 4),
+    ];
+    let (mut region, mut label, mut prediction) = (Vec::new(), Vec::new(), Vec::new());
+    for (r, n, positives) in regions {
+        for k in 0..*n {
+            region.push(Some(r.to_string()));
+            label.push(u8::from(k < *positives));
+            prediction.push(u8::from(k % 3 == 0));
+        }
+    }
+    let t = DecisionTable {
+        name: "churn_model".into(),
+        rows: label.len(),
+        subjects: None,
+        groups: vec![("region".into(), Codes::encode(&region))],
+        outcomes: Vec::new(),
+        classifier: Some(attune::fairness::table::Classifier {
+            name: "at_risk".into(),
+            flagged: "flagged at risk".into(),
+            positive: "churned".into(),
+            negative: "did not churn".into(),
+            positive_plain: "churn".into(),
+            direction: Direction::Neutral,
+            prediction,
+            label,
+            score: None,
+        }),
+    };
+    let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
+    let metrics = [
+        "selection_rate",
+        "base_rate",
+        "true_positive_rate",
+        "false_positive_rate",
+        "precision",
+    ];
+    assert!(find(&r, "region", "west", "at_risk", "true_positive_rate").suppressed);
+    for (group, _, _) in regions {
+        let hidden: Vec<bool> = metrics
+            .iter()
+            .map(|m| find(&r, "region", group, "at_risk", m).suppressed)
+            .collect();
+        assert!(
+            hidden.iter().all(|h| *h == hidden[0]),
+            "{group}: {metrics:?} hidden {hidden:?}"
+        );
+    }
+    for m in metrics {
+        let west = find(&r, "region", "west", "at_risk", m);
+        assert!(
+            west.suppressed && west.value.is_none() && west.n.is_none(),
+            "{m}"
+        );
+    }
+    assert!(
+        !find(&r, "region", "north", "at_risk", "selection_rate").suppressed,
+        "the large groups are still shown"
+    );
+}
+
 #[test]
 fn small_groups_are_suppressed_everywhere_and_cannot_be_recovered() {
     let t = small_groups_table();
