@@ -507,17 +507,11 @@ fn offer_reach(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
 fn churn_model(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     let c = Columns::new(b, "marts/churn_evaluation");
     let mut t = base("churn_model", &c, groups)?;
-    t.classifier = Some(Classifier {
-        name: "at_risk".into(),
-        flagged: "flagged at risk".into(),
-        positive: "churned".into(),
-        negative: "did not churn".into(),
-        positive_plain: "churn".into(),
-        direction: Direction::Neutral,
-        label: c.binary("churned")?,
-        prediction: c.binary("at_risk")?,
-        score: Some(c.floats("churn_probability")?),
-    });
+    t.classifier = Some(Classifier::churn(
+        c.binary("churned")?,
+        c.binary("at_risk")?,
+        Some(c.floats("churn_probability")?),
+    ));
     Ok(t)
 }
 

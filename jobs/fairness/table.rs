@@ -274,6 +274,24 @@ pub struct Classifier {
     pub score: Option<Vec<f64>>,
 }
 
+impl Classifier {
+    /// The churn model's `at_risk` flag against whether the customer churned,
+    /// in the words the audit's sentences use.
+    pub fn churn(label: Vec<u8>, prediction: Vec<u8>, score: Option<Vec<f64>>) -> Classifier {
+        Classifier {
+            name: "at_risk".into(),
+            flagged: "flagged at risk".into(),
+            positive: "churned".into(),
+            negative: "did not churn".into(),
+            positive_plain: "churn".into(),
+            direction: Direction::Neutral,
+            label,
+            prediction,
+            score,
+        }
+    }
+}
+
 /// Everything the engine audits about one kind of decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionTable {

@@ -599,34 +599,6 @@ impl PartitionSink<'_> {
         Ok(())
     }
 
-    /// Whether the row belongs to a customer on the erasure list. Checked
-    /// before validation, so not even a malformed row of an erased customer
-    /// reaches quarantine with their raw identifier in it.
-    fn erased(&mut self, fields: &Fields<'_>) -> bool {
-        if self.sh.erased.is_empty() {
-            return false;
-        }
-        let Some(raw) = self.customer_col.and_then(|cc| fields[cc]) else {
-            return false;
-        };
-        // The same pseudonymizer (and cache) validation uses: no extra HMAC.
-        let p = self.validator.pseudonymizer.pseudonym(raw);
-        self.sh.erased.contains(&p)
-    }
-
-    /// Whether the customer of a row that failed validation declined
-    /// analytics, by its raw identifier (trimmed, as validation would).
-    fn declined_raw(&mut self, fields: &Fields<'_>) -> bool {
-        let Some(raw) = self.customer_col.and_then(|cc| fields[cc]) else {
-            return false;
-        };
-        if self.opted_out.is_empty() || pseudonym::trim_id(raw).is_empty() {
-            return false;
-        }
-        let p = self.validator.pseudonymizer.pseudonym(raw);
-        self.opted_out.contains(&p)
-    }
-
     /// Whether the row's customer declined analytics.
     fn excluded_for_consent(&self) -> bool {
         let Some(cc) = self.customer_col else {
@@ -637,13 +609,39 @@ impl PartitionSink<'_> {
     }
 }
 
+/// Whether a row's customer, by the raw identifier in its customer column
+/// (trimmed, as validation would), is in `listed`. Erased customers are
+/// looked up before validation, so not even a malformed row of theirs
+/// reaches quarantine with their raw identifier in it; customers who
+/// declined, for rows that fail validation only (a valid row is checked by
+/// its validated pseudonym, without a second lookup).
+fn raw_customer_in(
+    pseudonymizer: &mut Pseudonymizer,
+    customer_col: Option<usize>,
+    fields: &Fields<'_>,
+    listed: &HashSet<Pseudonym>,
+) -> bool {
+    if listed.is_empty() {
+        return false;
+    }
+    let Some(raw) = customer_col.and_then(|cc| fields[cc]) else {
+        return false;
+    };
+    if pseudonym::trim_id(raw).is_empty() {
+        return false;
+    }
+    // The same pseudonymizer (and cache) validation uses: no extra HMAC.
+    listed.contains(&pseudonymizer.pseudonym(raw))
+}
+
 impl RowSink for PartitionSink<'_> {
     fn ahead<'r>(&mut self, field: &dyn Fn(usize) -> Option<&'r [u8]>) {
         self.validator.prefetch(field);
     }
 
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()> {
-        if self.erased(fields) {
+        let (p, cc) = (&mut self.validator.pseudonymizer, self.customer_col);
+        if raw_customer_in(p, cc, fields, &self.sh.erased) {
             self.file.erased += 1;
             return Ok(());
         }
@@ -651,7 +649,8 @@ impl RowSink for PartitionSink<'_> {
             // quarantine keeps the raw line: not one of a customer who
             // declined (only rows that fail are looked up here, so a valid
             // row costs no second lookup)
-            if self.declined_raw(fields) {
+            let (p, cc) = (&mut self.validator.pseudonymizer, self.customer_col);
+            if raw_customer_in(p, cc, fields, &self.opted_out) {
                 self.file.consent_excluded += 1;
                 return Ok(());
             }

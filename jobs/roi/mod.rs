@@ -49,7 +49,7 @@ use tracing::{info, instrument, warn};
 
 use self::did::{CustomerWindows, TouchpointAnswers};
 use self::effects::{ArmOutcome, Cltv, Metric, Settings};
-use self::rows::{ArmContext, CltvGap, DidGroups, InitiativeInfo, RoiRow};
+use self::rows::{ArmContext, DidGroups, InitiativeInfo, RoiRow};
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
 use crate::storage::partition_dir;
@@ -206,7 +206,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
             let gap = cltv_missing
                 .clone()
                 .or_else(|| (unknown > 0).then(|| unknown_cltv(unknown, outcomes.len())))
-                .map(CltvGap::NotAvailable)
                 .or_else(|| currency_gap(info, &order_currencies));
             let estimates = effects::compare_arms(
                 &outcomes,
@@ -219,7 +218,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
                 run_date: date,
                 inactive_days: cfg.inactive_days,
                 min_group_size: ctx.cfg.min_group_size,
-                cltv_gap: gap.as_ref(),
+                cltv_gap: gap.as_deref(),
             };
             for e in &estimates {
                 if e.metric == Metric::PrePeriodOrders
@@ -343,7 +342,7 @@ fn unknown_cltv(unknown: usize, customers: usize) -> String {
 }
 
 /// Why the CLTV rows are not shown although CLTV is there: money in two currencies.
-fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> Option<CltvGap> {
+fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> Option<String> {
     let others: Vec<&str> = order_currencies
         .iter()
         .map(String::as_str)
@@ -352,7 +351,7 @@ fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> O
     (!others.is_empty()).then(|| {
         // The row has one currency column, the cost's: a CLTV in another
         // currency would be shown under the wrong name.
-        CltvGap::NotAvailable(format!(
+        format!(
             "the cost is in {} but order amounts, and so lifetime values, are in {} (give the initiative's cost in the orders' currency)",
             info.currency,
             order_currencies
@@ -360,7 +359,7 @@ fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> O
                 .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join(" and ")
-        ))
+        )
     })
 }
 
@@ -734,7 +733,7 @@ mod tests {
             currency: "GBP".into(),
         };
         let eur: BTreeSet<String> = ["EUR".to_string()].into();
-        let Some(CltvGap::NotAvailable(why)) = currency_gap(&info, &eur) else {
+        let Some(why) = currency_gap(&info, &eur) else {
             panic!("EUR orders under a GBP cost must leave CLTV out");
         };
         assert!(why.contains("GBP") && why.contains("EUR"), "{why}");

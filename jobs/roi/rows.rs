@@ -253,14 +253,6 @@ fn percent(x: f64) -> String {
 
 // --- Randomized rows ------------------------------------------------------------
 
-/// Why the CLTV-based numbers are missing, when they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CltvGap {
-    /// marts/customer_value is missing or unusable, or its values cannot
-    /// be shown under the row's currency; the reason in words.
-    NotAvailable(String),
-}
-
 /// What a randomized row's sentence needs besides the estimate.
 #[derive(Debug, Clone)]
 pub struct ArmContext<'a> {
@@ -268,7 +260,10 @@ pub struct ArmContext<'a> {
     pub run_date: NaiveDate,
     pub inactive_days: u32,
     pub min_group_size: usize,
-    pub cltv_gap: Option<&'a CltvGap>,
+    /// Why the CLTV-based numbers are not shown, in words, when they are
+    /// not (marts/customer_value missing or unusable, or its values not in
+    /// the row's currency).
+    pub cltv_gap: Option<&'a str>,
 }
 
 /// The row of one randomized metric.
@@ -277,7 +272,7 @@ pub fn randomized_row(e: &Estimate, cx: &ArmContext) -> RoiRow {
     let cur = i.currency.as_str();
     let mut row = RoiRow::empty(i, Design::Randomized, e.metric.name(), String::new());
     if e.metric == Metric::Cltv12m
-        && let Some(CltvGap::NotAvailable(why)) = cx.cltv_gap
+        && let Some(why) = cx.cltv_gap
     {
         row.explanation = format!(
             "Not available: {why}, so the CLTV uplift, the incremental value and the ROI are not computed (attune does not guess a lifetime value)."
@@ -560,8 +555,7 @@ mod tests {
     #[test]
     fn missing_cltv_is_said_not_invented() {
         let i = info();
-        let gap =
-            CltvGap::NotAvailable("marts/customer_value has no partition for 2025-12-31".into());
+        let gap = "marts/customer_value has no partition for 2025-12-31";
         let e = Estimate {
             metric: Metric::Cltv12m,
             treated_n: 400,
@@ -577,7 +571,7 @@ mod tests {
             run_date: NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
             inactive_days: 90,
             min_group_size: 10,
-            cltv_gap: Some(&gap),
+            cltv_gap: Some(gap),
         };
         let row = randomized_row(&e, &cx);
         assert!(row.effect.is_none() && row.roi.is_none() && row.incremental_value.is_none());

@@ -700,6 +700,23 @@ fn small_groups_table() -> DecisionTable {
     }
 }
 
+/// One row per person of each (region, people, k) entry: the region column
+/// and `value(region, i, k)` for the region's i-th person.
+fn per_region<T>(
+    regions: &[(&str, usize, usize)],
+    value: impl Fn(&str, usize, usize) -> T,
+) -> (Vec<Option<String>>, Vec<T>) {
+    let mut region = Vec::new();
+    let mut values = Vec::new();
+    for &(r, n, k) in regions {
+        for i in 0..n {
+            region.push(Some(r.to_string()));
+            values.push(value(r, i, k));
+        }
+    }
+    (region, values)
+}
+
 /// North is the largest region overall (400 customers) and the reference;
 /// among the 88 customers the outcome applies to (say, follow-ups of
 /// unhappy customers) north has 8 and south 5, both hidden. East (40) and
@@ -713,17 +730,11 @@ fn a_reference_hidden_in_a_population_falls_back_to_the_largest_shown_there() {
         ("east", 60, 40),
         ("west", 50, 35),
     ];
-    let (mut region, mut outcome) = (Vec::new(), Vec::new());
-    for (r, n, with_outcome) in regions {
-        for k in 0..*n {
-            region.push(Some(r.to_string()));
-            outcome.push(match (k < *with_outcome, r) {
-                (false, _) => attune::fairness::table::NO_VALUE,
-                (true, &"west") => u8::from(k % 5 == 0),
-                (true, _) => u8::from(k % 2 == 0),
-            });
-        }
-    }
+    let (region, outcome) = per_region(regions, |r, k, with_outcome| match (k < with_outcome, r) {
+        (false, _) => attune::fairness::table::NO_VALUE,
+        (true, "west") => u8::from(k % 5 == 0),
+        (true, _) => u8::from(k % 2 == 0),
+    });
     let t = DecisionTable {
         name: "service".into(),
         rows: outcome.len(),
@@ -764,31 +775,19 @@ fn a_classifier_group_hidden_in_one_population_is_hidden_in_all() {
         ("east", 40, 20),
         ("west", 25, 4),
     ];
-    let (mut region, mut label, mut prediction) = (Vec::new(), Vec::new(), Vec::new());
-    for (r, n, positives) in regions {
-        for k in 0..*n {
-            region.push(Some(r.to_string()));
-            label.push(u8::from(k < *positives));
-            prediction.push(u8::from(k % 3 == 0));
-        }
-    }
+    let (region, rows) = per_region(regions, |_, k, positives| {
+        (u8::from(k < positives), u8::from(k % 3 == 0))
+    });
+    let (label, prediction): (Vec<u8>, Vec<u8>) = rows.into_iter().unzip();
     let t = DecisionTable {
         name: "churn_model".into(),
         rows: label.len(),
         subjects: None,
         groups: vec![("region".into(), Codes::encode(&region))],
         outcomes: Vec::new(),
-        classifier: Some(attune::fairness::table::Classifier {
-            name: "at_risk".into(),
-            flagged: "flagged at risk".into(),
-            positive: "churned".into(),
-            negative: "did not churn".into(),
-            positive_plain: "churn".into(),
-            direction: Direction::Neutral,
-            prediction,
-            label,
-            score: None,
-        }),
+        classifier: Some(attune::fairness::table::Classifier::churn(
+            label, prediction, None,
+        )),
     };
     let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
     let metrics = [
@@ -2018,17 +2017,12 @@ fn synthetic_tables(customers: usize, seed: u64) -> Vec<DecisionTable> {
         .iter()
         .map(|&l| (0.25 + 0.3 * f64::from(l) + 0.3 * (rng.random::<f64>() - 0.5)).clamp(0.0, 1.0))
         .collect();
-    model.classifier = Some(attune::fairness::table::Classifier {
-        name: "at_risk".into(),
-        flagged: "flagged at risk".into(),
-        positive: "churned".into(),
-        negative: "did not churn".into(),
-        positive_plain: "churn".into(),
-        direction: Direction::Neutral,
-        prediction: score.iter().map(|&s| u8::from(s >= 0.5)).collect(),
+    let prediction = score.iter().map(|&s| u8::from(s >= 0.5)).collect();
+    model.classifier = Some(attune::fairness::table::Classifier::churn(
         label,
-        score: Some(score),
-    });
+        prediction,
+        Some(score),
+    ));
     let messages = per_customer(&mut rng, 2.0);
     let n = messages.len();
     let mut feedback = table("sentiment_instrument", messages);
