@@ -337,13 +337,34 @@ fn combined_deff(a: &ClusterSums, b: &ClusterSums) -> f64 {
     ((robust(a) + robust(b)) / simple).max(1.0)
 }
 
+/// The mean design effect of a table's cells, each given as (design
+/// effect, count, group total): the first-order Rao–Scott correction of its
+/// chi-square. A cell no one or everyone of its group is in has no variance
+/// to inflate (its design effect is 1 by definition), so it is left out:
+/// averaged in, it would shrink the correction. 1 when no cell is left.
+fn mean_cell_deff(cells: &[(f64, u64, u64)]) -> f64 {
+    let varied: Vec<f64> = cells
+        .iter()
+        .filter(|(_, count, total)| *count > 0 && count < total)
+        .map(|(deff, _, _)| *deff)
+        .collect();
+    if varied.is_empty() {
+        1.0
+    } else {
+        varied.iter().sum::<f64>() / varied.len() as f64
+    }
+}
+
 /// Widens bootstrap replicates around the estimate by √deff, so their
-/// spread is the clustered one.
-fn widen(replicates: &mut [f64], estimate: f64, deff: f64) {
-    if deff > 1.0 {
+/// spread is the clustered one, within the sample's range (`sorted`'s
+/// first and last values): a mean or a quantile of the rows cannot leave
+/// it, so stretching must not give a negative median wait or a ratio to a
+/// reference below zero.
+fn widen(replicates: &mut [f64], estimate: f64, deff: f64, sorted: &[f64]) {
+    if let (true, Some(&min), Some(&max)) = (deff > 1.0, sorted.first(), sorted.last()) {
         let k = deff.sqrt();
         for r in replicates {
-            *r = estimate + k * (*r - estimate);
+            *r = (estimate + k * (*r - estimate)).clamp(min, max);
         }
     }
 }
@@ -583,18 +604,16 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     out.fill(0.0);
                     out[codes.codes[r] as usize] = 1.0;
                 });
-                // the mean design effect of the shown cells, for the omnibus test
-                let (mut deff_sum, mut deff_cells) = (0.0, 0u32);
+                // (design effect, count, total) of the shown cells, for the omnibus test
+                let mut cells = Vec::new();
                 for (c, label) in codes.labels.iter().enumerate() {
                     let counts: Vec<u64> = table.iter().map(|r| r[c]).collect();
                     let deffs = match &per_category {
                         Some(sums) => rate_deffs(&sums[c], &counts, &totals),
                         None => vec![1.0; dim.groups()],
                     };
-                    for g in (0..dim.groups()).filter(|&g| !hidden[d][g].hidden() && totals[g] > 0)
-                    {
-                        deff_sum += deffs[g];
-                        deff_cells += 1;
+                    for g in (0..dim.groups()).filter(|&g| !hidden[d][g].hidden()) {
+                        cells.push((deffs[g], counts[g], totals[g]));
                     }
                     let words = RateWords {
                         verb: outcome.wording.verb_for(label),
@@ -620,12 +639,8 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     .filter(|&g| !hidden[d][g].hidden())
                     .map(|g| table[g].clone())
                     .collect();
-                let mean_deff = if deff_cells > 0 {
-                    deff_sum / f64::from(deff_cells)
-                } else {
-                    1.0
-                };
-                if let Some((t, df)) = chi_square_independence_deff(&shown, mean_deff) {
+                if let Some((t, df)) = chi_square_independence_deff(&shown, mean_cell_deff(&cells))
+                {
                     let mut f =
                         Finding::new(&prep.table.name, &dim.name, &outcome.name, "chi_square");
                     f.value = Some(t.statistic);
@@ -692,14 +707,16 @@ fn replicates(sorted: &[f64], stat: Stat, params: &AuditParams, seed: u64) -> Ve
     }
 }
 
-/// Rows of a continuous outcome (`qualifier` narrows the subjects, e.g.
-/// "who churned", for classifier metrics).
+/// Rows of a continuous outcome. `stream` names the bootstrap streams apart
+/// when two outcomes share a name and a statistic (a classifier's
+/// `mean_score` and `calibration_gap` are both the mean of a column of the
+/// classifier); empty for an outcome of its own.
 fn continuous_findings(
     out: &mut UnitOut,
     prep: &Prepared,
     outcome: &Outcome,
     values: &[f64],
-    qualifier: &str,
+    stream: &str,
     params: &AuditParams,
 ) {
     let mask: Vec<bool> = values.iter().map(|v| !v.is_nan()).collect();
@@ -714,7 +731,7 @@ fn continuous_findings(
     };
     let words = RateWords {
         verb: String::new(),
-        qualifier,
+        qualifier: "",
         direction: outcome.direction,
         judged: true,
     };
@@ -797,16 +814,18 @@ fn continuous_findings(
             None => 1.0,
         };
         let seed_of = |g: usize, stat: Stat| {
-            stream_seed(
-                params.seed,
-                &[
-                    prep.table.name.as_str(),
-                    dim.name.as_str(),
-                    dim.group_name(g).as_str(),
-                    outcome.name.as_str(),
-                    stat.name().as_str(),
-                ],
-            )
+            let (group, stat) = (dim.group_name(g), stat.name());
+            let mut parts = vec![
+                prep.table.name.as_str(),
+                dim.name.as_str(),
+                group.as_str(),
+                outcome.name.as_str(),
+                stat.as_str(),
+            ];
+            if !stream.is_empty() {
+                parts.push(stream);
+            }
+            stream_seed(params.seed, &parts)
         };
         // One test per group, shared by its statistics.
         let mut tests: Vec<Option<(usize, f64, &'static str)>> = vec![None; dim.groups()];
@@ -829,7 +848,12 @@ fn continuous_findings(
             let deffs = &stat_deffs[si];
             let reference_reps = reference.map(|r| {
                 let mut reps = replicates(&samples[r], stat, params, seed_of(r, stat));
-                widen(&mut reps, stat_value(&samples[r], stat), deffs[r]);
+                widen(
+                    &mut reps,
+                    stat_value(&samples[r], stat),
+                    deffs[r],
+                    &samples[r],
+                );
                 reps
             });
             for g in 0..dim.groups() {
@@ -853,7 +877,7 @@ fn continuous_findings(
                     reference_reps.clone().unwrap_or_default()
                 } else {
                     let mut reps = replicates(s, stat, params, seed_of(g, stat));
-                    widen(&mut reps, value, deffs[g]);
+                    widen(&mut reps, value, deffs[g], s);
                     reps
                 };
                 f.value = Some(value);
@@ -1046,7 +1070,7 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
             "",
         );
         let mut o = UnitOut::default();
-        continuous_findings(&mut o, prep, &mean_score, &scored, "", params);
+        continuous_findings(&mut o, prep, &mean_score, &scored, "mean_score", params);
         merge(&mut out, o, "mean_score");
         let gaps: Vec<f64> = scored
             .iter()
@@ -1063,7 +1087,7 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
             "",
         );
         let mut o = UnitOut::default();
-        continuous_findings(&mut o, prep, &gap, &gaps, "", params);
+        continuous_findings(&mut o, prep, &gap, &gaps, "calibration_gap", params);
         merge(&mut out, o, "calibration_gap");
     }
     for (d, dim) in prep.dims.iter().enumerate() {
@@ -1155,4 +1179,32 @@ fn finish(f: &mut Finding, adjusted: &[f64], params: &AuditParams) {
         reason,
         thresholds: &params.thresholds,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_omnibus_design_effect_leaves_out_cells_without_variance() {
+        // (deff, count, total): an empty cell and a full one have deff 1 by
+        // definition and would pull the mean of 3.0 and 2.0 down to 1.75.
+        let cells = [(3.0, 5, 10), (1.0, 0, 10), (2.0, 4, 12), (1.0, 12, 12)];
+        assert_eq!(mean_cell_deff(&cells), 2.5);
+        assert_eq!(mean_cell_deff(&[(1.0, 0, 10)]), 1.0);
+        assert_eq!(mean_cell_deff(&[]), 1.0);
+    }
+
+    /// A clustered median of values that cannot be negative: stretched by
+    /// √deff around the estimate, a replicate below it went below zero.
+    #[test]
+    fn widened_replicates_stay_within_the_sample() {
+        let sorted = [0.0, 0.0, 0.5, 1.0, 3.0];
+        let mut reps = vec![0.0, 0.5, 1.0, 3.0];
+        widen(&mut reps, 0.5, 4.0, &sorted);
+        assert_eq!(reps, vec![0.0, 0.5, 1.5, 3.0]);
+        let mut unclustered = vec![0.0, 3.0];
+        widen(&mut unclustered, 0.5, 1.0, &sorted);
+        assert_eq!(unclustered, vec![0.0, 3.0]);
+    }
 }

@@ -204,24 +204,39 @@ fn bins(sorted: &[f64]) -> (Vec<f64>, Vec<u64>) {
 }
 
 /// The percentile interval of replicates (type-7 quantiles at (1 − c)/2 and
-/// 1 − (1 − c)/2), ignoring non-finite replicates (a ratio whose
-/// denominator replicate was 0). `None` when fewer than half the replicates
-/// are finite: the interval would then describe a different quantity.
+/// 1 − (1 − c)/2). An infinite replicate (a ratio whose denominator
+/// replicate was 0) is a value beyond every finite one and keeps its place
+/// in the order: dropping it would pull the upper bound down. `None` when a
+/// bound falls on an infinite replicate (the interval is unbounded on that
+/// side), or when fewer than half the replicates are numbers (NaN: 0/0), as
+/// the interval would then describe a different quantity.
 pub fn percentile_interval(replicates: &[f64], confidence: f64) -> Option<Interval> {
-    let mut finite: Vec<f64> = replicates
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    if finite.is_empty() || finite.len() * 2 < replicates.len() {
+    let mut ordered: Vec<f64> = replicates.iter().copied().filter(|v| !v.is_nan()).collect();
+    if ordered.is_empty() || ordered.len() * 2 < replicates.len() {
         return None;
     }
-    finite.sort_unstable_by(f64::total_cmp);
+    ordered.sort_unstable_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
-    Some(Interval {
-        low: quantile_sorted(&finite, tail),
-        high: quantile_sorted(&finite, 1.0 - tail),
-    })
+    let low = finite_quantile(&ordered, tail)?;
+    let high = finite_quantile(&ordered, 1.0 - tail)?;
+    Some(Interval { low, high })
+}
+
+/// The type-7 quantile of sorted values, `None` when it is infinite (it
+/// falls on or interpolates towards an infinite value).
+fn finite_quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let n = sorted.len();
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let frac = h - lo as f64;
+    let ends = if frac > 0.0 && lo + 1 < n {
+        &sorted[lo..=lo + 1]
+    } else {
+        &sorted[lo..=lo]
+    };
+    ends.iter()
+        .all(|v| v.is_finite())
+        .then(|| quantile_sorted(sorted, q))
 }
 
 #[cfg(test)]
@@ -365,12 +380,27 @@ mod tests {
         assert!((0.91..=0.98).contains(&coverage), "coverage {coverage}");
     }
 
+    /// The bounds are those of the replicates with the infinite ones in
+    /// their place at the top (numpy.percentile over 0..=99 and inf,
+    /// method "linear": 2.5 and 97.5, against 2.475 and 96.525 with the inf
+    /// dropped).
     #[test]
-    fn percentile_interval_skips_non_finite_and_refuses_mostly_infinite() {
+    fn percentile_interval_orders_infinite_replicates_and_skips_nan() {
         let mut reps: Vec<f64> = (0..100).map(f64::from).collect();
         reps.push(f64::INFINITY);
-        let i = percentile_interval(&reps, 0.95).expect("mostly finite");
-        assert!((i.low - 2.475).abs() < 1e-12 && (i.high - 96.525).abs() < 1e-12);
+        reps.push(f64::NAN);
+        let i = percentile_interval(&reps, 0.95).expect("bounded");
+        assert!(
+            (i.low - 2.5).abs() < 1e-12 && (i.high - 97.5).abs() < 1e-12,
+            "{i:?}"
+        );
+        // 3 of 100 replicates infinite: the 97.5% bound is beyond them all.
+        let mut unbounded: Vec<f64> = (0..97).map(f64::from).collect();
+        unbounded.extend([f64::INFINITY; 3]);
+        assert!(percentile_interval(&unbounded, 0.95).is_none());
+        let mut below: Vec<f64> = (0..97).map(f64::from).collect();
+        below.extend([f64::NEG_INFINITY; 3]);
+        assert!(percentile_interval(&below, 0.95).is_none());
         assert!(percentile_interval(&[f64::NAN, f64::NAN, 1.0], 0.95).is_none());
     }
 }

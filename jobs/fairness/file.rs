@@ -203,11 +203,20 @@ fn outcome(c: &Columns, column: &str) -> Result<Outcome> {
         ));
     }
     if ty.is_numeric() {
+        let values = c.floats(column)?;
+        // "1.4× the reference" means nothing for a quantity that can be
+        // negative (a margin, a balance): such a column is compared by
+        // difference.
+        let comparison = if values.iter().any(|v| *v < 0.0) {
+            Comparison::Difference
+        } else {
+            Comparison::Ratio
+        };
         return Ok(Outcome::continuous(
             column,
-            c.floats(column)?,
+            values,
             vec![Stat::Mean, Stat::Quantile(0.5)],
-            Comparison::Ratio,
+            comparison,
             Direction::Neutral,
             column,
             "",

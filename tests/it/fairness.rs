@@ -660,6 +660,126 @@ async fn bootstrap_intervals_are_seeded() {
     );
 }
 
+/// A reference whose median is 0 in more than 2.5% of the resamples: the
+/// ratio's replicates are then infinite there, and its upper bound is
+/// unbounded. Dropping the infinite replicates gave a finite, too narrow
+/// interval; now there is no interval, only the ratio.
+#[test]
+fn a_ratio_whose_reference_can_resample_to_zero_has_no_interval() {
+    // north: 18 zeros and 22 positive waits (median 1, but a resample holds
+    // 20 or more zeros about a quarter of the time); south: 40 positive.
+    let (region, wait) = per_region(
+        &[("north", 40, 18), ("south", 40, 0)],
+        |r, i, zeros| match (r, i < zeros) {
+            (_, true) => 0.0,
+            ("north", false) => 1.0 + (i % 3) as f64,
+            _ => 2.0 + (i % 5) as f64,
+        },
+    );
+    let t = DecisionTable {
+        name: "service".into(),
+        rows: wait.len(),
+        subjects: None,
+        groups: vec![("region".into(), Codes::encode(&region))],
+        outcomes: vec![Outcome::continuous(
+            "wait_hours",
+            wait,
+            vec![Stat::Quantile(0.5)],
+            Comparison::Ratio,
+            Direction::HigherIsWorse,
+            "wait",
+            " hours",
+        )],
+        classifier: None,
+    };
+    let params = AuditParams {
+        reference_groups: [("region".to_string(), "north".to_string())].into(),
+        ..AuditParams::default()
+    };
+    let r = audit(std::slice::from_ref(&t), &params).expect("audit");
+    let south = find(&r, "region", "south", "wait_hours", "median");
+    assert_eq!(south.reference_group.as_deref(), Some("north"));
+    let ratio = south.ratio.expect("north's median is 1: the ratio exists");
+    assert!(ratio > 1.0, "{ratio}");
+    assert_eq!(
+        (south.ratio_ci_low, south.ratio_ci_high),
+        (None, None),
+        "{}",
+        south.explanation
+    );
+    assert!(south.difference_ci_low.is_some() && south.difference_ci_high.is_some());
+}
+
+/// A classifier's `mean_score` and `calibration_gap` are both the mean of
+/// a column: with every label 0 the two columns are equal, and their
+/// intervals must still come from resamples of their own.
+#[test]
+fn mean_score_and_calibration_gap_resample_apart() {
+    let (region, score) = per_region(&[("north", 60, 0), ("south", 50, 0)], |r, i, _| {
+        let base = if r == "north" { 0.2 } else { 0.3 };
+        base + 0.01 * (i % 17) as f64
+    });
+    let label = vec![0u8; score.len()];
+    let prediction: Vec<u8> = score.iter().map(|s| u8::from(*s > 0.3)).collect();
+    let t = DecisionTable {
+        name: "churn_model".into(),
+        rows: label.len(),
+        subjects: None,
+        groups: vec![("region".into(), Codes::encode(&region))],
+        outcomes: Vec::new(),
+        classifier: Some(attune::fairness::table::Classifier::churn(
+            label,
+            prediction,
+            Some(score),
+        )),
+    };
+    let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
+    let mean = find(&r, "region", "south", "at_risk", "mean_score");
+    let gap = find(&r, "region", "south", "at_risk", "calibration_gap");
+    assert_eq!(mean.value, gap.value, "the same column");
+    assert!(mean.ci_low.is_some() && gap.ci_low.is_some());
+    assert_ne!(
+        (mean.ci_low, mean.ci_high),
+        (gap.ci_low, gap.ci_high),
+        "the same resamples"
+    );
+}
+
+/// A column with negative values (a margin) is compared by difference in
+/// `attune fairness audit`: "−2× the reference" means nothing.
+#[tokio::test]
+async fn the_command_compares_a_column_with_negative_values_by_difference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("margins.csv");
+    let mut csv = String::from("person_id,region,margin\n");
+    for i in 0..80 {
+        let (region, margin) = if i < 40 {
+            ("north", 5.0 - (i % 9) as f64)
+        } else {
+            ("south", 2.0 - (i % 7) as f64)
+        };
+        csv.push_str(&format!("p{i},{region},{margin}\n"));
+    }
+    std::fs::write(&input, csv).expect("write");
+    let a = FileAudit {
+        input,
+        groups: vec!["region".into()],
+        label: None,
+        prediction: None,
+        score: None,
+        outcomes: vec!["margin".into()],
+        subject: Some("person_id".into()),
+        out: PathBuf::from("unused.json"),
+        params: AuditParams::default(),
+    };
+    let table = read_table(&a).await.expect("reads");
+    assert_eq!(table.outcomes[0].comparison, Comparison::Difference);
+    let r = audit(&[table], &a.params).expect("audit");
+    let south = find(&r, "region", "south", "margin", "mean");
+    assert!(south.ratio.is_none() && south.ratio_ci_low.is_none());
+    assert!(south.difference.is_some() && south.difference_ci_low.is_some());
+}
+
 /// A table of `rows` people per (region, age) cell with a 0/1 outcome.
 fn small_groups_table() -> DecisionTable {
     // region "islands" has 4 people: primary suppression; alone it could be
