@@ -190,6 +190,17 @@ impl ScalarUDFImpl for UtcDate {
     }
 }
 
+/// Days since 1970-01-01 (Arrow's Date32).
+pub fn epoch_day(d: chrono::NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.num_days_from_ce() - 719_163
+}
+
+/// The date of an Arrow Date32 value.
+pub fn from_epoch_day(days: i32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap_or(chrono::NaiveDate::MIN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,7 @@ pub async fn run(
     // Record tables keep their current rows: counted now, kept when run.
     let mut kept_rows = 0;
     for table in record_tables_expiring(&expired) {
-        let mut walk = CurrentRecords::new(&*ctx.contracts.get(&table)?);
+        let mut walk = CurrentRecords::for_table(storage, &*ctx.contracts.get(&table)?).await?;
         for p in newest_first(&all, &table) {
             let current = walk.take(storage, p).await?;
             if p.date < cutoff
@@ -240,7 +240,7 @@ pub async fn run(
         done += 1;
     }
     for table in record_tables_expiring(&expired) {
-        let mut walk = CurrentRecords::new(&*ctx.contracts.get(&table)?);
+        let mut walk = CurrentRecords::for_table(storage, &*ctx.contracts.get(&table)?).await?;
         for p in newest_first(&all, &table) {
             let current = walk.take(storage, p).await?;
             if p.date >= cutoff {

@@ -37,7 +37,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::schema::Contracts;
+use crate::schema::{Contract, Contracts};
 use crate::{Error, Result};
 
 /// Tables whose latest record is decided by a column, not by the export
@@ -104,20 +104,12 @@ pub async fn find(
     let mut counts = BTreeMap::new();
     for contract in contracts.iter() {
         let table = contract.table.as_str();
-        let [key_index] = contract.primary_key.as_slice() else {
+        let Some((k, select)) = keys_select(&contract) else {
             continue;
         };
-        let key = &contract.columns[*key_index];
-        if !lake.contains(table) || key.lake_type() != DataType::Utf8 {
+        if !lake.contains(table) {
             continue;
         }
-        let k = &key.output;
-        let rank = LATEST_BY
-            .iter()
-            .find(|(t, _)| *t == table)
-            .map(|(_, column)| format!(", {column}"))
-            .unwrap_or_default();
-        let select = format!("SELECT {k}, dt{rank} FROM {table}");
         let (mut found, mut c) = match earlier {
             None => {
                 let sql = format!("{select} WHERE dt <= DATE '{date}'");
@@ -164,6 +156,48 @@ pub async fn find(
     }
     replaced.sort();
     Ok((replaced, counts))
+}
+
+/// The key column and the `SELECT key, dt[, rank] FROM table` this pass
+/// reads, for a table with a one-column text key; `None` for the others.
+fn keys_select(contract: &Contract) -> Option<(&str, String)> {
+    let table = contract.table.as_str();
+    let [key_index] = contract.primary_key.as_slice() else {
+        return None;
+    };
+    let key = &contract.columns[*key_index];
+    if key.lake_type() != DataType::Utf8 {
+        return None;
+    }
+    let k = key.output.as_str();
+    let rank = LATEST_BY
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, column)| format!(", {column}"))
+        .unwrap_or_default();
+    Some((k, format!("SELECT {k}, dt{rank} FROM {table}")))
+}
+
+/// Whether a column, not the export order alone, decides `table`'s latest
+/// record (customers: the consent change time).
+pub fn decided_by_column(table: &str) -> bool {
+    LATEST_BY.iter().any(|(t, _)| *t == table)
+}
+
+/// Every copy of the lake table `contract` describes (registered under its
+/// name in `session`) that another copy replaces, over all its partitions:
+/// (key, days since 1970-01-01 of its partition). The copies the staging
+/// views leave out, so retention keeps the same current record. `None`
+/// when the table's key is not one text column.
+pub async fn replaced_copies(
+    session: &SessionContext,
+    contract: &Contract,
+) -> Result<Option<Vec<(String, i32)>>> {
+    let Some((_, select)) = keys_select(contract) else {
+        return Ok(None);
+    };
+    let (found, _) = table_replaced(session, &contract.table, &select).await?;
+    Ok(Some(found.into_iter().map(|r| (r.key, r.dt)).collect()))
 }
 
 /// The smallest and largest key `sql` (`SELECT min(k), max(k) …`) returns;

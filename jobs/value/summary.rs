@@ -7,7 +7,7 @@
 //! module folds them per customer into the models' units, keeping each
 //! customer's purchase days for the churn labels.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
@@ -57,15 +57,7 @@ impl TimeUnit {
     }
 }
 
-/// Days since 1970-01-01 (Arrow's Date32).
-pub fn epoch_day(d: NaiveDate) -> i32 {
-    d.num_days_from_ce() - 719_163
-}
-
-/// The date of an Arrow Date32 value.
-pub fn from_epoch_day(days: i32) -> NaiveDate {
-    NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap_or(NaiveDate::MIN)
-}
+pub use crate::utc_dates::{epoch_day, from_epoch_day};
 
 /// Per-customer summaries, column-wise, sorted by customer id.
 #[derive(Debug, Clone, Default)]
