@@ -34,9 +34,92 @@ pub fn complements(hidden: &[bool], sizes: &[u64], min: u64) -> Vec<bool> {
     }
 }
 
+/// A total and the cells that add up to it (a week and its days; a period's
+/// groups of one dimension and the period's overall cell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumFamily {
+    pub total: usize,
+    pub members: Vec<usize>,
+}
+
+/// Hides cells (`hidden`, indexed like `sizes`) until every family is safe
+/// on its own: members hidden with their total shown hold some but fewer
+/// than `min` together never ([`complements`]), and a hidden total never
+/// has all its members shown (it would be their sum, and with it the next
+/// family's hidden member its difference). Families overlap, so this runs
+/// until nothing changes; it only ever hides more. A protection of each
+/// family, not of every linear combination of them: the usual rule of
+/// statistical offices for tables published with their margins.
+pub fn protect_sums(sizes: &[u64], hidden: &mut [bool], families: &[SumFamily], min: u64) {
+    loop {
+        let mut changed = false;
+        for f in families {
+            let members_hidden: Vec<bool> = f.members.iter().map(|&m| hidden[m]).collect();
+            let member_sizes: Vec<u64> = f.members.iter().map(|&m| sizes[m]).collect();
+            let hide = if hidden[f.total] {
+                if members_hidden.iter().any(|h| *h) {
+                    continue;
+                }
+                let smallest = (0..f.members.len())
+                    .filter(|&i| member_sizes[i] > 0)
+                    .min_by_key(|&i| member_sizes[i]);
+                let mut now = vec![false; f.members.len()];
+                if let Some(i) = smallest {
+                    now[i] = true;
+                }
+                now
+            } else {
+                complements(&members_hidden, &member_sizes, min)
+            };
+            for (i, h) in hide.into_iter().enumerate() {
+                if h && !hidden[f.members[i]] {
+                    hidden[f.members[i]] = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two days of a week (cells 1, 2) and the week (0); the week is also a
+    /// member of the month (3) with another week (4). Day 1 is small: day 2
+    /// goes too, or the week minus it would give day 1. Then the week is
+    /// shown with both its days hidden (13 together): safe.
+    #[test]
+    fn overlapping_sums_are_protected_together() {
+        let sizes = [40, 3, 37, 100, 60];
+        let families = [
+            SumFamily {
+                total: 0,
+                members: vec![1, 2],
+            },
+            SumFamily {
+                total: 3,
+                members: vec![0, 4],
+            },
+        ];
+        let mut hidden = [false, true, false, false, false];
+        protect_sums(&sizes, &mut hidden, &families, 10);
+        assert_eq!(hidden, [false, true, true, false, false]);
+        // A small week (hidden) whose month is shown: the other week goes
+        // too; and a hidden total whose members are all shown loses its
+        // smallest member, or it would be their sum.
+        let sizes = [8, 3, 5, 100, 92];
+        let mut hidden = [true, true, false, false, false];
+        protect_sums(&sizes, &mut hidden, &families, 10);
+        assert_eq!(hidden, [true, true, false, false, true]);
+        let sizes = [40, 25, 15, 100, 60];
+        let mut hidden = [true, false, false, false, false];
+        protect_sums(&sizes, &mut hidden, &families[..1], 10);
+        assert_eq!(hidden, [true, false, true, false, false]);
+    }
 
     #[test]
     fn the_smallest_are_hidden_until_the_hidden_are_not_few() {

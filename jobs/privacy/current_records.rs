@@ -252,7 +252,7 @@ mod tests {
         w.write(&batch).expect("write");
         w.close().expect("close");
         let prefix = Path::from(format!("lake/customers/dt={day}"));
-        let file = prefix.child("part-0.parquet");
+        let file = prefix.clone().join("part-0.parquet");
         storage
             .put(&file, bytes::Bytes::from(buf))
             .await

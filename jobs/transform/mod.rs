@@ -318,8 +318,10 @@ async fn lake_session(
 
 /// The superseded list as of `date`, cut from the list the transform
 /// published for `published` (a later or the same day); `None` when that
-/// partition is missing or was written before lists carried
-/// `superseded_on`. Listing every key of every table takes seconds at scale:
+/// partition is missing, was written before lists carried `superseded_on`,
+/// or no longer matches the lake (a day ingested again since the transform
+/// ran may have brought a new copy of a record, which the list would not
+/// leave out). Listing every key of every table takes seconds at scale:
 /// jobs after the transform read its list instead of listing again.
 pub async fn published_superseded(
     ctx: &JobContext,
@@ -331,6 +333,10 @@ pub async fn published_superseded(
     }
     let path = partition_file("marts", "superseded", published);
     if ctx.storage.head_opt(&path).await?.is_none() {
+        return Ok(None);
+    }
+    let all = models::load(ctx.cfg.models_dir.as_deref())?;
+    if !provenance::is_current(ctx, &all, "superseded", published).await? {
         return Ok(None);
     }
     let batches = crate::parquet_io::read_batches(&ctx.storage, &path).await?;

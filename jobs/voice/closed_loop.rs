@@ -43,6 +43,9 @@ pub const DETRACTOR_FOLLOW_UPS_NOT_RECORDED: &str = "not recorded: the survey ex
 pub struct NegativeTicket {
     /// Day the ticket was opened (UTC).
     pub opened: NaiveDate,
+    /// When it was opened (µs since 1970, UTC): which of a customer's
+    /// tickets came last before an answer, when two share a day.
+    pub opened_at: i64,
     /// Hours from opening to the follow-up; `None` when there is none (yet).
     pub follow_up_hours: Option<f64>,
     /// Whether the follow-up window had closed by the end of the run date.
@@ -85,10 +88,9 @@ fn row(
     metric: &str,
     n: u64,
     estimate: Option<Estimate>,
-    min_group_size: usize,
+    suppressed: bool,
     detail: Option<String>,
 ) -> LoopRow {
-    let suppressed = n < min_group_size as u64;
     let shown = if suppressed { None } else { estimate };
     LoopRow {
         population: population.into(),
@@ -101,6 +103,32 @@ fn row(
         ci_high: shown.map(|e| e.ci_high),
         suppressed,
         detail,
+    }
+}
+
+/// Which periods' rows to hide, from their tickets (all time first, then
+/// the months, which add up to it): those of fewer than `k` customers,
+/// then the smallest months shown until the hidden months hold at least
+/// `k` customers together, each counted once however many months they
+/// complained in, since all time minus the months shown is theirs.
+fn hidden_periods(tickets: &[Vec<&NegativeTicket>], k: usize) -> Vec<bool> {
+    let customers: Vec<BTreeSet<Option<i64>>> = (tickets.iter())
+        .map(|ts| ts.iter().map(|t| t.customer).collect())
+        .collect();
+    let mut hidden: Vec<bool> = customers.iter().map(|c| c.len() < k).collect();
+    loop {
+        let months: Vec<usize> = (1..customers.len()).filter(|&i| hidden[i]).collect();
+        let together: BTreeSet<&Option<i64>> = months.iter().flat_map(|&i| &customers[i]).collect();
+        if months.is_empty() || (months.len() >= 2 && together.len() >= k) {
+            return hidden;
+        }
+        let smallest = (1..customers.len())
+            .filter(|&i| !hidden[i] && !customers[i].is_empty())
+            .min_by_key(|&i| customers[i].len());
+        match smallest {
+            Some(i) => hidden[i] = true,
+            None => return hidden,
+        }
     }
 }
 
@@ -133,13 +161,28 @@ pub fn rows(
             months.entry(m).or_default().push(t);
         }
     }
-    let periods = std::iter::once((None, tickets.iter().collect::<Vec<_>>()))
-        .chain(months.into_iter().map(|(m, ts)| (Some(m), ts)));
+    let periods: Vec<(Option<NaiveDate>, Vec<&NegativeTicket>)> =
+        std::iter::once((None, tickets.iter().collect::<Vec<_>>()))
+            .chain(months.into_iter().map(|(m, ts)| (Some(m), ts)))
+            .collect();
+    // Tickets whose window closed (the share) and tickets with a follow-up
+    // (the median), with their customers, per period: all time first.
+    let closed: Vec<Vec<&NegativeTicket>> = (periods.iter())
+        .map(|(_, ts)| ts.iter().copied().filter(|t| t.window_closed).collect())
+        .collect();
+    let followed: Vec<Vec<&NegativeTicket>> = (periods.iter())
+        .map(|(_, ts)| {
+            (ts.iter().copied())
+                .filter(|t| t.follow_up_hours.is_some_and(|h| h >= 0.0))
+                .collect()
+        })
+        .collect();
+    let hide_share = hidden_periods(&closed, k);
+    let hide_median = hidden_periods(&followed, k);
     let mut all_time_rows = Vec::new();
-    for (period, ts) in periods {
-        let closed: Vec<&&NegativeTicket> = ts.iter().filter(|t| t.window_closed).collect();
-        let hits = closed.iter().filter(|t| t.followed_up(hours)).count() as u64;
-        let n = closed.len() as u64;
+    for (i, (period, _)) in periods.iter().enumerate() {
+        let hits = closed[i].iter().filter(|t| t.followed_up(hours)).count() as u64;
+        let n = closed[i].len() as u64;
         let target = if period.is_none() {
             &mut all_time_rows
         } else {
@@ -147,26 +190,24 @@ pub fn rows(
         };
         target.push(row(
             "negative_tickets",
-            period,
+            *period,
             "followed_up_share",
             n,
             share_wilson(n, hits),
-            k,
+            hide_share[i],
             Some(share_detail.clone()),
         ));
-        let mut delays: Vec<f64> = ts
+        let mut delays: Vec<f64> = followed[i]
             .iter()
             .filter_map(|t| t.follow_up_hours)
-            .filter(|h| *h >= 0.0)
             .collect();
-        let n_delays = delays.len() as u64;
         target.push(row(
             "negative_tickets",
-            period,
+            *period,
             "median_hours_to_follow_up",
-            n_delays,
+            delays.len() as u64,
             median_with_interval(&mut delays),
-            k,
+            hide_median[i],
             Some(median_detail.clone()),
         ));
     }
@@ -177,14 +218,14 @@ pub fn rows(
     for t in tickets.iter().filter(|t| t.window_closed) {
         if let Some(a) = t.answer_id.as_deref() {
             let e = by_answer.entry(a).or_insert(t);
-            if t.opened > e.opened {
+            if t.opened_at > e.opened_at {
                 *e = t;
             }
         }
     }
-    let answers = |followed: bool| -> (Vec<i64>, u64) {
+    let answers = |followed_up: bool| -> (Vec<i64>, u64) {
         let group: Vec<&&NegativeTicket> = (by_answer.values())
-            .filter(|t| t.followed_up(hours) == followed)
+            .filter(|t| t.followed_up(hours) == followed_up)
             .collect();
         let customers: BTreeSet<Option<i64>> = group.iter().map(|t| t.customer).collect();
         (
@@ -194,14 +235,14 @@ pub fn rows(
     };
     let ((yes, yes_customers), (no, no_customers)) = (answers(true), answers(false));
     let (nps_yes, nps_no) = (nps_of(&yes), nps_of(&no));
-    let next_detail = "NPS at the customer's first answer after the follow-up window closed (Wald interval on the promoter/detractor difference)";
+    let next_detail = "NPS at the customer's first answer after the follow-up window closed (adjusted Wald interval on the promoter/detractor difference)";
     all_time_rows.push(row(
         "negative_tickets",
         None,
         "next_nps_followed_up",
         yes_customers,
         nps_yes,
-        k,
+        yes_customers < k as u64,
         Some(next_detail.into()),
     ));
     all_time_rows.push(row(
@@ -210,7 +251,7 @@ pub fn rows(
         "next_nps_not_followed_up",
         no_customers,
         nps_no,
-        k,
+        no_customers < k as u64,
         Some(next_detail.into()),
     ));
     // The difference is shown only when both groups are.
@@ -233,7 +274,7 @@ pub fn rows(
         "next_nps_difference",
         both,
         diff,
-        k,
+        both < k as u64,
         diff_detail,
     );
     if !diff_row.suppressed {
@@ -246,7 +287,7 @@ pub fn rows(
         "followed_up_share",
         detractor_answers,
         None,
-        k,
+        detractor_answers < k as u64,
         Some(DETRACTOR_FOLLOW_UPS_NOT_RECORDED.into()),
     );
     detractors.value = None;
@@ -275,6 +316,7 @@ pub async fn read_negative_tickets(
                 .ok_or_else(|| Error::Internal("voice: ticket time out of range".into()))?;
             out.push(NegativeTicket {
                 opened,
+                opened_at: at.value(i),
                 follow_up_hours: opt_f64(&hours, i),
                 window_closed: closed.is_valid(i) && closed.value(i),
                 next_nps: opt_i64(&next, i),
@@ -357,6 +399,11 @@ mod tests {
         let opened: NaiveDate = day.parse().expect("date");
         NegativeTicket {
             opened,
+            opened_at: opened
+                .and_hms_opt(9, 0, 0)
+                .expect("time")
+                .and_utc()
+                .timestamp_micros(),
             follow_up_hours: hours,
             window_closed: closed,
             next_nps: next,
@@ -468,6 +515,81 @@ mod tests {
             det.detail.as_deref(),
             Some(DETRACTOR_FOLLOW_UPS_NOT_RECORDED)
         );
+    }
+
+    /// Two tickets of one customer on the same day, the first at 09:00 not
+    /// followed up, the second at 15:00 followed up after 2 h, then one
+    /// answer: it follows the later ticket, the one followed up.
+    #[test]
+    fn an_answer_belongs_to_the_latest_ticket_of_the_day() {
+        let at = |hour: u32| {
+            "2025-03-03"
+                .parse::<NaiveDate>()
+                .expect("date")
+                .and_hms_opt(hour, 0, 0)
+                .expect("time")
+                .and_utc()
+                .timestamp_micros()
+        };
+        let ticket = |hour, hours| NegativeTicket {
+            opened_at: at(hour),
+            customer: Some(5),
+            answer_id: Some("A5".into()),
+            ..t("2025-03-03", hours, true, Some(9))
+        };
+        let rows = rows(&[ticket(9, None), ticket(15, Some(2.0))], 0, 48, 1);
+        assert_eq!(find(&rows, None, "next_nps_followed_up").n, Some(1));
+        let no = find(&rows, None, "next_nps_not_followed_up");
+        assert_eq!((no.n, no.value), (None, None), "nobody in it");
+    }
+
+    /// One customer's ten complaints in a month are one person: the month
+    /// is not shown at k = 10.
+    #[test]
+    fn rows_are_suppressed_on_customers_not_tickets() {
+        let tickets: Vec<NegativeTicket> = (1..=10)
+            .map(|d| NegativeTicket {
+                customer: Some(1),
+                ..t(&format!("2025-03-{d:02}"), Some(3.0), true, None)
+            })
+            .collect();
+        let rows = rows(&tickets, 0, 48, 10);
+        for metric in ["followed_up_share", "median_hours_to_follow_up"] {
+            assert!(find(&rows, Some("2025-03-01"), metric).suppressed);
+            assert!(find(&rows, None, metric).suppressed);
+        }
+    }
+
+    /// January (12 customers), February (11) and March (3) add up to all
+    /// time: March hidden alone would be all time minus the two shown, so
+    /// February goes too, and the two hidden hold 14 customers.
+    #[test]
+    fn a_hidden_month_is_not_all_time_minus_the_shown_ones() {
+        let mut tickets = Vec::new();
+        let mut customer = 0;
+        for (month, n) in [(1, 12), (2, 11), (3, 3)] {
+            for i in 0..n {
+                customer += 1;
+                tickets.push(NegativeTicket {
+                    customer: Some(customer),
+                    ..t(
+                        &format!("2025-{month:02}-{:02}", i + 1),
+                        Some(3.0),
+                        true,
+                        None,
+                    )
+                });
+            }
+        }
+        let rows = rows(&tickets, 0, 48, 10);
+        for metric in ["followed_up_share", "median_hours_to_follow_up"] {
+            let hidden: Vec<bool> = ["2025-01-01", "2025-02-01", "2025-03-01"]
+                .iter()
+                .map(|m| find(&rows, Some(m), metric).suppressed)
+                .collect();
+            assert_eq!(hidden, [false, true, true], "{metric}");
+            assert!(!find(&rows, None, metric).suppressed);
+        }
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! SQL (`scores.sql`) counts at the finest grain (metric × day ×
 //! touchpoint × language × segment); Rust rolls the counts up to periods
 //! and dimensions and does the statistics ([`super::stats`]):
-//! NPS with the trinomial Wald interval, CSAT with Wilson, CES and
+//! NPS with the trinomial adjusted Wald interval, CSAT with Wilson, CES and
 //! sentiment with a t interval. A cell with fewer than `min_group_size`
 //! observations is written as suppressed, with NULL n, value and interval
-//! (never 0), and is never used as the previous period of another cell.
+//! (never 0), and so is a cell that would give a suppressed one back by
+//! subtraction ([`hidden_cells`]); neither is used as the previous period
+//! of another cell.
 //! The previous period is the calendar one (the day, ISO week or month
 //! before); when it has no answers the change is NULL.
 
@@ -26,6 +28,7 @@ use datafusion::prelude::SessionContext;
 use super::RunParams;
 use super::columns::{self, opt_str};
 use super::stats::{Estimate, change_z, mean_t, net_promoter_score, share_wilson, significant};
+use crate::secondary_suppression::{SumFamily, protect_sums};
 use crate::{Error, Result};
 
 /// The query behind the cells.
@@ -201,15 +204,82 @@ fn key(c: &Cell) -> Key<'_> {
     )
 }
 
+/// Which cells to hide: those with fewer than `min` answers, and then the
+/// cells whose shown neighbours would give a hidden one back by
+/// subtraction. A metric's cells add up along two axes: a period's groups
+/// of one dimension add up to its overall cell, and a group's days add up
+/// to their week and their month, its months and its weeks to all time.
+pub fn hidden_cells(cells: &[Cell], min: u64) -> Vec<bool> {
+    let sizes: Vec<u64> = cells.iter().map(|c| c.n).collect();
+    let mut hidden: Vec<bool> = sizes.iter().map(|&n| n < min).collect();
+    let index: HashMap<Key<'_>, usize> =
+        cells.iter().enumerate().map(|(i, c)| (key(c), i)).collect();
+    let find = |c: &Cell, period_type: &str, dimension: &str, group: &str, start| {
+        index
+            .get(&(c.metric.as_str(), period_type, dimension, group, start))
+            .copied()
+    };
+    // (total cell, what its members are) → members; BTreeMap for a stable order
+    let mut families: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        let (dim, group) = (c.dimension.as_str(), c.group_value.as_str());
+        let mut totals = Vec::new();
+        match (c.period_type.as_str(), c.period_start) {
+            ("day", Some(d)) => {
+                for period in ["week", "month"] {
+                    totals.push((find(c, period, dim, group, period_start(period, d)), "days"));
+                }
+            }
+            (period @ ("week" | "month"), Some(_)) => {
+                totals.push((find(c, "all", dim, group, None), period));
+            }
+            _ => {}
+        }
+        if dim != "all" {
+            let overall = find(c, &c.period_type, "all", "all", c.period_start);
+            totals.push((overall, dim));
+        }
+        for (total, kind) in totals {
+            if let Some(total) = total {
+                families.entry((total, kind)).or_default().push(i);
+            }
+        }
+    }
+    // Answers without a group (no touchpoint, no segment) are in the total
+    // but in no member: a member never published. Fewer than `min` of them
+    // would be the total minus the groups shown, so they count as a hidden
+    // member; more, and they are a group that may be worked out (and that
+    // covers a hidden group only together with it).
+    let mut sizes = sizes;
+    let families: Vec<SumFamily> = families
+        .into_iter()
+        .map(|((total, _), mut members)| {
+            let grouped: u64 = members.iter().map(|&m| sizes[m]).sum();
+            if let Some(rest) = (sizes[total].checked_sub(grouped)).filter(|r| (1..min).contains(r))
+            {
+                members.push(sizes.len());
+                sizes.push(rest);
+                hidden.push(true);
+            }
+            SumFamily { total, members }
+        })
+        .collect();
+    protect_sums(&sizes, &mut hidden, &families, min);
+    hidden.truncate(cells.len());
+    hidden
+}
+
 /// The rows of `marts/voice_scores` from the cells, sorted by metric,
 /// period type, dimension, group and period.
 pub fn rows(cells: &[Cell], run_date: NaiveDate, min_group_size: usize) -> Vec<ScoreRow> {
-    let shown = |c: &Cell| c.n >= min_group_size as u64;
-    let index: HashMap<Key<'_>, &Cell> = cells.iter().map(|c| (key(c), c)).collect();
+    let hidden = hidden_cells(cells, min_group_size as u64);
+    let index: HashMap<Key<'_>, usize> =
+        cells.iter().enumerate().map(|(i, c)| (key(c), i)).collect();
     let mut out: Vec<ScoreRow> = cells
         .iter()
-        .map(|c| {
-            let suppressed = !shown(c);
+        .enumerate()
+        .map(|(i, c)| {
+            let suppressed = hidden[i];
             let est = if suppressed { None } else { estimate(c) };
             let previous = c
                 .period_start
@@ -223,8 +293,8 @@ pub fn rows(cells: &[Cell], run_date: NaiveDate, min_group_size: usize) -> Vec<S
                         Some(p),
                     ))
                 })
-                .filter(|p| shown(p))
-                .and_then(|p| estimate(p));
+                .filter(|&&p| !hidden[p])
+                .and_then(|&p| estimate(&cells[p]));
             let (previous_value, change, change_significant) = match (&est, &previous) {
                 (Some(cur), Some(prev)) => (
                     Some(prev.value),
@@ -439,6 +509,135 @@ mod tests {
         assert_eq!(value.value(1), 30.0);
         let n = columns::ints(&batch, "n").expect("n");
         assert!(datafusion::arrow::array::Array::is_null(&n, 0));
+    }
+
+    /// The hidden cells no shown total gives back: for every shown total
+    /// (a week, a month, all time, a period's overall cell) and the shown
+    /// rows that add up to it, found by their dates and dimensions, one
+    /// hidden member alone, or hidden members holding fewer than `min`
+    /// answers together with nothing else in the total, is recoverable.
+    fn recoverable(rows: &[ScoreRow], cells: &[Cell], min: u64) -> Vec<String> {
+        let n_of = |r: &ScoreRow| {
+            cells
+                .iter()
+                .find(|c| {
+                    (
+                        &c.metric,
+                        &c.period_type,
+                        c.period_start,
+                        &c.dimension,
+                        &c.group_value,
+                    ) == (
+                        &r.metric,
+                        &r.period_type,
+                        r.period_start,
+                        &r.dimension,
+                        &r.group_value,
+                    )
+                })
+                .map_or(0, |c| c.n)
+        };
+        let mut found = Vec::new();
+        for t in rows.iter().filter(|t| !t.suppressed) {
+            let same_group = |r: &&ScoreRow| {
+                r.metric == t.metric && r.dimension == t.dimension && r.group_value == t.group_value
+            };
+            let mut families: Vec<Vec<&ScoreRow>> = Vec::new();
+            let within = |r: &ScoreRow| {
+                r.period_start
+                    .is_some_and(|s| Some(s) >= t.period_start && s <= t.period_end)
+            };
+            match t.period_type.as_str() {
+                "week" | "month" => families.push(
+                    rows.iter()
+                        .filter(same_group)
+                        .filter(|r| r.period_type == "day" && within(r))
+                        .collect(),
+                ),
+                "all" => {
+                    for p in ["week", "month"] {
+                        families.push(
+                            rows.iter()
+                                .filter(same_group)
+                                .filter(|r| r.period_type == p)
+                                .collect(),
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if t.dimension == "all" {
+                for dim in ["touchpoint", "language", "segment"] {
+                    families.push(
+                        rows.iter()
+                            .filter(|r| {
+                                r.metric == t.metric
+                                    && r.period_type == t.period_type
+                                    && r.period_start == t.period_start
+                                    && r.dimension == dim
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            for members in families {
+                let hidden: Vec<&&ScoreRow> = members.iter().filter(|r| r.suppressed).collect();
+                let rest = n_of(t) - members.iter().map(|r| n_of(r)).sum::<u64>();
+                let together: u64 = hidden.iter().map(|r| n_of(r)).sum();
+                if hidden.len() == 1 || (!hidden.is_empty() && rest == 0 && together < min) {
+                    found.push(format!(
+                        "{} {:?} {}={} gives back {} {:?} {}",
+                        t.period_type,
+                        t.period_start,
+                        t.dimension,
+                        t.group_value,
+                        hidden[0].period_type,
+                        hidden[0].period_start,
+                        hidden[0].group_value
+                    ));
+                }
+            }
+        }
+        found
+    }
+
+    /// A week of NPS answers at two touchpoints (delivery 15 a day, shop 20
+    /// a day) where delivery had 3 answers on Sunday: hidden, and neither
+    /// the delivery week minus its other days nor Sunday's overall cell
+    /// minus the shop may give it back.
+    #[test]
+    fn no_shown_total_gives_a_hidden_cell_back() {
+        let mut fine = Vec::new();
+        for day in 3..=9 {
+            for (touchpoint, n) in [("delivery", if day == 9 { 3 } else { 15 }), ("shop", 20)] {
+                fine.push(FineCell {
+                    metric: "nps".into(),
+                    day: d(&format!("2025-03-{day:02}")),
+                    touchpoint: Some(touchpoint.into()),
+                    language: Some("en".into()),
+                    segment: None,
+                    n,
+                    sum_a: (n / 2) as f64,
+                    sum_b: (n / 5) as f64,
+                });
+            }
+        }
+        let cells = rollup(&fine);
+        let rows = rows(&cells, d("2025-03-31"), 10);
+        let sunday = rows
+            .iter()
+            .find(|r| {
+                r.period_type == "day"
+                    && r.period_start == Some(d("2025-03-09"))
+                    && r.group_value == "delivery"
+            })
+            .expect("sunday");
+        assert!(sunday.suppressed);
+        assert_eq!(recoverable(&rows, &cells, 10), Vec::<String>::new());
+        assert!(
+            rows.iter().filter(|r| !r.suppressed).count() > rows.len() / 2,
+            "most cells are still shown"
+        );
     }
 
     /// March: 100 answers, 50 promoters, 20 detractors → NPS 30,

@@ -130,3 +130,46 @@ async fn a_business_without_some_exports_still_gets_its_marts() {
         "the empty tables are not stored"
     );
 }
+
+/// Jobs after the transform read the superseded list it published instead
+/// of listing every key again, but only while the lake is as it was: a
+/// day ingested again since may hold a new copy of a record, and the old
+/// list would leave its earlier copy in (an order counted twice).
+#[tokio::test]
+async fn the_published_superseded_list_is_read_only_while_the_lake_is_unchanged() {
+    let (_, last) = common::demo_lake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_tree(&common::demo_lake().0.join("lake"), &dir.path().join("lake"));
+    let cfg = attune::config::ValidConfig {
+        root: dir.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    let earlier = last - chrono::Duration::days(5);
+    attune::transform::run(&ctx, last).await.expect("transform");
+    assert!(
+        attune::transform::published_superseded(&ctx, last, earlier)
+            .await
+            .expect("read")
+            .is_some(),
+        "published and current"
+    );
+    // The day's orders written again (as a re-ingest does): same rows, a
+    // new file, so the lake the list was made from is not the lake now.
+    let day = dir
+        .path()
+        .join("lake/orders")
+        .join(format!("dt={earlier}"))
+        .join("part-0.parquet");
+    let bytes = std::fs::read(&day).expect("partition");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&day, bytes).expect("rewrite");
+    assert!(
+        attune::transform::published_superseded(&ctx, last, earlier)
+            .await
+            .expect("read")
+            .is_none(),
+        "stale: the jobs list the copies again"
+    );
+}

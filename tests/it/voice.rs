@@ -309,7 +309,8 @@ async fn nps_is_equal_across_languages_as_planted() {
     );
     let shown = |l: &str| {
         let (n, v, lo, hi) = by_lang[l];
-        assert!(n.expect("not suppressed") >= 10, "{l}");
+        let n = n.unwrap_or_else(|| panic!("{l} suppressed: {by_lang:?}"));
+        assert!(n >= 10, "{l}");
         (v.expect("v"), lo.expect("lo"), hi.expect("hi"))
     };
     let (en, en_lo, en_hi) = shown("en");
