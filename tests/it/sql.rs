@@ -192,13 +192,27 @@ const KEYED: [(&str, &str, &str); 7] = [
     ("reviews", "review_id", "dt DESC"),
     ("web_sessions", "session_id", "dt DESC"),
     ("offers", "offer_id", "dt DESC"),
-    // the latest consent change wins, not the latest export
-    (
-        "customers",
-        "customer_id",
-        "consent_updated_at DESC NULLS LAST, dt DESC",
-    ),
+    // the latest consent change wins, not the latest export: see
+    // CUSTOMERS_WINNER
+    ("customers", "customer_id", ""),
 ];
+
+/// The customers record that ingest's consent rule keeps, stated without
+/// its fold (in export order, a copy replaces the current one unless both
+/// consent times are known and its own is earlier): a copy without a time
+/// always replaces, so the winner is among the copies exported after the
+/// last one without a time, the latest of those with the latest time; with
+/// none after it, that copy itself.
+const CUSTOMERS_WINNER: &str = "after_untimed, consent_updated_at DESC, dt DESC";
+
+/// Each customers copy with `after_untimed`: 0 when exported after the
+/// customer's last copy without a consent time (or there is none), 1 for
+/// that copy, 2 before it (a column, not an ORDER BY expression: DataFusion
+/// 55's plan check rejects the CASE there).
+const CUSTOMERS_COPIES: &str = "(SELECT *, CASE WHEN dt > coalesce(last_untimed, DATE '0001-01-01') THEN 0 \
+     WHEN dt = last_untimed THEN 1 ELSE 2 END AS after_untimed FROM (SELECT *, \
+     max(CASE WHEN consent_updated_at IS NULL THEN dt END) OVER (PARTITION BY customer_id) AS last_untimed \
+     FROM customers WHERE dt <= run_date()))";
 
 /// `superseded` as the transform provides it, computed here by a plain
 /// window-function reference (every record but the winner, up to the run
@@ -210,8 +224,12 @@ fn superseded_sql(created: &[String]) -> String {
         .iter()
         .filter(|(t, _, _)| created.iter().any(|c| c == t))
         .map(|(t, k, order)| {
+            let (order, from) = match *t {
+                "customers" => (CUSTOMERS_WINNER, CUSTOMERS_COPIES.to_string()),
+                _ => (*order, format!("(SELECT * FROM {t} WHERE dt <= run_date())")),
+            };
             format!(
-                "SELECT '{t}' AS table_name, {k} AS record_key, dt AS source_dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY {order}) AS copy FROM {t} WHERE dt <= run_date()) WHERE copy > 1"
+                "SELECT '{t}' AS table_name, {k} AS record_key, dt AS source_dt FROM (SELECT {k}, dt, row_number() OVER (PARTITION BY {k} ORDER BY {order}) AS copy FROM {from}) WHERE copy > 1"
             )
         })
         .collect();
