@@ -3,7 +3,11 @@
 //! the stars the same reviewer gave (Spearman's rank correlation, overall
 //! and per language), and how many messages were scored or not, by source,
 //! language and reason. A count below `min_group_size` is written as NULL:
-//! the language of a message says something about its author.
+//! the language of a message says something about its author. For the same
+//! reason a language with fewer messages than that has no key of its own (a
+//! key `language=tr` would tell that someone wrote in Turkish even with its
+//! count hidden): its messages are counted under `language=other`, and its
+//! reviews only in the overall correlation.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +52,8 @@ pub struct MessageCount {
 }
 
 /// Spearman's correlation between stars and sentiment, overall (key `all`)
-/// and per language (key `language=xx`), each with its n.
+/// and per language with at least `min_group_size` reviews (key
+/// `language=xx`), each with its n.
 pub fn agreement_metrics(reviews: &[RatedReview], min_group_size: usize) -> Vec<Metric> {
     let mut groups: BTreeMap<String, Vec<&RatedReview>> = BTreeMap::new();
     for r in reviews {
@@ -57,6 +62,7 @@ pub fn agreement_metrics(reviews: &[RatedReview], min_group_size: usize) -> Vec<
             groups.entry(format!("language={l}")).or_default().push(r);
         }
     }
+    groups.retain(|key, rs| key == "all" || rs.len() >= min_group_size);
     if groups.is_empty() {
         groups.insert("all".into(), Vec::new());
     }
@@ -107,27 +113,42 @@ pub fn agreement_metrics(reviews: &[RatedReview], min_group_size: usize) -> Vec<
     out
 }
 
-/// Messages scored and not scored, by source, language and reason.
+/// Messages scored and not scored, by source, language and reason; within a
+/// source, status and reason, the languages with fewer than `min_group_size`
+/// messages are summed under `language=other` (`none`, no language, stays).
 pub fn count_metrics(counts: &[MessageCount], min_group_size: usize) -> Vec<Metric> {
-    counts
-        .iter()
-        .map(|c| {
-            let language = c.language.as_deref().unwrap_or("none");
-            let key = if c.scored {
-                format!("source={},status=scored,language={language}", c.source)
-            } else {
-                format!(
-                    "source={},status=unscored,reason={},language={language}",
-                    c.source,
-                    c.reason.as_deref().unwrap_or("unknown")
-                )
-            };
-            let shown = c.messages >= min_group_size as u64;
+    let min = min_group_size as u64;
+    // In the order of the rows; a handful of keys, so a linear search is enough.
+    let mut keyed: Vec<(String, u64)> = Vec::new();
+    for c in counts {
+        let language = match c.language.as_deref() {
+            None => "none",
+            Some(_) if c.messages < min => "other",
+            Some(l) => l,
+        };
+        let key = if c.scored {
+            format!("source={},status=scored,language={language}", c.source)
+        } else {
+            format!(
+                "source={},status=unscored,reason={},language={language}",
+                c.source,
+                c.reason.as_deref().unwrap_or("unknown")
+            )
+        };
+        match keyed.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += c.messages,
+            None => keyed.push((key, c.messages)),
+        }
+    }
+    keyed
+        .into_iter()
+        .map(|(key, messages)| {
+            let shown = messages >= min;
             Metric {
                 model: MODEL.into(),
                 metric: "messages".into(),
                 key: Some(key),
-                value: shown.then_some(c.messages as f64),
+                value: shown.then_some(messages as f64),
                 detail: Some(if shown {
                     "messages in feedback_scored".into()
                 } else {
@@ -211,8 +232,10 @@ mod tests {
             .expect("computed");
         assert!((en - 1.0).abs() < 1e-12, "{en}");
         assert_eq!(get("spearman_rating_n", "language=en").value, Some(12.0));
-        assert_eq!(get("spearman_rating", "language=de").value, None);
-        assert_eq!(get("spearman_rating_n", "language=de").value, None);
+        assert!(
+            m.iter().all(|x| x.key.as_deref() != Some("language=de")),
+            "3 German reviews: no key of their own"
+        );
         let stars: Vec<f64> = reviews.iter().map(|r| r.stars).collect();
         let sent: Vec<f64> = reviews.iter().map(|r| r.sentiment).collect();
         assert_eq!(get("spearman_rating", "all").value, spearman(&stars, &sent));
@@ -248,8 +271,71 @@ mod tests {
         assert_eq!(m[0].value, Some(40.0));
         assert_eq!(
             m[1].key.as_deref(),
-            Some("source=review,status=unscored,reason=unsupported_language,language=fr")
+            Some("source=review,status=unscored,reason=unsupported_language,language=other")
         );
         assert_eq!(m[1].value, None);
+    }
+
+    fn unsupported(source: &str, language: &str, messages: u64) -> MessageCount {
+        MessageCount {
+            source: source.into(),
+            scored: false,
+            language: Some(language.into()),
+            reason: Some("unsupported_language".into()),
+            messages,
+        }
+    }
+
+    #[test]
+    fn a_hidden_count_does_not_show_its_language_in_the_key() {
+        let m = count_metrics(&[unsupported("review", "tr", 1)], 10);
+        let keys: Vec<&str> = m.iter().filter_map(|x| x.key.as_deref()).collect();
+        assert!(
+            keys.iter()
+                .all(|k| k.split(',').all(|part| part != "language=tr")),
+            "{keys:?}"
+        );
+        assert_eq!(
+            keys,
+            ["source=review,status=unscored,reason=unsupported_language,language=other"]
+        );
+        assert_eq!(m[0].value, None);
+    }
+
+    #[test]
+    fn small_languages_are_summed_under_other_and_large_ones_keep_their_key() {
+        let mut scored_de = unsupported("survey", "de", 3);
+        scored_de.scored = true;
+        scored_de.reason = None;
+        let counts = [
+            unsupported("review", "ar", 4),
+            unsupported("review", "fr", 25),
+            unsupported("review", "tr", 7),
+            unsupported("survey", "tr", 2),
+            scored_de,
+        ];
+        let m = count_metrics(&counts, 10);
+        let got: Vec<(&str, Option<f64>)> = m
+            .iter()
+            .map(|x| (x.key.as_deref().unwrap_or_default(), x.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "source=review,status=unscored,reason=unsupported_language,language=other",
+                    Some(11.0)
+                ),
+                (
+                    "source=review,status=unscored,reason=unsupported_language,language=fr",
+                    Some(25.0)
+                ),
+                (
+                    "source=survey,status=unscored,reason=unsupported_language,language=other",
+                    None
+                ),
+                ("source=survey,status=scored,language=other", None),
+            ]
+        );
     }
 }

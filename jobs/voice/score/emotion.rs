@@ -3,7 +3,8 @@
 //! Each emotion sums the weights of its cue words and phrases in the message
 //! (`lexicon/emotions.tsv`, hand-written for attune), adjusted like VADER
 //! adjusts valence, plus a few cues that are not words:
-//! - a negated cue does not count ("not angry", "no worries"), except that a
+//! - a negated cue does not count ("not angry", "no stress", German "ich liebe
+//!   ihn nicht"), negated as sentiment words are (see `valence`), except that a
 //!   negated joy or gratitude cue ("not happy") counts half towards frustration;
 //! - a booster right before a cue, or the cue in ALL CAPS, multiplies it by 1.3;
 //! - each `?` (up to three) adds 0.4 to confusion;
@@ -16,7 +17,7 @@
 use super::EMOTION_COUNT;
 use super::lexicon::Language;
 use super::tokenize::{NO_EMOJI, Tokens};
-use super::valence::{Slot, Words};
+use super::valence::{self, Slot, Words};
 
 const FRUSTRATION: usize = 0;
 const CONFUSION: usize = 1;
@@ -63,9 +64,8 @@ pub(crate) fn raw(
             }
         };
         if weights.iter().any(|w| *w != 0.0) {
-            let negated = (1..=3)
-                .take_while(|&b| b <= i && !tokens.toks[i + 1 - b].boundary_before)
-                .any(|b| slots[i - b].negator && !slots[i - b].absorbed);
+            let negated = valence::negated_before(lang, tokens, words, slots, i)
+                || valence::post_negated(tokens, slots, next - 1);
             let mut factor = 1.0;
             if i > 0 && slots[i - 1].booster > 0.0 && !tok.boundary_before {
                 factor *= 1.3;

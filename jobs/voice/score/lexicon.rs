@@ -86,6 +86,9 @@ pub(crate) struct Phrase {
 pub(crate) enum PhraseKind {
     /// A sentiment term ("waited forever", "oh great").
     Valence(f64),
+    /// A sarcasm marker that is sincere unless something negative follows it
+    /// in the same sentence ("just what I needed, a burnt bagel").
+    Sarcasm(f64),
     /// A multi-word booster or dampener ("kind of", "un poco").
     Booster(f64),
     /// A multi-word contrast ("sin embargo").
@@ -133,10 +136,13 @@ pub(crate) struct Language {
     pub least: bool,
     /// A second negator in the scope reinforces rather than cancels (Spanish).
     pub negative_concord: bool,
+    /// Negation does not reach across a clause break (German).
+    pub negation_within_clause: bool,
     /// Compare words without accents (Spanish).
     pub fold_accents: bool,
     pub never: Vec<Box<str>>,
     pub so: Vec<Box<str>>,
+    /// A negator followed by the second word does not negate ("without doubt", "nicht nur").
     pub without_doubt: Vec<(Box<str>, Box<str>)>,
     /// The language's stop words, for the language vote.
     pub stopwords: Vec<Box<str>>,
@@ -160,6 +166,7 @@ struct RulesFile {
     no_word: Option<String>,
     least: bool,
     negative_concord: bool,
+    negation_within_clause: bool,
     fold_accents: bool,
     negators: Vec<String>,
     post_negators: Vec<String>,
@@ -284,36 +291,46 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
 
     // Symbols (emoticons) shared by every language.
     for (line_no, line) in src.symbols.lines().enumerate() {
-        let Some((term, valence)) = parse_valence_line(line, line_no)? else {
+        let Some(entry) = parse_valence_line(line, line_no)? else {
             continue;
         };
-        if is_symbol(term.0) && !term.0.contains(' ') {
+        if is_symbol(entry.term) && !entry.term.contains(' ') {
             words
-                .entry(term.0.to_lowercase().into())
+                .entry(entry.term.to_lowercase().into())
                 .or_default()
-                .valence = Some(valence);
+                .valence = Some(entry.valence);
         }
     }
     for file in src.valence {
         for (line_no, line) in file.lines().enumerate() {
-            let Some(((term, adjective), valence)) = parse_valence_line(line, line_no)? else {
+            let Some(entry) = parse_valence_line(line, line_no)? else {
                 continue;
             };
-            let term = norm(term);
+            let term = norm(entry.term);
             let mut forms = vec![term.clone()];
-            if adjective {
+            if entry.marker == Marker::Adjective {
                 forms.extend(inflections(code, &term).iter().map(|f| norm(f)));
             }
+            let kind = match entry.marker {
+                Marker::Sarcasm => PhraseKind::Sarcasm(entry.valence),
+                _ => PhraseKind::Valence(entry.valence),
+            };
             for form in forms {
                 let parts: Vec<&str> = form.split(' ').filter(|p| !p.is_empty()).collect();
                 match parts.as_slice() {
                     [] => {}
+                    [_] if entry.marker == Marker::Sarcasm => {
+                        return Err(format!(
+                            "lexicon line {}: a sarcasm marker (`s`) is a phrase, not one word",
+                            line_no + 1
+                        ));
+                    }
                     [one] => {
-                        words.entry((*one).into()).or_default().valence = Some(valence);
+                        words.entry((*one).into()).or_default().valence = Some(entry.valence);
                     }
                     [first, rest @ ..] => {
                         words.entry((*first).into()).or_default();
-                        add_phrase(first, rest, PhraseKind::Valence(valence));
+                        add_phrase(first, rest, kind);
                     }
                 }
             }
@@ -424,6 +441,7 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
         no_word: rules.no_word.as_deref().map(|s| norm(s).into()),
         least: rules.least,
         negative_concord: rules.negative_concord,
+        negation_within_clause: rules.negation_within_clause,
         fold_accents: rules.fold_accents,
         never: boxed(&rules.never),
         so: boxed(&rules.so),
@@ -440,11 +458,24 @@ pub(crate) fn load_language(src: &Sources) -> Result<Language, String> {
     })
 }
 
-/// A parsed lexicon line: ((term, adjective), valence).
-type ValenceLine<'a> = ((&'a str, bool), f64);
+/// The optional third column of a valence lexicon line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    None,
+    /// `a`: an adjective whose inflected forms are generated.
+    Adjective,
+    /// `s`: a sarcasm marker (see [`PhraseKind::Sarcasm`]).
+    Sarcasm,
+}
 
-/// One `term<TAB>valence[<TAB>a][<TAB>…]` line: ((term, adjective), valence),
-/// or `None` for comments and blank lines.
+/// A parsed lexicon line.
+struct ValenceLine<'a> {
+    term: &'a str,
+    valence: f64,
+    marker: Marker,
+}
+
+/// One `term<TAB>valence[<TAB>a|s]` line, or `None` for comments and blank lines.
 fn parse_valence_line(line: &str, line_no: usize) -> Result<Option<ValenceLine<'_>>, String> {
     let line = line.trim_end_matches('\r');
     if line.is_empty() || line.starts_with("# ") || line == "#" {
@@ -465,8 +496,22 @@ fn parse_valence_line(line: &str, line_no: usize) -> Result<Option<ValenceLine<'
             line_no + 1
         ));
     }
-    let adjective = cols.next() == Some("a");
-    Ok(Some(((term, adjective), valence)))
+    let marker = match cols.next() {
+        None | Some("") => Marker::None,
+        Some("a") => Marker::Adjective,
+        Some("s") => Marker::Sarcasm,
+        Some(other) => {
+            return Err(format!(
+                "lexicon line {}: unknown marker `{other}` (expected `a` or `s`)",
+                line_no + 1
+            ));
+        }
+    };
+    Ok(Some(ValenceLine {
+        term,
+        valence,
+        marker,
+    }))
 }
 
 /// Emoji → English description, from VADER's emoji lexicon.

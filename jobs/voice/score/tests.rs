@@ -169,11 +169,20 @@ fn rules_beyond_vader() {
         ("Will be back.", Label::Positive),
         // Multi-word dampener at the start (vaderSentiment ignores it there).
         ("Kind of good.", Label::Positive),
+        // A sarcasm marker that needs something negative after it.
+        ("Just what I needed, a burnt bagel.", Label::Negative),
     ];
     for (text, want) in cases {
         let got = en(text);
         assert_eq!(got.label, *want, "{text:?}: compound {:.3}", got.compound);
     }
+    let sincere = en("This croissant was just what I needed.");
+    assert_ne!(
+        sincere.label,
+        Label::Negative,
+        "nothing negative follows: {:.3}",
+        sincere.compound
+    );
     assert!(
         en("kind of good").compound < en("good").compound,
         "a dampener dampens"
@@ -244,6 +253,31 @@ fn german_rules() {
         ("Wir kommen gerne wieder!", Label::Positive),
         ("Kein guter Kaffee.", Label::Negative),
         ("Ohne Zweifel der beste Kuchen.", Label::Positive),
+        // A comma ends the clause: "nicht" before it is clause-final, and
+        // does not negate the next clause.
+        ("Der Kuchen gefällt mir nicht, zu trocken.", Label::Negative),
+        (
+            "Der Kuchen gefällt mir nicht, er ist zu trocken.",
+            Label::Negative,
+        ),
+        // "nicht nur …, sondern auch …" praises twice.
+        (
+            "Der Kaffee war nicht nur lecker, sondern auch günstig.",
+            Label::Positive,
+        ),
+        (
+            "Die Bedienung war nicht nur freundlich, sondern auch schnell.",
+            Label::Positive,
+        ),
+        (
+            "Der Kuchen war nicht lecker, sondern trocken.",
+            Label::Negative,
+        ),
+        // A clause-final "nicht" negates a word, not the emoji before it.
+        (
+            "😢 Ich verstehe nicht, warum ich doppelt bezahlt habe.",
+            Label::Negative,
+        ),
     ];
     for (text, want) in cases {
         let got = de(text);
@@ -394,7 +428,16 @@ fn emotions_follow_their_cues() {
     );
     // Negated cues do not count.
     assert!(s.score("I'm not angry, just asking.").emotions.anger < EMOTION_PRESENT);
-    assert!(s.score("No worries at all.").emotions.anxiety < EMOTION_PRESENT);
+    // "no" negates the cue after it, and German clause-final "nicht" the one before it.
+    let no_stress = s.score("No stress at all, sorted quickly.");
+    assert_eq!(no_stress.language, Some("en"));
+    assert!(
+        no_stress.emotions.anxiety < EMOTION_PRESENT,
+        "{no_stress:?}"
+    );
+    let not_loved = s.score("Ich liebe diesen Kuchen nicht.");
+    assert_eq!(not_loved.language, Some("de"));
+    assert!(not_loved.emotions.joy < EMOTION_PRESENT, "{not_loved:?}");
     // Every emotion stays in [0, 1], even piled up.
     let e = s
         .score("ANGRY ANGRY FURIOUS OUTRAGED!!!!!! 😡😡😡😡 unacceptable disgrace")

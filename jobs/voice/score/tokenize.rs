@@ -8,6 +8,8 @@
 //!   skin tones, variation selectors and joiners are ignored;
 //! - words glued by punctuation ("good,fast") are split, and `.`, `!`, `?`,
 //!   `;` mark a sentence boundary that negation and boosters do not cross;
+//! - `,`, `:`, `;` and a dash (`–`, `—`, or `-` standing alone) mark a clause
+//!   break, which ends a German clause ("gefällt mir nicht, zu trocken");
 //! - curly apostrophes count as straight ones ("don’t" = "don't").
 //!
 //! Tokens are lowercased into one reused buffer; nothing is allocated per word.
@@ -34,6 +36,9 @@ pub(crate) struct Tok {
     pub capitalized: bool,
     /// A sentence boundary (`.`, `!`, `?`, `;`) lies between the previous token and this one.
     pub boundary_before: bool,
+    /// A clause break (`,`, `:`, `;`, a dash) or a sentence boundary lies
+    /// between the previous token and this one.
+    pub clause_before: bool,
     /// Index into the scorer's emoji table, or [`NO_EMOJI`].
     pub emoji: u32,
 }
@@ -100,6 +105,29 @@ fn is_strippable(c: char) -> bool {
         )
 }
 
+/// Punctuation that ends a clause without ending the sentence.
+#[inline]
+fn is_clause_mark(c: char) -> bool {
+    matches!(c, ',' | ':' | ';' | '–' | '—')
+}
+
+/// The breaks seen since the last token, given to the next one.
+#[derive(Debug, Default)]
+struct Breaks {
+    sentence: bool,
+    clause: bool,
+}
+
+impl Breaks {
+    /// `(boundary_before, clause_before)` for the next token, resetting both.
+    #[inline]
+    fn take(&mut self) -> (bool, bool) {
+        let sentence = std::mem::take(&mut self.sentence);
+        let clause = std::mem::take(&mut self.clause);
+        (sentence, clause || sentence)
+    }
+}
+
 /// Characters that split a token in two ("good,fast").
 #[inline]
 fn is_separator(c: char) -> bool {
@@ -149,7 +177,7 @@ pub(crate) fn tokenize(text: &str, table: &SymbolTable<'_>, out: &mut Tokens) {
             _ => {}
         }
     }
-    let mut boundary = false;
+    let mut breaks = Breaks::default();
     for raw in text.split_whitespace() {
         // A whole token that is an emoticon (":)", ":-D", "<3") stays as it is.
         if raw.len() <= 8 && raw.bytes().any(|b| b.is_ascii_punctuation()) {
@@ -157,13 +185,15 @@ pub(crate) fn tokenize(text: &str, table: &SymbolTable<'_>, out: &mut Tokens) {
             push_lower(&mut out.lower, raw);
             if table.symbols.contains_key(&out.lower[start..]) {
                 out.lower.push(' ');
+                let (boundary_before, clause_before) = breaks.take();
                 out.toks.push(Tok {
                     start: start as u32,
                     end: (out.lower.len() - 1) as u32,
                     upper: is_upper(raw),
                     alpha: false,
                     capitalized: false,
-                    boundary_before: std::mem::take(&mut boundary),
+                    boundary_before,
+                    clause_before,
                     emoji: NO_EMOJI,
                 });
                 continue;
@@ -177,7 +207,7 @@ pub(crate) fn tokenize(text: &str, table: &SymbolTable<'_>, out: &mut Tokens) {
             if bytes[i] == b'['
                 && let Some(p) = PLACEHOLDERS.iter().find(|p| raw[i..].starts_with(**p))
             {
-                push_piece(&raw[piece_start..i], &mut boundary, out);
+                push_piece(&raw[piece_start..i], &mut breaks, out);
                 i += p.len();
                 piece_start = i;
                 continue;
@@ -186,42 +216,47 @@ pub(crate) fn tokenize(text: &str, table: &SymbolTable<'_>, out: &mut Tokens) {
             let len = c.len_utf8();
             if c.is_ascii() {
                 if is_separator(c) || (c == '.' && !next_is_digit(raw, i + 1)) {
-                    push_piece(&raw[piece_start..i], &mut boundary, out);
+                    push_piece(&raw[piece_start..i], &mut breaks, out);
                     if matches!(c, '.' | '!' | '?' | ';') {
-                        boundary = true;
+                        breaks.sentence = true;
+                    }
+                    if is_clause_mark(c) {
+                        breaks.clause = true;
                     }
                     piece_start = i + len;
                 }
             } else if is_emoji_modifier(c) {
-                push_piece(&raw[piece_start..i], &mut boundary, out);
+                push_piece(&raw[piece_start..i], &mut breaks, out);
                 piece_start = i + len;
             } else if !c.is_alphabetic() {
                 if let Some(&idx) = table.emoji.get(&c) {
-                    push_piece(&raw[piece_start..i], &mut boundary, out);
+                    push_piece(&raw[piece_start..i], &mut breaks, out);
                     let start = out.lower.len();
                     out.lower.push(c);
+                    let (boundary_before, clause_before) = breaks.take();
                     out.toks.push(Tok {
                         start: start as u32,
                         end: out.lower.len() as u32,
                         upper: false,
                         alpha: false,
                         capitalized: false,
-                        boundary_before: std::mem::take(&mut boundary),
+                        boundary_before,
+                        clause_before,
                         emoji: idx,
                     });
                     out.lower.push(' ');
                     piece_start = i + len;
                 } else if is_separator(c) || c == '…' {
-                    push_piece(&raw[piece_start..i], &mut boundary, out);
+                    push_piece(&raw[piece_start..i], &mut breaks, out);
                     if c == '…' {
-                        boundary = true;
+                        breaks.sentence = true;
                     }
                     piece_start = i + len;
                 }
             }
             i += len;
         }
-        push_piece(&raw[piece_start..], &mut boundary, out);
+        push_piece(&raw[piece_start..], &mut breaks, out);
     }
     if out.lower.ends_with(' ') {
         out.lower.pop();
@@ -233,12 +268,24 @@ fn next_is_digit(raw: &str, at: usize) -> bool {
     raw.as_bytes().get(at).is_some_and(u8::is_ascii_digit)
 }
 
-/// Pushes one piece of a token (punctuation stripped from its ends), if anything is left.
-fn push_piece(piece: &str, boundary: &mut bool, out: &mut Tokens) {
+/// Pushes one piece of a token (punctuation stripped from its ends), if
+/// anything is left; a clause mark among the stripped punctuation is a break.
+fn push_piece(piece: &str, breaks: &mut Breaks, out: &mut Tokens) {
     let trimmed = piece.trim_matches(is_strippable);
     if trimmed.is_empty() {
+        // A hyphen standing alone is a dash; inside a word ("gluten-free") it is not.
+        if piece.chars().any(is_clause_mark)
+            || (!piece.is_empty() && piece.bytes().all(|b| b == b'-'))
+        {
+            breaks.clause = true;
+        }
         return;
     }
+    let lead = piece.len() - piece.trim_start_matches(is_strippable).len();
+    if piece[..lead].chars().any(is_clause_mark) {
+        breaks.clause = true;
+    }
+    let (boundary_before, clause_before) = breaks.take();
     let start = out.lower.len();
     push_lower(&mut out.lower, trimmed);
     let end = out.lower.len();
@@ -249,9 +296,14 @@ fn push_piece(piece: &str, boundary: &mut bool, out: &mut Tokens) {
         upper: is_upper(trimmed),
         alpha: trimmed.chars().any(char::is_alphabetic),
         capitalized: trimmed.chars().next().is_some_and(char::is_uppercase),
-        boundary_before: std::mem::take(boundary),
+        boundary_before,
+        clause_before,
         emoji: NO_EMOJI,
     });
+    let trail = piece.len() - piece.trim_end_matches(is_strippable).len();
+    if piece[piece.len() - trail..].chars().any(is_clause_mark) {
+        breaks.clause = true;
+    }
 }
 
 /// Lowercases `s` onto `buf`, with curly apostrophes made straight.
@@ -345,6 +397,42 @@ mod tests {
         assert!(t.cap_differential());
         assert!(t.toks[2].capitalized && !t.toks[3].capitalized);
         assert_eq!(t.lower, "very good not bad why");
+    }
+
+    #[test]
+    fn marks_clause_breaks_apart_from_sentence_boundaries() {
+        let (words, t) = toks("nicht, zu trocken: gut – kalt;warm - gluten-free —ok x- y");
+        assert_eq!(
+            words,
+            [
+                "nicht",
+                "zu",
+                "trocken",
+                "gut",
+                "kalt",
+                "warm",
+                "gluten-free",
+                "ok",
+                "x",
+                "y"
+            ]
+        );
+        let clause: Vec<bool> = t.toks.iter().map(|t| t.clause_before).collect();
+        let sentence: Vec<bool> = t.toks.iter().map(|t| t.boundary_before).collect();
+        assert_eq!(
+            clause,
+            [
+                false, true, false, true, true, true, true, true, false, false
+            ]
+        );
+        assert_eq!(
+            sentence,
+            [
+                false, false, false, false, false, true, false, false, false, false
+            ]
+        );
+        let (_, t) = toks("good. bad");
+        assert!(t.toks[1].boundary_before && t.toks[1].clause_before);
     }
 
     #[test]

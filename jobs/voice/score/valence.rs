@@ -10,11 +10,14 @@
 //! - multi-word terms are matched anywhere (vaderSentiment checks its idioms
 //!   only from the fourth word on, and never its multi-word lexicon entries);
 //!   a matched phrase counts as one sentiment word at its last word;
-//! - negation, boosters and "no" do not reach across a sentence boundary;
+//! - negation, boosters and "no" do not reach across a sentence boundary,
+//!   and in German negation stays within its clause (`,` `:` `;` a dash);
 //! - the contrast rule applies the intended factors by position (the Python
 //!   code finds positions by value, which misplaces repeated valences);
 //! - per language: Spanish negative concord ("no estaba nada mal" is one
-//!   negation), German clause-final "nicht" ("gefällt mir nicht").
+//!   negation), German clause-final "nicht" ("gefällt mir nicht");
+//! - a sarcasm marker such as "just what I needed" counts only when something
+//!   negative follows it in the same sentence.
 
 use super::lexicon::{Language, Phrase, PhraseKind, WordInfo};
 use super::tokenize::{NO_EMOJI, Tokens};
@@ -41,6 +44,8 @@ pub(crate) struct Slot {
     pub absorbed: bool,
     /// The language's "no" word.
     pub is_no: bool,
+    /// The head of a sarcasm marker ([`PhraseKind::Sarcasm`]).
+    pub sarcasm: bool,
 }
 
 /// Reusable buffers for the rules.
@@ -141,6 +146,11 @@ pub(crate) fn fill_slots(
                     s.lex = true;
                     s.valence = Some(v);
                 }
+                PhraseKind::Sarcasm(v) => {
+                    s.lex = true;
+                    s.valence = Some(v);
+                    s.sarcasm = true;
+                }
                 PhraseKind::Booster(b) => s.booster = b,
                 PhraseKind::Contrast => s.contrast = true,
             }
@@ -196,6 +206,73 @@ fn set_word(slot: &mut Slot, info: &WordInfo, lang: &Language, w: &str, capitali
     slot.is_no = lang.no_word.as_deref() == Some(w);
 }
 
+/// How many words before token `i` a negator may stand and still negate it:
+/// three, not across a sentence boundary, nor across a clause break where
+/// negation stays within its clause (German).
+pub(crate) fn negation_reach(lang: &Language, tokens: &Tokens, i: usize) -> usize {
+    let mut reach = 0;
+    while reach < 3 && reach < i {
+        let t = &tokens.toks[i - reach];
+        if t.boundary_before || (lang.negation_within_clause && t.clause_before) {
+            break;
+        }
+        reach += 1;
+    }
+    reach
+}
+
+/// Whether the negator at `j` is cancelled by the word after it within the
+/// scope that ends before `i` ("without doubt", "nicht nur").
+fn negation_exempt(lang: &Language, words: &Words<'_>, j: usize, i: usize) -> bool {
+    lang.without_doubt
+        .iter()
+        .any(|(a, b)| words.get(j) == &**a && (j + 1..i).any(|k| words.get(k) == &**b))
+}
+
+/// Whether a negator before token `i` negates it: a negator within
+/// [`negation_reach`] (not one cancelled by the word after it), or the "no"
+/// word one or two words back, or three back with "or"/"nor" right before
+/// (VADER's rule for "no").
+pub(crate) fn negated_before(
+    lang: &Language,
+    tokens: &Tokens,
+    words: &Words<'_>,
+    slots: &[Slot],
+    i: usize,
+) -> bool {
+    let reach = negation_reach(lang, tokens, i);
+    let no_at = |back: usize| back <= reach && slots[i - back].is_no && !slots[i - back].absorbed;
+    if no_at(1) || no_at(2) || (no_at(3) && matches!(words.get(i - 1), "or" | "nor")) {
+        return true;
+    }
+    (1..=reach).any(|back| {
+        let j = i - back;
+        slots[j].negator && !slots[j].absorbed && !negation_exempt(lang, words, j, i)
+    })
+}
+
+/// Whether a clause-final post-negator within three words after token `i`
+/// negates it ("Den Kuchen mag ich nicht.", "gefällt mir nicht, zu
+/// trocken"): no sentence boundary and no other sentiment word in between.
+pub(crate) fn post_negated(tokens: &Tokens, slots: &[Slot], i: usize) -> bool {
+    // It negates the verb or adjective before it; an emoji or emoticon there
+    // is the writer's comment, not what "nicht" denies ("😢 Ich verstehe nicht, …").
+    if !tokens.toks[i].alpha {
+        return false;
+    }
+    let n = tokens.len();
+    for (k, after) in slots.iter().enumerate().take(n.min(i + 4)).skip(i + 1) {
+        if tokens.toks[k].boundary_before || after.lex {
+            return false;
+        }
+        if after.post_negator && !after.absorbed && (k + 1 == n || tokens.toks[k + 1].clause_before)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// The sum of the adjusted valences (before punctuation) and the compound
 /// score in [-1, 1]; `sentiments` receives each token's adjusted valence.
 pub(crate) fn score(
@@ -221,13 +298,14 @@ pub(crate) fn score(
         while reach < 3 && reach < i && !tokens.toks[i - reach].boundary_before {
             reach += 1;
         }
+        let neg_reach = negation_reach(lang, tokens, i);
         let mut v = base;
         if s.is_no && i + 1 < n && slots[i + 1].lex && !tokens.toks[i + 1].boundary_before {
             // "no" before a sentiment word negates it instead of counting itself.
             v = 0.0;
         }
         let no_at =
-            |back: usize| back <= reach && slots[i - back].is_no && !slots[i - back].absorbed;
+            |back: usize| back <= neg_reach && slots[i - back].is_no && !slots[i - back].absorbed;
         if no_at(1) || no_at(2) || (no_at(3) && matches!(words.get(i - 1), "or" | "nor")) {
             v = base * N_SCALAR;
         }
@@ -235,7 +313,7 @@ pub(crate) fn score(
             v += if v > 0.0 { C_INCR } else { -C_INCR };
         }
         let mut negated = false;
-        let neg = |j: usize| slots[j].negator && !slots[j].absorbed;
+        let neg = |j: usize| i - j <= neg_reach && slots[j].negator && !slots[j].absorbed;
         let negate = |v: &mut f64, negated: &mut bool| {
             if !(lang.negative_concord && *negated) {
                 *v *= N_SCALAR;
@@ -299,23 +377,20 @@ pub(crate) fn score(
                 v *= N_SCALAR;
             }
         }
-        // German: "Den Kuchen mag ich nicht." A clause-final "nicht" within three
-        // words negates this word, unless another sentiment word is nearer.
-        for (k, after) in slots.iter().enumerate().take(n.min(i + 4)).skip(i + 1) {
-            if tokens.toks[k].boundary_before || after.lex {
-                break;
-            }
-            if after.post_negator
-                && !after.absorbed
-                && (k + 1 == n || tokens.toks[k + 1].boundary_before)
-            {
-                if !negated {
-                    v *= N_SCALAR;
-                }
-                break;
-            }
+        if !negated && post_negated(tokens, slots, i) {
+            v *= N_SCALAR;
         }
         sentiments[i] = v;
+    }
+    // A sarcasm marker with nothing negative after it in its sentence is
+    // meant: "the croissant was just what I needed" is not a complaint.
+    for i in (0..n).filter(|&i| slots[i].sarcasm && !slots[i].absorbed) {
+        let sentence_end = (i + 1..n)
+            .find(|&k| tokens.toks[k].boundary_before)
+            .unwrap_or(n);
+        if !sentiments[i + 1..sentence_end].iter().any(|&v| v < 0.0) {
+            sentiments[i] = 0.0;
+        }
     }
     // Contrast: the first "but" halves what precedes it and adds half to what follows.
     if let Some(b) = (0..n).find(|&i| slots[i].contrast && !slots[i].absorbed) {
