@@ -695,7 +695,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "{:>3}  {:<40} {:>10}",
                     s.segment_id,
                     s.segment_name,
-                    s.customers.map_or("suppressed".into(), |c| c.to_string())
+                    s.customers.map_or("not shown".into(), |c| c.to_string())
                 );
             }
             for w in &outcome.warnings {

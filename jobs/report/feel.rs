@@ -188,10 +188,15 @@ pub async fn build(m: &Marts<'_>) -> Result<Feel> {
         Some(nps) => {
             let f = |v: f64| num(v, 0);
             if let Some(l) = latest(&nps) {
+                // The score is promoters minus detractors in points, which
+                // says nothing of a majority: 45% promoters, 40% passives and
+                // 15% detractors make 30.
                 let mood = if l.value >= 30.0 {
-                    "most customers would recommend you"
-                } else if l.value >= 0.0 {
+                    "many more customers would recommend you than warn others"
+                } else if l.value > 0.0 {
                     "more customers would recommend you than warn others, but many are lukewarm"
+                } else if l.value == 0.0 {
+                    "as many customers would warn others as would recommend you"
                 } else {
                     "more customers would warn others than would recommend you"
                 };

@@ -59,6 +59,10 @@ pub fn fewer_than(min_group_size: usize) -> String {
     format!("fewer than {min_group_size}")
 }
 
+/// What a cell shows when it is withheld although its own group is not
+/// small: with the total shown beside it, it would give a small one away.
+pub const NOT_SHOWN: &str = "not shown";
+
 /// A count, or "fewer than N" when suppressed (NULL) in the mart.
 pub fn count_or_fewer(n: Option<f64>, min_group_size: usize) -> String {
     match n {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::charts::{self, Bin, TrendPoint};
 use super::data::{Figure, Head, Light, Marts, MaybeChart, head};
-use super::format::{count, count_or_fewer, month_label, num, pct};
+use super::format::{NOT_SHOWN, count, count_or_fewer, month_label, num, pct};
 use super::table;
 use crate::Result;
 
@@ -21,6 +21,12 @@ pub struct Leaving {
     pub cltv_chart: MaybeChart,
     /// The churn model's quality in plain words.
     pub model_quality: String,
+    /// Why some at-risk cells say "not shown"; empty when none do.
+    pub withheld_note: String,
+    /// Segments whose size is not shown, for section 3, which shows the
+    /// same segments against another total.
+    #[serde(skip)]
+    pub hidden: Vec<String>,
 }
 
 /// Customers at risk in one segment.
@@ -35,21 +41,40 @@ pub struct AtRisk {
 /// Bins of the CLTV histogram.
 const CLTV_BINS: usize = 12;
 
-/// An at-risk count of `n` customers, hidden when it or the rest is
-/// below `min_group_size` (either would single out the few).
-fn at_risk_text(at_risk: f64, n: f64, min_group_size: usize) -> String {
-    let small = |x: f64| x > 0.0 && x < min_group_size as f64;
-    if small(at_risk) {
+/// Some but fewer than `min_group_size` people.
+fn small(x: f64, min_group_size: usize) -> bool {
+    x > 0.0 && x < min_group_size as f64
+}
+
+/// Whether `part` of `whole` customers (at risk, or churned) must be
+/// withheld: it, or the rest, is small, and either would single out the
+/// few. Its share of `whole` goes with it, since it gives the count back.
+fn part_hidden(part: f64, whole: f64, min_group_size: usize) -> bool {
+    small(part, min_group_size) || small(whole - part, min_group_size)
+}
+
+/// `part` of `whole` customers as the page says it: the count, or "fewer
+/// than N" / "all but fewer than N" when [`part_hidden`].
+fn part_text(part: f64, whole: f64, min_group_size: usize) -> String {
+    if small(part, min_group_size) {
         count_or_fewer(None, min_group_size)
-    } else if small(n - at_risk) {
+    } else if small(whole - part, min_group_size) {
         format!("all but {}", count_or_fewer(None, min_group_size))
     } else {
-        count(at_risk)
+        count(part)
     }
 }
 
-/// Builds section 4.
-pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
+/// "Fewer than 10" at the start of a sentence.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
+/// Builds section 4. `hidden_segments`: segments whose size section 3
+/// withholds, which this section's sizes would otherwise give back.
+pub async fn build(m: &Marts<'_>, hidden_segments: &[String]) -> Result<Leaving> {
     let sources = vec![
         m.source("churn_rates").await?,
         m.source("customer_value").await?,
@@ -68,7 +93,10 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
         at_risk: Vec::new(),
         cltv_chart: None,
         model_quality: String::new(),
+        withheld_note: String::new(),
+        hidden: Vec::new(),
     };
+    let min = m.min_group_size;
     let fewer = m.fewer();
     let mut churn_present = false;
     match m
@@ -83,22 +111,39 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
         Some(rows) => {
             churn_present = true;
             let f = |v: f64| pct(v, 0);
+            // A rate of a known number of customers gives the count back, on
+            // the page or as a dot's height: a month with few who stopped, or
+            // few who stayed, has neither.
+            let churned = |r: &table::Row| {
+                let n = r.num("customers").unwrap_or(0.0);
+                let k = r
+                    .num("churned")
+                    .or_else(|| Some((r.num("churn_rate")? * n).round()));
+                (n, k)
+            };
             let points: Vec<TrendPoint> = charts::monthly_points(
                 &rows,
                 &|r| r.str("period"),
                 &|r| {
                     let label = month_label(r.str("period"));
+                    let (n, k) = churned(r);
+                    let hidden = k.is_some_and(|k| part_hidden(k, n, min));
                     TrendPoint {
-                        title: match r.num("churn_rate") {
-                            Some(v) => format!(
+                        title: match (r.num("churn_rate"), k) {
+                            (Some(_), Some(k)) if hidden => format!(
+                                "{label}: {} of {} active customers stopped buying",
+                                part_text(k, n, min),
+                                count(n)
+                            ),
+                            (Some(v), _) => format!(
                                 "{label}: {} of {} active customers stopped buying",
                                 pct(v, 1),
-                                count(r.num("customers").unwrap_or(0.0))
+                                count(n)
                             ),
-                            None => format!("{label}: {fewer} customers, not shown"),
+                            (None, _) => format!("{label}: {fewer} customers, not shown"),
                         },
                         label: label.clone(),
-                        value: r.num("churn_rate"),
+                        value: r.num("churn_rate").filter(|_| !hidden),
                         low: None,
                         high: None,
                     }
@@ -124,19 +169,33 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                 out.churn_chart = Some(c);
             }
             if let Some(last) = rows.iter().rev().find(|r| r.num("churn_rate").is_some()) {
+                let (n, k) = churned(last);
+                let k = k.unwrap_or(0.0);
                 out.figures.push(Figure {
                     label: format!("Churn, {}", month_label(last.str("period"))),
-                    value: pct(last.num("churn_rate").unwrap_or(0.0), 1),
-                    note: format!(
-                        "of {} customers active then, {} did not buy again",
-                        count(last.num("customers").unwrap_or(0.0)),
-                        count(last.num("churned").unwrap_or(0.0))
-                    ),
+                    value: if part_hidden(k, n, min) {
+                        part_text(k, n, min)
+                    } else {
+                        pct(last.num("churn_rate").unwrap_or(0.0), 1)
+                    },
+                    note: if part_hidden(k, n, min) {
+                        format!(
+                            "did not buy again, of {} customers active then (no percentage: it would give the few back)",
+                            count(n)
+                        )
+                    } else {
+                        format!(
+                            "of {} customers active then, {} did not buy again",
+                            count(n),
+                            count(k)
+                        )
+                    },
                 });
             }
         }
     }
     let mut risk_share = None;
+    let mut risk_hidden = false;
     match m
         .load(
             "customer_value",
@@ -149,42 +208,71 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
     {
         None => h.job_missing("value", "customer_value"),
         Some(rows) => {
-            let (mut all, mut risky, mut scored) = (0.0, 0.0, 0.0);
-            for r in &rows {
-                let n = r.num("customers").unwrap_or(0.0);
-                let k = r.num("at_risk").unwrap_or(0.0);
-                all += n;
-                risky += k;
-                scored += r.num("scored").unwrap_or(0.0);
-                let small = |x: f64| x > 0.0 && x < m.min_group_size as f64;
-                // A segment's at-risk count is shown only when it, and the rest
-                // of the segment, are large enough not to single anyone out.
-                let hide = small(n) || small(k) || small(n - k);
+            let n: Vec<u64> = rows
+                .iter()
+                .map(|r| r.num("customers").unwrap_or(0.0) as u64)
+                .collect();
+            let k: Vec<u64> = rows
+                .iter()
+                .map(|r| r.num("at_risk").unwrap_or(0.0) as u64)
+                .collect();
+            let (all, risky) = (n.iter().sum::<u64>() as f64, k.iter().sum::<u64>() as f64);
+            let scored: f64 = rows.iter().filter_map(|r| r.num("scored")).sum();
+            let in_section_3: Vec<bool> = rows
+                .iter()
+                .map(|r| hidden_segments.iter().any(|s| s == r.str("segment")))
+                .collect();
+            let (hide_n, hide_k) = hidden_cells(&n, &k, &in_section_3, min);
+            for (i, r) in rows.iter().enumerate() {
+                let (n, k) = (n[i] as f64, k[i] as f64);
+                let size = if !hide_n[i] {
+                    count(n)
+                } else if small(n, min) {
+                    count_or_fewer(None, min)
+                } else {
+                    NOT_SHOWN.into()
+                };
+                if hide_n[i] {
+                    out.hidden.push(r.str("segment").to_string());
+                }
                 out.at_risk.push(AtRisk {
                     segment: r.str("segment").to_string(),
-                    customers: count_or_fewer((!small(n)).then_some(n), m.min_group_size),
-                    at_risk: if small(n) {
-                        count_or_fewer(None, m.min_group_size)
+                    at_risk: if hide_n[i] {
+                        size.clone()
+                    } else if part_hidden(k, n, min) {
+                        part_text(k, n, min)
+                    } else if hide_k[i] {
+                        NOT_SHOWN.into()
                     } else {
-                        at_risk_text(k, n, m.min_group_size)
+                        count(k)
                     },
-                    share: if hide || n == 0.0 {
+                    customers: size,
+                    share: if hide_k[i] || n == 0.0 {
                         "–".into()
                     } else {
                         pct(k / n, 0)
                     },
                 });
             }
+            if out
+                .at_risk
+                .iter()
+                .any(|a| a.customers == NOT_SHOWN || a.at_risk == NOT_SHOWN)
+            {
+                out.withheld_note = format!(
+                    "“{NOT_SHOWN}”: withheld although not small, because with the totals above it would give away a segment, or a number at risk, of {}.",
+                    m.fewer()
+                );
+            }
             if scored > 0.0 {
                 risk_share = Some(risky / all.max(1.0));
                 // as the segments' rows: neither the at-risk nor the rest small,
                 // and no share that would give the hidden count away
-                let small = |x: f64| x > 0.0 && x < m.min_group_size as f64;
-                let hide = small(risky) || small(all - risky);
+                risk_hidden = part_hidden(risky, all, min);
                 out.figures.push(Figure {
                     label: "Customers at risk of leaving".into(),
-                    value: at_risk_text(risky, all, m.min_group_size),
-                    note: if hide {
+                    value: part_text(risky, all, min),
+                    note: if risk_hidden {
                         format!("of {} customers who have bought", count(all))
                     } else {
                         format!(
@@ -195,8 +283,11 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
                     },
                 });
             } else {
-                // no churn model: no at-risk counts, not a table of zeros
+                // No churn model: no at-risk counts, not a table of zeros.
+                // `hidden` stays for section 3: the CLTV figure below still
+                // counts these customers.
                 out.at_risk.clear();
+                out.withheld_note.clear();
             }
             let values = table::floats(
                 &m.session,
@@ -262,8 +353,16 @@ pub async fn build(m: &Marts<'_>) -> Result<Leaving> {
     }
     h.sentence = match risk_share {
         Some(s) => format!(
-            "About {} of your customers look likely to stop buying soon{}.",
-            pct(s, 0),
+            "{} of your customers look likely to stop buying soon{}.",
+            match out
+                .figures
+                .iter()
+                .find(|f| f.label.starts_with("Customers at risk"))
+            {
+                // the figure's own words: a share would give the few back
+                Some(f) if risk_hidden => capitalized(&f.value),
+                _ => format!("About {}", pct(s, 0)),
+            },
             out.figures
                 .iter()
                 .find(|f| f.label.starts_with("Churn,"))
@@ -337,6 +436,52 @@ fn cltv_histogram(sorted: &[f64], min_group_size: usize, fewer: &str) -> Option<
     ))
 }
 
+/// Which segment sizes (`n`) and at-risk counts (`k`) to hide.
+///
+/// Sizes add up to the customers who have bought, at-risk counts to the
+/// customers at risk, and what remains of each segment to those not at
+/// risk; the figure shows all three totals. So a size hidden for being
+/// small (or because section 3 hides it: `hidden`) takes the smallest
+/// shown sizes with it until the hidden ones hold `min_group_size`
+/// together, and at-risk counts hidden for being small, or for leaving
+/// few not at risk, do the same in their two families. A hidden size
+/// hides the at-risk count too. Hidden cells that hold nobody together
+/// are left so: the table shows a 0 as it is.
+fn hidden_cells(n: &[u64], k: &[u64], hidden: &[bool], min: usize) -> (Vec<bool>, Vec<bool>) {
+    let min = min as u64;
+    let small = |x: u64| x > 0 && x < min;
+    let mut hide_n: Vec<bool> = (0..n.len()).map(|i| hidden[i] || small(n[i])).collect();
+    let more = crate::secondary_suppression::complements(&hide_n, n, min);
+    for (h, m) in hide_n.iter_mut().zip(more) {
+        *h |= m;
+    }
+    let rest: Vec<u64> = n.iter().zip(k).map(|(n, k)| n.saturating_sub(*k)).collect();
+    let mut hide_k: Vec<bool> = (0..n.len())
+        .map(|i| hide_n[i] || small(k[i]) || small(rest[i]))
+        .collect();
+    loop {
+        let before = hide_k.clone();
+        for sizes in [k, &rest[..]] {
+            let held: u64 = sizes
+                .iter()
+                .zip(&hide_k)
+                .filter(|(_, h)| **h)
+                .map(|(s, _)| s)
+                .sum();
+            if held == 0 {
+                continue;
+            }
+            let more = crate::secondary_suppression::complements(&hide_k, sizes, min);
+            for (h, m) in hide_k.iter_mut().zip(more) {
+                *h |= m;
+            }
+        }
+        if hide_k == before {
+            return (hide_n, hide_k);
+        }
+    }
+}
+
 /// Which bins to hide: those with some but fewer than `min_group_size`
 /// customers, and then (the figure beside the chart gives the total) the
 /// smallest shown bins until the hidden ones hold at least
@@ -377,13 +522,60 @@ mod tests {
 
     #[test]
     fn an_at_risk_count_is_hidden_when_it_or_the_rest_is_small() {
-        assert_eq!(at_risk_text(3.0, 40.0, 10), "fewer than 10");
-        assert_eq!(at_risk_text(495.0, 500.0, 10), "all but fewer than 10");
-        assert_eq!(at_risk_text(30.0, 40.0, 10), "30");
+        assert_eq!(part_text(3.0, 40.0, 10), "fewer than 10");
+        assert_eq!(part_text(495.0, 500.0, 10), "all but fewer than 10");
+        assert_eq!(part_text(30.0, 40.0, 10), "30");
         assert_eq!(
-            at_risk_text(0.0, 40.0, 10),
+            part_text(0.0, 40.0, 10),
             "0",
             "nobody at risk singles out nobody"
+        );
+        assert!(part_hidden(3.0, 104.0, 10) && part_hidden(95.0, 100.0, 10));
+        assert!(!part_hidden(15.0, 104.0, 10) && !part_hidden(100.0, 100.0, 10));
+    }
+
+    /// Segments (n customers, k at risk): whatever is hidden holds nobody or
+    /// at least 10 in each of the three families the totals give.
+    #[test]
+    fn segment_cells_cannot_be_worked_back_from_the_totals() {
+        let no = [false; 4];
+        // A small segment (5) takes the next smallest (75) with it; both
+        // at-risk counts go too, and the 21 of 120 stays.
+        assert_eq!(
+            hidden_cells(&[5, 75, 120], &[5, 75, 21], &no[..3], 10),
+            (vec![true, true, false], vec![true, true, false])
+        );
+        // Sizes all shown, one at-risk count small (3 of 50): the next
+        // smallest at-risk count (12) goes with it; what is not at risk
+        // then holds 47 + 28: enough.
+        assert_eq!(
+            hidden_cells(&[50, 40, 200], &[3, 12, 90], &no[..3], 10),
+            (vec![false; 3], vec![true, true, false])
+        );
+        // Few not at risk (5 of 100): hidden alone, the count at risk
+        // would come back from the total, so the next smallest (30) goes
+        // with it, and those not at risk then hold 5 + 30.
+        assert_eq!(
+            hidden_cells(&[100, 60, 300], &[95, 30, 100], &no[..3], 10),
+            (vec![false; 3], vec![true, true, false])
+        );
+        // Hidden in section 3: hidden here, with a partner.
+        assert_eq!(
+            hidden_cells(
+                &[40, 50, 60, 70],
+                &[10, 10, 10, 10],
+                &[true, false, false, false],
+                10
+            ),
+            (
+                vec![true, true, false, false],
+                vec![true, true, false, false]
+            )
+        );
+        assert_eq!(
+            hidden_cells(&[40, 50], &[10, 20], &no[..2], 10),
+            (vec![false; 2], vec![false; 2]),
+            "nothing small, nothing hidden"
         );
     }
 }

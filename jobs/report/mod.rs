@@ -132,8 +132,14 @@ pub async fn build(ctx: &JobContext, date: NaiveDate) -> Result<Report> {
         min_group_size: ctx.cfg.min_group_size,
     };
     let feel = feel::build(&m).await?;
-    let customers = customers::build(&m).await?;
-    let leaving = leaving::build(&m).await?;
+    // Sections 3 and 4 show the same segments' sizes against two totals
+    // (all customers; those who have bought): a size hidden in one must be
+    // hidden in the other, or the two together give it back. Section 4
+    // starts from what section 3 hides on its own; section 3 then hides
+    // whatever section 4 added.
+    let alone = customers::build(&m, &[]).await?;
+    let leaving = leaving::build(&m, &alone.hidden).await?;
+    let customers = customers::build(&m, &leaving.hidden).await?;
     let fair = fair::build(&m).await?;
     let privacy = privacy::build(&m).await?;
     let initiatives = initiatives::build(&m).await?;

@@ -56,7 +56,8 @@ pub const NO_PURCHASES_ID: i32 = 0;
 pub struct SegmentSummary {
     pub segment_id: i32,
     pub segment_name: String,
-    /// `None` when the segment is smaller than `min_group_size`.
+    /// `None` when the segment is smaller than `min_group_size`, or its
+    /// size is withheld so that such a segment cannot be worked out.
     pub customers: Option<u64>,
 }
 
@@ -302,17 +303,50 @@ pub fn segment(
             )?,
         );
     }
+    let withheld = profile::protect_totals(&mut profiles, min_group_size);
     let clustered = n - unclustered.len();
-    metrics.push(metric("customers_clustered", clustered as f64));
-    metrics.push(
-        metric("customers_unclustered", unclustered.len() as f64)
-            .detail("customers without a purchase, in segment 0 (No purchases yet)"),
-    );
+    let count_metric = |name: &str, value: usize, withhold: bool, detail: Option<&str>| {
+        let why = "withheld: it would give away a segment of fewer than min_group_size customers";
+        Metric {
+            model: "kmeans".into(),
+            metric: name.into(),
+            key: None,
+            value: (!withhold).then_some(value as f64),
+            detail: match (detail, withhold) {
+                (Some(d), true) => Some(format!("{d}; {why}")),
+                (None, true) => Some(why.into()),
+                (d, false) => d.map(String::from),
+            },
+        }
+    };
+    metrics.push(count_metric(
+        "customers_clustered",
+        clustered,
+        withheld.clustered_total,
+        None,
+    ));
+    metrics.push(count_metric(
+        "customers_unclustered",
+        unclustered.len(),
+        withheld.shares,
+        Some("customers without a purchase, in segment 0 (No purchases yet)"),
+    ));
     let suppressed = profiles.iter().filter(|p| p.suppressed).count();
     if suppressed > 0 {
         warnings.push(format!(
             "{suppressed} segment(s) smaller than min_group_size = {min_group_size}: profile numbers suppressed"
         ));
+    }
+    if withheld.segments > 0 {
+        warnings.push(format!(
+            "{} more segment(s) shown without size, share and churn rate: with them the total would give the suppressed ones away",
+            withheld.segments
+        ));
+    }
+    if withheld.shares {
+        warnings.push(
+            "No purchases yet is suppressed: shares withheld (all customers minus those with a purchase would give it away)".into(),
+        );
     }
     Ok(Segmentation {
         segment_of,
@@ -698,7 +732,7 @@ mod tests {
 
     #[test]
     fn too_few_buyers_form_one_segment() {
-        let (mut customers, _) = planted(9);
+        let (customers, _) = planted(9);
         // Keep two buyers and the customers without a purchase.
         let freq = features::index("frequency").expect("f");
         let keep: Vec<usize> = {
@@ -710,11 +744,7 @@ mod tests {
                 .filter(|i| buyers.contains(i) || customers.raw[freq][*i] == Some(0.0))
                 .collect()
         };
-        customers.ids = keep.iter().map(|&i| customers.ids[i].clone()).collect();
-        for col in customers.raw.iter_mut() {
-            *col = keep.iter().map(|&i| col[i]).collect();
-        }
-        customers.last_nps = keep.iter().map(|&i| customers.last_nps[i]).collect();
+        let customers = subset(&customers, &keep);
         let s = segment(&customers, &config(), 10).expect("segment");
         assert_eq!(s.chosen_k, None);
         assert_eq!(s.clustered, 2);
@@ -722,6 +752,102 @@ mod tests {
         assert_eq!(s.profiles.len(), 2, "No purchases yet + one segment");
         let batch = segments_batch(&customers, &s).expect("batch");
         assert_eq!(batch.num_rows(), customers.len());
+    }
+
+    /// The customers at positions `keep`, in that order.
+    fn subset(c: &Customers, keep: &[usize]) -> Customers {
+        Customers {
+            ids: keep.iter().map(|&i| c.ids[i].clone()).collect(),
+            raw: c
+                .raw
+                .iter()
+                .map(|col| keep.iter().map(|&i| col[i]).collect())
+                .collect(),
+            last_nps: keep.iter().map(|&i| c.last_nps[i]).collect(),
+        }
+    }
+
+    /// The planted customers with only `n` of the group `name` left.
+    fn with_few(seed: u64, name: &str, n: usize) -> Customers {
+        let (c, truth) = planted(seed);
+        let mut seen = 0;
+        let keep: Vec<usize> = (0..c.len())
+            .filter(|&i| {
+                if truth[i] != name {
+                    return true;
+                }
+                seen += 1;
+                seen <= n
+            })
+            .collect();
+        subset(&c, &keep)
+    }
+
+    /// What a reader of segment_profiles and model_metrics can subtract:
+    /// all customers (a shown size over its share), and the customers with
+    /// a purchase (`customers_clustered`), minus the sizes shown must leave
+    /// none or at least `min_group_size` customers, never a suppressed
+    /// segment's size. Six Big spenders (spend far from everyone else's)
+    /// form a segment of their own; four customers without a purchase make
+    /// "No purchases yet" too small.
+    #[test]
+    fn a_suppressed_segment_cannot_be_worked_out_from_the_totals() {
+        let min = 10;
+        let not_small = |what: &str, left: f64| {
+            assert!(
+                left == 0.0 || left >= min as f64,
+                "{what}: {left} customers left over, a hidden segment"
+            );
+        };
+        for (group, few) in [("Big spenders", 6), (NO_PURCHASES, 4)] {
+            let customers = with_few(17, group, few);
+            let s = segment(&customers, &config(), min).expect("segment");
+            let small = s
+                .profiles
+                .iter()
+                .find(|p| p.segment_name == group)
+                .expect("the small group is a segment of its own");
+            assert!(small.suppressed, "{group}: {few} customers");
+            let shown = |clustered: Option<bool>| -> f64 {
+                s.profiles
+                    .iter()
+                    .filter(|p| clustered.is_none_or(|c| p.clustered == c))
+                    .filter_map(|p| p.customers)
+                    .sum::<i64>() as f64
+            };
+            let metric = |m: &str| {
+                s.metrics
+                    .iter()
+                    .find(|x| x.metric == m)
+                    .expect("metric")
+                    .value
+            };
+            if let Some(all) = s
+                .profiles
+                .iter()
+                .find_map(|p| Some(p.customers? as f64 / p.share?))
+            {
+                not_small(
+                    &format!("{group}: all customers"),
+                    all.round() - shown(None),
+                );
+            }
+            if let Some(buyers) = metric("customers_clustered") {
+                not_small(&format!("{group}: buyers"), buyers - shown(Some(true)));
+            }
+            assert_eq!(
+                metric("customers_unclustered").is_none(),
+                group == NO_PURCHASES,
+                "{group}: the size of No purchases yet is withheld only when it is small"
+            );
+            assert!(
+                s.profiles
+                    .iter()
+                    .filter(|p| p.customers.is_none())
+                    .all(|p| p.share.is_none() && p.churn_rate.is_none()),
+                "{group}: a withheld size leaves no share or churn rate to give it back"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Suppression: a segment with fewer than `min_group_size` customers keeps
 //! its id and name but every number is NULL; a segment's NPS is NULL when
 //! fewer than `min_group_size` of its customers answered an NPS survey.
+//! Sizes add up to totals published elsewhere, so [`protect_totals`] then
+//! withholds the sizes that would give a suppressed segment back.
 
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ pub struct SegmentProfile {
     /// False for "No purchases yet", which k-means never sees.
     pub clustered: bool,
     pub suppressed: bool,
+    /// Members, for [`protect_totals`]; never written (`customers` is).
+    pub size: usize,
     pub customers: Option<i64>,
     /// Of every customer in customer_features for the date.
     pub share: Option<f64>,
@@ -71,6 +75,7 @@ pub fn profile(
         segment_name: segment_name.to_string(),
         clustered,
         suppressed: members.len() < p.min_group_size,
+        size: members.len(),
         customers: None,
         share: None,
         medians: vec![None; FEATURES.len()],
@@ -110,6 +115,68 @@ pub fn profile(
         out.churn_rate = Some(churned as f64 / members.len() as f64);
     }
     Ok(out)
+}
+
+/// What [`protect_totals`] withheld.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Withheld {
+    /// Segments shown without their size, share and churn rate.
+    pub segments: usize,
+    /// Every share is NULL: "No purchases yet" is suppressed.
+    pub shares: bool,
+    /// The clustered segments' hidden sizes cannot be protected (too few
+    /// others to hide with them): `customers_clustered` is withheld too.
+    pub clustered_total: bool,
+}
+
+/// Withholds what would let a suppressed segment be worked out by
+/// subtraction.
+///
+/// The clustered segments add up to the customers with a purchase, a number
+/// published anyway (model_metrics' `customers_clustered` and fitting
+/// sample, the rows of marts/customer_value). So when one is suppressed,
+/// the smallest others lose their size, share and churn rate too (a churn
+/// rate is a fraction over the size, which gives the size back) until the
+/// hidden ones hold at least `min_group_size` customers together
+/// ([`complements`]). "No purchases yet" is never picked: its size is all
+/// customers minus those with a purchase, both published, so hiding it
+/// protects nothing. When it is suppressed itself, the shares go instead:
+/// they give the number of all customers, and with it that difference.
+///
+/// [`complements`]: crate::secondary_suppression::complements
+pub fn protect_totals(profiles: &mut [SegmentProfile], min_group_size: usize) -> Withheld {
+    let clustered: Vec<usize> = (0..profiles.len())
+        .filter(|&i| profiles[i].clustered)
+        .collect();
+    let hidden: Vec<bool> = clustered
+        .iter()
+        .map(|&i| profiles[i].customers.is_none())
+        .collect();
+    let sizes: Vec<u64> = clustered.iter().map(|&i| profiles[i].size as u64).collect();
+    let min = min_group_size as u64;
+    let more = crate::secondary_suppression::complements(&hidden, &sizes, min);
+    let mut out = Withheld::default();
+    for (&i, _) in clustered.iter().zip(&more).filter(|(_, m)| **m) {
+        let p = &mut profiles[i];
+        p.customers = None;
+        p.share = None;
+        p.churn_rate = None;
+        out.segments += 1;
+    }
+    let (count, held) = hidden
+        .iter()
+        .zip(&more)
+        .zip(&sizes)
+        .filter(|((h, m), _)| **h || **m)
+        .fold((0, 0), |(c, t), (_, s)| (c + 1, t + s));
+    out.clustered_total = count > 0 && (count < 2 || held < min);
+    out.shares = profiles.iter().any(|p| !p.clustered && p.suppressed);
+    if out.shares {
+        for p in profiles.iter_mut() {
+            p.share = None;
+        }
+    }
+    out
 }
 
 /// Schema of `marts/segment_profiles` (documented in

@@ -153,9 +153,14 @@ fn fixture_sql(t: &Texts) -> Vec<(&'static str, &'static str, &'static str, Stri
 
 /// Writes the fixture lake under `root`.
 async fn write_fixture(root: &Path, texts: &Texts) {
+    write_tables(root, fixture_sql(texts)).await;
+}
+
+/// Writes each (area, table, dt, SELECT) under `root`.
+async fn write_tables(root: &Path, tables: Vec<(&str, &str, &str, String)>) {
     let storage = Storage::open(root.to_str().expect("utf8")).expect("storage");
     let session = SessionContext::new();
-    for (area, table, dt, sql) in fixture_sql(texts) {
+    for (area, table, dt, sql) in tables {
         let df = session
             .sql(&sql)
             .await
@@ -194,13 +199,138 @@ async fn fixture_report(texts: &Texts) -> (tempfile::TempDir, Report) {
     (dir, report)
 }
 
+/// A count as the page prints it ("1,234"); `None` for "fewer than 10",
+/// "not shown" and the like.
+fn shown_count(text: &str) -> Option<f64> {
+    text.replace(',', "").parse().ok()
+}
+
+/// The number printed just before `words` in `text` ("of 200 customers who
+/// have bought" → 200 before "customers who").
+fn count_before(text: &str, words: &str) -> Option<f64> {
+    let head = &text[..text.find(words)?];
+    shown_count(head.split_whitespace().last()?)
+}
+
+/// What a reader works out by subtraction: a total shown minus the parts
+/// shown is what the hidden parts hold together, and that must be nobody
+/// or at least min_group_size (10) people, never a small group. Returns
+/// each (what, total, parts shown) that leaves a small group.
+fn small_remainders(sums: &[(&str, Option<f64>, f64)]) -> Vec<String> {
+    sums.iter()
+        .filter_map(|(what, total, shown)| {
+            let left = (*total)? - shown;
+            (left != 0.0 && left < 10.0)
+                .then(|| format!("{what}: {total:?} − {shown} shown = {left}"))
+        })
+        .collect()
+}
+
+/// The subtractions a reader of the report can do with the segments:
+/// section 3's total and section 4's totals minus the segments shown in
+/// either section (the same customers, so a size shown in one is known in
+/// the other).
+fn segment_remainders(r: &Report) -> Vec<String> {
+    let mut sizes = std::collections::BTreeMap::new();
+    for s in &r.customers.segments {
+        if let Some(n) = shown_count(&s.customers) {
+            sizes.insert(s.name.clone(), n);
+        }
+    }
+    for a in &r.leaving.at_risk {
+        if let Some(n) = shown_count(&a.customers) {
+            sizes.insert(a.segment.clone(), n);
+        }
+    }
+    let risk = r
+        .leaving
+        .figures
+        .iter()
+        .find(|f| f.label.starts_with("Customers at risk"));
+    let (risky, all) = (
+        risk.and_then(|f| shown_count(&f.value)),
+        risk.and_then(|f| count_before(&f.note, "customers who have bought")),
+    );
+    let sum = |v: Vec<f64>| v.iter().sum::<f64>();
+    let rows = &r.leaving.at_risk;
+    small_remainders(&[
+        (
+            "section 3: everyone minus the segments shown",
+            count_before(&r.customers.head.sentence, "customers fall into"),
+            sum(r
+                .customers
+                .segments
+                .iter()
+                .filter_map(|s| shown_count(&s.customers))
+                .collect()),
+        ),
+        (
+            "section 3: everyone minus the segments shown in section 3 or 4",
+            count_before(&r.customers.head.sentence, "customers fall into"),
+            sum(sizes.values().copied().collect()),
+        ),
+        (
+            "section 4: customers who have bought minus the segments shown",
+            all,
+            sum(rows
+                .iter()
+                .filter_map(|a| shown_count(&a.customers))
+                .collect()),
+        ),
+        (
+            "section 4: customers who have bought minus the segments shown in section 3 or 4",
+            all,
+            sum(sizes.values().copied().collect()),
+        ),
+        (
+            "section 4: customers at risk minus the at-risk counts shown",
+            risky,
+            sum(rows
+                .iter()
+                .filter_map(|a| shown_count(&a.at_risk))
+                .collect()),
+        ),
+        (
+            "section 4: customers not at risk minus those shown",
+            all.zip(risky).map(|(a, k)| a - k),
+            sum(rows
+                .iter()
+                .filter_map(|a| Some(shown_count(&a.customers)? - shown_count(&a.at_risk)?))
+                .collect()),
+        ),
+    ])
+}
+
+/// A report built from only `tables` (the other sections say their job did
+/// not run).
+async fn report_of(tables: Vec<(&str, &str, &str, String)>) -> Report {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_tables(dir.path(), tables).await;
+    report::build(&ctx_on(dir.path()), date())
+        .await
+        .expect("report")
+}
+
 #[tokio::test]
 async fn report_json_of_the_fixture_lake() {
     let (dir, r) = fixture_report(&Texts::default()).await;
 
+    // No segment hidden for being small comes back by subtraction: Big
+    // spenders (5) is 200 − 120 − 75 customers and 101 − 21 − 75 at risk
+    // unless a second segment is hidden with it.
+    let leaks = segment_remainders(&r);
+    assert!(leaks.is_empty(), "{leaks:#?}");
+
     // Numbers worked out by hand from the fixture above.
     // NPS: June is the latest complete month; +12 points, not significant.
     assert_eq!(r.feel.figures[0].value, "32");
+    // 32 says many more recommend than warn, not that most recommend:
+    // 45% promoters and 15% detractors give 30 with 40% passive.
+    assert!(
+        !r.feel.head.sentence.contains("most customers"),
+        "{}",
+        r.feel.head.sentence
+    );
     assert!(
         r.feel.head.sentence.contains("up 12 points"),
         "{}",
@@ -245,17 +375,39 @@ async fn report_json_of_the_fixture_lake() {
             )
         ]
     );
-    // Segments: 120 + 75 shown, Big spenders withheld; Drifting away (churn 62%) is 37.5% of 200.
-    assert_eq!(r.customers.segments[2].customers, "fewer than 10");
-    assert!(
-        r.customers
-            .head
-            .sentence
-            .contains("38% are in groups where most have stopped buying")
+    // Segments: Big spenders (5) is suppressed in the mart, so the next
+    // smallest, Drifting away (75), loses its size, share and churn too:
+    // 200 − 120 leaves 80, two segments together. The only segment shown
+    // has not mostly stopped buying, and the sentence says "shown".
+    let sizes: Vec<(&str, &str, &str, &str)> = r
+        .customers
+        .segments
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.customers.as_str(),
+                s.share.as_str(),
+                s.churn.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![
+            ("Loyal regulars", "120", "60%", "5%"),
+            ("Drifting away", "not shown", "–", "–"),
+            ("Big spenders", "fewer than 10", "–", "–"),
+        ]
     );
-    assert_eq!(r.customers.head.light.label, "Keep an eye on it");
+    assert_eq!(
+        r.customers.head.sentence,
+        "Your 200 customers fall into 3 groups; the largest is “Loyal regulars” (60%), and no group shown has mostly stopped buying."
+    );
+    assert_eq!(r.customers.head.light.label, "Good");
     // At risk: i >= 100 of 1..200 → 101 of 200; per segment: first 120 → 21 at risk,
-    // Drifting away 75 of 75, Big spenders 5 (withheld).
+    // Drifting away 75 of 75 and Big spenders 5 of 5, both hidden as in section 3
+    // (101 − 21 leaves 80 at risk in the two together, 200 − 120 − 80 = 0 not at risk).
     let risk: Vec<(&str, &str, &str)> = r
         .leaving
         .at_risk
@@ -266,7 +418,7 @@ async fn report_json_of_the_fixture_lake() {
         risk,
         vec![
             ("Big spenders", "fewer than 10", "fewer than 10"),
-            ("Drifting away", "75", "75"),
+            ("Drifting away", "not shown", "not shown"),
             ("Loyal regulars", "120", "21"),
         ]
     );
@@ -390,6 +542,97 @@ async fn report_json_of_the_fixture_lake() {
             "{file} shows a customer id"
         );
     }
+}
+
+/// A small at-risk count is withheld in the figure, and the headline does
+/// not give it back as a share of the total (3 of 40 is "about 8%").
+#[tokio::test]
+async fn a_small_at_risk_count_is_not_given_back_as_a_share() {
+    let r = report_of(vec![(
+        "marts",
+        "customer_value",
+        D,
+        "SELECT 'c' || CAST(value AS VARCHAR) AS customer_id, CAST(NULL AS VARCHAR) AS segment, \
+         CAST(value AS DOUBLE) AS cltv_12m, CASE WHEN value <= 3 THEN 0.9 ELSE 0.1 END AS churn_probability, \
+         value <= 3 AS at_risk FROM generate_series(1, 40)"
+            .to_string(),
+    )])
+    .await;
+    let risk = r
+        .leaving
+        .figures
+        .iter()
+        .find(|f| f.label.starts_with("Customers at risk"))
+        .expect("at-risk figure");
+    assert_eq!(risk.value, "fewer than 10");
+    let h = &r.leaving.head.sentence;
+    assert!(!h.contains('%'), "{h}");
+    assert!(h.starts_with("Fewer than 10 of your"), "{h}");
+    assert!(!risk.note.contains('%'), "{}", risk.note);
+}
+
+/// Churn of a month where few stopped buying, or few stayed, shows neither
+/// count nor a rate that gives it back: 3 of 104 is 2.9% (and a dot drawn at
+/// 2.9% on the chart), 95 of 100 leaves 5 who stayed.
+#[tokio::test]
+async fn a_small_churn_count_is_not_given_back_by_its_rate() {
+    let r = report_of(vec![
+        (
+            "marts",
+            "churn_rates",
+            D,
+            "SELECT * FROM (VALUES \
+                ('2025-01', DATE '2025-01-31', 'active', 'month', 'all', 100, 95, 0.95), \
+                ('2025-02', DATE '2025-02-28', 'active', 'month', 'all', 100, 12, 0.12), \
+                ('2025-03', DATE '2025-03-31', 'active', 'month', 'all', 104, 3, 0.0288) \
+                ) AS t(period, cutoff, population, dimension, group_value, customers, churned, churn_rate)"
+                .to_string(),
+        ),
+        // For the headline, which tells the latest month's churn after the at-risk share.
+        (
+            "marts",
+            "customer_value",
+            D,
+            "SELECT 'c' || CAST(value AS VARCHAR) AS customer_id, CAST(NULL AS VARCHAR) AS segment, \
+             CAST(value AS DOUBLE) AS cltv_12m, CAST(value AS DOUBLE) / 41.0 AS churn_probability, \
+             value > 20 AS at_risk FROM generate_series(1, 40)"
+                .to_string(),
+        ),
+    ])
+    .await;
+    let churn = r
+        .leaving
+        .figures
+        .iter()
+        .find(|f| f.label == "Churn, Mar 2025")
+        .expect("churn figure");
+    assert_eq!(churn.value, "fewer than 10");
+    assert!(
+        churn.note.contains("104") && !churn.note.contains(" 3 "),
+        "{}",
+        churn.note
+    );
+    let json = serde_json::to_string(&r.leaving).expect("json");
+    for gives_back in ["2.9%", "3%", "2.88%", "95%", "95.0%", "5 "] {
+        assert!(
+            !json.contains(&format!("\"{gives_back}")) && !json.contains(&format!(" {gives_back}")),
+            "{gives_back} in {json}"
+        );
+    }
+    // Only February is drawn: a dot's height is its rate.
+    let chart = r.leaving.churn_chart.as_ref().expect("churn chart");
+    let titles: Vec<&str> = chart.dots.iter().map(|d| d.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        vec!["Feb 2025: 12.0% of 100 active customers stopped buying"]
+    );
+    assert!(
+        r.leaving.head.sentence.contains(
+            "of the customers active at the end of Mar 2025, fewer than 10 did not come back"
+        ),
+        "{}",
+        r.leaving.head.sentence
+    );
 }
 
 /// Every section renders when its marts are missing, each missing table at
