@@ -180,6 +180,26 @@ impl BgNbdData {
         self.tuples.len()
     }
 
+    /// Why these data cannot estimate the model at all, in an owner's
+    /// words; `None` when they can. With every T = 0 the likelihood is 1 for
+    /// any parameters; without a repeat purchase it is Π (α/(α+Tᵢ))^r,
+    /// which leaves a and b (the dropout) undetermined. The gradient can
+    /// vanish on such data (at the start, on the first), but no point of a
+    /// flat likelihood is an estimate.
+    pub fn uninformative(&self) -> Option<&'static str> {
+        if self.t_values.last().is_none_or(|&t| t <= 0.0) {
+            Some(
+                "every customer made their first purchase on the last day of the data, so there has been no time to see anyone come back; lifetime value needs a longer history",
+            )
+        } else if self.xs.last().is_none_or(|&x| x <= 0.0) {
+            Some(
+                "no customer has bought on a second day yet, so nothing shows how often customers come back or when they stop; lifetime value needs customers who came back",
+            )
+        } else {
+            None
+        }
+    }
+
     /// Total log-likelihood and its gradient in (r, α, a, b).
     pub fn log_likelihood(&self, p: &BgNbdParams) -> (f64, [f64; 4]) {
         let BgNbdParams { r, alpha, a, b } = *p;
@@ -318,6 +338,9 @@ pub struct BgNbdFit {
 
 /// Fits by maximum likelihood, starting from r = 1, a = 1, b = 1 and α set
 /// so that the mean rate r/α matches the data's (x + 1) / (T + 1) on average.
+/// Not converged, whatever the gradient, on [uninformative](BgNbdData::uninformative)
+/// data or where the observed information is not positive definite: a
+/// flat likelihood's stationary point is no estimate to predict from.
 pub fn fit(data: &BgNbdData, max_iterations: u64) -> BgNbdFit {
     let mean_t = data
         .tuples
@@ -338,10 +361,13 @@ pub fn fit(data: &BgNbdData, max_iterations: u64) -> BgNbdFit {
         a: 1.0,
         b: 1.0,
     };
-    let report = optim::minimize(data, start.to_log(), max_iterations);
+    let mut report = optim::minimize(data, start.to_log(), max_iterations);
     let params = BgNbdParams::from_log(&report.theta);
-    let standard_errors = optim::standard_errors(data, &report.theta, data.customers)
+    let standard_errors = optim::standard_errors_or_reject(data, &mut report, data.customers)
         .map(|v| [v[0], v[1], v[2], v[3]]);
+    if let Some(why) = data.uninformative() {
+        report.reject(why);
+    }
     BgNbdFit {
         params,
         log_likelihood: -report.cost * data.customers,
@@ -702,6 +728,62 @@ mod tests {
             let e = conditional_expected_purchases(&p, 100_000, 9.9e5, 1e6, 365.0).expect("ok");
             assert!(e.is_finite() && e >= 0.0, "{p:?}: {e}");
         }
+    }
+
+    /// Without a repeat purchase the likelihood is (α/(α+T))^r for every
+    /// customer (FHL 2005 eq. 6 with x = 0): it does not involve a or b,
+    /// which stay wherever they started, and with T = 0 too it is 1
+    /// everywhere. Neither is an estimate, whatever the gradient says.
+    #[test]
+    fn data_without_repeat_purchases_is_not_an_estimate() {
+        let cases: [(&str, Vec<f64>, &str); 2] = [
+            (
+                "one day of data",
+                vec![0.0; 50],
+                "first purchase on the last day",
+            ),
+            (
+                "no repeat buyers",
+                (0..50).map(|i| f64::from(i % 10) * 7.0).collect(),
+                "no customer has bought on a second day",
+            ),
+        ];
+        for (name, t, why) in cases {
+            let data = BgNbdData::new(&[0; 50], &[0.0; 50], &t).expect("valid");
+            let f = fit(&data, 1000);
+            assert!(!f.optimizer.converged, "{name}: {}", f.optimizer.describe());
+            assert!(
+                f.optimizer.describe().contains(why),
+                "{name}: {}",
+                f.optimizer.describe()
+            );
+        }
+    }
+
+    /// One customer of 50 came back once: L-BFGS walks towards the edge
+    /// (a → ∞, b → 0) until the gradient is below tolerance, where the
+    /// likelihood is flat and the observed information not positive
+    /// definite. A point the data do not pin down is no estimate.
+    #[test]
+    fn a_stationary_point_without_positive_definite_information_is_not_converged() {
+        let mut x = vec![0; 49];
+        let mut t_x = vec![0.0; 49];
+        let mut t: Vec<f64> = (0..49).map(f64::from).collect();
+        x.push(1);
+        t_x.push(3.0);
+        t.push(10.0);
+        let f = fit(&BgNbdData::new(&x, &t_x, &t).expect("valid"), 1000);
+        assert!(
+            f.optimizer.gradient_norm < optim::GRADIENT_TOLERANCE,
+            "{}",
+            f.optimizer.describe()
+        );
+        assert_eq!(f.standard_errors, None);
+        assert!(!f.optimizer.converged);
+        assert_eq!(
+            f.optimizer.unidentified.as_deref(),
+            Some(optim::FLAT_LIKELIHOOD)
+        );
     }
 
     #[test]

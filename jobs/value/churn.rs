@@ -257,13 +257,13 @@ impl ChurnModel {
 /// evaluation still scores every held-out customer.
 pub const MAX_TRAINING_CUSTOMERS: usize = 50_000;
 
-/// `positions` when there are at most [`MAX_TRAINING_CUSTOMERS`], else a
-/// seeded sample of that many, sorted.
-pub fn training_sample(positions: Vec<usize>, seed: u64) -> Vec<usize> {
-    if positions.len() <= MAX_TRAINING_CUSTOMERS {
+/// `positions` when there are at most `max` (the job passes
+/// [`MAX_TRAINING_CUSTOMERS`]), else a seeded sample of that many, sorted.
+pub fn training_sample(positions: Vec<usize>, max: usize, seed: u64) -> Vec<usize> {
+    if positions.len() <= max {
         return positions;
     }
-    let share = MAX_TRAINING_CUSTOMERS as f64 / positions.len() as f64;
+    let share = max as f64 / positions.len() as f64;
     let (_, picked) = holdout_split(positions.len(), share, seed ^ 0x5eed_7a1e);
     picked.into_iter().map(|k| positions[k]).collect()
 }
@@ -299,18 +299,22 @@ mod tests {
     #[test]
     fn training_samples_are_capped_seeded_and_sorted() {
         let few: Vec<usize> = (0..1000).map(|i| i * 3).collect();
-        assert_eq!(training_sample(few.clone(), 7), few);
+        assert_eq!(training_sample(few.clone(), MAX_TRAINING_CUSTOMERS, 7), few);
         let many: Vec<usize> = (0..MAX_TRAINING_CUSTOMERS * 3).map(|i| i * 2 + 1).collect();
-        let a = training_sample(many.clone(), 7);
+        let a = training_sample(many.clone(), MAX_TRAINING_CUSTOMERS, 7);
         assert_eq!(a.len(), MAX_TRAINING_CUSTOMERS);
         assert!(a.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
         assert!(a.iter().all(|p| p % 2 == 1), "only given positions");
         assert_eq!(
             a,
-            training_sample(many.clone(), 7),
+            training_sample(many.clone(), MAX_TRAINING_CUSTOMERS, 7),
             "same seed, same sample"
         );
-        assert_ne!(a, training_sample(many, 8), "another seed, another sample");
+        assert_ne!(
+            a,
+            training_sample(many, MAX_TRAINING_CUSTOMERS, 8),
+            "another seed, another sample"
+        );
         // spread over the whole range, not its start
         assert!(*a.last().expect("non-empty") > MAX_TRAINING_CUSTOMERS * 5);
     }

@@ -41,7 +41,8 @@ pub struct ClvModels {
     pub warnings: Vec<String>,
 }
 
-/// Fits BG/NBD on every customer and Gamma-Gamma on the repeat customers.
+/// Fits BG/NBD on every customer and Gamma-Gamma on the customers with a
+/// valued repeat purchase day (their `valued_x` days, of mean `monetary`).
 pub fn fit_models(s: &Summaries, settings: &ClvSettings) -> Result<ClvModels> {
     let mut warnings = Vec::new();
     let data = BgNbdData::new(&s.x, &s.t_x, &s.t)?;
@@ -57,7 +58,7 @@ pub fn fit_models(s: &Summaries, settings: &ClvSettings) -> Result<ClvModels> {
     let mut xs = Vec::new();
     let mut ms = Vec::new();
     let mut excluded = 0u64;
-    for (x, m) in s.x.iter().zip(&s.monetary) {
+    for (x, m) in s.valued_x.iter().zip(&s.monetary) {
         match m {
             Some(v) if *v > 0.0 && v.is_finite() => {
                 xs.push(*x);
@@ -153,10 +154,12 @@ pub fn score(
         .map(|g| g.params);
     if let Some(g) = gg {
         for i in 0..n {
+            // Gamma-Gamma's x: the repeat days whose value was observed.
+            let x = s.valued_x[i];
             out.expected_value[i] = match s.monetary[i] {
-                // no repeat purchase: the model's population mean
-                None => g.conditional_expected_value(s.x[i], 0.0),
-                Some(m) if m > 0.0 && m.is_finite() => g.conditional_expected_value(s.x[i], m),
+                // no valued repeat purchase: the model's population mean
+                None => g.conditional_expected_value(0, 0.0),
+                Some(m) if m > 0.0 && m.is_finite() => g.conditional_expected_value(x, m),
                 // left out of the fit (see the warning): outside the model
                 Some(_) => None,
             };
@@ -243,6 +246,7 @@ mod tests {
             cost: 0.0,
             gradient_norm: 0.0,
             converged: true,
+            unidentified: None,
             iterations: 1,
             method: "test".into(),
             termination: "test".into(),
@@ -289,6 +293,7 @@ mod tests {
             x: vec![0, 12],
             t_x: vec![0.0, 80.0 / unit.days()],
             t: vec![30.0 / unit.days(), 100.0 / unit.days()],
+            valued_x: vec![0, 12],
             monetary: vec![None, Some(9.5)],
             holdout_x: vec![0, 0],
         }
@@ -385,6 +390,51 @@ mod tests {
         );
     }
 
+    /// One day of data: every customer bought for the first time on the
+    /// last day (x = 0, t_x = 0, T = 0). The BG/NBD likelihood is 1 for
+    /// every parameter (FHL 2005 eq. 6 with x = T = 0), so its gradient is 0
+    /// at the start: nothing was estimated, and P(alive) = 1 with
+    /// E[purchases in 90 days] = ln 91 for everyone (the start's r = α = a =
+    /// b = 1) must not be written.
+    #[test]
+    fn a_fit_on_one_day_of_data_is_not_converged_and_scores_nothing() {
+        let n = 50;
+        let s = Summaries {
+            customer_id: (0..n).map(|i| format!("c{i:02}")).collect(),
+            first_day: vec![100; n],
+            x: vec![0; n],
+            t_x: vec![0.0; n],
+            t: vec![0.0; n],
+            valued_x: vec![0; n],
+            monetary: vec![None; n],
+            holdout_x: vec![0; n],
+        };
+        let settings = ClvSettings {
+            time_unit: TimeUnit::Days,
+            gross_margin: 0.6,
+            annual_discount_rate: 0.1,
+            max_iterations: 1000,
+        };
+        let m = fit_models(&s, &settings).expect("fit runs");
+        assert!(
+            !m.bg_nbd.optimizer.converged,
+            "{}",
+            m.bg_nbd.optimizer.describe()
+        );
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("BG/NBD fit NOT converged")
+                    && w.contains("first purchase on the last day")),
+            "{:?}",
+            m.warnings
+        );
+        let sc = score(&s, &m, &[90.0, 365.0], &settings);
+        assert!(sc.p_alive.iter().all(Option::is_none));
+        assert!(sc.expected_purchases.iter().flatten().all(Option::is_none));
+        assert!(sc.cltv_12m.iter().all(Option::is_none));
+    }
+
     /// A repeat customer whose mean repeat value is not positive was left
     /// out of the Gamma-Gamma fit: no value or CLTV is made up for them
     /// (E[M] = p(γ + m·x)/(px + q − 1) would go negative for m < 0).
@@ -402,6 +452,7 @@ mod tests {
         s.x.push(2);
         s.t_x.push(50.0);
         s.t.push(100.0);
+        s.valued_x.push(2);
         s.monetary.push(Some(-10.0));
         s.holdout_x.push(0);
         let sc = score(&s, &models(TimeUnit::Days, 4.0), &[90.0], &settings);

@@ -459,6 +459,7 @@ mod tests {
             x: vec![0, 0, 3, 12],
             t_x: vec![0.0, 0.0, 5.0, 9.0],
             t: vec![10.0; 4],
+            valued_x: vec![0, 0, 3, 12],
             monetary: vec![None, None, Some(1.0), Some(2.0)],
             holdout_x: vec![1, 0, 2, 6],
         };

@@ -192,7 +192,8 @@ pub struct GammaGammaFit {
 }
 
 /// Fits by maximum likelihood from p = 1, q = 2 and γ = the mean of m_x, so
-/// the starting population mean γp/(q−1) is the sample's.
+/// the starting population mean γp/(q−1) is the sample's. Not converged
+/// where the observed information is not positive definite, as BG/NBD.
 pub fn fit(data: &GammaGammaData, max_iterations: u64) -> GammaGammaFit {
     let mean_m = data
         .s
@@ -202,9 +203,9 @@ pub fn fit(data: &GammaGammaData, max_iterations: u64) -> GammaGammaFit {
         .sum::<f64>()
         / data.customers;
     let start = vec![0.0, 2f64.ln(), mean_m.max(1e-6).ln()];
-    let report = optim::minimize(data, start, max_iterations);
-    let standard_errors =
-        optim::standard_errors(data, &report.theta, data.customers).map(|v| [v[0], v[1], v[2]]);
+    let mut report = optim::minimize(data, start, max_iterations);
+    let standard_errors = optim::standard_errors_or_reject(data, &mut report, data.customers)
+        .map(|v| [v[0], v[1], v[2]]);
     GammaGammaFit {
         params: GammaGammaParams::from_log(&report.theta),
         log_likelihood: -report.cost * data.customers,

@@ -6,9 +6,11 @@
 //! when the lake up to the cut-off is as it was then, else computed and,
 //! when it passes the model's data tests, written there for the next nights),
 //! `marts/segments` of the run date when the segment job has written it, and
-//! `lake/initiative_assignments`. Writes `marts/customer_value` (one row per
+//! `lake/initiative_assignments` with `lake/initiatives` (when an arm's
+//! exposure started). Writes `marts/customer_value` (one row per
 //! customer with a purchase: the BG/NBD and Gamma-Gamma predictions, the
-//! 12-month CLTV, the churn probability and at-risk flag),
+//! 12-month CLTV in the most common currency of the orders, the churn
+//! probability and at-risk flag),
 //! `marts/churn_evaluation` (the held-out customers, for the fairness audit),
 //! `marts/churn_rates` (per month, segment and initiative arm; groups below
 //! `min_group_size` suppressed) and this job's `marts/model_metrics`.
@@ -65,17 +67,21 @@ use crate::context::JobContext;
 use crate::mart::{self, Metric};
 use crate::{Error, Result, catalog, transform};
 
-/// Lake columns this job reads (through `stg_orders` and `arms.sql`).
+/// Lake columns this job reads (through `stg_orders`, directly for the
+/// currencies, and through `arms.sql`).
 pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
     ("orders", "order_id"),
     ("orders", "customer_id"),
     ("orders", "ordered_at"),
     ("orders", "total_amount"),
+    ("orders", "currency"),
     ("orders", "refunded"),
     ("initiative_assignments", "customer_id"),
     ("initiative_assignments", "initiative_id"),
     ("initiative_assignments", "arm"),
     ("initiative_assignments", "assigned_at"),
+    ("initiatives", "initiative_id"),
+    ("initiatives", "started_on"),
 ];
 
 const ARMS_SQL: &str = include_str!("arms.sql");
@@ -98,6 +104,37 @@ pub struct ChurnEvaluation {
     pub calibration: Vec<metrics::CalibrationBin>,
 }
 
+/// The currency lifetime values are in, and the orders left out of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ValueCurrency {
+    /// ISO 4217 code of `monetary`, `expected_order_value` and `cltv_12m`:
+    /// the most common currency of the non-refunded orders up to the run
+    /// date (the first in alphabetical order on a tie); `None` when no order
+    /// has one.
+    pub currency: Option<String>,
+    /// Non-refunded orders up to the run date in each other currency
+    /// (`none` for orders without one). They are purchases all the same
+    /// (BG/NBD, churn), but amounts in two currencies cannot be averaged:
+    /// they are left out of the value of a purchase (Gamma-Gamma).
+    pub other_orders: BTreeMap<String, u64>,
+}
+
+impl ValueCurrency {
+    /// Orders in other currencies, in all.
+    pub fn others(&self) -> u64 {
+        self.other_orders.values().sum()
+    }
+
+    /// "CHF 12, USD 3".
+    fn list_others(&self) -> String {
+        self.other_orders
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// What the value job produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct ValueOutcome {
@@ -109,6 +146,8 @@ pub struct ValueOutcome {
     pub customers_scored: u64,
     pub at_risk_customers: u64,
     pub clv: ClvModels,
+    /// The currency of the values in customer_value.
+    pub currency: ValueCurrency,
     pub churn: Option<ChurnEvaluation>,
     /// Seconds per phase (summary, clv_fit, clv_score, churn, write).
     pub seconds: BTreeMap<String, f64>,
@@ -126,7 +165,10 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         *clock = Instant::now();
     };
 
-    let session = purchases_session(ctx, date).await?;
+    let (session, currency) = purchases_session(ctx, date).await?;
+    if let Some(w) = currency_warning(&currency, date) {
+        warnings.push(w);
+    }
     let today = current_features(ctx, &session, date).await?;
     let all = summary::load(&session, date, date, cfg.time_unit).await?;
     let rows_in = all.summaries.len() as u64;
@@ -231,6 +273,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     let evaluation = churn.as_ref().map(|c| c.evaluation.clone());
     let metrics = model_metrics(
         &models,
+        &currency,
         churn.as_ref(),
         cfg,
         at_risk_customers,
@@ -252,6 +295,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         customers_scored: s.len() as u64,
         at_risk_customers,
         clv: models,
+        currency,
         churn: evaluation,
         seconds,
     })
@@ -259,17 +303,115 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
 
 /// A session as of `date` (every lake table, every model as a view) with
 /// `purchases(customer_id, order_date, amount)`: the non-refunded orders of
-/// `stg_orders`, de-duplicated across export days.
-pub async fn purchases_session(ctx: &JobContext, date: NaiveDate) -> Result<SessionContext> {
+/// `stg_orders`, de-duplicated across export days, `amount` NULL for those
+/// in another currency than the one modelled, which is returned.
+pub async fn purchases_session(
+    ctx: &JobContext,
+    date: NaiveDate,
+) -> Result<(SessionContext, ValueCurrency)> {
     let session = transform::session_as_of(ctx, date, date).await?;
+    let currency = register_purchases(&session).await?;
+    Ok((session, currency))
+}
+
+/// Chooses the currency to model in `session` (with lake `orders`,
+/// `stg_orders` and `run_date()`) and registers `purchases`.
+async fn register_purchases(session: &SessionContext) -> Result<ValueCurrency> {
+    // One currency in the lake's orders, the usual case, needs no count
+    // over the de-duplicated orders (seconds at scale): reading the codes of
+    // one column is cheap.
+    let mut codes = Vec::new();
+    for b in session
+        .sql("SELECT DISTINCT currency FROM orders WHERE dt <= run_date()")
+        .await?
+        .collect()
+        .await?
+    {
+        let c = string_column(&b, "currency")?;
+        codes.extend((0..b.num_rows()).map(|r| c.is_valid(r).then(|| c.value(r).to_string())));
+    }
+    let chosen = match codes.as_slice() {
+        [Some(only)] => ValueCurrency {
+            currency: Some(only.clone()),
+            other_orders: BTreeMap::new(),
+        },
+        _ => count_currencies(session).await?,
+    };
+    let amount = match &chosen.currency {
+        Some(c) => format!(
+            "CASE WHEN currency = '{}' THEN total_amount END",
+            c.replace('\'', "''")
+        ),
+        None => "CAST(NULL AS DOUBLE)".to_string(),
+    };
     session.register_table(
         "purchases",
         session
-            .sql("SELECT customer_id, order_date, total_amount AS amount FROM stg_orders WHERE NOT refunded")
+            .sql(&format!(
+                "SELECT customer_id, order_date, {amount} AS amount FROM stg_orders WHERE NOT refunded"
+            ))
             .await?
             .into_view(),
     )?;
-    Ok(session)
+    Ok(chosen)
+}
+
+/// The most common currency of the non-refunded orders in `stg_orders`
+/// (the first in alphabetical order on a tie) and the orders in the others.
+async fn count_currencies(session: &SessionContext) -> Result<ValueCurrency> {
+    let mut counts: BTreeMap<Option<String>, u64> = BTreeMap::new();
+    for b in session
+        .sql("SELECT currency, count(*) AS orders FROM stg_orders WHERE NOT refunded GROUP BY currency")
+        .await?
+        .collect()
+        .await?
+    {
+        let c = string_column(&b, "currency")?;
+        let n = b
+            .column_by_name("orders")
+            .and_then(|a| a.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
+            .ok_or_else(|| Error::Internal("currency counts: orders is not BIGINT".into()))?;
+        for r in 0..b.num_rows() {
+            let code = c.is_valid(r).then(|| c.value(r).to_string());
+            *counts.entry(code).or_default() += n.value(r) as u64;
+        }
+    }
+    // Ascending codes, so on a tie the first stays chosen.
+    let mut currency: Option<(&String, u64)> = None;
+    for (code, &n) in &counts {
+        if let Some(code) = code
+            && currency.is_none_or(|(_, most)| n > most)
+        {
+            currency = Some((code, n));
+        }
+    }
+    let currency = currency.map(|(c, _)| c.clone());
+    let other_orders = counts
+        .iter()
+        .filter(|(code, _)| code.as_ref() != currency.as_ref())
+        .map(|(code, &n)| (code.clone().unwrap_or_else(|| "none".into()), n))
+        .collect();
+    Ok(ValueCurrency {
+        currency,
+        other_orders,
+    })
+}
+
+/// The job's warning about orders left out of the values, if any.
+fn currency_warning(c: &ValueCurrency, date: NaiveDate) -> Option<String> {
+    let others = c.others();
+    if others == 0 {
+        return None;
+    }
+    Some(match &c.currency {
+        Some(code) => format!(
+            "{others} orders up to {date} are not in {code}, the most common currency of the orders ({}): they count as purchases (P(alive), expected purchases, churn) but not in the value of a purchase, since amounts in two currencies cannot be averaged; monetary, expected_order_value and cltv_12m are in {code}",
+            c.list_others()
+        ),
+        None => format!(
+            "no order up to {date} has a currency: purchases are counted, but none is valued, so expected_order_value and cltv_12m are left empty"
+        ),
+    })
 }
 
 /// `marts/customer_features` of the run date (the consenting customers and
@@ -339,6 +481,7 @@ fn keep_known_customers(
         s.x.push(all.x[i]);
         s.t_x.push(all.t_x[i]);
         s.t.push(all.t[i]);
+        s.valued_x.push(all.valued_x[i]);
         s.monetary.push(all.monetary[i]);
         s.holdout_x.push(all.holdout_x[i]);
         histories.push(History::from_days(customer_days, inactive));
@@ -473,9 +616,7 @@ async fn churn_model(
     }
     let c = epoch_day(cutoff);
     // Labelled: bought by the cut-off, known then and still consenting now.
-    let mut rows = Vec::new();
-    let mut labels = Vec::new();
-    let mut active = Vec::new();
+    let mut labelled = Labelled::default();
     let in_past = past.positions(&s.customer_id);
     for i in 0..s.customer_id.len() {
         if !histories[i].purchased_by(c) {
@@ -484,38 +625,100 @@ async fn churn_model(
         let Some(p) = in_past[i] else {
             continue;
         };
-        rows.push(p);
-        labels.push(histories[i].churned_after(c, inactive));
-        active.push(histories[i].active_at(c, inactive));
+        labelled.rows.push(p);
+        labelled
+            .churned
+            .push(histories[i].churned_after(c, inactive));
+        labelled.active.push(histories[i].active_at(c, inactive));
     }
+    let settings = ChurnSettings {
+        holdout_share: cfg.holdout_share,
+        seed: cfg.seed,
+        min_group_size: ctx.cfg.min_group_size,
+        max_training: churn::MAX_TRAINING_CUSTOMERS,
+    };
+    Ok(fit_churn(
+        &past, today, &labelled, cutoff, &settings, warnings,
+    ))
+}
+
+/// The customers the churn model learns from: positions in the cut-off's
+/// features, with whether each churned after the cut-off and had bought in
+/// the `inactive_days` before it.
+#[derive(Debug, Default)]
+struct Labelled {
+    rows: Vec<usize>,
+    churned: Vec<bool>,
+    active: Vec<bool>,
+}
+
+/// How the churn model is fitted and evaluated.
+#[derive(Debug, Clone, Copy)]
+struct ChurnSettings {
+    holdout_share: f64,
+    seed: u64,
+    min_group_size: usize,
+    /// Most customers one fit uses ([`churn::MAX_TRAINING_CUSTOMERS`]).
+    max_training: usize,
+}
+
+/// Fits the churn model on the labelled customers of `past`, evaluates it
+/// on those held out, refits it on all of them (up to the cap) and scores
+/// `today`. Whatever keeps a model from being fitted is a warning and
+/// `None`, never an error: customer_value is still written, its lifetime
+/// values do not depend on churn, with `churn_probability` empty.
+fn fit_churn(
+    past: &FeatureTable,
+    today: &FeatureTable,
+    labelled: &Labelled,
+    cutoff: NaiveDate,
+    settings: &ChurnSettings,
+    warnings: &mut Vec<String>,
+) -> Option<ChurnRun> {
+    let Labelled {
+        rows,
+        churned: labels,
+        active,
+    } = labelled;
     let churners = labels.iter().filter(|&&y| y).count();
-    if rows.len() < 2 * ctx.cfg.min_group_size || churners == 0 || churners == rows.len() {
+    if rows.len() < 2 * settings.min_group_size || churners == 0 || churners == rows.len() {
         warnings.push(format!(
             "churn model not fitted: {} customers had bought by the cut-off {cutoff}, {churners} of them churned; churn_probability is left empty",
             rows.len()
         ));
-        return Ok(None);
+        return None;
     }
-    let (train, held) = churn::holdout_split(rows.len(), cfg.holdout_share, cfg.seed);
-    let train = churn::training_sample(train, cfg.seed);
+    let (train, held) = churn::holdout_split(rows.len(), settings.holdout_share, settings.seed);
+    let train = churn::training_sample(train, settings.max_training, settings.seed);
     let pick = |idx: &[usize], v: &[usize]| idx.iter().map(|&k| v[k]).collect::<Vec<usize>>();
     let pick_b = |idx: &[usize], v: &[bool]| idx.iter().map(|&k| v[k]).collect::<Vec<bool>>();
     // Both outcomes overall can still leave the training split with one
     // (a lone churner held out), which no model can be fitted to.
-    if let Some(all) = one_outcome(&train, &labels) {
+    if let Some(all) = one_outcome(&train, labels) {
         warnings.push(format!(
             "churn model not fitted: the {} training customers (the rest of {} are held out, [value] holdout_share = {}) are all {all}; churn_probability is left empty",
             train.len(),
             rows.len(),
-            cfg.holdout_share,
+            settings.holdout_share,
         ));
-        return Ok(None);
+        return None;
     }
-    let holdout_model = ChurnModel::fit(&past, &pick(&train, &rows), &pick_b(&train, &labels))?;
-    let held_rows = pick(&held, &rows);
-    let held_labels = pick_b(&held, &labels);
-    let held_active = pick_b(&held, &active);
-    let predicted = holdout_model.predict(&past, &held_rows);
+    let not_fitted = |e: Error, warnings: &mut Vec<String>| {
+        warnings.push(format!(
+            "churn model not fitted ({e}); churn_probability is left empty"
+        ));
+    };
+    let holdout_model = match ChurnModel::fit(past, &pick(&train, rows), &pick_b(&train, labels)) {
+        Ok(m) => m,
+        Err(e) => {
+            not_fitted(e, warnings);
+            return None;
+        }
+    };
+    let held_rows = pick(&held, rows);
+    let held_labels = pick_b(&held, labels);
+    let held_active = pick_b(&held, active);
+    let predicted = holdout_model.predict(past, &held_rows);
     let (active_p, active_y): (Vec<f64>, Vec<bool>) = predicted
         .iter()
         .zip(&held_labels)
@@ -537,7 +740,7 @@ async fn churn_model(
             .into_iter()
             .map(|mut bin| {
                 // The outcome lands in the run manifest: small bins say nothing there either.
-                if bin.customers < ctx.cfg.min_group_size as u64 {
+                if bin.customers < settings.min_group_size as u64 {
                     bin.mean_predicted = None;
                     bin.observed_rate = None;
                 }
@@ -559,17 +762,37 @@ async fn churn_model(
         .collect();
     // Refit on every labelled customer (up to the training cap), then score
     // today's features.
-    let refit = churn::training_sample((0..rows.len()).collect(), cfg.seed);
-    let model = ChurnModel::fit(&past, &pick(&refit, &rows), &pick_b(&refit, &labels))?;
+    let refit = churn::training_sample(
+        (0..rows.len()).collect(),
+        settings.max_training,
+        settings.seed,
+    );
+    // Beyond the cap the refit draws its own sample, which with few
+    // churners can hold one outcome where the training sample held both.
+    if let Some(all) = one_outcome(&refit, labels) {
+        warnings.push(format!(
+            "churn model not fitted: the {} customers it is refitted on (a sample of the {} who had bought by the cut-off {cutoff}) are all {all}; churn_probability is left empty",
+            refit.len(),
+            rows.len(),
+        ));
+        return None;
+    }
+    let model = match ChurnModel::fit(past, &pick(&refit, rows), &pick_b(&refit, labels)) {
+        Ok(m) => m,
+        Err(e) => {
+            not_fitted(e, warnings);
+            return None;
+        }
+    };
     let all_today: Vec<usize> = (0..today.customer_id.len()).collect();
     let today_p = model.predict(today, &all_today);
-    Ok(Some(ChurnRun {
+    Some(ChurnRun {
         evaluation,
         model,
         held_out,
         today: today_p,
         training_customers: refit.len() as u64,
-    }))
+    })
 }
 
 /// What all the customers `idx` are, when they are all the same (or none):
@@ -826,6 +1049,7 @@ fn churn_rates_batch(rows: &[rates::RateRow], min_group_size: usize) -> Result<R
 
 fn model_metrics(
     models: &ClvModels,
+    currency: &ValueCurrency,
     churn: Option<&ChurnRun>,
     cfg: &crate::config::ValueConfig,
     at_risk_customers: u64,
@@ -897,8 +1121,10 @@ fn model_metrics(
         out.push(Metric::new("gamma_gamma", "customers", gg.customers as f64));
         if let Some(mean) = gg.params.population_mean() {
             out.push(
-                Metric::new("gamma_gamma", "population_mean_value", mean)
-                    .detail("mean value of a purchase day, currency units"),
+                Metric::new("gamma_gamma", "population_mean_value", mean).detail(format!(
+                    "mean value of a purchase day, in {}",
+                    currency.currency.as_deref().unwrap_or("currency units")
+                )),
             );
         }
     }
@@ -926,6 +1152,19 @@ fn model_metrics(
         Metric::new("clv", "annual_discount_rate", cfg.annual_discount_rate)
             .detail("applied monthly over 12 months"),
     );
+    if let Some(code) = &currency.currency {
+        let others = match currency.others() {
+            0 => "none".to_string(),
+            _ => currency.list_others(),
+        };
+        out.push(
+            Metric::new("clv", "currency", currency.others() as f64)
+                .key(code.clone())
+                .detail(format!(
+                    "monetary, expected_order_value and cltv_12m are in {code}, the most common currency of the orders; the value counts the orders in other currencies ({others}), purchases but not valued"
+                )),
+        );
+    }
     let Some(c) = churn else {
         out.push(Metric {
             value: None,
@@ -1068,7 +1307,297 @@ fn model_metrics(
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::array::{Date32Array, StringArray, new_null_array};
+    use datafusion::arrow::compute::cast;
+    use datafusion::datasource::MemTable;
+
     use super::*;
+
+    fn day(s: &str) -> i32 {
+        epoch_day(s.parse().expect("date"))
+    }
+
+    /// Registers lake table `table` with its contract's columns and `dt`:
+    /// `columns` given as text (cast to the contract's type), the rest null.
+    fn lake_table(
+        session: &SessionContext,
+        table: &str,
+        columns: &[(&str, Vec<&str>)],
+        dt: &[&str],
+    ) {
+        let contract = crate::schema::Contracts::builtin()
+            .expect("contracts")
+            .get(table)
+            .expect("contracted");
+        let mut fields: Vec<Field> = contract
+            .lake_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields.push(Field::new("dt", DataType::Date32, false));
+        let schema = Arc::new(Schema::new(fields));
+        let n = dt.len();
+        let arrays: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == "dt" {
+                    return Arc::new(Date32Array::from_iter_values(dt.iter().map(|d| day(d))))
+                        as ArrayRef;
+                }
+                match columns.iter().find(|(c, _)| c == f.name()) {
+                    Some((_, v)) => cast(
+                        &StringArray::from_iter_values(v.iter().copied()),
+                        f.data_type(),
+                    )
+                    .expect("castable"),
+                    None => new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays).expect("batch");
+        session
+            .register_table(
+                table,
+                Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
+            )
+            .expect("register");
+    }
+
+    /// Orders in two currencies (four in EUR, one in CHF, one refunded in
+    /// USD): the values are modelled in EUR, the most common; the CHF order
+    /// is a purchase day of c1 but not in its mean repeat value (10, not the
+    /// 11 of adding 10 EUR and 12 CHF), and the warning counts it. The
+    /// refunded order is no purchase and is not counted.
+    #[tokio::test]
+    async fn orders_in_other_currencies_are_purchases_without_a_value() {
+        let session = SessionContext::new();
+        let run_date: NaiveDate = "2025-03-31".parse().expect("date");
+        session.register_udf(transform::run_date_udf(run_date));
+        lake_table(
+            &session,
+            "orders",
+            &[
+                ("order_id", vec!["o1", "o2", "o3", "o4", "o5", "o6"]),
+                ("customer_id", vec!["c1", "c1", "c1", "c2", "c2", "c2"]),
+                (
+                    "ordered_at",
+                    vec![
+                        "2025-03-01T10:00:00",
+                        "2025-03-05T10:00:00",
+                        "2025-03-09T10:00:00",
+                        "2025-03-02T10:00:00",
+                        "2025-03-04T10:00:00",
+                        "2025-03-06T10:00:00",
+                    ],
+                ),
+                ("total_amount", vec!["5", "10", "12", "7", "9", "30"]),
+                ("currency", vec!["EUR", "EUR", "CHF", "EUR", "EUR", "USD"]),
+                (
+                    "refunded",
+                    vec!["false", "false", "false", "false", "false", "true"],
+                ),
+            ],
+            &["2025-03-31"; 6],
+        );
+        // stg_orders' columns, without its de-duplication (one export here)
+        session
+            .register_table(
+                "stg_orders",
+                session
+                    .sql(
+                        "SELECT customer_id, CAST(ordered_at AS DATE) AS order_date, total_amount, \
+                         currency, COALESCE(refunded, FALSE) AS refunded FROM orders",
+                    )
+                    .await
+                    .expect("view")
+                    .into_view(),
+            )
+            .expect("register");
+        let currency = register_purchases(&session).await.expect("purchases");
+        assert_eq!(
+            currency,
+            ValueCurrency {
+                currency: Some("EUR".into()),
+                other_orders: BTreeMap::from([("CHF".into(), 1)]),
+            }
+        );
+        let warning = currency_warning(&currency, run_date).expect("warned");
+        assert!(
+            warning.starts_with("1 orders up to 2025-03-31 are not in EUR")
+                && warning.contains("(CHF 1)"),
+            "{warning}"
+        );
+        let s = summary::load(&session, run_date, run_date, summary::TimeUnit::Days)
+            .await
+            .expect("summary")
+            .summaries;
+        assert_eq!(s.customer_id, ["c1", "c2"]);
+        assert_eq!(s.x, [2, 1], "the CHF day is a purchase day");
+        assert_eq!(s.t_x, [8.0, 2.0]);
+        assert_eq!(s.valued_x, [1, 1]);
+        assert_eq!(s.monetary, [Some(10.0), Some(9.0)]);
+    }
+
+    /// Customers c000… with one feature, `value(i)` for customer i.
+    fn features(n: usize, value: impl Fn(usize) -> f64) -> FeatureTable {
+        FeatureTable {
+            customer_id: (0..n).map(|i| format!("c{i:03}")).collect(),
+            names: vec!["recency_days".into()],
+            values: vec![(0..n).map(value).collect()],
+        }
+    }
+
+    /// A churn model that cannot be fitted is a warning with no model, not
+    /// an error that stops the job before customer_value is written: the
+    /// lifetime values do not depend on it. Two ways, at the smallest
+    /// scale: no usable feature, and a refit sample (capped at 6 of 40
+    /// customers here, as the job caps it at 50,000) that drew only non-churners
+    /// while the training sample drew both.
+    #[test]
+    fn a_churn_model_that_cannot_be_fitted_is_a_warning() {
+        let n = 40;
+        let cutoff: NaiveDate = "2025-04-07".parse().expect("date");
+        let settings = ChurnSettings {
+            holdout_share: 0.3,
+            seed: 42,
+            min_group_size: 5,
+            max_training: churn::MAX_TRAINING_CUSTOMERS,
+        };
+        let outcome = |got: Option<ChurnRun>| assert!(got.is_none(), "fitted");
+
+        let constant = features(n, |_| 3.0);
+        let labelled = Labelled {
+            rows: (0..n).collect(),
+            churned: (0..n).map(|i| i % 4 == 0).collect(),
+            active: vec![true; n],
+        };
+        let mut warnings = Vec::new();
+        outcome(fit_churn(
+            &constant,
+            &constant,
+            &labelled,
+            cutoff,
+            &settings,
+            &mut warnings,
+        ));
+        assert!(
+            warnings.iter().any(|w| w.contains("no usable feature")
+                && w.contains("churn_probability is left empty")),
+            "{warnings:?}"
+        );
+
+        let churned: Vec<bool> = (0..n).map(|i| i == 3 || i == 20).collect();
+        let cap = 6;
+        let seed = (0..1000u64)
+            .find(|&seed| {
+                let (train, _) = churn::holdout_split(n, settings.holdout_share, seed);
+                let refit = churn::training_sample((0..n).collect(), cap, seed);
+                one_outcome(&churn::training_sample(train, cap, seed), &churned).is_none()
+                    && one_outcome(&refit, &churned).is_some()
+            })
+            .expect("a seed that splits so");
+        let varying = features(n, |i| (i % 7) as f64);
+        let labelled = Labelled {
+            rows: (0..n).collect(),
+            churned,
+            active: vec![true; n],
+        };
+        let mut warnings = Vec::new();
+        outcome(fit_churn(
+            &varying,
+            &varying,
+            &labelled,
+            cutoff,
+            &ChurnSettings {
+                seed,
+                max_training: cap,
+                ..settings
+            },
+            &mut warnings,
+        ));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("refitted on") && w.contains("all non-churners")),
+            "{warnings:?}"
+        );
+    }
+
+    /// Assignments without `assigned_at` re-sent in every export (first on
+    /// 2025-01-10, last on the run date 2025-06-30) started before the
+    /// cut-off 2025-04-01: they keep their arm in the churn rates, dated by
+    /// the initiative's start as the ROI job dates them, or, for an
+    /// initiative the lake does not list, by their first export. One first
+    /// exported after the cut-off has no arm yet.
+    #[tokio::test]
+    async fn assignments_resent_in_every_export_are_dated_by_their_start() {
+        let session = SessionContext::new();
+        session.register_udf(transform::run_date_udf("2025-06-30".parse().expect("date")));
+        lake_table(
+            &session,
+            "initiative_assignments",
+            &[
+                ("customer_id", vec!["c1", "c1", "c2", "c2", "c3", "c3"]),
+                ("initiative_id", vec!["I1", "I1", "I2", "I2", "I2", "I2"]),
+                (
+                    "arm",
+                    vec![
+                        "treatment",
+                        "treatment",
+                        "control",
+                        "control",
+                        "treatment",
+                        "treatment",
+                    ],
+                ),
+            ],
+            &[
+                "2025-01-10",
+                "2025-06-30",
+                "2025-01-10",
+                "2025-06-30",
+                "2025-05-02",
+                "2025-06-30",
+            ],
+        );
+        lake_table(
+            &session,
+            "initiatives",
+            &[
+                ("initiative_id", vec!["I1", "I1"]),
+                ("started_on", vec!["2025-01-06", "2025-01-06"]),
+            ],
+            &["2025-01-06", "2025-06-30"],
+        );
+        let customers = ["c1", "c2", "c3"].map(String::from);
+        let arms = arms_of(&session, &customers, day("2025-04-01"))
+            .await
+            .expect("arms");
+        assert_eq!(
+            arms,
+            [
+                vec!["I1 treatment".to_string()],
+                vec!["I2 control".to_string()],
+                vec![]
+            ]
+        );
+    }
+
+    /// The privacy job's unused-column check trusts this list: every entry
+    /// must be a column the lake keeps.
+    #[test]
+    fn lake_columns_read_are_in_the_contracts() {
+        let contracts = crate::schema::Contracts::builtin().expect("contracts");
+        for (table, column) in LAKE_COLUMNS_READ {
+            let c = contracts.get(table).expect("table");
+            assert!(
+                c.columns.iter().any(|x| x.output == *column && x.is_kept()),
+                "{table}.{column}"
+            );
+        }
+    }
 
     #[test]
     fn a_training_split_with_one_outcome_is_named() {

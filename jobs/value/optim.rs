@@ -8,7 +8,11 @@
 //! continues from where it stopped, with the rest of the budget. Whatever the
 //! solver reports, the verdict is ours: converged means the gradient of the
 //! mean log-likelihood is below [`GRADIENT_TOLERANCE`] at the returned point,
-//! so a fit that merely ran out of iterations is never called converged.
+//! so a fit that merely ran out of iterations is never called converged. A
+//! zero gradient is not enough either: on data that say nothing about a
+//! parameter the likelihood is flat and every point is stationary, so the
+//! models also [`reject`](OptimReport::reject) a point whose observed
+//! information is not positive definite (see [`standard_errors`]).
 
 use std::sync::Mutex;
 
@@ -40,8 +44,13 @@ pub struct OptimReport {
     pub cost: f64,
     /// max |gradient| there.
     pub gradient_norm: f64,
-    /// Whether `gradient_norm` < [`GRADIENT_TOLERANCE`].
+    /// Whether `gradient_norm` < [`GRADIENT_TOLERANCE`] (with a finite
+    /// cost) and the point was not rejected (`unidentified` is `None`).
     pub converged: bool,
+    /// Why the point is no estimate although the gradient vanishes there:
+    /// the data carry no information on some parameter, or the observed
+    /// information is not positive definite. `None` when neither.
+    pub unidentified: Option<String>,
     /// Iterations used, all solvers together.
     pub iterations: u64,
     /// "L-BFGS" or "L-BFGS, then Nelder-Mead".
@@ -51,8 +60,21 @@ pub struct OptimReport {
 }
 
 impl OptimReport {
+    /// Marks the point as no estimate, for `why` (in words an owner reads:
+    /// it goes into the job's warnings).
+    pub fn reject(&mut self, why: impl Into<String>) {
+        self.converged = false;
+        self.unidentified = Some(why.into());
+    }
+
     /// A one-line account for logs, warnings and `model_metrics.detail`.
     pub fn describe(&self) -> String {
+        if let Some(why) = &self.unidentified {
+            return format!(
+                "NOT converged: {why} (the optimizer stopped after {} iterations ({}); max |gradient| {:.2e}; mean -log-likelihood {:.6})",
+                self.iterations, self.termination, self.gradient_norm, self.cost
+            );
+        }
         format!(
             "{} after {} iterations ({}); max |gradient| {:.2e} (tolerance {:.0e}); mean -log-likelihood {:.6}",
             if self.converged {
@@ -101,6 +123,7 @@ pub fn minimize<O: Objective>(objective: &O, start: Vec<f64>, max_iterations: u6
     }
     OptimReport {
         converged: norm < GRADIENT_TOLERANCE && cost.is_finite(),
+        unidentified: None,
         theta,
         cost,
         gradient_norm: norm,
@@ -256,6 +279,26 @@ impl<O: Objective> Gradient for Cached<'_, O> {
     }
 }
 
+/// Why a stationary point whose observed information is not positive
+/// definite is no estimate, in words an owner reads.
+pub const FLAT_LIKELIHOOD: &str = "the data do not pin the model's parameters down (the likelihood is flat at its maximum: the observed information is not positive definite); a longer history or more customers who came back are needed";
+
+/// [`standard_errors`] at the point `report` ended on; a converged report
+/// whose observed information there is not positive definite is
+/// [rejected](OptimReport::reject): a zero gradient on a flat likelihood
+/// (no information on some parameter) says nothing about where the optimum is.
+pub fn standard_errors_or_reject<O: Objective>(
+    objective: &O,
+    report: &mut OptimReport,
+    n: f64,
+) -> Option<Vec<f64>> {
+    let se = standard_errors(objective, &report.theta, n);
+    if se.is_none() && report.converged {
+        report.reject(FLAT_LIKELIHOOD);
+    }
+    se
+}
+
 /// Standard errors of the parameters (not their logarithms) from the
 /// observed information: the Hessian of the total negative log-likelihood in
 /// log-parameters by central differences of the analytic gradient, inverted,
@@ -381,6 +424,34 @@ mod tests {
         let r = minimize(&Rosenbrock, vec![-1.2, 1.0], 500);
         assert!(r.converged, "{}", r.describe());
         assert!((r.theta[0] - 1.0).abs() < 1e-5 && (r.theta[1] - 1.0).abs() < 1e-5);
+    }
+
+    /// Depends on θ₀ only: θ₁ is not identified, and the gradient is 0 in
+    /// its direction everywhere.
+    struct FlatInSecond;
+
+    impl Objective for FlatInSecond {
+        fn cost_gradient(&self, t: &[f64]) -> (f64, Vec<f64>) {
+            ((t[0] - 1.0).powi(2), vec![2.0 * (t[0] - 1.0), 0.0])
+        }
+    }
+
+    #[test]
+    fn a_stationary_point_of_a_flat_likelihood_is_rejected() {
+        let mut r = minimize(&FlatInSecond, vec![0.0, 0.0], 100);
+        assert!(r.converged, "the gradient alone vanishes: {}", r.describe());
+        assert!(standard_errors_or_reject(&FlatInSecond, &mut r, 10.0).is_none());
+        assert!(!r.converged);
+        assert_eq!(r.unidentified.as_deref(), Some(FLAT_LIKELIHOOD));
+        assert!(
+            r.describe()
+                .starts_with("NOT converged: the data do not pin")
+        );
+        // An identified optimum is kept.
+        let obj = Exponential(vec![0.5, 1.5, 2.0, 4.0]);
+        let mut r = minimize(&obj, vec![0.0], 100);
+        assert!(standard_errors_or_reject(&obj, &mut r, 4.0).is_some());
+        assert!(r.converged && r.unidentified.is_none());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //!
 //! `purchase_days.sql` streams every purchase up to the holdout end; this
 //! module folds them per customer into the models' units, keeping each
-//! customer's purchase days for the churn labels.
+//! customer's purchase days for the churn labels. A purchase without an
+//! amount (the value job's orders in another currency than the one
+//! modelled) is a purchase day all the same, but no value: a repeat day
+//! enters the mean value only when one of its orders has an amount.
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
@@ -71,7 +74,11 @@ pub struct Summaries {
     pub t_x: Vec<f64>,
     /// Calibration end minus first purchase, in the time unit.
     pub t: Vec<f64>,
-    /// Mean value of the repeat purchase days; `None` when x = 0.
+    /// Repeat purchase days up to the calibration end with a value (at
+    /// least one order with an amount): Gamma-Gamma's x. Equals `x` when
+    /// every order has an amount.
+    pub valued_x: Vec<u32>,
+    /// Mean value of those days; `None` when `valued_x` = 0.
     pub monetary: Vec<Option<f64>>,
     /// Purchase days after the calibration end up to the holdout end.
     pub holdout_x: Vec<u32>,
@@ -92,9 +99,28 @@ impl Summaries {
 /// Decimal places of the DECIMAL(38, 6) day sums.
 const AMOUNT_SCALE: f64 = 1e6;
 
+/// A purchase day as the fold keeps it: twice the day, plus one when the
+/// purchase has no amount. Sorted, a day's valued entry comes before its
+/// unvalued one, so keeping the first entry of each day keeps whether any
+/// of its orders had a value, at no cost in memory. (chrono's dates end in
+/// year 262,143, 9.6e7 days from 1970: twice that fits an i32.)
+fn tag(day: i32, valued: bool) -> i32 {
+    day * 2 + i32::from(!valued)
+}
+
+/// The day of a [`tag`]ged purchase day.
+fn day_of(tagged: i32) -> i32 {
+    tagged >> 1
+}
+
+/// Whether a [`tag`]ged purchase day has a value.
+fn is_valued(tagged: i32) -> bool {
+    tagged & 1 == 0
+}
+
 /// What the fold keeps per customer besides its purchase days:
 /// order-independent, so purchases may arrive in any order. Amounts stay
-/// exact integers (millionths).
+/// exact integers (millionths); a purchase without one adds 0.
 #[derive(Debug, Clone, Copy)]
 struct Totals {
     /// Every order on `first_day`, summed.
@@ -141,7 +167,8 @@ struct Partial {
     index: CustomerIndex,
     /// By customer number.
     totals: Vec<Totals>,
-    /// (customer number, day) of every purchase up to the holdout end.
+    /// (customer number, [`tag`]ged day) of every purchase up to the
+    /// holdout end.
     purchases: Vec<(u32, i32)>,
 }
 
@@ -196,14 +223,11 @@ impl Partial {
             if k == SKIP {
                 continue;
             }
-            let amount = if amounts.is_null(i) {
-                0
-            } else {
-                amounts.value(i)
-            };
+            let valued = amounts.is_valid(i);
+            let amount = if valued { amounts.value(i) } else { 0 };
             let day = days.value(i);
             self.totals[k as usize].merge(Totals::of(day, amount, end));
-            self.purchases.push((k, day));
+            self.purchases.push((k, tag(day, valued)));
         }
     }
 
@@ -271,7 +295,8 @@ impl Partial {
             }
         }
         drop(staged);
-        // Sort each customer's days and drop repeats in place.
+        // Sort each customer's days and drop repeats in place, keeping the
+        // first (valued, if any) entry of each day.
         let mut kept = 0;
         let mut run = Run {
             keys: Vec::with_capacity(order.len()),
@@ -284,7 +309,7 @@ impl Partial {
             let mine = &mut days[start[r]..start[r + 1]];
             mine.sort_unstable();
             for i in start[r]..start[r + 1] {
-                if kept == run.start[r] || days[kept - 1] != days[i] {
+                if kept == run.start[r] || day_of(days[kept - 1]) != day_of(days[i]) {
                     days[kept] = days[i];
                     kept += 1;
                 }
@@ -299,8 +324,8 @@ impl Partial {
     }
 }
 
-/// One stream's customers in id order, with their days flat in `days`
-/// (customer i's are `days[start[i]..start[i + 1]]`).
+/// One stream's customers in id order, with their [`tag`]ged days flat in
+/// `days` (customer i's are `days[start[i]..start[i + 1]]`).
 struct Run {
     keys: Vec<Key>,
     totals: Vec<Totals>,
@@ -341,7 +366,7 @@ fn merge_runs(runs: Vec<Run>) -> Vec<(Key, Totals, Vec<i32>)> {
         }
         if streams > 1 {
             days.sort_unstable();
-            days.dedup();
+            days.dedup_by_key(|d| day_of(*d));
         }
         out.push((min, totals, days));
     }
@@ -376,10 +401,11 @@ pub struct Histories {
 }
 
 /// Summarizes `purchases(customer_id, order_date DATE, amount DOUBLE)`,
-/// which must be registered in `session`, for a calibration period ending
-/// on `calibration_end` (inclusive) and a holdout ending on `holdout_end`
-/// (inclusive; equal to `calibration_end` for none). Customers whose first
-/// purchase is after the calibration end are left out.
+/// which must be registered in `session` (`amount` NULL for a purchase
+/// without a value: a purchase day, not in the mean value), for a
+/// calibration period ending on `calibration_end` (inclusive) and a holdout
+/// ending on `holdout_end` (inclusive; equal to `calibration_end` for none).
+/// Customers whose first purchase is after the calibration end are left out.
 pub async fn load(
     session: &SessionContext,
     calibration_end: NaiveDate,
@@ -406,22 +432,33 @@ pub async fn load(
         crate::catalog::fold_partitions(df, "a purchase fold", |s| fold_stream(s, end)).await?;
     let mut out = Histories::default();
     let s = &mut out.summaries;
-    for (id, totals, days) in merge_runs(runs) {
+    for (id, totals, mut days) in merge_runs(runs) {
         if totals.first_day > end {
             continue;
         }
-        let calibration = days.partition_point(|&d| d <= end);
+        let calibration = days.partition_point(|&d| day_of(d) <= end);
         let x = (calibration - 1) as u32;
-        let last = days[calibration - 1];
+        let last = day_of(days[calibration - 1]);
+        // Gamma-Gamma averages the repeat days, as x counts them: not the first.
+        let valued_x = days[1..calibration]
+            .iter()
+            .filter(|&&d| is_valued(d))
+            .count() as u32;
         s.customer_id.push(id.into_string());
         s.first_day.push(totals.first_day);
         s.x.push(x);
         s.t_x.push(f64::from(last - totals.first_day) / unit.days());
         s.t.push(f64::from(end - totals.first_day) / unit.days());
-        s.monetary.push((x > 0).then(|| {
-            (totals.calibration_amount - totals.first_amount) as f64 / AMOUNT_SCALE / f64::from(x)
+        s.valued_x.push(valued_x);
+        s.monetary.push((valued_x > 0).then(|| {
+            (totals.calibration_amount - totals.first_amount) as f64
+                / AMOUNT_SCALE
+                / f64::from(valued_x)
         }));
         s.holdout_x.push((days.len() - calibration) as u32);
+        for d in &mut days {
+            *d = day_of(*d);
+        }
         out.days.push(days);
     }
     Ok(out)
@@ -460,8 +497,6 @@ mod tests {
 
     use super::*;
 
-    /// The plain definition, one customer at a time: combine days, drop the
-    /// first, count and average the rest.
     fn thirds(b: &RecordBatch) -> Vec<Vec<RecordBatch>> {
         let n = b.num_rows();
         (0..3)
@@ -469,21 +504,30 @@ mod tests {
             .collect()
     }
 
+    /// (x, t_x, T, valued x, mean value, holdout x) of a customer.
+    type Want = (u32, f64, f64, u32, Option<f64>, u32);
+
+    /// The plain definition, one customer at a time: combine days, drop the
+    /// first, count the rest and average those with an amount.
     fn reference(
-        rows: &[(String, i32, f64)],
+        rows: &[(String, i32, Option<f64>)],
         end: i32,
         holdout_end: i32,
         unit: TimeUnit,
-    ) -> BTreeMap<String, (u32, f64, f64, Option<f64>, u32)> {
-        let mut days: BTreeMap<String, BTreeMap<i32, f64>> = BTreeMap::new();
+    ) -> BTreeMap<String, Want> {
+        // Per day: the sum of the amounts, None when no order had one.
+        let mut days: BTreeMap<String, BTreeMap<i32, Option<f64>>> = BTreeMap::new();
         for (c, d, a) in rows {
             if *d <= holdout_end {
-                *days.entry(c.clone()).or_default().entry(*d).or_default() += a;
+                let day = days.entry(c.clone()).or_default().entry(*d).or_default();
+                if let Some(a) = a {
+                    *day = Some(day.unwrap_or(0.0) + a);
+                }
             }
         }
         let mut out = BTreeMap::new();
         for (c, per_day) in days {
-            let cal: Vec<(i32, f64)> = per_day
+            let cal: Vec<(i32, Option<f64>)> = per_day
                 .iter()
                 .filter(|(d, _)| **d <= end)
                 .map(|(d, a)| (*d, *a))
@@ -493,8 +537,9 @@ mod tests {
             };
             let last = cal.last().expect("non-empty").0;
             let x = (cal.len() - 1) as u32;
-            let monetary =
-                (x > 0).then(|| cal[1..].iter().map(|(_, a)| a).sum::<f64>() / f64::from(x));
+            let valued: Vec<f64> = cal[1..].iter().filter_map(|(_, a)| *a).collect();
+            let valued_x = valued.len() as u32;
+            let monetary = (valued_x > 0).then(|| valued.iter().sum::<f64>() / f64::from(valued_x));
             let holdout = per_day.keys().filter(|d| **d > end).count() as u32;
             out.insert(
                 c,
@@ -502,6 +547,7 @@ mod tests {
                     x,
                     f64::from(last - first) / unit.days(),
                     f64::from(end - first) / unit.days(),
+                    valued_x,
                     monetary,
                     holdout,
                 ),
@@ -533,7 +579,9 @@ mod tests {
             for _ in 0..n {
                 // Same-day repeats are common on purpose.
                 let d = first + rng.random_range(0..6) * rng.random_range(0..40);
-                let amount = f64::from(rng.random_range(100..5000u32)) / 100.0;
+                // One purchase in eight without an amount (another currency).
+                let amount = (rng.random_range(0..8) > 0)
+                    .then(|| f64::from(rng.random_range(100..5000u32)) / 100.0);
                 rows.push((id(c), d, amount));
             }
         }
@@ -542,7 +590,7 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("customer_id", DataType::Utf8, false),
             Field::new("order_date", DataType::Date32, false),
-            Field::new("amount", DataType::Float64, false),
+            Field::new("amount", DataType::Float64, true),
         ]));
         let batch = RecordBatch::try_new(
             schema.clone(),
@@ -551,7 +599,7 @@ mod tests {
                     rows.iter().map(|r| r.0.as_str()),
                 )) as ArrayRef,
                 Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.1))),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                Arc::new(rows.iter().map(|r| r.2).collect::<Float64Array>()),
             ],
         )
         .expect("batch");
@@ -579,7 +627,7 @@ mod tests {
             sorted.sort();
             assert_eq!(sorted, got.customer_id, "sorted by customer");
             for (i, id) in got.customer_id.iter().enumerate() {
-                let (x, t_x, t, m, h) = want[id];
+                let (x, t_x, t, valued_x, m, h) = want[id];
                 let days = &histories.days[i];
                 assert!(
                     days.windows(2).all(|w| w[0] < w[1]),
@@ -591,6 +639,7 @@ mod tests {
                     "{id}: every purchase day kept"
                 );
                 assert_eq!(got.x[i], x, "{id} x");
+                assert_eq!(got.valued_x[i], valued_x, "{id} valued x");
                 assert_eq!(got.t_x[i], t_x, "{id} t_x");
                 assert_eq!(got.t[i], t, "{id} T");
                 assert_eq!(got.holdout_x[i], h, "{id} holdout");

@@ -800,7 +800,7 @@ fn lifetime_value_at_scale() {
     };
     let started = std::time::Instant::now();
     let cpu0 = cpu_seconds();
-    let session = rt
+    let (session, _) = rt
         .block_on(value::purchases_session(&ctx, day))
         .expect("session");
     let session_seconds = started.elapsed().as_secs_f64();
@@ -1035,6 +1035,216 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
         segment_groups.iter().all(|g| g.ends_with(" in spring")),
         "churn is grouped by the segments of the cut-off: {segment_groups:?}"
     );
+}
+
+/// Orders in two currencies, on a copy of the demo lake (all EUR): one
+/// repeat order of a customer is rewritten to CHF in every export that
+/// carries it. It is still a purchase day (x as before), but no longer in
+/// the customer's mean repeat value: m' = (m·x − a)/(x − 1), with m and x
+/// from the demo's own customer_value and a the order's amount; no other
+/// customer's value moves. The job warns, counting the order, and
+/// model_metrics names the currency the values are in.
+#[test]
+fn an_order_in_another_currency_is_a_purchase_but_not_a_value() {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Date32Type};
+    let (_, last) = job();
+    let before = mart("customer_value", *last);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for area in ["lake", "marts"] {
+        copy_tree(&demo_lake().0.join(area), &dir.path().join(area));
+    }
+    /// One export's copy of an order.
+    struct OrderCopy {
+        file: PathBuf,
+        order: String,
+        customer: String,
+        day: i32,
+        amount: f64,
+        refunded: bool,
+    }
+    let mut copies = Vec::new();
+    let orders_dir = dir.path().join("lake/orders");
+    for file in crate::common::files_under(&orders_dir) {
+        if file.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        for (k, b) in read_parquet(&file).iter().enumerate() {
+            assert_eq!(k, 0, "one batch per export file");
+            let day = datafusion::arrow::compute::cast(
+                b.column_by_name("ordered_at").expect("ordered_at"),
+                &DataType::Date32,
+            )
+            .expect("date");
+            let day = day.as_primitive::<Date32Type>();
+            let amount = floats(b, "total_amount");
+            let refunded = b.column_by_name("refunded").expect("refunded").as_boolean();
+            for (i, (order, customer)) in strings(b, "order_id")
+                .into_iter()
+                .zip(strings(b, "customer_id"))
+                .enumerate()
+            {
+                copies.push(OrderCopy {
+                    file: file.clone(),
+                    order: order.expect("order"),
+                    customer: customer.expect("customer"),
+                    day: day.value(i),
+                    amount: amount[i].expect("amount"),
+                    refunded: refunded.is_valid(i) && refunded.value(i),
+                });
+            }
+        }
+    }
+    // A customer with repeat purchases, and an order of theirs that is the
+    // only one on its day, after a day with an order never refunded, with
+    // every copy alike and not refunded.
+    let mut value_before = std::collections::BTreeMap::new();
+    for b in &before {
+        let x = b
+            .column_by_name("x")
+            .expect("x")
+            .as_primitive::<Int64Type>();
+        for ((i, id), m) in strings(b, "customer_id")
+            .iter()
+            .enumerate()
+            .zip(floats(b, "monetary"))
+        {
+            value_before.insert(id.clone().expect("id"), (x.value(i), m));
+        }
+    }
+    let last_day = attune::value::summary::epoch_day(*last);
+    let of =
+        |order: &str| -> Vec<&OrderCopy> { copies.iter().filter(|o| o.order == order).collect() };
+    let (order, customer, amount) = copies
+        .iter()
+        .filter(|c| {
+            c.day <= last_day && value_before.get(&c.customer).is_some_and(|(x, _)| *x >= 3)
+        })
+        .find(|c| {
+            let alone = !copies
+                .iter()
+                .any(|o| o.customer == c.customer && o.day == c.day && o.order != c.order);
+            let earlier = copies.iter().any(|o| {
+                o.customer == c.customer
+                    && o.day < c.day
+                    && of(&o.order).iter().all(|p| !p.refunded)
+            });
+            alone
+                && earlier
+                && of(&c.order).iter().all(|o| {
+                    o.customer == c.customer
+                        && o.day == c.day
+                        && o.amount == c.amount
+                        && !o.refunded
+                })
+        })
+        .map(|c| (c.order.clone(), c.customer.clone(), c.amount))
+        .expect("such an order in the demo lake");
+    let mut files: Vec<&PathBuf> = of(&order).iter().map(|c| &c.file).collect();
+    files.dedup();
+    for file in files {
+        let b = read_parquet(file).remove(0);
+        let ids = strings(&b, "order_id");
+        let currency: StringArray = strings(&b, "currency")
+            .into_iter()
+            .zip(&ids)
+            .map(|(c, id)| {
+                if id.as_deref() == Some(order.as_str()) {
+                    Some("CHF".into())
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let mut columns = b.columns().to_vec();
+        let at = b.schema().index_of("currency").expect("currency");
+        columns[at] = std::sync::Arc::new(currency);
+        let b = RecordBatch::try_new(b.schema(), columns).expect("batch");
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(file).expect("rewrite"),
+            b.schema(),
+            None,
+        )
+        .expect("writer");
+        w.write(&b).expect("write");
+        w.close().expect("close");
+    }
+
+    let cfg = attune::config::ValidConfig {
+        root: dir.path().to_string_lossy().into_owned(),
+        ..attune::config::ValidConfig::default()
+    };
+    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let o = rt
+        .block_on(value::run(&ctx, *last))
+        .expect("the job completes");
+    assert!(
+        o.warnings.iter().any(|w| w.starts_with("1 orders up to")
+            && w.contains("not in EUR")
+            && w.contains("(CHF 1)")),
+        "{:?}",
+        o.warnings
+    );
+    let after = read_parquet(
+        &dir.path()
+            .join("marts/customer_value")
+            .join(format!("dt={last}"))
+            .join("part-0.parquet"),
+    );
+    let mut moved = Vec::new();
+    for b in &after {
+        let x = b
+            .column_by_name("x")
+            .expect("x")
+            .as_primitive::<Int64Type>();
+        for ((i, id), m) in strings(b, "customer_id")
+            .iter()
+            .enumerate()
+            .zip(floats(b, "monetary"))
+        {
+            let id = id.clone().expect("id");
+            let (x0, m0) = value_before[&id];
+            assert_eq!(x.value(i), x0, "{id}: purchase days");
+            if id == customer {
+                let m0 = m0.expect("a repeat customer's value");
+                let want = (m0 * x0 as f64 - amount) / (x0 - 1) as f64;
+                let got = m.expect("other repeat days are EUR");
+                assert!((got - want).abs() < 1e-9 * want, "{got} vs {want}");
+            } else if m != m0 {
+                moved.push(id);
+            }
+        }
+    }
+    assert!(
+        moved.is_empty(),
+        "values of other customers moved: {moved:?}"
+    );
+    let metrics = read_parquet(
+        &dir.path()
+            .join("marts/model_metrics")
+            .join(format!("dt={last}"))
+            .join("value.parquet"),
+    );
+    let currency_rows: Vec<(Option<String>, Option<f64>)> = metrics
+        .iter()
+        .flat_map(|b| {
+            let (model, metric, key, value) = (
+                strings(b, "model"),
+                strings(b, "metric"),
+                strings(b, "key"),
+                floats(b, "value"),
+            );
+            (0..b.num_rows())
+                .filter(|&i| {
+                    model[i].as_deref() == Some("clv") && metric[i].as_deref() == Some("currency")
+                })
+                .map(|i| (key[i].clone(), value[i]))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(currency_rows, [(Some("EUR".to_string()), Some(1.0))]);
 }
 
 /// User + system CPU seconds of this process so far, all threads (Linux
