@@ -1015,8 +1015,8 @@ fn churn_rates_batch(rows: &[rates::RateRow], min_group_size: usize) -> Result<R
     let (mut n, mut churned) = (Int64Builder::new(), Int64Builder::new());
     let mut rate = Float64Builder::new();
     let mut suppressed = BooleanBuilder::new();
-    for r in rows {
-        let hide = r.customers < min_group_size as u64;
+    let hidden = rates::hidden_rows(rows, min_group_size as u64);
+    for (r, &hide) in rows.iter().zip(&hidden) {
         period.append_value(&r.period);
         cutoff.append_value(epoch_day(r.cutoff));
         population.append_value(r.population);

@@ -20,6 +20,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use super::summary::{epoch_day, from_epoch_day};
+use crate::secondary_suppression::{SumFamily, protect_sums};
 
 /// A customer's purchase history reduced to what churn needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,9 +183,120 @@ pub fn churn_rates(
     rows
 }
 
+/// Which rows of `marts/churn_rates` to hide: those of fewer than `min`
+/// customers, and then the rows that would give a small group back by
+/// subtraction. A group's active customers are some of its customers (the
+/// rest, who had lapsed, are their difference), and at the latest cut-off
+/// the segments add up to that month's row when the cut-off is a month end.
+/// Customers outside every published part (lapsed, or without a segment)
+/// are a part never published: fewer than `min` of them count as a hidden
+/// part, so a shown row is hidden beside them.
+pub fn hidden_rows(rows: &[RateRow], min: u64) -> Vec<bool> {
+    let mut sizes: Vec<u64> = rows.iter().map(|r| r.customers).collect();
+    let mut hidden: Vec<bool> = sizes.iter().map(|&n| n < min).collect();
+    let find = |population: &str, dimension: &str, group: &str, cutoff: NaiveDate| {
+        rows.iter().position(|r| {
+            r.population == population
+                && r.dimension == dimension
+                && r.group_value == group
+                && r.cutoff == cutoff
+        })
+    };
+    let mut families: Vec<SumFamily> = Vec::new();
+    for (i, r) in rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.population == "active")
+    {
+        if let Some(total) = find("customers", r.dimension, &r.group_value, r.cutoff) {
+            families.push(SumFamily {
+                total,
+                members: vec![i],
+            });
+        }
+    }
+    for population in ["customers", "active"] {
+        let segments: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].population == population && rows[i].dimension == "segment")
+            .collect();
+        let Some(&first) = segments.first() else {
+            continue;
+        };
+        if let Some(total) = find(population, "month", "all", rows[first].cutoff) {
+            families.push(SumFamily {
+                total,
+                members: segments,
+            });
+        }
+    }
+    for f in &mut families {
+        let parts: u64 = f.members.iter().map(|&m| sizes[m]).sum();
+        if let Some(rest) = sizes[f.total]
+            .checked_sub(parts)
+            .filter(|r| (1..min).contains(r))
+        {
+            f.members.push(sizes.len());
+            sizes.push(rest);
+            hidden.push(true);
+        }
+    }
+    protect_sums(&sizes, &mut hidden, &families, min);
+    hidden.truncate(rows.len());
+    hidden
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rate(
+        population: &'static str,
+        dimension: &'static str,
+        group: &str,
+        customers: u64,
+    ) -> RateRow {
+        RateRow {
+            period: "2025-06".into(),
+            cutoff: NaiveDate::from_ymd_opt(2025, 6, 30).expect("date"),
+            population,
+            dimension,
+            group_value: group.into(),
+            customers,
+            churned: customers / 3,
+        }
+    }
+
+    /// A segment of 14 customers, 11 of them active: the 3 who had lapsed
+    /// would be the two rows' difference, so the active row is hidden. The
+    /// segments add up to the month's row (the cut-off is a month end): one
+    /// small segment hidden, the next smallest goes too.
+    #[test]
+    fn no_small_group_is_the_difference_of_two_rows() {
+        let rows = [
+            rate("customers", "segment", "regulars", 14),
+            rate("active", "segment", "regulars", 11),
+            rate("customers", "segment", "big", 40),
+            rate("active", "segment", "big", 40),
+            rate("customers", "segment", "tiny", 4),
+            rate("customers", "segment", "mid", 20),
+            rate("active", "segment", "mid", 8),
+            rate("customers", "month", "all", 78),
+            rate("active", "month", "all", 59),
+        ];
+        let hidden = hidden_rows(&rows, 10);
+        assert!(hidden[1], "regulars' active row: 14 − 11 = 3 lapsed");
+        assert!(hidden[4], "tiny is small");
+        assert!(
+            hidden[0],
+            "regulars, the smallest segment shown beside tiny"
+        );
+        assert!(!hidden[2] && !hidden[3] && !hidden[7]);
+        assert!(hidden[6], "mid's 8 active are few");
+        assert!(
+            !hidden[5],
+            "mid's 12 who lapsed are not few: its customers row stays: {hidden:?}"
+        );
+    }
 
     fn history(days: &[i32], inactive: i32) -> History {
         History::from_days(days, inactive)

@@ -139,7 +139,10 @@ async fn a_business_without_some_exports_still_gets_its_marts() {
 async fn the_published_superseded_list_is_read_only_while_the_lake_is_unchanged() {
     let (_, last) = common::demo_lake();
     let dir = tempfile::tempdir().expect("tempdir");
-    common::copy_tree(&common::demo_lake().0.join("lake"), &dir.path().join("lake"));
+    common::copy_tree(
+        &common::demo_lake().0.join("lake"),
+        &dir.path().join("lake"),
+    );
     let cfg = attune::config::ValidConfig {
         root: dir.path().to_string_lossy().into_owned(),
         ..Default::default()
