@@ -836,6 +836,26 @@ struct RawIdsRead {
 mod tests {
     use super::*;
 
+    /// The unused-column check trusts the jobs' declarations: every lake
+    /// column a job says it reads must be one the lake keeps (a typo would
+    /// hide a column nobody reads). `ingest_audit` is attune's own table.
+    #[test]
+    fn every_declared_read_is_a_column_the_lake_keeps() {
+        let contracts = crate::schema::Contracts::builtin().expect("contracts");
+        for (job, table, column) in rust_job_reads() {
+            if table == "ingest_audit" {
+                continue;
+            }
+            let c = contracts
+                .get(table)
+                .unwrap_or_else(|e| panic!("{job}: {table}: {e}"));
+            assert!(
+                c.columns.iter().any(|x| x.output == column && x.is_kept()),
+                "{job} reads {table}.{column}, which schemas/{table}.toml does not keep"
+            );
+        }
+    }
+
     /// Each released table's count columns are columns it really has, as
     /// documented (schemas/marts/ for job marts, the header of sql/ for
     /// models): a name that drifts leaves check 9 "not evaluated" for ever.

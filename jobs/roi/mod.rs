@@ -792,15 +792,4 @@ mod tests {
         assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }
 
-    #[test]
-    fn lake_columns_read_are_in_the_contracts() {
-        let contracts = crate::schema::Contracts::builtin().expect("contracts");
-        for (table, column) in LAKE_COLUMNS_READ {
-            let c = contracts.get(table).expect("table");
-            assert!(
-                c.columns.iter().any(|x| x.output == *column && x.is_kept()),
-                "{table}.{column}"
-            );
-        }
-    }
 }

@@ -1585,19 +1585,6 @@ mod tests {
         );
     }
 
-    /// The privacy job's unused-column check trusts this list: every entry
-    /// must be a column the lake keeps.
-    #[test]
-    fn lake_columns_read_are_in_the_contracts() {
-        let contracts = crate::schema::Contracts::builtin().expect("contracts");
-        for (table, column) in LAKE_COLUMNS_READ {
-            let c = contracts.get(table).expect("table");
-            assert!(
-                c.columns.iter().any(|x| x.output == *column && x.is_kept()),
-                "{table}.{column}"
-            );
-        }
-    }
 
     #[test]
     fn a_training_split_with_one_outcome_is_named() {
