@@ -5,10 +5,16 @@
 //! (n − 1), over respondents who answered all k items (complete cases).
 //! The 95% interval is Feldt's (1965), from the F distribution with
 //! (n − 1, (n − 1)(k − 1)) degrees of freedom — what pingouin's
-//! `cronbach_alpha` reports.
+//! `cronbach_alpha` reports. Feldt's interval takes the n rows for n
+//! independent respondents, so the job gives it one row per customer
+//! ([`servqual_alpha`]).
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
+
+use super::components::SurveyRow;
 
 /// Cronbach's alpha with its interval.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,7 +22,8 @@ pub struct Alpha {
     pub alpha: f64,
     pub ci_lower: f64,
     pub ci_upper: f64,
-    /// Respondents with every item answered.
+    /// Respondents with every item answered (for the SERVQUAL items:
+    /// distinct customers, see [`servqual_alpha`]).
     pub respondents: usize,
     pub items: usize,
     /// George & Mallery's (2003) wording: excellent ≥ 0.9, good ≥ 0.8,
@@ -84,6 +91,39 @@ pub fn cronbach_alpha<const K: usize>(rows: &[[Option<f64>; K]]) -> Option<Alpha
     })
 }
 
+/// Alpha of the five SERVQUAL empathy items over customers: each
+/// customer's latest complete survey (an anonymous survey is a respondent
+/// of its own). A customer who answered ten times is one person, not ten
+/// agreeing ones: counting every survey would inflate the respondents,
+/// weight the loyal answerers' way of answering, and narrow Feldt's
+/// interval, which assumes independent respondents. The latest, because it
+/// is what that customer thinks of the service now.
+pub fn servqual_alpha(surveys: &[SurveyRow]) -> Option<Alpha> {
+    let complete = surveys
+        .iter()
+        .filter(|s| s.items.iter().all(Option::is_some));
+    let mut latest: BTreeMap<u32, &SurveyRow> = BTreeMap::new();
+    let mut anonymous = Vec::new();
+    for s in complete {
+        match s.customer {
+            None => anonymous.push(s),
+            Some(c) => {
+                let kept = latest.entry(c).or_insert(s);
+                // ties on the time go to the larger id: the same row whatever the input order
+                if (s.at, &s.contact_id) > (kept.at, &kept.contact_id) {
+                    *kept = s;
+                }
+            }
+        }
+    }
+    let rows: Vec<[Option<f64>; 5]> = latest
+        .into_values()
+        .chain(anonymous)
+        .map(|s| s.items.map(|x| x.map(f64::from)))
+        .collect();
+    cronbach_alpha(&rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +180,58 @@ mod tests {
         let a = cronbach_alpha(&rows).expect("alpha");
         assert!((a.alpha - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(a.wording, "questionable");
+    }
+
+    /// Three customers who answered five times each, the same way every
+    /// time, are three respondents, not fifteen; a customer's latest
+    /// complete survey is the one kept (customer 2 answered differently
+    /// before; customer 0 left an item out after), and the alpha is that of
+    /// the three rows kept.
+    #[test]
+    fn repeat_surveys_count_one_customer_once() {
+        let answers: [[u8; 5]; 3] = [[2, 3, 2, 2, 3], [4, 4, 5, 4, 4], [7, 6, 7, 6, 6]];
+        let survey = |customer: u32, at: f64, items: [Option<u8>; 5]| SurveyRow {
+            contact_id: format!("R{customer}-{at}"),
+            customer: Some(customer),
+            at,
+            touchpoint: Some("in_store".into()),
+            items,
+        };
+        let mut surveys = Vec::new();
+        for t in 0..5 {
+            for (c, a) in answers.iter().enumerate() {
+                surveys.push(survey(
+                    c as u32,
+                    1_740_000_000.0 + f64::from(t),
+                    a.map(Some),
+                ));
+            }
+        }
+        let a = servqual_alpha(&surveys).expect("alpha");
+        assert_eq!(a.respondents, 3);
+        let rows: Vec<[Option<f64>; 5]> = answers
+            .iter()
+            .map(|r| r.map(|x| Some(f64::from(x))))
+            .collect();
+        assert_eq!(Some(a), cronbach_alpha(&rows));
+
+        surveys.insert(0, survey(2, 1_739_000_000.0, [Some(1); 5]));
+        surveys.push(survey(
+            0,
+            1_750_000_000.0,
+            [Some(7), None, Some(1), Some(1), Some(1)],
+        ));
+        assert_eq!(servqual_alpha(&surveys), cronbach_alpha(&rows));
+        let anonymous = SurveyRow {
+            customer: None,
+            ..survey(9, 1_740_000_000.0, [Some(5); 5])
+        };
+        surveys.extend([anonymous.clone(), anonymous]);
+        assert_eq!(
+            servqual_alpha(&surveys).map(|a| a.respondents),
+            Some(5),
+            "an anonymous survey is a respondent of its own"
+        );
     }
 
     #[test]

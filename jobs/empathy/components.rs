@@ -288,15 +288,18 @@ pub fn score_ticket(
     } else {
         None
     };
-    // judged once the resolution target has passed, as `in_time` is
-    // a resolved ticket whose reopened flag is missing is unknown, not clean
-    let resolved_clean = (elapsed > cfg.resolution_target_hours)
+    let repeat_window = f64::from(cfg.repeat_contact_days) * 24.0;
+    // Judged once the resolution target and the repeat window have both
+    // passed: the export says whether a ticket was reopened, not when, and
+    // a ticket judged resolved on day 2 and reopened on day 5 would have
+    // counted as a success while its failure was still to come.
+    // A resolved ticket whose reopened flag is missing is unknown, not clean.
+    let resolved_clean = (elapsed > cfg.resolution_target_hours.max(repeat_window))
         .then(|| match (t.resolution_hours, t.reopened) {
             (None, _) => Some(false),
             (Some(_), reopened) => reopened.map(|r| !r),
         })
         .flatten();
-    let repeat_window = f64::from(cfg.repeat_contact_days) * 24.0;
     // judged once the window has closed, like the deadlines: a repeat seen
     // early counted as a miss while a clean ticket waited would read a
     // month to date as all repeats
@@ -322,8 +325,14 @@ pub fn score_ticket(
         },
     );
     let reached_human = matches!(t.handled_by.as_deref(), Some("human" | "bot_then_human"));
+    // Judged once the resolution target has passed: until then a ticket
+    // with the bot may still be handed to a person (a later export says
+    // bot_then_human), and counting the tickets that reached one at once
+    // but not those still waiting would lift the month to date.
     let human = match charged {
-        Some(true) => Some(if reached_human { 100.0 } else { 0.0 }),
+        Some(true) if elapsed > cfg.resolution_target_hours => {
+            Some(if reached_human { 100.0 } else { 0.0 })
+        }
         _ => None,
     };
     let mut scores = [None; 6];
@@ -602,8 +611,9 @@ mod tests {
             ),
             // Resolved in 10 h and contacted again on the topic 2 hours later,
             // 3 days ago: the repeat window (7 days) is still open, so the
-            // repeat is not judged yet, as a clean ticket's would not be; the
-            // 48 h resolution target has passed: resolution 100 so far.
+            // repeat is not judged yet, as a clean ticket's would not be;
+            // nor is "resolved and not reopened", though the 48 h target has
+            // passed: it may still be reopened.
             (
                 TicketRow {
                     next_same_topic_hours: Some(12.0),
@@ -612,7 +622,41 @@ mod tests {
                 t0.created + days(3.0),
                 Some(100.0),
                 None,
+                None,
+            ),
+            // Resolved in 10 h, not reopened so far, 3 days ago: not judged
+            // (a reopen on day 5 would turn it into a failure); 8 days on it is.
+            (t0.clone(), t0.created + days(3.0), Some(100.0), None, None),
+            (
+                t0.clone(),
+                t0.created + days(8.0),
                 Some(100.0),
+                None,
+                Some(100.0),
+            ),
+            // Unresolved 3 days on: late for the resolution target, but
+            // "resolved and not reopened" is not judged yet either (it may
+            // still be resolved and stay so); 8 days on, a failure, and no
+            // repeat: 50.
+            (
+                TicketRow {
+                    resolution_hours: None,
+                    ..t0.clone()
+                },
+                t0.created + days(3.0),
+                Some(50.0),
+                None,
+                None,
+            ),
+            (
+                TicketRow {
+                    resolution_hours: None,
+                    ..t0.clone()
+                },
+                t0.created + days(8.0),
+                Some(50.0),
+                None,
+                Some(50.0),
             ),
             // Next ticket on the topic after 8 days: not a repeat (window 7 days).
             (
@@ -769,6 +813,33 @@ mod tests {
         let (s, label) = score_ticket(&silent, &c, end, &tone, &MessageFacts::default());
         assert_eq!(s.scores[Component::Tone.idx()], None);
         assert_eq!(label.map(|t| t.label), Err(Unscored::NoText));
+    }
+
+    /// An upset customer's ticket with the bot 10 hours in may still be
+    /// handed to a person: not judged, nor is one that reached a person
+    /// already (counting only those would read as 100%). Once the 48 h
+    /// resolution target has passed, both are.
+    #[test]
+    fn human_when_it_matters_is_judged_once_the_resolution_target_has_passed() {
+        let tone = ToneScorer::builtin().expect("tone rules");
+        let c = cfg();
+        let open = TicketRow {
+            resolution_hours: None,
+            ..ticket()
+        };
+        let human = TicketRow {
+            handled_by: Some("human".into()),
+            ..open.clone()
+        };
+        let score = |t: &TicketRow, hours: f64| {
+            let (contact, _) =
+                score_ticket(t, &c, t.created + hours * 3600.0, &tone, &charged(true));
+            contact.scores[Component::HumanWhenItMatters.idx()]
+        };
+        assert_eq!(score(&open, 10.0), None);
+        assert_eq!(score(&human, 10.0), None);
+        assert_eq!(score(&open, 49.0), Some(0.0));
+        assert_eq!(score(&human, 49.0), Some(100.0));
     }
 
     #[test]

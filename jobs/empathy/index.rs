@@ -13,17 +13,28 @@
 //! ticket carries several components), so its variance is taken from the
 //! linearization: with zⱼ = Σᵢ w'ᵢ (xⱼᵢ − meanᵢ) / nᵢ over the components
 //! contact j has, Var = G/(G−1) · Σ_customers (Σⱼ zⱼ)² (G customers; an
-//! anonymous contact is a customer of its own). A component's interval is
-//! the same with one component: mean ± 1.96·se. With one contact per
-//! customer this is exactly s²/n; with several, one customer's contacts are
-//! not taken as independent voices. Intervals are clamped to 0–100.
+//! anonymous contact is a customer of its own). A component's variance is
+//! the same with one component. With one contact per customer this is
+//! exactly s²/n; with several, one customer's contacts are not taken as
+//! independent voices. The scores are bounded, and many are 0 or 100:
+//! twelve customers who all scored 100 have no variance, and mean ± 1.96·se
+//! would be [100, 100]. So the interval is Agresti and Coull's (1998) for a
+//! proportion carried over to these means ([`bounded_interval`]): z²/2
+//! pseudo-customers who scored 0 on every component and z²/2 who scored 100
+//! are added before the mean and its clustered variance are taken, and the
+//! interval is centre ± 1.96·se, clamped to 0–100. `value` stays the plain
+//! mean.
 //!
 //! **Suppression**: a cell with fewer than `min_group_size` distinct
 //! customers (an anonymous review counts as one) shows no number at all —
 //! value, interval and counts are NULL, `suppressed` is true. A component
 //! below the threshold inside a shown cell is suppressed the same way and
-//! left out of that cell's index. Then [`protect_complements`] hides the
-//! groups that would give a hidden one away by subtraction.
+//! left out of that cell's index. The contacts a dimension has no group for
+//! (a customer without the attribute or segment, an anonymous review, a
+//! survey without a touchpoint) make a group of their own, [`UNKNOWN`], so
+//! a dimension's groups always add up to the whole business. Then
+//! [`protect_complements`] hides the groups that would give a hidden one
+//! away by subtraction.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,10 +49,15 @@ use super::components::{Component, Contact, Month};
 use crate::Result;
 use crate::config::EmpathyConfig;
 use crate::customer_index::CustomerBits;
-use crate::secondary_suppression::complements;
 
 /// 97.5% quantile of the standard normal.
 pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// The group of the contacts a dimension has no group for. Published like
+/// any other group rather than left out: the groups shown would otherwise
+/// add up to the whole business minus these contacts, and the whole
+/// business minus the groups shown would be exactly them, however few.
+pub const UNKNOWN: &str = "unknown";
 
 /// How contacts are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -203,7 +219,8 @@ pub struct Estimate {
     /// Distinct customers behind them; `None` when suppressed or without data.
     pub customers: Option<u64>,
     pub value: Option<f64>,
-    /// Standard error of `value`.
+    /// Standard error behind `ci` (with its pseudo-customers: a little
+    /// above that of `value` in a small cell, the same in a large one).
     pub se: Option<f64>,
     pub ci: Option<(f64, f64)>,
     /// Effective (re-normalized) weight in the cell's index; 1 for the index row.
@@ -236,109 +253,171 @@ impl Cell {
     }
 }
 
-/// Mean, standard error and n of some scores, each with the customer it
-/// came from (`None`: anonymous, a customer of its own). The standard error
-/// is clustered by customer: one customer's contacts are not independent
-/// (ten tickets of one unhappy customer are one voice, not ten), so the
-/// residuals are summed per customer before they are squared. With one
-/// contact per customer it is s/√n exactly.
-pub fn mean_se(values: &[(Option<u32>, f64)]) -> (f64, Option<f64>, usize) {
-    let n = values.len();
-    if n == 0 {
-        return (f64::NAN, None, 0);
-    }
-    let mean = values.iter().map(|(_, x)| x).sum::<f64>() / n as f64;
-    let se = clustered_se(values.iter().map(|&(c, x)| (c, (x - mean) / n as f64)));
-    (mean, se, n)
+/// One contact's scores: its customer (`None`: anonymous, a customer of
+/// its own) and its 0–100 score on each component in [`Component::ALL`]
+/// order, or `None`.
+pub type Scores = (Option<u32>, [Option<f64>; 6]);
+
+/// A weighted sum of component means, linearized for its clustered
+/// standard error.
+struct Linearized {
+    /// Σ w · mean over the components.
+    value: f64,
+    /// The same with the pseudo-customers in: the interval's centre.
+    centre: f64,
+    se: Option<f64>,
+    /// Contacts with a score on an included component.
+    used: usize,
 }
 
-/// The cluster-robust standard error of a statistic from the influence
-/// `z` of each contact on it: √(G/(G−1) · Σ_customers (Σ z)²), G the
-/// customers (statsmodels' `cov_type="cluster"` on a constant). `None`
-/// below two customers.
-fn clustered_se(influence: impl Iterator<Item = (Option<u32>, f64)>) -> Option<f64> {
-    let mut named: Vec<(u32, f64)> = Vec::new();
-    let (mut ss, mut clusters) = (0.0, 0usize);
-    for (customer, z) in influence {
-        match customer {
-            Some(c) => named.push((c, z)),
-            None => {
-                ss += z * z;
-                clusters += 1;
-            }
-        }
-    }
-    // sorted, each customer's contacts are one run: summed without a map
-    named.sort_unstable_by_key(|&(c, _)| c);
-    for run in named.chunk_by(|a, b| a.0 == b.0) {
-        let z: f64 = run.iter().map(|&(_, z)| z).sum();
-        ss += z * z;
-        clusters += 1;
-    }
-    (clusters >= 2).then(|| (ss * clusters as f64 / (clusters as f64 - 1.0)).sqrt())
-}
-
-/// The weighted index of per-contact scores and its delta-method standard
-/// error, clustered by customer as in [`mean_se`]. `scores[j]` is contact
-/// j's customer and its score on each component (or `None`), `weights[i]`
-/// the (already re-normalized) weight, `None` for a component not
-/// included. Returns (index, standard error, contacts used).
-pub fn index_estimate(
-    scores: &[(Option<u32>, [Option<f64>; 6])],
-    weights: &[Option<f64>; 6],
-) -> Option<(f64, Option<f64>, usize)> {
+/// The weighted sum of the component means of `scores` (`weights` already
+/// re-normalized, `None` for a component left out) and its standard error
+/// clustered by customer: one customer's contacts are not independent (ten
+/// tickets of one unhappy customer are one voice, not ten), so their
+/// influences are summed per customer before they are squared,
+/// √(G/(G−1) · Σ_customers (Σ z)²) as statsmodels' `cov_type="cluster"`.
+/// `None` below two customers.
+///
+/// `pseudo` adds that many pseudo-customers who scored 0 on every included
+/// component and as many who scored 100 (0: the plain delta method). A
+/// pseudo-customer has the average number of contacts per customer of each
+/// component (nᵢ/Gᵢ): the width is set by customers, and z²/2 contacts
+/// would hardly move a cell whose customers have ten each.
+fn linearize(scores: &[Scores], weights: &[Option<f64>; 6], pseudo: f64) -> Option<Linearized> {
+    let has = |j: u32, i: usize| weights[i].is_some() && scores[j as usize].1[i].is_some();
     let mut sums = [0.0; 6];
     let mut ns = [0usize; 6];
-    for (_, row) in scores {
+    // Sorted by customer, each customer's contacts are one run: clustered
+    // without a map.
+    let mut named: Vec<(u32, u32)> = Vec::new();
+    let mut anonymous: Vec<u32> = Vec::new();
+    for (j, (customer, row)) in scores.iter().enumerate() {
+        let mut any = false;
         for i in 0..6 {
             if let (Some(x), Some(_)) = (row[i], weights[i]) {
                 sums[i] += x;
                 ns[i] += 1;
+                any = true;
+            }
+        }
+        if any {
+            match customer {
+                Some(c) => named.push((*c, j as u32)),
+                None => anonymous.push(j as u32),
             }
         }
     }
-    let mut value = 0.0;
-    let mut total_w = 0.0;
+    named.sort_unstable();
+    let runs = || named.chunk_by(|a, b| a.0 == b.0);
+    let mut customers_with = [0usize; 6];
+    for run in runs() {
+        for (i, g) in customers_with.iter_mut().enumerate() {
+            *g += usize::from(run.iter().any(|&(_, j)| has(j, i)));
+        }
+    }
+    for &j in &anonymous {
+        for (i, g) in customers_with.iter_mut().enumerate() {
+            *g += usize::from(has(j, i));
+        }
+    }
+    let (mut value, mut centre, mut total_w) = (0.0, 0.0, 0.0);
+    // per component: the mean with the pseudo-customers, its denominator
+    // (real and pseudo contacts) and a pseudo-customer's contacts
     let mut means = [0.0; 6];
+    let mut denom = [0.0; 6];
+    let mut size = [0.0; 6];
     for i in 0..6 {
         if let Some(w) = weights[i]
             && ns[i] > 0
         {
-            means[i] = sums[i] / ns[i] as f64;
-            value += w * means[i];
+            let n = ns[i] as f64;
+            size[i] = n / customers_with[i] as f64;
+            denom[i] = n + 2.0 * pseudo * size[i];
+            means[i] = (sums[i] + 100.0 * pseudo * size[i]) / denom[i];
+            value += w * sums[i] / n;
+            centre += w * means[i];
             total_w += w;
         }
     }
     if total_w <= 0.0 {
         return None;
     }
-    let mut influence = Vec::with_capacity(scores.len());
-    for (customer, row) in scores {
-        let mut z = 0.0;
-        let mut any = false;
-        for i in 0..6 {
-            if let (Some(x), Some(w)) = (row[i], weights[i])
-                && ns[i] > 0
-            {
-                z += w * (x - means[i]) / ns[i] as f64;
-                any = true;
-            }
-        }
-        if any {
-            influence.push((*customer, z));
-        }
+    let influence = |j: u32| -> f64 {
+        let row = &scores[j as usize].1;
+        (0..6)
+            .filter_map(|i| Some(weights[i]? * (row[i]? - means[i]) / denom[i]))
+            .sum()
+    };
+    let (mut ss, mut customers) = (0.0, 0usize);
+    for run in runs() {
+        let z: f64 = run.iter().map(|&(_, j)| influence(j)).sum();
+        ss += z * z;
+        customers += 1;
     }
-    let used = influence.len();
-    Some((value, clustered_se(influence.into_iter()), used))
+    for &j in &anonymous {
+        ss += influence(j).powi(2);
+        customers += 1;
+    }
+    // a pseudo-customer is one customer: its contacts on every component
+    // are summed, as a real customer's are
+    let pseudo_influence = |bound: f64| -> f64 {
+        (0..6)
+            .filter(|&i| ns[i] > 0)
+            .filter_map(|i| Some(weights[i]? * size[i] * (bound - means[i]) / denom[i]))
+            .sum()
+    };
+    ss += pseudo * (pseudo_influence(0.0).powi(2) + pseudo_influence(100.0).powi(2));
+    let g = customers as f64 + 2.0 * pseudo;
+    Some(Linearized {
+        value,
+        centre,
+        se: (customers >= 2).then(|| (ss * g / (g - 1.0)).sqrt()),
+        used: named.len() + anonymous.len(),
+    })
 }
 
-fn interval(value: f64, se: Option<f64>) -> Option<(f64, f64)> {
-    se.map(|s| {
-        (
-            (value - Z95 * s).clamp(0.0, 100.0),
-            (value + Z95 * s).clamp(0.0, 100.0),
-        )
-    })
+/// The weighted index of per-contact scores and its delta-method standard
+/// error, clustered by customer ([`linearize`]). `weights[i]` is the
+/// (already re-normalized) weight, `None` for a component not included.
+/// Returns (index, standard error, contacts used). One component with
+/// weight 1 gives its mean.
+pub fn index_estimate(
+    scores: &[Scores],
+    weights: &[Option<f64>; 6],
+) -> Option<(f64, Option<f64>, usize)> {
+    linearize(scores, weights, 0.0).map(|l| (l.value, l.se, l.used))
+}
+
+/// The 95% interval of the weighted index of 0–100 scores (of one
+/// component's mean: weight 1 on it alone), with its standard error. Agresti
+/// and Coull's (1998) interval for a proportion, carried over to these
+/// means and clustered: z²/2 pseudo-customers who scored 0 and z²/2 who
+/// scored 100 are added ([`linearize`]), and the interval is their centre ±
+/// z·se, clamped to 0–100. A plain mean ± z·se collapses to a point when
+/// every customer gave the same score, and a cell of ten customers at 100
+/// is far from proof that the next ten will all score 100. The interval
+/// always holds the plain mean: the pseudo-customers move the centre by at
+/// most what they add to the half-width.
+pub fn bounded_interval(
+    scores: &[Scores],
+    weights: &[Option<f64>; 6],
+) -> Option<((f64, f64), f64)> {
+    linearize(scores, weights, PSEUDO_CUSTOMERS)?.interval()
+}
+
+/// Pseudo-customers at each bound in [`bounded_interval`]: z²/2.
+const PSEUDO_CUSTOMERS: f64 = Z95 * Z95 / 2.0;
+
+impl Linearized {
+    /// centre ± z·se, clamped to 0–100, and se.
+    fn interval(&self) -> Option<((f64, f64), f64)> {
+        let se = self.se?;
+        let bound = |x: f64| x.clamp(0.0, 100.0);
+        Some((
+            (bound(self.centre - Z95 * se), bound(self.centre + Z95 * se)),
+            se,
+        ))
+    }
 }
 
 /// Distinct customers behind some contacts (an anonymous contact counts as one).
@@ -390,14 +469,28 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
     let names_of = |d: Dimension| -> Vec<&str> {
         let labels = match d {
             Dimension::Overall => return vec!["all"],
-            Dimension::Touchpoint => Some(&touchpoints),
-            _ => groups.labels(d),
+            Dimension::Touchpoint => &touchpoints,
+            _ => match groups.labels(d) {
+                Some(l) => l,
+                None => return Vec::new(),
+            },
         };
-        labels
-            .map(|l| l.names.iter().map(String::as_str).collect())
-            .unwrap_or_default()
+        let mut names: Vec<&str> = labels.names.iter().map(String::as_str).collect();
+        // a group that is called "unknown" already is one with it
+        if !names.contains(&UNKNOWN) {
+            names.push(UNKNOWN);
+        }
+        names
     };
     let names: Vec<Vec<&str>> = Dimension::ALL.iter().map(|d| names_of(*d)).collect();
+    let unknown: Vec<Option<u32>> = names
+        .iter()
+        .zip(Dimension::ALL)
+        .map(|(n, d)| {
+            let at = n.iter().position(|g| *g == UNKNOWN);
+            at.filter(|_| d != Dimension::Overall).map(|p| p as u32)
+        })
+        .collect();
     let mut offset = Vec::with_capacity(Dimension::ALL.len());
     let mut groups_before = 0;
     for n in &names {
@@ -419,7 +512,9 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
                     .customer
                     .and_then(|k| groups.labels(*d).and_then(|l| l.code(k))),
             };
-            let Some(code) = code else { continue };
+            let Some(code) = code.or(unknown[di]) else {
+                continue;
+            };
             let slot = (offset[di] + code as usize) * periods;
             members[slot + month].push(j);
             if in_last12 {
@@ -466,14 +561,16 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
 }
 
 /// Secondary suppression. The groups of a dimension in a period add up to
-/// (nearly) the whole business, and the months of the last twelve to the
-/// twelve-month cell, whose counts and means are published: one hidden
-/// group (or a few hidden ones of fewer than `min_group_size` customers
-/// together) would be the total minus the groups shown. So within each
-/// such family the smallest shown groups are hidden too, whole cells first
-/// and then each component, until the hidden ones hold at least
-/// `min_group_size` customers together. A cell that loses a component is
-/// estimated again without it.
+/// the whole business ([`UNKNOWN`] included), and the months of the last
+/// twelve to the twelve-month cell, whose counts and means are published:
+/// one hidden group (or a few hidden ones of fewer than `min_group_size`
+/// customers together) would be the total minus the groups shown. So
+/// within each such family the smallest shown groups are hidden too, whole
+/// cells first and then each component, until the hidden ones hold at least
+/// `min_group_size` distinct customers together; a total hidden in another
+/// family keeps at least one of its groups hidden, or it would be their
+/// sum ([`protect_family`]). A cell that loses a component is estimated
+/// again without it.
 fn protect_complements(
     cells: &mut [Cell],
     contacts: &[Contact],
@@ -481,12 +578,31 @@ fn protect_complements(
     first_of_last12: Month,
 ) {
     let min = s.min_group_size as u64;
-    let mut families: BTreeMap<(u8, String, String), Vec<usize>> = BTreeMap::new();
+    let mut overall: BTreeMap<Period, usize> = BTreeMap::new();
+    let mut twelve_months: BTreeMap<(Dimension, &str), usize> = BTreeMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        if c.dimension == Dimension::Overall {
+            overall.insert(c.period, i);
+        }
+        if c.period == Period::Last12Months {
+            twelve_months.insert((c.dimension, c.group.as_str()), i);
+        }
+    }
+    let mut families: BTreeMap<(u8, String, String), Family> = BTreeMap::new();
     for (i, c) in cells.iter().enumerate() {
         if c.dimension != Dimension::Overall {
             // the groups of a dimension within a period
             let key = (0, format!("{:?}", c.period), format!("{:?}", c.dimension));
-            families.entry(key).or_default().push(i);
+            families
+                .entry(key)
+                .or_insert_with(|| Family {
+                    total: *overall
+                        .get(&c.period)
+                        .expect("a period with contacts has an overall cell"),
+                    members: Vec::new(),
+                })
+                .members
+                .push(i);
         }
         let in_last12 = match c.period {
             Period::Month(m) => m >= first_of_last12,
@@ -495,57 +611,55 @@ fn protect_complements(
         if in_last12 {
             // the months that make up a group's twelve-month cell
             let key = (1, format!("{:?}", c.dimension), c.group.clone());
-            families.entry(key).or_default().push(i);
+            families
+                .entry(key)
+                .or_insert_with(|| Family {
+                    total: *twelve_months
+                        .get(&(c.dimension, c.group.as_str()))
+                        .expect("a group's months of the last twelve are in its twelve-month cell"),
+                    members: Vec::new(),
+                })
+                .members
+                .push(i);
         }
     }
-    let whole_customers = |c: &Cell| distinct_customers(c.contacts.iter().map(|&j| &contacts[j]));
-    let component_customers = |c: &Cell, k: Component| {
-        distinct_customers(
-            c.contacts
-                .iter()
-                .map(|&j| &contacts[j])
-                .filter(|x| x.scores[k.idx()].is_some()),
-        )
-    };
     // What each cell must hide besides its own small parts: the whole cell,
     // or components. Kept across families and rounds (a cell estimated
     // again must not show what another family hid), and repeated until no
     // family hides anything more.
-    // Which components each cell has data for, from its first estimate (a
-    // small cell's rows are all hidden: its few contacts are looked at).
-    let has: Vec<[bool; 6]> = cells
+    // Each cell's customers from its first estimate where it shows them;
+    // counted only where it does not, in small cells and components: the
+    // families ask for them round after round, and a count over the whole
+    // business's contacts each time would be most of the job.
+    let customers: Vec<[u64; 7]> = cells
         .iter()
         .map(|c| {
-            Component::ALL.map(|k| {
-                if c.index().suppressed {
-                    c.contacts
-                        .iter()
-                        .any(|&j| contacts[j].scores[k.idx()].is_some())
-                } else {
-                    let r = c.component(k);
-                    r.suppressed || r.n.is_some()
-                }
-            })
+            let count = |k| customers_in(contacts, std::iter::once(c), k);
+            let mut out = [0; 7];
+            out[0] = c.index().customers.unwrap_or_else(|| count(None));
+            for k in Component::ALL {
+                let r = c.component(k);
+                out[1 + k.idx()] = match r.customers {
+                    Some(n) => n,
+                    None if r.suppressed => count(Some(k)),
+                    // not available, or no contact of the cell has it
+                    None => 0,
+                };
+            }
+            out
         })
         .collect();
     let mut marks = Marks {
-        has,
+        customers,
         whole: vec![false; cells.len()],
         parts: vec![[false; 6]; cells.len()],
     };
     for _ in 0..cells.len() + 1 {
         let mut changed = false;
         for family in families.values() {
-            changed |= protect_family(
-                cells,
-                family,
-                min,
-                &mut marks,
-                &whole_customers,
-                &component_customers,
-            );
+            changed |= protect_family(cells, contacts, family, min, &mut marks);
             let Marks { whole, parts, .. } = &marks;
-            for &i in family {
+            for &i in family.members.iter().chain([&family.total]) {
                 if whole[i] && !cells[i].index().suppressed {
                     cells[i].rows = suppressed_cell(
                         "suppressed: would let a smaller group be worked out from the totals",
@@ -566,74 +680,158 @@ fn protect_complements(
     }
 }
 
-/// What [`protect_complements`] knows of each cell: the components it has
-/// data for, and what it must hide besides its own small parts (the whole
-/// cell, or components).
+/// Cells that add up to another: a dimension's groups in a period and the
+/// period's overall cell; a group's months of the last twelve and its
+/// twelve-month cell.
+struct Family {
+    total: usize,
+    members: Vec<usize>,
+}
+
+/// What [`protect_complements`] knows of each cell: its customers (in the
+/// cell, then with each component in [`Component::ALL`] order: none where
+/// it has no data), and what it must hide besides its own small parts (the
+/// whole cell, or components).
 struct Marks {
-    has: Vec<[bool; 6]>,
+    customers: Vec<[u64; 7]>,
     whole: Vec<bool>,
     parts: Vec<[bool; 6]>,
 }
 
-/// One pass of [`protect_complements`] over one family of cells: marks
-/// what its members must hide as well. Returns whether it marked anything
-/// new.
+/// Distinct customers behind some cells' contacts with component `k` (any
+/// contact for `None`), each customer once however many of the cells hold
+/// them.
+fn customers_in<'a>(
+    contacts: &[Contact],
+    cells: impl Iterator<Item = &'a Cell>,
+    k: Option<Component>,
+) -> u64 {
+    distinct_customers(
+        cells
+            .flat_map(|c| c.contacts.iter())
+            .map(|&j| &contacts[j])
+            .filter(|x| k.is_none_or(|k| x.scores[k.idx()].is_some())),
+    )
+}
+
+/// One pass of [`protect_complements`] over one family of cells, for the
+/// whole cells and then for each component among the members that have it:
+/// with the total shown, the hidden members must be none, or at least two
+/// holding `min` distinct customers together ([`complements_by_union`]);
+/// with the total hidden, at least one member must be hidden too. Marks
+/// what must go; returns whether it marked anything new.
+///
+/// A component counts as hidden when it is small or was marked to protect
+/// another one; not merely because its cell is hidden whole to protect
+/// another cell. Such a component, of at least `min` customers, may be
+/// worked out from the totals, and that gives nothing small away, while
+/// counting it as hidden would take the same component from a second group
+/// in every family (a few anonymous reviews in no age band would cost the
+/// next band all its ticket components). Hiding one of those is free, so
+/// they go first when a component must be hidden somewhere.
 fn protect_family(
     cells: &[Cell],
-    family: &[usize],
+    contacts: &[Contact],
+    family: &Family,
     min: u64,
     marks: &mut Marks,
-    whole_customers: &dyn Fn(&Cell) -> u64,
-    component_customers: &dyn Fn(&Cell, Component) -> u64,
 ) -> bool {
-    if family.len() < 2 {
-        return false;
-    }
-    let Marks { has, whole, parts } = marks;
+    let Marks {
+        customers,
+        whole,
+        parts,
+    } = marks;
     let mut changed = false;
-    // whole cells
-    let hidden: Vec<bool> = family
-        .iter()
-        .map(|&i| whole[i] || cells[i].index().suppressed)
-        .collect();
-    if hidden.contains(&true) {
-        let sizes: Vec<u64> = family.iter().map(|&i| whole_customers(&cells[i])).collect();
-        for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
-            if hide {
-                whole[family[pos]] = true;
-                changed = true;
-            }
-        }
-    }
-    // each component, among the members that have it
-    for k in Component::ALL {
+    for k in std::iter::once(None).chain(Component::ALL.map(Some)) {
+        let size = |i: usize| customers[i][k.map_or(0, |k| 1 + k.idx())];
+        let hidden = |i: usize| match k {
+            None => whole[i] || cells[i].index().suppressed,
+            Some(k) => parts[i][k.idx()] || size(i) < min,
+        };
         let with: Vec<usize> = family
+            .members
             .iter()
             .copied()
-            .filter(|&i| has[i][k.idx()])
+            .filter(|&i| size(i) > 0)
             .collect();
-        if with.len() < 2 {
+        if with.is_empty() {
             continue;
         }
-        let hidden: Vec<bool> = with
+        let sizes: Vec<u64> = with.iter().map(|&i| size(i)).collect();
+        let members_hidden: Vec<bool> = with.iter().map(|&i| hidden(i)).collect();
+        // members whose rows are all hidden already: hiding a component
+        // there shows nothing less
+        let free: Vec<bool> = with
             .iter()
-            .map(|&i| whole[i] || parts[i][k.idx()] || cells[i].component(k).suppressed)
+            .map(|&i| k.is_some() && (whole[i] || cells[i].index().suppressed))
             .collect();
-        if !hidden.contains(&true) {
-            continue;
-        }
-        let sizes: Vec<u64> = with
-            .iter()
-            .map(|&i| component_customers(&cells[i], k))
-            .collect();
-        for (pos, hide) in complements(&hidden, &sizes, min).into_iter().enumerate() {
-            if hide {
-                parts[with[pos]][k.idx()] = true;
-                changed = true;
+        let (hide, hide_total) = if hidden(family.total) {
+            let mut hide = vec![false; with.len()];
+            if !members_hidden.contains(&true)
+                && let Some(p) = (0..with.len()).min_by_key(|&p| (!free[p], sizes[p]))
+            {
+                hide[p] = true;
             }
+            (hide, false)
+        } else {
+            let union = |positions: &[usize]| {
+                customers_in(contacts, positions.iter().map(|&p| &cells[with[p]]), k)
+            };
+            complements_by_union(&members_hidden, &sizes, &free, min, &union)
+        };
+        let targets = hide
+            .iter()
+            .zip(&with)
+            .filter(|(h, _)| **h)
+            .map(|(_, &i)| i)
+            .chain(hide_total.then_some(family.total));
+        for i in targets {
+            match k {
+                None => whole[i] = true,
+                Some(k) => parts[i][k.idx()] = true,
+            }
+            changed = true;
         }
     }
     changed
+}
+
+/// Which shown members of a family to hide as well, and whether its total
+/// must go too. As [`complements`](crate::secondary_suppression::complements),
+/// the smallest first (those whose rows are hidden already, `free`, before
+/// any), but the hidden members must hold `min` *distinct* customers
+/// together: `customers(positions)` gives those of some members (positions
+/// in `hidden`). Members share customers (one customer calls and writes,
+/// comes back next month), and two hidden groups of 6 may be the same 6
+/// people, whom the total minus the groups shown would then describe. One
+/// hidden member is always too few (it is the total minus the rest); when
+/// it is the only member it equals the total, and the total must go
+/// instead.
+fn complements_by_union(
+    hidden: &[bool],
+    sizes: &[u64],
+    free: &[bool],
+    min: u64,
+    customers: &dyn Fn(&[usize]) -> u64,
+) -> (Vec<bool>, bool) {
+    let mut now = vec![false; hidden.len()];
+    loop {
+        let members: Vec<usize> = (0..hidden.len()).filter(|&i| hidden[i] || now[i]).collect();
+        // the union is at most the sum: below `min` it need not be counted
+        let sum: u64 = members.iter().map(|&i| sizes[i]).sum();
+        if members.is_empty() || (members.len() >= 2 && sum >= min && customers(&members) >= min) {
+            return (now, false);
+        }
+        let next = (0..hidden.len())
+            .filter(|&i| !hidden[i] && !now[i] && sizes[i] > 0)
+            .min_by_key(|&i| (!free[i], sizes[i]));
+        match next {
+            Some(i) => now[i] = true,
+            // Every member hidden: the total minus nothing is the total,
+            // which is shown anyway, unless one member is all of it.
+            None => return (now, members.len() == 1),
+        }
+    }
 }
 
 /// The rows of a cell that shows nothing: the index and every component.
@@ -671,6 +869,10 @@ fn estimate_cell(
     if cell_customers < min {
         return suppressed_cell(&format!("suppressed: fewer than {min} customers"));
     }
+    let scores: Vec<Scores> = idx
+        .iter()
+        .map(|&j| (contacts[j].customer, contacts[j].scores))
+        .collect();
     let mut comps = Vec::with_capacity(6);
     let mut included = [None; 6];
     for c in Component::ALL {
@@ -722,11 +924,11 @@ fn estimate_cell(
             ));
             continue;
         }
-        let values: Vec<(Option<u32>, f64)> = with
-            .iter()
-            .filter_map(|x| x.scores[c.idx()].map(|v| (x.customer, v)))
-            .collect();
-        let (mean, se, n) = mean_se(&values);
+        let n = with.len();
+        let mean = with.iter().filter_map(|x| x.scores[c.idx()]).sum::<f64>() / n as f64;
+        let mut alone = [None; 6];
+        alone[c.idx()] = Some(1.0);
+        let (ci, se) = bounded_interval(&scores, &alone).unzip();
         included[c.idx()] = Some(c.weight(s.cfg));
         comps.push(Estimate {
             component: Some(c),
@@ -734,7 +936,7 @@ fn estimate_cell(
             customers: Some(customers),
             value: Some(mean),
             se,
-            ci: interval(mean, se),
+            ci,
             weight: None,
             suppressed: false,
             note: None,
@@ -749,22 +951,21 @@ fn estimate_cell(
     for (i, e) in comps.iter_mut().enumerate() {
         e.weight = weights[i];
     }
-    let scores: Vec<(Option<u32>, [Option<f64>; 6])> = idx
-        .iter()
-        .map(|&j| (contacts[j].customer, contacts[j].scores))
-        .collect();
-    let index = match index_estimate(&scores, &weights) {
-        Some((value, se, used)) => Estimate {
-            component: None,
-            n: Some(used as u64),
-            customers: Some(cell_customers),
-            value: Some(value),
-            se,
-            ci: interval(value, se),
-            weight: Some(1.0),
-            suppressed: false,
-            note: None,
-        },
+    let index = match linearize(&scores, &weights, PSEUDO_CUSTOMERS) {
+        Some(l) => {
+            let (ci, se) = l.interval().unzip();
+            Estimate {
+                component: None,
+                n: Some(l.used as u64),
+                customers: Some(cell_customers),
+                value: Some(l.value),
+                se,
+                ci,
+                weight: Some(1.0),
+                suppressed: false,
+                note: None,
+            }
+        }
         None => Estimate {
             component: None,
             n: None,

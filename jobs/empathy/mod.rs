@@ -112,8 +112,8 @@ pub struct EmpathyOutcome {
     pub emotions_source: String,
     pub headline: Headline,
     pub tone: ToneSummary,
-    /// Cronbach's alpha of the five SERVQUAL empathy items, over all
-    /// complete surveys up to the run date.
+    /// Cronbach's alpha of the five SERVQUAL empathy items, over each
+    /// customer's latest complete survey up to the run date.
     pub cronbach_alpha: Option<Alpha>,
     /// Correlations with next month's NPS and retention.
     pub validation: Vec<Validation>,
@@ -322,14 +322,10 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let headline = headline::headline(&cells, &contacts, date, cfg, min);
     lap("aggregate", &mut clock);
 
-    let items: Vec<[Option<f64>; 5]> = surveys
-        .iter()
-        .map(|s| s.items.map(|x| x.map(f64::from)))
-        .collect();
-    let cronbach = alpha::cronbach_alpha(&items);
+    let cronbach = alpha::servqual_alpha(&surveys);
     if cronbach.is_none() && !surveys.is_empty() {
         warnings.push(
-            "Cronbach's alpha needs at least 3 complete empathy surveys with some variation".into(),
+            "Cronbach's alpha needs complete empathy surveys from at least 3 customers, with some variation".into(),
         );
     }
     let outcomes = Outcomes { nps, ordered };
@@ -465,7 +461,7 @@ fn metrics(
     match alpha {
         Some(a) => {
             let detail = format!(
-                "{} respondents with all {} items; {} (95% CI {:.3} to {:.3}, Feldt)",
+                "{} customers with all {} items (each one's latest survey); {} (95% CI {:.3} to {:.3}, Feldt)",
                 a.respondents, a.items, a.wording, a.ci_lower, a.ci_upper
             );
             out.push(Metric::new("servqual_empathy", "cronbach_alpha", a.alpha).detail(detail));
@@ -490,7 +486,9 @@ fn metrics(
             metric: "cronbach_alpha".into(),
             key: None,
             value: None,
-            detail: Some("fewer than 3 complete empathy surveys, or no variation".into()),
+            detail: Some(
+                "complete empathy surveys from fewer than 3 customers, or no variation".into(),
+            ),
         }),
     }
     for v in validation {

@@ -34,7 +34,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::components::{Component, Contact, Month};
-use super::index::{Cell, Dimension, Period, Z95};
+use super::index::{Cell, Dimension, Period, UNKNOWN, Z95};
 use crate::customer_index::CustomerBits;
 
 /// A correlation with its 95% interval.
@@ -281,6 +281,11 @@ pub fn validate(
             continue;
         };
         if cell.index().value.is_none() || m.next().last_day() > run_date {
+            continue;
+        }
+        // contacts without a touchpoint are not a place whose service
+        // could change from one month to the next
+        if cell.dimension == Dimension::Touchpoint && cell.group == UNKNOWN {
             continue;
         }
         let next = m.next();
