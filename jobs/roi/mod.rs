@@ -791,5 +791,4 @@ mod tests {
         // FNV-1a 64 of "a" (published test vector).
         assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }
-
 }

@@ -1585,7 +1585,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn a_training_split_with_one_outcome_is_named() {
         let labels = [true, false, false, false];

@@ -460,7 +460,6 @@ async fn register_segments(
 mod tests {
     use super::*;
 
-
     #[test]
     fn the_marts_are_documented_as_written() {
         mart::doc("voice_scores")
