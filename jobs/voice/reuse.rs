@@ -20,7 +20,7 @@ use object_store::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::messages::SOURCES;
-use super::score::lexicon_sources;
+use super::score::{SCORER_FINGERPRINT, lexicon_sources};
 use crate::Result;
 use crate::storage::{Storage, partition_file};
 use crate::transform::provenance;
@@ -30,9 +30,17 @@ pub const MART: &str = "feedback_scored";
 
 /// Digest of what `feedback_scored` as of `date` is scored from.
 pub async fn digest(storage: &Storage, date: NaiveDate) -> Result<String> {
+    digest_with(storage, date, SCORER_FINGERPRINT).await
+}
+
+/// [`digest`] with the scorer's fingerprint given: the version alone would
+/// not change with the scoring rules, and a carried-over score of an older
+/// rule would sit beside tonight's.
+async fn digest_with(storage: &Storage, date: NaiveDate, scorer: u64) -> Result<String> {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(b"\0");
+    h.update(scorer.to_le_bytes());
     for text in lexicon_sources() {
         h.update(text.as_bytes());
         h.update(b"\0");
@@ -73,4 +81,29 @@ pub async fn base(storage: &Storage, date: NaiveDate) -> Result<Option<NaiveDate
         return Ok(None);
     }
     Ok(Some(night))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another scorer (its fingerprint recorded again after a rule change)
+    /// gives another digest over the same lake: nothing carries over.
+    #[tokio::test]
+    async fn the_digest_changes_with_the_scorer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        let date: NaiveDate = "2025-03-31".parse().expect("date");
+        let now = digest(&storage, date).await.expect("digest");
+        assert_eq!(
+            now,
+            digest_with(&storage, date, SCORER_FINGERPRINT)
+                .await
+                .expect("digest")
+        );
+        let other = digest_with(&storage, date, SCORER_FINGERPRINT ^ 1)
+            .await
+            .expect("digest");
+        assert_ne!(now, other);
+    }
 }
