@@ -46,7 +46,8 @@ pub struct SumFamily {
 /// on its own: members hidden with their total shown hold some but fewer
 /// than `min` together never ([`complements`]), and a hidden total never
 /// has all its members shown (it would be their sum, and with it the next
-/// family's hidden member its difference). Families overlap, so this runs
+/// family's hidden member its difference) nor hidden members that hold
+/// fewer than `min` together (another family may give the total back). Families overlap, so this runs
 /// until nothing changes; it only ever hides more. A protection of each
 /// family, not of every linear combination of them: the usual rule of
 /// statistical offices for tables published with their margins.
@@ -57,15 +58,23 @@ pub fn protect_sums(sizes: &[u64], hidden: &mut [bool], families: &[SumFamily], 
             let members_hidden: Vec<bool> = f.members.iter().map(|&m| hidden[m]).collect();
             let member_sizes: Vec<u64> = f.members.iter().map(|&m| sizes[m]).collect();
             let hide = if hidden[f.total] {
-                if members_hidden.iter().any(|h| *h) {
-                    continue;
-                }
-                let smallest = (0..f.members.len())
-                    .filter(|&i| member_sizes[i] > 0)
-                    .min_by_key(|&i| member_sizes[i]);
+                // Another family may give the hidden total back, and with
+                // it the hidden members together: they must not be few.
                 let mut now = vec![false; f.members.len()];
-                if let Some(i) = smallest {
-                    now[i] = true;
+                loop {
+                    let held = (0..now.len()).filter(|&i| members_hidden[i] || now[i]);
+                    let (count, total) =
+                        held.fold((0, 0), |(c, t), i| (c + 1, t + member_sizes[i]));
+                    if count > 0 && total >= min {
+                        break;
+                    }
+                    let smallest = (0..now.len())
+                        .filter(|&i| !members_hidden[i] && !now[i] && member_sizes[i] > 0)
+                        .min_by_key(|&i| member_sizes[i]);
+                    match smallest {
+                        Some(i) => now[i] = true,
+                        None => break,
+                    }
                 }
                 now
             } else {
@@ -111,14 +120,39 @@ mod tests {
         // A small week (hidden) whose month is shown: the other week goes
         // too; and a hidden total whose members are all shown loses its
         // smallest member, or it would be their sum.
+        // (the week's days are hidden first: the family of the week is
+        // looked at before the month's, when the other week is still shown)
         let sizes = [8, 3, 5, 100, 92];
         let mut hidden = [true, true, false, false, false];
         protect_sums(&sizes, &mut hidden, &families, 10);
-        assert_eq!(hidden, [true, true, false, false, true]);
+        assert_eq!(hidden, [true, true, true, false, true]);
         let sizes = [40, 25, 15, 100, 60];
         let mut hidden = [true, false, false, false, false];
         protect_sums(&sizes, &mut hidden, &families[..1], 10);
         assert_eq!(hidden, [true, false, true, false, false]);
+    }
+
+    /// All time (0) = January (1) + February (2) + March (3); March = its
+    /// days 3, 4, 5 and 12 (4–7). February (4 answers) and March 12 (2) are
+    /// small; March is hidden beside February. Were March's shown days left
+    /// as they are, all time − January − the days shown would be February
+    /// and March 12 together: 6 answers. So a day of March goes too.
+    #[test]
+    fn a_hidden_total_does_not_leave_few_hidden_members() {
+        let sizes = [144, 100, 4, 40, 12, 12, 14, 2];
+        let families = [
+            SumFamily {
+                total: 0,
+                members: vec![1, 2, 3],
+            },
+            SumFamily {
+                total: 3,
+                members: vec![4, 5, 6, 7],
+            },
+        ];
+        let mut hidden = [false, false, true, false, false, false, false, true];
+        protect_sums(&sizes, &mut hidden, &families, 10);
+        assert_eq!(hidden, [false, false, true, true, true, false, false, true]);
     }
 
     #[test]

@@ -765,20 +765,17 @@ fn protect_family(
             .iter()
             .map(|&i| k.is_some() && (whole[i] || cells[i].index().suppressed))
             .collect();
-        let (hide, hide_total) = if hidden(family.total) {
-            let mut hide = vec![false; with.len()];
-            if !members_hidden.contains(&true)
-                && let Some(p) = (0..with.len()).min_by_key(|&p| (!free[p], sizes[p]))
-            {
-                hide[p] = true;
-            }
-            (hide, false)
-        } else {
-            let union = |positions: &[usize]| {
-                customers_in(contacts, positions.iter().map(|&p| &cells[with[p]]), k)
-            };
-            complements_by_union(&members_hidden, &sizes, &free, min, &union)
+        let union = |positions: &[usize]| {
+            customers_in(contacts, positions.iter().map(|&p| &cells[with[p]]), k)
         };
+        let (hide, hide_total) = complements_by_union(
+            &members_hidden,
+            &sizes,
+            &free,
+            min,
+            hidden(family.total),
+            &union,
+        );
         let targets = hide
             .iter()
             .zip(&with)
@@ -806,12 +803,17 @@ fn protect_family(
 /// people, whom the total minus the groups shown would then describe. One
 /// hidden member is always too few (it is the total minus the rest); when
 /// it is the only member it equals the total, and the total must go
-/// instead.
+/// instead. When the total is hidden (`total_hidden`) it may still be
+/// given back by another family it belongs to, and with it the hidden
+/// members together: they must then hold `min` customers too (one large
+/// hidden member is enough), and with none hidden the smallest goes, or the
+/// total would be the sum of the members shown.
 fn complements_by_union(
     hidden: &[bool],
     sizes: &[u64],
     free: &[bool],
     min: u64,
+    total_hidden: bool,
     customers: &dyn Fn(&[usize]) -> u64,
 ) -> (Vec<bool>, bool) {
     let mut now = vec![false; hidden.len()];
@@ -819,7 +821,9 @@ fn complements_by_union(
         let members: Vec<usize> = (0..hidden.len()).filter(|&i| hidden[i] || now[i]).collect();
         // the union is at most the sum: below `min` it need not be counted
         let sum: u64 = members.iter().map(|&i| sizes[i]).sum();
-        if members.is_empty() || (members.len() >= 2 && sum >= min && customers(&members) >= min) {
+        let enough =
+            (total_hidden || members.len() >= 2) && sum >= min && customers(&members) >= min;
+        if (members.is_empty() && !total_hidden) || (!members.is_empty() && enough) {
             return (now, false);
         }
         let next = (0..hidden.len())
@@ -829,7 +833,7 @@ fn complements_by_union(
             Some(i) => now[i] = true,
             // Every member hidden: the total minus nothing is the total,
             // which is shown anyway, unless one member is all of it.
-            None => return (now, members.len() == 1),
+            None => return (now, !total_hidden && members.len() == 1),
         }
     }
 }

@@ -117,7 +117,11 @@ fn hidden_periods(tickets: &[Vec<&NegativeTicket>], k: usize) -> Vec<bool> {
         .collect();
     let mut hidden: Vec<bool> = customers.iter().map(|c| c.len() < k).collect();
     loop {
-        let months: Vec<usize> = (1..customers.len()).filter(|&i| hidden[i]).collect();
+        // a month with none in the population adds nothing to all time and
+        // protects nothing
+        let months: Vec<usize> = (1..customers.len())
+            .filter(|&i| hidden[i] && !customers[i].is_empty())
+            .collect();
         let together: BTreeSet<&Option<i64>> = months.iter().flat_map(|&i| &customers[i]).collect();
         if months.is_empty() || (months.len() >= 2 && together.len() >= k) {
             return hidden;
@@ -590,6 +594,26 @@ mod tests {
             assert_eq!(hidden, [false, true, true], "{metric}");
             assert!(!find(&rows, None, metric).suppressed);
         }
+    }
+
+    /// A run on the 1st: the new month's tickets are still in their
+    /// follow-up window, so its share has nobody. That empty month must not
+    /// make a month of 12 customers hide beside it.
+    #[test]
+    fn an_empty_month_hides_no_other() {
+        let mut tickets: Vec<NegativeTicket> = (1..=12)
+            .map(|i| NegativeTicket {
+                customer: Some(i),
+                ..t(&format!("2025-03-{:02}", i + 1), Some(3.0), true, None)
+            })
+            .collect();
+        tickets.push(NegativeTicket {
+            customer: Some(99),
+            ..t("2025-04-01", None, false, None)
+        });
+        let rows = rows(&tickets, 0, 48, 10);
+        assert!(!find(&rows, Some("2025-03-01"), "followed_up_share").suppressed);
+        assert!(find(&rows, Some("2025-04-01"), "followed_up_share").suppressed);
     }
 
     #[test]
