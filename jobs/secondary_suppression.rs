@@ -34,6 +34,51 @@ pub fn complements(hidden: &[bool], sizes: &[u64], min: u64) -> Vec<bool> {
     }
 }
 
+/// Which shown members of a family to hide as well, and whether its total
+/// must go too. As [`complements`],
+/// the smallest first (those whose rows are hidden already, `free`, before
+/// any), but the hidden members must hold `min` *distinct* customers
+/// together: `customers(positions)` gives those of some members (positions
+/// in `hidden`). Members share customers (one customer calls and writes,
+/// comes back next month), and two hidden groups of 6 may be the same 6
+/// people, whom the total minus the groups shown would then describe. One
+/// hidden member is always too few (it is the total minus the rest); when
+/// it is the only member it equals the total, and the total must go
+/// instead. When the total is hidden (`total_hidden`) it may still be
+/// given back by another family it belongs to, and with it the hidden
+/// members together: they must then hold `min` customers too (one large
+/// hidden member is enough), and with none hidden the smallest goes, or the
+/// total would be the sum of the members shown.
+pub fn complements_by_union(
+    hidden: &[bool],
+    sizes: &[u64],
+    free: &[bool],
+    min: u64,
+    total_hidden: bool,
+    customers: &dyn Fn(&[usize]) -> u64,
+) -> (Vec<bool>, bool) {
+    let mut now = vec![false; hidden.len()];
+    loop {
+        let members: Vec<usize> = (0..hidden.len()).filter(|&i| hidden[i] || now[i]).collect();
+        // the union is at most the sum: below `min` it need not be counted
+        let sum: u64 = members.iter().map(|&i| sizes[i]).sum();
+        let enough =
+            (total_hidden || members.len() >= 2) && sum >= min && customers(&members) >= min;
+        if (members.is_empty() && !total_hidden) || (!members.is_empty() && enough) {
+            return (now, false);
+        }
+        let next = (0..hidden.len())
+            .filter(|&i| !hidden[i] && !now[i] && sizes[i] > 0)
+            .min_by_key(|&i| (!free[i], sizes[i]));
+        match next {
+            Some(i) => now[i] = true,
+            // Every member hidden: the total minus nothing is the total,
+            // which is shown anyway, unless one member is all of it.
+            None => return (now, !total_hidden && members.len() == 1),
+        }
+    }
+}
+
 /// A total and the cells that add up to it (a week and its days; a period's
 /// groups of one dimension and the period's overall cell).
 #[derive(Debug, Clone, PartialEq, Eq)]

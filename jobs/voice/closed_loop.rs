@@ -30,6 +30,7 @@ use super::RunParams;
 use super::columns::{self, opt_f64, opt_i64};
 use super::scores::date32;
 use super::stats::{Estimate, difference, median_with_interval, net_promoter_score, share_wilson};
+use crate::secondary_suppression::complements_by_union;
 use crate::{Error, Result};
 
 /// The query behind the negative tickets.
@@ -115,25 +116,30 @@ fn hidden_periods(tickets: &[Vec<&NegativeTicket>], k: usize) -> Vec<bool> {
     let customers: Vec<BTreeSet<Option<i64>>> = (tickets.iter())
         .map(|ts| ts.iter().map(|t| t.customer).collect())
         .collect();
-    let mut hidden: Vec<bool> = customers.iter().map(|c| c.len() < k).collect();
-    loop {
-        // a month with none in the population adds nothing to all time and
-        // protects nothing
-        let months: Vec<usize> = (1..customers.len())
-            .filter(|&i| hidden[i] && !customers[i].is_empty())
+    let min = k as u64;
+    let mut hidden: Vec<bool> = customers.iter().map(|c| (c.len() as u64) < min).collect();
+    // a month with none in the population adds nothing to all time and
+    // protects nothing
+    let months: Vec<usize> = (1..customers.len())
+        .filter(|&i| !customers[i].is_empty())
+        .collect();
+    let sizes: Vec<u64> = months.iter().map(|&i| customers[i].len() as u64).collect();
+    let months_hidden: Vec<bool> = months.iter().map(|&i| hidden[i]).collect();
+    let union = |positions: &[usize]| -> u64 {
+        let all: BTreeSet<&Option<i64>> = positions
+            .iter()
+            .flat_map(|&p| &customers[months[p]])
             .collect();
-        let together: BTreeSet<&Option<i64>> = months.iter().flat_map(|&i| &customers[i]).collect();
-        if months.is_empty() || (months.len() >= 2 && together.len() >= k) {
-            return hidden;
-        }
-        let smallest = (1..customers.len())
-            .filter(|&i| !hidden[i] && !customers[i].is_empty())
-            .min_by_key(|&i| customers[i].len());
-        match smallest {
-            Some(i) => hidden[i] = true,
-            None => return hidden,
-        }
+        all.len() as u64
+    };
+    let free = vec![false; months.len()];
+    let (hide, hide_total) =
+        complements_by_union(&months_hidden, &sizes, &free, min, hidden[0], &union);
+    for (p, h) in hide.into_iter().enumerate() {
+        hidden[months[p]] |= h;
     }
+    hidden[0] |= hide_total;
+    hidden
 }
 
 fn nps_of(answers: &[i64]) -> Option<Estimate> {

@@ -676,12 +676,10 @@ fn a_ratio_whose_reference_can_resample_to_zero_has_no_interval() {
             _ => 2.0 + (i % 5) as f64,
         },
     );
-    let t = DecisionTable {
-        name: "service".into(),
-        rows: wait.len(),
-        subjects: None,
-        groups: vec![("region".into(), Codes::encode(&region))],
-        outcomes: vec![Outcome::continuous(
+    let t = by_region(
+        "service",
+        &region,
+        vec![Outcome::continuous(
             "wait_hours",
             wait,
             vec![Stat::Quantile(0.5)],
@@ -690,8 +688,8 @@ fn a_ratio_whose_reference_can_resample_to_zero_has_no_interval() {
             "wait",
             " hours",
         )],
-        classifier: None,
-    };
+        None,
+    );
     let params = AuditParams {
         reference_groups: [("region".to_string(), "north".to_string())].into(),
         ..AuditParams::default()
@@ -721,18 +719,16 @@ fn mean_score_and_calibration_gap_resample_apart() {
     });
     let label = vec![0u8; score.len()];
     let prediction: Vec<u8> = score.iter().map(|s| u8::from(*s > 0.3)).collect();
-    let t = DecisionTable {
-        name: "churn_model".into(),
-        rows: label.len(),
-        subjects: None,
-        groups: vec![("region".into(), Codes::encode(&region))],
-        outcomes: Vec::new(),
-        classifier: Some(attune::fairness::table::Classifier::churn(
+    let t = by_region(
+        "churn_model",
+        &region,
+        Vec::new(),
+        Some(attune::fairness::table::Classifier::churn(
             label,
             prediction,
             Some(score),
         )),
-    };
+    );
     let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
     let mean = find(&r, "region", "south", "at_risk", "mean_score");
     let gap = find(&r, "region", "south", "at_risk", "calibration_gap");
@@ -820,6 +816,23 @@ fn small_groups_table() -> DecisionTable {
     }
 }
 
+/// A decision table grouped by region alone.
+fn by_region(
+    name: &str,
+    region: &[Option<String>],
+    outcomes: Vec<Outcome>,
+    classifier: Option<attune::fairness::table::Classifier>,
+) -> DecisionTable {
+    DecisionTable {
+        name: name.into(),
+        rows: region.len(),
+        subjects: None,
+        groups: vec![("region".into(), Codes::encode(region))],
+        outcomes,
+        classifier,
+    }
+}
+
 /// One row per person of each (region, people, k) entry: the region column
 /// and `value(region, i, k)` for the region's i-th person.
 fn per_region<T>(
@@ -855,19 +868,17 @@ fn a_reference_hidden_in_a_population_falls_back_to_the_largest_shown_there() {
         (true, "west") => u8::from(k % 5 == 0),
         (true, _) => u8::from(k % 2 == 0),
     });
-    let t = DecisionTable {
-        name: "service".into(),
-        rows: outcome.len(),
-        subjects: None,
-        groups: vec![("region".into(), Codes::encode(&region))],
-        outcomes: vec![Outcome::binary(
+    let t = by_region(
+        "service",
+        &region,
+        vec![Outcome::binary(
             "followed_up",
             outcome,
             Direction::HigherIsBetter,
             "are followed up",
         )],
-        classifier: None,
-    };
+        None,
+    );
     let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
     assert!(find(&r, "region", "north", "followed_up", "rate").suppressed);
     let west = find(&r, "region", "west", "followed_up", "rate");
@@ -899,16 +910,14 @@ fn a_classifier_group_hidden_in_one_population_is_hidden_in_all() {
         (u8::from(k < positives), u8::from(k % 3 == 0))
     });
     let (label, prediction): (Vec<u8>, Vec<u8>) = rows.into_iter().unzip();
-    let t = DecisionTable {
-        name: "churn_model".into(),
-        rows: label.len(),
-        subjects: None,
-        groups: vec![("region".into(), Codes::encode(&region))],
-        outcomes: Vec::new(),
-        classifier: Some(attune::fairness::table::Classifier::churn(
+    let t = by_region(
+        "churn_model",
+        &region,
+        Vec::new(),
+        Some(attune::fairness::table::Classifier::churn(
             label, prediction, None,
         )),
-    };
+    );
     let r = audit(std::slice::from_ref(&t), &AuditParams::default()).expect("audit");
     let metrics = [
         "selection_rate",

@@ -1037,6 +1037,25 @@ fn job_reports_a_fit_that_did_not_converge_and_uses_segments() {
     );
 }
 
+/// (customer_id, x, monetary) of every row of `customer_value` batches.
+fn repeat_values(batches: &[RecordBatch]) -> Vec<(String, (i64, Option<f64>))> {
+    let mut out = Vec::new();
+    for b in batches {
+        let x = b
+            .column_by_name("x")
+            .expect("x")
+            .as_primitive::<Int64Type>();
+        for ((i, id), m) in strings(b, "customer_id")
+            .iter()
+            .enumerate()
+            .zip(floats(b, "monetary"))
+        {
+            out.push((id.clone().expect("id"), (x.value(i), m)));
+        }
+    }
+    out
+}
+
 /// Orders in two currencies, on a copy of the demo lake (all EUR): one
 /// repeat order of a customer is rewritten to CHF in every export that
 /// carries it. It is still a purchase day (x as before), but no longer in
@@ -1098,20 +1117,8 @@ fn an_order_in_another_currency_is_a_purchase_but_not_a_value() {
     // A customer with repeat purchases, and an order of theirs that is the
     // only one on its day, after a day with an order never refunded, with
     // every copy alike and not refunded.
-    let mut value_before = std::collections::BTreeMap::new();
-    for b in &before {
-        let x = b
-            .column_by_name("x")
-            .expect("x")
-            .as_primitive::<Int64Type>();
-        for ((i, id), m) in strings(b, "customer_id")
-            .iter()
-            .enumerate()
-            .zip(floats(b, "monetary"))
-        {
-            value_before.insert(id.clone().expect("id"), (x.value(i), m));
-        }
-    }
+    let value_before: std::collections::BTreeMap<String, (i64, Option<f64>)> =
+        repeat_values(&before).into_iter().collect();
     let last_day = attune::value::summary::epoch_day(*last);
     let of =
         |order: &str| -> Vec<&OrderCopy> { copies.iter().filter(|o| o.order == order).collect() };
@@ -1194,27 +1201,16 @@ fn an_order_in_another_currency_is_a_purchase_but_not_a_value() {
             .join("part-0.parquet"),
     );
     let mut moved = Vec::new();
-    for b in &after {
-        let x = b
-            .column_by_name("x")
-            .expect("x")
-            .as_primitive::<Int64Type>();
-        for ((i, id), m) in strings(b, "customer_id")
-            .iter()
-            .enumerate()
-            .zip(floats(b, "monetary"))
-        {
-            let id = id.clone().expect("id");
-            let (x0, m0) = value_before[&id];
-            assert_eq!(x.value(i), x0, "{id}: purchase days");
-            if id == customer {
-                let m0 = m0.expect("a repeat customer's value");
-                let want = (m0 * x0 as f64 - amount) / (x0 - 1) as f64;
-                let got = m.expect("other repeat days are EUR");
-                assert!((got - want).abs() < 1e-9 * want, "{got} vs {want}");
-            } else if m != m0 {
-                moved.push(id);
-            }
+    for (id, (x, m)) in repeat_values(&after) {
+        let (x0, m0) = value_before[&id];
+        assert_eq!(x, x0, "{id}: purchase days");
+        if id == customer {
+            let m0 = m0.expect("a repeat customer's value");
+            let want = (m0 * x0 as f64 - amount) / (x0 - 1) as f64;
+            let got = m.expect("other repeat days are EUR");
+            assert!((got - want).abs() < 1e-9 * want, "{got} vs {want}");
+        } else if m != m0 {
+            moved.push(id);
         }
     }
     assert!(
