@@ -9,13 +9,15 @@
 -- column recency_days: run date minus the calendar day of last_order_at (days); NULL when no non-refunded orders
 -- column frequency: non-refunded orders up to the run date (count)
 -- column refunded_orders: refunded orders up to the run date (count)
--- column monetary_total: sum of total_amount over non-refunded orders (currency units); 0 when none
--- column avg_order_value: monetary_total / frequency (currency units); NULL when no orders
+-- column currency: the currency of monetary_total, avg_order_value and discount_share: the most common one of the non-refunded orders up to the run date, the first in alphabetical order on a tie (ISO 4217; the same for every row, and the one the value job models lifetime values in); NULL when no order was kept
+-- column monetary_total: sum of total_amount over non-refunded orders in currency (currency units); 0 when none
+-- column avg_order_value: monetary_total / the non-refunded orders in currency (currency units); NULL when none
+-- column other_currency_orders: non-refunded orders in another currency than currency (count): amounts in two currencies cannot be added, so they count as orders (frequency, recency, channel mix) but not as money
 -- column orders_30d: non-refunded orders in the 30 days ending on the run date, run date included (count)
 -- column orders_90d: non-refunded orders in the 90 days ending on the run date, run date included (count)
 -- column orders_365d: non-refunded orders in the 365 days ending on the run date, run date included (count)
 -- column avg_days_between_orders: (last_order_at - first_order_at) / (frequency - 1) in days (fractional days); NULL when fewer than 2 orders
--- column discount_share: sum of discount_amount (missing discounts ignored) / sum of total_amount over non-refunded orders (ratio); NULL when no orders, a zero total or no discount recorded
+-- column discount_share: sum of discount_amount (missing discounts ignored) / sum of total_amount over non-refunded orders in currency (ratio); NULL when no such orders, a zero total or no discount recorded
 -- column in_store_share: share of non-refunded orders placed in store (ratio 0-1); NULL when no orders
 -- column online_share: share of non-refunded orders placed online (ratio 0-1); NULL when no orders
 -- column app_share: share of non-refunded orders placed in the app (ratio 0-1); NULL when no orders
@@ -37,6 +39,7 @@
 -- test refunded_orders: not_null, range 0 *
 -- test monetary_total: not_null, range 0 *
 -- test avg_order_value: range 0 *
+-- test other_currency_orders: not_null, range 0 *
 -- test orders_30d: not_null, range 0 *
 -- test orders_90d: not_null, range 0 *
 -- test orders_365d: not_null, range 0 *
@@ -57,7 +60,20 @@
 -- Customers are grouped and joined on customer_key(customer_id), a BIGINT
 -- hash of the id (stg_customers tests it unique): DataFusion's integer paths
 -- instead of 32-character strings held in every hash table.
-WITH order_stats AS (
+WITH main_currency AS (
+    -- always one row (an aggregate without GROUP BY), NULL when no order was
+    -- kept; from orders_daily's few thousand rows, not another pass over the orders
+    SELECT max(top.currency) AS code
+    FROM (
+        SELECT currency
+        FROM orders_daily
+        GROUP BY currency
+        HAVING sum(orders - refunds) > 0
+        ORDER BY sum(orders - refunds) DESC, currency
+        LIMIT 1
+    ) AS top
+),
+order_stats AS (
     -- one pass over all orders: refunded orders are counted here and left
     -- out of every other aggregate (a NULL is ignored by min, max and sum)
     SELECT
@@ -68,9 +84,10 @@ WITH order_stats AS (
         sum(1 - o.kept) AS refunded_orders,
         -- money is summed in whole cents: a float sum depends on the order rows
         -- arrive in, and the same inputs must give byte-identical marts
-        CAST(sum(o.kept * CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
+        CAST(sum(o.valued * CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
+        sum(o.valued) AS valued_orders,
         -- NULL, not 0, when no kept order has a discount recorded
-        CAST(sum(CASE WHEN o.kept = 1 THEN CAST(round(o.discount_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
+        CAST(sum(CASE WHEN o.valued = 1 THEN CAST(round(o.discount_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
         sum(CASE WHEN o.age_days < 30 THEN o.kept ELSE 0 END) AS orders_30d,
         sum(CASE WHEN o.age_days < 90 THEN o.kept ELSE 0 END) AS orders_90d,
         sum(CASE WHEN o.age_days < 365 THEN o.kept ELSE 0 END) AS orders_365d,
@@ -81,12 +98,15 @@ WITH order_stats AS (
         SELECT
             customer_key(customer_id) AS customer_key,
             CASE WHEN refunded THEN 0 ELSE 1 END AS kept,
+            CASE WHEN NOT refunded AND currency = mc.code THEN 1 ELSE 0 END AS valued,
             CASE WHEN refunded THEN NULL ELSE ordered_at END AS kept_at,
             run_date() - order_date AS age_days,
             total_amount,
             discount_amount,
             channel
-        FROM stg_orders
+        -- one row on the left: the join adds a column, it buffers no orders
+        FROM main_currency AS mc
+        CROSS JOIN stg_orders
     ) AS o
     GROUP BY o.customer_key
 ),
@@ -146,8 +166,10 @@ SELECT
     run_date() - CAST(os.last_order_at AS DATE) AS recency_days,
     COALESCE(os.frequency, 0) AS frequency,
     COALESCE(os.refunded_orders, 0) AS refunded_orders,
+    mc.code AS currency,
     COALESCE(os.monetary_total, 0.0) AS monetary_total,
-    os.monetary_total / NULLIF(os.frequency, 0) AS avg_order_value,
+    os.monetary_total / NULLIF(os.valued_orders, 0) AS avg_order_value,
+    COALESCE(os.frequency - os.valued_orders, 0) AS other_currency_orders,
     COALESCE(os.orders_30d, 0) AS orders_30d,
     COALESCE(os.orders_90d, 0) AS orders_90d,
     COALESCE(os.orders_365d, 0) AS orders_365d,
@@ -168,7 +190,8 @@ SELECT
     CAST(vs.reviews_replied AS DOUBLE) / NULLIF(vs.reviews_total, 0) AS review_reply_share,
     COALESCE(ws.web_sessions_total, 0) AS web_sessions_total,
     CAST(ws.web_conversions AS DOUBLE) / NULLIF(ws.web_conversion_flagged, 0) AS web_conversion_rate
-FROM stg_customers AS c
+FROM main_currency AS mc
+CROSS JOIN stg_customers AS c
 LEFT JOIN order_stats AS os ON os.customer_key = c.customer_key
 LEFT JOIN ticket_stats AS ts ON ts.customer_key = c.customer_key
 LEFT JOIN nps_ranked AS np ON np.customer_key = c.customer_key AND np.answer_rank = 1

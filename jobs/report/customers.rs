@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::charts::{self, RowMark};
 use super::data::{Head, Light, Marts, MaybeChart, head};
-use super::format::{NOT_SHOWN, count, num, pct};
+use super::format::{NOT_SHOWN, count, money, num, pct};
 use super::table::Row;
 use crate::Result;
 
@@ -64,7 +64,7 @@ pub async fn build(m: &Marts<'_>, also_hidden: &[String]) -> Result<Customers> {
         .load(
             "segment_profiles",
             "segment_id, segment, suppressed, customers, share, median_recency_days, \
-             median_frequency, median_monetary_total, net_promoter_score, churn_rate, name_reason",
+             median_frequency, median_monetary_total, currency, net_promoter_score, churn_rate, name_reason",
             "ORDER BY segment_id",
         )
         .await?
@@ -113,7 +113,9 @@ pub async fn build(m: &Marts<'_>, also_hidden: &[String]) -> Result<Customers> {
             purchases: r
                 .num("median_frequency")
                 .map_or(dash.clone(), |f| num(f, 0)),
-            spend: r.num("median_monetary_total").map_or(dash.clone(), count),
+            spend: r
+                .num("median_monetary_total")
+                .map_or(dash.clone(), |x| money(x, r.str("currency"))),
             nps: r
                 .num("net_promoter_score")
                 .map_or(dash.clone(), |v| num(v, 0)),

@@ -118,6 +118,9 @@ pub struct Customers {
     pub raw: Vec<Vec<Option<f64>>>,
     /// The customer's latest NPS answer (0-10).
     pub last_nps: Vec<Option<f64>>,
+    /// The currency of the money features (one per date; `None` when no
+    /// order was kept).
+    pub currency: Option<String>,
 }
 
 impl Customers {
@@ -131,7 +134,7 @@ impl Customers {
             .map(|c| format!("CAST({c} AS DOUBLE) AS {c}"))
             .collect();
         format!(
-            "SELECT customer_id, {} FROM customer_features WHERE dt = DATE '{}' ORDER BY customer_id",
+            "SELECT customer_id, CAST(currency AS VARCHAR) AS currency, {} FROM customer_features WHERE dt = DATE '{}' ORDER BY customer_id",
             cols.join(", "),
             date.format("%Y-%m-%d")
         )
@@ -156,6 +159,16 @@ impl Customers {
                     ));
                 }
                 out.ids.push(ids.value(i).to_string());
+            }
+            if out.currency.is_none() {
+                let codes = column(b, "currency", &DataType::Utf8)?;
+                let codes = codes
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::Internal("currency did not cast to Utf8".into()))?;
+                out.currency = (0..codes.len())
+                    .find(|&i| codes.is_valid(i))
+                    .map(|i| codes.value(i).to_string());
             }
             for (f, name) in FEATURES.iter().enumerate() {
                 extend_f64(&mut out.raw[f], b, name)?;
@@ -477,6 +490,7 @@ mod tests {
         let date = chrono::NaiveDate::from_ymd_opt(2025, 8, 28).expect("date");
         let q = Customers::query(date);
         assert!(q.contains("WHERE dt = DATE '2025-08-28'"));
+        assert!(q.contains("CAST(currency AS VARCHAR) AS currency"));
         for f in FEATURES {
             assert!(q.contains(&format!("CAST({f} AS DOUBLE) AS {f}")));
         }

@@ -445,7 +445,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<SegmentOutcome> {
         std::slice::from_ref(&batch),
     )
     .await?;
-    let profiles = profile::batch(&seg.profiles)?;
+    let profiles = profile::batch(&seg.profiles, customers.currency.as_deref())?;
     mart::publish(
         &ctx.storage,
         "segment_profiles",
@@ -764,6 +764,7 @@ mod tests {
                 .map(|col| keep.iter().map(|&i| col[i]).collect())
                 .collect(),
             last_nps: keep.iter().map(|&i| c.last_nps[i]).collect(),
+            currency: c.currency.clone(),
         }
     }
 

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringArray,
+    StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -189,6 +190,7 @@ pub fn schema() -> SchemaRef {
         Field::new("suppressed", DataType::Boolean, false),
         Field::new("customers", DataType::Int64, true),
         Field::new("share", DataType::Float64, true),
+        Field::new("currency", DataType::Utf8, true),
     ];
     for f in FEATURES {
         fields.push(Field::new(format!("median_{f}"), DataType::Float64, true));
@@ -202,8 +204,9 @@ pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The profiles as one batch, in the given order.
-pub fn batch(profiles: &[SegmentProfile]) -> Result<RecordBatch> {
+/// The profiles as one batch, in the given order; `currency` is the one of
+/// the money medians (customer_features' currency).
+pub fn batch(profiles: &[SegmentProfile], currency: Option<&str>) -> Result<RecordBatch> {
     let mut id = Int32Builder::new();
     let mut name = StringBuilder::new();
     let mut clustered = BooleanBuilder::new();
@@ -237,6 +240,7 @@ pub fn batch(profiles: &[SegmentProfile]) -> Result<RecordBatch> {
         Arc::new(suppressed.finish()),
         Arc::new(customers.finish()),
         Arc::new(share.finish()),
+        Arc::new(StringArray::from(vec![currency; profiles.len()])),
     ];
     for mut b in medians {
         columns.push(Arc::new(b.finish()));
@@ -353,7 +357,7 @@ mod tests {
             inactive_days: 90,
         };
         let prof = profile(&c, &members, 1, "x", true, "why", p).expect("profile");
-        let b = batch(&[prof]).expect("batch");
+        let b = batch(&[prof], Some("EUR")).expect("batch");
         assert_eq!(b.num_rows(), 1);
         crate::mart::doc("segment_profiles")
             .expect("documented")

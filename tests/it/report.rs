@@ -88,10 +88,10 @@ fn fixture_sql(t: &Texts) -> Vec<(&'static str, &'static str, &'static str, Stri
             ('2025-06', 'overall', 'all', 'index', 30, 25, 61.0, 50.0, 72.0, 1.0, NULL) \
             ) AS t(period, dimension, group_value, component, n, customers, value, ci_lower, ci_upper, weight, note)".to_string()),
         ("marts", "segment_profiles", D, format!("SELECT * FROM (VALUES \
-            (1, {segment}, false, 120, 0.6, 6.0, 12.0, 310.5, 45.0, 0.05, 'at least 8 purchases so far'), \
-            (2, 'Drifting away', false, 75, 0.375, 80.0, 3.0, 45.0, CAST(NULL AS DOUBLE), 0.62, 'long since the last purchase'), \
-            (3, 'Big spenders', true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'high spend') \
-            ) AS t(segment_id, segment, suppressed, customers, share, median_recency_days, median_frequency, median_monetary_total, net_promoter_score, churn_rate, name_reason)")),
+            (1, {segment}, false, 120, 0.6, 'EUR', 6.0, 12.0, 310.5, 45.0, 0.05, 'at least 8 purchases so far'), \
+            (2, 'Drifting away', false, 75, 0.375, 'EUR', 80.0, 3.0, 45.0, CAST(NULL AS DOUBLE), 0.62, 'long since the last purchase'), \
+            (3, 'Big spenders', true, NULL, NULL, 'EUR', NULL, NULL, NULL, NULL, NULL, 'high spend') \
+            ) AS t(segment_id, segment, suppressed, customers, share, currency, median_recency_days, median_frequency, median_monetary_total, net_promoter_score, churn_rate, name_reason)")),
         ("marts", "churn_rates", D, "SELECT * FROM (VALUES \
             ('2025-02', DATE '2025-02-28', 'active', 'month', 'all', 100, 12, 0.12), \
             ('2025-03', DATE '2025-03-31', 'active', 'month', 'all', 104, 15, 0.144), \
