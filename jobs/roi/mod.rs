@@ -165,12 +165,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
         ("inactive_days", cfg.inactive_days.to_string()),
     ];
     let initiatives = read_initiatives(&session, &params).await?;
+    let mut warnings_unlisted = unlisted_assignments(&session, date).await?;
     let mut arms = read_arms(&session, &params).await?;
     let mut rows_in = initiatives.len() as u64 + arms.values().map(|v| v.len() as u64).sum::<u64>();
-    let order_currencies = if cltv_missing.is_none() {
-        read_order_currencies(&session, date).await?
+    let cltv_currency = if cltv_missing.is_none() {
+        read_cltv_currency(&session, &tables, date).await?
     } else {
-        BTreeSet::new()
+        CltvCurrency::Unknown
     };
 
     let mut out_rows = Vec::new();
@@ -206,7 +207,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
             let gap = cltv_missing
                 .clone()
                 .or_else(|| (unknown > 0).then(|| unknown_cltv(unknown, outcomes.len())))
-                .or_else(|| currency_gap(info, &order_currencies));
+                .or_else(|| currency_gap(info, &cltv_currency));
             let estimates = effects::compare_arms(
                 &outcomes,
                 Some(info.cost),
@@ -293,6 +294,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
     if initiatives.is_empty() {
         warnings.push(format!("no initiatives known on {date}"));
     }
+    warnings.append(&mut warnings_unlisted);
     for w in &warnings {
         warn!(warning = %w, "roi");
     }
@@ -341,26 +343,30 @@ fn unknown_cltv(unknown: usize, customers: usize) -> String {
     )
 }
 
-/// Why the CLTV rows are not shown although CLTV is there: money in two currencies.
-fn currency_gap(info: &InitiativeInfo, order_currencies: &BTreeSet<String>) -> Option<String> {
-    let others: Vec<&str> = order_currencies
-        .iter()
-        .map(String::as_str)
-        .filter(|c| *c != info.currency)
-        .collect();
-    (!others.is_empty()).then(|| {
-        // The row has one currency column, the cost's: a CLTV in another
-        // currency would be shown under the wrong name.
-        format!(
-            "the cost is in {} but order amounts, and so lifetime values, are in {} (give the initiative's cost in the orders' currency)",
-            info.currency,
-            order_currencies
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(" and ")
-        )
-    })
+/// The currency of the lifetime values in marts/customer_value.
+#[derive(Debug, Clone, PartialEq)]
+enum CltvCurrency {
+    /// The one the value job modelled, or the only one the orders have.
+    Known(String),
+    /// Neither: the value job recorded none and the orders have several.
+    Unknown,
+}
+
+/// Why the CLTV rows are not shown although CLTV is there: the values are
+/// in another currency than the cost, or in one nobody recorded.
+fn currency_gap(info: &InitiativeInfo, cltv: &CltvCurrency) -> Option<String> {
+    // The row has one currency column, the cost's: a CLTV in another
+    // currency would be shown under the wrong name.
+    match cltv {
+        CltvCurrency::Known(code) if *code == info.currency => None,
+        CltvCurrency::Known(code) => Some(format!(
+            "the cost is in {} but lifetime values are in {code}, the most common currency of the orders (give the initiative's cost in {code})",
+            info.currency
+        )),
+        CltvCurrency::Unknown => Some(
+            "the orders are in several currencies and marts/model_metrics has no value/clv/currency row for the date to say which one the lifetime values are in (re-run the value job)".into(),
+        ),
+    }
 }
 
 // --- Tables --------------------------------------------------------------------------
@@ -580,6 +586,32 @@ async fn read_initiatives(
 }
 
 /// Per initiative: the outcomes of its assigned customers, in customer order.
+/// One warning per initiative that has assignments up to `date` but no row
+/// in lake/initiatives: without its start and cost it cannot be estimated,
+/// and its customers would otherwise vanish without a word.
+async fn unlisted_assignments(session: &SessionContext, date: NaiveDate) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT CAST(a.initiative_id AS VARCHAR) AS initiative, count(DISTINCT a.customer_id) AS customers \
+         FROM initiative_assignments AS a \
+         WHERE a.dt <= DATE '{date}' AND a.initiative_id IS NOT NULL AND NOT EXISTS ( \
+             SELECT 1 FROM initiatives AS i WHERE i.initiative_id = a.initiative_id AND i.dt <= DATE '{date}') \
+         GROUP BY a.initiative_id ORDER BY initiative"
+    );
+    let mut out = Vec::new();
+    for b in session.sql(&sql).await?.collect().await? {
+        let ids = strings(&b, "initiative")?;
+        let customers = ints(&b, "customers")?;
+        for (id, n) in ids.into_iter().zip(customers) {
+            out.push(format!(
+                "{}: {} customers are assigned to it, but lake/initiatives does not list it up to {date}, so it is not estimated (export the initiative with its start and cost)",
+                id.unwrap_or_default(),
+                n.unwrap_or(0)
+            ));
+        }
+    }
+    Ok(out)
+}
+
 async fn read_arms(
     session: &SessionContext,
     params: &[(&str, String)],
@@ -615,18 +647,41 @@ async fn read_arms(
     Ok(out)
 }
 
-async fn read_order_currencies(
+/// The currency the value job modelled lifetime values in (its
+/// model_metrics row clv/currency for the date); without that row, the
+/// orders' currency when they have only one.
+async fn read_cltv_currency(
     session: &SessionContext,
+    tables: &[TableRef],
     date: NaiveDate,
-) -> Result<BTreeSet<String>> {
+) -> Result<CltvCurrency> {
+    if tables
+        .iter()
+        .any(|t| t.area == "marts" && t.name == "model_metrics")
+    {
+        let sql = format!(
+            "SELECT DISTINCT CAST(key AS VARCHAR) AS currency FROM model_metrics \
+             WHERE dt = DATE '{date}' AND job = 'value' AND model = 'clv' AND metric = 'currency' AND key IS NOT NULL"
+        );
+        let mut recorded = BTreeSet::new();
+        for b in session.sql(&sql).await?.collect().await? {
+            recorded.extend(strings(&b, "currency")?.into_iter().flatten());
+        }
+        if let Some(code) = recorded.pop_first() {
+            return Ok(CltvCurrency::Known(code));
+        }
+    }
     let sql = format!(
         "SELECT DISTINCT currency FROM orders WHERE dt <= DATE '{date}' AND currency IS NOT NULL"
     );
-    let mut out = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for b in session.sql(&sql).await?.collect().await? {
-        out.extend(strings(&b, "currency")?.into_iter().flatten());
+        seen.extend(strings(&b, "currency")?.into_iter().flatten());
     }
-    Ok(out)
+    Ok(match (seen.pop_first(), seen.is_empty()) {
+        (Some(only), true) => CltvCurrency::Known(only),
+        _ => CltvCurrency::Unknown,
+    })
 }
 
 async fn read_touchpoint_answers(
@@ -732,13 +787,15 @@ mod tests {
             cost: 4500.0,
             currency: "GBP".into(),
         };
-        let eur: BTreeSet<String> = ["EUR".to_string()].into();
+        let eur = CltvCurrency::Known("EUR".into());
         let Some(why) = currency_gap(&info, &eur) else {
-            panic!("EUR orders under a GBP cost must leave CLTV out");
+            panic!("EUR values under a GBP cost must leave CLTV out");
         };
         assert!(why.contains("GBP") && why.contains("EUR"), "{why}");
-        let gbp: BTreeSet<String> = ["GBP".to_string()].into();
+        let gbp = CltvCurrency::Known("GBP".into());
         assert_eq!(currency_gap(&info, &gbp), None);
+        let unknown = currency_gap(&info, &CltvCurrency::Unknown).expect("unknown");
+        assert!(unknown.contains("value/clv/currency"), "{unknown}");
     }
 
     #[test]

@@ -360,6 +360,20 @@ fn customer_value_batch(rows: &[(String, f64)]) -> RecordBatch {
     .expect("batch")
 }
 
+/// The value job's model_metrics row naming the currency of its values.
+fn clv_currency_row(code: &str) -> RecordBatch {
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    RecordBatch::try_from_iter(vec![
+        ("job", text("value")),
+        ("model", text("clv")),
+        ("metric", text("currency")),
+        ("key", text(code)),
+        ("value", Arc::new(Float64Array::from(vec![0.0])) as ArrayRef),
+        ("detail", text("fixture")),
+    ])
+    .expect("batch")
+}
+
 /// The CLTV part, with a marts/customer_value fixture as the value job will
 /// write it: every treated customer is worth 130, every control customer
 /// 100. By hand: uplift 30 per customer, incremental value 30 × treated,
@@ -418,6 +432,23 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
         row(&rows, "I0001", "retention_rate"),
         "CLTV does not change the other rows"
     );
+
+    // The value job says which currency it modelled: CHF values are not
+    // shown under the EUR cost, EUR ones are.
+    for (code, shown) in [("CHF", false), ("EUR", true)] {
+        write_table(&ctx, "marts", "model_metrics", last, clv_currency_row(code)).await;
+        attune::roi::run(&ctx, last).await.expect("roi with CLTV");
+        let cltv = row(&read_rows(dir.path(), last), "I0001", "cltv_12m").clone();
+        assert_eq!(cltv.effect.is_some(), shown, "{code}: {cltv:?}");
+        if !shown {
+            assert!(
+                cltv.explanation
+                    .contains("the cost is in EUR but lifetime values are in CHF"),
+                "{}",
+                cltv.explanation
+            );
+        }
+    }
 
     // Spread: value = 80 + 7·(k mod 11) (+25 when treated), k = position in id order.
     let spread: Vec<(String, f64)> = arms
@@ -609,7 +640,8 @@ async fn hand_made_lake(ctx: &JobContext) -> NaiveDate {
     );
     write_table(ctx, "lake", "initiatives", day("2025-03-01"), init).await;
 
-    // Assignments: I1 treatment for e00-e11 and x00; I2 control for u00-u11.
+    // Assignments: I1 treatment for e00-e11 and x00; I2 control for u00-u11;
+    // I9, which lake/initiatives does not list, for u12 and u13.
     let mut a_cust: Vec<String> = exposed.clone();
     a_cust.push("x00".into());
     let mut a_init = vec!["I1".to_string(); 13];
@@ -618,6 +650,11 @@ async fn hand_made_lake(ctx: &JobContext) -> NaiveDate {
         a_cust.push(u.clone());
         a_init.push("I2".into());
         a_arm.push("control".into());
+    }
+    for u in &others[12..14] {
+        a_cust.push(u.clone());
+        a_init.push("I9".into());
+        a_arm.push("treatment".into());
     }
     let n = a_cust.len();
     let assign = lake_batch(
@@ -877,6 +914,13 @@ async fn hand_made_lake_gives_the_answers_worked_out_by_hand() {
         .collect();
     assert_eq!(ids, ["I1", "I2", "I3", "I4", "I5"]);
     assert!(outcome.warnings.iter().any(|w| w.contains("CLTV")));
+    assert!(
+        outcome.warnings.iter().any(|w| w.starts_with(
+            "I9: 2 customers are assigned to it, but lake/initiatives does not list it"
+        )),
+        "{:?}",
+        outcome.warnings
+    );
 
     // Privacy: at min_group_size 13 the 12-customer groups are withheld, and
     // no withheld row shows a count.
