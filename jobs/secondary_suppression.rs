@@ -200,6 +200,109 @@ mod tests {
         assert_eq!(hidden, [false, false, true, true, true, false, false, true]);
     }
 
+    /// Members as sets of customer numbers; the union counts each once.
+    fn union_of(members: &[std::ops::Range<u64>]) -> impl Fn(&[usize]) -> u64 + '_ {
+        move |positions: &[usize]| {
+            let all: std::collections::BTreeSet<u64> =
+                positions.iter().flat_map(|&p| members[p].clone()).collect();
+            all.len() as u64
+        }
+    }
+
+    #[test]
+    fn hidden_members_must_hold_min_distinct_customers() {
+        // Two hidden groups of 6 that are the same 6 people: the total minus
+        // the shown group would describe those 6, so the shown one goes too.
+        let same = [0..6, 0..6, 6..46];
+        let sizes = [6, 6, 40];
+        assert_eq!(
+            complements_by_union(
+                &[true, true, false],
+                &sizes,
+                &[false; 3],
+                10,
+                false,
+                &union_of(&same)
+            ),
+            (vec![false, false, true], false)
+        );
+        // The same sizes, different people (12 together): nothing more.
+        let apart = [0..6, 6..12, 12..52];
+        assert_eq!(
+            complements_by_union(
+                &[true, true, false],
+                &sizes,
+                &[false; 3],
+                10,
+                false,
+                &union_of(&apart)
+            ),
+            (vec![false; 3], false)
+        );
+        // One hidden member is always too few: the smallest shown joins it,
+        // one whose rows are hidden already (free) before any other.
+        let three = [0..6, 6..30, 30..50];
+        assert_eq!(
+            complements_by_union(
+                &[true, false, false],
+                &[6, 24, 20],
+                &[false; 3],
+                10,
+                false,
+                &union_of(&three)
+            ),
+            (vec![false, false, true], false)
+        );
+        assert_eq!(
+            complements_by_union(
+                &[true, false, false],
+                &[6, 24, 20],
+                &[false, true, false],
+                10,
+                false,
+                &union_of(&three)
+            ),
+            (vec![false, true, false], false)
+        );
+    }
+
+    #[test]
+    fn a_hidden_total_keeps_a_hidden_member_that_is_not_few() {
+        let groups = [0..30, 30..34, 34..60];
+        let sizes = [30, 4, 26];
+        // Nothing hidden under a hidden total: it would be the sum of the
+        // members shown, so the smallest goes, and with 4 customers it is
+        // too few alone: the next smallest joins it.
+        assert_eq!(
+            complements_by_union(
+                &[false; 3],
+                &sizes,
+                &[false; 3],
+                10,
+                true,
+                &union_of(&groups)
+            ),
+            (vec![false, true, true], false)
+        );
+        // One large hidden member under a hidden total is enough.
+        assert_eq!(
+            complements_by_union(
+                &[true, false, false],
+                &sizes,
+                &[false; 3],
+                10,
+                true,
+                &union_of(&groups)
+            ),
+            (vec![false; 3], false)
+        );
+        // The only member, hidden, is the total: the total goes instead.
+        assert_eq!(
+            complements_by_union(&[true], &[4], &[false], 10, false, &union_of(&groups[1..2])),
+            (vec![false], true)
+        );
+    }
+
     #[test]
     fn the_smallest_are_hidden_until_the_hidden_are_not_few() {
         // one hidden: the smallest shown joins it
