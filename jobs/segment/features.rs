@@ -287,7 +287,8 @@ impl Design {
     ///   the median gap of repeat buyers (a fresh one-time buyer is not
     ///   assumed to come back daily);
     /// - `discount_share` when no discount was recorded: 0;
-    /// - anything else (should not happen for purchasers): the feature's
+    /// - anything else (money of a customer whose every purchase was in
+    ///   another currency than customer_features' one): the feature's
     ///   median among the clustered customers.
     pub fn build(customers: &Customers, rows: Vec<usize>) -> Result<Design> {
         let d = FEATURES.len();
