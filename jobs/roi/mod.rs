@@ -348,6 +348,8 @@ fn unknown_cltv(unknown: usize, customers: usize) -> String {
 enum CltvCurrency {
     /// The one the value job modelled, or the only one the orders have.
     Known(String),
+    /// No order has a currency: nobody bought, every value is 0 in any.
+    NoOrders,
     /// Neither: the value job recorded none and the orders have several.
     Unknown,
 }
@@ -358,6 +360,7 @@ fn currency_gap(info: &InitiativeInfo, cltv: &CltvCurrency) -> Option<String> {
     // The row has one currency column, the cost's: a CLTV in another
     // currency would be shown under the wrong name.
     match cltv {
+        CltvCurrency::NoOrders => None,
         CltvCurrency::Known(code) if *code == info.currency => None,
         CltvCurrency::Known(code) => Some(format!(
             "the cost is in {} but lifetime values are in {code}, the most common currency of the orders (give the initiative's cost in {code})",
@@ -585,7 +588,6 @@ async fn read_initiatives(
     Ok(out)
 }
 
-/// Per initiative: the outcomes of its assigned customers, in customer order.
 /// One warning per initiative that has assignments up to `date` but no row
 /// in lake/initiatives: without its start and cost it cannot be estimated,
 /// and its customers would otherwise vanish without a word.
@@ -612,6 +614,7 @@ async fn unlisted_assignments(session: &SessionContext, date: NaiveDate) -> Resu
     Ok(out)
 }
 
+/// Per initiative: the outcomes of its assigned customers, in customer order.
 async fn read_arms(
     session: &SessionContext,
     params: &[(&str, String)],
@@ -679,8 +682,9 @@ async fn read_cltv_currency(
         seen.extend(strings(&b, "currency")?.into_iter().flatten());
     }
     Ok(match (seen.pop_first(), seen.is_empty()) {
+        (None, _) => CltvCurrency::NoOrders,
         (Some(only), true) => CltvCurrency::Known(only),
-        _ => CltvCurrency::Unknown,
+        (Some(_), false) => CltvCurrency::Unknown,
     })
 }
 
@@ -796,6 +800,7 @@ mod tests {
         assert_eq!(currency_gap(&info, &gbp), None);
         let unknown = currency_gap(&info, &CltvCurrency::Unknown).expect("unknown");
         assert!(unknown.contains("value/clv/currency"), "{unknown}");
+        assert_eq!(currency_gap(&info, &CltvCurrency::NoOrders), None);
     }
 
     #[test]

@@ -527,6 +527,65 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
         row(&without, "I0001", "retention_rate"),
         row(&rows, "I0001", "retention_rate"),
     );
+
+    // Orders in two currencies (one CHF order of someone outside the arms):
+    // the value job's row says the values are in EUR, the cost's, so they
+    // are compared; without that row nobody can tell which, and they are not.
+    write_table(
+        &ctx,
+        "marts",
+        "customer_value",
+        last,
+        customer_value_batch(&constant),
+    )
+    .await;
+    write_table(
+        &ctx,
+        "marts",
+        "model_metrics",
+        last,
+        clv_currency_row("EUR"),
+    )
+    .await;
+    let chf = lake_batch(
+        &ctx,
+        "orders",
+        1,
+        vec![
+            ("order_id", text(vec!["chf-1".into()])),
+            ("customer_id", text(vec!["not-in-any-arm".into()])),
+            ("currency", text(vec!["CHF".into()])),
+            ("ordered_at", timestamps(&[last])),
+        ],
+    );
+    attune::parquet_io::write_batches(
+        &ctx.storage,
+        &Path::from(format!("lake/orders/dt={last}/part-chf.parquet")),
+        chf.schema(),
+        &[chf],
+    )
+    .await
+    .expect("write the CHF order");
+    attune::roi::run(&ctx, last)
+        .await
+        .expect("roi, two currencies");
+    let cltv = row(&read_rows(dir.path(), last), "I0001", "cltv_12m").clone();
+    assert_eq!(cltv.effect, Some(30.0), "{cltv:?}");
+    ctx.storage
+        .delete_prefix(&Path::from(format!("marts/model_metrics/dt={last}")))
+        .await
+        .expect("drop model_metrics");
+    attune::roi::run(&ctx, last)
+        .await
+        .expect("roi, two currencies");
+    let cltv = row(&read_rows(dir.path(), last), "I0001", "cltv_12m").clone();
+    assert!(cltv.effect.is_none(), "{cltv:?}");
+    assert!(
+        cltv.explanation
+            .contains("the orders are in several currencies"),
+        "{}",
+        cltv.explanation
+    );
 }
 
 // --- A hand-made lake -------------------------------------------------------------------
