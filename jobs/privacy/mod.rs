@@ -278,6 +278,11 @@ impl PrivacyOutcome {
     }
 }
 
+/// Whether `area/table` is the job's own output, `marts/privacy_checks`.
+fn is_own_output(area: &str, table: &str) -> bool {
+    area == "marts" && table == "privacy_checks"
+}
+
 /// Runs every check as of `date` and writes `marts/privacy_checks`.
 #[instrument(skip_all, fields(job = "privacy", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
@@ -322,6 +327,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
     });
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::Of(date)).await?);
+    // The checks judge what the other jobs keep; their own findings of an
+    // earlier run for the date are not input, or a re-run would differ.
+    files.retain(|f| !is_own_output(&f.area, &f.table));
     let scanned = scan::scan_leaks(storage, files, needles, threads).await?;
     let seconds_scanning = started.elapsed().as_secs_f64();
     info!(
@@ -394,8 +402,10 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
     findings.extend(checks::leaks::pii_scan(&leak));
     findings.extend(checks::leaks::pseudonymization(&leak));
     findings.extend(checks::leaks::consent(&leak));
+    let mut by_table = retention::by_table(&partitions);
+    by_table.retain(|(area, table), _| !is_own_output(area, table));
     findings.extend(checks::retention::check(
-        &retention::by_table(&partitions),
+        &by_table,
         date,
         cfg.retention_days,
         cfg.retention_enabled,

@@ -57,6 +57,8 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         .path()
         .join(format!("marts/customer_features/dt={last}/part-0.parquet"));
     let before = std::fs::read(&features).expect("features");
+    let marts_before = marts_of(root.path(), last);
+    assert!(marts_before.len() >= 20, "{:?}", marts_before.keys());
 
     let second = nightly::run(&ctx, &all).await.expect("second run");
     assert_eq!(
@@ -98,6 +100,19 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         std::fs::read(&features).expect("rebuilt") == before,
         "the same inputs give byte-identical marts"
     );
+    // every job from transform on ran again: every mart file of the date is
+    // the same, byte for byte
+    let marts_after = marts_of(root.path(), last);
+    assert_eq!(
+        marts_after.keys().collect::<Vec<_>>(),
+        marts_before.keys().collect::<Vec<_>>()
+    );
+    for (file, bytes) in &marts_before {
+        assert!(
+            marts_after[file] == *bytes,
+            "{file} differs between two runs of the same inputs"
+        );
+    }
 
     // A new export for one day: that day is re-ingested, then everything after.
     root.land(
@@ -257,4 +272,25 @@ async fn missed_nights_are_caught_up_in_the_business_time_zone() {
             last + chrono::Duration::days(3)
         ]
     );
+}
+
+/// Every file under `marts/*/dt=<date>/`, by its path below `marts/`.
+fn marts_of(
+    root: &std::path::Path,
+    date: NaiveDate,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for table in std::fs::read_dir(root.join("marts")).expect("marts") {
+        let table = table.expect("entry").path();
+        let dir = table.join(format!("dt={date}"));
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for f in files {
+            let f = f.expect("file").path();
+            let name = f.strip_prefix(root.join("marts")).expect("under marts");
+            out.insert(name.display().to_string(), std::fs::read(&f).expect("read"));
+        }
+    }
+    out
 }
