@@ -226,6 +226,10 @@ pub fn docs(
             ));
         }
     }
+    out.push_str("\n### lake/ingest_audit\n\nWhat arrived in each export file and what became of its rows and columns (attune's own table, written by ingest). Grain: one row per date, file and outcome, and per date, file and column.\n\n| column | meaning |\n| --- | --- |\n");
+    for (col, doc) in crate::ingest::AUDIT_DOCS {
+        out.push_str(&format!("| {col} | {doc} |\n"));
+    }
     out.push_str("\n## Marts (SQL models, `sql/<model>.sql`)\n");
     for m in models
         .iter()

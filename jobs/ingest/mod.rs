@@ -746,6 +746,30 @@ impl QuarantineBuilder {
     }
 }
 
+/// What each column of `lake/ingest_audit` holds (`attune tables --docs`).
+pub const AUDIT_DOCS: [(&str, &str); 5] = [
+    (
+        "table_name",
+        "the canonical table the export was loaded into",
+    ),
+    (
+        "source_file",
+        "the export file, relative to landing/<table>/<date>/",
+    ),
+    (
+        "column_name",
+        "the export's column the row is about; NULL on rows about the whole file",
+    ),
+    (
+        "outcome",
+        "rows_read, rows_written, consent_excluded, erased, duplicate or quarantined:<reason> for the file; for a column, its handling (keep, pseudonymize, generalize, redact, drop) or undeclared_dropped",
+    ),
+    (
+        "rows",
+        "rows of the file with that outcome (for a column: the rows read)",
+    ),
+];
+
 /// Schema of `lake/ingest_audit`: what arrived and what became of it, per file.
 pub fn audit_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -28,7 +28,28 @@ fn help_explains_commands_and_exit_codes() {
     ] {
         assert!(text.contains(want), "--help lacks {want}");
     }
-    for sub in ["ingest", "nightly", "generate", "demo", "init"] {
+    for sub in [
+        "init",
+        "generate",
+        "ingest",
+        "transform",
+        "empathy",
+        "segment",
+        "roi",
+        "nightly",
+        "query",
+        "tables",
+        "privacy",
+        "retention",
+        "forget",
+        "voice",
+        "report",
+        "runs",
+        "doctor",
+        "value",
+        "fairness",
+        "demo",
+    ] {
         let out = attune().args([sub, "--help"]).output().expect("runs");
         assert!(out.status.success(), "{sub} --help");
         assert!(
@@ -386,4 +407,65 @@ fn demo_runs_end_to_end() {
             "{staging} was written to marts"
         );
     }
+}
+
+/// `attune tables` over an ingested and transformed lake lists each table
+/// with its rows, partitions and columns; `attune tables --docs` documents
+/// every column it lists.
+#[test]
+fn tables_lists_every_table_and_the_docs_cover_every_column() {
+    let (root, last) = crate::common::demo_lake();
+    let root = root.to_str().expect("utf8");
+    let out = attune()
+        .args(["--root", root, "tables"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = |table: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{table}  ")))
+            .unwrap_or_else(|| panic!("{table} not listed:\n{listing}"))
+    };
+    assert!(
+        line("lake/orders").ends_with(&format!("(dt 2025-01-01 … {last})")),
+        "{}",
+        line("lake/orders")
+    );
+    assert!(
+        line("marts/customer_features").ends_with(&format!("(dt {last} … {last})")),
+        "{}",
+        line("marts/customer_features")
+    );
+    let out = attune().args(["tables", "--docs"]).output().expect("runs");
+    assert!(out.status.success());
+    let docs = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut table = String::new();
+    let mut checked = 0;
+    for l in listing.lines() {
+        if !l.starts_with(' ') {
+            table = l.split_whitespace().next().expect("name").to_string();
+            continue;
+        }
+        let column = l.split_whitespace().next().expect("column");
+        if column == "dt" {
+            continue;
+        }
+        let section = docs
+            .split(&format!("### {table}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{table} has no section in tables --docs"));
+        let section = section.split("\n### ").next().expect("section");
+        assert!(
+            section.contains(&format!("\n| {column} |")),
+            "{table}.{column} is not documented"
+        );
+        checked += 1;
+    }
+    assert!(checked > 150, "{checked} columns checked");
 }
