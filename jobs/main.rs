@@ -646,8 +646,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dates = d.dates()?;
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::Required)?;
             let _lock = RunLock::acquire(&ctx)?;
-            let outcome = runtime()?.block_on(ingest::run(&ctx, &dates))?;
+            let (outcome, manifest) = runtime()?.block_on(ingest::run_recorded(&ctx, &dates))?;
             print_ingest(&outcome);
+            eprintln!("run manifest: {}", ctx.storage.display(&manifest));
             Ok(())
         }
         Command::Transform { date } => {

@@ -108,6 +108,9 @@ pub struct TableTotals {
     pub duplicates: u64,
     pub quarantine_reasons: BTreeMap<String, u64>,
     pub undeclared_columns: BTreeSet<String>,
+    /// Seconds its partitions took, summed: they run in parallel, so the
+    /// tables' seconds add up to more than the job's.
+    pub seconds: f64,
 }
 
 /// What an ingest run did.
@@ -131,6 +134,43 @@ impl IngestOutcome {
         self.tables
             .iter()
             .fold((0, 0), |(r, w), t| (r + t.rows_read, w + t.rows_written))
+    }
+}
+
+/// [`run`] as a run of its own (`attune ingest`): recorded in
+/// `runs/<run_id>.json` like a nightly, with the accounting per table and
+/// its durations, failed or not. Returns the outcome and the manifest's path.
+pub async fn run_recorded(ctx: &JobContext, dates: &[NaiveDate]) -> Result<(IngestOutcome, Path)> {
+    let timer = crate::manifest::JobTimer::start("ingest");
+    let mut manifest = crate::manifest::RunManifest::start(ctx, "ingest", dates);
+    manifest.save(&ctx.storage).await?;
+    let result = run(ctx, dates).await;
+    manifest.finished_at =
+        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    match result {
+        Ok(o) => {
+            let (rows_in, rows_out) = o.rows();
+            let details = serde_json::json!({
+                "tables": o.tables,
+                "opted_out_customers": o.opted_out_customers,
+                "withdrawals": o.withdrawals,
+                "pseudonyms_computed": o.pseudonyms_computed,
+            });
+            manifest
+                .jobs
+                .push(timer.finish(rows_in, rows_out, o.warnings.clone(), details));
+            manifest.status = "ok".into();
+            let path = manifest.save(&ctx.storage).await?;
+            Ok((o, path))
+        }
+        Err(e) => {
+            manifest.jobs.push(timer.fail(&e));
+            manifest.status = "failed".into();
+            if let Err(saved) = manifest.save(&ctx.storage).await {
+                warn!(error = %saved, "could not record the failed ingest run");
+            }
+            Err(e)
+        }
     }
 }
 
@@ -332,6 +372,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         t.consent_excluded += p.consent_excluded;
         t.erased += p.erased;
         t.duplicates += p.duplicates;
+        t.seconds += p.seconds;
         for f in &p.files {
             t.files += 1;
             t.empty_files += u64::from(f.report.empty);

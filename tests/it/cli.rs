@@ -469,3 +469,84 @@ fn tables_lists_every_table_and_the_docs_cover_every_column() {
     }
     assert!(checked > 150, "{checked} columns checked");
 }
+
+/// `attune ingest` on its own records its run in `runs/` as a nightly does:
+/// per table the rows read, written, quarantined and removed as duplicates,
+/// with seconds; a failed ingest is recorded as failed, with its error.
+#[test]
+fn a_standalone_ingest_records_its_run_with_the_accounting() {
+    let root = Root::new();
+    let config = write_config(&root, "[ingest]\ntables = [\"orders\"]\n");
+    let ingest = || {
+        attune()
+            .arg("--config")
+            .arg(&config)
+            .args(["ingest", "--date", "2025-03-01"])
+            .output()
+            .expect("runs")
+    };
+    assert_eq!(ingest().status.code(), Some(5), "no landing folder yet");
+    root.land(
+        "orders",
+        "2025-03-01",
+        "orders.csv",
+        b"order_id,customer_id,ordered_at,total_amount,currency,channel\n\
+          O1,C1,2025-03-01 10:00:00,5,EUR,app\n\
+          O1,C1,2025-03-01 10:00:00,5,EUR,app\n\
+          O2,C2,not a time,7.5,EUR,online\n\
+          O3,C3,2025-03-01 12:00:00,4,EUR,in_store\n",
+    );
+    let out = ingest();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("run manifest: "), "{err}");
+
+    let mut manifests: Vec<serde_json::Value> = files_under(&root.path().join("runs"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json"))
+        .collect();
+    manifests.sort_by_key(|m| m["started_at"].as_str().expect("started_at").to_string());
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    let (failed, ok) = (&manifests[0], &manifests[1]);
+    assert_eq!(failed["command"], "ingest");
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["jobs"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("landing/orders/2025-03-01")),
+        "{failed}"
+    );
+    assert_eq!(ok["status"], "ok");
+    assert_eq!(ok["dates"][0], "2025-03-01");
+    let job = &ok["jobs"][0];
+    assert_eq!(
+        (job["job"].as_str(), job["status"].as_str()),
+        (Some("ingest"), Some("ok"))
+    );
+    let orders = &job["details"]["tables"][0];
+    assert_eq!(orders["table"], "orders");
+    let n = |k: &str| {
+        orders[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {orders}"))
+    };
+    assert_eq!(
+        (
+            n("rows_read"),
+            n("rows_written"),
+            n("quarantined"),
+            n("duplicates"),
+            n("consent_excluded")
+        ),
+        (4, 2, 1, 1, 0)
+    );
+    assert!(
+        orders["seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{orders}"
+    );
+    assert_eq!(
+        (job["rows_in"].as_u64(), job["rows_out"].as_u64()),
+        (Some(4), Some(2))
+    );
+}
