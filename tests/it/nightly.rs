@@ -152,6 +152,23 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     .expect("forced");
     assert_eq!(statuses(&forced), pairs(&[("transform", "ok")]));
 
+    // --from-job: the jobs before it are not run at all (not even listed),
+    // the ones after it run as usual (forced here: nothing changed)
+    let from_fairness = nightly::run(
+        &ctx,
+        &NightlyParams {
+            force: true,
+            from_job: Some("fairness".into()),
+            ..all.clone()
+        },
+    )
+    .await
+    .expect("from fairness");
+    assert_eq!(
+        statuses(&from_fairness),
+        pairs(&[("fairness", "ok"), ("privacy", "ok"), ("report", "ok")])
+    );
+
     let bad = nightly::run(
         &ctx,
         &NightlyParams {
