@@ -181,7 +181,7 @@ enum Command {
     /// Delete landing, lake, quarantine and mart partitions older than [privacy] retention_days.
     ///
     /// Never touches control/, runs/ or reports/. Records what it deleted (tables,
-    /// partitions, rows) in runs/<run_id>.json. Default date: yesterday (UTC), as nightly.
+    /// partitions, rows) in runs/<run_id>.json. Default date: yesterday in [nightly] timezone, as nightly.
     /// Example: attune retention --dry-run
     Retention {
         /// The run date (YYYY-MM-DD): partitions dated before it minus retention_days go.

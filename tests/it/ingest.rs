@@ -810,3 +810,30 @@ async fn a_missing_landing_folder_stops_with_the_folder_and_the_fix() {
         "nothing written before the check"
     );
 }
+
+/// A `.gz` export that is not gzip stops the ingest with the file and what
+/// to do, and leaves no partition behind.
+#[tokio::test]
+async fn a_gz_file_that_is_not_gzip_names_the_file_and_the_fix() {
+    let root = Root::new();
+    root.land(
+        "orders",
+        DAY,
+        "orders.csv.gz",
+        b"order_id,customer_id,ordered_at,total_amount,currency,channel\nO1,C1,2025-03-01 10:00:00,5,EUR,app\n",
+    );
+    let err = root
+        .try_ingest(&["orders"], &[DAY], KEY)
+        .await
+        .expect_err("not gzip")
+        .to_string();
+    assert!(err.contains("orders.csv.gz"), "{err}");
+    assert!(
+        err.contains("cannot decompress") && err.contains("Re-export the file"),
+        "{err}"
+    );
+    assert!(
+        !root.path().join("lake/orders/dt=2025-03-01").exists(),
+        "no partition from a file that could not be read"
+    );
+}

@@ -91,6 +91,21 @@ async fn a_typo_names_the_known_tables_and_writes_nothing() {
     assert!(err.contains("known tables: "), "{err}");
     assert!(err.contains("orders (lake)"), "{err}");
     assert!(!csv.exists());
+    // a column typo: DataFusion's message, which names the column, and the tables
+    let err = query::run(
+        &storage,
+        "SELECT chanel FROM orders",
+        OutputFormat::Csv,
+        Some(&csv),
+    )
+    .await
+    .expect_err("no column `chanel`")
+    .to_string();
+    assert!(
+        err.contains("chanel") && err.contains("known tables: "),
+        "{err}"
+    );
+    assert!(!csv.exists());
     // no rows: still a CSV that names its columns
     query::run(
         &storage,
