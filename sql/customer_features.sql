@@ -9,7 +9,7 @@
 -- column recency_days: run date minus the calendar day of last_order_at (days); NULL when no non-refunded orders
 -- column frequency: non-refunded orders up to the run date (count)
 -- column refunded_orders: refunded orders up to the run date (count)
--- column currency: the currency of monetary_total, avg_order_value and discount_share: the most common one of the non-refunded orders up to the run date, the first in alphabetical order on a tie (ISO 4217; the same for every row, and the one the value job models lifetime values in); NULL when no order was kept
+-- column currency: the currency of monetary_total, avg_order_value and discount_share: the most common one of the non-refunded orders up to the run date, the first in alphabetical order on a tie (ISO 4217; the same for every row, and the one the value job models lifetime values in as of the same date); NULL when no order was kept
 -- column monetary_total: sum of total_amount over non-refunded orders in currency (currency units); 0 when the customer kept no order; NULL when every kept order is in another currency (their spend is unknown in currency, not nothing)
 -- column avg_order_value: monetary_total / the non-refunded orders in currency (currency units); NULL when none
 -- column other_currency_orders: non-refunded orders in another currency than currency (count): amounts in two currencies cannot be added, so they count as orders (frequency, recency, channel mix) but not as money

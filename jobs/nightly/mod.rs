@@ -571,15 +571,18 @@ async fn save_progress(ctx: &JobContext, manifest: &RunManifest) {
 /// pseudonyms are of that key, and a new day under another would not join
 /// them (nor the consent and erasure lists). `--force` re-ingests whatever
 /// dates it is given under the new key.
-async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
+pub(crate) async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
     let Some(key) = &ctx.key else {
         return Ok(());
     };
-    // The newest runs are enough: any nightly that ingested recorded its
-    // key. Ids order runs to the second only: by start time, to the
-    // millisecond, the way `attune runs` lists them.
+    // Every run that ingested (a nightly or `attune ingest`) recorded its
+    // key; the newest of them decides. All manifests are read, not the
+    // newest few: a cron whose runs keep failing before ingest must not
+    // push the last one that ingested out of sight. Ids order runs to the
+    // second only: by start time, to the millisecond, the way `attune runs`
+    // lists them.
     let mut recent = Vec::new();
-    for id in crate::runs::ids(&ctx.storage).await?.into_iter().take(60) {
+    for id in crate::runs::ids(&ctx.storage).await? {
         if let Ok(m) = RunManifest::load(&ctx.storage, &id).await {
             recent.push(m);
         }

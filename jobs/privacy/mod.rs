@@ -6,8 +6,9 @@
 //! and what to do). It reads `lake/ingest_audit` (what arrived and what
 //! ingest did with it), `marts/lineage` (which columns the SQL models read),
 //! every string value of every lake partition and of the run date's marts
-//! (one scan with ingest's PII detectors, the landing identifiers, and the
-//! consent and erasure lists), the partitions on disk, the attribute
+//! but its own (one scan with ingest's PII detectors, the landing
+//! identifiers, and the consent and erasure lists), the partitions on disk
+//! (its own of the run date left out: a re-run would see one more), the attribute
 //! combinations of `marts/customer_attributes`, and the marts that feed the
 //! report. Nothing it writes or logs holds a value from those tables: only
 //! table and column names and counts.
@@ -328,7 +329,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::Of(date)).await?);
     // The checks judge what the other jobs keep; their own findings of an
-    // earlier run for the date are not input, or a re-run would differ.
+    // earlier run for the date (names and counts, never values) are not
+    // input, or a re-run would differ.
     files.retain(|f| !is_own_output(&f.area, &f.table));
     let scanned = scan::scan_leaks(storage, files, needles, threads).await?;
     let seconds_scanning = started.elapsed().as_secs_f64();
@@ -402,8 +404,15 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
     findings.extend(checks::leaks::pii_scan(&leak));
     findings.extend(checks::leaks::pseudonymization(&leak));
     findings.extend(checks::leaks::consent(&leak));
+    // Its own partition of the date: absent on a first run, there on a
+    // re-run, so left out; its earlier ones are checked like every mart's.
     let mut by_table = retention::by_table(&partitions);
-    by_table.retain(|(area, table), _| !is_own_output(area, table));
+    by_table.retain(|(area, table), dates| {
+        if is_own_output(area, table) {
+            dates.retain(|d| *d != date);
+        }
+        !dates.is_empty()
+    });
     findings.extend(checks::retention::check(
         &by_table,
         date,

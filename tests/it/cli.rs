@@ -343,6 +343,7 @@ fn demo_runs_end_to_end() {
     let dir = root.path().join("demo");
     let out = attune()
         .env_remove("ATTUNE_KEY")
+        .env("ATTUNE_LOG", "attune=debug")
         .args(["demo", "--customers", "400", "--days", "60", "--dir"])
         .arg(&dir)
         .output()
@@ -407,6 +408,78 @@ fn demo_runs_end_to_end() {
             "{staging} was written to marts"
         );
     }
+    no_personal_data_in(&String::from_utf8_lossy(&out.stderr), &dir);
+}
+
+/// The log of a whole demo at debug level holds no customer number, e-mail,
+/// name or phone number of the exports and no pseudonym of the lake. (The
+/// values are never printed: a failure says which kind leaked.)
+fn no_personal_data_in(log: &str, dir: &std::path::Path) {
+    assert!(log.contains("DEBUG"), "the log is at debug level");
+    // single words: compared with the log's words; names and phone numbers
+    // (several words) with the log itself
+    let words: std::collections::HashSet<&str> = log
+        .split(|c: char| c.is_whitespace() || "\"'`,;:=()[]{}<>|".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut checked = 0;
+    for f in files_under(&dir.join("landing/customers")) {
+        let bytes = std::fs::read(&f).expect("export");
+        let text = if f.extension().is_some_and(|e| e == "gz") {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .expect("gunzip");
+            out
+        } else {
+            bytes
+        };
+        let mut rows = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(&text[..]);
+        let header = rows.byte_headers().expect("header").clone();
+        let at = |name: &str| header.iter().position(|h| h == name.as_bytes());
+        let columns = ["customer_id", "email", "full_name", "phone"].map(|c| (c, at(c)));
+        for (n, row) in rows.byte_records().flatten().enumerate() {
+            for (kind, i) in columns {
+                let Some(v) = i.and_then(|i| row.get(i)) else {
+                    continue;
+                };
+                let v = String::from_utf8_lossy(v).trim().to_string();
+                if v.len() < 5 {
+                    continue;
+                }
+                let leaked = if v.contains(' ') {
+                    // a sample: each is a scan of the whole log
+                    n % 10 == 0 && log.contains(v.as_str())
+                } else {
+                    words.contains(v.as_str())
+                };
+                assert!(!leaked, "a {kind} of the customers export is in the log");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 1000, "{checked} values checked");
+    let lake = dir.join("lake/customers");
+    let mut pseudonyms = 0;
+    for f in files_under(&lake) {
+        for b in crate::common::read_parquet(&f) {
+            let ids = datafusion::arrow::compute::cast(
+                b.column_by_name("customer_id").expect("customer_id"),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("utf8");
+            let ids = ids
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .expect("strings");
+            for id in ids.iter().flatten() {
+                assert!(!words.contains(id), "a pseudonym of the lake is in the log");
+                pseudonyms += 1;
+            }
+        }
+    }
+    assert!(pseudonyms > 300, "{pseudonyms} pseudonyms checked");
 }
 
 /// `attune tables` over an ingested and transformed lake lists each table

@@ -241,6 +241,18 @@ async fn a_new_key_is_refused_until_every_date_is_ingested_under_it() {
         .expect_err("a new key")
         .to_string();
     assert!(refused.contains("key changed"), "{refused}");
+    // `attune ingest` on its own is refused too, and records nothing that
+    // would vouch for the new key
+    let alone = attune::ingest::run_recorded(&ctx(new_key), &dates[..1])
+        .await
+        .expect_err("a new key, standalone")
+        .to_string();
+    assert!(alone.contains("key changed"), "{alone}");
+    let refused = Box::pin(nightly::run(&ctx(new_key), &ingest_only))
+        .await
+        .expect_err("still a new key")
+        .to_string();
+    assert!(refused.contains("key changed"), "{refused}");
     let forced = NightlyParams {
         force: true,
         ..ingest_only.clone()
