@@ -141,6 +141,10 @@ impl IngestOutcome {
 /// `runs/<run_id>.json` like a nightly, with the accounting per table and
 /// its durations, failed or not. Returns the outcome and the manifest's path.
 pub async fn run_recorded(ctx: &JobContext, dates: &[NaiveDate]) -> Result<(IngestOutcome, Path)> {
+    // as a nightly does: a day under another key would not join the lake
+    // (nor the consent and erasure lists), and its manifest would then
+    // vouch for the new key
+    crate::nightly::refuse_a_new_key(ctx).await?;
     let timer = crate::manifest::JobTimer::start("ingest");
     let mut manifest = crate::manifest::RunManifest::start(ctx, "ingest", dates);
     manifest.save(&ctx.storage).await?;
@@ -299,7 +303,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             list.apply(p, d);
         }
         let sh = shared.clone();
-        let opted_out = Arc::new(list.pseudonyms.clone());
+        let opted_out = Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>());
         let latest = Some(pass.latest);
         let outcome =
             tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out, latest))
@@ -309,7 +313,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     }
 
     // Phase 2: everything else, in parallel.
-    let opted_out = Arc::new(list.pseudonyms.clone());
+    let opted_out = Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>());
     let mut results = futures::stream::iter(other_jobs.into_iter().map(|job| {
         let sh = shared.clone();
         let set = opted_out.clone();
@@ -506,7 +510,7 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
 fn ingest_partition(
     sh: &Shared,
     job: &PartitionJob,
-    opted_out: Arc<HashSet<Pseudonym>>,
+    opted_out: Arc<OptedOut>,
     latest: Option<std::collections::HashMap<Pseudonym, (usize, u64)>>,
 ) -> Result<PartitionOutcome> {
     let started = Instant::now();
@@ -605,6 +609,10 @@ fn ingest_partition(
     Ok(outcome)
 }
 
+/// Customers who declined analytics, looked up for every row with a
+/// customer: foldhash, not SipHash (the keys are HMACs, nobody chooses them).
+type OptedOut = HashSet<Pseudonym, foldhash::fast::RandomState>;
+
 struct PartitionSink<'a> {
     validator: RowValidator,
     lake: ParquetSink,
@@ -612,7 +620,7 @@ struct PartitionSink<'a> {
     q: QuarantineBuilder,
     seen: HashSet<u128, BuildHasherDefault<PassThrough>>,
     /// Customers who declined analytics, as of this partition.
-    opted_out: Arc<HashSet<Pseudonym>>,
+    opted_out: Arc<OptedOut>,
     /// Customers partition: the (file, line) of the one row kept per customer.
     latest: Option<std::collections::HashMap<Pseudonym, (usize, u64)>>,
     /// The file being read (its index in the partition).
@@ -656,11 +664,11 @@ impl PartitionSink<'_> {
 /// reaches quarantine with their raw identifier in it; customers who
 /// declined, for rows that fail validation only (a valid row is checked by
 /// its validated pseudonym, without a second lookup).
-fn raw_customer_in(
+fn raw_customer_in<S: std::hash::BuildHasher>(
     pseudonymizer: &mut Pseudonymizer,
     customer_col: Option<usize>,
     fields: &Fields<'_>,
-    listed: &HashSet<Pseudonym>,
+    listed: &HashSet<Pseudonym, S>,
 ) -> bool {
     if listed.is_empty() {
         return false;
