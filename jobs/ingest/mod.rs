@@ -129,6 +129,16 @@ pub struct IngestOutcome {
 }
 
 impl IngestOutcome {
+    /// What a run manifest records of it (`details` of the ingest job).
+    pub fn manifest_details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tables": self.tables,
+            "opted_out_customers": self.opted_out_customers,
+            "withdrawals": self.withdrawals,
+            "pseudonyms_computed": self.pseudonyms_computed,
+        })
+    }
+
     /// Rows read and written over all tables.
     pub fn rows(&self) -> (u64, u64) {
         self.tables
@@ -154,12 +164,7 @@ pub async fn run_recorded(ctx: &JobContext, dates: &[NaiveDate]) -> Result<(Inge
     match result {
         Ok(o) => {
             let (rows_in, rows_out) = o.rows();
-            let details = serde_json::json!({
-                "tables": o.tables,
-                "opted_out_customers": o.opted_out_customers,
-                "withdrawals": o.withdrawals,
-                "pseudonyms_computed": o.pseudonyms_computed,
-            });
+            let details = o.manifest_details();
             manifest
                 .jobs
                 .push(timer.finish(rows_in, rows_out, o.warnings.clone(), details));

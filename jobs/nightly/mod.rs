@@ -372,13 +372,8 @@ async fn run_ingest(
                 }
             }
             let (rows_in, rows_out) = o.rows();
-            let details = serde_json::json!({
-                "tables": o.tables,
-                "opted_out_customers": o.opted_out_customers,
-                "withdrawals": o.withdrawals,
-                "pseudonyms_computed": o.pseudonyms_computed,
-                "skipped_dates": skipped,
-            });
+            let mut details = o.manifest_details();
+            details["skipped_dates"] = serde_json::json!(skipped);
             let record = timer.finish(rows_in, rows_out, o.warnings.clone(), details);
             outcome.ingest = Some(o);
             Ok(record)
