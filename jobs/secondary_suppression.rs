@@ -209,6 +209,17 @@ mod tests {
         }
     }
 
+    /// [`complements_by_union`] at min 10 over members given as customer ranges.
+    fn by_union(
+        hidden: &[bool],
+        sizes: &[u64],
+        free: &[bool],
+        total_hidden: bool,
+        members: &[std::ops::Range<u64>],
+    ) -> (Vec<bool>, bool) {
+        complements_by_union(hidden, sizes, free, 10, total_hidden, &union_of(members))
+    }
+
     #[test]
     fn hidden_members_must_hold_min_distinct_customers() {
         // Two hidden groups of 6 that are the same 6 people: the total minus
@@ -216,51 +227,35 @@ mod tests {
         let same = [0..6, 0..6, 6..46];
         let sizes = [6, 6, 40];
         assert_eq!(
-            complements_by_union(
-                &[true, true, false],
-                &sizes,
-                &[false; 3],
-                10,
-                false,
-                &union_of(&same)
-            ),
+            by_union(&[true, true, false], &sizes, &[false; 3], false, &same),
             (vec![false, false, true], false)
         );
         // The same sizes, different people (12 together): nothing more.
         let apart = [0..6, 6..12, 12..52];
         assert_eq!(
-            complements_by_union(
-                &[true, true, false],
-                &sizes,
-                &[false; 3],
-                10,
-                false,
-                &union_of(&apart)
-            ),
+            by_union(&[true, true, false], &sizes, &[false; 3], false, &apart),
             (vec![false; 3], false)
         );
         // One hidden member is always too few: the smallest shown joins it,
         // one whose rows are hidden already (free) before any other.
         let three = [0..6, 6..30, 30..50];
         assert_eq!(
-            complements_by_union(
+            by_union(
                 &[true, false, false],
                 &[6, 24, 20],
                 &[false; 3],
-                10,
                 false,
-                &union_of(&three)
+                &three
             ),
             (vec![false, false, true], false)
         );
         assert_eq!(
-            complements_by_union(
+            by_union(
                 &[true, false, false],
                 &[6, 24, 20],
                 &[false, true, false],
-                10,
                 false,
-                &union_of(&three)
+                &three
             ),
             (vec![false, true, false], false)
         );
@@ -274,31 +269,17 @@ mod tests {
         // members shown, so the smallest goes, and with 4 customers it is
         // too few alone: the next smallest joins it.
         assert_eq!(
-            complements_by_union(
-                &[false; 3],
-                &sizes,
-                &[false; 3],
-                10,
-                true,
-                &union_of(&groups)
-            ),
+            by_union(&[false; 3], &sizes, &[false; 3], true, &groups),
             (vec![false, true, true], false)
         );
         // One large hidden member under a hidden total is enough.
         assert_eq!(
-            complements_by_union(
-                &[true, false, false],
-                &sizes,
-                &[false; 3],
-                10,
-                true,
-                &union_of(&groups)
-            ),
+            by_union(&[true, false, false], &sizes, &[false; 3], true, &groups),
             (vec![false; 3], false)
         );
         // The only member, hidden, is the total: the total goes instead.
         assert_eq!(
-            complements_by_union(&[true], &[4], &[false], 10, false, &union_of(&groups[1..2])),
+            by_union(&[true], &[4], &[false], false, &groups[1..2]),
             (vec![false], true)
         );
     }

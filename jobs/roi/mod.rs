@@ -165,13 +165,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
         ("inactive_days", cfg.inactive_days.to_string()),
     ];
     let initiatives = read_initiatives(&session, &params).await?;
-    let mut warnings_unlisted = unlisted_assignments(&session, date).await?;
     let mut arms = read_arms(&session, &params).await?;
     let mut rows_in = initiatives.len() as u64 + arms.values().map(|v| v.len() as u64).sum::<u64>();
     let cltv_currency = if cltv_missing.is_none() {
-        read_cltv_currency(&session, &tables, date).await?
+        Some(read_cltv_currency(&session, &tables, date).await?)
     } else {
-        CltvCurrency::Unknown
+        None
     };
 
     let mut out_rows = Vec::new();
@@ -207,7 +206,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
             let gap = cltv_missing
                 .clone()
                 .or_else(|| (unknown > 0).then(|| unknown_cltv(unknown, outcomes.len())))
-                .or_else(|| currency_gap(info, &cltv_currency));
+                .or_else(|| cltv_currency.as_ref().and_then(|c| currency_gap(info, c)));
             let estimates = effects::compare_arms(
                 &outcomes,
                 Some(info.cost),
@@ -294,7 +293,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
     if initiatives.is_empty() {
         warnings.push(format!("no initiatives known on {date}"));
     }
-    warnings.append(&mut warnings_unlisted);
+    warnings.extend(unlisted_assignments(&session, date).await?);
     for w in &warnings {
         warn!(warning = %w, "roi");
     }

@@ -56,7 +56,6 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let features = root
         .path()
         .join(format!("marts/customer_features/dt={last}/part-0.parquet"));
-    let before = std::fs::read(&features).expect("features");
     let marts_before = marts_of(root.path(), last);
     assert!(marts_before.len() >= 20, "{:?}", marts_before.keys());
 
@@ -96,12 +95,8 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
             ("report", "ok"),
         ])
     );
-    assert!(
-        std::fs::read(&features).expect("rebuilt") == before,
-        "the same inputs give byte-identical marts"
-    );
-    // every job from transform on ran again: every mart file of the date is
-    // the same, byte for byte
+    // every job from transform on ran again: every mart file of the date
+    // (the deleted customer_features among them) is the same, byte for byte
     let marts_after = marts_of(root.path(), last);
     assert_eq!(
         marts_after.keys().collect::<Vec<_>>(),

@@ -336,6 +336,18 @@ async fn assignments(ctx: &JobContext) -> Vec<(String, String)> {
     out
 }
 
+/// Writes the marts/customer_value fixture of `date`.
+async fn write_customer_value(ctx: &JobContext, date: NaiveDate, rows: &[(String, f64)]) {
+    write_table(
+        ctx,
+        "marts",
+        "customer_value",
+        date,
+        customer_value_batch(rows),
+    )
+    .await;
+}
+
 fn customer_value_batch(rows: &[(String, f64)]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, false),
@@ -401,14 +413,7 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
         .iter()
         .map(|(c, a)| (c.clone(), if a == "treatment" { 130.0 } else { 100.0 }))
         .collect();
-    write_table(
-        &ctx,
-        "marts",
-        "customer_value",
-        last,
-        customer_value_batch(&constant),
-    )
-    .await;
+    write_customer_value(&ctx, last, &constant).await;
     let outcome = attune::roi::run(&ctx, last).await.expect("roi with CLTV");
     assert!(outcome.cltv_available);
     let rows = read_rows(dir.path(), last);
@@ -469,14 +474,7 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     let uplift = mean("treatment") - mean("control");
-    write_table(
-        &ctx,
-        "marts",
-        "customer_value",
-        last,
-        customer_value_batch(&spread),
-    )
-    .await;
+    write_customer_value(&ctx, last, &spread).await;
     attune::roi::run(&ctx, last).await.expect("roi with CLTV");
     let rows = read_rows(dir.path(), last);
     let cltv = row(&rows, "I0001", "cltv_12m");
@@ -497,14 +495,7 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
     // a row without a value. Counted as worth 0 they would make an ROI of
     // -100%; the CLTV rows say why there is none instead.
     let unknown: Vec<(String, f64)> = arms.iter().map(|(c, _)| (c.clone(), f64::NAN)).collect();
-    write_table(
-        &ctx,
-        "marts",
-        "customer_value",
-        last,
-        customer_value_batch(&unknown),
-    )
-    .await;
+    write_customer_value(&ctx, last, &unknown).await;
     attune::roi::run(&ctx, last)
         .await
         .expect("roi without values");
@@ -531,14 +522,7 @@ async fn cltv_fixture_gives_incremental_value_and_roi() {
     // Orders in two currencies (one CHF order of someone outside the arms):
     // the value job's row says the values are in EUR, the cost's, so they
     // are compared; without that row nobody can tell which, and they are not.
-    write_table(
-        &ctx,
-        "marts",
-        "customer_value",
-        last,
-        customer_value_batch(&constant),
-    )
-    .await;
+    write_customer_value(&ctx, last, &constant).await;
     write_table(
         &ctx,
         "marts",
