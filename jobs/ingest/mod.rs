@@ -26,7 +26,7 @@ pub mod redact;
 pub mod source;
 pub mod validate;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,7 @@ use self::redact::Redactor;
 use self::source::{FileReport, Format, RowSink};
 use self::validate::{Fields, Reject, RowValidator};
 use crate::context::JobContext;
+use crate::nightly::progress::{self, TableBar};
 use crate::parquet_io::{ParquetSink, write_batches, writer_properties_without_dictionary};
 use crate::schema::Contract;
 use crate::storage::{Storage, landing_dir, partition_file};
@@ -111,6 +112,27 @@ pub struct TableTotals {
     /// Seconds its partitions took, summed: they run in parallel, so the
     /// tables' seconds add up to more than the job's.
     pub seconds: f64,
+}
+
+impl TableTotals {
+    /// The table's line under ingest's spinner once its files are read:
+    /// where every row went, the counts the manifest records.
+    pub fn progress_summary(&self) -> String {
+        let n = crate::privacy::checks::thousands;
+        let mut parts = vec![format!("{} to the lake", n(self.rows_written))];
+        for (count, what) in [
+            (self.quarantined, "quarantined"),
+            (self.consent_excluded, "without consent"),
+            (self.erased, "erased"),
+            (self.duplicates, "duplicates"),
+        ] {
+            if count > 0 {
+                parts.push(format!("{} {what}", n(count)));
+            }
+        }
+        let rows = if self.rows_read == 1 { "row" } else { "rows" };
+        format!("{} {rows}: {}", n(self.rows_read), parts.join(", "))
+    }
 }
 
 /// What an ingest run did.
@@ -197,6 +219,8 @@ struct PartitionJob {
     contract: Arc<Contract>,
     date: NaiveDate,
     files: Vec<LandingFile>,
+    /// The table's progress bar, which counts the bytes its files are read.
+    bar: Option<TableBar>,
 }
 
 struct Shared {
@@ -235,6 +259,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     let mut warnings = Vec::new();
     let mut jobs = Vec::new();
     let mut missing = Vec::new();
+    let mut bytes: HashMap<String, u64> = HashMap::new();
     for date in dates {
         for table in &ctx.cfg.ingest.tables {
             let contract = ctx.contracts.get(table)?;
@@ -245,7 +270,10 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                 continue;
             }
             let mut files = Vec::new();
+            // customers are read twice: for the consent decisions, then the rows
+            let passes = if table == "customers" { 2 } else { 1 };
             for meta in listed {
+                *bytes.entry(table.clone()).or_default() += meta.size * passes;
                 let name = meta.location.filename().unwrap_or_default().to_string();
                 match source::detect(&name) {
                     Some((format, gz)) => files.push(LandingFile {
@@ -264,6 +292,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                 contract,
                 date: *date,
                 files,
+                bar: None,
             });
         }
     }
@@ -277,6 +306,17 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             what: format!("no landing files in {}{more}", missing[0]),
             hint: "Export the day's data there, or remove the table from [ingest] tables in attune.toml.".into(),
         });
+    }
+
+    // one bar per table, in the contract order, for the bytes of its files
+    let mut names: Vec<&String> = bytes.keys().collect();
+    names.sort_by_key(|t| table_rank(t));
+    let bars: HashMap<String, TableBar> = names
+        .into_iter()
+        .map(|t| (t.clone(), progress::table_bar(t, bytes[t])))
+        .collect();
+    for job in &mut jobs {
+        job.bar = bars.get(&job.contract.table).cloned();
     }
 
     let shared = Arc::new(Shared {
@@ -396,6 +436,11 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         }
     }
     tables.sort_by_key(|t| table_rank(&t.table));
+    for t in &tables {
+        if let Some(bar) = bars.get(&t.table) {
+            bar.finish(t.progress_summary());
+        }
+    }
     let pseudonyms_computed = shared
         .pool
         .lock()
@@ -450,10 +495,14 @@ static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 fn read_landing_file(
     sh: &Shared,
     f: &LandingFile,
-    contract: &Contract,
+    job: &PartitionJob,
     sink: &mut dyn RowSink,
 ) -> Result<FileReport> {
-    let input = sh.storage.open_read(&sh.handle, &f.path)?;
+    let contract = &job.contract;
+    let mut input = sh.storage.open_read(&sh.handle, &f.path)?;
+    if let Some(bar) = &job.bar {
+        input = bar.reader(input);
+    }
     source::read(
         input,
         f.format,
@@ -500,7 +549,7 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
     };
     for (i, f) in job.files.iter().enumerate() {
         sink.file = i;
-        read_landing_file(sh, f, contract, &mut sink)?;
+        read_landing_file(sh, f, job, &mut sink)?;
     }
     sh.give_back(sink.validator.pseudonymizer);
     Ok(CustomersPass {
@@ -560,7 +609,7 @@ fn ingest_partition(
             },
             ..FileOutcome::default()
         };
-        let report = read_landing_file(sh, f, contract, &mut sink)?;
+        let report = read_landing_file(sh, f, job, &mut sink)?;
         let mut done = std::mem::take(&mut sink.file);
         done.report = report;
         files.push(done);

@@ -168,7 +168,10 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         if failure.is_some() {
             break;
         }
-        progress.start(job);
+        // a spinner only for a job that runs (or is found unchanged)
+        if wanted(job) && (*job != "retention" || ctx.cfg.retention_enabled) {
+            progress.start(job);
+        }
         if *job == "retention" {
             if wanted(job) && ctx.cfg.retention_enabled {
                 let timer = JobTimer::start(job);

@@ -1,7 +1,9 @@
-//! Progress on a terminal: one spinner per job with its name and elapsed
-//! time, left behind as a line with its status, rows and seconds. Under
-//! cron, systemd or Kubernetes stderr is not a terminal and nothing is drawn
-//! (the logs and the run manifest say the same, for machines).
+//! Progress on a terminal: one spinner per job with its name, elapsed time
+//! and current step (the transform's model), left behind as a line with its
+//! status, rows and seconds, and under ingest one bar per table for the
+//! bytes of its landing files read. Under cron, systemd or Kubernetes stderr
+//! is not a terminal and nothing is drawn (the logs and the run manifest say
+//! the same, for machines).
 //!
 //! The nightly tells this module which job starts, and hands it the
 //! manifest's job records as they grow: a job's line is finished from its
@@ -10,7 +12,7 @@
 //! between redraws of the spinners instead of through them.
 
 use std::io::{IsTerminal, Write};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -20,6 +22,78 @@ static BARS: OnceLock<MultiProgress> = OnceLock::new();
 
 fn bars() -> &'static MultiProgress {
     BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// The running job's spinner, for [`step`].
+static CURRENT: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Whether progress is drawn: stderr is a terminal, and `ATTUNE_LOG` does
+/// not ask for logs, which would interleave with the bars.
+pub fn shown() -> bool {
+    static SHOWN: OnceLock<bool> = OnceLock::new();
+    *SHOWN
+        .get_or_init(|| std::io::stderr().is_terminal() && std::env::var_os("ATTUNE_LOG").is_none())
+}
+
+/// Says on the running job's spinner what it is doing now (`running:
+/// customer_features (9 of 14)`); nothing when no spinner shows.
+pub fn step(what: &str) {
+    let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bar) = current.as_ref() {
+        bar.set_message(format!("running: {what}"));
+    }
+}
+
+/// A bar for one table of a job that reads `bytes` of files, drawn below
+/// the job's spinner; hidden (and free: [`TableBar::reader`] then adds
+/// nothing) when progress is not [`shown`].
+pub fn table_bar(table: &str, bytes: u64) -> TableBar {
+    TableBar::with(table, bytes, shown())
+}
+
+/// See [`table_bar`].
+#[derive(Debug, Clone)]
+pub struct TableBar(ProgressBar);
+
+impl TableBar {
+    fn with(table: &str, bytes: u64, draw: bool) -> TableBar {
+        // styled before it is added, so no default bar is ever drawn
+        let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::hidden())
+            .with_style(table_style(
+                "    {prefix:<22} [{bar:20}] {bytes:>10} of {total_bytes:<10}",
+            ))
+            .with_prefix(table.to_string());
+        TableBar(if draw { bars().add(bar) } else { bar })
+    }
+
+    /// `read` counted into the bar as it is read.
+    pub fn reader(&self, read: Box<dyn std::io::Read + Send>) -> Box<dyn std::io::Read + Send> {
+        if self.0.is_hidden() {
+            read
+        } else {
+            Box::new(self.0.wrap_read(read))
+        }
+    }
+
+    /// Bytes counted so far.
+    pub fn position(&self) -> u64 {
+        self.0.position()
+    }
+
+    /// Leaves the bar as a line with the bytes read and `summary`, cut to
+    /// the terminal's width (the run manifest has every count).
+    pub fn finish(&self, summary: String) {
+        self.0.set_style(table_style(
+            "    {prefix:<22} {total_bytes:>10}  {wide_msg}",
+        ));
+        self.0.finish_with_message(summary);
+    }
+}
+
+fn table_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 /// stderr for the log subscriber (`tracing_subscriber::fmt().with_writer(log_writer)`):
@@ -63,8 +137,7 @@ impl Progress {
     /// Spinners when stderr is a terminal (and `ATTUNE_LOG` does not ask
     /// for logs, which would interleave with them); silent otherwise.
     pub fn new() -> Progress {
-        let enabled = std::io::stderr().is_terminal() && std::env::var_os("ATTUNE_LOG").is_none();
-        Progress::with(enabled, true)
+        Progress::with(shown(), true)
     }
 
     fn with(enabled: bool, draw: bool) -> Progress {
@@ -95,6 +168,7 @@ impl Progress {
         bar.set_prefix(job.to_string());
         bar.set_message("running");
         bar.enable_steady_tick(Duration::from_millis(120));
+        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
         self.current = Some((job.to_string(), bar));
     }
 
@@ -105,6 +179,7 @@ impl Progress {
             let line = summary(record);
             match self.current.take() {
                 Some((job, bar)) if job == record.job => {
+                    forget_current();
                     bar.set_style(
                         ProgressStyle::with_template("  {prefix:<11} {msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -124,9 +199,15 @@ impl Progress {
 
     fn clear_current(&mut self) {
         if let Some((_, bar)) = self.current.take() {
+            forget_current();
             bar.finish_and_clear();
         }
     }
+}
+
+/// [`step`] has no spinner to write on until the next job starts.
+fn forget_current() {
+    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 impl Default for Progress {
@@ -200,8 +281,12 @@ mod tests {
         );
     }
 
+    /// Held by the tests that start spinners: the running one is global.
+    static SPINNERS: Mutex<()> = Mutex::new(());
+
     #[test]
     fn records_finish_the_running_job_and_are_shown_once() {
+        let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
         // Drawing to a hidden target: the bookkeeping is what is tested.
         let mut p = Progress::with(true, false);
         let current = |p: &Progress| p.current.as_ref().map(|(j, _)| j.clone());
@@ -226,5 +311,76 @@ mod tests {
         assert_eq!(current(&p).as_deref(), Some("voice"));
         let silent = Progress::with(false, false);
         assert!(silent.current.is_none());
+    }
+
+    #[test]
+    fn a_step_shows_on_the_running_job_until_its_line_is_finished() {
+        let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = Progress::with(true, false);
+        p.start("transform");
+        step("customer_features (9 of 14)");
+        let bar = p.current.as_ref().map(|(_, b)| b.clone()).expect("spinner");
+        assert_eq!(bar.message(), "running: customer_features (9 of 14)");
+        p.update(&[record("transform", "ok")]);
+        // a step after the job's line is finished changes nothing
+        step("late");
+        assert_eq!(bar.message(), summary(&record("transform", "ok")));
+    }
+
+    #[test]
+    fn a_table_bar_counts_the_bytes_read_through_it() {
+        use std::io::Read;
+        let bar = TableBar::with("orders", 11, false);
+        let mut text = String::new();
+        bar.reader(Box::new(std::io::Cursor::new(b"a,b\n1,2\n3,4\n".to_vec())))
+            .read_to_string(&mut text)
+            .expect("read");
+        assert_eq!(text, "a,b\n1,2\n3,4\n", "the bytes pass through unchanged");
+        // hidden, the bar is not in the way of reading: it counts nothing
+        assert_eq!(bar.position(), 0);
+        let shown = TableBar(ProgressBar::with_draw_target(
+            Some(11),
+            ProgressDrawTarget::term_like(Box::new(NoTerm)),
+        ));
+        let mut sink = Vec::new();
+        shown
+            .reader(Box::new(std::io::Cursor::new(b"a,b\n1,2\n3,4\n".to_vec())))
+            .read_to_end(&mut sink)
+            .expect("read");
+        assert_eq!(shown.position(), 12);
+    }
+
+    /// A terminal that draws nowhere, so a bar counts as shown in a test.
+    #[derive(Debug)]
+    struct NoTerm;
+
+    impl indicatif::TermLike for NoTerm {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_str(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -116,7 +116,8 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
     let mut outcomes = Vec::new();
-    for model in &ordered {
+    for (i, model) in ordered.iter().enumerate() {
+        crate::nightly::progress::step(&format!("{} ({} of {})", model.name, i + 1, ordered.len()));
         let started = Instant::now();
         let failed = |reason: String| Error::Model {
             model: model.name.clone(),
