@@ -34,6 +34,11 @@ min_group_size = 10
 # Customer identifiers become HMAC-SHA256 pseudonyms under this key; the same key
 # gives the same pseudonym every night. The key itself never goes in this file.
 key_env = "ATTUNE_KEY"
+# Name of the environment variable that holds the key used before, while the lake
+# is re-ingested under a new one (`attune nightly --from FIRST --to LAST --force`):
+# customers erased under the old key are recognized through it, kept out, and
+# carried over to the new key's erasure list. Leave it unset on other nights.
+previous_key_env = "ATTUNE_PREVIOUS_KEY"
 
 [ingest]
 # Tables to ingest each night; each needs landing/<table>/<date>/.
@@ -519,6 +524,7 @@ struct RawTransform {
 #[serde(deny_unknown_fields)]
 struct RawPseudonymization {
     key_env: Option<String>,
+    previous_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -640,6 +646,9 @@ pub struct ValidConfig {
     pub min_group_size: usize,
     /// Environment variable holding the pseudonymization key. Default `ATTUNE_KEY`.
     pub key_env: String,
+    /// Environment variable holding the key used before a key change, read
+    /// by ingest only (`ingest::rekey`). Default `ATTUNE_PREVIOUS_KEY`.
+    pub previous_key_env: String,
     pub ingest: IngestConfig,
     /// Retention of landing, lake, quarantine and mart partitions. Default 730.
     pub retention_days: u32,
@@ -738,6 +747,20 @@ impl ValidConfig {
         raw.check()
     }
 
+    /// The key used before a key change, when its variable is set (see
+    /// `previous_key_env`); it must be as long as a key.
+    pub fn previous_key(&self) -> Result<Option<Key>> {
+        match std::env::var(&self.previous_key_env) {
+            Ok(k) if k.len() >= 16 => Ok(Some(Key::new(k.into_bytes()))),
+            Ok(k) if k.is_empty() => Ok(None),
+            Ok(_) => Err(Error::Policy(format!(
+                "the previous pseudonymization key in ${} is shorter than 16 bytes, so it is not a key attune used; set it to the old value of ${}, or unset it",
+                self.previous_key_env, self.key_env
+            ))),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// The pseudonymization key from the environment, or the demo key when
     /// `demo` is set. Refuses to run without one: a missing key must never
     /// silently fall back to something guessable.
@@ -786,17 +809,24 @@ impl RawConfig {
                 "min_group_size = {min_group_size} would show single customers; use at least 2 (default 10)"
             )));
         }
-        let key_env = self
-            .pseudonymization
-            .key_env
-            .unwrap_or_else(|| "ATTUNE_KEY".into());
-        if key_env.is_empty()
-            || !key_env
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        let variable = |setting: &str, name: Option<String>, default: &str| {
+            let name = name.unwrap_or_else(|| default.into());
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::Config(format!(
+                    "pseudonymization.{setting} = {name:?} is not an environment variable name"
+                )));
+            }
+            Ok(name)
+        };
+        let key_env = variable("key_env", self.pseudonymization.key_env, "ATTUNE_KEY")?;
+        let previous_key_env = variable(
+            "previous_key_env",
+            self.pseudonymization.previous_key_env,
+            "ATTUNE_PREVIOUS_KEY",
+        )?;
+        if previous_key_env == key_env {
             return Err(Error::Config(format!(
-                "pseudonymization.key_env = {key_env:?} is not an environment variable name"
+                "pseudonymization.previous_key_env is {key_env:?}, the variable of the key itself: name another (default ATTUNE_PREVIOUS_KEY)"
             )));
         }
         let tables = match self.ingest.tables {
@@ -898,6 +928,7 @@ impl RawConfig {
             empathy,
             min_group_size,
             key_env,
+            previous_key_env,
             ingest: IngestConfig {
                 tables,
                 delimiter,

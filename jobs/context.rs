@@ -16,6 +16,9 @@ pub struct JobContext {
     pub contracts: Contracts,
     /// The pseudonymization key; `None` for jobs that never see raw identifiers.
     pub key: Option<Key>,
+    /// The key before a key change, while the lake is re-ingested under
+    /// `key` (`ingest::rekey`); read only where `key` is from the environment.
+    pub previous_key: Option<Key>,
     pub run_id: String,
 }
 
@@ -38,6 +41,10 @@ impl JobContext {
             KeyMode::Demo => Some(cfg.pseudonymization_key(true)?),
             KeyMode::NotNeeded => None,
         };
+        let previous_key = match keys {
+            KeyMode::Required => cfg.previous_key()?,
+            KeyMode::Demo | KeyMode::NotNeeded => None,
+        };
         let storage = Storage::open(&cfg.root)?;
         let contracts = Contracts::builtin()?;
         Ok(JobContext {
@@ -45,6 +52,7 @@ impl JobContext {
             storage,
             contracts,
             key,
+            previous_key,
             run_id: crate::manifest::new_run_id(),
         })
     }

@@ -100,6 +100,22 @@ impl ConsentList {
         }
     }
 
+    /// Lists `now` as `then` is listed, with its withdrawal's time and day:
+    /// the same customer's pseudonym under a new key (`rekey`). Nothing
+    /// when `then` is not listed.
+    pub fn carry(&mut self, then: &Pseudonym, now: Pseudonym) {
+        if !self.pseudonyms.contains(then) {
+            return;
+        }
+        self.pseudonyms.insert(now);
+        if let Some(t) = self.withdrawn_at.get(then).copied() {
+            self.withdrawn_at.insert(now, t);
+        }
+        if let Some(d) = self.withdrawn_on.get(then).copied() {
+            self.withdrawn_on.insert(now, d);
+        }
+    }
+
     /// Takes customers off the list (erased: they leave no trace at all).
     pub fn remove_all(&mut self, gone: &HashSet<Pseudonym>) {
         self.pseudonyms.retain(|p| !gone.contains(p));
@@ -208,6 +224,8 @@ impl ConsentList {
 pub struct DecisionSink<'a> {
     pub validator: RowValidator,
     pub erased: &'a HashSet<Pseudonym>,
+    /// Customers erased under the key before a key change (`rekey`).
+    pub erased_before: Option<super::rekey::Recognizer<'a>>,
     pub customer_col: usize,
     pub consent_col: Option<usize>,
     pub at_col: Option<usize>,
@@ -244,7 +262,8 @@ impl RowSink for DecisionSink<'_> {
             return Ok(());
         }
         let p = self.validator.pseudonymizer.pseudonym(id);
-        if self.erased.contains(&p) {
+        if self.erased.contains(&p) || self.erased_before.as_mut().is_some_and(|r| r.erased(id, p))
+        {
             return Ok(());
         }
         let decision = match self.validator.check(fields) {

@@ -23,6 +23,7 @@
 pub mod consent;
 pub mod pseudonym;
 pub mod redact;
+pub mod rekey;
 pub mod source;
 pub mod validate;
 
@@ -229,6 +230,9 @@ struct Shared {
     redactor: Arc<Redactor>,
     /// Pseudonyms on the erasure list: their rows never enter the lake.
     erased: Arc<HashSet<Pseudonym>>,
+    /// Customers erased or opted out under the key before a key change,
+    /// while the lake is re-ingested with that key given (`rekey`).
+    earlier_key: Option<rekey::EarlierKey>,
     pool: Mutex<Vec<Pseudonymizer>>,
     key: crate::config::Key,
     delimiter: u8,
@@ -324,6 +328,8 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         handle: tokio::runtime::Handle::current(),
         redactor: Arc::new(Redactor::new()),
         erased: Arc::new(crate::privacy::erasure::erased_pseudonyms(storage).await?),
+        earlier_key: rekey::EarlierKey::load(storage, ctx.key()?, ctx.previous_key.as_ref())
+            .await?,
         pool: Mutex::new(Vec::new()),
         key: ctx.key()?.clone(),
         delimiter: ctx.cfg.ingest.delimiter,
@@ -370,6 +376,19 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     }
     partitions.sort_by_key(|p| (p.date, table_rank(&p.table)));
 
+    // Every partition is in: the customers erased under the key before a
+    // key change that this re-ingest met go on the new key's list, so
+    // later nights keep them out without the old key.
+    if let Some(before) = shared.earlier_key.as_ref().filter(|b| b.has_requests()) {
+        let record = before.carry_over(storage, &shared.key).await?;
+        warnings.push(format!(
+            "{} erased under the earlier key (id {}) met in these exports and kept out; carried over to this key's erasure list as request {}",
+            crate::privacy::checks::plural(record.pseudonyms.len() as u64, "customer", "customers"),
+            before.previous_id(),
+            record.request_id
+        ));
+    }
+
     // Phase 3: customers who consented before and withdrew now leave lake
     // and marts; the list is saved after, so a crash repeats the removal.
     let newly: HashSet<Pseudonym> = list
@@ -391,6 +410,21 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             crate::privacy::checks::plural(withdrawals.rows(), "earlier row", "earlier rows"),
             withdrawals.files_rewritten
         ));
+    }
+    // after the withdrawals above: these customers' rows were kept out,
+    // there is nothing of theirs under this key to remove
+    if let Some(earlier) = &shared.earlier_key {
+        let met = earlier.opted_out_met();
+        for (then, now) in &met {
+            list.carry(then, *now);
+        }
+        if !met.is_empty() {
+            warnings.push(format!(
+                "{} who declined analytics under the earlier key (id {}) met in these exports and kept out; carried over to the consent list under this key",
+                crate::privacy::checks::plural(met.len() as u64, "customer", "customers"),
+                earlier.previous_id()
+            ));
+        }
     }
     if list != before {
         list.save(storage).await?;
@@ -539,6 +573,7 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
             i64::from(job.date.year()),
         ),
         erased: &sh.erased,
+        erased_before: sh.earlier_key.as_ref().map(|e| e.recognizer()),
         customer_col,
         consent_col,
         at_col: contract.column_index("consent_updated_at"),
@@ -597,6 +632,7 @@ fn ingest_partition(
         latest,
         file_index: 0,
         sh,
+        earlier_key: sh.earlier_key.as_ref().map(|e| e.recognizer()),
         file: FileOutcome::default(),
     };
     let mut files = Vec::new();
@@ -682,10 +718,34 @@ struct PartitionSink<'a> {
     customer_col: Option<usize>,
     pk: Vec<usize>,
     sh: &'a Shared,
+    /// Customers erased or opted out under the key before a key change (`rekey`).
+    earlier_key: Option<rekey::Recognizer<'a>>,
     file: FileOutcome,
 }
 
 impl PartitionSink<'_> {
+    /// Whether the row's customer was erased (`consent`: opted out) under
+    /// the key before a key change; only while the lake is re-ingested with
+    /// that key given.
+    fn before_key_change(&mut self, fields: &Fields<'_>, consent: bool) -> bool {
+        let Some(recognizer) = self.earlier_key.as_mut() else {
+            return false;
+        };
+        let Some(raw) = self.customer_col.and_then(|cc| fields[cc]) else {
+            return false;
+        };
+        let raw = pseudonym::trim_id(raw);
+        if raw.is_empty() {
+            return false;
+        }
+        let now = self.validator.pseudonymizer.pseudonym(raw);
+        if consent {
+            recognizer.opted_out(raw, now, &self.opted_out)
+        } else {
+            recognizer.erased(raw, now)
+        }
+    }
+
     fn flush_if_full(&mut self) -> Result<()> {
         if self.validator.pending() >= self.sh.batch_rows {
             let batch = self.validator.take_batch()?;
@@ -744,7 +804,8 @@ impl RowSink for PartitionSink<'_> {
 
     fn row(&mut self, line: u64, fields: &Fields<'_>, raw: &dyn Fn() -> String) -> Result<()> {
         let (p, cc) = (&mut self.validator.pseudonymizer, self.customer_col);
-        if raw_customer_in(p, cc, fields, &self.sh.erased) {
+        if raw_customer_in(p, cc, fields, &self.sh.erased) || self.before_key_change(fields, false)
+        {
             self.file.erased += 1;
             return Ok(());
         }
@@ -753,13 +814,15 @@ impl RowSink for PartitionSink<'_> {
             // declined (only rows that fail are looked up here, so a valid
             // row costs no second lookup)
             let (p, cc) = (&mut self.validator.pseudonymizer, self.customer_col);
-            if raw_customer_in(p, cc, fields, &self.opted_out) {
+            if raw_customer_in(p, cc, fields, &self.opted_out)
+                || self.before_key_change(fields, true)
+            {
                 self.file.consent_excluded += 1;
                 return Ok(());
             }
             return self.reject(line, reject, raw);
         }
-        if self.excluded_for_consent() {
+        if self.excluded_for_consent() || self.before_key_change(fields, true) {
             self.file.consent_excluded += 1;
             return Ok(());
         }

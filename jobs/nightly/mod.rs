@@ -573,34 +573,38 @@ pub(crate) async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
     let Some(key) = &ctx.key else {
         return Ok(());
     };
-    // Every run that ingested (a nightly or `attune ingest`) recorded its
-    // key; the newest of them decides. All manifests are read, not the
-    // newest few: a cron whose runs keep failing before ingest must not
-    // push the last one that ingested out of sight. Ids order runs to the
-    // second only: by start time, to the millisecond, the way `attune runs`
-    // lists them.
+    match last_ingest_key(&ctx.storage).await? {
+        Some((_, used)) if used == key.id() => Ok(()),
+        None => Ok(()),
+        Some((id, used)) => Err(Error::Config(format!(
+            "the pseudonymization key changed: run {id} ingested under key id {used}, this run has key id {}. The lake holds pseudonyms of the old key, which new days would not match. Restore the old {}, or re-ingest every date under the new one with `attune nightly --from FIRST --to LAST --force` and the old key in {} for that run, so customers erased under it are recognized and carried over to the new key",
+            key.id(),
+            ctx.cfg.key_env,
+            ctx.cfg.previous_key_env
+        ))),
+    }
+}
+
+/// (run id, key id) of the newest run that ingested: the key the lake's
+/// pseudonyms are of. Every run that ingested (a nightly or `attune
+/// ingest`) recorded its key. All manifests are read, not the newest few:
+/// a cron whose runs keep failing before ingest must not push the last one
+/// that ingested out of sight. Ids order runs to the second only: by start
+/// time, to the millisecond, the way `attune runs` lists them.
+pub(crate) async fn last_ingest_key(
+    storage: &crate::storage::Storage,
+) -> Result<Option<(String, String)>> {
     let mut recent = Vec::new();
-    for id in crate::runs::ids(&ctx.storage).await? {
-        if let Ok(m) = RunManifest::load(&ctx.storage, &id).await {
+    for id in crate::runs::ids(storage).await? {
+        if let Ok(m) = RunManifest::load(storage, &id).await {
             recent.push(m);
         }
     }
     recent.sort_by(|a, b| (&b.started_at, &b.run_id).cmp(&(&a.started_at, &a.run_id)));
-    for m in recent {
-        let id = m.run_id.clone();
+    Ok(recent.into_iter().find_map(|m| {
         let ingested = m.jobs.iter().any(|j| j.job == "ingest" && j.status == "ok");
-        let Some(used) = m.key_id.filter(|_| ingested) else {
-            continue;
-        };
-        if used == key.id() {
-            return Ok(());
-        }
-        return Err(Error::Config(format!(
-            "the pseudonymization key changed: run {id} ingested under key id {used}, this run has key id {}. The lake holds pseudonyms of the old key, which new days would not match. Restore the old ATTUNE_KEY, or re-ingest every date under the new one with `attune nightly --from FIRST --to LAST --force` (customers erased under the old key are recognized only by it: keep it until retention has removed their landing exports)",
-            key.id()
-        )));
-    }
-    Ok(())
+        m.key_id.filter(|_| ingested).map(|used| (m.run_id, used))
+    }))
 }
 
 /// What a job reads besides the lake and the outputs of the jobs before it

@@ -68,6 +68,11 @@ pub struct ErasureRequest {
     /// completed with exact counts. Emptied when done.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plan: BTreeMap<String, u64>,
+    /// Set on the record a re-ingest under a new key writes for the
+    /// requests of the earlier key (its id): the pseudonyms under the new
+    /// key of those customers that the re-ingest met (`ingest::rekey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from_key: Option<String>,
 }
 
 impl ErasureRequest {
@@ -138,6 +143,36 @@ pub async fn erased_pseudonyms(storage: &Storage) -> Result<HashSet<Pseudonym>> 
     Ok(all)
 }
 
+/// Requests of another key than `lake_key` (the key of the lake's
+/// pseudonyms) that no record of `lake_key` carried over, by key id:
+/// (key id, requests, distinct customers). Empty before anything was
+/// ingested.
+pub fn uncarried(
+    requests: &[ErasureRequest],
+    lake_key: Option<&str>,
+) -> Result<Vec<(String, u64, u64)>> {
+    let Some(lake_key) = lake_key else {
+        return Ok(Vec::new());
+    };
+    let carried: HashSet<&str> = requests
+        .iter()
+        .filter(|r| r.key_id == lake_key)
+        .filter_map(|r| r.carried_from_key.as_deref())
+        .collect();
+    let mut by_key: BTreeMap<&str, (u64, HashSet<Pseudonym>)> = BTreeMap::new();
+    for r in requests {
+        if r.key_id != lake_key && !carried.contains(r.key_id.as_str()) {
+            let (n, customers) = by_key.entry(&r.key_id).or_default();
+            *n += 1;
+            customers.extend(r.pseudonym_set()?);
+        }
+    }
+    Ok(by_key
+        .into_iter()
+        .map(|(k, (n, c))| (k.to_string(), n, c.len() as u64))
+        .collect())
+}
+
 /// A new request id: UTC time (sortable) and a fingerprint of the
 /// pseudonyms (the same request started twice in one second is one record).
 pub fn new_request_id(now: chrono::DateTime<chrono::Utc>, pseudonyms: &[String]) -> String {
@@ -162,7 +197,48 @@ mod tests {
             files_rewritten: 0,
             consent_list_updated: false,
             plan: BTreeMap::new(),
+            carried_from_key: None,
         }
+    }
+
+    #[test]
+    fn requests_of_another_key_count_until_a_record_of_the_lake_key_carries_them() {
+        let a = "0123456789abcdef0123456789abcdef";
+        let b = "fedcba9876543210fedcba9876543210";
+        let of_key = |id: &str, key: &str, pseudonyms: &[&str]| ErasureRequest {
+            key_id: key.into(),
+            ..request(id, pseudonyms, RequestStatus::Done)
+        };
+        let requests = vec![
+            of_key("1", "old", &[a]),
+            of_key("2", "old", &[a, b]),
+            of_key("3", "older", &[b]),
+            of_key("4", "new", &[b]),
+        ];
+        assert_eq!(
+            uncarried(&requests, Some("new")).expect("valid"),
+            vec![("old".to_string(), 2, 2), ("older".to_string(), 1, 1)]
+        );
+        assert!(
+            uncarried(&requests, None).expect("valid").is_empty(),
+            "nothing ingested yet"
+        );
+        let mut carried = requests.clone();
+        carried.push(ErasureRequest {
+            carried_from_key: Some("old".into()),
+            ..of_key("5", "new", &[])
+        });
+        assert_eq!(
+            uncarried(&carried, Some("new")).expect("valid"),
+            vec![("older".to_string(), 1, 1)]
+        );
+        // a record of another key carrying "old" over does not count
+        let mut elsewhere = requests;
+        elsewhere.push(ErasureRequest {
+            carried_from_key: Some("old".into()),
+            ..of_key("6", "older", &[])
+        });
+        assert_eq!(uncarried(&elsewhere, Some("new")).expect("valid").len(), 2);
     }
 
     #[tokio::test]

@@ -186,6 +186,7 @@ pub async fn run(
                     .iter()
                     .map(|(f, n)| (f.path.to_string(), *n))
                     .collect(),
+                carried_from_key: None,
             };
             // On record before the first row goes: from here on ingest keeps
             // these customers out, and a crash leaves a request to complete.

@@ -374,6 +374,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
             .filter(|r| r.status == erasure::RequestStatus::Pending)
             .map(|r| r.request_id.clone())
             .collect(),
+        uncarried_erasures: erasure::uncarried(
+            &requests,
+            crate::nightly::last_ingest_key(storage)
+                .await?
+                .map(|(_, key_id)| key_id)
+                .as_deref(),
+        )?,
         date: date.to_string(),
     };
     let models: Vec<ModelInfo> = crate::transform::models::load(cfg.models_dir.as_deref())?

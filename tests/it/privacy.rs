@@ -1230,3 +1230,159 @@ fn forget_needs_the_key_and_retention_dry_run_lists() {
             .exists()
     );
 }
+
+/// A key change (README, "A new key"): re-ingested under a new key without
+/// the old one, a customer erased under the old key comes back and check 10
+/// says so, and so does one who declined analytics in an export since
+/// deleted; re-ingested with the old key in `previous_key`, both are kept
+/// out, the new key's lists carry them, and later ingests without the old
+/// key keep them out too.
+#[tokio::test]
+async fn a_key_change_keeps_customers_erased_under_the_old_key_out() {
+    let mut b = business(80, 12, 730).await;
+    let root = b.root().to_path_buf();
+    let mut consenting = busiest_customers(&root).into_iter().filter(|(raw, _)| {
+        rows_with(&root, &["lake"], &pseudonym(raw), false).contains_key("lake/orders")
+    });
+    let (raw, day) = consenting.next().expect("a consenting customer");
+    let (declined, _) = consenting.next().expect("another");
+    privacy::forget::run(
+        &b.ctx,
+        std::slice::from_ref(&raw),
+        &ForgetOptions::default(),
+    )
+    .await
+    .expect("forget under the old key");
+    // `declined` said no on the last day, in an export since lost: only the
+    // consent list, of the old key, knows (and no earlier row undoes it)
+    let consent_list = |ctx: &JobContext| {
+        let storage = ctx.storage.clone();
+        async move {
+            attune::ingest::consent::ConsentList::load(&storage)
+                .await
+                .expect("consent list")
+        }
+    };
+    let as_bytes = |p: &str| -> [u8; 32] { p.as_bytes().try_into().expect("32 hex digits") };
+    let mut list = consent_list(&b.ctx).await;
+    let last = *b.dates.last().expect("last");
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
+    let decision = attune::ingest::consent::Decision {
+        consents: false,
+        at: None,
+        day: i32::try_from((last - epoch).num_days()).expect("days"),
+    };
+    list.apply(as_bytes(&pseudonym(&declined)), decision);
+    list.save(&b.ctx.storage).await.expect("save");
+
+    let old_key = b.ctx.key.clone().expect("key");
+    let new_key = Key::new(b"a-new-key-after-a-leak-0123456789".to_vec());
+    let under_new = |raw: &str| {
+        let mut p = Pseudonymizer::new(&new_key);
+        String::from_utf8(p.pseudonym(raw.as_bytes()).to_vec()).expect("hex")
+    };
+    let (erased_now, declined_now) = (under_new(&raw), under_new(&declined));
+    let reingest = |ctx: &JobContext| {
+        let params = attune::nightly::NightlyParams {
+            dates: b.dates.clone(),
+            only: vec!["ingest".into()],
+            force: true,
+            ..Default::default()
+        };
+        let ctx = ctx.clone();
+        async move {
+            attune::nightly::run(&ctx, &params)
+                .await
+                .expect("re-ingest")
+                .ingest
+                .expect("ingested")
+        }
+    };
+
+    // Without the old key nothing can recognize them, and check 10 warns.
+    b.ctx.key = Some(new_key.clone());
+    reingest(&b.ctx).await;
+    for p in [&erased_now, &declined_now] {
+        assert!(
+            rows_with(&root, &["lake"], p, false).contains_key("lake/orders"),
+            "without the old key their rows come back under the new pseudonym"
+        );
+    }
+    privacy::run(&b.ctx, last).await.expect("privacy");
+    let rows = checks_of(&root, last);
+    let uncarried: Vec<_> = of(&rows, 10)
+        .into_iter()
+        .filter(|r| r.detail.contains("were not carried over"))
+        .collect();
+    assert_eq!(uncarried.len(), 1, "{:?}", of(&rows, 10));
+    assert_eq!(
+        (uncarried[0].status.as_str(), uncarried[0].count),
+        ("warn", 1)
+    );
+    assert!(uncarried[0].detail.contains(&old_key.id()));
+
+    // With it: kept out, counted, and carried over.
+    b.ctx.previous_key = Some(old_key.clone());
+    let ingest = reingest(&b.ctx).await;
+    for p in [&erased_now, &declined_now] {
+        assert!(
+            rows_with(&root, &["lake", "quarantine"], p, true).is_empty(),
+            "kept out of lake and quarantine"
+        );
+    }
+    let orders = ingest
+        .tables
+        .iter()
+        .find(|t| t.table == "orders")
+        .expect("orders");
+    assert!(
+        orders.erased >= 1 && orders.consent_excluded >= 1,
+        "{orders:?}"
+    );
+    for said in [
+        "erased under the earlier key",
+        "declined analytics under the earlier key",
+    ] {
+        assert!(
+            ingest.warnings.iter().any(|w| w.contains(said)),
+            "{:?}",
+            ingest.warnings
+        );
+    }
+    let requests = privacy::erasure::load_requests(&b.ctx.storage)
+        .await
+        .expect("requests");
+    let carried: Vec<_> = requests
+        .iter()
+        .filter(|r| r.carried_from_key.as_deref() == Some(old_key.id().as_str()))
+        .collect();
+    assert_eq!(carried.len(), 1, "{requests:?}");
+    assert_eq!(carried[0].key_id, new_key.id());
+    assert_eq!(carried[0].pseudonyms, vec![erased_now.clone()]);
+    let list = consent_list(&b.ctx).await;
+    assert!(list.pseudonyms.contains(&as_bytes(&declined_now)));
+    privacy::run(&b.ctx, last).await.expect("privacy");
+    let rows = checks_of(&root, last);
+    assert!(
+        of(&rows, 10)
+            .iter()
+            .all(|r| !r.detail.contains("were not carried over")),
+        "{:?}",
+        of(&rows, 10)
+    );
+
+    // Later nights without the old key keep both out on their own.
+    b.ctx.previous_key = None;
+    let day: NaiveDate = day.parse().expect("day");
+    let again = attune::ingest::run(&b.ctx, &[day]).await.expect("ingest");
+    let orders = again
+        .tables
+        .iter()
+        .find(|t| t.table == "orders")
+        .expect("orders");
+    assert!(orders.erased >= 1, "{orders:?}");
+    reingest(&b.ctx).await;
+    for p in [&erased_now, &declined_now] {
+        assert!(rows_with(&root, &["lake"], p, true).is_empty());
+    }
+}

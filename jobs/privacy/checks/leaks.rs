@@ -31,6 +31,10 @@ pub struct LeakFacts {
     pub erased_at_ingest: BTreeMap<String, u64>,
     /// Erasure requests that started but did not complete.
     pub pending_erasures: Vec<String>,
+    /// Erasure requests of another key than the lake's that no re-ingest
+    /// carried over: (key id, requests, customers). Their customers are not
+    /// recognized if an export brings them back.
+    pub uncarried_erasures: Vec<(String, u64, u64)>,
     /// The run date (for the scan's description).
     pub date: String,
 }
@@ -267,6 +271,21 @@ pub fn erasure(f: &LeakFacts) -> Vec<Finding> {
             .advice("Run `attune forget` (with any id, or the same ids): it completes interrupted requests first."),
         );
     }
+    for (key_id, requests, customers) in &f.uncarried_erasures {
+        out.push(
+            Finding::new(
+                10,
+                Status::Warn,
+                *customers,
+                format!(
+                    "{} ({}) were made under key id {key_id}, not the key the lake's pseudonyms are of, and were not carried over to it: these customers are not recognized if an export brings them back.",
+                    plural(*requests, "erasure request", "erasure requests"),
+                    plural(*customers, "customer", "customers")
+                ),
+            )
+            .advice("Re-ingest every date with the old key in ATTUNE_PREVIOUS_KEY (`attune nightly --from FIRST --to LAST --force`): the erased customers are kept out and carried over to the current key. If the old key is lost, `attune forget` these customers again under the current key."),
+        );
+    }
     for (table, rows) in &f.erased_at_ingest {
         if *rows > 0 {
             out.push(
@@ -395,6 +414,18 @@ mod tests {
         let mut f = facts(ColumnFacts::default());
         f.raw_ids = None;
         assert_eq!(pseudonymization(&f)[0].status, Status::Warn);
+    }
+
+    #[test]
+    fn requests_under_a_key_not_carried_over_warn_with_the_way_out() {
+        let mut f = facts(ColumnFacts::default());
+        f.uncarried_erasures = vec![("a1b2c3".into(), 2, 3)];
+        let p10 = erasure(&f);
+        assert_eq!(p10.len(), 1, "no pass line beside a warning");
+        assert_eq!((p10[0].status, p10[0].count), (Status::Warn, 3));
+        assert!(p10[0].detail.contains("2 erasure requests (3 customers)"));
+        assert!(p10[0].detail.contains("key id a1b2c3"));
+        assert!(p10[0].advice.contains("ATTUNE_PREVIOUS_KEY"));
     }
 
     #[test]
