@@ -750,14 +750,18 @@ impl ValidConfig {
     /// The key used before a key change, when its variable is set (see
     /// `previous_key_env`); it must be as long as a key.
     pub fn previous_key(&self) -> Result<Option<Key>> {
+        let not_a_key = |why: &str| {
+            Error::Policy(format!(
+                "the previous pseudonymization key in ${} {why}, so it is not a key attune used; set it to the old value of ${}, or unset it",
+                self.previous_key_env, self.key_env
+            ))
+        };
         match std::env::var(&self.previous_key_env) {
             Ok(k) if k.len() >= 16 => Ok(Some(Key::new(k.into_bytes()))),
             Ok(k) if k.is_empty() => Ok(None),
-            Ok(_) => Err(Error::Policy(format!(
-                "the previous pseudonymization key in ${} is shorter than 16 bytes, so it is not a key attune used; set it to the old value of ${}, or unset it",
-                self.previous_key_env, self.key_env
-            ))),
-            Err(_) => Ok(None),
+            Ok(_) => Err(not_a_key("is shorter than 16 bytes")),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(not_a_key("is not UTF-8")),
         }
     }
 

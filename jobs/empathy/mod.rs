@@ -147,10 +147,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     }
     let mut seconds = BTreeMap::new();
     let mut clock = Instant::now();
-    let mut lap = |name: &str, clock: &mut Instant| {
+    // each phase's seconds, and on a terminal the phase that follows
+    let mut lap = |name: &str, next: &str, clock: &mut Instant| {
         seconds.insert(name.to_string(), clock.elapsed().as_secs_f64());
         *clock = Instant::now();
+        crate::nightly::progress::step(next);
     };
+    crate::nightly::progress::step("reading tickets, surveys, reviews and orders");
     let session = inputs::session(ctx, date).await?;
     let tone = ToneScorer::builtin()?;
     let mut customers = inputs::Customers::default();
@@ -184,7 +187,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     };
     let attributes = inputs::attributes(&session, &customers, date).await?;
     let ordered = inputs::order_months(&session, &customers).await?;
-    lap("read", &mut clock);
+    lap("read", "scoring the replies' tone", &mut clock);
 
     let run_end = end_of(date);
     let mut contacts: Vec<Contact> =
@@ -273,7 +276,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         ));
     }
 
-    lap("score", &mut clock);
+    lap("score", "index cells", &mut clock);
     let mut statuses = Vec::new();
     for c in Component::ALL {
         let n = contacts
@@ -320,7 +323,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     };
     let cells = index::aggregate(&contacts, &groups, &settings);
     let headline = headline::headline(&cells, &contacts, date, cfg, min);
-    lap("aggregate", &mut clock);
+    lap("aggregate", "outcome check", &mut clock);
 
     let cronbach = alpha::servqual_alpha(&surveys);
     if cronbach.is_none() && !surveys.is_empty() {
@@ -331,7 +334,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let outcomes = Outcomes { nps, ordered };
     let validation = validate::validate(&cells, &contacts, &outcomes, date, min);
     let validation_summary = validate::summary(&validation);
-    lap("validate", &mut clock);
+    lap("validate", "writing", &mut clock);
 
     let index_batch = index::to_batch(&cells)?;
     let index_rows = mart::publish(
@@ -353,7 +356,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     .await?;
     let metrics = metrics(cfg, &tone_summary, cronbach.as_ref(), &validation);
     let metric_rows = mart::publish_model_metrics(&ctx.storage, date, "empathy", &metrics).await?;
-    lap("write", &mut clock);
+    lap("write", "done", &mut clock);
 
     let mut by_source = BTreeMap::new();
     for c in &contacts {

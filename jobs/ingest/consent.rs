@@ -65,6 +65,10 @@ fn older(a: Option<i64>, b: Option<i64>) -> bool {
     matches!((a, b), (Some(a), Some(b)) if a < b)
 }
 
+/// Customers who declined analytics, looked up for every row with a
+/// customer: foldhash, not SipHash (the keys are HMACs, nobody chooses them).
+pub type OptedOut = HashSet<Pseudonym, foldhash::fast::RandomState>;
+
 /// The set of excluded pseudonyms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentList {
@@ -100,20 +104,25 @@ impl ConsentList {
         }
     }
 
-    /// Lists `now` as `then` is listed, with its withdrawal's time and day:
-    /// the same customer's pseudonym under a new key (`rekey`). Nothing
-    /// when `then` is not listed.
-    pub fn carry(&mut self, then: &Pseudonym, now: Pseudonym) {
-        if !self.pseudonyms.contains(then) {
-            return;
+    /// Moves the entry of `then` to `now`, the same customer's pseudonym
+    /// under a new key (`rekey`), as a withdrawal with its time and day (a
+    /// later one already listed for `now` stays). Returns whether `then`
+    /// was listed.
+    pub fn carry(&mut self, then: &Pseudonym, now: Pseudonym) -> bool {
+        if !self.pseudonyms.remove(then) {
+            return false;
         }
-        self.pseudonyms.insert(now);
-        if let Some(t) = self.withdrawn_at.get(then).copied() {
-            self.withdrawn_at.insert(now, t);
-        }
-        if let Some(d) = self.withdrawn_on.get(then).copied() {
-            self.withdrawn_on.insert(now, d);
-        }
+        let at = self.withdrawn_at.remove(then);
+        let day = self.withdrawn_on.remove(then).unwrap_or(i32::MIN);
+        self.apply(
+            now,
+            Decision {
+                consents: false,
+                at,
+                day,
+            },
+        );
+        true
     }
 
     /// Takes customers off the list (erased: they leave no trace at all).
@@ -224,8 +233,10 @@ impl ConsentList {
 pub struct DecisionSink<'a> {
     pub validator: RowValidator,
     pub erased: &'a HashSet<Pseudonym>,
-    /// Customers erased under the key before a key change (`rekey`).
-    pub erased_before: Option<super::rekey::Recognizer<'a>>,
+    /// Customers erased or listed under the key before a key change
+    /// (`rekey`), with the list as it stood before this partition.
+    pub earlier_key: Option<super::rekey::Recognizer<'a>>,
+    pub listed: Option<std::sync::Arc<OptedOut>>,
     pub customer_col: usize,
     pub consent_col: Option<usize>,
     pub at_col: Option<usize>,
@@ -262,9 +273,13 @@ impl RowSink for DecisionSink<'_> {
             return Ok(());
         }
         let p = self.validator.pseudonymizer.pseudonym(id);
-        if self.erased.contains(&p) || self.erased_before.as_mut().is_some_and(|r| r.erased(id, p))
-        {
+        if self.erased.contains(&p) || self.earlier_key.as_mut().is_some_and(|r| r.erased(id, p)) {
             return Ok(());
+        }
+        // listed under the earlier key: the entry moves to `p` before this
+        // partition's decisions apply (the recognizer remembers the pair)
+        if let (Some(r), Some(listed)) = (self.earlier_key.as_mut(), self.listed.as_deref()) {
+            r.opted_out(id, p, listed);
         }
         let decision = match self.validator.check(fields) {
             Ok(()) => {

@@ -42,7 +42,7 @@ use object_store::path::Path;
 use serde::Serialize;
 use tracing::{debug, info, instrument, warn};
 
-use self::consent::ConsentList;
+use self::consent::{ConsentList, OptedOut};
 use self::pseudonym::{PassThrough, Pseudonym, Pseudonymizer, fingerprint128};
 use self::redact::Redactor;
 use self::source::{FileReport, Format, RowSink};
@@ -274,18 +274,18 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                 continue;
             }
             let mut files = Vec::new();
-            // customers are read twice: for the consent decisions, then the rows
-            let passes = if table == "customers" { 2 } else { 1 };
             for meta in listed {
-                *bytes.entry(table.clone()).or_default() += meta.size * passes;
                 let name = meta.location.filename().unwrap_or_default().to_string();
                 match source::detect(&name) {
-                    Some((format, gz)) => files.push(LandingFile {
-                        label: meta.location.to_string(),
-                        path: meta.location,
-                        format,
-                        gz,
-                    }),
+                    Some((format, gz)) => {
+                        *bytes.entry(table.clone()).or_default() += meta.size;
+                        files.push(LandingFile {
+                            label: meta.location.to_string(),
+                            path: meta.location,
+                            format,
+                            gz,
+                        })
+                    }
                     None => warnings.push(format!(
                         "{}: not .csv, .tsv, .ndjson or .jsonl (each optionally .gz); skipped",
                         meta.location
@@ -328,8 +328,13 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         handle: tokio::runtime::Handle::current(),
         redactor: Arc::new(Redactor::new()),
         erased: Arc::new(crate::privacy::erasure::erased_pseudonyms(storage).await?),
-        earlier_key: rekey::EarlierKey::load(storage, ctx.key()?, ctx.previous_key.as_ref())
-            .await?,
+        earlier_key: rekey::EarlierKey::load(
+            storage,
+            ctx.key()?,
+            ctx.previous_key.as_ref(),
+            &ctx.cfg.previous_key_env,
+        )
+        .await?,
         pool: Mutex::new(Vec::new()),
         key: ctx.key()?.clone(),
         delimiter: ctx.cfg.ingest.delimiter,
@@ -344,12 +349,28 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         .partition(|j| j.contract.table == "customers");
     let mut partitions = Vec::new();
     let before = list.clone();
+    // customers listed under the key before a key change, listed anew under
+    // this one (only while the lake is re-ingested with that key given)
+    let mut carried: HashSet<Pseudonym> = HashSet::new();
     for job in customer_jobs {
         let sh = shared.clone();
         let first = job.clone();
-        let pass = tokio::task::spawn_blocking(move || read_customers(&sh, &first))
+        let listed = shared
+            .earlier_key
+            .as_ref()
+            .map(|_| Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>()));
+        let pass = tokio::task::spawn_blocking(move || read_customers(&sh, &first, listed))
             .await
             .map_err(crate::nightly::panics::joined("an ingest worker"))??;
+        // an entry of the earlier key moves to the new pseudonym before the
+        // day's decisions apply, so a later "yes" still undoes it
+        if let Some(earlier) = &shared.earlier_key {
+            for (then, now) in earlier.take_opted_out_met() {
+                if list.carry(&then, now) {
+                    carried.insert(now);
+                }
+            }
+        }
         for (p, d) in pass.decisions {
             list.apply(p, d);
         }
@@ -376,17 +397,53 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     }
     partitions.sort_by_key(|p| (p.date, table_rank(&p.table)));
 
-    // Every partition is in: the customers erased under the key before a
-    // key change that this re-ingest met go on the new key's list, so
-    // later nights keep them out without the old key.
-    if let Some(before) = shared.earlier_key.as_ref().filter(|b| b.has_requests()) {
-        let record = before.carry_over(storage, &shared.key).await?;
-        warnings.push(format!(
-            "{} erased under the earlier key (id {}) met in these exports and kept out; carried over to this key's erasure list as request {}",
-            crate::privacy::checks::plural(record.pseudonyms.len() as u64, "customer", "customers"),
-            before.previous_id(),
-            record.request_id
-        ));
+    // Every partition is in. Customers of the earlier key's lists met in
+    // them were kept out; rows of theirs stored under this key before (a
+    // re-ingest without the earlier key, the marts built from it) go now.
+    if let Some(earlier) = &shared.earlier_key {
+        use crate::privacy::scan;
+        for (then, now) in earlier.take_opted_out_met() {
+            if list.carry(&then, now) {
+                carried.insert(now);
+            }
+        }
+        let mut gone: HashSet<Pseudonym> = earlier.erased_met().into_iter().collect();
+        gone.extend(carried.iter().filter(|p| list.pseudonyms.contains(*p)));
+        if !gone.is_empty() {
+            let mut files =
+                crate::privacy::scan::table_files(storage, "lake", scan::Partitions::All).await?;
+            files.extend(
+                crate::privacy::scan::table_files(storage, "marts", scan::Partitions::All).await?,
+            );
+            crate::transform::clear_staging(storage).await?;
+            let removed = crate::privacy::forget::remove_rows(
+                storage,
+                files,
+                &gone,
+                &shared.key,
+                ctx.cfg.ingest.threads,
+            )
+            .await?;
+            if removed.files_rewritten > 0 {
+                warnings.push(format!(
+                    "{} of customers erased or opted out under the earlier key (id {}), stored under this key before, removed ({} files rewritten)",
+                    crate::privacy::checks::plural(
+                        removed.rows_removed.values().sum(),
+                        "row",
+                        "rows"
+                    ),
+                    earlier.previous_id(),
+                    removed.files_rewritten
+                ));
+            }
+        }
+        if !carried.is_empty() {
+            warnings.push(format!(
+                "{} who declined analytics under the earlier key (id {}) met in these exports and kept out; listed under this key with the same withdrawal",
+                crate::privacy::checks::plural(carried.len() as u64, "customer", "customers"),
+                earlier.previous_id()
+            ));
+        }
     }
 
     // Phase 3: customers who consented before and withdrew now leave lake
@@ -394,6 +451,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     let newly: HashSet<Pseudonym> = list
         .pseudonyms
         .difference(&before.pseudonyms)
+        .filter(|p| !carried.contains(*p))
         .copied()
         .collect();
     let withdrawals = crate::privacy::withdrawal::remove_withdrawn(
@@ -411,21 +469,6 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             withdrawals.files_rewritten
         ));
     }
-    // after the withdrawals above: these customers' rows were kept out,
-    // there is nothing of theirs under this key to remove
-    if let Some(earlier) = &shared.earlier_key {
-        let met = earlier.opted_out_met();
-        for (then, now) in &met {
-            list.carry(then, *now);
-        }
-        if !met.is_empty() {
-            warnings.push(format!(
-                "{} who declined analytics under the earlier key (id {}) met in these exports and kept out; carried over to the consent list under this key",
-                crate::privacy::checks::plural(met.len() as u64, "customer", "customers"),
-                earlier.previous_id()
-            ));
-        }
-    }
     if list != before {
         list.save(storage).await?;
     }
@@ -434,6 +477,26 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         let of_date: Vec<&PartitionOutcome> =
             partitions.iter().filter(|p| p.date == *date).collect();
         write_audit(storage, ctx, *date, &of_date).await?;
+    }
+    // Last, once the consent list and the audit are saved: from here on the
+    // erasure list of this key recognizes the customers erased under the
+    // earlier one that these exports hold (privacy check 10 stops warning).
+    if let Some(earlier) = &shared.earlier_key
+        && let Some(record) = earlier.carry_over(storage, &shared.key).await?
+    {
+        warnings.push(format!(
+            "{} erased under the earlier key (id {}) met in these exports and kept out; carried over to this key's erasure list as request {}{}",
+            crate::privacy::checks::plural(record.pseudonyms.len() as u64, "customer", "customers"),
+            earlier.previous_id(),
+            record.request_id,
+            match earlier.erased_not_met() {
+                0 => String::new(),
+                n => format!(
+                    "; {} not in these exports, recognized only with the earlier key if exported again",
+                    crate::privacy::checks::plural(n as u64, "other", "others")
+                ),
+            }
+        ));
     }
 
     let mut tables: Vec<TableTotals> = Vec::new();
@@ -525,16 +588,19 @@ fn fault_after_batches() -> Option<u64> {
 }
 static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
-/// Reads one landing file into `sink`.
+/// Reads one landing file into `sink`; `counted`: its bytes go on the
+/// table's progress bar (the rows pass of a customers partition, not the
+/// consent pass before it, so the bar ends at the files' size).
 fn read_landing_file(
     sh: &Shared,
     f: &LandingFile,
     job: &PartitionJob,
     sink: &mut dyn RowSink,
+    counted: bool,
 ) -> Result<FileReport> {
     let contract = &job.contract;
     let mut input = sh.storage.open_read(&sh.handle, &f.path)?;
-    if let Some(bar) = &job.bar {
+    if let Some(bar) = job.bar.as_ref().filter(|_| counted) {
         input = bar.reader(input);
     }
     source::read(
@@ -559,7 +625,13 @@ struct CustomersPass {
 
 /// Reads a customers partition for its consent decisions and each
 /// customer's latest row, before its rows are written.
-fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
+/// `listed`: the consent list before the partition's decisions, while the
+/// lake is re-ingested with the key before a key change given.
+fn read_customers(
+    sh: &Shared,
+    job: &PartitionJob,
+    listed: Option<Arc<OptedOut>>,
+) -> Result<CustomersPass> {
     let contract = &job.contract;
     let Some(customer_col) = contract.customer_column() else {
         return Ok(CustomersPass::default());
@@ -573,7 +645,8 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
             i64::from(job.date.year()),
         ),
         erased: &sh.erased,
-        erased_before: sh.earlier_key.as_ref().map(|e| e.recognizer()),
+        earlier_key: sh.earlier_key.as_ref().map(|e| e.recognizer()),
+        listed,
         customer_col,
         consent_col,
         at_col: contract.column_index("consent_updated_at"),
@@ -584,7 +657,7 @@ fn read_customers(sh: &Shared, job: &PartitionJob) -> Result<CustomersPass> {
     };
     for (i, f) in job.files.iter().enumerate() {
         sink.file = i;
-        read_landing_file(sh, f, job, &mut sink)?;
+        read_landing_file(sh, f, job, &mut sink, false)?;
     }
     sh.give_back(sink.validator.pseudonymizer);
     Ok(CustomersPass {
@@ -645,7 +718,7 @@ fn ingest_partition(
             },
             ..FileOutcome::default()
         };
-        let report = read_landing_file(sh, f, job, &mut sink)?;
+        let report = read_landing_file(sh, f, job, &mut sink, true)?;
         let mut done = std::mem::take(&mut sink.file);
         done.report = report;
         files.push(done);
@@ -698,10 +771,6 @@ fn ingest_partition(
     );
     Ok(outcome)
 }
-
-/// Customers who declined analytics, looked up for every row with a
-/// customer: foldhash, not SipHash (the keys are HMACs, nobody chooses them).
-type OptedOut = HashSet<Pseudonym, foldhash::fast::RandomState>;
 
 struct PartitionSink<'a> {
     validator: RowValidator,

@@ -24,11 +24,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use crate::Result;
 use crate::config::Key;
 use crate::ingest::pseudonym::{Pseudonym, Pseudonymizer};
 use crate::privacy::erasure::{self, ErasureRequest, RequestStatus};
 use crate::storage::Storage;
+use crate::{Error, Result};
 
 /// The earlier key's erasure list, and what this run found of it and of
 /// the consent list.
@@ -38,35 +38,57 @@ pub struct EarlierKey {
     previous_id: String,
     /// Pseudonyms under the earlier key of every customer its requests erased.
     erased: HashSet<Pseudonym>,
+    /// Whether a record of the run's key already carries the earlier key's
+    /// requests (an earlier re-ingest): another is written only for
+    /// customers met anew.
+    carried_before: bool,
     /// Their pseudonyms under this run's key, as rows of theirs are met.
     found: Mutex<BTreeSet<Pseudonym>>,
     /// (earlier pseudonym, pseudonym now) of the customers met who were on
-    /// the consent list under the earlier key.
+    /// the consent list under the earlier key, not yet carried.
     opted_out: Mutex<BTreeMap<Pseudonym, Pseudonym>>,
 }
 
 impl EarlierKey {
-    /// The requests made under `previous` (none when it is not given, or is
-    /// the run's own key): `None` when there is nothing to recognize.
+    /// The earlier key's requests, when `previous` is given and is not the
+    /// run's own key. A previous key no run that ingested here used is an
+    /// error: a typo would recognize nobody, silently.
     pub async fn load(
         storage: &Storage,
         key: &Key,
         previous: Option<&Key>,
+        previous_env: &str,
     ) -> Result<Option<EarlierKey>> {
         let Some(previous) = previous.filter(|p| p.id() != key.id()) else {
             return Ok(None);
         };
         let previous_id = previous.id();
+        let used = crate::nightly::ingest_key_ids(storage).await?;
+        if !used.contains(&previous_id) {
+            let seen: Vec<&str> = used.iter().map(String::as_str).collect();
+            return Err(Error::Policy(format!(
+                "${previous_env} holds a key (id {previous_id}) that no run that ingested here used (key ids used: {}); set it to the old key, or unset it",
+                if seen.is_empty() {
+                    "none".to_string()
+                } else {
+                    seen.join(", ")
+                }
+            )));
+        }
         let mut erased = HashSet::new();
+        let mut carried_before = false;
         for r in erasure::load_requests(storage).await? {
             if r.key_id == previous_id {
                 erased.extend(r.pseudonym_set()?);
             }
+            carried_before |=
+                r.key_id == key.id() && r.carried_from_key.as_deref() == Some(&previous_id);
         }
         Ok(Some(EarlierKey {
             previous: previous.clone(),
             previous_id,
             erased,
+            carried_before,
             found: Mutex::new(BTreeSet::new()),
             opted_out: Mutex::new(BTreeMap::new()),
         }))
@@ -82,15 +104,45 @@ impl EarlierKey {
         }
     }
 
+    /// Public id of the earlier key.
+    pub fn previous_id(&self) -> &str {
+        &self.previous_id
+    }
+
+    /// The pseudonyms under the run's key of the erased customers met.
+    pub fn erased_met(&self) -> BTreeSet<Pseudonym> {
+        self.found.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Erased customers of the earlier key not met in this run's exports:
+    /// recognized only with the earlier key if they are exported again.
+    pub fn erased_not_met(&self) -> usize {
+        self.erased
+            .len()
+            .saturating_sub(self.found.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// (earlier pseudonym, pseudonym now) of the customers met since the
+    /// last call who were on the consent list under the earlier key, for
+    /// [`ConsentList::carry`](super::consent::ConsentList::carry).
+    pub fn take_opted_out_met(&self) -> Vec<(Pseudonym, Pseudonym)> {
+        let mut met = self.opted_out.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *met).into_iter().collect()
+    }
+
     /// Writes the request record of the run's key that carries the earlier
     /// key's requests over: the new pseudonyms of the erased customers met
-    /// in this run's exports (none when none was), so ingest keeps them out
-    /// without the earlier key from now on. Returns the record.
-    pub async fn carry_over(&self, storage: &Storage, key: &Key) -> Result<ErasureRequest> {
+    /// in this run's exports, so ingest keeps them out without the earlier
+    /// key from now on. Nothing when the earlier key has no requests, or an
+    /// earlier re-ingest carried them and none was met now.
+    pub async fn carry_over(&self, storage: &Storage, key: &Key) -> Result<Option<ErasureRequest>> {
         let pseudonyms: Vec<String> = (self.found.lock().unwrap_or_else(|e| e.into_inner()))
             .iter()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
+        if self.erased.is_empty() || (self.carried_before && pseudonyms.is_empty()) {
+            return Ok(None);
+        }
         let now = chrono::Utc::now();
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut seed = pseudonyms.clone();
@@ -109,30 +161,7 @@ impl EarlierKey {
             carried_from_key: Some(self.previous_id.clone()),
         };
         request.save(storage).await?;
-        Ok(request)
-    }
-
-    /// Public id of the earlier key.
-    pub fn previous_id(&self) -> &str {
-        &self.previous_id
-    }
-
-    /// Whether the earlier key has any request to carry over.
-    pub fn has_requests(&self) -> bool {
-        !self.erased.is_empty()
-    }
-
-    /// (earlier pseudonym, pseudonym now) of every customer met who was on
-    /// the consent list under the earlier key, for
-    /// [`ConsentList::carry`](super::consent::ConsentList::carry).
-    pub fn opted_out_met(&self) -> Vec<(Pseudonym, Pseudonym)> {
-        let met = self.opted_out.lock().unwrap_or_else(|e| e.into_inner());
-        met.iter().map(|(a, b)| (*a, *b)).collect()
-    }
-
-    /// Customers of the earlier key's requests met in this run so far.
-    pub fn found(&self) -> usize {
-        self.found.lock().unwrap_or_else(|e| e.into_inner()).len()
+        Ok(Some(request))
     }
 }
 
@@ -159,19 +188,19 @@ impl Recognizer<'_> {
     }
 
     /// Whether the customer `raw` (pseudonym `now` under the run's key) is
-    /// on `opted_out`, the consent list as the run found it, under the
-    /// earlier key; if so the pair is remembered for the list.
+    /// on `listed`, the consent list as it stands, under the earlier key;
+    /// if so the pair is remembered, for the list to carry.
     pub fn opted_out<S: BuildHasher>(
         &mut self,
         raw: &[u8],
         now: Pseudonym,
-        opted_out: &HashSet<Pseudonym, S>,
+        listed: &HashSet<Pseudonym, S>,
     ) -> bool {
-        if opted_out.is_empty() {
+        if listed.is_empty() {
             return false;
         }
         let earlier = self.earlier.pseudonym(raw);
-        if !opted_out.contains(&earlier) {
+        if !listed.contains(&earlier) {
             return false;
         }
         self.list
@@ -219,38 +248,79 @@ mod tests {
         .expect("save");
     }
 
+    /// A run that ingested under `key`, as the nightly records it.
+    async fn ingested_under(storage: &Storage, key: &Key, run_id: &str) {
+        crate::manifest::RunManifest {
+            run_id: run_id.into(),
+            attune_version: "test".into(),
+            command: "nightly".into(),
+            config_hash: String::new(),
+            key_id: Some(key.id()),
+            demo_key: false,
+            dates: vec!["2025-03-01".into()],
+            started_at: format!("2025-03-01T02:00:0{}.000Z", run_id.len() % 10),
+            finished_at: None,
+            status: "ok".into(),
+            jobs: vec![crate::manifest::JobRecord {
+                job: "ingest".into(),
+                status: "ok".into(),
+                started_at: "2025-03-01T02:00:00.000Z".into(),
+                seconds: 1.0,
+                rows_in: 1,
+                rows_out: 1,
+                peak_rss_bytes: None,
+                job_peak_rss_bytes: None,
+                warnings: Vec::new(),
+                error: None,
+                details: serde_json::Value::Null,
+            }],
+        }
+        .save(storage)
+        .await
+        .expect("manifest");
+    }
+
     #[tokio::test]
     async fn customers_erased_under_the_old_key_are_recognized_and_carried_over() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("root");
         let (old, new) = (key("the-old-key-0123456789"), key("the-new-key-0123456789"));
+        let env = "ATTUNE_PREVIOUS_KEY";
         erased_under(&storage, &old, &["C1", "C2"]).await;
         // the same key twice, or none: nothing to recognize
-        assert!(
-            EarlierKey::load(&storage, &new, Some(&new))
+        for previous in [Some(&new), None] {
+            let loaded = EarlierKey::load(&storage, &new, previous, env)
                 .await
-                .expect("load")
-                .is_none()
-        );
+                .expect("load");
+            assert!(loaded.is_none());
+        }
+        // a key no run here ingested under: a typo, refused
+        let err = EarlierKey::load(&storage, &new, Some(&old), env)
+            .await
+            .err()
+            .expect("refused");
         assert!(
-            EarlierKey::load(&storage, &new, None)
-                .await
-                .expect("load")
-                .is_none()
+            err.to_string().contains("no run that ingested here used"),
+            "{err}"
         );
-        let list = EarlierKey::load(&storage, &new, Some(&old))
+        ingested_under(&storage, &old, "20250301T020000Z-00000001").await;
+        let list = EarlierKey::load(&storage, &new, Some(&old), env)
             .await
             .expect("load")
             .expect("old key given");
-        assert!(list.has_requests());
         let mut worker = list.recognizer();
         // " C1" is the customer C1, as everywhere in ingest (trim_id)
         for (raw, erased) in [("C1", true), (" C1", true), ("C3", false), ("C1", true)] {
             let now = pseudonym(&new, raw);
             assert_eq!(worker.erased(raw.as_bytes(), now), erased, "{raw:?}");
         }
-        assert_eq!(list.found(), 1, "C1 once; C2 never met");
-        let record = list.carry_over(&storage, &new).await.expect("carry over");
+        assert_eq!(list.erased_met().len(), 1, "C1 once");
+        assert_eq!(list.erased_not_met(), 1, "C2 never met");
+        let record = list
+            .carry_over(&storage, &new)
+            .await
+            .expect("carry over")
+            .expect("a record");
         assert_eq!(
             (record.key_id.as_str(), record.carried_from_key.as_deref()),
             (new.id().as_str(), Some(old.id().as_str()))
@@ -261,5 +331,69 @@ mod tests {
         let listed = erasure::erased_pseudonyms(&storage).await.expect("list");
         assert!(listed.contains(&pseudonym(&new, "C1")));
         assert!(!listed.contains(&pseudonym(&new, "C2")));
+        // a later run with the old key still set, meeting nobody: no new record
+        let again = EarlierKey::load(&storage, &new, Some(&old), env)
+            .await
+            .expect("load")
+            .expect("old key given");
+        assert!(
+            again
+                .carry_over(&storage, &new)
+                .await
+                .expect("carry")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_customer_listed_under_the_old_key_is_listed_anew_with_the_later_withdrawal() {
+        use crate::ingest::consent::{ConsentList, Decision};
+        let (then, now, other) = ([b'a'; 32], [b'b'; 32], [b'c'; 32]);
+        let no = |at, day| Decision {
+            consents: false,
+            at,
+            day,
+        };
+        let mut list = ConsentList::default();
+        list.apply(then, no(Some(100), 10));
+        assert!(!list.carry(&other, now), "not listed: nothing moves");
+        assert!(list.carry(&then, now));
+        assert!(!list.pseudonyms.contains(&then) && list.pseudonyms.contains(&now));
+        // an older "yes" does not undo the carried withdrawal, a newer one does
+        list.apply(
+            now,
+            Decision {
+                consents: true,
+                at: Some(50),
+                day: 5,
+            },
+        );
+        assert!(list.pseudonyms.contains(&now));
+        list.apply(
+            now,
+            Decision {
+                consents: true,
+                at: Some(150),
+                day: 15,
+            },
+        );
+        assert!(!list.pseudonyms.contains(&now));
+        // a later withdrawal already listed under the new key stays
+        let mut list = ConsentList::default();
+        list.apply(then, no(Some(100), 10));
+        list.apply(now, no(Some(200), 20));
+        assert!(list.carry(&then, now));
+        list.apply(
+            now,
+            Decision {
+                consents: true,
+                at: Some(150),
+                day: 15,
+            },
+        );
+        assert!(
+            list.pseudonyms.contains(&now),
+            "the withdrawal at 200 stands"
+        );
     }
 }

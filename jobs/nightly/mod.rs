@@ -594,6 +594,23 @@ pub(crate) async fn refuse_a_new_key(ctx: &JobContext) -> Result<()> {
 pub(crate) async fn last_ingest_key(
     storage: &crate::storage::Storage,
 ) -> Result<Option<(String, String)>> {
+    Ok(ingest_keys(storage).await?.into_iter().next())
+}
+
+/// Every key id a run that ingested here recorded (the old key of a key
+/// change is among them).
+pub(crate) async fn ingest_key_ids(
+    storage: &crate::storage::Storage,
+) -> Result<std::collections::BTreeSet<String>> {
+    Ok(ingest_keys(storage)
+        .await?
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect())
+}
+
+/// (run id, key id) of every run that ingested, newest first.
+async fn ingest_keys(storage: &crate::storage::Storage) -> Result<Vec<(String, String)>> {
     let mut recent = Vec::new();
     for id in crate::runs::ids(storage).await? {
         if let Ok(m) = RunManifest::load(storage, &id).await {
@@ -601,10 +618,13 @@ pub(crate) async fn last_ingest_key(
         }
     }
     recent.sort_by(|a, b| (&b.started_at, &b.run_id).cmp(&(&a.started_at, &a.run_id)));
-    Ok(recent.into_iter().find_map(|m| {
-        let ingested = m.jobs.iter().any(|j| j.job == "ingest" && j.status == "ok");
-        m.key_id.filter(|_| ingested).map(|used| (m.run_id, used))
-    }))
+    Ok(recent
+        .into_iter()
+        .filter_map(|m| {
+            let ingested = m.jobs.iter().any(|j| j.job == "ingest" && j.status == "ok");
+            m.key_id.filter(|_| ingested).map(|used| (m.run_id, used))
+        })
+        .collect())
 }
 
 /// What a job reads besides the lake and the outputs of the jobs before it

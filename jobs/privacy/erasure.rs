@@ -145,8 +145,9 @@ pub async fn erased_pseudonyms(storage: &Storage) -> Result<HashSet<Pseudonym>> 
 
 /// Requests of another key than `lake_key` (the key of the lake's
 /// pseudonyms) that no record of `lake_key` carried over, by key id:
-/// (key id, requests, distinct customers). Empty before anything was
-/// ingested.
+/// (key id, requests, distinct customers). Carrying is transitive: after
+/// two key changes A→B→C, A's requests carried into B's record are carried
+/// on with B's. Empty before anything was ingested.
 pub fn uncarried(
     requests: &[ErasureRequest],
     lake_key: Option<&str>,
@@ -154,11 +155,19 @@ pub fn uncarried(
     let Some(lake_key) = lake_key else {
         return Ok(Vec::new());
     };
-    let carried: HashSet<&str> = requests
-        .iter()
-        .filter(|r| r.key_id == lake_key)
-        .filter_map(|r| r.carried_from_key.as_deref())
-        .collect();
+    let mut carried: HashSet<&str> = HashSet::from([lake_key]);
+    loop {
+        let more: Vec<&str> = requests
+            .iter()
+            .filter(|r| carried.contains(r.key_id.as_str()))
+            .filter_map(|r| r.carried_from_key.as_deref())
+            .filter(|k| !carried.contains(k))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        carried.extend(more);
+    }
     let mut by_key: BTreeMap<&str, (u64, HashSet<Pseudonym>)> = BTreeMap::new();
     for r in requests {
         if r.key_id != lake_key && !carried.contains(r.key_id.as_str()) {
@@ -232,13 +241,26 @@ mod tests {
             uncarried(&carried, Some("new")).expect("valid"),
             vec![("older".to_string(), 1, 1)]
         );
-        // a record of another key carrying "old" over does not count
-        let mut elsewhere = requests;
+        // a record of a key not itself carried over does not count
+        let mut elsewhere = requests.clone();
         elsewhere.push(ErasureRequest {
             carried_from_key: Some("old".into()),
-            ..of_key("6", "older", &[])
+            ..of_key("6", "unrelated", &[])
         });
-        assert_eq!(uncarried(&elsewhere, Some("new")).expect("valid").len(), 2);
+        let keys: Vec<String> = (uncarried(&elsewhere, Some("new")).expect("valid"))
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect();
+        assert_eq!(keys, ["old", "older", "unrelated"]);
+        // two key changes, older→old→new: carried on
+        let mut chain = requests;
+        for (id, key, from) in [("7", "old", "older"), ("8", "new", "old")] {
+            chain.push(ErasureRequest {
+                carried_from_key: Some(from.into()),
+                ..of_key(id, key, &[])
+            });
+        }
+        assert!(uncarried(&chain, Some("new")).expect("valid").is_empty());
     }
 
     #[tokio::test]

@@ -160,10 +160,13 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     let mut warnings = Vec::new();
     let mut seconds = BTreeMap::new();
     let mut clock = Instant::now();
-    let mut lap = |name: &str, clock: &mut Instant| {
+    // each phase's seconds, and on a terminal the phase that follows
+    let mut lap = |name: &str, next: &str, clock: &mut Instant| {
         seconds.insert(name.to_string(), clock.elapsed().as_secs_f64());
         *clock = Instant::now();
+        crate::nightly::progress::step(next);
     };
+    crate::nightly::progress::step("purchase histories");
 
     let (session, currency) = purchases_session(ctx, date).await?;
     if let Some(w) = currency_warning(&currency, date) {
@@ -181,7 +184,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         });
     }
     info!(customers = s.len(), "purchase histories summarized");
-    lap("summary", &mut clock);
+    lap("summary", "lifetime value models", &mut clock);
 
     let settings = ClvSettings {
         time_unit: cfg.time_unit,
@@ -191,7 +194,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     };
     let models = clv::fit_models(&s, &settings)?;
     warnings.extend(models.warnings.iter().cloned());
-    lap("clv_fit", &mut clock);
+    lap("clv_fit", "expected purchases and value", &mut clock);
     let scores = clv::score(&s, &models, &[90.0, 365.0], &settings);
     if scores.failures > 0 {
         warnings.push(format!(
@@ -199,11 +202,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
             scores.failures
         ));
     }
-    lap("clv_score", &mut clock);
+    lap("clv_score", "churn model", &mut clock);
 
     let cutoff = churn_cutoff(date, cfg.cutoff_days);
     let churn = churn_model(ctx, date, &s, &histories, &today, inactive, &mut warnings).await?;
-    lap("churn_model", &mut clock);
+    lap("churn_model", "churn rates", &mut clock);
     let probability: Vec<Option<f64>> = today
         .positions(&s.customer_id)
         .into_iter()
@@ -241,7 +244,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         latest_cutoff,
         inactive,
     );
-    lap("churn_rates", &mut clock);
+    lap("churn_rates", "writing", &mut clock);
 
     let threshold = cfg.at_risk_threshold;
     let at_risk_customers = probability
@@ -280,7 +283,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         ctx.cfg.min_group_size,
     );
     rows_out += mart::publish_model_metrics(&ctx.storage, date, "value", &metrics).await?;
-    lap("write", &mut clock);
+    lap("write", "done", &mut clock);
     for w in &warnings {
         warn!(job = "value", "{w}");
     }

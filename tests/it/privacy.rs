@@ -1240,6 +1240,9 @@ fn forget_needs_the_key_and_retention_dry_run_lists() {
 #[tokio::test]
 async fn a_key_change_keeps_customers_erased_under_the_old_key_out() {
     let mut b = business(80, 12, 730).await;
+    // what follows runs as other processes would, each with its own
+    // manifest: the first run's says which key the lake was ingested under
+    b.ctx.run_id = attune::manifest::new_run_id();
     let root = b.root().to_path_buf();
     let mut consenting = busiest_customers(&root).into_iter().filter(|(raw, _)| {
         rows_with(&root, &["lake"], &pseudonym(raw), false).contains_key("lake/orders")
@@ -1289,7 +1292,10 @@ async fn a_key_change_keeps_customers_erased_under_the_old_key_out() {
             force: true,
             ..Default::default()
         };
-        let ctx = ctx.clone();
+        // a run of its own, as each process is: the manifests say which
+        // keys ingested here
+        let mut ctx = ctx.clone();
+        ctx.run_id = attune::manifest::new_run_id();
         async move {
             attune::nightly::run(&ctx, &params)
                 .await
@@ -1302,10 +1308,14 @@ async fn a_key_change_keeps_customers_erased_under_the_old_key_out() {
     // Without the old key nothing can recognize them, and check 10 warns.
     b.ctx.key = Some(new_key.clone());
     reingest(&b.ctx).await;
+    attune::transform::run(&b.ctx, last)
+        .await
+        .expect("transform");
     for p in [&erased_now, &declined_now] {
+        let found = rows_with(&root, &["lake", "marts"], p, false);
         assert!(
-            rows_with(&root, &["lake"], p, false).contains_key("lake/orders"),
-            "without the old key their rows come back under the new pseudonym"
+            found.contains_key("lake/orders") && found.contains_key("marts/customer_features"),
+            "without the old key their rows come back under the new pseudonym: {found:?}"
         );
     }
     privacy::run(&b.ctx, last).await.expect("privacy");
@@ -1326,10 +1336,18 @@ async fn a_key_change_keeps_customers_erased_under_the_old_key_out() {
     let ingest = reingest(&b.ctx).await;
     for p in [&erased_now, &declined_now] {
         assert!(
-            rows_with(&root, &["lake", "quarantine"], p, true).is_empty(),
-            "kept out of lake and quarantine"
+            rows_with(&root, &["lake", "marts", "quarantine"], p, true).is_empty(),
+            "kept out of lake and quarantine, and gone from the marts built without the old key"
         );
     }
+    assert!(
+        ingest
+            .warnings
+            .iter()
+            .any(|w| w.contains("stored under this key before, removed")),
+        "{:?}",
+        ingest.warnings
+    );
     let orders = ingest
         .tables
         .iter()
