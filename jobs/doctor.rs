@@ -606,17 +606,35 @@ fn check_last_run(last: &RunSummary) -> Check {
     );
     match last.status.as_str() {
         "ok" | "running" => Check::ok("last run", Kind::Input, what),
-        "interrupted" => Check::warn(
-            "last run",
-            Kind::Input,
-            what,
-            "the next nightly redoes only what it did not finish",
-        ),
+        "interrupted" => Check::warn("last run", Kind::Input, what, resume_advice(last)),
         _ => Check::warn(
             "last run",
             Kind::Input,
             what,
             format!("see `attune runs show {}`", last.run_id),
+        ),
+    }
+}
+
+/// How to finish what an interrupted run left: the nightly resumes on its
+/// own (stamps skip the jobs it finished); a standalone command does not,
+/// and is run again for its dates (each partition it writes is replaced
+/// whole, so a re-run completes it).
+fn resume_advice(last: &RunSummary) -> String {
+    let dates = match last.dates.as_slice() {
+        [] => String::new(),
+        [one] => format!(" --date {one}"),
+        [a, .., b] => format!(" --from {a} --to {b}"),
+    };
+    match last.command.as_str() {
+        "nightly" => "the next nightly redoes only what it did not finish".into(),
+        "forget" => {
+            "run `attune forget` again (with any id): it completes interrupted requests first"
+                .into()
+        }
+        "retention" => format!("run `attune retention{dates}` again to finish it"),
+        command => format!(
+            "run `attune {command}{dates}` again: the next nightly does not redo a standalone {command}"
         ),
     }
 }
@@ -745,6 +763,32 @@ mod tests {
             Level::Warn
         );
         assert_eq!(check_last_run(&summary("x", "failed")).level, Level::Warn);
+        // the advice for an interruption says what finishes it
+        let interrupted = |command: &str, dates: &[&str]| RunSummary {
+            command: command.into(),
+            dates: dates.iter().map(|d| d.to_string()).collect(),
+            ..summary("x", "interrupted")
+        };
+        for (run, advice) in [
+            (interrupted("nightly", &["2025-03-13"]), "the next nightly"),
+            (
+                interrupted("ingest", &["2025-03-01", "2025-03-02", "2025-03-13"]),
+                "run `attune ingest --from 2025-03-01 --to 2025-03-13` again",
+            ),
+            (
+                interrupted("ingest", &["2025-03-13"]),
+                "attune ingest --date 2025-03-13",
+            ),
+            (interrupted("forget", &[]), "run `attune forget` again"),
+            (
+                interrupted("retention", &["2025-03-13"]),
+                "attune retention --date 2025-03-13",
+            ),
+        ] {
+            let check = check_last_run(&run);
+            let fix = check.fix.unwrap_or_default();
+            assert!(fix.contains(advice), "{}: {fix}", run.command);
+        }
         assert_eq!(check_last_run(&summary("x", "ok")).level, Level::Ok);
     }
 }
