@@ -225,7 +225,7 @@ pub async fn run(
         checks.push(check_landing(&storage, &cfg, &dates, newest).await);
     }
     checks.push(check_free_space(&storage));
-    let lock_held = crate::nightly::lock::is_held(&storage);
+    let lock_held = crate::nightly::lock::is_held_anywhere(&storage).await;
     let lock_free = matches!(lock_held, Ok(false));
     let last = crate::runs::list(&storage, 1, lock_free)
         .await

@@ -991,8 +991,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command,
         } => {
             let storage = Storage::open(&load_config(&cli)?.root)?;
-            let lock_free = !nightly::lock::is_held(&storage)?;
             let rt = runtime()?;
+            let lock_free = !rt.block_on(nightly::lock::is_held_anywhere(&storage))?;
             match command {
                 None => {
                     let runs = rt.block_on(attune::runs::list(&storage, *limit, lock_free))?;

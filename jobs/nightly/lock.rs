@@ -9,11 +9,15 @@ use crate::{Error, Result};
 
 /// An exclusive lock on the data root, held for the whole run. It is an OS
 /// file lock, so the kernel releases it when the process dies, however it
-/// dies: a crashed run never blocks the next night.
+/// dies: a crashed run never blocks the next night. A remote root is also
+/// locked in the store itself, for runs on other machines
+/// ([`super::lease`]).
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
     path: PathBuf,
+    /// Dropped first: the lease goes before the file lock.
+    _lease: Option<super::lease::Lease>,
 }
 
 impl RunLock {
@@ -34,7 +38,17 @@ impl RunLock {
         // which must not turn a nightly away.
         for attempt in 0.. {
             match file.try_lock() {
-                Ok(()) => return Ok(RunLock { _file: file, path }),
+                Ok(()) => {
+                    let lease = match ctx.storage.local_root() {
+                        Some(_) => None,
+                        None => Some(super::lease::Lease::acquire(&ctx.storage, &ctx.run_id)?),
+                    };
+                    return Ok(RunLock {
+                        _lease: lease,
+                        _file: file,
+                        path,
+                    });
+                }
                 Err(std::fs::TryLockError::WouldBlock) if attempt < 10 => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -54,8 +68,8 @@ impl RunLock {
     }
 }
 
-/// The lock file of a data root. Object stores have no locks: a remote root
-/// is locked on this machine, keyed by its URL (one scheduler host per root).
+/// The lock file of a data root. A remote root is locked on this machine,
+/// keyed by its URL, and in the store by its lease.
 pub fn lock_path(storage: &Storage) -> PathBuf {
     match storage.local_root() {
         Some(root) => root.join("runs").join(".lock"),
@@ -83,6 +97,18 @@ pub fn is_held(storage: &Storage) -> Result<bool> {
         Ok(()) => Ok(false),
         Err(std::fs::TryLockError::WouldBlock) => Ok(true),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// [`is_held`], and for a remote root whether a live lease holds it from
+/// any machine.
+pub async fn is_held_anywhere(storage: &Storage) -> Result<bool> {
+    if is_held(storage)? {
+        return Ok(true);
+    }
+    match storage.local_root() {
+        Some(_) => Ok(false),
+        None => super::lease::is_held(storage).await,
     }
 }
 
@@ -123,5 +149,32 @@ mod tests {
         release.join().expect("thread");
         assert!(is_held(&storage).expect("probe"));
         drop(lock);
+    }
+
+    /// A remote root is locked in the store too, where runs on other
+    /// machines see it, for as long as the run holds the lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remote_root_is_also_locked_by_a_lease_in_the_store() {
+        let cfg = crate::config::ValidConfig {
+            root: "memory:///".into(),
+            ..crate::config::ValidConfig::default()
+        };
+        let ctx = JobContext::open(cfg, crate::context::KeyMode::NotNeeded).expect("ctx");
+        let store = ctx.storage.store();
+        assert!(!is_held_anywhere(&ctx.storage).await.expect("probe"));
+        let lock = RunLock::acquire(&ctx).expect("free");
+        let (holder, _) = super::super::lease::read(store.as_ref())
+            .await
+            .expect("read")
+            .expect("a lease");
+        assert_eq!(holder.run_id, ctx.run_id);
+        assert!(is_held_anywhere(&ctx.storage).await.expect("probe"));
+        drop(lock);
+        assert!(
+            super::super::lease::read(store.as_ref())
+                .await
+                .expect("read")
+                .is_none()
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! [`stamps`]); `--force` runs it anyway. After a crash, the next run
 //! therefore redoes only what did not complete.
 
+pub mod lease;
 pub mod lock;
 pub mod panics;
 pub mod progress;
