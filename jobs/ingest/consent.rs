@@ -112,16 +112,28 @@ impl ConsentList {
         if !self.pseudonyms.remove(then) {
             return false;
         }
-        let at = self.withdrawn_at.remove(then);
-        let day = self.withdrawn_on.remove(then).unwrap_or(i32::MIN);
-        self.apply(
-            now,
-            Decision {
-                consents: false,
-                at,
-                day,
-            },
+        let (at, on) = (
+            self.withdrawn_at.remove(then),
+            self.withdrawn_on.remove(then),
         );
+        let later_listed = self.pseudonyms.contains(&now)
+            && match (at, self.withdrawn_at.get(&now)) {
+                (Some(a), Some(b)) => *b >= a,
+                _ => self.withdrawn_on.get(&now).copied() >= on,
+            };
+        if !later_listed {
+            // a list written before withdrawal days were kept has none: the
+            // entry keeps what it had, never a made-up day
+            self.pseudonyms.insert(now);
+            match at {
+                Some(t) => self.withdrawn_at.insert(now, t),
+                None => self.withdrawn_at.remove(&now),
+            };
+            match on {
+                Some(d) => self.withdrawn_on.insert(now, d),
+                None => self.withdrawn_on.remove(&now),
+            };
+        }
         true
     }
 

@@ -407,23 +407,41 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                 carried.insert(now);
             }
         }
-        let mut gone: HashSet<Pseudonym> = earlier.erased_met().into_iter().collect();
-        gone.extend(carried.iter().filter(|p| list.pseudonyms.contains(*p)));
-        if !gone.is_empty() {
-            let mut files =
-                crate::privacy::scan::table_files(storage, "lake", scan::Partitions::All).await?;
-            files.extend(
-                crate::privacy::scan::table_files(storage, "marts", scan::Partitions::All).await?,
-            );
+        let erased: HashSet<Pseudonym> = earlier.erased_met().into_iter().collect();
+        // erased: off the consent list too, as `attune forget` does
+        list.remove_all(&erased);
+        let declined: HashSet<Pseudonym> = carried
+            .iter()
+            .filter(|p| list.pseudonyms.contains(*p))
+            .copied()
+            .collect();
+        // Only a run under this key before (one without the earlier key)
+        // can have stored them: otherwise every file under this key is this
+        // run's own, written without them.
+        if earlier.key_used_before() && !(erased.is_empty() && declined.is_empty()) {
             crate::transform::clear_staging(storage).await?;
-            let removed = crate::privacy::forget::remove_rows(
+            let files = |area: &'static str| async move {
+                crate::privacy::scan::table_files(storage, area, scan::Partitions::All).await
+            };
+            let mut all = files("lake").await?;
+            all.extend(files("marts").await?);
+            let gone: HashSet<Pseudonym> = erased.union(&declined).copied().collect();
+            let threads = ctx.cfg.ingest.threads;
+            let mut removed =
+                crate::privacy::forget::remove_rows(storage, all, &gone, &shared.key, threads)
+                    .await?;
+            // quarantine keeps a declined customer's raw lines, as for
+            // every withdrawal, but not an erased one's
+            let q = crate::privacy::forget::remove_rows(
                 storage,
-                files,
-                &gone,
+                files("quarantine").await?,
+                &erased,
                 &shared.key,
-                ctx.cfg.ingest.threads,
+                threads,
             )
             .await?;
+            removed.files_rewritten += q.files_rewritten;
+            removed.rows_removed.extend(q.rows_removed);
             if removed.files_rewritten > 0 {
                 warnings.push(format!(
                     "{} of customers erased or opted out under the earlier key (id {}), stored under this key before, removed ({} files rewritten)",
@@ -437,10 +455,10 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
                 ));
             }
         }
-        if !carried.is_empty() {
+        if !declined.is_empty() {
             warnings.push(format!(
                 "{} who declined analytics under the earlier key (id {}) met in these exports and kept out; listed under this key with the same withdrawal",
-                crate::privacy::checks::plural(carried.len() as u64, "customer", "customers"),
+                crate::privacy::checks::plural(declined.len() as u64, "customer", "customers"),
                 earlier.previous_id()
             ));
         }

@@ -38,10 +38,17 @@ pub struct EarlierKey {
     previous_id: String,
     /// Pseudonyms under the earlier key of every customer its requests erased.
     erased: HashSet<Pseudonym>,
+    /// Whether the earlier key has any request record (one carrying an
+    /// even earlier key's over may list nobody, and is carried on all the
+    /// same, or check 10 would warn for good).
+    has_requests: bool,
     /// Whether a record of the run's key already carries the earlier key's
     /// requests (an earlier re-ingest): another is written only for
     /// customers met anew.
     carried_before: bool,
+    /// Whether an ingest under the run's key started before this run: only
+    /// then can rows of carried customers be stored under it already.
+    key_used_before: bool,
     /// Their pseudonyms under this run's key, as rows of theirs are met.
     found: Mutex<BTreeSet<Pseudonym>>,
     /// (earlier pseudonym, pseudonym now) of the customers met who were on
@@ -51,8 +58,9 @@ pub struct EarlierKey {
 
 impl EarlierKey {
     /// The earlier key's requests, when `previous` is given and is not the
-    /// run's own key. A previous key no run that ingested here used is an
-    /// error: a typo would recognize nobody, silently.
+    /// run's own key. It must be the key the lake was ingested under before
+    /// this one (the newest other key of a successful ingest): a typo, or a
+    /// key of two changes ago, would recognize nobody on the lists, silently.
     pub async fn load(
         storage: &Storage,
         key: &Key,
@@ -63,22 +71,23 @@ impl EarlierKey {
             return Ok(None);
         };
         let previous_id = previous.id();
-        let used = crate::nightly::ingest_key_ids(storage).await?;
-        if !used.contains(&previous_id) {
-            let seen: Vec<&str> = used.iter().map(String::as_str).collect();
+        let attempts = crate::nightly::ingest_attempts(storage).await?;
+        let before = attempts
+            .iter()
+            .find(|(_, used, ok)| *ok && *used != key.id())
+            .map(|(_, used, _)| used.as_str());
+        if before != Some(previous_id.as_str()) {
             return Err(Error::Policy(format!(
-                "${previous_env} holds a key (id {previous_id}) that no run that ingested here used (key ids used: {}); set it to the old key, or unset it",
-                if seen.is_empty() {
-                    "none".to_string()
-                } else {
-                    seen.join(", ")
-                }
+                "${previous_env} holds key id {previous_id}, but the lake was ingested before under {}; set it to that key, or unset it",
+                before.map_or("no other key".to_string(), |k| format!("key id {k}"))
             )));
         }
+        let key_used_before = attempts.iter().any(|(_, used, _)| *used == key.id());
         let mut erased = HashSet::new();
-        let mut carried_before = false;
+        let (mut has_requests, mut carried_before) = (false, false);
         for r in erasure::load_requests(storage).await? {
             if r.key_id == previous_id {
+                has_requests = true;
                 erased.extend(r.pseudonym_set()?);
             }
             carried_before |=
@@ -88,7 +97,9 @@ impl EarlierKey {
             previous: previous.clone(),
             previous_id,
             erased,
+            has_requests,
             carried_before,
+            key_used_before,
             found: Mutex::new(BTreeSet::new()),
             opted_out: Mutex::new(BTreeMap::new()),
         }))
@@ -107,6 +118,12 @@ impl EarlierKey {
     /// Public id of the earlier key.
     pub fn previous_id(&self) -> &str {
         &self.previous_id
+    }
+
+    /// Whether an ingest under the run's key started before this run, so
+    /// rows of carried customers may be stored under it already.
+    pub fn key_used_before(&self) -> bool {
+        self.key_used_before
     }
 
     /// The pseudonyms under the run's key of the erased customers met.
@@ -140,7 +157,7 @@ impl EarlierKey {
             .iter()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
-        if self.erased.is_empty() || (self.carried_before && pseudonyms.is_empty()) {
+        if !self.has_requests || (self.carried_before && pseudonyms.is_empty()) {
             return Ok(None);
         }
         let now = chrono::Utc::now();
@@ -294,16 +311,28 @@ mod tests {
                 .expect("load");
             assert!(loaded.is_none());
         }
-        // a key no run here ingested under: a typo, refused
-        let err = EarlierKey::load(&storage, &new, Some(&old), env)
-            .await
-            .err()
-            .expect("refused");
+        // a key the lake was not ingested under just before: refused (a
+        // typo, or the key of two changes ago, would recognize nobody)
+        let refused = |previous: Key| {
+            let (storage, new) = (storage.clone(), new.clone());
+            async move {
+                EarlierKey::load(&storage, &new, Some(&previous), env)
+                    .await
+                    .err()
+                    .expect("refused")
+                    .to_string()
+            }
+        };
+        assert!(refused(old.clone()).await.contains("no other key"));
+        let older = key("an-even-older-key-0123456789");
+        // started_at orders them: the second is the newer
+        ingested_under(&storage, &older, "20250301T020000Z-00000001").await;
+        ingested_under(&storage, &old, "20250301T020000Z-000000002").await;
+        let err = refused(older).await;
         assert!(
-            err.to_string().contains("no run that ingested here used"),
+            err.contains(&format!("ingested before under key id {}", old.id())),
             "{err}"
         );
-        ingested_under(&storage, &old, "20250301T020000Z-00000001").await;
         let list = EarlierKey::load(&storage, &new, Some(&old), env)
             .await
             .expect("load")

@@ -598,20 +598,21 @@ pub(crate) async fn last_ingest_key(
     Ok(ingest_keys(storage).await?.into_iter().next())
 }
 
-/// Every key id a run that ingested here recorded (the old key of a key
-/// change is among them).
-pub(crate) async fn ingest_key_ids(
-    storage: &crate::storage::Storage,
-) -> Result<std::collections::BTreeSet<String>> {
-    Ok(ingest_keys(storage)
+/// (run id, key id) of every run that ingested, newest first.
+async fn ingest_keys(storage: &crate::storage::Storage) -> Result<Vec<(String, String)>> {
+    Ok(ingest_attempts(storage)
         .await?
         .into_iter()
-        .map(|(_, k)| k)
+        .filter(|(_, _, ok)| *ok)
+        .map(|(run, key, _)| (run, key))
         .collect())
 }
 
-/// (run id, key id) of every run that ingested, newest first.
-async fn ingest_keys(storage: &crate::storage::Storage) -> Result<Vec<(String, String)>> {
+/// (run id, key id, whether its ingest succeeded) of every run whose ingest
+/// started, newest first: a failed ingest may have written partitions.
+pub(crate) async fn ingest_attempts(
+    storage: &crate::storage::Storage,
+) -> Result<Vec<(String, String, bool)>> {
     let mut recent = Vec::new();
     for id in crate::runs::ids(storage).await? {
         if let Ok(m) = RunManifest::load(storage, &id).await {
@@ -622,8 +623,9 @@ async fn ingest_keys(storage: &crate::storage::Storage) -> Result<Vec<(String, S
     Ok(recent
         .into_iter()
         .filter_map(|m| {
-            let ingested = m.jobs.iter().any(|j| j.job == "ingest" && j.status == "ok");
-            m.key_id.filter(|_| ingested).map(|used| (m.run_id, used))
+            let ingest = m.jobs.iter().find(|j| j.job == "ingest")?;
+            let ok = ingest.status == "ok";
+            m.key_id.map(|used| (m.run_id, used, ok))
         })
         .collect())
 }
