@@ -91,6 +91,17 @@ impl Storage {
         })
     }
 
+    /// The same root with an HTTP client of its own, for a thread with its
+    /// own runtime (a client's pooled connections are driven by the runtime
+    /// that opened them, and one blocked or idle stalls the other's
+    /// requests). A local or in-memory root is shared as it is.
+    pub fn with_own_client(&self) -> Result<Storage> {
+        if self.local.is_some() || self.url.scheme() == "memory" {
+            return Ok(self.clone());
+        }
+        Storage::open(self.url.as_str())
+    }
+
     /// The object store, rooted at the data root.
     pub fn store(&self) -> Arc<dyn ObjectStore> {
         self.store.clone()

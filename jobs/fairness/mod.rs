@@ -130,6 +130,7 @@ pub async fn run_with_probe(
     probe: Option<Vec<instruments::ProbeGap>>,
 ) -> Result<FairnessOutcome> {
     let started = std::time::Instant::now();
+    crate::nightly::progress::step("reading the decision tables");
     let mut inputs = inputs::load(ctx, date).await?;
     debug!(
         seconds = started.elapsed().as_secs_f64(),
@@ -160,6 +161,7 @@ pub async fn run_with_probe(
         .collect();
     let rows_in = decisions.iter().map(|d| d.rows).sum();
     let tables = inputs.tables;
+    crate::nightly::progress::step("testing every decision across groups");
     let report = tokio::task::spawn_blocking(move || audit::audit(&tables, &params))
         .await
         .map_err(crate::nightly::panics::joined("the fairness audit"))??;

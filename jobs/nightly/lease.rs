@@ -7,22 +7,28 @@
 //! remote root is also locked in the store: `runs/.lease.json`, created only
 //! if absent (S3 `If-None-Match`, GCS and Azure preconditions: object_store's
 //! `PutMode::Create`), naming the run, host and times. The run renews it
-//! every [`RENEW`] with a conditional update and deletes it when done. A
-//! process that dies leaves it behind; a lease not renewed for [`EXPIRES`]
-//! is taken over (again conditionally, so of two runs that find it expired
-//! only one wins). A run that loses its lease (renewals failing past
-//! expiry) logs it; the next run can then take the root.
+//! every [`RENEW`] with a conditional update and marks it released when
+//! done. A process that dies leaves it held; a lease the store has not seen
+//! written for [`EXPIRES`] is taken over (again conditionally, so of two
+//! runs that find it free only one wins), and a run that finds one that
+//! missed two renewals waits for that (a killed pod's retry goes ahead ten
+//! minutes later instead of failing). Ages are the store's clock
+//! (`last_modified`), so machines whose clocks differ agree. A run whose
+//! lease was taken over, or not renewed in time, stops before its next job
+//! (exit code 4).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::storage::Storage;
 use crate::{Error, Result};
@@ -36,6 +42,9 @@ pub const RENEW: Duration = Duration::from_secs(60);
 /// A lease not renewed for this long belongs to a run that died.
 pub const EXPIRES: Duration = Duration::from_secs(600);
 
+/// Longest a store call of the lease may take (the store retries within it).
+const CALL: Duration = Duration::from_secs(30);
+
 /// The lease's content: who holds the root, since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
@@ -45,35 +54,49 @@ pub struct Holder {
     /// RFC 3339, UTC.
     pub acquired_at: String,
     pub renewed_at: String,
+    /// Set when the run let go: the lease stays (a delete could not be
+    /// made conditional) and is free.
+    #[serde(default)]
+    pub released: bool,
 }
 
-impl Holder {
-    fn renewed(&self) -> Option<DateTime<Utc>> {
-        DateTime::parse_from_rfc3339(&self.renewed_at)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    }
+/// A lease as read: its holder, version, and when the store last wrote it
+/// (the store's clock, so machines whose clocks differ agree on its age).
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub holder: Holder,
+    pub version: UpdateVersion,
+    pub written: DateTime<Utc>,
+}
 
-    /// Whether the holder stopped renewing more than [`EXPIRES`] before `now`
-    /// (an unreadable time counts as expired: nobody could renew it).
+impl Current {
+    /// Whether it is free: released, or not renewed for `expires`.
     pub fn expired(&self, now: DateTime<Utc>, expires: Duration) -> bool {
-        self.renewed()
-            .is_none_or(|t| now.signed_duration_since(t).to_std().unwrap_or_default() > expires)
+        self.holder.released
+            || now
+                .signed_duration_since(self.written)
+                .to_std()
+                .unwrap_or_default()
+                > expires
     }
 }
 
-/// A held lease; dropping it stops the renewals and deletes it.
+/// A held lease; dropping it stops the renewals and releases it.
 #[derive(Debug)]
 pub struct Lease {
-    stop: Option<mpsc::Sender<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     worker: Option<JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
 }
 
 impl Lease {
     /// Takes the lease of `storage`'s root for `run_id`, or fails with
-    /// [`Error::Locked`] naming the run that holds it. The store calls run
-    /// on a thread of their own (the caller may be inside an async runtime),
-    /// which then renews the lease until it is dropped.
+    /// [`Error::Locked`] naming the run that holds it. A lease that missed
+    /// two renewals (its run was most likely killed) is waited out until it
+    /// expires, so the retry of a killed run goes ahead instead of failing.
+    /// The store calls run on a thread of their own, with a client of their
+    /// own (the caller may be inside an async runtime), which then renews
+    /// the lease until it is dropped.
     pub fn acquire(storage: &Storage, run_id: &str) -> Result<Lease> {
         Lease::acquire_with(storage, run_id, RENEW, EXPIRES)
     }
@@ -84,16 +107,21 @@ impl Lease {
         renew: Duration,
         expires: Duration,
     ) -> Result<Lease> {
-        let (store, place) = (storage.store(), storage.display(&Path::from(LEASE)));
+        let own = storage.with_own_client()?;
+        let place = storage.display(&Path::from(LEASE));
+        let at = now();
         let holder = Holder {
             run_id: run_id.to_string(),
             host: hostname(),
             pid: std::process::id(),
-            acquired_at: now(),
-            renewed_at: now(),
+            acquired_at: at.clone(),
+            renewed_at: at,
+            released: false,
         };
+        let lost = Arc::new(AtomicBool::new(false));
+        let lost_flag = lost.clone();
         let (taken_tx, taken_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let worker = std::thread::Builder::new()
             .name("attune-lease".into())
             .spawn(move || {
@@ -103,33 +131,21 @@ impl Lease {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = taken_tx.send(Err(Error::Internal(format!(
-                            "the lease's runtime: {e}"
-                        ))));
+                        let _ = taken_tx
+                            .send(Err(Error::Internal(format!("the lease's runtime: {e}"))));
                         return;
                     }
                 };
                 runtime.block_on(async move {
-                    let taken = take(store.as_ref(), &holder, expires, &place).await;
-                    let Ok(mut version) = taken else {
+                    let store = own.store();
+                    let store = store.as_ref();
+                    let taken = take(store, &holder, renew, expires, &place).await;
+                    let Ok(version) = taken else {
                         let _ = taken_tx.send(taken.map(|_| ()));
                         return;
                     };
                     let _ = taken_tx.send(Ok(()));
-                    let mut holder = holder;
-                    // renew until told to stop (or the holder is gone)
-                    while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(renew) {
-                        holder.renewed_at = now();
-                        match put(store.as_ref(), &holder, PutMode::Update(version.clone())).await {
-                            Ok(v) => version = v,
-                            Err(e) => warn!(
-                                error = %e,
-                                lease = %place,
-                                "could not renew the data root's lease; another run may take the root once it expires"
-                            ),
-                        }
-                    }
-                    release(store.as_ref(), &holder).await;
+                    hold(store, holder, version, renew, expires, stop_rx, &lost_flag).await;
                 });
             })
             .map_err(|e| Error::Internal(format!("the lease's thread: {e}")))?;
@@ -137,6 +153,7 @@ impl Lease {
             Ok(Ok(())) => Ok(Lease {
                 stop: Some(stop_tx),
                 worker: Some(worker),
+                lost,
             }),
             Ok(Err(e)) => {
                 let _ = worker.join();
@@ -147,6 +164,12 @@ impl Lease {
                 Err(Error::Internal("the lease's thread stopped".into()))
             }
         }
+    }
+
+    /// Whether the lease was lost (taken over after renewals failed past
+    /// its expiry): the run must stop writing.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
     }
 }
 
@@ -159,40 +182,135 @@ impl Drop for Lease {
     }
 }
 
-/// Creates the lease, or takes over an expired one; the version to renew.
+/// Renews the lease every `renew` until told to stop, then releases it.
+async fn hold(
+    store: &dyn ObjectStore,
+    mut holder: Holder,
+    mut version: UpdateVersion,
+    renew: Duration,
+    expires: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    lost: &AtomicBool,
+) {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(renew) => {}
+        }
+        holder.renewed_at = now();
+        match call(put(store, &holder, PutMode::Update(version.clone()))).await {
+            Ok(v) => {
+                version = v;
+                renewed = Instant::now();
+            }
+            // the write may have landed with only its answer lost, leaving
+            // this version behind: still ours if the lease names this run
+            Err(Error::Locked(_)) => match call(read(store)).await {
+                Ok(Some(c)) if same_run(&c.holder, &holder) => version = c.version,
+                _ => {
+                    warn!(
+                        "the data root's lease was taken over: this run stops before its next job"
+                    );
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            },
+            Err(e) => warn!(error = %e, "could not renew the data root's lease"),
+        }
+        if renewed.elapsed() > expires {
+            warn!(
+                "the data root's lease was not renewed in time: this run stops before its next job"
+            );
+            lost.store(true, Ordering::SeqCst);
+            return;
+        }
+    }
+    release(store, &holder, version).await;
+}
+
+/// A store call of the lease, bounded by [`CALL`].
+async fn call<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(CALL, f)
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("the lease's store call timed out".into())))
+}
+
+fn same_run(a: &Holder, b: &Holder) -> bool {
+    a.run_id == b.run_id && a.acquired_at == b.acquired_at && a.pid == b.pid
+}
+
+/// Creates the lease, or takes over a free one; the version to renew.
 async fn take(
     store: &dyn ObjectStore,
     holder: &Holder,
+    renew: Duration,
     expires: Duration,
-    display: &str,
+    place: &str,
 ) -> Result<UpdateVersion> {
-    match put(store, holder, PutMode::Create).await {
+    match call(put(store, holder, PutMode::Create)).await {
         Ok(v) => return Ok(v),
         Err(Error::Locked(_)) => {}
         Err(e) => return Err(e),
     }
-    let (current, version) = read(store).await?.ok_or_else(|| {
-        // deleted between the two calls: the next run finds it free
-        Error::Locked(format!(
-            "{display} changed hands while attune looked at it; try again"
-        ))
-    })?;
-    if !current.expired(Utc::now(), expires) {
-        return Err(Error::Locked(format!(
-            "run {} on {} (pid {}) holds the data root since {} (lease {display}, renewed {}); wait for it to finish",
-            current.run_id, current.host, current.pid, current.acquired_at, current.renewed_at
-        )));
+    let mut waited = false;
+    loop {
+        let current = call(read(store)).await?.ok_or_else(|| {
+            // gone between the two calls: the next run finds it free
+            Error::Locked(format!(
+                "{place} changed hands while attune looked at it; try again"
+            ))
+        })?;
+        // a create that landed with its answer lost (the store retried it)
+        if same_run(&current.holder, holder) {
+            return Ok(current.version);
+        }
+        let now = Utc::now();
+        if current.expired(now, expires) {
+            if !current.holder.released {
+                warn!(
+                    run_id = %current.holder.run_id,
+                    "taking over the lease of a run that stopped renewing it"
+                );
+            }
+            return call(put(store, holder, PutMode::Update(current.version))).await;
+        }
+        let age = now
+            .signed_duration_since(current.written)
+            .to_std()
+            .unwrap_or_default();
+        // two renewals missed: its run was most likely killed (a pod's
+        // retry comes back within seconds); wait for the lease to expire
+        if age <= 2 * renew {
+            let h = &current.holder;
+            let until = current.written
+                + chrono::Duration::from_std(expires).unwrap_or(chrono::Duration::zero());
+            return Err(Error::Locked(format!(
+                "run {} on {} (pid {}) holds the data root since {} (lease {place}, renewed {}; it expires at {} unless renewed); wait for it to finish",
+                h.run_id,
+                h.host,
+                h.pid,
+                h.acquired_at,
+                current
+                    .written
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        if !waited {
+            info!(
+                run_id = %current.holder.run_id,
+                "the data root's lease has not been renewed for two minutes: waiting for it to expire"
+            );
+            waited = true;
+        }
+        tokio::time::sleep(renew / 2).await;
     }
-    warn!(
-        run_id = %current.run_id,
-        renewed_at = %current.renewed_at,
-        "taking over the lease of a run that stopped renewing it"
-    );
-    put(store, holder, PutMode::Update(version)).await
 }
 
-/// The lease and its version, if there is one.
-pub async fn read(store: &dyn ObjectStore) -> Result<Option<(Holder, UpdateVersion)>> {
+/// The lease, if there is one. One that does not parse is refused, not
+/// taken over: it may be a newer attune's.
+pub async fn read(store: &dyn ObjectStore) -> Result<Option<Current>> {
     let got = match store.get(&Path::from(LEASE)).await {
         Ok(g) => g,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -202,21 +320,24 @@ pub async fn read(store: &dyn ObjectStore) -> Result<Option<(Holder, UpdateVersi
         e_tag: got.meta.e_tag.clone(),
         version: got.meta.version.clone(),
     };
+    let written = got.meta.last_modified;
     let bytes = got.bytes().await?;
-    let holder = serde_json::from_slice(&bytes).unwrap_or_else(|_| Holder {
-        // unreadable: treated as expired, so it can be taken over
-        run_id: "unknown".into(),
-        host: "unknown".into(),
-        pid: 0,
-        acquired_at: String::new(),
-        renewed_at: String::new(),
-    });
-    Ok(Some((holder, version)))
+    let holder = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Locked(format!(
+            "{LEASE} is not a lease this attune reads ({e}); if no run is going, delete it"
+        ))
+    })?;
+    Ok(Some(Current {
+        holder,
+        version,
+        written,
+    }))
 }
 
 /// Writes the lease in `mode`; an existing lease (create) or another
-/// version (update) is [`Error::Locked`].
+/// version, or none (update), is [`Error::Locked`].
 async fn put(store: &dyn ObjectStore, holder: &Holder, mode: PutMode) -> Result<UpdateVersion> {
+    let update = matches!(mode, PutMode::Update(_));
     let bytes = serde_json::to_vec_pretty(holder)
         .map_err(|e| Error::Internal(format!("the lease: {e}")))?;
     let opts = PutOptions {
@@ -239,29 +360,40 @@ async fn put(store: &dyn ObjectStore, holder: &Holder, mode: PutMode) -> Result<
         | Err(object_store::Error::Precondition { .. }) => {
             Err(Error::Locked(format!("{LEASE} is held by another run")))
         }
+        Err(object_store::Error::NotFound { .. }) if update => {
+            Err(Error::Locked(format!("{LEASE} was removed by another run")))
+        }
+        Err(object_store::Error::NotImplemented { .. }) => Err(Error::Config(format!(
+            "the data root's store does not take conditional writes, which its lock ({LEASE}) needs; with S3 do not set aws_conditional_put=disabled"
+        ))),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Deletes the lease if it is still this run's.
-async fn release(store: &dyn ObjectStore, holder: &Holder) {
-    match read(store).await {
-        Ok(Some((current, _))) if current.run_id == holder.run_id => {
-            if let Err(e) = store.delete(&Path::from(LEASE)).await {
-                warn!(error = %e, "could not delete the data root's lease; it expires on its own");
-            }
+/// Marks the lease released, only if it is still this run's version (a
+/// delete cannot be made conditional, and would remove a lease another run
+/// took over in between).
+async fn release(store: &dyn ObjectStore, holder: &Holder, version: UpdateVersion) {
+    let done = Holder {
+        released: true,
+        renewed_at: now(),
+        ..holder.clone()
+    };
+    match call(put(store, &done, PutMode::Update(version))).await {
+        Ok(_) => debug!("the data root's lease released"),
+        Err(Error::Locked(_)) => debug!("the lease is not this run's any more: left alone"),
+        Err(e) => {
+            warn!(error = %e, "could not release the data root's lease; it expires on its own")
         }
-        Ok(_) => debug!("the lease is not this run's any more: left alone"),
-        Err(e) => warn!(error = %e, "could not read the data root's lease"),
     }
 }
 
 /// Whether a live lease holds `storage`'s root (for `attune doctor` and
-/// `attune runs`): one renewed within [`EXPIRES`].
+/// `attune runs`): one not released and written within [`EXPIRES`].
 pub async fn is_held(storage: &Storage) -> Result<bool> {
     Ok(read(storage.store().as_ref())
         .await?
-        .is_some_and(|(h, _)| !h.expired(Utc::now(), EXPIRES)))
+        .is_some_and(|c| !c.expired(Utc::now(), EXPIRES)))
 }
 
 fn now() -> String {
@@ -287,6 +419,10 @@ mod tests {
         Storage::open("memory:///").expect("an in-memory store")
     }
 
+    async fn holder_of(store: &dyn ObjectStore) -> Option<Current> {
+        read(store).await.expect("read")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_run_holds_the_root_until_it_lets_go() {
         let storage = memory_root();
@@ -296,17 +432,20 @@ mod tests {
         let text = err.to_string();
         assert!(matches!(err, Error::Locked(_)), "{err:?}");
         assert!(
-            text.contains("run-1") && text.contains("wait for it"),
+            text.contains("run-1") && text.contains("expires at"),
             "{text}"
         );
+        assert!(!first.lost());
         drop(first);
-        assert!(!is_held(&storage).await.expect("probe"), "deleted on drop");
+        assert!(!is_held(&storage).await.expect("probe"), "released on drop");
         let second = Lease::acquire(&storage, "run-2").expect("free again");
+        let current = holder_of(storage.store().as_ref()).await.expect("lease");
+        assert_eq!(current.holder.run_id, "run-2");
         drop(second);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lease_left_by_a_dead_run_is_taken_over_once_it_expires() {
+    async fn a_lease_left_by_a_killed_run_is_waited_out_and_taken_over() {
         let storage = memory_root();
         let store = storage.store();
         // what a killed run leaves: a lease nobody renews
@@ -314,73 +453,109 @@ mod tests {
             run_id: "dead".into(),
             host: "h".into(),
             pid: 1,
-            acquired_at: "2025-03-14T02:00:00.000Z".into(),
-            renewed_at: (Utc::now() - chrono::Duration::seconds(5))
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            acquired_at: now(),
+            renewed_at: now(),
+            released: false,
         };
         put(store.as_ref(), &dead, PutMode::Create)
             .await
             .expect("left behind");
-        let err = Lease::acquire_with(&storage, "next", RENEW, Duration::from_secs(60))
-            .expect_err("not expired yet");
+        let (renew, expires) = (Duration::from_millis(300), Duration::from_millis(1500));
+        // just renewed: held, the message says until when
+        let err = Lease::acquire_with(&storage, "next", renew, expires).expect_err("held");
         assert!(err.to_string().contains("dead"), "{err}");
-        let next = Lease::acquire_with(&storage, "next", RENEW, Duration::from_secs(2))
-            .expect("expired: taken over");
-        let (holder, _) = read(store.as_ref()).await.expect("read").expect("lease");
-        assert_eq!(holder.run_id, "next");
+        // two renewals missed: waited out until it expires, then taken over
+        std::thread::sleep(Duration::from_millis(700));
+        let started = Instant::now();
+        let next = Lease::acquire_with(&storage, "next", renew, expires).expect("taken over");
+        assert!(started.elapsed() >= Duration::from_millis(500), "it waited");
+        let current = holder_of(store.as_ref()).await.expect("lease");
+        assert_eq!(current.holder.run_id, "next");
         drop(next);
-        assert!(read(store.as_ref()).await.expect("read").is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_held_lease_is_renewed_and_not_deleted_by_a_run_that_lost_it() {
+    async fn a_run_whose_lease_was_taken_over_knows_and_leaves_it_alone() {
         let storage = memory_root();
         let store = storage.store();
-        let lease = Lease::acquire_with(&storage, "run-1", Duration::from_millis(50), EXPIRES)
-            .expect("free");
-        let (first, _) = read(store.as_ref()).await.expect("read").expect("lease");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (later, version) = read(store.as_ref()).await.expect("read").expect("lease");
-        assert_eq!(later.run_id, "run-1");
-        assert!(later.renewed_at > first.renewed_at, "renewed");
-        // another run takes it over (as if this one had stalled past
-        // expiry), between two of its renewals
+        let renew = Duration::from_millis(50);
+        let lease = Lease::acquire_with(&storage, "run-1", renew, EXPIRES).expect("free");
+        let first = holder_of(store.as_ref()).await.expect("lease");
+        let mut later = first.clone();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            later = holder_of(store.as_ref()).await.expect("lease");
+            if later.holder.renewed_at > first.holder.renewed_at {
+                break;
+            }
+        }
+        assert_eq!(later.holder.run_id, "run-1");
+        assert!(later.holder.renewed_at > first.holder.renewed_at, "renewed");
+        // another run takes it over between two renewals (as if this one
+        // had stalled past expiry)
         let other = Holder {
             run_id: "run-2".into(),
-            ..later
+            ..later.holder.clone()
         };
-        let mut version = version;
+        let mut version = later.version;
         for _ in 0..50 {
             match put(store.as_ref(), &other, PutMode::Update(version.clone())).await {
                 Ok(_) => break,
-                Err(_) => {
-                    version = read(store.as_ref()).await.expect("read").expect("lease").1;
-                }
+                Err(_) => version = holder_of(store.as_ref()).await.expect("lease").version,
             }
         }
+        for _ in 0..100 {
+            if lease.lost() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert!(lease.lost(), "the next renewal found it gone");
         drop(lease);
-        let (holder, _) = read(store.as_ref())
-            .await
-            .expect("read")
-            .expect("still there");
+        let current = holder_of(store.as_ref()).await.expect("still there");
         assert_eq!(
-            holder.run_id, "run-2",
+            current.holder.run_id, "run-2",
             "the other run's lease is left alone"
         );
+        assert!(!current.holder.released);
+    }
+
+    #[tokio::test]
+    async fn a_lease_this_attune_cannot_read_is_refused_not_taken_over() {
+        let storage = memory_root();
+        let store = storage.store();
+        store
+            .put(
+                &Path::from(LEASE),
+                PutPayload::from_static(b"{\"owner\": 1}"),
+            )
+            .await
+            .expect("put");
+        let err = read(store.as_ref()).await.expect_err("unreadable");
+        assert!(matches!(err, Error::Locked(_)), "{err:?}");
     }
 
     #[test]
-    fn an_unreadable_or_old_renewal_is_expired() {
-        let mut h = Holder {
+    fn released_or_old_is_free() {
+        let holder = Holder {
             run_id: "r".into(),
             host: "h".into(),
             pid: 1,
-            acquired_at: String::new(),
-            renewed_at: "not a time".into(),
+            acquired_at: now(),
+            renewed_at: now(),
+            released: false,
         };
-        assert!(h.expired(Utc::now(), EXPIRES));
-        h.renewed_at = now();
-        assert!(!h.expired(Utc::now(), EXPIRES));
-        assert!(h.expired(Utc::now() + chrono::Duration::seconds(601), EXPIRES));
+        let mut c = Current {
+            holder,
+            version: UpdateVersion {
+                e_tag: None,
+                version: None,
+            },
+            written: Utc::now(),
+        };
+        assert!(!c.expired(Utc::now(), EXPIRES));
+        assert!(c.expired(Utc::now() + chrono::Duration::seconds(601), EXPIRES));
+        c.holder.released = true;
+        assert!(c.expired(Utc::now(), EXPIRES));
     }
 }

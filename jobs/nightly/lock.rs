@@ -14,10 +14,11 @@ use crate::{Error, Result};
 /// ([`super::lease`]).
 #[derive(Debug)]
 pub struct RunLock {
+    /// Declared first, so dropped first: the lease is released before the
+    /// file lock lets another run on this machine start.
+    lease: Option<super::lease::Lease>,
     _file: File,
     path: PathBuf,
-    /// Dropped first: the lease goes before the file lock.
-    _lease: Option<super::lease::Lease>,
 }
 
 impl RunLock {
@@ -44,7 +45,7 @@ impl RunLock {
                         None => Some(super::lease::Lease::acquire(&ctx.storage, &ctx.run_id)?),
                     };
                     return Ok(RunLock {
-                        _lease: lease,
+                        lease,
                         _file: file,
                         path,
                     });
@@ -65,6 +66,18 @@ impl RunLock {
     /// The lock file.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Fails with [`Error::Locked`] once a remote root's lease was lost
+    /// (taken over by another run after this one could not renew it): a run
+    /// checks before each job and stops writing.
+    pub fn still_held(&self) -> Result<()> {
+        match &self.lease {
+            Some(l) if l.lost() => Err(Error::Locked(
+                "this run lost the data root's lease (runs/.lease.json: taken over after it could not be renewed for ten minutes); it stopped before its next job, and the run that took the root over goes on".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -163,18 +176,17 @@ mod tests {
         let store = ctx.storage.store();
         assert!(!is_held_anywhere(&ctx.storage).await.expect("probe"));
         let lock = RunLock::acquire(&ctx).expect("free");
-        let (holder, _) = super::super::lease::read(store.as_ref())
+        let current = super::super::lease::read(store.as_ref())
             .await
             .expect("read")
             .expect("a lease");
-        assert_eq!(holder.run_id, ctx.run_id);
+        assert_eq!(current.holder.run_id, ctx.run_id);
         assert!(is_held_anywhere(&ctx.storage).await.expect("probe"));
+        lock.still_held().expect("held");
         drop(lock);
         assert!(
-            super::super::lease::read(store.as_ref())
-                .await
-                .expect("read")
-                .is_none()
+            !is_held_anywhere(&ctx.storage).await.expect("probe"),
+            "released"
         );
     }
 }

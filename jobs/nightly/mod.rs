@@ -112,7 +112,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         .dates
         .last()
         .ok_or_else(|| Error::Config("no dates to run".into()))?;
-    let _lock = RunLock::acquire(ctx)?;
+    let lock = RunLock::acquire(ctx)?;
     if !params.force {
         refuse_a_new_key(ctx).await?;
     }
@@ -166,6 +166,12 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
     }
     for job in JOBS.iter().skip(1) {
         progress.update(&manifest.jobs);
+        if failure.is_none()
+            && let Err(e) = lock.still_held()
+        {
+            error!(error = %e, "stopping");
+            failure = Some(e);
+        }
         if failure.is_some() {
             break;
         }

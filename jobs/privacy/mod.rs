@@ -326,6 +326,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         opted_out: consent.pseudonyms.iter().copied().collect(),
         erased: erased.iter().copied().collect(),
     });
+    crate::nightly::progress::step("scanning every string of lake and marts");
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::Of(date)).await?);
     // The checks judge what the other jobs keep; their own findings of an
@@ -341,6 +342,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         "scanned lake and marts"
     );
 
+    crate::nightly::progress::step("retention, k-anonymity and released tables");
     let partitions = retention::list_partitions(storage).await?;
     let classes = if has("marts", "customer_attributes") {
         Some(load_classes(&session, date).await?)

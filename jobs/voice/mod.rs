@@ -173,6 +173,11 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     let themes_from = messages::start_of(
         date + chrono::Days::new(1) - chrono::Days::new(cfg.voice.themes_days.into()),
     );
+    crate::nightly::progress::step(if base.is_some() {
+        "scoring the new messages"
+    } else {
+        "scoring every message"
+    });
     let scoring =
         messages::write_feedback_scored(&session, storage, &params, &sources, themes_from, base, k)
             .await?;
@@ -202,6 +207,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         ));
     }
 
+    crate::nightly::progress::step("scores by segment and touchpoint, closed loop");
     let cells = scores::read_cells(&session, &params).await?;
     let score_rows = scores::rows(&cells, date, k);
     let suppressed_score_rows = score_rows.iter().filter(|r| r.suppressed).count() as u64;
