@@ -8,14 +8,13 @@
 //! if absent (S3 `If-None-Match`, GCS and Azure preconditions: object_store's
 //! `PutMode::Create`), naming the run, host and times. The run renews it
 //! every [`RENEW`] with a conditional update and marks it released when
-//! done. A process that dies leaves it held; a lease the store has not seen
-//! written for [`EXPIRES`] is taken over (again conditionally, so of two
-//! runs that find it free only one wins), and a run that finds one that
-//! missed two renewals waits for that (a killed pod's retry goes ahead ten
-//! minutes later instead of failing). Ages are the store's clock
-//! (`last_modified`), so machines whose clocks differ agree. A run whose
-//! lease was taken over, or not renewed in time, stops before its next job
-//! (exit code 4).
+//! done. A process that dies leaves it held. A run that finds it held
+//! watches it on its own monotonic clock, never comparing timestamps of
+//! different machines: renewed meanwhile, its holder is alive and the run
+//! exits with code 4; unchanged for [`EXPIRES`], its holder is dead (a
+//! killed pod) and the run takes it over (again conditionally, so of two
+//! only one wins) and goes ahead. A run whose renewals fail gives up well
+//! before anyone may take over, and stops before its next job (exit 4).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,11 +35,12 @@ use crate::{Error, Result};
 /// Where the lease lives.
 pub const LEASE: &str = "runs/.lease.json";
 
-/// How often a run renews its lease.
-pub const RENEW: Duration = Duration::from_secs(60);
+/// How often a run renews its lease (a run that finds the root held knows
+/// within about this long whether the holder is alive).
+pub const RENEW: Duration = Duration::from_secs(20);
 
-/// A lease not renewed for this long belongs to a run that died.
-pub const EXPIRES: Duration = Duration::from_secs(600);
+/// A lease seen unchanged for this long belongs to a run that died.
+pub const EXPIRES: Duration = Duration::from_secs(300);
 
 /// Longest a store call of the lease may take (the store retries within it).
 const CALL: Duration = Duration::from_secs(30);
@@ -70,7 +70,10 @@ pub struct Current {
 }
 
 impl Current {
-    /// Whether it is free: released, or not renewed for `expires`.
+    /// Whether it looks free to `attune doctor` and `attune runs`:
+    /// released, or not written for `expires` by this machine's clock
+    /// against the store's (a display; runs decide by watching, see
+    /// [`take`]).
     pub fn expired(&self, now: DateTime<Utc>, expires: Duration) -> bool {
         self.holder.released
             || now
@@ -183,6 +186,11 @@ impl Drop for Lease {
 }
 
 /// Renews the lease every `renew` until told to stop, then releases it.
+/// It counts itself lost well before anyone may take it over: another run
+/// takes over a lease it has watched unchanged for `expires` on its own
+/// clock, that is no earlier than `expires` after this run's last write
+/// landed, and this run gives up `renew` and two store calls sooner,
+/// counted from before that write was sent.
 async fn hold(
     store: &dyn ObjectStore,
     mut holder: Holder,
@@ -192,38 +200,51 @@ async fn hold(
     mut stop: tokio::sync::oneshot::Receiver<()>,
     lost: &AtomicBool,
 ) {
-    let mut renewed = Instant::now();
+    let give_up = expires.saturating_sub(renew + 2 * CALL).max(renew);
+    let mut last_write = Instant::now();
     loop {
+        let deadline = give_up.saturating_sub(last_write.elapsed());
         tokio::select! {
             _ = &mut stop => break,
-            _ = tokio::time::sleep(renew) => {}
+            _ = tokio::time::sleep(renew.min(deadline)) => {}
         }
+        if last_write.elapsed() >= give_up {
+            warn!(
+                "the data root's lease could not be renewed in time: this run stops before its next job"
+            );
+            lost.store(true, Ordering::SeqCst);
+            return;
+        }
+        let sent = Instant::now();
         holder.renewed_at = now();
-        match call(put(store, &holder, PutMode::Update(version.clone()))).await {
+        let renewal = tokio::select! {
+            _ = &mut stop => break,
+            r = call(put(store, &holder, PutMode::Update(version.clone()))) => r,
+        };
+        match renewal {
             Ok(v) => {
                 version = v;
-                renewed = Instant::now();
+                last_write = sent;
             }
             // the write may have landed with only its answer lost, leaving
             // this version behind: still ours if the lease names this run
             Err(Error::Locked(_)) => match call(read(store)).await {
-                Ok(Some(c)) if same_run(&c.holder, &holder) => version = c.version,
-                _ => {
+                Ok(Some(c)) if same_run(&c.holder, &holder) => {
+                    if c.holder.renewed_at == holder.renewed_at {
+                        last_write = sent;
+                    }
+                    version = c.version;
+                }
+                Ok(_) => {
                     warn!(
                         "the data root's lease was taken over: this run stops before its next job"
                     );
                     lost.store(true, Ordering::SeqCst);
                     return;
                 }
+                Err(e) => warn!(error = %e, "could not read the data root's lease"),
             },
             Err(e) => warn!(error = %e, "could not renew the data root's lease"),
-        }
-        if renewed.elapsed() > expires {
-            warn!(
-                "the data root's lease was not renewed in time: this run stops before its next job"
-            );
-            lost.store(true, Ordering::SeqCst);
-            return;
         }
     }
     release(store, &holder, version).await;
@@ -241,6 +262,15 @@ fn same_run(a: &Holder, b: &Holder) -> bool {
 }
 
 /// Creates the lease, or takes over a free one; the version to renew.
+///
+/// A lease held by another run is watched, on this machine's monotonic
+/// clock, not judged by timestamps (clocks differ between machines): if it
+/// is renewed while watched, its run is alive and this one is turned away
+/// (within about one renewal interval); if it stays unchanged for
+/// `expires`, its run is dead (killed, a pod evicted) and this one takes it
+/// over, so the retry of a killed run goes ahead instead of failing. A
+/// released lease is taken at once. Every write is conditional, and one
+/// whose answer was lost is adopted when the lease names this run.
 async fn take(
     store: &dyn ObjectStore,
     holder: &Holder,
@@ -250,62 +280,73 @@ async fn take(
 ) -> Result<UpdateVersion> {
     match call(put(store, holder, PutMode::Create)).await {
         Ok(v) => return Ok(v),
-        Err(Error::Locked(_)) => {}
-        Err(e) => return Err(e),
+        Err(Error::Config(m)) => return Err(Error::Config(m)),
+        // held, or a create that may have landed: see below
+        Err(_) => {}
     }
-    let mut waited = false;
-    loop {
-        let current = call(read(store)).await?.ok_or_else(|| {
-            // gone between the two calls: the next run finds it free
-            Error::Locked(format!(
-                "{place} changed hands while attune looked at it; try again"
-            ))
-        })?;
-        // a create that landed with its answer lost (the store retried it)
+    let mut watched: Option<(UpdateVersion, Instant)> = None;
+    let (mut said, started) = (false, Instant::now());
+    for round in 0.. {
+        if round > 0 {
+            tokio::time::sleep(renew / 2).await;
+        }
+        // a store that keeps failing the takeover: give up in the end
+        if started.elapsed() > expires + 4 * renew {
+            return Err(Error::Locked(format!(
+                "{place} could not be taken over; try again, or see the store's logs"
+            )));
+        }
+        let Some(current) = call(read(store)).await? else {
+            // gone between two calls: create it after all
+            match call(put(store, holder, PutMode::Create)).await {
+                Ok(v) => return Ok(v),
+                Err(Error::Config(m)) => return Err(Error::Config(m)),
+                Err(_) => continue,
+            }
+        };
         if same_run(&current.holder, holder) {
             return Ok(current.version);
         }
-        let now = Utc::now();
-        if current.expired(now, expires) {
+        let unchanged_for = match &watched {
+            Some((v, since)) if *v == current.version => since.elapsed(),
+            Some(_) => {
+                let h = &current.holder;
+                return Err(Error::Locked(format!(
+                    "run {} on {} (pid {}) holds the data root since {} and renews its lease ({place}, last at {}); wait for it to finish",
+                    h.run_id, h.host, h.pid, h.acquired_at, h.renewed_at
+                )));
+            }
+            None => {
+                watched = Some((current.version.clone(), Instant::now()));
+                Duration::ZERO
+            }
+        };
+        if current.holder.released || unchanged_for >= expires {
             if !current.holder.released {
                 warn!(
                     run_id = %current.holder.run_id,
                     "taking over the lease of a run that stopped renewing it"
                 );
             }
-            return call(put(store, holder, PutMode::Update(current.version))).await;
+            match call(put(store, holder, PutMode::Update(current.version))).await {
+                Ok(v) => return Ok(v),
+                Err(Error::Config(m)) => return Err(Error::Config(m)),
+                // another run won, or the answer was lost: read again
+                Err(_) => {
+                    watched = None;
+                    continue;
+                }
+            }
         }
-        let age = now
-            .signed_duration_since(current.written)
-            .to_std()
-            .unwrap_or_default();
-        // two renewals missed: its run was most likely killed (a pod's
-        // retry comes back within seconds); wait for the lease to expire
-        if age <= 2 * renew {
-            let h = &current.holder;
-            let until = current.written
-                + chrono::Duration::from_std(expires).unwrap_or(chrono::Duration::zero());
-            return Err(Error::Locked(format!(
-                "run {} on {} (pid {}) holds the data root since {} (lease {place}, renewed {}; it expires at {} unless renewed); wait for it to finish",
-                h.run_id,
-                h.host,
-                h.pid,
-                h.acquired_at,
-                current
-                    .written
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )));
-        }
-        if !waited {
+        if !said {
             info!(
                 run_id = %current.holder.run_id,
-                "the data root's lease has not been renewed for two minutes: waiting for it to expire"
+                "the data root's lease is held: watching whether its run renews it"
             );
-            waited = true;
+            said = true;
         }
-        tokio::time::sleep(renew / 2).await;
     }
+    unreachable!("the rounds above end by returning")
 }
 
 /// The lease, if there is one. One that does not parse is refused, not
@@ -423,22 +464,26 @@ mod tests {
         read(store).await.expect("read")
     }
 
+    const FAST: Duration = Duration::from_millis(40);
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_run_holds_the_root_until_it_lets_go() {
+    async fn a_live_holder_turns_the_next_run_away_and_a_released_lease_is_free() {
         let storage = memory_root();
-        let first = Lease::acquire(&storage, "run-1").expect("free");
+        let first = Lease::acquire_with(&storage, "run-1", FAST, EXPIRES).expect("free");
         assert!(is_held(&storage).await.expect("probe"));
-        let err = Lease::acquire(&storage, "run-2").expect_err("held");
+        // the second run sees the lease renewed while it watches
+        let err = Lease::acquire_with(&storage, "run-2", FAST, EXPIRES).expect_err("held");
         let text = err.to_string();
         assert!(matches!(err, Error::Locked(_)), "{err:?}");
         assert!(
-            text.contains("run-1") && text.contains("expires at"),
+            text.contains("run-1") && text.contains("renews its lease"),
             "{text}"
         );
         assert!(!first.lost());
         drop(first);
         assert!(!is_held(&storage).await.expect("probe"), "released on drop");
-        let second = Lease::acquire(&storage, "run-2").expect("free again");
+        // released: taken at once, without watching for EXPIRES
+        let second = Lease::acquire_with(&storage, "run-2", FAST, EXPIRES).expect("free again");
         let current = holder_of(storage.store().as_ref()).await.expect("lease");
         assert_eq!(current.holder.run_id, "run-2");
         drop(second);
@@ -460,15 +505,11 @@ mod tests {
         put(store.as_ref(), &dead, PutMode::Create)
             .await
             .expect("left behind");
-        let (renew, expires) = (Duration::from_millis(300), Duration::from_millis(1500));
-        // just renewed: held, the message says until when
-        let err = Lease::acquire_with(&storage, "next", renew, expires).expect_err("held");
-        assert!(err.to_string().contains("dead"), "{err}");
-        // two renewals missed: waited out until it expires, then taken over
-        std::thread::sleep(Duration::from_millis(700));
+        let expires = Duration::from_millis(400);
         let started = Instant::now();
-        let next = Lease::acquire_with(&storage, "next", renew, expires).expect("taken over");
-        assert!(started.elapsed() >= Duration::from_millis(500), "it waited");
+        let next = Lease::acquire_with(&storage, "next", FAST, expires).expect("taken over");
+        // watched unchanged for `expires` on this machine's clock first
+        assert!(started.elapsed() >= expires, "{:?}", started.elapsed());
         let current = holder_of(store.as_ref()).await.expect("lease");
         assert_eq!(current.holder.run_id, "next");
         drop(next);
@@ -478,8 +519,7 @@ mod tests {
     async fn a_run_whose_lease_was_taken_over_knows_and_leaves_it_alone() {
         let storage = memory_root();
         let store = storage.store();
-        let renew = Duration::from_millis(50);
-        let lease = Lease::acquire_with(&storage, "run-1", renew, EXPIRES).expect("free");
+        let lease = Lease::acquire_with(&storage, "run-1", FAST, EXPIRES).expect("free");
         let first = holder_of(store.as_ref()).await.expect("lease");
         let mut later = first.clone();
         for _ in 0..100 {
@@ -533,29 +573,5 @@ mod tests {
             .expect("put");
         let err = read(store.as_ref()).await.expect_err("unreadable");
         assert!(matches!(err, Error::Locked(_)), "{err:?}");
-    }
-
-    #[test]
-    fn released_or_old_is_free() {
-        let holder = Holder {
-            run_id: "r".into(),
-            host: "h".into(),
-            pid: 1,
-            acquired_at: now(),
-            renewed_at: now(),
-            released: false,
-        };
-        let mut c = Current {
-            holder,
-            version: UpdateVersion {
-                e_tag: None,
-                version: None,
-            },
-            written: Utc::now(),
-        };
-        assert!(!c.expired(Utc::now(), EXPIRES));
-        assert!(c.expired(Utc::now() + chrono::Duration::seconds(601), EXPIRES));
-        c.holder.released = true;
-        assert!(c.expired(Utc::now(), EXPIRES));
     }
 }

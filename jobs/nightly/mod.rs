@@ -228,6 +228,8 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             let timer = JobTimer::start(job);
             match panics::contain(job, run_job(ctx, job, last, &mut outcome)).await {
                 Ok(r) => {
+                    // a run that lost the root does not vouch for what it wrote
+                    lock.still_held()?;
                     let written = stamps::digest(&ctx.storage, &places).await?;
                     stamps::save(
                         &ctx.storage,
