@@ -378,48 +378,27 @@ mod tests {
     fn a_customer_listed_under_the_old_key_is_listed_anew_with_the_later_withdrawal() {
         use crate::ingest::consent::{ConsentList, Decision};
         let (then, now, other) = ([b'a'; 32], [b'b'; 32], [b'c'; 32]);
-        let no = |at, day| Decision {
-            consents: false,
-            at,
+        let said = |consents, at, day| Decision {
+            consents,
+            at: Some(at),
             day,
         };
         let mut list = ConsentList::default();
-        list.apply(then, no(Some(100), 10));
+        list.apply(then, said(false, 100, 10));
         assert!(!list.carry(&other, now), "not listed: nothing moves");
         assert!(list.carry(&then, now));
         assert!(!list.pseudonyms.contains(&then) && list.pseudonyms.contains(&now));
         // an older "yes" does not undo the carried withdrawal, a newer one does
-        list.apply(
-            now,
-            Decision {
-                consents: true,
-                at: Some(50),
-                day: 5,
-            },
-        );
+        list.apply(now, said(true, 50, 5));
         assert!(list.pseudonyms.contains(&now));
-        list.apply(
-            now,
-            Decision {
-                consents: true,
-                at: Some(150),
-                day: 15,
-            },
-        );
+        list.apply(now, said(true, 150, 15));
         assert!(!list.pseudonyms.contains(&now));
         // a later withdrawal already listed under the new key stays
         let mut list = ConsentList::default();
-        list.apply(then, no(Some(100), 10));
-        list.apply(now, no(Some(200), 20));
+        list.apply(then, said(false, 100, 10));
+        list.apply(now, said(false, 200, 20));
         assert!(list.carry(&then, now));
-        list.apply(
-            now,
-            Decision {
-                consents: true,
-                at: Some(150),
-                day: 15,
-            },
-        );
+        list.apply(now, said(true, 150, 15));
         assert!(
             list.pseudonyms.contains(&now),
             "the withdrawal at 200 stands"
