@@ -69,6 +69,8 @@ pub async fn ids(storage: &Storage) -> Result<Vec<String>> {
         .objects
         .iter()
         .filter_map(|o| o.location.filename())
+        // not the lock's files (`.lock`, a remote root's `.lease.json`)
+        .filter(|n| !n.starts_with('.'))
         .filter_map(|n| n.strip_suffix(".json"))
         .map(str::to_string)
         .collect();

@@ -17,7 +17,7 @@
 //! before anyone may take over, and stops before its next job (exit 4).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -89,17 +89,57 @@ impl Current {
 pub struct Lease {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     worker: Option<JoinHandle<()>>,
-    lost: Arc<AtomicBool>,
+    held: Arc<Held>,
+}
+
+/// What the run and the lease thread share: when the last write that
+/// landed was sent, and whether the lease was seen taken over. The run
+/// counts itself lost `give_up` after that write whatever the thread is
+/// doing (stalled, or gone after a panic).
+#[derive(Debug)]
+struct Held {
+    base: Instant,
+    /// Milliseconds from `base` to the sending of the last write that landed.
+    last_write: AtomicU64,
+    give_up: Duration,
+    taken_over: AtomicBool,
+}
+
+impl Held {
+    /// `base` is taken before the first write is sent: counting from it
+    /// errs on the early side.
+    fn new(give_up: Duration) -> Held {
+        Held {
+            base: Instant::now(),
+            last_write: AtomicU64::new(0),
+            give_up,
+            taken_over: AtomicBool::new(false),
+        }
+    }
+
+    fn wrote(&self, sent: Instant) {
+        let ms = u64::try_from(sent.duration_since(self.base).as_millis()).unwrap_or(u64::MAX);
+        self.last_write.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    fn since_write(&self) -> Duration {
+        self.base.elapsed().saturating_sub(Duration::from_millis(
+            self.last_write.load(Ordering::SeqCst),
+        ))
+    }
+
+    fn lost(&self) -> bool {
+        self.taken_over.load(Ordering::SeqCst) || self.since_write() >= self.give_up
+    }
 }
 
 impl Lease {
     /// Takes the lease of `storage`'s root for `run_id`, or fails with
-    /// [`Error::Locked`] naming the run that holds it. A lease that missed
-    /// two renewals (its run was most likely killed) is waited out until it
-    /// expires, so the retry of a killed run goes ahead instead of failing.
-    /// The store calls run on a thread of their own, with a client of their
-    /// own (the caller may be inside an async runtime), which then renews
-    /// the lease until it is dropped.
+    /// [`Error::Locked`] naming the run that holds it (see [`take`]: a
+    /// lease nobody renews is waited out, so the retry of a killed run goes
+    /// ahead). The store calls run on a thread of their own, with a client
+    /// of their own (the caller may be inside an async runtime), which then
+    /// renews the lease until it is dropped.
     pub fn acquire(storage: &Storage, run_id: &str) -> Result<Lease> {
         Lease::acquire_with(storage, run_id, RENEW, EXPIRES)
     }
@@ -121,8 +161,11 @@ impl Lease {
             renewed_at: at,
             released: false,
         };
-        let lost = Arc::new(AtomicBool::new(false));
-        let lost_flag = lost.clone();
+        // gives up well before anyone may take over: see `hold`
+        let held = Arc::new(Held::new(
+            expires.saturating_sub(renew + 2 * CALL).max(renew),
+        ));
+        let shared = held.clone();
         let (taken_tx, taken_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let worker = std::thread::Builder::new()
@@ -148,7 +191,7 @@ impl Lease {
                         return;
                     };
                     let _ = taken_tx.send(Ok(()));
-                    hold(store, holder, version, renew, expires, stop_rx, &lost_flag).await;
+                    hold(store, holder, version, renew, stop_rx, &shared).await;
                 });
             })
             .map_err(|e| Error::Internal(format!("the lease's thread: {e}")))?;
@@ -156,7 +199,7 @@ impl Lease {
             Ok(Ok(())) => Ok(Lease {
                 stop: Some(stop_tx),
                 worker: Some(worker),
-                lost,
+                held,
             }),
             Ok(Err(e)) => {
                 let _ = worker.join();
@@ -169,10 +212,10 @@ impl Lease {
         }
     }
 
-    /// Whether the lease was lost (taken over after renewals failed past
-    /// its expiry): the run must stop writing.
+    /// Whether the lease may be lost (seen taken over, or no renewal
+    /// landed for too long): the run must stop writing.
     pub fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+        self.held.lost()
     }
 }
 
@@ -186,33 +229,29 @@ impl Drop for Lease {
 }
 
 /// Renews the lease every `renew` until told to stop, then releases it.
-/// It counts itself lost well before anyone may take it over: another run
-/// takes over a lease it has watched unchanged for `expires` on its own
+/// The run counts itself lost well before anyone may take over: another
+/// run takes over a lease it has watched unchanged for `expires` on its own
 /// clock, that is no earlier than `expires` after this run's last write
-/// landed, and this run gives up `renew` and two store calls sooner,
+/// landed, and [`Held`] gives up `renew` and two store calls sooner,
 /// counted from before that write was sent.
 async fn hold(
     store: &dyn ObjectStore,
     mut holder: Holder,
     mut version: UpdateVersion,
     renew: Duration,
-    expires: Duration,
     mut stop: tokio::sync::oneshot::Receiver<()>,
-    lost: &AtomicBool,
+    held: &Held,
 ) {
-    let give_up = expires.saturating_sub(renew + 2 * CALL).max(renew);
-    let mut last_write = Instant::now();
     loop {
-        let deadline = give_up.saturating_sub(last_write.elapsed());
+        let deadline = held.give_up.saturating_sub(held.since_write());
         tokio::select! {
             _ = &mut stop => break,
             _ = tokio::time::sleep(renew.min(deadline)) => {}
         }
-        if last_write.elapsed() >= give_up {
+        if held.lost() {
             warn!(
                 "the data root's lease could not be renewed in time: this run stops before its next job"
             );
-            lost.store(true, Ordering::SeqCst);
             return;
         }
         let sent = Instant::now();
@@ -224,14 +263,14 @@ async fn hold(
         match renewal {
             Ok(v) => {
                 version = v;
-                last_write = sent;
+                held.wrote(sent);
             }
             // the write may have landed with only its answer lost, leaving
             // this version behind: still ours if the lease names this run
             Err(Error::Locked(_)) => match call(read(store)).await {
                 Ok(Some(c)) if same_run(&c.holder, &holder) => {
                     if c.holder.renewed_at == holder.renewed_at {
-                        last_write = sent;
+                        held.wrote(sent);
                     }
                     version = c.version;
                 }
@@ -239,7 +278,7 @@ async fn hold(
                     warn!(
                         "the data root's lease was taken over: this run stops before its next job"
                     );
-                    lost.store(true, Ordering::SeqCst);
+                    held.taken_over.store(true, Ordering::SeqCst);
                     return;
                 }
                 Err(e) => warn!(error = %e, "could not read the data root's lease"),
@@ -254,7 +293,15 @@ async fn hold(
 async fn call<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(CALL, f)
         .await
-        .unwrap_or_else(|_| Err(Error::Internal("the lease's store call timed out".into())))
+        .unwrap_or_else(|_| Err(Error::Internal(TIMED_OUT.into())))
+}
+
+const TIMED_OUT: &str = "the lease's store call timed out";
+
+/// A write whose outcome is unknown or lost to another run: the lease is
+/// read again to know (any other error is the store's answer).
+fn unclear(e: &Error) -> bool {
+    matches!(e, Error::Locked(_)) || matches!(e, Error::Internal(m) if m == TIMED_OUT)
 }
 
 fn same_run(a: &Holder, b: &Holder) -> bool {
@@ -280,34 +327,42 @@ async fn take(
 ) -> Result<UpdateVersion> {
     match call(put(store, holder, PutMode::Create)).await {
         Ok(v) => return Ok(v),
-        Err(Error::Config(m)) => return Err(Error::Config(m)),
-        // held, or a create that may have landed: see below
-        Err(_) => {}
+        Err(e) if unclear(&e) => {}
+        Err(e) => return Err(e),
     }
     let mut watched: Option<(UpdateVersion, Instant)> = None;
-    let (mut said, started) = (false, Instant::now());
+    let mut said = false;
+    let started = Instant::now();
     for round in 0.. {
         if round > 0 {
             tokio::time::sleep(renew / 2).await;
         }
-        // a store that keeps failing the takeover: give up in the end
-        if started.elapsed() > expires + 4 * renew {
+        // a store that keeps failing: give up in the end
+        if started.elapsed() > expires + (4 * renew).max(CALL) {
             return Err(Error::Locked(format!(
-                "{place} could not be taken over; try again, or see the store's logs"
+                "{place} could not be read or taken over in time; try again, or see the store's logs"
             )));
         }
-        let Some(current) = call(read(store)).await? else {
+        let current = match call(read(store)).await {
+            Ok(Some(c)) => c,
             // gone between two calls: create it after all
-            match call(put(store, holder, PutMode::Create)).await {
+            Ok(None) => match call(put(store, holder, PutMode::Create)).await {
                 Ok(v) => return Ok(v),
-                Err(Error::Config(m)) => return Err(Error::Config(m)),
-                Err(_) => continue,
+                Err(e) if unclear(&e) => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e @ Error::Locked(_)) => return Err(e),
+            Err(e) => {
+                warn!(error = %e, "could not read the data root's lease; trying again");
+                continue;
             }
         };
+        // a write of this run that landed with its answer lost
         if same_run(&current.holder, holder) {
             return Ok(current.version);
         }
         let unchanged_for = match &watched {
+            _ if current.holder.released => Duration::ZERO,
             Some((v, since)) if *v == current.version => since.elapsed(),
             Some(_) => {
                 let h = &current.holder;
@@ -330,12 +385,10 @@ async fn take(
             }
             match call(put(store, holder, PutMode::Update(current.version))).await {
                 Ok(v) => return Ok(v),
-                Err(Error::Config(m)) => return Err(Error::Config(m)),
-                // another run won, or the answer was lost: read again
-                Err(_) => {
-                    watched = None;
-                    continue;
-                }
+                // another run won (its version shows next), or the answer was
+                // lost (the lease names this run next)
+                Err(e) if unclear(&e) => continue,
+                Err(e) => return Err(e),
             }
         }
         if !said {
@@ -420,11 +473,20 @@ async fn release(store: &dyn ObjectStore, holder: &Holder, version: UpdateVersio
         renewed_at: now(),
         ..holder.clone()
     };
-    match call(put(store, &done, PutMode::Update(version))).await {
-        Ok(_) => debug!("the data root's lease released"),
-        Err(Error::Locked(_)) => debug!("the lease is not this run's any more: left alone"),
-        Err(e) => {
-            warn!(error = %e, "could not release the data root's lease; it expires on its own")
+    let mut version = version;
+    for attempt in 0..2 {
+        match call(put(store, &done, PutMode::Update(version.clone()))).await {
+            Ok(_) => return debug!("the data root's lease released"),
+            // a renewal abandoned on the way out may have landed: still ours?
+            Err(Error::Locked(_)) if attempt == 0 => match call(read(store)).await {
+                Ok(Some(c)) if same_run(&c.holder, holder) && !c.holder.released => {
+                    version = c.version;
+                }
+                _ => return debug!("the lease is not this run's any more: left alone"),
+            },
+            Err(e) => {
+                return warn!(error = %e, "could not release the data root's lease; it expires on its own");
+            }
         }
     }
 }
@@ -507,7 +569,8 @@ mod tests {
             .expect("left behind");
         let expires = Duration::from_millis(400);
         let started = Instant::now();
-        let next = Lease::acquire_with(&storage, "next", FAST, expires).expect("taken over");
+        let renew = Duration::from_millis(100);
+        let next = Lease::acquire_with(&storage, "next", renew, expires).expect("taken over");
         // watched unchanged for `expires` on this machine's clock first
         assert!(started.elapsed() >= expires, "{:?}", started.elapsed());
         let current = holder_of(store.as_ref()).await.expect("lease");
@@ -558,6 +621,20 @@ mod tests {
             "the other run's lease is left alone"
         );
         assert!(!current.holder.released);
+    }
+
+    /// The run's own count, whatever the lease thread does: lost once no
+    /// write landed for `give_up`, or once seen taken over.
+    #[test]
+    fn the_run_counts_itself_lost_without_the_lease_thread() {
+        let held = Held::new(Duration::from_millis(80));
+        assert!(!held.lost());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(held.lost(), "no write landed for give_up");
+        held.wrote(Instant::now());
+        assert!(!held.lost());
+        held.taken_over.store(true, Ordering::SeqCst);
+        assert!(held.lost());
     }
 
     #[tokio::test]

@@ -74,7 +74,7 @@ impl RunLock {
     pub fn still_held(&self) -> Result<()> {
         match &self.lease {
             Some(l) if l.lost() => Err(Error::Locked(
-                "this run lost the data root's lease (runs/.lease.json: taken over after it could not be renewed for ten minutes); it stopped before its next job, and the run that took the root over goes on".into(),
+                "this run lost the data root's lease (runs/.lease.json): its renewals failed for minutes, or another run took it over; it stopped before its next job, so another run can take the root".into(),
             )),
             _ => Ok(()),
         }

@@ -148,7 +148,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
     let mut progress = progress::Progress::new();
     if wanted("ingest") {
         progress.start("ingest");
-        match run_ingest(ctx, params, &mut outcome).await {
+        match run_ingest(ctx, params, &lock, &mut outcome).await {
             Ok(record) => manifest.jobs.push(record),
             Err((record, e)) => {
                 manifest.jobs.push(record);
@@ -303,6 +303,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
 async fn run_ingest(
     ctx: &JobContext,
     params: &NightlyParams,
+    lock: &RunLock,
     outcome: &mut NightlyOutcome,
 ) -> std::result::Result<JobRecord, (JobRecord, Error)> {
     let timer = JobTimer::start("ingest");
@@ -361,6 +362,10 @@ async fn run_ingest(
     let dates: Vec<NaiveDate> = todo.iter().map(|(d, _, _)| *d).collect();
     match panics::contain("ingest", ingest::run(ctx, &dates)).await {
         Ok(o) => {
+            // a run that lost the root does not vouch for what it wrote
+            if let Err(e) = lock.still_held() {
+                return Err((timer.fail(&e), e));
+            }
             for (date, fp, places) in &todo {
                 let stamped = async {
                     let written = stamps::digest(&ctx.storage, places).await?;
