@@ -65,6 +65,10 @@ fail_on = "fail"
 # The business's time zone (IANA name): without --date, `attune nightly` runs
 # for yesterday in this zone, and first catches up any nights it missed.
 timezone = "UTC"
+# On an s3://, gs:// or az:// root, also lock the root in the store
+# (runs/.lease.json), so runs on other machines or pods stay apart. Needs the
+# store's conditional writes; false locks on this machine only.
+store_lease = true
 
 [transform]
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
@@ -354,6 +358,7 @@ pub const ROI_TOUCHPOINTS: [&str; 4] = ["in_store", "online", "delivery", "suppo
 #[serde(deny_unknown_fields)]
 struct RawNightly {
     timezone: Option<String>,
+    store_lease: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -663,6 +668,9 @@ pub struct ValidConfig {
     pub voice: VoiceConfig,
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
+    /// Whether a remote root is also locked by a lease in the store
+    /// (`nightly::lease`). Default true.
+    pub store_lease: bool,
     /// The Empathy Index: component weights and service targets.
     pub empathy: EmpathyConfig,
     pub segment: SegmentConfig,
@@ -926,9 +934,11 @@ impl RawConfig {
         };
         let segment = self.segment.check()?;
         let fairness = self.fairness.check()?;
+        let store_lease = self.nightly.store_lease.unwrap_or(true);
         Ok(ValidConfig {
             root,
             timezone,
+            store_lease,
             empathy,
             min_group_size,
             key_env,

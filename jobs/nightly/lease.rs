@@ -458,7 +458,7 @@ async fn put(store: &dyn ObjectStore, holder: &Holder, mode: PutMode) -> Result<
             Err(Error::Locked(format!("{LEASE} was removed by another run")))
         }
         Err(object_store::Error::NotImplemented { .. }) => Err(Error::Config(format!(
-            "the data root's store does not take conditional writes, which its lock ({LEASE}) needs; with S3 do not set aws_conditional_put=disabled"
+            "the data root's store does not take conditional writes, which its lock ({LEASE}) needs; with S3 do not set aws_conditional_put=disabled, or set store_lease = false under [nightly] to lock on this machine only"
         ))),
         Err(e) => Err(e.into()),
     }

@@ -41,8 +41,10 @@ impl RunLock {
             match file.try_lock() {
                 Ok(()) => {
                     let lease = match ctx.storage.local_root() {
-                        Some(_) => None,
-                        None => Some(super::lease::Lease::acquire(&ctx.storage, &ctx.run_id)?),
+                        None if ctx.cfg.store_lease => {
+                            Some(super::lease::Lease::acquire(&ctx.storage, &ctx.run_id)?)
+                        }
+                        _ => None,
                     };
                     return Ok(RunLock {
                         lease,
@@ -169,7 +171,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_remote_root_is_also_locked_by_a_lease_in_the_store() {
         let cfg = crate::config::ValidConfig {
-            root: "memory:///".into(),
+            root: "memory:///lease-test".into(),
             ..crate::config::ValidConfig::default()
         };
         let ctx = JobContext::open(cfg, crate::context::KeyMode::NotNeeded).expect("ctx");
@@ -188,5 +190,23 @@ mod tests {
             !is_held_anywhere(&ctx.storage).await.expect("probe"),
             "released"
         );
+    }
+
+    /// `store_lease = false`: a store without conditional writes is locked
+    /// on this machine only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_store_lease_a_remote_root_is_locked_on_the_machine_only() {
+        let cfg = crate::config::ValidConfig {
+            root: "memory:///machine-only-test".into(),
+            store_lease: false,
+            ..crate::config::ValidConfig::default()
+        };
+        let ctx = JobContext::open(cfg, crate::context::KeyMode::NotNeeded).expect("ctx");
+        let lock = RunLock::acquire(&ctx).expect("free");
+        let lease = super::super::lease::read(ctx.storage.store().as_ref())
+            .await
+            .expect("read");
+        assert!(lease.is_none(), "no lease written");
+        lock.still_held().expect("held");
     }
 }
