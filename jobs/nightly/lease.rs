@@ -163,7 +163,7 @@ impl Lease {
         };
         // gives up well before anyone may take over: see `hold`
         let held = Arc::new(Held::new(
-            expires.saturating_sub(renew + 2 * CALL).max(renew),
+            expires.saturating_sub(renew + 2 * CALL).max(2 * renew),
         ));
         let shared = held.clone();
         let (taken_tx, taken_rx) = mpsc::channel();
@@ -186,10 +186,13 @@ impl Lease {
                     let store = own.store();
                     let store = store.as_ref();
                     let taken = take(store, &holder, renew, expires, &place).await;
-                    let Ok(version) = taken else {
+                    let Ok((version, sent)) = taken else {
                         let _ = taken_tx.send(taken.map(|_| ()));
                         return;
                     };
+                    // counted from the write that took it, not from the
+                    // start of a watch that may have lasted minutes
+                    shared.wrote(sent);
                     let _ = taken_tx.send(Ok(()));
                     hold(store, holder, version, renew, stop_rx, &shared).await;
                 });
@@ -324,12 +327,15 @@ async fn take(
     renew: Duration,
     expires: Duration,
     place: &str,
-) -> Result<UpdateVersion> {
-    match call(put(store, holder, PutMode::Create)).await {
-        Ok(v) => return Ok(v),
-        Err(e) if unclear(&e) => {}
+) -> Result<(UpdateVersion, Instant)> {
+    // when the earliest write of this run whose outcome is unknown was
+    // sent: if the lease names this run next, that write took it
+    let sent = Instant::now();
+    let mut unknown: Option<Instant> = match call(put(store, holder, PutMode::Create)).await {
+        Ok(v) => return Ok((v, sent)),
+        Err(e) if unclear(&e) => Some(sent),
         Err(e) => return Err(e),
-    }
+    };
     let mut watched: Option<(UpdateVersion, Instant)> = None;
     let mut said = false;
     let started = Instant::now();
@@ -346,11 +352,17 @@ async fn take(
         let current = match call(read(store)).await {
             Ok(Some(c)) => c,
             // gone between two calls: create it after all
-            Ok(None) => match call(put(store, holder, PutMode::Create)).await {
-                Ok(v) => return Ok(v),
-                Err(e) if unclear(&e) => continue,
-                Err(e) => return Err(e),
-            },
+            Ok(None) => {
+                let sent = Instant::now();
+                match call(put(store, holder, PutMode::Create)).await {
+                    Ok(v) => return Ok((v, sent)),
+                    Err(e) if unclear(&e) => {
+                        unknown = unknown.or(Some(sent));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Err(e @ Error::Locked(_)) => return Err(e),
             Err(e) => {
                 warn!(error = %e, "could not read the data root's lease; trying again");
@@ -359,8 +371,11 @@ async fn take(
         };
         // a write of this run that landed with its answer lost
         if same_run(&current.holder, holder) {
-            return Ok(current.version);
+            return Ok((current.version, unknown.unwrap_or(started)));
         }
+        // another run's lease: no earlier write of this one can land now
+        // (each was conditional on a version that is gone)
+        unknown = None;
         let unchanged_for = match &watched {
             _ if current.holder.released => Duration::ZERO,
             Some((v, since)) if *v == current.version => since.elapsed(),
@@ -383,11 +398,15 @@ async fn take(
                     "taking over the lease of a run that stopped renewing it"
                 );
             }
+            let sent = Instant::now();
             match call(put(store, holder, PutMode::Update(current.version))).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok((v, sent)),
                 // another run won (its version shows next), or the answer was
                 // lost (the lease names this run next)
-                Err(e) if unclear(&e) => continue,
+                Err(e) if unclear(&e) => {
+                    unknown = Some(sent);
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -567,14 +586,30 @@ mod tests {
         put(store.as_ref(), &dead, PutMode::Create)
             .await
             .expect("left behind");
-        let expires = Duration::from_millis(400);
+        // the run gives up `renew` after its last write: the watch (longer)
+        // must not count against the lease it then holds
+        let (renew, expires) = (Duration::from_millis(200), Duration::from_millis(400));
         let started = Instant::now();
-        let renew = Duration::from_millis(100);
         let next = Lease::acquire_with(&storage, "next", renew, expires).expect("taken over");
+        assert!(
+            !next.lost(),
+            "counted from the takeover, not from the watch"
+        );
         // watched unchanged for `expires` on this machine's clock first
         assert!(started.elapsed() >= expires, "{:?}", started.elapsed());
-        let current = holder_of(store.as_ref()).await.expect("lease");
-        assert_eq!(current.holder.run_id, "next");
+        // and held on: renewed
+        let took = holder_of(store.as_ref()).await.expect("lease");
+        assert_eq!(took.holder.run_id, "next");
+        let mut renewed = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let current = holder_of(store.as_ref()).await.expect("lease");
+            if current.holder.renewed_at > took.holder.renewed_at {
+                renewed = true;
+                break;
+            }
+        }
+        assert!(renewed, "the run that took it over renews it");
         drop(next);
     }
 
