@@ -166,7 +166,8 @@ pub fn new_run_id() -> String {
     format!("{}-{nonce:08x}", now.format("%Y%m%dT%H%M%SZ"))
 }
 
-fn now_rfc3339() -> String {
+/// Now, as every record of a run writes times: RFC 3339, UTC, milliseconds.
+pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

@@ -182,8 +182,7 @@ pub async fn run_recorded(ctx: &JobContext, dates: &[NaiveDate]) -> Result<(Inge
     let mut manifest = crate::manifest::RunManifest::start(ctx, "ingest", dates);
     manifest.save(&ctx.storage).await?;
     let result = run(ctx, dates).await;
-    manifest.finished_at =
-        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    manifest.finished_at = Some(crate::manifest::now_rfc3339());
     match result {
         Ok(o) => {
             let (rows_in, rows_out) = o.rows();
@@ -365,11 +364,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         // an entry of the earlier key moves to the new pseudonym before the
         // day's decisions apply, so a later "yes" still undoes it
         if let Some(earlier) = &shared.earlier_key {
-            for (then, now) in earlier.take_opted_out_met() {
-                if list.carry(&then, now) {
-                    carried.insert(now);
-                }
-            }
+            earlier.carry_opted_out(&mut list, &mut carried);
         }
         for (p, d) in pass.decisions {
             list.apply(p, d);
@@ -402,11 +397,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     // re-ingest without the earlier key, the marts built from it) go now.
     if let Some(earlier) = &shared.earlier_key {
         use crate::privacy::scan;
-        for (then, now) in earlier.take_opted_out_met() {
-            if list.carry(&then, now) {
-                carried.insert(now);
-            }
-        }
+        earlier.carry_opted_out(&mut list, &mut carried);
         let erased: HashSet<Pseudonym> = earlier.erased_met().into_iter().collect();
         // erased: off the consent list too, as `attune forget` does
         list.remove_all(&erased);

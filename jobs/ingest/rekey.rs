@@ -139,12 +139,21 @@ impl EarlierKey {
             .saturating_sub(self.found.lock().unwrap_or_else(|e| e.into_inner()).len())
     }
 
-    /// (earlier pseudonym, pseudonym now) of the customers met since the
-    /// last call who were on the consent list under the earlier key, for
-    /// [`ConsentList::carry`](super::consent::ConsentList::carry).
-    pub fn take_opted_out_met(&self) -> Vec<(Pseudonym, Pseudonym)> {
-        let mut met = self.opted_out.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *met).into_iter().collect()
+    /// Moves the consent entries of the customers met since the last call
+    /// who were listed under the earlier key to their new pseudonyms
+    /// ([`ConsentList::carry`](super::consent::ConsentList::carry)), adding
+    /// those to `carried`.
+    pub fn carry_opted_out(
+        &self,
+        list: &mut super::consent::ConsentList,
+        carried: &mut HashSet<Pseudonym>,
+    ) {
+        let met = std::mem::take(&mut *self.opted_out.lock().unwrap_or_else(|e| e.into_inner()));
+        for (then, now) in met {
+            if list.carry(&then, now) {
+                carried.insert(now);
+            }
+        }
     }
 
     /// Writes the request record of the run's key that carries the earlier

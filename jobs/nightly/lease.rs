@@ -29,6 +29,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
+use crate::manifest::now_rfc3339;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
@@ -152,7 +153,7 @@ impl Lease {
     ) -> Result<Lease> {
         let own = storage.with_own_client()?;
         let place = storage.display(&Path::from(LEASE));
-        let at = now();
+        let at = now_rfc3339();
         let holder = Holder {
             run_id: run_id.to_string(),
             host: hostname(),
@@ -258,7 +259,7 @@ async fn hold(
             return;
         }
         let sent = Instant::now();
-        holder.renewed_at = now();
+        holder.renewed_at = now_rfc3339();
         let renewal = tokio::select! {
             _ = &mut stop => break,
             r = call(put(store, &holder, PutMode::Update(version.clone()))) => r,
@@ -489,7 +490,7 @@ async fn put(store: &dyn ObjectStore, holder: &Holder, mode: PutMode) -> Result<
 async fn release(store: &dyn ObjectStore, holder: &Holder, version: UpdateVersion) {
     let done = Holder {
         released: true,
-        renewed_at: now(),
+        renewed_at: now_rfc3339(),
         ..holder.clone()
     };
     let mut version = version;
@@ -516,10 +517,6 @@ pub async fn is_held(storage: &Storage) -> Result<bool> {
     Ok(read(storage.store().as_ref())
         .await?
         .is_some_and(|c| !c.expired(Utc::now(), EXPIRES)))
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The machine's name, for the message of a run turned away (no personal
@@ -579,8 +576,8 @@ mod tests {
             run_id: "dead".into(),
             host: "h".into(),
             pid: 1,
-            acquired_at: now(),
-            renewed_at: now(),
+            acquired_at: now_rfc3339(),
+            renewed_at: now_rfc3339(),
             released: false,
         };
         put(store.as_ref(), &dead, PutMode::Create)

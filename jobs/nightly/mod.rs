@@ -239,7 +239,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                             run_id: ctx.run_id.clone(),
                             inputs: fp,
                             outputs: written.clone(),
-                            finished_at: now(),
+                            finished_at: crate::manifest::now_rfc3339(),
                             gate_findings: r.gate_findings,
                         },
                         last,
@@ -287,7 +287,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         (None, None) => "ok",
     }
     .into();
-    manifest.finished_at = Some(now());
+    manifest.finished_at = Some(crate::manifest::now_rfc3339());
     let path = manifest.save(&ctx.storage).await?;
     info!(run_id = %manifest.run_id, status = %manifest.status, "nightly run finished");
     if let Some(e) = failure.or(gate) {
@@ -377,7 +377,7 @@ async fn run_ingest(
                             run_id: ctx.run_id.clone(),
                             inputs: fp.clone(),
                             outputs: written,
-                            finished_at: now(),
+                            finished_at: crate::manifest::now_rfc3339(),
                             gate_findings: 0,
                         },
                         *date,
@@ -674,10 +674,6 @@ fn skipped(job: &str, stamp: &Stamp) -> JobRecord {
     );
     r.status = "skipped".into();
     r
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The dates a nightly run without `--date` processes: yesterday in the

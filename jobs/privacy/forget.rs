@@ -213,8 +213,7 @@ pub async fn run(
         serde_json::to_value(&outcome).unwrap_or_default(),
     ));
     manifest.status = "ok".into();
-    manifest.finished_at =
-        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    manifest.finished_at = Some(crate::manifest::now_rfc3339());
     let path = manifest.save(storage).await?;
     outcome.manifest_path = Some(storage.display(&path));
     info!(
@@ -287,8 +286,7 @@ async fn execute(
         request.rows_removed = removed;
         request.plan.clear();
         request.status = RequestStatus::Done;
-        request.completed_at =
-            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        request.completed_at = Some(crate::manifest::now_rfc3339());
     }
     request.save(storage).await
 }

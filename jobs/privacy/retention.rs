@@ -261,8 +261,7 @@ pub async fn run(
         serde_json::to_value(&outcome).unwrap_or_default(),
     )];
     manifest.status = "ok".into();
-    manifest.finished_at =
-        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    manifest.finished_at = Some(crate::manifest::now_rfc3339());
     manifest.save(storage).await?;
     info!(
         partitions = outcome.partitions.len(),

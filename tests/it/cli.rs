@@ -349,11 +349,7 @@ fn demo_runs_end_to_end() {
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     for want in [
         "lake (Parquet)",
         "marts (Parquet)",
@@ -493,11 +489,7 @@ fn tables_lists_every_table_and_the_docs_cover_every_column() {
         .args(["--root", root, "tables"])
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = |table: &str| {
         listing
@@ -645,11 +637,7 @@ fn a_terminal_shows_a_line_per_job_and_per_table() {
         .arg(root.path())
         .output()
         .expect("generate runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let nightly = format!(
         "stty cols 200 rows 50; exec {} nightly --date 2025-01-02 --only ingest --only transform",
         env!("CARGO_BIN_EXE_attune")
@@ -668,11 +656,7 @@ fn a_terminal_shows_a_line_per_job_and_per_table() {
         .stdin(Stdio::null())
         .output()
         .expect("`script` (util-linux) runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let raw = std::fs::read_to_string(&typescript).expect("typescript");
     // the screen's text, split where the cursor moves or a line is cleared
     let escapes = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("regex");
@@ -718,11 +702,7 @@ fn a_terminal_shows_a_line_per_job_and_per_table() {
         .env("ATTUNE_ROOT", root.path())
         .output()
         .expect("nightly runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("to the lake") && !stderr.contains("rows in,"),

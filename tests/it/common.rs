@@ -229,3 +229,14 @@ pub fn column<A: datafusion::arrow::array::Array + Clone + 'static>(
         .unwrap_or_else(|| panic!("column {name} is not a {}", std::any::type_name::<A>()))
         .clone()
 }
+
+/// Asserts that a finished `attune` process succeeded, showing its stderr
+/// when it did not.
+#[track_caller]
+pub fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

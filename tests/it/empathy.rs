@@ -743,11 +743,7 @@ fn the_command_runs_and_explains_missing_inputs() {
         .arg(p.dir.path())
         .output()
         .expect("run attune");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("Empathy Index 2025-08"), "{stdout}");
     assert!(stdout.contains("Cronbach's alpha") && stdout.contains("outcome check"));

@@ -1061,11 +1061,7 @@ fn the_command_audits_any_decision_table() {
         c
     };
     let out = args(&json).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         json.display().to_string()

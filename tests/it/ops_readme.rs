@@ -106,11 +106,7 @@ fn readme_crontab_line_is_valid() {
         .args(["-n", "-c", &command])
         .output()
         .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
 }
 
 /// `[section] -> key -> values` of an INI unit file; errors on lines that

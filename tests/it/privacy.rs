@@ -1214,11 +1214,7 @@ fn forget_needs_the_key_and_retention_dry_run_lists() {
         .arg(root.path())
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("would delete landing/orders 2020-01-01  1 files  1 rows"),

@@ -893,11 +893,7 @@ async fn the_cli_prints_the_page_path() {
         ])
         .output()
         .expect("attune runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let page = dir
         .path()

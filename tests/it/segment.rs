@@ -208,11 +208,7 @@ fn the_cli_prints_the_segments() {
         .arg(date.format("%Y-%m-%d").to_string())
         .output()
         .expect("run attune");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("k = "), "{stdout}");
     // A header line, then one line per segment (the demo has customers
