@@ -894,3 +894,171 @@ fn no_family_leaves_a_hidden_member_to_subtraction() {
         assert_nothing_small_by_subtraction(&cells, &contacts, run, 10, &format!("round {round}"));
     }
 }
+
+/// The estimates of a cell share one clustering of its contacts: each gives
+/// exactly (to the bit) what clustering the contacts it uses again did.
+/// Reference: [`linearize_sorting_per_call`], the code before the sharing.
+#[test]
+fn shared_clusters_give_the_estimates_of_clustering_each_time() {
+    let mut rng = Xoshiro256Plus::seed_from_u64(2027);
+    for round in 0..200 {
+        let n = rng.random_range(0..120usize);
+        let customers = rng.random_range(1..40u32);
+        let scores: Vec<Scores> = (0..n)
+            .map(|_| {
+                let customer =
+                    (rng.random_range(0..10) > 0).then(|| rng.random_range(0..customers));
+                let mut row = [None; 6];
+                for x in row.iter_mut() {
+                    if rng.random_range(0..3) == 0 {
+                        *x = Some(f64::from(rng.random_range(0..=100u32)) + rng.random::<f64>());
+                    }
+                }
+                (customer, row)
+            })
+            .collect();
+        let clusters = Clusters::of(&scores);
+        let mut each = Vec::new();
+        for i in 0..6 {
+            let mut w = [None; 6];
+            w[i] = Some(1.0);
+            each.push(w);
+        }
+        let mut mixed = [None; 6];
+        for w in mixed.iter_mut() {
+            if rng.random_range(0..2) == 0 {
+                *w = Some(rng.random::<f64>());
+            }
+        }
+        each.push(mixed);
+        for w in &each {
+            for pseudo in [0.0, PSEUDO_CUSTOMERS] {
+                let got = linearize_in(&scores, &clusters, w, pseudo);
+                let want = linearize_sorting_per_call(&scores, w, pseudo);
+                let as_bits = |l: Option<Linearized>| {
+                    l.map(|l| {
+                        (
+                            l.value.to_bits(),
+                            l.centre.to_bits(),
+                            l.se.map(f64::to_bits),
+                            l.used,
+                        )
+                    })
+                };
+                assert_eq!(as_bits(got), as_bits(want), "round {round}, weights {w:?}");
+            }
+        }
+        let distinct = |f: &dyn Fn(&Scores) -> bool| {
+            let mut seen = std::collections::HashSet::new();
+            scores
+                .iter()
+                .filter(|s| f(s))
+                .filter(|s| s.0.is_none_or(|c| seen.insert(c)))
+                .count() as u64
+        };
+        assert_eq!(clusters.customers(), distinct(&|_| true));
+        let with = clusters.customers_with(&scores);
+        for (i, got) in with.iter().enumerate() {
+            assert_eq!(*got, distinct(&|s| s.1[i].is_some()), "component {i}");
+        }
+    }
+}
+
+/// [`linearize`] as it was before [`Clusters`]: it sorted the contacts it
+/// used on each call.
+fn linearize_sorting_per_call(
+    scores: &[Scores],
+    weights: &[Option<f64>; 6],
+    pseudo: f64,
+) -> Option<Linearized> {
+    let has = |j: u32, i: usize| weights[i].is_some() && scores[j as usize].1[i].is_some();
+    let mut sums = [0.0; 6];
+    let mut ns = [0usize; 6];
+    // Sorted by customer, each customer's contacts are one run: clustered
+    // without a map.
+    let mut named: Vec<(u32, u32)> = Vec::new();
+    let mut anonymous: Vec<u32> = Vec::new();
+    for (j, (customer, row)) in scores.iter().enumerate() {
+        let mut any = false;
+        for i in 0..6 {
+            if let (Some(x), Some(_)) = (row[i], weights[i]) {
+                sums[i] += x;
+                ns[i] += 1;
+                any = true;
+            }
+        }
+        if any {
+            match customer {
+                Some(c) => named.push((*c, j as u32)),
+                None => anonymous.push(j as u32),
+            }
+        }
+    }
+    named.sort_unstable();
+    let runs = || named.chunk_by(|a, b| a.0 == b.0);
+    let mut customers_with = [0usize; 6];
+    for run in runs() {
+        for (i, g) in customers_with.iter_mut().enumerate() {
+            *g += usize::from(run.iter().any(|&(_, j)| has(j, i)));
+        }
+    }
+    for &j in &anonymous {
+        for (i, g) in customers_with.iter_mut().enumerate() {
+            *g += usize::from(has(j, i));
+        }
+    }
+    let (mut value, mut centre, mut total_w) = (0.0, 0.0, 0.0);
+    // per component: the mean with the pseudo-customers, its denominator
+    // (real and pseudo contacts) and a pseudo-customer's contacts
+    let mut means = [0.0; 6];
+    let mut denom = [0.0; 6];
+    let mut size = [0.0; 6];
+    for i in 0..6 {
+        if let Some(w) = weights[i]
+            && ns[i] > 0
+        {
+            let n = ns[i] as f64;
+            size[i] = n / customers_with[i] as f64;
+            denom[i] = n + 2.0 * pseudo * size[i];
+            means[i] = (sums[i] + 100.0 * pseudo * size[i]) / denom[i];
+            value += w * sums[i] / n;
+            centre += w * means[i];
+            total_w += w;
+        }
+    }
+    if total_w <= 0.0 {
+        return None;
+    }
+    let influence = |j: u32| -> f64 {
+        let row = &scores[j as usize].1;
+        (0..6)
+            .filter_map(|i| Some(weights[i]? * (row[i]? - means[i]) / denom[i]))
+            .sum()
+    };
+    let (mut ss, mut customers) = (0.0, 0usize);
+    for run in runs() {
+        let z: f64 = run.iter().map(|&(_, j)| influence(j)).sum();
+        ss += z * z;
+        customers += 1;
+    }
+    for &j in &anonymous {
+        ss += influence(j).powi(2);
+        customers += 1;
+    }
+    // a pseudo-customer is one customer: its contacts on every component
+    // are summed, as a real customer's are
+    let pseudo_influence = |bound: f64| -> f64 {
+        (0..6)
+            .filter(|&i| ns[i] > 0)
+            .filter_map(|i| Some(weights[i]? * size[i] * (bound - means[i]) / denom[i]))
+            .sum()
+    };
+    ss += pseudo * (pseudo_influence(0.0).powi(2) + pseudo_influence(100.0).powi(2));
+    let g = customers as f64 + 2.0 * pseudo;
+    Some(Linearized {
+        value,
+        centre,
+        se: (customers >= 2).then(|| (ss * g / (g - 1.0)).sqrt()),
+        used: named.len() + anonymous.len(),
+    })
+}
