@@ -285,24 +285,41 @@ struct Linearized {
 /// component (nᵢ/Gᵢ): the width is set by customers, and z²/2 contacts
 /// would hardly move a cell whose customers have ten each.
 fn linearize(scores: &[Scores], weights: &[Option<f64>; 6], pseudo: f64) -> Option<Linearized> {
-    linearize_in(scores, &Clusters::of(scores), weights, pseudo)
+    linearize_in(&Clusters::of(scores), weights, pseudo)
 }
 
 /// A cell's contacts clustered by customer once: a cell's seven estimates
-/// (six components alone, then the index) share it, where sorting the
-/// contacts again for each was a tenth of the job at a million customers.
+/// (six components alone, then the index) share it. Sorting the contacts
+/// for each, and reading their scores at random, was a tenth of the job at
+/// a million customers.
 pub struct Clusters {
-    /// (customer, contact) of every contact with a customer, sorted: each
-    /// customer's contacts are one run, in contact order.
-    named: Vec<(u32, u32)>,
-    /// Contacts without a customer (each a customer of its own), in order.
-    anonymous: Vec<u32>,
+    /// Per component: Σ score and contacts with one, in contact order.
+    sums: [f64; 6],
+    ns: [usize; 6],
+    /// Every contact's scores, 0 where it has none, grouped by customer
+    /// (sorted by customer, in contact order within one), then the
+    /// anonymous contacts in order, each a customer of its own.
+    rows: Vec<[f64; 6]>,
+    /// Bit i: the contact of `rows` has a score on component i.
+    masks: Vec<u8>,
+    /// Where each customer's contacts end in `rows`.
+    ends: Vec<u32>,
 }
 
 impl Clusters {
     pub fn of(scores: &[Scores]) -> Clusters {
-        let mut named = Vec::new();
-        let mut anonymous = Vec::new();
+        let mut sums = [0.0; 6];
+        let mut ns = [0usize; 6];
+        for (_, row) in scores {
+            for i in 0..6 {
+                if let Some(x) = row[i] {
+                    sums[i] += x;
+                    ns[i] += 1;
+                }
+            }
+        }
+        let mut named: Vec<(u32, u32)> = Vec::new();
+        let mut anonymous: Vec<u32> = Vec::new();
         for (j, (customer, _)) in scores.iter().enumerate() {
             match customer {
                 Some(c) => named.push((*c, j as u32)),
@@ -310,27 +327,52 @@ impl Clusters {
             }
         }
         named.sort_unstable();
-        Clusters { named, anonymous }
+        let mut c = Clusters {
+            sums,
+            ns,
+            rows: Vec::with_capacity(scores.len()),
+            masks: Vec::with_capacity(scores.len()),
+            ends: Vec::new(),
+        };
+        for run in named.chunk_by(|a, b| a.0 == b.0) {
+            for &(_, j) in run {
+                c.push(&scores[j as usize].1);
+            }
+            c.ends.push(c.rows.len() as u32);
+        }
+        for j in anonymous {
+            c.push(&scores[j as usize].1);
+            c.ends.push(c.rows.len() as u32);
+        }
+        c
     }
 
-    /// Each customer's contacts, in contact order.
-    fn runs(&self) -> impl Iterator<Item = &[(u32, u32)]> {
-        self.named.chunk_by(|a, b| a.0 == b.0)
+    fn push(&mut self, row: &[Option<f64>; 6]) {
+        let mut mask = 0u8;
+        for (i, x) in row.iter().enumerate() {
+            mask |= u8::from(x.is_some()) << i;
+        }
+        self.rows.push(row.map(|x| x.unwrap_or(0.0)));
+        self.masks.push(mask);
+    }
+
+    /// Each customer's contacts, as ranges of `rows`.
+    fn runs(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&e| e as usize));
+        starts
+            .zip(self.ends.iter())
+            .map(|(start, &end)| start..end as usize)
     }
 
     /// Customers (an anonymous contact counting as one) with a score on
     /// each component: what `distinct_customers` counts over the contacts
     /// with that component.
-    pub fn customers_with(&self, scores: &[Scores]) -> [u64; 6] {
+    pub fn customers_with(&self) -> [u64; 6] {
         let mut out = [0u64; 6];
         for run in self.runs() {
+            let any = self.masks[run].iter().fold(0u8, |a, &m| a | m);
             for (i, g) in out.iter_mut().enumerate() {
-                *g += u64::from(run.iter().any(|&(_, j)| scores[j as usize].1[i].is_some()));
-            }
-        }
-        for &j in &self.anonymous {
-            for (i, g) in out.iter_mut().enumerate() {
-                *g += u64::from(scores[j as usize].1[i].is_some());
+                *g += u64::from(any >> i & 1);
             }
         }
         out
@@ -338,58 +380,36 @@ impl Clusters {
 
     /// Customers, an anonymous contact counting as one.
     pub fn customers(&self) -> u64 {
-        (self.runs().count() + self.anonymous.len()) as u64
+        self.ends.len() as u64
     }
 }
 
 /// [`linearize`] over contacts already clustered by customer.
 fn linearize_in(
-    scores: &[Scores],
     clusters: &Clusters,
     weights: &[Option<f64>; 6],
     pseudo: f64,
 ) -> Option<Linearized> {
-    let has = |j: u32, i: usize| weights[i].is_some() && scores[j as usize].1[i].is_some();
-    let counted = |j: u32| (0..6).any(|i| has(j, i));
-    let mut sums = [0.0; 6];
-    let mut ns = [0usize; 6];
-    let mut used = 0usize;
-    for (_, row) in scores {
-        let mut any = false;
-        for i in 0..6 {
-            if let (Some(x), Some(_)) = (row[i], weights[i]) {
-                sums[i] += x;
-                ns[i] += 1;
-                any = true;
-            }
-        }
-        used += usize::from(any);
+    let mut included = 0u8;
+    for (i, w) in weights.iter().enumerate() {
+        included |= u8::from(w.is_some()) << i;
     }
-    // Contacts with no included component are in no cluster: a customer
+    // Contacts with no included component count for nothing: a customer
     // with only such contacts is no customer of this estimate.
-    let runs = || {
-        clusters
-            .runs()
-            .filter(move |run| run.iter().any(|&(_, j)| counted(j)))
-    };
-    let anonymous = || {
-        clusters
-            .anonymous
-            .iter()
-            .copied()
-            .filter(move |&j| counted(j))
-    };
+    let mut used = 0usize;
     let mut customers_with = [0usize; 6];
-    for run in runs() {
+    for run in clusters.runs() {
+        let mut any = 0u8;
+        for &m in &clusters.masks[run] {
+            let m = m & included;
+            used += usize::from(m != 0);
+            any |= m;
+        }
         for (i, g) in customers_with.iter_mut().enumerate() {
-            *g += usize::from(run.iter().any(|&(_, j)| has(j, i)));
+            *g += usize::from(any >> i & 1);
         }
     }
-    for j in anonymous() {
-        for (i, g) in customers_with.iter_mut().enumerate() {
-            *g += usize::from(has(j, i));
-        }
-    }
+    let (sums, ns) = (&clusters.sums, &clusters.ns);
     let (mut value, mut centre, mut total_w) = (0.0, 0.0, 0.0);
     // per component: the mean with the pseudo-customers, its denominator
     // (real and pseudo contacts) and a pseudo-customer's contacts
@@ -412,24 +432,23 @@ fn linearize_in(
     if total_w <= 0.0 {
         return None;
     }
-    let influence = |j: u32| -> f64 {
-        let row = &scores[j as usize].1;
+    let influence = |k: usize| -> f64 {
+        let (row, mask) = (&clusters.rows[k], clusters.masks[k]);
         (0..6)
-            .filter_map(|i| Some(weights[i]? * (row[i]? - means[i]) / denom[i]))
+            .filter(|&i| mask >> i & 1 == 1)
+            .filter_map(|i| Some(weights[i]? * (row[i] - means[i]) / denom[i]))
             .sum()
     };
     let (mut ss, mut customers) = (0.0, 0usize);
-    for run in runs() {
-        let z: f64 = run
-            .iter()
-            .filter(|&&(_, j)| counted(j))
-            .map(|&(_, j)| influence(j))
-            .sum();
+    for run in clusters.runs() {
+        let mut counted = run
+            .filter(|&k| clusters.masks[k] & included != 0)
+            .peekable();
+        if counted.peek().is_none() {
+            continue;
+        }
+        let z: f64 = counted.map(influence).sum();
         ss += z * z;
-        customers += 1;
-    }
-    for j in anonymous() {
-        ss += influence(j).powi(2);
         customers += 1;
     }
     // a pseudo-customer is one customer: its contacts on every component
@@ -907,7 +926,7 @@ fn estimate_cell(
     if cell_customers < min {
         return suppressed_cell(&format!("suppressed: fewer than {min} customers"));
     }
-    let customers_with = clusters.customers_with(&scores);
+    let customers_with = clusters.customers_with();
     let mut comps = Vec::with_capacity(6);
     let mut included = [None; 6];
     for c in Component::ALL {
@@ -959,7 +978,7 @@ fn estimate_cell(
         let mean = values().sum::<f64>() / n as f64;
         let mut alone = [None; 6];
         alone[c.idx()] = Some(1.0);
-        let (ci, se) = linearize_in(&scores, &clusters, &alone, PSEUDO_CUSTOMERS)
+        let (ci, se) = linearize_in(&clusters, &alone, PSEUDO_CUSTOMERS)
             .and_then(|l| l.interval())
             .unzip();
         included[c.idx()] = Some(c.weight(s.cfg));
@@ -984,7 +1003,7 @@ fn estimate_cell(
     for (i, e) in comps.iter_mut().enumerate() {
         e.weight = weights[i];
     }
-    let index = match linearize_in(&scores, &clusters, &weights, PSEUDO_CUSTOMERS) {
+    let index = match linearize_in(&clusters, &weights, PSEUDO_CUSTOMERS) {
         Some(l) => {
             let (ci, se) = l.interval().unzip();
             Estimate {

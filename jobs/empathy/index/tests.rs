@@ -933,7 +933,7 @@ fn shared_clusters_give_the_estimates_of_clustering_each_time() {
         each.push(mixed);
         for w in &each {
             for pseudo in [0.0, PSEUDO_CUSTOMERS] {
-                let got = linearize_in(&scores, &clusters, w, pseudo);
+                let got = linearize_in(&clusters, w, pseudo);
                 let want = linearize_sorting_per_call(&scores, w, pseudo);
                 let as_bits = |l: Option<Linearized>| {
                     l.map(|l| {
@@ -957,7 +957,7 @@ fn shared_clusters_give_the_estimates_of_clustering_each_time() {
                 .count() as u64
         };
         assert_eq!(clusters.customers(), distinct(&|_| true));
-        let with = clusters.customers_with(&scores);
+        let with = clusters.customers_with();
         for (i, got) in with.iter().enumerate() {
             assert_eq!(*got, distinct(&|s| s.1[i].is_some()), "component {i}");
         }
