@@ -466,28 +466,41 @@ fn keep_known_customers(
     inactive: i32,
     warnings: &mut Vec<String>,
 ) -> (Summaries, Vec<History>) {
+    let known = today.positions(&all.summaries.customer_id);
     let summary::Histories {
-        summaries: all,
+        summaries,
+        start,
         days,
     } = all;
+    // Taken apart so the ids move into the kept summaries instead of being
+    // copied (a million strings).
+    let Summaries {
+        customer_id,
+        first_day,
+        x,
+        t_x,
+        t,
+        valued_x,
+        monetary,
+        holdout_x,
+    } = summaries;
     let mut s = Summaries::default();
     let mut histories = Vec::new();
     let mut dropped = 0u64;
-    let known = today.positions(&all.customer_id);
-    for (i, customer_days) in days.iter().enumerate().take(all.len()) {
+    for (i, id) in customer_id.into_iter().enumerate() {
         if known[i].is_none() {
             dropped += 1;
             continue;
         }
-        s.customer_id.push(all.customer_id[i].clone());
-        s.first_day.push(all.first_day[i]);
-        s.x.push(all.x[i]);
-        s.t_x.push(all.t_x[i]);
-        s.t.push(all.t[i]);
-        s.valued_x.push(all.valued_x[i]);
-        s.monetary.push(all.monetary[i]);
-        s.holdout_x.push(all.holdout_x[i]);
-        histories.push(History::from_days(customer_days, inactive));
+        s.customer_id.push(id);
+        s.first_day.push(first_day[i]);
+        s.x.push(x[i]);
+        s.t_x.push(t_x[i]);
+        s.t.push(t[i]);
+        s.valued_x.push(valued_x[i]);
+        s.monetary.push(monetary[i]);
+        s.holdout_x.push(holdout_x[i]);
+        histories.push(History::from_days(&days[start[i]..start[i + 1]], inactive));
     }
     if dropped > 0 {
         warnings.push(format!(

@@ -10,6 +10,8 @@
 //! modelled) is a purchase day all the same, but no value: a repeat day
 //! enters the mean value only when one of its orders has an amount.
 
+use std::cmp::Ordering;
+
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -241,8 +243,7 @@ impl Partial {
             totals,
             purchases,
         } = self;
-        let mut order = index.into_entries();
-        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let order = index.into_sorted_entries();
         let mut rank = vec![0u32; order.len()];
         for (r, (_, k)) in order.iter().enumerate() {
             rank[*k as usize] = r as u32;
@@ -339,38 +340,97 @@ impl Run {
     }
 }
 
-/// Merges the streams' runs into one list of customers in id order: a
-/// customer seen by several streams gets its totals merged and the union of
-/// its days.
-fn merge_runs(runs: Vec<Run>) -> Vec<(Key, Totals, Vec<i32>)> {
+/// Merges the streams' runs into one run in id order: a customer seen by
+/// several streams gets its totals merged and the union of its days. Flat
+/// like the runs: a list of days per customer cost a million allocations
+/// and as many frees.
+fn merge_runs(mut runs: Vec<Run>) -> Run {
+    if runs.len() == 1 {
+        return runs.remove(0);
+    }
+    let customers = runs.iter().map(|r| r.keys.len()).max().unwrap_or(0);
+    let days = runs.iter().map(|r| r.days.len()).max().unwrap_or(0);
+    let mut out = Run {
+        keys: Vec::with_capacity(customers),
+        totals: Vec::with_capacity(customers),
+        start: Vec::with_capacity(customers + 1),
+        days: Vec::with_capacity(days),
+    };
+    out.start.push(0);
     let mut at = vec![0usize; runs.len()];
-    let mut out = Vec::with_capacity(runs.iter().map(|r| r.keys.len()).max().unwrap_or(0));
-    while let Some(min) = runs
-        .iter()
-        .zip(&at)
-        .filter_map(|(r, &i)| r.keys.get(i))
-        .min()
-        .cloned()
-    {
-        let mut totals = Totals::EMPTY;
-        let mut days = Vec::new();
-        let mut streams = 0;
-        for (r, i) in runs.iter().zip(at.iter_mut()) {
-            if r.keys.get(*i) != Some(&min) {
+    // the runs whose next customer is the smallest
+    let mut mine: Vec<usize> = Vec::with_capacity(runs.len());
+    loop {
+        mine.clear();
+        for (r, run) in runs.iter().enumerate() {
+            let Some(key) = run.keys.get(at[r]) else {
                 continue;
+            };
+            match mine.first().map(|&m| key.cmp(&runs[m].keys[at[m]])) {
+                None | Some(Ordering::Equal) => mine.push(r),
+                Some(Ordering::Less) => {
+                    mine.clear();
+                    mine.push(r);
+                }
+                Some(Ordering::Greater) => {}
             }
-            totals.merge(r.totals[*i]);
-            days.extend_from_slice(r.days(*i));
-            streams += 1;
-            *i += 1;
         }
-        if streams > 1 {
-            days.sort_unstable();
-            days.dedup_by_key(|d| day_of(*d));
+        let Some(&first) = mine.first() else {
+            break;
+        };
+        let key = std::mem::replace(&mut runs[first].keys[at[first]], Key::Hex(0));
+        let mut totals = Totals::EMPTY;
+        for &r in &mine {
+            totals.merge(runs[r].totals[at[r]]);
         }
-        out.push((min, totals, days));
+        match *mine.as_slice() {
+            [r] => out.days.extend_from_slice(runs[r].days(at[r])),
+            [a, b] => push_union(runs[a].days(at[a]), runs[b].days(at[b]), &mut out.days),
+            _ => {
+                let from = out.days.len();
+                for &r in &mine {
+                    out.days.extend_from_slice(runs[r].days(at[r]));
+                }
+                out.days[from..].sort_unstable();
+                let mut kept = from;
+                for i in from..out.days.len() {
+                    if kept == from || day_of(out.days[kept - 1]) != day_of(out.days[i]) {
+                        out.days[kept] = out.days[i];
+                        kept += 1;
+                    }
+                }
+                out.days.truncate(kept);
+            }
+        }
+        for &r in &mine {
+            at[r] += 1;
+        }
+        out.keys.push(key);
+        out.totals.push(totals);
+        out.start.push(out.days.len());
     }
     out
+}
+
+/// Pushes the union of one customer's days from two runs (each sorted, one
+/// entry a day) onto `days`, sorted, keeping each day's first entry: its
+/// valued one, if any. A merge, where sorting the two lists together cost
+/// a sort per customer in the serial tail.
+fn push_union(a: &[i32], b: &[i32], days: &mut Vec<i32>) {
+    let from = days.len();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let d = if j == b.len() || (i < a.len() && a[i] <= b[j]) {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
+        if days.len() == from || day_of(days[days.len() - 1]) != day_of(d) {
+            days.push(d);
+        }
+    }
 }
 
 /// Folds one partition's purchases.
@@ -393,11 +453,21 @@ async fn fold_stream(
 }
 
 /// Per-customer summaries and, for churn, every purchase day (ascending)
-/// up to the holdout end, aligned with the summaries.
-#[derive(Debug, Clone, Default)]
+/// up to the holdout end, aligned with the summaries: customer i's are
+/// `days[start[i]..start[i + 1]]` ([`Histories::days_of`]), flat, where a
+/// list per customer cost a million allocations.
+#[derive(Debug, Clone)]
 pub struct Histories {
     pub summaries: Summaries,
-    pub days: Vec<Vec<i32>>,
+    pub start: Vec<usize>,
+    pub days: Vec<i32>,
+}
+
+impl Histories {
+    /// Customer i's purchase days.
+    pub fn days_of(&self, i: usize) -> &[i32] {
+        &self.days[self.start[i]..self.start[i + 1]]
+    }
 }
 
 /// Summarizes `purchases(customer_id, order_date DATE, amount DOUBLE)`,
@@ -430,12 +500,23 @@ pub async fn load(
     let df = session.sql(PURCHASE_DAYS_SQL).await?;
     let runs =
         crate::catalog::fold_partitions(df, "a purchase fold", |s| fold_stream(s, end)).await?;
-    let mut out = Histories::default();
+    let Run {
+        keys,
+        totals: sums,
+        start,
+        days: tagged,
+    } = merge_runs(runs);
+    let mut out = Histories {
+        summaries: Summaries::default(),
+        start: vec![0],
+        days: Vec::with_capacity(tagged.len()),
+    };
     let s = &mut out.summaries;
-    for (id, totals, mut days) in merge_runs(runs) {
+    for (i, (id, totals)) in keys.into_iter().zip(sums).enumerate() {
         if totals.first_day > end {
             continue;
         }
+        let days = &tagged[start[i]..start[i + 1]];
         let calibration = days.partition_point(|&d| day_of(d) <= end);
         let x = (calibration - 1) as u32;
         let last = day_of(days[calibration - 1]);
@@ -456,10 +537,8 @@ pub async fn load(
                 / f64::from(valued_x)
         }));
         s.holdout_x.push((days.len() - calibration) as u32);
-        for d in &mut days {
-            *d = day_of(*d);
-        }
-        out.days.push(days);
+        out.days.extend(days.iter().map(|&d| day_of(d)));
+        out.start.push(out.days.len());
     }
     Ok(out)
 }
@@ -628,7 +707,7 @@ mod tests {
             assert_eq!(sorted, got.customer_id, "sorted by customer");
             for (i, id) in got.customer_id.iter().enumerate() {
                 let (x, t_x, t, valued_x, m, h) = want[id];
-                let days = &histories.days[i];
+                let days = histories.days_of(i);
                 assert!(
                     days.windows(2).all(|w| w[0] < w[1]),
                     "{id}: days sorted, distinct"
@@ -649,6 +728,98 @@ mod tests {
                     other => panic!("{id}: monetary {other:?}"),
                 }
             }
+        }
+    }
+
+    /// The merge as it was: each customer's days from every run
+    /// concatenated, sorted and cut to one entry a day.
+    fn merge_by_sorting(runs: &[Run]) -> Vec<(Key, (i128, i128, i32), Vec<i32>)> {
+        let mut at = vec![0usize; runs.len()];
+        let mut out = Vec::new();
+        while let Some(min) = runs
+            .iter()
+            .zip(&at)
+            .filter_map(|(r, &i)| r.keys.get(i))
+            .min()
+            .cloned()
+        {
+            let mut totals = Totals::EMPTY;
+            let mut days = Vec::new();
+            for (r, i) in runs.iter().zip(at.iter_mut()) {
+                if r.keys.get(*i) != Some(&min) {
+                    continue;
+                }
+                totals.merge(r.totals[*i]);
+                days.extend_from_slice(r.days(*i));
+                *i += 1;
+            }
+            days.sort_unstable();
+            days.dedup_by_key(|d| day_of(*d));
+            let t = (
+                totals.first_amount,
+                totals.calibration_amount,
+                totals.first_day,
+            );
+            out.push((min, t, days));
+        }
+        out
+    }
+
+    /// A stream's run of about 60% of `customers` customers (hex and text
+    /// ids), each with a few tagged days in one month.
+    fn random_run(rng: &mut Xoshiro256Plus, customers: u128) -> Run {
+        let mut keys: Vec<Key> = (0..customers)
+            .filter(|_| rng.random_bool(0.6))
+            .map(|c| match c % 5 {
+                0 => Key::Text(format!("c{c}").into()),
+                _ => Key::Hex(c.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)),
+            })
+            .collect();
+        keys.sort();
+        let mut run = Run {
+            keys,
+            totals: Vec::new(),
+            start: vec![0],
+            days: Vec::new(),
+        };
+        for _ in 0..run.keys.len() {
+            let mut days: Vec<i32> = (0..rng.random_range(1..8))
+                .map(|_| tag(rng.random_range(0..30), rng.random_bool(0.8)))
+                .collect();
+            days.sort_unstable();
+            days.dedup_by_key(|d| day_of(*d));
+            run.totals.push(Totals {
+                first_amount: rng.random_range(0..1000),
+                calibration_amount: rng.random_range(0..5000),
+                first_day: day_of(days[0]),
+            });
+            run.days.extend(days);
+            run.start.push(run.days.len());
+        }
+        run
+    }
+
+    /// Differential: the flat merge against merging by sorting, for no run,
+    /// one, two (the union of two sorted lists) and three.
+    #[test]
+    fn merged_runs_equal_merging_by_sorting() {
+        let mut rng = Xoshiro256Plus::seed_from_u64(5);
+        for streams in 0..4 {
+            let runs: Vec<Run> = (0..streams).map(|_| random_run(&mut rng, 400)).collect();
+            let want = merge_by_sorting(&runs);
+            let merged = merge_runs(runs);
+            let got: Vec<(Key, (i128, i128, i32), Vec<i32>)> = (0..merged.keys.len())
+                .map(|i| {
+                    let t = &merged.totals[i];
+                    (
+                        merged.keys[i].clone(),
+                        (t.first_amount, t.calibration_amount, t.first_day),
+                        merged.days(i).to_vec(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{streams} streams");
+            assert_eq!(merged.start.len(), merged.keys.len() + 1);
         }
     }
 
