@@ -724,17 +724,41 @@ fn fit_churn(
             "churn model not fitted ({e}); churn_probability is left empty"
         ));
     };
-    let holdout_model = match ChurnModel::fit(past, &pick(&train, rows), &pick_b(&train, labels)) {
-        Ok(m) => m,
+    let held_rows = pick(&held, rows);
+    let held_labels = pick_b(&held, labels);
+    let held_active = pick_b(&held, active);
+    // Refit on every labelled customer (up to the training cap), then score
+    // today's features.
+    let refit = churn::training_sample(
+        (0..rows.len()).collect(),
+        settings.max_training,
+        settings.seed,
+    );
+    let all_today: Vec<usize> = (0..today.customer_id.len()).collect();
+    // The refit does not depend on the evaluation, so it runs beside it on
+    // another core: the two fits are most of the churn model's time. Its
+    // result is looked at only where it was computed before.
+    let (evaluated, refitted) = std::thread::scope(|scope| {
+        let refitted = scope.spawn(|| {
+            ChurnModel::fit(past, &pick(&refit, rows), &pick_b(&refit, labels)).map(|model| {
+                let today_p = model.predict(today, &all_today);
+                (model, today_p)
+            })
+        });
+        let evaluated = ChurnModel::fit(past, &pick(&train, rows), &pick_b(&train, labels))
+            .map(|model| model.predict(past, &held_rows));
+        let refitted = refitted
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (evaluated, refitted)
+    });
+    let predicted = match evaluated {
+        Ok(p) => p,
         Err(e) => {
             not_fitted(e, warnings);
             return None;
         }
     };
-    let held_rows = pick(&held, rows);
-    let held_labels = pick_b(&held, labels);
-    let held_active = pick_b(&held, active);
-    let predicted = holdout_model.predict(past, &held_rows);
     let (active_p, active_y): (Vec<f64>, Vec<bool>) = predicted
         .iter()
         .zip(&held_labels)
@@ -776,13 +800,6 @@ fn fit_churn(
         .zip(held_labels.iter().zip(&held_active))
         .map(|((&r, &p), (&y, &a))| (past.customer_id[r].clone(), p, y, a))
         .collect();
-    // Refit on every labelled customer (up to the training cap), then score
-    // today's features.
-    let refit = churn::training_sample(
-        (0..rows.len()).collect(),
-        settings.max_training,
-        settings.seed,
-    );
     // Beyond the cap the refit draws its own sample, which with few
     // churners can hold one outcome where the training sample held both.
     if let Some(all) = one_outcome(&refit, labels) {
@@ -793,15 +810,13 @@ fn fit_churn(
         ));
         return None;
     }
-    let model = match ChurnModel::fit(past, &pick(&refit, rows), &pick_b(&refit, labels)) {
-        Ok(m) => m,
+    let (model, today_p) = match refitted {
+        Ok(fitted) => fitted,
         Err(e) => {
             not_fitted(e, warnings);
             return None;
         }
     };
-    let all_today: Vec<usize> = (0..today.customer_id.len()).collect();
-    let today_p = model.predict(today, &all_today);
     Some(ChurnRun {
         evaluation,
         model,
