@@ -18,13 +18,14 @@ use std::collections::BTreeMap;
 use super::bootstrap::{
     mean_replicates, percentile_interval, quantile_replicates, rng, stream_seed,
 };
-use super::cluster::{ClusterSums, cluster_sums_multi};
+use super::cluster::{ClusterSums, SubjectClusters, cluster_sums_multi};
 use super::dims::{Dimension, Intersections, dimensions};
 use super::findings::{Finding, Pending};
 use super::metrics;
 use super::stats::{
-    Moments, benjamini_hochberg, chi_square_independence_deff, katz_ratio_interval_deff,
-    mann_whitney_u_deff, quantile_sorted, two_proportion_z_deff, welch_t_deff, wilson_effective,
+    MannWhitneyReference, Moments, Welford, benjamini_hochberg, chi_square_independence_deff,
+    katz_ratio_interval_deff, mann_whitney_u_deff_against, quantile_sorted, two_proportion_z_deff,
+    welch_t_deff, wilson_effective,
 };
 use super::suppress::{Hidden, Sizes, SubjectIndex, protect, sizes};
 use super::table::{
@@ -105,7 +106,8 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
             units.push(Unit::Classifier(ti));
         }
     }
-    let outputs = run_units(&units, params.threads, |u| match *u {
+    let costs: Vec<usize> = units.iter().map(|u| u.cost(&prepared)).collect();
+    let outputs = run_units(&units, &costs, params.threads, |u| match *u {
         Unit::Outcome(ti, oi) => {
             outcome_unit(&prepared[ti], &prepared[ti].table.outcomes[oi], params)
         }
@@ -150,9 +152,36 @@ enum Unit {
     Classifier(usize),
 }
 
-/// Runs the units on `threads` workers (0: one per core); outputs come
-/// back in unit order.
-fn run_units<F>(units: &[Unit], threads: usize, work: F) -> Result<Vec<UnitOut>>
+impl Unit {
+    /// Rough work: rows times passes over them. It orders the units, and
+    /// nothing else.
+    fn cost(&self, prepared: &[Prepared]) -> usize {
+        match *self {
+            Unit::Outcome(ti, oi) => {
+                let table = &prepared[ti].table;
+                let outcome = &table.outcomes[oi];
+                let passes = match &outcome.values {
+                    OutcomeValues::Binary(_) => 1,
+                    OutcomeValues::Categorical(c) => 1 + c.labels.len(),
+                    OutcomeValues::Continuous(_) => 4 + outcome.stats.len(),
+                };
+                table.rows * passes
+            }
+            Unit::Classifier(ti) => {
+                let table = &prepared[ti].table;
+                let scored = (table.classifier.as_ref()).is_some_and(|c| c.score.is_some());
+                // five rates, and two continuous outcomes of the score
+                table.rows * (5 + if scored { 10 } else { 0 })
+            }
+        }
+    }
+}
+
+/// Runs the units on `threads` workers (0: one per core), the costliest
+/// first: in table order the sentiment table's units (2.7M messages at a
+/// million customers, the most rows) came last, and one could be left
+/// running alone at the end. Outputs come back in unit order.
+fn run_units<F>(units: &[Unit], costs: &[usize], threads: usize, work: F) -> Result<Vec<UnitOut>>
 where
     F: Fn(&Unit) -> Result<UnitOut> + Sync,
 {
@@ -160,8 +189,16 @@ where
         0 => crate::parallel::threads(),
         n => n,
     };
-    crate::parallel::map(units, threads, &work)
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
+    let done = crate::parallel::map(&order, threads, &|&i: &usize| work(&units[i]));
+    let mut outputs: Vec<Option<Result<UnitOut>>> = (0..units.len()).map(|_| None).collect();
+    for (i, out) in order.into_iter().zip(done) {
+        outputs[i] = Some(out);
+    }
+    outputs
         .into_iter()
+        .map(|out| out.expect("every unit is run once"))
         .collect()
 }
 
@@ -263,42 +300,94 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// Per variable and group of dimension `d`, cluster sums (people as
-    /// clusters) of `k` row variables over the rows of `mask`; `None` when
-    /// nobody has several rows (every design effect is then 1).
-    fn clusters(
+    /// The people (clusters) of the rows of `mask` with their totals of
+    /// `k` row variables (`fill`), made once and split by every dimension
+    /// in [`clusters`](Self::clusters); `None` when nobody has several rows
+    /// (every design effect is then 1).
+    fn people(
         &self,
-        d: usize,
         mask: &[bool],
         k: usize,
         fill: impl Fn(usize, &mut [f64]),
-    ) -> Option<Vec<Vec<ClusterSums>>> {
-        let dim = &self.dims[d];
+    ) -> Option<SubjectClusters> {
         let subjects = self.table.subjects.as_ref().filter(|_| self.repeated)?;
+        Some(SubjectClusters::new(subjects, mask, k, fill))
+    }
+
+    /// Per variable and group of dimension `d`, cluster sums (people as
+    /// clusters) of the row variables of `people` over the rows of `mask`
+    /// (`fill` must be the one `people` was made with); `None` without
+    /// `people`.
+    fn clusters(
+        &self,
+        d: usize,
+        people: Option<&SubjectClusters>,
+        mask: &[bool],
+        fill: impl Fn(usize, &mut [f64]),
+    ) -> Option<Vec<Vec<ClusterSums>>> {
+        self.clusters_with(d, people, mask, fill, 0, |_, _, _| {})
+    }
+
+    /// [`clusters`](Self::clusters), followed by `k` more variables whose
+    /// row values depend on the row's group (`grouped(row, group, values)`).
+    fn clusters_with(
+        &self,
+        d: usize,
+        people: Option<&SubjectClusters>,
+        mask: &[bool],
+        fill: impl Fn(usize, &mut [f64]),
+        k: usize,
+        grouped: impl Fn(usize, usize, &mut [f64]),
+    ) -> Option<Vec<Vec<ClusterSums>>> {
+        let people = people?;
+        let dim = &self.dims[d];
+        let groups = dim.groups();
+        // A dimension of the people, not of their rows (every attribute of
+        // the nightly's tables, and so every intersection): split the
+        // people's totals rather than add up the rows again.
+        if let Some(group_of) = self.subjects.as_ref().and_then(|s| s.group_of_subjects(d)) {
+            let mut sums = people.by_group(group_of, groups);
+            if k > 0 {
+                sums.extend(people.by_group_with(group_of, groups, mask, k, &grouped));
+            }
+            return Some(sums);
+        }
+        let subjects = self.table.subjects.as_ref()?;
+        let shared = people.variables();
         Some(cluster_sums_multi(
             subjects,
             &dim.codes,
-            dim.groups(),
+            groups,
             mask,
-            k,
-            fill,
+            shared + k,
+            |r, out| {
+                fill(r, &mut out[..shared]);
+                grouped(r, dim.codes[r] as usize, &mut out[shared..]);
+            },
         ))
     }
 
-    /// Design effects of the rates `counts / totals` of a 0/1 row variable.
+    /// Design effects of the rates `counts / totals` of a 0/1 row variable,
+    /// from `people` made with [`rate_variable`] of it.
     fn rate_deffs(
         &self,
         d: usize,
+        people: Option<&SubjectClusters>,
         mask: &[bool],
         counts: &[u64],
         totals: &[u64],
-        y: impl Fn(usize) -> bool,
+        rate: impl Fn(usize, &mut [f64]),
     ) -> Vec<f64> {
-        match self.clusters(d, mask, 1, |r, out| out[0] = f64::from(u8::from(y(r)))) {
+        match self.clusters(d, people, mask, rate) {
             Some(mut sums) => rate_deffs(&sums.swap_remove(0), counts, totals),
             None => vec![1.0; counts.len()],
         }
     }
+}
+
+/// A 0/1 row variable (`y`) as the one variable of cluster sums.
+fn rate_variable(y: impl Fn(usize) -> bool) -> impl Fn(usize, &mut [f64]) {
+    move |r: usize, out: &mut [f64]| out[0] = f64::from(u8::from(y(r)))
 }
 
 /// Design effects of rates from their cluster sums.
@@ -570,9 +659,11 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                 direction: outcome.direction,
                 judged: true,
             };
+            let rate = rate_variable(|r| values[r] == 1);
+            let people = prep.people(&mask, 1, &rate);
             for (d, dim) in prep.dims.iter().enumerate() {
                 let (k, n) = binary_counts(dim, &mask, values);
-                let deffs = prep.rate_deffs(d, &mask, &k, &n, |r| values[r] == 1);
+                let deffs = prep.rate_deffs(d, people.as_ref(), &mask, &k, &n, &rate);
                 rate_findings(
                     &mut out,
                     prep,
@@ -592,6 +683,11 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
             let mask: Vec<bool> = codes.codes.iter().map(|&c| c != MISSING).collect();
             let (_, hidden) = prep.population(&mask, params);
             let cats = codes.labels.len();
+            let one_hot = |r: usize, out: &mut [f64]| {
+                out.fill(0.0);
+                out[codes.codes[r] as usize] = 1.0;
+            };
+            let people = prep.people(&mask, cats, &one_hot);
             for (d, dim) in prep.dims.iter().enumerate() {
                 let mut table = vec![vec![0u64; cats]; dim.groups()];
                 for (&g, &c) in dim.codes.iter().zip(&codes.codes) {
@@ -600,10 +696,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     }
                 }
                 let totals: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
-                let per_category = prep.clusters(d, &mask, cats, |r, out| {
-                    out.fill(0.0);
-                    out[codes.codes[r] as usize] = 1.0;
-                });
+                let per_category = prep.clusters(d, people.as_ref(), &mask, &one_hot);
                 // (design effect, count, total) of the shown cells, for the omnibus test
                 let mut cells = Vec::new();
                 for (c, label) in codes.labels.iter().enumerate() {
@@ -676,20 +769,40 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
     Ok(out)
 }
 
-/// Sorted values per group of a dimension, from rows sorted by value
-/// (`rows`: the group sizes, to allocate once).
-fn buckets(dim: &Dimension, sorted_rows: &[u32], values: &[f64], rows: &[u64]) -> Vec<Vec<f64>> {
+/// Sorted values per group of a dimension, from rows sorted by value and
+/// their values in that order (`rows`: the group sizes, to allocate once),
+/// with the groups' moments when `moments` is set (empty otherwise):
+/// updated as the rows go by, one group's update need not wait for the
+/// last, as it would group by group.
+fn buckets(
+    dim: &Dimension,
+    sorted_rows: &[u32],
+    sorted_values: &[f64],
+    rows: &[u64],
+    moments: bool,
+) -> (Vec<Vec<f64>>, Vec<Moments>) {
     let mut b: Vec<Vec<f64>> = rows
         .iter()
         .map(|&n| Vec::with_capacity(n as usize))
         .collect();
-    for &r in sorted_rows {
+    let mut running = vec![Welford::default(); if moments { rows.len() } else { 0 }];
+    for (&r, &v) in sorted_rows.iter().zip(sorted_values) {
         let c = dim.codes[r as usize];
         if c != MISSING {
-            b[c as usize].push(values[r as usize]);
+            b[c as usize].push(v);
+            if moments {
+                running[c as usize].push(v);
+            }
         }
     }
-    b
+    (b, running.iter().map(Welford::moments).collect())
+}
+
+/// `v`'s bits as an integer that orders like [`f64::total_cmp`] (the
+/// same transformation it makes).
+fn total_order_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 fn stat_value(sorted: &[f64], stat: Stat) -> f64 {
@@ -721,10 +834,19 @@ fn continuous_findings(
 ) {
     let mask: Vec<bool> = values.iter().map(|v| !v.is_nan()).collect();
     let (sizes, hidden) = prep.population(&mask, params);
-    let mut order: Vec<u32> = (0..values.len() as u32)
-        .filter(|&r| mask[r as usize])
+    // Sorted as (key, row) pairs, not rows compared through `values`: the
+    // keys sit in the array, not all over memory. Equal values are
+    // identical bits (under total_cmp), so what is computed from the order
+    // (each group's values in order, mid-ranks) does not depend on how
+    // ties fall.
+    let mut keyed: Vec<(i64, u32)> = (0..values.len())
+        .filter(|&r| mask[r])
+        .map(|r| (total_order_key(values[r]), r as u32))
         .collect();
-    order.sort_unstable_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+    keyed.sort_unstable();
+    let order: Vec<u32> = keyed.iter().map(|&(_, r)| r).collect();
+    drop(keyed);
+    let sorted_values: Vec<f64> = order.iter().map(|&r| values[r as usize]).collect();
     let scale = match outcome.comparison {
         Comparison::Ratio => Scale::Location,
         Comparison::Difference => Scale::Gap,
@@ -743,9 +865,9 @@ fn continuous_findings(
         let n = order.len() as f64;
         let mut i = 0;
         while i < order.len() {
-            let v = values[order[i] as usize];
+            let v = sorted_values[i];
             let mut j = i;
-            while j < order.len() && values[order[j] as usize] == v {
+            while j < order.len() && sorted_values[j] == v {
                 j += 1;
             }
             let mid = (i + j + 1) as f64 / 2.0 / n;
@@ -758,13 +880,26 @@ fn continuous_findings(
     } else {
         Vec::new()
     };
+    // A row's value and rank are the same in every dimension: summed per
+    // person once.
+    let shared = |r: usize, out: &mut [f64]| {
+        out[0] = values[r];
+        out[1] = ranks[r];
+    };
+    let people = prep.people(&mask, 2, &shared);
     for (d, dim) in prep.dims.iter().enumerate() {
-        let samples = buckets(dim, &order, values, &sizes.rows[d]);
+        // Welch's test compares moments; Mann-Whitney's ranks.
+        let (samples, moments) = buckets(
+            dim,
+            &order,
+            &sorted_values,
+            &sizes.rows[d],
+            outcome.comparison == Comparison::Difference,
+        );
         let reference = prep.reference(d, &hidden[d], &sizes.rows[d]);
-        let moments: Vec<Moments> = samples.iter().map(|s| Moments::of(s)).collect();
-        // One pass over the rows for every design effect of this dimension:
-        // variables [value, rank, 1{value <= q-quantile of its group} per
-        // quantile statistic] (Woodruff's linearization for quantiles).
+        // Every design effect of this dimension from the variables [value,
+        // rank, 1{value <= q-quantile of its group} per quantile statistic]
+        // (Woodruff's linearization for quantiles).
         let quantiles: Vec<(usize, Vec<f64>)> = outcome
             .stats
             .iter()
@@ -776,14 +911,18 @@ fn continuous_findings(
                 Stat::Mean => None,
             })
             .collect();
-        let sums = prep.clusters(d, &mask, 2 + quantiles.len(), |r, out| {
-            out[0] = values[r];
-            out[1] = ranks[r];
-            let g = dim.codes[r] as usize;
-            for (slot, (_, cut)) in out[2..].iter_mut().zip(&quantiles) {
-                *slot = f64::from(u8::from(values[r] <= cut[g]));
-            }
-        });
+        let sums = prep.clusters_with(
+            d,
+            people.as_ref(),
+            &mask,
+            &shared,
+            quantiles.len(),
+            |r, g, out| {
+                for (slot, (_, cut)) in out.iter_mut().zip(&quantiles) {
+                    *slot = f64::from(u8::from(values[r] <= cut[g]));
+                }
+            },
+        );
         let stat_deffs: Vec<Vec<f64>> = outcome
             .stats
             .iter()
@@ -830,30 +969,30 @@ fn continuous_findings(
         // One test per group, shared by its statistics.
         let mut tests: Vec<Option<(usize, f64, &'static str)>> = vec![None; dim.groups()];
         if let Some(r) = reference {
+            // Ratios by Mann-Whitney against the reference, prepared once
+            // for all groups; differences by Welch's t.
+            let ranked = (outcome.comparison == Comparison::Ratio)
+                .then(|| MannWhitneyReference::new(&samples[r]));
             for g in (0..dim.groups()).filter(|&g| g != r && !hidden[d][g].hidden()) {
-                let t = match outcome.comparison {
-                    Comparison::Ratio => {
-                        mann_whitney_u_deff(&samples[g], &samples[r], pair_deff(1, g, r))
+                let t = match &ranked {
+                    Some(ranked) => {
+                        mann_whitney_u_deff_against(&samples[g], ranked, pair_deff(1, g, r))
                             .map(|t| (t, "mann_whitney_u"))
                     }
-                    Comparison::Difference => {
-                        welch_t_deff(moments[g], moments[r], pair_deff(0, g, r))
-                            .map(|t| (t, "welch_t"))
-                    }
+                    None => welch_t_deff(moments[g], moments[r], pair_deff(0, g, r))
+                        .map(|t| (t, "welch_t")),
                 };
                 tests[g] = t.map(|(t, name)| (out.test(t.p_value), t.p_value, name));
             }
         }
         for (si, &stat) in outcome.stats.iter().enumerate() {
             let deffs = &stat_deffs[si];
+            // Once, not for each group compared with it: a mean of the
+            // largest group is the longest sum of the dimension.
+            let reference_value = reference.map_or(f64::NAN, |r| stat_value(&samples[r], stat));
             let reference_reps = reference.map(|r| {
                 let mut reps = replicates(&samples[r], stat, params, seed_of(r, stat));
-                widen(
-                    &mut reps,
-                    stat_value(&samples[r], stat),
-                    deffs[r],
-                    &samples[r],
-                );
+                widen(&mut reps, reference_value, deffs[r], &samples[r]);
                 reps
             });
             for g in 0..dim.groups() {
@@ -900,7 +1039,7 @@ fn continuous_findings(
                         ));
                     }
                     (Some(r), Some(rr)) => {
-                        let rv = stat_value(&samples[r], stat);
+                        let rv = reference_value;
                         f.reference_value = Some(rv);
                         f.difference = Some(value - rv);
                         let diffs: Vec<f64> = reps.iter().zip(rr).map(|(a, b)| a - b).collect();
@@ -1027,6 +1166,8 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
             }
         }
         let mask = mask.as_slice();
+        let rate = rate_variable(|r| counted[r] == 1);
+        let people = prep.people(mask, 1, &rate);
         let words = RateWords {
             verb: verb.clone(),
             qualifier,
@@ -1040,7 +1181,7 @@ fn classifier_unit(prep: &Prepared, c: &Classifier, params: &AuditParams) -> Res
         let mut per_dim = Vec::new();
         for (d, dim) in prep.dims.iter().enumerate() {
             let (k, n) = binary_counts(dim, mask, counted);
-            let deffs = prep.rate_deffs(d, mask, &k, &n, |r| counted[r] == 1);
+            let deffs = prep.rate_deffs(d, people.as_ref(), mask, &k, &n, &rate);
             rate_findings(
                 &mut out, prep, d, &hidden[d], &k, &n, &deffs, &c.name, metric, &words, params,
             );
@@ -1183,7 +1324,165 @@ fn finish(f: &mut Finding, adjusted: &[f64], params: &AuditParams) {
 
 #[cfg(test)]
 mod tests {
+    use rand::Rng;
+
     use super::*;
+    use crate::fairness::bootstrap::rng;
+    use crate::fairness::table::Codes;
+
+    /// 400 people with 1–5 rows each: attributes `a` (sometimes missing)
+    /// and `b` of the person, `c` of the row; an outcome with ties and
+    /// missing values.
+    fn clustered_table(seed: u64) -> DecisionTable {
+        let mut r = rng(seed);
+        let (mut subjects, mut a, mut b, mut c, mut y) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for person in 0..400u32 {
+            let of_a = [None, Some("x"), Some("y"), Some("z")][r.random_range(0..4)];
+            let of_b = [Some("u"), Some("v"), Some("w")][r.random_range(0..3)];
+            for _ in 0..r.random_range(1..=5) {
+                c.push([Some("p"), Some("q")][subjects.len() % 2]);
+                subjects.push(person);
+                a.push(of_a);
+                b.push(of_b);
+                y.push(if r.random_bool(0.1) {
+                    f64::NAN
+                } else {
+                    f64::from(r.random_range(0..30u8)) / 3.0
+                });
+            }
+        }
+        DecisionTable {
+            name: "t".into(),
+            rows: subjects.len(),
+            subjects: Some(subjects),
+            groups: vec![
+                ("a".into(), Codes::encode(&a)),
+                ("b".into(), Codes::encode(&b)),
+                ("c".into(), Codes::encode(&c)),
+            ],
+            outcomes: vec![Outcome::continuous(
+                "y",
+                y,
+                vec![Stat::Quantile(0.5), Stat::Quantile(0.9)],
+                Comparison::Ratio,
+                Direction::Neutral,
+                "y",
+                "",
+            )],
+            classifier: None,
+        }
+    }
+
+    fn bits(sums: &[Vec<ClusterSums>]) -> Vec<[u64; 8]> {
+        sums.iter()
+            .flatten()
+            .map(|s| {
+                [
+                    s.clusters,
+                    s.rows,
+                    s.sum_y.to_bits(),
+                    s.sum_y2_rows.to_bits(),
+                    s.sum_m2.to_bits(),
+                    s.sum_ym.to_bits(),
+                    s.sum_y2.to_bits(),
+                    s.max_m,
+                ]
+            })
+            .collect()
+    }
+
+    /// Differential test: cluster sums split from the people's totals
+    /// equal a pass over the rows of each dimension (the reference, as the
+    /// audit summed them before), bit for bit, for the dimensions of the
+    /// people and for those of their rows.
+    #[test]
+    fn clusters_split_from_people_equal_a_pass_over_the_rows() {
+        let params = AuditParams::default();
+        for seed in 0..5 {
+            let table = clustered_table(seed);
+            let prep = Prepared::new(&table, &params, &mut Vec::new()).expect("prepared");
+            assert!(prep.repeated);
+            let OutcomeValues::Continuous(y) = &prep.table.outcomes[0].values else {
+                panic!("a continuous outcome");
+            };
+            let mask: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
+            let shared = |r: usize, out: &mut [f64]| {
+                out[0] = y[r];
+                out[1] = y[r] * y[r] - 3.0;
+            };
+            let below = |r: usize, g: usize| f64::from(u8::from(y[r] <= g as f64 * 1.5));
+            let people = prep.people(&mask, 2, &shared);
+            let subjects = prep.table.subjects.as_ref().expect("subjects");
+            let mut of_people = Vec::new();
+            for (d, dim) in prep.dims.iter().enumerate() {
+                let split = prep
+                    .clusters_with(d, people.as_ref(), &mask, &shared, 1, |r, g, out| {
+                        out[0] = below(r, g)
+                    })
+                    .expect("people with several rows");
+                let rows =
+                    cluster_sums_multi(subjects, &dim.codes, dim.groups(), &mask, 3, |r, out| {
+                        shared(r, &mut out[..2]);
+                        out[2] = below(r, dim.codes[r] as usize);
+                    });
+                assert_eq!(bits(&split), bits(&rows), "seed {seed}, {}", dim.name);
+                let index = prep.subjects.as_ref().expect("subjects");
+                if index.group_of_subjects(d).is_some() {
+                    of_people.push(dim.name.as_str());
+                }
+            }
+            assert_eq!(of_people, ["a", "b", "a & b"], "both paths are compared");
+        }
+    }
+
+    #[test]
+    fn total_order_keys_order_like_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -3.5,
+            -1e-310,
+            -0.0,
+            0.0,
+            1e-310,
+            f64::MIN_POSITIVE,
+            2.0,
+            f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(
+                    total_order_key(a).cmp(&total_order_key(b)),
+                    a.total_cmp(&b),
+                    "{a} against {b}"
+                );
+            }
+        }
+    }
+
+    /// The costliest units run first; their outputs still come back in
+    /// unit order, whatever the threads.
+    #[test]
+    fn units_come_back_in_order_whatever_their_cost() {
+        let units: Vec<Unit> = (0..9).map(|i| Unit::Outcome(i, 0)).collect();
+        let costs = [3, 9, 1, 9, 0, 7, 2, 8, 5];
+        for threads in [1, 2, 4] {
+            let outs = run_units(&units, &costs, threads, |u| {
+                let Unit::Outcome(i, _) = *u else {
+                    panic!("outcomes only");
+                };
+                Ok(UnitOut {
+                    findings: Vec::new(),
+                    p_values: vec![i as f64],
+                })
+            })
+            .expect("no unit fails");
+            let order: Vec<f64> = outs.iter().flat_map(|o| o.p_values.clone()).collect();
+            assert_eq!(order, (0..9).map(f64::from).collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn the_omnibus_design_effect_leaves_out_cells_without_variance() {

@@ -12,6 +12,8 @@
 //! is never below 1, and it is exactly 1 when no customer has more than one
 //! row, so unclustered tables get the textbook numbers.
 
+use std::ops::Range;
+
 /// Cluster totals of one group: for clusters c with m_c rows and total y_c.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ClusterSums {
@@ -63,6 +65,20 @@ impl ClusterSums {
         let n = self.rows as f64;
         let ss = (self.sum_y2 - 2.0 * mean * self.sum_ym + mean * mean * self.sum_m2).max(0.0);
         Some(c / (c - 1.0) * ss / (n * n))
+    }
+
+    /// Adds one cluster of `m` rows whose y total is `yc` and whose Σ y²
+    /// over rows is `squares`.
+    fn add(&mut self, m: u64, yc: f64, squares: f64) {
+        let mf = m as f64;
+        self.clusters += 1;
+        self.rows += m;
+        self.sum_y += yc;
+        self.sum_y2_rows += squares;
+        self.sum_m2 += mf * mf;
+        self.sum_ym += yc * mf;
+        self.sum_y2 += yc * yc;
+        self.max_m = self.max_m.max(m);
     }
 
     /// The design effect against `simple_variance` (the variance of the
@@ -120,18 +136,8 @@ pub fn cluster_sums_multi(
                  squares: &mut Vec<f64>,
                  out: &mut [Vec<ClusterSums>]| {
         for (i, (g, m)) in open.drain(..).enumerate() {
-            let mf = m as f64;
             for (v, per_group) in out.iter_mut().enumerate() {
-                let yc = totals[i * k + v];
-                let s = &mut per_group[g as usize];
-                s.clusters += 1;
-                s.rows += m;
-                s.sum_y += yc;
-                s.sum_y2_rows += squares[i * k + v];
-                s.sum_m2 += mf * mf;
-                s.sum_ym += yc * mf;
-                s.sum_y2 += yc * yc;
-                s.max_m = s.max_m.max(m);
+                per_group[g as usize].add(m, totals[i * k + v], squares[i * k + v]);
             }
         }
         totals.clear();
@@ -172,6 +178,137 @@ pub fn cluster_sums_multi(
     out
 }
 
+/// A population's clusters (each subject's run of rows where the mask
+/// holds) with the totals of `k` row variables per cluster: summed over
+/// the rows once, then split by each dimension whose group is the same on
+/// all of a subject's rows in a pass over the clusters. The audit cuts
+/// every population fifteen ways (five attributes and their pairs), and
+/// summing the rows again for each cut was the largest cost of the
+/// fairness job's audit.
+///
+/// Each split equals [`cluster_sums_multi`] over the rows, bit for bit: a
+/// cluster's totals are added up row by row in the same order from the
+/// same zero, and the clusters are added to their groups in row order.
+#[derive(Debug, Clone)]
+pub struct SubjectClusters {
+    k: usize,
+    /// Per cluster, in row order: its subject.
+    subjects: Vec<u32>,
+    /// Per cluster: its rows where the mask holds.
+    rows: Vec<u64>,
+    /// Per cluster: its first row to one past its last (rows outside the
+    /// mask may lie between).
+    spans: Vec<Range<usize>>,
+    /// `[cluster * k + variable]`: Σ y over the cluster's rows.
+    totals: Vec<f64>,
+    /// `[cluster * k + variable]`: Σ y² over the cluster's rows.
+    squares: Vec<f64>,
+}
+
+impl SubjectClusters {
+    /// The clusters of the rows where `mask` holds, with their totals of
+    /// `k` row variables (`fill(row, values)`). `subjects` must be sorted,
+    /// as for [`cluster_sums`].
+    pub fn new(
+        subjects: &[u32],
+        mask: &[bool],
+        k: usize,
+        fill: impl Fn(usize, &mut [f64]),
+    ) -> SubjectClusters {
+        let mut c = SubjectClusters {
+            k,
+            subjects: Vec::new(),
+            rows: Vec::new(),
+            spans: Vec::new(),
+            totals: Vec::new(),
+            squares: Vec::new(),
+        };
+        let mut row = vec![0.0; k];
+        for r in (0..subjects.len()).filter(|&r| mask[r]) {
+            if c.subjects.last() != Some(&subjects[r]) {
+                c.subjects.push(subjects[r]);
+                c.rows.push(0);
+                c.spans.push(r..r);
+                c.totals.extend(std::iter::repeat_n(0.0, k));
+                c.squares.extend(std::iter::repeat_n(0.0, k));
+            }
+            let i = c.subjects.len() - 1;
+            c.rows[i] += 1;
+            c.spans[i].end = r + 1;
+            fill(r, &mut row);
+            let range = i * k..(i + 1) * k;
+            for ((t, q), v) in c.totals[range.clone()]
+                .iter_mut()
+                .zip(&mut c.squares[range])
+                .zip(&row)
+            {
+                *t += v;
+                *q += v * v;
+            }
+        }
+        c
+    }
+
+    /// The number of row variables summed per cluster.
+    pub fn variables(&self) -> usize {
+        self.k
+    }
+
+    /// Per variable and group (`0..groups`), the cluster sums of a
+    /// dimension whose group is `group_of[subject]` on every row of the
+    /// subject; subjects whose group is missing (any code from `groups` on)
+    /// are left out, as [`cluster_sums_multi`] leaves out their rows.
+    pub fn by_group(&self, group_of: &[u32], groups: usize) -> Vec<Vec<ClusterSums>> {
+        let k = self.k;
+        let mut out = vec![vec![ClusterSums::default(); groups]; k];
+        for (i, &s) in self.subjects.iter().enumerate() {
+            let g = group_of[s as usize] as usize;
+            if g >= groups {
+                continue;
+            }
+            for (v, per_group) in out.iter_mut().enumerate() {
+                per_group[g].add(self.rows[i], self.totals[i * k + v], self.squares[i * k + v]);
+            }
+        }
+        out
+    }
+
+    /// [`by_group`](Self::by_group) for `k` other row variables whose
+    /// values depend on the row's group (`fill(row, group, values)`: whether
+    /// a value is below its group's median), summed again over each
+    /// cluster's rows. `mask` must be the one the clusters were made with.
+    pub fn by_group_with(
+        &self,
+        group_of: &[u32],
+        groups: usize,
+        mask: &[bool],
+        k: usize,
+        fill: impl Fn(usize, usize, &mut [f64]),
+    ) -> Vec<Vec<ClusterSums>> {
+        let mut out = vec![vec![ClusterSums::default(); groups]; k];
+        let (mut row, mut totals, mut squares) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
+        for (i, &s) in self.subjects.iter().enumerate() {
+            let g = group_of[s as usize] as usize;
+            if g >= groups {
+                continue;
+            }
+            totals.fill(0.0);
+            squares.fill(0.0);
+            for r in self.spans[i].clone().filter(|&r| mask[r]) {
+                fill(r, g, &mut row);
+                for ((t, q), v) in totals.iter_mut().zip(&mut squares).zip(&row) {
+                    *t += v;
+                    *q += v * v;
+                }
+            }
+            for (v, per_group) in out.iter_mut().enumerate() {
+                per_group[g].add(self.rows[i], totals[v], squares[v]);
+            }
+        }
+        out
+    }
+}
+
 /// Without subjects every row is its own cluster.
 pub fn unclustered(
     codes: &[u32],
@@ -199,7 +336,11 @@ pub fn unclustered(
 
 #[cfg(test)]
 mod tests {
+    use rand::Rng;
+
     use super::*;
+    use crate::fairness::bootstrap::rng;
+    use crate::fairness::table::MISSING;
 
     /// statsmodels 0.15.0: `OLS(y, ones).fit(cov_type="cluster",
     /// cov_kwds={"groups": cluster}).bse[0] ** 2` is the CR1 variance of the
@@ -283,6 +424,103 @@ mod tests {
             multi[1],
             cluster_sums(&subjects, &codes, 2, &mask, |r| y[r] * y[r])
         );
+    }
+
+    /// Subjects 0..300 in order with 1–6 rows each, a group per subject
+    /// (one in twenty missing), a mask, and values with and without ties.
+    struct Population {
+        subjects: Vec<u32>,
+        group_of: Vec<u32>,
+        codes: Vec<u32>,
+        mask: Vec<bool>,
+        y: Vec<f64>,
+    }
+
+    fn population(seed: u64, groups: u32) -> Population {
+        let mut r = rng(seed);
+        let group_of: Vec<u32> = (0..300)
+            .map(|_| {
+                if r.random_bool(0.05) {
+                    MISSING
+                } else {
+                    r.random_range(0..groups)
+                }
+            })
+            .collect();
+        let (mut subjects, mut codes) = (Vec::new(), Vec::new());
+        for (s, &g) in group_of.iter().enumerate() {
+            for _ in 0..r.random_range(1..=6) {
+                subjects.push(s as u32);
+                codes.push(g);
+            }
+        }
+        let n = subjects.len();
+        let mask = (0..n).map(|_| r.random_bool(0.8)).collect();
+        let y = (0..n)
+            .map(|_| {
+                if r.random_bool(0.3) {
+                    f64::from(r.random_range(0..5u8))
+                } else {
+                    r.random::<f64>() * 100.0 - 30.0
+                }
+            })
+            .collect();
+        Population {
+            subjects,
+            group_of,
+            codes,
+            mask,
+            y,
+        }
+    }
+
+    fn bits(sums: &[Vec<ClusterSums>]) -> Vec<[u64; 8]> {
+        sums.iter()
+            .flatten()
+            .map(|s| {
+                [
+                    s.clusters,
+                    s.rows,
+                    s.sum_y.to_bits(),
+                    s.sum_y2_rows.to_bits(),
+                    s.sum_m2.to_bits(),
+                    s.sum_ym.to_bits(),
+                    s.sum_y2.to_bits(),
+                    s.max_m,
+                ]
+            })
+            .collect()
+    }
+
+    /// Differential test: the subjects' totals split by group equal a pass
+    /// over the rows (the reference, [`cluster_sums_multi`]) bit for bit,
+    /// for variables every dimension shares and for variables that depend
+    /// on the group.
+    #[test]
+    fn subject_clusters_split_like_a_pass_over_the_rows() {
+        for seed in 0..20u64 {
+            let groups = 1 + (seed % 7) as usize;
+            let p = population(seed, groups as u32);
+            let fill = |r: usize, out: &mut [f64]| {
+                out[0] = p.y[r];
+                out[1] = p.y[r] * 0.37 + 1.0;
+            };
+            let cuts: Vec<f64> = (0..groups).map(|g| g as f64 * 10.0).collect();
+            let grouped = |r: usize, g: usize, out: &mut [f64]| {
+                out[0] = f64::from(u8::from(p.y[r] <= cuts[g]));
+                out[1] = p.y[r] - cuts[g];
+            };
+            let rows = cluster_sums_multi(&p.subjects, &p.codes, groups, &p.mask, 4, |r, out| {
+                fill(r, &mut out[..2]);
+                grouped(r, p.codes[r] as usize, &mut out[2..]);
+            });
+            let people = SubjectClusters::new(&p.subjects, &p.mask, 2, &fill);
+            assert_eq!(people.variables(), 2);
+            let mut split = people.by_group(&p.group_of, groups);
+            split.extend(people.by_group_with(&p.group_of, groups, &p.mask, 2, &grouped));
+            assert_eq!(split.len(), 4);
+            assert_eq!(bits(&split), bits(&rows), "seed {seed}");
+        }
     }
 
     #[test]

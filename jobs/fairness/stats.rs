@@ -240,10 +240,20 @@ pub fn mann_whitney_u_deff(x: &[f64], y: &[f64], deff: f64) -> Option<TestResult
         }
         let mid_rank = position as f64 + (t as f64 + 1.0) / 2.0;
         rank_sum_x += mid_rank * in_x as f64;
-        let tf = t as f64;
-        tie_term += tf * tf * tf - tf;
+        tie_term += tie(t);
         position += t;
     }
+    u_test(n1, n2, rank_sum_x, tie_term, deff)
+}
+
+/// A run of `t` tied values' term of the tie correction, t³ − t.
+fn tie(t: usize) -> f64 {
+    let tf = t as f64;
+    tf * tf * tf - tf
+}
+
+/// The test from the rank sum of x and the tie term.
+fn u_test(n1: usize, n2: usize, rank_sum_x: f64, tie_term: f64, deff: f64) -> Option<TestResult> {
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let n = n1f + n2f;
     let u1 = rank_sum_x - n1f * (n1f + 1.0) / 2.0;
@@ -260,6 +270,111 @@ pub fn mann_whitney_u_deff(x: &[f64], y: &[f64], deff: f64) -> Option<TestResult
     })
 }
 
+/// A sorted sample tested against many others with
+/// [`mann_whitney_u_deff_against`] (a reference group against each other
+/// group of a dimension): its runs of ties, found once, let each test skip
+/// the stretches of it between the other sample's values by search rather
+/// than walk them, so a test costs about the size of the other sample
+/// instead of both.
+#[derive(Debug, Clone)]
+pub struct MannWhitneyReference<'a> {
+    values: &'a [f64],
+    /// (first index, length) of each run of two or more equal values.
+    ties: Vec<(usize, usize)>,
+    /// Whether `values` is ascending without NaN (else tests merge).
+    ascending: bool,
+}
+
+impl<'a> MannWhitneyReference<'a> {
+    /// Prepares a sample sorted ascending.
+    pub fn new(values: &'a [f64]) -> MannWhitneyReference<'a> {
+        let ascending = is_ascending(values);
+        let mut ties = Vec::new();
+        let mut i = 0;
+        while ascending && i < values.len() {
+            let run = values[i..].iter().take_while(|&&v| v == values[i]).count();
+            if run > 1 {
+                ties.push((i, run));
+            }
+            i += run;
+        }
+        MannWhitneyReference {
+            values,
+            ties,
+            ascending,
+        }
+    }
+}
+
+fn is_ascending(values: &[f64]) -> bool {
+    !values.iter().any(|v| v.is_nan()) && values.windows(2).all(|w| w[0] <= w[1])
+}
+
+/// The end of the stretch of `values` from `from` on where `before` holds
+/// (it holds up to some index and not after, and on every value before
+/// `from`): probing 1, 2, 4, … ahead, then bisecting, costs the logarithm
+/// of the stretch's length.
+fn gallop(values: &[f64], from: usize, before: impl Fn(f64) -> bool) -> usize {
+    let mut lo = from;
+    let mut step = 1;
+    while lo + step <= values.len() && before(values[lo + step - 1]) {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step).min(values.len());
+    lo + values[lo..hi].partition_point(|&v| before(v))
+}
+
+/// [`mann_whitney_u_deff`] of `x` against `y`, bit for bit: the merge
+/// visits x's runs of equal values in order, finds where each falls in `y`
+/// by [`gallop`], and adds the tie terms of `y`'s runs between them in
+/// order. A run of `y` alone adds nothing to x's rank sum (its mid-rank
+/// times zero x values is +0.0) and a run of one adds nothing to the tie
+/// term (1³ − 1 = 0); adding +0.0 to these sums, which start at +0.0 and
+/// only grow, leaves them unchanged, so skipping those runs does too.
+/// Unsorted or NaN input takes the merge.
+pub fn mann_whitney_u_deff_against(
+    x: &[f64],
+    y: &MannWhitneyReference,
+    deff: f64,
+) -> Option<TestResult> {
+    let ys = y.values;
+    let (n1, n2) = (x.len(), ys.len());
+    if n1 == 0 || n2 == 0 || !y.ascending || !is_ascending(x) {
+        return mann_whitney_u_deff(x, ys, deff);
+    }
+    let mut rank_sum_x = 0.0;
+    let mut tie_term = 0.0;
+    // y[..j] are below the current value of x; y.ties[..next] are counted.
+    let (mut i, mut j, mut next) = (0usize, 0usize, 0usize);
+    while i < n1 {
+        let v = x[i];
+        let start = i;
+        while i < n1 && x[i] == v {
+            i += 1;
+        }
+        let below = gallop(ys, j, |b| b < v);
+        j = gallop(ys, below, |b| b <= v);
+        while next < y.ties.len() && y.ties[next].0 < below {
+            tie_term += tie(y.ties[next].1);
+            next += 1;
+        }
+        if j - below > 1 {
+            // y's run at v is part of this run
+            next += 1;
+        }
+        let (in_x, in_y) = (i - start, j - below);
+        let t = in_x + in_y;
+        let mid_rank = (start + below) as f64 + (t as f64 + 1.0) / 2.0;
+        rank_sum_x += mid_rank * in_x as f64;
+        tie_term += tie(t);
+    }
+    for &(_, t) in &y.ties[next..] {
+        tie_term += tie(t);
+    }
+    u_test(n1, n2, rank_sum_x, tie_term, deff)
+}
+
 /// Count, mean and sample variance (n − 1) of a sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Moments {
@@ -271,13 +386,37 @@ pub struct Moments {
 impl Moments {
     /// Moments of a sample (Welford's update, stable for large n).
     pub fn of(values: &[f64]) -> Moments {
-        let (mut n, mut mean, mut m2) = (0u64, 0.0, 0.0);
+        let mut w = Welford::default();
         for &v in values {
-            n += 1;
-            let d = v - mean;
-            mean += d / n as f64;
-            m2 += d * (v - mean);
+            w.push(v);
         }
+        w.moments()
+    }
+}
+
+/// Welford's running moments, a value at a time: [`Moments::of`] a sample
+/// whose values come interleaved with other samples' (each group's values
+/// as the rows go by), which keeps the division of each update from
+/// waiting on the one before.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Welford {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Welford {
+    /// Adds the next value.
+    pub fn push(&mut self, v: f64) {
+        self.n += 1;
+        let d = v - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (v - self.mean);
+    }
+
+    /// The moments of the values so far.
+    pub fn moments(&self) -> Moments {
+        let (n, mean, m2) = (self.n, self.mean, self.m2);
         Moments {
             n,
             mean: if n == 0 { f64::NAN } else { mean },
@@ -461,6 +600,65 @@ mod tests {
         assert!(mann_whitney_u(&[1.0, 1.0], &[1.0]).is_none(), "all tied");
     }
 
+    /// Differential test: against a prepared reference sample the test
+    /// equals the merge bit for bit, on samples with and without ties, of
+    /// equal and very unequal sizes, with −0.0 beside 0.0, and unsorted.
+    #[test]
+    fn mann_whitney_against_a_reference_equals_the_merge() {
+        use rand::Rng;
+        let mut r = crate::fairness::bootstrap::rng(5);
+        // levels 0: continuous values; else whole numbers from -2 on
+        let mut draw = |n: usize, levels: u32| -> Vec<f64> {
+            let mut v: Vec<f64> = (0..n)
+                .map(|_| {
+                    if levels == 0 {
+                        return r.random::<f64>() * 10.0;
+                    }
+                    let v = f64::from(r.random_range(0..levels)) - 2.0;
+                    if v == 0.0 && r.random_bool(0.5) { -0.0 } else { v }
+                })
+                .collect();
+            v.sort_unstable_by(f64::total_cmp);
+            v
+        };
+        let bits = |t: TestResult| (t.statistic.to_bits(), t.p_value.to_bits());
+        let sizes = [
+            (1, 1),
+            (0, 5),
+            (5, 0),
+            (3, 500),
+            (500, 3),
+            (40, 40),
+            (7, 2000),
+            (2000, 7),
+            (300, 900),
+        ];
+        let mut compared = 0;
+        for (nx, ny) in sizes {
+            for levels in [0, 1, 2, 5, 50] {
+                for deff in [1.0, 2.7] {
+                    let (x, y) = (draw(nx, levels), draw(ny, levels));
+                    let reference = MannWhitneyReference::new(&y);
+                    let want = mann_whitney_u_deff(&x, &y, deff);
+                    let got = mann_whitney_u_deff_against(&x, &reference, deff);
+                    assert_eq!(
+                        want.map(bits),
+                        got.map(bits),
+                        "{nx} vs {ny} values of {levels} levels"
+                    );
+                    compared += usize::from(want.is_some());
+                    let mut unsorted = x.clone();
+                    unsorted.reverse();
+                    assert_eq!(
+                        mann_whitney_u_deff(&unsorted, &y, deff).map(bits),
+                        mann_whitney_u_deff_against(&unsorted, &reference, deff).map(bits)
+                    );
+                }
+            }
+        }
+        assert!(compared > 50, "{compared} tests had a result");
+    }
+
     #[test]
     fn welch_matches_scipy() {
         // scipy.stats.ttest_ind(x, y, equal_var=False)
@@ -494,6 +692,28 @@ mod tests {
         let y = [2.0, 3.0, 3.0, 4.0, 6.0, 7.0, 10.0, 11.0, 12.0, 12.0];
         let m = mann_whitney_u_deff(&x, &y, 2.0).expect("non-empty");
         assert!(m.p_value > mann_whitney_u(&x, &y).expect("non-empty").p_value);
+    }
+
+    /// Moments of samples pushed interleaved equal each sample's own.
+    #[test]
+    fn interleaved_welford_equals_moments_of_each_sample() {
+        use rand::Rng;
+        let mut r = crate::fairness::bootstrap::rng(8);
+        let groups: Vec<u32> = (0..5000).map(|_| r.random_range(0..4)).collect();
+        let values: Vec<f64> = (0..5000).map(|_| r.random::<f64>() * 50.0 - 7.0).collect();
+        let mut running = [Welford::default(); 4];
+        let mut samples = vec![Vec::new(); 4];
+        for (&g, &v) in groups.iter().zip(&values) {
+            running[g as usize].push(v);
+            samples[g as usize].push(v);
+        }
+        for (w, s) in running.iter().zip(&samples) {
+            let (a, b) = (w.moments(), Moments::of(s));
+            assert_eq!(
+                (a.n, a.mean.to_bits(), a.variance.to_bits()),
+                (b.n, b.mean.to_bits(), b.variance.to_bits())
+            );
+        }
     }
 
     #[test]

@@ -102,6 +102,14 @@ impl SubjectIndex {
             per_subject,
         }
     }
+
+    /// The group of each subject (by subject code) in dimension `d`, when
+    /// it is the same on every row of the subject. Subjects whose group is
+    /// missing, and codes no row has, hold a code from the dimension's
+    /// group count on ([`MISSING`] or another).
+    pub fn group_of_subjects(&self, d: usize) -> Option<&[u32]> {
+        self.per_subject.get(d)?.as_deref()
+    }
 }
 
 /// Counts rows and distinct subjects per group of each dimension among the
@@ -113,56 +121,65 @@ pub fn sizes(dims: &[Dimension], population: &[bool], subjects: Option<&SubjectI
             c => c as usize,
         }
     };
-    let mut rows: Vec<Vec<u64>> = dims.iter().map(|d| vec![0; d.groups() + 1]).collect();
-    for (i, d) in dims.iter().enumerate() {
-        let counts = &mut rows[i];
+    let count_rows = |d: &Dimension| -> Vec<u64> {
+        let mut counts = vec![0; d.groups() + 1];
         for (&c, &p) in d.codes.iter().zip(population) {
             if p {
                 counts[slot(d, c)] += 1;
             }
         }
-    }
-    let mut groups: Vec<Vec<u64>> = match subjects {
-        None => rows.clone(),
+        counts
+    };
+    let (mut rows, mut groups): (Vec<Vec<u64>>, Vec<Vec<u64>>) = match subjects {
+        None => {
+            let rows: Vec<Vec<u64>> = dims.iter().map(&count_rows).collect();
+            (rows.clone(), rows)
+        }
         Some(si) => {
-            let mut present = vec![false; si.subject_count];
+            // A dimension of the subjects counts its rows and people from
+            // each subject's rows in the population, in a pass over the
+            // subjects rather than the rows (whole numbers: any order of
+            // adding gives the same counts).
+            let mut rows_of = vec![0u64; si.subject_count];
             for (&s, &p) in si.subjects.iter().zip(population) {
                 if p {
-                    present[s as usize] = true;
+                    rows_of[s as usize] += 1;
                 }
             }
             dims.iter()
                 .enumerate()
-                .map(|(i, d)| {
-                    let mut counts = vec![0u64; d.groups() + 1];
-                    match &si.per_subject[i] {
-                        Some(codes) => {
-                            for (&c, &p) in codes.iter().zip(&present) {
-                                if p {
-                                    counts[slot(d, c)] += 1;
-                                }
+                .map(|(i, d)| match &si.per_subject[i] {
+                    Some(codes) => {
+                        let mut rows = vec![0u64; d.groups() + 1];
+                        let mut people = vec![0u64; d.groups() + 1];
+                        for (&c, &m) in codes.iter().zip(&rows_of) {
+                            if m > 0 {
+                                rows[slot(d, c)] += m;
+                                people[slot(d, c)] += 1;
                             }
                         }
-                        None => {
-                            // Rows come in subject order: a subject is
-                            // counted once per group it appears in.
-                            let mut last = vec![u32::MAX; d.groups() + 1];
-                            for &r in &si.order {
-                                let r = r as usize;
-                                if population[r] {
-                                    let k = slot(d, d.codes[r]);
-                                    let s = si.subjects[r];
-                                    if last[k] != s {
-                                        last[k] = s;
-                                        counts[k] += 1;
-                                    }
-                                }
-                            }
-                        }
+                        (rows, people)
                     }
-                    counts
+                    None => {
+                        // Rows come in subject order: a subject is
+                        // counted once per group it appears in.
+                        let mut people = vec![0u64; d.groups() + 1];
+                        let mut last = vec![u32::MAX; d.groups() + 1];
+                        for &r in &si.order {
+                            let r = r as usize;
+                            if population[r] {
+                                let k = slot(d, d.codes[r]);
+                                let s = si.subjects[r];
+                                if last[k] != s {
+                                    last[k] = s;
+                                    people[k] += 1;
+                                }
+                            }
+                        }
+                        (count_rows(d), people)
+                    }
                 })
-                .collect()
+                .unzip()
         }
     };
     let missing = groups
@@ -494,6 +511,93 @@ mod tests {
             vec![3],
             "b is constant per subject (fast path); subject 2 is not in the population"
         );
+    }
+
+    /// Plain counting: each dimension's rows one by one, and its people as
+    /// the distinct (group, subject) pairs among them.
+    fn sizes_by_rows(
+        dims: &[Dimension],
+        population: &[bool],
+        subjects: &[u32],
+    ) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
+        let slot = |d: &Dimension, c: u32| if c == MISSING { d.groups() } else { c as usize };
+        let mut rows = Vec::new();
+        let mut groups = Vec::new();
+        for d in dims {
+            let mut r_counts = vec![0u64; d.groups() + 1];
+            let mut g_counts = vec![0u64; d.groups() + 1];
+            let mut seen = std::collections::HashSet::new();
+            for (r, &c) in d.codes.iter().enumerate() {
+                if population[r] {
+                    r_counts[slot(d, c)] += 1;
+                    if seen.insert((slot(d, c), subjects[r])) {
+                        g_counts[slot(d, c)] += 1;
+                    }
+                }
+            }
+            rows.push(r_counts);
+            groups.push(g_counts);
+        }
+        (rows, groups)
+    }
+
+    /// Differential test on random tables: subjects with several rows, two
+    /// attributes constant per subject (some missing), one that changes
+    /// between a subject's rows, and their intersections.
+    #[test]
+    fn sizes_from_subjects_equal_counting_rows() {
+        use rand::Rng;
+        for seed in 0..10u64 {
+            let mut r = crate::fairness::bootstrap::rng(seed);
+            let people = 200u32;
+            let per_person: Vec<(Option<&str>, Option<&str>)> = (0..people)
+                .map(|_| {
+                    (
+                        [None, Some("x"), Some("y"), Some("z")][r.random_range(0..4)],
+                        [Some("u"), Some("v")][r.random_range(0..2)],
+                    )
+                })
+                .collect();
+            let (mut subjects, mut a, mut b, mut c) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..1500 {
+                let s = r.random_range(0..people);
+                subjects.push(s);
+                a.push(per_person[s as usize].0);
+                b.push([None, Some("p"), Some("q")][r.random_range(0..3)]);
+                c.push(per_person[s as usize].1);
+            }
+            let mut t = table(&[]);
+            t.rows = subjects.len();
+            t.groups = vec![
+                ("a".into(), Codes::encode(&a)),
+                ("b".into(), Codes::encode(&b)),
+                ("c".into(), Codes::encode(&c)),
+            ];
+            t.subjects = Some(subjects.clone());
+            let dims = dimensions(&t, &Intersections::Pairwise).expect("dims");
+            assert_eq!(dims[4].name, "a & c");
+            let index = SubjectIndex::new(&subjects, &dims);
+            assert!(index.group_of_subjects(0).is_some(), "a is the subject's");
+            assert!(index.group_of_subjects(1).is_none(), "b changes");
+            assert!(index.group_of_subjects(4).is_some(), "so is a & c");
+            let population: Vec<bool> = (0..t.rows).map(|_| r.random_bool(0.7)).collect();
+            let s = sizes(&dims, &population, Some(&index));
+            let (mut rows, mut groups) = sizes_by_rows(&dims, &population, &subjects);
+            let missing: Vec<u64> = groups.iter_mut().map(|g| g.pop().unwrap_or(0)).collect();
+            for counts in &mut rows {
+                counts.pop();
+            }
+            assert_eq!(
+                s,
+                Sizes {
+                    groups,
+                    rows,
+                    missing
+                },
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]
