@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 use object_store::path::Path;
 
+use super::scan::IdShape;
 use crate::ingest::pseudonym::fingerprint128;
 use crate::ingest::source::{self, RowSink};
 use crate::ingest::validate::{Fields, Reject};
@@ -31,8 +32,8 @@ pub struct LandingFile {
 #[derive(Debug, Clone, Default)]
 pub struct RawIds {
     pub fingerprints: HashSet<u128>,
-    /// Longest identifier seen, in bytes.
-    pub max_len: usize,
+    /// First bytes and lengths of the identifiers.
+    pub shape: IdShape,
     pub files: u64,
     pub rows: u64,
 }
@@ -91,7 +92,7 @@ pub async fn raw_ids(
     while let Some(r) = tasks.next().await {
         let part = r.map_err(crate::nightly::panics::joined("a landing reader"))??;
         all.fingerprints.extend(part.fingerprints);
-        all.max_len = all.max_len.max(part.max_len);
+        all.shape.merge(&part.shape);
         all.files += part.files;
         all.rows += part.rows;
     }
@@ -146,7 +147,7 @@ impl RowSink for IdSink {
             let v = crate::ingest::pseudonym::trim_id(v);
             if !v.is_empty() {
                 self.ids.fingerprints.insert(fingerprint128(v));
-                self.ids.max_len = self.ids.max_len.max(v.len());
+                self.ids.shape.add(v);
             }
         }
         Ok(())

@@ -316,16 +316,15 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
         erased.extend(r.pseudonym_set()?);
     }
     let record_keys = record_keys(ctx, lineage.as_ref().map(|l| &l.lineage));
-    let needles = Arc::new(Needles {
-        record_keys,
-        raw_max_len: raw.as_ref().map_or(0, |r| r.max_len),
-        raw_ids: raw
-            .as_ref()
+    let needles = Arc::new(Needles::new(
+        raw.as_ref()
             .map(|r| r.fingerprints.iter().copied().collect())
             .unwrap_or_default(),
-        opted_out: consent.pseudonyms.iter().copied().collect(),
-        erased: erased.iter().copied().collect(),
-    });
+        raw.as_ref().map(|r| r.shape.clone()).unwrap_or_default(),
+        consent.pseudonyms.iter().copied().collect(),
+        erased.iter().copied().collect(),
+        record_keys,
+    ));
     crate::nightly::progress::step("scanning every string of lake and marts");
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::Of(date)).await?);
@@ -847,7 +846,7 @@ async fn landing_ids(ctx: &JobContext, date: NaiveDate) -> Result<Option<RawIdsR
     }
     Ok(Some(RawIdsRead {
         fingerprints: ids.fingerprints,
-        max_len: ids.max_len,
+        shape: ids.shape,
         files: ids.files,
         customer_days: days.len() as u64,
     }))
@@ -855,7 +854,7 @@ async fn landing_ids(ctx: &JobContext, date: NaiveDate) -> Result<Option<RawIdsR
 
 struct RawIdsRead {
     fingerprints: std::collections::HashSet<u128>,
-    max_len: usize,
+    shape: scan::IdShape,
     files: u64,
     customer_days: u64,
 }
