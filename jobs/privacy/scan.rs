@@ -418,10 +418,10 @@ fn settle_chunk(
     };
     for v in plain_strings(&page, n)? {
         scan_value_times(v, 1, needles, redactor, &mut probe);
-    }
-    if probe.found_anything() {
-        // Counting by occurrence needs the keys: the decoder reads them.
-        return None;
+        if probe.found_anything() {
+            // Counting by occurrence needs the keys: the decoder reads them.
+            return None;
+        }
     }
     facts.values += present;
     Some(())
