@@ -267,7 +267,11 @@ impl SubjectClusters {
                 continue;
             }
             for (v, per_group) in out.iter_mut().enumerate() {
-                per_group[g].add(self.rows[i], self.totals[i * k + v], self.squares[i * k + v]);
+                per_group[g].add(
+                    self.rows[i],
+                    self.totals[i * k + v],
+                    self.squares[i * k + v],
+                );
             }
         }
         out

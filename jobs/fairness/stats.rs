@@ -615,7 +615,11 @@ mod tests {
                         return r.random::<f64>() * 10.0;
                     }
                     let v = f64::from(r.random_range(0..levels)) - 2.0;
-                    if v == 0.0 && r.random_bool(0.5) { -0.0 } else { v }
+                    if v == 0.0 && r.random_bool(0.5) {
+                        -0.0
+                    } else {
+                        v
+                    }
                 })
                 .collect();
             v.sort_unstable_by(f64::total_cmp);

@@ -252,9 +252,8 @@ fn read_roots(
 ) -> Result<Vec<RecordBatch>> {
     let schema = plain.schema();
     let with_dictionary = dictionary_columns(plain.metadata());
-    let hint = |f: &Field| {
-        f.data_type() == &DataType::Utf8 && with_dictionary.contains(f.name().as_str())
-    };
+    let hint =
+        |f: &Field| f.data_type() == &DataType::Utf8 && with_dictionary.contains(f.name().as_str());
     let metadata = if roots.iter().any(|&i| hint(schema.field(i))) {
         let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         let hinted: Vec<Field> = schema
@@ -302,7 +301,9 @@ fn dictionary_columns(meta: &ParquetMetaData) -> HashSet<String> {
                 && groups.iter().all(|g| {
                     let chunk = g.column(*i);
                     chunk.dictionary_page_offset().is_some()
-                        && chunk.page_encoding_stats_mask().is_none_or(|_| dictionary_only(chunk))
+                        && chunk
+                            .page_encoding_stats_mask()
+                            .is_none_or(|_| dictionary_only(chunk))
                 })
         })
         .map(|(_, c)| c.column_path().parts()[0].clone())
@@ -527,7 +528,9 @@ impl IdShape {
     /// Whether `value` starts with the first byte of some identifier and has
     /// the length of some identifier (an empty value never).
     pub fn admits(&self, value: &[u8]) -> bool {
-        value.first().is_some_and(|&b| bit(&self.first, usize::from(b)))
+        value
+            .first()
+            .is_some_and(|&b| bit(&self.first, usize::from(b)))
             && bit(&self.lengths, value.len())
     }
 }
@@ -893,8 +896,7 @@ mod tests {
             facts.raw_ids += 1;
         }
         let b = v.as_bytes();
-        if b.len() == PSEUDONYM_LEN && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if b.len() == PSEUDONYM_LEN && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
             let p: Pseudonym = b.try_into().expect("32 bytes");
             facts.opted_out += u64::from(n.opted_out.contains(&p));
             facts.erased += u64::from(n.erased.contains(&p));
@@ -995,13 +997,43 @@ mod tests {
         let n = needles_with(listed.iter().map(|s| pseudonym(s)));
         let r = Redactor::new();
         let mut values: Vec<String> = [
-            "", " ", "\t", "C2", " C2", "C2 ", "\tC2\n", "\u{a0}C2", "C2\u{3000}", "\u{b}C2",
-            "\u{1f}C2", "C2\u{7f}", "c2", "C22", "C", "C3", "CUST-0001", " CUST-0001 ",
-            "CUST-0002", "CUST-00012", "é7", " é7", "é8", "ë7", "7é", OPTED_OUT, ERASED,
-            " 0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF",
-            "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
-            "0123456789abcdef0123456789abcdeg", "0123456789abcdef0123456789abcdeé",
-            "call 0612345678", "ana@example.com", "in_store", "EUR",
+            "",
+            " ",
+            "\t",
+            "C2",
+            " C2",
+            "C2 ",
+            "\tC2\n",
+            "\u{a0}C2",
+            "C2\u{3000}",
+            "\u{b}C2",
+            "\u{1f}C2",
+            "C2\u{7f}",
+            "c2",
+            "C22",
+            "C",
+            "C3",
+            "CUST-0001",
+            " CUST-0001 ",
+            "CUST-0002",
+            "CUST-00012",
+            "é7",
+            " é7",
+            "é8",
+            "ë7",
+            "7é",
+            OPTED_OUT,
+            ERASED,
+            " 0123456789abcdef0123456789abcdef",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789abcdef0123456789abcdeg",
+            "0123456789abcdef0123456789abcdeé",
+            "call 0612345678",
+            "ana@example.com",
+            "in_store",
+            "EUR",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -1033,8 +1065,23 @@ mod tests {
     #[test]
     fn trim_edges_trims_as_str_trim() {
         for v in [
-            "", " ", "a", " a", "a ", "\ta\n", "\u{b}a", "a\u{c}", "\u{1f}a", "a\u{7f}",
-            "\u{a0}a", "a\u{3000}", "\u{85}a", "é", " é ", "a b", "\u{200b}a",
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "\u{b}a",
+            "a\u{c}",
+            "\u{1f}a",
+            "a\u{7f}",
+            "\u{a0}a",
+            "a\u{3000}",
+            "\u{85}a",
+            "é",
+            " é ",
+            "a b",
+            "\u{200b}a",
         ] {
             assert_eq!(trim_edges(v), v.trim(), "{v:?}");
         }
@@ -1094,7 +1141,11 @@ mod tests {
         assert!(as_pseudonym(" 123456789abcdef0123456789abcdef").is_none());
         assert!(as_pseudonym("é23456789abcdef0123456789abcdef").is_none());
         for c in 0..=255u8 {
-            assert_eq!(is_lower_hex(c), matches!(c, b'0'..=b'9' | b'a'..=b'f'), "{c}");
+            assert_eq!(
+                is_lower_hex(c),
+                matches!(c, b'0'..=b'9' | b'a'..=b'f'),
+                "{c}"
+            );
         }
     }
 
@@ -1109,8 +1160,16 @@ mod tests {
             ("0a", "fz", true), // nothing shared
             ("", "zzz", true),
             (hex32, hex32, true),
-            ("0123456789abcdef0123456789abcdef0a", "0123456789abcdef0123456789abcdef0b", false),
-            ("0123456789abcdef0123456789abcdefa", "0123456789abcdef0123456789abcdefb", true),
+            (
+                "0123456789abcdef0123456789abcdef0a",
+                "0123456789abcdef0123456789abcdef0b",
+                false,
+            ),
+            (
+                "0123456789abcdef0123456789abcdefa",
+                "0123456789abcdef0123456789abcdefb",
+                true,
+            ),
         ];
         for &(min, max, want) in cases {
             assert_eq!(
@@ -1128,9 +1187,16 @@ mod tests {
             page.extend_from_slice(&u32::try_from(v.len()).expect("short").to_le_bytes());
             page.extend_from_slice(v.as_bytes());
         }
-        assert_eq!(plain_strings(&page, 4), Some(vec!["in_store", "", "é", "app"]));
+        assert_eq!(
+            plain_strings(&page, 4),
+            Some(vec!["in_store", "", "é", "app"])
+        );
         assert_eq!(plain_strings(&page, 2), Some(vec!["in_store", ""]));
-        assert_eq!(plain_strings(&page, 5), None, "more values than the page holds");
+        assert_eq!(
+            plain_strings(&page, 5),
+            None,
+            "more values than the page holds"
+        );
         assert_eq!(plain_strings(&page[..page.len() - 1], 4), None, "cut short");
         let not_utf8: [u8; 5] = [1, 0, 0, 0, 0xff];
         assert_eq!(plain_strings(&not_utf8, 1), None);
@@ -1207,7 +1273,10 @@ mod tests {
         };
         let s = |v: &str| Some(v.to_string());
         let columns: Vec<(&str, Vec<Option<String>>)> = vec![
-            ("order_id", column(&|i| (i % 13 != 0).then(|| format!("O{i:09}")))),
+            (
+                "order_id",
+                column(&|i| (i % 13 != 0).then(|| format!("O{i:09}"))),
+            ),
             (
                 "hex_key",
                 column(&|i| {
@@ -1225,16 +1294,28 @@ mod tests {
             ("currency", column(&|_| s("EUR"))),
             ("padded_id", column(&|_| s(" C2 "))),
             ("empty", column(&|_| None)),
-            ("leaky", column(&|i| s(["app", "online", "CUST-0001"][i % 3]))),
+            (
+                "leaky",
+                column(&|i| s(["app", "online", "CUST-0001"][i % 3])),
+            ),
             (
                 "customer_id",
-                column(&|i| Some(if i % 50 == 0 { ERASED.into() } else { generated(i as u64) })),
+                column(&|i| {
+                    Some(if i % 50 == 0 {
+                        ERASED.into()
+                    } else {
+                        generated(i as u64)
+                    })
+                }),
             ),
             (
                 "comment",
                 column(&|i| (i % 5 != 0).then(|| format!("note {i}: call 612345678, a{i}@b.com"))),
             ),
-            ("fallback", column(&|i| Some(format!("value number {}", i % 700)))),
+            (
+                "fallback",
+                column(&|i| Some(format!("value number {}", i % 700))),
+            ),
         ];
         let plain = |c: &str| ColumnPath::from(c);
         let props = WriterProperties::builder()
@@ -1267,10 +1348,13 @@ mod tests {
         }
         let chunk = |c: &str| footer.metadata().row_group(0).column(leaf(c)).clone();
         assert!(dictionary_only(&chunk("channel")));
-        assert!(!dictionary_only(&chunk("fallback")), "the dictionary overflowed");
+        assert!(
+            !dictionary_only(&chunk("fallback")),
+            "the dictionary overflowed"
+        );
         let root = |c: &str| footer.schema().index_of(c).expect("column");
-        let decoded = read_roots(bytes.clone(), &footer, &[root("leaky"), root("fallback")])
-            .expect("decode");
+        let decoded =
+            read_roots(bytes.clone(), &footer, &[root("leaky"), root("fallback")]).expect("decode");
         assert!(
             matches!(decoded[0].column(0).data_type(), DataType::Dictionary(..)),
             "a column keyed into its dictionary throughout is read as one"
@@ -1285,7 +1369,11 @@ mod tests {
         let (want_names, want) = reference_file(bytes, record_key, &n, &r);
         assert_eq!(got_rows, rows as i64);
         assert_eq!(names, want_names);
-        assert_eq!(names.len(), columns.len(), "every string column, not `amount`");
+        assert_eq!(
+            names.len(),
+            columns.len(),
+            "every string column, not `amount`"
+        );
         for (k, name) in names.iter().enumerate() {
             assert_eq!(got[k], want[k], "{name}");
         }
