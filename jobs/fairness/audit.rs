@@ -687,7 +687,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                 out.fill(0.0);
                 out[codes.codes[r] as usize] = 1.0;
             };
-            let people = prep.people(&mask, cats, &one_hot);
+            let people = prep.people(&mask, cats, one_hot);
             for (d, dim) in prep.dims.iter().enumerate() {
                 let mut table = vec![vec![0u64; cats]; dim.groups()];
                 for (&g, &c) in dim.codes.iter().zip(&codes.codes) {
@@ -696,7 +696,7 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
                     }
                 }
                 let totals: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
-                let per_category = prep.clusters(d, people.as_ref(), &mask, &one_hot);
+                let per_category = prep.clusters(d, people.as_ref(), &mask, one_hot);
                 // (design effect, count, total) of the shown cells, for the omnibus test
                 let mut cells = Vec::new();
                 for (c, label) in codes.labels.iter().enumerate() {
@@ -886,7 +886,7 @@ fn continuous_findings(
         out[0] = values[r];
         out[1] = ranks[r];
     };
-    let people = prep.people(&mask, 2, &shared);
+    let people = prep.people(&mask, 2, shared);
     for (d, dim) in prep.dims.iter().enumerate() {
         // Welch's test compares moments; Mann-Whitney's ranks.
         let (samples, moments) = buckets(
@@ -915,7 +915,7 @@ fn continuous_findings(
             d,
             people.as_ref(),
             &mask,
-            &shared,
+            shared,
             quantiles.len(),
             |r, g, out| {
                 for (slot, (_, cut)) in out.iter_mut().zip(&quantiles) {
@@ -1412,12 +1412,12 @@ mod tests {
                 out[1] = y[r] * y[r] - 3.0;
             };
             let below = |r: usize, g: usize| f64::from(u8::from(y[r] <= g as f64 * 1.5));
-            let people = prep.people(&mask, 2, &shared);
+            let people = prep.people(&mask, 2, shared);
             let subjects = prep.table.subjects.as_ref().expect("subjects");
             let mut of_people = Vec::new();
             for (d, dim) in prep.dims.iter().enumerate() {
                 let split = prep
-                    .clusters_with(d, people.as_ref(), &mask, &shared, 1, |r, g, out| {
+                    .clusters_with(d, people.as_ref(), &mask, shared, 1, |r, g, out| {
                         out[0] = below(r, g)
                     })
                     .expect("people with several rows");

@@ -518,10 +518,10 @@ mod tests {
                 fill(r, &mut out[..2]);
                 grouped(r, p.codes[r] as usize, &mut out[2..]);
             });
-            let people = SubjectClusters::new(&p.subjects, &p.mask, 2, &fill);
+            let people = SubjectClusters::new(&p.subjects, &p.mask, 2, fill);
             assert_eq!(people.variables(), 2);
             let mut split = people.by_group(&p.group_of, groups);
-            split.extend(people.by_group_with(&p.group_of, groups, &p.mask, 2, &grouped));
+            split.extend(people.by_group_with(&p.group_of, groups, &p.mask, 2, grouped));
             assert_eq!(split.len(), 4);
             assert_eq!(bits(&split), bits(&rows), "seed {seed}");
         }

@@ -731,9 +731,12 @@ mod tests {
         }
     }
 
+    /// A customer's key, totals and purchase days, as the tests compare them.
+    type Merged = (Key, (i128, i128, i32), Vec<i32>);
+
     /// The merge as it was: each customer's days from every run
     /// concatenated, sorted and cut to one entry a day.
-    fn merge_by_sorting(runs: &[Run]) -> Vec<(Key, (i128, i128, i32), Vec<i32>)> {
+    fn merge_by_sorting(runs: &[Run]) -> Vec<Merged> {
         let mut at = vec![0usize; runs.len()];
         let mut out = Vec::new();
         while let Some(min) = runs
@@ -808,7 +811,7 @@ mod tests {
             let runs: Vec<Run> = (0..streams).map(|_| random_run(&mut rng, 400)).collect();
             let want = merge_by_sorting(&runs);
             let merged = merge_runs(runs);
-            let got: Vec<(Key, (i128, i128, i32), Vec<i32>)> = (0..merged.keys.len())
+            let got: Vec<Merged> = (0..merged.keys.len())
                 .map(|i| {
                     let t = &merged.totals[i];
                     (
