@@ -379,6 +379,16 @@ impl CustomerBits {
             .get(customer as usize / 64)
             .is_some_and(|w| w & (1 << (customer % 64)) != 0)
     }
+
+    /// Adds every customer of `other`.
+    pub fn union_with(&mut self, other: &CustomerBits) {
+        if other.words.len() > self.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
+            *mine |= *theirs;
+        }
+    }
 }
 
 /// A hint to load the cache line holding `p`; nothing on other machines.

@@ -186,7 +186,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         None
     };
     let attributes = inputs::attributes(&session, &customers, date).await?;
-    let ordered = inputs::order_months(&session, &customers).await?;
+    let ordered = inputs::order_months(&session, &mut customers).await?;
     lap("read", "scoring the replies' tone", &mut clock);
 
     let run_end = end_of(date);

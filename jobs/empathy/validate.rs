@@ -205,6 +205,14 @@ impl OrderMonths {
             .get(&month)
             .is_some_and(|bits| bits.contains(customer))
     }
+
+    /// Adds every (customer, month) of `other`: folds of parts of the
+    /// orders are merged so.
+    pub fn union(&mut self, other: OrderMonths) {
+        for (month, bits) in other.months {
+            self.months.entry(month).or_default().union_with(&bits);
+        }
+    }
 }
 
 /// One correlation of a measure with an outcome across a family's cells.
@@ -413,6 +421,38 @@ mod tests {
                 assert_eq!(
                     bits.contains(c, Month(m)),
                     pairs.contains(&(c, Month(m))),
+                    "{c} {m}"
+                );
+            }
+        }
+    }
+
+    /// Differential: pairs folded into three parts (of different sizes,
+    /// customers and months) and merged, against all of them folded into
+    /// one.
+    #[test]
+    fn merged_order_months_equal_one_fold_of_every_pair() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(6);
+        let mut whole = OrderMonths::default();
+        let mut parts = vec![OrderMonths::default(); 3];
+        for _ in 0..20_000 {
+            let part = rng.random_range(0..3usize);
+            // part 0 has the low customer numbers only: bitsets of unequal length
+            let top: u32 = if part == 0 { 200 } else { 3000 };
+            let (c, m) = (rng.random_range(0..top), Month(rng.random_range(-3..40)));
+            whole.insert(c, m);
+            parts[part].insert(c, m);
+        }
+        let mut merged = OrderMonths::default();
+        for part in parts {
+            merged.union(part);
+        }
+        for c in 0..3100u32 {
+            for m in -5..45 {
+                assert_eq!(
+                    merged.contains(c, Month(m)),
+                    whole.contains(c, Month(m)),
                     "{c} {m}"
                 );
             }
