@@ -13,7 +13,7 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate};
 
-use super::tone::{ReplyContext, Tone, ToneLabel, ToneScorer, Unscored};
+use super::tone::{ReadMessage, Tone, ToneLabel, ToneScorer, Unscored};
 use crate::config::EmpathyConfig;
 
 /// The components, in output order.
@@ -273,6 +273,30 @@ pub fn score_ticket(
     tone: &ToneScorer,
     facts: &MessageFacts,
 ) -> (Contact, ToneResult) {
+    let message = read_message(tone, t.message.as_deref());
+    score_read_ticket(t, cfg, run_end, tone, facts, message.as_ref())
+}
+
+/// A ticket's message as the tone rules read it, for every ticket with the
+/// same message; `None` for none, or one without words (emoji,
+/// punctuation), which a reply cannot repeat either.
+pub fn read_message(tone: &ToneScorer, message: Option<&str>) -> Option<ReadMessage> {
+    message
+        .filter(|m| m.chars().any(char::is_alphanumeric))
+        .map(|m| tone.read_message(m))
+}
+
+/// [`score_ticket`] with the ticket's message read already: `message` is
+/// [`read_message`] of `t.message`, which tickets with the same message
+/// share.
+pub fn score_read_ticket(
+    t: &TicketRow,
+    cfg: &EmpathyConfig,
+    run_end: f64,
+    tone: &ToneScorer,
+    facts: &MessageFacts,
+    message: Option<&ReadMessage>,
+) -> (Contact, ToneResult) {
     let charged = facts.charged;
     let elapsed = (run_end - t.created) / 3600.0;
     let target = first_response_target(cfg, t.channel.as_deref());
@@ -312,17 +336,11 @@ pub fn score_ticket(
         .topic
         .as_deref()
         .map(|topic| COMPLAINT_TOPICS.contains(&topic));
-    let toned = tone.score_reply(
+    let toned = tone.score_read_reply(
         t.reply.as_deref(),
-        &ReplyContext {
-            // a message without words (emoji, punctuation) cannot be
-            // repeated either
-            message: t
-                .message
-                .as_deref()
-                .filter(|m| !facts.other_language && m.chars().any(char::is_alphanumeric)),
-            complaint,
-        },
+        // an English reply cannot repeat words in another language
+        message.filter(|_| !facts.other_language),
+        complaint,
     );
     let reached_human = matches!(t.handled_by.as_deref(), Some("human" | "bot_then_human"));
     // Judged once the resolution target has passed: until then a ticket

@@ -707,17 +707,18 @@ impl MessageRead {
     }
 }
 
+/// What the voice scorer made of each ticket's words, by ticket id (looked
+/// up once a ticket: foldhash, not SipHash, as for the job's other maps).
+pub type Emotions = HashMap<String, MessageRead, foldhash::fast::RandomState>;
+
 /// Per ticket: what the voice scorer made of the customer's words
 /// (`marts/feedback_scored` of the date).
-pub async fn ticket_emotions(
-    session: &SessionContext,
-    date: NaiveDate,
-) -> Result<HashMap<String, MessageRead>> {
+pub async fn ticket_emotions(session: &SessionContext, date: NaiveDate) -> Result<Emotions> {
     let sql = format!(
         "SELECT message_id, scored, language, frustration, anger, anxiety FROM feedback_scored \
          WHERE dt = DATE '{date}' AND source = 'ticket'"
     );
-    let mut out = HashMap::new();
+    let mut out = Emotions::default();
     each_batch(session, &sql, "feedback_scored", |c| {
         let mut ids = c.strings("message_id")?;
         let scored = c.bools("scored")?;

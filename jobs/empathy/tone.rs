@@ -67,6 +67,34 @@ pub struct ReplyContext<'a> {
     pub complaint: Option<bool>,
 }
 
+/// A customer's message as the "customer's words" rule reads it: per
+/// rule, an overlap rule's content stems of the message. Tickets share
+/// messages (224,486 distinct among 1.8 million at a million customers):
+/// read once for all the tickets that have it
+/// ([`ToneScorer::read_message`], [`ToneScorer::score_read_reply`]), its
+/// words are lower-cased, split and stemmed once instead of once a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadMessage {
+    /// The [`ToneScorer::id`] whose rules read it.
+    scorer: u64,
+    stems: Vec<Option<BTreeSet<String>>>,
+}
+
+/// The customer's message as [`ToneScorer::finish`] gets it.
+#[derive(Debug, Clone, Copy)]
+enum Message<'a> {
+    /// None the rules can read (see [`ReplyContext::message`]).
+    Unknown,
+    Text(&'a str),
+    Read(&'a ReadMessage),
+}
+
+impl<'a> Message<'a> {
+    fn of_text(message: Option<&'a str>) -> Message<'a> {
+        message.map_or(Message::Unknown, Message::Text)
+    }
+}
+
 /// The tone of one reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tone {
@@ -577,12 +605,53 @@ impl ToneScorer {
         reply: Option<&str>,
         ctx: &ReplyContext,
     ) -> std::result::Result<Tone, Unscored> {
+        self.score_reply_to(reply, Message::of_text(ctx.message), ctx.complaint)
+    }
+
+    /// Reads a customer's message for the "customer's words" rule, once for
+    /// every reply to it ([`ToneScorer::score_read_reply`]).
+    pub fn read_message(&self, message: &str) -> ReadMessage {
+        ReadMessage {
+            scorer: self.id,
+            stems: self
+                .rules
+                .iter()
+                .map(|r| match &r.kind {
+                    RuleKind::Overlap { stopwords, .. } => Some(content_stems(message, stopwords)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// [`ToneScorer::score_reply`] of a reply to a message this scorer has
+    /// read already (`None` as [`ReplyContext::message`]'s `None`), on a
+    /// ticket that is a complaint or not (`complaint`, as in
+    /// [`ReplyContext`]): the same tone.
+    pub fn score_read_reply(
+        &self,
+        reply: Option<&str>,
+        message: Option<&ReadMessage>,
+        complaint: Option<bool>,
+    ) -> std::result::Result<Tone, Unscored> {
+        let message = message.map_or(Message::Unknown, Message::Read);
+        self.score_reply_to(reply, message, complaint)
+    }
+
+    fn score_reply_to(
+        &self,
+        reply: Option<&str>,
+        message: Message<'_>,
+        complaint: Option<bool>,
+    ) -> std::result::Result<Tone, Unscored> {
         thread_local! {
             static MEMO: std::cell::RefCell<ReplyMemo> = std::cell::RefCell::default();
         }
         let text = reply.map(str::trim).unwrap_or_default();
         if text.len() > ReplyMemo::MAX_KEY_BYTES {
-            return self.reply_facts(text).map(|f| self.finish(&f, ctx));
+            return self
+                .reply_facts(text)
+                .map(|f| self.finish(&f, message, complaint));
         }
         MEMO.with(|memo| {
             let mut memo = memo.borrow_mut();
@@ -591,10 +660,16 @@ impl ToneScorer {
                 memo.scorer = Some(self.id);
             }
             if let Some(known) = memo.answers.get(text) {
-                return known.as_ref().map(|f| self.finish(f, ctx)).map_err(|e| *e);
+                return known
+                    .as_ref()
+                    .map(|f| self.finish(f, message, complaint))
+                    .map_err(|e| *e);
             }
             let facts = self.reply_facts(text);
-            let tone = facts.as_ref().map(|f| self.finish(f, ctx)).map_err(|e| *e);
+            let tone = facts
+                .as_ref()
+                .map(|f| self.finish(f, message, complaint))
+                .map_err(|e| *e);
             memo.answers.insert(text.into(), facts);
             tone
         })
@@ -613,7 +688,11 @@ impl ToneScorer {
 
     /// Scores an English reply (no language check).
     pub fn score(&self, reply: &str, ctx: &ReplyContext) -> Tone {
-        self.finish(&self.facts(reply), ctx)
+        self.finish(
+            &self.facts(reply),
+            Message::of_text(ctx.message),
+            ctx.complaint,
+        )
     }
 
     fn facts(&self, reply: &str) -> ReplyFacts {
@@ -652,14 +731,15 @@ impl ToneScorer {
             .position(|r| matches!(r.kind, RuleKind::Overlap { .. }))
     }
 
-    /// The tone of a reply with these facts, on a ticket with this context.
-    fn finish(&self, facts: &ReplyFacts, ctx: &ReplyContext) -> Tone {
+    /// The tone of a reply with these facts, to this message, on a ticket
+    /// that is a complaint or not (see [`ReplyContext`]).
+    fn finish(&self, facts: &ReplyFacts, message: Message<'_>, complaint: Option<bool>) -> Tone {
         let mut fired = 0u32;
         let mut unjudged = 0u32;
         let mut points = f64::from(self.base);
         let mut warm_fired = false;
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.complaint_only && ctx.complaint == Some(false) {
+            if rule.complaint_only && complaint == Some(false) {
                 continue;
             }
             let hits = match &rule.kind {
@@ -667,15 +747,14 @@ impl ToneScorer {
                 RuleKind::Overlap {
                     min_shared,
                     stopwords,
-                } => match ctx.message {
-                    Some(m) => u32::from(
-                        facts.stems[i]
-                            .as_ref()
-                            .is_some_and(|ours| shared_stems(m, stopwords, ours) >= *min_shared),
-                    ),
-                    None => {
+                } => match message {
+                    Message::Unknown => {
                         unjudged |= 1 << i;
                         0
+                    }
+                    _ => {
+                        let ours = facts.stems[i].as_ref();
+                        u32::from(self.shared(ours, message, i, stopwords) >= *min_shared)
                     }
                 },
                 // Decided after every other rule: see below.
@@ -703,6 +782,30 @@ impl ToneScorer {
             fired,
             unjudged,
             raw: points,
+        }
+    }
+
+    /// How many distinct content stems of the message overlap rule `rule`
+    /// finds among the reply's (`ours`); 0 without either.
+    fn shared(
+        &self,
+        ours: Option<&BTreeSet<String>>,
+        message: Message<'_>,
+        rule: usize,
+        stopwords: &BTreeSet<String>,
+    ) -> usize {
+        let Some(ours) = ours else { return 0 };
+        match message {
+            Message::Text(m) => shared_stems(m, stopwords, ours),
+            // the same count: `shared_stems` is the size of this intersection
+            Message::Read(read) => {
+                debug_assert_eq!(read.scorer, self.id, "a message read by other rules");
+                read.stems
+                    .get(rule)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |theirs| theirs.intersection(ours).count())
+            }
+            Message::Unknown => 0,
         }
     }
 

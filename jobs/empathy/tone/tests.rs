@@ -509,3 +509,110 @@ fn shared_stems_count_the_intersection_of_content_stems() {
     }
     assert_eq!(shared_stems("cold cold croissants", &stop, &ours), 2);
 }
+
+/// Rules with two overlap rules of their own stopwords and thresholds (one
+/// for complaints only) and a cue rule between them.
+const TWO_OVERLAPS: &str = r#"
+base = 50
+warm_threshold = 70
+cold_threshold = 45
+negators = ["not"]
+
+[[rule]]
+name = "any_word"
+points = 10
+kind = "overlap"
+min_shared = 1
+doc = "repeats one of the customer's words"
+stopwords = []
+
+[[rule]]
+name = "sorry"
+points = 10
+doc = "apologises"
+cues = ["sorry"]
+
+[[rule]]
+name = "two_words"
+points = 5
+kind = "overlap"
+applies = "complaint"
+min_shared = 2
+doc = "repeats two of the customer's words, some left out"
+stopwords = ["the", "cold", "my", "order"]
+"#;
+
+/// Random text for replies and messages: English function words (most
+/// replies read as English), content words in several forms (case,
+/// suffixes the stemmer strips, straight and curly apostrophes,
+/// contractions, possessives), numbers, other scripts and punctuation.
+fn random_text(rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> String {
+    use rand::Rng;
+    const WORDS: &str = "the and you your we it is for our to my was sorry Sorry croissant \
+        croissants CROISSANTS cold colder coffee charged charge charging twice order orders late \
+        refunded it's can't we’re customer's delivery deliveries 12 2024 Straße naïve 🙂 !!";
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    let n = rng.random_range(0..14);
+    let mut text = String::new();
+    for k in 0..n {
+        if k > 0 {
+            text.push_str([" ", " ", ", ", ". ", "! "][rng.random_range(0..5)]);
+        }
+        text.push_str(words[rng.random_range(0..words.len())]);
+    }
+    text
+}
+
+/// Differential: replies scored against a message read once
+/// (`read_message`, `score_read_reply`) against the same replies scored
+/// with the message's text (`score_reply`: `shared_stems` of the text, the
+/// way before), on random replies and messages, with the shipped rules
+/// and with two overlap rules of their own; and without a message.
+#[test]
+fn a_read_message_scores_as_its_text() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(17);
+    let two = ToneScorer::parse(TWO_OVERLAPS).expect("the test rules parse");
+    for s in [scorer(), two] {
+        let overlap: u32 = s
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.kind, RuleKind::Overlap { .. }))
+            .map(|(i, _)| 1 << i)
+            .sum();
+        let (mut fired, mut not_fired) = (0, 0);
+        for _ in 0..3000 {
+            let reply = random_text(&mut rng);
+            let message = random_text(&mut rng);
+            let complaint = [None, Some(true), Some(false)][rng.random_range(0..3)];
+            let read = s.read_message(&message);
+            let by_text = s.score_reply(
+                Some(reply.as_str()),
+                &ReplyContext {
+                    message: Some(message.as_str()),
+                    complaint,
+                },
+            );
+            let got = s.score_read_reply(Some(reply.as_str()), Some(&read), complaint);
+            assert_eq!(got, by_text, "{reply:?} to {message:?}");
+            let without = ReplyContext {
+                message: None,
+                complaint,
+            };
+            assert_eq!(
+                s.score_read_reply(Some(reply.as_str()), None, complaint),
+                s.score_reply(Some(reply.as_str()), &without),
+                "{reply:?}"
+            );
+            if let Ok(t) = got {
+                if t.fired & overlap != 0 {
+                    fired += 1;
+                } else {
+                    not_fired += 1;
+                }
+            }
+        }
+        assert!(fired > 100 && not_fired > 100, "{fired} {not_fired}");
+    }
+}
