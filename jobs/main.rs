@@ -708,6 +708,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = JobContext::open(load_config(&cli)?, KeyMode::NotNeeded)?;
             let _lock = RunLock::acquire(&ctx)?;
             let outcome = runtime()?.block_on(attune::roi::run(&ctx, *date))?;
+            print_phases("roi", &outcome.seconds);
             for i in &outcome.initiatives {
                 println!(
                     "{:<12} {:<26} {:<7} {} rows ({} without an effect)",

@@ -1,11 +1,10 @@
 -- One row per assigned customer and initiative: the outcomes the randomized
 -- comparison needs, as of the run date.
 -- Placeholders (replaced by the job with checked values): run_date (YYYY-MM-DD),
--- inactive_days (a positive integer).
+-- inactive_days (a positive integer). Reads roi_assignment, the rows of
+-- assignments.sql (exposed_on and the customers who count are defined there).
 --
 -- Definitions (the README's "Initiative ROI" section explains them to owners):
--- - exposed_on: the day of assigned_at, or the initiative's started_on when the
---   assignment has no time; every outcome counts from that day on.
 -- - retained: at least one order (refunded or not: the customer came back) on a
 --   day from exposed_on to the run date and within the last inactive_days days
 --   up to the run date (run date - order day < inactive_days); the value job
@@ -20,8 +19,6 @@
 --   every customer with a kept order; valued: 1 when the customer has that
 --   row. A customer without one never bought and counts as worth 0; one with
 --   the row but no value (a fit did not converge) is unknown (roi/effects.rs).
--- Only customers in marts/customer_features of the run date count: the
--- customers who are customers (and consent) today.
 -- Orders and answers meet their customer on customer_key(customer_id), a
 -- BIGINT (jobs/customer_key.rs): hashing and comparing 32-character ids for
 -- 28M orders was most of the query. Two customers cannot share a key (the
@@ -34,7 +31,7 @@ WITH orders_kept AS (
     WHERE o.dt <= DATE '{run_date}'
         -- the latest export of a record wins, as in the staging views
         AND NOT EXISTS (
-            SELECT 1 FROM roi_superseded AS s
+            SELECT 1 FROM superseded AS s
             WHERE s.table_name = 'orders' AND s.record_key = o.order_id AND s.source_dt = o.dt
         )
 ),
@@ -47,44 +44,13 @@ nps_kept AS (
     WHERE f.dt <= DATE '{run_date}'
         AND f.survey_type = 'nps'
         AND NOT EXISTS (
-            SELECT 1 FROM roi_superseded AS s
+            SELECT 1 FROM superseded AS s
             WHERE s.table_name = 'feedback' AND s.record_key = f.response_id AND s.source_dt = f.dt
         )
 ),
-initiative_versions AS (
-    SELECT
-        i.initiative_id,
-        i.started_on,
-        row_number() OVER (PARTITION BY i.initiative_id ORDER BY i.dt DESC) AS version
-    FROM initiatives AS i
-    WHERE i.dt <= DATE '{run_date}'
-),
-assignment_versions AS (
-    SELECT
-        a.customer_id,
-        a.initiative_id,
-        a.arm,
-        CAST(a.assigned_at AS DATE) AS assigned_on,
-        row_number() OVER (PARTITION BY a.customer_id, a.initiative_id ORDER BY a.dt DESC) AS version
-    FROM initiative_assignments AS a
-    WHERE a.dt <= DATE '{run_date}'
-),
-assignment AS (
-    SELECT
-        v.customer_id,
-        customer_key(v.customer_id) AS customer_key,
-        v.initiative_id,
-        v.arm,
-        COALESCE(v.assigned_on, i.started_on) AS exposed_on
-    FROM assignment_versions AS v
-    JOIN initiative_versions AS i ON i.initiative_id = v.initiative_id AND i.version = 1
-    JOIN customer_features AS c ON c.customer_id = v.customer_id AND c.dt = DATE '{run_date}'
-    WHERE v.version = 1
-),
 order_outcomes AS (
     SELECT
-        a.initiative_id,
-        a.customer_key,
+        a.assignment_row,
         sum(CASE WHEN o.order_date >= a.exposed_on THEN 1 ELSE 0 END) AS orders_after,
         max(CASE
             WHEN o.order_date >= a.exposed_on AND DATE '{run_date}' - o.order_date < {inactive_days} THEN 1
@@ -94,21 +60,20 @@ order_outcomes AS (
             WHEN o.order_date < a.exposed_on AND a.exposed_on - o.order_date <= {inactive_days} THEN 1
             ELSE 0
         END) AS orders_before
-    FROM assignment AS a
+    FROM roi_assignment AS a
     JOIN orders_kept AS o ON o.customer_key = a.customer_key AND o.order_date <= DATE '{run_date}'
-    GROUP BY a.initiative_id, a.customer_key
+    GROUP BY a.assignment_row
 ),
 nps_outcomes AS (
     SELECT
-        a.initiative_id,
-        a.customer_key,
+        a.assignment_row,
         sum(n.nps_value) AS nps_total,
         count(*) AS nps_answers
-    FROM assignment AS a
+    FROM roi_assignment AS a
     JOIN nps_kept AS n ON n.customer_key = a.customer_key
         AND n.response_date >= a.exposed_on
         AND n.response_date <= DATE '{run_date}'
-    GROUP BY a.initiative_id, a.customer_key
+    GROUP BY a.assignment_row
 )
 SELECT
     a.initiative_id,
@@ -121,8 +86,8 @@ SELECT
     CAST(COALESCE(np.nps_answers, 0) AS DOUBLE) AS nps_answers,
     CAST(v.cltv_12m AS DOUBLE) AS cltv_12m,
     CAST(CASE WHEN v.customer_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS valued
-FROM assignment AS a
-LEFT JOIN order_outcomes AS oo ON oo.initiative_id = a.initiative_id AND oo.customer_key = a.customer_key
-LEFT JOIN nps_outcomes AS np ON np.initiative_id = a.initiative_id AND np.customer_key = a.customer_key
+FROM roi_assignment AS a
+LEFT JOIN order_outcomes AS oo ON oo.assignment_row = a.assignment_row
+LEFT JOIN nps_outcomes AS np ON np.assignment_row = a.assignment_row
 LEFT JOIN roi_customer_value AS v ON v.customer_id = a.customer_id
 ORDER BY a.initiative_id, a.customer_id

@@ -20,7 +20,7 @@ WITH feedback_kept AS (
         AND f.survey_type IN ('empathy', 'nps')
         AND f.touchpoint IS NOT NULL
         AND NOT EXISTS (
-            SELECT 1 FROM roi_superseded AS s
+            SELECT 1 FROM superseded AS s
             WHERE s.table_name = 'feedback' AND s.record_key = f.response_id AND s.source_dt = f.dt
         )
 ),
