@@ -361,8 +361,8 @@ impl Resampling<'_> {
     }
 }
 
-/// One resample drawn and added pair by pair, for units with more float
-/// parts than a record holds.
+/// One resample drawn and added pair by pair, for units with more varying
+/// parts than any record shape holds.
 fn plain_resample(
     units: &Units,
     rng: &mut Xoshiro256PlusPlus,
