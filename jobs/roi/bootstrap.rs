@@ -814,8 +814,10 @@ mod tests {
     /// total of every resample is the bits of the loop before records.
     #[test]
     fn packed_totals_are_the_bits_of_adding_pairs_in_draw_order() {
+        /// A case's name, its units and the (stratum, cell) it checks, if one.
+        type Case<'a> = (&'a str, Units, Option<(usize, usize)>);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(41);
-        let mut cases: Vec<(&str, Units, Option<(usize, usize)>)> = Vec::new();
+        let mut cases: Vec<Case> = Vec::new();
 
         let mut arms = Units::new(2, 5);
         for i in 0..700 {
