@@ -28,20 +28,39 @@
 -- strings; a DISTINCT of (day, channel, customer) triples of its own,
 -- joined back, scanned the orders twice and peaked at 1.8 GB (this: 0.9-1.2
 -- GB, a seventh less CPU, the same bytes).
-WITH counts AS (
+-- The money is split by arithmetic on a 0/1 refund flag, not by CASE: in
+-- DataFusion 55 a CASE whose branch is an expression filters the batch once
+-- per branch and merges the two results (unless the whole batch takes one
+-- branch, rare with refunds mixed in), and three of them ran on each of the
+-- 27.7M orders at a million customers (0.73 s of argument evaluation in a
+-- 3.4 s partial aggregate, whose rest is mostly the distinct sets); a
+-- product is one vectorised pass. Kept orders are orders - refunds: one
+-- accumulator fewer. The sums are the same whole cents, so the same values.
+WITH priced AS (
+    SELECT
+        order_date,
+        channel,
+        currency,
+        customer_key(customer_id) AS customer_key,
+        -- 1 for a refunded order, else 0 (refunded is never NULL in stg_orders)
+        CAST(refunded AS BIGINT) AS refund,
+        CAST(round(total_amount * 100) AS BIGINT) AS cents,
+        CAST(round(COALESCE(discount_amount, 0.0) * 100) AS BIGINT) AS discount_cents
+    FROM stg_orders
+),
+counts AS (
     SELECT
         order_date,
         channel,
         currency,
         count(*) AS orders,
-        count(DISTINCT customer_key(customer_id)) AS customers,
+        count(DISTINCT customer_key) AS customers,
         -- money is summed in whole cents, so the sum does not depend on row order
-        CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(total_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS revenue,
-        sum(CASE WHEN refunded THEN 0 ELSE 1 END) AS kept_orders,
-        CAST(sum(CASE WHEN refunded THEN 0 ELSE CAST(round(COALESCE(discount_amount, 0.0) * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
-        sum(CASE WHEN refunded THEN 1 ELSE 0 END) AS refunds,
-        CAST(sum(CASE WHEN refunded THEN CAST(round(total_amount * 100) AS BIGINT) ELSE 0 END) AS DOUBLE) / 100 AS refunded_amount
-    FROM stg_orders
+        CAST(sum((1 - refund) * cents) AS DOUBLE) / 100 AS revenue,
+        CAST(sum((1 - refund) * discount_cents) AS DOUBLE) / 100 AS discount_total,
+        sum(refund) AS refunds,
+        CAST(sum(refund * cents) AS DOUBLE) / 100 AS refunded_amount
+    FROM priced
     GROUP BY order_date, channel, currency
 )
 SELECT
@@ -51,7 +70,7 @@ SELECT
     c.orders,
     c.customers,
     c.revenue,
-    c.revenue / NULLIF(c.kept_orders, 0) AS avg_order_value,
+    c.revenue / NULLIF(c.orders - c.refunds, 0) AS avg_order_value,
     c.discount_total,
     c.refunds,
     c.refunded_amount
