@@ -79,11 +79,19 @@ WITH main_currency AS (
 ),
 order_stats AS (
     -- one pass over all orders: refunded orders are counted here and left
-    -- out of every other aggregate (a NULL is ignored by min, max and sum)
+    -- out of every other aggregate (by its FILTER, or valued = 0). FILTERs,
+    -- not CASEs: in DataFusion 55 a CASE with a column or an expression in
+    -- a branch filters the batch once per branch and merges the results
+    -- (unless the whole batch takes one branch, as the age ones mostly did:
+    -- a batch holds one export day), and eight of them ran on each of the
+    -- 27.7M orders at a million customers (the seven among the aggregate's
+    -- arguments took 1.48 s of its 2.05 s partial stage); a FILTER is a
+    -- bitmask the accumulator reads, and the partial stage, skipped here,
+    -- turns it into its state in one pass. The counts are the same.
     SELECT
         o.customer_key,
-        min(o.kept_at) AS first_order_at,
-        max(o.kept_at) AS last_order_at,
+        min(o.ordered_at) FILTER (WHERE NOT o.refunded) AS first_order_at,
+        max(o.ordered_at) FILTER (WHERE NOT o.refunded) AS last_order_at,
         sum(o.kept) AS frequency,
         sum(1 - o.kept) AS refunded_orders,
         -- money is summed in whole cents: a float sum depends on the order rows
@@ -91,19 +99,20 @@ order_stats AS (
         CAST(sum(o.valued * CAST(round(o.total_amount * 100) AS BIGINT)) AS DOUBLE) / 100 AS monetary_total,
         sum(o.valued) AS valued_orders,
         -- NULL, not 0, when no kept order has a discount recorded
-        CAST(sum(CASE WHEN o.valued = 1 THEN CAST(round(o.discount_amount * 100) AS BIGINT) END) AS DOUBLE) / 100 AS discount_total,
-        sum(CASE WHEN o.age_days < 30 THEN o.kept ELSE 0 END) AS orders_30d,
-        sum(CASE WHEN o.age_days < 90 THEN o.kept ELSE 0 END) AS orders_90d,
-        sum(CASE WHEN o.age_days < 365 THEN o.kept ELSE 0 END) AS orders_365d,
-        sum(CASE WHEN o.channel = 'in_store' THEN o.kept ELSE 0 END) AS in_store_orders,
-        sum(CASE WHEN o.channel = 'online' THEN o.kept ELSE 0 END) AS online_orders,
-        sum(CASE WHEN o.channel = 'app' THEN o.kept ELSE 0 END) AS app_orders
+        CAST(sum(CAST(round(o.discount_amount * 100) AS BIGINT)) FILTER (WHERE o.valued = 1) AS DOUBLE) / 100 AS discount_total,
+        count(*) FILTER (WHERE NOT o.refunded AND o.age_days < 30) AS orders_30d,
+        count(*) FILTER (WHERE NOT o.refunded AND o.age_days < 90) AS orders_90d,
+        count(*) FILTER (WHERE NOT o.refunded AND o.age_days < 365) AS orders_365d,
+        count(*) FILTER (WHERE NOT o.refunded AND o.channel = 'in_store') AS in_store_orders,
+        count(*) FILTER (WHERE NOT o.refunded AND o.channel = 'online') AS online_orders,
+        count(*) FILTER (WHERE NOT o.refunded AND o.channel = 'app') AS app_orders
     FROM (
         SELECT
             customer_key(customer_id) AS customer_key,
+            refunded,
             CASE WHEN refunded THEN 0 ELSE 1 END AS kept,
             CASE WHEN NOT refunded AND currency = mc.code THEN 1 ELSE 0 END AS valued,
-            CASE WHEN refunded THEN NULL ELSE ordered_at END AS kept_at,
+            ordered_at,
             run_date() - order_date AS age_days,
             total_amount,
             discount_amount,
