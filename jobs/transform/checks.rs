@@ -74,8 +74,17 @@ fn offending_rows_sql(table: &str, column: &str, test: &DataTest) -> String {
     }
 }
 
-/// Runs every test of `model` (registered in `ctx` under its name). Row-level
-/// tests share one scan: a view is re-computed by every query on it.
+/// Runs every test of `model` (registered in `ctx` under its name) in one
+/// query: a view is computed again by every query on it, and a table read
+/// again. Row-level tests share one scan of the model; the `unique` and
+/// `relationships` tests of a column share one grouping of the model by
+/// that column, as a group of `n` rows holds `n` offending rows of either
+/// test or none (see `combined`). Failures are reported as by
+/// `run_one_by_one`, a query per test: the first failing test, row-level
+/// tests first, each in header order, with the same count. A combined
+/// query that cannot run (a scan that fails, a `relationships` test naming
+/// a table the session lacks) is run again test by test, so the error is
+/// the one that test's own query gives.
 pub async fn run(ctx: &SessionContext, model: &Model) -> Result<usize> {
     let schema = ctx
         .table(model.name.as_str())
@@ -83,10 +92,151 @@ pub async fn run(ctx: &SessionContext, model: &Model) -> Result<usize> {
         .schema()
         .as_arrow()
         .clone();
+    let Some(query) = combined(model, &schema) else {
+        return Ok(model.tests.len());
+    };
+    let counts = match counts_of(ctx, &query).await {
+        Ok(counts) => counts,
+        Err(_) => return run_one_by_one(ctx, model, &schema).await,
+    };
+    for ((column, test), n) in query.tests.iter().zip(counts) {
+        fail_if_any(model, column, test, n)?;
+    }
+    Ok(model.tests.len())
+}
+
+/// The tests of one model as one statement whose one row holds, in column
+/// `i`, the number of rows breaking `tests[i]`.
+struct Combined<'a> {
+    sql: String,
+    /// (column, test), in the order [`run_one_by_one`] reports failures.
+    tests: Vec<(&'a str, &'a DataTest)>,
+}
+
+/// The model's tests as one statement, or `None` when no test needs a
+/// query (none declared, or only `not_null` tests the schema proves).
+///
+/// One-row relations, cross joined: the row-level sums over the model, and
+/// per column with `unique` or `relationships` tests, sums over the model
+/// grouped by the column (NULLs left out, as both tests leave them out).
+/// A group of `n > 1` rows is `n` offending rows of `unique`; a group whose
+/// value the parent lacks is `n` offending rows of `relationships`. Each
+/// parent is joined as its DISTINCT keys, so the join keeps one row per
+/// group and the sums are those of the grouping alone.
+fn combined<'a>(model: &'a Model, schema: &Schema) -> Option<Combined<'a>> {
+    let table = model.name.as_str();
+    let mut tests: Vec<(&str, &DataTest)> = Vec::new();
+    let mut relations: Vec<String> = Vec::new();
+
+    let mut row_sums = Vec::new();
+    for (column, test) in model
+        .tests
+        .iter()
+        .filter(|(c, t)| !proven_by_schema(schema, c, t))
+    {
+        if let Some(cond) = offending_condition(column, test) {
+            row_sums.push(format!(
+                "CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT) AS attune_t{}",
+                tests.len()
+            ));
+            tests.push((column.as_str(), test));
+        }
+    }
+    if !row_sums.is_empty() {
+        relations.push(format!("(SELECT {} FROM {table})", row_sums.join(", ")));
+    }
+
+    // (column, its sums, its parents' joins), columns in header order
+    let mut grouped: Vec<(&str, Vec<String>, String)> = Vec::new();
+    for (column, test) in &model.tests {
+        if offending_condition(column, test).is_some() {
+            continue;
+        }
+        let i = tests.len();
+        let (sum, join) = match test {
+            DataTest::Relationships {
+                table: other,
+                column: key,
+            } => {
+                let join = format!(
+                    " LEFT JOIN (SELECT DISTINCT {key} AS attune_k FROM {other}) AS attune_p{i} ON attune_g.attune_v = attune_p{i}.attune_k"
+                );
+                let sum = format!(
+                    "CAST(COALESCE(SUM(CASE WHEN attune_p{i}.attune_k IS NULL THEN attune_g.attune_n ELSE 0 END), 0) AS BIGINT) AS attune_t{i}"
+                );
+                (sum, join)
+            }
+            // unique (the only other test without a row-level condition)
+            _ => (
+                format!(
+                    "CAST(COALESCE(SUM(CASE WHEN attune_g.attune_n > 1 THEN attune_g.attune_n ELSE 0 END), 0) AS BIGINT) AS attune_t{i}"
+                ),
+                String::new(),
+            ),
+        };
+        tests.push((column.as_str(), test));
+        match grouped.iter_mut().find(|g| g.0 == column.as_str()) {
+            Some((_, sums, joins)) => {
+                sums.push(sum);
+                joins.push_str(&join);
+            }
+            None => grouped.push((column.as_str(), vec![sum], join)),
+        }
+    }
+    for (column, sums, joins) in grouped {
+        relations.push(format!(
+            "(SELECT {} FROM (SELECT {column} AS attune_v, COUNT(*) AS attune_n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}) AS attune_g{joins})",
+            sums.join(", ")
+        ));
+    }
+
+    if tests.is_empty() {
+        return None;
+    }
+    let from: Vec<String> = relations
+        .iter()
+        .enumerate()
+        .map(|(j, r)| format!("{r} AS attune_q{j}"))
+        .collect();
+    let columns: Vec<String> = (0..tests.len()).map(|i| format!("attune_t{i}")).collect();
+    Some(Combined {
+        sql: format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            from.join(" CROSS JOIN ")
+        ),
+        tests,
+    })
+}
+
+/// The counts of a combined query's one row, in test order.
+async fn counts_of(ctx: &SessionContext, query: &Combined<'_>) -> Result<Vec<i64>> {
+    let batches = ctx.sql(&query.sql).await?.collect().await?;
+    let row = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| Error::Internal("the data tests' query returned no row".into()))?;
+    (0..query.tests.len())
+        .map(|i| {
+            row.columns()
+                .get(i)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .map(|a| a.value(0))
+                .ok_or_else(|| {
+                    Error::Internal(format!("the data tests' query returned no count {i}"))
+                })
+        })
+        .collect()
+}
+
+/// Runs every test of `model` with a query per set-level test and one for
+/// all row-level tests: what [`run`] did before its tests shared one query,
+/// and still does when that query cannot run.
+async fn run_one_by_one(ctx: &SessionContext, model: &Model, schema: &Schema) -> Result<usize> {
     let row_level: Vec<(&String, &DataTest, String)> = model
         .tests
         .iter()
-        .filter(|(c, t)| !proven_by_schema(&schema, c, t))
+        .filter(|(c, t)| !proven_by_schema(schema, c, t))
         .filter_map(|(c, t)| offending_condition(c, t).map(|cond| (c, t, cond)))
         .collect();
     if !row_level.is_empty() {
@@ -219,6 +369,140 @@ mod tests {
                 .await
                 .expect("passes"),
             2
+        );
+    }
+
+    /// `m` (x: integers with a NULL, a repeat and a negative; k: ids with
+    /// a repeat and a NULL) and parents: `parent` with a repeated and a
+    /// NULL key, `other`, and `empty` with no rows.
+    async fn ctx_for_differential() -> SessionContext {
+        let ctx = SessionContext::new();
+        let m = RecordBatch::try_from_iter(vec![
+            (
+                "x",
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    None,
+                    Some(7),
+                    Some(7),
+                    Some(-2),
+                    Some(3),
+                ])) as ArrayRef,
+            ),
+            (
+                "k",
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some("b"),
+                    Some("c"),
+                    Some("c"),
+                    None,
+                    Some("d"),
+                ])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        ctx.register_batch("m", m).expect("register");
+        for (name, keys) in [
+            ("parent", vec![Some("a"), Some("b"), Some("b"), None]),
+            ("other", vec![Some("c"), Some("d")]),
+            ("empty", vec![]),
+        ] {
+            let b = RecordBatch::try_from_iter(vec![(
+                "k",
+                Arc::new(StringArray::from(keys)) as ArrayRef,
+            )])
+            .expect("batch");
+            ctx.register_batch(name, b).expect("register");
+        }
+        ctx
+    }
+
+    /// Header test lines for the differential tests: passing and failing
+    /// tests of every kind, several failing at once (the first is
+    /// reported), set-level tests before row-level ones in the header,
+    /// two grouped columns, and tests that cannot run.
+    const CASES: [&str; 20] = [
+        "",
+        "-- test x: not_null",
+        "-- test x: range 0 5",
+        "-- test x: range -5 10\n-- test k: not_null",
+        "-- test k: accepted_values a b",
+        "-- test k: unique",
+        "-- test k: relationships parent.k",
+        "-- test k: relationships other.k",
+        "-- test k: relationships empty.k",
+        "-- test k: unique, relationships parent.k",
+        "-- test k: relationships parent.k, unique",
+        "-- test k: relationships other.k, relationships parent.k",
+        "-- test k: relationships parent.k, relationships other.k, unique",
+        "-- test x: unique\n-- test k: unique",
+        "-- test x: range -5 10\n-- test k: unique",
+        "-- test x: not_null\n-- test k: unique",
+        "-- test k: unique\n-- test x: not_null, range 0 5",
+        "-- test x: unique, range -5 10\n-- test k: relationships other.k, accepted_values a b c d",
+        "-- test x: range -5 10\n-- test k: relationships missing.k",
+        "-- test x: not_null\n-- test k: relationships missing.k",
+    ];
+
+    /// The one query reports exactly what a query per test reported:
+    /// the same count or the same failure (model, column, test, rows), or
+    /// the same error when a test cannot run.
+    #[tokio::test]
+    async fn one_query_reports_what_a_query_per_test_reported() {
+        let ctx = ctx_for_differential().await;
+        let schema = ctx.table("m").await.expect("m").schema().as_arrow().clone();
+        let mut failures = 0;
+        for case in CASES {
+            let m = model(case);
+            let one_query = run(&ctx, &m).await.map_err(|e| e.to_string());
+            let one_by_one = run_one_by_one(&ctx, &m, &schema)
+                .await
+                .map_err(|e| e.to_string());
+            assert_eq!(one_query, one_by_one, "{case:?}");
+            failures += usize::from(one_query.is_err());
+        }
+        assert!(failures >= 10, "the cases fail in many ways: {failures}");
+    }
+
+    /// Each count of the combined query is the count of that test's own
+    /// query (so the differential test above does not pass by falling
+    /// back to a query per test).
+    #[tokio::test]
+    async fn each_count_of_the_one_query_is_its_tests_own_count() {
+        let ctx = ctx_for_differential().await;
+        let schema = ctx.table("m").await.expect("m").schema().as_arrow().clone();
+        for case in CASES.iter().filter(|c| !c.contains("missing")) {
+            let m = model(case);
+            let Some(query) = combined(&m, &schema) else {
+                assert!(case.is_empty(), "{case:?} has tests to run");
+                continue;
+            };
+            let counts = counts_of(&ctx, &query).await.expect(case);
+            assert_eq!(counts.len(), query.tests.len(), "{case:?}");
+            for ((column, test), n) in query.tests.iter().zip(&counts) {
+                let own = ctx
+                    .sql(&offending_rows_sql("m", column, test))
+                    .await
+                    .expect("plans")
+                    .collect()
+                    .await
+                    .expect("runs");
+                let want = own[0]
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("a count")
+                    .value(0);
+                assert_eq!(*n, want, "{case:?}: {column} {}", test.name());
+            }
+        }
+        let both = model("-- test k: unique, relationships parent.k, relationships empty.k");
+        let query = combined(&both, &schema).expect("tests");
+        assert_eq!(
+            counts_of(&ctx, &query).await.expect("runs"),
+            vec![2, 3, 5],
+            "c twice; c, c and d lack a parent; no key has one in empty"
         );
     }
 
