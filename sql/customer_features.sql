@@ -137,19 +137,20 @@ ticket_stats AS (
     FROM stg_tickets AS t
     GROUP BY customer_key(t.customer_id)
 ),
-nps_ranked AS (
+feedback_stats AS (
+    -- one pass over the NPS and CSAT answers: a CTE per survey type read the
+    -- 2.7M answers twice at a million customers, and the latest NPS answer
+    -- came from a row_number() window over the 615K NPS answers, sorted by
+    -- customer (0.5 s of sort and window); last_value(... ORDER BY) keeps
+    -- one candidate per customer instead. The latest is the answer with the
+    -- greatest (responded_at, response_id), the one the window ranked first.
     SELECT
         customer_key(customer_id) AS customer_key,
-        score,
-        responded_at,
-        row_number() OVER (PARTITION BY customer_key(customer_id) ORDER BY responded_at DESC, response_id DESC) AS answer_rank
+        last_value(score ORDER BY responded_at, response_id) FILTER (WHERE survey_type = 'nps') AS last_nps_score,
+        max(responded_at) FILTER (WHERE survey_type = 'nps') AS last_nps_at,
+        avg(CAST(score AS DOUBLE)) FILTER (WHERE survey_type = 'csat') AS avg_csat
     FROM stg_feedback
-    WHERE survey_type = 'nps'
-),
-csat_stats AS (
-    SELECT customer_key(customer_id) AS customer_key, avg(CAST(score AS DOUBLE)) AS avg_csat
-    FROM stg_feedback
-    WHERE survey_type = 'csat'
+    WHERE survey_type IN ('nps', 'csat')
     GROUP BY customer_key(customer_id)
 ),
 review_stats AS (
@@ -196,9 +197,9 @@ SELECT
     COALESCE(ts.tickets_90d, 0) AS tickets_90d,
     ts.median_first_response_hours,
     CAST(ts.bot_tickets AS DOUBLE) / NULLIF(ts.tickets_total, 0) AS bot_ticket_share,
-    np.score AS last_nps_score,
-    np.responded_at AS last_nps_at,
-    cs.avg_csat,
+    fs.last_nps_score,
+    fs.last_nps_at,
+    fs.avg_csat,
     COALESCE(vs.reviews_total, 0) AS reviews_total,
     CAST(vs.reviews_replied AS DOUBLE) / NULLIF(vs.reviews_total, 0) AS review_reply_share,
     COALESCE(ws.web_sessions_total, 0) AS web_sessions_total,
@@ -207,8 +208,7 @@ FROM main_currency AS mc
 CROSS JOIN stg_customers AS c
 LEFT JOIN order_stats AS os ON os.customer_key = c.customer_key
 LEFT JOIN ticket_stats AS ts ON ts.customer_key = c.customer_key
-LEFT JOIN nps_ranked AS np ON np.customer_key = c.customer_key AND np.answer_rank = 1
-LEFT JOIN csat_stats AS cs ON cs.customer_key = c.customer_key
+LEFT JOIN feedback_stats AS fs ON fs.customer_key = c.customer_key
 LEFT JOIN review_stats AS vs ON vs.customer_key = c.customer_key
 LEFT JOIN web_stats AS ws ON ws.customer_key = c.customer_key
 ORDER BY c.customer_id
