@@ -273,11 +273,10 @@ async fn table_replaced(
     let parts = crate::catalog::fold_partitions(df, &what, hash_keys).await?;
     let rows: u64 = parts.iter().map(|(_, n)| n).sum();
     let buckets: Vec<Vec<Vec<u64>>> = parts.into_iter().map(|(b, _)| b).collect();
-    let repeated = tokio::task::spawn_blocking(move || {
-        repeated_hashes(&buckets, crate::parallel::threads())
-    })
-    .await
-    .map_err(crate::nightly::panics::joined(&what))?;
+    let repeated =
+        tokio::task::spawn_blocking(move || repeated_hashes(&buckets, crate::parallel::threads()))
+            .await
+            .map_err(crate::nightly::panics::joined(&what))?;
     let mut counts = SupersededCounts {
         rows_scanned: rows,
         ..SupersededCounts::default()
