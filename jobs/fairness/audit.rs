@@ -345,7 +345,12 @@ impl<'a> Prepared<'a> {
         // A dimension of the people, not of their rows (every attribute of
         // the nightly's tables, and so every intersection): split the
         // people's totals rather than add up the rows again.
-        if let Some(group_of) = self.subjects.as_ref().and_then(|s| s.group_of_subjects(d)) {
+        if let Some(group_of) = self
+            .subjects
+            .as_ref()
+            .filter(|_| people.shares_totals())
+            .and_then(|s| s.group_of_subjects(d))
+        {
             let mut sums = people.by_group(group_of, groups);
             if k > 0 {
                 sums.extend(people.by_group_with(group_of, groups, mask, k, &grouped));
@@ -1433,6 +1438,32 @@ mod tests {
                 }
             }
             assert_eq!(of_people, ["a", "b", "a & b"], "both paths are compared");
+        }
+    }
+
+    /// A categorical outcome with more labels than the people's totals are
+    /// kept for (16 bytes per person and label) adds up its rows for each
+    /// dimension instead, with the same sums.
+    #[test]
+    fn many_categories_sum_the_rows_per_dimension() {
+        let params = AuditParams::default();
+        let table = clustered_table(3);
+        let prep = Prepared::new(&table, &params, &mut Vec::new()).expect("prepared");
+        let mask = vec![true; table.rows];
+        let k = crate::fairness::cluster::MAX_SHARED_VARIABLES + 1;
+        let one_hot = |r: usize, out: &mut [f64]| {
+            out.fill(0.0);
+            out[r % k] = 1.0;
+        };
+        let people = prep.people(&mask, k, one_hot).expect("repeated people");
+        assert!(!people.shares_totals());
+        let subjects = prep.table.subjects.as_ref().expect("subjects");
+        for (d, dim) in prep.dims.iter().enumerate() {
+            let got = prep
+                .clusters(d, Some(&people), &mask, one_hot)
+                .expect("people with several rows");
+            let want = cluster_sums_multi(subjects, &dim.codes, dim.groups(), &mask, k, one_hot);
+            assert_eq!(bits(&got), bits(&want), "{}", dim.name);
         }
     }
 

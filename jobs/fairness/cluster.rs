@@ -178,6 +178,10 @@ pub fn cluster_sums_multi(
     out
 }
 
+/// Most row variables whose per-subject totals [`SubjectClusters`] keeps
+/// (the nightly's outcomes have at most three categories).
+pub const MAX_SHARED_VARIABLES: usize = 8;
+
 /// A population's clusters (each subject's run of rows where the mask
 /// holds) with the totals of `k` row variables per cluster: summed over
 /// the rows once, then split by each dimension whose group is the same on
@@ -192,6 +196,10 @@ pub fn cluster_sums_multi(
 #[derive(Debug, Clone)]
 pub struct SubjectClusters {
     k: usize,
+    /// Whether the totals are kept: they cost 16·k bytes per subject, so a
+    /// categorical outcome with many labels (a file audit's free column)
+    /// adds up its rows per dimension instead.
+    shared: bool,
     /// Per cluster, in row order: its subject.
     subjects: Vec<u32>,
     /// Per cluster: its rows where the mask holds.
@@ -215,8 +223,10 @@ impl SubjectClusters {
         k: usize,
         fill: impl Fn(usize, &mut [f64]),
     ) -> SubjectClusters {
+        let shared = k <= MAX_SHARED_VARIABLES;
         let mut c = SubjectClusters {
             k,
+            shared,
             subjects: Vec::new(),
             rows: Vec::new(),
             spans: Vec::new(),
@@ -229,12 +239,17 @@ impl SubjectClusters {
                 c.subjects.push(subjects[r]);
                 c.rows.push(0);
                 c.spans.push(r..r);
-                c.totals.extend(std::iter::repeat_n(0.0, k));
-                c.squares.extend(std::iter::repeat_n(0.0, k));
+                if shared {
+                    c.totals.extend(std::iter::repeat_n(0.0, k));
+                    c.squares.extend(std::iter::repeat_n(0.0, k));
+                }
             }
             let i = c.subjects.len() - 1;
             c.rows[i] += 1;
             c.spans[i].end = r + 1;
+            if !shared {
+                continue;
+            }
             fill(r, &mut row);
             let range = i * k..(i + 1) * k;
             for ((t, q), v) in c.totals[range.clone()]
@@ -252,6 +267,12 @@ impl SubjectClusters {
     /// The number of row variables summed per cluster.
     pub fn variables(&self) -> usize {
         self.k
+    }
+
+    /// Whether [`by_group`](Self::by_group) can split the clusters' totals
+    /// (kept for at most [`MAX_SHARED_VARIABLES`] variables).
+    pub fn shares_totals(&self) -> bool {
+        self.shared
     }
 
     /// Per variable and group (`0..groups`), the cluster sums of a

@@ -625,7 +625,11 @@ async fn read_arms(
     params: &[(&str, String)],
 ) -> Result<BTreeMap<String, Vec<ArmOutcome>>> {
     register_assignments(session, params).await?;
-    arm_outcomes(&query(session, ARMS_SQL, params).await?)
+    let rows = query(session, ARMS_SQL, params).await;
+    // an assignment row per customer and initiative, kept no longer than
+    // arms.sql needs it (the bootstraps that follow hold their own units)
+    session.deregister_table("roi_assignment")?;
+    arm_outcomes(&rows?)
 }
 
 /// `roi_assignment`: the rows of assignments.sql, computed once and kept in
