@@ -1333,6 +1333,7 @@ mod tests {
 
     use super::*;
     use crate::fairness::bootstrap::rng;
+    use crate::fairness::cluster::bits;
     use crate::fairness::table::Codes;
 
     /// 400 people with 1–5 rows each: attributes `a` (sometimes missing)
@@ -1377,24 +1378,6 @@ mod tests {
             )],
             classifier: None,
         }
-    }
-
-    fn bits(sums: &[Vec<ClusterSums>]) -> Vec<[u64; 8]> {
-        sums.iter()
-            .flatten()
-            .map(|s| {
-                [
-                    s.clusters,
-                    s.rows,
-                    s.sum_y.to_bits(),
-                    s.sum_y2_rows.to_bits(),
-                    s.sum_m2.to_bits(),
-                    s.sum_ym.to_bits(),
-                    s.sum_y2.to_bits(),
-                    s.max_m,
-                ]
-            })
-            .collect()
     }
 
     /// Differential test: cluster sums split from the people's totals

@@ -359,6 +359,27 @@ pub fn unclustered(
     out
 }
 
+/// Every field of each cluster sum, floats as their bits: what the
+/// differential tests compare for equality to the bit.
+#[cfg(test)]
+pub(crate) fn bits(sums: &[Vec<ClusterSums>]) -> Vec<[u64; 8]> {
+    sums.iter()
+        .flatten()
+        .map(|s| {
+            [
+                s.clusters,
+                s.rows,
+                s.sum_y.to_bits(),
+                s.sum_y2_rows.to_bits(),
+                s.sum_m2.to_bits(),
+                s.sum_ym.to_bits(),
+                s.sum_y2.to_bits(),
+                s.max_m,
+            ]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use rand::Rng;
@@ -497,24 +518,6 @@ mod tests {
             mask,
             y,
         }
-    }
-
-    fn bits(sums: &[Vec<ClusterSums>]) -> Vec<[u64; 8]> {
-        sums.iter()
-            .flatten()
-            .map(|s| {
-                [
-                    s.clusters,
-                    s.rows,
-                    s.sum_y.to_bits(),
-                    s.sum_y2_rows.to_bits(),
-                    s.sum_m2.to_bits(),
-                    s.sum_ym.to_bits(),
-                    s.sum_y2.to_bits(),
-                    s.max_m,
-                ]
-            })
-            .collect()
     }
 
     /// Differential test: the subjects' totals split by group equal a pass
