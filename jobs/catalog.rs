@@ -145,11 +145,53 @@ where
     Fut: std::future::Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let tasks: Vec<_> = df
-        .execute_stream_partitioned()
-        .await?
+    fold_partitions_in(df, usize::MAX, what, fold).await
+}
+
+/// [`fold_partitions`] with at most `folds` tasks: the plan's partitions
+/// are dealt to them in turn, and each task folds its share as one stream
+/// that takes a batch from whichever of its partitions has one ready (a
+/// partition waiting for a read does not hold the fold up). Results come
+/// in the order of the tasks. For folds that keep state per customer: the
+/// model sessions plan sixteen partitions, and a fold of each met most of
+/// the customers, so the per-customer work (a table of them, its sort, the
+/// merge of the partial results) was done sixteen times over instead of
+/// once per core.
+pub async fn fold_partitions_in<T, F, Fut>(
+    df: datafusion::prelude::DataFrame,
+    folds: usize,
+    what: &str,
+    fold: F,
+) -> Result<Vec<T>>
+where
+    F: Fn(datafusion::physical_plan::SendableRecordBatchStream) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+
+    let streams = df.execute_stream_partitioned().await?;
+    let folds = folds.clamp(1, streams.len().max(1));
+    let mut shares: Vec<Vec<SendableRecordBatchStream>> = (0..folds).map(|_| Vec::new()).collect();
+    for (i, stream) in streams.into_iter().enumerate() {
+        shares[i % folds].push(stream);
+    }
+    let tasks: Vec<_> = shares
         .into_iter()
-        .map(|stream| tokio::spawn(fold(stream)))
+        .filter(|share| !share.is_empty())
+        .map(|mut share| {
+            let stream: SendableRecordBatchStream = if share.len() == 1 {
+                share.pop().expect("a share of one stream")
+            } else {
+                let schema = share[0].schema();
+                Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::select_all(share),
+                ))
+            };
+            tokio::spawn(fold(stream))
+        })
         .collect();
     let mut parts = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -473,5 +515,81 @@ mod tests {
             own + plan.children().into_iter().map(skipped).sum::<usize>()
         }
         assert!(skipped(&plan) > 0, "the partial aggregate was not skipped");
+    }
+
+    /// Differential: folds over shares of the partitions against a fold per
+    /// partition (what [`fold_partitions`] was): every row folded once, by
+    /// the task its partition was dealt to, at most `folds` tasks, and with
+    /// as many folds as partitions each partition's rows in their order.
+    #[tokio::test]
+    async fn folds_over_shares_of_the_partitions_see_every_row_once() {
+        use datafusion::datasource::MemTable;
+        use datafusion::physical_plan::SendableRecordBatchStream;
+        use futures::StreamExt;
+
+        async fn fold(mut stream: SendableRecordBatchStream) -> Result<Vec<i64>> {
+            let mut seen = Vec::new();
+            while let Some(b) = stream.next().await {
+                seen.extend(b?.column(0).as_primitive::<Int64Type>().values().iter());
+            }
+            Ok(seen)
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        // partition p: (p + 1) * 10 values in batches of seven
+        let partitions: Vec<Vec<RecordBatch>> = (0..5i64)
+            .map(|p| {
+                let values: Vec<i64> = (0..(p + 1) * 10).map(|i| p * 1000 + i).collect();
+                values
+                    .chunks(7)
+                    .map(|c| {
+                        let column: Arc<dyn Array> = Arc::new(Int64Array::from(c.to_vec()));
+                        RecordBatch::try_new(schema.clone(), vec![column]).expect("batch")
+                    })
+                    .collect()
+            })
+            .collect();
+        // one target partition: the plan keeps the table's five as they are
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        let table = MemTable::try_new(schema, partitions).expect("table");
+        ctx.register_table("t", Arc::new(table)).expect("register");
+        let mut per_partition = Vec::new();
+        for stream in ctx
+            .table("t")
+            .await
+            .expect("table")
+            .execute_stream_partitioned()
+            .await
+            .expect("streams")
+        {
+            per_partition.push(fold(stream).await.expect("fold"));
+        }
+        assert!(per_partition.len() > 1, "a plan of several partitions");
+        for folds in [1, 2, 3, 4, 5, 9, usize::MAX] {
+            let df = ctx.table("t").await.expect("table");
+            let got = fold_partitions_in(df, folds, "a test fold", fold)
+                .await
+                .expect("folds");
+            assert_eq!(got.len(), folds.min(per_partition.len()), "{folds} folds");
+            for (j, share) in got.iter().enumerate() {
+                let mut want: Vec<i64> = per_partition
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % got.len() == j)
+                    .flat_map(|(_, rows)| rows.iter().copied())
+                    .collect();
+                let mut share = share.clone();
+                want.sort_unstable();
+                share.sort_unstable();
+                assert_eq!(share, want, "{folds} folds, fold {j}");
+            }
+            if folds >= per_partition.len() {
+                assert_eq!(got, per_partition, "{folds} folds");
+            }
+        }
+        let df = ctx.table("t").await.expect("table");
+        let old = fold_partitions(df, "a test fold", fold)
+            .await
+            .expect("folds");
+        assert_eq!(old, per_partition);
     }
 }

@@ -65,7 +65,7 @@ impl TimeUnit {
 pub use crate::utc_dates::{epoch_day, from_epoch_day};
 
 /// Per-customer summaries, column-wise, sorted by customer id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summaries {
     pub customer_id: Vec<String>,
     /// First purchase day (days since 1970-01-01).
@@ -235,8 +235,8 @@ impl Partial {
 
     /// This stream's customers sorted by id, each with its totals and its
     /// purchase days (sorted, one per day), grouped by a counting sort on
-    /// the customer's rank. Runs in the stream's own task, so both cores
-    /// group their half; only the merge of the sorted runs is serial.
+    /// the customer's rank. Runs in the fold's own task, so each core
+    /// groups its share; only the merge of the sorted runs is serial.
     fn into_run(self) -> Run {
         let Partial {
             index,
@@ -456,7 +456,7 @@ async fn fold_stream(
 /// up to the holdout end, aligned with the summaries: customer i's are
 /// `days[start[i]..start[i + 1]]` ([`Histories::days_of`]), flat, where a
 /// list per customer cost a million allocations.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Histories {
     pub summaries: Summaries,
     pub start: Vec<usize>,
@@ -482,6 +482,24 @@ pub async fn load(
     holdout_end: NaiveDate,
     unit: TimeUnit,
 ) -> Result<Histories> {
+    load_in_folds(
+        session,
+        calibration_end,
+        holdout_end,
+        unit,
+        crate::parallel::threads(),
+    )
+    .await
+}
+
+/// [`load`] with the purchases folded by at most `folds` tasks.
+async fn load_in_folds(
+    session: &SessionContext,
+    calibration_end: NaiveDate,
+    holdout_end: NaiveDate,
+    unit: TimeUnit,
+    folds: usize,
+) -> Result<Histories> {
     if holdout_end < calibration_end {
         return Err(Error::Config(format!(
             "the holdout end {holdout_end} is before the calibration end {calibration_end}"
@@ -495,11 +513,15 @@ pub async fn load(
         holdout_end,
     ));
     let end = epoch_day(calibration_end);
-    // One fold per partition of the plan, merged after (the fold is
-    // order-independent).
+    // One fold per core, each over its share of the plan's partitions,
+    // merged after (the fold is order-independent). A fold per partition
+    // (sixteen in the model sessions, each a few weeks of orders) met most
+    // customers in each: sixteen tables of them, sixteen sorts, and on one
+    // core a merge of sixteen runs that sorted each customer's days again.
     let df = session.sql(PURCHASE_DAYS_SQL).await?;
     let runs =
-        crate::catalog::fold_partitions(df, "a purchase fold", |s| fold_stream(s, end)).await?;
+        crate::catalog::fold_partitions_in(df, folds, "a purchase fold", |s| fold_stream(s, end))
+            .await?;
     let Run {
         keys,
         totals: sums,
@@ -576,13 +598,6 @@ mod tests {
 
     use super::*;
 
-    fn thirds(b: &RecordBatch) -> Vec<Vec<RecordBatch>> {
-        let n = b.num_rows();
-        (0..3)
-            .map(|i| vec![b.slice(i * n / 3, (i + 1) * n / 3 - i * n / 3)])
-            .collect()
-    }
-
     /// (x, t_x, T, valued x, mean value, holdout x) of a customer.
     type Want = (u32, f64, f64, u32, Option<f64>, u32);
 
@@ -635,10 +650,15 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn sql_summary_equals_the_plain_definition_on_random_orders() {
-        let mut rng = Xoshiro256Plus::seed_from_u64(11);
-        let start = epoch_day(NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"));
+    /// The first day of [`random_purchases`].
+    fn first_day() -> i32 {
+        epoch_day(NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"))
+    }
+
+    /// Purchases (customer, day, amount) of 3,000 customers over a year
+    /// from [`first_day`], in random order.
+    fn random_purchases(rng: &mut Xoshiro256Plus) -> Vec<(String, i32, Option<f64>)> {
+        let start = first_day();
         // Pseudonyms (32 lowercase hex digits, kept as numbers) mixed with
         // ids kept as text, some of which sort between them.
         let id = |c: u128| match c % 4 {
@@ -665,7 +685,13 @@ mod tests {
             }
         }
         // Customers' purchases spread over every stream.
-        rows.shuffle(&mut rng);
+        rows.shuffle(rng);
+        rows
+    }
+
+    /// A session with `rows` as `purchases`, in `partitions` partitions of
+    /// the plan, so a customer's purchases are split between streams.
+    fn purchases_in(rows: &[(String, i32, Option<f64>)], partitions: usize) -> SessionContext {
         let schema = Arc::new(Schema::new(vec![
             Field::new("customer_id", DataType::Utf8, false),
             Field::new("order_date", DataType::Date32, false),
@@ -682,15 +708,31 @@ mod tests {
             ],
         )
         .expect("batch");
+        let n = batch.num_rows();
+        let parts = (0..partitions)
+            .map(|i| {
+                let from = i * n / partitions;
+                vec![batch.slice(from, (i + 1) * n / partitions - from)]
+            })
+            .collect();
         let session = SessionContext::new();
         session
             .register_table(
                 "purchases",
-                // three partitions, three streams: a customer's purchases
-                // are split between folds and merged (`merge_runs`)
-                Arc::new(MemTable::try_new(schema, thirds(&batch)).expect("table")),
+                Arc::new(MemTable::try_new(schema, parts).expect("table")),
             )
             .expect("register");
+        session
+    }
+
+    #[tokio::test]
+    async fn sql_summary_equals_the_plain_definition_on_random_orders() {
+        let mut rng = Xoshiro256Plus::seed_from_u64(11);
+        let start = first_day();
+        let rows = random_purchases(&mut rng);
+        // three partitions: a customer's purchases are split between folds
+        // and merged (`merge_runs`)
+        let session = purchases_in(&rows, 3);
         for (unit, end_offset, holdout) in [
             (TimeUnit::Days, 150, 0),
             (TimeUnit::Weeks, 120, 60),
@@ -727,6 +769,32 @@ mod tests {
                     (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{id} {a} {b}"),
                     other => panic!("{id}: monetary {other:?}"),
                 }
+            }
+        }
+    }
+
+    /// Differential: the purchases of a plan of sixteen partitions (as many
+    /// as the model sessions plan) folded by one to sixteen tasks, each over
+    /// its share of them, against a fold per partition, the way they were
+    /// folded before: the same histories, exactly.
+    #[tokio::test]
+    async fn folds_over_shares_of_the_partitions_equal_a_fold_per_partition() {
+        let mut rng = Xoshiro256Plus::seed_from_u64(12);
+        let rows = random_purchases(&mut rng);
+        let session = purchases_in(&rows, 16);
+        for (unit, end_offset, holdout) in [(TimeUnit::Days, 150, 0), (TimeUnit::Weeks, 120, 60)] {
+            let end = from_epoch_day(first_day() + end_offset);
+            let hend = from_epoch_day(first_day() + end_offset + holdout);
+            let per_partition = load_in_folds(&session, end, hend, unit, usize::MAX)
+                .await
+                .expect("a fold per partition");
+            assert!(per_partition.summaries.len() > 1000, "customers");
+            for folds in [1, 2, 3, 5, 16] {
+                let got = load_in_folds(&session, end, hend, unit, folds)
+                    .await
+                    .expect("summary");
+                // not assert_eq: a difference would print every customer
+                assert!(got == per_partition, "{folds} folds, {unit:?}");
             }
         }
     }
