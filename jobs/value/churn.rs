@@ -74,6 +74,34 @@ impl FeatureTable {
         Ok(t)
     }
 
+    /// The table in customer id order: as it is when it is already (the
+    /// transform writes customer_features sorted), else with its rows
+    /// sorted (ties, which the model's unique test rules out, in the order
+    /// read).
+    pub fn into_sorted(self) -> FeatureTable {
+        if self.customer_id.is_sorted() {
+            return self;
+        }
+        let mut order: Vec<usize> = (0..self.customer_id.len()).collect();
+        order.sort_by(|&a, &b| self.customer_id[a].cmp(&self.customer_id[b]));
+        let FeatureTable {
+            mut customer_id,
+            names,
+            values,
+        } = self;
+        FeatureTable {
+            customer_id: order
+                .iter()
+                .map(|&i| std::mem::take(&mut customer_id[i]))
+                .collect(),
+            names,
+            values: values
+                .iter()
+                .map(|v| order.iter().map(|&i| v[i]).collect())
+                .collect(),
+        }
+    }
+
     /// Position of a customer (the table is sorted by customer id).
     pub fn position(&self, id: &str) -> Option<usize> {
         self.customer_id

@@ -172,8 +172,17 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
     if let Some(w) = currency_warning(&currency, date) {
         warnings.push(w);
     }
-    let today = current_features(ctx, &session, date).await?;
-    let all = summary::load(&session, date, date, cfg.time_unit).await?;
+    register_features_mart(ctx, &session, date).await?;
+    // Today's features and the purchase histories are independent reads,
+    // side by side: the features' read of one row group and the fold's
+    // serial merge each leave a core to the other. Both run to the end, so
+    // the error reported is the one reported before, the features' first.
+    let (today, all) = tokio::join!(
+        current_features(&session, date),
+        summary::load(&session, date, date, cfg.time_unit)
+    );
+    let today = today?;
+    let all = all?;
     let rows_in = all.summaries.len() as u64;
     let inactive = i32::try_from(cfg.inactive_days).unwrap_or(i32::MAX);
     let (s, histories) = keep_known_customers(all, &today, inactive, &mut warnings);
@@ -417,23 +426,27 @@ fn currency_warning(c: &ValueCurrency, date: NaiveDate) -> Option<String> {
     })
 }
 
-/// `marts/customer_features` of the run date (the consenting customers and
-/// today's features).
-async fn current_features(
+/// The job's error when `marts/customer_features` has no rows for `date`.
+fn no_current_features(date: NaiveDate) -> Error {
+    Error::MissingInput {
+        what: format!("marts/customer_features for {date}"),
+        hint: format!("run `attune transform --date {date}` first"),
+    }
+}
+
+/// Registers `marts/customer_features` in `session` as
+/// `customer_features_mart`; the job's error when it has no partition.
+async fn register_features_mart(
     ctx: &JobContext,
     session: &SessionContext,
     date: NaiveDate,
-) -> Result<FeatureTable> {
-    let missing = || Error::MissingInput {
-        what: format!("marts/customer_features for {date}"),
-        hint: format!("run `attune transform --date {date}` first"),
-    };
+) -> Result<()> {
     let present = catalog::list_tables(&ctx.storage, "marts")
         .await?
         .iter()
         .any(|t| t.name == "customer_features");
     if !present {
-        return Err(missing());
+        return Err(no_current_features(date));
     }
     catalog::register(
         session,
@@ -442,17 +455,27 @@ async fn current_features(
         "customer_features",
         "customer_features_mart",
     )
-    .await?;
+    .await
+}
+
+/// The run date's rows of `customer_features_mart` (the consenting
+/// customers and today's features), in customer id order.
+async fn current_features(session: &SessionContext, date: NaiveDate) -> Result<FeatureTable> {
+    // No ORDER BY: the transform writes the partition in customer id order,
+    // which DataFusion is not told, so it sorted the million rows of thirty
+    // columns again, all in the plan partition that reads the file's row
+    // group (up to 2^20 rows make one). A partition read in pieces, which
+    // arrive in any order, is sorted by `into_sorted`.
     let batches = session
         .sql(&format!(
-            "SELECT * FROM customer_features_mart WHERE dt = DATE '{date}' ORDER BY customer_id"
+            "SELECT * FROM customer_features_mart WHERE dt = DATE '{date}'"
         ))
         .await?
         .collect()
         .await?;
-    let table = FeatureTable::from_batches(&batches)?;
+    let table = FeatureTable::from_batches(&batches)?.into_sorted();
     if table.customer_id.is_empty() {
-        return Err(missing());
+        return Err(no_current_features(date));
     }
     Ok(table)
 }
@@ -1496,6 +1519,92 @@ mod tests {
         assert_eq!(s.t_x, [8.0, 2.0]);
         assert_eq!(s.valued_x, [1, 1]);
         assert_eq!(s.monetary, [Some(10.0), Some(9.0)]);
+    }
+
+    /// Differential: today's features read as they are and sorted only
+    /// when they do not arrive sorted, against the ORDER BY query they were
+    /// read with: the same table, bit for bit, for a partition written
+    /// sorted (read in one piece, or in three that arrive in any order) and
+    /// one that was not; another day's rows are left out either way.
+    #[tokio::test]
+    async fn features_read_as_stored_equal_the_ordered_query() {
+        use datafusion::arrow::array::{Float64Array, Int64Array};
+        use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
+        type Row = (String, Option<i64>, Option<f64>, i32);
+        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(41);
+        let date: NaiveDate = "2025-06-30".parse().expect("date");
+        let mut rows: Vec<Row> = Vec::new();
+        for dt in [date, date.pred_opt().expect("date")] {
+            for _ in 0..500 {
+                let id = format!("{:032x}", rng.random::<u128>());
+                let recency = rng.random_bool(0.9).then(|| rng.random_range(0..400));
+                let monetary = rng
+                    .random_bool(0.8)
+                    .then(|| f64::from(rng.random_range(0..100_000u32)) / 100.0);
+                rows.push((id, recency, monetary, epoch_day(dt)));
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("recency_days", DataType::Int64, true),
+            Field::new("currency", DataType::Utf8, true),
+            Field::new("monetary_total", DataType::Float64, true),
+            Field::new("dt", DataType::Date32, false),
+        ]));
+        let batch = |rows: &[Row]| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.0.as_str()),
+                )) as ArrayRef,
+                Arc::new(rows.iter().map(|r| r.1).collect::<Int64Array>()),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "EUR"))),
+                Arc::new(rows.iter().map(|r| r.2).collect::<Float64Array>()),
+                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.3))),
+            ];
+            RecordBatch::try_new(schema.clone(), columns).expect("batch")
+        };
+        let pieces = |rows: &[Row], n: usize| -> Vec<Vec<RecordBatch>> {
+            rows.chunks(rows.len().div_ceil(n))
+                .map(|c| vec![batch(c)])
+                .collect()
+        };
+        let mut sorted = rows.clone();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut shuffled = rows;
+        shuffled.shuffle(&mut rng);
+        let bits = |t: &FeatureTable| -> Vec<Vec<u64>> {
+            t.values
+                .iter()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        for (what, partitions) in [
+            ("sorted, one piece", pieces(&sorted, 1)),
+            ("sorted, three pieces", pieces(&sorted, 3)),
+            ("shuffled, four pieces", pieces(&shuffled, 4)),
+        ] {
+            let session = SessionContext::new();
+            let table = MemTable::try_new(schema.clone(), partitions).expect("table");
+            session
+                .register_table("customer_features_mart", Arc::new(table))
+                .expect("register");
+            let got = current_features(&session, date).await.expect("features");
+            let ordered = session
+                .sql(&format!(
+                    "SELECT * FROM customer_features_mart WHERE dt = DATE '{date}' ORDER BY customer_id"
+                ))
+                .await
+                .expect("sql")
+                .collect()
+                .await
+                .expect("rows");
+            let want = FeatureTable::from_batches(&ordered).expect("table");
+            assert_eq!(got.customer_id.len(), 500, "{what}");
+            assert_eq!(got.customer_id, want.customer_id, "{what}");
+            assert_eq!(got.names, want.names, "{what}");
+            assert_eq!(bits(&got), bits(&want), "{what}");
+        }
     }
 
     /// Customers c000… with one feature, `value(i)` for customer i.
