@@ -329,25 +329,12 @@ pub async fn purchases_session(
 /// Chooses the currency to model in `session` (with lake `orders`,
 /// `stg_orders` and `run_date()`) and registers `purchases`.
 async fn register_purchases(session: &SessionContext) -> Result<ValueCurrency> {
-    // One currency in the lake's orders, the usual case, needs no count
-    // over the de-duplicated orders (seconds at scale): reading the codes of
-    // one column is cheap.
-    let mut codes = Vec::new();
-    for b in session
-        .sql("SELECT DISTINCT currency FROM orders WHERE dt <= run_date()")
-        .await?
-        .collect()
-        .await?
-    {
-        let c = string_column(&b, "currency")?;
-        codes.extend((0..b.num_rows()).map(|r| c.is_valid(r).then(|| c.value(r).to_string())));
-    }
-    let chosen = match codes.as_slice() {
-        [Some(only)] => ValueCurrency {
-            currency: Some(only.clone()),
+    let chosen = match single_currency(session).await? {
+        Some(only) => ValueCurrency {
+            currency: Some(only),
             other_orders: BTreeMap::new(),
         },
-        _ => count_currencies(session).await?,
+        None => count_currencies(session).await?,
     };
     let amount = match &chosen.currency {
         Some(c) => format!(
@@ -366,6 +353,44 @@ async fn register_purchases(session: &SessionContext) -> Result<ValueCurrency> {
             .into_view(),
     )?;
     Ok(chosen)
+}
+
+/// The code of every order in the lake's `orders` up to `run_date()` when
+/// they all have the same one; `None` for two codes, an order without one,
+/// or no order.
+///
+/// One currency, the usual case, needs no count over the de-duplicated
+/// orders (seconds at scale), nor a read of every order's code: a code from
+/// the first rows read, then a search for any other code or a missing one,
+/// which Parquet statistics settle without reading a row group whose codes
+/// are all that one (its minimum and maximum, and no nulls).
+async fn single_currency(session: &SessionContext) -> Result<Option<String>> {
+    let first = session
+        .sql("SELECT currency FROM orders WHERE dt <= run_date() AND currency IS NOT NULL LIMIT 1")
+        .await?
+        .collect()
+        .await?;
+    let mut code = None;
+    for b in &first {
+        let c = string_column(b, "currency")?;
+        if let Some(r) = (0..b.num_rows()).find(|&r| c.is_valid(r)) {
+            code = Some(c.value(r).to_string());
+            break;
+        }
+    }
+    let Some(code) = code else {
+        return Ok(None);
+    };
+    let others = session
+        .sql(&format!(
+            "SELECT currency FROM orders WHERE dt <= run_date() \
+             AND (currency IS NULL OR currency <> '{}') LIMIT 1",
+            code.replace('\'', "''")
+        ))
+        .await?
+        .collect()
+        .await?;
+    Ok(others.iter().all(|b| b.num_rows() == 0).then_some(code))
 }
 
 /// The most common currency of the non-refunded orders in `stg_orders`
@@ -1604,6 +1629,111 @@ mod tests {
             assert_eq!(got.customer_id, want.customer_id, "{what}");
             assert_eq!(got.names, want.names, "{what}");
             assert_eq!(bits(&got), bits(&want), "{what}");
+        }
+    }
+
+    /// The single currency as it was found before: every distinct code of
+    /// the lake's orders up to the run date.
+    async fn single_currency_by_distinct_codes(session: &SessionContext) -> Option<String> {
+        let mut codes = Vec::new();
+        for b in session
+            .sql("SELECT DISTINCT currency FROM orders WHERE dt <= run_date()")
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("rows")
+        {
+            let c = string_column(&b, "currency").expect("currency");
+            codes.extend((0..b.num_rows()).map(|r| c.is_valid(r).then(|| c.value(r).to_string())));
+        }
+        match codes.as_slice() {
+            [Some(only)] => Some(only.clone()),
+            _ => None,
+        }
+    }
+
+    /// Differential: the single currency from a first code and a search
+    /// for any other, which Parquet statistics answer, against every
+    /// distinct code, on orders files (one a day, random codes drawn from
+    /// each case's) read through the catalog as the job reads them, so row
+    /// groups are pruned as there.
+    #[tokio::test]
+    async fn one_currency_by_statistics_equals_the_distinct_codes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(43);
+        let run_date: NaiveDate = "2025-03-31".parse().expect("date");
+        let after: NaiveDate = "2025-04-02".parse().expect("date");
+        type Codes<'a> = &'a [Option<&'a str>];
+        // (case, codes of the five days up to the run date, of a day after
+        // it, the currency)
+        let cases: [(&str, Codes<'_>, Codes<'_>, Option<&str>); 7] = [
+            ("one code", &[Some("EUR")], &[], Some("EUR")),
+            (
+                "two codes",
+                &[Some("EUR"), Some("EUR"), Some("CHF")],
+                &[],
+                None,
+            ),
+            (
+                "a missing code",
+                &[Some("EUR"), Some("EUR"), None],
+                &[],
+                None,
+            ),
+            ("no code", &[None], &[], None),
+            (
+                "others after the run date",
+                &[Some("EUR")],
+                &[Some("CHF"), None],
+                Some("EUR"),
+            ),
+            ("a quote", &[Some("E'R")], &[], Some("E'R")),
+            ("no order up to the run date", &[], &[Some("EUR")], None),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("order_id", DataType::Utf8, false),
+            Field::new("currency", DataType::Utf8, true),
+        ]));
+        for (what, before, later, want) in cases {
+            let dir = tempfile::tempdir().expect("tmp");
+            let storage =
+                crate::storage::Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+            let days = (25..=29)
+                .map(|d| (NaiveDate::from_ymd_opt(2025, 3, d).expect("date"), before))
+                .chain([(after, later)]);
+            for (dt, codes) in days {
+                if codes.is_empty() {
+                    continue;
+                }
+                let n = 300;
+                let ids = StringArray::from_iter_values((0..n).map(|i| format!("{dt}-{i}")));
+                let currency: StringArray = (0..n)
+                    .map(|_| codes[rng.random_range(0..codes.len())])
+                    .collect();
+                let columns = vec![Arc::new(ids) as ArrayRef, Arc::new(currency)];
+                let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
+                crate::parquet_io::write_batches(
+                    &storage,
+                    &crate::storage::partition_file("lake", "orders", dt),
+                    schema.clone(),
+                    &[batch],
+                )
+                .await
+                .expect("write");
+            }
+            let session = catalog::new_session(&storage);
+            catalog::register(&session, &storage, "lake", "orders", "orders")
+                .await
+                .expect("register");
+            session.register_udf(transform::run_date_udf(run_date));
+            let got = single_currency(&session).await.expect("currency");
+            assert_eq!(got.as_deref(), want, "{what}");
+            assert_eq!(
+                got,
+                single_currency_by_distinct_codes(&session).await,
+                "{what}"
+            );
         }
     }
 
