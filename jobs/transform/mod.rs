@@ -371,7 +371,9 @@ pub async fn session_as_of(
 }
 
 /// The rows of one model as of `date`, computed in memory, not written
-/// (`published` as in [`session_as_of`]).
+/// (`published` as in [`session_as_of`]), and the session they were
+/// computed in, where [`data_tests_in`] runs the model's data tests on them
+/// without listing the lake and planning the models again.
 ///
 /// Computed on every core: the model must not add up DOUBLE columns (the
 /// order in which partial sums meet varies between runs, and with it the
@@ -381,30 +383,29 @@ pub async fn model_as_of(
     model: &str,
     date: NaiveDate,
     published: NaiveDate,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<(Vec<RecordBatch>, datafusion::prelude::SessionContext)> {
     let session = session_as_of(ctx, date, published).await?;
-    Ok(session.table(model).await?.collect().await?)
+    let rows = session.table(model).await?.collect().await?;
+    Ok((rows, session))
 }
 
-/// Runs the data tests of `model` on `rows`, the model as of `date` (see
-/// [`model_as_of`]), as the transform of that day would before publishing
-/// them. `Err` only when the tests could not run; a failing test is
+/// Runs the data tests of `model` on `rows`, the model as of the date of
+/// `session` (see [`model_as_of`]), as the transform of that day would
+/// before publishing them: `rows` take the model's place in the session.
+/// `Err` only when the tests could not run; a failing test is
 /// `Ok(Some(reason))`, naming the column and the number of rows, never a value.
-pub async fn data_tests_as_of(
-    ctx: &JobContext,
+pub async fn data_tests_in(
+    session: &datafusion::prelude::SessionContext,
     model: &Model,
-    date: NaiveDate,
-    published: NaiveDate,
     rows: &[RecordBatch],
 ) -> Result<Option<String>> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let session = session_as_of(ctx, date, published).await?;
     session.deregister_table(model.name.as_str())?;
     let table = datafusion::datasource::MemTable::try_new(first.schema(), vec![rows.to_vec()])?;
     session.register_table(model.name.as_str(), Arc::new(table))?;
-    match checks::run(&session, model).await {
+    match checks::run(session, model).await {
         Ok(_) => Ok(None),
         Err(e @ Error::DataTest { .. }) => Ok(Some(e.to_string())),
         Err(e) => Err(e),

@@ -570,15 +570,17 @@ struct ChurnRun {
 }
 
 /// Writes `marts/customer_features/dt=<cutoff>` from `batches` (the model as
-/// of the cut-off, exactly what the transform of that day writes) with its
-/// provenance record, when they pass the model's data tests, as the
-/// transform's must, and the day is within `retention_days` of the run date
-/// (an older partition is one retention deletes and the privacy job flags).
+/// of the cut-off, exactly what the transform of that day writes, computed
+/// in `session`) with its provenance record, when they pass the model's
+/// data tests, as the transform's must, and the day is within
+/// `retention_days` of the run date (an older partition is one retention
+/// deletes and the privacy job flags).
 /// Returns whether it wrote them; a failing data test, or one that could
 /// not run, is a warning of the job (the churn model still learns from
 /// them, as it did before they were kept).
 async fn keep_cutoff_features(
     ctx: &JobContext,
+    session: &SessionContext,
     models: &[transform::models::Model],
     cutoff: NaiveDate,
     date: NaiveDate,
@@ -594,7 +596,7 @@ async fn keep_cutoff_features(
     let Some(model) = models.iter().find(|m| m.name == "customer_features") else {
         return Ok(false);
     };
-    let failed = match transform::data_tests_as_of(ctx, model, cutoff, date, batches).await {
+    let failed = match transform::data_tests_in(session, model, batches).await {
         Ok(failed) => failed,
         Err(e) => Some(format!("its data tests could not run: {e}")),
     };
@@ -649,8 +651,10 @@ async fn churn_model(
         match transform::provenance::reuse(ctx, &models, "customer_features", cutoff).await? {
             Some(b) => (b, "read from its mart partition"),
             None => {
-                let b = transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
-                let kept = keep_cutoff_features(ctx, &models, cutoff, date, &b, warnings).await?;
+                let (b, session) =
+                    transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
+                let kept = keep_cutoff_features(ctx, &session, &models, cutoff, date, &b, warnings)
+                    .await?;
                 (
                     b,
                     if kept {

@@ -1268,7 +1268,8 @@ fn cpu_seconds() -> f64 {
 /// again; a lake partition up to the cut-off written since makes it stale,
 /// one after the cut-off does not. The value job, finding it stale,
 /// computes the features and keeps them, with a record, for the next
-/// nights of the week.
+/// nights of the week, once their data tests pass in the session that
+/// computed them (differential: the verdicts of a session of their own).
 #[test]
 fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     use attune::transform::{self, models, provenance};
@@ -1295,7 +1296,7 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     rt.block_on(transform::run(&ctx, cutoff))
         .expect("transform as of the cut-off");
     let read = reuse().expect("recorded and unchanged");
-    let computed = rt
+    let (computed, session) = rt
         .block_on(transform::model_as_of(
             &ctx,
             "customer_features",
@@ -1307,6 +1308,37 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
         datafusion::arrow::compute::concat_batches(&b[0].schema(), b).expect("concat")
     };
     let (read, computed) = (rows(&read), rows(&computed));
+
+    // The data tests in the session that computed the rows, against a
+    // session of their own, as they ran before: the same verdicts, for the
+    // rows and for the rows with one repeated (its customer twice).
+    let model = all
+        .iter()
+        .find(|m| m.name == "customer_features")
+        .expect("model");
+    let repeated = [computed.clone(), computed.slice(0, 1)];
+    let mut verdicts = Vec::new();
+    for batches in [std::slice::from_ref(&computed), &repeated[..]] {
+        let here = rt
+            .block_on(transform::data_tests_in(&session, model, batches))
+            .expect("tests ran");
+        let own = rt
+            .block_on(transform::session_as_of(&ctx, cutoff, last))
+            .expect("session");
+        let apart = rt
+            .block_on(transform::data_tests_in(&own, model, batches))
+            .expect("tests ran");
+        assert_eq!(here, apart);
+        verdicts.push(here);
+    }
+    assert!(verdicts[0].is_none(), "{:?}", verdicts[0]);
+    assert!(
+        verdicts[1]
+            .as_deref()
+            .is_some_and(|v| v.contains("customer_id")),
+        "{:?}",
+        verdicts[1]
+    );
     assert!(read.num_rows() > 100);
     assert_eq!(read.num_rows(), computed.num_rows());
     let differing: Vec<&String> = read
@@ -1351,7 +1383,8 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
             cutoff,
             last,
         ))
-        .expect("computed"),
+        .expect("computed")
+        .0,
     );
     assert_eq!(kept, again);
 }
