@@ -168,8 +168,8 @@ where
     Fut: std::future::Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
+    use datafusion::physical_plan::SendableRecordBatchStream;
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-    use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
 
     let streams = df.execute_stream_partitioned().await?;
     let folds = folds.clamp(1, streams.len().max(1));
