@@ -274,30 +274,49 @@ pub fn score_ticket(
     facts: &MessageFacts,
 ) -> (Contact, ToneResult) {
     let message = read_message(tone, t.message.as_deref());
-    score_read_ticket(t, cfg, run_end, tone, facts, message.as_ref())
+    let toned = tone.score_read_reply(
+        t.reply.as_deref(),
+        // an English reply cannot repeat words in another language
+        message.as_ref().filter(|_| !facts.other_language),
+        complaint(t),
+    );
+    // a copy: the contact takes the ticket's id, channel and handler
+    let contact = take_contact(&mut t.clone(), cfg, run_end, facts.charged, &toned);
+    (contact, toned)
 }
 
-/// A ticket's message as the tone rules read it, for every ticket with the
-/// same message; `None` for none, or one without words (emoji,
-/// punctuation), which a reply cannot repeat either.
+/// A ticket's message as the tone rules read it; `None` for none, or one
+/// without words (emoji, punctuation), which a reply cannot repeat either.
 pub fn read_message(tone: &ToneScorer, message: Option<&str>) -> Option<ReadMessage> {
     message
         .filter(|m| m.chars().any(char::is_alphanumeric))
         .map(|m| tone.read_message(m))
 }
 
-/// [`score_ticket`] with the ticket's message read already: `message` is
-/// [`read_message`] of `t.message`, which tickets with the same message
-/// share.
-pub fn score_read_ticket(
-    t: &TicketRow,
+/// Whether the customer had a problem (an apology is warranted), by the
+/// ticket's topic; `None` without one.
+pub fn complaint(t: &TicketRow) -> Option<bool> {
+    t.topic
+        .as_deref()
+        .map(|topic| COMPLAINT_TOPICS.contains(&topic))
+}
+
+/// The contact of a ticket whose reply's tone is `toned` and whose
+/// customer's words were emotionally charged or not (`charged`, `None`
+/// when unknown): [`score_ticket`] after the tone.
+///
+/// The ticket's id, channel and handler move into the contact (the ticket
+/// is left without them): the job scores each ticket once and drops it,
+/// and copying them cost an allocation a ticket and, for the shared
+/// channel and handler texts, reference counts that the scoring threads
+/// all updated at once.
+pub fn take_contact(
+    t: &mut TicketRow,
     cfg: &EmpathyConfig,
     run_end: f64,
-    tone: &ToneScorer,
-    facts: &MessageFacts,
-    message: Option<&ReadMessage>,
-) -> (Contact, ToneResult) {
-    let charged = facts.charged;
+    charged: Option<bool>,
+    toned: &ToneResult,
+) -> Contact {
     let elapsed = (run_end - t.created) / 3600.0;
     let target = first_response_target(cfg, t.channel.as_deref());
     let first_in_time = target.and_then(|tg| in_time(t.first_response_hours, tg, elapsed));
@@ -332,16 +351,6 @@ pub fn score_read_ticket(
         .as_ref()
         .and_then(|_| in_time(t.next_same_topic_hours, repeat_window, elapsed).map(|again| !again));
     let resolution = share_met(&[resolved_clean, no_repeat]);
-    let complaint = t
-        .topic
-        .as_deref()
-        .map(|topic| COMPLAINT_TOPICS.contains(&topic));
-    let toned = tone.score_read_reply(
-        t.reply.as_deref(),
-        // an English reply cannot repeat words in another language
-        message.filter(|_| !facts.other_language),
-        complaint,
-    );
     let reached_human = matches!(t.handled_by.as_deref(), Some("human" | "bot_then_human"));
     // Judged once the resolution target has passed: until then a ticket
     // with the bot may still be handed to a person (a later export says
@@ -359,14 +368,14 @@ pub fn score_read_ticket(
     scores[Component::Resolution.idx()] = resolution;
     scores[Component::Tone.idx()] = toned.as_ref().ok().map(|x| x.score);
     scores[Component::HumanWhenItMatters.idx()] = human;
-    let contact = Contact {
+    Contact {
         source: Source::Ticket,
-        contact_id: t.ticket_id.clone(),
+        contact_id: std::mem::take(&mut t.ticket_id),
         customer: t.customer,
         at: t.created,
         month: Month::of_epoch(t.created),
-        touchpoint: t.channel.clone(),
-        handled_by: t.handled_by.clone(),
+        touchpoint: t.channel.take(),
+        handled_by: t.handled_by.take(),
         scores,
         charged,
         detail: Detail {
@@ -380,8 +389,7 @@ pub fn score_read_ticket(
             tone_label: toned.as_ref().ok().map(|x| x.label),
             items: [None; 5],
         },
-    };
-    (contact, toned)
+    }
 }
 
 /// Credits a ticket's reply the expected points of the "customer's words"

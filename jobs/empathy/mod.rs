@@ -45,7 +45,7 @@ use self::alpha::Alpha;
 use self::components::{Component, Contact, Month};
 use self::headline::Headline;
 use self::index::{Dimension, Groups, Settings};
-use self::tone::{ToneLabel, ToneScorer, Unscored};
+use self::tone::{NumberedMessage, ReadReply, ToneLabel, ToneScorer, Unscored};
 use self::validate::{Outcomes, Validation};
 use crate::context::JobContext;
 use crate::mart::{self, Metric};
@@ -157,7 +157,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let session = inputs::session(ctx, date).await?;
     let tone = ToneScorer::builtin()?;
     let mut customers = inputs::Customers::default();
-    let tickets = inputs::tickets(&session, &mut customers).await?;
+    let mut tickets = inputs::tickets(&session, &mut customers).await?;
     let surveys = inputs::surveys(&session, &mut customers).await?;
     let reviews = inputs::negative_reviews(&session, &mut customers).await?;
     let nps = inputs::nps_answers(&session, &mut customers).await?;
@@ -190,59 +190,73 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     lap("read", "scoring the replies' tone", &mut clock);
 
     let run_end = end_of(date);
-    let mut contacts: Vec<Contact> =
-        Vec::with_capacity(tickets.len() + surveys.len() + reviews.len());
     let mut tone_summary = ToneSummary::default();
-    let mut unscored_emotions = 0u64;
     // Tickets are scored (the tone of every reply) on every core, in
-    // chunks whose results are taken back in ticket order.
+    // chunks whose results are taken back in ticket order. Each chunk is
+    // lent mutably to the thread that scores it (a lock taken once): the
+    // contacts take their tickets' ids and texts instead of copies.
     let threads = crate::parallel::threads();
-    let chunks: Vec<&[components::TicketRow]> = tickets
-        .chunks(tickets.len().div_ceil(threads).max(1))
-        .collect();
-    // kept in its chunks: one flat copy of 1.8M contacts would add
-    // hundreds of MiB to the job's peak
-    let mut scored = crate::parallel::map(&chunks, threads, &|c| {
-        score_tickets(c, &emotions, cfg, run_end, &tone)
-    });
+    let mut scored = {
+        let size = tickets.len().div_ceil(threads).max(1);
+        let chunks: Vec<std::sync::Mutex<&mut [components::TicketRow]>> = tickets
+            .chunks_mut(size)
+            .map(std::sync::Mutex::new)
+            .collect();
+        crate::parallel::map(&chunks, threads, &|chunk| {
+            let mut chunk = chunk.lock().expect("a chunk is scored by one thread");
+            score_tickets(&mut chunk, &emotions, cfg, run_end, &tone)
+        })
+    };
     // The "customer's words" rule where it could not be judged (no message,
     // or one without words or in another language) is credited its points
     // at the rate it fired where it could, once that rate is known.
     tone_summary.echo_rate = tone.echo_rate(
         scored
             .iter()
-            .flatten()
-            .filter_map(|(_, t, _)| t.as_ref().ok()),
+            .flat_map(|s| &s.tones)
+            .filter_map(|t| t.as_ref().ok()),
     );
     if let Some(rate) = tone_summary.echo_rate {
-        for (contact, toned, _) in scored.iter_mut().flatten() {
-            if components::impute_echo(contact, toned, &tone, rate) {
-                tone_summary.echo_imputed += 1;
+        for s in &mut scored {
+            for (contact, toned) in s.contacts.iter_mut().zip(&mut s.tones) {
+                if components::impute_echo(contact, toned, &tone, rate) {
+                    tone_summary.echo_imputed += 1;
+                }
             }
         }
     }
-    for (contact, toned, emotions_unscored) in scored.into_iter().flatten() {
-        if emotions_unscored {
-            unscored_emotions += 1;
-        }
-        match toned {
-            Ok(x) => {
-                tone_summary.scored += 1;
-                match x.label {
-                    ToneLabel::Warm => tone_summary.warm += 1,
-                    ToneLabel::Neutral => tone_summary.neutral += 1,
-                    ToneLabel::Cold => tone_summary.cold += 1,
+    let mut unscored_emotions = 0u64;
+    for s in &scored {
+        unscored_emotions += s.unscored_emotions;
+        for toned in &s.tones {
+            match toned {
+                Ok(x) => {
+                    tone_summary.scored += 1;
+                    match x.label {
+                        ToneLabel::Warm => tone_summary.warm += 1,
+                        ToneLabel::Neutral => tone_summary.neutral += 1,
+                        ToneLabel::Cold => tone_summary.cold += 1,
+                    }
                 }
+                Err(Unscored::NoText) => tone_summary.no_text += 1,
+                Err(Unscored::UnsupportedLanguage) => tone_summary.unsupported_language += 1,
             }
-            Err(Unscored::NoText) => tone_summary.no_text += 1,
-            Err(Unscored::UnsupportedLanguage) => tone_summary.unsupported_language += 1,
         }
-        contacts.push(contact);
     }
     // The tickets' texts are scored: what is left is read from the contacts.
     let tickets_read = tickets.len();
     drop(tickets);
     drop(emotions);
+    // The chunks' contacts one after the other, in ticket order: the first
+    // chunk's vector grows to hold them all (its memory kept, not copied)
+    // and the others are appended whole. Pushed one by one, the 1.8M
+    // contacts were each moved twice more.
+    let mut chunks = scored.into_iter().map(|s| s.contacts);
+    let mut contacts: Vec<Contact> = chunks.next().unwrap_or_default();
+    contacts.reserve_exact(tickets_read - contacts.len() + surveys.len() + reviews.len());
+    for chunk in chunks {
+        contacts.extend(chunk);
+    }
     contacts.extend(surveys.iter().map(components::score_survey));
     contacts.extend(
         reviews
@@ -380,62 +394,105 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     })
 }
 
-/// A scored ticket: its contact, its reply's tone, and whether the
-/// emotions of its words could not be scored.
-type ScoredTicket = (Contact, components::ToneResult, bool);
+/// A chunk of tickets scored, in ticket order.
+struct ScoredTickets {
+    contacts: Vec<Contact>,
+    /// Each ticket's reply's tone.
+    tones: Vec<components::ToneResult>,
+    /// Tickets whose words' emotions could not be scored.
+    unscored_emotions: u64,
+}
 
-/// Scores tickets, in their order. Messages are interned (one `Text` per
-/// distinct text: see `inputs::tickets`), so the tickets are taken message
-/// by message and each message is read for the "customer's words" rule
-/// once for all of its tickets ([`components::read_message`]): 224,486
-/// distinct messages among 1.8M tickets at a million customers, each
-/// lower-cased, split and stemmed once a ticket before.
+/// How many distinct replies, messages or stems [`score_tickets`] keeps
+/// read before it forgets them (and reads again what comes back): more
+/// than a chunk of tickets has at a million customers (1,438 replies and
+/// 224,486 messages among 1.8 million tickets), a bound on its memory
+/// where every text would be new.
+const READS_KEPT: usize = 1 << 18;
+
+/// Scores tickets, in their order; each ticket's id, channel and handler
+/// move into its contact ([`components::take_contact`]).
+///
+/// Replies and messages are interned (one `Text` per distinct text: see
+/// `inputs::tickets`), so each distinct one is read once (a reply's cues
+/// and language, a message's stems for the "customer's words" rule) and
+/// found again by where its text is, not by hashing the text a ticket;
+/// one [`tone::ToneReader`] numbers the stems of both, so a ticket's
+/// overlap is counted on two short lists of numbers. The tickets are taken
+/// in their order and each contact is written once, where it stays
+/// (taken message by message, the tickets and their results' slots were
+/// reached out of order, and the results moved twice after).
 fn score_tickets(
-    tickets: &[components::TicketRow],
+    tickets: &mut [components::TicketRow],
     emotions: &inputs::Emotions,
     cfg: &crate::config::EmpathyConfig,
     run_end: f64,
     tone: &ToneScorer,
-) -> Vec<ScoredTicket> {
-    // (where the ticket's copy of its message is, 0 for none; the ticket)
-    let mut by_message: Vec<(usize, u32)> = tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let copy = t
-                .message
-                .as_ref()
-                .map_or(0, |m| std::sync::Arc::as_ptr(m).cast::<u8>() as usize);
-            (copy, i as u32)
-        })
-        .collect();
-    by_message.sort_unstable();
-    let mut scored: Vec<Option<ScoredTicket>> = (0..tickets.len()).map(|_| None).collect();
-    for same in by_message.chunk_by(|a, b| a.0 == b.0) {
-        let first = &tickets[same[0].1 as usize];
-        let message = components::read_message(tone, first.message.as_deref());
-        for &(_, i) in same {
-            let t = &tickets[i as usize];
-            let read = emotions.get(&t.ticket_id);
-            let facts = components::MessageFacts {
-                charged: read
-                    .and_then(|r| r.strongest)
-                    .map(|strongest| strongest >= cfg.charged_emotion_threshold),
-                other_language: read.is_some_and(|r| r.other_language),
-            };
-            let (contact, toned) =
-                components::score_read_ticket(t, cfg, run_end, tone, &facts, message.as_ref());
-            let unscored = read.is_some_and(|r| r.strongest.is_none());
-            scored[i as usize] = Some((contact, toned, unscored));
-        }
+) -> ScoredTickets {
+    score_tickets_keeping(tickets, emotions, cfg, run_end, tone, READS_KEPT)
+}
+
+/// [`score_tickets`], forgetting what it read once it holds `kept`
+/// replies, messages or stems.
+fn score_tickets_keeping(
+    tickets: &mut [components::TicketRow],
+    emotions: &inputs::Emotions,
+    cfg: &crate::config::EmpathyConfig,
+    run_end: f64,
+    tone: &ToneScorer,
+    kept: usize,
+) -> ScoredTickets {
+    type ByCopy<T> = std::collections::HashMap<usize, T, foldhash::fast::RandomState>;
+    // where a text's shared copy is (0 for none): the same copy, the same text
+    fn copy(text: Option<&components::Text>) -> usize {
+        text.map_or(0, |t| std::sync::Arc::as_ptr(t).cast::<u8>() as usize)
     }
-    // collected in place: the standard library reuses a vector's memory
-    // for a map to an element no larger, so the chunk's contacts are not
-    // held twice
-    scored
-        .into_iter()
-        .map(|s| s.expect("every ticket is scored once, in its own slot"))
-        .collect()
+    let mut reader = tone.reader();
+    let mut replies: ByCopy<ReadReply> = Default::default();
+    // `None` for a message without words, which a reply cannot repeat
+    let mut messages: ByCopy<Option<NumberedMessage>> = Default::default();
+    let mut out = ScoredTickets {
+        contacts: Vec::with_capacity(tickets.len()),
+        tones: Vec::with_capacity(tickets.len()),
+        unscored_emotions: 0,
+    };
+    for t in tickets.iter_mut() {
+        if replies.len() >= kept || messages.len() >= kept || reader.stems() >= kept {
+            reader = tone.reader();
+            replies.clear();
+            messages.clear();
+        }
+        let read = emotions.get(&t.ticket_id);
+        let charged = read
+            .and_then(|r| r.strongest)
+            .map(|strongest| strongest >= cfg.charged_emotion_threshold);
+        // an English reply cannot repeat words in another language
+        let other_language = read.is_some_and(|r| r.other_language);
+        out.unscored_emotions += u64::from(read.is_some_and(|r| r.strongest.is_none()));
+        let message = match &t.message {
+            Some(m) => messages
+                .entry(copy(Some(m)))
+                .or_insert_with(|| {
+                    m.chars()
+                        .any(char::is_alphanumeric)
+                        .then(|| reader.message(m))
+                })
+                .as_ref(),
+            None => None,
+        };
+        let reply = replies
+            .entry(copy(t.reply.as_ref()))
+            .or_insert_with(|| reader.reply(t.reply.as_deref()));
+        let toned = reader.score(
+            reply,
+            message.filter(|_| !other_language),
+            components::complaint(t),
+        );
+        out.contacts
+            .push(components::take_contact(t, cfg, run_end, charged, &toned));
+        out.tones.push(toned);
+    }
+    out
 }
 
 /// Per ticket, the strongest of frustration, anger and anxiety in the
@@ -608,30 +665,42 @@ mod tests {
             .join(" ")
     }
 
-    /// Differential: tickets scored message by message, each message read
-    /// once (`score_tickets`), against each ticket scored on its own with
-    /// its message's text through the tone rules (`ReplyContext`, the
-    /// "customer's words" stems counted once a ticket), the way before: on
-    /// random tickets whose messages are shared, repeated in copies of
-    /// their own, missing or without words, read as another language or
-    /// not, on complaints and questions, with and without emotions.
+    /// Differential: tickets scored in their order, each distinct reply and
+    /// message read once by one reader, stems numbered (`score_tickets`),
+    /// against each ticket scored on its own the way before: its message's
+    /// text through the tone rules (`ReplyContext`, the "customer's words"
+    /// stems counted once a ticket) for the tone, `score_ticket` (the
+    /// message read into sets of stems, copies of the ticket's texts) for
+    /// the contact. On random tickets whose replies and messages are
+    /// shared, repeated in copies of their own, missing or without words,
+    /// read as another language or not, on complaints and questions, with
+    /// and without emotions; keeping everything read, and forgetting it
+    /// every few tickets.
     #[test]
-    fn tickets_scored_by_message_equal_each_scored_with_its_text() {
+    fn tickets_scored_in_order_equal_each_scored_with_its_texts() {
         let cfg = crate::config::ValidConfig::default().empathy;
         let tone = ToneScorer::builtin().expect("tone rules");
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(23);
-        let replies: Vec<Text> = [
+        let fixed = [
             "Sorry about the cold coffee and the stale croissant, I've refunded you.",
             "We apologise that your order was late; a refund for the delivery is on its way.",
             "Thanks.",
             "Your delivery was missing the croissants: we are sending them today.",
             "Lo sentimos mucho, le devolvemos el dinero de su pedido.",
             "",
+            "  ",
             "You were charged twice for the order, we have refunded one of the charges.",
-        ]
-        .into_iter()
-        .map(Text::from)
-        .collect();
+        ];
+        // macros, and replies that repeat some of the customers' words
+        let replies: Vec<Text> = fixed
+            .into_iter()
+            .map(String::from)
+            .chain((0..20).map(|_| {
+                let words = random_message(&mut rng);
+                format!("Sorry about the {words}, we have refunded you.")
+            }))
+            .map(Text::from)
+            .collect();
         // interned, as `inputs::tickets` shares them
         let messages: Vec<Text> = (0..60)
             .map(|_| Text::from(random_message(&mut rng)))
@@ -642,6 +711,8 @@ mod tests {
             Some("delivery"),
             Some("allergy_info"),
         ];
+        let channels = [None, Some("chat"), Some("email"), Some("phone")];
+        let handlers = [None, Some("bot"), Some("human"), Some("bot_then_human")];
         let run_end = 1_750_000_000.0;
         let mut emotions = inputs::Emotions::default();
         let mut tickets = Vec::new();
@@ -664,57 +735,89 @@ mod tests {
                 1 => Some(Text::from(&*messages[m])),
                 _ => Some(messages[m].clone()),
             };
+            let r = rng.random_range(0..replies.len());
+            let reply = match rng.random_range(0..10) {
+                0 => None,
+                1 => Some(Text::from(&*replies[r])),
+                _ => Some(replies[r].clone()),
+            };
             tickets.push(TicketRow {
                 ticket_id,
                 customer: Some(rng.random_range(0..100)),
                 created: run_end - rng.random_range(0.0..30.0 * 86_400.0),
-                channel: Some(Text::from("chat")),
-                handled_by: Some(Text::from("bot")),
+                channel: channels[rng.random_range(0..channels.len())].map(Text::from),
+                handled_by: handlers[rng.random_range(0..handlers.len())].map(Text::from),
                 topic: topics[rng.random_range(0..topics.len())].map(Text::from),
-                reply: Some(replies[rng.random_range(0..replies.len())].clone()),
+                satisfaction: Some(rng.random_range(1..6)),
+                reopened: Some(rng.random_range(0..2) == 0),
+                first_response_hours: Some(rng.random_range(0.0..30.0)),
+                resolution_hours: Some(rng.random_range(0.0..100.0)),
+                follow_up_hours: Some(rng.random_range(0.0..100.0)),
+                reply,
                 message,
                 ..TicketRow::default()
             });
         }
-        let scored = score_tickets(&tickets, &emotions, &cfg, run_end, &tone);
-        assert_eq!(scored.len(), tickets.len());
         let echo = 1 << tone.echo_rule().expect("the shipped rules have one");
-        let (mut fired, mut not_fired) = (0, 0);
-        for (t, got) in tickets.iter().zip(&scored) {
-            let read = emotions.get(&t.ticket_id);
-            let facts = MessageFacts {
-                charged: read
-                    .and_then(|r| r.strongest)
-                    .map(|s| s >= cfg.charged_emotion_threshold),
-                other_language: read.is_some_and(|r| r.other_language),
-            };
-            let (contact, _) = components::score_ticket(t, &cfg, run_end, &tone, &facts);
-            let context = ReplyContext {
-                message: t
-                    .message
-                    .as_deref()
-                    .filter(|m| !facts.other_language && m.chars().any(char::is_alphanumeric)),
-                complaint: t
-                    .topic
-                    .as_deref()
-                    .map(|x| components::COMPLAINT_TOPICS.contains(&x)),
-            };
-            let toned = tone.score_reply(t.reply.as_deref(), &context);
-            let unscored = read.is_some_and(|r| r.strongest.is_none());
-            assert_eq!(got.1, toned, "{}", t.ticket_id);
-            let tone_score = toned.as_ref().ok().map(|x| x.score);
-            assert_eq!(contact.scores[Component::Tone.idx()], tone_score);
-            let label = toned.as_ref().ok().map(|x| x.label);
-            assert_eq!(contact.detail.tone_label, label);
-            assert_eq!(*got, (contact, toned, unscored), "{}", t.ticket_id);
-            if let Ok(x) = &got.1 {
-                if x.fired & echo != 0 {
-                    fired += 1;
-                } else if x.unjudged & echo == 0 {
-                    not_fired += 1;
+        for kept in [READS_KEPT, 3] {
+            let mut taken = tickets.clone();
+            let scored = score_tickets_keeping(&mut taken, &emotions, &cfg, run_end, &tone, kept);
+            assert_eq!(scored.contacts.len(), tickets.len());
+            assert_eq!(scored.tones.len(), tickets.len());
+            let (mut fired, mut not_fired, mut unscored) = (0, 0, 0);
+            for (i, t) in tickets.iter().enumerate() {
+                let read = emotions.get(&t.ticket_id);
+                let facts = MessageFacts {
+                    charged: read
+                        .and_then(|r| r.strongest)
+                        .map(|s| s >= cfg.charged_emotion_threshold),
+                    other_language: read.is_some_and(|r| r.other_language),
+                };
+                let (contact, by_sets) = components::score_ticket(t, &cfg, run_end, &tone, &facts);
+                let context = ReplyContext {
+                    message: t
+                        .message
+                        .as_deref()
+                        .filter(|m| !facts.other_language && m.chars().any(char::is_alphanumeric)),
+                    complaint: t
+                        .topic
+                        .as_deref()
+                        .map(|x| components::COMPLAINT_TOPICS.contains(&x)),
+                };
+                let toned = tone.score_reply(t.reply.as_deref(), &context);
+                unscored += u64::from(read.is_some_and(|r| r.strongest.is_none()));
+                assert_eq!(by_sets, toned, "{}", t.ticket_id);
+                assert_eq!(scored.tones[i], toned, "{} keeping {kept}", t.ticket_id);
+                assert_eq!(contact.contact_id, t.ticket_id);
+                assert_eq!(contact.touchpoint, t.channel);
+                assert_eq!(contact.handled_by, t.handled_by);
+                let tone_score = toned.as_ref().ok().map(|x| x.score);
+                assert_eq!(contact.scores[Component::Tone.idx()], tone_score);
+                let label = toned.as_ref().ok().map(|x| x.label);
+                assert_eq!(contact.detail.tone_label, label);
+                assert_eq!(
+                    scored.contacts[i], contact,
+                    "{} keeping {kept}",
+                    t.ticket_id
+                );
+                // the id and the texts moved into the contact, the rest is left
+                let left = TicketRow {
+                    ticket_id: String::new(),
+                    channel: None,
+                    handled_by: None,
+                    ..t.clone()
+                };
+                assert_eq!(taken[i], left);
+                if let Ok(x) = &toned {
+                    if x.fired & echo != 0 {
+                        fired += 1;
+                    } else if x.unjudged & echo == 0 {
+                        not_fired += 1;
+                    }
                 }
             }
+            assert_eq!(scored.unscored_emotions, unscored);
+            assert!(fired > 200 && not_fired > 200, "{fired} {not_fired}");
         }
-        assert!(fired > 200 && not_fired > 200, "{fired} {not_fired}");
     }
 }

@@ -616,3 +616,156 @@ fn a_read_message_scores_as_its_text() {
         assert!(fired > 100 && not_fired > 100, "{fired} {not_fired}");
     }
 }
+
+/// [`stem`] the way it was, on a copy of the word: the reference for the
+/// slice it returns now.
+fn stem_of_a_copy(word: &str) -> String {
+    let mut w = word.to_string();
+    for suffix in ["ing", "ed", "es", "s"] {
+        if w.len() > suffix.len() + 2 && w.ends_with(suffix) {
+            w.truncate(w.len() - suffix.len());
+            break;
+        }
+    }
+    if w.len() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    w
+}
+
+/// Random text for the word walk: words in several cases and scripts
+/// (a final sigma, a dotted capital I that lower-cases to two characters),
+/// contractions with straight and curly apostrophes, lone and doubled
+/// apostrophes, digits, punctuation and spaces of several kinds.
+fn random_words(rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> String {
+    use rand::Rng;
+    // `|` between the pieces: some of them are spaces
+    const PIECES: &str = "The|croissants|CHARGED|it's|It’s|can't|Won’t|let's|'tis|''|'|\
+        customer's|we'd|ΟΔΟΣ|İstanbul|Straße|12|2024s|naïve|é|but| |  |, |. |!|\t|\n|🙂|-";
+    let pieces: Vec<&str> = PIECES.split('|').collect();
+    let n = rng.random_range(0..16);
+    (0..n)
+        .map(|_| pieces[rng.random_range(0..pieces.len())])
+        .collect()
+}
+
+/// Differential: the words [`each_word`] hands out, against those of
+/// [`words`] (a `String` per word), on random text.
+#[test]
+fn each_word_walks_the_words_of_words() {
+    use rand::SeedableRng;
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(37);
+    let mut seen = 0;
+    for _ in 0..5000 {
+        let text = random_words(&mut rng);
+        let mut got = Vec::new();
+        each_word(&text, |w| got.push(w.to_string()));
+        let want = words(&text).words;
+        seen += want.len();
+        assert_eq!(got, want, "{text:?}");
+    }
+    assert!(seen > 10_000, "{seen}");
+}
+
+/// Differential: [`stem`] against the copy it was made on before, on the
+/// words of random text and on short and suffixed words.
+#[test]
+fn a_stem_is_the_beginning_a_copy_was_cut_to() {
+    use rand::SeedableRng;
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(41);
+    let mut all: Vec<String> = "s es ed ing bes bees eses sings ringed tree free charges \
+        charged charging croissants naïvees éééing cafés caféé"
+        .split_whitespace()
+        .chain([""])
+        .map(str::to_string)
+        .collect();
+    for _ in 0..2000 {
+        all.extend(words(&random_words(&mut rng)).words);
+    }
+    for w in &all {
+        assert_eq!(stem(w), stem_of_a_copy(w), "{w:?}");
+    }
+}
+
+/// Differential: replies and messages read by one reader, stems numbered
+/// (`ToneReader`), against the texts scored as they are (`score_reply`:
+/// `shared_stems` of the message's text, sets of strings), on random
+/// replies and messages read in mixed order by one reader (its numbers
+/// growing as it goes), with the shipped rules and with two overlap rules
+/// of their own; without a message, and on replies without words or in
+/// another language.
+#[test]
+fn a_reader_scores_as_the_texts() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(43);
+    let two = ToneScorer::parse(TWO_OVERLAPS).expect("the test rules parse");
+    for s in [scorer(), two] {
+        let overlap: u32 = s
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.kind, RuleKind::Overlap { .. }))
+            .map(|(i, _)| 1 << i)
+            .sum();
+        let mut reader = s.reader();
+        let mut replies: Vec<(String, ReadReply)> = [
+            "",
+            "  ",
+            "🙂 !!",
+            "Lo sentimos mucho, hemos devuelto el importe a su tarjeta y el pedido llegará mañana por la mañana.",
+        ]
+        .into_iter()
+        .map(|r| (r.to_string(), reader.reply(Some(r))))
+        .collect();
+        let no_reply = reader.reply(None);
+        let mut messages: Vec<(String, NumberedMessage)> = Vec::new();
+        let (mut fired, mut not_fired) = (0, 0);
+        for _ in 0..3000 {
+            if replies.len() < 60 || rng.random_range(0..4) == 0 {
+                let r = random_text(&mut rng);
+                let read = reader.reply(Some(r.as_str()));
+                replies.push((r, read));
+            }
+            if messages.len() < 60 || rng.random_range(0..4) == 0 {
+                let m = random_text(&mut rng);
+                let read = reader.message(&m);
+                messages.push((m, read));
+            }
+            let (reply, read_reply) = &replies[rng.random_range(0..replies.len())];
+            let (message, read_message) = &messages[rng.random_range(0..messages.len())];
+            let complaint = [None, Some(true), Some(false)][rng.random_range(0..3)];
+            let by_text = s.score_reply(
+                Some(reply.as_str()),
+                &ReplyContext {
+                    message: Some(message.as_str()),
+                    complaint,
+                },
+            );
+            let got = reader.score(read_reply, Some(read_message), complaint);
+            assert_eq!(got, by_text, "{reply:?} to {message:?}");
+            let without = ReplyContext {
+                message: None,
+                complaint,
+            };
+            assert_eq!(
+                reader.score(read_reply, None, complaint),
+                s.score_reply(Some(reply.as_str()), &without),
+                "{reply:?}"
+            );
+            assert_eq!(
+                reader.score(&no_reply, Some(read_message), complaint),
+                Err(Unscored::NoText)
+            );
+            if let Ok(t) = got {
+                if t.fired & overlap != 0 {
+                    fired += 1;
+                } else {
+                    not_fired += 1;
+                }
+            }
+        }
+        assert!(fired > 100 && not_fired > 100, "{fired} {not_fired}");
+        assert_eq!(replies[0].1, reader.reply(Some("")));
+        assert!(reader.stems() > 10, "{}", reader.stems());
+    }
+}
