@@ -13,7 +13,7 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate};
 
-use super::tone::{ReadMessage, Tone, ToneLabel, ToneScorer, Unscored};
+use super::tone::{Tone, ToneLabel, ToneScorer, Unscored};
 use crate::config::EmpathyConfig;
 
 /// The components, in output order.
@@ -273,24 +273,20 @@ pub fn score_ticket(
     tone: &ToneScorer,
     facts: &MessageFacts,
 ) -> (Contact, ToneResult) {
-    let message = read_message(tone, t.message.as_deref());
-    let toned = tone.score_read_reply(
-        t.reply.as_deref(),
-        // an English reply cannot repeat words in another language
-        message.as_ref().filter(|_| !facts.other_language),
-        complaint(t),
-    );
+    // one ticket: a reader of its own (the job reads a batch's texts with one)
+    let mut reader = tone.reader();
+    // an English reply cannot repeat words in another language, nor words
+    // a message without any (emoji, punctuation) does not have
+    let message = t
+        .message
+        .as_deref()
+        .filter(|m| !facts.other_language && m.chars().any(char::is_alphanumeric))
+        .map(|m| reader.message(m));
+    let reply = reader.reply(t.reply.as_deref());
+    let toned = reader.score(&reply, message.as_ref(), complaint(t));
     // a copy: the contact takes the ticket's id, channel and handler
     let contact = take_contact(&mut t.clone(), cfg, run_end, facts.charged, &toned);
     (contact, toned)
-}
-
-/// A ticket's message as the tone rules read it; `None` for none, or one
-/// without words (emoji, punctuation), which a reply cannot repeat either.
-pub fn read_message(tone: &ToneScorer, message: Option<&str>) -> Option<ReadMessage> {
-    message
-        .filter(|m| m.chars().any(char::is_alphanumeric))
-        .map(|m| tone.read_message(m))
 }
 
 /// Whether the customer had a problem (an apology is warranted), by the

@@ -67,19 +67,6 @@ pub struct ReplyContext<'a> {
     pub complaint: Option<bool>,
 }
 
-/// A customer's message as the "customer's words" rule reads it: per
-/// rule, an overlap rule's content stems of the message. Tickets share
-/// messages (224,486 distinct among 1.8 million at a million customers):
-/// read once for all the tickets that have it
-/// ([`ToneScorer::read_message`], [`ToneScorer::score_read_reply`]), its
-/// words are lower-cased, split and stemmed once instead of once a ticket.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReadMessage {
-    /// The [`ToneScorer::id`] whose rules read it.
-    scorer: u64,
-    stems: Vec<Option<BTreeSet<String>>>,
-}
-
 /// Reads the replies and messages of a batch of tickets, each once, for
 /// [`ToneReader::score`]: [`ToneScorer::score_reply`]'s tone, for less
 /// when texts repeat (replies are macros, customers' messages repeat).
@@ -133,7 +120,6 @@ enum Message<'a> {
     /// None the rules can read (see [`ReplyContext::message`]).
     Unknown,
     Text(&'a str),
-    Read(&'a ReadMessage),
 }
 
 impl<'a> Message<'a> {
@@ -727,22 +713,6 @@ impl ToneScorer {
         self.score_reply_to(reply, Message::of_text(ctx.message), ctx.complaint)
     }
 
-    /// Reads a customer's message for the "customer's words" rule, once for
-    /// every reply to it ([`ToneScorer::score_read_reply`]).
-    pub fn read_message(&self, message: &str) -> ReadMessage {
-        ReadMessage {
-            scorer: self.id,
-            stems: self
-                .rules
-                .iter()
-                .map(|r| match &r.kind {
-                    RuleKind::Overlap { stopwords, .. } => Some(content_stems(message, stopwords)),
-                    _ => None,
-                })
-                .collect(),
-        }
-    }
-
     /// A reader of replies and messages for these rules ([`ToneReader`]).
     pub fn reader(&self) -> ToneReader<'_> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -758,20 +728,6 @@ impl ToneScorer {
                 .collect(),
             numbers: HashMap::default(),
         }
-    }
-
-    /// [`ToneScorer::score_reply`] of a reply to a message this scorer has
-    /// read already (`None` as [`ReplyContext::message`]'s `None`), on a
-    /// ticket that is a complaint or not (`complaint`, as in
-    /// [`ReplyContext`]): the same tone.
-    pub fn score_read_reply(
-        &self,
-        reply: Option<&str>,
-        message: Option<&ReadMessage>,
-        complaint: Option<bool>,
-    ) -> std::result::Result<Tone, Unscored> {
-        let message = message.map_or(Message::Unknown, Message::Read);
-        self.score_reply_to(reply, message, complaint)
     }
 
     fn score_reply_to(
@@ -876,7 +832,7 @@ impl ToneScorer {
             complaint,
             |i, stopwords| match message {
                 Message::Unknown => None,
-                _ => Some(self.shared(facts.stems[i].as_ref(), message, i, stopwords)),
+                _ => Some(self.shared(facts.stems[i].as_ref(), message, stopwords)),
             },
         )
     }
@@ -941,26 +897,17 @@ impl ToneScorer {
         }
     }
 
-    /// How many distinct content stems of the message overlap rule `rule`
-    /// finds among the reply's (`ours`); 0 without either.
+    /// How many distinct content stems of the message an overlap rule (its
+    /// `stopwords`) finds among the reply's (`ours`); 0 without either.
     fn shared(
         &self,
         ours: Option<&BTreeSet<String>>,
         message: Message<'_>,
-        rule: usize,
         stopwords: &BTreeSet<String>,
     ) -> usize {
         let Some(ours) = ours else { return 0 };
         match message {
             Message::Text(m) => shared_stems(m, stopwords, ours),
-            // the same count: `shared_stems` is the size of this intersection
-            Message::Read(read) => {
-                debug_assert_eq!(read.scorer, self.id, "a message read by other rules");
-                read.stems
-                    .get(rule)
-                    .and_then(Option::as_ref)
-                    .map_or(0, |theirs| theirs.intersection(ours).count())
-            }
             Message::Unknown => 0,
         }
     }
@@ -1063,8 +1010,8 @@ impl ToneReader<'_> {
         }
     }
 
-    /// Reads a customer's message for the "customer's words" rule, as
-    /// [`ToneScorer::read_message`] does.
+    /// Reads a customer's message for the "customer's words" rule: the
+    /// content stems [`ToneScorer::score_reply`] finds in its text.
     pub fn message(&mut self, message: &str) -> NumberedMessage {
         let scorer = self.scorer;
         let (overlap, numbers) = (&self.overlap, &mut self.numbers);

@@ -563,60 +563,6 @@ fn random_text(rng: &mut rand_xoshiro::Xoshiro256PlusPlus) -> String {
     text
 }
 
-/// Differential: replies scored against a message read once
-/// (`read_message`, `score_read_reply`) against the same replies scored
-/// with the message's text (`score_reply`: `shared_stems` of the text, the
-/// way before), on random replies and messages, with the shipped rules
-/// and with two overlap rules of their own; and without a message.
-#[test]
-fn a_read_message_scores_as_its_text() {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(17);
-    let two = ToneScorer::parse(TWO_OVERLAPS).expect("the test rules parse");
-    for s in [scorer(), two] {
-        let overlap: u32 = s
-            .rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| matches!(r.kind, RuleKind::Overlap { .. }))
-            .map(|(i, _)| 1 << i)
-            .sum();
-        let (mut fired, mut not_fired) = (0, 0);
-        for _ in 0..3000 {
-            let reply = random_text(&mut rng);
-            let message = random_text(&mut rng);
-            let complaint = [None, Some(true), Some(false)][rng.random_range(0..3)];
-            let read = s.read_message(&message);
-            let by_text = s.score_reply(
-                Some(reply.as_str()),
-                &ReplyContext {
-                    message: Some(message.as_str()),
-                    complaint,
-                },
-            );
-            let got = s.score_read_reply(Some(reply.as_str()), Some(&read), complaint);
-            assert_eq!(got, by_text, "{reply:?} to {message:?}");
-            let without = ReplyContext {
-                message: None,
-                complaint,
-            };
-            assert_eq!(
-                s.score_read_reply(Some(reply.as_str()), None, complaint),
-                s.score_reply(Some(reply.as_str()), &without),
-                "{reply:?}"
-            );
-            if let Ok(t) = got {
-                if t.fired & overlap != 0 {
-                    fired += 1;
-                } else {
-                    not_fired += 1;
-                }
-            }
-        }
-        assert!(fired > 100 && not_fired > 100, "{fired} {not_fired}");
-    }
-}
-
 /// [`stem`] the way it was, on a copy of the word: the reference for the
 /// slice it returns now.
 fn stem_of_a_copy(word: &str) -> String {
