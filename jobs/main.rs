@@ -547,6 +547,8 @@ impl DatesArgs {
 }
 
 fn main() -> ExitCode {
+    // before clap, tracing or tokio start a thread
+    attune::memory::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
     attune::nightly::panics::install_hook(matches!(cli.log_format, LogFormat::Json));
