@@ -548,9 +548,13 @@ impl DatesArgs {
 
 fn main() -> ExitCode {
     // before clap, tracing or tokio start a thread
-    attune::memory::tune_allocator();
+    let allocator = attune::memory::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
+    match allocator {
+        Some(setup) => tracing::debug!(?setup, "glibc allocator set up"),
+        None => tracing::debug!("allocator left as the environment sets it"),
+    }
     attune::nightly::panics::install_hook(matches!(cli.log_format, LogFormat::Json));
     let format = cli.log_format;
     match run(cli) {

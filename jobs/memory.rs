@@ -89,8 +89,8 @@ pub fn release_freed() {
 /// resident for it alone, and batches of a few MiB were mapped, faulted in
 /// page by page, zeroed and unmapped again (page faults were 11% of an
 /// incremental night's CPU at a million customers). Measured over that
-/// night: the peak fell from 2.72–2.82 GB to 1.94–2.11 GB at the same or
-/// better time (tests/bench/HISTORY.md, session 24).
+/// night: the peak fell from 2.65–2.89 GB to 1.94–2.11 GB in the same
+/// time (tests/bench/HISTORY.md, session 24).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocatorSetup {
     pub arena_max: i32,
@@ -126,7 +126,14 @@ pub fn tune_allocator() -> Option<AllocatorSetup> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let setup = allocator_setup(cores, std::env::vars())?;
+        // vars_os: `vars` panics on a variable that is not UTF-8
+        let env = std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        });
+        let setup = allocator_setup(cores, env)?;
         // SAFETY: mallopt only sets glibc's allocator parameters; called
         // before other threads exist, each value within glibc's range.
         unsafe {
