@@ -82,6 +82,11 @@ store_lease = true
 # about 0.9 GiB and the transform peaks at 3.6 GiB without spilling; 1024
 # brings that peak to 1.9 GiB (slower: it spills) but fails at two million.
 memory_limit_mb = 4096
+# Models declared `-- incremental:` (the daily ones) start from the night
+# before when the lake up to that night is as it was, and compute again only
+# the days the new exports touch. false computes every day every night (a
+# full refresh); both give the same bytes.
+incremental = true
 
 [empathy]
 # The Empathy Index (`attune empathy`): a 0-100 composite of six components. The
@@ -523,6 +528,7 @@ enum RawIntersections {
 struct RawTransform {
     models_dir: Option<std::path::PathBuf>,
     memory_limit_mb: Option<u64>,
+    incremental: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -665,6 +671,8 @@ pub struct ValidConfig {
     pub models_dir: Option<std::path::PathBuf>,
     /// Memory pool of the SQL models, in bytes. Default 4096 MiB.
     pub transform_memory_limit: usize,
+    /// Whether `-- incremental:` models start from the night before. Default true.
+    pub transform_incremental: bool,
     pub voice: VoiceConfig,
     /// The business's time zone, for "yesterday". Default UTC.
     pub timezone: chrono_tz::Tz,
@@ -954,6 +962,7 @@ impl RawConfig {
             privacy_fail_on,
             models_dir: self.transform.models_dir,
             transform_memory_limit,
+            transform_incremental: self.transform.incremental.unwrap_or(true),
             segment,
             voice: VoiceConfig {
                 followup_hours,

@@ -2,6 +2,7 @@
 -- materialized: table
 -- purpose: Customer satisfaction (CSAT) per day and touchpoint, for the trend in the owner's report.
 -- grain: one row per response date (UTC day of responded_at) and touchpoint with at least one CSAT answer up to the run date; days without answers have no row
+-- incremental: response_date by stg_feedback.responded_at
 -- column response_date: calendar day of the answers (date, UTC)
 -- column touchpoint: where the experience happened (in_store, online, delivery, support; NULL when not exported)
 -- column responses: CSAT answers (count)

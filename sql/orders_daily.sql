@@ -2,6 +2,7 @@
 -- materialized: table
 -- purpose: Orders, customers and revenue per day, channel and currency, for analysts and the owner's own queries.
 -- grain: one row per order date (UTC day of ordered_at), channel and currency with at least one order up to the run date; days without orders have no row. Amounts are only comparable within a currency, so a business that sells in two gets two rows, never a sum of both
+-- incremental: order_date by stg_orders.ordered_at
 -- column order_date: calendar day of the orders (date, UTC)
 -- column channel: where the orders were placed (in_store, online, app)
 -- column currency: ISO 4217 code of the amounts in the row

@@ -2,6 +2,7 @@
 -- materialized: table
 -- purpose: Web shop traffic, bounce and conversion per day, for the owner's report.
 -- grain: one row per session date (UTC day of started_at) with at least one session up to the run date; days without sessions have no row
+-- incremental: session_date by stg_web_sessions.started_at
 -- column session_date: calendar day the sessions started (date, UTC)
 -- column sessions: web sessions (count)
 -- column logged_in_sessions: sessions with a logged-in customer (count)

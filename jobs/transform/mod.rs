@@ -7,6 +7,7 @@
 //! tests, and writes the column lineage of every model to `marts/lineage`.
 
 pub mod checks;
+pub mod incremental;
 pub mod lineage;
 pub mod models;
 pub mod provenance;
@@ -47,6 +48,12 @@ pub struct ModelOutcome {
     pub rows: u64,
     pub data_tests: usize,
     pub seconds: f64,
+    /// An incremental model: the earlier night whose rows it carried, and
+    /// the days it computed again (absent when it computed every day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_computed: Option<usize>,
 }
 
 /// What the transform produced.
@@ -116,6 +123,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
     let mut outcomes = Vec::new();
+    let mut night_digests = incremental::NightDigests::new();
     for (i, model) in ordered.iter().enumerate() {
         crate::nightly::progress::step(&format!("{} ({} of {})", model.name, i + 1, ordered.len()));
         let started = Instant::now();
@@ -132,6 +140,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
             model.name.clone(),
             lineage::model_lineage(df.logical_plan(), &known, &lake)?,
         );
+        let mut carried = None;
         let rows = match model.materialized {
             Materialized::View => {
                 session.register_table(model.name.as_str(), df.into_view())?;
@@ -151,25 +160,46 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
                     dir.clone().join("part-0.parquet"),
                     schema,
                 )?;
-                let task = Arc::new(df.task_ctx());
-                let plan = df
-                    .create_physical_plan()
+                if let Some(spec) = &model.incremental {
+                    let built = incremental::build(
+                        ctx,
+                        &session,
+                        &ordered,
+                        &known,
+                        model,
+                        spec,
+                        date,
+                        df,
+                        &mut night_digests,
+                    )
                     .await
-                    .map_err(|e| failed(e.to_string()))?;
-                let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task)
-                    .map_err(|e| failed(e.to_string()))?;
-                while let Some(batch) = stream.next().await {
-                    sink.write(&batch.map_err(|e| failed(e.to_string()))?)
-                        .await?;
+                    .map_err(|e| match e {
+                        e @ Error::Model { .. } => e,
+                        e => failed(e.to_string()),
+                    })?;
+                    sink.write(&built.rows).await?;
+                    carried = built.carried;
+                } else {
+                    let task = Arc::new(df.task_ctx());
+                    let plan = df
+                        .create_physical_plan()
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                    let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task)
+                        .map_err(|e| failed(e.to_string()))?;
+                    while let Some(batch) = stream.next().await {
+                        sink.write(&batch.map_err(|e| failed(e.to_string()))?)
+                            .await?;
+                    }
+                    // the plan with its measured rows, times and memory: what
+                    // `EXPLAIN ANALYZE` prints, for finding a slow model at scale
+                    debug!(
+                        model = %model.name,
+                        "plan with metrics:\n{}",
+                        DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
+                    );
                 }
                 let rows = sink.finish().await?;
-                // the plan with its measured rows, times and memory: what
-                // `EXPLAIN ANALYZE` prints, for finding a slow model at scale
-                debug!(
-                    model = %model.name,
-                    "plan with metrics:\n{}",
-                    DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
-                );
                 register_dir(&session, ctx, &model.name, &dir).await?;
                 staged.push((model.name.clone(), dir.clone().join("part-0.parquet")));
                 rows
@@ -183,6 +213,8 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
             rows,
             data_tests,
             seconds: started.elapsed().as_secs_f64(),
+            carried_from: carried.map(|(night, _)| night),
+            days_computed: carried.map(|(_, days)| days),
         });
     }
     // Every model built and passed its tests: into place, one atomic

@@ -79,6 +79,9 @@ pub struct Model {
     pub tests: Vec<(String, DataTest)>,
     /// Tables the SELECT reads (lowercase, unqualified).
     pub references: BTreeSet<String>,
+    /// `-- incremental: <date column> by <view>.<timestamp>`: the days a
+    /// night's exports touch are computed again, the rest carried over.
+    pub incremental: Option<super::incremental::Incremental>,
 }
 
 /// Parses a model file.
@@ -103,12 +106,13 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
                 let test = parse_test(t.trim()).map_err(|r| bad(format!("line {}: {r}", i + 1)))?;
                 tests.push((col.trim().to_string(), test));
             }
-        } else if ["model", "materialized", "purpose", "grain"].contains(&key) {
+        } else if ["model", "materialized", "purpose", "grain", "incremental"].contains(&key) {
             header.insert(
                 match key {
                     "model" => "model",
                     "materialized" => "materialized",
                     "purpose" => "purpose",
+                    "incremental" => "incremental",
                     _ => "grain",
                 },
                 value.to_string(),
@@ -148,6 +152,13 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
             )));
         }
     }
+    let incremental = match header.get("incremental") {
+        None => None,
+        Some(value) => Some(
+            super::incremental::Incremental::parse(value, materialized, &columns, &references)
+                .map_err(|r| bad(format!("`-- incremental: {value}`: {r}")))?,
+        ),
+    };
     Ok(Model {
         name: name.to_string(),
         sql,
@@ -157,6 +168,7 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
         columns,
         tests,
         references,
+        incremental,
     })
 }
 

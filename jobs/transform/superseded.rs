@@ -178,6 +178,13 @@ fn keys_select(contract: &Contract) -> Option<(&str, String)> {
     Some((k, format!("SELECT {k}, dt{rank} FROM {table}")))
 }
 
+/// The key column of `table` when the superseded pass lists its replaced
+/// copies (a one-column text key), else `None`.
+pub fn key_column(contracts: &Contracts, table: &str) -> Result<Option<String>> {
+    let contract = contracts.get(table)?;
+    Ok(keys_select(&contract).map(|(k, _)| k.to_string()))
+}
+
 /// Whether a column, not the export order alone, decides `table`'s latest
 /// record (customers: the consent change time).
 pub fn decided_by_column(table: &str) -> bool {
