@@ -235,8 +235,20 @@ pub fn docs(
         .iter()
         .filter(|m| m.materialized == crate::transform::models::Materialized::Table)
     {
+        // an analyst comparing two nights' partitions should know that a
+        // day's row is only computed again when new exports touch that day
+        let incremental = m
+            .incremental
+            .as_ref()
+            .map(|i| {
+                format!(
+                    " Incremental: each night computes again only the values of `{}` that new exports touch and carries the others from the night before.",
+                    i.date_column
+                )
+            })
+            .unwrap_or_default();
         out.push_str(&format!(
-            "\n### marts/{}\n\n{} Grain: {}.\n\n| column | meaning |\n| --- | --- |\n",
+            "\n### marts/{}\n\n{} Grain: {}.{incremental}\n\n| column | meaning |\n| --- | --- |\n",
             m.name, m.purpose, m.grain
         ));
         for (col, doc) in &m.columns {

@@ -533,6 +533,25 @@ fn tables_lists_every_table_and_the_docs_cover_every_column() {
         checked += 1;
     }
     assert!(checked > 150, "{checked} columns checked");
+    let orders_daily = docs
+        .split("### marts/orders_daily\n")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("orders_daily section");
+    assert!(
+        orders_daily
+            .contains("Incremental: each night computes again only the values of `order_date`"),
+        "{orders_daily}"
+    );
+    let features = docs
+        .split("### marts/customer_features\n")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("customer_features section");
+    assert!(
+        !features.contains("Incremental"),
+        "computed whole every night"
+    );
 }
 
 /// `attune ingest` on its own records its run in `runs/` as a nightly does:
