@@ -114,31 +114,35 @@ pub struct Built {
     pub carried: Option<(NaiveDate, usize)>,
 }
 
-/// Digests of the lake as of earlier nights, computed once per transform.
-pub type NightDigests = BTreeMap<NaiveDate, String>;
+/// What the incremental models of one transform share.
+pub struct Night<'a> {
+    pub ctx: &'a JobContext,
+    /// The transform's session: the lake, `superseded` and the models so far.
+    pub session: &'a SessionContext,
+    /// Every model (their SQL is part of each night's digest).
+    pub models: &'a [Model],
+    /// The run date.
+    pub date: NaiveDate,
+    /// Digests of the lake as of earlier nights, computed once per transform.
+    pub digests: BTreeMap<NaiveDate, String>,
+}
 
-/// Builds `model` as of `date`: from an earlier night when one is current
-/// (and `transform.incremental` allows it), else every day from `full`,
-/// the model's query as planned in `session`.
-#[allow(clippy::too_many_arguments)]
+/// Builds `model` as of the night's date: from an earlier night when one is
+/// current (and `transform.incremental` allows it), else every day from
+/// `full`, the model's query as planned in the session. `known` holds the
+/// lineage of the models built so far (the view's among them).
 pub async fn build(
-    ctx: &JobContext,
-    session: &SessionContext,
-    models: &[Model],
+    night: &mut Night<'_>,
     known: &BTreeMap<String, ModelLineage>,
     model: &Model,
     spec: &Incremental,
-    date: NaiveDate,
     full: DataFrame,
-    digests: &mut NightDigests,
 ) -> Result<Built> {
+    let (ctx, session) = (night.ctx, night.session);
     let schema: SchemaRef = Arc::new(full.schema().as_arrow().clone());
     let nulls_first = check_order(model, spec, full.logical_plan())?;
     let start = if ctx.cfg.transform_incremental {
-        start(
-            ctx, session, models, known, model, spec, date, &schema, digests,
-        )
-        .await?
+        start(night, known, model, spec, &schema).await?
     } else {
         None
     };
@@ -205,39 +209,37 @@ struct Start {
     days: BTreeSet<i32>,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn start(
-    ctx: &JobContext,
-    session: &SessionContext,
-    models: &[Model],
+    night: &mut Night<'_>,
     known: &BTreeMap<String, ModelLineage>,
     model: &Model,
     spec: &Incremental,
-    date: NaiveDate,
     schema: &SchemaRef,
-    digests: &mut NightDigests,
 ) -> Result<Option<Start>> {
+    let (ctx, date) = (night.ctx, night.date);
     let storage = &ctx.storage;
-    let Some(night) = provenance::latest_recorded_before(storage, &model.name, date).await? else {
+    let Some(earlier) = provenance::latest_recorded_before(storage, &model.name, date).await?
+    else {
         return Ok(None);
     };
-    let Some(recorded) = provenance::recorded(storage, &model.name, night).await? else {
+    let Some(recorded) = provenance::recorded(storage, &model.name, earlier).await? else {
         return Ok(None);
     };
-    let current = match digests.get(&night) {
+    let current = match night.digests.get(&earlier) {
         Some(d) => d.clone(),
         None => {
-            let d = provenance::digest(ctx, models, night).await?;
-            digests.insert(night, d.clone());
+            let d = provenance::digest(ctx, night.models, earlier).await?;
+            night.digests.insert(earlier, d.clone());
             d
         }
     };
-    let path = partition_file("marts", &model.name, night);
+    let path = partition_file("marts", &model.name, earlier);
     if recorded != current || storage.head_opt(&path).await?.is_none() {
         return Ok(None);
     }
     let (table, column) = lake_source(model, spec, known)?;
-    let Some(days) = days_to_compute(ctx, session, &table, &column, night, date).await? else {
+    let Some(days) = days_to_compute(ctx, night.session, &table, &column, earlier, date).await?
+    else {
         return Ok(None);
     };
     let rows = crate::parquet_io::read_batches(storage, &path).await?;
@@ -252,7 +254,11 @@ async fn start(
     if !same_columns {
         return Ok(None);
     }
-    Ok(Some(Start { night, rows, days }))
+    Ok(Some(Start {
+        night: earlier,
+        rows,
+        days,
+    }))
 }
 
 /// The lake table and column the view's timestamp is read from.

@@ -123,7 +123,13 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
     let mut outcomes = Vec::new();
-    let mut night_digests = incremental::NightDigests::new();
+    let mut night = incremental::Night {
+        ctx,
+        session: &session,
+        models: &ordered,
+        date,
+        digests: BTreeMap::new(),
+    };
     for (i, model) in ordered.iter().enumerate() {
         crate::nightly::progress::step(&format!("{} ({} of {})", model.name, i + 1, ordered.len()));
         let started = Instant::now();
@@ -161,22 +167,12 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
                     schema,
                 )?;
                 if let Some(spec) = &model.incremental {
-                    let built = incremental::build(
-                        ctx,
-                        &session,
-                        &ordered,
-                        &known,
-                        model,
-                        spec,
-                        date,
-                        df,
-                        &mut night_digests,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        e @ Error::Model { .. } => e,
-                        e => failed(e.to_string()),
-                    })?;
+                    let built = incremental::build(&mut night, &known, model, spec, df)
+                        .await
+                        .map_err(|e| match e {
+                            e @ Error::Model { .. } => e,
+                            e => failed(e.to_string()),
+                        })?;
                     sink.write(&built.rows).await?;
                     carried = built.carried;
                 } else {
