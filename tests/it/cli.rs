@@ -510,6 +510,12 @@ fn tables_lists_every_table_and_the_docs_cover_every_column() {
     let out = attune().args(["tables", "--docs"]).output().expect("runs");
     assert!(out.status.success());
     let docs = String::from_utf8_lossy(&out.stdout).into_owned();
+    let section = |table: &str| -> &str {
+        docs.split(&format!("### {table}\n"))
+            .nth(1)
+            .and_then(|s| s.split("\n### ").next())
+            .unwrap_or_else(|| panic!("{table} has no section in tables --docs"))
+    };
     let mut table = String::new();
     let mut checked = 0;
     for l in listing.lines() {
@@ -521,35 +527,21 @@ fn tables_lists_every_table_and_the_docs_cover_every_column() {
         if column == "dt" {
             continue;
         }
-        let section = docs
-            .split(&format!("### {table}\n"))
-            .nth(1)
-            .unwrap_or_else(|| panic!("{table} has no section in tables --docs"));
-        let section = section.split("\n### ").next().expect("section");
         assert!(
-            section.contains(&format!("\n| {column} |")),
+            section(&table).contains(&format!("\n| {column} |")),
             "{table}.{column} is not documented"
         );
         checked += 1;
     }
     assert!(checked > 150, "{checked} columns checked");
-    let orders_daily = docs
-        .split("### marts/orders_daily\n")
-        .nth(1)
-        .and_then(|s| s.split("\n### ").next())
-        .expect("orders_daily section");
+    let orders_daily = section("marts/orders_daily");
     assert!(
         orders_daily
             .contains("Incremental: each night computes again only the values of `order_date`"),
         "{orders_daily}"
     );
-    let features = docs
-        .split("### marts/customer_features\n")
-        .nth(1)
-        .and_then(|s| s.split("\n### ").next())
-        .expect("customer_features section");
     assert!(
-        !features.contains("Incremental"),
+        !section("marts/customer_features").contains("Incremental"),
         "computed whole every night"
     );
 }
