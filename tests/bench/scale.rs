@@ -9,6 +9,12 @@
 //! `ATTUNE_BENCH_DIR` keeps the data (default: a temp dir, removed after).
 //! Steps run as separate processes of the real binary under `/usr/bin/time -v`,
 //! so each peak RSS is that step's own.
+//!
+//! The shared machines this runs on change speed by the hour (the same
+//! binary's incremental night took 75.6 s in one hour and 116.5 s in
+//! another), so the benchmark times two fixed workloads before and after
+//! the run and prints them with the table: figures from two runs compare
+//! only as far as those do.
 
 use std::path::Path;
 use std::process::Command;
@@ -110,7 +116,48 @@ fn nightly(args: &[&str], root: &Path, label: &str) -> Vec<Step> {
     steps
 }
 
+/// Seconds of two fixed single-threaded workloads: SHA-256 over 1 GiB
+/// (arithmetic) and 10M dependent reads at random over 256 MiB (memory
+/// latency, as in a hash join or a group-by over a million customers).
+fn machine_speed() -> (f64, f64) {
+    use sha2::Digest;
+    let buffer: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let started = Instant::now();
+    let mut digest = [0u8; 32];
+    for _ in 0..16 {
+        let mut h = sha2::Sha256::new();
+        h.update(digest);
+        h.update(&buffer);
+        digest = h.finalize().into();
+    }
+    let hashing = started.elapsed().as_secs_f64();
+    std::hint::black_box(digest);
+    drop(buffer);
+    // one random cycle through every slot (Sattolo's shuffle), walked 10M steps
+    let n = 32usize << 20;
+    let mut next: Vec<u64> = (0..n as u64).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % i as u64) as usize;
+        next.swap(i, j);
+    }
+    let started = Instant::now();
+    let mut at = 0usize;
+    for _ in 0..10_000_000 {
+        at = next[at] as usize;
+    }
+    let chasing = started.elapsed().as_secs_f64();
+    std::hint::black_box(at);
+    (hashing, chasing)
+}
+
 fn main() {
+    let speed_before = machine_speed();
     // A smoke size for CI and quick checks; explicit sizes still win.
     let smoke = std::env::var("ATTUNE_BENCH_SMOKE").is_ok_and(|v| v == "1");
     let customers: u64 = env_or(
@@ -192,6 +239,13 @@ fn main() {
         peak_rss_kib: rss,
     });
 
+    let speed_after = machine_speed();
+    println!(
+        "\nMachine speed (fixed single-threaded workloads, lower is faster): \
+         SHA-256 over 1 GiB {:.2} s before the run and {:.2} s after; \
+         10M random reads over 256 MiB {:.2} s before and {:.2} s after.",
+        speed_before.0, speed_after.0, speed_before.1, speed_after.1
+    );
     println!(
         "\nPeak RSS per job is sampled every 20 ms while the job ran (see jobs/memory.rs); \
          the whole-process rows are GNU time's."
