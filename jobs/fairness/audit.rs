@@ -774,33 +774,67 @@ fn outcome_unit(prep: &Prepared, outcome: &Outcome, params: &AuditParams) -> Res
     Ok(out)
 }
 
-/// Sorted values per group of a dimension, from rows sorted by value and
-/// their values in that order (`rows`: the group sizes, to allocate once),
-/// with the groups' moments when `moments` is set (empty otherwise):
-/// updated as the rows go by, one group's update need not wait for the
-/// last, as it would group by group.
+/// Dimensions whose buckets one pass over the sorted rows fills: each
+/// holds a copy of the outcome's values, so not all of a table's fifteen
+/// (2.7M messages: 173 MB for eight).
+const BUCKET_DIMS: usize = 8;
+
+/// Sorted values per group of each dimension of `dims`, from rows sorted
+/// by value and their values in that order (`rows`: per dimension, the
+/// group sizes, to allocate once), with the groups' moments when `moments`
+/// is set (empty otherwise): updated as the rows go by, one group's update
+/// need not wait for the last, as it would group by group.
+///
+/// Rows sorted by value are rows in no order: looking up a row's group,
+/// dimension by dimension, missed the cache on nearly every row (70% of
+/// the continuous outcomes' time, 15% of the audit's, at a million
+/// customers). The groups of [`BUCKET_DIMS`] dimensions are first laid
+/// side by side per row, in row order, so a row's lookup is one cache line
+/// for all of them: in `perf`, the continuous outcomes' samples went from
+/// 4,316 to 2,629 (about 3.4 of the job's 33 CPU-seconds).
 fn buckets(
-    dim: &Dimension,
+    dims: &[Dimension],
     sorted_rows: &[u32],
     sorted_values: &[f64],
-    rows: &[u64],
+    rows: &[Vec<u64>],
     moments: bool,
-) -> (Vec<Vec<f64>>, Vec<Moments>) {
-    let mut b: Vec<Vec<f64>> = rows
+) -> Vec<(Vec<Vec<f64>>, Vec<Moments>)> {
+    let k = dims.len();
+    let n = dims.first().map_or(0, |d| d.codes.len());
+    let mut side_by_side = vec![MISSING; n * k];
+    for (d, dim) in dims.iter().enumerate() {
+        for (r, &c) in dim.codes.iter().enumerate() {
+            side_by_side[r * k + d] = c;
+        }
+    }
+    let mut b: Vec<Vec<Vec<f64>>> = rows
         .iter()
-        .map(|&n| Vec::with_capacity(n as usize))
+        .map(|sizes| {
+            sizes
+                .iter()
+                .map(|&n| Vec::with_capacity(n as usize))
+                .collect()
+        })
         .collect();
-    let mut running = vec![Welford::default(); if moments { rows.len() } else { 0 }];
+    let mut running: Vec<Vec<Welford>> = rows
+        .iter()
+        .map(|sizes| vec![Welford::default(); if moments { sizes.len() } else { 0 }])
+        .collect();
     for (&r, &v) in sorted_rows.iter().zip(sorted_values) {
-        let c = dim.codes[r as usize];
-        if c != MISSING {
-            b[c as usize].push(v);
-            if moments {
-                running[c as usize].push(v);
+        let at = r as usize * k;
+        for (d, &c) in side_by_side[at..at + k].iter().enumerate() {
+            if c != MISSING {
+                b[d][c as usize].push(v);
+                if moments {
+                    running[d][c as usize].push(v);
+                }
             }
         }
     }
-    (b, running.iter().map(Welford::moments).collect())
+    b.into_iter()
+        .zip(running)
+        .map(|(b, running)| (b, running.iter().map(Welford::moments).collect()))
+        .collect()
 }
 
 /// `v`'s bits as an integer that orders like [`f64::total_cmp`] (the
@@ -892,15 +926,23 @@ fn continuous_findings(
         out[1] = ranks[r];
     };
     let people = prep.people(&mask, 2, shared);
+    let mut filled = Vec::new().into_iter();
     for (d, dim) in prep.dims.iter().enumerate() {
         // Welch's test compares moments; Mann-Whitney's ranks.
-        let (samples, moments) = buckets(
-            dim,
-            &order,
-            &sorted_values,
-            &sizes.rows[d],
-            outcome.comparison == Comparison::Difference,
-        );
+        if d % BUCKET_DIMS == 0 {
+            let chunk = d..(d + BUCKET_DIMS).min(prep.dims.len());
+            filled = buckets(
+                &prep.dims[chunk.clone()],
+                &order,
+                &sorted_values,
+                &sizes.rows[chunk],
+                outcome.comparison == Comparison::Difference,
+            )
+            .into_iter();
+        }
+        let (samples, moments) = filled
+            .next()
+            .expect("each chunk fills the buckets of its dimensions");
         let reference = prep.reference(d, &hidden[d], &sizes.rows[d]);
         // Every design effect of this dimension from the variables [value,
         // rank, 1{value <= q-quantile of its group} per quantile statistic]
@@ -1335,6 +1377,87 @@ mod tests {
     use crate::fairness::bootstrap::rng;
     use crate::fairness::cluster::bits;
     use crate::fairness::table::Codes;
+
+    /// The groups of several dimensions filled in one pass are each
+    /// dimension's values in sorted order, as one dimension at a time gives
+    /// them, with the same moments bit for bit (Welford over the same order).
+    #[test]
+    fn buckets_of_dimensions_side_by_side_equal_one_dimension_at_a_time() {
+        let mut r = rng(5);
+        let n = 3000;
+        let dims: Vec<Dimension> = (0..BUCKET_DIMS + 3)
+            .map(|d| {
+                let groups = 2 + d % 5;
+                Dimension {
+                    name: format!("d{d}"),
+                    attributes: vec![format!("d{d}")],
+                    values: (0..groups).map(|g| vec![g.to_string()]).collect(),
+                    codes: (0..n)
+                        .map(|_| {
+                            if r.random_bool(0.1) {
+                                MISSING
+                            } else {
+                                r.random_range(0..groups as u32)
+                            }
+                        })
+                        .collect(),
+                    parents: None,
+                }
+            })
+            .collect();
+        let values: Vec<f64> = (0..n)
+            .map(|_| f64::from(r.random_range(0..500u32)) / 7.0)
+            .collect();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&x, &y| values[x as usize].total_cmp(&values[y as usize]));
+        let sorted: Vec<f64> = order.iter().map(|&x| values[x as usize]).collect();
+        let sizes: Vec<Vec<u64>> = dims
+            .iter()
+            .map(|d| {
+                let mut s = vec![0u64; d.groups()];
+                for &c in d.codes.iter().filter(|&&c| c != MISSING) {
+                    s[c as usize] += 1;
+                }
+                s
+            })
+            .collect();
+        for moments in [false, true] {
+            let mut together = Vec::new();
+            for start in (0..dims.len()).step_by(BUCKET_DIMS) {
+                let chunk = start..(start + BUCKET_DIMS).min(dims.len());
+                together.extend(buckets(
+                    &dims[chunk.clone()],
+                    &order,
+                    &sorted,
+                    &sizes[chunk],
+                    moments,
+                ));
+            }
+            assert_eq!(together.len(), dims.len());
+            for (d, (samples, m)) in dims.iter().zip(&together) {
+                let mut want: Vec<Vec<f64>> = vec![Vec::new(); d.groups()];
+                let mut running = vec![Welford::default(); d.groups()];
+                for &row in &order {
+                    let c = d.codes[row as usize];
+                    if c != MISSING {
+                        want[c as usize].push(values[row as usize]);
+                        running[c as usize].push(values[row as usize]);
+                    }
+                }
+                assert_eq!(samples, &want, "{}", d.name);
+                if moments {
+                    let want: Vec<Moments> = running.iter().map(Welford::moments).collect();
+                    for (got, want) in m.iter().zip(&want) {
+                        assert_eq!(got.n, want.n);
+                        assert_eq!(got.mean.to_bits(), want.mean.to_bits());
+                        assert_eq!(got.variance.to_bits(), want.variance.to_bits());
+                    }
+                } else {
+                    assert!(m.is_empty());
+                }
+            }
+        }
+    }
 
     /// 400 people with 1–5 rows each: attributes `a` (sometimes missing)
     /// and `b` of the person, `c` of the row; an outcome with ties and
