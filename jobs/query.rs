@@ -237,16 +237,17 @@ pub fn docs(
     {
         // an analyst comparing two nights' partitions should know that a
         // day's row is only computed again when new exports touch that day
-        let incremental = m
-            .incremental
-            .as_ref()
-            .map(|i| {
-                format!(
-                    " Incremental: each night computes again only the values of `{}` that new exports touch and carries the others from the night before.",
-                    i.date_column
-                )
-            })
-            .unwrap_or_default();
+        let incremental = match (&m.incremental, &m.totals) {
+            (Some(i), _) => format!(
+                " Incremental: each night computes again only the values of `{}` that new exports touch and carries the others from the night before.",
+                i.date_column
+            ),
+            (None, Some(t)) => format!(
+                " Incremental: running totals per {}; each night adds what its exports bring to the night before's totals and takes back the rows that leave one of its windows.",
+                t.keys.join(", ")
+            ),
+            (None, None) => String::new(),
+        };
         out.push_str(&format!(
             "\n### marts/{}\n\n{} Grain: {}.{incremental}\n\n| column | meaning |\n| --- | --- |\n",
             m.name, m.purpose, m.grain

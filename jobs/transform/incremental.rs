@@ -216,6 +216,38 @@ async fn start(
     spec: &Incremental,
     schema: &SchemaRef,
 ) -> Result<Option<Start>> {
+    let Some((earlier, rows)) = carried_night(night, model, schema).await? else {
+        return Ok(None);
+    };
+    let (table, column) = lake_source(model, &spec.view, &spec.timestamp, known)?;
+    let Some(days) = days_to_compute(
+        night.ctx,
+        night.session,
+        &table,
+        &column,
+        earlier,
+        night.date,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Start {
+        night: earlier,
+        rows,
+        days,
+    }))
+}
+
+/// The latest earlier night whose partition of `model` is recorded as
+/// computed from what the lake holds up to that night now (the same
+/// release and SQL too), and that partition's rows; `None` when there is no
+/// such night or its columns are not `schema`'s.
+pub(super) async fn carried_night(
+    night: &mut Night<'_>,
+    model: &Model,
+    schema: &SchemaRef,
+) -> Result<Option<(NaiveDate, Vec<RecordBatch>)>> {
     let (ctx, date) = (night.ctx, night.date);
     let storage = &ctx.storage;
     let Some(earlier) = provenance::latest_recorded_before(storage, &model.name, date).await?
@@ -237,11 +269,6 @@ async fn start(
     if recorded != current || storage.head_opt(&path).await?.is_none() {
         return Ok(None);
     }
-    let (table, column) = lake_source(model, spec, known)?;
-    let Some(days) = days_to_compute(ctx, night.session, &table, &column, earlier, date).await?
-    else {
-        return Ok(None);
-    };
     let rows = crate::parquet_io::read_batches(storage, &path).await?;
     let same_columns = rows.iter().all(|b| {
         let s = b.schema();
@@ -251,26 +278,20 @@ async fn start(
                 .zip(schema.fields())
                 .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
     });
-    if !same_columns {
-        return Ok(None);
-    }
-    Ok(Some(Start {
-        night: earlier,
-        rows,
-        days,
-    }))
+    Ok(same_columns.then_some((earlier, rows)))
 }
 
-/// The lake table and column the view's timestamp is read from.
-fn lake_source(
+/// The lake table and column the view's column `timestamp` is read from.
+pub(super) fn lake_source(
     model: &Model,
-    spec: &Incremental,
+    view: &str,
+    timestamp: &str,
     known: &BTreeMap<String, ModelLineage>,
 ) -> Result<(String, String)> {
-    let sources = known.get(&spec.view).and_then(|l| {
+    let sources = known.get(view).and_then(|l| {
         l.outputs
             .iter()
-            .find(|(c, _)| *c == spec.timestamp)
+            .find(|(c, _)| c == timestamp)
             .map(|(_, s)| s)
     });
     match sources.map(|s| s.iter().collect::<Vec<_>>()).as_deref() {
@@ -278,9 +299,7 @@ fn lake_source(
         other => Err(Error::Model {
             model: model.name.clone(),
             reason: format!(
-                "`-- incremental:` names {}.{}, which must be one lake column passed through; it is read from {}",
-                spec.view,
-                spec.timestamp,
+                "`-- incremental:` names {view}.{timestamp}, which must be one lake column passed through; it is read from {}",
                 match other {
                     None => "no column of the view".to_string(),
                     Some(s) => format!(
@@ -364,31 +383,69 @@ async fn compute_days(
     spec: &Incremental,
     days: &BTreeSet<i32>,
 ) -> Result<Vec<RecordBatch>> {
-    let view = spec.view.as_str();
-    let original = session.table_provider(view).await?;
-    let whole = session.table(view).await?;
-    let ts_type = whole
+    let ts_type = column_type(session, &spec.view, &spec.timestamp).await?;
+    let within = within_days(&spec.timestamp, &ts_type, days)?;
+    run_on_cut(session, &model.sql, &spec.view, within, None).await
+}
+
+/// The type of `view`'s column `column`.
+pub(super) async fn column_type(
+    session: &SessionContext,
+    view: &str,
+    column: &str,
+) -> Result<DataType> {
+    Ok(session
+        .table(view)
+        .await?
         .schema()
-        .field_with_unqualified_name(&spec.timestamp)?
+        .field_with_unqualified_name(column)?
         .data_type()
-        .clone();
+        .clone())
+}
+
+/// `column` (of type `data_type`) falls on one of `days`; false for none.
+pub(super) fn within_days(
+    column: &str,
+    data_type: &DataType,
+    days: &BTreeSet<i32>,
+) -> Result<Expr> {
     let mut within: Option<Expr> = None;
     for (first, last) in runs(days) {
-        let cond = col(spec.timestamp.as_str())
-            .gt_eq(lit(day_start(&ts_type, first)?))
-            .and(col(spec.timestamp.as_str()).lt(lit(day_start(&ts_type, last + 1)?)));
+        let cond = col(column)
+            .gt_eq(lit(day_start(data_type, first)?))
+            .and(col(column).lt(lit(day_start(data_type, last + 1)?)));
         within = Some(match within {
             None => cond,
             Some(w) => w.or(cond),
         });
     }
-    let cut = whole.filter(within.unwrap_or(lit(false)))?.into_view();
+    Ok(within.unwrap_or(lit(false)))
+}
+
+/// Runs `sql` with `view` cut to the rows where `filter` holds, and with
+/// `run_date()` at `as_of` (the run date and the date to return to) when
+/// given: the session's views keep the run date they were planned with.
+pub(super) async fn run_on_cut(
+    session: &SessionContext,
+    sql: &str,
+    view: &str,
+    filter: Expr,
+    as_of: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Vec<RecordBatch>> {
+    let original = session.table_provider(view).await?;
+    let cut = session.table(view).await?.filter(filter)?.into_view();
     session.deregister_table(view)?;
     session.register_table(view, cut)?;
-    let result = match session.sql(&model.sql).await {
+    if let Some((date, _)) = as_of {
+        session.register_udf(super::run_date_udf(date));
+    }
+    let result = match session.sql(sql).await {
         Ok(df) => df.collect().await,
         Err(e) => Err(e),
     };
+    if let Some((_, back)) = as_of {
+        session.register_udf(super::run_date_udf(back));
+    }
     session.deregister_table(view)?;
     session.register_table(view, original)?;
     Ok(result?)
@@ -407,7 +464,7 @@ fn runs(days: &BTreeSet<i32>) -> Vec<(i32, i32)> {
 }
 
 /// Midnight UTC of `day` as a value of the timestamp's type.
-fn day_start(data_type: &DataType, day: i32) -> Result<ScalarValue> {
+pub(super) fn day_start(data_type: &DataType, day: i32) -> Result<ScalarValue> {
     let s = i64::from(day) * 86_400;
     Ok(match data_type {
         DataType::Timestamp(unit, tz) => match unit {

@@ -12,6 +12,7 @@ pub mod lineage;
 pub mod models;
 pub mod provenance;
 pub mod superseded;
+pub mod totals;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -166,13 +167,18 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
                     dir.clone().join("part-0.parquet"),
                     schema,
                 )?;
-                if let Some(spec) = &model.incremental {
-                    let built = incremental::build(&mut night, &known, model, spec, df)
-                        .await
-                        .map_err(|e| match e {
-                            e @ Error::Model { .. } => e,
-                            e => failed(e.to_string()),
-                        })?;
+                let carried_over = if let Some(spec) = &model.incremental {
+                    Some(incremental::build(&mut night, &known, model, spec, df.clone()).await)
+                } else if let Some(spec) = &model.totals {
+                    Some(totals::build(&mut night, &known, model, spec, df.clone()).await)
+                } else {
+                    None
+                };
+                if let Some(built) = carried_over {
+                    let built = built.map_err(|e| match e {
+                        e @ Error::Model { .. } => e,
+                        e => failed(e.to_string()),
+                    })?;
                     sink.write(&built.rows).await?;
                     carried = built.carried;
                 } else {

@@ -82,6 +82,9 @@ pub struct Model {
     /// `-- incremental: <date column> by <view>.<timestamp>`: the days a
     /// night's exports touch are computed again, the rest carried over.
     pub incremental: Option<super::incremental::Incremental>,
+    /// `-- incremental: per <key>, … by <view>.<timestamp>[; windows …]`:
+    /// running totals per group, updated from each night's exports.
+    pub totals: Option<super::totals::Totals>,
 }
 
 /// Parses a model file.
@@ -152,13 +155,21 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
             )));
         }
     }
-    let incremental = match header.get("incremental") {
-        None => None,
-        Some(value) => Some(
-            super::incremental::Incremental::parse(value, materialized, &columns, &references)
-                .map_err(|r| bad(format!("`-- incremental: {value}`: {r}")))?,
-        ),
-    };
+    let (mut incremental, mut totals) = (None, None);
+    if let Some(value) = header.get("incremental") {
+        let bad = |r: String| bad(format!("`-- incremental: {value}`: {r}"));
+        if value.starts_with("per ") {
+            totals = Some(
+                super::totals::Totals::parse(value, materialized, &columns, &references)
+                    .map_err(bad)?,
+            );
+        } else {
+            incremental = Some(
+                super::incremental::Incremental::parse(value, materialized, &columns, &references)
+                    .map_err(bad)?,
+            );
+        }
+    }
     Ok(Model {
         name: name.to_string(),
         sql,
@@ -169,6 +180,7 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
         tests,
         references,
         incremental,
+        totals,
     })
 }
 

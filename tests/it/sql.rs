@@ -334,6 +334,7 @@ slt_tests!(
     stg_reviews,
     stg_web_sessions,
     stg_offers,
+    customer_order_totals,
     customer_features,
     customer_attributes,
     nps_daily,

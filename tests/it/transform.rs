@@ -199,7 +199,25 @@ async fn full_refresh_bytes(
     daily_bytes(copy.path(), date)
 }
 
-const INCREMENTAL: [&str; 4] = ["orders_daily", "nps_daily", "csat_daily", "web_daily"];
+/// The models carried from night to night: the daily ones, the running
+/// totals, and customer_features, which reads them.
+const INCREMENTAL: [&str; 6] = [
+    "orders_daily",
+    "nps_daily",
+    "csat_daily",
+    "web_daily",
+    "customer_order_totals",
+    "customer_features",
+];
+
+/// Of [`INCREMENTAL`], the models that carry an earlier night's rows.
+const CARRIED: [&str; 5] = [
+    "orders_daily",
+    "nps_daily",
+    "csat_daily",
+    "web_daily",
+    "customer_order_totals",
+];
 
 fn daily_bytes(root: &std::path::Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
     INCREMENTAL
@@ -324,7 +342,7 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
         for m in out
             .models
             .iter()
-            .filter(|m| INCREMENTAL.contains(&m.model.as_str()))
+            .filter(|m| CARRIED.contains(&m.model.as_str()))
         {
             carried.push((m.model.clone(), m.carried_from));
         }
@@ -336,7 +354,7 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
             );
         }
     }
-    for (model, from) in &carried[INCREMENTAL.len()..] {
+    for (model, from) in &carried[CARRIED.len()..] {
         assert!(from.is_some(), "{model} carried an earlier night");
     }
     // an earlier day written again: the night before no longer vouches
@@ -349,10 +367,93 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&day, bytes).expect("rewrite");
     let out = attune::transform::run(&ctx, last).await.expect("transform");
-    let orders_daily = out
+    for m in out
         .models
         .iter()
-        .find(|m| m.model == "orders_daily")
-        .expect("model");
-    assert_eq!(orders_daily.carried_from, None, "computed every day");
+        .filter(|m| CARRIED.contains(&m.model.as_str()))
+    {
+        if m.model == "orders_daily" || m.model == "customer_order_totals" {
+            assert_eq!(m.carried_from, None, "{} computed in full", m.model);
+        }
+    }
+}
+
+/// Running totals by hand, over three nights with one skipped: the first
+/// night's export holds an order dated three days ahead (it enters on its
+/// day), an order 30 days old (outside the 30-day window) and one 28 days
+/// old, which leaves that window while the night after it is skipped. Each
+/// night starts from the one before and writes the bytes a full
+/// computation writes.
+#[tokio::test]
+async fn running_totals_take_in_orders_dated_ahead_and_let_orders_leave_their_windows() {
+    let root = Root::new();
+    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel,refunded\n";
+    let nights = [
+        (
+            "2025-03-01",
+            "O1,C1,2025-01-30 09:00:00,10.00,EUR,app,false\nO2,C1,2025-02-01 09:00:00,5.00,EUR,online,false\nO3,C2,2025-03-04 10:00:00,3.00,EUR,in_store,false\n",
+        ),
+        (
+            "2025-03-03",
+            "O4,C2,2025-03-03 11:00:00,4.00,EUR,app,false\n",
+        ),
+        (
+            "2025-03-04",
+            "O5,C1,2025-03-04 12:00:00,6.00,EUR,app,false\n",
+        ),
+    ];
+    let ctx = root.ctx(&["orders"], KEY);
+    let d = |s: &str| s.parse::<NaiveDate>().expect("date");
+    let mut carried = Vec::new();
+    let mut windows = Vec::new();
+    for (day, rows) in nights {
+        root.land(
+            "orders",
+            day,
+            "orders.csv",
+            format!("{header}{rows}").as_bytes(),
+        );
+        root.ingest(&["orders"], &[day]).await;
+        let out = attune::transform::run(&ctx, d(day))
+            .await
+            .expect("transform");
+        let m = out
+            .models
+            .iter()
+            .find(|m| m.model == "customer_order_totals")
+            .expect("customer_order_totals");
+        carried.push(m.carried_from);
+        let b = root.read("marts", "customer_order_totals", day);
+        let column = |name: &str| common::column::<Int64Array>(&b[0], name).values().to_vec();
+        let mut per_customer: Vec<(i64, i64, i64)> = column("kept_orders")
+            .into_iter()
+            .zip(column("orders_30d"))
+            .zip(column("orders_90d"))
+            .map(|((k, w30), w90)| (k, w30, w90))
+            .collect();
+        per_customer.sort();
+        windows.push(per_customer);
+        if day != "2025-03-01" {
+            assert_eq!(
+                daily_bytes(root.path(), d(day)),
+                full_refresh_bytes(root.path(), d(day)).await,
+                "{day}"
+            );
+        }
+    }
+    assert_eq!(
+        carried,
+        vec![None, Some(d("2025-03-01")), Some(d("2025-03-03"))]
+    );
+    assert_eq!(
+        windows,
+        vec![
+            // C1: O1 (30 days old) and O2 (28); C2's O3 is not there yet
+            vec![(2, 1, 2)],
+            // C1's O2 is 30 days old now; C2: O4
+            vec![(1, 1, 1), (2, 0, 2)],
+            // C2's O3 has entered; C1: O5
+            vec![(2, 2, 2), (3, 1, 3)],
+        ]
+    );
 }
