@@ -83,24 +83,34 @@ impl Incremental {
         {
             return Err(shape.into());
         }
-        if materialized != Materialized::Table {
-            return Err("only a `materialized: table` model is carried from night to night".into());
-        }
+        carried_model(materialized, references, &spec.view)?;
         if !columns.iter().any(|(c, _)| *c == spec.date_column) {
             return Err(format!(
                 "`{}` has no `-- column {}:` line",
                 spec.date_column, spec.date_column
             ));
         }
-        if references.len() != 1 || !references.contains(&spec.view) {
-            return Err(format!(
-                "an incremental model reads only the view it names, `{}`; this one reads [{}]",
-                spec.view,
-                references.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
         Ok(spec)
     }
+}
+
+/// What every model carried from night to night must be: a table, reading
+/// only the one view its header names.
+pub(super) fn carried_model(
+    materialized: Materialized,
+    references: &BTreeSet<String>,
+    view: &str,
+) -> std::result::Result<(), String> {
+    if materialized != Materialized::Table {
+        return Err("only a `materialized: table` model is carried from night to night".into());
+    }
+    if references.len() != 1 || !references.contains(view) {
+        return Err(format!(
+            "an incremental model reads only the view it names, `{view}`; this one reads [{}]",
+            references.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// What one incremental model was built from.

@@ -110,22 +110,13 @@ impl Totals {
         {
             return Err(shape.into());
         }
-        if materialized != Materialized::Table {
-            return Err("only a `materialized: table` model is carried from night to night".into());
-        }
+        super::incremental::carried_model(materialized, references, &spec.view)?;
         if let Some(k) = spec
             .keys
             .iter()
             .find(|k| !columns.iter().any(|(c, _)| c == *k))
         {
             return Err(format!("`{k}` has no `-- column {k}:` line"));
-        }
-        if references.len() != 1 || !references.contains(&spec.view) {
-            return Err(format!(
-                "an incremental model reads only the view it names, `{}`; this one reads [{}]",
-                spec.view,
-                references.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
         }
         Ok(spec)
     }

@@ -233,6 +233,27 @@ fn daily_bytes(root: &std::path::Path, date: NaiveDate) -> Vec<(&'static str, Ve
         .collect()
 }
 
+/// One night by hand: `rows` of orders exported on `day`, ingested and
+/// transformed.
+async fn orders_night(
+    root: &Root,
+    ctx: &JobContext,
+    day: &str,
+    rows: &str,
+) -> attune::transform::TransformOutcome {
+    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel,refunded\n";
+    root.land(
+        "orders",
+        day,
+        "orders.csv",
+        format!("{header}{rows}").as_bytes(),
+    );
+    root.ingest(&["orders"], &[day]).await;
+    attune::transform::run(ctx, day.parse().expect("date"))
+        .await
+        .expect("transform")
+}
+
 /// Three nights by hand: the second brings an order dated the third day
 /// (it enters on that day), the third re-exports the first day's order as
 /// refunded (that day's revenue drops) and the second day's order with its
@@ -243,7 +264,6 @@ fn daily_bytes(root: &std::path::Path, date: NaiveDate) -> Vec<(&'static str, Ve
 #[tokio::test]
 async fn an_incremental_night_computes_the_touched_days_and_matches_a_full_refresh() {
     let root = Root::new();
-    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel,refunded\n";
     let nights = [
         (
             "2025-03-01",
@@ -261,16 +281,7 @@ async fn an_incremental_night_computes_the_touched_days_and_matches_a_full_refre
     let ctx = root.ctx(&["orders"], KEY);
     let mut outcomes = Vec::new();
     for (day, rows) in nights {
-        root.land(
-            "orders",
-            day,
-            "orders.csv",
-            format!("{header}{rows}").as_bytes(),
-        );
-        root.ingest(&["orders"], &[day]).await;
-        let out = attune::transform::run(&ctx, day.parse().expect("date"))
-            .await
-            .expect("transform");
+        let out = orders_night(&root, &ctx, day, rows).await;
         let m = out
             .models
             .into_iter()
@@ -387,7 +398,6 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
 #[tokio::test]
 async fn running_totals_take_in_orders_dated_ahead_and_let_orders_leave_their_windows() {
     let root = Root::new();
-    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel,refunded\n";
     let nights = [
         (
             "2025-03-01",
@@ -407,16 +417,7 @@ async fn running_totals_take_in_orders_dated_ahead_and_let_orders_leave_their_wi
     let mut carried = Vec::new();
     let mut windows = Vec::new();
     for (day, rows) in nights {
-        root.land(
-            "orders",
-            day,
-            "orders.csv",
-            format!("{header}{rows}").as_bytes(),
-        );
-        root.ingest(&["orders"], &[day]).await;
-        let out = attune::transform::run(&ctx, d(day))
-            .await
-            .expect("transform");
+        let out = orders_night(&root, &ctx, day, rows).await;
         let m = out
             .models
             .iter()
