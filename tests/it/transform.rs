@@ -458,3 +458,69 @@ async fn running_totals_take_in_orders_dated_ahead_and_let_orders_leave_their_wi
         ]
     );
 }
+
+/// A windowed `sum` whose only row leaves the window: the full computation
+/// gives NULL, the carried total minus that row would give 0, so that
+/// night computes every row; the next night carries again.
+#[tokio::test]
+async fn a_windowed_sum_left_with_no_rows_is_computed_in_full() {
+    let root = Root::new();
+    let models = tempfile::tempdir().expect("models dir");
+    let stg_orders = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/stg_orders.sql");
+    std::fs::copy(&stg_orders, models.path().join("stg_orders.sql")).expect("stg_orders");
+    std::fs::write(
+        models.path().join("recent_spend.sql"),
+        "-- model: recent_spend\n-- materialized: table\n-- purpose: spend in the last 30 days\n\
+         -- grain: one row per customer\n\
+         -- incremental: per customer_id by stg_orders.ordered_at; windows 30 days\n\
+         -- column customer_id: customer\n-- column recent_cents: cents in 30 days, NULL when none\n\
+         SELECT customer_id, sum(CAST(round(total_amount * 100) AS BIGINT)) \
+         FILTER (WHERE run_date() - order_date < 30) AS recent_cents \
+         FROM stg_orders GROUP BY customer_id ORDER BY customer_id\n",
+    )
+    .expect("model");
+    let mut cfg = (*root.ctx(&["orders"], KEY).cfg).clone();
+    cfg.models_dir = Some(models.path().to_path_buf());
+    let mut ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+    ctx.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
+    let nights = [
+        // C1's order is 28 days old, and 30 (out of the window) on 03-03
+        (
+            "2025-03-01",
+            "O1,C1,2025-02-01 09:00:00,10.00,EUR,app,false\n",
+        ),
+        (
+            "2025-03-03",
+            "O2,C2,2025-03-03 11:00:00,4.00,EUR,app,false\n",
+        ),
+        (
+            "2025-03-04",
+            "O3,C2,2025-03-04 11:00:00,5.00,EUR,app,false\n",
+        ),
+    ];
+    let mut carried = Vec::new();
+    let mut sums = Vec::new();
+    for (day, rows) in nights {
+        let out = orders_night(&root, &ctx, day, rows).await;
+        let m = out
+            .models
+            .iter()
+            .find(|m| m.model == "recent_spend")
+            .expect("recent_spend");
+        carried.push(m.carried_from.is_some());
+        let b = root.read("marts", "recent_spend", day);
+        let cents = common::column::<Int64Array>(&b[0], "recent_cents");
+        let mut values: Vec<Option<i64>> = cents.iter().collect();
+        values.sort();
+        sums.push(values);
+    }
+    assert_eq!(carried, vec![false, false, true]);
+    assert_eq!(
+        sums,
+        vec![
+            vec![Some(1000)],
+            vec![None, Some(400)],
+            vec![None, Some(900)],
+        ]
+    );
+}
