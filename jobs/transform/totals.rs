@@ -281,6 +281,11 @@ async fn update(
     let (table, _) = lake_source(model, &spec.view, &spec.timestamp, known)?;
     let partition = partition_column(model, spec, &table, known)?;
     if replaced_since(session, &table, earlier).await? {
+        info!(
+            model = %model.name,
+            table,
+            "running totals: a record was exported again since the earlier night; computing every row"
+        );
         return Ok(None);
     }
     let ts_type = column_type(session, &spec.view, &spec.timestamp).await?;
@@ -385,7 +390,12 @@ async fn replaced_since(session: &SessionContext, table: &str, night: NaiveDate)
         "SELECT count(*) AS n FROM superseded WHERE table_name = '{}' AND superseded_on > DATE '{night}'",
         table.replace('\'', "''")
     );
-    let batches = session.sql(&sql).await?.collect().await?;
+    counts_any(session, &sql).await
+}
+
+/// Whether the count `sql` returns is above zero.
+async fn counts_any(session: &SessionContext, sql: &str) -> Result<bool> {
+    let batches = session.sql(sql).await?.collect().await?;
     Ok(batches.iter().any(|b| {
         b.column(0)
             .as_primitive_opt::<Int64Type>()
@@ -413,12 +423,7 @@ async fn sum_emptied(merger: &SessionContext, shape: &Shape) -> Result<Option<St
             on.join(" AND "),
             quoted(c)
         );
-        let emptied = merger.sql(&sql).await?.collect().await?.iter().any(|b| {
-            b.column(0)
-                .as_primitive_opt::<Int64Type>()
-                .is_some_and(|n| n.values().iter().any(|&n| n > 0))
-        });
-        if emptied {
+        if counts_any(merger, &sql).await? {
             return Ok(Some(c.clone()));
         }
     }
