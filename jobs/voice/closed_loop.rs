@@ -15,7 +15,7 @@
 //! generator plants none), so their follow-up share is written as NULL with
 //! that reason rather than guessed from tickets.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate};
@@ -35,6 +35,9 @@ use crate::{Error, Result};
 
 /// The query behind the negative tickets.
 pub const SQL: &str = include_str!("closed_loop.sql");
+
+/// The query behind the NPS answers that follow them.
+pub const ANSWERS_SQL: &str = include_str!("closed_loop_answers.sql");
 
 /// Why survey detractors have no follow-up share.
 pub const DETRACTOR_FOLLOW_UPS_NOT_RECORDED: &str = "not recorded: the survey export (feedback) has no follow-up column, so follow-ups of detractors cannot be measured";
@@ -306,32 +309,93 @@ pub fn rows(
     all_time_rows
 }
 
-/// Runs `closed_loop.sql` (needs `feedback_scored`).
+/// Customers' NPS answers, sorted by customer, time and id: where the
+/// first answer after a ticket's follow-up window is looked up.
+#[derive(Debug, Default)]
+pub struct Answers {
+    /// (customer_key, answered at in µs, answer id, score)
+    rows: Vec<(i64, i64, String, i64)>,
+    /// Each customer's rows, as a range of `rows`: a binary search over
+    /// all 600,000 answers of a million customers missed the cache at
+    /// every step and took longer than the join it replaced.
+    ranges: HashMap<i64, (u32, u32), foldhash::fast::RandomState>,
+}
+
+impl Answers {
+    /// The answers, in any order.
+    pub fn new(mut rows: Vec<(i64, i64, String, i64)>) -> Answers {
+        rows.sort_unstable();
+        let mut ranges: HashMap<i64, (u32, u32), _> = HashMap::default();
+        for (i, r) in rows.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 answers");
+            ranges.entry(r.0).or_insert((i, i)).1 = i + 1;
+        }
+        Answers { rows, ranges }
+    }
+
+    /// The first answer (by time, then id, as `ORDER BY at, message_id`)
+    /// of `customer` at or after `from` (µs): its score and id.
+    pub fn first_from(&self, customer: i64, from: i64) -> Option<(i64, &str)> {
+        let &(start, end) = self.ranges.get(&customer)?;
+        let theirs = &self.rows[start as usize..end as usize];
+        let r = theirs.get(theirs.partition_point(|r| r.1 < from))?;
+        Some((r.3, r.2.as_str()))
+    }
+}
+
+/// The negative tickets of `closed_loop.sql`, each with the customer's
+/// first NPS answer of `closed_loop_answers.sql` given once its follow-up
+/// window (`followup_hours` from opening) had closed (needs
+/// `feedback_scored`).
 pub async fn read_negative_tickets(
     session: &SessionContext,
     params: &RunParams,
 ) -> Result<Vec<NegativeTicket>> {
-    let batches = super::collect(session, SQL, params, "voice/closed_loop").await?;
+    let (tickets, answers) = tokio::join!(
+        super::collect(session, SQL, params, "voice/closed_loop"),
+        super::collect(session, ANSWERS_SQL, params, "voice/closed_loop_answers"),
+    );
+    let mut rows = Vec::new();
+    for b in &answers? {
+        let (customer, at) = (
+            columns::ints(b, "customer_key")?,
+            columns::timestamps(b, "at")?,
+        );
+        let (id, rating) = (
+            columns::strings(b, "message_id")?,
+            columns::ints(b, "rating")?,
+        );
+        for i in 0..b.num_rows() {
+            if customer.is_valid(i) && at.is_valid(i) && rating.is_valid(i) {
+                let id = columns::opt_str(&id, i).unwrap_or_default().to_string();
+                rows.push((customer.value(i), at.value(i), id, rating.value(i)));
+            }
+        }
+    }
+    let answers = Answers::new(rows);
+    // whole microseconds: the window ends exactly `followup_hours` after
+    // the ticket was opened
+    let window = i64::from(params.followup_hours) * 3_600_000_000;
     let mut out = Vec::new();
-    for b in &batches {
+    for b in &tickets? {
         let at = columns::timestamps(b, "at")?;
         let hours = columns::floats(b, "follow_up_hours")?;
         let closed = columns::bools(b, "window_closed")?;
-        let next = columns::ints(b, "next_nps")?;
         let customer = columns::ints(b, "customer_key")?;
-        let answer = columns::strings(b, "answer_id")?;
         for i in 0..b.num_rows() {
             let opened = DateTime::from_timestamp_micros(at.value(i))
                 .map(|t| t.date_naive())
                 .ok_or_else(|| Error::Internal("voice: ticket time out of range".into()))?;
+            let customer = opt_i64(&customer, i);
+            let next = customer.and_then(|c| answers.first_from(c, at.value(i) + window));
             out.push(NegativeTicket {
                 opened,
                 opened_at: at.value(i),
                 follow_up_hours: opt_f64(&hours, i),
                 window_closed: closed.is_valid(i) && closed.value(i),
-                next_nps: opt_i64(&next, i),
-                answer_id: answer.is_valid(i).then(|| answer.value(i).to_string()),
-                customer: opt_i64(&customer, i),
+                next_nps: next.map(|(score, _)| score),
+                answer_id: next.map(|(_, id)| id.to_string()),
+                customer,
             });
         }
     }
@@ -419,6 +483,37 @@ mod tests {
             next_nps: next,
             answer_id: next.map(|_| format!("A-{day}")),
             customer: Some(i64::from(opened.ordinal())),
+        }
+    }
+
+    /// The lookup against `closed_loop.sql`'s former join, written out: of
+    /// the customer's answers at or after the window's end, the least by
+    /// (time, id). Random answers of 20 customers, many at the same second.
+    #[test]
+    fn the_first_answer_is_the_one_the_join_picked() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(11);
+        let rows: Vec<(i64, i64, String, i64)> = (0..2_000)
+            .map(|i| {
+                let id = format!("R{:04}", rng.random_range(0..5_000));
+                let at = rng.random_range(0..200) * 1_000_000;
+                (rng.random_range(0..20), at, format!("{id}-{i}"), i % 11)
+            })
+            .collect();
+        let answers = Answers::new(rows.clone());
+        for customer in -1..21 {
+            for from in (-1..201).map(|s| s * 1_000_000 + rng.random_range(-1..2)) {
+                let join = rows
+                    .iter()
+                    .filter(|r| r.0 == customer && r.1 >= from)
+                    .min_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)))
+                    .map(|r| (r.3, r.2.as_str()));
+                assert_eq!(
+                    answers.first_from(customer, from),
+                    join,
+                    "{customer} {from}"
+                );
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 //! lake/tickets.message  ├ dedupe as of D ─ score (parallel) ─┤
 //! lake/reviews.text     ┘       (messages_*.sql)              └ phrase counts ─ marts/voice_themes
 //! marts/feedback_scored ─ scores.sql ─ stats ─ marts/voice_scores       NPS/CSAT/CES/sentiment, CI, trend
-//!                       ─ closed_loop.sql ─── marts/voice_closed_loop  follow-ups of unhappy customers
+//!                       ─ closed_loop*.sql ── marts/voice_closed_loop  follow-ups of unhappy customers
 //!                       ─ quality ─────────── marts/model_metrics      Spearman(stars, sentiment), counts
 //! ```
 //!
