@@ -26,7 +26,7 @@ use super::columns::{self, opt_str, timestamp_type};
 use super::score::{Emotions, Label, Scored, Scorer};
 use super::scores::date32;
 use super::themes::{Side, ThemeCounter, customer_fingerprint};
-use crate::parquet_io::ParquetSink;
+use crate::parquet_io::{ParquetSink, writer_properties_without_dictionary};
 use crate::storage::{Storage, partition_file};
 use crate::{Error, Result, mart};
 
@@ -377,10 +377,13 @@ pub async fn write_feedback_scored(
 ) -> Result<Scoring> {
     let schema = schema();
     mart::doc("feedback_scored")?.check(&schema)?;
-    let sink = ParquetSink::create(
+    // ids and times hardly repeat: a dictionary for them is built and
+    // given up per page, which cost the writer a string comparison per value
+    let sink = ParquetSink::create_with(
         storage.store(),
         partition_file("marts", "feedback_scored", params.date),
         schema,
+        writer_properties_without_dictionary(&["message_id", "customer_id", "at", "follow_up_at"]),
     )?;
     let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
     let writer = tokio::spawn(write_batches(sink, write_rx));
