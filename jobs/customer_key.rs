@@ -8,9 +8,14 @@
 //! the key and carry the string only where it is output. Two customers share
 //! a key with probability about n²/2⁶⁵ (3·10⁻⁸ at a million); `stg_customers`
 //! tests the key unique, so a collision fails the transform instead of
-//! merging two customers. The key is never written: it only has to be the
-//! same for the same id within one query. DuckDB and Spark read the models
-//! with `hash(customer_id)` in its place (see README).
+//! merging two customers. One mart keeps the key, `customer_order_totals`
+//! (running totals carried from night to night, merged on it): a night
+//! carries on only from totals recorded under the same attune version
+//! (`transform::provenance`), so a change of the seed or of the hash needs a
+//! new version, or each customer's carried totals and the night's would
+//! fall apart. A test pins the keys of two ids for that reason. Elsewhere the
+//! key lives only within a query, and DuckDB and Spark run the models with
+//! `hash(customer_id)` in its place (see README).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -104,6 +109,18 @@ mod tests {
         let keys: std::collections::HashSet<i64> =
             (0..100_000).map(|i| key_of(&format!("{i:032x}"))).collect();
         assert_eq!(keys.len(), 100_000, "no collision among 100,000 ids");
+    }
+
+    /// The keys of this version: `customer_order_totals` carries them
+    /// from night to night, so a new seed, or a foldhash that hashes
+    /// differently, must come with a new attune version (see the module).
+    #[test]
+    fn keys_are_those_the_carried_totals_were_merged_on() {
+        assert_eq!(
+            key_of("c0000000000000000000000000000001"),
+            -4_700_748_807_699_788_656
+        );
+        assert_eq!(key_of(""), -1_871_872_899_734_409_796);
     }
 
     #[tokio::test]
