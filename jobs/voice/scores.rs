@@ -337,38 +337,85 @@ pub fn rows(cells: &[Cell], run_date: NaiveDate, min_group_size: usize) -> Vec<S
     out
 }
 
+/// The metrics of `scores.sql`, in the order their rows sort.
+const METRICS: [&str; 4] = ["ces", "csat", "nps", "sentiment"];
+
 /// Runs `scores.sql` and rolls its result up (needs `feedback_scored`
 /// and `voice_segments` registered).
 pub async fn read_cells(session: &SessionContext, params: &RunParams) -> Result<Vec<Cell>> {
     let batches = super::collect(session, SQL, params, "voice/scores").await?;
     let mut fine = Vec::new();
     for b in &batches {
-        let metric = columns::strings(b, "metric")?;
         let day = columns::dates(b, "day")?;
         let touchpoint = columns::strings(b, "touchpoint")?;
         let language = columns::strings(b, "language")?;
         let segment = columns::strings(b, "segment")?;
-        let n = columns::ints(b, "n")?;
-        let sum_a = columns::floats(b, "sum_a")?;
-        let sum_b = columns::floats(b, "sum_b")?;
+        // per metric: its count and two sums (a count is a sum of ones, as
+        // exact in a float as the integer)
+        let mut sums = Vec::new();
+        for metric in METRICS {
+            let n = columns::ints(b, &format!("{metric}_n"))?;
+            let count_or_sum = |part: &str| -> Result<Option<Float64Array>> {
+                let name = format!("{metric}_{part}");
+                Ok(match b.schema().field_with_name(&name) {
+                    Ok(f) if f.data_type() == &DataType::Int64 => Some(
+                        columns::ints(b, &name)?
+                            .iter()
+                            .map(|v| v.map(|v| v as f64))
+                            .collect(),
+                    ),
+                    Ok(_) => Some(columns::floats(b, &name)?),
+                    Err(_) => None,
+                })
+            };
+            sums.push((metric, n, count_or_sum("a")?, count_or_sum("b")?));
+        }
         for i in 0..b.num_rows() {
             let owned = |a: &StringArray| opt_str(a, i).map(str::to_string);
             let Some(d) = day.value_as_date(i) else {
                 return Err(Error::Internal("voice: a message without a day".into()));
             };
-            fine.push(FineCell {
-                metric: owned(&metric).unwrap_or_default(),
-                day: d,
-                touchpoint: owned(&touchpoint),
-                language: owned(&language),
-                segment: owned(&segment),
-                n: n.value(i).max(0) as u64,
-                sum_a: columns::opt_f64(&sum_a, i).unwrap_or(0.0),
-                sum_b: columns::opt_f64(&sum_b, i).unwrap_or(0.0),
-            });
+            for (metric, n, a, b) in &sums {
+                let n = n.value(i).max(0) as u64;
+                if n == 0 {
+                    continue;
+                }
+                let sum = |s: &Option<Float64Array>| {
+                    s.as_ref()
+                        .and_then(|s| columns::opt_f64(s, i))
+                        .unwrap_or(0.0)
+                };
+                fine.push(FineCell {
+                    metric: (*metric).to_string(),
+                    day: d,
+                    touchpoint: owned(&touchpoint),
+                    language: owned(&language),
+                    segment: owned(&segment),
+                    n,
+                    sum_a: sum(a),
+                    sum_b: sum(b),
+                });
+            }
         }
     }
+    // `rollup` adds in this order: metric, day, then the groups with the
+    // missing ones last, as `ORDER BY` put them when the query sorted
+    fine.sort_by(|x, y| {
+        (x.metric.cmp(&y.metric))
+            .then(x.day.cmp(&y.day))
+            .then(nulls_last(&x.touchpoint, &y.touchpoint))
+            .then(nulls_last(&x.language, &y.language))
+            .then(nulls_last(&x.segment, &y.segment))
+    });
     Ok(rollup(&fine))
+}
+
+/// SQL's ascending order, with `NULLS LAST`.
+fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (a, b) => a.is_none().cmp(&b.is_none()),
+    }
 }
 
 /// Schema of `marts/voice_scores`.

@@ -1,6 +1,6 @@
--- Counts and sums of every voice score at the finest grain (metric, day,
--- touchpoint, language, segment), from the feedback_scored partition of the
--- run date; the job rolls them up to periods (all, day, ISO week, month) and
+-- Counts and sums of every voice score at the finest grain (day,
+-- touchpoint, language, segment; the metric is in the columns' names), from
+-- the feedback_scored partition of the run date; the job rolls them up to periods (all, day, ISO week, month) and
 -- dimensions (all, touchpoint, language, segment) and computes the
 -- estimates and intervals:
 --   nps:       sum_a = promoters (9-10), sum_b = detractors (0-6)
@@ -16,53 +16,36 @@ WITH messages AS (
         f.touchpoint,
         f.language,
         g.segment,
-        f.source,
         f.rating,
-        f.rating_scale,
-        f.scored,
-        f.sentiment
+        f.sentiment,
+        f.source = 'survey' AND f.rating_scale = 'nps' AND f.rating IS NOT NULL AS is_nps,
+        f.source = 'survey' AND f.rating_scale = 'csat' AND f.rating IS NOT NULL AS is_csat,
+        f.source = 'survey' AND f.rating_scale = 'ces' AND f.rating IS NOT NULL AS is_ces,
+        f.scored AND f.sentiment IS NOT NULL AS is_scored
     FROM feedback_scored AS f
     LEFT JOIN voice_segments AS g ON customer_key(g.customer_id) = customer_key(f.customer_id)
     WHERE f.dt = $run_date
-),
--- one pass over the messages: each pairs with the metrics it counts in (a
--- survey answer in its scale's metric and, when its words were scored, in
--- sentiment); a UNION of one branch per metric read and joined them 4 times
-facts AS (
-    SELECT
-        at,
-        touchpoint,
-        language,
-        segment,
-        m.metric,
-        CASE m.metric
-            WHEN 'nps' THEN CASE WHEN rating >= 9 THEN 1.0 ELSE 0.0 END
-            WHEN 'csat' THEN CASE WHEN rating >= 4 THEN 1.0 ELSE 0.0 END
-            WHEN 'ces' THEN CAST(rating AS DOUBLE)
-            ELSE sentiment
-        END AS a,
-        CASE m.metric
-            WHEN 'nps' THEN CASE WHEN rating <= 6 THEN 1.0 ELSE 0.0 END
-            WHEN 'csat' THEN 0.0
-            WHEN 'ces' THEN CAST(rating * rating AS DOUBLE)
-            ELSE sentiment * sentiment
-        END AS b
-    FROM messages
-    CROSS JOIN (VALUES ('nps'), ('csat'), ('ces'), ('sentiment')) AS m (metric)
-    WHERE CASE m.metric
-        WHEN 'sentiment' THEN scored AND sentiment IS NOT NULL
-        ELSE source = 'survey' AND rating_scale = m.metric AND rating IS NOT NULL
-    END
 )
+-- One pass, one group per (day, touchpoint, language, segment), every metric
+-- a FILTERed count or sum beside the others; scores.rs turns each metric with
+-- answers into a row of its own. Pairing every message with the four metrics
+-- (a CROSS JOIN, then a CASE per metric) and grouping by the metric too took
+-- 3 s of the voice job at a million customers.
 SELECT
-    metric,
     CAST(at AS DATE) AS day,
     touchpoint,
     language,
     segment,
-    count(*) AS n,
-    sum(a) AS sum_a,
-    sum(b) AS sum_b
-FROM facts
-GROUP BY metric, CAST(at AS DATE), touchpoint, language, segment
-ORDER BY metric, day, touchpoint, language, segment
+    count(*) FILTER (WHERE is_nps) AS nps_n,
+    count(*) FILTER (WHERE is_nps AND rating >= 9) AS nps_a,
+    count(*) FILTER (WHERE is_nps AND rating <= 6) AS nps_b,
+    count(*) FILTER (WHERE is_csat) AS csat_n,
+    count(*) FILTER (WHERE is_csat AND rating >= 4) AS csat_a,
+    count(*) FILTER (WHERE is_ces) AS ces_n,
+    sum(CAST(rating AS DOUBLE)) FILTER (WHERE is_ces) AS ces_a,
+    sum(CAST(rating * rating AS DOUBLE)) FILTER (WHERE is_ces) AS ces_b,
+    count(*) FILTER (WHERE is_scored) AS sentiment_n,
+    sum(sentiment) FILTER (WHERE is_scored) AS sentiment_a,
+    sum(sentiment * sentiment) FILTER (WHERE is_scored) AS sentiment_b
+FROM messages
+GROUP BY CAST(at AS DATE), touchpoint, language, segment
