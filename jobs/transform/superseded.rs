@@ -100,62 +100,80 @@ pub async fn find(
     date: NaiveDate,
     earlier: Option<(NaiveDate, &[Replaced])>,
 ) -> Result<(Vec<Replaced>, BTreeMap<String, SupersededCounts>)> {
+    // The tables one beside the other: each is a few small queries that
+    // mostly wait on footers and listings (0.2-0.3 s a table, 2 s a night
+    // at a million customers one after the other).
+    let one = |contract| replaced_in(session, contract, lake, date, earlier);
+    let mut tables = futures::stream::iter(contracts.iter().map(one)).buffered(4);
     let mut replaced = Vec::new();
     let mut counts = BTreeMap::new();
-    for contract in contracts.iter() {
-        let table = contract.table.as_str();
-        let Some((k, select)) = keys_select(&contract) else {
-            continue;
-        };
-        if !lake.contains(table) {
-            continue;
+    while let Some(done) = tables.next().await {
+        if let Some((table, found, c)) = done? {
+            replaced.extend(found);
+            counts.insert(table, c);
         }
-        let (mut found, mut c) = match earlier {
-            None => {
-                let sql = format!("{select} WHERE dt <= DATE '{date}'");
-                let (found, mut c) = table_replaced(session, table, &sql).await?;
-                c.rows = c.rows_scanned;
-                (found, c)
-            }
-            Some((base, list)) => {
-                let known: Vec<Replaced> =
-                    list.iter().filter(|r| r.table == table).cloned().collect();
-                let since = format!("dt > DATE '{base}' AND dt <= DATE '{date}'");
-                let (found, mut c) = match key_range(
-                    session,
-                    &format!("SELECT min({k}), max({k}) FROM {table} WHERE {since}"),
-                )
-                .await?
-                {
-                    None => (known, SupersededCounts::default()),
-                    Some((lo, hi)) => {
-                        let sql = format!(
-                            "{select} WHERE {since} UNION ALL {select} \
-                             WHERE dt <= DATE '{base}' AND {k} >= {} AND {k} <= {}",
-                            sql_string(&lo),
-                            sql_string(&hi)
-                        );
-                        let (mut found, c) = table_replaced(session, table, &sql).await?;
-                        found.extend(known);
-                        (found, c)
-                    }
-                };
-                // answered from the Parquet footers, not a scan
-                let count = format!("SELECT count(*) FROM {table} WHERE dt <= DATE '{date}'");
-                c.rows = row_count(session, &count).await?;
-                (found, c)
-            }
-        };
-        found.sort();
-        found.dedup();
-        c.records_replaced = found.len() as u64;
-        c.keys_exported_more_than_once =
-            found.iter().map(|r| &r.key).collect::<HashSet<_>>().len() as u64;
-        replaced.extend(found);
-        counts.insert(table.to_string(), c);
     }
     replaced.sort();
     Ok((replaced, counts))
+}
+
+/// [`find`] for one table: its replaced records and counts, `None` for a
+/// table without a one-column key or without lake partitions.
+async fn replaced_in(
+    session: &SessionContext,
+    contract: Arc<Contract>,
+    lake: &std::collections::BTreeSet<String>,
+    date: NaiveDate,
+    earlier: Option<(NaiveDate, &[Replaced])>,
+) -> Result<Option<(String, Vec<Replaced>, SupersededCounts)>> {
+    let table = contract.table.as_str();
+    let Some((k, select)) = keys_select(&contract) else {
+        return Ok(None);
+    };
+    if !lake.contains(table) {
+        return Ok(None);
+    }
+    let (mut found, mut c) = match earlier {
+        None => {
+            let sql = format!("{select} WHERE dt <= DATE '{date}'");
+            let (found, mut c) = table_replaced(session, table, &sql).await?;
+            c.rows = c.rows_scanned;
+            (found, c)
+        }
+        Some((base, list)) => {
+            let known: Vec<Replaced> = list.iter().filter(|r| r.table == table).cloned().collect();
+            let since = format!("dt > DATE '{base}' AND dt <= DATE '{date}'");
+            let (found, mut c) = match key_range(
+                session,
+                &format!("SELECT min({k}), max({k}) FROM {table} WHERE {since}"),
+            )
+            .await?
+            {
+                None => (known, SupersededCounts::default()),
+                Some((lo, hi)) => {
+                    let sql = format!(
+                        "{select} WHERE {since} UNION ALL {select} \
+                             WHERE dt <= DATE '{base}' AND {k} >= {} AND {k} <= {}",
+                        sql_string(&lo),
+                        sql_string(&hi)
+                    );
+                    let (mut found, c) = table_replaced(session, table, &sql).await?;
+                    found.extend(known);
+                    (found, c)
+                }
+            };
+            // answered from the Parquet footers, not a scan
+            let count = format!("SELECT count(*) FROM {table} WHERE dt <= DATE '{date}'");
+            c.rows = row_count(session, &count).await?;
+            (found, c)
+        }
+    };
+    found.sort();
+    found.dedup();
+    c.records_replaced = found.len() as u64;
+    c.keys_exported_more_than_once =
+        found.iter().map(|r| &r.key).collect::<HashSet<_>>().len() as u64;
+    Ok(Some((table.to_string(), found, c)))
 }
 
 /// The key column and the `SELECT key, dt[, rank] FROM table` this pass
