@@ -71,36 +71,45 @@ impl Incremental {
     ) -> std::result::Result<Self, String> {
         let shape = "write `<date column> by <view>.<timestamp column>`";
         let (date_column, source) = value.split_once(" by ").ok_or(shape)?;
-        let (view, timestamp) = source.trim().split_once('.').ok_or(shape)?;
-        let spec = Incremental {
-            date_column: date_column.trim().to_string(),
-            view: view.trim().to_string(),
-            timestamp: timestamp.trim().to_string(),
-        };
-        if [&spec.date_column, &spec.view, &spec.timestamp]
-            .iter()
-            .any(|w| w.is_empty() || w.contains(char::is_whitespace))
-        {
-            return Err(shape.into());
-        }
-        carried_model(materialized, references, &spec.view)?;
-        if !columns.iter().any(|(c, _)| *c == spec.date_column) {
-            return Err(format!(
-                "`{}` has no `-- column {}:` line",
-                spec.date_column, spec.date_column
-            ));
-        }
-        Ok(spec)
+        let date_column = date_column.trim().to_string();
+        let (view, timestamp) = carried_header(
+            std::slice::from_ref(&date_column),
+            source,
+            shape,
+            materialized,
+            columns,
+            references,
+        )?;
+        Ok(Incremental {
+            date_column,
+            view,
+            timestamp,
+        })
     }
 }
 
-/// What every model carried from night to night must be: a table, reading
-/// only the one view its header names.
-pub(super) fn carried_model(
+/// Checks the part of a carried model's header its kinds share, `<named
+/// columns> by <view>.<timestamp>`, and returns the view and the timestamp
+/// column: every name one word, the model a table reading only that view,
+/// and each named column documented by a `-- column` line.
+pub(super) fn carried_header(
+    named: &[String],
+    source: &str,
+    shape: &str,
     materialized: Materialized,
+    columns: &[(String, String)],
     references: &BTreeSet<String>,
-    view: &str,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(String, String), String> {
+    let (view, timestamp) = source.trim().split_once('.').ok_or(shape)?;
+    let (view, timestamp) = (view.trim(), timestamp.trim());
+    if named
+        .iter()
+        .map(String::as_str)
+        .chain([view, timestamp])
+        .any(|w| w.is_empty() || w.contains(char::is_whitespace))
+    {
+        return Err(shape.into());
+    }
     if materialized != Materialized::Table {
         return Err("only a `materialized: table` model is carried from night to night".into());
     }
@@ -110,7 +119,10 @@ pub(super) fn carried_model(
             references.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
-    Ok(())
+    if let Some(c) = named.iter().find(|c| !columns.iter().any(|(n, _)| n == *c)) {
+        return Err(format!("`{c}` has no `-- column {c}:` line"));
+    }
+    Ok((view.to_string(), timestamp.to_string()))
 }
 
 /// What one incremental model was built from.

@@ -79,7 +79,15 @@ impl Totals {
             None => (rest, None),
         };
         let (keys, source) = main.split_once(" by ").ok_or(shape)?;
-        let (view, timestamp) = source.trim().split_once('.').ok_or(shape)?;
+        let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).collect();
+        let (view, timestamp) = super::incremental::carried_header(
+            &keys,
+            source,
+            shape,
+            materialized,
+            columns,
+            references,
+        )?;
         let windows = match windows {
             None => Vec::new(),
             Some(w) => w
@@ -96,29 +104,12 @@ impl Totals {
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?,
         };
-        let spec = Totals {
-            keys: keys.split(',').map(|k| k.trim().to_string()).collect(),
-            view: view.trim().to_string(),
-            timestamp: timestamp.trim().to_string(),
+        Ok(Totals {
+            keys,
+            view,
+            timestamp,
             windows,
-        };
-        if spec
-            .keys
-            .iter()
-            .chain([&spec.view, &spec.timestamp])
-            .any(|w| w.is_empty() || w.contains(char::is_whitespace))
-        {
-            return Err(shape.into());
-        }
-        super::incremental::carried_model(materialized, references, &spec.view)?;
-        if let Some(k) = spec
-            .keys
-            .iter()
-            .find(|k| !columns.iter().any(|(c, _)| c == *k))
-        {
-            return Err(format!("`{k}` has no `-- column {k}:` line"));
-        }
-        Ok(spec)
+        })
     }
 }
 
