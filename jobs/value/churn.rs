@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use linfa::Dataset;
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ShapeBuilder};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -205,11 +205,15 @@ impl Standardizer {
         }
     }
 
-    /// The standardized design matrix of `rows`.
+    /// The standardized design matrix of `rows`, stored column by column:
+    /// linfa's gradient is `xᵀ·r`, which ndarray (without BLAS) computes as
+    /// one dot product per row of `xᵀ`. Stored row by row, each of those read
+    /// the whole matrix at a stride of one row (a third of the value job's
+    /// CPU in `perf`); column by column, each reads one contiguous column.
     pub fn transform(&self, table: &FeatureTable, rows: &[usize]) -> Array2<f64> {
-        let mut x = Array2::zeros((rows.len(), self.columns.len()));
-        for (mut design, &i) in x.rows_mut().into_iter().zip(rows) {
-            for (v, col) in design.iter_mut().zip(&self.columns) {
+        let mut x = Array2::zeros((rows.len(), self.columns.len()).f());
+        for (mut design, col) in x.columns_mut().into_iter().zip(&self.columns) {
+            for (v, &i) in design.iter_mut().zip(rows) {
                 *v = col.value(table, i);
             }
         }
