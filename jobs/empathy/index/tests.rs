@@ -931,21 +931,37 @@ fn shared_clusters_give_the_estimates_of_clustering_each_time() {
             }
         }
         each.push(mixed);
-        for w in &each {
-            for pseudo in [0.0, PSEUDO_CUSTOMERS] {
+        let as_bits = |l: Option<&Linearized>| {
+            l.map(|l| {
+                (
+                    l.value.to_bits(),
+                    l.centre.to_bits(),
+                    l.se.map(f64::to_bits),
+                    l.used,
+                )
+            })
+        };
+        for pseudo in [0.0, PSEUDO_CUSTOMERS] {
+            // the six components alone in one pass: the bits of one at a time
+            let fused = linearize_each(&clusters, pseudo);
+            for w in &each {
                 let got = linearize_in(&clusters, w, pseudo);
                 let want = linearize_sorting_per_call(&scores, w, pseudo);
-                let as_bits = |l: Option<Linearized>| {
-                    l.map(|l| {
-                        (
-                            l.value.to_bits(),
-                            l.centre.to_bits(),
-                            l.se.map(f64::to_bits),
-                            l.used,
-                        )
-                    })
-                };
-                assert_eq!(as_bits(got), as_bits(want), "round {round}, weights {w:?}");
+                assert_eq!(
+                    as_bits(got.as_ref()),
+                    as_bits(want.as_ref()),
+                    "round {round}, weights {w:?}"
+                );
+                if let Some(i) = (w.iter().flatten().count() == 1 && w.contains(&Some(1.0)))
+                    .then(|| w.iter().position(Option::is_some))
+                    .flatten()
+                {
+                    assert_eq!(
+                        as_bits(fused[i].as_ref()),
+                        as_bits(got.as_ref()),
+                        "round {round}, component {i} alone, pseudo {pseudo}"
+                    );
+                }
             }
         }
         let distinct = |f: &dyn Fn(&Scores) -> bool| {
