@@ -25,9 +25,22 @@ use crate::{Error, Result};
 
 /// Lloyd iterations per start at most.
 pub const MAX_ITERATIONS: u64 = 300;
-/// Convergence: the centroids moved less than this (Euclidean distance over
-/// all centroid coordinates, standardized units).
+/// Convergence as scikit-learn's `KMeans(tol=1e-4)`: the squared
+/// Euclidean distance the centroids moved (over all their coordinates) at
+/// most this times the mean variance of the features. linfa compares the
+/// distance itself with its tolerance, so [`fit`] passes the square root.
 pub const TOLERANCE: f64 = 1e-4;
+
+/// linfa's tolerance for `x`: the distance whose square is [`TOLERANCE`]
+/// times the mean of the columns' variances (population variances, as
+/// scikit-learn's `_tolerance`).
+/// Never zero: linfa stops on `distance < tolerance`, scikit-learn on `<=`,
+/// so constant features would otherwise run every start to
+/// [`MAX_ITERATIONS`] after it had stopped moving.
+fn tolerance(x: ArrayView2<f64>) -> f64 {
+    let mean_variance = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
+    (TOLERANCE * mean_variance).sqrt().max(f64::MIN_POSITIVE)
+}
 
 /// What the k search needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +181,7 @@ pub fn fit(
         )));
     }
     let dataset = DatasetBase::from(x);
+    let tol = tolerance(x);
     let mut best: Option<(Array2<f64>, f64)> = None;
     for _ in 0..restarts.max(1) {
         let init = kmeans_plus_plus(x, k, rng);
@@ -176,7 +190,7 @@ pub fn fit(
             .init_method(KMeansInit::Precomputed(init))
             .n_runs(1)
             .max_n_iterations(MAX_ITERATIONS)
-            .tolerance(TOLERANCE)
+            .tolerance(tol)
             .fit(&dataset)
             .map_err(|e| Error::Model {
                 model: "kmeans".into(),
@@ -278,6 +292,18 @@ pub fn search(x: ArrayView2<f64>, p: &SearchParams) -> Result<Option<Search>> {
 mod tests {
     use super::*;
     use rand_distr::{Distribution, StandardNormal};
+
+    /// Reference: scikit-learn 1.5's `sklearn.cluster._kmeans._tolerance`,
+    /// `np.mean(np.var(X, axis=0)) * tol`, for X = [[0, 0], [2, 4]] and
+    /// tol = 1e-4: the variances are 1 and 4, so 2.5e-4 on the squared
+    /// shift, whose square root linfa compares the shift with.
+    #[test]
+    fn tolerance_is_scikit_learns_on_the_squared_shift() {
+        let x = ndarray::array![[0.0, 0.0], [2.0, 4.0]];
+        assert!((tolerance(x.view()).powi(2) - 2.5e-4).abs() < 1e-15);
+        let constant = ndarray::array![[1.0, 3.0], [1.0, 3.0]];
+        assert!(tolerance(constant.view()) > 0.0);
+    }
 
     /// `k` well-separated Gaussian blobs of `per` points in `d` dimensions
     /// (centres on a scaled simplex-like grid, sd 1).
