@@ -420,11 +420,8 @@ fn linearize_in(
         if let Some(w) = weights[i]
             && ns[i] > 0
         {
-            let n = ns[i] as f64;
-            size[i] = n / customers_with[i] as f64;
-            denom[i] = n + 2.0 * pseudo * size[i];
-            means[i] = (sums[i] + 100.0 * pseudo * size[i]) / denom[i];
-            value += w * sums[i] / n;
+            (size[i], denom[i], means[i]) = pseudo_mean(ns[i], customers_with[i], sums[i], pseudo);
+            value += w * sums[i] / ns[i] as f64;
             centre += w * means[i];
             total_w += w;
         }
@@ -460,45 +457,53 @@ fn linearize_in(
             .sum()
     };
     ss += pseudo * (pseudo_influence(0.0).powi(2) + pseudo_influence(100.0).powi(2));
-    let g = customers as f64 + 2.0 * pseudo;
     Some(Linearized {
         value,
         centre,
-        se: (customers >= 2).then(|| (ss * g / (g - 1.0)).sqrt()),
+        se: clustered_se(ss, customers, pseudo),
         used,
     })
+}
+
+/// One component's (contacts per pseudo-customer, denominator with the
+/// pseudo-customers' contacts, mean with them) from its `n` contacts of
+/// `customers` customers, whose scores add up to `sum`.
+fn pseudo_mean(n: usize, customers: usize, sum: f64, pseudo: f64) -> (f64, f64, f64) {
+    let n = n as f64;
+    let size = n / customers as f64;
+    let denom = n + 2.0 * pseudo * size;
+    (size, denom, (sum + 100.0 * pseudo * size) / denom)
+}
+
+/// The clustered standard error from the sum of squared cluster influences
+/// `ss` over `customers` real and `2 · pseudo` pseudo-customers, with the
+/// small-sample factor g / (g − 1); `None` below two real customers.
+fn clustered_se(ss: f64, customers: usize, pseudo: f64) -> Option<f64> {
+    let g = customers as f64 + 2.0 * pseudo;
+    (customers >= 2).then(|| (ss * g / (g - 1.0)).sqrt())
 }
 
 /// [`linearize_in`] of each component alone (weight 1 on it), all six in
 /// one pass over the contacts: a cell asked for them one at a time, two
 /// passes each, and those passes were a tenth of the job at a million
-/// customers. The same operations in the same order, so the same bits
-/// (tested against `linearize_in`).
+/// customers. The same arithmetic in the same order, so the same bits
+/// (tested against `linearize_in`; a weight of 1 multiplies exactly).
 fn linearize_each(clusters: &Clusters, pseudo: f64) -> [Option<Linearized>; 6] {
-    // f64's `Sum` of nothing: the start of every sum `linearize_in` takes
-    let zero: f64 = std::iter::empty::<f64>().sum();
-    let single = |x: f64| -> f64 { std::iter::once(x).sum() };
     let customers_with = clusters.customers_with();
     let (sums, ns) = (&clusters.sums, &clusters.ns);
-    let mut means = [0.0; 6];
-    let mut denom = [0.0; 6];
-    let mut size = [0.0; 6];
-    for i in (0..6).filter(|&i| ns[i] > 0) {
-        let n = ns[i] as f64;
-        size[i] = n / customers_with[i] as f64;
-        denom[i] = n + 2.0 * pseudo * size[i];
-        means[i] = (sums[i] + 100.0 * pseudo * size[i]) / denom[i];
-    }
+    let terms: [(f64, f64, f64); 6] =
+        std::array::from_fn(|i| pseudo_mean(ns[i], customers_with[i] as usize, sums[i], pseudo));
     let mut ss = [0.0; 6];
     let mut customers = [0usize; 6];
     for run in clusters.runs() {
-        let mut z = [zero; 6];
+        let mut z = [0.0; 6];
         let mut any = 0u8;
         for k in run {
             let (row, mask) = (&clusters.rows[k], clusters.masks[k]);
             any |= mask;
             for i in (0..6).filter(|&i| mask >> i & 1 == 1) {
-                z[i] += single(1.0 * (row[i] - means[i]) / denom[i]);
+                let (_, denom, mean) = terms[i];
+                z[i] += (row[i] - mean) / denom;
             }
         }
         for i in (0..6).filter(|&i| any >> i & 1 == 1) {
@@ -510,13 +515,13 @@ fn linearize_each(clusters: &Clusters, pseudo: f64) -> [Option<Linearized>; 6] {
         if ns[i] == 0 {
             return None;
         }
-        let pseudo_influence = |bound: f64| single(1.0 * size[i] * (bound - means[i]) / denom[i]);
+        let (size, denom, mean) = terms[i];
+        let pseudo_influence = |bound: f64| size * (bound - mean) / denom;
         let ss = ss[i] + pseudo * (pseudo_influence(0.0).powi(2) + pseudo_influence(100.0).powi(2));
-        let g = customers[i] as f64 + 2.0 * pseudo;
         Some(Linearized {
-            value: 0.0 + 1.0 * sums[i] / ns[i] as f64,
-            centre: 0.0 + 1.0 * means[i],
-            se: (customers[i] >= 2).then(|| (ss * g / (g - 1.0)).sqrt()),
+            value: sums[i] / ns[i] as f64,
+            centre: mean,
+            se: clustered_se(ss, customers[i], pseudo),
             used: ns[i],
         })
     })

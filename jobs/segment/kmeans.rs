@@ -34,6 +34,7 @@ pub const TOLERANCE: f64 = 1e-4;
 /// linfa's tolerance for `x`: the distance whose square is [`TOLERANCE`]
 /// times the mean of the columns' variances (population variances, as
 /// scikit-learn's `_tolerance`).
+///
 /// Never zero: linfa stops on `distance < tolerance`, scikit-learn on `<=`,
 /// so constant features would otherwise run every start to
 /// [`MAX_ITERATIONS`] after it had stopped moving.
