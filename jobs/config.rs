@@ -69,6 +69,12 @@ timezone = "UTC"
 # (runs/.lease.json), so runs on other machines or pods stay apart. Needs the
 # store's conditional writes; false locks on this machine only.
 store_lease = true
+# Jobs after ingest that may run at once, each as soon as the jobs whose
+# marts it reads are done (1 = one after the other, in order). Whatever this
+# says, only one of the jobs that hold a table of every customer's history
+# (transform, value, empathy, fairness) runs at a time, so the peak memory
+# stays that of the largest job plus a smaller one.
+parallel_jobs = 2
 
 [transform]
 # A folder of SQL models to run instead of the built-in ones (sql/*.sql compiled
@@ -364,6 +370,7 @@ pub const ROI_TOUCHPOINTS: [&str; 4] = ["in_store", "online", "delivery", "suppo
 struct RawNightly {
     timezone: Option<String>,
     store_lease: Option<bool>,
+    parallel_jobs: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -679,6 +686,8 @@ pub struct ValidConfig {
     /// Whether a remote root is also locked by a lease in the store
     /// (`nightly::lease`). Default true.
     pub store_lease: bool,
+    /// Jobs after ingest a nightly run may run at once (`nightly::schedule`). Default 2.
+    pub parallel_jobs: usize,
     /// The Empathy Index: component weights and service targets.
     pub empathy: EmpathyConfig,
     pub segment: SegmentConfig,
@@ -943,10 +952,19 @@ impl RawConfig {
         let segment = self.segment.check()?;
         let fairness = self.fairness.check()?;
         let store_lease = self.nightly.store_lease.unwrap_or(true);
+        let parallel_jobs = match self.nightly.parallel_jobs.unwrap_or(2) {
+            0 => {
+                return Err(Error::Config(
+                    "nightly.parallel_jobs = 0: use 1 to run the jobs one after the other, or more to let independent jobs overlap (default 2)".into(),
+                ));
+            }
+            n => n,
+        };
         Ok(ValidConfig {
             root,
             timezone,
             store_lease,
+            parallel_jobs,
             empathy,
             min_group_size,
             key_env,

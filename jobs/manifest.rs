@@ -178,12 +178,14 @@ pub fn config_hash(ctx: &JobContext) -> String {
 
 /// [`config_hash`] of a config without a context (`attune doctor`).
 pub fn config_hash_of(cfg: &crate::config::ValidConfig) -> String {
-    // The worker count changes no output: a retry on a machine with other
-    // cores must not look like a new config and redo every job. The models
+    // The worker count and how many jobs run at once change no output: a
+    // retry on a machine with other cores must not look like a new config
+    // and redo every job. The models
     // folder counts by its models' text (`nightly::stamps::setup_hash`),
     // which ingest does not read: moving it re-ingests nothing.
     let mut cfg = cfg.clone();
     cfg.ingest.threads = 0;
+    cfg.parallel_jobs = 0;
     cfg.models_dir = None;
     let mut h = Sha256::new();
     h.update(format!("{cfg:?}").as_bytes());

@@ -5,39 +5,45 @@
 //! it (`/proc/self/clear_refs`) would make it per job, but would also lose
 //! the process's true peak that `time -v`, cgroups and the benchmark report.
 //! So a background thread samples the resident set (`VmRSS`) every 20 ms
-//! and keeps the highest value since the current job started. A spike
-//! shorter than the interval can be missed; gigabytes of allocation take
-//! longer than that to fault in. Jobs of a nightly run one at a time, so
-//! one window at a time is all this keeps. Linux only: elsewhere the peak is
+//! and keeps, for every open window, the highest value since it opened. A
+//! spike shorter than the interval can be missed; gigabytes of allocation
+//! take longer than that to fault in. Windows may overlap (a nightly runs
+//! independent jobs at once): each then sees the process's resident set,
+//! the other job's memory included. Linux only: elsewhere the peak is
 //! unknown (`None`).
 //!
 //! Opening a window first hands the allocator's freed memory back to the
 //! system ([`release_freed`]), so a job's peak is its own and the process's
 //! peak is the largest job's, not the sum of what each left behind.
 
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-/// Highest resident set size seen since the window opened, in bytes.
-static PEAK: AtomicU64 = AtomicU64::new(0);
+/// The highest resident set size of every open window, in bytes.
+static WINDOWS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
 static SAMPLER: Once = Once::new();
 const INTERVAL: Duration = Duration::from_millis(20);
 
-/// A job's memory window, opened when the job starts.
+/// A job's memory window, opened when the job starts and closed when dropped.
 #[derive(Debug)]
 pub struct Window {
-    available: bool,
+    peak: Option<Arc<AtomicU64>>,
 }
 
-/// Opens a window: the peak restarts from the current resident set, once
+fn open_windows() -> std::sync::MutexGuard<'static, Vec<Arc<AtomicU64>>> {
+    WINDOWS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens a window: its peak starts from the current resident set, once
 /// the allocator has handed back what earlier jobs freed.
 pub fn open_window() -> Window {
     release_freed();
     let Some(now) = resident_bytes() else {
-        return Window { available: false };
+        return Window { peak: None };
     };
-    PEAK.store(now, Ordering::Relaxed);
+    let peak = Arc::new(AtomicU64::new(now));
+    open_windows().push(peak.clone());
     SAMPLER.call_once(|| {
         // A detached thread for the life of the process; if it cannot be
         // started, peaks are read at the window's end only.
@@ -46,25 +52,33 @@ pub fn open_window() -> Window {
             .spawn(|| {
                 loop {
                     if let Some(rss) = resident_bytes() {
-                        PEAK.fetch_max(rss, Ordering::Relaxed);
+                        for w in open_windows().iter() {
+                            w.fetch_max(rss, Ordering::Relaxed);
+                        }
                     }
                     std::thread::sleep(INTERVAL);
                 }
             });
     });
-    Window { available: true }
+    Window { peak: Some(peak) }
 }
 
 impl Window {
     /// The highest resident set size since the window opened.
     pub fn peak(&self) -> Option<u64> {
-        if !self.available {
-            return None;
-        }
+        let peak = self.peak.as_ref()?;
         if let Some(rss) = resident_bytes() {
-            PEAK.fetch_max(rss, Ordering::Relaxed);
+            peak.fetch_max(rss, Ordering::Relaxed);
         }
-        Some(PEAK.load(Ordering::Relaxed))
+        Some(peak.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        if let Some(peak) = &self.peak {
+            open_windows().retain(|w| !Arc::ptr_eq(w, peak));
+        }
     }
 }
 
@@ -217,6 +231,39 @@ mod tests {
         assert!(
             peak >= before + (48 << 20),
             "peak {peak} should be ≥ {before} + 48 MiB"
+        );
+    }
+
+    #[test]
+    fn overlapping_windows_each_keep_their_own_peak_and_close_when_dropped() {
+        if resident_bytes().is_none() {
+            eprintln!("note: no /proc/self/status here; nothing to measure");
+            return;
+        }
+        let first = open_window();
+        let mut block = vec![0u8; 64 << 20];
+        for i in (0..block.len()).step_by(4096) {
+            block[i] = 1;
+        }
+        // read through the window while the block is resident
+        let with_block = first.peak().expect("peak");
+        assert!(block.iter().step_by(4096).all(|b| *b == 1));
+        drop(block);
+        // Opening a second window (which trims and starts from the RSS
+        // without the block) must not lower the first one's peak.
+        let second = open_window();
+        let sampled = second.peak.clone().expect("a window");
+        std::thread::sleep(INTERVAL * 3);
+        assert!(second.peak().expect("peak") > 0);
+        let a = first.peak().expect("peak");
+        assert!(
+            a >= with_block,
+            "first window's peak {a} lost the block ({with_block})"
+        );
+        drop(second);
+        assert!(
+            !open_windows().iter().any(|w| Arc::ptr_eq(w, &sampled)),
+            "a dropped window is no longer sampled"
         );
     }
 

@@ -96,6 +96,9 @@ impl Session<'_> {
                 Ok::<_, Error>((i, table))
             }
         });
+        // collected first: a lazy map's closure borrows for a lifetime that
+        // keeps the nightly from spawning this job as a task (rustc #102211)
+        let runs: Vec<_> = runs.collect();
         let mut done: Vec<(usize, DecisionTable)> = futures::stream::iter(runs)
             .buffered(at_once)
             .try_collect()

@@ -1,5 +1,7 @@
-//! The nightly run: every job in order for a date or a range, one run per
-//! data root at a time, resumable, with a manifest under `runs/`.
+//! The nightly run: every job for a date or a range, one run per data root
+//! at a time, resumable, with a manifest under `runs/`. After ingest,
+//! independent jobs run at once as [`schedule`] allows, each as its own
+//! task.
 //!
 //! A range (a backfill, or missed nights) ingests every day in order, then
 //! builds the marts and the report once, as of its last day: marts are
@@ -15,9 +17,13 @@ pub mod lease;
 pub mod lock;
 pub mod panics;
 pub mod progress;
+pub mod schedule;
 pub mod stamps;
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
+use futures::StreamExt;
 use object_store::path::Path;
 use tracing::{error, info};
 
@@ -32,7 +38,8 @@ use crate::{
 
 pub use self::lock::RunLock;
 
-/// The jobs of a nightly run, in order: segment before voice (voice breaks
+/// The jobs of a nightly run, in an order that respects what each reads
+/// ([`schedule::needs`]; one at a time they run in this order): segment before voice (voice breaks
 /// its scores down by segment); value after both (churn rates by segment);
 /// empathy after voice (it reads the scored messages); roi after value (it
 /// needs CLTV); fairness after every job whose decisions it audits; privacy
@@ -40,7 +47,7 @@ pub use self::lock::RunLock;
 /// `retention` runs only when
 /// `[privacy] retention_enabled` is set, and always runs then (it is cheap
 /// and idempotent).
-pub const JOBS: [&str; 11] = [
+pub static JOBS: [&str; 11] = [
     "ingest",
     "transform",
     "segment",
@@ -149,128 +156,160 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
     if wanted("ingest") {
         progress.start("ingest");
         match run_ingest(ctx, params, &lock, &mut outcome).await {
-            Ok(record) => manifest.jobs.push(record),
+            Ok(record) => settle(&mut manifest, &mut progress, record),
             Err((record, e)) => {
-                manifest.jobs.push(record);
+                settle(&mut manifest, &mut progress, record);
                 failure = Some(e);
             }
         }
         save_progress(ctx, &manifest).await;
     }
 
-    // Everything after ingest reads the lake as a whole and the outputs of the
-    // jobs before it, for the last date.
-    let mut upstream = Vec::new();
+    // Everything after ingest reads the lake as a whole and the outputs of
+    // the jobs it needs (`schedule::needs`), for the last date. A job not
+    // wanted in this run counts as done: its outputs are as they are.
+    let mut lake = String::new();
+    let mut written: HashMap<&'static str, String> = HashMap::new();
+    let mut pending: Vec<&'static str> = Vec::new();
+    let mut done: Vec<&'static str> = Vec::new();
     if failure.is_none() {
-        upstream.push(stamps::digest(&ctx.storage, &[Place::Prefix(Path::from("lake"))]).await?);
-    }
-    for job in JOBS.iter().skip(1) {
-        progress.update(&manifest.jobs);
-        if failure.is_none()
-            && let Err(e) = lock.still_held()
-        {
-            error!(error = %e, "stopping");
-            failure = Some(e);
+        match stamps::digest(&ctx.storage, &[Place::Prefix(Path::from("lake"))]).await {
+            Ok(d) => lake = d,
+            Err(e) => failure = Some(e),
         }
+    }
+    for job in JOBS.iter().skip(1).copied() {
         if failure.is_some() {
             break;
         }
-        // a spinner only for a job that runs (or is found unchanged)
-        if wanted(job) && (*job != "retention" || ctx.cfg.retention_enabled) {
-            progress.start(job);
-        }
-        if *job == "retention" {
+        if job == "retention" {
             if wanted(job) && ctx.cfg.retention_enabled {
-                let timer = JobTimer::start(job);
-                let options = Default::default();
-                let retention = privacy::retention::run(ctx, last, &options);
-                match panics::contain(job, retention).await {
-                    Ok(o) => {
-                        let details = serde_json::to_value(&o).unwrap_or_default();
-                        manifest.jobs.push(timer.finish(0, 0, Vec::new(), details));
-                    }
-                    Err(e) => {
-                        error!(job, error = %e, "job failed");
-                        manifest.jobs.push(timer.fail(&e));
-                        failure = Some(e);
-                    }
-                }
+                pending.push(job);
             }
             continue;
         }
-        // Reading stamps and digests can fail too (storage): such an error
-        // is recorded against the job like its own failure, so the manifest
-        // says what stopped the run instead of staying `running`.
-        let timer = JobTimer::start(job);
-        let step: Result<()> = async {
-            let places = outputs(ctx, job, last)?;
-            if !wanted(job) {
-                upstream.push(stamps::digest(&ctx.storage, &places).await?);
-                return Ok(());
+        if wanted(job) {
+            pending.push(job);
+            continue;
+        }
+        let digest = match outputs(ctx, job, last) {
+            Ok(places) => stamps::digest(&ctx.storage, &places).await,
+            Err(e) => Err(e),
+        };
+        match digest {
+            Ok(d) => {
+                written.insert(job, d);
+                done.push(job);
             }
-            let mut digests = upstream.clone();
-            digests.push(stamps::digest(&ctx.storage, &other_inputs(ctx, job, last)).await?);
-            let fp = stamps::fingerprint(&stamps::setup_hash(ctx, job)?, job, last, &digests);
-            if !params.force
-                && let Some(s) = stamps::load(&ctx.storage, job, last).await?
-                && s.inputs == fp
-                && stamps::digest(&ctx.storage, &places).await? == s.outputs
-            {
+            Err(e) => {
+                error!(job, error = %e, "job failed");
+                settle(&mut manifest, &mut progress, JobTimer::start(job).fail(&e));
+                failure = Some(e);
+            }
+        }
+    }
+
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut in_flight: Vec<&'static str> = Vec::new();
+    loop {
+        while failure.is_none() {
+            let Some(job) = schedule::next(&pending, &in_flight, &done, ctx.cfg.parallel_jobs)
+            else {
+                break;
+            };
+            if let Err(e) = lock.still_held() {
+                error!(error = %e, "stopping");
+                failure = Some(e);
+                break;
+            }
+            pending.retain(|j| *j != job);
+            in_flight.push(job);
+            progress.start(job);
+            let mut digests = vec![lake.clone()];
+            digests.extend(
+                schedule::upstream(job)
+                    .iter()
+                    .filter_map(|j| written.get(j).cloned()),
+            );
+            let task =
+                progress::JOB.scope(job, step(ctx.clone(), job, last, digests, params.force));
+            let handle = tokio::spawn(task);
+            running.push(async move { (job, handle.await) });
+        }
+        let Some((job, joined)) = running.next().await else {
+            break;
+        };
+        in_flight.retain(|j| *j != job);
+        let finished = joined.map_err(panics::joined("a nightly job"));
+        let Stepped {
+            timer,
+            result,
+            outcome: finished_outcome,
+        } = match finished {
+            Ok(s) => s,
+            Err(e) => {
+                error!(job, error = %e, "job failed");
+                settle(&mut manifest, &mut progress, JobTimer::start(job).fail(&e));
+                failure = Some(e);
+                save_progress(ctx, &manifest).await;
+                continue;
+            }
+        };
+        // A run that lost the root does not vouch for what it wrote: its
+        // stamp is saved only while the lock is still held.
+        let settled = match result {
+            Ok(StepResult::Skipped(s)) => {
                 info!(job, run_id = %s.run_id, "inputs unchanged: skipped");
-                manifest.jobs.push(skipped(job, &s));
                 if s.gate_findings > 0 {
                     tripped.push((job.to_string(), s.gate_findings));
                 }
-                upstream.push(s.outputs);
-                return Ok(());
+                written.insert(job, s.outputs.clone());
+                Ok(skipped(job, &s))
             }
-            stamps::clear(&ctx.storage, job, last).await?;
-            let timer = JobTimer::start(job);
-            match panics::contain(job, run_job(ctx, job, last, &mut outcome)).await {
-                Ok(r) => {
-                    // a run that lost the root does not vouch for what it wrote
-                    lock.still_held()?;
-                    let written = stamps::digest(&ctx.storage, &places).await?;
-                    stamps::save(
-                        &ctx.storage,
-                        &Stamp {
-                            job: job.to_string(),
-                            date: last.to_string(),
-                            run_id: ctx.run_id.clone(),
-                            inputs: fp,
-                            outputs: written.clone(),
-                            finished_at: crate::manifest::now_rfc3339(),
-                            gate_findings: r.gate_findings,
-                        },
-                        last,
-                    )
-                    .await?;
-                    if r.gate_findings > 0 {
-                        tripped.push((job.to_string(), r.gate_findings));
+            Ok(StepResult::Ran { ran, stamp }) => {
+                let saved = match (&stamp, lock.still_held()) {
+                    (_, Err(e)) => Err(e),
+                    (Some(stamp), Ok(())) => stamps::save(&ctx.storage, stamp, last).await,
+                    (None, Ok(())) => Ok(()),
+                };
+                match saved {
+                    Ok(()) => {
+                        if ran.gate_findings > 0 {
+                            tripped.push((job.to_string(), ran.gate_findings));
+                        }
+                        if let Some(stamp) = stamp {
+                            written.insert(job, stamp.outputs);
+                        }
+                        if let Some(o) = finished_outcome {
+                            outcome.absorb(o);
+                        }
+                        Ok(timer.finish(ran.rows_in, ran.rows_out, ran.warnings, ran.details))
                     }
-                    upstream.push(written);
-                    manifest
-                        .jobs
-                        .push(timer.finish(r.rows_in, r.rows_out, r.warnings, r.details));
-                }
-                Err(e) => {
-                    error!(job, error = %e, "job failed");
-                    manifest.jobs.push(timer.fail(&e));
-                    failure = Some(e);
+                    Err(e) => Err((timer, e)),
                 }
             }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = step {
-            error!(job, error = %e, "job failed");
-            manifest.jobs.push(timer.fail(&e));
-            failure = Some(e);
+            Err(e) => Err((timer, e)),
+        };
+        match settled {
+            Ok(record) => {
+                settle(&mut manifest, &mut progress, record);
+                done.push(job);
+            }
+            Err((timer, e)) => {
+                error!(job, error = %e, "job failed");
+                settle(&mut manifest, &mut progress, timer.fail(&e));
+                failure = Some(e);
+            }
         }
         save_progress(ctx, &manifest).await;
     }
+    if failure.is_none() && !pending.is_empty() {
+        failure = Some(Error::Internal(format!(
+            "the nightly could not start {}: the jobs it needs did not finish",
+            pending.join(", ")
+        )));
+    }
 
-    progress.update(&manifest.jobs);
     drop(progress);
 
     // Audit gates trip only after every output, the report included, is written.
@@ -402,13 +441,120 @@ async fn run_ingest(
     }
 }
 
-/// Runs one job after ingest for `date`.
-async fn run_job(
-    ctx: &JobContext,
-    job: &str,
+/// A job's outcome, kept in [`NightlyOutcome`] once the job is settled.
+enum Finished {
+    Transform(Box<transform::TransformOutcome>),
+    Segment(Box<segment::SegmentOutcome>),
+    Voice(Box<voice::VoiceOutcome>),
+    Privacy(Box<privacy::PrivacyOutcome>),
+    Value(Box<value::ValueOutcome>),
+    Empathy(Box<empathy::EmpathyOutcome>),
+    Roi(Box<roi::RoiOutcome>),
+    Fairness(Box<fairness::FairnessOutcome>),
+    Report(Box<report::ReportOutcome>),
+}
+
+impl NightlyOutcome {
+    fn absorb(&mut self, finished: Finished) {
+        match finished {
+            Finished::Transform(o) => self.transform = Some(*o),
+            Finished::Segment(o) => self.segment = Some(*o),
+            Finished::Voice(o) => self.voice = Some(*o),
+            Finished::Privacy(o) => self.privacy = Some(*o),
+            Finished::Value(o) => self.value = Some(*o),
+            Finished::Empathy(o) => self.empathy = Some(*o),
+            Finished::Roi(o) => self.roi = Some(*o),
+            Finished::Fairness(o) => self.fairness = Some(*o),
+            Finished::Report(o) => self.report = Some(*o),
+        }
+    }
+}
+
+/// What a job's task hands back to the run: its timer, whether it was
+/// skipped or ran, and its outcome.
+struct Stepped {
+    timer: JobTimer,
+    result: Result<StepResult>,
+    outcome: Option<Finished>,
+}
+
+enum StepResult {
+    /// Inputs and outputs as the stamp of an earlier run left them.
+    Skipped(Stamp),
+    /// Ran; the stamp to save once the run still holds the root (none for
+    /// retention, which is never skipped).
+    Ran { ran: Ran, stamp: Option<Stamp> },
+}
+
+/// One job after ingest for `date`, as its own task: skipped when its
+/// fingerprint (its settings, the date and the `upstream` digests: the lake
+/// and the outputs of every job it needs) and its outputs are those its
+/// last stamp recorded, else run. Reading stamps and digests can fail too
+/// (storage): such an error is the job's, so the manifest says what stopped
+/// the run instead of staying `running`.
+async fn step(
+    ctx: JobContext,
+    job: &'static str,
     date: NaiveDate,
-    outcome: &mut NightlyOutcome,
-) -> Result<Ran> {
+    upstream: Vec<String>,
+    force: bool,
+) -> Stepped {
+    let timer = JobTimer::start(job);
+    if job == "retention" {
+        let options = Default::default();
+        let result = panics::contain(job, privacy::retention::run(&ctx, date, &options))
+            .await
+            .map(|o| StepResult::Ran {
+                ran: Ran::of(&o, 0, 0, &[], 0),
+                stamp: None,
+            });
+        return Stepped {
+            timer,
+            result,
+            outcome: None,
+        };
+    }
+    let mut outcome = None;
+    let result = async {
+        let places = outputs(&ctx, job, date)?;
+        let mut digests = upstream;
+        digests.push(stamps::digest(&ctx.storage, &other_inputs(&ctx, job, date)).await?);
+        let fp = stamps::fingerprint(&stamps::setup_hash(&ctx, job)?, job, date, &digests);
+        if !force
+            && let Some(s) = stamps::load(&ctx.storage, job, date).await?
+            && s.inputs == fp
+            && stamps::digest(&ctx.storage, &places).await? == s.outputs
+        {
+            return Ok(StepResult::Skipped(s));
+        }
+        stamps::clear(&ctx.storage, job, date).await?;
+        let (ran, finished) = panics::contain(job, run_job(&ctx, job, date)).await?;
+        outcome = Some(finished);
+        let written = stamps::digest(&ctx.storage, &places).await?;
+        let stamp = Stamp {
+            job: job.to_string(),
+            date: date.to_string(),
+            run_id: ctx.run_id.clone(),
+            inputs: fp,
+            outputs: written,
+            finished_at: crate::manifest::now_rfc3339(),
+            gate_findings: ran.gate_findings,
+        };
+        Ok(StepResult::Ran {
+            ran,
+            stamp: Some(stamp),
+        })
+    }
+    .await;
+    Stepped {
+        timer,
+        result,
+        outcome,
+    }
+}
+
+/// Runs one job after ingest for `date`.
+async fn run_job(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<(Ran, Finished)> {
     match job {
         "transform" => {
             let o = transform::run(ctx, date).await?;
@@ -419,44 +565,37 @@ async fn run_job(
                 details: serde_json::to_value(&o).unwrap_or_default(),
                 gate_findings: 0,
             };
-            outcome.transform = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Transform(Box::new(o))))
         }
         "segment" => {
             let o = segment::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
-            outcome.segment = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Segment(Box::new(o))))
         }
         "voice" => {
             let o = voice::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
-            outcome.voice = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Voice(Box::new(o))))
         }
         "privacy" => {
             let o = privacy::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, o.gate_findings());
-            outcome.privacy = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Privacy(Box::new(o))))
         }
         "value" => {
             let o = value::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
-            outcome.value = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Value(Box::new(o))))
         }
         "empathy" => {
             let o = empathy::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
-            outcome.empathy = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Empathy(Box::new(o))))
         }
         "roi" => {
             let o = roi::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
-            outcome.roi = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Roi(Box::new(o))))
         }
         "fairness" => {
             // The sentiment scorer's counterfactual probe joins the audit:
@@ -480,14 +619,12 @@ async fn run_job(
                 crate::config::FairnessFailOn::Review => o.concerns + o.reviews,
             };
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, gated);
-            outcome.fairness = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Fairness(Box::new(o))))
         }
         "report" => {
             let o = report::run(ctx, date).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
-            outcome.report = Some(o);
-            Ok(ran)
+            Ok((ran, Finished::Report(Box::new(o))))
         }
         other => Err(Error::Internal(format!("job `{other}` has no runner"))),
     }
@@ -569,6 +706,17 @@ fn outputs(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<Vec<Place>> {
         });
     }
     Ok(places)
+}
+
+/// Adds a job's record to the manifest, in the order of [`JOBS`] (jobs
+/// that run at once finish in any order), and shows it.
+fn settle(manifest: &mut RunManifest, progress: &mut progress::Progress, record: JobRecord) {
+    progress.finished(&record);
+    let rank = |job: &str| JOBS.iter().position(|j| *j == job).unwrap_or(JOBS.len());
+    let at = manifest
+        .jobs
+        .partition_point(|r| rank(&r.job) <= rank(&record.job));
+    manifest.jobs.insert(at, record);
 }
 
 /// Saves the manifest after a job, so a run killed half-way still says

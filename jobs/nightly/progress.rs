@@ -5,9 +5,10 @@
 //! is not a terminal and nothing is drawn (the logs and the run manifest say
 //! the same, for machines).
 //!
-//! The nightly tells this module which job starts, and hands it the
-//! manifest's job records as they grow: a job's line is finished from its
-//! own record, so the terminal and `runs/<run_id>.json` never disagree.
+//! The nightly tells this module which jobs start (two may run at once),
+//! and hands it each job's manifest record as it is written: a job's line
+//! is finished from its own record, so the terminal and
+//! `runs/<run_id>.json` never disagree.
 //! Log lines reach stderr through [`log_writer`], which writes them
 //! between redraws of the spinners instead of through them.
 
@@ -24,8 +25,18 @@ fn bars() -> &'static MultiProgress {
     BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
 }
 
-/// The running job's spinner, for [`step`].
-static CURRENT: Mutex<Option<ProgressBar>> = Mutex::new(None);
+/// The running jobs' spinners, for [`step`].
+static RUNNING: Mutex<Vec<(String, ProgressBar)>> = Mutex::new(Vec::new());
+
+tokio::task_local! {
+    /// The job a nightly task runs: [`step`] writes on that job's spinner
+    /// when two jobs run at once.
+    pub static JOB: &'static str;
+}
+
+fn running_bars() -> std::sync::MutexGuard<'static, Vec<(String, ProgressBar)>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Whether progress is drawn: stderr is a terminal, and `ATTUNE_LOG` does
 /// not ask for logs, which would interleave with the bars.
@@ -36,10 +47,15 @@ pub fn shown() -> bool {
 }
 
 /// Says on the running job's spinner what it is doing now (`running:
-/// customer_features (9 of 14)`); nothing when no spinner shows.
+/// customer_features (9 of 14)`): the spinner of the task's [`JOB`], or
+/// outside such a task the latest started; nothing when no spinner shows.
 pub fn step(what: &str) {
-    let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(bar) = current.as_ref() {
+    let running = running_bars();
+    let bar = match JOB.try_with(|j| *j) {
+        Ok(job) => running.iter().find(|(j, _)| j == job),
+        Err(_) => running.last(),
+    };
+    if let Some((_, bar)) = bar {
         bar.set_message(format!("running: {what}"));
     }
 }
@@ -127,10 +143,8 @@ pub struct Progress {
     enabled: bool,
     /// Draw on stderr (false only in tests, which check the bookkeeping).
     draw: bool,
-    /// The job whose spinner is showing.
-    current: Option<(String, ProgressBar)>,
-    /// How many of the manifest's job records have been shown.
-    shown: usize,
+    /// The jobs whose spinners are showing.
+    running: Vec<(String, ProgressBar)>,
 }
 
 impl Progress {
@@ -144,15 +158,12 @@ impl Progress {
         Progress {
             enabled,
             draw,
-            current: None,
-            shown: 0,
+            running: Vec::new(),
         }
     }
 
-    /// A spinner for `job` (the previous one, if its job wrote no record,
-    /// was not run and disappears).
+    /// A spinner for `job`, beside those of the jobs still running.
     pub fn start(&mut self, job: &str) {
-        self.clear_current();
         if !self.enabled {
             return;
         }
@@ -168,46 +179,43 @@ impl Progress {
         bar.set_prefix(job.to_string());
         bar.set_message("running");
         bar.enable_steady_tick(Duration::from_millis(120));
-        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
-        self.current = Some((job.to_string(), bar));
+        running_bars().push((job.to_string(), bar.clone()));
+        self.running.push((job.to_string(), bar));
     }
 
-    /// Shows the records added to `jobs` since the last call: the running
-    /// job's spinner becomes its summary line.
-    pub fn update(&mut self, jobs: &[JobRecord]) {
-        for record in jobs.iter().skip(self.shown) {
-            let line = summary(record);
-            match self.current.take() {
-                Some((job, bar)) if job == record.job => {
-                    forget_current();
-                    bar.set_style(
-                        ProgressStyle::with_template("  {prefix:<11} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.finish_with_message(line);
-                }
-                other => {
-                    self.current = other;
-                    if self.enabled && self.draw {
-                        let _ = bars().println(format!("  {:<11} {line}", record.job));
-                    }
+    /// Shows a job's record as the manifest gets it: the job's running
+    /// spinner becomes its summary line.
+    pub fn finished(&mut self, record: &JobRecord) {
+        let line = summary(record);
+        match self.running.iter().position(|(j, _)| *j == record.job) {
+            Some(at) => {
+                let (job, bar) = self.running.remove(at);
+                forget(&job);
+                bar.set_style(
+                    ProgressStyle::with_template("  {prefix:<11} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.finish_with_message(line);
+            }
+            None => {
+                if self.enabled && self.draw {
+                    let _ = bars().println(format!("  {:<11} {line}", record.job));
                 }
             }
         }
-        self.shown = jobs.len();
     }
 
-    fn clear_current(&mut self) {
-        if let Some((_, bar)) = self.current.take() {
-            forget_current();
+    fn clear_running(&mut self) {
+        for (job, bar) in self.running.drain(..) {
+            forget(&job);
             bar.finish_and_clear();
         }
     }
 }
 
-/// [`step`] has no spinner to write on until the next job starts.
-fn forget_current() {
-    *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+/// [`step`] no longer writes on `job`'s spinner.
+fn forget(job: &str) {
+    running_bars().retain(|(j, _)| j != job);
 }
 
 impl Default for Progress {
@@ -218,7 +226,7 @@ impl Default for Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.clear_current();
+        self.clear_running();
     }
 }
 
@@ -285,46 +293,67 @@ mod tests {
     static SPINNERS: Mutex<()> = Mutex::new(());
 
     #[test]
-    fn records_finish_the_running_job_and_are_shown_once() {
+    fn records_finish_their_own_job_spinner() {
         let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
         // Drawing to a hidden target: the bookkeeping is what is tested.
         let mut p = Progress::with(true, false);
-        let current = |p: &Progress| p.current.as_ref().map(|(j, _)| j.clone());
+        let running = |p: &Progress| p.running.iter().map(|(j, _)| j.clone()).collect::<Vec<_>>();
         p.start("ingest");
-        assert_eq!(current(&p).as_deref(), Some("ingest"));
-        let mut jobs = vec![record("ingest", "ok")];
-        p.update(&jobs);
-        assert_eq!((p.shown, current(&p)), (1, None), "ingest's line finished");
+        assert_eq!(running(&p), ["ingest"]);
+        p.finished(&record("ingest", "ok"));
+        assert!(running(&p).is_empty(), "ingest's line finished");
         p.start("transform");
         // A record of another job (written without a spinner) leaves the
         // running job's spinner alone.
-        jobs.push(record("retention", "ok"));
-        p.update(&jobs);
-        assert_eq!(current(&p).as_deref(), Some("transform"));
-        jobs.push(record("transform", "skipped"));
-        p.update(&jobs);
-        p.update(&jobs);
-        assert_eq!((p.shown, current(&p)), (3, None), "each record once");
-        // A job that wrote no record (not wanted) disappears when the next starts.
-        p.start("segment");
+        p.finished(&record("retention", "ok"));
+        assert_eq!(running(&p), ["transform"]);
+        p.finished(&record("transform", "skipped"));
+        assert!(running(&p).is_empty());
+        // Two jobs at once: each record finishes its own spinner.
         p.start("voice");
-        assert_eq!(current(&p).as_deref(), Some("voice"));
+        p.start("value");
+        p.finished(&record("value", "ok"));
+        assert_eq!(running(&p), ["voice"]);
+        drop(p);
+        assert!(
+            running_bars().is_empty(),
+            "a dropped run leaves no spinner for step"
+        );
         let silent = Progress::with(false, false);
-        assert!(silent.current.is_none());
+        assert!(silent.running.is_empty());
     }
 
     #[test]
-    fn a_step_shows_on_the_running_job_until_its_line_is_finished() {
+    fn a_step_shows_on_its_own_job_until_its_line_is_finished() {
         let _one_at_a_time = SPINNERS.lock().unwrap_or_else(|e| e.into_inner());
         let mut p = Progress::with(true, false);
-        p.start("transform");
-        step("customer_features (9 of 14)");
-        let bar = p.current.as_ref().map(|(_, b)| b.clone()).expect("spinner");
-        assert_eq!(bar.message(), "running: customer_features (9 of 14)");
-        p.update(&[record("transform", "ok")]);
+        p.start("voice");
+        p.start("value");
+        let bar = |p: &Progress, job: &str| {
+            p.running
+                .iter()
+                .find(|(j, _)| j == job)
+                .map(|(_, b)| b.clone())
+                .expect("spinner")
+        };
+        let (voice, value) = (bar(&p, "voice"), bar(&p, "value"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(JOB.scope("voice", async { step("scoring (1 of 3)") }));
+        assert_eq!(voice.message(), "running: scoring (1 of 3)");
+        assert_eq!(
+            value.message(),
+            "running",
+            "the other job's spinner is untouched"
+        );
+        // outside a job's task: the latest started
+        step("fitting");
+        assert_eq!(value.message(), "running: fitting");
+        p.finished(&record("value", "ok"));
         // a step after the job's line is finished changes nothing
-        step("late");
-        assert_eq!(bar.message(), summary(&record("transform", "ok")));
+        rt.block_on(JOB.scope("value", async { step("late") }));
+        assert_eq!(value.message(), summary(&record("value", "ok")));
     }
 
     #[test]

@@ -346,53 +346,59 @@ pub async fn last_completed_cutoff(storage: &Storage) -> Result<Option<NaiveDate
 async fn describe(ctx: &JobContext, expired: &[Partition]) -> Result<Vec<ExpiredPartition>> {
     let handle = tokio::runtime::Handle::current();
     let delimiter = ctx.cfg.ingest.delimiter;
-    let mut tasks = futures::stream::iter(expired.iter().enumerate().map(|(i, p)| {
-        let (storage, handle) = (ctx.storage.clone(), handle.clone());
-        let contract = ctx.contracts.get(&p.table).ok();
-        let p = p.clone();
-        async move {
-            let mut rows = Some(0u64);
-            for f in &p.files {
-                let n = if p.area == "landing" {
-                    match &contract {
-                        Some(c) => {
-                            let (c, s, h, loc) = (
-                                c.clone(),
-                                storage.clone(),
-                                handle.clone(),
-                                f.location.clone(),
-                            );
-                            tokio::task::spawn_blocking(move || {
-                                super::landing::count_rows(&s, &h, &c, &loc, delimiter)
-                            })
-                            .await
-                            .map_err(crate::nightly::panics::joined("a row counter"))??
+    // collected first: a lazy map's closure borrows for a lifetime that
+    // keeps the nightly from spawning this job as a task (rustc #102211)
+    let counts: Vec<_> = expired
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (storage, handle) = (ctx.storage.clone(), handle.clone());
+            let contract = ctx.contracts.get(&p.table).ok();
+            let p = p.clone();
+            async move {
+                let mut rows = Some(0u64);
+                for f in &p.files {
+                    let n = if p.area == "landing" {
+                        match &contract {
+                            Some(c) => {
+                                let (c, s, h, loc) = (
+                                    c.clone(),
+                                    storage.clone(),
+                                    handle.clone(),
+                                    f.location.clone(),
+                                );
+                                tokio::task::spawn_blocking(move || {
+                                    super::landing::count_rows(&s, &h, &c, &loc, delimiter)
+                                })
+                                .await
+                                .map_err(crate::nightly::panics::joined("a row counter"))??
+                            }
+                            None => None,
                         }
-                        None => None,
-                    }
-                } else if f.location.extension() == Some("parquet") {
-                    parquet_rows(&storage, f).await?
-                } else {
-                    None
-                };
-                rows = rows.zip(n).map(|(a, b)| a + b);
+                    } else if f.location.extension() == Some("parquet") {
+                        parquet_rows(&storage, f).await?
+                    } else {
+                        None
+                    };
+                    rows = rows.zip(n).map(|(a, b)| a + b);
+                }
+                Ok::<_, Error>((
+                    i,
+                    ExpiredPartition {
+                        area: p.area.clone(),
+                        table: p.table.clone(),
+                        date: p.date,
+                        path: p.prefix.to_string(),
+                        files: p.files.len() as u64,
+                        bytes: p.files.iter().map(|f| f.size).sum(),
+                        rows,
+                        rows_kept: None,
+                    },
+                ))
             }
-            Ok::<_, Error>((
-                i,
-                ExpiredPartition {
-                    area: p.area.clone(),
-                    table: p.table.clone(),
-                    date: p.date,
-                    path: p.prefix.to_string(),
-                    files: p.files.len() as u64,
-                    bytes: p.files.iter().map(|f| f.size).sum(),
-                    rows,
-                    rows_kept: None,
-                },
-            ))
-        }
-    }))
-    .buffer_unordered(ctx.cfg.ingest.threads.max(1));
+        })
+        .collect();
+    let mut tasks = futures::stream::iter(counts).buffer_unordered(ctx.cfg.ingest.threads.max(1));
     let mut out = Vec::with_capacity(expired.len());
     while let Some(r) = tasks.next().await {
         out.push(r?);

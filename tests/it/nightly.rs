@@ -206,6 +206,149 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     );
 }
 
+/// A context like `ctx` whose nightly runs `parallel` jobs at once.
+fn with_parallel_jobs(
+    ctx: &attune::context::JobContext,
+    parallel: usize,
+) -> attune::context::JobContext {
+    let mut cfg = (*ctx.cfg).clone();
+    cfg.parallel_jobs = parallel;
+    let mut c = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    c.key = ctx.key.clone();
+    c
+}
+
+/// (start, end) of a job in a manifest, in seconds since the epoch.
+fn span(o: &nightly::NightlyOutcome, job: &str) -> (f64, f64) {
+    let r = o
+        .manifest
+        .jobs
+        .iter()
+        .find(|j| j.job == job)
+        .expect("job ran");
+    let start = chrono::DateTime::parse_from_rfc3339(&r.started_at).expect("rfc3339");
+    let start = start.timestamp_millis() as f64 / 1000.0;
+    (start, start + r.seconds)
+}
+
+/// Independent jobs run at once (`schedule`) write the same bytes as one
+/// after the other, never two heavy jobs together, and the manifest keeps
+/// the jobs' order; how many run at once is not part of the inputs.
+#[tokio::test]
+async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
+    let root = Root::new();
+    let params = attune::generate::GenerateParams {
+        out: root.path().to_path_buf(),
+        customers: 150,
+        days: 15,
+        ..Default::default()
+    };
+    attune::generate::generate(&params).expect("generate");
+    let base = root.ctx(&attune::schema::TABLES, crate::common::KEY);
+    let last = params.start + chrono::Duration::days(14);
+    let all = NightlyParams {
+        dates: nightly::date_range(params.start, last).expect("dates"),
+        ..Default::default()
+    };
+    let serial = nightly::run(&with_parallel_jobs(&base, 1), &all)
+        .await
+        .expect("one at a time");
+    let one_at_a_time = marts_of(root.path(), last);
+    for pair in serial.manifest.jobs.windows(2) {
+        let (a, b) = (pair[0].job.as_str(), pair[1].job.as_str());
+        if a != "ingest" {
+            assert!(
+                span(&serial, a).1 <= span(&serial, b).0 + 0.002,
+                "{a} overlapped {b}"
+            );
+        }
+    }
+
+    // the lake as it is (a re-ingest would change the listing that
+    // `_inputs` records): every job after ingest again
+    let forced = NightlyParams {
+        force: true,
+        from_job: Some("transform".into()),
+        ..all.clone()
+    };
+    let parallel = nightly::run(&with_parallel_jobs(&base, 2), &forced)
+        .await
+        .expect("two at a time");
+    let order: Vec<&str> = parallel
+        .manifest
+        .jobs
+        .iter()
+        .map(|j| j.job.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        &nightly::JOBS[1..10],
+        "the manifest lists the jobs in order"
+    );
+    assert!(parallel.manifest.jobs.iter().all(|j| j.status == "ok"));
+    // voice and value both wait for segment only: they start together
+    let (voice, value) = (span(&parallel, "voice"), span(&parallel, "value"));
+    assert!(
+        voice.0 < value.1 && value.0 < voice.1,
+        "voice {voice:?} and value {value:?} should overlap"
+    );
+    let heavy = nightly::schedule::HEAVY;
+    for a in heavy {
+        for b in heavy.iter().filter(|b| **b != a) {
+            let (x, y) = (span(&parallel, a), span(&parallel, b));
+            assert!(
+                x.1 <= y.0 + 0.002 || y.1 <= x.0 + 0.002,
+                "{a} {x:?} overlapped {b} {y:?}"
+            );
+        }
+    }
+    let at_once = marts_of(root.path(), last);
+    assert_eq!(
+        at_once.keys().collect::<Vec<_>>(),
+        one_at_a_time.keys().collect::<Vec<_>>()
+    );
+    for (file, bytes) in &one_at_a_time {
+        assert!(
+            at_once[file] == *bytes,
+            "{file} differs when jobs run at once"
+        );
+    }
+
+    // a changed parallel_jobs is no new input: nothing runs again
+    let again = nightly::run(&with_parallel_jobs(&base, 1), &all)
+        .await
+        .expect("again");
+    assert!(
+        again.manifest.jobs.iter().all(|j| j.status == "skipped"),
+        "{:?}",
+        statuses(&again)
+    );
+
+    // A mart deleted behind attune's back: its job runs again, and of the
+    // others only those that need it (roi and fairness do not read empathy)
+    let contacts = root
+        .path()
+        .join(format!("marts/empathy_contacts/dt={last}/part-0.parquet"));
+    std::fs::remove_file(&contacts).expect("delete");
+    let third = nightly::run(&with_parallel_jobs(&base, 2), &all)
+        .await
+        .expect("after a deleted mart");
+    let ran: Vec<&str> = third
+        .manifest
+        .jobs
+        .iter()
+        .filter(|j| j.status == "ok")
+        .map(|j| j.job.as_str())
+        .collect();
+    assert_eq!(
+        ran,
+        ["empathy", "privacy", "report"],
+        "{:?}",
+        statuses(&third)
+    );
+}
+
 /// A new pseudonymization key is refused (the lake holds the old key's
 /// pseudonyms), until every date is re-ingested under it with --force.
 /// (Each process has its own run id: a context per run, as under cron.)
