@@ -122,7 +122,8 @@ enum Command {
         #[arg(long)]
         date: NaiveDate,
     },
-    /// Run every job in order for a date (default: yesterday) or a range, under one lock.
+    /// Run every job for a date (default: yesterday) or a range, under one lock;
+    /// independent jobs at once ([nightly] parallel_jobs).
     ///
     /// Example: attune nightly --from 2025-03-01 --to 2025-03-14
     Nightly {
