@@ -210,6 +210,15 @@ mod tests {
         );
     }
 
+    /// 64 MiB touched page by page, so all of it is resident.
+    fn resident_block() -> Vec<u8> {
+        let mut block = vec![0u8; 64 << 20];
+        for i in (0..block.len()).step_by(4096) {
+            block[i] = 1;
+        }
+        block
+    }
+
     #[test]
     fn a_window_sees_an_allocation_made_and_freed_inside_it() {
         if resident_bytes().is_none() {
@@ -218,12 +227,9 @@ mod tests {
         }
         let window = open_window();
         let before = resident_bytes().expect("rss");
-        // 64 MiB touched page by page, held for several sampling intervals,
-        // then freed: the window's peak keeps it, the current RSS does not.
-        let mut block = vec![0u8; 64 << 20];
-        for i in (0..block.len()).step_by(4096) {
-            block[i] = 1;
-        }
+        // 64 MiB held for several sampling intervals, then freed: the
+        // window's peak keeps it, the current RSS does not.
+        let block = resident_block();
         std::thread::sleep(INTERVAL * 5);
         assert!(block.iter().step_by(4096).all(|b| *b == 1));
         drop(block);
@@ -241,10 +247,7 @@ mod tests {
             return;
         }
         let first = open_window();
-        let mut block = vec![0u8; 64 << 20];
-        for i in (0..block.len()).step_by(4096) {
-            block[i] = 1;
-        }
+        let block = resident_block();
         // read through the window while the block is resident
         let with_block = first.peak().expect("peak");
         assert!(block.iter().step_by(4096).all(|b| *b == 1));

@@ -202,9 +202,12 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                 done.push(job);
             }
             Err(e) => {
-                error!(job, error = %e, "job failed");
-                settle(&mut manifest, &mut progress, JobTimer::start(job).fail(&e));
-                failure = Some(e);
+                failure = Some(failed(
+                    &mut manifest,
+                    &mut progress,
+                    JobTimer::start(job),
+                    e,
+                ))
             }
         }
     }
@@ -248,9 +251,12 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         } = match finished {
             Ok(s) => s,
             Err(e) => {
-                error!(job, error = %e, "job failed");
-                settle(&mut manifest, &mut progress, JobTimer::start(job).fail(&e));
-                failure = Some(e);
+                failure = Some(failed(
+                    &mut manifest,
+                    &mut progress,
+                    JobTimer::start(job),
+                    e,
+                ));
                 save_progress(ctx, &manifest).await;
                 continue;
             }
@@ -295,11 +301,7 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                 settle(&mut manifest, &mut progress, record);
                 done.push(job);
             }
-            Err((timer, e)) => {
-                error!(job, error = %e, "job failed");
-                settle(&mut manifest, &mut progress, timer.fail(&e));
-                failure = Some(e);
-            }
+            Err((timer, e)) => failure = Some(failed(&mut manifest, &mut progress, timer, e)),
         }
         save_progress(ctx, &manifest).await;
     }
@@ -717,6 +719,19 @@ fn settle(manifest: &mut RunManifest, progress: &mut progress::Progress, record:
         .jobs
         .partition_point(|r| rank(&r.job) <= rank(&record.job));
     manifest.jobs.insert(at, record);
+}
+
+/// Logs and records a job's failure; returns the error that stops the run.
+fn failed(
+    manifest: &mut RunManifest,
+    progress: &mut progress::Progress,
+    timer: JobTimer,
+    e: Error,
+) -> Error {
+    let record = timer.fail(&e);
+    error!(job = %record.job, error = %e, "job failed");
+    settle(manifest, progress, record);
+    e
 }
 
 /// Saves the manifest after a job, so a run killed half-way still says

@@ -186,11 +186,9 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         };
         std::fs::write(models.path().join(format!("{name}.sql")), sql).expect("model");
     }
-    let mut cfg = (*ctx.cfg).clone();
-    cfg.models_dir = Some(models.path().to_path_buf());
-    let mut edited = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
-        .expect("context");
-    edited.key = ctx.key.clone();
+    let edited = reconfigured(&ctx, |cfg| {
+        cfg.models_dir = Some(models.path().to_path_buf())
+    });
     let o = nightly::run(
         &edited,
         &NightlyParams {
@@ -206,17 +204,25 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     );
 }
 
+/// A context like `ctx` (the same key) with `change` made to its config.
+fn reconfigured(
+    ctx: &attune::context::JobContext,
+    change: impl FnOnce(&mut attune::config::ValidConfig),
+) -> attune::context::JobContext {
+    let mut cfg = (*ctx.cfg).clone();
+    change(&mut cfg);
+    let mut c = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    c.key = ctx.key.clone();
+    c
+}
+
 /// A context like `ctx` whose nightly runs `parallel` jobs at once.
 fn with_parallel_jobs(
     ctx: &attune::context::JobContext,
     parallel: usize,
 ) -> attune::context::JobContext {
-    let mut cfg = (*ctx.cfg).clone();
-    cfg.parallel_jobs = parallel;
-    let mut c = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
-        .expect("context");
-    c.key = ctx.key.clone();
-    c
+    reconfigured(ctx, |cfg| cfg.parallel_jobs = parallel)
 }
 
 /// (start, end) of a job in a manifest, in seconds since the epoch.
