@@ -175,34 +175,61 @@ pub fn fit(
     restarts: usize,
     rng: &mut impl Rng,
 ) -> Result<(Array2<f64>, f64)> {
+    let tol = tolerance(x);
+    let runs = starts(x, k, restarts, rng)?
+        .into_iter()
+        .map(|init| lloyd(x, k, init, tol))
+        .collect::<Result<Vec<_>>>()?;
+    lowest_inertia(runs)
+}
+
+/// The k-means++ starts of `fit`, drawn in turn from `rng` (the only
+/// random draws of a fit, so the Lloyd runs can go in any order).
+fn starts(
+    x: ArrayView2<f64>,
+    k: usize,
+    restarts: usize,
+    rng: &mut impl Rng,
+) -> Result<Vec<Array2<f64>>> {
     if x.nrows() < k {
         return Err(Error::Internal(format!(
             "k-means with k = {k} on {} rows",
             x.nrows()
         )));
     }
+    Ok((0..restarts.max(1))
+        .map(|_| kmeans_plus_plus(x, k, rng))
+        .collect())
+}
+
+/// Lloyd iterations by linfa from one start: the centroids and their
+/// inertia.
+fn lloyd(x: ArrayView2<f64>, k: usize, init: Array2<f64>, tol: f64) -> Result<(Array2<f64>, f64)> {
     let dataset = DatasetBase::from(x);
-    let tol = tolerance(x);
+    // `params` carries linfa's own RNG, which a precomputed start never uses.
+    let model = KMeans::params(k)
+        .init_method(KMeansInit::Precomputed(init))
+        .n_runs(1)
+        .max_n_iterations(MAX_ITERATIONS)
+        .tolerance(tol)
+        .fit(&dataset)
+        .map_err(|e| Error::Model {
+            model: "kmeans".into(),
+            reason: format!("k = {k}: {e}"),
+        })?;
+    // linfa reports the inertia of the last assignment step (before the
+    // final centroid update); ours is of the centroids we keep.
+    let (_, dists) = assign(model.centroids().view(), x);
+    let inertia = dists.iter().map(|d| d * d).sum::<f64>() / x.nrows() as f64;
+    Ok((model.centroids().clone(), inertia))
+}
+
+/// The run with the lowest inertia, the earlier one on a tie.
+fn lowest_inertia(runs: Vec<(Array2<f64>, f64)>) -> Result<(Array2<f64>, f64)> {
     let mut best: Option<(Array2<f64>, f64)> = None;
-    for _ in 0..restarts.max(1) {
-        let init = kmeans_plus_plus(x, k, rng);
-        // `params` carries linfa's own RNG, which a precomputed start never uses.
-        let model = KMeans::params(k)
-            .init_method(KMeansInit::Precomputed(init))
-            .n_runs(1)
-            .max_n_iterations(MAX_ITERATIONS)
-            .tolerance(tol)
-            .fit(&dataset)
-            .map_err(|e| Error::Model {
-                model: "kmeans".into(),
-                reason: format!("k = {k}: {e}"),
-            })?;
-        // linfa reports the inertia of the last assignment step (before the
-        // final centroid update); ours is of the centroids we keep.
-        let (_, dists) = assign(model.centroids().view(), x);
-        let inertia = dists.iter().map(|d| d * d).sum::<f64>() / x.nrows() as f64;
-        if best.as_ref().is_none_or(|b| inertia < b.1) {
-            best = Some((model.centroids().clone(), inertia));
+    for run in runs {
+        if best.as_ref().is_none_or(|b| run.1 < b.1) {
+            best = Some(run);
         }
     }
     best.ok_or_else(|| Error::Internal("no k-means start ran".into()))
@@ -215,15 +242,31 @@ pub fn fit(
 /// in `linfa-nn`, which attune does not depend on, so a fitted `KMeans`
 /// cannot be named in a struct; the centroids are all it takes.
 pub fn assign(centroids: ArrayView2<f64>, x: ArrayView2<f64>) -> (Vec<usize>, Vec<f64>) {
-    let mut labels = Vec::with_capacity(x.nrows());
-    let mut dists = Vec::with_capacity(x.nrows());
-    for row in x.rows() {
-        let (l, d2) = nearest(centroids, row);
-        labels.push(l);
-        dists.push(d2.sqrt());
-    }
-    (labels, dists)
+    // A million customers are assigned in blocks on every core; each row's
+    // answer is its own, so the blocks only change who computes it.
+    let blocks: Vec<(usize, usize)> = (0..x.nrows())
+        .step_by(ASSIGN_BLOCK)
+        .map(|start| (start, (start + ASSIGN_BLOCK).min(x.nrows())))
+        .collect();
+    let assign_block = |&(start, end): &(usize, usize)| {
+        x.slice(ndarray::s![start..end, ..])
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let (l, d2) = nearest(centroids, row);
+                (l, d2.sqrt())
+            })
+            .collect::<Vec<_>>()
+    };
+    crate::parallel::map(&blocks, crate::parallel::threads(), &assign_block)
+        .into_iter()
+        .flatten()
+        .unzip()
 }
+
+/// Rows per block of [`assign`]: large enough that a block costs far more
+/// than handing it to a thread, small enough that the cores share the end.
+const ASSIGN_BLOCK: usize = 65_536;
 
 fn nearest(centroids: ArrayView2<f64>, row: ArrayView1<f64>) -> (usize, f64) {
     let mut best = (0, f64::INFINITY);
@@ -258,18 +301,45 @@ pub fn search(x: ArrayView2<f64>, p: &SearchParams) -> Result<Option<Search>> {
     );
     let sil_x = x.select(Axis(0), &sil_idx);
     let distances = PairwiseDistances::new(sil_x.view());
-    let mut fits = Vec::new();
+    // Each k has its own RNG stream, used only to draw its starts: drawn
+    // first, the starts' Lloyd runs are independent and run on every core.
+    // The segment job runs alone in the nightly (every later job reads its
+    // segments), and one core ran the 28 runs of the default range in turn.
+    let tol = tolerance(fit_x.view());
+    let mut runs = Vec::new();
     for k in p.k_min..=k_max {
         let mut rng = stream(p.seed, STREAM_STARTS + k as u64);
-        let (centroids, inertia) = fit(fit_x.view(), k, p.restarts, &mut rng)?;
-        let (labels, _) = assign(centroids.view(), sil_x.view());
-        fits.push(KFit {
-            k,
-            centroids,
-            inertia,
-            silhouette: distances.silhouette(&labels),
-        });
+        for (i, init) in starts(fit_x.view(), k, p.restarts, &mut rng)?
+            .into_iter()
+            .enumerate()
+        {
+            runs.push((k, i, init));
+        }
     }
+    // The slowest (largest k) first, so the last runs taken are short ones;
+    // the results come back in this order whatever the threads did.
+    runs.sort_by_key(|&(k, i, _)| (std::cmp::Reverse(k), i));
+    let lloyd_run =
+        |(k, _, init): &(usize, usize, Array2<f64>)| lloyd(fit_x.view(), *k, init.clone(), tol);
+    let mut done = crate::parallel::map(&runs, crate::parallel::threads(), &lloyd_run).into_iter();
+    let mut best = Vec::new();
+    for k in (p.k_min..=k_max).rev() {
+        let of_k = (&mut done)
+            .take(p.restarts.max(1))
+            .collect::<Result<Vec<_>>>()?;
+        best.push((k, lowest_inertia(of_k)?));
+    }
+    best.reverse();
+    let scored = |(k, (centroids, inertia)): &(usize, (Array2<f64>, f64))| {
+        let (labels, _) = assign(centroids.view(), sil_x.view());
+        KFit {
+            k: *k,
+            centroids: centroids.clone(),
+            inertia: *inertia,
+            silhouette: distances.silhouette(&labels),
+        }
+    };
+    let fits = crate::parallel::map(&best, crate::parallel::threads(), &scored);
     let mut chosen = 0;
     for (i, f) in fits.iter().enumerate() {
         let better = match (f.silhouette, fits[chosen].silhouette) {
@@ -432,6 +502,56 @@ mod tests {
         assert!(search(x.view(), &params(1)).expect("ok").is_none());
         let x = Array2::<f64>::zeros((0, 3));
         assert!(search(x.view(), &params(1)).expect("ok").is_none());
+    }
+
+    /// The search runs every (k, start) Lloyd run on every core; each k's
+    /// fit must still be the one-thread [`fit`] of that k's own stream
+    /// (the reference), bit for bit, and each silhouette that of its fit.
+    #[test]
+    fn the_search_on_every_core_is_each_ks_serial_fit() {
+        let (x, _) = blobs(5, 120, 3, 6.0, 21);
+        let p = params(13);
+        let s = search(x.view(), &p).expect("search").expect("fits");
+        assert_eq!(
+            s.fits.iter().map(|f| f.k).collect::<Vec<_>>(),
+            (2..=8).collect::<Vec<_>>(),
+            "in increasing k"
+        );
+        let sil_idx = sample_indices(
+            x.nrows(),
+            p.silhouette_sample,
+            &mut stream(p.seed, STREAM_SILHOUETTE_SAMPLE),
+        );
+        let sil_x = x.select(Axis(0), &sil_idx);
+        for f in &s.fits {
+            let mut rng = stream(p.seed, STREAM_STARTS + f.k as u64);
+            let (centroids, inertia) = fit(x.view(), f.k, p.restarts, &mut rng).expect("fit");
+            assert_eq!(f.centroids, centroids, "k = {}", f.k);
+            assert_eq!(f.inertia.to_bits(), inertia.to_bits(), "k = {}", f.k);
+            let (labels, _) = assign(centroids.view(), sil_x.view());
+            let silhouette = crate::segment::silhouette::silhouette_score(sil_x.view(), &labels);
+            let (a, b) = (f.silhouette.expect("defined"), silhouette.expect("defined"));
+            assert!((a - b).abs() < 1e-12, "k = {}: {a} vs {b}", f.k);
+        }
+    }
+
+    /// More rows than one block of [`assign`]: the blocks, done on every
+    /// core, come back in row order with each row's own nearest centroid.
+    #[test]
+    fn assignment_in_blocks_keeps_row_order() {
+        let (x, _) = blobs(3, ASSIGN_BLOCK / 2 + 7, 2, 5.0, 8);
+        assert!(x.nrows() > ASSIGN_BLOCK, "{} rows", x.nrows());
+        let centroids = ndarray::array![[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]];
+        let (labels, dists) = assign(centroids.view(), x.view());
+        assert_eq!((labels.len(), dists.len()), (x.nrows(), x.nrows()));
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let (l, d2) = nearest(centroids.view(), row);
+            assert_eq!(
+                (labels[i], dists[i].to_bits()),
+                (l, d2.sqrt().to_bits()),
+                "row {i}"
+            );
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use futures::StreamExt;
 use object_store::path::Path;
 use serde::Serialize;
-use tracing::{debug, info, instrument, warn};
+use tracing::{Instrument, debug, info, instrument, warn};
 
 use self::lineage::ModelLineage;
 use self::models::{Materialized, Model};
@@ -48,6 +48,8 @@ pub struct ModelOutcome {
     pub materialized: String,
     pub rows: u64,
     pub data_tests: usize,
+    /// Building the model plus running its data tests (which run while
+    /// the models after it build, so these overlap).
     pub seconds: f64,
     /// An incremental model: the earlier night whose rows it carried, and
     /// the days it computed again (absent when it computed every day).
@@ -124,6 +126,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
 
     let mut known: BTreeMap<String, ModelLineage> = BTreeMap::new();
     let mut outcomes = Vec::new();
+    let mut tests = PendingTests::default();
     let mut night = incremental::Night {
         ctx,
         session: &session,
@@ -134,91 +137,25 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
     for (i, model) in ordered.iter().enumerate() {
         crate::nightly::progress::step(&format!("{} ({} of {})", model.name, i + 1, ordered.len()));
         let started = Instant::now();
-        let failed = |reason: String| Error::Model {
-            model: model.name.clone(),
-            reason: with_memory_hint(reason, ctx.cfg.transform_memory_limit),
+        let built = build_model(&mut night, model, staging, &mut known, &lake, &mut staged).await;
+        let (rows, carried) = match built {
+            Ok(built) => built,
+            // an earlier model's failing test stops the run first, as it did
+            // when the tests ran before the next model was built
+            Err(e) => return Err(tests.finish(&mut outcomes).await.err().unwrap_or(e)),
         };
-        let df = session
-            .sql(&model.sql)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        check_documented_columns(model, df.schema().as_arrow())?;
-        known.insert(
-            model.name.clone(),
-            lineage::model_lineage(df.logical_plan(), &known, &lake)?,
-        );
-        let mut carried = None;
-        let rows = match model.materialized {
-            Materialized::View => {
-                session.register_table(model.name.as_str(), df.into_view())?;
-                0
-            }
-            Materialized::Memory => {
-                crate::catalog::register_in_memory(&session, &model.name, df)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-                0
-            }
-            Materialized::Table => {
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let dir = Path::from(format!("{staging}/{}", model.name));
-                let mut sink = ParquetSink::create(
-                    storage.store(),
-                    dir.clone().join("part-0.parquet"),
-                    schema,
-                )?;
-                let carried_over = if let Some(spec) = &model.incremental {
-                    Some(incremental::build(&mut night, &known, model, spec, df.clone()).await)
-                } else if let Some(spec) = &model.totals {
-                    Some(totals::build(&mut night, &known, model, spec, df.clone()).await)
-                } else {
-                    None
-                };
-                if let Some(built) = carried_over {
-                    let built = built.map_err(|e| match e {
-                        e @ Error::Model { .. } => e,
-                        e => failed(e.to_string()),
-                    })?;
-                    sink.write(&built.rows).await?;
-                    carried = built.carried;
-                } else {
-                    let task = Arc::new(df.task_ctx());
-                    let plan = df
-                        .create_physical_plan()
-                        .await
-                        .map_err(|e| failed(e.to_string()))?;
-                    let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task)
-                        .map_err(|e| failed(e.to_string()))?;
-                    while let Some(batch) = stream.next().await {
-                        sink.write(&batch.map_err(|e| failed(e.to_string()))?)
-                            .await?;
-                    }
-                    // the plan with its measured rows, times and memory: what
-                    // `EXPLAIN ANALYZE` prints, for finding a slow model at scale
-                    debug!(
-                        model = %model.name,
-                        "plan with metrics:\n{}",
-                        DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
-                    );
-                }
-                let rows = sink.finish().await?;
-                register_dir(&session, ctx, &model.name, &dir).await?;
-                staged.push((model.name.clone(), dir.clone().join("part-0.parquet")));
-                rows
-            }
-        };
-        let data_tests = checks::run(&session, model).await?;
-        info!(model = %model.name, rows, data_tests, "model built");
+        tests.spawn(outcomes.len(), &session, model, rows);
         outcomes.push(ModelOutcome {
             model: model.name.clone(),
             materialized: model.materialized.as_str().into(),
             rows,
-            data_tests,
+            data_tests: 0,
             seconds: started.elapsed().as_secs_f64(),
             carried_from: carried.map(|(night, _)| night),
             days_computed: carried.map(|(_, days)| days),
         });
     }
+    tests.finish(&mut outcomes).await?;
     // Every model built and passed its tests: into place, one atomic
     // rename per table (a copy where the store has no rename).
     for (name, file) in &staged {
@@ -245,6 +182,158 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
         lineage_rows,
         superseded: superseded_counts,
     })
+}
+
+/// Builds one model: a view or in-memory table registered in `session`, or
+/// a table written to `staging` (listed in `staged`) and registered from
+/// there. Returns its rows (0 for a view) and, for a carried model, the
+/// night it carried and the days it computed again.
+async fn build_model(
+    night: &mut incremental::Night<'_>,
+    model: &Model,
+    staging: &Path,
+    known: &mut BTreeMap<String, ModelLineage>,
+    lake: &BTreeSet<String>,
+    staged: &mut Vec<(String, Path)>,
+) -> Result<(u64, Option<(NaiveDate, usize)>)> {
+    let (ctx, session) = (night.ctx, night.session);
+    let storage = &ctx.storage;
+    let failed = |reason: String| Error::Model {
+        model: model.name.clone(),
+        reason: with_memory_hint(reason, ctx.cfg.transform_memory_limit),
+    };
+    let df = session
+        .sql(&model.sql)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    check_documented_columns(model, df.schema().as_arrow())?;
+    known.insert(
+        model.name.clone(),
+        lineage::model_lineage(df.logical_plan(), known, lake)?,
+    );
+    let mut carried = None;
+    let rows = match model.materialized {
+        Materialized::View => {
+            session.register_table(model.name.as_str(), df.into_view())?;
+            0
+        }
+        Materialized::Memory => {
+            crate::catalog::register_in_memory(session, &model.name, df)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            0
+        }
+        Materialized::Table => {
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let dir = Path::from(format!("{staging}/{}", model.name));
+            let mut sink =
+                ParquetSink::create(storage.store(), dir.clone().join("part-0.parquet"), schema)?;
+            let carried_over = if let Some(spec) = &model.incremental {
+                Some(incremental::build(night, known, model, spec, df.clone()).await)
+            } else if let Some(spec) = &model.totals {
+                Some(totals::build(night, known, model, spec, df.clone()).await)
+            } else {
+                None
+            };
+            if let Some(built) = carried_over {
+                let built = built.map_err(|e| match e {
+                    e @ Error::Model { .. } => e,
+                    e => failed(e.to_string()),
+                })?;
+                sink.write(&built.rows).await?;
+                carried = built.carried;
+            } else {
+                let task = Arc::new(df.task_ctx());
+                let plan = df
+                    .create_physical_plan()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task)
+                    .map_err(|e| failed(e.to_string()))?;
+                while let Some(batch) = stream.next().await {
+                    sink.write(&batch.map_err(|e| failed(e.to_string()))?)
+                        .await?;
+                }
+                // the plan with its measured rows, times and memory: what
+                // `EXPLAIN ANALYZE` prints, for finding a slow model at scale
+                debug!(
+                    model = %model.name,
+                    "plan with metrics:\n{}",
+                    DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
+                );
+            }
+            let rows = sink.finish().await?;
+            register_dir(session, ctx, &model.name, &dir).await?;
+            staged.push((model.name.clone(), dir.clone().join("part-0.parquet")));
+            rows
+        }
+    };
+    Ok((rows, carried))
+}
+
+/// The data tests of the models built so far, each running while the
+/// models after it build: most of a staging view's time is its tests over
+/// every row of the history, and one model at a time left a core idle for
+/// a third of the transform. A failing test still fails the run before
+/// anything moves into place.
+#[derive(Default)]
+struct PendingTests(Vec<(usize, Tested)>);
+
+/// A model's tests under way: how many it has, and the seconds they took.
+type Tested = tokio::task::JoinHandle<Result<(usize, f64)>>;
+
+impl PendingTests {
+    /// Starts the tests of `model`, whose outcome is `outcomes[at]`.
+    fn spawn(
+        &mut self,
+        at: usize,
+        session: &datafusion::prelude::SessionContext,
+        model: &Model,
+        rows: u64,
+    ) {
+        let (session, model) = (session.clone(), model.clone());
+        let task = tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let data_tests = checks::run(&session, &model).await?;
+                info!(model = %model.name, rows, data_tests, "model built");
+                Ok((data_tests, started.elapsed().as_secs_f64()))
+            }
+            .in_current_span(),
+        );
+        self.0.push((at, task));
+    }
+
+    /// Waits for every test in model order; the first failure is the
+    /// error, and the tests after it are stopped.
+    async fn finish(&mut self, outcomes: &mut [ModelOutcome]) -> Result<()> {
+        let mut pending = std::mem::take(&mut self.0).into_iter();
+        while let Some((at, task)) = pending.next() {
+            let tested = task
+                .await
+                .map_err(crate::nightly::panics::joined("a model's data tests"))
+                .and_then(|r| r);
+            match tested {
+                Ok((n, seconds)) => {
+                    outcomes[at].data_tests = n;
+                    outcomes[at].seconds += seconds;
+                }
+                Err(e) => {
+                    pending.for_each(|(_, task)| task.abort());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PendingTests {
+    /// A transform that stops early stops its tests: the staging folder
+    /// they read is about to go.
+    fn drop(&mut self) {
+        self.0.iter().for_each(|(_, task)| task.abort());
+    }
 }
 
 /// `run_date()`: the date the models run as of, a constant the optimizer

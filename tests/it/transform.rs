@@ -16,10 +16,14 @@ fn orders(ids: &[&str]) -> String {
     s
 }
 
-/// Two models: `order_count` (passes its tests) and `order_check`, whose
-/// test allows at most one order. A re-run after a second order arrives
-/// fails on `order_check`: the error names it, and `order_count` of the
-/// date still holds the first run's 1, not a half-published 2.
+/// Three models: `order_count` (passes its tests), `order_check`, whose
+/// test allows at most one order, and `order_after`, which divides by zero
+/// once there are two. A re-run after a second order arrives fails on
+/// `order_check`: the error names its test, not `order_after`, whose build
+/// fails while that test runs (a model's tests run while the next models
+/// build, and the first failure in model order is the one reported), and
+/// `order_count` of the date still holds the first run's 1, not a
+/// half-published 2.
 #[tokio::test]
 async fn a_failing_data_test_publishes_none_of_the_dates_models() {
     let root = Root::new();
@@ -36,6 +40,13 @@ async fn a_failing_data_test_publishes_none_of_the_dates_models() {
         "-- model: order_check\n-- materialized: table\n-- purpose: at most one order\n\
          -- grain: one row\n-- column n: orders (count)\n-- test n: range 0 1\n\
          SELECT n FROM order_count\n",
+    )
+    .expect("model");
+    std::fs::write(
+        models.path().join("order_after.sql"),
+        "-- model: order_after\n-- materialized: table\n-- purpose: built after the check\n\
+         -- grain: one row\n-- column m: 1 / (2 - orders)\n\
+         SELECT 1 / (2 - n) AS m FROM order_check\n",
     )
     .expect("model");
     let ctx = |root: &Root| {
@@ -72,7 +83,10 @@ async fn a_failing_data_test_publishes_none_of_the_dates_models() {
         .await
         .expect_err("order_check fails its range test")
         .to_string();
-    assert!(err.contains("order_check"), "{err}");
+    assert!(
+        err.contains("order_check") && err.contains("range") && !err.contains("order_after"),
+        "{err}"
+    );
     assert_eq!(
         count(&root),
         1,
