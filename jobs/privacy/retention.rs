@@ -50,41 +50,49 @@ pub struct Partition {
 }
 
 /// Every dated partition with at least one file, sorted by (date, area, table).
-/// One listing per table, so this costs tens of requests, not one per partition.
+/// One listing per table, several at once (see [`Storage::list_many`]), so
+/// this costs tens of requests, not one per partition.
 pub async fn list_partitions(storage: &Storage) -> Result<Vec<Partition>> {
-    let mut out = Vec::new();
+    let mut tables = Vec::new();
     for area in AREAS {
         for table in storage.list_dirs(&Path::from(area)).await? {
-            if table.starts_with('_') || table.starts_with('.') {
-                continue;
+            if !table.starts_with('_') && !table.starts_with('.') {
+                tables.push((area, table));
             }
-            let mut by_folder: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
-            for meta in storage.list(&Path::from(format!("{area}/{table}"))).await? {
-                let parts: Vec<&str> = meta.location.as_ref().split('/').collect();
-                if parts.len() >= 4 {
-                    by_folder
-                        .entry(parts[2].to_string())
-                        .or_default()
-                        .push(meta);
-                }
+        }
+    }
+    let prefixes: Vec<Path> = tables
+        .iter()
+        .map(|(area, table)| Path::from(format!("{area}/{table}")))
+        .collect();
+    let mut out = Vec::new();
+    for ((area, table), listed) in tables.into_iter().zip(storage.list_many(&prefixes).await?) {
+        let mut by_folder: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+        for meta in listed {
+            let parts: Vec<&str> = meta.location.as_ref().split('/').collect();
+            if parts.len() >= 4 {
+                by_folder
+                    .entry(parts[2].to_string())
+                    .or_default()
+                    .push(meta);
             }
-            for (folder, files) in by_folder {
-                let date = if area == "landing" {
-                    NaiveDate::parse_from_str(&folder, "%Y-%m-%d").ok()
-                } else {
-                    folder
-                        .strip_prefix("dt=")
-                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                };
-                if let Some(date) = date {
-                    out.push(Partition {
-                        area: area.to_string(),
-                        prefix: Path::from(format!("{area}/{table}/{folder}")),
-                        table: table.clone(),
-                        date,
-                        files,
-                    });
-                }
+        }
+        for (folder, files) in by_folder {
+            let date = if area == "landing" {
+                NaiveDate::parse_from_str(&folder, "%Y-%m-%d").ok()
+            } else {
+                folder
+                    .strip_prefix("dt=")
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            };
+            if let Some(date) = date {
+                out.push(Partition {
+                    area: area.to_string(),
+                    prefix: Path::from(format!("{area}/{table}/{folder}")),
+                    table: table.clone(),
+                    date,
+                    files,
+                });
             }
         }
     }

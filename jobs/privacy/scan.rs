@@ -64,16 +64,22 @@ pub async fn table_files(
     area: &str,
     which: Partitions,
 ) -> Result<Vec<TableFile>> {
-    let mut out = Vec::new();
-    for table in storage.list_dirs(&Path::from(area)).await? {
-        if table.starts_with('_') || table.starts_with('.') {
-            continue;
-        }
-        let prefix = match which {
+    let tables: Vec<String> = storage
+        .list_dirs(&Path::from(area))
+        .await?
+        .into_iter()
+        .filter(|t| !t.starts_with('_') && !t.starts_with('.'))
+        .collect();
+    let prefixes: Vec<Path> = tables
+        .iter()
+        .map(|table| match which {
             Partitions::All => Path::from(format!("{area}/{table}")),
-            Partitions::Of(date) => partition_dir(area, &table, date),
-        };
-        for meta in storage.list(&prefix).await? {
+            Partitions::Of(date) => partition_dir(area, table, date),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (table, listed) in tables.iter().zip(storage.list_many(&prefixes).await?) {
+        for meta in listed {
             if meta.location.extension() == Some("parquet") {
                 out.push(TableFile {
                     area: area.to_string(),
