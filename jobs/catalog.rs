@@ -10,6 +10,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectMeta;
 use object_store::path::Path;
 
 use crate::Result;
@@ -200,15 +201,30 @@ where
     Ok(parts)
 }
 
+/// The table folders under `area`, sorted. Folders starting with `_` or
+/// `.` (staging, provenance records) are internal, for the catalog and for
+/// every tool that walks the root.
+pub async fn table_names(storage: &Storage, area: &str) -> Result<Vec<String>> {
+    Ok(storage
+        .list_dirs(&Path::from(area))
+        .await?
+        .into_iter()
+        .filter(|name| !name.starts_with('_') && !name.starts_with('.'))
+        .collect())
+}
+
 /// Tables present under `area` (folders with at least one partition),
-/// skipping internal folders that start with `_`.
+/// skipping internal folders; the tables are listed several at once
+/// (see [`Storage::list_many`]).
 pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>> {
+    let names = table_names(storage, area).await?;
+    let prefixes: Vec<Path> = names
+        .iter()
+        .map(|name| Path::from(format!("{area}/{name}")))
+        .collect();
     let mut out = Vec::new();
-    for name in storage.list_dirs(&Path::from(area)).await? {
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        let partitions = stored_partitions(storage, area, &name).await?;
+    for (name, listed) in names.into_iter().zip(storage.list_many(&prefixes).await?) {
+        let partitions = partitions_of(&listed);
         if !partitions.is_empty() {
             out.push(TableRef {
                 area: area.to_string(),
@@ -226,9 +242,13 @@ pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>>
 /// it made DataFusion refuse the table ("No files found") and with it
 /// every query of the root.
 async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result<Vec<String>> {
-    let mut dts: Vec<String> = storage
-        .list(&Path::from(format!("{area}/{table}")))
-        .await?
+    let listed = storage.list(&Path::from(format!("{area}/{table}"))).await?;
+    Ok(partitions_of(&listed))
+}
+
+/// The sorted `dt=…` folders holding a Parquet file among a table's files.
+fn partitions_of(listed: &[ObjectMeta]) -> Vec<String> {
+    let mut dts: Vec<String> = listed
         .iter()
         .filter(|m| m.location.extension() == Some("parquet"))
         .filter_map(|m| {
@@ -240,7 +260,7 @@ async fn stored_partitions(storage: &Storage, area: &str, table: &str) -> Result
         .collect();
     dts.sort();
     dts.dedup();
-    Ok(dts)
+    dts
 }
 
 /// Computes `df` once and registers its rows in memory as `name`, in the

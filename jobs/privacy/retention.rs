@@ -55,10 +55,8 @@ pub struct Partition {
 pub async fn list_partitions(storage: &Storage) -> Result<Vec<Partition>> {
     let mut tables = Vec::new();
     for area in AREAS {
-        for table in storage.list_dirs(&Path::from(area)).await? {
-            if !table.starts_with('_') && !table.starts_with('.') {
-                tables.push((area, table));
-            }
+        for table in crate::catalog::table_names(storage, area).await? {
+            tables.push((area, table));
         }
     }
     let prefixes: Vec<Path> = tables

@@ -64,12 +64,7 @@ pub async fn table_files(
     area: &str,
     which: Partitions,
 ) -> Result<Vec<TableFile>> {
-    let tables: Vec<String> = storage
-        .list_dirs(&Path::from(area))
-        .await?
-        .into_iter()
-        .filter(|t| !t.starts_with('_') && !t.starts_with('.'))
-        .collect();
+    let tables = crate::catalog::table_names(storage, area).await?;
     let prefixes: Vec<Path> = tables
         .iter()
         .map(|table| match which {
