@@ -1303,7 +1303,6 @@ fn print_empathy(o: &attune::empathy::EmpathyOutcome) {
                 .unwrap_or_default()
         );
     }
-    println!("emotions of the customers' words: {}", o.emotions_source);
     if let Some(a) = &o.cronbach_alpha {
         println!(
             "\nSERVQUAL empathy items: Cronbach's alpha {:.3} (95% CI {:.3}-{:.3}, {} respondents): {}",

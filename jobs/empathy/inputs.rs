@@ -744,41 +744,6 @@ impl MessageRead {
     }
 }
 
-/// What the voice scorer made of each ticket's words, by ticket id (looked
-/// up once a ticket: foldhash, not SipHash, as for the job's other maps).
-pub type Emotions = HashMap<String, MessageRead, foldhash::fast::RandomState>;
-
-/// Per ticket: what the voice scorer made of the customer's words
-/// (`marts/feedback_scored` of the date).
-pub async fn ticket_emotions(session: &SessionContext, date: NaiveDate) -> Result<Emotions> {
-    let sql = format!(
-        "SELECT message_id, scored, language, frustration, anger, anxiety FROM feedback_scored \
-         WHERE dt = DATE '{date}' AND source = 'ticket'"
-    );
-    let mut out = Emotions::default();
-    each_batch(session, &sql, "feedback_scored", |c| {
-        let mut ids = c.strings("message_id")?;
-        let scored = c.bools("scored")?;
-        let language = c.strs("language")?;
-        let emotions: Vec<Vec<Option<f64>>> = ["frustration", "anger", "anxiety"]
-            .iter()
-            .map(|n| c.floats(n))
-            .collect::<Result<_>>()?;
-        for i in 0..ids.len() {
-            let Some(id) = ids[i].take() else { continue };
-            let read = MessageRead::of(
-                scored[i] == Some(true),
-                language.get(i),
-                [emotions[0][i], emotions[1][i], emotions[2][i]],
-            );
-            out.insert(id, read);
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{

@@ -40,8 +40,8 @@ pub use self::lock::RunLock;
 
 /// The jobs of a nightly run, in an order that respects what each reads
 /// ([`schedule::needs`]; one at a time they run in this order): segment before voice (voice breaks
-/// its scores down by segment); value after both (churn rates by segment);
-/// empathy after voice (it reads the scored messages); roi after value (it
+/// its scores down by segment); value and empathy after segment too (churn
+/// rates and the index by segment); roi after value (it
 /// needs CLTV); fairness after every job whose decisions it audits; privacy
 /// after every job that writes a mart; the report last, from every mart.
 /// `retention` runs only when

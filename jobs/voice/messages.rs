@@ -95,6 +95,16 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
+/// What the voice scorer makes of a message's text: a missing or blank
+/// one is not scored. The empathy job reads the customers' words of its
+/// tickets through here too, so both jobs see the same emotions.
+pub fn score_text(scorer: &Scorer, text: Option<&str>) -> Scored {
+    match text {
+        Some(t) if !t.trim().is_empty() => scorer.score(t),
+        _ => no_text(),
+    }
+}
+
 /// The result of scoring a message without words.
 fn no_text() -> Scored {
     Scored {
@@ -147,10 +157,7 @@ fn score_slice(
     let mut out = Vec::with_capacity(range.len());
     for i in range {
         let text = opt_str(&input.text, i);
-        let s = match text {
-            Some(t) if !t.trim().is_empty() => scorer.score(t),
-            _ => no_text(),
-        };
+        let s = score_text(scorer, text);
         let side = match s.label {
             Label::Negative => Some(Side::Negative),
             Label::Positive => Some(Side::Positive),

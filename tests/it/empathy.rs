@@ -17,12 +17,9 @@ use attune::context::JobContext;
 use attune::empathy::{self, EmpathyOutcome};
 use attune::generate::GroundTruth;
 use chrono::NaiveDate;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
 use crate::common::{KEY, copy_tree, demo_lake, read_parquet};
 
@@ -282,18 +279,13 @@ async fn the_index_is_transparent_and_small_groups_are_suppressed() {
         assert!(rows.iter().any(|r| r.dimension == d), "{d}");
         assert!(o.dimensions.iter().any(|x| x == d));
     }
-    // Without marts/feedback_scored the job scores the customers' words itself.
+    // The job scores the customers' words itself (no marts/feedback_scored here).
     let human = o
         .components
         .iter()
         .find(|c| c.component == "human_when_it_matters")
         .expect("status");
     assert!(human.available && human.contacts > 100, "{human:?}");
-    assert!(
-        o.emotions_source.contains("voice scorer"),
-        "{}",
-        o.emotions_source
-    );
     assert!(
         find(
             &rows,
@@ -431,91 +423,14 @@ async fn reply_tone_finds_the_planted_warmth_by_channel() {
     assert!(phone.suppressed || index("email") < index("phone"));
 }
 
-/// `marts/feedback_scored` as the voice job would write it, with emotions
-/// that do not depend on age: a complaint (order, product, billing,
-/// delivery) reads frustrated, a question calm. Enough to switch on
-/// human_when_it_matters, whose routing bias is what is tested.
-async fn write_feedback_scored(p: &Private) {
-    let t = p
-        .sql(&format!(
-            "SELECT ticket_id, customer_id, created_at, channel, topic, satisfaction FROM tickets \
-             WHERE dt <= DATE '{}' ORDER BY ticket_id, dt",
-            p.last
-        ))
-        .await;
-    let mut seen = std::collections::BTreeSet::new();
-    let (mut ids, mut custs, mut ats, mut tps, mut frustration, mut calm) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for b in &t {
-        let id = strings(b, "ticket_id");
-        let cu = strings(b, "customer_id");
-        let topic = strings(b, "topic");
-        let ch = strings(b, "channel");
-        let at = cast(
-            b.column_by_name("created_at").expect("at"),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        )
-        .expect("cast");
-        let at = at
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("ts");
-        for i in 0..b.num_rows() {
-            let Some(tid) = id[i].clone() else { continue };
-            if !seen.insert(tid.clone()) {
-                continue;
-            }
-            let complaint = matches!(
-                topic[i].as_deref(),
-                Some("order_issue" | "product_quality" | "billing" | "delivery")
-            );
-            ids.push(tid);
-            custs.push(cu[i].clone());
-            ats.push(at.value(i));
-            tps.push(ch[i].clone());
-            frustration.push(if complaint { 0.8 } else { 0.0 });
-            calm.push(0.0);
-        }
-    }
-    let n = ids.len();
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("message_id", DataType::Utf8, false),
-        Field::new("customer_id", DataType::Utf8, true),
-        Field::new("at", ts.clone(), false),
-        Field::new("touchpoint", DataType::Utf8, true),
-        Field::new("language", DataType::Utf8, true),
-        Field::new("scored", DataType::Boolean, false),
-        Field::new("frustration", DataType::Float64, true),
-        Field::new("anger", DataType::Float64, true),
-        Field::new("anxiety", DataType::Float64, true),
-    ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec!["ticket"; n])),
-        Arc::new(StringArray::from(ids)),
-        Arc::new(StringArray::from(custs)),
-        Arc::new(TimestampMicrosecondArray::from(ats).with_timezone("UTC")),
-        Arc::new(StringArray::from(tps)),
-        Arc::new(StringArray::from(vec!["en"; n])),
-        Arc::new(BooleanArray::from(vec![true; n])),
-        Arc::new(Float64Array::from(frustration)),
-        Arc::new(Float64Array::from(calm.clone())),
-        Arc::new(Float64Array::from(calm)),
-    ];
-    let batch = RecordBatch::try_new(schema, columns).expect("batch");
-    p.write_mart("feedback_scored", batch).await;
-}
-
 /// Planted: customers aged 65+ are routed to the bot 60% of the time
-/// (25% for the others) and wait twice as long (`bot_routing_age`). With
-/// emotions available, the 65+ group must have the lowest index of all age
+/// (25% for the others) and wait twice as long (`bot_routing_age`). The
+/// 65+ group must have the lowest index of all age
 /// bands, the lowest responsiveness, and a human_when_it_matters share
 /// matching the planted share of 65+ tickets that reached a person.
 #[tokio::test]
 async fn bot_routing_bias_lowers_the_index_for_customers_aged_65_plus() {
     let p = Private::new();
-    write_feedback_scored(&p).await;
     let o = p.run().await;
     let human = o
         .components
@@ -715,6 +630,52 @@ async fn segments_add_a_dimension_and_the_outcome_check_is_reported() {
             "{want}"
         );
     }
+}
+
+/// The job scores the customers' words itself so that it need not wait for
+/// the voice job; what it made of them must be what the voice job wrote to
+/// `marts/feedback_scored` (the reference here): every ticket contact is
+/// charged exactly when its message's strongest emotion (frustration,
+/// anger, anxiety) there reaches the threshold, and unjudged exactly when
+/// the voice job did not score the message.
+#[tokio::test]
+async fn charged_tickets_are_those_of_the_voice_jobs_scores() {
+    let p = Private::new();
+    attune::voice::run(&p.ctx(), p.last)
+        .await
+        .expect("voice job");
+    p.run().await;
+    let threshold = ValidConfig::default().empathy.charged_emotion_threshold;
+    let b = p
+        .sql(&format!(
+            "WITH f AS (SELECT message_id, \
+                    CASE WHEN scored THEN greatest(frustration, anger, anxiety) >= {threshold} END AS charged \
+                FROM feedback_scored WHERE dt = DATE '{d}' AND source = 'ticket') \
+             SELECT count(*) AS contacts, \
+                count(f.message_id) AS matched, \
+                sum(CASE WHEN c.charged IS NOT DISTINCT FROM f.charged THEN 0 ELSE 1 END) AS differ, \
+                sum(CASE WHEN c.charged THEN 1 ELSE 0 END) AS charged, \
+                sum(CASE WHEN c.charged IS NULL THEN 1 ELSE 0 END) AS unjudged \
+             FROM empathy_contacts c LEFT JOIN f ON f.message_id = c.contact_id \
+             WHERE c.dt = DATE '{d}' AND c.source = 'ticket'",
+            d = p.last
+        ))
+        .await;
+    let n = |name: &str| {
+        let col = cast(b[0].column_by_name(name).expect(name), &DataType::Int64).expect("cast");
+        col.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0)
+    };
+    assert!(n("contacts") > 1000, "{} ticket contacts", n("contacts"));
+    assert_eq!(n("matched"), n("contacts"), "every ticket has its scores");
+    assert_eq!(
+        n("differ"),
+        0,
+        "charged differs from the voice job's scores"
+    );
+    // neither side is trivial: some charged, some not, some unjudged
+    assert!(n("charged") > 100 && n("charged") < n("contacts") - n("unjudged"));
+    assert!(n("unjudged") > 0);
 }
 
 /// The same inputs give byte-identical marts.
