@@ -213,17 +213,27 @@ pub async fn table_names(storage: &Storage, area: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Tables present under `area` (folders with at least one partition),
-/// skipping internal folders; the tables are listed several at once
-/// (see [`Storage::list_many`]).
-pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>> {
+/// Each table under `area` ([`table_names`]) with the listing of
+/// `prefix(table)` (its folder, or one of its partitions), the tables
+/// listed several at once (see [`Storage::list_many`]).
+pub async fn table_listings(
+    storage: &Storage,
+    area: &str,
+    prefix: impl Fn(&str) -> Path,
+) -> Result<Vec<(String, Vec<ObjectMeta>)>> {
     let names = table_names(storage, area).await?;
-    let prefixes: Vec<Path> = names
-        .iter()
-        .map(|name| Path::from(format!("{area}/{name}")))
-        .collect();
+    let prefixes: Vec<Path> = names.iter().map(|name| prefix(name)).collect();
+    let listed = storage.list_many(&prefixes).await?;
+    Ok(names.into_iter().zip(listed).collect())
+}
+
+/// Tables present under `area` (folders with at least one partition),
+/// skipping internal folders.
+pub async fn list_tables(storage: &Storage, area: &str) -> Result<Vec<TableRef>> {
     let mut out = Vec::new();
-    for (name, listed) in names.into_iter().zip(storage.list_many(&prefixes).await?) {
+    let folders =
+        table_listings(storage, area, |name| Path::from(format!("{area}/{name}"))).await?;
+    for (name, listed) in folders {
         let partitions = partitions_of(&listed);
         if !partitions.is_empty() {
             out.push(TableRef {

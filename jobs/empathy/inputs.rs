@@ -735,11 +735,14 @@ pub struct MessageRead {
 }
 
 impl MessageRead {
-    /// From a score of the message by the voice scorer.
-    pub fn of(scored: bool, language: Option<&str>, emotions: [Option<f64>; 3]) -> MessageRead {
+    /// From the voice scorer's score of the message.
+    pub fn from_score(s: &crate::voice::score::Scored) -> MessageRead {
+        let e = &s.emotions;
         MessageRead {
-            strongest: scored.then(|| emotions.into_iter().flatten().fold(0.0_f64, f64::max)),
-            other_language: language.is_some_and(|l| l != super::tone::LANGUAGE),
+            strongest: s
+                .scored
+                .then(|| e.frustration.max(e.anger).max(e.anxiety).max(0.0)),
+            other_language: s.language.is_some_and(|l| l != super::tone::LANGUAGE),
         }
     }
 }

@@ -541,13 +541,10 @@ fn score_emotions(tickets: &[components::TicketRow]) -> Emotions {
         chunk
             .iter()
             .map(|m| {
-                let s = crate::voice::messages::score_text(&scorer, Some(m));
-                let e = s.emotions;
-                inputs::MessageRead::of(
-                    s.scored,
-                    s.language,
-                    [Some(e.frustration), Some(e.anger), Some(e.anxiety)],
-                )
+                inputs::MessageRead::from_score(&crate::voice::messages::score_text(
+                    &scorer,
+                    Some(m),
+                ))
             })
             .collect::<Vec<_>>()
     });
@@ -739,13 +736,8 @@ mod tests {
         let mut strongest = Vec::new();
         for t in tickets.iter().filter(|t| t.message.is_some()) {
             let text = t.message.as_deref();
-            let s = crate::voice::messages::score_text(&scorer, text);
-            let e = s.emotions;
-            let want = inputs::MessageRead::of(
-                s.scored,
-                s.language,
-                [Some(e.frustration), Some(e.anger), Some(e.anxiety)],
-            );
+            let want =
+                inputs::MessageRead::from_score(&crate::voice::messages::score_text(&scorer, text));
             let got = emotions[&copy(t.message.as_ref())];
             assert_eq!(got, want, "{text:?}");
             strongest.push((text.map(str::to_string), got));

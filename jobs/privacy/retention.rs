@@ -55,16 +55,18 @@ pub struct Partition {
 pub async fn list_partitions(storage: &Storage) -> Result<Vec<Partition>> {
     let mut tables = Vec::new();
     for area in AREAS {
-        for table in crate::catalog::table_names(storage, area).await? {
-            tables.push((area, table));
-        }
+        let folders = crate::catalog::table_listings(storage, area, |table| {
+            Path::from(format!("{area}/{table}"))
+        })
+        .await?;
+        tables.extend(
+            folders
+                .into_iter()
+                .map(|(table, listed)| (area, table, listed)),
+        );
     }
-    let prefixes: Vec<Path> = tables
-        .iter()
-        .map(|(area, table)| Path::from(format!("{area}/{table}")))
-        .collect();
     let mut out = Vec::new();
-    for ((area, table), listed) in tables.into_iter().zip(storage.list_many(&prefixes).await?) {
+    for (area, table, listed) in tables {
         let mut by_folder: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
         for meta in listed {
             let parts: Vec<&str> = meta.location.as_ref().split('/').collect();

@@ -64,16 +64,13 @@ pub async fn table_files(
     area: &str,
     which: Partitions,
 ) -> Result<Vec<TableFile>> {
-    let tables = crate::catalog::table_names(storage, area).await?;
-    let prefixes: Vec<Path> = tables
-        .iter()
-        .map(|table| match which {
-            Partitions::All => Path::from(format!("{area}/{table}")),
-            Partitions::Of(date) => partition_dir(area, table, date),
-        })
-        .collect();
+    let listings = crate::catalog::table_listings(storage, area, |table| match which {
+        Partitions::All => Path::from(format!("{area}/{table}")),
+        Partitions::Of(date) => partition_dir(area, table, date),
+    })
+    .await?;
     let mut out = Vec::new();
-    for (table, listed) in tables.iter().zip(storage.list_many(&prefixes).await?) {
+    for (table, listed) in listings {
         for meta in listed {
             if meta.location.extension() == Some("parquet") {
                 out.push(TableFile {
