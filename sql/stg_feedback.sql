@@ -2,6 +2,7 @@
 -- materialized: view
 -- purpose: Every survey answer (NPS, CSAT, CES, empathy items) given up to the end of the run date, de-duplicated across export days, without the free-text comment.
 -- grain: one row per response_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when responded_at < run date + 1 day
+-- incremental tests: exported on source_dt, entering on responded_at
 -- column response_id: answer key
 -- column customer_id: pseudonymous customer id of the respondent
 -- column responded_at: when the answer was given (timestamp, UTC)

@@ -2,6 +2,7 @@
 -- materialized: view
 -- purpose: Every offer decision made up to the end of the run date, de-duplicated across export days, for the fairness audit of discounts.
 -- grain: one row per offer_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when decided_at < run date + 1 day
+-- incremental tests: exported on source_dt, entering on decided_at
 -- column offer_id: offer key
 -- column customer_id: pseudonymous customer id of the recipient
 -- column decided_at: when the decision was made (timestamp, UTC)

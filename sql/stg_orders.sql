@@ -2,6 +2,7 @@
 -- materialized: view
 -- purpose: Every order placed up to the end of the run date, de-duplicated across export days.
 -- grain: one row per order_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when ordered_at < run date + 1 day
+-- incremental tests: exported on source_dt, entering on ordered_at
 -- column order_id: order key from the till or web shop
 -- column customer_id: pseudonymous customer id of the buyer
 -- column ordered_at: when the order was placed (timestamp, UTC)

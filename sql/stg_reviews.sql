@@ -2,6 +2,7 @@
 -- materialized: view
 -- purpose: Every public review posted up to the end of the run date, de-duplicated across export days, without the review text.
 -- grain: one row per review_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when posted_at < run date + 1 day
+-- incremental tests: exported on source_dt, entering on posted_at
 -- column review_id: review key
 -- column posted_at: when the review was posted (timestamp, UTC)
 -- column posted_date: calendar day of posted_at (date, UTC)

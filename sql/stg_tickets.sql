@@ -2,6 +2,7 @@
 -- materialized: view
 -- purpose: Every support ticket opened up to the end of the run date, de-duplicated across export days, as known at the end of the run date and without the free-text message and reply.
 -- grain: one row per ticket_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when created_at < run date + 1 day
+-- incremental tests: exported on source_dt, entering on created_at
 -- column ticket_id: ticket key from the helpdesk
 -- column customer_id: pseudonymous customer id of the customer who asked
 -- column created_at: when the ticket was opened (timestamp, UTC)

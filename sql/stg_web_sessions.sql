@@ -2,6 +2,7 @@
 -- materialized: view
 -- purpose: Every web shop session started up to the end of the run date, de-duplicated across export days.
 -- grain: one row per session_id: the record from the latest partition dt <= run date (copies a later export replaced are listed in superseded), kept when started_at < run date + 1 day
+-- incremental tests: exported on source_dt, entering on started_at
 -- column session_id: session key from the analytics tool
 -- column customer_id: pseudonymous customer id of the logged-in customer; NULL for anonymous sessions
 -- column started_at: when the session started (timestamp, UTC)

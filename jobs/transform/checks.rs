@@ -86,21 +86,23 @@ fn offending_rows_sql(table: &str, column: &str, test: &DataTest) -> String {
 /// a table the session lacks) is run again test by test, so the error is
 /// the one that test's own query gives.
 pub async fn run(ctx: &SessionContext, model: &Model) -> Result<usize> {
-    let schema = ctx
-        .table(model.name.as_str())
-        .await?
-        .schema()
-        .as_arrow()
-        .clone();
+    run_on(ctx, model, &model.name).await
+}
+
+/// Runs the tests of `model` on `table`, rows of the model registered
+/// under another name (those an incremental view's tests must read), and
+/// reports a failure as the model's.
+pub async fn run_on(ctx: &SessionContext, model: &Model, table: &str) -> Result<usize> {
+    let schema = ctx.table(table).await?.schema().as_arrow().clone();
     if !parents_share_types(ctx, model, &schema).await {
-        return run_one_by_one(ctx, model, &schema).await;
+        return run_one_by_one(ctx, model, table, &schema).await;
     }
-    let Some(query) = combined(model, &schema) else {
+    let Some(query) = combined(model, table, &schema) else {
         return Ok(model.tests.len());
     };
     let counts = match counts_of(ctx, &query).await {
         Ok(counts) => counts,
-        Err(_) => return run_one_by_one(ctx, model, &schema).await,
+        Err(_) => return run_one_by_one(ctx, model, table, &schema).await,
     };
     for ((column, test), n) in query.tests.iter().zip(counts) {
         fail_if_any(model, column, test, n)?;
@@ -149,8 +151,7 @@ struct Combined<'a> {
 /// value the parent lacks is `n` offending rows of `relationships`. Each
 /// parent is joined as its DISTINCT keys, so the join keeps one row per
 /// group and the sums are those of the grouping alone.
-fn combined<'a>(model: &'a Model, schema: &Schema) -> Option<Combined<'a>> {
-    let table = model.name.as_str();
+fn combined<'a>(model: &'a Model, table: &str, schema: &Schema) -> Option<Combined<'a>> {
     let mut tests: Vec<(&str, &DataTest)> = Vec::new();
     let mut relations: Vec<String> = Vec::new();
 
@@ -258,7 +259,12 @@ async fn counts_of(ctx: &SessionContext, query: &Combined<'_>) -> Result<Vec<i64
 /// Runs every test of `model` with a query per set-level test and one for
 /// all row-level tests: what [`run`] did before its tests shared one query,
 /// and still does when that query cannot run.
-async fn run_one_by_one(ctx: &SessionContext, model: &Model, schema: &Schema) -> Result<usize> {
+async fn run_one_by_one(
+    ctx: &SessionContext,
+    model: &Model,
+    table: &str,
+    schema: &Schema,
+) -> Result<usize> {
     let row_level: Vec<(&String, &DataTest, String)> = model
         .tests
         .iter()
@@ -273,7 +279,7 @@ async fn run_one_by_one(ctx: &SessionContext, model: &Model, schema: &Schema) ->
             })
             .collect();
         let batches = ctx
-            .sql(&format!("SELECT {} FROM {}", sums.join(", "), model.name))
+            .sql(&format!("SELECT {} FROM {table}", sums.join(", ")))
             .await?
             .collect()
             .await?;
@@ -295,7 +301,7 @@ async fn run_one_by_one(ctx: &SessionContext, model: &Model, schema: &Schema) ->
         .filter(|(c, t)| offending_condition(c, t).is_none())
     {
         let batches = ctx
-            .sql(&offending_rows_sql(&model.name, column, test))
+            .sql(&offending_rows_sql(table, column, test))
             .await?
             .collect()
             .await?;
@@ -482,7 +488,7 @@ mod tests {
         for case in CASES {
             let m = model(case);
             let one_query = run(&ctx, &m).await.map_err(|e| e.to_string());
-            let one_by_one = run_one_by_one(&ctx, &m, &schema)
+            let one_by_one = run_one_by_one(&ctx, &m, "m", &schema)
                 .await
                 .map_err(|e| e.to_string());
             assert_eq!(one_query, one_by_one, "{case:?}");
@@ -507,7 +513,7 @@ mod tests {
         let m = model("-- test x: unique, relationships texts.k");
         assert!(!parents_share_types(&ctx, &m, &schema).await);
         let one_query = run(&ctx, &m).await.map_err(|e| e.to_string());
-        let one_by_one = run_one_by_one(&ctx, &m, &schema)
+        let one_by_one = run_one_by_one(&ctx, &m, "m", &schema)
             .await
             .map_err(|e| e.to_string());
         assert_eq!(one_query, one_by_one);
@@ -527,7 +533,7 @@ mod tests {
         let schema = ctx.table("m").await.expect("m").schema().as_arrow().clone();
         for case in CASES.iter().filter(|c| !c.contains("missing")) {
             let m = model(case);
-            let Some(query) = combined(&m, &schema) else {
+            let Some(query) = combined(&m, "m", &schema) else {
                 assert!(case.is_empty(), "{case:?} has tests to run");
                 continue;
             };
@@ -551,7 +557,7 @@ mod tests {
             }
         }
         let both = model("-- test k: unique, relationships parent.k, relationships empty.k");
-        let query = combined(&both, &schema).expect("tests");
+        let query = combined(&both, "m", &schema).expect("tests");
         assert_eq!(
             counts_of(&ctx, &query).await.expect("runs"),
             vec![2, 3, 5],

@@ -149,6 +149,19 @@ pub struct Night<'a> {
     pub digests: BTreeMap<NaiveDate, String>,
 }
 
+impl Night<'_> {
+    /// The digest of the lake as of `earlier` now (see [`provenance`]),
+    /// computed once per transform.
+    pub async fn digest_of(&mut self, earlier: NaiveDate) -> Result<String> {
+        if let Some(d) = self.digests.get(&earlier) {
+            return Ok(d.clone());
+        }
+        let d = provenance::digest(self.ctx, self.models, earlier).await?;
+        self.digests.insert(earlier, d.clone());
+        Ok(d)
+    }
+}
+
 /// Builds `model` as of the night's date: from an earlier night when one is
 /// current (and `transform.incremental` allows it), else every day from
 /// `full`, the model's query as planned in the session. `known` holds the
@@ -279,14 +292,7 @@ pub(super) async fn carried_night(
     let Some(recorded) = provenance::recorded(storage, &model.name, earlier).await? else {
         return Ok(None);
     };
-    let current = match night.digests.get(&earlier) {
-        Some(d) => d.clone(),
-        None => {
-            let d = provenance::digest(ctx, night.models, earlier).await?;
-            night.digests.insert(earlier, d.clone());
-            d
-        }
-    };
+    let current = night.digest_of(earlier).await?;
     let path = partition_file("marts", &model.name, earlier);
     if recorded != current || storage.head_opt(&path).await?.is_none() {
         return Ok(None);

@@ -27,6 +27,16 @@ pub struct ModelLineage {
     /// ordered (filters, joins, grouping, ordering, de-duplication),
     /// whether or not they are also outputs.
     pub logic: BTreeSet<Source>,
+    /// The output columns whose value calls `run_date()`, directly or
+    /// through a model the model reads: a row's value there may differ
+    /// from night to night with no new export.
+    pub dated: BTreeSet<String>,
+}
+
+/// Stands for `run_date()` among a column's sources while the plan is
+/// walked; taken out before the lineage is returned (it is no lake column).
+fn run_date_source() -> Source {
+    (String::new(), "run_date()".to_string())
 }
 
 /// Computes a model's lineage from its (unoptimized) logical plan. `known`
@@ -43,21 +53,32 @@ pub fn model_lineage(
         logic: BTreeSet::new(),
     };
     let per_field = w.node(plan)?;
+    let run_date = run_date_source();
+    let mut dated = BTreeSet::new();
     let outputs: Vec<(String, BTreeSet<Source>)> = plan
         .schema()
         .fields()
         .iter()
         .zip(per_field)
-        .map(|(f, s)| (f.name().clone(), s))
+        .map(|(f, mut s)| {
+            if s.remove(&run_date) {
+                dated.insert(f.name().clone());
+            }
+            (f.name().clone(), s)
+        })
         .collect();
     let mut used = w.used;
     for (_, s) in &outputs {
         used.extend(s.iter().cloned());
     }
+    used.remove(&run_date);
+    let mut logic = w.logic;
+    logic.remove(&run_date);
     Ok(ModelLineage {
         outputs,
         used,
-        logic: w.logic,
+        logic,
+        dated,
     })
 }
 
@@ -87,11 +108,16 @@ impl Walker<'_> {
             } else if let Some(m) = self.known.get(&table) {
                 names
                     .map(|n| {
-                        m.outputs
+                        let mut s: BTreeSet<Source> = m
+                            .outputs
                             .iter()
                             .find(|(o, _)| *o == n)
                             .map(|(_, s)| s.clone())
-                            .unwrap_or_default()
+                            .unwrap_or_default();
+                        if m.dated.contains(&n) {
+                            s.insert(run_date_source());
+                        }
+                        s
                     })
                     .collect()
             } else {
@@ -196,6 +222,9 @@ impl Walker<'_> {
         let mut subqueries = Vec::new();
         e.apply(|x| {
             match x {
+                Expr::ScalarFunction(f) if f.name() == "run_date" => {
+                    out.insert(run_date_source());
+                }
                 Expr::ScalarSubquery(s) => subqueries.push(s.subquery.clone()),
                 Expr::InSubquery(s) => subqueries.push(s.subquery.subquery.clone()),
                 Expr::Exists(s) => subqueries.push(s.subquery.subquery.clone()),
@@ -342,6 +371,47 @@ mod tests {
             assert!(l.used.contains(&used), "{used:?} is read by the subquery");
         }
         assert!(!l.used.contains(&src("orders", "total_amount")));
+    }
+
+    /// A view as of the run date (`stg_tickets`' shape): its filter on
+    /// `run_date()` decides which rows there are, but only the masked
+    /// column's value changes with the date; a model over the view inherits
+    /// that, through a projection and an aggregate.
+    #[tokio::test]
+    async fn columns_computed_from_the_run_date_are_dated_through_models() {
+        let ctx = SessionContext::new();
+        ctx.register_udf(crate::transform::run_date_udf(
+            chrono::NaiveDate::from_ymd_opt(2025, 3, 1).expect("date"),
+        ));
+        let orders = Schema::new(vec![
+            Field::new("order_id", DataType::Utf8, false),
+            Field::new("ordered_at", DataType::Date32, false),
+            Field::new("refunded_at", DataType::Date32, true),
+        ]);
+        let t = MemTable::try_new(Arc::new(orders), vec![vec![]]).expect("table");
+        ctx.register_table("orders", Arc::new(t)).expect("register");
+        let lake = ["orders".to_string()].into();
+        let view_sql = "SELECT order_id, ordered_at, \
+             CASE WHEN refunded_at <= run_date() THEN refunded_at END AS refunded_at \
+             FROM orders WHERE ordered_at <= run_date()";
+        let view = ctx.sql(view_sql).await.expect("plans");
+        let v = model_lineage(view.logical_plan(), &BTreeMap::new(), &lake).expect("lineage");
+        assert_eq!(v.dated, BTreeSet::from(["refunded_at".to_string()]));
+        let by_name: BTreeMap<_, _> = v.outputs.iter().cloned().collect();
+        assert_eq!(
+            by_name["refunded_at"],
+            BTreeSet::from([src("orders", "refunded_at")]),
+            "run_date() is no lake column"
+        );
+        assert!(v.used.iter().chain(&v.logic).all(|(t, _)| t == "orders"));
+        ctx.register_table("v", view.into_view()).expect("view");
+        let known = BTreeMap::from([("v".to_string(), v)]);
+        let plan = ctx
+            .sql("SELECT order_id, max(refunded_at) AS refunded, max(ordered_at) AS ordered FROM v GROUP BY order_id")
+            .await
+            .expect("plans");
+        let m = model_lineage(plan.logical_plan(), &known, &lake).expect("lineage");
+        assert_eq!(m.dated, BTreeSet::from(["refunded".to_string()]));
     }
 
     #[tokio::test]

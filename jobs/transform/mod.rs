@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod incremental;
+pub mod incremental_tests;
 pub mod lineage;
 pub mod models;
 pub mod provenance;
@@ -57,6 +58,10 @@ pub struct ModelOutcome {
     pub carried_from: Option<NaiveDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days_computed: Option<usize>,
+    /// A view with incremental tests: the earlier night since which its
+    /// tests read only the new rows (absent when they read every row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tested_since: Option<NaiveDate>,
 }
 
 /// What the transform produced.
@@ -138,13 +143,26 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
         crate::nightly::progress::step(&format!("{} ({} of {})", model.name, i + 1, ordered.len()));
         let started = Instant::now();
         let built = build_model(&mut night, model, staging, &mut known, &lake, &mut staged).await;
-        let (rows, carried) = match built {
+        let built = match built {
+            Ok(built) => incremental_tests::since(&mut night, &known, model)
+                .await
+                .map(|since| (built, since)),
+            Err(e) => Err(e),
+        };
+        let ((rows, carried), since) = match built {
             Ok(built) => built,
             // an earlier model's failing test stops the run first, as it did
             // when the tests ran before the next model was built
             Err(e) => return Err(tests.finish(&mut outcomes).await.err().unwrap_or(e)),
         };
-        tests.spawn(outcomes.len(), &session, model, rows);
+        let tested_since = since.as_ref().map(|(night, _)| *night);
+        tests.spawn(
+            outcomes.len(),
+            &session,
+            model,
+            rows,
+            since.map(|(_, rows)| rows),
+        );
         outcomes.push(ModelOutcome {
             model: model.name.clone(),
             materialized: model.materialized.as_str().into(),
@@ -153,6 +171,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
             seconds: started.elapsed().as_secs_f64(),
             carried_from: carried.map(|(night, _)| night),
             days_computed: carried.map(|(_, days)| days),
+            tested_since,
         });
     }
     tests.finish(&mut outcomes).await?;
@@ -175,6 +194,11 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
     )
     .await?;
     provenance::record(ctx, "superseded", date, &inputs).await?;
+    // the views whose tests passed, so that a later night tests their new
+    // rows only
+    for model in ordered.iter().filter(|m| m.incremental_tests.is_some()) {
+        provenance::record(ctx, &model.name, date, &inputs).await?;
+    }
     let lineage_rows = write_lineage(ctx, date, &ordered, &known).await?;
     Ok(TransformOutcome {
         date,
@@ -283,19 +307,33 @@ struct PendingTests(Vec<(usize, Tested)>);
 type Tested = tokio::task::JoinHandle<Result<(usize, f64)>>;
 
 impl PendingTests {
-    /// Starts the tests of `model`, whose outcome is `outcomes[at]`.
+    /// Starts the tests of `model`, whose outcome is `outcomes[at]`, on
+    /// `only` when given (the rows an incremental view's tests must read),
+    /// else on every row.
     fn spawn(
         &mut self,
         at: usize,
         session: &datafusion::prelude::SessionContext,
         model: &Model,
         rows: u64,
+        only: Option<datafusion::prelude::DataFrame>,
     ) {
         let (session, model) = (session.clone(), model.clone());
         let task = tokio::spawn(
             async move {
                 let started = Instant::now();
-                let data_tests = checks::run(&session, &model).await?;
+                let data_tests = match only {
+                    None => checks::run(&session, &model).await?,
+                    Some(rows) => {
+                        // a name of its own: the models building meanwhile
+                        // read the view itself
+                        let name = format!("attune_new_rows_of_{}", model.name);
+                        session.register_table(name.as_str(), rows.into_view())?;
+                        let tested = checks::run_on(&session, &model, &name).await;
+                        session.deregister_table(name.as_str())?;
+                        tested?
+                    }
+                };
                 info!(model = %model.name, rows, data_tests, "model built");
                 Ok((data_tests, started.elapsed().as_secs_f64()))
             }

@@ -85,6 +85,9 @@ pub struct Model {
     /// `-- incremental: per <key>, … by <view>.<timestamp>[; windows …]`:
     /// running totals per group, updated from each night's exports.
     pub totals: Option<super::totals::Totals>,
+    /// `-- incremental tests: exported on <day>, entering on <timestamp>`:
+    /// a view whose tests read only the rows new since they last passed.
+    pub incremental_tests: Option<super::incremental_tests::IncrementalTests>,
 }
 
 /// Parses a model file.
@@ -109,13 +112,23 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
                 let test = parse_test(t.trim()).map_err(|r| bad(format!("line {}: {r}", i + 1)))?;
                 tests.push((col.trim().to_string(), test));
             }
-        } else if ["model", "materialized", "purpose", "grain", "incremental"].contains(&key) {
+        } else if [
+            "model",
+            "materialized",
+            "purpose",
+            "grain",
+            "incremental",
+            "incremental tests",
+        ]
+        .contains(&key)
+        {
             header.insert(
                 match key {
                     "model" => "model",
                     "materialized" => "materialized",
                     "purpose" => "purpose",
                     "incremental" => "incremental",
+                    "incremental tests" => "incremental tests",
                     _ => "grain",
                 },
                 value.to_string(),
@@ -170,6 +183,13 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
             );
         }
     }
+    let incremental_tests = header
+        .get("incremental tests")
+        .map(|value| {
+            super::incremental_tests::IncrementalTests::parse(value, materialized, &columns, &tests)
+                .map_err(|r| bad(format!("`-- incremental tests: {value}`: {r}")))
+        })
+        .transpose()?;
     Ok(Model {
         name: name.to_string(),
         sql,
@@ -181,6 +201,7 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
         references,
         incremental,
         totals,
+        incremental_tests,
     })
 }
 

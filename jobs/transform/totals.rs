@@ -547,6 +547,7 @@ mod tests {
             references: refs(&["v"]),
             incremental: None,
             totals: None,
+            incremental_tests: None,
         };
         let spec = Totals {
             keys: vec!["k".into(), "c".into()],

@@ -361,9 +361,12 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
     let ctx = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
     let first = last - chrono::Duration::days(3);
     let mut carried = Vec::new();
+    let mut tested_since = Vec::new();
     for n in 0..=3 {
         let date = first + chrono::Duration::days(n);
         let out = attune::transform::run(&ctx, date).await.expect("transform");
+        let views = out.models.iter().filter(|m| m.materialized == "view");
+        tested_since.extend(views.map(|m| (n, m.model.clone(), m.tested_since)));
         for m in out
             .models
             .iter()
@@ -381,6 +384,12 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
     }
     for (model, from) in &carried[CARRIED.len()..] {
         assert!(from.is_some(), "{model} carried an earlier night");
+    }
+    // every staging view's tests read only the new rows after the first night
+    assert_eq!(tested_since.len(), 4 * 6, "{tested_since:?}");
+    for (n, view, since) in &tested_since {
+        let night_before = (*n > 0).then(|| first + chrono::Duration::days(n - 1));
+        assert_eq!(*since, night_before, "{view} on night {n}");
     }
     // an earlier day written again: the night before no longer vouches
     let day = dir
@@ -401,6 +410,102 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
             assert_eq!(m.carried_from, None, "{} computed in full", m.model);
         }
     }
+    let views = out.models.iter().filter(|m| m.materialized == "view");
+    assert!(views.clone().count() == 6 && views.clone().all(|m| m.tested_since.is_none()));
+}
+
+/// A view whose tests are incremental: `range 0 6` on the amounts of the
+/// orders exported up to the run date, from their day on.
+const SMALL_ORDERS: &str = "-- model: small_orders\n-- materialized: view\n\
+     -- purpose: orders of at most 6\n-- grain: one row per exported copy of an order, from its day on\n\
+     -- incremental tests: exported on source_dt, entering on ordered_at\n\
+     -- column order_id: order key\n-- column ordered_at: when (UTC)\n\
+     -- column total_amount: amount\n-- column source_dt: export day\n\
+     -- test total_amount: range 0 6\n\
+     SELECT order_id, ordered_at, total_amount, dt AS source_dt FROM orders \
+     WHERE dt <= run_date() AND ordered_at < run_date() + INTERVAL '1 day'\n";
+
+/// Incremental view tests night by night. The first night's export holds
+/// an order of 9 dated two days ahead: untested until it enters the view,
+/// then the tests of its night (which read only rows new since the night
+/// before) find it. A day exported again makes the tests read every row;
+/// an order over 6 in a new export fails them; and a view whose tested
+/// column is computed from `run_date()` cannot declare them.
+#[tokio::test]
+async fn incremental_view_tests_read_the_new_and_the_entering_rows() {
+    let root = Root::new();
+    let models = tempfile::tempdir().expect("models dir");
+    std::fs::write(models.path().join("small_orders.sql"), SMALL_ORDERS).expect("model");
+    let mut cfg = (*root.ctx(&["orders"], KEY).cfg).clone();
+    cfg.models_dir = Some(models.path().to_path_buf());
+    let ctx = JobContext::open(cfg.clone(), attune::context::KeyMode::NotNeeded).expect("ctx");
+    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel\n";
+    let night = |day: &'static str, rows: &'static str| {
+        let (root, ctx) = (&root, &ctx);
+        async move {
+            root.land(
+                "orders",
+                day,
+                "orders.csv",
+                format!("{header}{rows}").as_bytes(),
+            );
+            root.ingest(&["orders"], &[day]).await;
+            attune::transform::run(ctx, day.parse().expect("date"))
+                .await
+                .map(|out| out.models[0].tested_since)
+        }
+    };
+    let d = |s: &str| s.parse::<NaiveDate>().expect("date");
+    let ahead = "O1,C1,2025-03-01 10:00:00,5,EUR,app\nO2,C2,2025-03-03 08:00:00,9,EUR,online\n";
+    assert_eq!(night("2025-03-01", ahead).await.expect("passes"), None);
+    let second = night("2025-03-02", "O3,C1,2025-03-02 09:00:00,4,EUR,app\n").await;
+    assert_eq!(second.expect("passes"), Some(d("2025-03-01")));
+    let err = night("2025-03-03", "O4,C3,2025-03-03 12:00:00,3,EUR,app\n")
+        .await
+        .expect_err("O2 enters with 9")
+        .to_string();
+    assert!(
+        err.contains("small_orders")
+            && err.contains("total_amount")
+            && err.contains("1 offending rows"),
+        "{err}"
+    );
+    assert!(!err.contains('9'), "no value in the message: {err}");
+
+    // the first day exported again, O2 at 6: the night before no longer
+    // vouches for its rows, so every row is tested (and passes)
+    let fixed = "O1,C1,2025-03-01 10:00:00,5,EUR,app\nO2,C2,2025-03-03 08:00:00,6,EUR,online\n";
+    root.land(
+        "orders",
+        "2025-03-01",
+        "orders.csv",
+        format!("{header}{fixed}").as_bytes(),
+    );
+    root.ingest(&["orders"], &["2025-03-01"]).await;
+    let third = night("2025-03-03", "O4,C3,2025-03-03 12:00:00,3,EUR,app\n").await;
+    assert_eq!(third.expect("passes"), None);
+    let err = night("2025-03-04", "O5,C1,2025-03-04 12:00:00,8,EUR,app\n")
+        .await
+        .expect_err("a new order of 8")
+        .to_string();
+    assert!(
+        err.contains("total_amount") && err.contains("1 offending rows"),
+        "{err}"
+    );
+
+    let dated = SMALL_ORDERS.replace(
+        "ordered_at, total_amount, dt",
+        "ordered_at, CASE WHEN ordered_at < run_date() THEN total_amount END AS total_amount, dt",
+    );
+    std::fs::write(models.path().join("small_orders.sql"), dated).expect("model");
+    let err = attune::transform::run(&ctx, d("2025-03-04"))
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("`total_amount` is computed from run_date()"),
+        "{err}"
+    );
 }
 
 /// Running totals by hand, over three nights with one skipped: the first
