@@ -142,13 +142,13 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
     for (i, model) in ordered.iter().enumerate() {
         crate::nightly::progress::step(&format!("{} ({} of {})", model.name, i + 1, ordered.len()));
         let started = Instant::now();
-        let built = build_model(&mut night, model, staging, &mut known, &lake, &mut staged).await;
-        let built = match built {
-            Ok(built) => incremental_tests::since(&mut night, &known, model)
-                .await
-                .map(|since| (built, since)),
-            Err(e) => Err(e),
-        };
+        let built = async {
+            let built =
+                build_model(&mut night, model, staging, &mut known, &lake, &mut staged).await?;
+            let since = incremental_tests::since(&mut night, &known, model).await?;
+            Ok::<_, Error>((built, since))
+        }
+        .await;
         let ((rows, carried), since) = match built {
             Ok(built) => built,
             // an earlier model's failing test stops the run first, as it did
