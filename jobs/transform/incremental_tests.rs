@@ -7,9 +7,10 @@
 //! the view keeps, of each record, the copy of the latest export up to the
 //! run date, from the day of its `<timestamp>` on, and its tested columns
 //! do not change with the run date. Then, if the night N passed the tests
-//! and what the lake holds up to N is unchanged (the record beside the
-//! view's folder in `marts/`, see [`super::provenance`]), each row of the
-//! view on the night D is
+//! and what the lake holds up to N is unchanged (recorded as the models'
+//! partitions are, see [`super::provenance`], in `marts/_tested/<view>/`,
+//! which no listing of tables reads: a view writes no partition), each row
+//! of the view on the night D is
 //! - a row exported after N, or
 //! - a row exported by N whose timestamp falls after N's end (it entered
 //!   the view after N: a pre-order exported early), or
@@ -38,6 +39,7 @@ use super::incremental::{Night, column_type, day_start};
 use super::lineage::{ModelLineage, Source};
 use super::models::{DataTest, Materialized, Model};
 use super::provenance;
+use crate::context::JobContext;
 use crate::utc_dates::epoch_day;
 use crate::{Error, Result};
 
@@ -110,12 +112,12 @@ pub async fn since(
         return Ok(None);
     }
     let storage = &night.ctx.storage;
-    let Some(earlier) =
-        provenance::latest_recorded_before(storage, &model.name, night.date).await?
+    let record = record_name(&model.name);
+    let Some(earlier) = provenance::latest_recorded_before(storage, &record, night.date).await?
     else {
         return Ok(None);
     };
-    let Some(recorded) = provenance::recorded(storage, &model.name, earlier).await? else {
+    let Some(recorded) = provenance::recorded(storage, &record, earlier).await? else {
         return Ok(None);
     };
     if recorded != night.digest_of(earlier).await? {
@@ -138,6 +140,28 @@ pub async fn since(
             .and(col(&spec.entering).gt_eq(lit(day_start(&ts_type, epoch_day(earlier) + 1)?))),
     )?;
     Ok(Some((earlier, exported_after.union(entered_after)?)))
+}
+
+/// Records that the tests of every view with incremental tests passed on
+/// `date` with the lake as `digest` says, and drops the records of earlier
+/// nights (a night starts from the latest).
+pub async fn record_passed(
+    ctx: &JobContext,
+    models: &[Model],
+    date: NaiveDate,
+    digest: &str,
+) -> Result<()> {
+    for model in models.iter().filter(|m| m.incremental_tests.is_some()) {
+        let record = record_name(&model.name);
+        provenance::record(ctx, &record, date, digest).await?;
+        provenance::forget_before(ctx, &record, date).await?;
+    }
+    Ok(())
+}
+
+/// Where the records of `view` are, under `marts/`.
+fn record_name(view: &str) -> String {
+    format!("_tested/{view}")
 }
 
 /// The view's plan must keep the header's promise: the export day is the

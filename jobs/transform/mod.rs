@@ -196,9 +196,7 @@ async fn build(ctx: &JobContext, date: NaiveDate, staging: &Path) -> Result<Tran
     provenance::record(ctx, "superseded", date, &inputs).await?;
     // the views whose tests passed, so that a later night tests their new
     // rows only
-    for model in ordered.iter().filter(|m| m.incremental_tests.is_some()) {
-        provenance::record(ctx, &model.name, date, &inputs).await?;
-    }
+    incremental_tests::record_passed(ctx, &ordered, date, &inputs).await?;
     let lineage_rows = write_lineage(ctx, date, &ordered, &known).await?;
     Ok(TransformOutcome {
         date,

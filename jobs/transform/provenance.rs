@@ -104,6 +104,22 @@ pub async fn forget(ctx: &JobContext, model: &str, date: NaiveDate) -> Result<()
     ctx.storage.delete(&record_path(model, date)).await
 }
 
+/// Removes the records of `model` for the days before `date`.
+pub async fn forget_before(ctx: &JobContext, model: &str, date: NaiveDate) -> Result<()> {
+    let listed = ctx
+        .storage
+        .list(&Path::from(format!("marts/{model}")))
+        .await?;
+    for meta in listed {
+        if meta.location.filename() == Some(FILE)
+            && partition_day(&meta.location).is_some_and(|d| d < date)
+        {
+            ctx.storage.delete(&meta.location).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Records that the partition of `model` for `date` was computed from `digest`.
 pub async fn record(ctx: &JobContext, model: &str, date: NaiveDate, digest: &str) -> Result<()> {
     ctx.storage
