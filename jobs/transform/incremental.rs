@@ -330,17 +330,17 @@ pub(super) fn lake_source(
                 "`-- incremental:` names {view}.{timestamp}, which must be one lake column passed through; it is read from {}",
                 match other {
                     None => "no column of the view".to_string(),
-                    Some(s) => format!(
-                        "[{}]",
-                        s.iter()
-                            .map(|(t, c)| format!("{t}.{c}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    Some(s) => listed(s),
                 }
             ),
         }),
     }
+}
+
+/// Lake columns as `[table.column, …]`, for messages.
+pub(super) fn listed(sources: &[&super::lineage::Source]) -> String {
+    let names: Vec<String> = sources.iter().map(|(t, c)| format!("{t}.{c}")).collect();
+    format!("[{}]", names.join(", "))
 }
 
 /// The days (since 1970-01-01) whose rows may differ from the night's, or

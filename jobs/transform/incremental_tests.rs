@@ -35,7 +35,7 @@ use chrono::NaiveDate;
 use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::DataFrame;
 
-use super::incremental::{Night, column_type, day_start};
+use super::incremental::{Night, column_type, day_start, listed};
 use super::lineage::{ModelLineage, Source};
 use super::models::{DataTest, Materialized, Model};
 use super::provenance;
@@ -219,11 +219,6 @@ fn check_lineage(
         }
     }
     Ok(())
-}
-
-fn listed(sources: &[&Source]) -> String {
-    let names: Vec<String> = sources.iter().map(|(t, c)| format!("{t}.{c}")).collect();
-    format!("[{}]", names.join(", "))
 }
 
 #[cfg(test)]

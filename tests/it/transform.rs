@@ -255,6 +255,18 @@ async fn orders_night(
     day: &str,
     rows: &str,
 ) -> attune::transform::TransformOutcome {
+    try_orders_night(root, ctx, day, rows)
+        .await
+        .expect("transform")
+}
+
+/// [`orders_night`], whose transform may fail.
+async fn try_orders_night(
+    root: &Root,
+    ctx: &JobContext,
+    day: &str,
+    rows: &str,
+) -> attune::Result<attune::transform::TransformOutcome> {
     let header = "order_id,customer_id,ordered_at,total_amount,currency,channel,refunded\n";
     root.land(
         "orders",
@@ -263,9 +275,7 @@ async fn orders_night(
         format!("{header}{rows}").as_bytes(),
     );
     root.ingest(&["orders"], &[day]).await;
-    attune::transform::run(ctx, day.parse().expect("date"))
-        .await
-        .expect("transform")
+    attune::transform::run(ctx, day.parse().expect("date")).await
 }
 
 /// Three nights by hand: the second brings an order dated the third day
@@ -439,26 +449,19 @@ async fn incremental_view_tests_read_the_new_and_the_entering_rows() {
     let mut cfg = (*root.ctx(&["orders"], KEY).cfg).clone();
     cfg.models_dir = Some(models.path().to_path_buf());
     let ctx = JobContext::open(cfg.clone(), attune::context::KeyMode::NotNeeded).expect("ctx");
-    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel\n";
     let night = |day: &'static str, rows: &'static str| {
         let (root, ctx) = (&root, &ctx);
         async move {
-            root.land(
-                "orders",
-                day,
-                "orders.csv",
-                format!("{header}{rows}").as_bytes(),
-            );
-            root.ingest(&["orders"], &[day]).await;
-            attune::transform::run(ctx, day.parse().expect("date"))
+            try_orders_night(root, ctx, day, rows)
                 .await
                 .map(|out| out.models[0].tested_since)
         }
     };
     let d = |s: &str| s.parse::<NaiveDate>().expect("date");
-    let ahead = "O1,C1,2025-03-01 10:00:00,5,EUR,app\nO2,C2,2025-03-03 08:00:00,9,EUR,online\n";
+    let ahead =
+        "O1,C1,2025-03-01 10:00:00,5,EUR,app,false\nO2,C2,2025-03-03 08:00:00,9,EUR,online,false\n";
     assert_eq!(night("2025-03-01", ahead).await.expect("passes"), None);
-    let second = night("2025-03-02", "O3,C1,2025-03-02 09:00:00,4,EUR,app\n").await;
+    let second = night("2025-03-02", "O3,C1,2025-03-02 09:00:00,4,EUR,app,false\n").await;
     assert_eq!(second.expect("passes"), Some(d("2025-03-01")));
     // a view writes no partition; the record of its passing night is kept
     // apart, the latest night's only
@@ -466,7 +469,7 @@ async fn incremental_view_tests_read_the_new_and_the_entering_rows() {
     let records = common::files_under(&root.path().join("marts/_tested/small_orders"));
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(records[0].ends_with("dt=2025-03-02/_inputs"), "{records:?}");
-    let err = night("2025-03-03", "O4,C3,2025-03-03 12:00:00,3,EUR,app\n")
+    let err = night("2025-03-03", "O4,C3,2025-03-03 12:00:00,3,EUR,app,false\n")
         .await
         .expect_err("O2 enters with 9")
         .to_string();
@@ -480,17 +483,19 @@ async fn incremental_view_tests_read_the_new_and_the_entering_rows() {
 
     // the first day exported again, O2 at 6: the night before no longer
     // vouches for its rows, so every row is tested (and passes)
-    let fixed = "O1,C1,2025-03-01 10:00:00,5,EUR,app\nO2,C2,2025-03-03 08:00:00,6,EUR,online\n";
+    let fixed =
+        "O1,C1,2025-03-01 10:00:00,5,EUR,app,false\nO2,C2,2025-03-03 08:00:00,6,EUR,online,false\n";
     root.land(
         "orders",
         "2025-03-01",
         "orders.csv",
-        format!("{header}{fixed}").as_bytes(),
+        format!("order_id,customer_id,ordered_at,total_amount,currency,channel,refunded\n{fixed}")
+            .as_bytes(),
     );
     root.ingest(&["orders"], &["2025-03-01"]).await;
-    let third = night("2025-03-03", "O4,C3,2025-03-03 12:00:00,3,EUR,app\n").await;
+    let third = night("2025-03-03", "O4,C3,2025-03-03 12:00:00,3,EUR,app,false\n").await;
     assert_eq!(third.expect("passes"), None);
-    let err = night("2025-03-04", "O5,C1,2025-03-04 12:00:00,8,EUR,app\n")
+    let err = night("2025-03-04", "O5,C1,2025-03-04 12:00:00,8,EUR,app,false\n")
         .await
         .expect_err("a new order of 8")
         .to_string();
