@@ -143,8 +143,9 @@ pub async fn since(
 }
 
 /// Records that the tests of every view with incremental tests passed on
-/// `date` with the lake as `digest` says, and drops the records of earlier
-/// nights (a night starts from the latest).
+/// `date` with the lake as `digest` says, and drops the records of the
+/// nights before the latest earlier one: a night starts from the latest,
+/// and the night before it stays for a run of the same date again.
 pub async fn record_passed(
     ctx: &JobContext,
     models: &[Model],
@@ -153,8 +154,9 @@ pub async fn record_passed(
 ) -> Result<()> {
     for model in models.iter().filter(|m| m.incremental_tests.is_some()) {
         let record = record_name(&model.name);
+        let previous = provenance::latest_recorded_before(&ctx.storage, &record, date).await?;
         provenance::record(ctx, &record, date, digest).await?;
-        provenance::forget_before(ctx, &record, date).await?;
+        provenance::forget_before(ctx, &record, previous.unwrap_or(date)).await?;
     }
     Ok(())
 }
