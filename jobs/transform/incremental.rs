@@ -573,9 +573,7 @@ mod tests {
     use datafusion::arrow::array::{Date32Array, Int64Array};
     use datafusion::arrow::datatypes::{Field, Schema};
 
-    fn refs(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::transform::models::test_header::refs;
 
     #[test]
     fn the_header_line_names_a_documented_date_and_the_one_view_read() {

@@ -227,12 +227,7 @@ fn check_lineage(
 mod tests {
     use super::*;
 
-    fn columns(names: &[&str]) -> Vec<(String, String)> {
-        names
-            .iter()
-            .map(|n| (n.to_string(), String::new()))
-            .collect()
-    }
+    use crate::transform::models::test_header::columns;
 
     #[test]
     fn the_header_line_names_the_export_day_and_the_entering_timestamp() {

@@ -205,6 +205,25 @@ pub fn parse_model(name: &str, text: &str) -> Result<Model> {
     })
 }
 
+/// Header parts as the header-line parsers' tests give them.
+#[cfg(test)]
+pub(crate) mod test_header {
+    use std::collections::BTreeSet;
+
+    /// `-- column` lines without documentation.
+    pub fn columns(names: &[&str]) -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), String::new()))
+            .collect()
+    }
+
+    /// The tables a SELECT reads.
+    pub fn refs(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+}
+
 fn parse_test(text: &str) -> std::result::Result<DataTest, String> {
     let mut words = text.split_whitespace();
     let kind = words.next().ok_or("empty test")?;

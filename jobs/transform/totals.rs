@@ -471,16 +471,7 @@ fn merge_sql(shape: &Shape) -> String {
 mod tests {
     use super::*;
 
-    fn refs(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn cols(names: &[&str]) -> Vec<(String, String)> {
-        names
-            .iter()
-            .map(|s| (s.to_string(), String::new()))
-            .collect()
-    }
+    use crate::transform::models::test_header::{columns as cols, refs};
 
     #[test]
     fn the_header_line_names_keys_view_timestamp_and_windows() {
