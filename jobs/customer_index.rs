@@ -43,10 +43,20 @@ impl Key {
     }
 
     /// The id as it was read.
+    pub fn to_text(&self) -> String {
+        match self {
+            Key::Hex(v) => {
+                String::from_utf8(hex_digits(*v).to_vec()).expect("hex digits are ASCII")
+            }
+            Key::Text(t) => t.to_string(),
+        }
+    }
+
+    /// The id as it was read, without copying a text id.
     pub fn into_string(self) -> String {
         match self {
-            Key::Hex(v) => String::from_utf8(hex_digits(v).to_vec()).expect("hex digits are ASCII"),
             Key::Text(t) => t.into_string(),
+            hex => hex.to_text(),
         }
     }
 }

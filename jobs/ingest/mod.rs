@@ -410,7 +410,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         // can have stored them: otherwise every file under this key is this
         // run's own, written without them.
         if earlier.key_used_before() && !(erased.is_empty() && declined.is_empty()) {
-            crate::transform::clear_staging(storage).await?;
+            scan::clear_unscanned(storage).await?;
             let files = |area: &'static str| async move {
                 crate::privacy::scan::table_files(storage, area, scan::Partitions::All).await
             };

@@ -124,9 +124,10 @@ pub async fn run(
     let timer = JobTimer::start("forget");
     let mut manifest = RunManifest::start(ctx, "forget", &[]);
     manifest.save(storage).await?;
-    // What a killed transform staged holds pseudonyms, and no scan looks
-    // inside `_` folders: it goes (under the run lock no transform uses it).
-    crate::transform::clear_staging(storage).await?;
+    // What a killed transform staged and the value job's carried histories
+    // hold pseudonyms, and no scan looks inside `_` folders: they go (under
+    // the run lock no job uses them).
+    scan::clear_unscanned(storage).await?;
     let mut budget = opts.fail_after_files;
     let mut ours: Option<ErasureRequest> = None;
     for mut pending in erasure::load_requests(storage)

@@ -57,6 +57,15 @@ pub enum Partitions {
     Of(NaiveDate),
 }
 
+/// Deletes what holds pseudonyms where no scan looks (the catalog's `_…`
+/// folders under `marts`), before rows of customers are removed: a killed
+/// transform's staged tables and the value job's carried purchase
+/// histories (the next night folds every order again).
+pub async fn clear_unscanned(storage: &Storage) -> Result<()> {
+    crate::transform::clear_staging(storage).await?;
+    crate::value::carry::clear(storage).await
+}
+
 /// The Parquet files of every table under `area`, sorted by path. Internal
 /// folders (`_…`, `.…`) are skipped, as the catalog skips them.
 pub async fn table_files(

@@ -68,8 +68,8 @@ pub async fn remove_withdrawn(
     if known.is_empty() {
         return Ok(Withdrawals::default());
     }
-    // see forget: staged marts of a killed transform are not scanned
-    crate::transform::clear_staging(storage).await?;
+    // see forget: `_` folders under marts are not scanned
+    scan::clear_unscanned(storage).await?;
     let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
     files.extend(scan::table_files(storage, "marts", Partitions::All).await?);
     // `lake/customers` last: it is how the next run knows whom to look for,

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use datafusion::logical_expr::{col, lit};
-use datafusion::prelude::DataFrame;
+use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::incremental::{Night, column_type, day_start, listed};
 use super::lineage::{ModelLineage, Source};
@@ -123,23 +123,43 @@ pub async fn since(
     if recorded != night.digest_of(earlier).await? {
         return Ok(None);
     }
-    let session = night.session;
-    let day_type = column_type(session, &model.name, &spec.exported).await?;
-    let ts_type = column_type(session, &model.name, &spec.entering).await?;
+    let rows = entered_after(
+        night.session,
+        &model.name,
+        &spec.exported,
+        &spec.entering,
+        earlier,
+    )
+    .await?;
+    Ok(Some((earlier, rows)))
+}
+
+/// The rows of `view` (a table of `session` that keeps each record's copy
+/// of the latest export, from the day of its `entering` timestamp on) that
+/// were not in it on the night `earlier`: those exported after it (the
+/// export day is the column `exported`) and those exported by it that
+/// enter after its end.
+pub async fn entered_after(
+    session: &SessionContext,
+    view: &str,
+    exported: &str,
+    entering: &str,
+    earlier: NaiveDate,
+) -> Result<DataFrame> {
+    let day_type = column_type(session, view, exported).await?;
+    let ts_type = column_type(session, view, entering).await?;
     let last_day = lit(day_start(&day_type, epoch_day(earlier))?);
-    let view = session.table(model.name.as_str()).await?;
+    let rows = session.table(view).await?;
     // Two scans, not one with OR: the first is cut to the new partitions by
     // their folders, the second to the row groups whose statistics reach
     // past N; a disjunction of the two could use neither.
-    let exported_after = view
-        .clone()
-        .filter(col(&spec.exported).gt(last_day.clone()))?;
-    let entered_after = view.filter(
-        col(&spec.exported)
+    let exported_after = rows.clone().filter(col(exported).gt(last_day.clone()))?;
+    let entered_after = rows.filter(
+        col(exported)
             .lt_eq(last_day)
-            .and(col(&spec.entering).gt_eq(lit(day_start(&ts_type, epoch_day(earlier) + 1)?))),
+            .and(col(entering).gt_eq(lit(day_start(&ts_type, epoch_day(earlier) + 1)?))),
     )?;
-    Ok(Some((earlier, exported_after.union(entered_after)?)))
+    Ok(exported_after.union(entered_after)?)
 }
 
 /// Records that the tests of every view with incremental tests passed on

@@ -39,6 +39,16 @@ fn partition_day(path: &Path) -> Option<NaiveDate> {
 
 /// Digest of what every model as of `date` reads.
 pub async fn digest(ctx: &JobContext, models: &[Model], date: NaiveDate) -> Result<String> {
+    let mut d = digests(ctx, models, &[date]).await?;
+    Ok(d.remove(0))
+}
+
+/// [`digest`] as of each of `dates`, from one listing of the lake.
+pub async fn digests(
+    ctx: &JobContext,
+    models: &[Model],
+    dates: &[NaiveDate],
+) -> Result<Vec<String>> {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(b"\0");
@@ -53,9 +63,23 @@ pub async fn digest(ctx: &JobContext, models: &[Model], date: NaiveDate) -> Resu
             h.update(b"\0");
         }
     }
-    let files = lake_files_up_to(&ctx.storage, &Path::from("lake"), date).await?;
-    crate::nightly::stamps::hash_listing(&mut h, &files);
-    Ok(hex::encode(&h.finalize()[..16]))
+    let mut all = ctx.storage.list(&Path::from("lake")).await?;
+    all.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(dates
+        .iter()
+        .map(|&date| {
+            let files: Vec<_> = all.iter().filter(|m| up_to(m, date)).cloned().collect();
+            let mut h = h.clone();
+            crate::nightly::stamps::hash_listing(&mut h, &files);
+            hex::encode(&h.finalize()[..16])
+        })
+        .collect())
+}
+
+/// Whether a file is read as of `date`: its partition is up to `date`, or
+/// it has no day (read on every date).
+fn up_to(meta: &object_store::ObjectMeta, date: NaiveDate) -> bool {
+    partition_day(&meta.location).is_none_or(|d| d <= date)
 }
 
 /// The files under `prefix` of partitions up to `date` (and those without a
@@ -69,7 +93,7 @@ pub async fn lake_files_up_to(
         .list(prefix)
         .await?
         .into_iter()
-        .filter(|m| partition_day(&m.location).is_none_or(|d| d <= date))
+        .filter(|m| up_to(m, date))
         .collect();
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(files)

@@ -7,7 +7,8 @@
 //! when it passes the model's data tests, written there for the next nights),
 //! `marts/segments` of the run date when the segment job has written it, and
 //! `lake/initiative_assignments` with `lake/initiatives` (when an arm's
-//! exposure started). Writes `marts/customer_value` (one row per
+//! exposure started), and the purchases the night before folded, when they
+//! are current ([`carry`]). Writes `marts/customer_value` (one row per
 //! customer with a purchase: the BG/NBD and Gamma-Gamma predictions, the
 //! 12-month CLTV in the most common currency of the orders, the churn
 //! probability and at-risk flag),
@@ -24,6 +25,7 @@
 //!
 //! # Layout
 //! - [`summary`]: x, t_x, T, mean repeat value and purchase days per customer (`purchase_days.sql`)
+//! - [`carry`]: the purchases folded, kept for the next night, which adds only the new orders
 //! - [`special`]: ln Γ, ψ, log-sum-exp, Gauss ₂F₁
 //! - [`optim`]: maximum likelihood with argmin (L-BFGS, Nelder-Mead fallback), standard errors
 //! - [`bgnbd`]: the BG/NBD model: likelihood, fit, P(alive), expected purchases
@@ -35,6 +37,7 @@
 //! - [`fit`]: `attune value fit` on any transaction file
 
 pub mod bgnbd;
+pub mod carry;
 pub mod churn;
 pub mod clv;
 pub mod fit;
@@ -149,6 +152,9 @@ pub struct ValueOutcome {
     /// The currency of the values in customer_value.
     pub currency: ValueCurrency,
     pub churn: Option<ChurnEvaluation>,
+    /// The night whose purchase histories this one started from (see
+    /// [`carry`]); `None` when every order was folded.
+    pub histories_from: Option<NaiveDate>,
     /// Seconds per phase (summary, clv_fit, clv_score, churn, write).
     pub seconds: BTreeMap<String, f64>,
 }
@@ -173,16 +179,33 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         warnings.push(w);
     }
     register_features_mart(ctx, &session, date).await?;
+    let models = transform::models::load(ctx.cfg.models_dir.as_deref())?;
+    let (record, carried) =
+        carry::start(ctx, &session, &models, date, currency.currency.as_deref()).await?;
+    let histories_from = carried.as_ref().map(|c| c.night);
+    let (source, carried) = match carried {
+        Some(c) => (carry::SINCE, Some(c.run)),
+        None => ("purchases", None),
+    };
     // Today's features and the purchase histories are independent reads,
     // side by side: the features' read of one row group and the fold's
     // serial merge each leave a core to the other. Both run to the end, so
     // the error reported is the one reported before, the features' first.
-    let (today, all) = tokio::join!(
+    let (today, loaded) = tokio::join!(
         current_features(&session, date),
-        summary::load(&session, date, date, cfg.time_unit)
+        summary::load_night(&session, date, cfg.time_unit, source, carried)
     );
     let today = today?;
-    let all = all?;
+    let (all, run) = loaded?;
+    // Written beside the models' work, on the core their serial phases
+    // leave; waited for before the job ends.
+    let keeping = tokio::spawn(carry::keep(
+        ctx.storage.clone(),
+        date,
+        run,
+        record,
+        histories_from,
+    ));
     let rows_in = all.summaries.len() as u64;
     let inactive = i32::try_from(cfg.inactive_days).unwrap_or(i32::MAX);
     let (s, histories) = keep_known_customers(all, &today, inactive, &mut warnings);
@@ -292,6 +315,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         ctx.cfg.min_group_size,
     );
     rows_out += mart::publish_model_metrics(&ctx.storage, date, "value", &metrics).await?;
+    keeping.await.map_err(crate::nightly::panics::joined(
+        "keeping the purchase histories",
+    ))??;
     lap("write", "done", &mut clock);
     for w in &warnings {
         warn!(job = "value", "{w}");
@@ -309,6 +335,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<ValueOutcome> {
         clv: models,
         currency,
         churn: evaluation,
+        histories_from,
         seconds,
     })
 }
@@ -347,7 +374,8 @@ async fn register_purchases(session: &SessionContext) -> Result<ValueCurrency> {
         "purchases",
         session
             .sql(&format!(
-                "SELECT customer_id, order_date, {amount} AS amount FROM stg_orders WHERE NOT refunded"
+                "SELECT customer_id, order_date, {amount} AS amount, source_dt, ordered_at \
+                 FROM stg_orders WHERE NOT refunded"
             ))
             .await?
             .into_view(),
@@ -1517,8 +1545,9 @@ mod tests {
                 "stg_orders",
                 session
                     .sql(
-                        "SELECT customer_id, CAST(ordered_at AS DATE) AS order_date, total_amount, \
-                         currency, COALESCE(refunded, FALSE) AS refunded FROM orders",
+                        "SELECT customer_id, ordered_at, CAST(ordered_at AS DATE) AS order_date, \
+                         total_amount, currency, COALESCE(refunded, FALSE) AS refunded, \
+                         dt AS source_dt FROM orders",
                     )
                     .await
                     .expect("view")

@@ -123,12 +123,12 @@ fn is_valued(tagged: i32) -> bool {
 /// What the fold keeps per customer besides its purchase days:
 /// order-independent, so purchases may arrive in any order. Amounts stay
 /// exact integers (millionths); a purchase without one adds 0.
-#[derive(Debug, Clone, Copy)]
-struct Totals {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Totals {
     /// Every order on `first_day`, summed.
-    first_amount: i128,
-    calibration_amount: i128,
-    first_day: i32,
+    pub(super) first_amount: i128,
+    pub(super) calibration_amount: i128,
+    pub(super) first_day: i32,
 }
 
 impl Totals {
@@ -327,15 +327,16 @@ impl Partial {
 
 /// One stream's customers in id order, with their [`tag`]ged days flat in
 /// `days` (customer i's are `days[start[i]..start[i + 1]]`).
-struct Run {
-    keys: Vec<Key>,
-    totals: Vec<Totals>,
-    start: Vec<usize>,
-    days: Vec<i32>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Run {
+    pub(super) keys: Vec<Key>,
+    pub(super) totals: Vec<Totals>,
+    pub(super) start: Vec<usize>,
+    pub(super) days: Vec<i32>,
 }
 
 impl Run {
-    fn days(&self, i: usize) -> &[i32] {
+    pub(super) fn days(&self, i: usize) -> &[i32] {
         &self.days[self.start[i]..self.start[i + 1]]
     }
 }
@@ -500,6 +501,46 @@ async fn load_in_folds(
     unit: TimeUnit,
     folds: usize,
 ) -> Result<Histories> {
+    let runs = fold(session, "purchases", calibration_end, holdout_end, folds).await?;
+    Ok(histories(
+        &merge_runs(runs),
+        epoch_day(calibration_end),
+        unit,
+    ))
+}
+
+/// [`load`] for a night, which has no holdout: the purchases up to `date`
+/// are those of `carried` (an earlier night's, see [`super::carry`]) and
+/// those `source` (a table shaped as `purchases`) adds; without `carried`,
+/// `source` is every purchase. Returns the purchases as a run too, for the
+/// nights after.
+pub(super) async fn load_night(
+    session: &SessionContext,
+    date: NaiveDate,
+    unit: TimeUnit,
+    source: &str,
+    carried: Option<Run>,
+) -> Result<(Histories, Run)> {
+    let mut runs = fold(session, source, date, date, crate::parallel::threads()).await?;
+    runs.extend(carried);
+    let run = merge_runs(runs);
+    Ok((histories(&run, epoch_day(date), unit), run))
+}
+
+/// `purchase_days.sql` over `source` instead of `purchases`.
+fn purchase_days_sql(source: &str) -> String {
+    PURCHASE_DAYS_SQL.replace("FROM purchases AS p", &format!("FROM {source} AS p"))
+}
+
+/// Folds the purchases of `source` up to `holdout_end` into at most `folds`
+/// runs.
+async fn fold(
+    session: &SessionContext,
+    source: &str,
+    calibration_end: NaiveDate,
+    holdout_end: NaiveDate,
+    folds: usize,
+) -> Result<Vec<Run>> {
     if holdout_end < calibration_end {
         return Err(Error::Config(format!(
             "the holdout end {holdout_end} is before the calibration end {calibration_end}"
@@ -518,27 +559,24 @@ async fn load_in_folds(
     // (sixteen in the model sessions, each a few weeks of orders) met most
     // customers in each: sixteen tables of them, sixteen sorts, and on one
     // core a merge of sixteen runs that sorted each customer's days again.
-    let df = session.sql(PURCHASE_DAYS_SQL).await?;
-    let runs =
-        crate::catalog::fold_partitions_in(df, folds, "a purchase fold", |s| fold_stream(s, end))
-            .await?;
-    let Run {
-        keys,
-        totals: sums,
-        start,
-        days: tagged,
-    } = merge_runs(runs);
+    let df = session.sql(&purchase_days_sql(source)).await?;
+    crate::catalog::fold_partitions_in(df, folds, "a purchase fold", |s| fold_stream(s, end)).await
+}
+
+/// The summaries and purchase days of a run's customers whose first
+/// purchase is by `end`, the calibration end.
+fn histories(run: &Run, end: i32, unit: TimeUnit) -> Histories {
     let mut out = Histories {
         summaries: Summaries::default(),
         start: vec![0],
-        days: Vec::with_capacity(tagged.len()),
+        days: Vec::with_capacity(run.days.len()),
     };
     let s = &mut out.summaries;
-    for (i, (id, totals)) in keys.into_iter().zip(sums).enumerate() {
+    for (i, (id, totals)) in run.keys.iter().zip(&run.totals).enumerate() {
         if totals.first_day > end {
             continue;
         }
-        let days = &tagged[start[i]..start[i + 1]];
+        let days = run.days(i);
         let calibration = days.partition_point(|&d| day_of(d) <= end);
         let x = (calibration - 1) as u32;
         let last = day_of(days[calibration - 1]);
@@ -547,7 +585,7 @@ async fn load_in_folds(
             .iter()
             .filter(|&&d| is_valued(d))
             .count() as u32;
-        s.customer_id.push(id.into_string());
+        s.customer_id.push(id.to_text());
         s.first_day.push(totals.first_day);
         s.x.push(x);
         s.t_x.push(f64::from(last - totals.first_day) / unit.days());
@@ -562,7 +600,7 @@ async fn load_in_folds(
         out.days.extend(days.iter().map(|&d| day_of(d)));
         out.start.push(out.days.len());
     }
-    Ok(out)
+    out
 }
 
 /// A column as strings (any string type).

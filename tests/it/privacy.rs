@@ -781,16 +781,21 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
         .find(|f| f.extension().is_some_and(|x| x == "parquet"))
         .expect("a customer_features file");
     std::fs::copy(&features, staged.join("part-0.parquet")).expect("stage a copy");
+    // Nor inside the value job's carried purchase histories.
+    let carried = root.join("marts/_value_histories/dt=2025-03-01");
+    std::fs::create_dir_all(&carried).expect("histories folder");
+    std::fs::copy(&features, carried.join("part-0.parquet")).expect("a carried file");
 
     // The re-run completes the same request, with exact counts.
     let done = privacy::forget::run(&b.ctx, &ids, &ForgetOptions::default())
         .await
         .expect("forget");
-    assert!(
-        !root.join("marts/_staging").exists()
-            || files_under(&root.join("marts/_staging")).is_empty(),
-        "staged marts are gone"
-    );
+    for folder in ["marts/_staging", "marts/_value_histories"] {
+        assert!(
+            !root.join(folder).exists() || files_under(&root.join(folder)).is_empty(),
+            "{folder} is gone"
+        );
+    }
     assert_eq!(
         done.request_id.as_deref(),
         Some(requests[0].request_id.as_str())

@@ -1388,3 +1388,129 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     );
     assert_eq!(kept, again);
 }
+
+/// The value marts of `date` under `root`, as bytes: what a night that
+/// starts from carried purchase histories must write.
+fn value_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
+    ["customer_value", "churn_rates", "churn_evaluation"]
+        .into_iter()
+        .map(|t| {
+            let file = root
+                .join("marts")
+                .join(t)
+                .join(format!("dt={date}"))
+                .join("part-0.parquet");
+            (t, std::fs::read(&file).expect("mart file"))
+        })
+        .collect()
+}
+
+/// [`value_bytes`] of a value job that folds every order
+/// (`transform.incremental = false`) on a copy of `root`.
+fn full_fold_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_tree(root, copy.path());
+    let cfg = attune::config::ValidConfig {
+        root: copy.path().to_string_lossy().into_owned(),
+        transform_incremental: false,
+        ..Default::default()
+    };
+    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let out = rt.block_on(value::run(&ctx, date)).expect("value job");
+    assert_eq!(out.histories_from, None, "every order folded");
+    value_bytes(copy.path(), date)
+}
+
+/// The generated business, night after night: each value night starts
+/// from the purchase histories of the night before and writes the bytes a
+/// night that folds every order writes. Then an earlier day's orders are
+/// exported again, refunded, on a new night: purchases leave the view, so
+/// that night folds every order (and still matches); `attune forget`
+/// deletes the carried histories.
+#[test]
+fn carried_purchase_histories_give_the_marts_of_a_full_fold() {
+    let (lake, last) = demo_lake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(lake, dir.path());
+    let cfg = attune::config::ValidConfig {
+        root: dir.path().to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
+        .expect("context");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let first = last - chrono::Duration::days(2);
+    let mut from = Vec::new();
+    for n in 0..=2 {
+        let date = first + chrono::Duration::days(n);
+        rt.block_on(attune::transform::run(&ctx, date))
+            .expect("transform");
+        let out = rt.block_on(value::run(&ctx, date)).expect("value job");
+        from.push(out.histories_from);
+        if n > 0 {
+            assert_eq!(
+                value_bytes(dir.path(), date),
+                full_fold_bytes(dir.path(), date),
+                "{date}"
+            );
+        }
+    }
+    let nights: Vec<Option<NaiveDate>> = (-1..2)
+        .map(|n| (n >= 0).then(|| first + chrono::Duration::days(n)))
+        .collect();
+    assert_eq!(from, nights);
+    // the last night and the one it started from stay
+    let kept = dir.path().join("marts/_value_histories");
+    let mut days: Vec<String> = std::fs::read_dir(&kept)
+        .expect("kept")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    days.sort();
+    assert_eq!(
+        days,
+        [
+            format!("dt={}", last - chrono::Duration::days(1)),
+            format!("dt={last}")
+        ]
+    );
+
+    // A day's orders exported again on the next night, every one refunded.
+    let next = last + chrono::Duration::days(1);
+    let source = dir.path().join(format!(
+        "lake/orders/dt={}",
+        last - chrono::Duration::days(20)
+    ));
+    let batches = read_parquet(&source.join("part-0.parquet"));
+    let refunded: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let at = b.schema().index_of("refunded").expect("refunded column");
+            let mut columns = b.columns().to_vec();
+            columns[at] = std::sync::Arc::new(datafusion::arrow::array::BooleanArray::from(
+                vec![true; b.num_rows()],
+            ));
+            RecordBatch::try_new(b.schema(), columns).expect("batch")
+        })
+        .collect();
+    assert!(refunded.iter().map(RecordBatch::num_rows).sum::<usize>() > 0);
+    let target = dir.path().join(format!("lake/orders/dt={next}"));
+    std::fs::create_dir_all(&target).expect("partition folder");
+    let file = std::fs::File::create(target.join("part-0.parquet")).expect("file");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, refunded[0].schema(), None).expect("writer");
+    for b in &refunded {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+    rt.block_on(attune::transform::run(&ctx, next))
+        .expect("transform");
+    let out = rt.block_on(value::run(&ctx, next)).expect("value job");
+    assert_eq!(
+        value_bytes(dir.path(), next),
+        full_fold_bytes(dir.path(), next)
+    );
+    assert_eq!(out.histories_from, None, "a purchase left the view");
+    assert!(kept.join(format!("dt={next}")).exists());
+}
