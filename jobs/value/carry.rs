@@ -82,6 +82,7 @@ pub(super) async fn start(
     currency: Option<&str>,
 ) -> Result<(String, Option<Carried>)> {
     let storage = &ctx.storage;
+    let checking = std::time::Instant::now();
     let earlier = if ctx.cfg.transform_incremental {
         provenance::latest_recorded_before(storage, TABLE, date).await?
     } else {
@@ -99,6 +100,8 @@ pub(super) async fn start(
     {
         return Ok((tonight, None));
     }
+    tracing::debug!(seconds = checking.elapsed().as_secs_f64(), "carried purchase histories checked");
+    let read_from = std::time::Instant::now();
     let path = partition_file("marts", TABLE, earlier);
     let run = match crate::parquet_io::read_batches(storage, &path)
         .await
@@ -111,6 +114,12 @@ pub(super) async fn start(
             return Ok((tonight, None));
         }
     };
+    tracing::debug!(
+        night = %earlier,
+        customers = run.keys.len(),
+        seconds = read_from.elapsed().as_secs_f64(),
+        "carried purchase histories read"
+    );
     let rows =
         incremental_tests::entered_after(session, "purchases", "source_dt", "ordered_at", earlier)
             .await?;
