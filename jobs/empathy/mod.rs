@@ -6,7 +6,10 @@
 //! Reads the transform's staging views as of the run date (tickets, empathy
 //! surveys, reviews, NPS answers, orders), the reply and message of each
 //! ticket from lake/tickets, `marts/customer_attributes`, and when it
-//! exists for the date `marts/segments`. The emotions of the customers'
+//! exists for the date `marts/segments`. The months customers ordered in
+//! come from the purchase days the value job folded for the date when the
+//! lake is as it was then (`value::carry::purchase_days`), else from the
+//! orders. The emotions of the customers'
 //! words are scored here by the voice job's scorer and rule, the numbers
 //! the voice job writes to `marts/feedback_scored`, so the job does not
 //! wait for the voice job in the nightly. Writes `marts/empathy_index`
@@ -124,6 +127,10 @@ pub struct EmpathyOutcome {
     /// Seconds per phase (read, score, aggregate, validate, write).
     pub seconds: BTreeMap<String, f64>,
     pub metric_rows: u64,
+    /// Whether the months customers ordered in (the retention outcome)
+    /// came from the purchase days the value job folded for the date,
+    /// instead of every order read again.
+    pub orders_from_value: bool,
 }
 
 /// The end of the run date (UTC), in seconds since 1970.
@@ -172,7 +179,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         None
     };
     let attributes = inputs::attributes(&session, &customers, date).await?;
-    let ordered = inputs::order_months(&session, &mut customers).await?;
+    let (ordered, orders_from_value) =
+        inputs::order_months_of(ctx, &session, &mut customers, date).await?;
     lap("read", "scoring the replies' tone", &mut clock);
 
     let run_end = end_of(date);
@@ -395,6 +403,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         index_rows,
         contact_rows,
         metric_rows,
+        orders_from_value,
         seconds,
     })
 }

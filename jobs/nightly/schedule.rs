@@ -21,15 +21,17 @@ pub const HEAVY: [&str; 4] = ["transform", "value", "empathy", "fairness"];
 /// The jobs whose outputs `job` reads (besides the lake, which every job
 /// after ingest reads): segment reads `customer_features`; voice the
 /// segments (its scores by segment); value the features and the segments;
-/// empathy the segments (it scores the customers' words itself, with the
-/// voice job's scorer, rather than wait for `feedback_scored`); roi value's
+/// empathy the segments and the purchase days value folded (it scores the
+/// customers' words itself, with the voice job's scorer, rather than wait
+/// for `feedback_scored`; without value's fold it reads the orders); roi value's
 /// lifetime values and currency; fairness the decisions of segment, voice
 /// and value; privacy every mart; the report and retention everything.
 pub fn needs(job: &str) -> &'static [&'static str] {
     match job {
         "ingest" | "transform" => &[],
         "segment" => &["transform"],
-        "voice" | "value" | "empathy" => &["transform", "segment"],
+        "voice" | "value" => &["transform", "segment"],
+        "empathy" => &["transform", "segment", "value"],
         "roi" => &["transform", "value"],
         "fairness" => &["transform", "segment", "voice", "value"],
         // privacy, report and retention: every job before them
@@ -95,7 +97,7 @@ mod tests {
     #[test]
     fn upstream_is_the_transitive_closure_in_job_order() {
         assert_eq!(upstream("roi"), ["transform", "segment", "value"]);
-        assert_eq!(upstream("empathy"), ["transform", "segment"]);
+        assert_eq!(upstream("empathy"), ["transform", "segment", "value"]);
         assert_eq!(upstream("transform"), Vec::<&str>::new());
         assert_eq!(upstream("report").len(), 8);
     }

@@ -100,7 +100,10 @@ pub(super) async fn start(
     {
         return Ok((tonight, None));
     }
-    tracing::debug!(seconds = checking.elapsed().as_secs_f64(), "carried purchase histories checked");
+    tracing::debug!(
+        seconds = checking.elapsed().as_secs_f64(),
+        "carried purchase histories checked"
+    );
     let read_from = std::time::Instant::now();
     let path = partition_file("marts", TABLE, earlier);
     let run = match crate::parquet_io::read_batches(storage, &path)
@@ -192,6 +195,77 @@ pub(super) async fn keep(
         "purchase histories kept for the next night"
     );
     Ok(())
+}
+
+/// Every customer's purchase days up to `date` (the non-refunded orders of
+/// `stg_orders` with a customer), from the fold the value job kept for
+/// `date`, when it is current: the lake up to `date` is as it was then, with
+/// the same release and SQL. `None` otherwise (the value job has not run
+/// for `date`, or the lake changed since). The empathy job reads the months
+/// its customers ordered in from it instead of every order again.
+pub async fn purchase_days(
+    ctx: &JobContext,
+    models: &[Model],
+    date: NaiveDate,
+) -> Result<Option<PurchaseDays>> {
+    let Some(recorded) = provenance::recorded(&ctx.storage, TABLE, date).await? else {
+        return Ok(None);
+    };
+    let digest = provenance::digest(ctx, models, date).await?;
+    if recorded.lines().next() != Some(digest.as_str()) {
+        return Ok(None);
+    }
+    let path = partition_file("marts", TABLE, date);
+    let batches = match crate::parquet_io::read_batches(&ctx.storage, &path).await {
+        Ok(b) if b.iter().all(|b| b.schema().fields() == schema().fields()) => b,
+        Ok(_) => return Ok(None),
+        Err(e) => {
+            warn!(night = %date, error = %e, "the value job's purchase histories could not be read; the orders are read instead");
+            return Ok(None);
+        }
+    };
+    Ok(Some(PurchaseDays { batches }))
+}
+
+/// The value job's fold of one night, as [`purchase_days`] reads it.
+pub struct PurchaseDays {
+    batches: Vec<RecordBatch>,
+}
+
+impl PurchaseDays {
+    /// Customers with a purchase.
+    pub fn customers(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The customers batch by batch, with their purchase days.
+    pub fn batches(&self) -> impl Iterator<Item = CustomerDays<'_>> {
+        self.batches.iter().map(|b| {
+            let days = b.column(4).as_list::<i64>();
+            CustomerDays {
+                ids: b.column(0).as_string::<i32>(),
+                offsets: days.value_offsets(),
+                tagged: days.values().as_primitive::<Int32Type>().values(),
+            }
+        })
+    }
+}
+
+/// A batch of [`PurchaseDays`].
+pub struct CustomerDays<'a> {
+    pub ids: &'a StringArray,
+    offsets: &'a [i64],
+    tagged: &'a [i32],
+}
+
+impl CustomerDays<'_> {
+    /// Customer `i`'s purchase days (days since 1970-01-01, ascending, one
+    /// per day).
+    pub fn days(&self, i: usize) -> impl Iterator<Item = i32> + '_ {
+        self.tagged[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+            .iter()
+            .map(|&d| super::summary::day_of(d))
+    }
 }
 
 /// Deletes every night's purchase histories: after rows of customers were

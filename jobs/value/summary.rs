@@ -111,7 +111,7 @@ fn tag(day: i32, valued: bool) -> i32 {
 }
 
 /// The day of a [`tag`]ged purchase day.
-fn day_of(tagged: i32) -> i32 {
+pub(super) fn day_of(tagged: i32) -> i32 {
     tagged >> 1
 }
 
