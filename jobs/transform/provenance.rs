@@ -26,7 +26,8 @@ use crate::storage::{Storage, partition_dir, partition_file};
 
 const FILE: &str = "_inputs";
 
-fn record_path(model: &str, date: NaiveDate) -> Path {
+/// Where the record of `model`'s partition for `date` is kept.
+pub fn record_path(model: &str, date: NaiveDate) -> Path {
     Path::from(format!("{}/{FILE}", partition_dir("marts", model, date)))
 }
 

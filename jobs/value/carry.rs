@@ -46,7 +46,7 @@ use tracing::{info, warn};
 use super::summary::{Run, Totals};
 use crate::context::JobContext;
 use crate::customer_index::Key;
-use crate::storage::{Storage, partition_dir, partition_file};
+use crate::storage::{Storage, partition_file};
 use crate::transform::models::Model;
 use crate::transform::{incremental_tests, provenance};
 use crate::{Error, Result};
@@ -162,7 +162,7 @@ pub(super) async fn keep(
     started_from: Option<NaiveDate>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let record_path = Path::from(format!("{}/_inputs", partition_dir("marts", TABLE, date)));
+    let record_path = provenance::record_path(TABLE, date);
     storage.delete(&record_path).await?;
     let batch = to_batch(&run)?;
     drop(run);

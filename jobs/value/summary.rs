@@ -910,6 +910,17 @@ mod tests {
 
     /// Differential: the flat merge against merging by sorting, for no run,
     /// one, two (the union of two sorted lists) and three.
+    /// A carried night folds only the new purchases: were the source not
+    /// replaced (the SQL's `FROM` line edited), it would fold every purchase
+    /// and add them to the carried ones.
+    #[test]
+    fn the_purchase_days_query_reads_the_source_it_is_given() {
+        let sql = purchase_days_sql("purchases_since");
+        assert!(sql.contains("FROM purchases_since AS p"), "{sql}");
+        assert!(!sql.contains("FROM purchases AS p"), "{sql}");
+        assert_eq!(purchase_days_sql("purchases"), PURCHASE_DAYS_SQL);
+    }
+
     #[test]
     fn merged_runs_equal_merging_by_sorting() {
         let mut rng = Xoshiro256Plus::seed_from_u64(5);
