@@ -1277,12 +1277,7 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     let cutoff = value::churn_cutoff(last, 90);
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(&demo_lake().0.join("lake"), &dir.path().join("lake"));
-    let cfg = attune::config::ValidConfig {
-        root: dir.path().to_string_lossy().into_owned(),
-        ..Default::default()
-    };
-    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
-        .expect("context");
+    let ctx = ctx_at(dir.path(), true);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let all = models::load(None).expect("models");
     let reuse = || {
@@ -1389,6 +1384,17 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     assert_eq!(kept, again);
 }
 
+/// A job context on the data root `root` (default settings, no key), whose
+/// jobs carry what they can from night to night when `incremental`.
+fn ctx_at(root: &Path, incremental: bool) -> attune::context::JobContext {
+    let cfg = attune::config::ValidConfig {
+        root: root.to_string_lossy().into_owned(),
+        transform_incremental: incremental,
+        ..Default::default()
+    };
+    attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context")
+}
+
 /// The value marts of `date` under `root`, as bytes: what a night that
 /// starts from carried purchase histories must write.
 fn value_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
@@ -1410,13 +1416,7 @@ fn value_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
 fn full_fold_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
     let copy = tempfile::tempdir().expect("tempdir");
     copy_tree(root, copy.path());
-    let cfg = attune::config::ValidConfig {
-        root: copy.path().to_string_lossy().into_owned(),
-        transform_incremental: false,
-        ..Default::default()
-    };
-    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
-        .expect("context");
+    let ctx = ctx_at(copy.path(), false);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let out = rt.block_on(value::run(&ctx, date)).expect("value job");
     assert_eq!(out.histories_from, None, "every order folded");
@@ -1427,19 +1427,13 @@ fn full_fold_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)>
 /// from the purchase histories of the night before and writes the bytes a
 /// night that folds every order writes. Then an earlier day's orders are
 /// exported again, refunded, on a new night: purchases leave the view, so
-/// that night folds every order (and still matches); `attune forget`
-/// deletes the carried histories.
+/// that night folds every order (and still matches).
 #[test]
 fn carried_purchase_histories_give_the_marts_of_a_full_fold() {
     let (lake, last) = demo_lake();
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(lake, dir.path());
-    let cfg = attune::config::ValidConfig {
-        root: dir.path().to_string_lossy().into_owned(),
-        ..Default::default()
-    };
-    let ctx = attune::context::JobContext::open(cfg, attune::context::KeyMode::NotNeeded)
-        .expect("context");
+    let ctx = ctx_at(dir.path(), true);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let first = last - chrono::Duration::days(2);
     let mut from = Vec::new();
