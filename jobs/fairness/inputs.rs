@@ -541,3 +541,66 @@ fn sentiment_instrument(b: &[RecordBatch], groups: &[String]) -> Result<Decision
     t.outcomes = sentiment_outcomes(&c.binary("scored")?, &c.floats("sentiment")?, &stratum);
     Ok(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{AsArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+    use datafusion::datasource::MemTable;
+
+    use super::*;
+
+    /// The decision queries cut the window on the timestamp too, for
+    /// row-group statistics: the same rows as the UTC day, a microsecond
+    /// before the window's first midnight out, the midnight itself in.
+    #[tokio::test]
+    async fn the_window_on_the_timestamp_keeps_the_days_rows() {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![Field::new("created_at", ts, false)]));
+        let midnight = 1_741_564_800_000_000i64; // 2025-03-10T00:00:00Z
+        let at = [midnight - 1, midnight, midnight + 86_399_999_999];
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(
+                TimestampMicrosecondArray::from(at.to_vec()).with_timezone("UTC"),
+            )],
+        )
+        .expect("batch");
+        let df = SessionContext::new();
+        df.register_table(
+            "t",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
+        )
+        .expect("register");
+        df.register_udf(crate::transform::date_constant_udf(
+            "window_start",
+            NaiveDate::from_ymd_opt(2025, 3, 10).expect("date"),
+        ));
+        crate::catalog::install_functions(&df);
+        let count = |filter: &str| {
+            let df = df.clone();
+            let sql = format!("SELECT count(*) AS n FROM t WHERE {filter}");
+            async move {
+                let b = df
+                    .sql(&sql)
+                    .await
+                    .expect("plan")
+                    .collect()
+                    .await
+                    .expect("run");
+                b[0].column(0).as_primitive::<Int64Type>().value(0)
+            }
+        };
+        assert_eq!(count("CAST(created_at AS DATE) >= window_start()").await, 2);
+        assert_eq!(
+            count("created_at >= CAST(window_start() AS TIMESTAMP)").await,
+            2
+        );
+        assert_eq!(
+            count("created_at >= CAST(window_start() AS TIMESTAMP) AND created_at < TIMESTAMP '2025-03-10T00:00:00.000001Z'").await,
+            1
+        );
+    }
+}

@@ -7,7 +7,9 @@ WITH received AS (
         max(CASE WHEN o.offer_type = 'free_item' THEN 1 ELSE 0 END) AS free_item,
         max(CASE WHEN o.offer_type = 'bundle' THEN 1 ELSE 0 END) AS bundle
     FROM stg_offers AS o
+    -- the timestamp too, for row-group statistics (as in service.sql)
     WHERE o.decided_date >= window_start()
+        AND o.decided_at >= CAST(window_start() AS TIMESTAMP)
     GROUP BY customer_key(o.customer_id)
 )
 SELECT

@@ -12,4 +12,6 @@ SELECT
     o.decided_by
 FROM stg_offers AS o
 JOIN audit_customers AS c ON c.customer_key = customer_key(o.customer_id)
+-- the timestamp too, for row-group statistics (as in service.sql)
 WHERE o.decided_date >= window_start()
+    AND o.decided_at >= CAST(window_start() AS TIMESTAMP)
