@@ -118,6 +118,26 @@ pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
         .expect("batches")
 }
 
+/// The bytes of each of `tables`' mart partition for `date` under `root`:
+/// what two ways of computing the same night must both write.
+pub fn mart_bytes(
+    root: &Path,
+    tables: &[&'static str],
+    date: NaiveDate,
+) -> Vec<(&'static str, Vec<u8>)> {
+    tables
+        .iter()
+        .map(|t| {
+            let file = root
+                .join("marts")
+                .join(t)
+                .join(format!("dt={date}"))
+                .join("part-0.parquet");
+            (*t, std::fs::read(&file).expect("mart partition"))
+        })
+        .collect()
+}
+
 /// Every file under `dir`, recursively, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -234,17 +234,7 @@ const CARRIED: [&str; 5] = [
 ];
 
 fn daily_bytes(root: &std::path::Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
-    INCREMENTAL
-        .iter()
-        .map(|m| {
-            let file = root
-                .join("marts")
-                .join(m)
-                .join(format!("dt={date}"))
-                .join("part-0.parquet");
-            (*m, std::fs::read(&file).expect("mart partition"))
-        })
-        .collect()
+    common::mart_bytes(root, &INCREMENTAL, date)
 }
 
 /// One night by hand: `rows` of orders exported on `day`, ingested and

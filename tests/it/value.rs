@@ -1398,17 +1398,11 @@ fn ctx_at(root: &Path, incremental: bool) -> attune::context::JobContext {
 /// The value marts of `date` under `root`, as bytes: what a night that
 /// starts from carried purchase histories must write.
 fn value_bytes(root: &Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
-    ["customer_value", "churn_rates", "churn_evaluation"]
-        .into_iter()
-        .map(|t| {
-            let file = root
-                .join("marts")
-                .join(t)
-                .join(format!("dt={date}"))
-                .join("part-0.parquet");
-            (t, std::fs::read(&file).expect("mart file"))
-        })
-        .collect()
+    crate::common::mart_bytes(
+        root,
+        &["customer_value", "churn_rates", "churn_evaluation"],
+        date,
+    )
 }
 
 /// [`value_bytes`] of a value job that folds every order
