@@ -15,8 +15,11 @@
 //!
 //! # Order
 //! Customers of every date go first, in date order, because they carry the
-//! consent decisions the other tables are filtered by; then every other
-//! (table, date) partition runs in parallel on `ingest.threads` workers.
+//! consent decisions the other tables are filtered by: their files are read
+//! for the decisions on the workers ahead of the list, which takes them in
+//! date order, and each day's rows are written with the list as that day
+//! left it. Then every other (table, date) partition runs in parallel, on
+//! `ingest.threads` workers in all.
 //! Last, customers who consented before and withdrew in this run lose their
 //! earlier rows in lake and marts ([`crate::privacy::withdrawal`]).
 
@@ -341,7 +344,13 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     });
 
     // Phase 1: consent decisions, in date order; each customers partition
-    // is then written filtered by the list its own decisions updated.
+    // is then written filtered by the list its own decisions updated. Up to
+    // `threads` partitions are read or written at once: the next dates'
+    // decisions are read while the earlier dates' rows are written (the
+    // two passes, one after the other, kept one core of two busy for 6.5 s
+    // of a 50 s ingest at a million customers). While the lake is re-keyed,
+    // one at a time: each read needs the list as it stood before it, and
+    // each write finds earlier-key entries the next date's carry moves.
     let mut list = ConsentList::load(storage).await?;
     let (customer_jobs, other_jobs): (Vec<_>, Vec<_>) = jobs
         .into_iter()
@@ -351,16 +360,41 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     // customers listed under the key before a key change, listed anew under
     // this one (only while the lake is re-ingested with that key given)
     let mut carried: HashSet<Pseudonym> = HashSet::new();
-    for job in customer_jobs {
-        let sh = shared.clone();
-        let first = job.clone();
-        let listed = shared
-            .earlier_key
-            .as_ref()
-            .map(|_| Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>()));
-        let pass = tokio::task::spawn_blocking(move || read_customers(&sh, &first, listed))
-            .await
-            .map_err(crate::nightly::panics::joined("an ingest worker"))??;
+    let threads = ctx.cfg.ingest.threads.max(1);
+    let slots = if shared.earlier_key.is_some() {
+        1
+    } else {
+        threads
+    };
+    let joined = |e: tokio::task::JoinError| crate::nightly::panics::joined("an ingest worker")(e);
+    let mut reads = std::collections::VecDeque::new();
+    let mut writing: futures::stream::FuturesUnordered<
+        tokio::task::JoinHandle<Result<PartitionOutcome>>,
+    > = futures::stream::FuturesUnordered::new();
+    let mut customer_jobs = customer_jobs.into_iter().peekable();
+    loop {
+        while reads.len() + writing.len() < slots
+            && let Some(job) = customer_jobs.next()
+        {
+            let sh = shared.clone();
+            let first = job.clone();
+            let listed = shared
+                .earlier_key
+                .as_ref()
+                .map(|_| Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>()));
+            let read = tokio::task::spawn_blocking(move || read_customers(&sh, &first, listed));
+            reads.push_back((job, read));
+        }
+        let Some((job, read)) = reads.pop_front() else {
+            if customer_jobs.peek().is_none() {
+                // the last writes go on beside phase 2
+                break;
+            }
+            let written = (writing.next().await).expect("with no read running, every slot writes");
+            partitions.push(written.map_err(joined)??);
+            continue;
+        };
+        let pass = read.await.map_err(joined)??;
         // an entry of the earlier key moves to the new pseudonym before the
         // day's decisions apply, so a later "yes" still undoes it
         if let Some(earlier) = &shared.earlier_key {
@@ -369,26 +403,36 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         for (p, d) in pass.decisions {
             list.apply(p, d);
         }
+        if reads.len() + writing.len() >= slots
+            && let Some(written) = writing.next().await
+        {
+            partitions.push(written.map_err(joined)??);
+        }
         let sh = shared.clone();
         let opted_out = Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>());
         let latest = Some(pass.latest);
-        let outcome =
-            tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, opted_out, latest))
-                .await
-                .map_err(crate::nightly::panics::joined("an ingest worker"))??;
-        partitions.push(outcome);
+        writing.push(tokio::task::spawn_blocking(move || {
+            ingest_partition(&sh, &job, opted_out, latest)
+        }));
     }
 
-    // Phase 2: everything else, in parallel.
+    // Phase 2: everything else, in parallel, after the customers' writes
+    // still running.
     let opted_out = Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>());
-    let mut results = futures::stream::iter(other_jobs.into_iter().map(|job| {
+    for job in other_jobs {
+        if writing.len() >= threads
+            && let Some(written) = writing.next().await
+        {
+            partitions.push(written.map_err(joined)??);
+        }
         let sh = shared.clone();
         let set = opted_out.clone();
-        tokio::task::spawn_blocking(move || ingest_partition(&sh, &job, set, None))
-    }))
-    .buffer_unordered(ctx.cfg.ingest.threads.max(1));
-    while let Some(r) = results.next().await {
-        partitions.push(r.map_err(crate::nightly::panics::joined("an ingest worker"))??);
+        writing.push(tokio::task::spawn_blocking(move || {
+            ingest_partition(&sh, &job, set, None)
+        }));
+    }
+    while let Some(written) = writing.next().await {
+        partitions.push(written.map_err(joined)??);
     }
     partitions.sort_by_key(|p| (p.date, table_rank(&p.table)));
 
