@@ -148,14 +148,15 @@ impl Input {
 /// Scores of texts already scored in the run, by the texts' fingerprints
 /// (two xxHash64s, as ingest's pseudonym cache keys identifiers). Messages
 /// repeat: at a million customers 2.8M texts are 0.76M distinct ones (the
-/// tickets' 1.79M only 0.22M: "Where is my order?" in its variations), and
-/// a score is a function of the text alone.
+/// tickets' 1.79M only 0.22M), and a score is a function of the text alone.
 type Known =
     HashMap<u128, Scored, std::hash::BuildHasherDefault<crate::ingest::pseudonym::PassThrough>>;
 
-/// Texts [`Known`] keeps at most, about 60 MiB: beyond, new texts are
-/// scored each time they come, so memory stays bounded on any input.
-const KNOWN_LIMIT: usize = 1 << 19;
+/// Texts [`Known`] keeps at most: seven eighths of 2²⁰, as many as a table
+/// of 2²⁰ slots holds (113 bytes a slot, 113 MiB), every distinct text at
+/// a million customers. Beyond, new texts are scored each time they come,
+/// so memory stays bounded on any input.
+const KNOWN_LIMIT: usize = (1 << 20) / 8 * 7;
 
 /// Scores rows `range` of a batch and counts the phrases of those sent at
 /// or after `themes_from` (epoch microseconds). A text in `known` (the
