@@ -397,6 +397,23 @@ pub fn register_absent_lake_tables(ctx: &SessionContext, present: &[&str]) -> Re
     Ok(added)
 }
 
+/// Test helper: the integer columns of the first row `sql` returns.
+#[cfg(test)]
+pub(crate) async fn first_row_ints(ctx: &SessionContext, sql: &str) -> Vec<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let got = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    (0..got[0].num_columns())
+        .map(|i| got[0].column(i).as_primitive::<Int64Type>().value(0))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,18 +516,7 @@ mod tests {
             .expect("register");
         let rows = |sql: String| {
             let ctx = ctx.clone();
-            async move {
-                let got = ctx
-                    .sql(&sql)
-                    .await
-                    .expect("sql")
-                    .collect()
-                    .await
-                    .expect("rows");
-                (0..got[0].num_columns())
-                    .map(|i| got[0].column(i).as_primitive::<Int64Type>().value(0))
-                    .collect::<Vec<i64>>()
-            }
+            async move { first_row_ints(&ctx, &sql).await }
         };
         let per_customer = "SELECT customer_key(id) AS k, count(*) AS n, min(v) AS m, sum(v) AS total \
                             FROM events GROUP BY customer_key(id)";

@@ -546,8 +546,8 @@ fn sentiment_instrument(b: &[RecordBatch], groups: &[String]) -> Result<Decision
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{AsArray, TimestampMicrosecondArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+    use datafusion::arrow::array::TimestampMicrosecondArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::datasource::MemTable;
 
     use super::*;
@@ -582,16 +582,7 @@ mod tests {
         let count = |filter: &str| {
             let df = df.clone();
             let sql = format!("SELECT count(*) AS n FROM t WHERE {filter}");
-            async move {
-                let b = df
-                    .sql(&sql)
-                    .await
-                    .expect("plan")
-                    .collect()
-                    .await
-                    .expect("run");
-                b[0].column(0).as_primitive::<Int64Type>().value(0)
-            }
+            async move { crate::catalog::first_row_ints(&df, &sql).await[0] }
         };
         assert_eq!(count("CAST(created_at AS DATE) >= window_start()").await, 2);
         assert_eq!(

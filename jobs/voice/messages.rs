@@ -100,10 +100,12 @@ pub fn schema() -> SchemaRef {
 /// one is not scored. The empathy job reads the customers' words of its
 /// tickets through here too, so both jobs see the same emotions.
 pub fn score_text(scorer: &Scorer, text: Option<&str>) -> Scored {
-    match text {
-        Some(t) if !t.trim().is_empty() => scorer.score(t),
-        _ => no_text(),
-    }
+    words(text).map_or_else(no_text, |t| scorer.score(t))
+}
+
+/// The text when it has something to score: not missing, not blank.
+fn words(text: Option<&str>) -> Option<&str> {
+    text.filter(|t| !t.trim().is_empty())
 }
 
 /// The result of scoring a message without words.
@@ -175,8 +177,8 @@ fn score_slice(
     let mut fresh = Known::default();
     for i in range {
         let text = opt_str(&input.text, i);
-        let s = match text {
-            Some(t) if !t.trim().is_empty() => {
+        let s = match words(text) {
+            Some(t) => {
                 let fingerprint = crate::ingest::pseudonym::fingerprint128(t.as_bytes());
                 match known.get(&fingerprint).or_else(|| fresh.get(&fingerprint)) {
                     Some(s) => *s,
@@ -187,7 +189,7 @@ fn score_slice(
                     }
                 }
             }
-            _ => score_text(scorer, text),
+            None => no_text(),
         };
         let side = match s.label {
             Label::Negative => Some(Side::Negative),
