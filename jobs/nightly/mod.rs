@@ -13,6 +13,7 @@
 //! [`stamps`]); `--force` runs it anyway. After a crash, the next run
 //! therefore redoes only what did not complete.
 
+pub mod early;
 pub mod lease;
 pub mod lock;
 pub mod panics;
@@ -212,9 +213,27 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         }
     }
 
+    // The privacy job's lake scan starts once the transform has run (its
+    // lineage says which mart columns are record keys), beside the jobs
+    // before privacy: 1.5 s off a night at a million customers. Not when
+    // the jobs run one at a time, nor after a skipped transform (a re-run
+    // over unchanged inputs would scan for a privacy job it then skips).
+    let early = std::sync::Arc::new(early::EarlyScan::default());
+    let mut scan_early =
+        failure.is_none() && pending.contains(&"privacy") && ctx.cfg.parallel_jobs > 1;
     let mut running = futures::stream::FuturesUnordered::new();
     let mut in_flight: Vec<&'static str> = Vec::new();
     loop {
+        let transformed = || {
+            manifest
+                .jobs
+                .iter()
+                .any(|j| j.job == "transform" && j.status == "ok")
+        };
+        if scan_early && failure.is_none() && transformed() {
+            early.start(ctx, last);
+            scan_early = false;
+        }
         while failure.is_none() {
             let Some(job) = schedule::next(&pending, &in_flight, &done, ctx.cfg.parallel_jobs)
             else {
@@ -234,8 +253,10 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                     .iter()
                     .filter_map(|j| written.get(j).cloned()),
             );
-            let task =
-                progress::JOB.scope(job, step(ctx.clone(), job, last, digests, params.force));
+            let task = progress::JOB.scope(
+                job,
+                step(ctx.clone(), job, last, digests, params.force, early.clone()),
+            );
             let handle = tokio::spawn(task);
             running.push(async move { (job, handle.await) });
         }
@@ -500,6 +521,7 @@ async fn step(
     date: NaiveDate,
     upstream: Vec<String>,
     force: bool,
+    early: std::sync::Arc<early::EarlyScan>,
 ) -> Stepped {
     let timer = JobTimer::start(job);
     if job == "retention" {
@@ -530,7 +552,7 @@ async fn step(
             return Ok(StepResult::Skipped(s));
         }
         stamps::clear(&ctx.storage, job, date).await?;
-        let (ran, finished) = panics::contain(job, run_job(&ctx, job, date)).await?;
+        let (ran, finished) = panics::contain(job, run_job(&ctx, job, date, &early)).await?;
         outcome = Some(finished);
         let written = stamps::digest(&ctx.storage, &places).await?;
         let stamp = Stamp {
@@ -556,7 +578,12 @@ async fn step(
 }
 
 /// Runs one job after ingest for `date`.
-async fn run_job(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<(Ran, Finished)> {
+async fn run_job(
+    ctx: &JobContext,
+    job: &str,
+    date: NaiveDate,
+    early: &early::EarlyScan,
+) -> Result<(Ran, Finished)> {
     match job {
         "transform" => {
             let o = transform::run(ctx, date).await?;
@@ -580,7 +607,7 @@ async fn run_job(ctx: &JobContext, job: &str, date: NaiveDate) -> Result<(Ran, F
             Ok((ran, Finished::Voice(Box::new(o))))
         }
         "privacy" => {
-            let o = privacy::run(ctx, date).await?;
+            let o = privacy::run_after(ctx, date, early.take().await?).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, o.gate_findings());
             Ok((ran, Finished::Privacy(Box::new(o))))
         }

@@ -284,12 +284,83 @@ fn is_own_output(area: &str, table: &str) -> bool {
     area == "marts" && table == "privacy_checks"
 }
 
-/// Runs every check as of `date` and writes `marts/privacy_checks`.
+/// The part of the privacy job's scan that reads no mart: what the leak
+/// checks look for (the landing identifiers, the consent and erasure lists)
+/// and what every lake partition holds. The jobs between ingest and
+/// privacy write marts only, so a nightly runs this beside them and the
+/// privacy job scans the run date's marts at its turn (see
+/// [`run_after`]).
+pub struct LakeScan {
+    raw: Option<RawIdsRead>,
+    consent: ConsentList,
+    requests: Vec<erasure::ErasureRequest>,
+    erased: std::collections::HashSet<crate::ingest::pseudonym::Pseudonym>,
+    /// With the lake's record keys only: the marts' come from the lineage
+    /// the transform writes.
+    needles: Needles,
+    facts: scan::ScanFacts,
+    seconds: f64,
+}
+
+/// Scans every lake partition for what the leak checks look for.
 #[instrument(skip_all, fields(job = "privacy", run_id = %ctx.run_id))]
+pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
+    let storage = &ctx.storage;
+    let started = std::time::Instant::now();
+    let raw = landing_ids(ctx, date).await?;
+    let consent = ConsentList::load(storage).await?;
+    let requests = erasure::load_requests(storage).await?;
+    let mut erased = std::collections::HashSet::new();
+    for r in &requests {
+        erased.extend(r.pseudonym_set()?);
+    }
+    let needles = Arc::new(Needles::new(
+        raw.as_ref()
+            .map(|r| r.fingerprints.iter().copied().collect())
+            .unwrap_or_default(),
+        raw.as_ref().map(|r| r.shape.clone()).unwrap_or_default(),
+        consent.pseudonyms.iter().copied().collect(),
+        erased.iter().copied().collect(),
+        record_keys(ctx, None),
+    ));
+    crate::nightly::progress::step("scanning every string of the lake");
+    let files = scan::table_files(storage, "lake", Partitions::All).await?;
+    let facts = scan::scan_leaks(storage, files, needles.clone(), ctx.cfg.ingest.threads).await?;
+    let needles = Arc::into_inner(needles)
+        .ok_or_else(|| Error::Internal("the lake scan kept its needles".into()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    info!(
+        files = facts.files,
+        rows = facts.rows,
+        seconds,
+        "scanned the lake"
+    );
+    Ok(LakeScan {
+        raw,
+        consent,
+        requests,
+        erased,
+        needles,
+        facts,
+        seconds,
+    })
+}
+
+/// Runs every check as of `date` and writes `marts/privacy_checks`.
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
+    run_after(ctx, date, None).await
+}
+
+/// [`run`], with the lake scanned already when `lake` is given (by
+/// [`scan_lake`] for the same date, over the lake as it is now).
+#[instrument(skip_all, fields(job = "privacy", run_id = %ctx.run_id))]
+pub async fn run_after(
+    ctx: &JobContext,
+    date: NaiveDate,
+    lake: Option<LakeScan>,
+) -> Result<PrivacyOutcome> {
     let storage = &ctx.storage;
     let cfg = &ctx.cfg;
-    let threads = cfg.ingest.threads;
     let (session, tables) = catalog::session_with_all(storage).await?;
     let has = |area: &str, name: &str| tables.iter().any(|t| t.area == area && t.name == name);
     let mut warnings = Vec::new();
@@ -307,33 +378,30 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<PrivacyOutcome> {
     };
 
     // One pass over every string value of lake and marts.
+    let lake = match lake {
+        Some(lake) => lake,
+        None => scan_lake(ctx, date).await?,
+    };
     let started = std::time::Instant::now();
-    let raw = landing_ids(ctx, date).await?;
-    let consent = ConsentList::load(storage).await?;
-    let requests = erasure::load_requests(storage).await?;
-    let mut erased = std::collections::HashSet::new();
-    for r in &requests {
-        erased.extend(r.pseudonym_set()?);
-    }
-    let record_keys = record_keys(ctx, lineage.as_ref().map(|l| &l.lineage));
-    let needles = Arc::new(Needles::new(
-        raw.as_ref()
-            .map(|r| r.fingerprints.iter().copied().collect())
-            .unwrap_or_default(),
-        raw.as_ref().map(|r| r.shape.clone()).unwrap_or_default(),
-        consent.pseudonyms.iter().copied().collect(),
-        erased.iter().copied().collect(),
-        record_keys,
-    ));
-    crate::nightly::progress::step("scanning every string of lake and marts");
-    let mut files = scan::table_files(storage, "lake", Partitions::All).await?;
-    files.extend(scan::table_files(storage, "marts", Partitions::Of(date)).await?);
+    let LakeScan {
+        raw,
+        consent,
+        requests,
+        erased,
+        mut needles,
+        facts: mut scanned,
+        seconds: lake_seconds,
+    } = lake;
+    needles.record_keys = record_keys(ctx, lineage.as_ref().map(|l| &l.lineage));
+    crate::nightly::progress::step("scanning every string of the marts");
+    let mut files = scan::table_files(storage, "marts", Partitions::Of(date)).await?;
     // The checks judge what the other jobs keep; their own findings of an
     // earlier run for the date (names and counts, never values) are not
     // input, or a re-run would differ.
     files.retain(|f| !is_own_output(&f.area, &f.table));
-    let scanned = scan::scan_leaks(storage, files, needles, threads).await?;
-    let seconds_scanning = started.elapsed().as_secs_f64();
+    let marts = scan::scan_leaks(storage, files, Arc::new(needles), cfg.ingest.threads).await?;
+    scanned.merge(marts);
+    let seconds_scanning = lake_seconds + started.elapsed().as_secs_f64();
     info!(
         files = scanned.files,
         rows = scanned.rows,

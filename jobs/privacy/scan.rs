@@ -702,7 +702,8 @@ pub struct ScanFacts {
 }
 
 impl ScanFacts {
-    fn merge(&mut self, o: ScanFacts) {
+    /// Adds `o`'s counts: scans of disjoint files merge into the scan of all.
+    pub fn merge(&mut self, o: ScanFacts) {
         for (k, v) in o.columns {
             self.columns.entry(k).or_default().add(&v);
         }

@@ -134,6 +134,10 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     );
     let ingested = fourth.ingest.as_ref().expect("ingest ran");
     assert_eq!(ingested.dates, vec![params.start], "only the changed day");
+    let checks = root
+        .path()
+        .join(format!("marts/privacy_checks/dt={last}/part-0.parquet"));
+    let checks_after_transform = std::fs::read(&checks).expect("privacy checks");
 
     let forced = nightly::run(
         &ctx,
@@ -162,6 +166,13 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     assert_eq!(
         statuses(&from_fairness),
         pairs(&[("fairness", "ok"), ("privacy", "ok"), ("report", "ok")])
+    );
+    // After the transform ran, the nightly scanned the lake for privacy
+    // beside the jobs before it; without it, privacy scanned at its turn:
+    // the same checks.
+    assert!(
+        std::fs::read(&checks).expect("privacy checks") == checks_after_transform,
+        "privacy's checks depend on when it scanned the lake"
     );
 
     let bad = nightly::run(
