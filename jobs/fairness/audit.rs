@@ -95,11 +95,26 @@ impl AuditReport {
 
 /// Audits the tables together: one correction over all their tests.
 pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditReport> {
+    // Each table is sorted by subject and grouped on its own thread, the
+    // largest first: one after another they kept one core busy for 2 s
+    // of the audit's 4.7 at a million customers.
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tables[i].rows));
+    let mut ready: Vec<Option<(Result<Prepared>, Vec<String>)>> =
+        (0..tables.len()).map(|_| None).collect();
+    let made = crate::parallel::map(&order, threads(params.threads), &|&i: &usize| {
+        let mut warnings = Vec::new();
+        (Prepared::new(&tables[i], params, &mut warnings), warnings)
+    });
+    for (i, p) in order.into_iter().zip(made) {
+        ready[i] = Some(p);
+    }
     let mut warnings = Vec::new();
-    let prepared: Vec<Prepared> = tables
-        .iter()
-        .map(|t| Prepared::new(t, params, &mut warnings))
-        .collect::<Result<_>>()?;
+    let mut prepared: Vec<Prepared> = Vec::with_capacity(tables.len());
+    for (p, w) in ready.into_iter().flatten() {
+        prepared.push(p?);
+        warnings.extend(w);
+    }
     let mut units = Vec::new();
     for (ti, p) in prepared.iter().enumerate() {
         units.extend((0..p.table.outcomes.len()).map(|oi| Unit::Outcome(ti, oi)));
@@ -186,10 +201,7 @@ fn run_units<F>(units: &[Unit], costs: &[usize], threads: usize, work: F) -> Res
 where
     F: Fn(&Unit) -> Result<UnitOut> + Sync,
 {
-    let threads = match threads {
-        0 => crate::parallel::threads(),
-        n => n,
-    };
+    let threads = self::threads(threads);
     let mut order: Vec<usize> = (0..units.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
     let done = crate::parallel::map(&order, threads, &|&i: &usize| work(&units[i]));
@@ -201,6 +213,14 @@ where
         .into_iter()
         .map(|out| out.expect("every unit is run once"))
         .collect()
+}
+
+/// `[fairness] threads`: 0 is one per core.
+fn threads(configured: usize) -> usize {
+    match configured {
+        0 => crate::parallel::threads(),
+        n => n,
+    }
 }
 
 /// Findings and the p-values of their tests (indices in `Pending::test`).

@@ -2163,6 +2163,27 @@ fn synthetic_tables(customers: usize, seed: u64) -> Vec<DecisionTable> {
     vec![service, offers, reach, flags, model, feedback]
 }
 
+/// The tables are prepared (sorted by subject, grouped) on several threads
+/// and their units audited on several: the report is the one a single
+/// thread makes, warnings in table order included.
+#[test]
+fn an_audit_of_six_tables_is_the_same_on_one_thread_and_on_four() {
+    let tables = synthetic_tables(3000, 11);
+    let at = |threads: usize| {
+        let params = AuditParams {
+            resamples: 200,
+            threads,
+            ..AuditParams::default()
+        };
+        audit(&tables, &params).expect("audit")
+    };
+    let one = at(1);
+    assert!(one.tests > 0 && !one.findings.is_empty());
+    for threads in [2, 4] {
+        assert_eq!(at(threads), one, "{threads} threads");
+    }
+}
+
 /// Speed at the scale of a million customers (synthetic decision tables
 /// with the sizes the generator produces at 1M customers and two years),
 /// bootstrap included:
