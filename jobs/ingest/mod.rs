@@ -739,13 +739,16 @@ fn ingest_partition(
         sh.redactor.clone(),
         i64::from(job.date.year()),
     );
+    // each worker writes its own partitions, on its own thread
     let lake = ParquetSink::create_with(
         sh.storage.store(),
         lake_path,
         validator.schema(),
         writer_properties_without_dictionary(&contract.distinct_columns()),
-    )?;
-    let quarantine = ParquetSink::create(sh.storage.store(), quarantine_path, quarantine_schema())?;
+    )?
+    .threads(1);
+    let quarantine =
+        ParquetSink::create(sh.storage.store(), quarantine_path, quarantine_schema())?.threads(1);
     let mut sink = PartitionSink {
         customer_col: contract.customer_column(),
         pk: contract.primary_key.clone(),
