@@ -97,10 +97,13 @@ fn session(storage: &Storage, limit_bytes: Option<usize>, config: SessionConfig)
 
 /// attune's own SQL functions and rewrites, in every session and in the
 /// models' `.slt` tests alike: `customer_key()` and the fast UTC day of a
-/// timestamp (`run_date()` is per run: see `transform::run_date_udf`).
+/// timestamp (`run_date()` is per run: see `transform::run_date_udf`), and
+/// a `count` whose grouped `COUNT(DISTINCT)` of a BIGINT sorts instead of
+/// hashing (`distinct_count`).
 pub fn install_functions(ctx: &SessionContext) {
     crate::utc_dates::install(ctx);
     ctx.register_udf(crate::customer_key::udf());
+    ctx.register_udaf(crate::distinct_count::udaf());
 }
 
 /// How attune reads Parquet through DataFusion: strings as plain Utf8, not

@@ -33,6 +33,7 @@
 //! - [`query`]: `attune query` and `attune tables`, for analysts
 //! - [`catalog`]: lake and mart tables registered in DataFusion (hive `dt` partitions)
 //! - [`utc_dates`]: the day of a UTC timestamp by division, swapped in for `CAST(ts AS DATE)`
+//! - [`distinct_count`]: `count(DISTINCT)` of a BIGINT per group by sorting, in place of DataFusion's hash set
 //! - [`config`]: `attune.toml`, checked once into `ValidConfig`
 //! - [`schema`]: input contracts from `schemas/*.toml`
 //! - [`storage`]: the data root on an object store; atomic partition files
@@ -51,6 +52,7 @@ pub mod context;
 pub mod customer_index;
 pub mod customer_key;
 pub mod demo;
+pub mod distinct_count;
 pub mod doctor;
 pub mod empathy;
 pub mod error;

@@ -28,7 +28,11 @@
 -- in all at a million customers. Counting the ids themselves held 5 GB of
 -- strings; a DISTINCT of (day, channel, customer) triples of its own,
 -- joined back, scanned the orders twice and peaked at 1.8 GB (this: 0.9-1.2
--- GB, a seventh less CPU, the same bytes).
+-- GB, a seventh less CPU, the same bytes). In attune's sessions `count`
+-- counts the distinct BIGINTs of a group by sorting them, where DataFusion
+-- 55 hashes every (group, key) pair into one set (jobs/distinct_count.rs):
+-- the model alone, first night at a million customers, 4.9 CPU-seconds
+-- instead of 7.3-7.6 and 1.0-1.1 GB instead of 1.2, the same bytes.
 -- The money is split by arithmetic on a 0/1 refund flag, not by CASE: in
 -- DataFusion 55 a CASE whose branch is an expression filters the batch once
 -- per branch and merges the two results (unless the whole batch takes one
