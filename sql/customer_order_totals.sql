@@ -2,7 +2,7 @@
 -- materialized: table
 -- purpose: Each customer's order counts and sums in each currency, from which customer_features takes its order columns; kept as running totals that a night updates from its own exports instead of grouping every order of the history again.
 -- grain: one row per customer_key and currency (NULL when the order had none) with at least one order in stg_orders as of the run date
--- incremental: per customer_key, currency by stg_orders.ordered_at; windows 30, 90, 365 days
+-- incremental: per customer_key, currency, customer_id by stg_orders.ordered_at; windows 30, 90, 365 days
 -- column customer_key: customer_key(customer_id), the BIGINT key the models join customers on
 -- column currency: the orders' currency (ISO 4217); NULL for orders without one
 -- column customer_id: pseudonymous customer id (HMAC of the export's id); kept so that an erasure finds these rows by the pseudonym
@@ -37,10 +37,15 @@
 -- branch and merges the results; a FILTER is a bitmask the accumulator
 -- reads). Money is summed in whole cents: a float sum depends on the order
 -- rows arrive in, and the same inputs must give byte-identical marts.
+-- customer_id is a key of the grouping, not max(customer_id): it is the
+-- same within a customer_key (stg_customers tests the key unique), and
+-- comparing it as part of the group costs less than a string maximum per
+-- order (first night at a million customers, 10.8-11.9 CPU-seconds
+-- instead of 13.0-13.3, the same rows).
 SELECT
     customer_key(o.customer_id) AS customer_key,
     o.currency,
-    max(o.customer_id) AS customer_id,
+    o.customer_id,
     min(o.ordered_at) FILTER (WHERE NOT o.refunded) AS first_order_at,
     max(o.ordered_at) FILTER (WHERE NOT o.refunded) AS last_order_at,
     count(*) FILTER (WHERE NOT o.refunded) AS kept_orders,
@@ -54,5 +59,5 @@ SELECT
     count(*) FILTER (WHERE NOT o.refunded AND o.channel = 'online') AS online_orders,
     count(*) FILTER (WHERE NOT o.refunded AND o.channel = 'app') AS app_orders
 FROM stg_orders AS o
-GROUP BY customer_key(o.customer_id), o.currency
-ORDER BY customer_key, currency
+GROUP BY customer_key(o.customer_id), o.currency, o.customer_id
+ORDER BY customer_key, currency, customer_id
