@@ -208,7 +208,27 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     }
 
     crate::nightly::progress::step("scores by segment and touchpoint, closed loop");
-    let cells = scores::read_cells(&session, &params).await?;
+    // Three independent reads, each a task of its own: the session plans
+    // one partition, so one after another (or polled together by one task)
+    // their queries and the decoding of their rows kept one core busy for
+    // the job's last 3.4 s at a million customers while the other sat idle.
+    let read_cells = tokio::spawn({
+        let session = session.clone();
+        async move { scores::read_cells(&session, &params).await }
+    });
+    let read_tickets = tokio::spawn({
+        let session = session.clone();
+        async move { closed_loop::read_negative_tickets(&session, &params).await }
+    });
+    let read_quality = tokio::spawn({
+        let session = session.clone();
+        async move { quality::read(&session, &params).await }
+    });
+    let joined = || crate::nightly::panics::joined("a voice query");
+    let (cells, tickets, quality) = tokio::join!(read_cells, read_tickets, read_quality);
+    let cells = cells.map_err(joined())??;
+    let tickets = tickets.map_err(joined())??;
+    let (reviews, counts) = quality.map_err(joined())??;
     let score_rows = scores::rows(&cells, date, k);
     let suppressed_score_rows = score_rows.iter().filter(|r| r.suppressed).count() as u64;
     let n_scores = mart::publish(
@@ -230,7 +250,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     )
     .await?;
 
-    let tickets = closed_loop::read_negative_tickets(&session, &params).await?;
     let detractors = cells
         .iter()
         .find(|c| c.metric == "nps" && c.period_type == "all" && c.dimension == "all")
@@ -251,7 +270,6 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
         ));
     }
 
-    let (reviews, counts) = quality::read(&session, &params).await?;
     let mut metrics = quality::agreement_metrics(&reviews, k);
     metrics.extend(quality::count_metrics(&counts, k));
     mart::publish_model_metrics(storage, date, "voice", &metrics).await?;
