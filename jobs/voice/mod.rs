@@ -52,7 +52,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use serde::Serialize;
-use tracing::{debug, info, instrument, warn};
+use tracing::{Instrument, debug, info, instrument, warn};
 
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
@@ -214,15 +214,15 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     // the job's last 3.4 s at a million customers while the other sat idle.
     let read_cells = tokio::spawn({
         let session = session.clone();
-        async move { scores::read_cells(&session, &params).await }
+        async move { scores::read_cells(&session, &params).await }.in_current_span()
     });
     let read_tickets = tokio::spawn({
         let session = session.clone();
-        async move { closed_loop::read_negative_tickets(&session, &params).await }
+        async move { closed_loop::read_negative_tickets(&session, &params).await }.in_current_span()
     });
     let read_quality = tokio::spawn({
         let session = session.clone();
-        async move { quality::read(&session, &params).await }
+        async move { quality::read(&session, &params).await }.in_current_span()
     });
     let joined = || crate::nightly::panics::joined("a voice query");
     let (cells, tickets, quality) = tokio::join!(read_cells, read_tickets, read_quality);
