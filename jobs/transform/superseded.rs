@@ -24,15 +24,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Date32Builder, RecordBatch, StringBuilder,
 };
+use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::DFSchema;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
@@ -510,22 +513,52 @@ pub fn to_batch(replaced: &[Replaced]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema(), columns)?)
 }
 
-/// The list as a table for the staging views' `NOT EXISTS`. An empty list
-/// is an empty relation the optimizer sees through, so the views plan no
-/// join at all: an anti-join against an empty table still reads and hashes
-/// every order id (about a CPU-second per scan of 28 million orders).
+/// The list as a table for the staging views' `NOT EXISTS`: a view over
+/// one branch per lake table with replaced copies, each naming its table
+/// as a constant. A view's `table_name = 'orders'` then rules out every
+/// other branch when the query is planned, and a table none of whose
+/// copies was replaced meets an empty relation the optimizer sees through,
+/// so its view plans no join at all: an anti-join against an empty table
+/// still reads and hashes every order id (about a CPU-second per scan of
+/// 28 million orders), and tickets re-exported as they change would
+/// otherwise cost every view that.
 pub fn table(replaced: &RecordBatch) -> Result<Arc<dyn TableProvider>> {
-    if replaced.num_rows() == 0 {
-        let empty = LogicalPlan::EmptyRelation(EmptyRelation {
+    let names = replaced.column(0).as_string::<i32>();
+    let mut rows_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for i in 0..replaced.num_rows() {
+        rows_of.entry(names.value(i)).or_default().push(i as u32);
+    }
+    let mut branches = Vec::new();
+    for (name, rows) in rows_of {
+        let rows = take_record_batch(replaced, &UInt32Array::from(rows))?;
+        let copies = MemTable::try_new(schema(), vec![vec![rows]])?;
+        let branch = LogicalPlanBuilder::scan(
+            format!("superseded_{name}"),
+            provider_as_source(Arc::new(copies)),
+            None,
+        )?
+        .project(vec![
+            lit(name).alias("table_name"),
+            col("record_key"),
+            col("source_dt"),
+            col("superseded_on"),
+        ])?
+        .build()?;
+        branches.push(branch);
+    }
+    let mut branches = branches.into_iter();
+    let plan = match branches.next() {
+        None => LogicalPlan::EmptyRelation(EmptyRelation {
             produce_one_row: false,
             schema: Arc::new(DFSchema::try_from(schema())?),
-        });
-        return Ok(Arc::new(ViewTable::new(empty, None)));
-    }
-    Ok(Arc::new(MemTable::try_new(
-        schema(),
-        vec![vec![replaced.clone()]],
-    )?))
+        }),
+        Some(first) => branches
+            .try_fold(LogicalPlanBuilder::from(first), |all, branch| {
+                all.union(branch)
+            })?
+            .build()?,
+    };
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// Registers `superseded` in a job's session as the list the transform
@@ -798,7 +831,7 @@ mod tests {
     /// The staging views' anti-join: gone from the plan when the list is
     /// empty, there (and dropping the replaced copy) when it is not.
     #[tokio::test]
-    async fn an_empty_list_plans_no_join_and_a_full_one_still_drops_copies() {
+    async fn a_table_without_replaced_copies_plans_no_join_and_one_with_them_drops_them() {
         let sql = "SELECT o.order_id FROM orders AS o WHERE NOT EXISTS (SELECT 1 FROM superseded AS s \
                    WHERE s.table_name = 'orders' AND s.record_key = o.order_id AND s.source_dt = o.dt) \
                    ORDER BY o.order_id";
@@ -807,14 +840,32 @@ mod tests {
             ("A", "2025-03-02"),
             ("B", "2025-03-01"),
         ];
-        for replaced in [
-            vec![],
-            vec![Replaced {
-                table: "orders".into(),
-                key: "A".into(),
-                dt: days("2025-03-01"),
-                superseded_on: days("2025-03-02"),
-            }],
+        let copy = |table: &str, key: &str| Replaced {
+            table: table.into(),
+            key: key.into(),
+            dt: days("2025-03-01"),
+            superseded_on: days("2025-03-02"),
+        };
+        // (the list, whether the orders' view joins it, the orders it keeps)
+        for (replaced, joins, expected) in [
+            (vec![], false, vec!["A", "A", "B"]),
+            (vec![copy("orders", "A")], true, vec!["A", "B"]),
+            // another table's copies: nothing to drop, no join planned
+            (
+                vec![copy("tickets", "A"), copy("tickets", "B")],
+                false,
+                vec!["A", "A", "B"],
+            ),
+            // with copies of three tables, only the orders' count
+            (
+                vec![
+                    copy("customers", "B"),
+                    copy("orders", "A"),
+                    copy("tickets", "B"),
+                ],
+                true,
+                vec!["A", "B"],
+            ),
         ] {
             let ctx = session_with(&rows).await;
             let list = to_batch(&replaced).expect("batch");
@@ -826,7 +877,7 @@ mod tests {
             )
             .expect("text")
             .to_string();
-            assert_eq!(text.contains("Join"), !replaced.is_empty(), "{text}");
+            assert_eq!(text.contains("Join"), joins, "{text}");
             let got = ctx
                 .sql(sql)
                 .await
@@ -841,11 +892,6 @@ mod tests {
                     (0..a.len()).map(move |i| a.value(i).to_string())
                 })
                 .collect();
-            let expected = if replaced.is_empty() {
-                vec!["A", "A", "B"]
-            } else {
-                vec!["A", "B"]
-            };
             assert_eq!(ids, expected);
         }
     }
