@@ -142,8 +142,7 @@ impl SortedDistinctCount {
         if values.len() == values.capacity() {
             let before = values.capacity();
             if values.len() >= COMPACT_FROM {
-                values.sort_unstable();
-                values.dedup();
+                compact(values);
             }
             // grow when compacting freed less than half: each value is then
             // sorted a bounded number of times
@@ -165,8 +164,15 @@ impl SortedDistinctCount {
     }
 }
 
-/// Sorts `values` and drops repeats. The stable sort finds runs, so the
-/// sorted lists merged from other partitions cost about one pass.
+/// Sorts `values` as they come (in no order) and drops repeats.
+fn compact(values: &mut Vec<i64>) {
+    values.sort_unstable();
+    values.dedup();
+}
+
+/// Sorts `values` and drops repeats before they are counted. The stable
+/// sort finds runs, so the sorted lists merged from other partitions cost
+/// about one pass.
 fn distinct(values: &mut Vec<i64>) {
     values.sort();
     values.dedup();
@@ -238,8 +244,7 @@ impl GroupsAccumulator for SortedDistinctCount {
         offsets.push(0);
         let mut all = Vec::new();
         for mut values in groups {
-            values.sort_unstable();
-            values.dedup();
+            compact(&mut values);
             all.extend_from_slice(&values);
             offsets.push(offset(all.len())?);
         }

@@ -98,6 +98,8 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
     // Each table is sorted by subject and grouped on its own thread, the
     // largest first: one after another they kept one core busy for 2 s
     // of the audit's 4.7 at a million customers.
+    // by index: a prepared table borrows from `tables`, which the closure's
+    // own argument could not lend for long enough
     let indices: Vec<usize> = (0..tables.len()).collect();
     let ready = crate::parallel::map_costliest_first(
         &indices,
