@@ -14,6 +14,7 @@ use object_store::ObjectMeta;
 use object_store::path::Path;
 
 use crate::Result;
+use crate::lake_listings::LakeListings;
 use crate::storage::Storage;
 
 /// Areas of the data root that hold tables.
@@ -81,10 +82,10 @@ fn session(storage: &Storage, limit_bytes: Option<usize>, config: SessionConfig)
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = match fresh_listings_runtime(limit_bytes) {
+    let ctx = match fresh_listings_runtime(storage, limit_bytes) {
         Ok(rt) => SessionContext::new_with_config_rt(config, rt),
         Err(e) => {
-            tracing::warn!(error = %e, "DataFusion runtime without the listing cache failed to build; using the default");
+            tracing::warn!(error = %e, "DataFusion runtime with attune's listing cache failed to build; using the default");
             SessionContext::new_with_config(config)
         }
     };
@@ -115,18 +116,24 @@ pub fn parquet_format() -> ParquetFormat {
     ParquetFormat::default().with_force_view_types(false)
 }
 
-/// A DataFusion runtime that lists a table's files on every scan.
-/// DataFusion 55 caches listings per runtime with no expiry: a job that
-/// rewrites a partition and reads it back in the same session (a re-run for
-/// the same date after a late export, `--force`) would read the new file with
-/// the old size and fail ("Src size is incorrect", "Required field type_ is
-/// missing"). Listing a partition folder costs far less than reading it.
-/// With `limit_bytes`, operators share a memory pool of that size.
+/// A DataFusion runtime that lists a mart's files on every scan and the
+/// lake's once ([`LakeListings`]). DataFusion 55 caches listings per runtime
+/// with no expiry: a job that rewrites a partition and reads it back in the
+/// same session (a re-run for the same date after a late export, `--force`)
+/// would read the new file with the old size and fail ("Src size is
+/// incorrect", "Required field type_ is missing"). With `limit_bytes`,
+/// operators share a memory pool of that size.
 pub fn fresh_listings_runtime(
+    storage: &Storage,
     limit_bytes: Option<usize>,
 ) -> datafusion::error::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
-    let mut builder = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-        .with_object_list_cache_limit(0);
+    let listings = LakeListings::for_storage(storage)?;
+    let limit = listings.cache_limit();
+    let caches = datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+        .with_list_files_cache(Some(listings))
+        .with_list_files_cache_limit(limit);
+    let mut builder =
+        datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_cache_manager(caches);
     if let Some(limit) = limit_bytes {
         builder = builder.with_memory_limit(limit, 1.0);
     }

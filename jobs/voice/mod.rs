@@ -49,7 +49,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use serde::Serialize;
 use tracing::{Instrument, debug, info, instrument, warn};
@@ -327,12 +326,9 @@ async fn session(
     storage: &Storage,
     memory_limit: usize,
 ) -> Result<(SessionContext, Vec<TableRef>)> {
-    // No listing cache: this session rewrites feedback_scored and reads it
-    // back (see catalog::fresh_listings_runtime).
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_list_cache_limit(0)
-        .with_memory_limit(memory_limit, 1.0)
-        .build_arc()?;
+    // The lake's listings only: this session rewrites feedback_scored and
+    // reads it back (see catalog::fresh_listings_runtime).
+    let runtime = catalog::fresh_listings_runtime(storage, Some(memory_limit))?;
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("attune", "public")
