@@ -757,6 +757,7 @@ fn ingest_partition(
         quarantine,
         q: QuarantineBuilder::default(),
         seen: HashSet::default(),
+        key: Vec::with_capacity(64),
         opted_out,
         latest,
         file_index: 0,
@@ -834,6 +835,11 @@ struct PartitionSink<'a> {
     quarantine: ParquetSink,
     q: QuarantineBuilder,
     seen: HashSet<u128, BuildHasherDefault<PassThrough>>,
+    /// The row's primary key, fingerprinted for `seen`: one buffer for all
+    /// rows instead of an allocation and a free per row (re-ingesting 184
+    /// days, three alternated pairs: 16.1–17.0 user CPU-seconds against
+    /// 16.5–17.2, the same lake bytes).
+    key: Vec<u8>,
     /// Customers who declined analytics, as of this partition.
     opted_out: Arc<OptedOut>,
     /// Customers partition: the (file, line) of the one row kept per customer.
@@ -959,15 +965,15 @@ impl RowSink for PartitionSink<'_> {
             self.file.duplicates += 1;
             return Ok(());
         }
-        let mut key = Vec::with_capacity(32);
+        self.key.clear();
         for &i in &self.pk {
-            key.extend_from_slice(pseudonym::trim_id(fields[i].unwrap_or_default()));
-            key.push(0x1f);
+            (self.key).extend_from_slice(pseudonym::trim_id(fields[i].unwrap_or_default()));
+            self.key.push(0x1f);
         }
         // First occurrence wins (customers: their latest row, above): files
         // are read in name order, rows in line order, so the choice is the
         // same on every run.
-        if !self.seen.insert(fingerprint128(&key)) {
+        if !self.seen.insert(fingerprint128(&self.key)) {
             self.file.duplicates += 1;
             return Ok(());
         }
