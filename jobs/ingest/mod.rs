@@ -967,7 +967,8 @@ impl RowSink for PartitionSink<'_> {
         }
         self.key.clear();
         for &i in &self.pk {
-            (self.key).extend_from_slice(pseudonym::trim_id(fields[i].unwrap_or_default()));
+            self.key
+                .extend_from_slice(pseudonym::trim_id(fields[i].unwrap_or_default()));
             self.key.push(0x1f);
         }
         // First occurrence wins (customers: their latest row, above): files
