@@ -63,6 +63,16 @@ pub fn new_model_session(storage: &Storage, limit_bytes: usize) -> SessionContex
     session(storage, Some(limit_bytes), model_config())
 }
 
+/// A session with `config`'s settings besides attune's own (catalog,
+/// functions, listings), its operators sharing a pool of `limit_bytes`.
+pub fn new_configured_session(
+    storage: &Storage,
+    limit_bytes: usize,
+    config: SessionConfig,
+) -> SessionContext {
+    session(storage, Some(limit_bytes), config)
+}
+
 fn model_config() -> SessionConfig {
     let mut config = SessionConfig::new().with_target_partitions(MODEL_PARTITIONS);
     config
@@ -359,16 +369,24 @@ async fn register_listed(
     Ok(())
 }
 
-/// A session with every lake and mart table registered under its own name.
-pub async fn session_with_all(storage: &Storage) -> Result<(SessionContext, Vec<TableRef>)> {
-    let ctx = new_session(storage);
+/// Registers every lake and mart table in `ctx` under its own name, and
+/// returns them.
+pub async fn register_all(ctx: &SessionContext, storage: &Storage) -> Result<Vec<TableRef>> {
     let mut all = Vec::new();
     for area in AREAS {
         for t in list_tables(storage, area).await? {
-            register_ref(&ctx, storage, &t).await?;
+            register_ref(ctx, storage, &t).await?;
             all.push(t);
         }
     }
+    Ok(all)
+}
+
+/// A session with every lake and mart table registered under its own name
+/// (and each lake table no export has brought yet, empty).
+pub async fn session_with_all(storage: &Storage) -> Result<(SessionContext, Vec<TableRef>)> {
+    let ctx = new_session(storage);
+    let all = register_all(&ctx, storage).await?;
     let lake: Vec<&str> = all
         .iter()
         .filter(|t| t.area == "lake")

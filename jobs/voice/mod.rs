@@ -314,8 +314,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     })
 }
 
-/// Every lake and mart table registered as [`catalog::session_with_all`]
-/// does, in a session whose queries share a pool of `memory_limit` bytes
+/// Every lake and mart table ([`catalog::register_all`]), in a session
+/// whose queries share a pool of `memory_limit` bytes
 /// (`[transform] memory_limit_mb`: the de-duplication of the messages sorts
 /// whole tables with their text, and spills beyond it; a fixed 512 MiB pool
 /// was too small for the hash joins at two million customers), running each
@@ -326,26 +326,11 @@ async fn session(
     storage: &Storage,
     memory_limit: usize,
 ) -> Result<(SessionContext, Vec<TableRef>)> {
-    // The lake's listings only: this session rewrites feedback_scored and
-    // reads it back (see catalog::fresh_listings_runtime).
-    let runtime = catalog::fresh_listings_runtime(storage, Some(memory_limit))?;
     let config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_default_catalog_and_schema("attune", "public")
         .with_target_partitions(1)
         .with_batch_size(MESSAGE_BATCH_ROWS);
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    if let Some((url, store)) = storage.datafusion_store() {
-        ctx.register_object_store(url, store);
-    }
-    catalog::install_functions(&ctx);
-    let mut all = Vec::new();
-    for area in catalog::AREAS {
-        for t in catalog::list_tables(storage, area).await? {
-            catalog::register_ref(&ctx, storage, &t).await?;
-            all.push(t);
-        }
-    }
+    let ctx = catalog::new_configured_session(storage, memory_limit, config);
+    let all = catalog::register_all(&ctx, storage).await?;
     Ok((ctx, all))
 }
 
