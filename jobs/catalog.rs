@@ -92,7 +92,7 @@ fn session(storage: &Storage, limit_bytes: Option<usize>, config: SessionConfig)
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = match fresh_listings_runtime(storage, limit_bytes) {
+    let ctx = match listings_runtime(storage, limit_bytes) {
         Ok(rt) => SessionContext::new_with_config_rt(config, rt),
         Err(e) => {
             tracing::warn!(error = %e, "DataFusion runtime with attune's listing cache failed to build; using the default");
@@ -133,7 +133,7 @@ pub fn parquet_format() -> ParquetFormat {
 /// would read the new file with the old size and fail ("Src size is
 /// incorrect", "Required field type_ is missing"). With `limit_bytes`,
 /// operators share a memory pool of that size.
-pub fn fresh_listings_runtime(
+fn listings_runtime(
     storage: &Storage,
     limit_bytes: Option<usize>,
 ) -> datafusion::error::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {

@@ -1,15 +1,15 @@
 //! The lake's file listings, kept for a DataFusion session's life.
 //!
-//! A listing table lists its files at every scan: DataFusion 55 caches
-//! listings per runtime, but attune's sessions turn that cache off, because
-//! a job rewrites its marts and reads them back in the same session (a
-//! cached listing would give the new file the old size). The lake, though,
-//! does not change while a job after ingest runs: only ingest, retention and
-//! erasure write it, and none of them reads it through a session. Listing
-//! the two years of an incremental night's lake once per scan was 405K
-//! `statx` and 161K `getdents64` calls in the transform alone. So a session
-//! keeps the listings of tables under `lake/` and lists everything else
-//! (marts, quarantine) afresh.
+//! DataFusion 55 caches listings per runtime with no expiry, which attune
+//! cannot use as is: a job rewrites its marts and reads them back in the
+//! same session, and a cached listing would give the new file the old size
+//! (so attune's sessions had the cache off, and listed every table's files
+//! at every scan). The lake, though, does not change while a job after
+//! ingest runs: only ingest, retention and erasure write it, and none of
+//! them reads it through a session. Listing the two years of an incremental
+//! night's lake once per scan was 405K `statx` and 161K `getdents64` calls
+//! in the transform alone. So a session keeps the listings of tables under
+//! `lake/` and lists everything else (marts, quarantine) afresh.
 
 use std::sync::Arc;
 use std::time::Duration;
