@@ -8,8 +8,9 @@
 //! the key and carry the string only where it is output. Two customers share
 //! a key with probability about n²/2⁶⁵ (3·10⁻⁸ at a million); `stg_customers`
 //! tests the key unique, so a collision fails the transform instead of
-//! merging two customers. One mart keeps the key, `customer_order_totals`
-//! (running totals carried from night to night, merged on it): a night
+//! merging two customers. Two marts keep the key, `customer_order_totals`
+//! and `customer_web_totals` (running totals carried from night to night,
+//! merged on it): a night
 //! carries on only from totals recorded under the same attune version
 //! (`transform::provenance`), so a change of the seed or of the hash needs a
 //! new version, or each customer's carried totals and the night's would
@@ -111,9 +112,10 @@ mod tests {
         assert_eq!(keys.len(), 100_000, "no collision among 100,000 ids");
     }
 
-    /// The keys of this version: `customer_order_totals` carries them
-    /// from night to night, so a new seed, or a foldhash that hashes
-    /// differently, must come with a new attune version (see the module).
+    /// The keys of this version: the running totals (`customer_order_totals`,
+    /// `customer_web_totals`) carry them from night to night, so a new
+    /// seed, or a foldhash that hashes differently, must come with a new
+    /// attune version (see the module).
     #[test]
     fn keys_are_those_the_carried_totals_were_merged_on() {
         assert_eq!(

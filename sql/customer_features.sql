@@ -147,14 +147,11 @@ review_stats AS (
     GROUP BY customer_key(customer_id)
 ),
 web_stats AS (
-    SELECT
-        customer_key(customer_id) AS customer_key,
-        count(*) AS web_sessions_total,
-        sum(CASE WHEN converted THEN 1 ELSE 0 END) AS web_conversions,
-        count(converted) AS web_conversion_flagged
-    FROM stg_web_sessions
-    WHERE customer_id IS NOT NULL
-    GROUP BY customer_key(customer_id)
+    -- the running totals a night updates from its own exports
+    -- (customer_web_totals), not the 9.5M sessions of a million customers'
+    -- two years grouped again
+    SELECT customer_key, web_sessions_total, web_conversions, web_conversion_flagged
+    FROM customer_web_totals
 )
 SELECT
     c.customer_id,

@@ -335,6 +335,7 @@ slt_tests!(
     stg_web_sessions,
     stg_offers,
     customer_order_totals,
+    customer_web_totals,
     customer_features,
     customer_attributes,
     nps_daily,

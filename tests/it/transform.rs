@@ -215,22 +215,24 @@ async fn full_refresh_bytes(
 
 /// The models carried from night to night: the daily ones, the running
 /// totals, and customer_features, which reads them.
-const INCREMENTAL: [&str; 6] = [
+const INCREMENTAL: [&str; 7] = [
     "orders_daily",
     "nps_daily",
     "csat_daily",
     "web_daily",
     "customer_order_totals",
+    "customer_web_totals",
     "customer_features",
 ];
 
 /// Of [`INCREMENTAL`], the models that carry an earlier night's rows.
-const CARRIED: [&str; 5] = [
+const CARRIED: [&str; 6] = [
     "orders_daily",
     "nps_daily",
     "csat_daily",
     "web_daily",
     "customer_order_totals",
+    "customer_web_totals",
 ];
 
 fn daily_bytes(root: &std::path::Path, date: NaiveDate) -> Vec<(&'static str, Vec<u8>)> {
