@@ -192,6 +192,9 @@ pub struct TicketRow {
     pub next_same_topic_hours: Option<f64>,
     pub reply: Option<Text>,
     pub message: Option<Text>,
+    /// The day the kept copy was exported (its lake partition), in days
+    /// since 1970-01-01: with the id, what [`super::carry`] keys scores by.
+    pub source_day: i32,
 }
 
 /// An empathy survey: the items one customer answered at once.
@@ -478,6 +481,7 @@ mod tests {
             next_same_topic_hours: None,
             reply: Some("Sorry about the charge, I've refunded it.".into()),
             message: Some("I was charged twice".into()),
+            source_day: 20_143,
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
@@ -203,6 +203,15 @@ impl<'a> Cols<'a> {
             .collect())
     }
 
+    /// A DATE column as days since 1970-01-01.
+    fn days(&self, name: &str) -> Result<Vec<Option<i32>>> {
+        let a = self.get(name, &DataType::Date32)?;
+        let d = a.as_primitive::<Date32Type>();
+        Ok((0..d.len())
+            .map(|i| d.is_valid(i).then(|| d.value(i)))
+            .collect())
+    }
+
     fn bools(&self, name: &str) -> Result<Vec<Option<bool>>> {
         let a = self.get(name, &DataType::Boolean)?;
         let b = a.as_boolean();
@@ -244,16 +253,20 @@ async fn each_batch(
     Ok(rows)
 }
 
-/// Every ticket up to the run date, with reply, message and the gap to the
+/// Every ticket up to the run date, in ticket id order, with the gap to the
 /// customer's next ticket on the same topic (`tickets.sql`, then
-/// [`fill_next_same_topic`]).
+/// [`fill_next_same_topic`]), and the reply and message of those exported
+/// on `texts_from` or later (the others' are scored already: see
+/// [`super::carry`]).
 pub async fn tickets(
     session: &SessionContext,
     customers: &mut Customers,
+    texts_from: NaiveDate,
 ) -> Result<Vec<TicketRow>> {
     let mut out = Vec::new();
     let mut texts = Texts::default();
-    each_batch(session, include_str!("tickets.sql"), "tickets", |c| {
+    let sql = include_str!("tickets.sql").replace("{texts_from}", &texts_from.to_string());
+    each_batch(session, &sql, "tickets", |c| {
         let mut ids = c.strings("ticket_id")?;
         let cust = c.strs("customer_id")?;
         let created = c.floats("created_epoch")?;
@@ -269,6 +282,7 @@ pub async fn tickets(
         let fu = c.floats("follow_up_hours")?;
         let mut reply = c.texts("reply", &mut texts)?;
         let mut message = c.texts("message", &mut texts)?;
+        let source_day = c.days("source_dt")?;
         for i in 0..ids.len() {
             let (Some(id), Some(at)) = (ids[i].take(), created[i]) else {
                 continue;
@@ -288,6 +302,8 @@ pub async fn tickets(
                 next_same_topic_hours: None,
                 reply: reply[i].take(),
                 message: message[i].take(),
+                // every row of stg_tickets has the day it was exported
+                source_day: source_day[i].unwrap_or(i32::MIN),
             });
         }
         Ok(())

@@ -12,7 +12,9 @@
 //! orders. The emotions of the customers'
 //! words are scored here by the voice job's scorer and rule, the numbers
 //! the voice job writes to `marts/feedback_scored`, so the job does not
-//! wait for the voice job in the nightly. Writes `marts/empathy_index`
+//! wait for the voice job in the nightly. The texts of tickets exported
+//! before the night the job ran last are not read again: their scores are
+//! that night's ([`carry`]). Writes `marts/empathy_index`
 //! (aggregated; groups below `min_group_size` suppressed),
 //! `marts/empathy_contacts` (per contact, for the fairness audit) and its
 //! rows of `marts/model_metrics` (Cronbach's alpha, the reply-tone counts,
@@ -28,8 +30,10 @@
 //! | [`validate`] | correlation with next month's NPS and retention |
 //! | [`inputs`] | what is read, as of the run date |
 //! | [`contacts`] | the per-contact mart |
+//! | [`carry`] | the tickets' text scores carried from night to night |
 
 pub mod alpha;
+pub mod carry;
 pub mod components;
 pub mod contacts;
 pub mod headline;
@@ -57,12 +61,16 @@ use crate::{Error, Result};
 
 /// Lake columns this job reads directly (the rest comes through the
 /// transform's staging views): the ticket key to find the row, the
-/// business's reply it scores, and the customer's message whose words a
-/// warm reply repeats.
+/// business's reply it scores, the customer's message whose words a warm
+/// reply repeats, and the times that say whether the reply was sent by the
+/// run date and which tickets answered or opened since the night before
+/// need their texts read ([`carry`]).
 pub const LAKE_COLUMNS_READ: &[(&str, &str)] = &[
     ("tickets", "ticket_id"),
     ("tickets", "reply"),
     ("tickets", "message"),
+    ("tickets", "first_response_at"),
+    ("tickets", "created_at"),
 ];
 
 /// Whether a component could be computed, and its configured weight.
@@ -131,7 +139,15 @@ pub struct EmpathyOutcome {
     /// came from the purchase days the value job folded for the date,
     /// instead of every order read again.
     pub orders_from_value: bool,
+    /// The earlier night whose text scores the tickets exported before
+    /// tonight's texts took ([`carry`]), when there was one.
+    pub texts_carried_from: Option<NaiveDate>,
+    /// Tickets whose text scores were carried instead of read and scored.
+    pub texts_carried: u64,
 }
+
+/// The first export day of all: read every ticket's texts.
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
 
 /// The end of the run date (UTC), in seconds since 1970.
 fn end_of(date: NaiveDate) -> f64 {
@@ -163,7 +179,31 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let session = inputs::session(ctx, date).await?;
     let tone = ToneScorer::builtin()?;
     let mut customers = inputs::Customers::default();
-    let mut tickets = inputs::tickets(&session, &mut customers).await?;
+    let start = carry::start(ctx, &session, date).await?;
+    let (mut tickets, carried_rows) = match &start.carried {
+        Some(c) => {
+            let tickets = inputs::tickets(&session, &mut customers, c.texts_from).await?;
+            match c.match_rows(&tickets) {
+                Some(rows) => (tickets, Some(rows)),
+                None => {
+                    info!(night = %c.night, "a ticket exported before the first day read is not among the earlier night's text scores; every text is read");
+                    (
+                        inputs::tickets(&session, &mut customers, EPOCH).await?,
+                        None,
+                    )
+                }
+            }
+        }
+        None => (
+            inputs::tickets(&session, &mut customers, EPOCH).await?,
+            None,
+        ),
+    };
+    let carried = start.carried.as_ref().zip(carried_rows.as_deref());
+    let texts_carried_from = carried.map(|(c, _)| c.night);
+    let texts_carried = carried_rows
+        .as_ref()
+        .map_or(0, |rows| rows.iter().filter(|&&r| r != carry::NONE).count());
     let surveys = inputs::surveys(&session, &mut customers).await?;
     let reviews = inputs::negative_reviews(&session, &mut customers).await?;
     let nps = inputs::nps_answers(&session, &mut customers).await?;
@@ -192,15 +232,37 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
     let threads = crate::parallel::threads();
     let mut scored = {
         let size = tickets.len().div_ceil(threads).max(1);
-        let chunks: Vec<std::sync::Mutex<&mut [components::TicketRow]>> = tickets
-            .chunks_mut(size)
-            .map(std::sync::Mutex::new)
-            .collect();
+        let chunks: Vec<std::sync::Mutex<(&mut [components::TicketRow], CarriedChunk<'_>)>> =
+            tickets
+                .chunks_mut(size)
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let rows = carried
+                        .map(|(night, rows)| (night, &rows[i * size..(i * size + chunk.len())]));
+                    std::sync::Mutex::new((chunk, rows))
+                })
+                .collect();
         crate::parallel::map(&chunks, threads, &|chunk| {
             let mut chunk = chunk.lock().expect("a chunk is scored by one thread");
-            score_tickets(&mut chunk, &emotions, cfg, run_end, &tone)
+            let (tickets, carried) = &mut *chunk;
+            score_tickets(tickets, *carried, &emotions, cfg, run_end, &tone)
         })
     };
+    // tonight's text scores (before the "customer's words" rule is credited
+    // below) are kept for the next night while the cells are estimated
+    let texts_kept = {
+        let parts = scored
+            .iter_mut()
+            .map(|s| std::mem::replace(&mut s.kept, carry::Rows::with_capacity(0)).finish())
+            .collect::<Result<Vec<_>>>()?;
+        let storage = ctx.storage.clone();
+        let started_from = start.carried.as_ref().map(|c| c.night);
+        let record = start.record.clone();
+        tokio::spawn(
+            async move { carry::keep(&storage, date, &parts, &record, started_from).await },
+        )
+    };
+    drop(start);
     // The "customer's words" rule where it could not be judged (no message,
     // or one without words or in another language) is credited its points
     // at the rate it fired where it could, once that rate is known.
@@ -367,6 +429,9 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         .map_err(crate::nightly::panics::joined(
             "empathy: the contacts writer",
         ))??;
+    texts_kept.await.map_err(crate::nightly::panics::joined(
+        "empathy: the text scores writer",
+    ))??;
     let metrics = metrics(cfg, &tone_summary, cronbach.as_ref(), &validation);
     let metric_rows = mart::publish_model_metrics(&ctx.storage, date, "empathy", &metrics).await?;
     lap("write", "done", &mut clock);
@@ -404,6 +469,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         contact_rows,
         metric_rows,
         orders_from_value,
+        texts_carried_from,
+        texts_carried: texts_carried as u64,
         seconds,
     })
 }
@@ -415,7 +482,14 @@ struct ScoredTickets {
     tones: Vec<components::ToneResult>,
     /// Tickets whose words' emotions could not be scored.
     unscored_emotions: u64,
+    /// The chunk's text scores, kept for the next night ([`carry`]).
+    kept: carry::Rows,
 }
+
+/// The scores a chunk of tickets takes from an earlier night: the night's
+/// and each ticket's row of it ([`carry::NONE`] where the texts were read
+/// tonight). `None` when nothing is carried.
+type CarriedChunk<'a> = Option<(&'a carry::Carried, &'a [carry::CarriedRow])>;
 
 /// How many distinct replies, messages or stems [`score_tickets`] keeps
 /// read before it forgets them (and reads again what comes back): more
@@ -438,18 +512,20 @@ const READS_KEPT: usize = 1 << 18;
 /// reached out of order, and the results moved twice after).
 fn score_tickets(
     tickets: &mut [components::TicketRow],
+    carried: CarriedChunk<'_>,
     emotions: &Emotions,
     cfg: &crate::config::EmpathyConfig,
     run_end: f64,
     tone: &ToneScorer,
 ) -> ScoredTickets {
-    score_tickets_keeping(tickets, emotions, cfg, run_end, tone, READS_KEPT)
+    score_tickets_keeping(tickets, carried, emotions, cfg, run_end, tone, READS_KEPT)
 }
 
 /// [`score_tickets`], forgetting what it read once it holds `kept`
 /// replies, messages or stems.
 fn score_tickets_keeping(
     tickets: &mut [components::TicketRow],
+    carried: CarriedChunk<'_>,
     emotions: &Emotions,
     cfg: &crate::config::EmpathyConfig,
     run_end: f64,
@@ -464,47 +540,74 @@ fn score_tickets_keeping(
         contacts: Vec::with_capacity(tickets.len()),
         tones: Vec::with_capacity(tickets.len()),
         unscored_emotions: 0,
+        kept: carry::Rows::with_capacity(tickets.len()),
     };
-    for t in tickets.iter_mut() {
-        if replies.len() >= kept || messages.len() >= kept || reader.stems() >= kept {
-            reader = tone.reader();
-            replies.clear();
-            messages.clear();
-        }
-        let read = match &t.message {
-            Some(m) => emotions.get(&copy(Some(m))),
-            None => Some(&NO_MESSAGE),
+    for (i, t) in tickets.iter_mut().enumerate() {
+        let scores = match carried {
+            Some((night, rows)) if rows[i] != carry::NONE => night.scores(rows[i]),
+            _ => {
+                if replies.len() >= kept || messages.len() >= kept || reader.stems() >= kept {
+                    reader = tone.reader();
+                    replies.clear();
+                    messages.clear();
+                }
+                score_texts(t, emotions, &mut reader, &mut replies, &mut messages)
+            }
         };
-        let charged = read
+        let charged = scores
+            .read
             .and_then(|r| r.strongest)
             .map(|strongest| strongest >= cfg.charged_emotion_threshold);
-        // an English reply cannot repeat words in another language
-        let other_language = read.is_some_and(|r| r.other_language);
-        out.unscored_emotions += u64::from(read.is_some_and(|r| r.strongest.is_none()));
-        let message = match &t.message {
-            Some(m) => messages
-                .entry(copy(Some(m)))
-                .or_insert_with(|| {
-                    m.chars()
-                        .any(char::is_alphanumeric)
-                        .then(|| reader.message(m))
-                })
-                .as_ref(),
-            None => None,
-        };
-        let reply = replies
-            .entry(copy(t.reply.as_ref()))
-            .or_insert_with(|| reader.reply(t.reply.as_deref()));
-        let toned = reader.score(
-            reply,
-            message.filter(|_| !other_language),
-            components::complaint(t),
-        );
-        out.contacts
-            .push(components::take_contact(t, cfg, run_end, charged, &toned));
-        out.tones.push(toned);
+        out.unscored_emotions += u64::from(scores.read.is_some_and(|r| r.strongest.is_none()));
+        out.kept.push(t, &scores);
+        out.contacts.push(components::take_contact(
+            t,
+            cfg,
+            run_end,
+            charged,
+            &scores.toned,
+        ));
+        out.tones.push(scores.toned);
     }
     out
+}
+
+/// What a ticket's texts score to: its message's emotions (from
+/// `emotions`, where every message of the tickets is) and its reply's tone,
+/// each distinct reply and message read once per `reader`.
+fn score_texts(
+    t: &components::TicketRow,
+    emotions: &Emotions,
+    reader: &mut tone::ToneReader<'_>,
+    replies: &mut ByCopy<ReadReply>,
+    messages: &mut ByCopy<Option<NumberedMessage>>,
+) -> carry::TextScores {
+    let read = match &t.message {
+        Some(m) => emotions.get(&copy(Some(m))).copied(),
+        None => Some(NO_MESSAGE),
+    };
+    // an English reply cannot repeat words in another language
+    let other_language = read.is_some_and(|r| r.other_language);
+    let message = match &t.message {
+        Some(m) => messages
+            .entry(copy(Some(m)))
+            .or_insert_with(|| {
+                m.chars()
+                    .any(char::is_alphanumeric)
+                    .then(|| reader.message(m))
+            })
+            .as_ref(),
+        None => None,
+    };
+    let reply = replies
+        .entry(copy(t.reply.as_ref()))
+        .or_insert_with(|| reader.reply(t.reply.as_deref()));
+    let toned = reader.score(
+        reply,
+        message.filter(|_| !other_language),
+        components::complaint(t),
+    );
+    carry::TextScores { read, toned }
 }
 
 type ByCopy<T> = std::collections::HashMap<usize, T, foldhash::fast::RandomState>;
@@ -866,7 +969,8 @@ mod tests {
         let echo = 1 << tone.echo_rule().expect("the shipped rules have one");
         for kept in [READS_KEPT, 3] {
             let mut taken = tickets.clone();
-            let scored = score_tickets_keeping(&mut taken, &emotions, &cfg, run_end, &tone, kept);
+            let scored =
+                score_tickets_keeping(&mut taken, None, &emotions, &cfg, run_end, &tone, kept);
             assert_eq!(scored.contacts.len(), tickets.len());
             assert_eq!(scored.tones.len(), tickets.len());
             let (mut fired, mut not_fired, mut unscored) = (0, 0, 0);

@@ -1,7 +1,8 @@
 -- Every support ticket opened up to the end of the run date, as the
 -- staging view stg_tickets keeps it (latest export wins; later events are
 -- not yet known), with the business's first reply and the customer's message
--- from the same export (the lake partition the view's row came from). The
+-- from the same export (the lake partition the view's row came from), for
+-- the tickets exported from texts_from on (placeholder, YYYY-MM-DD). The
 -- hours until the same customer's next ticket on the same topic are
 -- computed after reading (inputs::tickets): as a window, PARTITION BY
 -- customer_id, topic made 1.5M partitions of one or two rows and took 3.6 s
@@ -27,9 +28,18 @@ WITH kept AS (
             WHEN l.first_response_at IS NOT NULL AND l.first_response_at >= run_date() + INTERVAL '1 day' THEN NULL
             ELSE l.reply
         END AS reply,
-        l.message
+        l.message,
+        s.source_dt
     FROM stg_tickets AS s
-    LEFT JOIN tickets AS l
+    -- texts_from: the first export day whose texts the job reads (the
+    -- scores of earlier ones are carried from the night before, see
+    -- empathy/carry.rs); a filter on the partition column, so the older
+    -- partitions' texts are not read at all
+    LEFT JOIN (
+        SELECT ticket_id, dt, first_response_at, reply, message
+        FROM tickets
+        WHERE dt >= DATE '{texts_from}'
+    ) AS l
         ON l.ticket_id = s.ticket_id AND l.dt = s.source_dt
 )
 SELECT
@@ -45,5 +55,6 @@ SELECT
     resolution_hours,
     follow_up_hours,
     reply,
-    message
+    message,
+    source_dt
 FROM kept

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::{Error, Result};
 
 /// The rule file compiled into the binary.
-const TONE_TOML: &str = include_str!("lexicon/tone.toml");
+pub(super) const TONE_TOML: &str = include_str!("lexicon/tone.toml");
 
 /// Words the tone lexicon understands.
 pub const LANGUAGE: &str = "en";

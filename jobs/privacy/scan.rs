@@ -57,13 +57,15 @@ pub enum Partitions {
     Of(NaiveDate),
 }
 
-/// Deletes what holds pseudonyms where no scan looks (the catalog's `_…`
+/// Deletes what holds personal data where no scan looks (the catalog's `_…`
 /// folders under `marts`), before rows of customers are removed: a killed
-/// transform's staged tables and the value job's carried purchase
-/// histories (the next night folds every order again).
+/// transform's staged tables, the value job's carried purchase
+/// histories (the next night folds every order again) and the empathy
+/// job's carried text scores (the next night reads every text again).
 pub async fn clear_unscanned(storage: &Storage) -> Result<()> {
     crate::transform::clear_staging(storage).await?;
-    crate::value::carry::clear(storage).await
+    crate::value::carry::clear(storage).await?;
+    crate::empathy::carry::clear(storage).await
 }
 
 /// The Parquet files of every table under `area`, sorted by path. Internal

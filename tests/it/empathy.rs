@@ -743,3 +743,70 @@ fn the_command_runs_and_explains_missing_inputs() {
         "{stderr}"
     );
 }
+
+/// Four nights one after the other: each after the first starts from the
+/// text scores of the night before, reads the texts of the newer exports
+/// and of the tickets answered since (the generated helpdesk answers many
+/// after the day it exports them), and writes the bytes a run that reads
+/// and scores every text writes. A lake partition written again makes the
+/// next night read every text.
+#[tokio::test]
+async fn carried_text_scores_give_the_marts_of_scoring_every_text() {
+    let p = Private::new();
+    let ctx = p.ctx();
+    let every_text = {
+        let cfg = ValidConfig {
+            root: p.dir.path().to_string_lossy().into_owned(),
+            transform_incremental: false,
+            ..ValidConfig::default()
+        };
+        let mut c = JobContext::open(cfg, attune::context::KeyMode::NotNeeded).expect("context");
+        c.key = Some(attune::config::Key::new(KEY.as_bytes().to_vec()));
+        c
+    };
+    let read = |t: &str, date: NaiveDate| {
+        std::fs::read(
+            p.dir
+                .path()
+                .join(format!("marts/{t}/dt={date}/part-0.parquet")),
+        )
+        .expect("mart")
+    };
+    let marts = |date| (read("empathy_index", date), read("empathy_contacts", date));
+    let first = p.last - chrono::Duration::days(3);
+    for n in 0..=3 {
+        let date = first + chrono::Duration::days(n);
+        attune::transform::run(&ctx, date).await.expect("transform");
+        let carried = empathy::run(&ctx, date).await.expect("empathy");
+        let night_before = (n > 0).then(|| date - chrono::Duration::days(1));
+        assert_eq!(carried.texts_carried_from, night_before, "night {n}");
+        let tickets = carried.contacts["ticket"];
+        if n > 0 {
+            assert!(
+                carried.texts_carried > tickets / 2 && carried.texts_carried < tickets,
+                "night {n}: {} of {tickets} carried",
+                carried.texts_carried
+            );
+        }
+        let kept = marts(date);
+        let scored = empathy::run(&every_text, date).await.expect("empathy");
+        assert_eq!(scored.texts_carried, 0);
+        assert!(kept == marts(date), "night {n}: the marts differ");
+        assert_eq!(carried.tone, scored.tone, "night {n}");
+    }
+
+    // a tickets partition written again: the night before no longer vouches
+    let day = p
+        .dir
+        .path()
+        .join(format!(
+            "lake/tickets/dt={}",
+            p.last - chrono::Duration::days(8)
+        ))
+        .join("part-0.parquet");
+    let bytes = std::fs::read(&day).expect("partition");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&day, bytes).expect("rewrite");
+    let again = empathy::run(&ctx, p.last).await.expect("empathy");
+    assert_eq!((again.texts_carried_from, again.texts_carried), (None, 0));
+}

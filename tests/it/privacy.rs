@@ -797,12 +797,20 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
     let carried = root.join("marts/_value_histories/dt=2025-03-01");
     std::fs::create_dir_all(&carried).expect("histories folder");
     std::fs::copy(&features, carried.join("part-0.parquet")).expect("a carried file");
+    // Nor inside the empathy job's carried text scores.
+    let texts = root.join("marts/_empathy_texts/dt=2025-03-01");
+    std::fs::create_dir_all(&texts).expect("text scores folder");
+    std::fs::copy(&features, texts.join("part-0.parquet")).expect("a carried file");
 
     // The re-run completes the same request, with exact counts.
     let done = privacy::forget::run(&b.ctx, &ids, &ForgetOptions::default())
         .await
         .expect("forget");
-    for folder in ["marts/_staging", "marts/_value_histories"] {
+    for folder in [
+        "marts/_staging",
+        "marts/_value_histories",
+        "marts/_empathy_texts",
+    ] {
         assert!(
             !root.join(folder).exists() || files_under(&root.join(folder)).is_empty(),
             "{folder} is gone"
