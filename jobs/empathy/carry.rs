@@ -367,8 +367,8 @@ impl Rows {
 }
 
 /// Keeps tonight's scores (`parts`, in ticket id order) under `record`,
-/// and drops every other night's but `started_from`. The record is written
-/// last, so it never vouches for a half-written file.
+/// and drops every other night's but `started_from`
+/// ([`provenance::keep_night`]).
 pub async fn keep(
     storage: &Storage,
     date: NaiveDate,
@@ -377,34 +377,7 @@ pub async fn keep(
     started_from: Option<NaiveDate>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let record_path = provenance::record_path(TABLE, date);
-    storage.delete(&record_path).await?;
-    crate::parquet_io::write_batches(
-        storage,
-        &partition_file("marts", TABLE, date),
-        schema(),
-        parts,
-    )
-    .await?;
-    storage
-        .put(
-            &record_path,
-            bytes::Bytes::from(record.to_string().into_bytes()),
-        )
-        .await?;
-    for dir in storage
-        .list_dirs(&Path::from(format!("marts/{TABLE}")))
-        .await?
-    {
-        let day = dir
-            .strip_prefix("dt=")
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-        if day.is_none_or(|d| d != date && Some(d) != started_from) {
-            storage
-                .delete_prefix(&Path::from(format!("marts/{TABLE}/{dir}")))
-                .await?;
-        }
-    }
+    provenance::keep_night(storage, TABLE, date, parts, schema(), record, started_from).await?;
     info!(
         tickets = parts.iter().map(RecordBatch::num_rows).sum::<usize>(),
         seconds = started.elapsed().as_secs_f64(),

@@ -146,13 +146,12 @@ pub struct EmpathyOutcome {
     pub texts_carried: u64,
 }
 
-/// The first export day of all: read every ticket's texts.
+/// 1970-01-01: as the first export day whose texts are read, every one.
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
 
 /// The end of the run date (UTC), in seconds since 1970.
 fn end_of(date: NaiveDate) -> f64 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
-    ((date - epoch).num_days() + 1) as f64 * 86_400.0
+    ((date - EPOCH).num_days() + 1) as f64 * 86_400.0
 }
 
 /// Computes the Empathy Index as of `date` and writes its marts.

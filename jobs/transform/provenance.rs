@@ -100,6 +100,47 @@ pub async fn lake_files_up_to(
     Ok(files)
 }
 
+/// Writes `batches` as night `date` of the carried folder `marts/<table>`
+/// under `record`, and deletes every other night's but `started_from`
+/// (kept for a run of the same date again). The record is removed first
+/// and written last, so it never vouches for a half-written file.
+pub async fn keep_night(
+    storage: &Storage,
+    table: &str,
+    date: NaiveDate,
+    batches: &[RecordBatch],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    record: &str,
+    started_from: Option<NaiveDate>,
+) -> Result<()> {
+    let path = record_path(table, date);
+    storage.delete(&path).await?;
+    crate::parquet_io::write_batches(
+        storage,
+        &partition_file("marts", table, date),
+        schema,
+        batches,
+    )
+    .await?;
+    storage
+        .put(&path, bytes::Bytes::from(record.to_string().into_bytes()))
+        .await?;
+    for dir in storage
+        .list_dirs(&Path::from(format!("marts/{table}")))
+        .await?
+    {
+        let day = dir
+            .strip_prefix("dt=")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        if day.is_none_or(|d| d != date && Some(d) != started_from) {
+            storage
+                .delete_prefix(&Path::from(format!("marts/{table}/{dir}")))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The latest day before `date` whose partition of `table` has a record.
 pub async fn latest_recorded_before(
     storage: &Storage,

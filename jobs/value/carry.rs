@@ -162,33 +162,18 @@ pub(super) async fn keep(
     started_from: Option<NaiveDate>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let record_path = provenance::record_path(TABLE, date);
-    storage.delete(&record_path).await?;
     let batch = to_batch(&run)?;
     drop(run);
-    crate::parquet_io::write_batches(
+    provenance::keep_night(
         &storage,
-        &partition_file("marts", TABLE, date),
-        batch.schema(),
+        TABLE,
+        date,
         std::slice::from_ref(&batch),
+        batch.schema(),
+        &record,
+        started_from,
     )
     .await?;
-    storage
-        .put(&record_path, bytes::Bytes::from(record.into_bytes()))
-        .await?;
-    for dir in storage
-        .list_dirs(&Path::from(format!("marts/{TABLE}")))
-        .await?
-    {
-        let day = dir
-            .strip_prefix("dt=")
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-        if day.is_none_or(|d| d != date && Some(d) != started_from) {
-            storage
-                .delete_prefix(&Path::from(format!("marts/{TABLE}/{dir}")))
-                .await?;
-        }
-    }
     info!(
         customers = batch.num_rows(),
         seconds = started.elapsed().as_secs_f64(),

@@ -159,6 +159,20 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Writes a lake partition again with the same bytes, as a re-ingest does:
+/// the same rows in a new file (a later modification time), so a record of
+/// the lake up to it no longer vouches for it.
+pub fn rewrite_partition(root: &Path, table: &str, day: chrono::NaiveDate) {
+    let path = root
+        .join("lake")
+        .join(table)
+        .join(format!("dt={day}"))
+        .join("part-0.parquet");
+    let bytes = std::fs::read(&path).expect("partition");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&path, bytes).expect("rewrite");
+}
+
 /// Copies every file under `from` to the same place under `to`.
 pub fn copy_tree(from: &Path, to: &Path) {
     for f in files_under(from) {

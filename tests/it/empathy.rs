@@ -702,17 +702,7 @@ async fn reruns_are_byte_identical_with_or_without_the_value_jobs_fold() {
     assert!(a == read("empathy_index") && b == read("empathy_contacts"));
 
     // an orders partition written again: the fold no longer vouches
-    let day = p
-        .dir
-        .path()
-        .join(format!(
-            "lake/orders/dt={}",
-            p.last - chrono::Duration::days(5)
-        ))
-        .join("part-0.parquet");
-    let bytes = std::fs::read(&day).expect("partition");
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(&day, bytes).expect("rewrite");
+    crate::common::rewrite_partition(p.dir.path(), "orders", p.last - chrono::Duration::days(5));
     assert!(!p.run().await.orders_from_value);
     assert!(a == read("empathy_index") && b == read("empathy_contacts"));
 }
@@ -796,17 +786,7 @@ async fn carried_text_scores_give_the_marts_of_scoring_every_text() {
     }
 
     // a tickets partition written again: the night before no longer vouches
-    let day = p
-        .dir
-        .path()
-        .join(format!(
-            "lake/tickets/dt={}",
-            p.last - chrono::Duration::days(8)
-        ))
-        .join("part-0.parquet");
-    let bytes = std::fs::read(&day).expect("partition");
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(&day, bytes).expect("rewrite");
+    crate::common::rewrite_partition(p.dir.path(), "tickets", p.last - chrono::Duration::days(8));
     let again = empathy::run(&ctx, p.last).await.expect("empathy");
     assert_eq!((again.texts_carried_from, again.texts_carried), (None, 0));
 }

@@ -174,14 +174,7 @@ async fn the_published_superseded_list_is_read_only_while_the_lake_is_unchanged(
     );
     // The day's orders written again (as a re-ingest does): same rows, a
     // new file, so the lake the list was made from is not the lake now.
-    let day = dir
-        .path()
-        .join("lake/orders")
-        .join(format!("dt={earlier}"))
-        .join("part-0.parquet");
-    let bytes = std::fs::read(&day).expect("partition");
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(&day, bytes).expect("rewrite");
+    common::rewrite_partition(dir.path(), "orders", earlier);
     assert!(
         attune::transform::published_superseded(&ctx, last, earlier)
             .await
@@ -394,14 +387,7 @@ async fn generated_nights_carried_forward_equal_full_refreshes() {
         assert_eq!(*since, night_before, "{view} on night {n}");
     }
     // an earlier day written again: the night before no longer vouches
-    let day = dir
-        .path()
-        .join("lake/orders")
-        .join(format!("dt={}", last - chrono::Duration::days(10)))
-        .join("part-0.parquet");
-    let bytes = std::fs::read(&day).expect("partition");
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(&day, bytes).expect("rewrite");
+    common::rewrite_partition(dir.path(), "orders", last - chrono::Duration::days(10));
     let out = attune::transform::run(&ctx, last).await.expect("transform");
     for m in out
         .models

@@ -1350,16 +1350,7 @@ fn cutoff_features_are_read_back_only_while_the_lake_up_to_then_is_unchanged() {
     assert!(differing.is_empty(), "columns differing: {differing:?}");
 
     // Rewritten with the same bytes: the listing (and so the digest) changes.
-    let rewrite = |day: NaiveDate| {
-        let path = dir
-            .path()
-            .join("lake/orders")
-            .join(format!("dt={day}"))
-            .join("part-0.parquet");
-        let bytes = std::fs::read(&path).expect("partition");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        std::fs::write(&path, bytes).expect("rewrite");
-    };
+    let rewrite = |day: NaiveDate| crate::common::rewrite_partition(dir.path(), "orders", day);
     rewrite(cutoff + chrono::Duration::days(1));
     assert!(
         reuse().is_some(),
