@@ -2,12 +2,7 @@
 -- (marts/customer_value of the run date): who the business will treat as
 -- likely to leave.
 SELECT
-    c.customer_id,
-    c.age_band,
-    c.gender,
-    c.language,
-    c.region,
-    c.segment,
+    c.customer_row,
     v.at_risk
 FROM customer_value AS v
 JOIN audit_customers AS c ON c.customer_key = customer_key(v.customer_id)

@@ -2,12 +2,7 @@
 -- outcome is known (audit_churn_evaluation: marts/churn_evaluation of the run
 -- date, with at_risk derived from churn_probability when the mart lacks it).
 SELECT
-    c.customer_id,
-    c.age_band,
-    c.gender,
-    c.language,
-    c.region,
-    c.segment,
+    c.customer_row,
     e.churned,
     e.at_risk,
     e.churn_probability

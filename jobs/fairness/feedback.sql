@@ -2,12 +2,7 @@
 -- an identified customer in the audit window (marts/feedback_scored of the
 -- run date), with the rating the customer gave alongside it.
 SELECT
-    c.customer_id,
-    c.age_band,
-    c.gender,
-    c.language,
-    c.region,
-    c.segment,
+    c.customer_row,
     f.source,
     f.scored,
     f.sentiment,

@@ -16,14 +16,19 @@
 //! `customer_attributes`, plus the segment (`marts/segments`, else
 //! `marts/customer_value`) when there is one.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
 use super::instruments::sentiment_outcomes;
 use super::table::{
-    Classifier, Codes, Columns, Comparison, DecisionTable, Direction, Outcome, Stat,
+    Classifier, Codes, Columns, Comparison, DecisionTable, Direction, MISSING, Outcome, Stat,
 };
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
@@ -70,27 +75,24 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Computes `sql` once into the table `name` (every decision table
-    /// joins it).
-    async fn table(&self, name: &str, sql: &str) -> Result<()> {
-        let df = self.df.sql(sql).await?;
-        Ok(catalog::register_in_memory(&self.df, name, df).await?)
-    }
-
     /// Builds the decision tables, as many at once as there are cores, in
     /// the order given. Each query has one partition (see [`load`]), so it
     /// keeps one core busy: one after another, the six tables took 16-18 s
     /// at a million customers on two cores, two at a time 10.5-10.8 s.
-    async fn tables(&self, queries: &[Query], groups: &[String]) -> Result<Vec<DecisionTable>> {
+    async fn tables(
+        &self,
+        queries: &[Query],
+        audit: &Arc<AuditCustomers>,
+    ) -> Result<Vec<DecisionTable>> {
         let at_once = std::thread::available_parallelism().map_or(1, |n| n.get());
         // the longest first, so that no long query runs alone at the end
         let mut order: Vec<usize> = (0..queries.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(queries[i].rows_per_customer()));
         let runs = order.iter().map(|&i| {
-            let (df, groups, q) = (self.df.clone(), groups.to_vec(), queries[i]);
+            let (df, audit, q) = (self.df.clone(), Arc::clone(audit), queries[i]);
             async move {
                 let table =
-                    tokio::spawn(async move { q.table(&collect(df, q.sql()).await?, &groups) })
+                    tokio::spawn(async move { q.table(&collect(df, q.sql()).await?, &audit) })
                         .await
                         .map_err(crate::nightly::panics::joined("a decision-table query"))??;
                 Ok::<_, Error>((i, table))
@@ -168,14 +170,14 @@ impl Query {
         }
     }
 
-    fn table(self, b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+    fn table(self, b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
         match self {
-            Query::Service => service(b, groups),
-            Query::Offers => offers(b, groups),
-            Query::OfferReach => offer_reach(b, groups),
-            Query::ChurnModel => churn_model(b, groups),
-            Query::ChurnFlags => churn_flags(b, groups),
-            Query::Sentiment => sentiment_instrument(b, groups),
+            Query::Service => service(b, audit),
+            Query::Offers => offers(b, audit),
+            Query::OfferReach => offer_reach(b, audit),
+            Query::ChurnModel => churn_model(b, audit),
+            Query::ChurnFlags => churn_flags(b, audit),
+            Query::Sentiment => sentiment_instrument(b, audit),
         }
     }
 }
@@ -255,12 +257,11 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
             .await?
         }
     }
-    s.table("audit_customers", include_str!("customers.sql"))
-        .await?;
     let mut groups: Vec<String> = cfg.attributes.clone();
     if segment_from.is_some() {
         groups.push("segment".into());
     }
+    let audit = Arc::new(AuditCustomers::register(&s.df, &groups).await?);
 
     let staging = models::load(ctx.cfg.models_dir.as_deref())?;
     let stage = |name: &str| {
@@ -339,14 +340,14 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
     }
 
     Ok(Inputs {
-        tables: s.tables(&queries, &groups).await?,
+        tables: s.tables(&queries, &audit).await?,
         warnings,
     })
 }
 
-fn churn_flags(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+fn churn_flags(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "marts/customer_value");
-    let mut t = base("churn_flags", &c, groups)?;
+    let mut t = base("churn_flags", &c, audit)?;
     t.outcomes.push(Outcome::binary(
         "at_risk",
         c.binary("at_risk")?,
@@ -356,24 +357,119 @@ fn churn_flags(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     Ok(t)
 }
 
-/// A decision table with its groups and subjects, no outcomes yet.
-fn base(name: &str, c: &Columns, groups: &[String]) -> Result<DecisionTable> {
-    let mut g = Vec::new();
-    for col in groups {
-        let codes = c.codes(col)?;
-        // A segment column that is entirely empty is no dimension.
-        if !codes.labels.is_empty() {
-            g.push((col.clone(), codes));
-        }
-    }
+/// A decision table with its groups and subjects, no outcomes yet: each
+/// row's customer is its `customer_row` in `audit`.
+fn base(name: &str, c: &Columns, audit: &AuditCustomers) -> Result<DecisionTable> {
+    let (groups, subjects) = audit.take(&c.numbers("customer_row")?);
     Ok(DecisionTable {
         name: name.to_string(),
         rows: c.rows(),
-        subjects: Some(c.subjects("customer_id")?),
-        groups: g,
+        subjects: Some(subjects),
+        groups,
         outcomes: Vec::new(),
         classifier: None,
     })
+}
+
+/// The audited customers (`customers.sql`), in customer id order, with
+/// their groups coded once per customer. The decision queries join
+/// `audit_customers` (customer_key, customer_row) and return each row's
+/// customer_row, not the customer's id and group names: those six strings
+/// were copied into every ticket, offer and message row (6.7M at a million
+/// customers) and coded again row by row.
+pub struct AuditCustomers {
+    groups: Vec<(String, Codes)>,
+    customers: usize,
+}
+
+impl AuditCustomers {
+    /// Computes `customers.sql`, codes `groups` per customer, and registers
+    /// `audit_customers` in `df`.
+    async fn register(df: &SessionContext, groups: &[String]) -> Result<AuditCustomers> {
+        let batches = df
+            .sql(include_str!("customers.sql"))
+            .await?
+            .collect()
+            .await?;
+        let c = Columns::new(&batches, "the audited customers (customers.sql)");
+        let customers = c.rows();
+        let coded = groups
+            .iter()
+            .map(|g| Ok((g.clone(), c.codes(g)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_key", DataType::Int64, true),
+            Field::new("customer_row", DataType::UInt32, false),
+        ]));
+        let mut first = 0u32;
+        let mut rows = Vec::with_capacity(batches.len());
+        for b in &batches {
+            let key = b
+                .column_by_name("customer_key")
+                .cloned()
+                .ok_or_else(|| Error::Internal("customers.sql: no customer_key".into()))?;
+            let n = u32::try_from(b.num_rows()).expect("fewer than 4 billion customers");
+            let numbers: ArrayRef = Arc::new(UInt32Array::from_iter_values(first..first + n));
+            first += n;
+            rows.push(RecordBatch::try_new(schema.clone(), vec![key, numbers])?);
+        }
+        df.deregister_table("audit_customers")?;
+        df.register_table(
+            "audit_customers",
+            Arc::new(MemTable::try_new(schema, vec![rows])?),
+        )?;
+        Ok(AuditCustomers {
+            groups: coded,
+            customers,
+        })
+    }
+
+    /// The groups and subjects of rows whose customers are `rows`: what
+    /// coding the rows' own group names and ids gives (each group's labels
+    /// those the rows have, in sorted order; subjects numbered in id
+    /// order), from the codes per customer. A group without a label in any
+    /// row (an empty segment column) is no dimension.
+    pub fn take(&self, rows: &[u32]) -> (Vec<(String, Codes)>, Vec<u32>) {
+        let mut rank = vec![MISSING; self.customers];
+        for &r in rows {
+            rank[r as usize] = 0;
+        }
+        for (n, slot) in rank.iter_mut().filter(|s| **s == 0).enumerate() {
+            *slot = n as u32;
+        }
+        let subjects = rows.iter().map(|&r| rank[r as usize]).collect();
+        let groups = self
+            .groups
+            .iter()
+            .filter_map(|(name, all)| {
+                let mut renumber = vec![MISSING; all.labels.len()];
+                for &r in rows {
+                    if let Some(slot) = renumber.get_mut(all.codes[r as usize] as usize) {
+                        *slot = 0;
+                    }
+                }
+                let mut labels = Vec::new();
+                for (slot, label) in renumber.iter_mut().zip(&all.labels) {
+                    if *slot == 0 {
+                        *slot = labels.len() as u32;
+                        labels.push(label.clone());
+                    }
+                }
+                if labels.is_empty() {
+                    return None;
+                }
+                let codes = rows
+                    .iter()
+                    .map(|&r| match all.codes[r as usize] {
+                        MISSING => MISSING,
+                        c => renumber[c as usize],
+                    })
+                    .collect();
+                Some((name.clone(), Codes { labels, codes }))
+            })
+            .collect();
+        (groups, subjects)
+    }
 }
 
 fn categorical(name: &str, codes: Codes, verbs: &[(&str, &str)], fallback: &str) -> Outcome {
@@ -385,9 +481,9 @@ fn categorical(name: &str, codes: Codes, verbs: &[(&str, &str)], fallback: &str)
     o
 }
 
-fn service(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+fn service(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "service (stg_tickets)");
-    let mut t = base("service", &c, groups)?;
+    let mut t = base("service", &c, audit)?;
     let mut handled = categorical(
         "handled_by",
         c.codes("handled_by")?,
@@ -446,9 +542,9 @@ fn service(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     Ok(t)
 }
 
-fn offers(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+fn offers(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "offers (stg_offers)");
-    let mut t = base("offers", &c, groups)?;
+    let mut t = base("offers", &c, audit)?;
     let mut offer_type = categorical(
         "offer_type",
         c.codes("offer_type")?,
@@ -487,9 +583,9 @@ fn offers(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     Ok(t)
 }
 
-fn offer_reach(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+fn offer_reach(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "offer_reach (stg_offers)");
-    let mut t = base("offer_reach", &c, groups)?;
+    let mut t = base("offer_reach", &c, audit)?;
     let reached = |col: &str, verb: &str| -> Result<Outcome> {
         Ok(Outcome::binary(
             col,
@@ -507,9 +603,9 @@ fn offer_reach(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     Ok(t)
 }
 
-fn churn_model(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+fn churn_model(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "marts/churn_evaluation");
-    let mut t = base("churn_model", &c, groups)?;
+    let mut t = base("churn_model", &c, audit)?;
     t.classifier = Some(Classifier::churn(
         c.binary("churned")?,
         c.binary("at_risk")?,
@@ -518,9 +614,9 @@ fn churn_model(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
     Ok(t)
 }
 
-fn sentiment_instrument(b: &[RecordBatch], groups: &[String]) -> Result<DecisionTable> {
+fn sentiment_instrument(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "marts/feedback_scored");
-    let mut t = base("sentiment_instrument", &c, groups)?;
+    let mut t = base("sentiment_instrument", &c, audit)?;
     let source = c.strings("source")?;
     let scale = c.strings("rating_scale")?;
     let rating = c.floats("rating")?;
@@ -544,13 +640,69 @@ fn sentiment_instrument(b: &[RecordBatch], groups: &[String]) -> Result<Decision
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use datafusion::arrow::array::TimestampMicrosecondArray;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    use datafusion::datasource::MemTable;
+    use datafusion::arrow::datatypes::TimeUnit;
+    use rand::{Rng, SeedableRng};
 
     use super::*;
+
+    /// Reference: the rows' own group names and customer ids coded as a
+    /// decision table's columns were before (`Codes::encode` of each
+    /// column, subjects numbered by id), against [`AuditCustomers::take`]
+    /// of their customers' rows.
+    #[test]
+    fn groups_taken_by_customer_row_are_those_of_coding_each_rows_names() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(41);
+        let customers = 300;
+        let ids: Vec<String> = (0..customers).map(|i| format!("c{i:04}")).collect();
+        let bands = [None, Some("18-24"), Some("25-34"), Some("65+")];
+        let segments = [None, Some("Loyal"), Some("New")];
+        let band: Vec<Option<&str>> = (0..customers)
+            .map(|_| bands[rng.random_range(0..bands.len())])
+            .collect();
+        let segment: Vec<Option<&str>> = (0..customers)
+            .map(|_| segments[rng.random_range(0..segments.len())])
+            .collect();
+        let audit = AuditCustomers {
+            groups: vec![
+                ("age_band".into(), Codes::encode(&band)),
+                ("segment".into(), Codes::encode(&segment)),
+                // a column every customer lacks: no dimension
+                (
+                    "region".into(),
+                    Codes::encode(&vec![None::<&str>; customers]),
+                ),
+            ],
+            customers,
+        };
+        for (n, span) in [(0, customers), (500, customers), (200, 40), (50, 3)] {
+            // rows of a few customers, some more than once, in any order
+            let rows: Vec<u32> = (0..n)
+                .map(|_| rng.random_range(0..span) as u32 * (customers / span) as u32)
+                .collect();
+            let (groups, subjects) = audit.take(&rows);
+            let names = |of: &[Option<&str>]| -> Vec<Option<String>> {
+                rows.iter()
+                    .map(|&r| of[r as usize].map(str::to_string))
+                    .collect()
+            };
+            let mut want = Vec::new();
+            for (name, of) in [("age_band", &band), ("segment", &segment)] {
+                let codes = Codes::encode(&names(of));
+                if !codes.labels.is_empty() {
+                    want.push((name.to_string(), codes));
+                }
+            }
+            assert_eq!(groups, want, "{n} rows of {span} customers");
+            let id_codes = Codes::encode(
+                &rows
+                    .iter()
+                    .map(|&r| Some(ids[r as usize].as_str()))
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(subjects, id_codes.codes, "{n} rows of {span} customers");
+        }
+    }
 
     /// The decision queries cut the window on the timestamp too, for
     /// row-group statistics: the same rows as the UTC day, a microsecond

@@ -13,12 +13,7 @@ WITH received AS (
     GROUP BY customer_key(o.customer_id)
 )
 SELECT
-    c.customer_id,
-    c.age_band,
-    c.gender,
-    c.language,
-    c.region,
-    c.segment,
+    c.customer_row,
     CASE WHEN x.customer_key IS NULL THEN 0 ELSE 1 END AS received_any_offer,
     coalesce(x.discount, 0) AS received_discount,
     coalesce(x.free_item, 0) AS received_free_item,

@@ -1,12 +1,8 @@
 -- Decision table "offers": one row per offer decided in the audit window,
--- with the recipient's groups (stg_offers: de-duplicated, as of the run date).
+-- with the recipient (its row of audit_customers, for its groups; stg_offers:
+-- de-duplicated, as of the run date).
 SELECT
-    c.customer_id,
-    c.age_band,
-    c.gender,
-    c.language,
-    c.region,
-    c.segment,
+    c.customer_row,
     o.offer_type,
     o.discount_pct,
     o.decided_by

@@ -1,6 +1,7 @@
 -- Decision table "service": one row per ticket opened in the audit window,
--- with the customer's groups. Reads the stg_tickets view (the transform's own
--- SQL, run as of the run date), so the service figures agree with
+-- with the customer (its row of audit_customers, for its groups). Reads the
+-- stg_tickets view (the transform's own SQL, run as of the run date), so the
+-- service figures agree with
 -- marts/service_levels: first response and resolution in hours (NULL while
 -- unanswered or unresolved), reopened, and whether a negative rating (1-2)
 -- got a follow-up within 48 hours. Tickets opened in the last day before the
@@ -11,12 +12,7 @@
 -- drown in the channel mix.
 WITH tickets AS (
     SELECT
-        c.customer_id,
-        c.age_band,
-        c.gender,
-        c.language,
-        c.region,
-        c.segment,
+        c.customer_row,
         t.channel,
         t.handled_by,
         t.first_response_hours,
@@ -43,12 +39,7 @@ channel_medians AS (
     GROUP BY channel
 )
 SELECT
-    t.customer_id,
-    t.age_band,
-    t.gender,
-    t.language,
-    t.region,
-    t.segment,
+    t.customer_row,
     t.handled_by,
     t.first_response_hours,
     t.first_response_hours / NULLIF(m.first_response_median, 0) AS first_response_vs_channel,

@@ -484,6 +484,25 @@ impl<'a> Columns<'a> {
         })))
     }
 
+    /// A column of numbers that are never empty (the decision queries'
+    /// `customer_row`), as u32.
+    pub fn numbers(&self, column: &str) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(self.rows());
+        for a in self.arrays(column, &DataType::UInt32)? {
+            if a.null_count() > 0 {
+                return Err(Error::Input {
+                    file: self.source.clone(),
+                    reason: format!("column `{column}` has empty values"),
+                });
+            }
+            out.extend_from_slice(
+                a.as_primitive::<datafusion::arrow::datatypes::UInt32Type>()
+                    .values(),
+            );
+        }
+        Ok(out)
+    }
+
     /// A numeric column as f64 (NaN for NULL).
     pub fn floats(&self, column: &str) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(self.rows());
