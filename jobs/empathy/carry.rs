@@ -47,14 +47,14 @@ use datafusion::arrow::datatypes::{
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::components::{TicketRow, ToneResult};
 use super::inputs::MessageRead;
 use super::tone::{Tone, ToneLabel, Unscored};
 use crate::Result;
 use crate::context::JobContext;
-use crate::storage::{Storage, partition_file};
+use crate::storage::Storage;
 use crate::transform::provenance;
 use crate::utc_dates::epoch_day;
 
@@ -107,56 +107,23 @@ fn record_text(digest: &str) -> String {
 /// The record of `date` and, when one is current, the night to start from
 /// (see the module's conditions).
 pub async fn start(ctx: &JobContext, session: &SessionContext, date: NaiveDate) -> Result<Start> {
-    let storage = &ctx.storage;
     let models = crate::transform::models::load(ctx.cfg.models_dir.as_deref())?;
-    let earlier = if ctx.cfg.transform_incremental {
-        provenance::latest_recorded_before(storage, TABLE, date).await?
-    } else {
-        None
-    };
-    let dates: Vec<NaiveDate> = std::iter::once(date).chain(earlier).collect();
-    let digests = provenance::digests(ctx, &models, &dates).await?;
-    let record = record_text(&digests[0]);
-    let Some(night) = earlier else {
+    let (record, night) = provenance::current_night(ctx, &models, TABLE, date, record_text).await?;
+    let Some(night) = night else {
         return Ok(Start {
             record,
             carried: None,
         });
     };
-    if provenance::recorded(storage, TABLE, night)
-        .await?
-        .as_deref()
-        != Some(record_text(&digests[1]).as_str())
-    {
+    let Some(batches) =
+        provenance::read_night(&ctx.storage, TABLE, night, &schema(), "text scores").await
+    else {
         return Ok(Start {
             record,
             carried: None,
         });
-    }
-    let rows = match crate::parquet_io::read_batches(
-        storage,
-        &partition_file("marts", TABLE, night),
-    )
-    .await
-    {
-        Ok(b) if b.iter().all(|b| b.schema().fields() == schema().fields()) => {
-            concat_batches(&schema(), &b)?
-        }
-        Ok(_) => {
-            return Ok(Start {
-                record,
-                carried: None,
-            });
-        }
-        Err(e) => {
-            // lost or damaged scores are computed again, not a failed night
-            warn!(night = %night, error = %e, "the carried text scores could not be read; every ticket's texts are read");
-            return Ok(Start {
-                record,
-                carried: None,
-            });
-        }
     };
+    let rows = concat_batches(&schema(), &batches)?;
     let texts_from = texts_from(session, night, date).await?;
     Ok(Start {
         record,

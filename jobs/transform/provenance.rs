@@ -100,6 +100,57 @@ pub async fn lake_files_up_to(
     Ok(files)
 }
 
+/// Tonight's record for the carried folder `marts/<table>` (`record_of`
+/// the digest of what the lake holds up to `date`), and the latest earlier
+/// night whose record is still what `record_of` gives for the lake up to
+/// it now, when `[transform] incremental` allows starting from one.
+pub async fn current_night(
+    ctx: &JobContext,
+    models: &[Model],
+    table: &str,
+    date: NaiveDate,
+    record_of: impl Fn(&str) -> String,
+) -> Result<(String, Option<NaiveDate>)> {
+    let earlier = if ctx.cfg.transform_incremental {
+        latest_recorded_before(&ctx.storage, table, date).await?
+    } else {
+        None
+    };
+    let dates: Vec<NaiveDate> = std::iter::once(date).chain(earlier).collect();
+    let digests = digests(ctx, models, &dates).await?;
+    let tonight = record_of(&digests[0]);
+    let Some(night) = earlier else {
+        return Ok((tonight, None));
+    };
+    let current = recorded(&ctx.storage, table, night).await?.as_deref()
+        == Some(record_of(&digests[1]).as_str());
+    Ok((tonight, current.then_some(night)))
+}
+
+/// The rows of night `night` of the carried folder `marts/<table>`, when
+/// they read back with `schema`'s columns. `None` when they are lost or
+/// damaged, with a warning naming `what`: what a night carries is
+/// computed again, not a failed night.
+pub async fn read_night(
+    storage: &Storage,
+    table: &str,
+    night: NaiveDate,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    what: &str,
+) -> Option<Vec<RecordBatch>> {
+    match crate::parquet_io::read_batches(storage, &partition_file("marts", table, night)).await {
+        Ok(b) if b.iter().all(|b| b.schema().fields() == schema.fields()) => Some(b),
+        Ok(_) => {
+            tracing::warn!(night = %night, "the carried {what} have other columns than this release's; what they hold is computed from the lake");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(night = %night, error = %e, "the carried {what} could not be read; what they hold is computed from the lake");
+            None
+        }
+    }
+}
+
 /// Writes `batches` as night `date` of the carried folder `marts/<table>`
 /// under `record`, and deletes every other night's but `started_from`
 /// (kept for a run of the same date again). The record is removed first

@@ -46,7 +46,7 @@ use tracing::{info, warn};
 use super::summary::{Run, Totals};
 use crate::context::JobContext;
 use crate::customer_index::Key;
-use crate::storage::{Storage, partition_file};
+use crate::storage::Storage;
 use crate::transform::models::Model;
 use crate::transform::{incremental_tests, provenance};
 use crate::{Error, Result};
@@ -81,23 +81,13 @@ pub(super) async fn start(
     date: NaiveDate,
     currency: Option<&str>,
 ) -> Result<(String, Option<Carried>)> {
-    let storage = &ctx.storage;
     let checking = std::time::Instant::now();
-    let earlier = if ctx.cfg.transform_incremental {
-        provenance::latest_recorded_before(storage, TABLE, date).await?
-    } else {
-        None
-    };
-    let dates: Vec<NaiveDate> = std::iter::once(date).chain(earlier).collect();
-    let digests = provenance::digests(ctx, models, &dates).await?;
-    let tonight = record_text(&digests[0], currency);
+    let (tonight, earlier) =
+        provenance::current_night(ctx, models, TABLE, date, |d| record_text(d, currency)).await?;
     let Some(earlier) = earlier else {
         return Ok((tonight, None));
     };
-    let recorded = provenance::recorded(storage, TABLE, earlier).await?;
-    if recorded.as_deref() != Some(record_text(&digests[1], currency).as_str())
-        || replaced_since(session, earlier).await?
-    {
+    if replaced_since(session, earlier).await? {
         return Ok((tonight, None));
     }
     tracing::debug!(
@@ -105,14 +95,21 @@ pub(super) async fn start(
         "carried purchase histories checked"
     );
     let read_from = std::time::Instant::now();
-    let path = partition_file("marts", TABLE, earlier);
-    let run = match crate::parquet_io::read_batches(storage, &path)
-        .await
-        .and_then(|b| from_batches(&b))
-    {
+    let Some(batches) = provenance::read_night(
+        &ctx.storage,
+        TABLE,
+        earlier,
+        &schema(),
+        "purchase histories",
+    )
+    .await
+    else {
+        return Ok((tonight, None));
+    };
+    let run = match from_batches(&batches) {
         Ok(run) => run,
         Err(e) => {
-            // A lost or damaged fold is computed again, not a failed night.
+            // A damaged fold is computed again, not a failed night.
             warn!(job = "value", night = %earlier, error = %e, "the carried purchase histories could not be read; every order is folded");
             return Ok((tonight, None));
         }
@@ -200,16 +197,11 @@ pub async fn purchase_days(
     if recorded.lines().next() != Some(digest.as_str()) {
         return Ok(None);
     }
-    let path = partition_file("marts", TABLE, date);
-    let batches = match crate::parquet_io::read_batches(&ctx.storage, &path).await {
-        Ok(b) if b.iter().all(|b| b.schema().fields() == schema().fields()) => b,
-        Ok(_) => return Ok(None),
-        Err(e) => {
-            warn!(night = %date, error = %e, "the value job's purchase histories could not be read; the orders are read instead");
-            return Ok(None);
-        }
-    };
-    Ok(Some(PurchaseDays { batches }))
+    Ok(
+        provenance::read_night(&ctx.storage, TABLE, date, &schema(), "purchase histories")
+            .await
+            .map(|batches| PurchaseDays { batches }),
+    )
 }
 
 /// The value job's fold of one night, as [`purchase_days`] reads it.
