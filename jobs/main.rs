@@ -722,6 +722,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     i.initiative_id, i.design, i.evidence, i.rows, i.without_effect
                 );
             }
+            if let Some(night) = outcome.outcomes_carried_from {
+                println!(
+                    "the outcome sums of {night} were carried over: only the orders and answers since were counted"
+                );
+            }
             // The warnings reach stderr through the job's log (and the manifest in a nightly run).
             println!("marts/initiative_roi/dt={date}");
             Ok(())

@@ -45,7 +45,6 @@ use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float64Type, Int8Type, Schema, SchemaRef, UInt32Type,
 };
 use datafusion::prelude::SessionContext;
-use object_store::path::Path;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
@@ -353,14 +352,6 @@ pub async fn keep(
     Ok(())
 }
 
-/// Deletes every night's text scores: after rows of customers were removed
-/// from the lake, the next night reads every text again.
-pub async fn clear(storage: &Storage) -> Result<()> {
-    storage
-        .delete_prefix(&Path::from(format!("marts/{TABLE}")))
-        .await?;
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -60,12 +60,22 @@ pub enum Partitions {
 /// Deletes what holds personal data where no scan looks (the catalog's `_…`
 /// folders under `marts`), before rows of customers are removed: a killed
 /// transform's staged tables, the value job's carried purchase
-/// histories (the next night folds every order again) and the empathy
-/// job's carried text scores (the next night reads every text again).
+/// histories (the next night folds every order again), the empathy
+/// job's carried text scores (the next night reads every text again) and
+/// the ROI job's carried outcome sums (the next night counts every order
+/// again).
 pub async fn clear_unscanned(storage: &Storage) -> Result<()> {
     crate::transform::clear_staging(storage).await?;
-    crate::value::carry::clear(storage).await?;
-    crate::empathy::carry::clear(storage).await
+    for carried in [
+        crate::value::carry::TABLE,
+        crate::empathy::carry::TABLE,
+        crate::roi::outcomes::TABLE,
+    ] {
+        storage
+            .delete_prefix(&Path::from(format!("marts/{carried}")))
+            .await?;
+    }
+    Ok(())
 }
 
 /// The Parquet files of every table under `area`, sorted by path. Internal

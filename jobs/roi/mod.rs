@@ -5,7 +5,9 @@
 //! marts/superseded lists as replaced), marts/customer_features of the run
 //! date (who is a consenting customer today) and, when present,
 //! marts/customer_value of the run date (12-month CLTV); writes
-//! marts/initiative_roi.
+//! marts/initiative_roi, and keeps the assignments' outcome sums for the
+//! next night, which counts only the orders and answers since
+//! ([`outcomes`]).
 //!
 //! Per initiative, by design:
 //!
@@ -30,6 +32,7 @@
 pub mod bootstrap;
 pub mod did;
 pub mod effects;
+pub mod outcomes;
 pub mod rows;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +132,9 @@ pub struct RoiOutcome {
     /// assignments and the customers' outcomes), bootstrap (the estimates
     /// and their intervals), write.
     pub seconds: BTreeMap<String, f64>,
+    /// The earlier night whose outcome sums were carried (only the orders
+    /// and answers that entered since were counted), when one was.
+    pub outcomes_carried_from: Option<NaiveDate>,
 }
 
 /// One initiative as the queries return it.
@@ -192,7 +198,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
     };
     let unlisted = unlisted_assignments(&session, date).await?;
     lap("read", "outcomes of the assigned customers", &mut clock);
-    let mut arms = read_arms(&session, &params).await?;
+    let (mut arms, counted) = read_arms(Some(ctx), &session, &params, date).await?;
     let mut rows_in = initiatives.len() as u64 + arms.values().map(|v| v.len() as u64).sum::<u64>();
     lap("outcomes", "bootstrap intervals", &mut clock);
 
@@ -351,6 +357,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<RoiOutcome> {
         cltv_available: cltv_missing.is_none(),
         bootstrap_resamples: cfg.bootstrap_resamples,
         seconds,
+        outcomes_carried_from: counted.carried_from,
     })
 }
 
@@ -619,17 +626,28 @@ async fn unlisted_assignments(session: &SessionContext, date: NaiveDate) -> Resu
     Ok(out)
 }
 
-/// Per initiative: the outcomes of its assigned customers, in customer order.
+/// Per initiative: the outcomes of its assigned customers, in customer
+/// order, and how their sums were counted ([`outcomes::register_sums`],
+/// which carries them from an earlier night when given `ctx`).
 async fn read_arms(
+    ctx: Option<&JobContext>,
     session: &SessionContext,
     params: &[(&str, String)],
-) -> Result<BTreeMap<String, Vec<ArmOutcome>>> {
+    date: NaiveDate,
+) -> Result<(BTreeMap<String, Vec<ArmOutcome>>, outcomes::Counted)> {
     register_assignments(session, params).await?;
-    let rows = query(session, ARMS_SQL, params).await;
+    let rows = match outcomes::register_sums(ctx, session, params, date).await {
+        Ok(counted) => query(session, ARMS_SQL, params)
+            .await
+            .map(|rows| (rows, counted)),
+        Err(e) => Err(e),
+    };
     // an assignment row per customer and initiative, kept no longer than
     // arms.sql needs it (the bootstraps that follow hold their own units)
     session.deregister_table("roi_assignment")?;
-    arm_outcomes(&rows?)
+    session.deregister_table("roi_outcome_sums")?;
+    let (rows, counted) = rows?;
+    Ok((arm_outcomes(&rows)?, counted))
 }
 
 /// `roi_assignment`: the rows of assignments.sql, computed once and kept in
@@ -953,7 +971,7 @@ mod tests {
     /// (an empty list otherwise). The list is registered both ways: as
     /// `roi_superseded` for the queries before, through the transform's
     /// helper as `superseded` for the job's.
-    fn seeded_lake(seed: u64, listed: bool) -> SessionContext {
+    pub(super) fn seeded_lake(seed: u64, listed: bool) -> SessionContext {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         let session = SessionContext::new();
@@ -1191,6 +1209,9 @@ mod tests {
             register_assignments(&session, &params)
                 .await
                 .expect("assignments");
+            outcomes::register_sums(None, &session, &params, run)
+                .await
+                .expect("sums");
             let now = query(&session, ARMS_SQL, &params).await.expect("arms");
             assert_eq!(text(&now), text(&before), "seed {seed}");
             let outcomes = arm_outcomes(&now).expect("outcomes");

@@ -40,7 +40,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Schema};
 use datafusion::prelude::SessionContext;
-use object_store::path::Path;
 use tracing::{info, warn};
 
 use super::summary::{Run, Totals};
@@ -245,14 +244,6 @@ impl CustomerDays<'_> {
     }
 }
 
-/// Deletes every night's purchase histories: after rows of customers were
-/// removed from the lake, the next night folds every order again.
-pub async fn clear(storage: &Storage) -> Result<()> {
-    storage
-        .delete_prefix(&Path::from(format!("marts/{TABLE}")))
-        .await?;
-    Ok(())
-}
 
 /// Columns of the kept fold: one row per customer in the run's order, the
 /// amounts in millionths, the days [`tag`](super::summary)ged.

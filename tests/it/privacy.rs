@@ -801,6 +801,10 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
     let texts = root.join("marts/_empathy_texts/dt=2025-03-01");
     std::fs::create_dir_all(&texts).expect("text scores folder");
     std::fs::copy(&features, texts.join("part-0.parquet")).expect("a carried file");
+    // Nor inside the ROI job's carried outcome sums.
+    let sums = root.join("marts/_roi_outcomes/dt=2025-03-01");
+    std::fs::create_dir_all(&sums).expect("outcome sums folder");
+    std::fs::copy(&features, sums.join("part-0.parquet")).expect("a carried file");
 
     // The re-run completes the same request, with exact counts.
     let done = privacy::forget::run(&b.ctx, &ids, &ForgetOptions::default())
@@ -810,6 +814,7 @@ async fn forget_removes_every_trace_survives_a_crash_and_keeps_the_customer_out(
         "marts/_staging",
         "marts/_value_histories",
         "marts/_empathy_texts",
+        "marts/_roi_outcomes",
     ] {
         assert!(
             !root.join(folder).exists() || files_under(&root.join(folder)).is_empty(),

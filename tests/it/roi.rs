@@ -1045,3 +1045,43 @@ async fn cli_runs_the_job_and_maps_missing_input_to_exit_5() {
         "{stderr}"
     );
 }
+
+/// Night after night the job carries its outcome sums (orders after and
+/// before exposure, the latest order after it, NPS answers) and counts only
+/// the orders and answers that entered since, and writes the bytes of a run
+/// that counts every one (`[transform] incremental = false`). A lake
+/// partition written again makes the next night count every order.
+#[tokio::test]
+async fn carried_outcome_sums_give_the_rows_of_counting_every_order() {
+    let (dir, last, _) = generated_lake(1200, 240, 5);
+    let ctx = ctx_for(dir.path(), |_| {});
+    let every_order = ctx_for(dir.path(), |c| c.transform_incremental = false);
+    let mart = |date: NaiveDate| {
+        std::fs::read(
+            dir.path()
+                .join(format!("marts/initiative_roi/dt={date}/part-0.parquet")),
+        )
+        .expect("mart")
+    };
+    let first = last - chrono::Duration::days(3);
+    let mut changed = false;
+    for n in 0..=3 {
+        let date = first + chrono::Duration::days(n);
+        attune::transform::run(&ctx, date).await.expect("transform");
+        let carried = attune::roi::run(&ctx, date).await.expect("roi");
+        let night_before = (n > 0).then(|| date - chrono::Duration::days(1));
+        assert_eq!(carried.outcomes_carried_from, night_before, "night {n}");
+        let kept = mart(date);
+        let counted = attune::roi::run(&every_order, date).await.expect("roi");
+        assert_eq!(counted.outcomes_carried_from, None);
+        assert!(kept == mart(date), "night {n}: the marts differ");
+        // the nights must differ for the comparison to test the adding up
+        changed |= n > 0 && kept != mart(date - chrono::Duration::days(1));
+    }
+    assert!(changed, "no night changed the outcomes");
+
+    // an orders partition written again: the night before no longer vouches
+    crate::common::rewrite_partition(dir.path(), "orders", last - chrono::Duration::days(8));
+    let again = attune::roi::run(&ctx, last).await.expect("roi");
+    assert_eq!(again.outcomes_carried_from, None);
+}
