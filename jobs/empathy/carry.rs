@@ -352,7 +352,6 @@ pub async fn keep(
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -260,6 +260,18 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             let handle = tokio::spawn(task);
             running.push(async move { (job, handle.await) });
         }
+        // Every job privacy waits for has started: the marts of those done
+        // are final, and the scan of them fills what the last ones leave
+        // of the cores (the audit alone keeps about one and a half busy).
+        // Alternated at a million customers: privacy's turn 1.1-1.3 s
+        // against 2.8-3.0 s, the same checks.
+        if pending.contains(&"privacy")
+            && schedule::needs("privacy")
+                .iter()
+                .all(|j| !pending.contains(j))
+        {
+            early.scan_marts();
+        }
         let Some((job, joined)) = running.next().await else {
             break;
         };

@@ -32,7 +32,7 @@ pub mod retention;
 pub mod scan;
 pub mod withdrawal;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -41,6 +41,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
+use object_store::path::Path;
 use serde::Serialize;
 use tracing::{info, instrument, warn};
 
@@ -300,6 +301,10 @@ pub struct LakeScan {
     needles: Needles,
     facts: scan::ScanFacts,
     seconds: f64,
+    /// The run date's mart files [`scan_marts_early`] scanned, each with
+    /// its counts: those still listed alike at the privacy job's turn are
+    /// not read again.
+    marts_early: Vec<(scan::TableFile, scan::ScanFacts)>,
 }
 
 /// Scans every lake partition for what the leak checks look for.
@@ -343,7 +348,58 @@ pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
         needles,
         facts,
         seconds,
+        marts_early: Vec::new(),
     })
+}
+
+/// Scans the run date's mart files as they are now, beside the last jobs
+/// before privacy: a nightly calls it once only the audit is left to run,
+/// whose cores the audit does not keep busy. Files written or rewritten
+/// afterwards are scanned at the privacy job's turn ([`run_after`]).
+#[instrument(skip_all, fields(job = "privacy", run_id = %ctx.run_id))]
+pub async fn scan_marts_early(
+    ctx: &JobContext,
+    date: NaiveDate,
+    mut lake: LakeScan,
+) -> Result<LakeScan> {
+    let started = std::time::Instant::now();
+    let storage = &ctx.storage;
+    let session = catalog::new_session(storage);
+    let lineage = if catalog::list_tables(storage, "marts")
+        .await?
+        .iter()
+        .any(|t| t.name == "lineage")
+    {
+        catalog::register(&session, storage, "marts", "lineage", "lineage").await?;
+        load_lineage(&session, date).await?
+    } else {
+        None
+    };
+    lake.needles.record_keys = record_keys(ctx, lineage.as_ref().map(|l| &l.lineage));
+    let needles = Arc::new(std::mem::take(&mut lake.needles));
+    let files = mart_files(storage, date).await?;
+    let scanned = scan::scan_each(storage, files, needles.clone(), ctx.cfg.ingest.threads).await?;
+    lake.needles = Arc::into_inner(needles)
+        .ok_or_else(|| Error::Internal("the marts scan kept its needles".into()))?;
+    info!(
+        files = scanned.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "scanned the marts written so far"
+    );
+    lake.marts_early = scanned;
+    Ok(lake)
+}
+
+/// The run date's mart files the checks judge: every one but the job's own
+/// output. Its findings of an earlier run for the date (names and counts,
+/// never values) are not input, or a re-run would differ.
+async fn mart_files(
+    storage: &crate::storage::Storage,
+    date: NaiveDate,
+) -> Result<Vec<scan::TableFile>> {
+    let mut files = scan::table_files(storage, "marts", Partitions::Of(date)).await?;
+    files.retain(|f| !is_own_output(&f.area, &f.table));
+    Ok(files)
 }
 
 /// Runs every check as of `date` and writes `marts/privacy_checks`.
@@ -391,14 +447,27 @@ pub async fn run_after(
         mut needles,
         facts: mut scanned,
         seconds: lake_seconds,
+        marts_early,
     } = lake;
     needles.record_keys = record_keys(ctx, lineage.as_ref().map(|l| &l.lineage));
     crate::nightly::progress::step("scanning every string of the marts");
-    let mut files = scan::table_files(storage, "marts", Partitions::Of(date)).await?;
-    // The checks judge what the other jobs keep; their own findings of an
-    // earlier run for the date (names and counts, never values) are not
-    // input, or a re-run would differ.
-    files.retain(|f| !is_own_output(&f.area, &f.table));
+    // a file scanned early counts as it was then when it is listed alike
+    // now; one written, rewritten or removed since is not
+    let mut early: HashMap<Path, (scan::TableFile, scan::ScanFacts)> = marts_early
+        .into_iter()
+        .map(|(f, facts)| (f.path.clone(), (f, facts)))
+        .collect();
+    let mut files = Vec::new();
+    for f in mart_files(storage, date).await? {
+        match early.remove(&f.path) {
+            Some((e, facts))
+                if (e.size, e.modified, &e.e_tag) == (f.size, f.modified, &f.e_tag) =>
+            {
+                scanned.merge(facts)
+            }
+            _ => files.push(f),
+        }
+    }
     let marts = scan::scan_leaks(storage, files, Arc::new(needles), cfg.ingest.threads).await?;
     scanned.merge(marts);
     let seconds_scanning = lake_seconds + started.elapsed().as_secs_f64();

@@ -46,6 +46,12 @@ pub struct TableFile {
     pub area: String,
     pub table: String,
     pub path: Path,
+    /// Size, modification time and entity tag as listed: a file listed
+    /// again with all three alike holds what it held (the tag tells apart
+    /// two writes within a store's one-second clock).
+    pub size: u64,
+    pub modified: chrono::DateTime<chrono::Utc>,
+    pub e_tag: Option<String>,
 }
 
 /// Which partitions of an area to list.
@@ -98,6 +104,9 @@ pub async fn table_files(
                     area: area.to_string(),
                     table: table.clone(),
                     path: meta.location,
+                    size: meta.size,
+                    modified: meta.last_modified,
+                    e_tag: meta.e_tag,
                 });
             }
         }
@@ -734,24 +743,41 @@ pub async fn scan_leaks(
     needles: Arc<Needles>,
     threads: usize,
 ) -> Result<ScanFacts> {
+    let mut facts = ScanFacts::default();
+    for (_, of_file) in scan_each(storage, files, needles, threads).await? {
+        facts.merge(of_file);
+    }
+    Ok(facts)
+}
+
+/// [`scan_leaks`], with each file's counts apart (in no particular order).
+pub async fn scan_each(
+    storage: &Storage,
+    files: Vec<TableFile>,
+    needles: Arc<Needles>,
+    threads: usize,
+) -> Result<Vec<(TableFile, ScanFacts)>> {
     let redactor = Arc::new(Redactor::new());
     let mut tasks = futures::stream::iter(files.into_iter().map(|f| {
         let (needles, redactor, storage) = (needles.clone(), redactor.clone(), storage.clone());
         async move {
             let bytes = storage.get_bytes(&f.path).await?;
-            tokio::task::spawn_blocking(move || scan_file(&f, bytes, &needles, &redactor))
-                .await
-                .map_err(crate::nightly::panics::joined("a scan worker"))?
+            tokio::task::spawn_blocking(move || {
+                let facts = scan_file(&f, bytes, &needles, &redactor)?;
+                Ok::<_, Error>((f, facts))
+            })
+            .await
+            .map_err(crate::nightly::panics::joined("a scan worker"))?
         }
     }))
     // twice as many files in flight as workers: one is read while the
     // other is scanned, so no worker waits for the store
     .buffer_unordered(threads.max(1) * 2);
-    let mut facts = ScanFacts::default();
+    let mut out = Vec::new();
     while let Some(r) = tasks.next().await {
-        facts.merge(r?);
+        out.push(r?);
     }
-    Ok(facts)
+    Ok(out)
 }
 
 fn scan_file(
@@ -1445,6 +1471,9 @@ mod tests {
             area: "lake".into(),
             table: "t".into(),
             path: Path::from("lake/t/dt=2025-01-01/part-0.parquet"),
+            size: 0,
+            modified: chrono::DateTime::default(),
+            e_tag: None,
         };
         let got = scan_file(&file, bytes.clone(), &n, &r).expect("scan");
         let (names, want) = reference_file(bytes, |_| false, &n, &r);

@@ -477,7 +477,6 @@ fn from_batches(batches: &[RecordBatch]) -> Result<HashMap<Assignment, Sums>> {
     Ok(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,7 +244,6 @@ impl CustomerDays<'_> {
     }
 }
 
-
 /// Columns of the kept fold: one row per customer in the run's order, the
 /// amounts in millionths, the days [`tag`](super::summary)ged.
 fn schema() -> Arc<Schema> {
