@@ -751,6 +751,8 @@ pub async fn scan_leaks(
 }
 
 /// [`scan_leaks`], with each file's counts apart (in no particular order).
+/// A file gone since it was listed holds nothing to find and is left out:
+/// the early scan of the marts lists them while jobs still write theirs.
 pub async fn scan_each(
     storage: &Storage,
     files: Vec<TableFile>,
@@ -761,10 +763,12 @@ pub async fn scan_each(
     let mut tasks = futures::stream::iter(files.into_iter().map(|f| {
         let (needles, redactor, storage) = (needles.clone(), redactor.clone(), storage.clone());
         async move {
-            let bytes = storage.get_bytes(&f.path).await?;
+            let Some(bytes) = storage.get_opt(&f.path).await? else {
+                return Ok(None);
+            };
             tokio::task::spawn_blocking(move || {
                 let facts = scan_file(&f, bytes, &needles, &redactor)?;
-                Ok::<_, Error>((f, facts))
+                Ok::<_, Error>(Some((f, facts)))
             })
             .await
             .map_err(crate::nightly::panics::joined("a scan worker"))?
@@ -775,7 +779,7 @@ pub async fn scan_each(
     .buffer_unordered(threads.max(1) * 2);
     let mut out = Vec::new();
     while let Some(r) = tasks.next().await {
-        out.push(r?);
+        out.extend(r?);
     }
     Ok(out)
 }
@@ -1486,5 +1490,42 @@ mod tests {
         assert!(want[0].erased > 0 && want[0].pii_values > 0);
         assert!(want[1].pii_values > 4000);
         assert_eq!(got.rows, rows as u64);
+    }
+
+    /// A file listed, then removed before it is read (a job replacing its
+    /// mart while the early scan runs) is left out, not an error; the
+    /// others count as they would alone.
+    #[tokio::test]
+    async fn a_file_gone_since_listed_is_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(dir.path().to_str().expect("utf-8")).expect("storage");
+        let props = || parquet::file::properties::WriterProperties::builder().build();
+        let kept = write_parquet(
+            &[("note", vec![Some("mail ana@example.com".into())])],
+            props(),
+        );
+        let gone = write_parquet(&[("note", vec![Some("call 612345678".into())])], props());
+        for (table, bytes) in [("kept", &kept), ("gone", &gone)] {
+            let path = Path::from(format!("marts/{table}/dt=2025-01-01/part-0.parquet"));
+            storage.put(&path, bytes.clone()).await.expect("put");
+        }
+        let files = table_files(&storage, "marts", Partitions::All)
+            .await
+            .expect("listed");
+        assert_eq!(files.len(), 2);
+        storage
+            .delete(&Path::from("marts/gone/dt=2025-01-01/part-0.parquet"))
+            .await
+            .expect("delete");
+        let got = scan_each(&storage, files, Arc::new(needles()), 2)
+            .await
+            .expect("a missing file is no error");
+        assert_eq!(got.len(), 1);
+        let (file, facts) = &got[0];
+        assert_eq!(file.table, "kept");
+        let alone = scan_file(file, kept, &needles(), &Redactor::new()).expect("scan");
+        let key = ("marts".to_string(), "kept".to_string(), "note".to_string());
+        assert_eq!(facts.columns[&key], alone.columns[&key]);
+        assert_eq!(facts.columns[&key].pii_values, 1);
     }
 }
