@@ -319,72 +319,86 @@ fn read_sums(batches: &[RecordBatch]) -> Result<HashMap<u64, Sums>> {
     for b in batches {
         let rows = cast(b.column(0), &DataType::UInt64)?;
         let rows = rows.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-        let int = |i: usize| -> Result<ArrayRef> { Ok(cast(b.column(i), &DataType::Int64)?) };
-        let (after, before, total, answers) = (int(1)?, int(3)?, int(4)?, int(5)?);
-        let last = cast(b.column(2), &DataType::Date32)?;
-        let last = last.as_primitive::<Date32Type>();
-        let n = |a: &ArrayRef, i: usize| a.as_primitive::<Int64Type>().value(i);
-        for i in 0..b.num_rows() {
-            out.insert(
-                rows.value(i),
-                Sums {
-                    orders_after: n(&after, i),
-                    last_order_after: last.is_valid(i).then(|| last.value(i)),
-                    orders_before: n(&before, i),
-                    nps_total: n(&total, i),
-                    nps_answers: n(&answers, i),
-                },
-            );
+        for (i, sums) in sums_at(b, 1)?.into_iter().enumerate() {
+            out.insert(rows.value(i), sums);
         }
     }
     Ok(out)
 }
 
-fn sums_batch(assignments: &[(u64, Assignment)], sums: &HashMap<u64, Sums>) -> Result<RecordBatch> {
-    let of = |row: &u64| sums.get(row).copied().unwrap_or_default();
-    let ints = |f: fn(&Sums) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(
-            assignments.iter().map(|(r, _)| f(&of(r))),
-        ))
-    };
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("assignment_row", DataType::UInt64, false),
+/// The columns of [`Sums`], in its order.
+fn sums_fields() -> [Field; 5] {
+    [
         Field::new("orders_after", DataType::Int64, false),
         Field::new("last_order_after", DataType::Date32, true),
         Field::new("orders_before", DataType::Int64, false),
         Field::new("nps_total", DataType::Int64, false),
         Field::new("nps_answers", DataType::Int64, false),
-    ]));
+    ]
+}
+
+/// The [`sums_fields`] columns of `sums`.
+fn sums_columns(sums: &[Sums]) -> [ArrayRef; 5] {
+    let ints = |f: fn(&Sums) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(sums.iter().map(f)))
+    };
+    [
+        ints(|s| s.orders_after),
+        Arc::new(Date32Array::from_iter(
+            sums.iter().map(|s| s.last_order_after),
+        )),
+        ints(|s| s.orders_before),
+        ints(|s| s.nps_total),
+        ints(|s| s.nps_answers),
+    ]
+}
+
+/// The sums of each row of `b`, from its [`sums_fields`] columns starting
+/// at column `first`.
+fn sums_at(b: &RecordBatch, first: usize) -> Result<Vec<Sums>> {
+    let int = |i: usize| -> Result<ArrayRef> { Ok(cast(b.column(first + i), &DataType::Int64)?) };
+    let (after, before, total, answers) = (int(0)?, int(2)?, int(3)?, int(4)?);
+    let last = cast(b.column(first + 1), &DataType::Date32)?;
+    let last = last.as_primitive::<Date32Type>();
+    let n = |a: &ArrayRef, i: usize| a.as_primitive::<Int64Type>().value(i);
+    Ok((0..b.num_rows())
+        .map(|i| Sums {
+            orders_after: n(&after, i),
+            last_order_after: last.is_valid(i).then(|| last.value(i)),
+            orders_before: n(&before, i),
+            nps_total: n(&total, i),
+            nps_answers: n(&answers, i),
+        })
+        .collect())
+}
+
+fn sums_batch(assignments: &[(u64, Assignment)], sums: &HashMap<u64, Sums>) -> Result<RecordBatch> {
+    let of: Vec<Sums> = assignments
+        .iter()
+        .map(|(r, _)| sums.get(r).copied().unwrap_or_default())
+        .collect();
+    let mut fields = vec![Field::new("assignment_row", DataType::UInt64, false)];
+    fields.extend(sums_fields());
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(
+        assignments.iter().map(|(r, _)| *r),
+    ))];
+    columns.extend(sums_columns(&of));
     Ok(RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(UInt64Array::from_iter_values(
-                assignments.iter().map(|(r, _)| *r),
-            )),
-            ints(|s| s.orders_after),
-            Arc::new(Date32Array::from_iter(
-                assignments.iter().map(|(r, _)| of(r).last_order_after),
-            )),
-            ints(|s| s.orders_before),
-            ints(|s| s.nps_total),
-            ints(|s| s.nps_answers),
-        ],
+        Arc::new(Schema::new(fields)),
+        columns,
     )?)
 }
 
 /// Columns of the kept sums: one row per assignment, sorted.
 fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new("initiative_id", DataType::Utf8, false),
         Field::new("customer_id", DataType::Utf8, false),
         Field::new("arm", DataType::Utf8, false),
         Field::new("exposed_on", DataType::Date32, false),
-        Field::new("orders_after", DataType::Int64, false),
-        Field::new("last_order_after", DataType::Date32, true),
-        Field::new("orders_before", DataType::Int64, false),
-        Field::new("nps_total", DataType::Int64, false),
-        Field::new("nps_answers", DataType::Int64, false),
-    ]))
+    ];
+    fields.extend(sums_fields());
+    Arc::new(Schema::new(fields))
 }
 
 /// Keeps tonight's sums under `record`, and drops every other night's but
@@ -409,25 +423,15 @@ async fn keep(
             rows.iter().map(|(a, _)| f(a)),
         ))
     };
-    let ints = |f: fn(&Sums) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, s)| f(s))))
-    };
-    let batch = RecordBatch::try_new(
-        schema(),
-        vec![
-            text(|a| a.0.as_str()),
-            text(|a| a.1.as_str()),
-            text(|a| a.2.as_str()),
-            Arc::new(Date32Array::from_iter_values(rows.iter().map(|(a, _)| a.3))),
-            ints(|s| s.orders_after),
-            Arc::new(Date32Array::from_iter(
-                rows.iter().map(|(_, s)| s.last_order_after),
-            )),
-            ints(|s| s.orders_before),
-            ints(|s| s.nps_total),
-            ints(|s| s.nps_answers),
-        ],
-    )?;
+    let mut columns = vec![
+        text(|a| a.0.as_str()),
+        text(|a| a.1.as_str()),
+        text(|a| a.2.as_str()),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(a, _)| a.3))),
+    ];
+    let sums: Vec<Sums> = rows.iter().map(|(_, s)| *s).collect();
+    columns.extend(sums_columns(&sums));
+    let batch = RecordBatch::try_new(schema(), columns)?;
     provenance::keep_night(
         storage,
         TABLE,
@@ -449,24 +453,15 @@ fn from_batches(batches: &[RecordBatch]) -> Result<HashMap<Assignment, Sums>> {
     let mut out = HashMap::new();
     for b in batches {
         let text = |i: usize| b.column(i).as_string::<i32>();
-        let int = |i: usize| b.column(i).as_primitive::<Int64Type>();
-        let day = |i: usize| b.column(i).as_primitive::<Date32Type>();
-        let (ids, customers, arms, exposed) = (text(0), text(1), text(2), day(3));
-        let (after, last, before, total, answers) = (int(4), day(5), int(6), int(7), int(8));
-        for i in 0..b.num_rows() {
+        let (ids, customers, arms) = (text(0), text(1), text(2));
+        let exposed = b.column(3).as_primitive::<Date32Type>();
+        for (i, sums) in sums_at(b, 4)?.into_iter().enumerate() {
             let assignment = (
                 ids.value(i).to_string(),
                 customers.value(i).to_string(),
                 arms.value(i).to_string(),
                 exposed.value(i),
             );
-            let sums = Sums {
-                orders_after: after.value(i),
-                last_order_after: last.is_valid(i).then(|| last.value(i)),
-                orders_before: before.value(i),
-                nps_total: total.value(i),
-                nps_answers: answers.value(i),
-            };
             if out.insert(assignment, sums).is_some() {
                 return Err(Error::Internal(
                     "the kept initiative outcomes list an assignment twice".into(),
