@@ -66,8 +66,8 @@ fn older(a: Option<i64>, b: Option<i64>) -> bool {
 }
 
 /// Customers who declined analytics, looked up for every row with a
-/// customer: foldhash, not SipHash (the keys are HMACs, nobody chooses them).
-pub type OptedOut = HashSet<Pseudonym, foldhash::fast::RandomState>;
+/// customer.
+pub type OptedOut = super::listed::ListedSet;
 
 /// The set of excluded pseudonyms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -291,7 +291,7 @@ impl RowSink for DecisionSink<'_> {
         // listed under the earlier key: the entry moves to `p` before this
         // partition's decisions apply (the recognizer remembers the pair)
         if let (Some(r), Some(listed)) = (self.earlier_key.as_mut(), self.listed.as_deref()) {
-            r.opted_out(id, p, listed);
+            r.opted_out(id, p, listed.set());
         }
         let decision = match self.validator.check(fields) {
             Ok(()) => {
