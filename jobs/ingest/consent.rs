@@ -66,13 +66,16 @@ fn older(a: Option<i64>, b: Option<i64>) -> bool {
 }
 
 /// Customers who declined analytics, looked up for every row with a
-/// customer.
-pub type OptedOut = super::listed::ListedSet;
+/// customer: foldhash, not SipHash (the keys are HMACs, nobody chooses them).
+pub type OptedOut = HashSet<Pseudonym, foldhash::fast::RandomState>;
 
 /// The set of excluded pseudonyms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentList {
-    pub pseudonyms: HashSet<Pseudonym>,
+    /// The list itself, in the set the rows are looked up in: each date's
+    /// writer gets a copy, not a set made anew from it (for each of a
+    /// lake's 731 dates, 30,000 pseudonyms at a million customers).
+    pub pseudonyms: OptedOut,
     /// When each listed customer withdrew, where the export said.
     withdrawn_at: HashMap<Pseudonym, i64>,
     /// The day of the export each listed customer withdrew in.
@@ -291,7 +294,7 @@ impl RowSink for DecisionSink<'_> {
         // listed under the earlier key: the entry moves to `p` before this
         // partition's decisions apply (the recognizer remembers the pair)
         if let (Some(r), Some(listed)) = (self.earlier_key.as_mut(), self.listed.as_deref()) {
-            r.opted_out(id, p, listed.set());
+            r.opted_out(id, p, listed);
         }
         let decision = match self.validator.check(fields) {
             Ok(()) => {
@@ -411,7 +414,7 @@ mod tests {
         list.apply(p(b'a'), d(false, Some(1)));
         list.apply(p(b'b'), d(false, Some(2)));
         list.remove_all(&HashSet::from([p(b'a')]));
-        assert_eq!(list.pseudonyms, HashSet::from([p(b'b')]));
+        assert_eq!(list.pseudonyms, OptedOut::from_iter([p(b'b')]));
         assert_eq!(list.withdrawn_at.len(), 1);
     }
 }

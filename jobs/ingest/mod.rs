@@ -24,7 +24,6 @@
 //! earlier rows in lake and marts ([`crate::privacy::withdrawal`]).
 
 pub mod consent;
-pub mod listed;
 pub mod pseudonym;
 pub mod redact;
 pub mod rekey;
@@ -361,10 +360,6 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     // customers listed under the key before a key change, listed anew under
     // this one (only while the lake is re-ingested with that key given)
     let mut carried: HashSet<Pseudonym> = HashSet::new();
-    // the list as each partition's writer looks it up: kept in step with
-    // `list` and copied per date, instead of made anew from it for each of
-    // a lake's 731 dates (a set that grows to 30,000 at a million customers)
-    let mut opted_out: OptedOut = list.pseudonyms.iter().copied().collect();
     let threads = ctx.cfg.ingest.threads.max(1);
     let slots = if shared.earlier_key.is_some() {
         1
@@ -386,7 +381,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             let listed = shared
                 .earlier_key
                 .as_ref()
-                .map(|_| Arc::new(list.pseudonyms.iter().copied().collect::<OptedOut>()));
+                .map(|_| Arc::new(list.pseudonyms.clone()));
             let read = tokio::task::spawn_blocking(move || read_customers(&sh, &first, listed));
             reads.push_back((job, read));
         }
@@ -404,11 +399,9 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         // day's decisions apply, so a later "yes" still undoes it
         if let Some(earlier) = &shared.earlier_key {
             earlier.carry_opted_out(&mut list, &mut carried);
-            opted_out = list.pseudonyms.iter().copied().collect();
         }
         for (p, d) in pass.decisions {
             list.apply(p, d);
-            opted_out.set_listed(p, list.pseudonyms.contains(&p));
         }
         if reads.len() + writing.len() >= slots
             && let Some(written) = writing.next().await
@@ -416,16 +409,16 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             partitions.push(written.map_err(joined)??);
         }
         let sh = shared.clone();
-        let snapshot = Arc::new(opted_out.clone());
+        let opted_out = Arc::new(list.pseudonyms.clone());
         let latest = Some(pass.latest);
         writing.push(tokio::task::spawn_blocking(move || {
-            ingest_partition(&sh, &job, snapshot, latest)
+            ingest_partition(&sh, &job, opted_out, latest)
         }));
     }
 
     // Phase 2: everything else, in parallel, after the customers' writes
     // still running.
-    let opted_out = Arc::new(opted_out);
+    let opted_out = Arc::new(list.pseudonyms.clone());
     for job in other_jobs {
         if writing.len() >= threads
             && let Some(written) = writing.next().await
@@ -878,7 +871,7 @@ impl PartitionSink<'_> {
         }
         let now = self.validator.pseudonymizer.pseudonym(raw);
         if consent {
-            recognizer.opted_out(raw, now, self.opted_out.set())
+            recognizer.opted_out(raw, now, &self.opted_out)
         } else {
             recognizer.erased(raw, now)
         }
@@ -952,7 +945,7 @@ impl RowSink for PartitionSink<'_> {
             // declined (only rows that fail are looked up here, so a valid
             // row costs no second lookup)
             let (p, cc) = (&mut self.validator.pseudonymizer, self.customer_col);
-            if raw_customer_in(p, cc, fields, self.opted_out.set())
+            if raw_customer_in(p, cc, fields, &self.opted_out)
                 || self.before_key_change(fields, true)
             {
                 self.file.consent_excluded += 1;

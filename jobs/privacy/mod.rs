@@ -324,7 +324,7 @@ pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
             .map(|r| r.fingerprints.iter().copied().collect())
             .unwrap_or_default(),
         raw.as_ref().map(|r| r.shape.clone()).unwrap_or_default(),
-        consent.pseudonyms.iter().copied().collect(),
+        consent.pseudonyms.clone(),
         erased.iter().copied().collect(),
         record_keys(ctx, None),
     ));
