@@ -293,7 +293,7 @@ fn linearize(scores: &[Scores], weights: &[Option<f64>; 6], pseudo: f64) -> Opti
 /// for each, and reading their scores at random, was a tenth of the job at
 /// a million customers.
 pub struct Clusters {
-    /// Per component: Σ score and contacts with one, in contact order.
+    /// Per component: Σ score and contacts with one, in the order given.
     sums: [f64; 6],
     ns: [usize; 6],
     /// Every contact's scores, 0 where it has none, grouped by customer
@@ -597,6 +597,7 @@ type CellKey<'a> = (Period, Dimension, &'a str);
 
 /// Every cell with at least one contact, sorted by period, dimension, group.
 pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cell> {
+    let clustered = ClusterOrder::of(contacts);
     // Cells are slots of one dense table, (dimension's group, period): the
     // groups are coded, the periods are the months since the first one, and
     // a contact's seven groups cost no hashing. A map keyed by the group
@@ -694,7 +695,7 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     // Cells are estimated independently, on every core.
     let rows = crate::parallel::map(&keyed, crate::parallel::threads(), &|(_, idx)| {
-        estimate_cell(contacts, idx, s, [false; 6])
+        estimate_cell(&clustered, idx, s, [false; 6])
     });
     let mut cells: Vec<Cell> = keyed
         .into_iter()
@@ -707,8 +708,98 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
             rows,
         })
         .collect();
-    protect_complements(&mut cells, contacts, s, first_of_last12);
+    protect_complements(&mut cells, contacts, &clustered, s, first_of_last12);
     cells
+}
+
+/// Every contact's scores in cluster order (by customer, anonymous
+/// contacts last, each in contact order), and each contact's place in it.
+/// A cell's contacts come in contact order; gathering their scores and
+/// clustering them read each at random, one cache miss each, twice (a
+/// sixth of the job's CPU at a million customers, whose whole-business
+/// cells hold a million contacts each). Read from here in cluster order, a
+/// cell's scores are one forward pass: the job's aggregation took 2.7–2.9 s
+/// instead of 3.2–3.7 s, its means' last bits now those of this order.
+struct ClusterOrder {
+    /// Place in `rows` of each contact.
+    place: Vec<u32>,
+    rows: Vec<Packed>,
+}
+
+/// [`Scores`] in 64 bytes instead of 104.
+#[derive(Clone, Copy)]
+struct Packed {
+    customer: Option<u32>,
+    /// Bit i: whether component i has a score.
+    has: u8,
+    values: [f64; 6],
+}
+
+impl ClusterOrder {
+    fn of(contacts: &[Contact]) -> ClusterOrder {
+        let n = u32::try_from(contacts.len()).expect("fewer than 2^32 contacts");
+        let mut order: Vec<(bool, u32, u32)> = contacts
+            .iter()
+            .zip(0..n)
+            .map(|(c, j)| (c.customer.is_none(), c.customer.unwrap_or(0), j))
+            .collect();
+        order.sort_unstable();
+        let mut place = vec![0u32; contacts.len()];
+        let rows = order
+            .iter()
+            .zip(0..n)
+            .map(|(&(_, _, j), p)| {
+                place[j as usize] = p;
+                let c = &contacts[j as usize];
+                let mut has = 0u8;
+                for (i, x) in c.scores.iter().enumerate() {
+                    has |= u8::from(x.is_some()) << i;
+                }
+                Packed {
+                    customer: c.customer,
+                    has,
+                    values: c.scores.map(|x| x.unwrap_or(0.0)),
+                }
+            })
+            .collect();
+        ClusterOrder { place, rows }
+    }
+
+    /// The contacts `idx` clustered by customer: what [`Clusters::of`]
+    /// gives for their scores in cluster order, in one forward pass.
+    fn clusters(&self, idx: &[usize]) -> Clusters {
+        let mut at: Vec<u32> = idx.iter().map(|&j| self.place[j]).collect();
+        at.sort_unstable();
+        let mut c = Clusters {
+            sums: [0.0; 6],
+            ns: [0; 6],
+            rows: Vec::with_capacity(at.len()),
+            masks: Vec::with_capacity(at.len()),
+            ends: Vec::new(),
+        };
+        let mut customer = None;
+        for &p in &at {
+            let r = &self.rows[p as usize];
+            // a cluster ends before another customer and around an
+            // anonymous contact, a customer of its own
+            if !c.rows.is_empty() && (r.customer.is_none() || r.customer != customer) {
+                c.ends.push(c.rows.len() as u32);
+            }
+            customer = r.customer;
+            for i in 0..6 {
+                if r.has >> i & 1 == 1 {
+                    c.sums[i] += r.values[i];
+                    c.ns[i] += 1;
+                }
+            }
+            c.rows.push(r.values);
+            c.masks.push(r.has);
+        }
+        if !c.rows.is_empty() {
+            c.ends.push(c.rows.len() as u32);
+        }
+        c
+    }
 }
 
 /// Secondary suppression. The groups of a dimension in a period add up to
@@ -725,6 +816,7 @@ pub fn aggregate(contacts: &[Contact], groups: &Groups, s: &Settings) -> Vec<Cel
 fn protect_complements(
     cells: &mut [Cell],
     contacts: &[Contact],
+    clustered: &ClusterOrder,
     s: &Settings,
     first_of_last12: Month,
 ) {
@@ -820,7 +912,7 @@ fn protect_complements(
                         .iter()
                         .all(|k| !parts[i][k.idx()] || cells[i].component(*k).suppressed);
                     if !hidden_now {
-                        cells[i].rows = estimate_cell(contacts, &cells[i].contacts, s, parts[i]);
+                        cells[i].rows = estimate_cell(clustered, &cells[i].contacts, s, parts[i]);
                     }
                 }
             }
@@ -969,17 +1061,13 @@ fn suppressed_row(component: Option<Component>, note: String) -> Estimate {
 /// The rows of one cell; `hide` marks components suppressed to protect
 /// another cell ([`protect_complements`]), left out like small ones.
 fn estimate_cell(
-    contacts: &[Contact],
+    clustered: &ClusterOrder,
     idx: &[usize],
     s: &Settings,
     hide: [bool; 6],
 ) -> Vec<Estimate> {
     let min = s.min_group_size as u64;
-    let scores: Vec<Scores> = idx
-        .iter()
-        .map(|&j| (contacts[j].customer, contacts[j].scores))
-        .collect();
-    let clusters = Clusters::of(&scores);
+    let clusters = clustered.clusters(idx);
     let cell_customers = clusters.customers();
     if cell_customers < min {
         return suppressed_cell(&format!("suppressed: fewer than {min} customers"));
@@ -1003,8 +1091,7 @@ fn estimate_cell(
             });
             continue;
         }
-        let values = || scores.iter().filter_map(|(_, row)| row[c.idx()]);
-        let n = values().count();
+        let n = clusters.ns[c.idx()];
         let customers = customers_with[c.idx()];
         if n == 0 {
             comps.push(Estimate {
@@ -1034,7 +1121,7 @@ fn estimate_cell(
             ));
             continue;
         }
-        let mean = values().sum::<f64>() / n as f64;
+        let mean = clusters.sums[c.idx()] / n as f64;
         let (ci, se) = alone[c.idx()]
             .as_ref()
             .and_then(Linearized::interval)

@@ -1075,3 +1075,55 @@ fn linearize_sorting_per_call(
         used: named.len() + anonymous.len(),
     })
 }
+
+/// Reference: [`Clusters::of`] over a cell's scores in contact order, the
+/// way cells were clustered before [`ClusterOrder`]. The same clusters, in
+/// the same order, from one forward pass; the sums are those of the scores
+/// in cluster order (added in another order they may differ in the last
+/// bits, so they are compared with the reference's own sums of that order).
+#[test]
+fn cluster_order_gives_each_cell_the_clusters_sorting_it_gives() {
+    let mut rng = Xoshiro256Plus::seed_from_u64(7);
+    let contacts: Vec<Contact> = (0..3_000)
+        .map(|_| {
+            let mut c = contact(
+                rng.random_range(0..400),
+                Month(0),
+                "email",
+                std::array::from_fn(|_| rng.random_bool(0.7).then(|| rng.random_range(0.0..100.0))),
+            );
+            if rng.random_bool(0.05) {
+                c.customer = None;
+            }
+            c
+        })
+        .collect();
+    let order = ClusterOrder::of(&contacts);
+    for cell in 0..20 {
+        let idx: Vec<usize> = (0..contacts.len())
+            .filter(|_| cell == 0 || rng.random_bool(0.3))
+            .collect();
+        let got = order.clusters(&idx);
+        let scores: Vec<Scores> = idx
+            .iter()
+            .map(|&j| (contacts[j].customer, contacts[j].scores))
+            .collect();
+        let sorted = Clusters::of(&scores);
+        assert_eq!(got.rows, sorted.rows, "cell {cell}");
+        assert_eq!(got.masks, sorted.masks);
+        assert_eq!(got.ends, sorted.ends);
+        assert_eq!(got.ns, sorted.ns);
+        // by customer, anonymous contacts last, each in contact order
+        let mut at: Vec<(bool, Option<u32>, usize)> = scores
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (s.0.is_none(), s.0, k))
+            .collect();
+        at.sort();
+        let in_cluster_order: Vec<Scores> = at.iter().map(|&(_, _, k)| scores[k]).collect();
+        assert_eq!(got.sums, Clusters::of(&in_cluster_order).sums);
+        for i in 0..6 {
+            assert!((got.sums[i] - sorted.sums[i]).abs() < 1e-9 * sorted.sums[i].abs().max(1.0));
+        }
+    }
+}
