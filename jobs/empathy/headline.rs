@@ -302,7 +302,11 @@ pub fn headline(
         .iter()
         .filter_map(|c| cell.component(*c).value.map(|v| (*c, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    let month_contacts: Vec<&Contact> = cell.contacts.iter().map(|&j| &contacts[j]).collect();
+    let month_contacts: Vec<&Contact> = cell
+        .contacts
+        .iter()
+        .map(|&j| &contacts[j as usize])
+        .collect();
     let suggestion = weakest.and_then(|(c, _)| suggestion(c, &month_contacts, cfg, min_group_size));
     let month_to_date = m == run_month && run_date < m.last_day();
     let ci = idx.ci;

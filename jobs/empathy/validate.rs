@@ -300,7 +300,7 @@ pub fn validate(
         let population: HashSet<u32> = cell
             .contacts
             .iter()
-            .filter_map(|&j| contacts[j].customer)
+            .filter_map(|&j| contacts[j as usize].customer)
             .collect();
         let answers = nps_by_month
             .get(&next)

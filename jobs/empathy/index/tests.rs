@@ -498,7 +498,10 @@ fn cells_hold_the_contacts_of_each_group_and_period() {
     }
     let got: Vec<((Period, Dimension, String), Vec<usize>)> = cells
         .iter()
-        .map(|c| ((c.period, c.dimension, c.group.clone()), c.contacts.clone()))
+        .map(|c| {
+            let contacts = c.contacts.iter().map(|&j| j as usize).collect();
+            ((c.period, c.dimension, c.group.clone()), contacts)
+        })
         .collect();
     assert_eq!(got, want.into_iter().collect::<Vec<_>>());
     assert_eq!(groups.segment.as_ref().and_then(|s| s.get(7)), Some("new"));
@@ -612,7 +615,7 @@ fn assert_nothing_small_by_subtraction(
             cells[i]
                 .contacts
                 .iter()
-                .copied()
+                .map(|&j| j as usize)
                 .filter(|&j| k.is_none_or(|k| contacts[j].scores[k.idx()].is_some()))
                 .collect()
         };
@@ -1100,13 +1103,13 @@ fn cluster_order_gives_each_cell_the_clusters_sorting_it_gives() {
         .collect();
     let order = ClusterOrder::of(&contacts);
     for cell in 0..20 {
-        let idx: Vec<usize> = (0..contacts.len())
+        let idx: Vec<u32> = (0..contacts.len() as u32)
             .filter(|_| cell == 0 || rng.random_bool(0.3))
             .collect();
         let got = order.clusters(&idx);
         let scores: Vec<Scores> = idx
             .iter()
-            .map(|&j| (contacts[j].customer, contacts[j].scores))
+            .map(|&j| (contacts[j as usize].customer, contacts[j as usize].scores))
             .collect();
         let sorted = Clusters::of(&scores);
         assert_eq!(got.rows, sorted.rows, "cell {cell}");
