@@ -160,24 +160,18 @@ fn intersect(da: &Dimension, ia: usize, db: &Dimension, ib: usize) -> Result<Dim
         let (a, b) = (da.codes[r], db.codes[r]);
         (a != MISSING && b != MISSING).then(|| u64::from(a) * nb + u64::from(b))
     };
-    // Only the combinations that occur, in (a, b) order.
-    let mut present: Vec<u64> = (0..da.codes.len()).filter_map(combined).collect();
-    present.sort_unstable();
-    present.dedup();
+    // Only the combinations that occur, coded in (a, b) order.
+    let (present, codes) = if da.groups() as u64 * nb <= DENSE_COMBINATIONS {
+        code_dense(da.codes.len(), da.groups() as u64 * nb, combined)
+    } else {
+        code_sorted(da.codes.len(), combined)
+    };
     if present.len() >= MISSING as usize {
         return Err(Error::Input {
             file: format!("{}{JOIN}{}", da.name, db.name),
             reason: "too many groups".into(),
         });
     }
-    let code_of: std::collections::HashMap<u64, u32> = present
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c, i as u32))
-        .collect();
-    let codes = (0..da.codes.len())
-        .map(|r| combined(r).map_or(MISSING, |c| code_of[&c]))
-        .collect();
     let groups: Vec<[u32; 2]> = present
         .iter()
         .map(|&c| [(c / nb) as u32, (c % nb) as u32])
@@ -200,6 +194,56 @@ fn intersect(da: &Dimension, ia: usize, db: &Dimension, ib: usize) -> Result<Dim
             groups,
         }),
     })
+}
+
+/// Combinations of two dimensions' groups coded through a table of every
+/// possible one, when there are at most this many: the attributes' few
+/// groups make tens of them. A sort of every row's combination and a hash
+/// lookup per row (the way larger products still go) were 7% of the audit
+/// at a million customers, for its 6.7M decision rows and ten pairs.
+const DENSE_COMBINATIONS: u64 = 1 << 16;
+
+/// The combinations present (sorted) and each row's code among them, from
+/// a table of all `possible` combinations.
+fn code_dense(
+    rows: usize,
+    possible: u64,
+    combined: impl Fn(usize) -> Option<u64>,
+) -> (Vec<u64>, Vec<u32>) {
+    let mut code_of = vec![MISSING; possible as usize];
+    for r in 0..rows {
+        if let Some(c) = combined(r) {
+            code_of[c as usize] = 0;
+        }
+    }
+    let mut present = Vec::new();
+    for (c, code) in code_of.iter_mut().enumerate() {
+        if *code != MISSING {
+            *code = present.len() as u32;
+            present.push(c as u64);
+        }
+    }
+    let codes = (0..rows)
+        .map(|r| combined(r).map_or(MISSING, |c| code_of[c as usize]))
+        .collect();
+    (present, codes)
+}
+
+/// [`code_dense`] for products of groups too many for a table: the rows'
+/// combinations sorted, then looked up.
+fn code_sorted(rows: usize, combined: impl Fn(usize) -> Option<u64>) -> (Vec<u64>, Vec<u32>) {
+    let mut present: Vec<u64> = (0..rows).filter_map(&combined).collect();
+    present.sort_unstable();
+    present.dedup();
+    let code_of: std::collections::HashMap<u64, u32> = present
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i as u32))
+        .collect();
+    let codes = (0..rows)
+        .map(|r| combined(r).map_or(MISSING, |c| code_of[&c]))
+        .collect();
+    (present, codes)
 }
 
 #[cfg(test)]
@@ -294,6 +338,35 @@ mod tests {
         let p = ar.parents.as_ref().expect("parents");
         assert_eq!(p.dims, [0, 1]);
         assert_eq!(p.groups[2], [1, 1]);
+    }
+
+    /// Differential: the table of every combination codes the rows as the
+    /// sort and lookup did (the way every pair was coded before), with
+    /// missing codes and combinations that never occur.
+    #[test]
+    fn dense_coding_is_the_sorted_coding() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        for (na, nb) in [(2u32, 3u32), (7, 5), (40, 30), (1, 1)] {
+            let code = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus, n: u32| {
+                if rng.random_bool(0.1) {
+                    MISSING
+                } else {
+                    // the upper half of the groups only now and then
+                    rng.random_range(0..n.div_ceil(2).max(1))
+                        + u32::from(rng.random_bool(0.05)) * (n / 2)
+                }
+            };
+            let a: Vec<u32> = (0..5_000).map(|_| code(&mut rng, na)).collect();
+            let b: Vec<u32> = (0..5_000).map(|_| code(&mut rng, nb)).collect();
+            let combined = |r: usize| {
+                (a[r] != MISSING && b[r] != MISSING)
+                    .then(|| u64::from(a[r]) * u64::from(nb) + u64::from(b[r]))
+            };
+            let dense = code_dense(a.len(), u64::from(na * nb), combined);
+            let sorted = code_sorted(a.len(), combined);
+            assert_eq!(dense, sorted, "{na} x {nb} groups");
+        }
     }
 
     #[test]
