@@ -295,7 +295,7 @@ fn linearize(scores: &[Scores], weights: &[Option<f64>; 6], pseudo: f64) -> Opti
 /// for each, and reading their scores at random, was a tenth of the job at
 /// a million customers.
 pub struct Clusters {
-    /// Per component: Σ score and contacts with one, in the order given.
+    /// Per component: Σ score and contacts with one, in cluster order.
     sums: [f64; 6],
     ns: [usize; 6],
     /// Every contact's scores, 0 where it has none, grouped by customer
@@ -309,53 +309,43 @@ pub struct Clusters {
 }
 
 impl Clusters {
+    /// `scores` clustered by customer.
     pub fn of(scores: &[Scores]) -> Clusters {
-        let mut sums = [0.0; 6];
-        let mut ns = [0usize; 6];
-        for (_, row) in scores {
-            for i in 0..6 {
-                if let Some(x) = row[i] {
-                    sums[i] += x;
-                    ns[i] += 1;
-                }
-            }
-        }
-        let mut named: Vec<(u32, u32)> = Vec::new();
-        let mut anonymous: Vec<u32> = Vec::new();
-        for (j, (customer, _)) in scores.iter().enumerate() {
-            match customer {
-                Some(c) => named.push((*c, j as u32)),
-                None => anonymous.push(j as u32),
-            }
-        }
-        named.sort_unstable();
+        let packed: Vec<Packed> = scores.iter().map(|(c, row)| Packed::of(*c, row)).collect();
+        let order = cluster_order(scores.iter().map(|(c, _)| *c));
+        Clusters::in_order(order.iter().map(|&j| &packed[j as usize]))
+    }
+
+    /// Contacts already in cluster order, in one forward pass.
+    fn in_order<'a>(rows: impl ExactSizeIterator<Item = &'a Packed>) -> Clusters {
         let mut c = Clusters {
-            sums,
-            ns,
-            rows: Vec::with_capacity(scores.len()),
-            masks: Vec::with_capacity(scores.len()),
+            sums: [0.0; 6],
+            ns: [0; 6],
+            rows: Vec::with_capacity(rows.len()),
+            masks: Vec::with_capacity(rows.len()),
             ends: Vec::new(),
         };
-        for run in named.chunk_by(|a, b| a.0 == b.0) {
-            for &(_, j) in run {
-                c.push(&scores[j as usize].1);
+        let mut customer = None;
+        for r in rows {
+            // a cluster ends before another customer and around an
+            // anonymous contact, a customer of its own
+            if !c.rows.is_empty() && (r.customer.is_none() || r.customer != customer) {
+                c.ends.push(c.rows.len() as u32);
             }
-            c.ends.push(c.rows.len() as u32);
+            customer = r.customer;
+            for i in 0..6 {
+                if r.has >> i & 1 == 1 {
+                    c.sums[i] += r.values[i];
+                    c.ns[i] += 1;
+                }
+            }
+            c.rows.push(r.values);
+            c.masks.push(r.has);
         }
-        for j in anonymous {
-            c.push(&scores[j as usize].1);
+        if !c.rows.is_empty() {
             c.ends.push(c.rows.len() as u32);
         }
         c
-    }
-
-    fn push(&mut self, row: &[Option<f64>; 6]) {
-        let mut mask = 0u8;
-        for (i, x) in row.iter().enumerate() {
-            mask |= u8::from(x.is_some()) << i;
-        }
-        self.rows.push(row.map(|x| x.unwrap_or(0.0)));
-        self.masks.push(mask);
     }
 
     /// Each customer's contacts, as ranges of `rows`.
@@ -738,70 +728,54 @@ struct Packed {
     values: [f64; 6],
 }
 
+impl Packed {
+    fn of(customer: Option<u32>, scores: &[Option<f64>; 6]) -> Packed {
+        let mut has = 0u8;
+        for (i, x) in scores.iter().enumerate() {
+            has |= u8::from(x.is_some()) << i;
+        }
+        Packed {
+            customer,
+            has,
+            values: scores.map(|x| x.unwrap_or(0.0)),
+        }
+    }
+}
+
+/// The positions of `customers` in cluster order: by customer, the
+/// anonymous ones last, each in the order given.
+fn cluster_order(customers: impl Iterator<Item = Option<u32>>) -> Vec<u32> {
+    let mut order: Vec<(bool, u32, u32)> = customers
+        .zip(0..)
+        .map(|(c, j)| (c.is_none(), c.unwrap_or(0), j))
+        .collect();
+    order.sort_unstable();
+    order.into_iter().map(|(_, _, j)| j).collect()
+}
+
 impl ClusterOrder {
     fn of(contacts: &[Contact]) -> ClusterOrder {
-        let n = u32::try_from(contacts.len()).expect("fewer than 2^32 contacts");
-        let mut order: Vec<(bool, u32, u32)> = contacts
-            .iter()
-            .zip(0..n)
-            .map(|(c, j)| (c.customer.is_none(), c.customer.unwrap_or(0), j))
-            .collect();
-        order.sort_unstable();
+        u32::try_from(contacts.len()).expect("fewer than 2^32 contacts");
+        let order = cluster_order(contacts.iter().map(|c| c.customer));
         let mut place = vec![0u32; contacts.len()];
         let rows = order
             .iter()
-            .zip(0..n)
-            .map(|(&(_, _, j), p)| {
+            .zip(0..)
+            .map(|(&j, p)| {
                 place[j as usize] = p;
                 let c = &contacts[j as usize];
-                let mut has = 0u8;
-                for (i, x) in c.scores.iter().enumerate() {
-                    has |= u8::from(x.is_some()) << i;
-                }
-                Packed {
-                    customer: c.customer,
-                    has,
-                    values: c.scores.map(|x| x.unwrap_or(0.0)),
-                }
+                Packed::of(c.customer, &c.scores)
             })
             .collect();
         ClusterOrder { place, rows }
     }
 
-    /// The contacts `idx` clustered by customer: what [`Clusters::of`]
-    /// gives for their scores in cluster order, in one forward pass.
+    /// The contacts `idx` clustered by customer, as [`Clusters::of`] their
+    /// scores: the cell's places sorted, then one forward pass.
     fn clusters(&self, idx: &[u32]) -> Clusters {
         let mut at: Vec<u32> = idx.iter().map(|&j| self.place[j as usize]).collect();
         at.sort_unstable();
-        let mut c = Clusters {
-            sums: [0.0; 6],
-            ns: [0; 6],
-            rows: Vec::with_capacity(at.len()),
-            masks: Vec::with_capacity(at.len()),
-            ends: Vec::new(),
-        };
-        let mut customer = None;
-        for &p in &at {
-            let r = &self.rows[p as usize];
-            // a cluster ends before another customer and around an
-            // anonymous contact, a customer of its own
-            if !c.rows.is_empty() && (r.customer.is_none() || r.customer != customer) {
-                c.ends.push(c.rows.len() as u32);
-            }
-            customer = r.customer;
-            for i in 0..6 {
-                if r.has >> i & 1 == 1 {
-                    c.sums[i] += r.values[i];
-                    c.ns[i] += 1;
-                }
-            }
-            c.rows.push(r.values);
-            c.masks.push(r.has);
-        }
-        if !c.rows.is_empty() {
-            c.ends.push(c.rows.len() as u32);
-        }
-        c
+        Clusters::in_order(at.iter().map(|&p| &self.rows[p as usize]))
     }
 }
 

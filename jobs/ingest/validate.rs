@@ -601,9 +601,8 @@ pub fn trim_edges(v: &str) -> &str {
 mod tests {
     use super::*;
 
-    /// The fast path agrees with the standard validation: ASCII, text in
-    /// other scripts, and bytes that are not UTF-8 (a Latin-1 "ñ", a lone
-    /// continuation byte, a sequence cut short).
+    /// Reference: `str::trim`, on values with ASCII and Unicode spaces at
+    /// either end, controls that are not spaces, and no space at all.
     #[test]
     fn trim_edges_trims_as_str_trim() {
         for v in [
@@ -629,6 +628,9 @@ mod tests {
         }
     }
 
+    /// The fast path agrees with the standard validation: ASCII, text in
+    /// other scripts, and bytes that are not UTF-8 (a Latin-1 "ñ", a lone
+    /// continuation byte, a sequence cut short).
     #[test]
     fn utf8_is_the_standard_validation() {
         let cases: [&[u8]; 8] = [

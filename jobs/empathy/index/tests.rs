@@ -981,7 +981,8 @@ fn shared_clusters_give_the_estimates_of_clustering_each_time() {
 }
 
 /// [`linearize`] as it was before [`Clusters`]: it sorted the contacts it
-/// used on each call.
+/// used on each call. Its sums run in that sorted order, the order
+/// [`Clusters`] adds them in (contact order before session 45).
 fn linearize_sorting_per_call(
     scores: &[Scores],
     weights: &[Option<f64>; 6],
@@ -994,16 +995,8 @@ fn linearize_sorting_per_call(
     // without a map.
     let mut named: Vec<(u32, u32)> = Vec::new();
     let mut anonymous: Vec<u32> = Vec::new();
-    for (j, (customer, row)) in scores.iter().enumerate() {
-        let mut any = false;
-        for i in 0..6 {
-            if let (Some(x), Some(_)) = (row[i], weights[i]) {
-                sums[i] += x;
-                ns[i] += 1;
-                any = true;
-            }
-        }
-        if any {
+    for (j, (customer, _)) in scores.iter().enumerate() {
+        if (0..6).any(|i| has(j as u32, i)) {
             match customer {
                 Some(c) => named.push((*c, j as u32)),
                 None => anonymous.push(j as u32),
@@ -1011,6 +1004,18 @@ fn linearize_sorting_per_call(
         }
     }
     named.sort_unstable();
+    for j in named
+        .iter()
+        .map(|&(_, j)| j)
+        .chain(anonymous.iter().copied())
+    {
+        for i in 0..6 {
+            if let (Some(x), Some(_)) = (scores[j as usize].1[i], weights[i]) {
+                sums[i] += x;
+                ns[i] += 1;
+            }
+        }
+    }
     let runs = || named.chunk_by(|a, b| a.0 == b.0);
     let mut customers_with = [0usize; 6];
     for run in runs() {
@@ -1079,11 +1084,10 @@ fn linearize_sorting_per_call(
     })
 }
 
-/// Reference: [`Clusters::of`] over a cell's scores in contact order, the
-/// way cells were clustered before [`ClusterOrder`]. The same clusters, in
-/// the same order, from one forward pass; the sums are those of the scores
-/// in cluster order (added in another order they may differ in the last
-/// bits, so they are compared with the reference's own sums of that order).
+/// Reference: [`Clusters::of`] over a cell's scores in contact order, which
+/// sorts them by customer itself, and the sums of the scores sorted by
+/// customer here. The whole contact list put in cluster order once gives
+/// every cell the same clusters, in the same order, and the same sums.
 #[test]
 fn cluster_order_gives_each_cell_the_clusters_sorting_it_gives() {
     let mut rng = Xoshiro256Plus::seed_from_u64(7);
