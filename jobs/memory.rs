@@ -293,22 +293,29 @@ mod tests {
     fn freed_memory_between_live_blocks_goes_back_to_the_system() {
         // 256 MiB of 1 KiB blocks, one in 64 kept: glibc cannot shrink its
         // heap past a live block by itself, so the freed pages between
-        // them stay resident until trimmed.
-        let blocks: Vec<Box<[u8]>> = (0..256 * 1024)
-            .map(|i| vec![(i % 251) as u8 + 1; 1024].into_boxed_slice())
-            .collect();
-        let kept: Vec<Box<[u8]>> = blocks
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, b)| (i % 64 == 0).then_some(b))
-            .collect();
-        let before = resident_bytes().expect("rss");
-        release_freed();
-        let after = resident_bytes().expect("rss");
-        assert!(kept.iter().all(|b| b[0] != 0));
-        assert!(
-            after + (128 << 20) < before,
-            "trimming should return most of the 252 MiB freed: {before} -> {after}"
-        );
+        // them stay resident until trimmed. The resident set is the whole
+        // process's: a test on another thread that allocates meanwhile (or
+        // takes the freed chunks of a shared arena) can hide the drop, so
+        // the experiment runs up to three times and one clear drop passes.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let blocks: Vec<Box<[u8]>> = (0..256 * 1024)
+                .map(|i| vec![(i % 251) as u8 + 1; 1024].into_boxed_slice())
+                .collect();
+            let kept: Vec<Box<[u8]>> = blocks
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, b)| (i % 64 == 0).then_some(b))
+                .collect();
+            let before = resident_bytes().expect("rss");
+            release_freed();
+            let after = resident_bytes().expect("rss");
+            assert!(kept.iter().all(|b| b[0] != 0));
+            if after + (128 << 20) < before {
+                return;
+            }
+            seen.push((before, after));
+        }
+        panic!("trimming should return most of the 252 MiB freed: (before, after) {seen:?}");
     }
 }
