@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use bytes::{Buf, Bytes};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use object_store::ObjectStore;
@@ -18,7 +19,10 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
+use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
@@ -213,6 +217,44 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Ends the row group under way, if any: the next rows start a new one.
+    pub async fn end_group(&mut self) -> Result<()> {
+        self.close_group().await
+    }
+
+    /// Appends row group `group` of another file as it is, without decoding
+    /// it, after ending the row group under way. `file` holds at least the
+    /// group's bytes at their offsets in that file, `metadata` that file's
+    /// footer (with its page index, which is carried over when loaded); its
+    /// columns must be this file's, or this fails before writing anything.
+    pub async fn append_group(
+        &mut self,
+        file: &impl ChunkReader,
+        metadata: &ParquetMetaData,
+        group: usize,
+    ) -> Result<()> {
+        self.close_group().await?;
+        let rg = metadata.row_group(group);
+        let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
+        let mut writer = self.file.next_row_group()?;
+        for (c, column) in rg.columns().iter().enumerate() {
+            writer.append_column(
+                file,
+                ColumnCloseResult {
+                    bytes_written: u64::try_from(column.compressed_size()).unwrap_or(0),
+                    rows_written: rows,
+                    metadata: column.clone(),
+                    bloom_filter: None,
+                    column_index: cell(metadata.column_index(), group, c),
+                    offset_index: cell(metadata.offset_index(), group, c),
+                },
+            )?;
+        }
+        writer.close()?;
+        self.rows += rows;
+        self.send().await
+    }
+
     /// Ends the row group under way (if any) and sends its bytes.
     async fn close_group(&mut self) -> Result<()> {
         self.encode()?;
@@ -261,6 +303,65 @@ pub async fn write_batches(
     sink.finish().await
 }
 
+/// A page index's entry for column `c` of row group `g`.
+fn cell<T: Clone>(index: Option<&Vec<Vec<T>>>, g: usize, c: usize) -> Option<T> {
+    index?.get(g)?.get(c).cloned()
+}
+
+/// Bytes of a file from offset `start` on, read as that file: what
+/// [`ParquetSink::append_group`] copies a row group from without fetching
+/// the whole file.
+pub struct FileWindow {
+    pub start: u64,
+    pub bytes: Bytes,
+}
+
+impl FileWindow {
+    fn at(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .and_then(|f| usize::try_from(f).ok())
+            .filter(|&f| f.saturating_add(length) <= self.bytes.len())
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "bytes {start}..+{length} are outside the window {}..+{}",
+                    self.start,
+                    self.bytes.len()
+                ))
+            })?;
+        Ok(self.bytes.slice(from..from + length))
+    }
+}
+
+impl Length for FileWindow {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl ChunkReader for FileWindow {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let rest = usize::try_from(self.len().saturating_sub(start)).unwrap_or(0);
+        Ok(self.at(start, rest)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.at(start, length)
+    }
+}
+
+/// The byte range of row group `group`'s column chunks in its file.
+pub fn group_range(metadata: &ParquetMetaData, group: usize) -> std::ops::Range<u64> {
+    let rg = metadata.row_group(group);
+    let (start, end) = rg.columns().iter().fold((u64::MAX, 0), |(lo, hi), c| {
+        let (from, len) = c.byte_range();
+        (lo.min(from), hi.max(from + len))
+    });
+    start.min(end)..end
+}
+
 /// Reads a whole Parquet object (small tables: control lists, tests).
 pub async fn read_batches(storage: &Storage, path: &Path) -> Result<Vec<RecordBatch>> {
     let bytes = storage.get_bytes(path).await?;
@@ -297,22 +398,29 @@ mod tests {
         RecordBatch::try_new(schema.clone(), columns).expect("batch")
     }
 
+    /// The columns [`batch`] fills.
+    fn test_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("channel", DataType::Utf8, false),
+            Field::new("order_id", DataType::Utf8, false),
+            Field::new("amount", DataType::Int64, true),
+            Field::new("score", DataType::Float64, false),
+        ]))
+    }
+
+    /// Row groups of at most 1,000 rows.
+    fn small_groups() -> WriterProperties {
+        properties_builder()
+            .set_max_row_group_row_count(Some(1000))
+            .build()
+    }
+
     /// The sink's bytes are ArrowWriter's, whatever the threads: row groups
     /// that end inside a batch, batches that cross the rows gathered before
     /// encoding, empty batches and an empty file.
     #[tokio::test]
     async fn the_sink_writes_the_bytes_arrow_writer_writes() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("channel", DataType::Utf8, false),
-            Field::new("order_id", DataType::Utf8, false),
-            Field::new("amount", DataType::Int64, true),
-            Field::new("score", DataType::Float64, false),
-        ]));
-        let small_groups = || {
-            properties_builder()
-                .set_max_row_group_row_count(Some(1000))
-                .build()
-        };
+        let schema = test_schema();
         type Case = (Vec<usize>, fn() -> WriterProperties);
         let cases: [Case; 4] = [
             (vec![1, 999, 2500, 0, 7000, 123], small_groups),
@@ -367,5 +475,102 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A row group copied from another file reads back as the rows it held,
+    /// between rows written around it, and keeps its statistics and page
+    /// index; only its window of the other file is needed. Reference: the
+    /// rows themselves, written by the sink.
+    #[tokio::test]
+    async fn a_copied_row_group_holds_its_rows_statistics_and_page_index() {
+        use parquet::arrow::arrow_reader::ArrowReaderOptions;
+        use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+
+        let schema = test_schema();
+        let properties = small_groups;
+        let store = Arc::new(InMemory::new());
+        let (from, to) = (Path::from("a.parquet"), Path::from("b.parquet"));
+        let mut a =
+            ParquetSink::create_with(store.clone(), from.clone(), schema.clone(), properties())
+                .expect("sink");
+        a.write(&batch(&schema, 0, 2500)).await.expect("write");
+        a.finish().await.expect("finish");
+        let source = store
+            .get(&from)
+            .await
+            .expect("a")
+            .bytes()
+            .await
+            .expect("bytes");
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Required)
+            .parse_and_finish(&source)
+            .expect("footer");
+        assert_eq!(metadata.num_row_groups(), 3);
+        let range = group_range(&metadata, 1);
+        let window = FileWindow {
+            start: range.start,
+            bytes: source.slice(range.start as usize..range.end as usize),
+        };
+
+        let mut b =
+            ParquetSink::create_with(store.clone(), to.clone(), schema.clone(), properties())
+                .expect("sink");
+        b.write(&batch(&schema, 5000, 10)).await.expect("write");
+        b.append_group(&window, &metadata, 1).await.expect("copied");
+        b.write(&batch(&schema, 9000, 20)).await.expect("write");
+        assert_eq!(b.finish().await.expect("finish"), 1030);
+
+        let copy = store
+            .get(&to)
+            .await
+            .expect("b")
+            .bytes()
+            .await
+            .expect("bytes");
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            copy.clone(),
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
+        )
+        .expect("readable");
+        let written = reader.metadata().clone();
+        let rows: Vec<RecordBatch> = reader
+            .build()
+            .expect("reader")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let got = datafusion::arrow::compute::concat_batches(&schema, &rows).expect("concat");
+        let want = datafusion::arrow::compute::concat_batches(
+            &schema,
+            &[
+                batch(&schema, 5000, 10),
+                batch(&schema, 1000, 1000),
+                batch(&schema, 9000, 20),
+            ],
+        )
+        .expect("concat");
+        assert_eq!(got, want);
+        assert_eq!(written.num_row_groups(), 3);
+        for c in 0..4 {
+            assert_eq!(
+                written.row_group(1).column(c).statistics(),
+                metadata.row_group(1).column(c).statistics(),
+                "column {c}"
+            );
+        }
+        let pages = |m: &ParquetMetaData| {
+            m.offset_index().expect("offset index")[1][1]
+                .page_locations
+                .len()
+        };
+        assert_eq!(pages(&written), pages(&metadata));
+        // outside its window the copy fails rather than write other bytes
+        let short = FileWindow {
+            start: range.start,
+            bytes: source.slice(range.start as usize..range.end as usize - 1),
+        };
+        let mut c = ParquetSink::create_with(store, Path::from("c.parquet"), schema, properties())
+            .expect("sink");
+        assert!(c.append_group(&short, &metadata, 1).await.is_err());
     }
 }

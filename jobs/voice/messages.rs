@@ -23,13 +23,15 @@ use futures::StreamExt;
 use tracing::{debug, info};
 
 use super::RunParams;
+use super::base_file::{BaseFile, GroupSpan};
 use super::columns::{self, opt_str, timestamp_type};
 use super::score::{Emotions, Label, Scored, Scorer};
 use super::scores::date32;
 use super::themes::{Side, ThemeCounter, customer_fingerprint};
-use crate::parquet_io::{ParquetSink, writer_properties_without_dictionary};
+use crate::parquet_io::{FileWindow, ParquetSink, writer_properties_without_dictionary};
 use crate::storage::{Storage, partition_file};
 use crate::{Error, Result, mart};
+use parquet::file::metadata::ParquetMetaData;
 
 /// One kind of message and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,7 +425,10 @@ pub async fn write_feedback_scored(
         storage.store(),
         partition_file("marts", "feedback_scored", params.date),
         schema,
-        writer_properties_without_dictionary(&["message_id", "customer_id", "at", "follow_up_at"]),
+        writer_properties_without_dictionary(&["message_id", "customer_id", "at", "follow_up_at"])
+            .into_builder()
+            .set_max_row_group_row_count(Some(GROUP_ROWS))
+            .build(),
     )?;
     let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
     let writer = tokio::spawn(write_batches(sink, write_rx));
@@ -487,7 +492,7 @@ pub async fn write_feedback_scored(
     );
     let scored = match (scored, out, base) {
         (Ok((themes, _)), Outputs::Keep(new), Some(base)) => {
-            carry_over(session, sources, base, new, &write_tx)
+            carry_over(session, storage, sources, base, new, &write_tx)
                 .await
                 .map(|by_source| (themes, by_source))
         }
@@ -664,6 +669,7 @@ async fn read_slices(
 /// each source. Returns the rows written per source.
 async fn carry_over(
     session: &SessionContext,
+    storage: &Storage,
     sources: &[Source],
     base: NaiveDate,
     new: Vec<(Source, RecordBatch)>,
@@ -671,6 +677,96 @@ async fn carry_over(
 ) -> Result<BTreeMap<String, u64>> {
     let replaced = replaced_since(session, base).await?;
     let mut merge = Merge::new(sources, new, replaced)?;
+    let sent = match BaseFile::open(storage, base, &schema()).await? {
+        Some(file) => {
+            let copied = carry_groups(&file, &mut merge, write_tx, COPY_MIN_ROWS).await?;
+            debug!(groups = file.groups(), copied = ?copied, "earlier night's row groups");
+            copied.is_some()
+        }
+        None => carry_rows(session, base, &mut merge, write_tx).await?,
+    };
+    if sent {
+        for merged in merge.finish()? {
+            if write_tx.send(WriteMsg::Batch(merged)).await.is_err() {
+                break;
+            }
+        }
+    }
+    Ok(merge.by_source)
+}
+
+/// Rows of a row group of `feedback_scored`: the group holding the
+/// tickets of the last two days, whose follow-ups change their rows, is
+/// decoded and encoded again every night, the others are copied.
+const GROUP_ROWS: usize = 1 << 18;
+
+/// Row groups of the earlier night with fewer rows are decoded and merged
+/// even when nothing changed in them, so that the small group a night's
+/// new messages end in grows into one worth copying instead of each night
+/// leaving one more behind.
+const COPY_MIN_ROWS: usize = 1 << 17;
+
+/// [`carry_over`] from the earlier night's file: each row group of at
+/// least `min_rows` copied when tonight changes none of its rows (see
+/// `voice::base_file`), decoded and merged otherwise. The number of groups
+/// copied, `None` when the writer stopped.
+async fn carry_groups(
+    file: &BaseFile,
+    merge: &mut Merge,
+    write_tx: &tokio::sync::mpsc::Sender<WriteMsg>,
+    min_rows: usize,
+) -> Result<Option<usize>> {
+    let mut copied = 0;
+    for g in 0..file.groups() {
+        let copy = file
+            .span(g)
+            .filter(|span| span.rows >= min_rows)
+            .and_then(|span| merge.copyable(&span).map(|s| (s, span)));
+        let sent = match copy {
+            Some((s, span)) => {
+                let before = merge.up_to(s, &span.first)?;
+                let window = file.window(g).await?;
+                merge.copied(s, span.rows);
+                copied += 1;
+                (before.num_rows() == 0 || write_tx.send(WriteMsg::Batch(before)).await.is_ok())
+                    && write_tx
+                        .send(WriteMsg::Group {
+                            window,
+                            metadata: Arc::clone(file.metadata()),
+                            group: g,
+                        })
+                        .await
+                        .is_ok()
+            }
+            None => {
+                let mut ok = true;
+                for batch in file.rows(g).await? {
+                    let merged = merge.push(&conformed(&batch)?)?;
+                    if merged.num_rows() > 0
+                        && write_tx.send(WriteMsg::Batch(merged)).await.is_err()
+                    {
+                        ok = false;
+                        break;
+                    }
+                }
+                ok
+            }
+        };
+        if !sent {
+            return Ok(None);
+        }
+    }
+    Ok(Some(copied))
+}
+
+/// [`carry_over`] through the session, for a partition [`BaseFile`] does
+/// not take (several files, other columns). `false` when the writer stopped.
+async fn carry_rows(
+    session: &SessionContext,
+    base: NaiveDate,
+    merge: &mut Merge,
+    write_tx: &tokio::sync::mpsc::Sender<WriteMsg>,
+) -> Result<bool> {
     // one file read in one partition (the session's): in the order written
     let schema = schema();
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -693,15 +789,10 @@ async fn carry_over(
         let batch = conformed(&batch.map_err(failed)?)?;
         let merged = merge.push(&batch)?;
         if merged.num_rows() > 0 && write_tx.send(WriteMsg::Batch(merged)).await.is_err() {
-            return Ok(merge.by_source);
+            return Ok(false);
         }
     }
-    for merged in merge.finish()? {
-        if write_tx.send(WriteMsg::Batch(merged)).await.is_err() {
-            break;
-        }
-    }
-    Ok(merge.by_source)
+    Ok(true)
 }
 
 /// `batch` with the types of [`schema`] (the session may read strings as views).
@@ -852,6 +943,65 @@ impl Merge {
         self.interleave(old, &take)
     }
 
+    /// Index of the source of `span`, an earlier night's row group, when
+    /// writing its rows as they are is what [`push`](Self::push) would
+    /// write: its source is not behind the merge, and none of tonight's
+    /// rows of that source sorts between its first and last message or
+    /// replaces one of them.
+    fn copyable(&self, span: &GroupSpan) -> Option<usize> {
+        let s = self
+            .pending
+            .iter()
+            .position(|p| p.source.name == span.source)
+            .filter(|&s| s >= self.current)?;
+        let p = &self.pending[s];
+        let (first, last) = (span.first.as_str(), span.last.as_str());
+        // the first new row not before `first`: the rows are sorted by id
+        let (mut from, mut to) = (p.next, p.rows.num_rows());
+        while from < to {
+            let mid = from + (to - from) / 2;
+            if p.ids.value(mid) < first {
+                from = mid + 1;
+            } else {
+                to = mid;
+            }
+        }
+        let new_inside = from < p.rows.num_rows() && p.ids.value(from) <= last;
+        let replaced_inside = p
+            .replaced
+            .iter()
+            .any(|k| first <= k.as_str() && k.as_str() <= last);
+        (!new_inside && !replaced_inside).then_some(s)
+    }
+
+    /// The rows to write before an earlier night's row group of source `s`
+    /// whose first message is `first`: the new rows of the sources before
+    /// it, and those of `s` sorting before `first`.
+    fn up_to(&mut self, s: usize, first: &str) -> Result<RecordBatch> {
+        let mut take = Vec::new();
+        while self.current < s {
+            self.drain_current(&mut take);
+            self.current += 1;
+        }
+        let p = &mut self.pending[s];
+        let written = self
+            .by_source
+            .get_mut(p.source.name)
+            .expect("a count per source");
+        while p.next < p.rows.num_rows() && p.ids.value(p.next) < first {
+            take.push((s + 1, p.next));
+            p.next += 1;
+            *written += 1;
+        }
+        self.interleave(&RecordBatch::new_empty(schema()), &take)
+    }
+
+    /// Counts the `rows` of a row group of source `s` written as they were.
+    fn copied(&mut self, s: usize, rows: usize) {
+        let name = self.pending[s].source.name;
+        *self.by_source.get_mut(name).expect("a count per source") += rows as u64;
+    }
+
     /// The new rows not yet written, of the current source and every later one.
     fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         let mut take = Vec::new();
@@ -899,6 +1049,12 @@ fn sorted_by_id(batches: &[RecordBatch]) -> Result<RecordBatch> {
 /// What the scoring loop hands the writer.
 enum WriteMsg {
     Batch(RecordBatch),
+    /// Row group `group` of an earlier night's file, copied as it is.
+    Group {
+        window: FileWindow,
+        metadata: Arc<ParquetMetaData>,
+        group: usize,
+    },
     /// Every batch was sent: publish the partition. Without it (the loop
     /// failed) the channel closes and nothing is published.
     Finish,
@@ -910,9 +1066,35 @@ async fn write_batches(
     mut sink: ParquetSink,
     mut rx: tokio::sync::mpsc::Receiver<WriteMsg>,
 ) -> Result<()> {
+    // A row group holds one source's messages, so that a later night can
+    // copy the groups of the sources it adds nothing to (voice::base_file).
+    let mut source: Option<String> = None;
     while let Some(msg) = rx.recv().await {
         match msg {
-            WriteMsg::Batch(b) => sink.write(&b).await?,
+            WriteMsg::Batch(b) => {
+                let sources = columns::strings(&b, "source")?;
+                let mut start = 0;
+                while start < b.num_rows() {
+                    let name = sources.value(start);
+                    let end = (start..b.num_rows())
+                        .find(|&i| sources.value(i) != name)
+                        .unwrap_or(b.num_rows());
+                    if source.as_deref().is_some_and(|s| s != name) {
+                        sink.end_group().await?;
+                    }
+                    source = Some(name.to_string());
+                    sink.write(&b.slice(start, end - start)).await?;
+                    start = end;
+                }
+            }
+            WriteMsg::Group {
+                window,
+                metadata,
+                group,
+            } => {
+                sink.append_group(&window, &metadata, group).await?;
+                source = None;
+            }
             WriteMsg::Finish => {
                 sink.finish().await?;
                 return Ok(());
@@ -925,6 +1107,173 @@ async fn write_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows of `source` with these message ids, labelled `label`.
+    fn scored_rows(source: &str, ids: &[String], label: &str) -> RecordBatch {
+        use datafusion::arrow::array::new_null_array;
+        let n = ids.len();
+        let schema = schema();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "source" => Arc::new(StringArray::from(vec![source; n])),
+                    "message_id" => Arc::new(StringArray::from_iter_values(ids)),
+                    "at" => Arc::new(
+                        TimestampMicrosecondArray::from_iter_values((0..n).map(|i| i as i64))
+                            .with_timezone("UTC"),
+                    ),
+                    "scored" => Arc::new(BooleanArray::from(vec![false; n])),
+                    "label" => Arc::new(StringArray::from(vec![label; n])),
+                    "rating_scale" => Arc::new(StringArray::from(vec!["nps"; n])),
+                    _ => new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).expect("rows")
+    }
+
+    fn ids(prefix: &str, numbers: impl Iterator<Item = usize>) -> Vec<String> {
+        numbers.map(|i| format!("{prefix}{i:05}")).collect()
+    }
+
+    /// Writes `batches` as `writer` does, in row groups of at most 100 rows.
+    async fn written(
+        storage: &Storage,
+        path: object_store::path::Path,
+        batches: Vec<WriteMsg>,
+    ) -> Vec<RecordBatch> {
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(100))
+            .build();
+        let sink = ParquetSink::create_with(storage.store(), path.clone(), schema(), properties)
+            .expect("sink");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let writer = tokio::spawn(write_batches(sink, rx));
+        for b in batches {
+            tx.send(b).await.expect("sent");
+        }
+        tx.send(WriteMsg::Finish).await.expect("sent");
+        writer.await.expect("joined").expect("written");
+        crate::parquet_io::read_batches(storage, &path)
+            .await
+            .expect("read")
+    }
+
+    /// Carrying an earlier night over by row groups, copying those tonight
+    /// changes nothing in, writes the rows that decoding and merging every
+    /// row writes. Reference: [`Merge::push`] over every row of the file.
+    /// Tonight's rows fall inside a group, between groups, after a source's
+    /// last group and before its first; one replaces a message in place,
+    /// one export replaced a message without a new row (a superseded copy),
+    /// and a source of the earlier night gets nothing new.
+    #[tokio::test]
+    async fn copied_row_groups_give_the_rows_of_merging_every_row() {
+        let storage = Storage::open("memory://").expect("store");
+        let base = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
+        let earlier = vec![
+            scored_rows(
+                "survey",
+                &ids("S", (0..1000).map(|i| 2 * i + 10)),
+                "neutral",
+            ),
+            scored_rows("ticket", &ids("T", (0..450).map(|i| 3 * i + 5)), "neutral"),
+            scored_rows("review", &ids("R", 0..230), "neutral"),
+        ];
+        written(
+            &storage,
+            partition_file("marts", "feedback_scored", base),
+            earlier.into_iter().map(WriteMsg::Batch).collect(),
+        )
+        .await;
+        let file = BaseFile::open(&storage, base, &schema())
+            .await
+            .expect("opened")
+            .expect("one file of these columns");
+        assert_eq!(file.groups(), 10 + 5 + 3, "a row group holds one source");
+
+        let new = || {
+            vec![
+                (
+                    SOURCES[0],
+                    scored_rows(
+                        "survey",
+                        // inside the group of 410-608, between those of
+                        // 10-208 and 210-408, before and after everything
+                        &[ids("S", [411, 209, 3].into_iter()), ids("S", 5000..5030)].concat(),
+                        "negative",
+                    ),
+                ),
+                (
+                    SOURCES[1],
+                    // replaces T00008 in place; two after everything
+                    scored_rows("ticket", &ids("T", [8, 1400, 1401].into_iter()), "positive"),
+                ),
+            ]
+        };
+        let replaced = || {
+            HashMap::from([(
+                "feedback".to_string(),
+                HashSet::from(["S01500".to_string()]),
+            )])
+        };
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut merge = Merge::new(&SOURCES, new(), replaced()).expect("merge");
+        let copied = carry_groups(&file, &mut merge, &tx, 10)
+            .await
+            .expect("carried")
+            .expect("not stopped");
+        for b in merge.finish().expect("finished") {
+            tx.send(WriteMsg::Batch(b)).await.expect("sent");
+        }
+        drop(tx);
+        let mut by_groups = Vec::new();
+        while let Some(m) = rx.recv().await {
+            by_groups.push(m);
+        }
+        let by_groups_count = merge.by_source.clone();
+        let got = written(
+            &storage,
+            object_store::path::Path::from("got.parquet"),
+            by_groups,
+        )
+        .await;
+
+        let mut merge = Merge::new(&SOURCES, new(), replaced()).expect("merge");
+        let mut by_rows = Vec::new();
+        for g in 0..file.groups() {
+            for b in file.rows(g).await.expect("rows") {
+                by_rows.push(WriteMsg::Batch(merge.push(&b).expect("merged")));
+            }
+        }
+        by_rows.extend(
+            merge
+                .finish()
+                .expect("finished")
+                .into_iter()
+                .map(WriteMsg::Batch),
+        );
+        let want = written(
+            &storage,
+            object_store::path::Path::from("want.parquet"),
+            by_rows,
+        )
+        .await;
+
+        let all = |b: &[RecordBatch]| {
+            datafusion::arrow::compute::concat_batches(&schema(), b).expect("concat")
+        };
+        assert_eq!(all(&got), all(&want));
+        assert_eq!(by_groups_count, merge.by_source);
+        assert_eq!(by_groups_count["survey"], 1000 + 33 - 1);
+        assert_eq!(by_groups_count["ticket"], 450 + 2);
+        assert_eq!(by_groups_count["review"], 230);
+        // dirty: the survey groups holding 411 and 1500 (replaced), the
+        // ticket group holding T00008; every other group of at least 10 rows
+        assert_eq!(copied, 18 - 3, "groups copied");
+    }
 
     #[test]
     fn the_schema_is_the_documented_one_and_has_no_text() {

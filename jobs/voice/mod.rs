@@ -31,6 +31,7 @@
 //! - [`stats`]: the intervals and tests
 //! - [`columns`]: typed access to query results
 
+pub mod base_file;
 pub mod closed_loop;
 pub mod columns;
 pub mod messages;
