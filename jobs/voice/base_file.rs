@@ -98,7 +98,7 @@ impl BaseFile {
         let label =
             |e: parquet::errors::ParquetError| Error::input(storage.display(&path), e.to_string());
         let footer = ParquetMetaDataReader::new()
-            .with_page_index_policy(PageIndexPolicy::Required)
+            .with_page_index_policy(PageIndexPolicy::Optional)
             .load_and_finish(fetch, file.size)
             .await
             .map_err(label)?;
@@ -106,7 +106,13 @@ impl BaseFile {
         if footer.file_metadata().schema_descr().root_schema() != wanted.root_schema() {
             return Ok(None);
         }
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        // A copied group takes its page index along. Without its offset
+        // index, tonight's file would have one for some groups only, and a
+        // reader that requires it (DataFusion may) would refuse the file.
+        if footer.offset_index().is_none() {
+            return Ok(None);
+        }
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let metadata = ArrowReaderMetadata::try_new(Arc::new(footer), options).map_err(label)?;
         Ok(Some(BaseFile {
             store,
@@ -170,4 +176,103 @@ fn exact_strings(s: &Statistics) -> Option<(String, String)> {
     let text =
         |b: &parquet::data_type::ByteArray| std::str::from_utf8(b.data()).ok().map(str::to_string);
     Some((text(s.min_opt()?)?, text(s.max_opt()?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet_io::ParquetSink;
+    use datafusion::arrow::array::{
+        ArrayRef, BooleanArray, StringArray, TimestampMicrosecondArray, new_null_array,
+    };
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    async fn write(storage: &Storage, date: NaiveDate, batch: &RecordBatch, p: WriterProperties) {
+        let path = partition_file("marts", "feedback_scored", date);
+        let mut sink =
+            ParquetSink::create_with(storage.store(), path, batch.schema(), p).expect("sink");
+        sink.write(batch).await.expect("write");
+        sink.finish().await.expect("finish");
+    }
+
+    /// Three messages of one survey under `schema`'s columns: every
+    /// required column filled, the others empty.
+    fn rows(schema: &datafusion::arrow::datatypes::SchemaRef) -> RecordBatch {
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match (f.name().as_str(), f.data_type()) {
+                    ("source", _) => Arc::new(StringArray::from(vec!["survey"; 3])),
+                    ("message_id", _) => Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                    ("at", t) => datafusion::arrow::compute::cast(
+                        &(Arc::new(TimestampMicrosecondArray::from(vec![1, 2, 3])) as ArrayRef),
+                        t,
+                    )
+                    .expect("a time"),
+                    ("scored", DataType::Boolean) => Arc::new(BooleanArray::from(vec![false; 3])),
+                    (_, DataType::Utf8) if !f.is_nullable() => {
+                        Arc::new(StringArray::from(vec!["x"; 3]))
+                    }
+                    (_, t) => new_null_array(t, 3),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema.clone(), columns).expect("rows")
+    }
+
+    /// Only a one-file partition of the mart's columns with an offset index
+    /// is copied from; any other goes down the decoding path (`None`).
+    #[tokio::test]
+    async fn only_a_file_of_the_marts_columns_with_an_offset_index_is_copied_from() {
+        let storage = Storage::open("memory://").expect("store");
+        let schema = super::super::messages::schema();
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("date");
+        let page = || WriterProperties::builder().build();
+
+        write(&storage, day(1), &rows(&schema), page()).await;
+        let file = BaseFile::open(&storage, day(1), &schema)
+            .await
+            .expect("opened")
+            .expect("copied from");
+        assert_eq!(file.groups(), 1);
+        assert_eq!(
+            file.span(0),
+            Some(GroupSpan {
+                source: "survey".into(),
+                first: "a".into(),
+                last: "c".into(),
+                rows: 3,
+            })
+        );
+        assert_eq!(file.rows(0).await.expect("rows"), vec![rows(&schema)]);
+
+        let no_offset_index = WriterProperties::builder()
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true)
+            .build();
+        write(&storage, day(2), &rows(&schema), no_offset_index).await;
+        let other = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        write(&storage, day(3), &rows(&other), page()).await;
+        for (d, why) in [
+            (2, "no offset index"),
+            (3, "other columns"),
+            (4, "no partition"),
+        ] {
+            assert!(
+                BaseFile::open(&storage, day(d), &schema)
+                    .await
+                    .expect("opened")
+                    .is_none(),
+                "{why}"
+            );
+        }
+    }
 }
