@@ -408,6 +408,12 @@ mod tests {
         ]))
     }
 
+    /// The bytes written to `path`.
+    async fn stored(store: &InMemory, path: &Path) -> Bytes {
+        let object = store.get(path).await.expect("written");
+        object.bytes().await.expect("bytes")
+    }
+
     /// Row groups of at most 1,000 rows.
     fn small_groups() -> WriterProperties {
         properties_builder()
@@ -460,13 +466,7 @@ mod tests {
                     sink.write(b).await.expect("write");
                 }
                 assert_eq!(sink.finish().await.expect("finish"), start as u64);
-                let got = store
-                    .get(&path)
-                    .await
-                    .expect("written")
-                    .bytes()
-                    .await
-                    .expect("bytes");
+                let got = stored(&store, &path).await;
                 assert!(
                     got.as_ref() == want.as_slice(),
                     "{sizes:?} on {threads} threads: {} bytes against {}",
@@ -495,13 +495,7 @@ mod tests {
                 .expect("sink");
         a.write(&batch(&schema, 0, 2500)).await.expect("write");
         a.finish().await.expect("finish");
-        let source = store
-            .get(&from)
-            .await
-            .expect("a")
-            .bytes()
-            .await
-            .expect("bytes");
+        let source = stored(&store, &from).await;
         let metadata = ParquetMetaDataReader::new()
             .with_page_index_policy(PageIndexPolicy::Required)
             .parse_and_finish(&source)
@@ -521,15 +515,8 @@ mod tests {
         b.write(&batch(&schema, 9000, 20)).await.expect("write");
         assert_eq!(b.finish().await.expect("finish"), 1030);
 
-        let copy = store
-            .get(&to)
-            .await
-            .expect("b")
-            .bytes()
-            .await
-            .expect("bytes");
         let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
-            copy.clone(),
+            stored(&store, &to).await,
             ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
         )
         .expect("readable");

@@ -914,31 +914,23 @@ impl Merge {
                         ),
                     });
                 };
-                while self.current < at {
-                    self.drain_current(&mut take);
-                    self.current += 1;
-                }
+                self.advance_to(at, &mut take);
             }
-            let p = &mut self.pending[self.current];
             let key = id.value(i);
-            if p.replaced.contains(key) {
+            if self.pending[self.current].replaced.contains(key) {
                 continue;
             }
-            let written = self
-                .by_source
-                .get_mut(p.source.name)
-                .expect("a count per source");
-            while p.next < p.rows.num_rows() && p.ids.value(p.next) <= key {
-                take.push((self.current + 1, p.next));
-                p.next += 1;
-                *written += 1;
-            }
+            self.new_rows_until(|id| id <= key, &mut take);
             // a message new tonight replaces its copy of the earlier night
+            let p = &self.pending[self.current];
             if p.next > 0 && p.ids.value(p.next - 1) == key {
                 continue;
             }
             take.push((0, i));
-            *written += 1;
+            *self
+                .by_source
+                .get_mut(p.source.name)
+                .expect("a count per source") += 1;
         }
         self.interleave(old, &take)
     }
@@ -979,20 +971,8 @@ impl Merge {
     /// it, and those of `s` sorting before `first`.
     fn up_to(&mut self, s: usize, first: &str) -> Result<RecordBatch> {
         let mut take = Vec::new();
-        while self.current < s {
-            self.drain_current(&mut take);
-            self.current += 1;
-        }
-        let p = &mut self.pending[s];
-        let written = self
-            .by_source
-            .get_mut(p.source.name)
-            .expect("a count per source");
-        while p.next < p.rows.num_rows() && p.ids.value(p.next) < first {
-            take.push((s + 1, p.next));
-            p.next += 1;
-            *written += 1;
-        }
+        self.advance_to(s, &mut take);
+        self.new_rows_until(|id| id < first, &mut take);
         self.interleave(&RecordBatch::new_empty(schema()), &take)
     }
 
@@ -1005,15 +985,35 @@ impl Merge {
     /// The new rows not yet written, of the current source and every later one.
     fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         let mut take = Vec::new();
-        while self.current < self.pending.len() {
-            self.drain_current(&mut take);
-            self.current += 1;
-        }
+        self.advance_to(self.pending.len(), &mut take);
         let merged = self.interleave(&RecordBatch::new_empty(schema()), &take)?;
         Ok(Some(merged)
             .filter(|b| b.num_rows() > 0)
             .into_iter()
             .collect())
+    }
+
+    /// Moves the merge on to source `s`, taking every new row of the
+    /// sources before it.
+    fn advance_to(&mut self, s: usize, take: &mut Vec<(usize, usize)>) {
+        while self.current < s {
+            self.drain_current(take);
+            self.current += 1;
+        }
+    }
+
+    /// Takes the current source's next new rows while their ids pass `before`.
+    fn new_rows_until(&mut self, before: impl Fn(&str) -> bool, take: &mut Vec<(usize, usize)>) {
+        let p = &mut self.pending[self.current];
+        let from = p.next;
+        while p.next < p.rows.num_rows() && before(p.ids.value(p.next)) {
+            take.push((self.current + 1, p.next));
+            p.next += 1;
+        }
+        *self
+            .by_source
+            .get_mut(p.source.name)
+            .expect("a count per source") += (p.next - from) as u64;
     }
 
     fn drain_current(&mut self, take: &mut Vec<(usize, usize)>) {
