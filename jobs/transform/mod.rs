@@ -514,17 +514,50 @@ pub async fn session_as_of(
     date: NaiveDate,
     published: NaiveDate,
 ) -> Result<datafusion::prelude::SessionContext> {
+    models_as_of(ctx, date, published, None).await
+}
+
+/// [`session_as_of`], with the tables `held_for` reads (see
+/// [`model_as_of`]) computed and held in memory instead of registered as
+/// views.
+async fn models_as_of(
+    ctx: &JobContext,
+    date: NaiveDate,
+    published: NaiveDate,
+    held_for: Option<&str>,
+) -> Result<datafusion::prelude::SessionContext> {
     let listing = match published_superseded(ctx, published, date).await? {
         Some(list) => Listing::Published(list),
         None => Listing::Find(None),
     };
     let (session, lake, _, _) = lake_session(ctx, date, listing).await?;
-    for model in models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)? {
-        let df = session.sql(&model.sql).await.map_err(|e| Error::Model {
+    let ordered = models::order(models::load(ctx.cfg.models_dir.as_deref())?, &lake)?;
+    let held = held_for.map_or_else(BTreeSet::new, |m| tables_read_by(&ordered, m));
+    // in order: a view's plan takes in the tables it reads as they are
+    // registered when it is, so each held table is in place before them
+    for model in &ordered {
+        let failed = |e: datafusion::error::DataFusionError| Error::Model {
             model: model.name.clone(),
             reason: e.to_string(),
-        })?;
-        session.register_table(model.name.as_str(), df.into_view())?;
+        };
+        let df = session.sql(&model.sql).await.map_err(failed)?;
+        if !held.contains(model.name.as_str()) {
+            session.register_table(model.name.as_str(), df.into_view())?;
+            continue;
+        }
+        let df = match df.logical_plan() {
+            // in no order: what reads the table groups and joins it
+            datafusion::logical_expr::LogicalPlan::Sort(sort) if sort.fetch.is_none() => {
+                session
+                    .execute_logical_plan(sort.input.as_ref().clone())
+                    .await?
+            }
+            _ => df,
+        };
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let rows = df.collect().await.map_err(failed)?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![rows])?;
+        session.register_table(model.name.as_str(), Arc::new(table))?;
     }
     Ok(session)
 }
@@ -537,15 +570,57 @@ pub async fn session_as_of(
 /// Computed on every core: the model must not add up DOUBLE columns (the
 /// order in which partial sums meet varies between runs, and with it the
 /// last bits), which is why customer_features sums money in whole cents.
+///
+/// The tables the model reads are computed first, each once, as the
+/// transform builds them before the models that read them: as views they
+/// would be inlined wherever they are read, and customer_features reads
+/// `customer_order_totals` three times (its order columns, and its main
+/// currency in two places).
 pub async fn model_as_of(
     ctx: &JobContext,
     model: &str,
     date: NaiveDate,
     published: NaiveDate,
 ) -> Result<(Vec<RecordBatch>, datafusion::prelude::SessionContext)> {
-    let session = session_as_of(ctx, date, published).await?;
-    let rows = session.table(model).await?.collect().await?;
+    let session = models_as_of(ctx, date, published, Some(model)).await?;
+    let df = session.table(model).await?;
+    let task = Arc::new(df.task_ctx());
+    let plan = df.create_physical_plan().await?;
+    let rows = datafusion::physical_plan::collect(plan.clone(), task).await?;
+    // as the transform logs its models' plans: for finding a slow one
+    debug!(
+        model,
+        %date,
+        "plan with metrics:\n{}",
+        DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
+    );
     Ok((rows, session))
+}
+
+/// The models materialized as tables that `model` reads, directly or
+/// through views.
+fn tables_read_by<'a>(ordered: &'a [Model], model: &str) -> BTreeSet<&'a str> {
+    let mut needed: BTreeSet<&str> = BTreeSet::new();
+    let mut todo = vec![model];
+    while let Some(name) = todo.pop() {
+        let Some(m) = ordered.iter().find(|m| m.name == name) else {
+            continue;
+        };
+        for r in &m.references {
+            if needed.insert(r.as_str()) {
+                todo.push(r.as_str());
+            }
+        }
+    }
+    ordered
+        .iter()
+        .filter(|m| {
+            m.name != model
+                && m.materialized == Materialized::Table
+                && needed.contains(m.name.as_str())
+        })
+        .map(|m| m.name.as_str())
+        .collect()
 }
 
 /// Runs the data tests of `model` on `rows`, the model as of the date of
@@ -688,4 +763,47 @@ async fn write_lineage(
     )
     .await?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(name: &str, materialized: &str, sql: &str) -> Model {
+        let text = format!(
+            "-- model: {name}\n-- materialized: {materialized}\n-- purpose: test\n-- grain: one row\n-- column x: x\n{sql}"
+        );
+        models::parse_model(name, &text).expect("model")
+    }
+
+    /// A table read through a view is held, as is one read directly; a
+    /// table read by nothing the model reads, a view, and the model itself
+    /// are not.
+    #[test]
+    fn the_tables_a_model_reads_through_its_views_are_held() {
+        let ordered = [
+            model("t", "table", "SELECT x FROM orders"),
+            model("u", "table", "SELECT x FROM orders"),
+            model("w", "table", "SELECT x FROM orders"),
+            model("v", "view", "SELECT x FROM t"),
+            model("m", "table", "SELECT v.x FROM v JOIN w ON v.x = w.x"),
+        ];
+        let held: Vec<&str> = tables_read_by(&ordered, "m").into_iter().collect();
+        assert_eq!(held, ["t", "w"]);
+        assert!(tables_read_by(&ordered, "v").contains("t"));
+        assert!(tables_read_by(&ordered, "t").is_empty());
+    }
+
+    /// The churn model's features as of its cut-off: both running totals
+    /// (customer_order_totals, read for the order columns and, twice, for
+    /// the main currency) are held; orders_daily, which it no longer reads,
+    /// would be computed in full (its distinct customers per day) if it were.
+    #[test]
+    fn customer_features_holds_the_running_totals_only() {
+        let all = models::load(None).expect("the shipped models");
+        let held: Vec<&str> = tables_read_by(&all, "customer_features")
+            .into_iter()
+            .collect();
+        assert_eq!(held, ["customer_order_totals", "customer_web_totals"]);
+    }
 }

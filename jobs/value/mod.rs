@@ -60,7 +60,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use self::churn::{ChurnModel, FeatureTable};
 use self::clv::{ClvModels, ClvSettings};
@@ -675,24 +675,36 @@ async fn churn_model(
     // was then (see transform::provenance). Computed, they are kept as the
     // cut-off's partition with the same record, for the next nights.
     let models = transform::models::load(ctx.cfg.models_dir.as_deref())?;
-    let (batches, how) =
-        match transform::provenance::reuse(ctx, &models, "customer_features", cutoff).await? {
-            Some(b) => (b, "read from its mart partition"),
-            None => {
-                let (b, session) =
-                    transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
-                let kept = keep_cutoff_features(ctx, &session, &models, cutoff, date, &b, warnings)
-                    .await?;
-                (
-                    b,
-                    if kept {
-                        "computed and kept"
-                    } else {
-                        "computed"
-                    },
-                )
-            }
-        };
+    let (batches, how) = match transform::provenance::reuse(
+        ctx,
+        &models,
+        "customer_features",
+        cutoff,
+    )
+    .await?
+    {
+        Some(b) => (b, "read from its mart partition"),
+        None => {
+            let (b, session) =
+                transform::model_as_of(ctx, "customer_features", cutoff, date).await?;
+            let computed = started.elapsed().as_secs_f64();
+            let kept =
+                keep_cutoff_features(ctx, &session, &models, cutoff, date, &b, warnings).await?;
+            debug!(
+                computed,
+                tested_and_kept = started.elapsed().as_secs_f64() - computed,
+                "features as of the cut-off: seconds to compute them, then to test and keep them"
+            );
+            (
+                b,
+                if kept {
+                    "computed and kept"
+                } else {
+                    "computed"
+                },
+            )
+        }
+    };
     let past = FeatureTable::from_batches(&batches)?;
     info!(
         customers = past.customer_id.len(),
