@@ -675,14 +675,8 @@ async fn churn_model(
     // was then (see transform::provenance). Computed, they are kept as the
     // cut-off's partition with the same record, for the next nights.
     let models = transform::models::load(ctx.cfg.models_dir.as_deref())?;
-    let (batches, how) = match transform::provenance::reuse(
-        ctx,
-        &models,
-        "customer_features",
-        cutoff,
-    )
-    .await?
-    {
+    let reused = transform::provenance::reuse(ctx, &models, "customer_features", cutoff).await?;
+    let (batches, how) = match reused {
         Some(b) => (b, "read from its mart partition"),
         None => {
             let (b, session) =
@@ -695,14 +689,12 @@ async fn churn_model(
                 tested_and_kept = started.elapsed().as_secs_f64() - computed,
                 "features as of the cut-off: seconds to compute them, then to test and keep them"
             );
-            (
-                b,
-                if kept {
-                    "computed and kept"
-                } else {
-                    "computed"
-                },
-            )
+            let how = if kept {
+                "computed and kept"
+            } else {
+                "computed"
+            };
+            (b, how)
         }
     };
     let past = FeatureTable::from_batches(&batches)?;
