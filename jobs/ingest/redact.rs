@@ -59,6 +59,11 @@ impl PiiKind {
         }
     }
 
+    /// The kind a [`PiiKind::name`] names.
+    pub fn named(name: &str) -> Option<PiiKind> {
+        KINDS.into_iter().find(|k| k.name() == name)
+    }
+
     /// Stable lower-case name, for metrics and the privacy report.
     pub fn name(self) -> &'static str {
         match self {

@@ -30,6 +30,7 @@ pub mod forget;
 pub mod landing;
 pub mod retention;
 pub mod scan;
+pub mod scan_cache;
 pub mod withdrawal;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -330,7 +331,14 @@ pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
     ));
     crate::nightly::progress::step("scanning every string of the lake");
     let files = scan::table_files(storage, "lake", Partitions::All).await?;
-    let facts = scan::scan_leaks(storage, files, needles.clone(), ctx.cfg.ingest.threads).await?;
+    let (facts, _) = scan_cache::scan_lake(
+        storage,
+        files,
+        needles.clone(),
+        ctx.cfg.ingest.threads,
+        date,
+    )
+    .await?;
     let needles = Arc::into_inner(needles)
         .ok_or_else(|| Error::Internal("the lake scan kept its needles".into()))?;
     let seconds = started.elapsed().as_secs_f64();

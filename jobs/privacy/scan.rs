@@ -70,13 +70,14 @@ pub enum Partitions {
 /// histories (the next night folds every order again), the empathy
 /// job's carried text scores (the next night reads every text again) and
 /// the ROI job's carried outcome sums (the next night counts every order
-/// again).
+/// again) and the lake scan's cache (the next scan reads every lake file).
 pub async fn clear_unscanned(storage: &Storage) -> Result<()> {
     crate::transform::clear_staging(storage).await?;
     for carried in [
         crate::value::carry::TABLE,
         crate::empathy::carry::TABLE,
         crate::roi::outcomes::TABLE,
+        super::scan_cache::TABLE,
     ] {
         storage
             .delete_prefix(&Path::from(format!("marts/{carried}")))
@@ -220,6 +221,7 @@ fn scan_parquet(
     record_key: impl Fn(&str) -> bool,
     needles: &Needles,
     redactor: &Redactor,
+    mut keys: Option<&mut ValueKeys>,
 ) -> Result<(i64, Vec<String>, Vec<ColumnFacts>)> {
     let plain = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())?;
     let meta = plain.metadata();
@@ -234,8 +236,17 @@ fn scan_parquet(
             continue;
         }
         let key = record_key(field.name().as_str());
-        let settled = leaf_of_root(parquet_schema, root)
-            .and_then(|leaf| settle_column(&bytes, meta, leaf, key, needles, redactor));
+        let settled = leaf_of_root(parquet_schema, root).and_then(|leaf| {
+            settle_column(
+                &bytes,
+                meta,
+                leaf,
+                key,
+                needles,
+                redactor,
+                keys.as_deref_mut(),
+            )
+        });
         match settled {
             Some(counted) => facts.push(counted),
             None => {
@@ -254,7 +265,14 @@ fn scan_parquet(
         let mut times: Vec<u64> = Vec::new();
         for batch in &batches {
             for (&(k, _), array) in decode.iter().zip(batch.columns()) {
-                scan_array(array.as_ref(), needles, redactor, &mut facts[k], &mut times);
+                scan_array(
+                    array.as_ref(),
+                    needles,
+                    redactor,
+                    &mut facts[k],
+                    &mut times,
+                    keys.as_deref_mut(),
+                );
             }
         }
     }
@@ -362,6 +380,7 @@ fn settle_column(
     record_key: bool,
     needles: &Needles,
     redactor: &Redactor,
+    keys: Option<&mut ValueKeys>,
 ) -> Option<ColumnFacts> {
     let file = meta.file_metadata();
     let descr = file.schema_descr().column(leaf);
@@ -377,22 +396,29 @@ fn settle_column(
         record_key,
         ..ColumnFacts::default()
     };
+    // the keys of a column that turns out to need decoding are taken
+    // there, so a chunk's are kept apart until every chunk settled
+    let mut settled_keys = keys.is_some().then(ValueKeys::default);
     for group in meta.row_groups() {
         settle_chunk(
             bytes,
-            group.column(leaf),
-            group.num_rows(),
+            (group.column(leaf), group.num_rows()),
             ordered,
             needles,
             redactor,
             &mut facts,
+            settled_keys.as_mut(),
         )?;
+    }
+    if let (Some(keys), Some(settled)) = (keys, settled_keys) {
+        keys.extend(settled);
     }
     Some(facts)
 }
 
-/// Counts one column chunk into `facts` without decoding a data page, when
-/// that gives exactly the counts of scanning every value:
+/// Counts one column chunk (of a row group of `rows` rows) into `facts`
+/// without decoding a data page, when that gives exactly the counts of
+/// scanning every value (and the chunk's values into `keys`):
 /// - every value is null;
 /// - one value throughout (exact min equal to exact max): it is scanned
 ///   once and counted once per row;
@@ -406,12 +432,12 @@ fn settle_column(
 /// a settled chunk are not read, see `scan_parquet`).
 fn settle_chunk(
     bytes: &Bytes,
-    chunk: &ColumnChunkMetaData,
-    rows: i64,
+    (chunk, rows): (&ColumnChunkMetaData, i64),
     ordered: bool,
     needles: &Needles,
     redactor: &Redactor,
     facts: &mut ColumnFacts,
+    mut keys: Option<&mut ValueKeys>,
 ) -> Option<()> {
     let stats = chunk.statistics()?;
     // A flat column holds a value or a null per row.
@@ -435,7 +461,7 @@ fn settle_chunk(
     if let Some((min, max)) = bounds {
         if min == max && stats.min_is_exact() && stats.max_is_exact() {
             let only = std::str::from_utf8(min).ok()?;
-            scan_value_times(only, present, needles, redactor, facts);
+            scan_value_times(only, present, needles, redactor, facts, keys);
             return Some(());
         }
         if facts.record_key && !may_hold_pseudonym(min, max) {
@@ -452,7 +478,7 @@ fn settle_chunk(
         ..ColumnFacts::default()
     };
     for v in plain_strings(&page, n)? {
-        scan_value_times(v, 1, needles, redactor, &mut probe);
+        scan_value_times(v, 1, needles, redactor, &mut probe, keys.as_deref_mut());
         if probe.found_anything() {
             // Counting by occurrence needs the keys: the decoder reads them.
             return None;
@@ -559,6 +585,23 @@ impl IdShape {
         }
     }
 
+    /// The length of the longest identifier (0 when none).
+    pub fn longest(&self) -> usize {
+        self.lengths
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)
+            .map_or(0, |(i, w)| i * 64 + 63 - w.leading_zeros() as usize)
+    }
+
+    /// Whether some identifier may have a pseudonym's shape (its length and
+    /// a first byte that is lower-case hex).
+    pub fn may_be_pseudonym(&self) -> bool {
+        bit(&self.lengths, PSEUDONYM_LEN)
+            && (0..=255u8).any(|b| is_lower_hex(b) && bit(&self.first, usize::from(b)))
+    }
+
     /// Whether `value` starts with the first byte of some identifier and has
     /// the length of some identifier (an empty value never).
     pub fn admits(&self, value: &[u8]) -> bool {
@@ -621,6 +664,59 @@ impl PseudonymFilter {
     fn may_hold(&self, p: &Pseudonym) -> bool {
         !self.bits.is_empty() && bit(&self.bits, self.slot(p))
     }
+}
+
+/// Values longer than this (in bytes, trimmed) are not keyed: a raw
+/// identifier is never that long, and free text would swell the keys.
+pub const KEYED_LEN: usize = 64;
+
+/// The values of a file a later night's new needles are checked against
+/// (see `scan_cache`), as 64-bit keys: the pseudonym-shaped values of every
+/// column, and the other values of the columns compared with raw
+/// identifiers, trimmed as that comparison trims them and at most
+/// [`KEYED_LEN`] bytes long. Two values with the same key only make a
+/// needle look present when it is not, never the other way round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueKeys {
+    pub pseudonyms: Vec<u64>,
+    pub others: Vec<u64>,
+}
+
+impl ValueKeys {
+    /// Keys value `v` (`pseudonym` is its pseudonym when it has the shape)
+    /// of a column that is a record key or not.
+    fn add(&mut self, v: &str, pseudonym: Option<&Pseudonym>, record_key: bool) {
+        match pseudonym {
+            Some(p) => self.pseudonyms.push(pseudonym_key(p)),
+            None if !record_key => {
+                let t = trim_edges(v).as_bytes();
+                if !t.is_empty() && t.len() <= KEYED_LEN {
+                    self.others.push(other_key(fingerprint128(t)));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Adds `o`'s keys.
+    pub fn extend(&mut self, o: ValueKeys) {
+        self.pseudonyms.extend(o.pseudonyms);
+        self.others.extend(o.others);
+    }
+}
+
+/// A pseudonym's key: its first 16 hex digits, the first 64 bits of the
+/// HMAC (uniform already).
+pub fn pseudonym_key(p: &Pseudonym) -> u64 {
+    p[..16].iter().fold(0u64, |k, &c| {
+        // '0'..'9' keep their low nibble, 'a'..'f' (0x61..) gain 9
+        (k << 4) | u64::from((c & 0x0f) + 9 * (c >> 6))
+    })
+}
+
+/// A raw identifier's or other value's key: its fingerprint's low half.
+pub fn other_key(fingerprint: u128) -> u64 {
+    fingerprint as u64
 }
 
 /// What the leak checks look for. Built by [`Needles::new`], which derives
@@ -760,6 +856,31 @@ pub async fn scan_each(
     needles: Arc<Needles>,
     threads: usize,
 ) -> Result<Vec<(TableFile, ScanFacts)>> {
+    let scanned = scan_files(storage, files, needles, threads, false).await?;
+    Ok(scanned
+        .into_iter()
+        .map(|(f, facts, _)| (f, facts))
+        .collect())
+}
+
+/// [`scan_each`], with each file's [`ValueKeys`] (as they came: a key
+/// repeats when its value does in separate batches or columns).
+pub async fn scan_each_keyed(
+    storage: &Storage,
+    files: Vec<TableFile>,
+    needles: Arc<Needles>,
+    threads: usize,
+) -> Result<Vec<(TableFile, ScanFacts, ValueKeys)>> {
+    scan_files(storage, files, needles, threads, true).await
+}
+
+async fn scan_files(
+    storage: &Storage,
+    files: Vec<TableFile>,
+    needles: Arc<Needles>,
+    threads: usize,
+    keyed: bool,
+) -> Result<Vec<(TableFile, ScanFacts, ValueKeys)>> {
     let redactor = Arc::new(Redactor::new());
     let mut tasks = futures::stream::iter(files.into_iter().map(|f| {
         let (needles, redactor, storage) = (needles.clone(), redactor.clone(), storage.clone());
@@ -768,8 +889,9 @@ pub async fn scan_each(
                 return Ok(None);
             };
             tokio::task::spawn_blocking(move || {
-                let facts = scan_file(&f, bytes, &needles, &redactor)?;
-                Ok::<_, Error>(Some((f, facts)))
+                let mut keys = ValueKeys::default();
+                let facts = scan_file(&f, bytes, &needles, &redactor, keyed.then_some(&mut keys))?;
+                Ok::<_, Error>(Some((f, facts, keys)))
             })
             .await
             .map_err(crate::nightly::panics::joined("a scan worker"))?
@@ -790,6 +912,7 @@ fn scan_file(
     bytes: Bytes,
     needles: &Needles,
     redactor: &Redactor,
+    keys: Option<&mut ValueKeys>,
 ) -> Result<ScanFacts> {
     let label = |e: Error| Error::input(f.path.to_string(), e.to_string());
     let record_key = |column: &str| {
@@ -798,7 +921,7 @@ fn scan_file(
             .contains(&(f.area.clone(), f.table.clone(), column.to_string()))
     };
     let (rows, names, per_column) =
-        scan_parquet(bytes, record_key, needles, redactor).map_err(label)?;
+        scan_parquet(bytes, record_key, needles, redactor, keys).map_err(label)?;
     let mut out = ScanFacts {
         files: 1,
         rows: u64::try_from(rows).unwrap_or(0),
@@ -820,6 +943,7 @@ fn scan_array(
     redactor: &Redactor,
     facts: &mut ColumnFacts,
     times: &mut Vec<u64>,
+    mut keys: Option<&mut ValueKeys>,
 ) {
     if let Some(dict) = array.as_dictionary_opt::<Int32Type>()
         && let Some(values) = StrCol::of(dict.values().as_ref())
@@ -834,7 +958,7 @@ fn scan_array(
             if n > 0
                 && let Some(v) = values.get(j)
             {
-                scan_value_times(v, n, needles, redactor, facts);
+                scan_value_times(v, n, needles, redactor, facts, keys.as_deref_mut());
             }
         }
         return;
@@ -844,14 +968,14 @@ fn scan_array(
     };
     for i in 0..array.len() {
         if let Some(v) = col.get(i) {
-            scan_value(v, needles, redactor, facts);
+            scan_value_times(v, 1, needles, redactor, facts, keys.as_deref_mut());
         }
     }
 }
 
 /// Counts one value into `facts`.
 pub fn scan_value(v: &str, needles: &Needles, redactor: &Redactor, facts: &mut ColumnFacts) {
-    scan_value_times(v, 1, needles, redactor, facts);
+    scan_value_times(v, 1, needles, redactor, facts, None);
 }
 
 /// Counts a value that occurs `times` times into `facts`, as many calls of
@@ -862,15 +986,20 @@ fn scan_value_times(
     needles: &Needles,
     redactor: &Redactor,
     facts: &mut ColumnFacts,
+    keys: Option<&mut ValueKeys>,
 ) {
     facts.values += times;
+    let pseudonym = as_pseudonym(v);
     if !facts.record_key {
         let t = trim_edges(v).as_bytes();
         if needles.raw_shape.admits(t) && needles.raw_ids.contains(&fingerprint128(t)) {
             facts.raw_ids += times;
         }
     }
-    if let Some(p) = as_pseudonym(v) {
+    if let Some(keys) = keys {
+        keys.add(v, pseudonym.as_ref(), facts.record_key);
+    }
+    if let Some(p) = pseudonym {
         // A pseudonym is hex: its digit runs can look like a phone number
         // to the detectors, and it cannot be anything else personal.
         if needles.listed.may_hold(&p) {
@@ -889,6 +1018,32 @@ fn scan_value_times(
             *facts.pii_items.entry(kind.name()).or_default() += times * n as u64;
         }
     }
+}
+
+/// A Parquet file of an `amount` column and string columns, for tests.
+#[cfg(test)]
+pub(crate) fn write_parquet(
+    columns: &[(&str, Vec<Option<String>>)],
+    props: parquet::file::properties::WriterProperties,
+) -> Bytes {
+    use datafusion::arrow::array::{ArrayRef, Int64Array};
+    use parquet::arrow::ArrowWriter;
+
+    let rows = columns[0].1.len();
+    let mut fields = vec![Field::new("amount", DataType::Int64, false)];
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    arrays.push(Arc::new(Int64Array::from_iter_values(0..rows as i64)));
+    for (name, values) in columns {
+        fields.push(Field::new(*name, DataType::Utf8, true));
+        arrays.push(Arc::new(StringArray::from(values.clone())));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays).expect("batch");
+    let mut bytes = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut bytes, schema, Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    Bytes::from(bytes)
 }
 
 #[cfg(test)]
@@ -1224,30 +1379,6 @@ mod tests {
         assert_eq!(plain_strings(&not_utf8, 1), None);
     }
 
-    fn write_parquet(
-        columns: &[(&str, Vec<Option<String>>)],
-        props: parquet::file::properties::WriterProperties,
-    ) -> Bytes {
-        use datafusion::arrow::array::{ArrayRef, Int64Array};
-        use parquet::arrow::ArrowWriter;
-
-        let rows = columns[0].1.len();
-        let mut fields = vec![Field::new("amount", DataType::Int64, false)];
-        let mut arrays: Vec<ArrayRef> = Vec::new();
-        arrays.push(Arc::new(Int64Array::from_iter_values(0..rows as i64)));
-        for (name, values) in columns {
-            fields.push(Field::new(*name, DataType::Utf8, true));
-            arrays.push(Arc::new(StringArray::from(values.clone())));
-        }
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), arrays).expect("batch");
-        let mut bytes = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut bytes, schema, Some(props)).expect("writer");
-        w.write(&batch).expect("write");
-        w.close().expect("close");
-        Bytes::from(bytes)
-    }
-
     /// Reference: every string value of the file, read plain, one call of
     /// `reference_scan` each.
     fn reference_file(
@@ -1360,7 +1491,16 @@ mod tests {
             leaf_of_root(footer.metadata().file_metadata().schema_descr(), root).expect("leaf")
         };
         let settled = |c: &str| {
-            settle_column(&bytes, footer.metadata(), leaf(c), record_key(c), &n, &r).is_some()
+            settle_column(
+                &bytes,
+                footer.metadata(),
+                leaf(c),
+                record_key(c),
+                &n,
+                &r,
+                None,
+            )
+            .is_some()
         };
         for c in ["order_id", "channel", "currency", "padded_id", "empty"] {
             assert!(settled(c), "{c} is counted from its footer");
@@ -1387,7 +1527,8 @@ mod tests {
             "a column whose dictionary overflowed is read plain"
         );
 
-        let (got_rows, names, got) = scan_parquet(bytes.clone(), record_key, &n, &r).expect("scan");
+        let (got_rows, names, got) =
+            scan_parquet(bytes.clone(), record_key, &n, &r, None).expect("scan");
         let (want_names, want) = reference_file(bytes, record_key, &n, &r);
         assert_eq!(got_rows, rows as i64);
         assert_eq!(names, want_names);
@@ -1446,7 +1587,7 @@ mod tests {
             modified: chrono::DateTime::default(),
             e_tag: None,
         };
-        let got = scan_file(&file, bytes.clone(), &n, &r).expect("scan");
+        let got = scan_file(&file, bytes.clone(), &n, &r, None).expect("scan");
         let (names, want) = reference_file(bytes, |_| false, &n, &r);
         assert_eq!(names, ["repeated", "unique"]);
         let key = |c: &str| ("lake".to_string(), "t".to_string(), c.to_string());
@@ -1490,7 +1631,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         let (file, facts) = &got[0];
         assert_eq!(file.table, "kept");
-        let alone = scan_file(file, kept, &needles(), &Redactor::new()).expect("scan");
+        let alone = scan_file(file, kept, &needles(), &Redactor::new(), None).expect("scan");
         let key = ("marts".to_string(), "kept".to_string(), "note".to_string());
         assert_eq!(facts.columns[&key], alone.columns[&key]);
         assert_eq!(facts.columns[&key].pii_values, 1);
