@@ -309,19 +309,12 @@ pub async fn scan_lake(
     date: NaiveDate,
 ) -> Result<(ScanFacts, CacheUse)> {
     let record_keys = lake_record_keys(&needles);
-    let cache = match storage.get_opt(&cache_path()).await? {
-        Some(bytes) => {
-            let read = Cache::decode(&bytes);
-            if read.is_none() {
-                info!("the lake scan's cache is unreadable: every lake file is scanned");
-            }
-            read
-        }
-        None => None,
-    };
-    let reason = match &cache {
-        None => Some("no cache of an earlier scan".to_string()),
-        Some(c) => unusable(c, &needles, &record_keys, date),
+    let read = storage.get_opt(&cache_path()).await?;
+    let cache = read.as_deref().and_then(Cache::decode);
+    let reason = match (&read, &cache) {
+        (None, _) => Some("no cache of an earlier scan".to_string()),
+        (Some(_), None) => Some("the cache of the last scan is unreadable".to_string()),
+        (_, Some(c)) => unusable(c, &needles, &record_keys, date),
     };
     let carried = match (&cache, &reason) {
         (Some(c), None) => Some(c),
@@ -601,6 +594,10 @@ mod tests {
             .expect("scan")
     }
 
+    fn column(table: &str, name: &str) -> scan::ColumnKey {
+        ("lake".into(), table.into(), name.into())
+    }
+
     fn same(a: &ScanFacts, b: &ScanFacts) {
         assert_eq!(a.columns, b.columns);
         assert_eq!((a.files, a.rows), (b.files, b.rows));
@@ -613,10 +610,13 @@ mod tests {
         let n = needles(&[RAW, "C2"], &[LISTED]);
         let (first, used) = cached(&storage, &n, 3).await;
         assert_eq!((used.reused, used.scanned), (0, 4));
-        assert!(used.full_scan.is_some());
+        assert_eq!(
+            used.full_scan.as_deref(),
+            Some("no cache of an earlier scan")
+        );
         let want = full(&storage, &n).await;
         same(&first, &want);
-        let comments = &want.columns[&("lake".into(), "feedback".into(), "comment".into())];
+        let comments = &want.columns[&column("feedback", "comment")];
         assert!(
             comments.pii_values > 0,
             "the detectors found something to carry"
@@ -673,11 +673,7 @@ mod tests {
         assert!(used.full_scan.expect("a full scan").contains("opt-out"));
         let want = full(&storage, &withdrew).await;
         same(&got, &want);
-        let key = (
-            "lake".to_string(),
-            "orders".to_string(),
-            "customer_id".to_string(),
-        );
+        let key = column("orders", "customer_id");
         assert_eq!(want.columns[&key].opted_out, 1);
 
         // a raw identifier equal to a value of the lake (a channel here)
@@ -690,11 +686,7 @@ mod tests {
         );
         let want = full(&storage, &raw).await;
         same(&got, &want);
-        let key = (
-            "lake".to_string(),
-            "orders".to_string(),
-            "channel".to_string(),
-        );
+        let key = column("orders", "channel");
         assert!(want.columns[&key].raw_ids > 0);
 
         // an order number equal to a raw identifier is a record key: not
@@ -711,11 +703,7 @@ mod tests {
         let (_dir, storage) = lake().await;
         let listed = needles(&[RAW], &[ON_THE_LAKE]);
         let (got, _) = cached(&storage, &listed, 3).await;
-        let key = (
-            "lake".to_string(),
-            "feedback".to_string(),
-            "customer_id".to_string(),
-        );
+        let key = column("feedback", "customer_id");
         assert_eq!(got.columns[&key].opted_out, 1);
 
         // the customer consents again: the two files they were in are read
@@ -754,7 +742,7 @@ mod tests {
         let (got, used) = cached(&storage, &n, 12).await;
         assert_eq!(
             used.full_scan.as_deref(),
-            Some("no cache of an earlier scan")
+            Some("the cache of the last scan is unreadable")
         );
         same(&got, &full(&storage, &n).await);
     }
