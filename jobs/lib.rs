@@ -59,6 +59,7 @@ pub mod error;
 pub mod fairness;
 pub mod generate;
 pub mod ingest;
+pub mod lake_footers;
 pub mod lake_listings;
 pub mod manifest;
 pub mod mart;

@@ -105,12 +105,17 @@ pub struct JobTimer {
     started_at: String,
     start: Instant,
     memory: crate::memory::Window,
+    /// Empties the shared lake caches for a job that writes the lake.
+    _lake_writes: Option<crate::lake_footers::LakeWrites>,
 }
 
 impl JobTimer {
     /// Starts timing `job`.
     pub fn start(job: &str) -> JobTimer {
+        let (statistics, footers) = crate::lake_footers::shared_bytes();
+        tracing::debug!(job, statistics, footers, "lake statistics and footers held");
         JobTimer {
+            _lake_writes: crate::lake_footers::LakeWrites::begin(job),
             job: job.to_string(),
             started_at: now_rfc3339(),
             start: Instant::now(),

@@ -692,7 +692,8 @@ async fn register_dir(
         .with_listing_options(options)
         .infer_schema(&session.state())
         .await?;
-    session.register_table(model, Arc::new(ListingTable::try_new(config)?))?;
+    let table = crate::catalog::with_statistics_cache(session, ListingTable::try_new(config)?);
+    session.register_table(model, Arc::new(table))?;
     Ok(())
 }
 
