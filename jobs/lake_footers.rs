@@ -91,11 +91,12 @@ pub fn statistics_for(
     storage: &Storage,
     own_bytes: usize,
 ) -> datafusion::error::Result<Arc<FileStatisticsCache>> {
-    Ok(Arc::new(LakeShared {
-        lake: lake_prefix(storage)?,
-        shared: shared_statistics(),
-        own: DefaultCache::new(own_bytes).with_name("SessionStatistics"),
-    }))
+    let lake = lake_prefix(storage)?;
+    Ok(Arc::new(LakeShared::new(
+        lake,
+        shared_statistics(),
+        own_bytes,
+    )))
 }
 
 /// A session's cache of Parquet footers over `storage`'s data root, with
@@ -104,11 +105,8 @@ pub fn footers_for(
     storage: &Storage,
     own_bytes: usize,
 ) -> datafusion::error::Result<Arc<FileMetadataCache>> {
-    Ok(Arc::new(LakeShared {
-        lake: lake_prefix(storage)?,
-        shared: shared_footers(),
-        own: DefaultCache::new(own_bytes).with_name("SessionFooters"),
-    }))
+    let lake = lake_prefix(storage)?;
+    Ok(Arc::new(LakeShared::new(lake, shared_footers(), own_bytes)))
 }
 
 /// Jobs that write lake files.
@@ -152,6 +150,14 @@ pub fn shared_bytes() -> (usize, usize) {
 }
 
 impl<K: FileKey, V: CacheValue> LakeShared<K, V> {
+    fn new(lake: Path, shared: Arc<DefaultCache<K, V>>, own_bytes: usize) -> Self {
+        LakeShared {
+            lake,
+            shared,
+            own: DefaultCache::new(own_bytes),
+        }
+    }
+
     fn for_key(&self, key: &K) -> &DefaultCache<K, V> {
         if key.file().prefix_matches(&self.lake) {
             &self.shared
@@ -247,6 +253,25 @@ mod tests {
             .expect("write");
     }
 
+    /// A data root (with a space in its name: the lake's prefix and
+    /// DataFusion's paths must be spelled alike) whose lake and marts hold
+    /// a table of `lake` and `marts` rows, and two caches to share.
+    async fn root(
+        lake: i64,
+        marts: i64,
+    ) -> (tempfile::TempDir, Storage, Arc<Statistics>, Arc<Footers>) {
+        let dir = tempfile::Builder::new()
+            .prefix("attune root")
+            .tempdir()
+            .expect("tmp");
+        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        write_rows(&storage, "lake", lake).await;
+        write_rows(&storage, "marts", marts).await;
+        let statistics = Arc::new(Statistics::new(1 << 20));
+        let footers = Arc::new(Footers::new(1 << 20));
+        (dir, storage, statistics, footers)
+    }
+
     /// A session over `storage` whose lake entries go to `statistics` and
     /// `footers` instead of the process's, so that no other test's job
     /// empties them meanwhile.
@@ -256,16 +281,13 @@ mod tests {
         footers: &Arc<Footers>,
     ) -> SessionContext {
         let lake = lake_prefix(storage).expect("prefix");
-        let statistics: Arc<FileStatisticsCache> = Arc::new(LakeShared {
-            lake: lake.clone(),
-            shared: Arc::clone(statistics),
-            own: DefaultCache::new(1 << 20),
-        });
-        let footers: Arc<FileMetadataCache> = Arc::new(LakeShared {
-            lake,
-            shared: Arc::clone(footers),
-            own: DefaultCache::new(1 << 20),
-        });
+        let statistics: Arc<FileStatisticsCache> = Arc::new(LakeShared::new(
+            lake.clone(),
+            Arc::clone(statistics),
+            1 << 20,
+        ));
+        let footers: Arc<FileMetadataCache> =
+            Arc::new(LakeShared::new(lake, Arc::clone(footers), 1 << 20));
         let caches = CacheManagerConfig::default()
             .with_file_statistics_cache(Some(statistics))
             .with_file_metadata_cache(Some(footers));
@@ -299,20 +321,10 @@ mod tests {
     }
 
     /// A lake file's statistics and footer, read by one session, serve the
-    /// next; a mart's stay with the session that read them. A space in the
-    /// root checks that the lake's prefix and DataFusion's paths are
-    /// spelled alike.
+    /// next; a mart's stay with the session that read them.
     #[tokio::test]
     async fn sessions_share_the_lakes_statistics_and_footers_not_the_marts() {
-        let dir = tempfile::Builder::new()
-            .prefix("attune root")
-            .tempdir()
-            .expect("tmp");
-        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
-        write_rows(&storage, "lake", 3).await;
-        write_rows(&storage, "marts", 4).await;
-        let statistics = Arc::new(Statistics::new(1 << 20));
-        let footers = Arc::new(Footers::new(1 << 20));
+        let (_dir, storage, statistics, footers) = root(3, 4).await;
 
         let first = session(&storage, &statistics, &footers);
         registered(&first, &storage).await;
@@ -347,12 +359,7 @@ mod tests {
     /// keeps the listing of the lake it began with, see `lake_listings`.)
     #[tokio::test]
     async fn a_lake_file_written_again_is_read_again() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let storage = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
-        write_rows(&storage, "lake", 3).await;
-        write_rows(&storage, "marts", 1).await;
-        let statistics = Arc::new(Statistics::new(1 << 20));
-        let footers = Arc::new(Footers::new(1 << 20));
+        let (_dir, storage, statistics, footers) = root(3, 1).await;
         let first = session(&storage, &statistics, &footers);
         registered(&first, &storage).await;
         assert_eq!(sum(&first, "lake_t").await, 3);
