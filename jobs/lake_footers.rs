@@ -15,17 +15,15 @@
 //! back within a second, keep a cache per session as before.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use datafusion::common::{HashMap, TableReference};
-use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::cache::cache_manager::{
     CachedFileMetadata, CachedFileMetadataEntry, FileMetadataCache, FileStatisticsCache,
 };
 use datafusion::execution::cache::default_cache::DefaultCache;
-use datafusion::execution::cache::{Cache, CacheEntryInfo, CacheKey, CacheValue, TableScopedPath};
+use datafusion::execution::cache::{Cache, CacheValue, TableScopedPath};
 use object_store::path::Path;
 
+use crate::lake_listings::{FileKey, LakeRouted, lake_prefix};
 use crate::storage::Storage;
 
 /// Room for the statistics of every lake file: a file's statistics (a
@@ -36,31 +34,6 @@ const STATISTICS_BYTES: usize = 64 << 20;
 
 /// Room for the lake files' footers, with their page indexes.
 const FOOTER_BYTES: usize = 128 << 20;
-
-/// A cache key that names a file.
-pub trait FileKey: CacheKey {
-    fn file(&self) -> &Path;
-}
-
-impl FileKey for TableScopedPath {
-    fn file(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl FileKey for Path {
-    fn file(&self) -> &Path {
-        self
-    }
-}
-
-/// A cache whose entries for files under the lake go to the process's
-/// shared cache, and all others to a cache of its own.
-pub struct LakeShared<K: FileKey, V: CacheValue> {
-    lake: Path,
-    shared: Arc<DefaultCache<K, V>>,
-    own: DefaultCache<K, V>,
-}
 
 fn shared_statistics() -> Arc<DefaultCache<TableScopedPath, CachedFileMetadata>> {
     static CACHE: OnceLock<Arc<DefaultCache<TableScopedPath, CachedFileMetadata>>> =
@@ -79,24 +52,17 @@ fn shared_footers() -> Arc<DefaultCache<Path, CachedFileMetadataEntry>> {
     )
 }
 
-fn lake_prefix(storage: &Storage) -> datafusion::error::Result<Path> {
-    Ok(ListingTableUrl::parse(format!("{}lake/", storage.url()))?
-        .prefix()
-        .clone())
-}
-
 /// A session's cache of file statistics over `storage`'s data root, with
 /// `own_bytes` for the files outside the lake.
 pub fn statistics_for(
     storage: &Storage,
     own_bytes: usize,
 ) -> datafusion::error::Result<Arc<FileStatisticsCache>> {
-    let lake = lake_prefix(storage)?;
-    Ok(Arc::new(LakeShared::new(
-        lake,
+    Ok(Arc::new(shared_with(
+        storage,
         shared_statistics(),
         own_bytes,
-    )))
+    )?))
 }
 
 /// A session's cache of Parquet footers over `storage`'s data root, with
@@ -105,8 +71,7 @@ pub fn footers_for(
     storage: &Storage,
     own_bytes: usize,
 ) -> datafusion::error::Result<Arc<FileMetadataCache>> {
-    let lake = lake_prefix(storage)?;
-    Ok(Arc::new(LakeShared::new(lake, shared_footers(), own_bytes)))
+    Ok(Arc::new(shared_with(storage, shared_footers(), own_bytes)?))
 }
 
 /// Jobs that write lake files.
@@ -149,79 +114,18 @@ pub fn shared_bytes() -> (usize, usize) {
     )
 }
 
-impl<K: FileKey, V: CacheValue> LakeShared<K, V> {
-    fn new(lake: Path, shared: Arc<DefaultCache<K, V>>, own_bytes: usize) -> Self {
-        LakeShared {
-            lake,
-            shared,
-            own: DefaultCache::new(own_bytes),
-        }
-    }
-
-    fn for_key(&self, key: &K) -> &DefaultCache<K, V> {
-        if key.file().prefix_matches(&self.lake) {
-            &self.shared
-        } else {
-            &self.own
-        }
-    }
-}
-
-impl<K: FileKey, V: CacheValue> Cache<K, V> for LakeShared<K, V> {
-    fn get(&self, key: &K) -> Option<V> {
-        self.for_key(key).get(key)
-    }
-
-    fn put(&self, key: &K, value: V) -> Option<V> {
-        self.for_key(key).put(key, value)
-    }
-
-    fn remove(&self, k: &K) -> Option<V> {
-        self.for_key(k).remove(k)
-    }
-
-    fn contains_key(&self, k: &K) -> bool {
-        self.for_key(k).contains_key(k)
-    }
-
-    fn len(&self) -> usize {
-        self.own.len()
-    }
-
-    // The shared entries are other sessions' too: a session clears its own.
-    fn clear(&self) {
-        self.own.clear()
-    }
-
-    fn name(&self) -> String {
-        self.own.name()
-    }
-
-    fn cache_limit(&self) -> usize {
-        self.own.cache_limit()
-    }
-
-    // DataFusion sets the configured limit on the runtime's caches: the
-    // session's own part takes it, the shared one keeps its room.
-    fn update_cache_limit(&self, limit: usize) {
-        self.own.update_cache_limit(limit)
-    }
-
-    fn cache_ttl(&self) -> Option<Duration> {
-        self.own.cache_ttl()
-    }
-
-    fn update_cache_ttl(&self, ttl: Option<Duration>) {
-        self.own.update_cache_ttl(ttl)
-    }
-
-    fn drop_table_entries(&self, table_ref: &TableReference) -> datafusion::error::Result<()> {
-        self.own.drop_table_entries(table_ref)
-    }
-
-    fn list_entries(&self) -> HashMap<K, CacheEntryInfo<V>> {
-        self.own.list_entries()
-    }
+/// A session's cache over `storage`: lake entries in `shared`, the others
+/// in `own_bytes` of its own.
+fn shared_with<K: FileKey, V: CacheValue>(
+    storage: &Storage,
+    shared: Arc<DefaultCache<K, V>>,
+    own_bytes: usize,
+) -> datafusion::error::Result<LakeRouted<K, V>> {
+    Ok(LakeRouted {
+        prefix: lake_prefix(storage)?,
+        lake: shared,
+        elsewhere: Some(DefaultCache::new(own_bytes)),
+    })
 }
 
 #[cfg(test)]
@@ -280,14 +184,10 @@ mod tests {
         statistics: &Arc<Statistics>,
         footers: &Arc<Footers>,
     ) -> SessionContext {
-        let lake = lake_prefix(storage).expect("prefix");
-        let statistics: Arc<FileStatisticsCache> = Arc::new(LakeShared::new(
-            lake.clone(),
-            Arc::clone(statistics),
-            1 << 20,
-        ));
+        let statistics: Arc<FileStatisticsCache> =
+            Arc::new(shared_with(storage, Arc::clone(statistics), 1 << 20).expect("cache"));
         let footers: Arc<FileMetadataCache> =
-            Arc::new(LakeShared::new(lake, Arc::clone(footers), 1 << 20));
+            Arc::new(shared_with(storage, Arc::clone(footers), 1 << 20).expect("cache"));
         let caches = CacheManagerConfig::default()
             .with_file_statistics_cache(Some(statistics))
             .with_file_metadata_cache(Some(footers));

@@ -10,15 +10,18 @@
 //! night's lake once per scan was 405K `statx` and 161K `getdents64` calls
 //! in the transform alone. So a session keeps the listings of tables under
 //! `lake/` and lists everything else (marts, quarantine) afresh.
+//!
+//! The routing of the lake's paths apart ([`LakeRouted`]) serves the
+//! process's shared footers and statistics too (`lake_footers`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::common::{HashMap, TableReference};
 use datafusion::datasource::listing::ListingTableUrl;
-use datafusion::execution::cache::cache_manager::{CachedFileList, ListFilesCache};
+use datafusion::execution::cache::cache_manager::ListFilesCache;
 use datafusion::execution::cache::default_cache::DefaultCache;
-use datafusion::execution::cache::{Cache, CacheEntryInfo, TableScopedPath};
+use datafusion::execution::cache::{Cache, CacheEntryInfo, CacheKey, CacheValue, TableScopedPath};
 use object_store::path::Path;
 
 use crate::storage::Storage;
@@ -28,93 +31,126 @@ use crate::storage::Storage;
 /// whose least recently scanned tables are then listed again.
 const LIMIT_BYTES: usize = 64 << 20;
 
-/// A [`ListFilesCache`] that keeps the listings of paths under one prefix
-/// (the lake's) and none other.
-pub struct LakeListings {
-    lake: Path,
-    kept: DefaultCache<TableScopedPath, CachedFileList>,
-}
+/// The [`ListFilesCache`] of a session over a data root: it keeps the
+/// listings of paths under the lake and none other.
+pub struct LakeListings;
 
 impl LakeListings {
-    /// Keeps listings of paths under `lake` (an object-store path, as
-    /// DataFusion keys its listings).
-    pub fn under(lake: Path) -> Self {
-        LakeListings {
-            lake,
-            kept: DefaultCache::new(LIMIT_BYTES).with_name("LakeListings"),
-        }
-    }
-
     /// The cache for a session over `storage`'s data root.
     pub fn for_storage(storage: &Storage) -> datafusion::error::Result<Arc<ListFilesCache>> {
-        let lake = ListingTableUrl::parse(format!("{}lake/", storage.url()))?;
-        Ok(Arc::new(Self::under(lake.prefix().clone())))
-    }
-
-    fn keeps(&self, key: &TableScopedPath) -> bool {
-        key.path.prefix_matches(&self.lake)
+        Ok(Arc::new(LakeRouted {
+            prefix: lake_prefix(storage)?,
+            lake: Arc::new(DefaultCache::new(LIMIT_BYTES).with_name("LakeListings")),
+            elsewhere: None,
+        }))
     }
 }
 
-impl Cache<TableScopedPath, CachedFileList> for LakeListings {
-    fn get(&self, key: &TableScopedPath) -> Option<CachedFileList> {
-        if self.keeps(key) {
-            self.kept.get(key)
+/// The lake's folder of `storage` as an object-store path, as DataFusion
+/// keys its caches.
+pub fn lake_prefix(storage: &Storage) -> datafusion::error::Result<Path> {
+    Ok(ListingTableUrl::parse(format!("{}lake/", storage.url()))?
+        .prefix()
+        .clone())
+}
+
+/// A cache key that names a file or folder.
+pub trait FileKey: CacheKey {
+    fn file(&self) -> &Path;
+}
+
+impl FileKey for TableScopedPath {
+    fn file(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl FileKey for Path {
+    fn file(&self) -> &Path {
+        self
+    }
+}
+
+/// A cache whose entries for paths under the lake go to `lake` (the
+/// session's own, or one the process shares: see `lake_footers`) and the
+/// others to `elsewhere`, or nowhere without it. What DataFusion sizes,
+/// lists and clears is the session's part: `elsewhere` when there is one,
+/// else `lake`; the lake's room is attune's to set.
+pub struct LakeRouted<K: FileKey, V: CacheValue> {
+    pub prefix: Path,
+    pub lake: Arc<DefaultCache<K, V>>,
+    pub elsewhere: Option<DefaultCache<K, V>>,
+}
+
+impl<K: FileKey, V: CacheValue> LakeRouted<K, V> {
+    fn for_key(&self, key: &K) -> Option<&DefaultCache<K, V>> {
+        if key.file().prefix_matches(&self.prefix) {
+            Some(&self.lake)
         } else {
-            None
+            self.elsewhere.as_ref()
         }
     }
 
-    fn put(&self, key: &TableScopedPath, value: CachedFileList) -> Option<CachedFileList> {
-        if self.keeps(key) {
-            self.kept.put(key, value)
-        } else {
-            None
-        }
+    fn session_part(&self) -> &DefaultCache<K, V> {
+        self.elsewhere.as_ref().unwrap_or(&self.lake)
+    }
+}
+
+impl<K: FileKey, V: CacheValue> Cache<K, V> for LakeRouted<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        self.for_key(key)?.get(key)
     }
 
-    fn remove(&self, k: &TableScopedPath) -> Option<CachedFileList> {
-        self.kept.remove(k)
+    fn put(&self, key: &K, value: V) -> Option<V> {
+        self.for_key(key)?.put(key, value)
     }
 
-    fn contains_key(&self, k: &TableScopedPath) -> bool {
-        self.kept.contains_key(k)
+    fn remove(&self, k: &K) -> Option<V> {
+        self.for_key(k)?.remove(k)
+    }
+
+    fn contains_key(&self, k: &K) -> bool {
+        self.for_key(k).is_some_and(|c| c.contains_key(k))
     }
 
     fn len(&self) -> usize {
-        self.kept.len()
+        self.session_part().len()
     }
 
     fn clear(&self) {
-        self.kept.clear()
+        self.session_part().clear()
     }
 
     fn name(&self) -> String {
-        self.kept.name()
+        self.session_part().name()
     }
 
     fn cache_limit(&self) -> usize {
-        self.kept.cache_limit()
+        self.session_part().cache_limit()
     }
 
-    // DataFusion sets the configured limit (1 MiB unless set) on the
-    // runtime's cache: one table's listing alone can exceed that.
-    fn update_cache_limit(&self, _limit: usize) {}
+    // DataFusion sets the configured limit (for listings 1 MiB unless set,
+    // which one table's listing alone can exceed) on the runtime's caches.
+    fn update_cache_limit(&self, limit: usize) {
+        if let Some(own) = &self.elsewhere {
+            own.update_cache_limit(limit)
+        }
+    }
 
     fn cache_ttl(&self) -> Option<Duration> {
-        self.kept.cache_ttl()
+        self.session_part().cache_ttl()
     }
 
     fn update_cache_ttl(&self, ttl: Option<Duration>) {
-        self.kept.update_cache_ttl(ttl)
+        self.session_part().update_cache_ttl(ttl)
     }
 
     fn drop_table_entries(&self, table_ref: &TableReference) -> datafusion::error::Result<()> {
-        self.kept.drop_table_entries(table_ref)
+        self.session_part().drop_table_entries(table_ref)
     }
 
-    fn list_entries(&self) -> HashMap<TableScopedPath, CacheEntryInfo<CachedFileList>> {
-        self.kept.list_entries()
+    fn list_entries(&self) -> HashMap<K, CacheEntryInfo<V>> {
+        self.session_part().list_entries()
     }
 }
 
