@@ -617,25 +617,44 @@ fn churn_model(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTabl
 fn sentiment_instrument(b: &[RecordBatch], audit: &AuditCustomers) -> Result<DecisionTable> {
     let c = Columns::new(b, "marts/feedback_scored");
     let mut t = base("sentiment_instrument", &c, audit)?;
-    let source = c.strings("source")?;
-    let scale = c.strings("rating_scale")?;
-    let rating = c.floats("rating")?;
-    let stratum: Vec<Option<String>> = source
-        .iter()
-        .zip(&scale)
-        .zip(&rating)
-        .map(|((s, k), r)| {
-            r.is_finite().then(|| {
-                format!(
-                    "{}/{}/{r}",
-                    s.as_deref().unwrap_or_default(),
-                    k.as_deref().unwrap_or_default()
-                )
-            })
-        })
-        .collect();
+    let stratum = strata(
+        &c.codes("source")?,
+        &c.codes("rating_scale")?,
+        &c.floats("rating")?,
+    );
     t.outcomes = sentiment_outcomes(&c.binary("scored")?, &c.floats("sentiment")?, &stratum);
     Ok(t)
+}
+
+/// Each message's stratum, its (source, scale, rating), `None` without a
+/// finite rating: codes and the rating's bits, equal exactly when the
+/// three are, an empty value counting as the empty string. A
+/// "source/scale/rating" string per message, formatted and then hashed
+/// twice, was about 7% of the job's CPU at a million customers (2.7M
+/// messages).
+fn strata(source: &Codes, scale: &Codes, rating: &[f64]) -> Vec<Option<(u32, u32, u64)>> {
+    let (source_of, scale_of) = (blank_as_empty(source), blank_as_empty(scale));
+    source
+        .codes
+        .iter()
+        .zip(&scale.codes)
+        .zip(rating)
+        .map(|((&s, &k), r)| {
+            r.is_finite()
+                .then(|| (source_of(s), scale_of(k), r.to_bits()))
+        })
+        .collect()
+}
+
+/// Maps a column's codes so that an empty value ([`MISSING`]) and an
+/// empty string are one code.
+fn blank_as_empty(codes: &Codes) -> impl Fn(u32) -> u32 {
+    let empty = codes
+        .labels
+        .iter()
+        .position(String::is_empty)
+        .map_or(MISSING, |i| i as u32);
+    move |c| if c == MISSING { empty } else { c }
 }
 
 #[cfg(test)]
@@ -744,6 +763,72 @@ mod tests {
         assert_eq!(
             count("created_at >= CAST(window_start() AS TIMESTAMP) AND created_at < TIMESTAMP '2025-03-10T00:00:00.000001Z'").await,
             1
+        );
+    }
+
+    /// Differential: the strata against the "source/scale/rating" string
+    /// each message had before (an empty value formatted as an empty
+    /// string), on messages with empty and blank sources, -0 and 0 and
+    /// non-finite ratings: two messages share a stratum exactly when their
+    /// strings are equal, and the residuals are the same bits.
+    #[test]
+    fn strata_are_the_formatted_keys() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(53);
+        let sources = [
+            None,
+            Some(""),
+            Some("survey"),
+            Some("review"),
+            Some("ticket"),
+        ];
+        let scales = [None, Some(""), Some("nps"), Some("5")];
+        let ratings = [0.0, -0.0, 1.0, 5.0, 10.0, 4.5, f64::NAN, f64::INFINITY];
+        let n = 4000;
+        let source: Vec<Option<&str>> = (0..n)
+            .map(|_| sources[rng.random_range(0..sources.len())])
+            .collect();
+        let scale: Vec<Option<&str>> = (0..n)
+            .map(|_| scales[rng.random_range(0..scales.len())])
+            .collect();
+        let rating: Vec<f64> = (0..n)
+            .map(|_| ratings[rng.random_range(0..ratings.len())])
+            .collect();
+        let formatted: Vec<Option<String>> = (0..n)
+            .map(|i| {
+                let r = rating[i];
+                r.is_finite().then(|| {
+                    format!(
+                        "{}/{}/{r}",
+                        source[i].unwrap_or_default(),
+                        scale[i].unwrap_or_default()
+                    )
+                })
+            })
+            .collect();
+        let got = strata(&Codes::encode(&source), &Codes::encode(&scale), &rating);
+        for i in 0..n {
+            assert_eq!(got[i].is_some(), formatted[i].is_some(), "row {i}");
+            for j in (i + 1..n).step_by(37) {
+                assert_eq!(
+                    got[i].is_some() && got[i] == got[j],
+                    formatted[i].is_some() && formatted[i] == formatted[j],
+                    "rows {i} and {j}: {:?} {:?}",
+                    formatted[i],
+                    formatted[j]
+                );
+            }
+        }
+        let scored: Vec<u8> = (0..n).map(|_| rng.random_range(0..2)).collect();
+        let sentiment: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+        let bits = |outs: Vec<Outcome>| match &outs[1].values {
+            super::super::table::OutcomeValues::Continuous(r) => {
+                r.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()
+            }
+            _ => panic!("continuous"),
+        };
+        assert_eq!(
+            bits(sentiment_outcomes(&scored, &sentiment, &got)),
+            bits(sentiment_outcomes(&scored, &sentiment, &formatted))
         );
     }
 }

@@ -10,6 +10,7 @@
 //! the probe's per-word gaps ([`ProbeGap`]) for the third.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use super::findings::Finding;
 use super::table::{Comparison, Direction, NO_VALUE, Outcome, Stat};
@@ -23,17 +24,17 @@ use super::verdict::{Thresholds, Verdict, language_name, sentence};
 ///
 /// `scored[r]`: 0/1 or [`NO_VALUE`]; `sentiment[r]` NaN when unscored;
 /// `stratum[r]`: the (source, scale, rating) key, `None` without a rating.
-pub fn sentiment_outcomes(
+pub fn sentiment_outcomes<K: Hash + Eq>(
     scored: &[u8],
     sentiment: &[f64],
-    stratum: &[Option<String>],
+    stratum: &[Option<K>],
 ) -> Vec<Outcome> {
-    let mut sums: HashMap<&str, (f64, u64)> = HashMap::new();
+    let mut sums: HashMap<&K, (f64, u64), foldhash::fast::RandomState> = HashMap::default();
     for ((s, v), k) in scored.iter().zip(sentiment).zip(stratum) {
         if let (1, Some(k)) = (*s, k)
             && v.is_finite()
         {
-            let e = sums.entry(k.as_str()).or_insert((0.0, 0));
+            let e = sums.entry(k).or_insert((0.0, 0));
             e.0 += v;
             e.1 += 1;
         }
@@ -44,7 +45,7 @@ pub fn sentiment_outcomes(
         .zip(stratum)
         .map(|((s, v), k)| match (*s, k) {
             (1, Some(k)) if v.is_finite() => {
-                let (sum, n) = sums[k.as_str()];
+                let (sum, n) = sums[k];
                 v - sum / n as f64
             }
             _ => f64::NAN,
