@@ -116,6 +116,42 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
         prepared.push(p?);
         warnings.extend(w);
     }
+    let outputs = run_all_units(&prepared, params)?;
+    Ok(combine(outputs, warnings, params))
+}
+
+/// One table audited on its own ([`audit_table`]): its findings, with
+/// tests not yet corrected together with the other tables' ([`combine_tables`]).
+pub struct TableAudit {
+    outputs: Vec<UnitOut>,
+    warnings: Vec<String>,
+}
+
+/// What [`audit`] does for one of its tables, before the correction: a
+/// caller that gets its tables one at a time audits each as it comes, and
+/// [`combine_tables`] of the parts, in the order of the tables, is
+/// [`audit`] of them all.
+pub fn audit_table(table: &DecisionTable, params: &AuditParams) -> Result<TableAudit> {
+    let mut warnings = Vec::new();
+    let prepared = [Prepared::new(table, params, &mut warnings)?];
+    let outputs = run_all_units(&prepared, params)?;
+    Ok(TableAudit { outputs, warnings })
+}
+
+/// The audits of several tables, in their order, corrected together
+/// (Benjamini-Hochberg over every test).
+pub fn combine_tables(parts: Vec<TableAudit>, params: &AuditParams) -> AuditReport {
+    let mut outputs = Vec::new();
+    let mut warnings = Vec::new();
+    for part in parts {
+        outputs.extend(part.outputs);
+        warnings.extend(part.warnings);
+    }
+    combine(outputs, warnings, params)
+}
+
+/// Every outcome and classifier of `prepared`, table by table, in order.
+fn run_all_units(prepared: &[Prepared], params: &AuditParams) -> Result<Vec<UnitOut>> {
     let mut units = Vec::new();
     for (ti, p) in prepared.iter().enumerate() {
         units.extend((0..p.table.outcomes.len()).map(|oi| Unit::Outcome(ti, oi)));
@@ -123,8 +159,8 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
             units.push(Unit::Classifier(ti));
         }
     }
-    let costs: Vec<usize> = units.iter().map(|u| u.cost(&prepared)).collect();
-    let outputs = run_units(&units, &costs, params.threads, |u| match *u {
+    let costs: Vec<usize> = units.iter().map(|u| u.cost(prepared)).collect();
+    run_units(&units, &costs, params.threads, |u| match *u {
         Unit::Outcome(ti, oi) => {
             outcome_unit(&prepared[ti], &prepared[ti].table.outcomes[oi], params)
         }
@@ -137,7 +173,12 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
                 .expect("unit made only for classifiers"),
             params,
         ),
-    })?;
+    })
+}
+
+/// The units' findings with their tests numbered in one sequence,
+/// corrected together, finished and sorted.
+fn combine(outputs: Vec<UnitOut>, warnings: Vec<String>, params: &AuditParams) -> AuditReport {
     let mut findings = Vec::new();
     let mut p_values = Vec::new();
     for out in outputs {
@@ -157,11 +198,11 @@ pub fn audit(tables: &[DecisionTable], params: &AuditParams) -> Result<AuditRepo
         finish(f, &adjusted, params);
     }
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    Ok(AuditReport {
+    AuditReport {
         findings,
         warnings,
         tests: p_values.len(),
-    })
+    }
 }
 
 enum Unit {

@@ -39,12 +39,17 @@ use crate::{Error, Result};
 /// The sensitive attributes `marts/customer_attributes` offers for the audit.
 pub const ATTRIBUTE_COLUMNS: &[&str] = &["age_band", "gender", "language", "region"];
 
-/// Decision tables and what could not be audited.
+/// Decision tables (or what [`load_with`] made of each) and what could
+/// not be audited.
 #[derive(Debug)]
-pub struct Inputs {
-    pub tables: Vec<DecisionTable>,
+pub struct Inputs<T = DecisionTable> {
+    pub tables: Vec<T>,
     pub warnings: Vec<String>,
 }
+
+/// What [`load_with`] does with each decision table as soon as it is
+/// built, on a blocking thread, while the other tables' queries run.
+pub type Then<T> = Arc<dyn Fn(DecisionTable) -> Result<T> + Send + Sync>;
 
 struct Session<'a> {
     ctx: &'a JobContext,
@@ -79,17 +84,19 @@ impl Session<'_> {
     /// the order given. Each query has one partition (see [`load`]), so it
     /// keeps one core busy: one after another, the six tables took 16-18 s
     /// at a million customers on two cores, two at a time 10.5-10.8 s.
-    async fn tables(
+    async fn tables<T: Send + 'static>(
         &self,
         queries: &[Query],
         audit: &Arc<AuditCustomers>,
-    ) -> Result<Vec<DecisionTable>> {
+        then: &Then<T>,
+    ) -> Result<Vec<T>> {
         let at_once = std::thread::available_parallelism().map_or(1, |n| n.get());
         // the longest first, so that no long query runs alone at the end
         let mut order: Vec<usize> = (0..queries.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(queries[i].rows_per_customer()));
         let runs = order.iter().map(|&i| {
             let (df, audit, q) = (self.df.clone(), Arc::clone(audit), queries[i]);
+            let then = Arc::clone(then);
             async move {
                 let table = tokio::spawn(async move {
                     if let Some((name, sql)) = q.held() {
@@ -99,18 +106,30 @@ impl Session<'_> {
                 })
                 .await
                 .map_err(crate::nightly::panics::joined("a decision-table query"))??;
-                Ok::<_, Error>((i, table))
+                // not awaited here: the next query starts at once
+                let then = tokio::task::spawn_blocking(move || then(table));
+                Ok::<_, Error>((i, then))
             }
         });
         // collected first: a lazy map's closure borrows for a lifetime that
         // keeps the nightly from spawning this job as a task (rustc #102211)
         let runs: Vec<_> = runs.collect();
-        let mut done: Vec<(usize, DecisionTable)> = futures::stream::iter(runs)
-            .buffered(at_once)
-            .try_collect()
-            .await?;
-        done.sort_by_key(|(i, _)| *i);
-        Ok(done.into_iter().map(|(_, t)| t).collect())
+        // unordered: a query that ends before an earlier one frees its
+        // place for the next
+        let mut started: Vec<(usize, tokio::task::JoinHandle<Result<T>>)> =
+            futures::stream::iter(runs)
+                .buffer_unordered(at_once)
+                .try_collect()
+                .await?;
+        started.sort_by_key(|(i, _)| *i);
+        let mut done = Vec::with_capacity(started.len());
+        for (_, then) in started {
+            done.push(
+                then.await
+                    .map_err(crate::nightly::panics::joined("a decision table's audit"))??,
+            );
+        }
+        Ok(done)
     }
 
     async fn columns_of(&self, table: &str) -> Result<Vec<String>> {
@@ -217,6 +236,17 @@ impl Query {
 
 /// Builds every decision table the data root allows for `date`.
 pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
+    load_with(ctx, date, Arc::new(Ok)).await
+}
+
+/// [`load`], handing each table to `then` as soon as it is built: the
+/// nightly audits a table while the others' queries still run (their
+/// results come back in the order of [`load`]'s, whichever ends first).
+pub async fn load_with<T: Send + 'static>(
+    ctx: &JobContext,
+    date: NaiveDate,
+    then: Then<T>,
+) -> Result<Inputs<T>> {
     let cfg = &ctx.cfg.fairness;
     let (df, tables) = catalog::session_with_all(&ctx.storage).await?;
     // One partition: rows then come back in the order of the files, and the
@@ -373,7 +403,7 @@ pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
     }
 
     Ok(Inputs {
-        tables: s.tables(&queries, &audit).await?,
+        tables: s.tables(&queries, &audit, &then).await?,
         warnings,
     })
 }

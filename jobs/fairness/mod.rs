@@ -8,8 +8,9 @@
 //! complementary protection, before any number leaves this module.
 //!
 //! The engine ([`audit`]) works on any decision table; the nightly job
-//! ([`run`]) assembles its tables in [`inputs`], and `attune fairness audit`
-//! ([`file`]) reads one from a CSV or Parquet file.
+//! ([`run`]) assembles its tables in [`inputs`], auditing each as soon as
+//! its query ends and correcting all their tests together at the end, and
+//! `attune fairness audit` ([`file`]) reads one from a CSV or Parquet file.
 //!
 //! - [`table`]: decision tables in memory (groups, outcomes, classifier)
 //! - [`dims`]: dimensions: group columns and their intersections
@@ -36,6 +37,8 @@ pub mod stats;
 pub mod suppress;
 pub mod table;
 pub mod verdict;
+
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -76,6 +79,22 @@ pub struct DecisionSummary {
     pub rows: u64,
     pub dimensions: Vec<String>,
     pub outcomes: Vec<String>,
+}
+
+impl DecisionSummary {
+    fn of(t: &table::DecisionTable) -> DecisionSummary {
+        DecisionSummary {
+            decision: t.name.clone(),
+            rows: t.rows as u64,
+            dimensions: t.groups.iter().map(|(g, _)| g.clone()).collect(),
+            outcomes: t
+                .outcomes
+                .iter()
+                .map(|o| o.name.clone())
+                .chain(t.classifier.iter().map(|c| c.name.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// What the nightly audit did.
@@ -130,47 +149,30 @@ pub async fn run_with_probe(
     probe: Option<Vec<instruments::ProbeGap>>,
 ) -> Result<FairnessOutcome> {
     let started = std::time::Instant::now();
-    crate::nightly::progress::step("reading the decision tables");
-    let mut inputs = inputs::load(ctx, date).await?;
-    debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        tables = inputs.tables.len(),
-        "decision tables read"
-    );
-    let started = std::time::Instant::now();
+    crate::nightly::progress::step("reading the decision tables and testing each across groups");
+    let params = params(ctx.cfg.min_group_size, &ctx.cfg.fairness);
+    let each = params.clone();
+    // Each table is audited as soon as its query ends, beside the queries
+    // still running: read first and tested after, the two phases left a
+    // core idle at each one's tail (a query alone, the costliest units).
+    let then: inputs::Then<(DecisionSummary, audit::TableAudit)> =
+        Arc::new(move |t| Ok((DecisionSummary::of(&t), audit::audit_table(&t, &each)?)));
+    let mut inputs = inputs::load_with(ctx, date, then).await?;
     if probe.is_none() {
         inputs.warnings.push(
             "counterfactual probe not run: the sentiment scorer's probe was not supplied".into(),
         );
     }
-    let params = params(ctx.cfg.min_group_size, &ctx.cfg.fairness);
-    let decisions: Vec<DecisionSummary> = inputs
-        .tables
-        .iter()
-        .map(|t| DecisionSummary {
-            decision: t.name.clone(),
-            rows: t.rows as u64,
-            dimensions: t.groups.iter().map(|(g, _)| g.clone()).collect(),
-            outcomes: t
-                .outcomes
-                .iter()
-                .map(|o| o.name.clone())
-                .chain(t.classifier.iter().map(|c| c.name.clone()))
-                .collect(),
-        })
-        .collect();
+    let (decisions, parts): (Vec<DecisionSummary>, Vec<audit::TableAudit>) =
+        inputs.tables.into_iter().unzip();
     let rows_in = decisions.iter().map(|d| d.rows).sum();
-    let tables = inputs.tables;
-    crate::nightly::progress::step("testing every decision across groups");
-    let report = tokio::task::spawn_blocking(move || audit::audit(&tables, &params))
-        .await
-        .map_err(crate::nightly::panics::joined("the fairness audit"))??;
+    let mut report = audit::combine_tables(parts, &params);
     debug!(
         seconds = started.elapsed().as_secs_f64(),
+        tables = decisions.len(),
         tests = report.tests,
-        "audit computed"
+        "decision tables read and audited"
     );
-    let mut report = report;
     if let Some(gaps) = &probe {
         report.findings.extend(instruments::probe_findings(
             gaps,

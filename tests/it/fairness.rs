@@ -2184,6 +2184,40 @@ fn an_audit_of_six_tables_is_the_same_on_one_thread_and_on_four() {
     }
 }
 
+/// The nightly audits each table as soon as its query ends
+/// (`audit_table`) and corrects the parts together (`combine_tables`): the
+/// report is the one `audit` makes of all the tables at once, in whichever
+/// order the parts were computed.
+#[test]
+fn tables_audited_one_at_a_time_and_combined_are_the_audit_of_all() {
+    let tables = synthetic_tables(3000, 23);
+    let params = AuditParams {
+        resamples: 200,
+        threads: 2,
+        ..AuditParams::default()
+    };
+    let all = audit(&tables, &params).expect("audit");
+    assert!(all.tests > 0 && !all.findings.is_empty());
+    // the last table first, as a query that ends early would be
+    let mut parts: Vec<(usize, attune::fairness::audit::TableAudit)> = tables
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, t)| {
+            (
+                i,
+                attune::fairness::audit::audit_table(t, &params).expect("part"),
+            )
+        })
+        .collect();
+    parts.sort_by_key(|(i, _)| *i);
+    let combined = attune::fairness::audit::combine_tables(
+        parts.into_iter().map(|(_, p)| p).collect(),
+        &params,
+    );
+    assert_eq!(combined, all);
+}
+
 /// Speed at the scale of a million customers (synthetic decision tables
 /// with the sizes the generator produces at 1M customers and two years),
 /// bootstrap included:
