@@ -12,5 +12,5 @@ FROM feedback_scored AS f
 JOIN audit_customers AS c ON c.customer_key = customer_key(f.customer_id)
 WHERE f.dt = run_date()
     AND CAST(f.at AS DATE) >= window_start()
-    -- the timestamp too, for the statistics (as in service.sql)
+    -- the timestamp too, for the statistics (as in service_tickets.sql)
     AND f.at >= CAST(window_start() AS TIMESTAMP)

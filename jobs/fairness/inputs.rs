@@ -16,6 +16,7 @@
 //! `customer_attributes`, plus the segment (`marts/segments`, else
 //! `marts/customer_value`) when there is one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -94,13 +95,22 @@ impl Session<'_> {
         // the longest first, so that no long query runs alone at the end
         let mut order: Vec<usize> = (0..queries.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(queries[i].rows_per_customer()));
+        // each held table once, by the first query that needs it; the
+        // other waits for it (offer_reach starts after offers)
+        let held: Arc<BTreeMap<&str, tokio::sync::OnceCell<()>>> = Arc::new(
+            queries
+                .iter()
+                .filter_map(|q| q.held())
+                .map(|(name, _)| (name, tokio::sync::OnceCell::new()))
+                .collect(),
+        );
         let runs = order.iter().map(|&i| {
             let (df, audit, q) = (self.df.clone(), Arc::clone(audit), queries[i]);
-            let then = Arc::clone(then);
+            let (then, held) = (Arc::clone(then), Arc::clone(&held));
             async move {
                 let table = tokio::spawn(async move {
                     if let Some((name, sql)) = q.held() {
-                        hold(&df, name, sql).await?;
+                        held[name].get_or_try_init(|| hold(&df, name, sql)).await?;
                     }
                     q.table(&collect(df, q.sql()).await?, &audit)
                 })
@@ -191,11 +201,15 @@ enum Query {
 }
 
 impl Query {
-    /// The table a query reads more than once, and its SQL, which
-    /// [`hold`] registers before the query runs.
+    /// The table a query reads more than once, or shares with another
+    /// query, and its SQL, which [`hold`] registers once before the first
+    /// query that needs it runs.
     fn held(self) -> Option<(&'static str, &'static str)> {
         match self {
             Query::Service => Some(("audit_tickets", include_str!("service_tickets.sql"))),
+            Query::Offers | Query::OfferReach => {
+                Some(("audit_offers", include_str!("audit_offers.sql")))
+            }
             _ => None,
         }
     }
