@@ -753,12 +753,8 @@ mod tests {
         let ids: Vec<String> = (0..customers).map(|i| format!("c{i:04}")).collect();
         let bands = [None, Some("18-24"), Some("25-34"), Some("65+")];
         let segments = [None, Some("Loyal"), Some("New")];
-        let band: Vec<Option<&str>> = (0..customers)
-            .map(|_| bands[rng.random_range(0..bands.len())])
-            .collect();
-        let segment: Vec<Option<&str>> = (0..customers)
-            .map(|_| segments[rng.random_range(0..segments.len())])
-            .collect();
+        let band = picks(&mut rng, &bands, customers);
+        let segment = picks(&mut rng, &segments, customers);
         let audit = AuditCustomers {
             groups: vec![
                 ("age_band".into(), Codes::encode(&band)),
@@ -843,6 +839,13 @@ mod tests {
         );
     }
 
+    /// `n` values drawn from `from`, with replacement.
+    fn picks<T: Copy>(rng: &mut impl Rng, from: &[T], n: usize) -> Vec<T> {
+        (0..n)
+            .map(|_| from[rng.random_range(0..from.len())])
+            .collect()
+    }
+
     /// Differential: the strata against the "source/scale/rating" string
     /// each message had before (an empty value formatted as an empty
     /// string), on messages with empty and blank sources, -0 and 0 and
@@ -861,15 +864,9 @@ mod tests {
         let scales = [None, Some(""), Some("nps"), Some("5")];
         let ratings = [0.0, -0.0, 1.0, 5.0, 10.0, 4.5, f64::NAN, f64::INFINITY];
         let n = 4000;
-        let source: Vec<Option<&str>> = (0..n)
-            .map(|_| sources[rng.random_range(0..sources.len())])
-            .collect();
-        let scale: Vec<Option<&str>> = (0..n)
-            .map(|_| scales[rng.random_range(0..scales.len())])
-            .collect();
-        let rating: Vec<f64> = (0..n)
-            .map(|_| ratings[rng.random_range(0..ratings.len())])
-            .collect();
+        let source = picks(&mut rng, &sources, n);
+        let scale = picks(&mut rng, &scales, n);
+        let rating = picks(&mut rng, &ratings, n);
         let formatted: Vec<Option<String>> = (0..n)
             .map(|i| {
                 let r = rating[i];
