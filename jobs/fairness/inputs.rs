@@ -40,15 +40,15 @@ use crate::{Error, Result};
 /// The sensitive attributes `marts/customer_attributes` offers for the audit.
 pub const ATTRIBUTE_COLUMNS: &[&str] = &["age_band", "gender", "language", "region"];
 
-/// Decision tables (or what [`load_with`] made of each) and what could
+/// What [`load`]'s `then` made of each decision table, and what could
 /// not be audited.
 #[derive(Debug)]
-pub struct Inputs<T = DecisionTable> {
+pub struct Inputs<T> {
     pub tables: Vec<T>,
     pub warnings: Vec<String>,
 }
 
-/// What [`load_with`] does with each decision table as soon as it is
+/// What [`load`] does with each decision table as soon as it is
 /// built, on a blocking thread, while the other tables' queries run.
 pub type Then<T> = Arc<dyn Fn(DecisionTable) -> Result<T> + Send + Sync>;
 
@@ -253,15 +253,11 @@ impl Query {
     }
 }
 
-/// Builds every decision table the data root allows for `date`.
-pub async fn load(ctx: &JobContext, date: NaiveDate) -> Result<Inputs> {
-    load_with(ctx, date, Arc::new(Ok)).await
-}
-
-/// [`load`], handing each table to `then` as soon as it is built: the
-/// nightly audits a table while the others' queries still run (their
-/// results come back in the order of [`load`]'s, whichever ends first).
-pub async fn load_with<T: Send + 'static>(
+/// Builds every decision table the data root allows for `date`, handing
+/// each to `then` as soon as it is built: the nightly audits a table while
+/// the others' queries still run (the results come back in the order of
+/// the queries, whichever ends first).
+pub async fn load<T: Send + 'static>(
     ctx: &JobContext,
     date: NaiveDate,
     then: Then<T>,

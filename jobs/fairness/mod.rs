@@ -157,7 +157,7 @@ pub async fn run_with_probe(
     // core idle at each one's tail (a query alone, the costliest units).
     let then: inputs::Then<(DecisionSummary, audit::TableAudit)> =
         Arc::new(move |t| Ok((DecisionSummary::of(&t), audit::audit_table(&t, &each)?)));
-    let mut inputs = inputs::load_with(ctx, date, then).await?;
+    let mut inputs = inputs::load(ctx, date, then).await?;
     if probe.is_none() {
         inputs.warnings.push(
             "counterfactual probe not run: the sentiment scorer's probe was not supplied".into(),
