@@ -1,9 +1,12 @@
 //! Scale benchmark: generate a business, run the nightly jobs over every day,
 //! print a table per step (rows, seconds, rows per second, peak RSS).
 //!
-//! `cargo bench --bench scale` runs the 1M-customer, two-year business: a
-//! full first nightly over every day, then the incremental case (one more
-//! day on top of that lake), then an analyst's query.
+//! `cargo bench --profile production --bench scale` runs the 1M-customer,
+//! two-year business with the build to install (Cargo.toml): a full first
+//! nightly over every day, then the incremental case (one more day on top
+//! of that lake), then an analyst's query. Plain `cargo bench` measures the
+//! release build instead: far quicker to rebuild after a change (no
+//! whole-program link), a few percent slower to run.
 //! Smaller: `ATTUNE_BENCH_CUSTOMERS=20000 ATTUNE_BENCH_DAYS=60 cargo bench --bench scale`;
 //! `ATTUNE_BENCH_SMOKE=1` is a smoke size (2,000 customers, 30 days).
 //! `ATTUNE_BENCH_DIR` keeps the data (default: a temp dir, removed after).
