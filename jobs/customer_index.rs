@@ -216,6 +216,15 @@ impl<V: Copy + PartialEq> U128Table<V> {
         }
     }
 
+    /// Replaces every value `v` with `f(v)`, which must not be `empty`.
+    pub fn map_values(&mut self, f: impl Fn(V) -> V) {
+        let empty = self.empty;
+        for slot in self.slots.iter_mut().filter(|s| s.1 != empty) {
+            slot.1 = f(slot.1);
+            debug_assert!(slot.1 != empty, "the empty value marks free slots");
+        }
+    }
+
     /// Every (key, value), in no particular order.
     pub fn into_entries(self) -> impl Iterator<Item = (u128, V)> {
         let empty = self.empty;
@@ -313,6 +322,15 @@ impl CustomerIndex {
         let n = self.len() as u32;
         self.text.insert(id.into(), n);
         n
+    }
+
+    /// Gives every customer number `n` the number `new_of[n]` (a
+    /// permutation of the numbers), in place.
+    pub fn renumber(&mut self, new_of: &[u32]) {
+        self.hex.map_values(|n| new_of[n as usize]);
+        for n in self.text.values_mut() {
+            *n = new_of[*n as usize];
+        }
     }
 
     /// The number of a key, giving it the next number when new.

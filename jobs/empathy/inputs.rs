@@ -61,6 +61,33 @@ impl Customers {
         &self.ids[i as usize]
     }
 
+    /// Numbers the customers again in the order `first_seen` names them
+    /// (any it does not name after those, in their old order); returns each
+    /// old number's new one. The numbers decide the order in which a cell's
+    /// contacts are clustered and their scores summed (`index::ClusterOrder`),
+    /// so they must not depend on the order a query's partitions delivered
+    /// the rows in.
+    fn renumber(&mut self, first_seen: impl Iterator<Item = u32>) -> Vec<u32> {
+        const UNSEEN: u32 = u32::MAX;
+        let n = self.ids.len();
+        let mut new_of = vec![UNSEEN; n];
+        let mut order = Vec::with_capacity(n);
+        for old in first_seen.chain(0..n as u32) {
+            let new = &mut new_of[old as usize];
+            if *new == UNSEEN {
+                *new = order.len() as u32;
+                order.push(old);
+            }
+        }
+        let mut ids = std::mem::take(&mut self.ids);
+        self.ids = order
+            .into_iter()
+            .map(|old| std::mem::take(&mut ids[old as usize]))
+            .collect();
+        self.index.renumber(&new_of);
+        new_of
+    }
+
     /// Each customer's number by `customer_key(customer_id)`, for queries
     /// that group on the key instead of carrying the pseudonym. Two known
     /// customers with one key (about 3·10⁻⁸ at a million) are left out of
@@ -310,6 +337,15 @@ pub async fn tickets(
     })
     .await?;
     sort_by_id(&mut out);
+    // the customers were numbered as the rows came; tickets are the first
+    // input read, so numbering them in ticket order makes every number the
+    // same from run to run
+    let new_of = customers.renumber(out.iter().filter_map(|t| t.customer));
+    for t in &mut out {
+        if let Some(c) = t.customer.as_mut() {
+            *c = new_of[*c as usize];
+        }
+    }
     fill_next_same_topic(&mut out);
     Ok(out)
 }
@@ -825,6 +861,51 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+
+    /// Tickets delivered in two different orders (as a plan's partitions
+    /// interleave their batches) number their customers as they come; put
+    /// in ticket order and renumbered, both give every ticket the same
+    /// customer number and every number the same pseudonym, which the index
+    /// finds it by. Customers no ticket names (here one whose id is not a
+    /// hex pseudonym) keep their old order after the others.
+    #[test]
+    fn customers_are_numbered_in_ticket_order_whatever_order_the_rows_came_in() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(53);
+        // (ticket number, customer pseudonym): 3,000 tickets of 800 customers
+        let tickets: Vec<(u32, String)> = (0..3000)
+            .map(|t| (t, format!("{:032x}", rng.random_range(0..800u64) * 7919)))
+            .collect();
+        let numbered = |seed: u64| {
+            let mut arrival = tickets.clone();
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            for i in (1..arrival.len()).rev() {
+                arrival.swap(i, rng.random_range(0..=i));
+            }
+            let mut customers = Customers::default();
+            customers.intern("not-on-any-ticket");
+            let mut rows: Vec<(u32, u32)> = arrival
+                .iter()
+                .map(|(t, c)| (*t, customers.intern(c)))
+                .collect();
+            rows.sort_unstable();
+            let before = customers.clone();
+            let new_of = customers.renumber(rows.iter().map(|r| r.1));
+            for old in 0..before.ids.len() as u32 {
+                let new = new_of[old as usize];
+                assert_eq!(customers.id(new), before.id(old));
+                assert_eq!(customers.index.get(before.id(old)), Some(new), "looked up");
+            }
+            assert_eq!(customers.index.len(), before.ids.len());
+            let in_ticket_order: Vec<u32> = rows.iter().map(|r| new_of[r.1 as usize]).collect();
+            (in_ticket_order, customers.ids.clone())
+        };
+        let (a, ids_a) = numbered(1);
+        let (b, ids_b) = numbered(2);
+        assert_eq!(a, b, "the tickets' customer numbers");
+        assert_eq!(ids_a, ids_b, "the pseudonym of every number");
+        assert_eq!(a[0], 0, "the first ticket's customer is number 0");
+        assert_eq!(ids_a.last().map(String::as_str), Some("not-on-any-ticket"));
+    }
 
     /// A session with attune's functions and one table of these columns.
     fn session_with(name: &str, columns: Vec<(&str, ArrayRef)>) -> SessionContext {
