@@ -37,7 +37,9 @@ use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Expr, LogicalPlan, col, lit};
+use datafusion::common::tree_node::{Transformed, TransformedResult};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use tracing::info;
 
@@ -451,32 +453,52 @@ pub(super) fn within_days(
 }
 
 /// Runs `sql` with `view` cut to the rows where `filter` holds, and with
-/// `run_date()` at `as_of` (the run date and the date to return to) when
-/// given: the session's views keep the run date they were planned with.
+/// `run_date()` at `as_of` when given (in `sql` itself: the session's views
+/// keep the run date they were planned with).
+///
+/// Planned in a copy of the session's state, with the filter put above the
+/// view where the plan reads it: the session's catalog and functions stay as
+/// they are for the models building and the data tests running beside this
+/// one.
 pub(super) async fn run_on_cut(
     session: &SessionContext,
     sql: &str,
     view: &str,
     filter: Expr,
-    as_of: Option<(NaiveDate, NaiveDate)>,
+    as_of: Option<NaiveDate>,
 ) -> Result<Vec<RecordBatch>> {
-    let original = session.table_provider(view).await?;
-    let cut = session.table(view).await?.filter(filter)?.into_view();
-    session.deregister_table(view)?;
-    session.register_table(view, cut)?;
-    if let Some((date, _)) = as_of {
-        session.register_udf(super::run_date_udf(date));
+    let mut state = session.state();
+    if let Some(date) = as_of {
+        state.register_udf(Arc::new(super::run_date_udf(date)))?;
     }
-    let result = match session.sql(sql).await {
-        Ok(df) => df.collect().await,
-        Err(e) => Err(e),
-    };
-    if let Some((_, back)) = as_of {
-        session.register_udf(super::run_date_udf(back));
+    let mut cuts = 0;
+    let plan = state
+        .create_logical_plan(sql)
+        .await?
+        .transform_up_with_subqueries(|node| {
+            // the planner puts a view's own plan in place under its name; a
+            // table in memory stays a scan
+            let reads_view = match &node {
+                LogicalPlan::SubqueryAlias(a) => a.alias.table() == view,
+                LogicalPlan::TableScan(s) => s.table_name.table() == view,
+                _ => false,
+            };
+            if !reads_view {
+                return Ok(Transformed::no(node));
+            }
+            cuts += 1;
+            let cut = LogicalPlanBuilder::from(node)
+                .filter(filter.clone())?
+                .build()?;
+            Ok(Transformed::yes(cut))
+        })
+        .data()?;
+    if cuts == 0 {
+        return Err(Error::Internal(format!(
+            "the plan of `{sql}` does not read `{view}`, which it was to read cut"
+        )));
     }
-    session.deregister_table(view)?;
-    session.register_table(view, original)?;
-    Ok(result?)
+    Ok(DataFrame::new(state, plan).collect().await?)
 }
 
 /// Consecutive days as (first, last) runs.
@@ -624,6 +646,119 @@ mod tests {
             let err = Incremental::parse(value, m, &cols, &refs(&r)).unwrap_err();
             assert!(err.contains(expected), "{value}: {err}");
         }
+    }
+
+    /// A session with `t` (x = 1..=1000) in memory and `v`, a view of it.
+    fn cut_session(run_date: NaiveDate) -> SessionContext {
+        let session = SessionContext::new();
+        session.register_udf(crate::transform::run_date_udf(run_date));
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let x = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from((1..=1000).collect::<Vec<i64>>()))],
+        )
+        .unwrap();
+        let t = datafusion::datasource::MemTable::try_new(schema, vec![vec![x]]).unwrap();
+        session.register_table("t", Arc::new(t)).unwrap();
+        futures::executor::block_on(async {
+            let v = session.sql("SELECT x FROM t").await.unwrap().into_view();
+            session.register_table("v", v).unwrap();
+        });
+        session
+    }
+
+    async fn count(session: &SessionContext, sql: &str) -> i64 {
+        let rows = session.sql(sql).await.unwrap().collect().await.unwrap();
+        rows[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cut_reads_fewer_rows_and_leaves_the_session_as_it_was_for_the_queries_beside_it() {
+        let night = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let session = cut_session(night);
+        let under_10 = col("x").lt(lit(10i64));
+        // a view (planned in place under its name), in a CTE and in a
+        // subquery; a table in memory (a scan)
+        for (sql, view, expected) in [
+            ("SELECT count(*) FROM v", "v", 9),
+            ("WITH c AS (SELECT x FROM v) SELECT count(*) FROM c", "v", 9),
+            (
+                "SELECT count(*) FROM t WHERE x IN (SELECT x FROM v)",
+                "v",
+                9,
+            ),
+            ("SELECT count(*) FROM t", "t", 9),
+        ] {
+            let rows = run_on_cut(&session, sql, view, under_10.clone(), None)
+                .await
+                .unwrap();
+            let n = rows[0]
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            assert_eq!(n.value(0), expected, "{sql}");
+        }
+        let err = run_on_cut(
+            &session,
+            "SELECT count(*) FROM t",
+            "v",
+            under_10.clone(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("does not read `v`"), "{err}");
+        // `run_date()` of the SQL as of an earlier night; the session's stays
+        let earlier = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let rows = run_on_cut(
+            &session,
+            "SELECT run_date() FROM v LIMIT 1",
+            "v",
+            under_10.clone(),
+            Some(earlier),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rows[0].column(0).as_primitive::<Date32Type>().value(0),
+            epoch_day(earlier)
+        );
+        let rows = session
+            .sql("SELECT run_date()")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0].column(0).as_primitive::<Date32Type>().value(0),
+            epoch_day(night)
+        );
+        // queries of the view beside the cuts see every row, and find it: the
+        // cut once swapped the view in the session's catalog, so a data test
+        // planned meanwhile read the cut rows, or found no view at all
+        let beside = {
+            let session = session.clone();
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    assert_eq!(count(&session, "SELECT count(*) FROM v").await, 1000);
+                }
+            })
+        };
+        for _ in 0..50 {
+            run_on_cut(
+                &session,
+                "SELECT count(*) FROM v",
+                "v",
+                under_10.clone(),
+                Some(earlier),
+            )
+            .await
+            .unwrap();
+        }
+        beside.await.unwrap();
     }
 
     #[test]

@@ -313,7 +313,7 @@ async fn update(
     if !crossing.is_empty() {
         let filter = exported_by_then.and(within_days(&spec.timestamp, &ts_type, &crossing)?);
         now = run_on_cut(session, sql, &spec.view, filter.clone(), None).await?;
-        then = run_on_cut(session, sql, &spec.view, filter, Some((earlier, date))).await?;
+        then = run_on_cut(session, sql, &spec.view, filter, Some(earlier)).await?;
     }
     let merger = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
     for (name, rows) in [
