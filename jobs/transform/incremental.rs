@@ -593,7 +593,7 @@ fn date_values<'a>(
 mod tests {
     use super::*;
     use datafusion::arrow::array::{Date32Array, Int64Array};
-    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
 
     use crate::transform::models::test_header::refs;
 
@@ -667,12 +667,15 @@ mod tests {
         session
     }
 
-    async fn count(session: &SessionContext, sql: &str) -> i64 {
-        let rows = session.sql(sql).await.unwrap().collect().await.unwrap();
-        rows[0]
-            .column(0)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-            .value(0)
+    /// The first column's first value.
+    fn first<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
+        rows: &[RecordBatch],
+    ) -> T::Native {
+        rows[0].column(0).as_primitive::<T>().value(0)
+    }
+
+    async fn query(session: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+        session.sql(sql).await.unwrap().collect().await.unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -682,23 +685,16 @@ mod tests {
         let under_10 = col("x").lt(lit(10i64));
         // a view (planned in place under its name), in a CTE and in a
         // subquery; a table in memory (a scan)
-        for (sql, view, expected) in [
-            ("SELECT count(*) FROM v", "v", 9),
-            ("WITH c AS (SELECT x FROM v) SELECT count(*) FROM c", "v", 9),
-            (
-                "SELECT count(*) FROM t WHERE x IN (SELECT x FROM v)",
-                "v",
-                9,
-            ),
-            ("SELECT count(*) FROM t", "t", 9),
+        for (sql, view) in [
+            ("SELECT count(*) FROM v", "v"),
+            ("WITH c AS (SELECT x FROM v) SELECT count(*) FROM c", "v"),
+            ("SELECT count(*) FROM t WHERE x IN (SELECT x FROM v)", "v"),
+            ("SELECT count(*) FROM t", "t"),
         ] {
             let rows = run_on_cut(&session, sql, view, under_10.clone(), None)
                 .await
                 .unwrap();
-            let n = rows[0]
-                .column(0)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            assert_eq!(n.value(0), expected, "{sql}");
+            assert_eq!(first::<Int64Type>(&rows), 9, "{sql}");
         }
         let err = run_on_cut(
             &session,
@@ -712,30 +708,13 @@ mod tests {
         assert!(err.to_string().contains("does not read `v`"), "{err}");
         // `run_date()` of the SQL as of an earlier night; the session's stays
         let earlier = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let rows = run_on_cut(
-            &session,
-            "SELECT run_date() FROM v LIMIT 1",
-            "v",
-            under_10.clone(),
-            Some(earlier),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            rows[0].column(0).as_primitive::<Date32Type>().value(0),
-            epoch_day(earlier)
-        );
-        let rows = session
-            .sql("SELECT run_date()")
-            .await
-            .unwrap()
-            .collect()
+        let sql = "SELECT run_date() FROM v LIMIT 1";
+        let rows = run_on_cut(&session, sql, "v", under_10.clone(), Some(earlier))
             .await
             .unwrap();
-        assert_eq!(
-            rows[0].column(0).as_primitive::<Date32Type>().value(0),
-            epoch_day(night)
-        );
+        assert_eq!(first::<Date32Type>(&rows), epoch_day(earlier));
+        let rows = query(&session, "SELECT run_date()").await;
+        assert_eq!(first::<Date32Type>(&rows), epoch_day(night));
         // queries of the view beside the cuts see every row, and find it: the
         // cut once swapped the view in the session's catalog, so a data test
         // planned meanwhile read the cut rows, or found no view at all
@@ -743,7 +722,8 @@ mod tests {
             let session = session.clone();
             tokio::spawn(async move {
                 for _ in 0..200 {
-                    assert_eq!(count(&session, "SELECT count(*) FROM v").await, 1000);
+                    let rows = query(&session, "SELECT count(*) FROM v").await;
+                    assert_eq!(first::<Int64Type>(&rows), 1000);
                 }
             })
         };
@@ -808,7 +788,7 @@ mod tests {
         let merged = merge(&schema, ("d", false), &carried, &fresh, &[2, 4].into()).unwrap();
         let n: Vec<i64> = merged
             .column(1)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .as_primitive::<Int64Type>()
             .values()
             .to_vec();
         assert_eq!(n, vec![10, 11, 21, 22, 30, 40]);
@@ -834,9 +814,7 @@ mod tests {
                 &[5].into(),
             )
             .unwrap();
-            let n = merged
-                .column(1)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let n = merged.column(1).as_primitive::<Int64Type>();
             assert_eq!(n.values().to_vec(), expected, "nulls first: {nulls_first}");
         }
         let other = Field::new("d", DataType::Utf8, false);
