@@ -14,6 +14,7 @@
 //! therefore redoes only what did not complete.
 
 pub mod early;
+pub mod late;
 pub mod lease;
 pub mod lock;
 pub mod panics;
@@ -218,11 +219,12 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
     // before privacy: 1.5 s off a night at a million customers. Not when
     // the jobs run one at a time, nor after a skipped transform (a re-run
     // over unchanged inputs would scan for a privacy job it then skips).
-    let early = std::sync::Arc::new(early::EarlyScan::default());
+    let scan = std::sync::Arc::new(early::EarlyScan::default());
     let mut scan_early =
         failure.is_none() && pending.contains(&"privacy") && ctx.cfg.parallel_jobs > 1;
     let mut running = futures::stream::FuturesUnordered::new();
     let mut in_flight: Vec<&'static str> = Vec::new();
+    let mut signals = late::Signals::default();
     loop {
         let transformed = || {
             manifest
@@ -231,11 +233,16 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                 .any(|j| j.job == "transform" && j.status == "ok")
         };
         if scan_early && failure.is_none() && transformed() {
-            early.start(ctx, last);
+            scan.start(ctx, last);
             scan_early = false;
         }
+        // Jobs may start beside the jobs they read last only when the
+        // transform ran tonight (see `late`): otherwise their skip check
+        // needs every input's digest first.
+        let early = transformed();
         while failure.is_none() {
-            let Some(job) = schedule::next(&pending, &in_flight, &done, ctx.cfg.parallel_jobs)
+            let Some(job) =
+                schedule::next(&pending, &in_flight, &done, ctx.cfg.parallel_jobs, early)
             else {
                 break;
             };
@@ -247,15 +254,23 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             pending.retain(|j| *j != job);
             in_flight.push(job);
             progress.start(job);
-            let mut digests = vec![lake.clone()];
-            digests.extend(
-                schedule::upstream(job)
-                    .iter()
-                    .filter_map(|j| written.get(j).cloned()),
-            );
+            let upstream = Upstream {
+                lake: lake.clone(),
+                written: schedule::upstream(job)
+                    .into_iter()
+                    .filter_map(|j| Some((j, written.get(j)?.clone())))
+                    .collect(),
+                late: late::Late::new(
+                    schedule::late_needs(job)
+                        .iter()
+                        .filter(|j| !done.contains(j))
+                        .map(|j| signals.wait_for(j))
+                        .collect(),
+                ),
+            };
             let task = progress::JOB.scope(
                 job,
-                step(ctx.clone(), job, last, digests, params.force, early.clone()),
+                step(ctx.clone(), job, last, upstream, params.force, scan.clone()),
             );
             let handle = tokio::spawn(task);
             running.push(async move { (job, handle.await) });
@@ -270,7 +285,10 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
                 .iter()
                 .all(|j| !pending.contains(j))
         {
-            early.scan_marts();
+            scan.scan_marts();
+        }
+        if failure.is_some() {
+            signals.stop_all();
         }
         let Some((job, joined)) = running.next().await else {
             break;
@@ -333,8 +351,14 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
             Ok(record) => {
                 settle(&mut manifest, &mut progress, record);
                 done.push(job);
+                signals.done(job, written.get(job).cloned());
             }
-            Err((timer, e)) => failure = Some(failed(&mut manifest, &mut progress, timer, e)),
+            Err((timer, e)) => {
+                let e = failed(&mut manifest, &mut progress, timer, e);
+                // the first failure is the night's: a job that waited for
+                // a failed one (`late`) fails after it, for its sake
+                failure.get_or_insert(e);
+            }
         }
         save_progress(ctx, &manifest).await;
     }
@@ -521,19 +545,44 @@ enum StepResult {
     Ran { ran: Ran, stamp: Option<Stamp> },
 }
 
+/// What a job reads of the night before it: the lake's digest, the output
+/// digests of the jobs it needs that had finished when it started, and
+/// those it waits for ([`late`]).
+struct Upstream {
+    lake: String,
+    written: Vec<(&'static str, String)>,
+    late: late::Late,
+}
+
+impl Upstream {
+    /// The digests of the fingerprint: the lake's, then every job's in the
+    /// order of [`schedule::upstream`] (`arrived`: the late ones').
+    fn digests(&self, job: &str, arrived: &[(&'static str, String)]) -> Vec<String> {
+        let mut digests = vec![self.lake.clone()];
+        for j in schedule::upstream(job) {
+            if let Some((_, d)) = self.written.iter().chain(arrived).find(|(w, _)| *w == j) {
+                digests.push(d.clone());
+            }
+        }
+        digests
+    }
+}
+
 /// One job after ingest for `date`, as its own task: skipped when its
 /// fingerprint (its settings, the date and the `upstream` digests: the lake
 /// and the outputs of every job it needs) and its outputs are those its
-/// last stamp recorded, else run. Reading stamps and digests can fail too
-/// (storage): such an error is the job's, so the manifest says what stopped
-/// the run instead of staying `running`.
+/// last stamp recorded, else run. A job that started before some of the
+/// jobs it needs finished ([`late`]) runs without the check, and its
+/// fingerprint takes their outputs once they are done. Reading stamps and
+/// digests can fail too (storage): such an error is the job's, so the
+/// manifest says what stopped the run instead of staying `running`.
 async fn step(
     ctx: JobContext,
     job: &'static str,
     date: NaiveDate,
-    upstream: Vec<String>,
+    upstream: Upstream,
     force: bool,
-    early: std::sync::Arc<early::EarlyScan>,
+    scan: std::sync::Arc<early::EarlyScan>,
 ) -> Stepped {
     let timer = JobTimer::start(job);
     if job == "retention" {
@@ -553,19 +602,28 @@ async fn step(
     let mut outcome = None;
     let result = async {
         let places = outputs(&ctx, job, date)?;
-        let mut digests = upstream;
-        digests.push(stamps::digest(&ctx.storage, &other_inputs(&ctx, job, date)).await?);
-        let fp = stamps::fingerprint(&stamps::setup_hash(&ctx, job)?, job, date, &digests);
+        let other = stamps::digest(&ctx.storage, &other_inputs(&ctx, job, date)).await?;
+        let setup = stamps::setup_hash(&ctx, job)?;
+        let fingerprint = |arrived: &[(&'static str, String)]| {
+            let mut digests = upstream.digests(job, arrived);
+            digests.push(other.clone());
+            stamps::fingerprint(&setup, job, date, &digests)
+        };
         if !force
+            && upstream.late.is_empty()
             && let Some(s) = stamps::load(&ctx.storage, job, date).await?
-            && s.inputs == fp
+            && s.inputs == fingerprint(&[])
             && stamps::digest(&ctx.storage, &places).await? == s.outputs
         {
             return Ok(StepResult::Skipped(s));
         }
         stamps::clear(&ctx.storage, job, date).await?;
-        let (ran, finished) = panics::contain(job, run_job(&ctx, job, date, &early)).await?;
+        let (ran, finished) =
+            panics::contain(job, run_job(&ctx, job, date, &scan, &upstream.late)).await?;
         outcome = Some(finished);
+        // at once when nothing was waited for; else the late jobs are done
+        // (the job read their outputs) or its own run would have failed
+        let fp = fingerprint(&upstream.late.ready().await?);
         let written = stamps::digest(&ctx.storage, &places).await?;
         let stamp = Stamp {
             job: job.to_string(),
@@ -595,6 +653,7 @@ async fn run_job(
     job: &str,
     date: NaiveDate,
     early: &early::EarlyScan,
+    late: &late::Late,
 ) -> Result<(Ran, Finished)> {
     match job {
         "transform" => {
@@ -614,7 +673,7 @@ async fn run_job(
             Ok((ran, Finished::Segment(Box::new(o))))
         }
         "voice" => {
-            let o = voice::run(ctx, date).await?;
+            let o = voice::run_after(ctx, date, late.ready()).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, 0);
             Ok((ran, Finished::Voice(Box::new(o))))
         }

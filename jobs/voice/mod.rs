@@ -57,7 +57,7 @@ use tracing::{Instrument, debug, info, instrument, warn};
 use crate::catalog::{self, TableRef};
 use crate::context::JobContext;
 use crate::mart;
-use crate::storage::Storage;
+use crate::storage::{Storage, partition_dir};
 use crate::{Error, Result};
 
 /// Rows per batch of the session: each batch's messages are scored in a
@@ -120,8 +120,21 @@ pub struct VoiceOutcome {
 }
 
 /// Runs the voice job as of `date`.
-#[instrument(skip_all, fields(job = "voice", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
+    run_after(ctx, date, std::future::ready(Ok(()))).await
+}
+
+/// Runs the voice job as of `date`, reading `marts/segments` only once
+/// `segments` is ready: the nightly starts voice beside the segment job
+/// (`nightly::schedule::late_needs`), and every message is scored before
+/// the scores are broken down by segment. An error of `segments` (the
+/// segment job failed) is the job's.
+#[instrument(skip_all, fields(job = "voice", run_id = %ctx.run_id))]
+pub async fn run_after<T>(
+    ctx: &JobContext,
+    date: NaiveDate,
+    segments: impl std::future::Future<Output = Result<T>>,
+) -> Result<VoiceOutcome> {
     let storage = &ctx.storage;
     let cfg = &ctx.cfg;
     let k = cfg.min_group_size;
@@ -200,7 +213,21 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<VoiceOutcome> {
     )
     .await?;
 
-    let segments = register_segments(&session, has("marts", "segments"), &params).await?;
+    let waited = std::time::Instant::now();
+    segments.await?;
+    debug!(
+        seconds = waited.elapsed().as_secs_f64(),
+        "waited for the segments"
+    );
+    // listed again: the segment job may have written its first partition
+    // since the session listed the marts
+    let segmented = storage
+        .exists_prefix(&partition_dir("marts", "segments", date))
+        .await?;
+    if segmented {
+        catalog::register(&session, storage, "marts", "segments", "segments").await?;
+    }
+    let segments = register_segments(&session, segmented, &params).await?;
     if !segments {
         warnings.push(format!(
             "marts/segments has no rows for {date}: voice_scores has no segment dimension (run the segment job for the date, then voice again)"

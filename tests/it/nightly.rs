@@ -304,8 +304,17 @@ async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
         "the manifest lists the jobs in order"
     );
     assert!(parallel.manifest.jobs.iter().all(|j| j.status == "ok"));
-    // voice and value both wait for segment only: they start together
-    let (voice, value) = (span(&parallel, "voice"), span(&parallel, "value"));
+    // the transform ran, so voice started beside the segment job whose
+    // segments it reads last, and went on beside value
+    let (segment, voice, value) = (
+        span(&parallel, "segment"),
+        span(&parallel, "voice"),
+        span(&parallel, "value"),
+    );
+    assert!(
+        voice.0 < segment.1,
+        "voice {voice:?} should start beside segment {segment:?}"
+    );
     assert!(
         voice.0 < value.1 && value.0 < voice.1,
         "voice {voice:?} and value {value:?} should overlap"
@@ -332,7 +341,9 @@ async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
         );
     }
 
-    // a changed parallel_jobs is no new input: nothing runs again
+    // a changed parallel_jobs is no new input: nothing runs again (voice's
+    // stamp, saved after it waited for the segments, is the fingerprint a
+    // night with the segments already written computes)
     let again = nightly::run(&with_parallel_jobs(&base, 1), &all)
         .await
         .expect("again");
@@ -363,6 +374,88 @@ async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
         ["empathy", "privacy", "report"],
         "{:?}",
         statuses(&third)
+    );
+}
+
+/// Voice starts beside the segment job and waits for its segments: when
+/// the segment job fails, voice fails after it instead of waiting for ever,
+/// and the night's error is the segment job's.
+#[tokio::test]
+async fn voice_waiting_for_a_failed_segment_job_fails_after_it() {
+    let root = Root::new();
+    let params = attune::generate::GenerateParams {
+        out: root.path().to_path_buf(),
+        customers: 100,
+        days: 8,
+        ..Default::default()
+    };
+    attune::generate::generate(&params).expect("generate");
+    // customer_features without the recency the segment job clusters on:
+    // the transform builds it, the segment job's query fails
+    let models = tempfile::tempdir().expect("models dir");
+    for (name, sql) in attune::transform::models::sources(None).expect("built-in") {
+        let sql = if name == "customer_features" {
+            sql.lines()
+                .filter(|l| !l.contains("recency_days"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            sql
+        };
+        std::fs::write(models.path().join(format!("{name}.sql")), sql).expect("model");
+    }
+    let ctx = reconfigured(
+        &root.ctx(&attune::schema::TABLES, crate::common::KEY),
+        |cfg| {
+            cfg.models_dir = Some(models.path().to_path_buf());
+            cfg.parallel_jobs = 2;
+        },
+    );
+    let last = params.start + chrono::Duration::days(7);
+    let all = NightlyParams {
+        dates: nightly::date_range(params.start, last).expect("dates"),
+        ..Default::default()
+    };
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        nightly::run(&ctx, &all),
+    )
+    .await
+    .expect("the night ends")
+    .expect_err("segment fails");
+    assert!(e.to_string().contains("recency_days"), "{e}");
+    let runs = root.path().join("runs");
+    let newest = std::fs::read_dir(&runs)
+        .expect("runs")
+        .map(|f| f.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .expect("a manifest");
+    let manifest: attune::manifest::RunManifest =
+        serde_json::from_slice(&std::fs::read(newest).expect("read")).expect("manifest");
+    let record = |job: &str| {
+        manifest
+            .jobs
+            .iter()
+            .find(|j| j.job == job)
+            .unwrap_or_else(|| panic!("{job} in {:?}", manifest.jobs))
+    };
+    assert_eq!(manifest.status, "failed");
+    assert_eq!(record("transform").status, "ok");
+    assert_eq!(record("segment").status, "failed");
+    let voice = record("voice");
+    assert_eq!(voice.status, "failed");
+    assert!(
+        voice
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("segment job")),
+        "{voice:?}"
+    );
+    assert!(
+        manifest.jobs.iter().all(|j| j.job != "value"),
+        "nothing after segment starts: {:?}",
+        manifest.jobs
     );
 }
 
