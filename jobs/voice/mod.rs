@@ -214,6 +214,7 @@ pub async fn run_after<T>(
     .await?;
 
     let waited = std::time::Instant::now();
+    crate::nightly::progress::step("waiting for the segments");
     segments.await?;
     debug!(
         seconds = waited.elapsed().as_secs_f64(),
