@@ -28,6 +28,20 @@ impl Root {
         self.dir.path()
     }
 
+    /// Generates the demo business's landing exports here: `customers`
+    /// customers over `days` days from the generator's default start and
+    /// seed. Returns what it generated with.
+    pub fn generate(&self, customers: u64, days: u32) -> attune::generate::GenerateParams {
+        let params = attune::generate::GenerateParams {
+            out: self.path().to_path_buf(),
+            customers,
+            days,
+            ..Default::default()
+        };
+        attune::generate::generate(&params).expect("generate");
+        params
+    }
+
     /// Writes a landing file.
     pub fn land(&self, table: &str, date: &str, name: &str, bytes: &[u8]) {
         let dir = self.path().join("landing").join(table).join(date);

@@ -26,13 +26,7 @@ struct Business {
 impl Business {
     fn new(customers: u64, days: u32) -> Business {
         let root = Root::new();
-        let params = attune::generate::GenerateParams {
-            out: root.path().to_path_buf(),
-            customers,
-            days,
-            ..Default::default()
-        };
-        attune::generate::generate(&params).expect("generate");
+        let params = root.generate(customers, days);
         let config = root.path().join("attune.toml");
         std::fs::write(&config, format!("root = {:?}\n", root.path())).expect("config");
         Business {

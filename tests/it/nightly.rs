@@ -23,13 +23,7 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
     let root = Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 200,
-        days: 20,
-        ..Default::default()
-    };
-    attune::generate::generate(&params).expect("generate");
+    let params = root.generate(200, 20);
     let ctx = root.ctx(&attune::schema::TABLES, crate::common::KEY);
     let last = params.start + chrono::Duration::days(19);
     let dates = nightly::date_range(params.start, last).expect("dates");
@@ -188,15 +182,7 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
 
     // An edited model (here: a models_dir with the same SQL plus a comment)
     // re-runs the transform; ingest, which no model changes, is skipped.
-    let models = tempfile::tempdir().expect("models dir");
-    for (name, sql) in attune::transform::models::sources(None).expect("built-in") {
-        let sql = if name == "orders_daily" {
-            format!("{sql}\n-- edited\n")
-        } else {
-            sql
-        };
-        std::fs::write(models.path().join(format!("{name}.sql")), sql).expect("model");
-    }
+    let models = models_edited("orders_daily", |sql| format!("{sql}\n-- edited\n"));
     let edited = reconfigured(&ctx, |cfg| {
         cfg.models_dir = Some(models.path().to_path_buf())
     });
@@ -213,6 +199,16 @@ async fn unchanged_inputs_are_skipped_and_a_changed_output_reruns_its_job() {
         statuses(&o),
         pairs(&[("ingest", "skipped"), ("transform", "ok")])
     );
+}
+
+/// A folder of the built-in SQL models with `model`'s SQL made `edit` of it.
+fn models_edited(model: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let models = tempfile::tempdir().expect("models dir");
+    for (name, sql) in attune::transform::models::sources(None).expect("built-in") {
+        let sql = if name == model { edit(sql) } else { sql };
+        std::fs::write(models.path().join(format!("{name}.sql")), sql).expect("model");
+    }
+    models
 }
 
 /// A context like `ctx` (the same key) with `change` made to its config.
@@ -255,13 +251,7 @@ fn span(o: &nightly::NightlyOutcome, job: &str) -> (f64, f64) {
 #[tokio::test]
 async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
     let root = Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 150,
-        days: 15,
-        ..Default::default()
-    };
-    attune::generate::generate(&params).expect("generate");
+    let params = root.generate(150, 15);
     let base = root.ctx(&attune::schema::TABLES, crate::common::KEY);
     let last = params.start + chrono::Duration::days(14);
     let all = NightlyParams {
@@ -383,27 +373,15 @@ async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
 #[tokio::test]
 async fn voice_waiting_for_a_failed_segment_job_fails_after_it() {
     let root = Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 100,
-        days: 8,
-        ..Default::default()
-    };
-    attune::generate::generate(&params).expect("generate");
+    let params = root.generate(100, 8);
     // customer_features without the recency the segment job clusters on:
     // the transform builds it, the segment job's query fails
-    let models = tempfile::tempdir().expect("models dir");
-    for (name, sql) in attune::transform::models::sources(None).expect("built-in") {
-        let sql = if name == "customer_features" {
-            sql.lines()
-                .filter(|l| !l.contains("recency_days"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        } else {
-            sql
-        };
-        std::fs::write(models.path().join(format!("{name}.sql")), sql).expect("model");
-    }
+    let models = models_edited("customer_features", |sql| {
+        sql.lines()
+            .filter(|l| !l.contains("recency_days"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     let ctx = reconfigured(
         &root.ctx(&attune::schema::TABLES, crate::common::KEY),
         |cfg| {
@@ -465,13 +443,7 @@ async fn voice_waiting_for_a_failed_segment_job_fails_after_it() {
 #[tokio::test]
 async fn a_new_key_is_refused_until_every_date_is_ingested_under_it() {
     let root = Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 100,
-        days: 5,
-        ..Default::default()
-    };
-    attune::generate::generate(&params).expect("generate");
+    let params = root.generate(100, 5);
     let last = params.start + chrono::Duration::days(4);
     let dates = nightly::date_range(params.start, last).expect("dates");
     let ingest_only = NightlyParams {

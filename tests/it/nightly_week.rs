@@ -10,13 +10,7 @@ use crate::common::{KEY, Root};
 #[tokio::test]
 async fn a_week_of_cron_nights_processes_each_day_once_and_catches_up_a_missed_night() {
     let root = Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 200,
-        days: 14,
-        ..Default::default()
-    };
-    attune::generate::generate(&params).expect("generate");
+    let params = root.generate(200, 14);
     // A context per run, as each cron night is a process of its own (with its own run id).
     let ctx = || root.ctx(&attune::schema::TABLES, KEY);
     let day = |i: i64| params.start + Duration::days(i);
@@ -122,13 +116,7 @@ async fn a_week_of_cron_nights_processes_each_day_once_and_catches_up_a_missed_n
 #[tokio::test]
 async fn a_late_export_reruns_the_day_and_every_job_reads_its_rewritten_outputs() {
     let root = Root::new();
-    let params = attune::generate::GenerateParams {
-        out: root.path().to_path_buf(),
-        customers: 200,
-        days: 12,
-        ..Default::default()
-    };
-    attune::generate::generate(&params).expect("generate");
+    let params = root.generate(200, 12);
     let last = params.start + Duration::days(11);
     let all = NightlyParams {
         dates: nightly::date_range(params.start, last).expect("dates"),
