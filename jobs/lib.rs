@@ -8,7 +8,7 @@
 //!    │ transform: sql/*.sql on DataFusion, in dependency order
 //!    ▼
 //! marts/<model>/dt=<date>/part-0.parquet             customer features, NPS/CSAT, service levels, lineage
-//!    │ (next: voice → segment → value → empathy → roi → fairness → privacy → report)
+//!    │ (next: segment ∥ voice → value → empathy ∥ roi → fairness → privacy → report)
 //!    ▼
 //! marts/… + reports/<date>/ + runs/<run_id>.json
 //! ```
