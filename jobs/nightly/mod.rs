@@ -239,11 +239,15 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
         // Jobs may start beside the jobs they read last only when the
         // transform ran tonight (see `late`): otherwise their skip check
         // needs every input's digest first.
-        let early = transformed();
+        let start_early = transformed();
         while failure.is_none() {
-            let Some(job) =
-                schedule::next(&pending, &in_flight, &done, ctx.cfg.parallel_jobs, early)
-            else {
+            let Some(job) = schedule::next(
+                &pending,
+                &in_flight,
+                &done,
+                ctx.cfg.parallel_jobs,
+                start_early,
+            ) else {
                 break;
             };
             if let Err(e) = lock.still_held() {
@@ -652,7 +656,7 @@ async fn run_job(
     ctx: &JobContext,
     job: &str,
     date: NaiveDate,
-    early: &early::EarlyScan,
+    scan: &early::EarlyScan,
     late: &late::Late,
 ) -> Result<(Ran, Finished)> {
     match job {
@@ -678,7 +682,7 @@ async fn run_job(
             Ok((ran, Finished::Voice(Box::new(o))))
         }
         "privacy" => {
-            let o = privacy::run_after(ctx, date, early.take().await?).await?;
+            let o = privacy::run_after(ctx, date, scan.take().await?).await?;
             let ran = Ran::of(&o, o.rows_in, o.rows_out, &o.warnings, o.gate_findings());
             Ok((ran, Finished::Privacy(Box::new(o))))
         }
