@@ -122,12 +122,19 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 3] = [Source::Ticket, Source::Survey, Source::Review];
+
     pub fn name(self) -> &'static str {
         match self {
             Source::Ticket => "ticket",
             Source::Survey => "survey",
             Source::Review => "review",
         }
+    }
+
+    /// The source of a [`name`](Self::name).
+    pub fn named(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 

@@ -144,6 +144,11 @@ pub struct EmpathyOutcome {
     pub texts_carried_from: Option<NaiveDate>,
     /// Tickets whose text scores were carried instead of read and scored.
     pub texts_carried: u64,
+    /// The earlier night whose `empathy_contacts` row groups were copied
+    /// as they were, their rows unchanged ([`contacts`]), when any were.
+    pub contacts_copied_from: Option<NaiveDate>,
+    /// Rows of `empathy_contacts` copied instead of built and encoded.
+    pub contact_rows_copied: u64,
 }
 
 /// 1970-01-01: as the first export day whose texts are read, every one.
@@ -376,15 +381,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         let contacts = std::sync::Arc::clone(&contacts);
         let storage = ctx.storage.clone();
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || -> Result<u64> {
-            let batch = contacts::to_batch(&contacts, &customers)?;
-            runtime.block_on(mart::publish(
-                &storage,
-                "empathy_contacts",
-                date,
-                contacts::schema(),
-                std::slice::from_ref(&batch),
-            ))
+        tokio::task::spawn_blocking(move || -> Result<contacts::Written> {
+            runtime.block_on(contacts::write(&storage, date, &contacts, &customers))
         })
     };
 
@@ -423,11 +421,12 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         std::slice::from_ref(&index_batch),
     )
     .await?;
-    let contact_rows = contacts_written
+    let contacts_file = contacts_written
         .await
         .map_err(crate::nightly::panics::joined(
             "empathy: the contacts writer",
         ))??;
+    let contact_rows = contacts_file.rows;
     texts_kept.await.map_err(crate::nightly::panics::joined(
         "empathy: the text scores writer",
     ))??;
@@ -449,6 +448,7 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         cells = cells.len(),
         index_rows,
         contact_rows,
+        contact_rows_copied = contacts_file.rows_copied,
         "empathy index written"
     );
     Ok(EmpathyOutcome {
@@ -470,6 +470,8 @@ pub async fn run(ctx: &JobContext, date: NaiveDate) -> Result<EmpathyOutcome> {
         orders_from_value,
         texts_carried_from,
         texts_carried: texts_carried as u64,
+        contacts_copied_from: contacts_file.copied_from,
+        contact_rows_copied: contacts_file.rows_copied,
         seconds,
     })
 }

@@ -1,5 +1,7 @@
-//! The earlier night's `feedback_scored` file, row group by row group: what
-//! a carried-over night copies as it is and what it decodes to merge.
+//! The earlier night's `feedback_scored` file (or another one-file mart
+//! whose first two columns are a source and an id, as `empathy_contacts`),
+//! row group by row group: what a carried-over night copies as it is and
+//! what it decodes to merge.
 //!
 //! A night that starts from an earlier one writes that night's rows again,
 //! less the few a later export replaced, with the new messages merged in by
@@ -68,18 +70,17 @@ pub struct GroupSpan {
 }
 
 impl BaseFile {
-    /// `base`'s partition when it is one file written with `schema`'s
-    /// columns; `None` sends the night down the decoding path, which reads
-    /// any partition the session can.
+    /// `base`'s partition of `marts/<table>` when it is one file written
+    /// with `schema`'s columns; `None` sends the night down the decoding
+    /// path, which reads any partition the session can.
     pub async fn open(
         storage: &Storage,
+        table: &str,
         base: NaiveDate,
         schema: &datafusion::arrow::datatypes::Schema,
     ) -> Result<Option<BaseFile>> {
-        let path = partition_file("marts", "feedback_scored", base);
-        let listed = storage
-            .list(&partition_dir("marts", "feedback_scored", base))
-            .await?;
+        let path = partition_file("marts", table, base);
+        let listed = storage.list(&partition_dir("marts", table, base)).await?;
         let files: Vec<_> = listed
             .iter()
             .filter(|m| m.location.extension() == Some("parquet"))
@@ -232,7 +233,7 @@ mod tests {
         let page = || WriterProperties::builder().build();
 
         write(&storage, day(1), &rows(&schema), page()).await;
-        let file = BaseFile::open(&storage, day(1), &schema)
+        let file = BaseFile::open(&storage, "feedback_scored", day(1), &schema)
             .await
             .expect("opened")
             .expect("copied from");
@@ -267,7 +268,7 @@ mod tests {
             (4, "no partition"),
         ] {
             assert!(
-                BaseFile::open(&storage, day(d), &schema)
+                BaseFile::open(&storage, "feedback_scored", day(d), &schema)
                     .await
                     .expect("opened")
                     .is_none(),

@@ -677,7 +677,7 @@ async fn carry_over(
 ) -> Result<BTreeMap<String, u64>> {
     let replaced = replaced_since(session, base).await?;
     let mut merge = Merge::new(sources, new, replaced)?;
-    let sent = match BaseFile::open(storage, base, &schema()).await? {
+    let sent = match BaseFile::open(storage, "feedback_scored", base, &schema()).await? {
         Some(file) => {
             let copied = carry_groups(&file, &mut merge, write_tx, COPY_MIN_ROWS).await?;
             debug!(groups = file.groups(), copied = ?copied, "earlier night's row groups");
@@ -1187,7 +1187,7 @@ mod tests {
             earlier.into_iter().map(WriteMsg::Batch).collect(),
         )
         .await;
-        let file = BaseFile::open(&storage, base, &schema())
+        let file = BaseFile::open(&storage, "feedback_scored", base, &schema())
             .await
             .expect("opened")
             .expect("one file of these columns");
