@@ -283,6 +283,27 @@ impl CustomerIndex {
         }
     }
 
+    /// The numbers of many ids (`None` where `ids` has none), numbering the
+    /// new ones in order as [`number`](Self::number) one at a time would,
+    /// each slot asked for [`AHEAD`] ids before it is needed (one at a time
+    /// waited for one cache miss at a time: 4% of the empathy job's CPU at
+    /// a million customers).
+    pub fn number_all(&mut self, ids: &[Option<&str>]) -> Vec<Option<u32>> {
+        let hex: Vec<Option<u128>> = ids.iter().map(|id| id.and_then(Key::hex)).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(Some(v)) = hex.get(i + AHEAD) {
+                self.prefetch(*v);
+            }
+            out.push(match (hex[i], id) {
+                (Some(v), _) => Some(self.number_hex(v)),
+                (None, Some(id)) => Some(self.number_text(id)),
+                (None, None) => None,
+            });
+        }
+        out
+    }
+
     /// The number of an id, if it has one.
     pub fn get(&self, id: &str) -> Option<u32> {
         match Key::hex(id) {
@@ -496,6 +517,33 @@ mod tests {
         for (key, n) in entries {
             assert_eq!(plain[&key.into_string()], n);
         }
+    }
+
+    /// Differential: numbering a column at once gives each id the number
+    /// numbering the ids one at a time gives, new ids in order, through the
+    /// table's doublings, with hex and text ids, repeats and gaps.
+    #[test]
+    fn numbering_at_once_numbers_as_one_at_a_time() {
+        let ids: Vec<Option<String>> = (0..30_000u128)
+            .map(|i| {
+                let j = (i * 7_919) % 9_001;
+                match j % 6 {
+                    0 => None,
+                    1 | 2 => Some(format!("{:032x}", j.wrapping_mul(0x2545_f491_4f6c_dd1d))),
+                    3 => Some(format!("{j:032x}")),
+                    4 => Some(format!("{:032X}", j * 31)),
+                    _ => Some(format!("c{j}")),
+                }
+            })
+            .collect();
+        let refs: Vec<Option<&str>> = ids.iter().map(Option::as_deref).collect();
+        let mut one = CustomerIndex::default();
+        one.number("c7");
+        let mut all = one.clone();
+        let want: Vec<Option<u32>> = refs.iter().map(|id| id.map(|id| one.number(id))).collect();
+        assert_eq!(all.number_all(&refs), want);
+        assert_eq!(all.len(), one.len());
+        assert!(all.len() > 4_000, "the table doubled several times");
     }
 
     /// Differential: against a plain map, through many doublings, with a

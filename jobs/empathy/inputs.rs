@@ -50,6 +50,24 @@ impl Customers {
         i
     }
 
+    /// The numbers of the pseudonyms of the rows `keep` holds (`None`
+    /// where missing or not kept), adding the new ones in row order as
+    /// [`intern`](Self::intern) row by row would.
+    fn intern_rows(&mut self, ids: &Strs, keep: impl Fn(usize) -> bool) -> Vec<Option<u32>> {
+        let ids: Vec<Option<&str>> = (0..ids.len())
+            .map(|i| ids.get(i).filter(|_| keep(i)))
+            .collect();
+        let numbers = self.index.number_all(&ids);
+        for (id, &n) in ids.iter().zip(&numbers) {
+            if let (Some(id), Some(n)) = (id, n)
+                && n as usize == self.ids.len()
+            {
+                self.ids.push(id.to_string());
+            }
+        }
+        numbers
+    }
+
     /// The numbers of a column of pseudonyms (`None` where missing or unknown).
     fn get_all(&self, ids: &Strs) -> Vec<Option<u32>> {
         let ids: Vec<Option<&str>> = ids.0.iter().collect();
@@ -310,13 +328,14 @@ pub async fn tickets(
         let mut reply = c.texts("reply", &mut texts)?;
         let mut message = c.texts("message", &mut texts)?;
         let source_day = c.days("source_dt")?;
+        let numbers = customers.intern_rows(&cust, |i| ids[i].is_some() && created[i].is_some());
         for i in 0..ids.len() {
             let (Some(id), Some(at)) = (ids[i].take(), created[i]) else {
                 continue;
             };
             out.push(TicketRow {
                 ticket_id: id,
-                customer: cust.get(i).map(|x| customers.intern(x)),
+                customer: numbers[i],
                 created: at,
                 channel: channel[i].take(),
                 handled_by: handled[i].take(),
@@ -503,6 +522,7 @@ pub async fn surveys(
         let items: Vec<Vec<Option<i64>>> = (1..=5)
             .map(|k| c.ints(&format!("item{k}")))
             .collect::<Result<_>>()?;
+        let numbers = customers.intern_rows(&cust, |i| ids[i].is_some() && at[i].is_some());
         for i in 0..ids.len() {
             let (Some(id), Some(t)) = (ids[i].take(), at[i]) else {
                 continue;
@@ -513,7 +533,7 @@ pub async fn surveys(
             }
             out.push(SurveyRow {
                 contact_id: id,
-                customer: cust.get(i).map(|x| customers.intern(x)),
+                customer: numbers[i],
                 at: t,
                 touchpoint: tp[i].clone(),
                 items: answers,
@@ -570,11 +590,13 @@ pub async fn nps_answers(
         let cust = c.strs("customer_id")?;
         let at = c.floats("at_epoch")?;
         let score = c.ints("score")?;
+        let kept = |i: usize| at[i].is_some() && score[i].is_some_and(|s| u8::try_from(s).is_ok());
+        let numbers = customers.intern_rows(&cust, kept);
         for i in 0..cust.len() {
-            if let (Some(id), Some(t), Some(s)) = (cust.get(i), at[i], score[i])
+            if let (Some(k), Some(t), Some(s)) = (numbers[i], at[i], score[i])
                 && let Ok(s) = u8::try_from(s)
             {
-                out.push((customers.intern(id), Month::of_epoch(t), s));
+                out.push((k, Month::of_epoch(t), s));
             }
         }
         Ok(())
