@@ -235,6 +235,28 @@ impl<V: Copy + PartialEq> U128Table<V> {
 /// An empty slot's number.
 const EMPTY: u32 = u32::MAX;
 
+/// `one(index, hex value, id)` for each of `ids` in turn, the index's slot
+/// of the id [`AHEAD`] of it asked for first. `I` is the index itself, or
+/// a shared reference to it for lookups only.
+fn each_ahead<I, T>(
+    index: &mut I,
+    ids: &[Option<&str>],
+    mut one: impl FnMut(&mut I, Option<u128>, Option<&str>) -> Option<T>,
+) -> Vec<Option<T>>
+where
+    I: std::borrow::Borrow<CustomerIndex>,
+{
+    let hex: Vec<Option<u128>> = ids.iter().map(|id| id.and_then(Key::hex)).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(Some(v)) = hex.get(i + AHEAD) {
+            index.borrow().prefetch(*v);
+        }
+        out.push(one(index, hex[i], *id));
+    }
+    out
+}
+
 /// Numbers 0, 1, 2, … given to customers in the order they are first seen.
 #[derive(Debug, Clone)]
 pub struct CustomerIndex {
@@ -289,19 +311,11 @@ impl CustomerIndex {
     /// waited for one cache miss at a time: 4% of the empathy job's CPU at
     /// a million customers).
     pub fn number_all(&mut self, ids: &[Option<&str>]) -> Vec<Option<u32>> {
-        let hex: Vec<Option<u128>> = ids.iter().map(|id| id.and_then(Key::hex)).collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(Some(v)) = hex.get(i + AHEAD) {
-                self.prefetch(*v);
-            }
-            out.push(match (hex[i], id) {
-                (Some(v), _) => Some(self.number_hex(v)),
-                (None, Some(id)) => Some(self.number_text(id)),
-                (None, None) => None,
-            });
-        }
-        out
+        each_ahead(self, ids, |index, hex, id| match (hex, id) {
+            (Some(v), _) => Some(index.number_hex(v)),
+            (None, Some(id)) => Some(index.number_text(id)),
+            (None, None) => None,
+        })
     }
 
     /// The number of an id, if it has one.
@@ -317,19 +331,11 @@ impl CustomerIndex {
     /// waited for one cache miss at a time (2.8 s of the empathy job's 28M
     /// order rows at a million customers).
     pub fn get_all(&self, ids: &[Option<&str>]) -> Vec<Option<u32>> {
-        let hex: Vec<Option<u128>> = ids.iter().map(|id| id.and_then(Key::hex)).collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(Some(v)) = hex.get(i + AHEAD) {
-                self.prefetch(*v);
-            }
-            out.push(match (hex[i], id) {
-                (Some(v), _) => self.get_hex(v),
-                (None, Some(id)) => self.text.get(*id).copied(),
-                (None, None) => None,
-            });
-        }
-        out
+        each_ahead(&mut &*self, ids, |index, hex, id| match (hex, id) {
+            (Some(v), _) => index.get_hex(v),
+            (None, Some(id)) => index.text.get(id).copied(),
+            (None, None) => None,
+        })
     }
 
     fn get_hex(&self, v: u128) -> Option<u32> {
