@@ -47,7 +47,7 @@ struct Layout {
     copy_min_rows: usize,
 }
 
-/// The mart's layout: at a million customers about eight groups.
+/// The mart's layout: at a million customers nine groups (seven of tickets).
 const LAYOUT: Layout = Layout {
     group_rows: 1 << 18,
     copy_min_rows: 1 << 17,
@@ -174,8 +174,13 @@ pub struct Written {
 enum Part {
     /// Built and encoded as one row group.
     Built(Range<usize>),
-    /// Row group `group` of the earlier night's file, whose rows these are.
-    Copied { rows: Range<usize>, group: usize },
+    /// Row group `group` of the earlier night's file, whose rows these are
+    /// (their digest `digest`).
+    Copied {
+        rows: Range<usize>,
+        group: usize,
+        digest: u128,
+    },
 }
 
 /// Writes `contacts` to the mart's partition of `date`, copying the row
@@ -214,20 +219,12 @@ async fn write_in(
         Some((_, file)) => copyable(file, &order, customers, layout.copy_min_rows),
         None => Vec::new(),
     };
-    let parts = plan(
-        &order,
-        copies.iter().map(|(rows, g, _)| (rows.clone(), *g)),
-        layout.group_rows,
-    );
+    let parts = plan(&order, copies, layout.group_rows);
     let digests: Vec<String> = parts
         .iter()
         .map(|p| match p {
             Part::Built(rows) => hex(digest(&order[rows.clone()], customers)),
-            Part::Copied { group, .. } => copies
-                .iter()
-                .find(|(_, g, _)| g == group)
-                .map(|(_, _, d)| hex(*d))
-                .unwrap_or_default(),
+            Part::Copied { digest, .. } => hex(*digest),
         })
         .collect();
     // ids and times hardly repeat: a dictionary for them is built and then
@@ -254,7 +251,7 @@ async fn write_in(
                     .await?;
                 sink.end_group().await?;
             }
-            Part::Copied { rows, group } => {
+            Part::Copied { rows, group, .. } => {
                 let (_, file) = base.as_ref().expect("a copied group has an earlier file");
                 let window = file.window(*group).await?;
                 sink.append_group(&window, file.metadata(), *group).await?;
@@ -333,7 +330,7 @@ fn copyable(
 /// groups of one source and at most `group_rows` rows.
 fn plan(
     order: &[&Contact],
-    copies: impl Iterator<Item = (Range<usize>, usize)>,
+    copies: Vec<(Range<usize>, usize, u128)>,
     group_rows: usize,
 ) -> Vec<Part> {
     let mut parts = Vec::new();
@@ -348,10 +345,14 @@ fn plan(
         }
     };
     let mut at = 0;
-    for (rows, group) in copies {
+    for (rows, group, digest) in copies {
         built(&mut parts, at..rows.start);
         at = rows.end;
-        parts.push(Part::Copied { rows, group });
+        parts.push(Part::Copied {
+            rows,
+            group,
+            digest,
+        });
     }
     built(&mut parts, at..order.len());
     parts
