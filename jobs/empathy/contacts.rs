@@ -81,11 +81,6 @@ pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The contacts as one batch, sorted by source and contact id.
-pub fn to_batch(contacts: &[Contact], customers: &Customers) -> Result<RecordBatch> {
-    batch_of(&sorted(contacts), customers)
-}
-
 /// The contacts in the mart's order: by source, then contact id.
 fn sorted(contacts: &[Contact]) -> Vec<&Contact> {
     let mut order: Vec<&Contact> = contacts.iter().collect();
@@ -412,6 +407,12 @@ mod tests {
 
     use super::*;
     use crate::empathy::components::Detail;
+
+    /// The contacts as one batch in the mart's order, every row built: what
+    /// each night wrote before row groups were copied.
+    fn to_batch(contacts: &[Contact], customers: &Customers) -> Result<RecordBatch> {
+        batch_of(&sorted(contacts), customers)
+    }
 
     /// Differential: the month column, each name formatted once per run of
     /// rows with one month, against every row's month formatted on its own

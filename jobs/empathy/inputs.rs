@@ -560,13 +560,14 @@ pub async fn negative_reviews(
         let at = c.floats("at_epoch")?;
         let platform = c.texts("platform", &mut texts)?;
         let reply = c.floats("reply_hours")?;
+        let numbers = customers.intern_rows(&cust, |i| ids[i].is_some() && at[i].is_some());
         for i in 0..ids.len() {
             let (Some(id), Some(t)) = (ids[i].take(), at[i]) else {
                 continue;
             };
             out.push(ReviewRow {
                 review_id: id,
-                customer: cust.get(i).map(|x| customers.intern(x)),
+                customer: numbers[i],
                 at: t,
                 platform: platform[i].clone(),
                 reply_hours: reply[i],
