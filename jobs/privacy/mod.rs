@@ -256,6 +256,12 @@ pub struct PrivacyOutcome {
     pub fail_findings: usize,
     pub fail_on: FailOn,
     pub seconds_scanning: f64,
+    /// When the lake's scan began (RFC 3339): in a nightly, beside the
+    /// transform or after it (`nightly::early`), else at the job's turn.
+    pub lake_scan_started_at: String,
+    /// Which lake files the scan read, and which it counted as the last
+    /// night's scan did.
+    pub lake_scan: scan_cache::CacheUse,
 }
 
 impl PrivacyOutcome {
@@ -301,6 +307,8 @@ pub struct LakeScan {
     /// the transform writes.
     needles: Needles,
     facts: scan::ScanFacts,
+    started_at: String,
+    cache: scan_cache::CacheUse,
     seconds: f64,
     /// The run date's mart files [`scan_marts_early`] scanned, each with
     /// its counts: those still listed alike at the privacy job's turn are
@@ -313,6 +321,7 @@ pub struct LakeScan {
 pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
     let storage = &ctx.storage;
     let started = std::time::Instant::now();
+    let started_at = crate::manifest::now_rfc3339();
     let raw = landing_ids(ctx, date).await?;
     let consent = ConsentList::load(storage).await?;
     let requests = erasure::load_requests(storage).await?;
@@ -331,7 +340,7 @@ pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
     ));
     crate::nightly::progress::step("scanning every string of the lake");
     let files = scan::table_files(storage, "lake", Partitions::All).await?;
-    let (facts, _) = scan_cache::scan_lake(
+    let (facts, cache) = scan_cache::scan_lake(
         storage,
         files,
         needles.clone(),
@@ -355,6 +364,8 @@ pub async fn scan_lake(ctx: &JobContext, date: NaiveDate) -> Result<LakeScan> {
         erased,
         needles,
         facts,
+        started_at,
+        cache,
         seconds,
         marts_early: Vec::new(),
     })
@@ -454,6 +465,8 @@ pub async fn run_after(
         erased,
         mut needles,
         facts: mut scanned,
+        started_at: lake_scan_started_at,
+        cache: lake_scan,
         seconds: lake_seconds,
         marts_early,
     } = lake;
@@ -608,6 +621,8 @@ pub async fn run_after(
         summary,
         fail_on: cfg.privacy_fail_on,
         seconds_scanning,
+        lake_scan_started_at,
+        lake_scan,
     };
     if outcome.fail_findings > 0 {
         warn!(
@@ -1083,6 +1098,12 @@ mod tests {
             fail_findings: fails,
             fail_on,
             seconds_scanning: 0.0,
+            lake_scan_started_at: String::new(),
+            lake_scan: scan_cache::CacheUse {
+                reused: 0,
+                scanned: 0,
+                full_scan: None,
+            },
         };
         let cases = [
             (FailOn::Fail, 3, 0, 0),

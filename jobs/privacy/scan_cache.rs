@@ -287,8 +287,9 @@ impl Cache {
     }
 }
 
-/// How a lake scan used the cache, for the log and the tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a lake scan used the cache, for the log, the privacy job's outcome
+/// and the tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CacheUse {
     /// Files whose counts came from the cache.
     pub reused: u64,
@@ -419,18 +420,11 @@ fn unusable(
     date: NaiveDate,
 ) -> Option<String> {
     let h = &cache.header;
-    if h.scanner != scanner_digest() || h.keyed_len != KEYED_LEN {
-        return Some("the cache was written by another version of the scanner".into());
+    if let Some(why) = outdated(h, date) {
+        return Some(why);
     }
     if h.record_keys != record_keys {
         return Some("the lake's record keys changed".into());
-    }
-    let since = (date - h.full_scan).num_days();
-    if !(0..FULL_SCAN_DAYS).contains(&since) {
-        return Some(format!(
-            "the last full scan was on {}: one is due every {FULL_SCAN_DAYS} days",
-            h.full_scan
-        ));
     }
     if needles.raw_shape.may_be_pseudonym() {
         return Some("a raw identifier may have a pseudonym's shape".into());
@@ -458,6 +452,34 @@ fn unusable(
         return Some("a raw identifier from landing may equal a value of the lake".into());
     }
     None
+}
+
+/// Why a cache with header `h` cannot serve a scan on `date` whatever the
+/// needles: another scanner wrote it, or a full scan is due.
+fn outdated(h: &Header, date: NaiveDate) -> Option<String> {
+    if h.scanner != scanner_digest() || h.keyed_len != KEYED_LEN {
+        return Some("the cache was written by another version of the scanner".into());
+    }
+    let since = (date - h.full_scan).num_days();
+    (!(0..FULL_SCAN_DAYS).contains(&since)).then(|| {
+        format!(
+            "the last full scan was on {}: one is due every {FULL_SCAN_DAYS} days",
+            h.full_scan
+        )
+    })
+}
+
+/// Whether a lake scan on `date` will most likely carry the last scan's
+/// counts: a readable cache by this scanner whose full scan is not yet a
+/// week old. For the nightly to decide when to start the scan (a carried
+/// one reads a day's files, a full one every file); the needles, which
+/// need the landing exports read, are left to [`scan_lake`], which decides.
+/// A storage error is a `false`: the scan reports it.
+pub async fn likely_carried(storage: &Storage, date: NaiveDate) -> bool {
+    let Ok(Some(bytes)) = storage.get_opt(&cache_path()).await else {
+        return false;
+    };
+    Cache::decode(&bytes).is_some_and(|c| outdated(&c.header, date).is_none())
 }
 
 /// Whether two sorted lists share a value.
@@ -718,7 +740,11 @@ mod tests {
     async fn a_full_scan_is_due_weekly_and_whenever_the_cache_cannot_vouch_for_the_needles() {
         let (_dir, storage) = lake().await;
         let n = needles(&[RAW], &[LISTED]);
+        assert!(!likely_carried(&storage, day(3)).await, "no cache yet");
         cached(&storage, &n, 3).await;
+        let carried = |d| likely_carried(&storage, day(d));
+        assert!(carried(4).await && carried(9).await);
+        assert!(!carried(10).await && !carried(2).await);
         let (_, used) = cached(&storage, &n, 9).await;
         assert_eq!(used.full_scan, None, "six days after the full scan");
         let (_, used) = cached(&storage, &n, 10).await;
@@ -739,6 +765,7 @@ mod tests {
             .put(&cache_path(), Bytes::from_static(b"\x05\0\0\0\0\0\0\0{}"))
             .await
             .expect("put");
+        assert!(!likely_carried(&storage, day(12)).await, "unreadable");
         let (got, used) = cached(&storage, &n, 12).await;
         assert_eq!(
             used.full_scan.as_deref(),

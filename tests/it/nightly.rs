@@ -309,6 +309,29 @@ async fn jobs_run_at_once_write_what_they_write_one_after_the_other() {
         voice.0 < value.1 && value.0 < voice.1,
         "voice {voice:?} and value {value:?} should overlap"
     );
+    // the serial night's privacy job left a scan of the lake as it is, so
+    // this night's lake scan carried its counts and began beside the
+    // transform (`nightly::early`), not after it
+    let privacy = parallel.privacy.as_ref().expect("privacy ran");
+    assert_eq!(
+        (
+            privacy.lake_scan.full_scan.as_deref(),
+            privacy.lake_scan.scanned
+        ),
+        (None, 0),
+        "{:?}",
+        privacy.lake_scan
+    );
+    assert!(privacy.lake_scan.reused > 0);
+    let began = chrono::DateTime::parse_from_rfc3339(&privacy.lake_scan_started_at)
+        .expect("rfc3339")
+        .timestamp_millis() as f64
+        / 1000.0;
+    let transform = span(&parallel, "transform");
+    assert!(
+        transform.0 - 0.002 <= began && began < transform.1,
+        "the lake scan began at {began}, the transform ran {transform:?}"
+    );
     let heavy = nightly::schedule::HEAVY;
     for a in heavy {
         for b in heavy.iter().filter(|b| **b != a) {
