@@ -265,16 +265,20 @@ impl Cache {
         Ok(out.freeze())
     }
 
-    /// `None` when the bytes are not a whole cache (cut short, another
-    /// layout): the scan then starts afresh.
-    fn decode(bytes: &[u8]) -> Option<Cache> {
+    /// The header of a whole cache and the bytes of its keys, without
+    /// reading the keys.
+    fn header_of(bytes: &[u8]) -> Option<(Header, &[u8])> {
         let (len, rest) = bytes.split_first_chunk::<8>()?;
         let (json, rest) =
             rest.split_at_checked(usize::try_from(u64::from_le_bytes(*len)).ok()?)?;
         let header: Header = serde_json::from_slice(json).ok()?;
-        if rest.len() != 8 * (header.pseudonym_keys + header.other_keys) {
-            return None;
-        }
+        (rest.len() == 8 * (header.pseudonym_keys + header.other_keys)).then_some((header, rest))
+    }
+
+    /// `None` when the bytes are not a whole cache (cut short, another
+    /// layout): the scan then starts afresh.
+    fn decode(bytes: &[u8]) -> Option<Cache> {
+        let (header, rest) = Cache::header_of(bytes)?;
         let mut keys = rest
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
@@ -479,7 +483,7 @@ pub async fn likely_carried(storage: &Storage, date: NaiveDate) -> bool {
     let Ok(Some(bytes)) = storage.get_opt(&cache_path()).await else {
         return false;
     };
-    Cache::decode(&bytes).is_some_and(|c| outdated(&c.header, date).is_none())
+    Cache::header_of(&bytes).is_some_and(|(h, _)| outdated(&h, date).is_none())
 }
 
 /// Whether two sorted lists share a value.
