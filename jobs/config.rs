@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::parquet_io::Codec;
 use crate::schema::TABLES;
 use crate::{Error, Result};
 
@@ -25,6 +26,14 @@ pub const INIT_TEMPLATE: &str = r#"# attune configuration. Every setting is show
 # ("s3://bucket/prefix", "gs://bucket/prefix", "az://container/prefix"; credentials
 # from the usual AWS_*, GOOGLE_*, AZURE_* environment variables).
 root = "data"
+
+# How the Parquet files attune writes are compressed: "auto" (none on a local
+# folder, whose files are read from memory and where decompressing cost more CPU
+# than reading the extra bytes: about 3 CPU-seconds of an incremental night at a
+# million customers, for a lake of 2.9 GB instead of 1.0 GB; zstd on an object
+# store, where every byte crosses the network), "none" or "zstd". Files already
+# written keep theirs; every reader reads either.
+compression = "auto"
 
 # Groups smaller than this are suppressed in every output and in the report.
 min_group_size = 10
@@ -225,6 +234,7 @@ fail_on = "never"
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     root: Option<String>,
+    compression: Option<String>,
     min_group_size: Option<usize>,
     #[serde(default)]
     pseudonymization: RawPseudonymization,
@@ -660,6 +670,9 @@ pub struct SegmentConfig {
 pub struct ValidConfig {
     /// Data root URL or path. Default `data`.
     pub root: String,
+    /// How Parquet files are compressed; `None` (`auto`, the default): as
+    /// the root's kind says ([`crate::storage::Storage::codec`]).
+    pub compression: Option<Codec>,
     /// Smallest group shown anywhere. Default 10.
     pub min_group_size: usize,
     /// Environment variable holding the pseudonymization key. Default `ATTUNE_KEY`.
@@ -832,6 +845,16 @@ impl RawConfig {
         if root.trim().is_empty() {
             return Err(Error::Config("root is empty".into()));
         }
+        let compression = match self.compression.as_deref() {
+            None | Some("auto") => None,
+            Some("none") => Some(Codec::None),
+            Some("zstd") => Some(Codec::Zstd),
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "compression = {other:?}: use \"auto\" (the default), \"none\" or \"zstd\""
+                )));
+            }
+        };
         let min_group_size = self.min_group_size.unwrap_or(10);
         if min_group_size < 2 {
             return Err(Error::Config(format!(
@@ -968,6 +991,7 @@ impl RawConfig {
         };
         Ok(ValidConfig {
             root,
+            compression,
             timezone,
             store_lease,
             parallel_jobs,
@@ -1297,6 +1321,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn compression_is_auto_unless_named() {
+        let cases = [
+            ("", None),
+            ("compression = \"auto\"", None),
+            ("compression = \"none\"", Some(Codec::None)),
+            ("compression = \"zstd\"", Some(Codec::Zstd)),
+        ];
+        for (text, want) in cases {
+            let cfg = ValidConfig::parse(text).expect(text);
+            assert_eq!(cfg.compression, want, "{text}");
+        }
+    }
+
+    #[test]
     fn init_template_is_the_defaults() {
         let parsed = ValidConfig::parse(INIT_TEMPLATE).expect("template parses");
         assert_eq!(parsed, ValidConfig::default());
@@ -1319,6 +1357,7 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         let cases = [
+            ("compression = \"lz4\"", "compression"),
             ("min_group_size = 1", "min_group_size"),
             ("[ingest]\ntables = [\"ordrs\"]", "ordrs"),
             ("[ingest]\ndelimiter = \";;\"", "delimiter"),

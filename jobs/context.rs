@@ -45,7 +45,10 @@ impl JobContext {
             KeyMode::Required => cfg.previous_key()?,
             KeyMode::Demo | KeyMode::NotNeeded => None,
         };
-        let storage = Storage::open(&cfg.root)?;
+        let storage = match cfg.compression {
+            Some(codec) => Storage::open(&cfg.root)?.with_codec(codec),
+            None => Storage::open(&cfg.root)?,
+        };
         let contracts = Contracts::builtin()?;
         Ok(JobContext {
             cfg: Arc::new(cfg),

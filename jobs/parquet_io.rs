@@ -1,7 +1,7 @@
 //! Reading and writing the Parquet files of lake, quarantine and marts.
 //!
-//! One writer configuration for all of attune (zstd, statistics, no clock
-//! values in the file), so every output is compact, prunable and
+//! One writer configuration for all of attune (statistics, no clock values
+//! in the file, the data root's [`Codec`]), so every output is prunable and
 //! byte-identical for the same input. [`ParquetSink`] encodes a file's
 //! columns on every core (the bytes `ArrowWriter` writes, tested).
 
@@ -30,27 +30,72 @@ use tokio::io::AsyncWriteExt;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
+/// How the Parquet files of a data root are compressed (`compression` in
+/// `attune.toml`; [`Storage::codec`]).
+///
+/// On a local disk the files are read from the page cache, and every
+/// column chunk of a zstd file costs a decompression context (the parquet
+/// crate makes a compressor and a decompressor for each chunk it reads,
+/// and zstd asks the CPU for its features with six `cpuid` instructions
+/// for the pair, each a trap to the hypervisor on a virtual machine: 3.5 µs
+/// apiece on the benchmark's) before the decompression itself. The lake
+/// is a file a day per table, so an incremental night at a million
+/// customers read 57,000 column chunks. Uncompressed, the whole night
+/// used about 3 CPU-seconds fewer (tests/bench/HISTORY.md, session 58)
+/// for a lake of 2.9 GB instead of 1.0 GB. Over a network the bytes cost
+/// more than the CPU, so an object store's default is zstd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Column chunks stored as encoded (dictionary, RLE, plain), not
+    /// compressed further.
+    None,
+    /// zstd at level 1.
+    Zstd,
+}
+
+impl Codec {
+    /// The setting's value in `attune.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Zstd => "zstd",
+        }
+    }
+
+    /// The Parquet codec of the column chunks written.
+    pub fn parquet(self) -> Compression {
+        match self {
+            Codec::None => Compression::UNCOMPRESSED,
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")),
+        }
+    }
+}
+
 /// Writer settings shared by every attune table.
-pub fn writer_properties() -> WriterProperties {
-    properties_builder().build()
+pub fn writer_properties(codec: Codec) -> WriterProperties {
+    properties_builder(codec).build()
+}
+
+/// Writer settings of the files a command writes outside the data root
+/// (`--out`): zstd, as such files are copied and shared.
+pub fn export_properties() -> WriterProperties {
+    writer_properties(Codec::Zstd)
 }
 
 /// [`writer_properties`] without dictionary encoding for `columns`: for
 /// columns whose values rarely repeat within a file (ids, timestamps).
-pub fn writer_properties_without_dictionary(columns: &[&str]) -> WriterProperties {
+pub fn writer_properties_without_dictionary(codec: Codec, columns: &[&str]) -> WriterProperties {
     columns
         .iter()
-        .fold(properties_builder(), |b, c| {
+        .fold(properties_builder(codec), |b, c| {
             b.set_column_dictionary_enabled(ColumnPath::from(*c), false)
         })
         .build()
 }
 
-fn properties_builder() -> WriterPropertiesBuilder {
+fn properties_builder(codec: Codec) -> WriterPropertiesBuilder {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("level 1 is valid"),
-        ))
+        .set_compression(codec.parquet())
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("attune {}", env!("CARGO_PKG_VERSION")))
@@ -109,13 +154,10 @@ impl std::io::Write for Shared {
 }
 
 impl ParquetSink {
-    /// Starts writing `path` in `store`.
-    pub fn create(
-        store: Arc<dyn ObjectStore>,
-        path: Path,
-        schema: SchemaRef,
-    ) -> Result<ParquetSink> {
-        ParquetSink::create_with(store, path, schema, writer_properties())
+    /// Starts writing `path` in `storage`, compressed as its files are.
+    pub fn create(storage: &Storage, path: Path, schema: SchemaRef) -> Result<ParquetSink> {
+        let properties = writer_properties(storage.codec());
+        ParquetSink::create_with(storage.store(), path, schema, properties)
     }
 
     /// [`create`](Self::create) with other writer settings.
@@ -296,7 +338,7 @@ pub async fn write_batches(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<u64> {
-    let mut sink = ParquetSink::create(storage.store(), path.clone(), schema)?;
+    let mut sink = ParquetSink::create(storage, path.clone(), schema)?;
     for b in batches {
         sink.write(b).await?;
     }
@@ -416,9 +458,17 @@ mod tests {
 
     /// Row groups of at most 1,000 rows.
     fn small_groups() -> WriterProperties {
-        properties_builder()
+        properties_builder(Codec::Zstd)
             .set_max_row_group_row_count(Some(1000))
             .build()
+    }
+
+    fn zstd() -> WriterProperties {
+        writer_properties(Codec::Zstd)
+    }
+
+    fn uncompressed() -> WriterProperties {
+        writer_properties(Codec::None)
     }
 
     /// The sink's bytes are ArrowWriter's, whatever the threads: row groups
@@ -428,14 +478,13 @@ mod tests {
     async fn the_sink_writes_the_bytes_arrow_writer_writes() {
         let schema = test_schema();
         type Case = (Vec<usize>, fn() -> WriterProperties);
-        let cases: [Case; 4] = [
+        let cases: [Case; 6] = [
             (vec![1, 999, 2500, 0, 7000, 123], small_groups),
-            (vec![8192; 25], writer_properties),
-            (
-                vec![ENCODE_ROWS - 1, 2, ENCODE_ROWS + 5, 10],
-                writer_properties,
-            ),
-            (Vec::new(), writer_properties),
+            (vec![8192; 25], zstd),
+            (vec![8192; 25], uncompressed),
+            (vec![ENCODE_ROWS - 1, 2, ENCODE_ROWS + 5, 10], zstd),
+            (vec![ENCODE_ROWS - 1, 2, ENCODE_ROWS + 5, 10], uncompressed),
+            (Vec::new(), zstd),
         ];
         for (sizes, properties) in cases {
             let mut batches = Vec::new();
@@ -559,5 +608,52 @@ mod tests {
         let mut c = ParquetSink::create_with(store, Path::from("c.parquet"), schema, properties())
             .expect("sink");
         assert!(c.append_group(&short, &metadata, 1).await.is_err());
+    }
+
+    /// The root's codec is every column chunk's: a local folder's files are
+    /// uncompressed, an object store's zstd (here the in-memory store), and
+    /// either reads back as the rows written.
+    #[tokio::test]
+    async fn files_are_compressed_as_the_root_says() {
+        use parquet::file::metadata::ParquetMetaDataReader;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = Storage::open(dir.path().to_str().expect("utf8")).expect("local root");
+        let memory = Storage::open("memory://").expect("memory root");
+        let cases = [
+            (local.clone(), Codec::None, Compression::UNCOMPRESSED),
+            (memory, Codec::Zstd, Codec::Zstd.parquet()),
+            (
+                local.with_codec(Codec::Zstd),
+                Codec::Zstd,
+                Codec::Zstd.parquet(),
+            ),
+        ];
+        let schema = test_schema();
+        let rows = batch(&schema, 0, 3000);
+        for (storage, codec, compression) in cases {
+            assert_eq!(storage.codec(), codec);
+            let path = Path::from("t/part-0.parquet");
+            write_batches(&storage, &path, schema.clone(), std::slice::from_ref(&rows))
+                .await
+                .expect("written");
+            let bytes = storage
+                .store()
+                .get(&path)
+                .await
+                .expect("stored")
+                .bytes()
+                .await
+                .expect("bytes");
+            let metadata = ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes)
+                .expect("footer");
+            for c in metadata.row_group(0).columns() {
+                assert_eq!(c.compression(), compression, "{}", c.column_path());
+            }
+            let read = read_batches(&storage, &path).await.expect("read");
+            let read = datafusion::arrow::compute::concat_batches(&schema, &read).expect("concat");
+            assert_eq!(read, rows);
+        }
     }
 }

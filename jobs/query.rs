@@ -93,7 +93,7 @@ async fn write_stream(
         _ => Sink::Parquet(parquet::arrow::ArrowWriter::try_new(
             file,
             schema,
-            Some(crate::parquet_io::writer_properties()),
+            Some(crate::parquet_io::export_properties()),
         )?),
     };
     let mut any = false;

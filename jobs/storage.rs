@@ -18,6 +18,7 @@ use object_store::path::Path;
 use object_store::{GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
+use crate::parquet_io::Codec;
 use crate::{Error, Result};
 
 /// Listings [`Storage::list_many`] keeps under way: enough to keep a disk's
@@ -34,6 +35,8 @@ pub struct Storage {
     /// For remote roots: the unprefixed store and its base URL, which
     /// DataFusion resolves table URLs against.
     remote: Option<(Url, Arc<dyn ObjectStore>)>,
+    /// How the Parquet files written here are compressed.
+    codec: Codec,
 }
 
 impl Storage {
@@ -63,6 +66,7 @@ impl Storage {
                 url,
                 local: Some(path),
                 remote: None,
+                codec: Codec::None,
             });
         }
         let url = Url::parse(root).map_err(|e| Error::Config(format!("root `{root}`: {e}")))?;
@@ -92,7 +96,21 @@ impl Storage {
             url,
             local: None,
             remote: Some((base, raw)),
+            codec: Codec::Zstd,
         })
+    }
+
+    /// The same root, writing Parquet files with `codec` instead of the
+    /// default for its kind ([`Codec`]: none on a local folder, zstd on an
+    /// object store).
+    pub fn with_codec(mut self, codec: Codec) -> Storage {
+        self.codec = codec;
+        self
+    }
+
+    /// How the Parquet files written here are compressed.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// The same root with an HTTP client of its own, for a thread with its
@@ -103,7 +121,7 @@ impl Storage {
         if self.local.is_some() || self.url.scheme() == "memory" {
             return Ok(self.clone());
         }
-        Storage::open(self.url.as_str())
+        Ok(Storage::open(self.url.as_str())?.with_codec(self.codec))
     }
 
     /// The object store, rooted at the data root.

@@ -224,14 +224,15 @@ async fn write_in(
         .collect();
     // ids and times hardly repeat: a dictionary for them is built and then
     // given up page by page
-    let properties = writer_properties_without_dictionary(&["contact_id", "customer_id", "at"])
-        .into_builder()
-        .set_max_row_group_row_count(Some(layout.group_rows))
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            DIGESTS_KEY.to_string(),
-            digests.join(","),
-        )]))
-        .build();
+    let properties =
+        writer_properties_without_dictionary(storage.codec(), &["contact_id", "customer_id", "at"])
+            .into_builder()
+            .set_max_row_group_row_count(Some(layout.group_rows))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                DIGESTS_KEY.to_string(),
+                digests.join(","),
+            )]))
+            .build();
     let mut sink = ParquetSink::create_with(
         storage.store(),
         partition_file("marts", TABLE, date),

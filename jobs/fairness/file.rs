@@ -259,7 +259,7 @@ async fn write(a: &FileAudit, name: &str, rows: u64, report: &AuditReport) -> Re
             let mut w = parquet::arrow::ArrowWriter::try_new(
                 &mut buf,
                 findings::schema(false),
-                Some(crate::parquet_io::writer_properties()),
+                Some(crate::parquet_io::export_properties()),
             )?;
             w.write(&batch)?;
             w.close()?;

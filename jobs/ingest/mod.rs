@@ -744,11 +744,11 @@ fn ingest_partition(
         sh.storage.store(),
         lake_path,
         validator.schema(),
-        writer_properties_without_dictionary(&contract.distinct_columns()),
+        writer_properties_without_dictionary(sh.storage.codec(), &contract.distinct_columns()),
     )?
     .threads(1);
     let quarantine =
-        ParquetSink::create(sh.storage.store(), quarantine_path, quarantine_schema())?.threads(1);
+        ParquetSink::create(&sh.storage, quarantine_path, quarantine_schema())?.threads(1);
     let mut sink = PartitionSink {
         customer_col: contract.customer_column(),
         pk: contract.primary_key.clone(),

@@ -249,7 +249,7 @@ async fn build_model(
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let dir = Path::from(format!("{staging}/{}", model.name));
             let mut sink =
-                ParquetSink::create(storage.store(), dir.clone().join("part-0.parquet"), schema)?;
+                ParquetSink::create(storage, dir.clone().join("part-0.parquet"), schema)?;
             let carried_over = if let Some(spec) = &model.incremental {
                 Some(incremental::build(night, known, model, spec, df.clone()).await)
             } else if let Some(spec) = &model.totals {

@@ -113,6 +113,14 @@ impl BaseFile {
         if footer.offset_index().is_none() {
             return Ok(None);
         }
+        // A copied group keeps its codec: from a file written under another
+        // `compression`, tonight's file would mix the two, and its bytes
+        // would differ from those of a night that encodes every row.
+        let codec = storage.codec().parquet();
+        let columns = || footer.row_groups().iter().flat_map(|g| g.columns());
+        if columns().any(|c| c.compression() != codec) {
+            return Ok(None);
+        }
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         let metadata = ArrowReaderMetadata::try_new(Arc::new(footer), options).map_err(label)?;
         Ok(Some(BaseFile {
@@ -223,14 +231,19 @@ mod tests {
         RecordBatch::try_new(schema.clone(), columns).expect("rows")
     }
 
-    /// Only a one-file partition of the mart's columns with an offset index
-    /// is copied from; any other goes down the decoding path (`None`).
+    /// Only a one-file partition of the mart's columns with an offset index,
+    /// compressed as the root's files are, is copied from; any other goes
+    /// down the decoding path (`None`).
     #[tokio::test]
     async fn only_a_file_of_the_marts_columns_with_an_offset_index_is_copied_from() {
         let storage = Storage::open("memory://").expect("store");
         let schema = super::super::messages::schema();
         let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("date");
-        let page = || WriterProperties::builder().build();
+        let page = || {
+            WriterProperties::builder()
+                .set_compression(storage.codec().parquet())
+                .build()
+        };
 
         write(&storage, day(1), &rows(&schema), page()).await;
         let file = BaseFile::open(&storage, "feedback_scored", day(1), &schema)
@@ -250,6 +263,7 @@ mod tests {
         assert_eq!(file.rows(0).await.expect("rows"), vec![rows(&schema)]);
 
         let no_offset_index = WriterProperties::builder()
+            .set_compression(storage.codec().parquet())
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_offset_index_disabled(true)
             .build();
@@ -262,10 +276,13 @@ mod tests {
                 .collect::<Vec<_>>(),
         ));
         write(&storage, day(3), &rows(&other), page()).await;
+        let uncompressed = crate::parquet_io::writer_properties(crate::parquet_io::Codec::None);
+        write(&storage, day(5), &rows(&schema), uncompressed).await;
         for (d, why) in [
             (2, "no offset index"),
             (3, "other columns"),
             (4, "no partition"),
+            (5, "another codec"),
         ] {
             assert!(
                 BaseFile::open(&storage, "feedback_scored", day(d), &schema)

@@ -425,10 +425,13 @@ pub async fn write_feedback_scored(
         storage.store(),
         partition_file("marts", "feedback_scored", params.date),
         schema,
-        writer_properties_without_dictionary(&["message_id", "customer_id", "at", "follow_up_at"])
-            .into_builder()
-            .set_max_row_group_row_count(Some(GROUP_ROWS))
-            .build(),
+        writer_properties_without_dictionary(
+            storage.codec(),
+            &["message_id", "customer_id", "at", "follow_up_at"],
+        )
+        .into_builder()
+        .set_max_row_group_row_count(Some(GROUP_ROWS))
+        .build(),
     )?;
     let (write_tx, write_rx) = tokio::sync::mpsc::channel(2);
     let writer = tokio::spawn(write_batches(sink, write_rx));
@@ -1145,6 +1148,7 @@ mod tests {
         batches: Vec<WriteMsg>,
     ) -> Vec<RecordBatch> {
         let properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(storage.codec().parquet())
             .set_max_row_group_row_count(Some(100))
             .build();
         let sink = ParquetSink::create_with(storage.store(), path.clone(), schema(), properties)

@@ -94,3 +94,72 @@ async fn ids_and_timestamps_are_written_without_a_dictionary() {
         assert!(has_dictionary(dictionary), "{dictionary} has no dictionary");
     }
 }
+
+/// The compression of a lake file's column chunks, each checked alike.
+fn lake_compression(path: &std::path::Path) -> parquet::basic::Compression {
+    let file = std::fs::File::open(path).expect("lake file");
+    let reader = parquet::file::reader::SerializedFileReader::new(file).expect("parquet");
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    let codecs: std::collections::BTreeSet<String> = meta
+        .row_groups()
+        .iter()
+        .flat_map(|g| g.columns())
+        .map(|c| format!("{:?}", c.compression()))
+        .collect();
+    assert_eq!(
+        codecs.len(),
+        1,
+        "one codec in {}: {codecs:?}",
+        path.display()
+    );
+    meta.row_group(0).column(0).compression()
+}
+
+/// On a local root the lake's and the quarantine's files are uncompressed
+/// (`compression = "auto"`, the default), and `compression = "zstd"` in
+/// the config makes them zstd: the setting reaches ingest's writers
+/// through the job context.
+#[tokio::test]
+async fn the_lake_is_compressed_as_the_config_says() {
+    use attune::config::{Key, ValidConfig};
+    use attune::context::{JobContext, KeyMode};
+    use attune::parquet_io::Codec;
+
+    let day = chrono::NaiveDate::from_ymd_opt(2025, 3, 1).expect("date");
+    let orders = b"order_id,customer_id,ordered_at,total_amount,discount_amount,currency,channel,item_count,refunded\n\
+O1,C1,2025-03-01 09:00:00,3.50,0,EUR,in_store,1,false\n\
+O2,C1,2025-03-01 09:05:00,twelve,0,EUR,in_store,1,false\n";
+    for (setting, want) in [
+        (None, Codec::None),
+        (Some(Codec::None), Codec::None),
+        (Some(Codec::Zstd), Codec::Zstd),
+    ] {
+        let root = Root::new();
+        root.land("orders", "2025-03-01", "x.csv", orders);
+        let cfg = ValidConfig {
+            root: root.path().to_string_lossy().into_owned(),
+            compression: setting,
+            ingest: attune::config::IngestConfig {
+                tables: vec!["orders".into()],
+                ..ValidConfig::default().ingest
+            },
+            ..ValidConfig::default()
+        };
+        let mut ctx = JobContext::open(cfg, KeyMode::NotNeeded).expect("context");
+        ctx.key = Some(Key::new(crate::common::KEY.as_bytes().to_vec()));
+        assert_eq!(ctx.storage.codec(), want);
+        attune::ingest::run(&ctx, &[day]).await.expect("ingest");
+        for area in ["lake", "quarantine"] {
+            let path = root
+                .path()
+                .join(format!("{area}/orders/dt=2025-03-01/part-0.parquet"));
+            assert_eq!(
+                lake_compression(&path),
+                want.parquet(),
+                "{area}, {setting:?}"
+            );
+        }
+        assert_eq!(root.rows("lake", "orders", "2025-03-01"), 1);
+        assert_eq!(root.rows("quarantine", "orders", "2025-03-01"), 1);
+    }
+}

@@ -318,7 +318,7 @@ impl Sink {
                 let writer = ArrowWriter::try_new(
                     file,
                     schema.clone(),
-                    Some(crate::parquet_io::writer_properties()),
+                    Some(crate::parquet_io::export_properties()),
                 )?;
                 Ok(Sink::Parquet(Box::new(ParquetSink {
                     writer,
