@@ -112,9 +112,8 @@ fn session(storage: &Storage, limit_bytes: Option<usize>, config: SessionConfig)
             SessionContext::new_with_config(config)
         }
     };
-    if let Some((url, store)) = storage.datafusion_store() {
-        ctx.register_object_store(url, store);
-    }
+    let (url, store) = storage.datafusion_store();
+    ctx.register_object_store(url, store);
     install_functions(&ctx);
     ctx
 }

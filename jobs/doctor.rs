@@ -500,7 +500,7 @@ fn check_free_space(storage: &Storage) -> Check {
                 "{:.0} MiB free on {mount}",
                 avail as f64 / (1024.0 * 1024.0)
             ),
-            "free space or move the root: a night writes lake and mart partitions about the size of the day's exports, plus marts",
+            "free space or move the root: a night writes lake and mart partitions about the size of the day's exports, plus marts (`compression = \"zstd\"` in attune.toml writes about a third of that)",
         ),
         Some((avail, mount)) => Check::ok(
             "space",

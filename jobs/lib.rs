@@ -62,6 +62,7 @@ pub mod ingest;
 pub mod lake_footers;
 pub mod lake_listings;
 pub mod manifest;
+pub mod mapped_files;
 pub mod mart;
 pub mod memory;
 pub mod nightly;

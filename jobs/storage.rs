@@ -32,9 +32,10 @@ pub struct Storage {
     url: Url,
     /// Set when the root is a local folder.
     local: Option<PathBuf>,
-    /// For remote roots: the unprefixed store and its base URL, which
-    /// DataFusion resolves table URLs against.
-    remote: Option<(Url, Arc<dyn ObjectStore>)>,
+    /// The unprefixed store and its base URL, which DataFusion resolves
+    /// table URLs against: a remote root's store, or for a local root the
+    /// one that maps files ([`crate::mapped_files`]).
+    datafusion: (Url, Arc<dyn ObjectStore>),
     /// How the Parquet files written here are compressed.
     codec: Codec,
 }
@@ -65,7 +66,10 @@ impl Storage {
                 store: Arc::new(store),
                 url,
                 local: Some(path),
-                remote: None,
+                datafusion: (
+                    Url::parse("file:///").expect("a URL"),
+                    Arc::new(crate::mapped_files::MappedFiles::new()),
+                ),
                 codec: Codec::None,
             });
         }
@@ -95,7 +99,7 @@ impl Storage {
             store,
             url,
             local: None,
-            remote: Some((base, raw)),
+            datafusion: (base, raw),
             codec: Codec::Zstd,
         })
     }
@@ -134,9 +138,9 @@ impl Storage {
         &self.url
     }
 
-    /// For remote roots, the store DataFusion must know to read table URLs.
-    pub fn datafusion_store(&self) -> Option<(&Url, Arc<dyn ObjectStore>)> {
-        self.remote.as_ref().map(|(u, s)| (u, s.clone()))
+    /// The store DataFusion reads the root's table URLs with.
+    pub fn datafusion_store(&self) -> (&Url, Arc<dyn ObjectStore>) {
+        (&self.datafusion.0, self.datafusion.1.clone())
     }
 
     /// The local folder, when the root is one.
