@@ -480,6 +480,30 @@ mod tests {
     use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
     use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
 
+    /// A session on a local root reads `file://` URLs through the store
+    /// that maps files; on an object store, through that store.
+    #[test]
+    fn a_local_roots_files_are_read_by_mapping_them() {
+        use datafusion::execution::object_store::ObjectStoreUrl;
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let local = Storage::open(dir.path().to_str().expect("utf8")).expect("open");
+        let ctx = session(&local, None, SessionConfig::new());
+        let store = ctx
+            .runtime_env()
+            .object_store(ObjectStoreUrl::local_filesystem())
+            .expect("a file:// store");
+        assert!(store.to_string().starts_with("MappedFiles"), "{store}");
+
+        let memory = Storage::open("memory://").expect("memory root");
+        let ctx = session(&memory, None, SessionConfig::new());
+        let store = ctx
+            .runtime_env()
+            .object_store(ObjectStoreUrl::parse("memory://").expect("url"))
+            .expect("a memory:// store");
+        assert!(!store.to_string().starts_with("MappedFiles"), "{store}");
+    }
+
     /// The schema comes from the newest partition: a column added later is
     /// there, and reads as NULL in partitions written before it existed.
     #[tokio::test]

@@ -54,14 +54,6 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// The setting's value in `attune.toml`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::None => "none",
-            Codec::Zstd => "zstd",
-        }
-    }
-
     /// The Parquet codec of the column chunks written.
     pub fn parquet(self) -> Compression {
         match self {
