@@ -204,7 +204,10 @@ pub async fn run(
         std::env::var(&cfg.key_env).ok().as_deref(),
     ));
     let storage = match Storage::open(&cfg.root) {
-        Ok(s) => s,
+        Ok(s) => match cfg.compression {
+            Some(codec) => s.with_codec(codec),
+            None => s,
+        },
         Err(e) => {
             let kind = match e {
                 Error::Config(_) => Kind::Config,
@@ -500,7 +503,7 @@ fn check_free_space(storage: &Storage) -> Check {
                 "{:.0} MiB free on {mount}",
                 avail as f64 / (1024.0 * 1024.0)
             ),
-            "free space or move the root: a night writes lake and mart partitions about the size of the day's exports, plus marts (`compression = \"zstd\"` in attune.toml writes about a third of that)",
+            low_space_fix(storage.codec()),
         ),
         Some((avail, mount)) => Check::ok(
             "space",
@@ -510,6 +513,18 @@ fn check_free_space(storage: &Storage) -> Check {
                 avail as f64 / (1024.0 * 1024.0 * 1024.0)
             ),
         ),
+    }
+}
+
+/// What to do about low space: with uncompressed files, zstd is one way.
+fn low_space_fix(codec: crate::parquet_io::Codec) -> &'static str {
+    match codec {
+        crate::parquet_io::Codec::None => {
+            "free space or move the root: a night writes lake and mart partitions about the size of the day's exports, plus marts (`compression = \"zstd\"` in attune.toml writes about a third of that)"
+        }
+        crate::parquet_io::Codec::Zstd => {
+            "free space or move the root: a night writes lake and mart partitions about a third of the size of the day's exports, plus marts"
+        }
     }
 }
 
@@ -642,6 +657,15 @@ fn resume_advice(last: &RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The low-space advice suggests zstd only where files are not
+    /// compressed already.
+    #[test]
+    fn low_space_advice_names_zstd_only_for_uncompressed_files() {
+        use crate::parquet_io::Codec;
+        assert!(low_space_fix(Codec::None).contains("compression = \"zstd\""));
+        assert!(!low_space_fix(Codec::Zstd).contains("compression"));
+    }
 
     #[test]
     fn key_checks_never_show_the_key() {

@@ -14,11 +14,14 @@
 //! stop the process (SIGBUS). attune never changes a file in place: every
 //! write goes to a new file that is then renamed over the old one, whose
 //! pages stay valid for as long as they are mapped; the run lock keeps
-//! other runs out. Nothing else should write under the root while a run
-//! holds it.
+//! other runs out. Nothing else should write under the root while attune
+//! reads it. Only files under the root are mapped: a table an analyst
+//! declares elsewhere (`CREATE EXTERNAL TABLE … LOCATION`) is read as
+//! `LocalFileSystem` reads it.
 
 use std::fmt;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,26 +34,35 @@ use object_store::{
 };
 
 /// `LocalFileSystem` (unprefixed: DataFusion's table URLs are absolute
-/// `file://` paths) whose range reads map the file.
+/// `file://` paths) whose range reads map the files under `root`.
 #[derive(Debug)]
 pub struct MappedFiles {
     files: Arc<LocalFileSystem>,
+    root: PathBuf,
 }
 
 impl MappedFiles {
-    pub fn new() -> MappedFiles {
+    /// For the data root at `root` (an absolute, canonical path, as
+    /// `Storage::open` makes it).
+    pub fn new(root: PathBuf) -> MappedFiles {
         MappedFiles {
             files: Arc::new(LocalFileSystem::new()),
+            root,
         }
     }
 
     /// `ranges` of the file at `path`, each a view of one mapping; `None`
-    /// when the file cannot be mapped (an empty file has no mapping), so
-    /// that the caller reads it as `LocalFileSystem` does.
+    /// when the file is outside the root or cannot be mapped (an empty
+    /// file has no mapping), so that the caller reads it as
+    /// `LocalFileSystem` does.
     fn mapped(
+        &self,
         path: &std::path::Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Option<Vec<Bytes>>> {
+        if !path.starts_with(&self.root) {
+            return Ok(None);
+        }
         let failed = |e: std::io::Error| object_store::Error::Generic {
             store: "MappedFiles",
             source: format!("{}: {e}", path.display()).into(),
@@ -71,9 +83,15 @@ impl MappedFiles {
         // (module documentation); the mapping keeps the file's pages.
         let map = match unsafe { memmap2::Mmap::map(&file) } {
             Ok(map) => map,
-            Err(_) => return Ok(None),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "not mapped: read instead");
+                return Ok(None);
+            }
         };
+        // the mapping's length, not the first look's: the file may have
+        // changed size between the two
         let whole = Bytes::from_owner(map);
+        let len = whole.len() as u64;
         ranges
             .iter()
             .map(|r| {
@@ -93,12 +111,6 @@ impl MappedFiles {
             })
             .collect::<object_store::Result<Vec<Bytes>>>()
             .map(Some)
-    }
-}
-
-impl Default for MappedFiles {
-    fn default() -> Self {
-        MappedFiles::new()
     }
 }
 
@@ -144,7 +156,7 @@ impl ObjectStore for MappedFiles {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         let path = self.files.path_to_filesystem(location)?;
-        match MappedFiles::mapped(&path, ranges)? {
+        match self.mapped(&path, ranges)? {
             Some(bytes) => Ok(bytes),
             None => self.files.get_ranges(location, ranges).await,
         }
@@ -212,7 +224,7 @@ mod tests {
         let file = dir.path().join("part-0.parquet");
         std::fs::write(&file, &bytes).expect("written");
         std::fs::write(dir.path().join("empty.parquet"), b"").expect("written");
-        let mapped = MappedFiles::new();
+        let mapped = MappedFiles::new(dir.path().canonicalize().expect("canonical"));
         let plain = LocalFileSystem::new();
         let at = |name: &str| Path::from_absolute_path(dir.path().join(name)).expect("path");
         let ranges = [0..10, 4096..70_000, 99_990..100_000, 50..50, 0..100_000];
@@ -226,6 +238,11 @@ mod tests {
             .expect("read");
         assert_eq!(got, want);
         assert_eq!(got[1].as_ref(), &bytes[4096..70_000]);
+        // mapped, not copied: every range is a view of one mapping of the
+        // whole file, at its offset in it
+        let base = got[4].as_ptr();
+        assert_eq!(got[1].as_ptr(), base.wrapping_add(4096));
+        assert_eq!(got[2].as_ptr(), base.wrapping_add(99_990));
         let empty = mapped
             .get_ranges(&at("empty.parquet"), &one(0..0))
             .await
@@ -263,7 +280,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("part-0.parquet");
         std::fs::write(&file, vec![1u8; 8192]).expect("written");
-        let mapped = MappedFiles::new();
+        let mapped = MappedFiles::new(dir.path().canonicalize().expect("canonical"));
         let at = Path::from_absolute_path(&file).expect("path");
         let before = mapped.get_ranges(&at, &one(0..8192)).await.expect("read");
         let next = dir.path().join("next.parquet");
@@ -272,5 +289,33 @@ mod tests {
         assert!(before[0].iter().all(|&b| b == 1));
         let after = mapped.get_ranges(&at, &one(0..4096)).await.expect("read");
         assert!(after[0].iter().all(|&b| b == 2));
+    }
+
+    /// Files outside the root are read, not mapped (a table an analyst
+    /// declares elsewhere may be rewritten in place by its owner); inside
+    /// it they are mapped.
+    #[test]
+    fn only_files_under_the_root_are_mapped() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let inside = root.path().join("part-0.parquet");
+        let outside = elsewhere.path().join("part-0.parquet");
+        std::fs::write(&inside, [7u8; 100]).expect("written");
+        std::fs::write(&outside, [7u8; 100]).expect("written");
+        let mapped = MappedFiles::new(root.path().canonicalize().expect("canonical"));
+        let inside = inside.canonicalize().expect("canonical");
+        let outside = outside.canonicalize().expect("canonical");
+        assert!(
+            mapped
+                .mapped(&inside, &one(0..100))
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            mapped
+                .mapped(&outside, &one(0..100))
+                .expect("read")
+                .is_none()
+        );
     }
 }

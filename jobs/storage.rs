@@ -62,14 +62,12 @@ impl Storage {
             let store = LocalFileSystem::new_with_prefix(&path)?;
             let url = Url::from_directory_path(&path)
                 .map_err(|_| Error::Config(format!("root `{}` cannot be a URL", path.display())))?;
+            let mapped = crate::mapped_files::MappedFiles::new(path.clone());
             return Ok(Storage {
                 store: Arc::new(store),
                 url,
                 local: Some(path),
-                datafusion: (
-                    Url::parse("file:///").expect("a URL"),
-                    Arc::new(crate::mapped_files::MappedFiles::new()),
-                ),
+                datafusion: (Url::parse("file:///").expect("a URL"), Arc::new(mapped)),
                 codec: Codec::None,
             });
         }

@@ -116,9 +116,10 @@ impl BaseFile {
         // A copied group keeps its codec: from a file written under another
         // `compression`, tonight's file would mix the two, and its bytes
         // would differ from those of a night that encodes every row.
-        let codec = storage.codec().parquet();
+        // the codec, not its level: a footer does not keep zstd's level
+        let codec = std::mem::discriminant(&storage.codec().parquet());
         let columns = || footer.row_groups().iter().flat_map(|g| g.columns());
-        if columns().any(|c| c.compression() != codec) {
+        if columns().any(|c| std::mem::discriminant(&c.compression()) != codec) {
             return Ok(None);
         }
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
