@@ -45,10 +45,7 @@ impl JobContext {
             KeyMode::Required => cfg.previous_key()?,
             KeyMode::Demo | KeyMode::NotNeeded => None,
         };
-        let storage = match cfg.compression {
-            Some(codec) => Storage::open(&cfg.root)?.with_codec(codec),
-            None => Storage::open(&cfg.root)?,
-        };
+        let storage = Storage::configured(&cfg)?;
         let contracts = Contracts::builtin()?;
         Ok(JobContext {
             cfg: Arc::new(cfg),

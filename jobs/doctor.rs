@@ -203,11 +203,8 @@ pub async fn run(
         &cfg.key_env,
         std::env::var(&cfg.key_env).ok().as_deref(),
     ));
-    let storage = match Storage::open(&cfg.root) {
-        Ok(s) => match cfg.compression {
-            Some(codec) => s.with_codec(codec),
-            None => s,
-        },
+    let storage = match Storage::configured(&cfg) {
+        Ok(s) => s,
         Err(e) => {
             let kind = match e {
                 Error::Config(_) => Kind::Config,

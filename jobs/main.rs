@@ -784,7 +784,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?,
                 (None, None) => unreachable!("clap requires one"),
             };
-            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let storage = Storage::configured(&load_config(&cli)?)?;
             let format = query::OutputFormat::from(*format);
             let batches =
                 runtime()?.block_on(query::run(&storage, &sql, format, out.as_deref()))?;
@@ -803,7 +803,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tables { docs: false } => {
-            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let storage = Storage::configured(&load_config(&cli)?)?;
             let tables = runtime()?.block_on(query::tables(&storage))?;
             for t in &tables {
                 let (first, last) = (t.partitions.first(), t.partitions.last());
@@ -1003,7 +1003,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             command,
         } => {
-            let storage = Storage::open(&load_config(&cli)?.root)?;
+            let storage = Storage::configured(&load_config(&cli)?)?;
             let rt = runtime()?;
             let lock_free = !rt.block_on(nightly::lock::is_held_anywhere(&storage))?;
             match command {

@@ -52,9 +52,8 @@ impl MappedFiles {
     }
 
     /// `ranges` of the file at `path`, each a view of one mapping; `None`
-    /// when the file is outside the root or cannot be mapped (an empty
-    /// file has no mapping), so that the caller reads it as
-    /// `LocalFileSystem` does.
+    /// when the file is outside the root or cannot be mapped, so that the
+    /// caller reads it as `LocalFileSystem` does.
     fn mapped(
         &self,
         path: &std::path::Path,
@@ -63,21 +62,16 @@ impl MappedFiles {
         if !path.starts_with(&self.root) {
             return Ok(None);
         }
-        let failed = |e: std::io::Error| object_store::Error::Generic {
-            store: "MappedFiles",
-            source: format!("{}: {e}", path.display()).into(),
-        };
         let file = std::fs::File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => object_store::Error::NotFound {
                 path: path.display().to_string(),
                 source: e.into(),
             },
-            _ => failed(e),
+            _ => object_store::Error::Generic {
+                store: "MappedFiles",
+                source: format!("{}: {e}", path.display()).into(),
+            },
         })?;
-        let len = file.metadata().map_err(failed)?.len();
-        if len == 0 {
-            return Ok(None);
-        }
         // SAFETY: the mapping is read-only and attune replaces files by
         // renaming new ones over them, never by changing them in place
         // (module documentation); the mapping keeps the file's pages.
@@ -88,8 +82,6 @@ impl MappedFiles {
                 return Ok(None);
             }
         };
-        // the mapping's length, not the first look's: the file may have
-        // changed size between the two
         let whole = Bytes::from_owner(map);
         let len = whole.len() as u64;
         ranges

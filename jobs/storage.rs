@@ -102,6 +102,16 @@ impl Storage {
         })
     }
 
+    /// The root `cfg` names, writing Parquet files as its `compression`
+    /// says (when unset, as [`Storage::open`] chooses for the root's kind).
+    pub fn configured(cfg: &crate::config::ValidConfig) -> Result<Storage> {
+        let storage = Storage::open(&cfg.root)?;
+        Ok(match cfg.compression {
+            Some(codec) => storage.with_codec(codec),
+            None => storage,
+        })
+    }
+
     /// The same root, writing Parquet files with `codec` instead of the
     /// default for its kind ([`Codec`]: none on a local folder, zstd on an
     /// object store).
