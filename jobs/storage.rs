@@ -167,6 +167,14 @@ impl Storage {
     /// Every object under `prefix`, sorted by path (listing order is not
     /// guaranteed by stores, and attune's outputs must be deterministic).
     pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        if let Some(frozen) = crate::lake_listings::list_frozen(self, prefix).await {
+            return frozen;
+        }
+        self.list_uncached(prefix).await
+    }
+
+    /// [`Storage::list`], from the store whether or not the lake is frozen.
+    pub(crate) async fn list_uncached(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
         let mut all: Vec<ObjectMeta> = self.store.list(Some(prefix)).try_collect().await?;
         all.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(all)

@@ -262,6 +262,7 @@ impl Shared {
 #[instrument(skip_all, fields(job = "ingest", run_id = %ctx.run_id))]
 pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome> {
     let storage = &ctx.storage;
+    crate::lake_listings::thaw(storage);
     let mut warnings = Vec::new();
     let mut jobs = Vec::new();
     let mut missing = Vec::new();

@@ -171,6 +171,8 @@ pub async fn run(ctx: &JobContext, params: &NightlyParams) -> Result<NightlyOutc
     // the jobs it needs (`schedule::needs`), for the last date. A job not
     // wanted in this run counts as done: its outputs are as they are.
     let mut lake = String::new();
+    // ingest is done and retention, the next to write the lake, thaws it
+    let _frozen = crate::lake_listings::FrozenLake::begin(&ctx.storage);
     let mut written: HashMap<&'static str, String> = HashMap::new();
     let mut pending: Vec<&'static str> = Vec::new();
     let mut done: Vec<&'static str> = Vec::new();

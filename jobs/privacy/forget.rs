@@ -107,6 +107,7 @@ pub async fn run(
     let key = ctx.key()?.clone();
     let pseudonyms = pseudonyms_of(&key, raw_ids)?;
     let storage = &ctx.storage;
+    crate::lake_listings::thaw(storage);
     let threads = ctx.cfg.ingest.threads;
     let mut outcome = ForgetOutcome {
         customers: pseudonyms.len(),

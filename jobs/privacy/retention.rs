@@ -162,6 +162,7 @@ pub async fn run(
     opts: &RetentionOptions,
 ) -> Result<RetentionOutcome> {
     let storage = &ctx.storage;
+    crate::lake_listings::thaw(storage);
     let cutoff = cutoff(date, ctx.cfg.retention_days);
     let all = list_partitions(storage).await?;
     let expired: Vec<Partition> = all.iter().filter(|p| p.date < cutoff).cloned().collect();

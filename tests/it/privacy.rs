@@ -1152,10 +1152,20 @@ async fn retention_deletes_exactly_the_expired_partitions_even_after_a_crash() {
         .join("broken.parquet");
     std::fs::write(&broken, b"").expect("empty file");
 
+    // As over a nightly's jobs after ingest, the lake frozen and walked:
+    // retention thaws it before it deletes, so the lake is listed anew.
+    let frozen = attune::lake_listings::FrozenLake::begin(&b.ctx.storage);
+    let lake = object_store::path::Path::from("lake");
+    let walked = (b.ctx.storage.list(&lake).await).expect("list").len();
+
     // The re-run completes: exactly the expired partitions are gone.
     let done = privacy::retention::run(&b.ctx, last, &RetentionOptions::default())
         .await
         .expect("retention");
+    let listed = (b.ctx.storage.list(&lake).await).expect("list").len();
+    assert_eq!(listed, files_under(&root.join("lake")).len());
+    assert!(listed < walked, "{listed} files listed, {walked} before");
+    drop(frozen);
     assert_eq!(done.partitions.len(), expired.len() - 5);
     assert!(
         done.warnings
