@@ -863,6 +863,21 @@ mod tests {
         assert_eq!(r.rows, 0);
     }
 
+    fn read_ndjson_text(text: Vec<u8>, contract: &Contract) -> (FileReport, Collect) {
+        let mut sink = Collect::default();
+        let report = read(
+            Box::new(std::io::Cursor::new(text)),
+            Format::Ndjson,
+            false,
+            "t.ndjson",
+            b',',
+            contract,
+            &mut sink,
+        )
+        .expect("reads");
+        (report, sink)
+    }
+
     #[test]
     fn ndjson_types_become_text_and_bad_lines_are_rejected() {
         let contract = Contracts::builtin()
@@ -870,17 +885,7 @@ mod tests {
             .get("tickets")
             .expect("exists");
         let text = b"\xEF\xBB\xBF{\"ticket_id\":\"T1\",\"customer_id\":\"C1\",\"satisfaction\":4,\"ip\":\"x\"}\n\n{\"ticket_id\":\"T2\",\n{\"ticket_id\":\"T3\",\"message\":\"caf\xC3\x28\"}\n";
-        let mut sink = Collect::default();
-        let report = read(
-            Box::new(std::io::Cursor::new(text.to_vec())),
-            Format::Ndjson,
-            false,
-            "t.ndjson",
-            b',',
-            &contract,
-            &mut sink,
-        )
-        .expect("reads");
+        let (report, sink) = read_ndjson_text(text.to_vec(), &contract);
         assert_eq!(report.rows, 3, "blank line is not a row");
         assert_eq!(report.undeclared, vec!["ip"]);
         assert_eq!(
@@ -926,17 +931,7 @@ mod tests {
         ];
         let mut text = lines.join("\n").into_bytes();
         text.push(b'\n');
-        let mut sink = Collect::default();
-        let report = read(
-            Box::new(std::io::Cursor::new(text)),
-            Format::Ndjson,
-            false,
-            "t.ndjson",
-            b',',
-            &contract,
-            &mut sink,
-        )
-        .expect("reads");
+        let (report, sink) = read_ndjson_text(text, &contract);
 
         let (mut rows, mut rejected) = (Vec::new(), Vec::new());
         let (mut columns, mut undeclared): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
