@@ -6,9 +6,19 @@
 //! so on a blocking thread. With the lake's files uncompressed (see
 //! [`crate::parquet_io::Codec`]) the empathy job alone read 1.36 GB that
 //! way at a million customers, and the kernel's copy was 5.9% of its CPU.
-//! A mapping hands the decoder the page cache's own pages. Everything
-//! else (listing, writing, renaming, whole-object reads) is the
-//! `LocalFileSystem`'s.
+//! A mapping hands the decoder the page cache's own pages. A read of one
+//! range or of a whole file (`get_range`, `get`) is mapped too: in
+//! object_store 0.13 those go through `get_opts`, whose buffer was the
+//! same zeroed copy (the voice job's earlier night of 555 MB, read row
+//! group by row group; the footers DataFusion reads one range at a time).
+//! Everything else (listing, writing, renaming) is the `LocalFileSystem`'s.
+//!
+//! Only attune's own Parquet files are mapped: files under the root, not
+//! under `landing/` (the business's exports, which its tools may still be
+//! writing), named `*.parquet`. Anything else is read as
+//! `LocalFileSystem` reads it. Storage's own reads go through a prefixed
+//! [`MappedFiles::under_root`], DataFusion's through
+//! [`MappedFiles::new`].
 //!
 //! A mapped file that another program truncates while it is read would
 //! stop the process (SIGBUS). attune never changes a file in place: every
@@ -25,16 +35,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
 
-/// `LocalFileSystem` (unprefixed: DataFusion's table URLs are absolute
-/// `file://` paths) whose range reads map the files under `root`.
+/// `LocalFileSystem` whose reads map attune's Parquet files under `root`.
 #[derive(Debug)]
 pub struct MappedFiles {
     files: Arc<LocalFileSystem>,
@@ -43,11 +53,47 @@ pub struct MappedFiles {
 
 impl MappedFiles {
     /// For the data root at `root` (an absolute, canonical path, as
-    /// `Storage::open` makes it).
+    /// `Storage::open` makes it), unprefixed: DataFusion's table URLs are
+    /// absolute `file://` paths.
     pub fn new(root: PathBuf) -> MappedFiles {
         MappedFiles {
             files: Arc::new(LocalFileSystem::new()),
             root,
+        }
+    }
+
+    /// For the data root at `root`, with paths relative to it, as
+    /// `Storage` names objects.
+    pub fn under_root(root: PathBuf) -> object_store::Result<MappedFiles> {
+        Ok(MappedFiles {
+            files: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
+            root,
+        })
+    }
+
+    /// Whether `path` is one of attune's own Parquet files, which it
+    /// replaces only by renaming a new file over them (module
+    /// documentation).
+    fn mappable(&self, path: &std::path::Path) -> bool {
+        path.starts_with(&self.root)
+            && !path.starts_with(self.root.join("landing"))
+            && path.extension().is_some_and(|e| e == "parquet")
+    }
+
+    /// The whole file `file` (at `path`) as one mapping, when it is
+    /// [`mappable`](Self::mappable) and can be mapped.
+    fn map_whole(&self, file: &std::fs::File, path: &std::path::Path) -> Option<Bytes> {
+        if !self.mappable(path) {
+            return None;
+        }
+        // SAFETY: as in `mapped`: read-only, of a file attune replaces only
+        // by renaming.
+        match unsafe { memmap2::Mmap::map(file) } {
+            Ok(map) => Some(Bytes::from_owner(map)),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "not mapped: read instead");
+                None
+            }
         }
     }
 
@@ -59,7 +105,7 @@ impl MappedFiles {
         path: &std::path::Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Option<Vec<Bytes>>> {
-        if !path.starts_with(&self.root) {
+        if !self.mappable(path) {
             return Ok(None);
         }
         let file = std::fs::File::open(path).map_err(|e| match e.kind() {
@@ -136,7 +182,27 @@ impl ObjectStore for MappedFiles {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        self.files.get_opts(location, options).await
+        // LocalFileSystem opens the file, checks the preconditions and the
+        // range and fills in the metadata; only its read is replaced
+        let head = options.head;
+        let mut got = self.files.get_opts(location, options).await?;
+        if head {
+            return Ok(got);
+        }
+        if let GetResultPayload::File(file, path) = &got.payload
+            && let Some(whole) = self.map_whole(file, path)
+            && let (Ok(start), Ok(end)) = (
+                usize::try_from(got.range.start),
+                usize::try_from(got.range.end),
+            )
+            && start <= end
+            && end <= whole.len()
+        {
+            let range = whole.slice(start..end);
+            got.payload =
+                GetResultPayload::Stream(futures::stream::once(async { Ok(range) }).boxed());
+        }
+        Ok(got)
     }
 
     /// Mapping a file is a system call that does not wait for the disk
@@ -254,15 +320,102 @@ mod tests {
             matches!(missing, object_store::Error::NotFound { .. }),
             "{missing}"
         );
-        // a whole-object read and a listing are the LocalFileSystem's
-        let whole = mapped
-            .get(&at("part-0.parquet"))
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
-        assert_eq!(whole.as_ref(), bytes.as_slice());
+    }
+
+    /// Whether `bytes` lie in a mapping of `file` (by `/proc/self/maps`):
+    /// how a test tells a mapped read from a copy of the same bytes.
+    fn mapped_from(bytes: &Bytes, file: &std::path::Path) -> bool {
+        let at = bytes.as_ptr() as usize;
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        maps.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            let span = fields.next().unwrap_or_default();
+            let name = fields.nth(4).unwrap_or_default();
+            let Some((from, to)) = span.split_once('-') else {
+                return false;
+            };
+            let from = usize::from_str_radix(from, 16).unwrap_or(usize::MAX);
+            let to = usize::from_str_radix(to, 16).unwrap_or(0);
+            (from..to).contains(&at) && std::path::Path::new(name) == file
+        })
+    }
+
+    /// Reads of one range or a whole object (`get_opts`, under `get`,
+    /// `get_range` and a storage's own reads) give the bytes, metadata and
+    /// errors `LocalFileSystem` gives (the reference), from a mapping of
+    /// attune's Parquet files; any other file, and the exports under
+    /// `landing/`, are read as `LocalFileSystem` reads them.
+    #[tokio::test]
+    async fn single_reads_match_local_file_system_and_map_only_attunes_parquet_files() {
+        use object_store::GetRange;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let bytes: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 241) as u8).collect();
+        for name in [
+            "lake/t/dt=2025-01-01/part-0.parquet",
+            "runs/r.json",
+            "landing/t/x.parquet",
+        ] {
+            let file = root.join(name);
+            std::fs::create_dir_all(file.parent().expect("a folder")).expect("folder");
+            std::fs::write(&file, &bytes).expect("written");
+        }
+        let mapped = MappedFiles::under_root(root.clone()).expect("store");
+        let plain = LocalFileSystem::new_with_prefix(&root).expect("store");
+        let lake = Path::from("lake/t/dt=2025-01-01/part-0.parquet");
+        let ranges = [
+            None,
+            Some(GetRange::Bounded(100..20_000)),
+            Some(GetRange::Offset(49_000)),
+            Some(GetRange::Suffix(10)),
+        ];
+        for range in ranges {
+            let options = || GetOptions::new().with_range(range.clone());
+            let got = mapped.get_opts(&lake, options()).await.expect("read");
+            let want = plain.get_opts(&lake, options()).await.expect("read");
+            assert_eq!(
+                (&got.meta, &got.range),
+                (&want.meta, &want.range),
+                "{range:?}"
+            );
+            let (got, want) = (got.bytes().await.expect("bytes"), want.bytes().await);
+            assert_eq!(got, want.expect("bytes"), "{range:?}");
+            assert!(
+                mapped_from(&got, &root.join(lake.as_ref())),
+                "{range:?} was copied, not mapped"
+            );
+        }
+        let head = mapped.head(&lake).await.expect("head");
+        assert_eq!(head, plain.head(&lake).await.expect("head"));
+        // preconditions and ranges are checked as LocalFileSystem checks them
+        let stale = GetOptions::new().with_if_match(Some("not-the-etag".to_string()));
+        let refused = mapped.get_opts(&lake, stale).await.expect_err("stale");
+        assert!(
+            matches!(refused, object_store::Error::Precondition { .. }),
+            "{refused}"
+        );
+        // (a range past the end is cut at it; an empty one is refused)
+        for odd in [49_000..50_001, 7..7] {
+            let odd = || GetOptions::new().with_range(Some(GetRange::Bounded(odd.clone())));
+            let got = match mapped.get_opts(&lake, odd()).await {
+                Ok(r) => Some(r.bytes().await.expect("bytes")),
+                Err(_) => None,
+            };
+            let want = match plain.get_opts(&lake, odd()).await {
+                Ok(r) => Some(r.bytes().await.expect("bytes")),
+                Err(_) => None,
+            };
+            assert_eq!(got, want);
+        }
+        let missing = mapped.get(&Path::from("lake/t/none.parquet")).await;
+        assert!(matches!(missing, Err(object_store::Error::NotFound { .. })));
+        // not attune's Parquet: the same bytes, copied
+        for name in ["runs/r.json", "landing/t/x.parquet"] {
+            let got = mapped.get(&Path::from(name)).await.expect("get");
+            let got = got.bytes().await.expect("bytes");
+            assert_eq!(got.as_ref(), bytes.as_slice(), "{name}");
+            assert!(!mapped_from(&got, &root.join(name)), "{name} was mapped");
+        }
     }
 
     /// A file replaced (renamed over) while a range of it is held keeps
@@ -284,10 +437,11 @@ mod tests {
     }
 
     /// Files outside the root are read, not mapped (a table an analyst
-    /// declares elsewhere may be rewritten in place by its owner); inside
-    /// it they are mapped.
+    /// declares elsewhere may be rewritten in place by its owner), and so
+    /// are the root's exports and files that are not Parquet; the root's
+    /// Parquet files are mapped.
     #[test]
-    fn only_files_under_the_root_are_mapped() {
+    fn only_parquet_files_under_the_root_are_mapped() {
         let root = tempfile::tempdir().expect("tempdir");
         let elsewhere = tempfile::tempdir().expect("tempdir");
         let inside = root.path().join("part-0.parquet");
@@ -309,5 +463,15 @@ mod tests {
                 .expect("read")
                 .is_none()
         );
+        for name in ["landing/orders/2025-01-01/a.parquet", "lake/notes.csv"] {
+            let file = root.path().join(name);
+            std::fs::create_dir_all(file.parent().expect("a folder")).expect("folder");
+            std::fs::write(&file, [7u8; 100]).expect("written");
+            let file = file.canonicalize().expect("canonical");
+            assert!(
+                mapped.mapped(&file, &one(0..100)).expect("read").is_none(),
+                "{name}"
+            );
+        }
     }
 }

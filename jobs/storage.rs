@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
@@ -59,7 +58,7 @@ impl Storage {
             };
             std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
             let path = path.canonicalize().map_err(|e| Error::io(&path, e))?;
-            let store = LocalFileSystem::new_with_prefix(&path)?;
+            let store = crate::mapped_files::MappedFiles::under_root(path.clone())?;
             let url = Url::from_directory_path(&path)
                 .map_err(|_| Error::Config(format!("root `{}` cannot be a URL", path.display())))?;
             let mapped = crate::mapped_files::MappedFiles::new(path.clone());
