@@ -98,8 +98,8 @@ impl MappedFiles {
     }
 
     /// `ranges` of the file at `path`, each a view of one mapping; `None`
-    /// when the file is outside the root or cannot be mapped, so that the
-    /// caller reads it as `LocalFileSystem` does.
+    /// when the file is not [`mappable`](Self::mappable) or cannot be
+    /// mapped, so that the caller reads it as `LocalFileSystem` does.
     fn mapped(
         &self,
         path: &std::path::Path,
