@@ -484,7 +484,11 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
                 mut map: A,
             ) -> std::result::Result<Members<'de>, A::Error> {
                 let mut members = Vec::with_capacity(16);
-                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, JsonText<'de>>()? {
+                // a JSON key is a string: read as a value's text, it is one
+                while let Some((k, v)) = map.next_entry::<JsonText<'de>, JsonText<'de>>()? {
+                    let JsonText::String(k) = k else {
+                        return Err(serde::de::Error::custom("a key that is not a string"));
+                    };
                     members.push((k, v));
                 }
                 Ok(Members(members))
@@ -494,29 +498,8 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
     }
 }
 
-/// A member's key, borrowed unless it has escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Text;
-        impl<'de> serde::de::Visitor<'de> for Text {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(Text)
-    }
-}
-
-/// A member's value as validation reads it.
+/// A member's value as validation reads it, or its key (always a
+/// `String`).
 enum JsonText<'a> {
     Null,
     /// A string's contents (borrowed when it has no escapes).
