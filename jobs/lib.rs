@@ -40,6 +40,7 @@
 //! - [`parquet_io`]: the one Parquet writer configuration
 //! - [`manifest`]: run manifests under `runs/`
 //! - [`memory`]: peak memory per job (sampled), beside the process's high-water mark
+//! - [`heap`]: the global allocator, counting the heap bytes in use
 //! - [`secondary_suppression`]: which shown groups to hide so a hidden one cannot be worked out from a total
 //! - [`mart`]: publishing the marts Rust jobs write, checked against `schemas/marts/`; `model_metrics`
 //! - [`context`]: what every job receives
@@ -58,6 +59,7 @@ pub mod empathy;
 pub mod error;
 pub mod fairness;
 pub mod generate;
+pub mod heap;
 pub mod ingest;
 pub mod lake_footers;
 pub mod lake_listings;

@@ -30,10 +30,18 @@ pub struct JobRecord {
     /// ran before in the same process and never decreases, so a job's own
     /// peak is only visible where this number rises.
     pub peak_rss_bytes: Option<u64>,
-    /// Peak resident memory while this job ran, sampled every 20 ms (see
-    /// [`crate::memory`]); `None` off Linux and in older manifests.
+    /// Peak resident memory of the process while this job ran, sampled
+    /// every 20 ms (see [`crate::memory`]): it includes memory earlier jobs
+    /// freed and the allocator keeps for reuse. `None` off Linux and in
+    /// older manifests.
     #[serde(default)]
     pub job_peak_rss_bytes: Option<u64>,
+    /// The most heap bytes in use while this job ran ([`crate::heap`]):
+    /// the job's own memory, with what the process holds for every job
+    /// (and, beside a concurrent job, that job's). `None` in older
+    /// manifests.
+    #[serde(default)]
+    pub job_peak_in_use_bytes: Option<u64>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
     /// Job-specific detail (per-table counts for ingest, …).
@@ -140,6 +148,7 @@ impl JobTimer {
             rows_out,
             peak_rss_bytes: peak_rss_bytes(),
             job_peak_rss_bytes: self.memory.peak(),
+            job_peak_in_use_bytes: Some(self.memory.peak_in_use()),
             warnings,
             error: None,
             details,
@@ -157,6 +166,7 @@ impl JobTimer {
             rows_out: 0,
             peak_rss_bytes: peak_rss_bytes(),
             job_peak_rss_bytes: self.memory.peak(),
+            job_peak_in_use_bytes: Some(self.memory.peak_in_use()),
             warnings: Vec::new(),
             error: Some(format!("{error:#}")),
             details: serde_json::Value::Null,

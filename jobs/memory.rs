@@ -4,101 +4,108 @@
 //! rises: read when a job ends it includes every job before it. Resetting
 //! it (`/proc/self/clear_refs`) would make it per job, but would also lose
 //! the process's true peak that `time -v`, cgroups and the benchmark report.
-//! So a background thread samples the resident set (`VmRSS`) every 20 ms
-//! and keeps, for every open window, the highest value since it opened. A
-//! spike shorter than the interval can be missed; gigabytes of allocation
-//! take longer than that to fault in. Windows may overlap (a nightly runs
-//! independent jobs at once): each then sees the process's resident set,
-//! the other job's memory included. Linux only: elsewhere the peak is
-//! unknown (`None`).
+//! So a background thread samples, every 20 ms, the resident set (`VmRSS`)
+//! and the heap bytes in use ([`crate::heap`]), and keeps, for every open
+//! window, the highest of each since it opened. The resident set can miss
+//! a spike shorter than the interval; the heap's peak cannot (the
+//! allocator keeps it between samples). Windows may overlap (a nightly runs
+//! independent jobs at once): each then sees the whole process, the other
+//! job's memory included. The resident set is known on Linux only
+//! (`None` elsewhere).
 //!
-//! Opening a window first hands the allocator's freed memory back to the
-//! system ([`release_freed`]), so a job's peak is its own and the process's
-//! peak is the largest job's, not the sum of what each left behind.
+//! The heap in use is the job's own figure. The resident set also holds
+//! what earlier jobs freed and glibc keeps for reuse: until session 61 a
+//! window's opening handed that back (`malloc_trim`) so that the resident
+//! set was the job's own, and every job then faulted its memory in again
+//! (tests/bench/HISTORY.md).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-/// The highest resident set size of every open window, in bytes.
-static WINDOWS: Mutex<Vec<Arc<AtomicU64>>> = Mutex::new(Vec::new());
+/// The peaks of one window, in bytes.
+#[derive(Debug, Default)]
+struct Peaks {
+    resident: AtomicU64,
+    in_use: AtomicU64,
+}
+
+/// The peaks of every open window.
+static WINDOWS: Mutex<Vec<Arc<Peaks>>> = Mutex::new(Vec::new());
 static SAMPLER: Once = Once::new();
 const INTERVAL: Duration = Duration::from_millis(20);
 
 /// A job's memory window, opened when the job starts and closed when dropped.
 #[derive(Debug)]
 pub struct Window {
-    peak: Option<Arc<AtomicU64>>,
+    peaks: Arc<Peaks>,
 }
 
-fn open_windows() -> std::sync::MutexGuard<'static, Vec<Arc<AtomicU64>>> {
+fn open_windows() -> std::sync::MutexGuard<'static, Vec<Arc<Peaks>>> {
     WINDOWS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens a window: its peak starts from the current resident set, once
-/// the allocator has handed back what earlier jobs freed.
+/// Folds the process's memory now, and the heap's peak since the last
+/// sample, into every open window.
+fn sample(windows: &[Arc<Peaks>]) {
+    let resident = resident_bytes();
+    let in_use = crate::heap::take_peak();
+    for w in windows {
+        if let Some(rss) = resident {
+            w.resident.fetch_max(rss, Ordering::Relaxed);
+        }
+        w.in_use.fetch_max(in_use, Ordering::Relaxed);
+    }
+}
+
+/// Opens a window: its peaks start from the process's memory now.
 pub fn open_window() -> Window {
-    release_freed();
-    let Some(now) = resident_bytes() else {
-        return Window { peak: None };
-    };
-    let peak = Arc::new(AtomicU64::new(now));
-    open_windows().push(peak.clone());
+    let peaks = Arc::new(Peaks {
+        resident: AtomicU64::new(resident_bytes().unwrap_or(0)),
+        in_use: AtomicU64::new(crate::heap::in_use_bytes()),
+    });
+    open_windows().push(peaks.clone());
     SAMPLER.call_once(|| {
         // A detached thread for the life of the process; if it cannot be
         // started, peaks are read at the window's end only.
         let _ = std::thread::Builder::new()
-            .name("attune-rss-sampler".into())
+            .name("attune-memory-sampler".into())
             .spawn(|| {
                 loop {
-                    if let Some(rss) = resident_bytes() {
-                        for w in open_windows().iter() {
-                            w.fetch_max(rss, Ordering::Relaxed);
-                        }
-                    }
+                    sample(&open_windows());
                     std::thread::sleep(INTERVAL);
                 }
             });
     });
-    Window { peak: Some(peak) }
+    Window { peaks }
 }
 
 impl Window {
-    /// The highest resident set size since the window opened.
+    /// The highest resident set size since the window opened; `None` where
+    /// the resident set is not known.
     pub fn peak(&self) -> Option<u64> {
-        let peak = self.peak.as_ref()?;
-        if let Some(rss) = resident_bytes() {
-            peak.fetch_max(rss, Ordering::Relaxed);
-        }
-        Some(peak.load(Ordering::Relaxed))
+        resident_bytes()?;
+        sample(&open_windows());
+        Some(self.peaks.resident.load(Ordering::Relaxed))
+    }
+
+    /// The most heap bytes in use since the window opened.
+    pub fn peak_in_use(&self) -> u64 {
+        sample(&open_windows());
+        self.peaks.in_use.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Window {
     fn drop(&mut self) {
-        if let Some(peak) = &self.peak {
-            open_windows().retain(|w| !Arc::ptr_eq(w, peak));
-        }
-    }
-}
-
-/// Returns memory the allocator keeps but no longer uses to the system.
-/// glibc holds on to freed pages of its arenas for reuse: the jobs of a
-/// nightly run one after the other in one process, and each one started on
-/// top of the gigabyte or so its predecessor had freed, so the process
-/// peaked at a job's own peak plus that.
-pub fn release_freed() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
-    unsafe {
-        libc::malloc_trim(0);
+        open_windows().retain(|w| !Arc::ptr_eq(w, &self.peaks));
     }
 }
 
 /// How the attune binary sets glibc's allocator up, before any thread
 /// starts: one arena per core instead of eight per core, blocks up to 32 MiB
-/// from the arenas instead of fresh `mmap`s, and no automatic trimming
-/// (between jobs [`release_freed`] trims). DataFusion's worker and blocking
+/// from the arenas instead of fresh `mmap`s, and no trimming: what one
+/// job frees, the next reuses. DataFusion's worker and blocking
 /// threads each got an arena of their own: memory one of them freed stayed
 /// resident for it alone, and batches of a few MiB were mapped, faulted in
 /// page by page, zeroed and unmapped again (page faults were 11% of an
@@ -221,18 +228,25 @@ mod tests {
 
     #[test]
     fn a_window_sees_an_allocation_made_and_freed_inside_it() {
-        if resident_bytes().is_none() {
-            eprintln!("note: no /proc/self/status here; nothing to measure");
-            return;
-        }
+        let _serial = crate::heap::serial_for_tests();
         let window = open_window();
-        let before = resident_bytes().expect("rss");
+        let resident = resident_bytes();
+        let in_use = crate::heap::in_use_bytes();
         // 64 MiB held for several sampling intervals, then freed: the
-        // window's peak keeps it, the current RSS does not.
+        // window's peaks keep it, the current figures do not.
         let block = resident_block();
         std::thread::sleep(INTERVAL * 5);
         assert!(block.iter().step_by(4096).all(|b| *b == 1));
         drop(block);
+        let peak = window.peak_in_use();
+        assert!(
+            peak >= in_use + (48 << 20),
+            "heap peak {peak} should be ≥ {in_use} + 48 MiB"
+        );
+        let Some(before) = resident else {
+            eprintln!("note: no /proc/self/statm here; no resident set to measure");
+            return;
+        };
         let peak = window.peak().expect("peak");
         assert!(
             peak >= before + (48 << 20),
@@ -241,24 +255,39 @@ mod tests {
     }
 
     #[test]
+    fn a_window_sees_a_heap_spike_between_two_samples() {
+        let _serial = crate::heap::serial_for_tests();
+        // Made and freed far faster than the sampling interval: the heap's
+        // peak still has it (the resident set may not).
+        let window = open_window();
+        let in_use = crate::heap::in_use_bytes();
+        let mut block = vec![0u8; 128 << 20];
+        block[0] = 1;
+        assert_eq!(block[0], 1);
+        drop(block);
+        let peak = window.peak_in_use();
+        assert!(
+            peak >= in_use + (96 << 20),
+            "heap peak {peak} should be ≥ {in_use} + 96 MiB"
+        );
+    }
+
+    #[test]
     fn overlapping_windows_each_keep_their_own_peak_and_close_when_dropped() {
-        if resident_bytes().is_none() {
-            eprintln!("note: no /proc/self/status here; nothing to measure");
-            return;
-        }
+        let _serial = crate::heap::serial_for_tests();
         let first = open_window();
         let block = resident_block();
-        // read through the window while the block is resident
-        let with_block = first.peak().expect("peak");
+        // read through the window while the block is held
+        let with_block = first.peak_in_use();
         assert!(block.iter().step_by(4096).all(|b| *b == 1));
         drop(block);
-        // Opening a second window (which trims and starts from the RSS
-        // without the block) must not lower the first one's peak.
+        // A second window starts from the process without the block and
+        // must not lower the first one's peak.
         let second = open_window();
-        let sampled = second.peak.clone().expect("a window");
+        let sampled = second.peaks.clone();
         std::thread::sleep(INTERVAL * 3);
-        assert!(second.peak().expect("peak") > 0);
-        let a = first.peak().expect("peak");
+        assert!(second.peak_in_use() > 0);
+        let a = first.peak_in_use();
         assert!(
             a >= with_block,
             "first window's peak {a} lost the block ({with_block})"
@@ -286,36 +315,5 @@ mod tests {
         );
         // tunables of other parts of glibc leave the allocator to attune
         assert!(allocator_setup(2, env("GLIBC_TUNABLES", "glibc.rtld.nns=2")).is_some());
-    }
-
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[test]
-    fn freed_memory_between_live_blocks_goes_back_to_the_system() {
-        // 256 MiB of 1 KiB blocks, one in 64 kept: glibc cannot shrink its
-        // heap past a live block by itself, so the freed pages between
-        // them stay resident until trimmed. The resident set is the whole
-        // process's: a test on another thread that allocates meanwhile (or
-        // takes the freed chunks of a shared arena) can hide the drop, so
-        // the experiment runs up to three times and one clear drop passes.
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            let blocks: Vec<Box<[u8]>> = (0..256 * 1024)
-                .map(|i| vec![(i % 251) as u8 + 1; 1024].into_boxed_slice())
-                .collect();
-            let kept: Vec<Box<[u8]>> = blocks
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, b)| (i % 64 == 0).then_some(b))
-                .collect();
-            let before = resident_bytes().expect("rss");
-            release_freed();
-            let after = resident_bytes().expect("rss");
-            assert!(kept.iter().all(|b| b[0] != 0));
-            if after + (128 << 20) < before {
-                return;
-            }
-            seen.push((before, after));
-        }
-        panic!("trimming should return most of the 252 MiB freed: (before, after) {seen:?}");
     }
 }

@@ -298,36 +298,41 @@ pub fn render_manifest(m: &RunManifest, lock_free: bool) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<12} {:<8} {:<24} {:>9} {:>12} {:>12} {:>10} {:>12} {:>8}",
+        "{:<12} {:<8} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10} {:>12} {:>8}",
         "job",
         "status",
         "started (UTC)",
         "seconds",
         "rows in",
         "rows out",
-        "job peak",
+        "in use",
+        "resident",
         "process peak",
         "warnings"
     );
     for j in &m.jobs {
         let _ = writeln!(
             s,
-            "{:<12} {:<8} {:<24} {:>9.2} {:>12} {:>12} {:>10} {:>12} {:>8}",
+            "{:<12} {:<8} {:<24} {:>9.2} {:>12} {:>12} {:>10} {:>10} {:>12} {:>8}",
             j.job,
             j.status,
             j.started_at.replace('T', " ").trim_end_matches('Z'),
             j.seconds,
             j.rows_in,
             j.rows_out,
+            bytes_text(j.job_peak_in_use_bytes),
             bytes_text(j.job_peak_rss_bytes),
             bytes_text(j.peak_rss_bytes),
             j.warnings.len()
         );
     }
-    if m.jobs.iter().any(|j| j.peak_rss_bytes.is_some()) {
+    if m.jobs
+        .iter()
+        .any(|j| j.peak_rss_bytes.is_some() || j.job_peak_in_use_bytes.is_some())
+    {
         let _ = writeln!(
             s,
-            "(job peak: resident memory sampled while the job ran; process peak: the process's high-water mark when it ended)"
+            "(in use: the most heap memory in use while the job ran, its own; resident: the process's resident memory then, with what earlier jobs freed and the allocator keeps for reuse; process peak: the process's high-water mark when it ended)"
         );
     }
     for j in &m.jobs {

@@ -296,6 +296,7 @@ mod tests {
                 rows_out: 1,
                 peak_rss_bytes: None,
                 job_peak_rss_bytes: None,
+                job_peak_in_use_bytes: None,
                 warnings: Vec::new(),
                 error: None,
                 details: serde_json::Value::Null,

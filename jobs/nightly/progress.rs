@@ -267,6 +267,7 @@ mod tests {
             rows_out: 800,
             peak_rss_bytes: None,
             job_peak_rss_bytes: None,
+            job_peak_in_use_bytes: None,
             warnings: vec!["w1".into(), "w2".into()],
             error: (status == "failed").then(|| "marts/x: bad file".to_string()),
             details: serde_json::Value::Null,

@@ -1,5 +1,6 @@
 //! Scale benchmark: generate a business, run the nightly jobs over every day,
-//! print a table per step (rows, seconds, rows per second, peak RSS).
+//! print a table per step (rows, seconds, rows per second, peak RSS and,
+//! per job, peak heap in use).
 //!
 //! `cargo bench --profile production --bench scale` runs the 1M-customer,
 //! two-year business with the build to install (Cargo.toml): a full first
@@ -11,7 +12,8 @@
 //! `ATTUNE_BENCH_SMOKE=1` is a smoke size (2,000 customers, 30 days).
 //! `ATTUNE_BENCH_DIR` keeps the data (default: a temp dir, removed after).
 //! Steps run as separate processes of the real binary under `/usr/bin/time -v`,
-//! so each peak RSS is that step's own.
+//! so each process's peak RSS is that step's own; the jobs of one nightly
+//! share a process, and each job's own memory is its heap in use.
 //!
 //! The shared machines this runs on change speed by the hour (the same
 //! binary's incremental night took 75.6 s in one hour and 116.5 s in
@@ -36,6 +38,9 @@ struct Step {
     rows_out: u64,
     seconds: f64,
     peak_rss_kib: u64,
+    /// A job's peak of heap memory in use (its manifest); none for whole
+    /// processes.
+    in_use_kib: Option<u64>,
 }
 
 /// Runs `attune args…` under GNU time; returns (seconds, peak RSS KiB, stdout).
@@ -102,13 +107,14 @@ fn manifest_steps(stdout: &str, label: &str) -> Vec<Step> {
             rows_in: job["rows_in"].as_u64().unwrap_or(0),
             rows_out: job["rows_out"].as_u64().unwrap_or(0),
             seconds: job["seconds"].as_f64().unwrap_or(0.0),
-            // The job's own sampled peak; older manifests have only the
-            // process's high-water mark.
+            // The process's resident set sampled while the job ran; older
+            // manifests have only its high-water mark.
             peak_rss_kib: job["job_peak_rss_bytes"]
                 .as_u64()
                 .or_else(|| job["peak_rss_bytes"].as_u64())
                 .unwrap_or(0)
                 / 1024,
+            in_use_kib: job["job_peak_in_use_bytes"].as_u64().map(|b| b / 1024),
         })
         .collect()
 }
@@ -126,6 +132,7 @@ fn nightly(args: &[&str], root: &Path, label: &str) -> Vec<Step> {
         rows_out: steps.iter().map(|s| s.rows_out).sum(),
         seconds: s,
         peak_rss_kib: rss,
+        in_use_kib: None,
     });
     steps
 }
@@ -229,6 +236,7 @@ fn main() {
         rows_out: landed,
         seconds: s,
         peak_rss_kib: rss,
+        in_use_kib: None,
     });
 
     settle();
@@ -253,6 +261,7 @@ fn main() {
         rows_out: 3,
         seconds: s,
         peak_rss_kib: rss,
+        in_use_kib: None,
     });
 
     let speed_after = machine_speed();
@@ -263,21 +272,27 @@ fn main() {
         speed_before.0, speed_after.0, speed_before.1, speed_after.1
     );
     println!(
-        "\nPeak RSS per job is sampled every 20 ms while the job ran (see jobs/memory.rs); \
+        "\nPer job, peak RSS is the process's resident set sampled every 20 ms while the job \
+         ran, with what earlier jobs freed and glibc keeps for reuse, and heap in use the most \
+         heap memory in use meanwhile, the job's own (see jobs/memory.rs and jobs/heap.rs); \
          the whole-process rows are GNU time's."
     );
-    println!("\n| step | rows in | rows out | seconds | rows/s | peak RSS (MiB) |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "\n| step | rows in | rows out | seconds | rows/s | peak RSS (MiB) | heap in use (MiB) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for st in &steps {
         let rows = st.rows_in.max(st.rows_out) as f64;
         println!(
-            "| {} | {} | {} | {:.1} | {:.0} | {} |",
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {} |",
             st.name,
             st.rows_in,
             st.rows_out,
             st.seconds,
             rows / st.seconds.max(1e-9),
-            st.peak_rss_kib / 1024
+            st.peak_rss_kib / 1024,
+            st.in_use_kib
+                .map_or_else(|| "—".to_string(), |k| (k / 1024).to_string())
         );
     }
 }
