@@ -3,21 +3,22 @@
 //! A job's resident set is not its own memory: glibc keeps what earlier
 //! jobs freed for reuse, and handing it back between jobs (`malloc_trim`)
 //! made every job fault its memory in again, zeroed page by page (1.0M of
-//! an incremental night's 2.2M page faults, about 3 system CPU-seconds;
+//! an incremental night's 2.2M page faults, about 2.5 system CPU-seconds;
 //! tests/bench/HISTORY.md, session 61). So the allocator counts instead:
 //! the bytes Rust code has allocated and not yet freed, whichever allocator
 //! holds them and however much of them is resident. [`crate::memory`]
 //! keeps each job's peak of it.
 //!
-//! Counted per thread and added to the process's total once a thread's
-//! change passes [`FLUSH`]: about 85M allocations and as many frees a
+//! Counted per thread (with glibc) and added to the process's total once a
+//! thread's change passes [`FLUSH`]: about 85M allocations and as many frees a
 //! night, and an atomic add on one shared counter for each would bounce
 //! that counter's cache line between the cores. The total is therefore off
 //! by at most [`FLUSH`] per live thread; a thread's remainder is added when
-//! it exits. Memory that C code allocates itself (none of attune's
-//! dependencies does so on a hot path) and mapped files are not counted.
+//! it exits. Memory that C code allocates itself (zstd's contexts) and
+//! mapped files are not counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -36,14 +37,22 @@ static PEAK: AtomicI64 = AtomicI64::new(0);
 /// A thread's change not yet added to [`IN_USE`]; added when the thread
 /// exits, so that memory a finished thread left allocated (or freed) is
 /// not lost from the total.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 struct Pending(Cell<i64>);
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 impl Drop for Pending {
     fn drop(&mut self) {
         add(self.0.replace(0));
     }
 }
 
+// With glibc, std registers a thread-local's destructor through glibc's
+// `__cxa_thread_atexit_impl`, which allocates with glibc's own calloc.
+// Elsewhere std keeps the destructors in a list of its own, which the
+// global allocator may not use (std aborts): there every change goes to
+// the total at once.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 thread_local! {
     static PENDING: Pending = const { Pending(Cell::new(0)) };
 }
@@ -58,6 +67,12 @@ fn add(delta: i64) {
     }
 }
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn record(delta: i64) {
+    add(delta);
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn record(delta: i64) {
     // After the thread's storage is gone (its last frees, while it
     // exits) the change goes to the total directly.
@@ -205,6 +220,7 @@ mod tests {
         assert!(in_use_bytes() < after - made as u64 / 2);
     }
 
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn a_threads_remainder_is_added_when_its_storage_goes() {
         // What a thread's storage does as the thread exits, with remainders
