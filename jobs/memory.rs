@@ -60,6 +60,9 @@ fn sample(windows: &[Arc<Peaks>]) {
 
 /// Opens a window: its peaks start from the process's memory now.
 pub fn open_window() -> Window {
+    // The heap's peak since the last sample goes to the windows already
+    // open: it may be the job that just ended.
+    sample(&open_windows());
     let peaks = Arc::new(Peaks {
         resident: AtomicU64::new(resident_bytes().unwrap_or(0)),
         in_use: AtomicU64::new(crate::heap::in_use_bytes()),
@@ -269,6 +272,23 @@ mod tests {
         assert!(
             peak >= in_use + (96 << 20),
             "heap peak {peak} should be ≥ {in_use} + 96 MiB"
+        );
+    }
+
+    #[test]
+    fn a_window_does_not_inherit_a_heap_spike_from_before_it_opened() {
+        let _serial = crate::heap::serial_for_tests();
+        let in_use = crate::heap::in_use_bytes();
+        let mut block = vec![0u8; 256 << 20];
+        block[0] = 1;
+        assert_eq!(block[0], 1);
+        drop(block);
+        // opened within the sampling interval after the spike
+        let window = open_window();
+        let peak = window.peak_in_use();
+        assert!(
+            peak < in_use + (128 << 20),
+            "heap peak {peak} should not hold the 256 MiB freed before the window ({in_use} in use)"
         );
     }
 
