@@ -257,6 +257,14 @@ mod tests {
         );
     }
 
+    /// `bytes` allocated and freed at once, far faster than the sampling
+    /// interval.
+    fn heap_spike(bytes: usize) {
+        let mut block = vec![0u8; bytes];
+        block[0] = 1;
+        assert_eq!(std::hint::black_box(&block)[0], 1);
+    }
+
     #[test]
     fn a_window_sees_a_heap_spike_between_two_samples() {
         let _serial = crate::heap::serial_for_tests();
@@ -264,10 +272,7 @@ mod tests {
         // peak still has it (the resident set may not).
         let window = open_window();
         let in_use = crate::heap::in_use_bytes();
-        let mut block = vec![0u8; 128 << 20];
-        block[0] = 1;
-        assert_eq!(block[0], 1);
-        drop(block);
+        heap_spike(128 << 20);
         let peak = window.peak_in_use();
         assert!(
             peak >= in_use + (96 << 20),
@@ -279,10 +284,7 @@ mod tests {
     fn a_window_does_not_inherit_a_heap_spike_from_before_it_opened() {
         let _serial = crate::heap::serial_for_tests();
         let in_use = crate::heap::in_use_bytes();
-        let mut block = vec![0u8; 256 << 20];
-        block[0] = 1;
-        assert_eq!(block[0], 1);
-        drop(block);
+        heap_spike(256 << 20);
         // opened within the sampling interval after the spike
         let window = open_window();
         let peak = window.peak_in_use();
