@@ -86,8 +86,9 @@ impl MappedFiles {
         if !self.mappable(path) {
             return None;
         }
-        // SAFETY: as in `mapped`: read-only, of a file attune replaces only
-        // by renaming.
+        // SAFETY: the mapping is read-only and attune replaces files by
+        // renaming new ones over them, never by changing them in place
+        // (module documentation); the mapping keeps the file's pages.
         match unsafe { memmap2::Mmap::map(file) } {
             Ok(map) => Some(Bytes::from_owner(map)),
             Err(e) => {
@@ -118,17 +119,9 @@ impl MappedFiles {
                 source: format!("{}: {e}", path.display()).into(),
             },
         })?;
-        // SAFETY: the mapping is read-only and attune replaces files by
-        // renaming new ones over them, never by changing them in place
-        // (module documentation); the mapping keeps the file's pages.
-        let map = match unsafe { memmap2::Mmap::map(&file) } {
-            Ok(map) => map,
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "not mapped: read instead");
-                return Ok(None);
-            }
+        let Some(whole) = self.map_whole(&file, path) else {
+            return Ok(None);
         };
-        let whole = Bytes::from_owner(map);
         let len = whole.len() as u64;
         ranges
             .iter()
