@@ -78,6 +78,7 @@ pub mod runs;
 pub mod schema;
 pub mod secondary_suppression;
 pub mod segment;
+pub mod staged_file;
 pub mod storage;
 pub mod transform;
 pub mod utc_dates;

@@ -71,6 +71,11 @@ impl MappedFiles {
         })
     }
 
+    /// The file `location` is.
+    pub fn file_path(&self, location: &Path) -> object_store::Result<PathBuf> {
+        self.files.path_to_filesystem(location)
+    }
+
     /// Whether `path` is one of attune's own Parquet files, which it
     /// replaces only by renaming a new file over them (module
     /// documentation).

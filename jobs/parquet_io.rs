@@ -27,6 +27,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 
+use crate::staged_file::StagedFile;
 use crate::storage::Storage;
 use crate::{Error, Result};
 
@@ -104,7 +105,9 @@ const ENCODE_ROWS: usize = 1 << 16;
 /// own writer, on as many threads as [`threads`](Self::threads) gives.
 pub struct ParquetSink {
     path: Path,
-    out: BufWriter,
+    /// The upload to an object store; none for a local root's file, which
+    /// the file writer writes itself.
+    out: Option<BufWriter>,
     file: SerializedFileWriter<Shared>,
     written: Shared,
     factory: ArrowRowGroupWriterFactory,
@@ -121,22 +124,42 @@ pub struct ParquetSink {
     rows: u64,
 }
 
-/// The bytes the file writer has written and the sink not yet sent.
-#[derive(Clone, Default)]
-struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+/// Where the file writer's bytes go: gathered for an object store's
+/// upload, or straight into a local root's file.
+enum Written {
+    Gathered(Vec<u8>),
+    File(StagedFile),
+}
+
+/// The file writer's output, which the sink reaches too: to send what was
+/// gathered, and to publish the file.
+#[derive(Clone)]
+struct Shared(Arc<std::sync::Mutex<Written>>);
 
 impl Shared {
+    fn new(written: Written) -> Shared {
+        Shared(Arc::new(std::sync::Mutex::new(written)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bytes gathered and not yet sent (none for a local file).
     fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        match &mut *self.lock() {
+            Written::Gathered(bytes) => std::mem::take(bytes),
+            Written::File(_) => Vec::new(),
+        }
     }
 }
 
 impl std::io::Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+        match &mut *self.lock() {
+            Written::Gathered(bytes) => bytes.extend_from_slice(buf),
+            Written::File(file) => file.write(buf).map_err(std::io::Error::other)?,
+        }
         Ok(buf.len())
     }
 
@@ -149,10 +172,32 @@ impl ParquetSink {
     /// Starts writing `path` in `storage`, compressed as its files are.
     pub fn create(storage: &Storage, path: Path, schema: SchemaRef) -> Result<ParquetSink> {
         let properties = writer_properties(storage.codec());
-        ParquetSink::create_with(storage.store(), path, schema, properties)
+        ParquetSink::create_in(storage, path, schema, properties)
     }
 
-    /// [`create`](Self::create) with other writer settings.
+    /// [`create`](Self::create) with other writer settings. A local root's
+    /// file is written directly ([`crate::staged_file`]).
+    pub fn create_in(
+        storage: &Storage,
+        path: Path,
+        schema: SchemaRef,
+        properties: WriterProperties,
+    ) -> Result<ParquetSink> {
+        let (out, written) = match storage.local_file(&path) {
+            Some(file) => (None, Written::File(StagedFile::new(file?))),
+            None => (
+                Some(BufWriter::with_capacity(
+                    storage.store(),
+                    path.clone(),
+                    8 << 20,
+                )),
+                Written::Gathered(Vec::new()),
+            ),
+        };
+        ParquetSink::start(out, Shared::new(written), path, schema, properties)
+    }
+
+    /// [`create_in`](Self::create_in) for any object store.
     pub fn create_with(
         store: Arc<dyn ObjectStore>,
         path: Path,
@@ -160,11 +205,21 @@ impl ParquetSink {
         properties: WriterProperties,
     ) -> Result<ParquetSink> {
         let out = BufWriter::with_capacity(store, path.clone(), 8 << 20);
+        let written = Shared::new(Written::Gathered(Vec::new()));
+        ParquetSink::start(Some(out), written, path, schema, properties)
+    }
+
+    fn start(
+        out: Option<BufWriter>,
+        written: Shared,
+        path: Path,
+        schema: SchemaRef,
+        properties: WriterProperties,
+    ) -> Result<ParquetSink> {
         let max_group_rows = properties
             .max_row_group_row_count()
             .unwrap_or(usize::MAX)
             .max(1);
-        let written = Shared::default();
         let (file, factory) =
             ArrowWriter::try_new(written.clone(), schema.clone(), Some(properties))?
                 .into_serialized_writer()?;
@@ -304,9 +359,12 @@ impl ParquetSink {
     }
 
     async fn send(&mut self) -> Result<()> {
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
         let bytes = self.written.take();
         if !bytes.is_empty() {
-            self.out.put(bytes.into()).await?;
+            out.put(bytes.into()).await?;
         }
         Ok(())
     }
@@ -317,8 +375,19 @@ impl ParquetSink {
         self.file.finish()?;
         self.send().await?;
         // the object appears here, or not at all
-        let path = self.path.to_string();
-        self.out.shutdown().await.map_err(|e| Error::io(path, e))?;
+        match self.out {
+            Some(mut out) => {
+                let path = self.path.to_string();
+                out.shutdown().await.map_err(|e| Error::io(path, e))?;
+            }
+            None => {
+                let written =
+                    std::mem::replace(&mut *self.written.lock(), Written::Gathered(Vec::new()));
+                if let Written::File(file) = written {
+                    file.publish()?;
+                }
+            }
+        }
         Ok(self.rows)
     }
 }

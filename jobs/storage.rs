@@ -2,8 +2,9 @@
 //! layout attune keeps in it.
 //!
 //! Every write is atomic per object: a file becomes visible only when it is
-//! complete (object_store stages local writes under a hidden name and renames
-//! them; cloud stores publish an upload only when it completes). attune writes
+//! complete (local files are staged under a name listings skip and renamed,
+//! by object_store or, for Parquet files, by [`crate::staged_file`]; cloud
+//! stores publish an upload only when it completes). attune writes
 //! exactly one data file per partition, so a partition is always either the
 //! old one or the new one, never half-written.
 
@@ -37,6 +38,8 @@ pub struct Storage {
     datafusion: (Url, Arc<dyn ObjectStore>),
     /// How the Parquet files written here are compressed.
     codec: Codec,
+    /// A local root's store, which names the file an object is.
+    files: Option<Arc<crate::mapped_files::MappedFiles>>,
 }
 
 impl Storage {
@@ -58,16 +61,17 @@ impl Storage {
             };
             std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
             let path = path.canonicalize().map_err(|e| Error::io(&path, e))?;
-            let store = crate::mapped_files::MappedFiles::under_root(path.clone())?;
+            let store = Arc::new(crate::mapped_files::MappedFiles::under_root(path.clone())?);
             let url = Url::from_directory_path(&path)
                 .map_err(|_| Error::Config(format!("root `{}` cannot be a URL", path.display())))?;
             let mapped = crate::mapped_files::MappedFiles::new(path.clone());
             return Ok(Storage {
-                store: Arc::new(store),
+                store: store.clone(),
                 url,
                 local: Some(path),
                 datafusion: (Url::parse("file:///").expect("a URL"), Arc::new(mapped)),
                 codec: Codec::None,
+                files: Some(store),
             });
         }
         let url = Url::parse(root).map_err(|e| Error::Config(format!("root `{root}`: {e}")))?;
@@ -98,6 +102,7 @@ impl Storage {
             local: None,
             datafusion: (base, raw),
             codec: Codec::Zstd,
+            files: None,
         })
     }
 
@@ -153,6 +158,13 @@ impl Storage {
     /// The local folder, when the root is one.
     pub fn local_root(&self) -> Option<&std::path::Path> {
         self.local.as_deref()
+    }
+
+    /// The file an object of a local root is kept in, for writers that
+    /// write it themselves ([`crate::staged_file`]); `None` on a remote root.
+    pub fn local_file(&self, path: &Path) -> Option<Result<PathBuf>> {
+        let files = self.files.as_ref()?;
+        Some(files.file_path(path).map_err(Error::from))
     }
 
     /// Human-readable location of an object, for messages.
@@ -237,6 +249,8 @@ impl Storage {
     /// Opens an object for sequential reading from a blocking thread. Local
     /// files stream from disk; remote objects are fetched whole (one export
     /// file at a time, so memory follows the largest file, not the input).
+    /// Unbuffered: its readers (CSV, NDJSON, gzip) buffer what they read,
+    /// and a buffer in front of theirs copied every byte once more.
     pub fn open_read(
         &self,
         handle: &tokio::runtime::Handle,
@@ -244,9 +258,7 @@ impl Storage {
     ) -> Result<Box<dyn Read + Send>> {
         let got = handle.block_on(self.store.get(path))?;
         match got.payload {
-            GetResultPayload::File(file, _) => {
-                Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
-            }
+            GetResultPayload::File(file, _) => Ok(Box::new(file)),
             GetResultPayload::Stream(_) => {
                 let bytes = handle.block_on(self.get_bytes(path))?;
                 Ok(Box::new(std::io::Cursor::new(bytes)))

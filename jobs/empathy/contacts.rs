@@ -233,8 +233,8 @@ async fn write_in(
                 digests.join(","),
             )]))
             .build();
-    let mut sink = ParquetSink::create_with(
-        storage.store(),
+    let mut sink = ParquetSink::create_in(
+        storage,
         partition_file("marts", TABLE, date),
         schema,
         properties,

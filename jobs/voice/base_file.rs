@@ -200,8 +200,7 @@ mod tests {
 
     async fn write(storage: &Storage, date: NaiveDate, batch: &RecordBatch, p: WriterProperties) {
         let path = partition_file("marts", "feedback_scored", date);
-        let mut sink =
-            ParquetSink::create_with(storage.store(), path, batch.schema(), p).expect("sink");
+        let mut sink = ParquetSink::create_in(storage, path, batch.schema(), p).expect("sink");
         sink.write(batch).await.expect("write");
         sink.finish().await.expect("finish");
     }

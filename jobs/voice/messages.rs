@@ -421,8 +421,8 @@ pub async fn write_feedback_scored(
     mart::doc("feedback_scored")?.check(&schema)?;
     // ids and times hardly repeat: a dictionary for them is built and
     // given up per page, which cost the writer a string comparison per value
-    let sink = ParquetSink::create_with(
-        storage.store(),
+    let sink = ParquetSink::create_in(
+        storage,
         partition_file("marts", "feedback_scored", params.date),
         schema,
         writer_properties_without_dictionary(
@@ -1151,8 +1151,8 @@ mod tests {
             .set_compression(storage.codec().parquet())
             .set_max_row_group_row_count(Some(100))
             .build();
-        let sink = ParquetSink::create_with(storage.store(), path.clone(), schema(), properties)
-            .expect("sink");
+        let sink =
+            ParquetSink::create_in(storage, path.clone(), schema(), properties).expect("sink");
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let writer = tokio::spawn(write_batches(sink, rx));
         for b in batches {
