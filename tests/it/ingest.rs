@@ -811,6 +811,70 @@ async fn a_missing_landing_folder_stops_with_the_folder_and_the_fix() {
     );
 }
 
+/// A run over many dates lists each table's landing folder whole and sorts
+/// the files into their dates; it must find exactly what listing each
+/// date's folder finds: files in a sub-folder of a date, none of a date
+/// outside the run or loose in the table's folder, and a date without a
+/// folder is still the error that names it.
+#[tokio::test]
+async fn a_long_range_finds_each_dates_files_as_its_folder_listing_does() {
+    let root = Root::new();
+    let days: Vec<String> = (1..=10).map(|d| format!("2025-03-{d:02}")).collect();
+    let header = "order_id,customer_id,ordered_at,total_amount,currency,channel\n";
+    for (i, day) in days.iter().enumerate() {
+        root.land("customers", day, "customers.csv", CUSTOMERS);
+        let row = format!("{header}O{i},CUST-ALPHA-0001,{day} 10:00:00,5,EUR,app\n");
+        root.land("orders", day, "orders.csv", row.as_bytes());
+    }
+    // a second file of one date, in a sub-folder; a date after the run; a
+    // file outside any date's folder
+    root.land(
+        "orders",
+        "2025-03-04/late",
+        "orders-2.csv",
+        format!("{header}X1,CUST-ALPHA-0001,2025-03-04 11:00:00,5,EUR,app\n").as_bytes(),
+    );
+    root.land(
+        "orders",
+        "2025-03-11",
+        "orders.csv",
+        format!("{header}Y1,CUST-ALPHA-0001,2025-03-11 11:00:00,5,EUR,app\n").as_bytes(),
+    );
+    std::fs::write(root.path().join("landing/orders/stray.csv"), header).expect("stray");
+    let dates: Vec<&str> = days.iter().map(String::as_str).collect();
+    let o = root.ingest(&["customers", "orders"], &dates).await;
+    let files = |table: &str, day: &str| -> Vec<String> {
+        let p = (o.partitions.iter())
+            .find(|p| p.table == table && p.date.to_string() == day)
+            .expect("partition");
+        p.files.iter().map(|f| f.report.file.clone()).collect()
+    };
+    for day in &days {
+        let mut want = vec![format!("landing/orders/{day}/orders.csv")];
+        if day == "2025-03-04" {
+            want.push("landing/orders/2025-03-04/late/orders-2.csv".into());
+        }
+        assert_eq!(files("orders", day), want, "{day}");
+        assert_eq!(
+            files("customers", day),
+            vec![format!("landing/customers/{day}/customers.csv")]
+        );
+    }
+    assert_eq!(o.partitions.len(), 20, "no partition for 2025-03-11");
+    assert_eq!(
+        root.strings("lake", "orders", "2025-03-04", "order_id"),
+        vec![Some("O3".to_string()), Some("X1".to_string())]
+    );
+
+    std::fs::remove_dir_all(root.path().join("landing/customers/2025-03-07")).expect("remove");
+    let err = root
+        .try_ingest(&["customers", "orders"], &dates, KEY)
+        .await
+        .expect_err("a date's folder missing")
+        .to_string();
+    assert!(err.contains("landing/customers/2025-03-07"), "{err}");
+}
+
 /// A `.gz` export that is not gzip stops the ingest with the file and what
 /// to do, and leaves no partition behind.
 #[tokio::test]
