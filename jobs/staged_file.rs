@@ -23,19 +23,26 @@ pub struct StagedFile {
     dest: PathBuf,
     /// Opened at the first write, so a file never written leaves nothing.
     staged: Option<(File, PathBuf)>,
+    /// The first of the folders made for it, removed again (when still
+    /// empty) with a file given up: a failed partition leaves no folder.
+    made: Option<PathBuf>,
 }
 
 impl StagedFile {
     /// A file to be published at `dest`.
     pub fn new(dest: PathBuf) -> StagedFile {
-        StagedFile { dest, staged: None }
+        StagedFile {
+            dest,
+            staged: None,
+            made: None,
+        }
     }
 
     /// Appends `bytes`.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let (file, path) = match &mut self.staged {
             Some(staged) => staged,
-            None => self.staged.insert(open_staged(&self.dest)?),
+            None => self.staged.insert(open_staged(&self.dest, &mut self.made)?),
         };
         file.write_all(bytes).map_err(|e| Error::io(&*path, e))
     }
@@ -44,7 +51,7 @@ impl StagedFile {
     pub fn publish(mut self) -> Result<()> {
         let (file, path) = match self.staged.take() {
             Some(staged) => staged,
-            None => open_staged(&self.dest)?,
+            None => open_staged(&self.dest, &mut self.made)?,
         };
         // closed before the rename, as object_store does for file systems
         // that upload a file when it is closed
@@ -62,13 +69,22 @@ impl Drop for StagedFile {
         // not published: an error or a write given up
         if let Some((_, path)) = self.staged.take() {
             let _ = std::fs::remove_file(path);
+            let Some(made) = &self.made else { return };
+            let mut dir = self.dest.parent();
+            // innermost first; a folder another file went into stays
+            while let Some(d) = dir
+                && std::fs::remove_dir(d).is_ok()
+                && d != made
+            {
+                dir = d.parent();
+            }
         }
     }
 }
 
 /// A new file `<dest>#<n>` with the first free `n`, its folders made when
-/// missing.
-fn open_staged(dest: &Path) -> Result<(File, PathBuf)> {
+/// missing (`made`: the first of them).
+fn open_staged(dest: &Path, made: &mut Option<PathBuf>) -> Result<(File, PathBuf)> {
     let mut n = 1u32;
     loop {
         let mut name = dest.as_os_str().to_owned();
@@ -79,10 +95,15 @@ fn open_staged(dest: &Path) -> Result<(File, PathBuf)> {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => n += 1,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let parent = dest.parent().unwrap_or(Path::new("."));
+                let mut first = parent;
+                while let Some(up) = first.parent().filter(|up| !up.exists()) {
+                    first = up;
+                }
                 // a folder that still cannot be made is the open's error
                 if std::fs::create_dir_all(parent).is_err() {
                     return Err(Error::io(&path, e));
                 }
+                made.get_or_insert_with(|| first.to_path_buf());
             }
             Err(e) => return Err(Error::io(&path, e)),
         }
@@ -149,6 +170,18 @@ mod tests {
         f.write(b"half").expect("write");
         drop(f);
         assert!(names(dir.path()).is_empty());
+        // nor the folders made for it, up to the first of them
+        std::fs::create_dir(dir.path().join("lake")).expect("mkdir");
+        let mut f = StagedFile::new(dir.path().join("lake/t/dt=2025-01-01/part-0.parquet"));
+        f.write(b"half").expect("write");
+        drop(f);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("lake"))
+                .expect("lake")
+                .count(),
+            0
+        );
+        assert!(dir.path().join("lake").is_dir(), "it was there before");
         // a crash's leftover keeps its name; the next write takes another
         std::fs::write(dir.path().join("part-0.parquet#1"), b"crash").expect("stray");
         let mut g = StagedFile::new(dest.clone());
