@@ -60,6 +60,7 @@ pub mod error;
 pub mod fairness;
 pub mod generate;
 pub mod heap;
+pub mod huge_pages;
 pub mod ingest;
 pub mod lake_footers;
 pub mod lake_listings;
