@@ -330,6 +330,24 @@ impl Contract {
             .collect()
     }
 
+    /// Lake columns whose values are spread over their whole range in
+    /// every page: pseudonyms (uniform hex) that are not the table's key,
+    /// and free text. Their minimum and maximum would prune no read, so
+    /// the lake keeps none (a key keeps its range: a day's re-exported
+    /// keys are looked up by it).
+    pub fn unranged_columns(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                c.is_kept()
+                    && !self.primary_key.contains(i)
+                    && matches!(c.handling, Handling::Pseudonymize | Handling::Redact)
+            })
+            .map(|(_, c)| c.output.as_str())
+            .collect()
+    }
+
     /// Index of a column by its export name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
@@ -564,6 +582,42 @@ mod tests {
         assert!(names.contains(&"age_band".to_string()));
         assert!(names.contains(&"postal_prefix".to_string()));
         assert!(!names.contains(&"birth_year".to_string()));
+    }
+
+    /// The shipped contracts' columns without a range: the customer's
+    /// pseudonym where it is not the key, the free text; never a key (the
+    /// customers' pseudonym is theirs), a timestamp or an amount.
+    #[test]
+    fn only_pseudonyms_off_the_key_and_free_text_go_without_a_range() {
+        let c = Contracts::builtin().expect("valid");
+        let unranged = |t: &str| -> Vec<String> {
+            let contract = c.get(t).expect("shipped");
+            contract
+                .unranged_columns()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(unranged("orders"), ["customer_id"]);
+        assert!(
+            unranged("customers").is_empty(),
+            "{:?}",
+            unranged("customers")
+        );
+        assert!(unranged("initiative_assignments").is_empty());
+        for contract in c.iter() {
+            let names = contract.unranged_columns();
+            for (i, col) in contract.columns.iter().enumerate() {
+                let at = |what: &str| format!("{}.{} {what}", contract.table, col.name);
+                if names.contains(&col.output.as_str()) {
+                    assert!(!contract.primary_key.contains(&i), "{}", at("is a key"));
+                    assert!(col.ty == ColumnType::String, "{}", at("is not text"));
+                } else if col.is_kept() && col.handling == Handling::Redact {
+                    panic!("{}", at("is free text with a range"));
+                }
+            }
+        }
+        assert_eq!(unranged("feedback"), ["customer_id", "comment"]);
     }
 
     #[test]

@@ -69,6 +69,10 @@ fn older(a: Option<i64>, b: Option<i64>) -> bool {
 /// customer: foldhash, not SipHash (the keys are HMACs, nobody chooses them).
 pub type OptedOut = HashSet<Pseudonym, foldhash::fast::RandomState>;
 
+/// Values by customer (a customers partition's decisions and latest rows,
+/// a million at a first export), hashed as [`OptedOut`] is.
+pub type ByCustomer<V> = HashMap<Pseudonym, V, foldhash::fast::RandomState>;
+
 /// The set of excluded pseudonyms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentList {
@@ -255,11 +259,11 @@ pub struct DecisionSink<'a> {
     pub customer_col: usize,
     pub consent_col: Option<usize>,
     pub at_col: Option<usize>,
-    pub decisions: HashMap<Pseudonym, Decision>,
+    pub decisions: ByCustomer<Decision>,
     /// The file being read (its index in the partition).
     pub file: usize,
     /// Per customer: (`consent_updated_at`, file, line) of their latest valid row.
-    pub latest: HashMap<Pseudonym, (Option<i64>, usize, u64)>,
+    pub latest: ByCustomer<(Option<i64>, usize, u64)>,
     /// The partition's day (days since 1970), which its decisions carry.
     pub day: i32,
 }
@@ -282,6 +286,10 @@ impl DecisionSink<'_> {
 }
 
 impl RowSink for DecisionSink<'_> {
+    fn ahead<'r>(&mut self, field: &dyn Fn(usize) -> Option<&'r [u8]>) {
+        self.validator.prefetch(field);
+    }
+
     fn row(&mut self, line: u64, fields: &Fields<'_>, _raw: &dyn Fn() -> String) -> Result<()> {
         let id = trim_id(fields[self.customer_col].unwrap_or_default());
         if id.is_empty() {

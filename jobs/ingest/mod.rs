@@ -52,7 +52,7 @@ use self::source::{FileReport, Format, RowSink};
 use self::validate::{Fields, Reject, RowValidator};
 use crate::context::JobContext;
 use crate::nightly::progress::{self, TableBar};
-use crate::parquet_io::{ParquetSink, writer_properties_without_dictionary};
+use crate::parquet_io::{ParquetSink, writer_properties_without};
 use crate::schema::Contract;
 use crate::storage::{Storage, landing_dir, partition_file};
 use crate::{Error, Result};
@@ -242,6 +242,11 @@ struct Shared {
     /// while the lake is re-ingested with that key given (`rekey`).
     earlier_key: Option<rekey::EarlierKey>,
     pool: Mutex<Vec<Pseudonymizer>>,
+    /// The pseudonyms of every customer the consent phase met, shared by
+    /// the workers after it (see [`Pseudonymizer::share`]).
+    known: std::sync::OnceLock<pseudonym::Known>,
+    /// HMACs computed by pseudonymizers given back.
+    computed: AtomicU64,
     key: crate::config::Key,
     delimiter: u8,
     batch_rows: usize,
@@ -268,13 +273,38 @@ impl Shared {
             .lock()
             .expect("pool lock is never poisoned: no panics while held")
             .pop();
-        pooled.unwrap_or_else(|| Pseudonymizer::new(&self.key))
+        pooled.unwrap_or_else(|| match self.known.get() {
+            Some(known) => Pseudonymizer::with_known(&self.key, known.clone()),
+            None => Pseudonymizer::new(&self.key),
+        })
     }
-    fn give_back(&self, p: Pseudonymizer) {
+
+    /// Pools `p` for the next partition; once the pseudonyms are shared,
+    /// only one that looks them up (another's cache is dropped).
+    fn give_back(&self, mut p: Pseudonymizer) {
+        self.computed
+            .fetch_add(p.take_computed(), Ordering::Relaxed);
+        if self.known.get().is_some_and(|known| !p.knows(known)) {
+            return;
+        }
         self.pool
             .lock()
             .expect("pool lock is never poisoned: no panics while held")
             .push(p);
+    }
+
+    /// Shares the pseudonyms the pooled pseudonymizers computed with every
+    /// worker from now on, and empties the pool.
+    fn share_pseudonyms(&self) {
+        let pooled = std::mem::take(
+            &mut *self
+                .pool
+                .lock()
+                .expect("pool lock is never poisoned: no panics while held"),
+        );
+        if let Some(known) = Pseudonymizer::share(pooled) {
+            let _ = self.known.set(known);
+        }
     }
 }
 
@@ -362,6 +392,8 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         )
         .await?,
         pool: Mutex::new(Vec::new()),
+        known: std::sync::OnceLock::new(),
+        computed: AtomicU64::new(0),
         key: ctx.key()?.clone(),
         delimiter: ctx.cfg.ingest.delimiter,
         batch_rows: ctx.cfg.ingest.batch_rows,
@@ -442,7 +474,9 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
     }
 
     // Phase 2: everything else, in parallel, after the customers' writes
-    // still running.
+    // still running. Their pseudonyms were all computed in the reads just
+    // done: shared, they are not computed again by every worker.
+    shared.share_pseudonyms();
     let opted_out = Arc::new(list.pseudonyms.clone());
     for job in other_jobs {
         if writing.len() >= threads
@@ -616,13 +650,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
             bar.finish(t.progress_summary());
         }
     }
-    let pseudonyms_computed = shared
-        .pool
-        .lock()
-        .expect("pool lock is never poisoned: no panics while held")
-        .iter()
-        .map(Pseudonymizer::computed)
-        .sum();
+    let pseudonyms_computed = shared.computed.load(Ordering::Relaxed);
     let outcome = IngestOutcome {
         dates: dates.to_vec(),
         tables,
@@ -736,9 +764,9 @@ fn read_landing_file(
 /// [`consent::DecisionSink`]).
 #[derive(Default)]
 struct CustomersPass {
-    decisions: std::collections::HashMap<Pseudonym, consent::Decision>,
+    decisions: consent::ByCustomer<consent::Decision>,
     /// The (file, line) of each customer's one row the partition keeps.
-    latest: std::collections::HashMap<Pseudonym, (usize, u64)>,
+    latest: consent::ByCustomer<(usize, u64)>,
 }
 
 /// Reads a customers partition for its consent decisions and each
@@ -791,7 +819,7 @@ fn ingest_partition(
     sh: &Shared,
     job: &PartitionJob,
     opted_out: Arc<OptedOut>,
-    latest: Option<std::collections::HashMap<Pseudonym, (usize, u64)>>,
+    latest: Option<consent::ByCustomer<(usize, u64)>>,
 ) -> Result<PartitionOutcome> {
     let started = Instant::now();
     let contract = &job.contract;
@@ -809,7 +837,11 @@ fn ingest_partition(
         &sh.storage,
         lake_path,
         validator.schema(),
-        writer_properties_without_dictionary(sh.storage.codec(), &contract.distinct_columns()),
+        writer_properties_without(
+            sh.storage.codec(),
+            &contract.distinct_columns(),
+            &contract.unranged_columns(),
+        ),
     )?
     .threads(1);
     let quarantine =
@@ -911,7 +943,7 @@ struct PartitionSink<'a> {
     /// Customers who declined analytics, as of this partition.
     opted_out: Arc<OptedOut>,
     /// Customers partition: the (file, line) of the one row kept per customer.
-    latest: Option<std::collections::HashMap<Pseudonym, (usize, u64)>>,
+    latest: Option<consent::ByCustomer<(usize, u64)>>,
     /// The file being read (its index in the partition).
     file_index: usize,
     customer_col: Option<usize>,

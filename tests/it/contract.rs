@@ -57,6 +57,9 @@ fn every_table_of_the_design_has_a_contract_with_purposes() {
 /// Ingest writes a Parquet dictionary only for columns whose values repeat:
 /// ids, pseudonyms and timestamps are plain (a dictionary of nearly
 /// distinct values is the values once more), a channel is a dictionary.
+/// Every column but a pseudonym that is not the key keeps its range, in
+/// the chunk's statistics and the page index: the customer's pseudonym
+/// spans the whole hex range and prunes nothing.
 #[tokio::test]
 async fn ids_and_timestamps_are_written_without_a_dictionary() {
     let root = Root::new();
@@ -93,6 +96,27 @@ async fn ids_and_timestamps_are_written_without_a_dictionary() {
     for dictionary in ["channel", "currency"] {
         assert!(has_dictionary(dictionary), "{dictionary} has no dictionary");
     }
+    let column = |name: &str| {
+        let i = (group.columns().iter())
+            .position(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("{name} in the file"));
+        group.column(i)
+    };
+    let customer = column("customer_id");
+    assert!(
+        customer
+            .statistics()
+            .is_none_or(|s| s.min_bytes_opt().is_none()),
+        "customer_id keeps a range: {:?}",
+        customer.statistics()
+    );
+    for ranged in ["order_id", "ordered_at", "total_amount", "channel"] {
+        let stats = column(ranged).statistics().expect("statistics");
+        assert!(stats.min_bytes_opt().is_some(), "{ranged} has no minimum");
+    }
+    let stats = column("order_id").statistics().expect("statistics");
+    assert_eq!(stats.min_bytes_opt(), Some(&b"O00000"[..]));
+    assert_eq!(stats.max_bytes_opt(), Some(&b"O00199"[..]));
 }
 
 /// The compression of a lake file's column chunks, each checked alike.
