@@ -49,7 +49,7 @@ use self::consent::{ConsentList, OptedOut};
 use self::pseudonym::{PassThrough, Pseudonym, Pseudonymizer, key_fingerprint};
 use self::redact::Redactor;
 use self::source::{FileReport, Format, RowSink};
-use self::validate::{Fields, Reject, RowValidator};
+use self::validate::{BatchSize, Fields, Reject, RowValidator};
 use crate::context::JobContext;
 use crate::nightly::progress::{self, TableBar};
 use crate::parquet_io::{ParquetSink, writer_properties_without};
@@ -252,6 +252,8 @@ struct Shared {
     batch_rows: usize,
     /// Rows of each table's partition ingested last.
     rows_seen: Mutex<HashMap<String, usize>>,
+    /// The largest batch of each table's partition ingested last.
+    batch_sizes: Mutex<HashMap<String, BatchSize>>,
 }
 
 impl Shared {
@@ -265,6 +267,17 @@ impl Shared {
     fn saw_rows(&self, table: &str, rows: u64) {
         let mut seen = self.rows_seen.lock().expect("no panics while held");
         seen.insert(table.to_string(), usize::try_from(rows).unwrap_or(0));
+    }
+
+    /// The size a partition of `table` starts its builders at.
+    fn batch_size(&self, table: &str) -> BatchSize {
+        let sizes = self.batch_sizes.lock().expect("no panics while held");
+        sizes.get(table).cloned().unwrap_or_default()
+    }
+
+    fn saw_batches(&self, table: &str, size: BatchSize) {
+        let mut sizes = self.batch_sizes.lock().expect("no panics while held");
+        sizes.insert(table.to_string(), size);
     }
 
     fn take_pseudonymizer(&self) -> Pseudonymizer {
@@ -398,6 +411,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         delimiter: ctx.cfg.ingest.delimiter,
         batch_rows: ctx.cfg.ingest.batch_rows,
         rows_seen: Mutex::new(HashMap::new()),
+        batch_sizes: Mutex::new(HashMap::new()),
     });
 
     // Phase 1: consent decisions, in date order; each customers partition
@@ -831,7 +845,8 @@ fn ingest_partition(
         sh.take_pseudonymizer(),
         sh.redactor.clone(),
         i64::from(job.date.year()),
-    );
+    )
+    .starting_at(sh.batch_size(table));
     // each worker writes its own partitions, on its own thread
     let lake = ParquetSink::create_in(
         &sh.storage,
@@ -895,6 +910,7 @@ fn ingest_partition(
     }
     let rows_written = sh.handle.block_on(lake.finish())?;
     sh.handle.block_on(quarantine.finish())?;
+    sh.saw_batches(table, validator.batch_size());
     sh.give_back(validator.pseudonymizer);
     let sum = |f: fn(&FileOutcome) -> u64| files.iter().map(f).sum::<u64>();
     sh.saw_rows(table, sum(|f| f.report.rows));

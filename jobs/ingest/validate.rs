@@ -81,8 +81,13 @@ pub struct Reject {
 #[derive(Debug, Clone)]
 enum Parsed {
     Null,
-    /// The raw field, valid UTF-8, trimmed unless free text.
-    Field,
+    /// Bytes `start..end` of the raw field: valid UTF-8, trimmed unless
+    /// free text, cut to a prefix when generalized so. Where they are, not
+    /// the text: appending them checked and trimmed the field again.
+    Field {
+        start: u32,
+        end: u32,
+    },
     Owned(String),
     Int(i64),
     Float(f64),
@@ -91,7 +96,32 @@ enum Parsed {
     Ts(i64),
     Pseudo(Pseudonym),
     Static(&'static str),
-    Prefix(usize),
+}
+
+/// How large a table's batches grow: rows and each builder's value bytes.
+/// A validator's builders start at that size (the table's last
+/// partition's, then its own largest batch's) instead of growing from
+/// empty by doubling: the copies of that growth (`realloc` under Arrow's
+/// `append_value`) were 3% of a re-ingest's CPU in `perf`, and each
+/// doubling moved the column to memory the kernel had to fault in anew.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchSize {
+    pub rows: usize,
+    /// Value bytes of each string builder, in builder order (0 for the
+    /// fixed-width ones, whose size the rows give).
+    pub bytes: Vec<usize>,
+}
+
+impl BatchSize {
+    /// The larger of the two, column by column.
+    fn max(&self, other: &BatchSize) -> BatchSize {
+        let n = self.bytes.len().max(other.bytes.len());
+        let at = |s: &BatchSize, k: usize| s.bytes.get(k).copied().unwrap_or(0);
+        BatchSize {
+            rows: self.rows.max(other.rows),
+            bytes: (0..n).map(|k| at(self, k).max(at(other, k))).collect(),
+        }
+    }
 }
 
 /// Validates rows of one table and accumulates the accepted ones as Arrow columns.
@@ -104,9 +134,15 @@ pub struct RowValidator {
     year: i64,
     parsed: Vec<Parsed>,
     builders: Vec<(usize, Builder)>,
+    /// The size new builders start at (see [`BatchSize`]).
+    size: BatchSize,
     rows: usize,
     /// Columns whose values are pseudonymized.
     pseudonymized: Vec<usize>,
+    /// Columns checked against another column (`not_before`, `range_by`):
+    /// most tables have none, and every row went over every column twice
+    /// more to find that out.
+    dependent: Vec<usize>,
     /// Each column's pattern, cloned for this validator: a clone has a
     /// match cache of its own, where every worker matching with the
     /// contract's one regex took the regex crate's shared, locked cache
@@ -144,14 +180,20 @@ impl RowValidator {
             .filter(|(_, c)| c.handling == Handling::Pseudonymize)
             .map(|(i, _)| i)
             .collect();
+        let dependent = (contract.columns.iter().enumerate())
+            .filter(|(_, c)| c.not_before.is_some() || c.range_by.is_some())
+            .map(|(i, _)| i)
+            .collect();
         let patterns: Vec<Option<regex::Regex>> =
             contract.columns.iter().map(|c| c.pattern.clone()).collect();
         let mut v = RowValidator {
             pseudonymized,
+            dependent,
             matched: vec![String::new(); patterns.len()],
             patterns,
             parsed: vec![Parsed::Null; contract.columns.len()],
             builders: Vec::new(),
+            size: BatchSize::default(),
             contract,
             schema,
             pseudonymizer,
@@ -163,25 +205,55 @@ impl RowValidator {
         v
     }
 
+    /// Builders start at `size` from now on (the size of the table's
+    /// batches before; see [`BatchSize`]).
+    pub fn starting_at(mut self, size: BatchSize) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// The size of the largest batch so far, or the one started at.
+    pub fn batch_size(&self) -> BatchSize {
+        self.size.max(&self.current_size())
+    }
+
+    fn current_size(&self) -> BatchSize {
+        BatchSize {
+            rows: self.rows,
+            bytes: (self.builders.iter())
+                .map(|(_, b)| match b {
+                    Builder::Utf8(b) => b.values_slice().len(),
+                    _ => 0,
+                })
+                .collect(),
+        }
+    }
+
     fn fresh_builders(&self) -> Vec<(usize, Builder)> {
+        let rows = self.size.rows;
         self.contract
             .columns
             .iter()
             .enumerate()
             .filter(|(_, c)| c.is_kept())
-            .map(|(i, c)| {
+            .enumerate()
+            .map(|(k, (i, c))| {
+                let text = || {
+                    let bytes = self.size.bytes.get(k).copied().unwrap_or(0);
+                    Builder::Utf8(StringBuilder::with_capacity(rows, bytes))
+                };
                 let b = if matches!(c.handling, Handling::Pseudonymize | Handling::Generalize) {
-                    Builder::Utf8(StringBuilder::new())
+                    text()
                 } else {
                     match c.ty {
-                        ColumnType::String => Builder::Utf8(StringBuilder::new()),
-                        ColumnType::Int => Builder::Int(Int64Builder::new()),
-                        ColumnType::Float => Builder::Float(Float64Builder::new()),
-                        ColumnType::Bool => Builder::Bool(BooleanBuilder::new()),
-                        ColumnType::Date => Builder::Date(Date32Builder::new()),
-                        ColumnType::Timestamp => {
-                            Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-                        }
+                        ColumnType::String => text(),
+                        ColumnType::Int => Builder::Int(Int64Builder::with_capacity(rows)),
+                        ColumnType::Float => Builder::Float(Float64Builder::with_capacity(rows)),
+                        ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+                        ColumnType::Date => Builder::Date(Date32Builder::with_capacity(rows)),
+                        ColumnType::Timestamp => Builder::Ts(
+                            TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+                        ),
                     }
                 };
                 (i, b)
@@ -219,6 +291,14 @@ impl RowValidator {
             };
             // trimmed of Unicode spaces too (a spreadsheet's no-break space)
             let text = if free_text { text } else { trim_edges(text) };
+            // where the text is in the field (fields are far below 4 GiB: a
+            // CSV reader's record, a JSON line)
+            let start =
+                (text.as_ptr() as usize - fields[i].unwrap_or_default().as_ptr() as usize) as u32;
+            let field = |len: usize| Parsed::Field {
+                start,
+                end: start + len as u32,
+            };
             if text.is_empty() {
                 if col.required {
                     return Err(reject(
@@ -230,7 +310,7 @@ impl RowValidator {
                 continue;
             }
             let value = match col.ty {
-                ColumnType::String => Parsed::Field,
+                ColumnType::String => field(text.len()),
                 ColumnType::Int => match text.parse::<i64>() {
                     Ok(v) => Parsed::Int(v),
                     Err(_) => {
@@ -304,14 +384,14 @@ impl RowValidator {
                     Parsed::Pseudo(self.pseudonymizer.pseudonym(text.as_bytes()))
                 }
                 Handling::Redact => match self.redactor.redact(text) {
-                    std::borrow::Cow::Borrowed(_) => Parsed::Field,
+                    std::borrow::Cow::Borrowed(_) => field(text.len()),
                     std::borrow::Cow::Owned(s) => Parsed::Owned(s),
                 },
                 Handling::Generalize => match (&col.generalize, value) {
                     (Some(Generalization::AgeBand), Parsed::Int(y)) => {
                         Parsed::Static(age_band(y, self.year))
                     }
-                    (Some(Generalization::Prefix { length }), _) => Parsed::Prefix(
+                    (Some(Generalization::Prefix { length }), _) => field(
                         text.char_indices()
                             .nth(*length)
                             .map_or(text.len(), |(b, _)| b),
@@ -323,7 +403,8 @@ impl RowValidator {
             };
         }
         // Timestamps that cannot come before another's.
-        for (i, col) in contract.columns.iter().enumerate() {
+        for &i in &self.dependent {
+            let col = &contract.columns[i];
             let Some(j) = col.not_before else { continue };
             if let (Parsed::Ts(t), Parsed::Ts(before)) = (&self.parsed[i], &self.parsed[j])
                 && t < before
@@ -336,7 +417,8 @@ impl RowValidator {
             }
         }
         // Ranges that depend on another column (a score's scale on its survey type).
-        for (i, col) in contract.columns.iter().enumerate() {
+        for &i in &self.dependent {
+            let col = &contract.columns[i];
             let (Some(rb), Some(n)) = (&col.range_by, number_of(&self.parsed[i])) else {
                 continue;
             };
@@ -361,30 +443,25 @@ impl RowValidator {
 
     /// Appends the row last accepted by [`check`](Self::check).
     pub fn append(&mut self, fields: &Fields<'_>) {
+        if self.rows == 0 {
+            // sized when a batch's first row comes, not when the last is
+            // taken: a partition's last batch needs no builders after it
+            self.builders = self.fresh_builders();
+        }
         for (i, b) in self.builders.iter_mut() {
             let i = *i;
-            let p = &self.parsed[i];
-            let field_str = || {
-                let raw = fields[i].expect("checked present");
-                let s = utf8(raw).expect("checked UTF-8");
-                // a prefix's length was measured on the trimmed text
-                if matches!(p, Parsed::Field | Parsed::Prefix(_))
-                    && self.contract.columns[i].handling != Handling::Redact
-                {
-                    s.trim()
-                } else {
-                    s
-                }
-            };
-            match (b, p) {
+            match (b, &self.parsed[i]) {
                 (Builder::Utf8(b), Parsed::Null) => b.append_null(),
-                (Builder::Utf8(b), Parsed::Field) => b.append_value(field_str()),
+                (Builder::Utf8(b), Parsed::Field { start, end }) => {
+                    let raw = fields[i].expect("checked present");
+                    let text = raw.get(*start as usize..*end as usize).and_then(utf8);
+                    b.append_value(text.expect("the field checked"))
+                }
                 (Builder::Utf8(b), Parsed::Owned(s)) => b.append_value(s),
                 (Builder::Utf8(b), Parsed::Pseudo(h)) => {
                     b.append_value(utf8(h).expect("hex is ASCII"))
                 }
                 (Builder::Utf8(b), Parsed::Static(s)) => b.append_value(s),
-                (Builder::Utf8(b), Parsed::Prefix(n)) => b.append_value(&field_str()[..*n]),
                 (Builder::Int(b), Parsed::Int(v)) => b.append_value(*v),
                 (Builder::Int(b), Parsed::Null) => b.append_null(),
                 (Builder::Float(b), Parsed::Float(v)) => b.append_value(*v),
@@ -438,6 +515,7 @@ impl RowValidator {
 
     /// Finishes the accepted rows as a batch and starts afresh.
     pub fn take_batch(&mut self) -> Result<RecordBatch> {
+        self.size = self.batch_size();
         let columns: Vec<ArrayRef> = self
             .builders
             .iter_mut()
@@ -610,6 +688,7 @@ pub fn trim_edges(v: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::Array;
 
     /// A pattern's last match is remembered, never a failure: each value is
     /// judged as the contract's pattern judges it alone, in any order.
@@ -646,6 +725,68 @@ mod tests {
             };
             assert_eq!(got, want, "{value}");
         }
+    }
+
+    /// Reference: a validator whose builders grow from empty, as Arrow's
+    /// do. One started at an earlier batch's size gives the same batches,
+    /// and each validator's size is that of its largest batch: rows, and
+    /// the bytes of each string column (pseudonyms 32 each).
+    #[test]
+    fn builders_started_at_an_earlier_size_give_the_same_batches() {
+        let contracts = crate::schema::Contracts::builtin().expect("contracts");
+        let contract = contracts.get("customers").expect("customers");
+        let validator = || {
+            RowValidator::new(
+                contract.clone(),
+                crate::ingest::pseudonym::Pseudonymizer::new(&crate::config::Key::new(
+                    b"test-key".to_vec(),
+                )),
+                Arc::new(crate::ingest::redact::Redactor::new()),
+                2025,
+            )
+        };
+        // padded (ASCII and no-break spaces) and empty optional values: the
+        // spans appended are the trimmed texts
+        let rows = [
+            "C1,,,,75011,1980,female,fr,north,2024-01-02,true,",
+            " C2 ,,,, \u{a0}SW1A 1AA\u{a0},1950, male ,de,\u{a0}south,2024-01-03,false,2024-05-01 10:00:00",
+            "C3,,,,,,,,,2024-01-04,yes,",
+        ];
+        let fill = |v: &mut RowValidator, n: usize| -> RecordBatch {
+            for row in rows.iter().cycle().take(n) {
+                let mut fields: Fields<'_> = [None; MAX_COLUMNS];
+                for (field, value) in fields.iter_mut().zip(row.split(',')) {
+                    *field = Some(value.as_bytes());
+                }
+                v.check(&fields).expect("valid row");
+                v.append(&fields);
+            }
+            v.take_batch().expect("batch")
+        };
+        let mut grown = validator();
+        let reference = [fill(&mut grown, 7), fill(&mut grown, 3)];
+        let size = grown.batch_size();
+        assert_eq!(size.rows, 7, "the largest batch, not the last");
+        let id = (contract.columns.iter().filter(|c| c.is_kept()))
+            .position(|c| c.name == "customer_id")
+            .expect("kept");
+        assert_eq!(size.bytes[id], 7 * crate::ingest::pseudonym::PSEUDONYM_LEN);
+        let mut started = validator().starting_at(size.clone());
+        assert_eq!(started.batch_size(), size, "the size started at");
+        assert_eq!([fill(&mut started, 7), fill(&mut started, 3)], reference);
+        let texts = |name: &str| -> Vec<Option<String>> {
+            let column = reference[0].column_by_name(name).expect("lake column");
+            let text = (column.as_any())
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .expect("text");
+            (0..3)
+                .map(|r| text.is_valid(r).then(|| text.value(r).to_string()))
+                .collect()
+        };
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(texts("postal_prefix"), [some("75"), some("SW"), None]);
+        assert_eq!(texts("gender"), [some("female"), some("male"), None]);
+        assert_eq!(texts("region"), [some("north"), some("south"), None]);
     }
 
     /// Reference: `str::trim`, on values with ASCII and Unicode spaces at
