@@ -252,7 +252,7 @@ struct Shared {
     batch_rows: usize,
     /// Rows of each table's partition ingested last.
     rows_seen: Mutex<HashMap<String, usize>>,
-    /// The largest batch of each table's partition ingested last.
+    /// The largest batch of each table so far (see [`BatchSize`]).
     batch_sizes: Mutex<HashMap<String, BatchSize>>,
 }
 

@@ -99,11 +99,11 @@ enum Parsed {
 }
 
 /// How large a table's batches grow: rows and each builder's value bytes.
-/// A validator's builders start at that size (the table's last
-/// partition's, then its own largest batch's) instead of growing from
+/// A validator's builders start at that size (the largest batch of the
+/// table so far: each partition starts at the size the one before ended
+/// at, at most `batch_rows` rows) instead of growing from
 /// empty by doubling: the copies of that growth (`realloc` under Arrow's
-/// `append_value`) were 3% of a re-ingest's CPU in `perf`, and each
-/// doubling moved the column to memory the kernel had to fault in anew.
+/// `append_value`) were 3% of a backfill's CPU in `perf`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchSize {
     pub rows: usize,
