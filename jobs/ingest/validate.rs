@@ -690,6 +690,27 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::Array;
 
+    /// A validator of `contract` in 2025 under a test key.
+    fn validator_for(contract: &Arc<Contract>) -> RowValidator {
+        RowValidator::new(
+            contract.clone(),
+            crate::ingest::pseudonym::Pseudonymizer::new(&crate::config::Key::new(
+                b"test-key".to_vec(),
+            )),
+            Arc::new(crate::ingest::redact::Redactor::new()),
+            2025,
+        )
+    }
+
+    /// The fields of a comma-separated row, in the contract's column order.
+    fn fields_of(row: &str) -> Fields<'_> {
+        let mut fields: Fields<'_> = [None; MAX_COLUMNS];
+        for (field, value) in fields.iter_mut().zip(row.split(',')) {
+            *field = Some(value.as_bytes());
+        }
+        fields
+    }
+
     /// A pattern's last match is remembered, never a failure: each value is
     /// judged as the contract's pattern judges it alone, in any order.
     #[test]
@@ -699,24 +720,13 @@ mod tests {
         let currency = contract.column_index("currency").expect("currency");
         assert_eq!(currency, 5, "the row below is in the contract's order");
         let pattern = contract.columns[currency].pattern.clone().expect("pattern");
-        let mut v = RowValidator::new(
-            contract.clone(),
-            crate::ingest::pseudonym::Pseudonymizer::new(&crate::config::Key::new(
-                b"test-key".to_vec(),
-            )),
-            Arc::new(crate::ingest::redact::Redactor::new()),
-            2025,
-        );
+        let mut v = validator_for(&contract);
         let values = [
             "EUR", "EUR", "eur", "EUR", "USD", "USD", "EU", "EUR", "EURO", "EUR", "GBP", "eur",
         ];
         for value in values {
             let row = format!("O1,C1,2025-03-01 09:00:00,3.50,0,{value},in_store,1,false");
-            // the values in the contract's column order
-            let mut fields: Fields<'_> = [None; MAX_COLUMNS];
-            for (field, value) in fields.iter_mut().zip(row.split(',')) {
-                *field = Some(value.as_bytes());
-            }
+            let fields = fields_of(&row);
             let got = v.check(&fields).map_err(|r| r.reason);
             let want = if pattern.is_match(value) {
                 Ok(())
@@ -735,16 +745,6 @@ mod tests {
     fn builders_started_at_an_earlier_size_give_the_same_batches() {
         let contracts = crate::schema::Contracts::builtin().expect("contracts");
         let contract = contracts.get("customers").expect("customers");
-        let validator = || {
-            RowValidator::new(
-                contract.clone(),
-                crate::ingest::pseudonym::Pseudonymizer::new(&crate::config::Key::new(
-                    b"test-key".to_vec(),
-                )),
-                Arc::new(crate::ingest::redact::Redactor::new()),
-                2025,
-            )
-        };
         // padded (ASCII and no-break spaces) and empty optional values: the
         // spans appended are the trimmed texts
         let rows = [
@@ -754,16 +754,13 @@ mod tests {
         ];
         let fill = |v: &mut RowValidator, n: usize| -> RecordBatch {
             for row in rows.iter().cycle().take(n) {
-                let mut fields: Fields<'_> = [None; MAX_COLUMNS];
-                for (field, value) in fields.iter_mut().zip(row.split(',')) {
-                    *field = Some(value.as_bytes());
-                }
+                let fields = fields_of(row);
                 v.check(&fields).expect("valid row");
                 v.append(&fields);
             }
             v.take_batch().expect("batch")
         };
-        let mut grown = validator();
+        let mut grown = validator_for(&contract);
         let reference = [fill(&mut grown, 7), fill(&mut grown, 3)];
         let size = grown.batch_size();
         assert_eq!(size.rows, 7, "the largest batch, not the last");
@@ -771,7 +768,7 @@ mod tests {
             .position(|c| c.name == "customer_id")
             .expect("kept");
         assert_eq!(size.bytes[id], 7 * crate::ingest::pseudonym::PSEUDONYM_LEN);
-        let mut started = validator().starting_at(size.clone());
+        let mut started = validator_for(&contract).starting_at(size.clone());
         assert_eq!(started.batch_size(), size, "the size started at");
         assert_eq!([fill(&mut started, 7), fill(&mut started, 3)], reference);
         let texts = |name: &str| -> Vec<Option<String>> {
