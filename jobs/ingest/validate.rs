@@ -85,8 +85,8 @@ enum Parsed {
     /// free text, cut to a prefix when generalized so. Where they are, not
     /// the text: appending them checked and trimmed the field again.
     Field {
-        start: u32,
-        end: u32,
+        start: usize,
+        end: usize,
     },
     Owned(String),
     Int(i64),
@@ -291,13 +291,12 @@ impl RowValidator {
             };
             // trimmed of Unicode spaces too (a spreadsheet's no-break space)
             let text = if free_text { text } else { trim_edges(text) };
-            // where the text is in the field (fields are far below 4 GiB: a
-            // CSV reader's record, a JSON line)
-            let start =
-                (text.as_ptr() as usize - fields[i].unwrap_or_default().as_ptr() as usize) as u32;
+            // where the text is in the field (the enum is as large as a
+            // pseudonym already: two offsets cost it nothing)
+            let start = text.as_ptr() as usize - fields[i].unwrap_or_default().as_ptr() as usize;
             let field = |len: usize| Parsed::Field {
                 start,
-                end: start + len as u32,
+                end: start + len,
             };
             if text.is_empty() {
                 if col.required {
@@ -454,7 +453,7 @@ impl RowValidator {
                 (Builder::Utf8(b), Parsed::Null) => b.append_null(),
                 (Builder::Utf8(b), Parsed::Field { start, end }) => {
                     let raw = fields[i].expect("checked present");
-                    let text = raw.get(*start as usize..*end as usize).and_then(utf8);
+                    let text = raw.get(*start..*end).and_then(utf8);
                     b.append_value(text.expect("the field checked"))
                 }
                 (Builder::Utf8(b), Parsed::Owned(s)) => b.append_value(s),
