@@ -250,34 +250,31 @@ struct Shared {
     key: crate::config::Key,
     delimiter: u8,
     batch_rows: usize,
-    /// Rows of each table's partition ingested last.
-    rows_seen: Mutex<HashMap<String, usize>>,
-    /// The largest batch of each table so far (see [`BatchSize`]).
-    batch_sizes: Mutex<HashMap<String, BatchSize>>,
+    /// What each table's partitions so far showed (see [`TableSizes`]).
+    sizes: Mutex<HashMap<String, TableSizes>>,
+}
+
+/// What a table's partitions so far showed, so the next one's duplicate
+/// set and Arrow builders start at about the size they will need instead
+/// of growing from empty.
+#[derive(Debug, Clone, Default)]
+struct TableSizes {
+    /// Rows of the partition ingested last.
+    rows: usize,
+    /// The table's largest batch so far (see [`BatchSize`]).
+    batch: BatchSize,
 }
 
 impl Shared {
-    /// About as many rows as a partition of `table` will have: its last
-    /// partition's (none before the first), at most [`ROWS_HINT_MAX`].
-    fn rows_hint(&self, table: &str) -> usize {
-        let seen = self.rows_seen.lock().expect("no panics while held");
-        seen.get(table).copied().unwrap_or(0).min(ROWS_HINT_MAX)
-    }
-
-    fn saw_rows(&self, table: &str, rows: u64) {
-        let mut seen = self.rows_seen.lock().expect("no panics while held");
-        seen.insert(table.to_string(), usize::try_from(rows).unwrap_or(0));
-    }
-
-    /// The size a partition of `table` starts its builders at.
-    fn batch_size(&self, table: &str) -> BatchSize {
-        let sizes = self.batch_sizes.lock().expect("no panics while held");
+    /// What `table`'s partitions so far showed (nothing before the first).
+    fn sizes(&self, table: &str) -> TableSizes {
+        let sizes = self.sizes.lock().expect("no panics while held");
         sizes.get(table).cloned().unwrap_or_default()
     }
 
-    fn saw_batches(&self, table: &str, size: BatchSize) {
-        let mut sizes = self.batch_sizes.lock().expect("no panics while held");
-        sizes.insert(table.to_string(), size);
+    fn saw_partition(&self, table: &str, sizes: TableSizes) {
+        let mut all = self.sizes.lock().expect("no panics while held");
+        all.insert(table.to_string(), sizes);
     }
 
     fn take_pseudonymizer(&self) -> Pseudonymizer {
@@ -410,8 +407,7 @@ pub async fn run(ctx: &JobContext, dates: &[NaiveDate]) -> Result<IngestOutcome>
         key: ctx.key()?.clone(),
         delimiter: ctx.cfg.ingest.delimiter,
         batch_rows: ctx.cfg.ingest.batch_rows,
-        rows_seen: Mutex::new(HashMap::new()),
-        batch_sizes: Mutex::new(HashMap::new()),
+        sizes: Mutex::new(HashMap::new()),
     });
 
     // Phase 1: consent decisions, in date order; each customers partition
@@ -840,13 +836,14 @@ fn ingest_partition(
     let table = &contract.table;
     let lake_path = partition_file("lake", table, job.date);
     let quarantine_path = partition_file("quarantine", table, job.date);
+    let sizes = sh.sizes(table);
     let validator = RowValidator::new(
         contract.clone(),
         sh.take_pseudonymizer(),
         sh.redactor.clone(),
         i64::from(job.date.year()),
     )
-    .starting_at(sh.batch_size(table));
+    .starting_at(sizes.batch);
     // each worker writes its own partitions, on its own thread
     let lake = ParquetSink::create_in(
         &sh.storage,
@@ -868,9 +865,9 @@ fn ingest_partition(
         lake,
         quarantine,
         q: QuarantineBuilder::default(),
-        // sized as the table's last partition was: grown from empty, its
-        // rehashing was 1.3% of a backfill's CPU
-        seen: HashSet::with_capacity_and_hasher(sh.rows_hint(table), Default::default()),
+        // sized as the table's last partition was, at most ROWS_HINT_MAX:
+        // grown from empty, its rehashing was 1.3% of a backfill's CPU
+        seen: HashSet::with_capacity_and_hasher(sizes.rows.min(ROWS_HINT_MAX), Default::default()),
         key: Vec::with_capacity(64),
         opted_out,
         latest,
@@ -910,10 +907,15 @@ fn ingest_partition(
     }
     let rows_written = sh.handle.block_on(lake.finish())?;
     sh.handle.block_on(quarantine.finish())?;
-    sh.saw_batches(table, validator.batch_size());
-    sh.give_back(validator.pseudonymizer);
     let sum = |f: fn(&FileOutcome) -> u64| files.iter().map(f).sum::<u64>();
-    sh.saw_rows(table, sum(|f| f.report.rows));
+    sh.saw_partition(
+        table,
+        TableSizes {
+            rows: usize::try_from(sum(|f| f.report.rows)).unwrap_or(0),
+            batch: validator.batch_size(),
+        },
+    );
+    sh.give_back(validator.pseudonymizer);
     let outcome = PartitionOutcome {
         table: table.clone(),
         date: job.date,
